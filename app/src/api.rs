@@ -1,0 +1,314 @@
+//! The REST API's request and response types, shared by the server and the studio.
+//!
+//! Field names are PascalCase on the wire (see `shared/CONTRACT.md`). Keep every
+//! type that crosses HTTP here, so that the server and the studio cannot drift.
+
+use serde::{Deserialize, Serialize};
+
+/// Id of the backup status document, in the database being backed up.
+pub const BACKUP_STATUS_ID: &str = "Raven/Backup/Status";
+/// Id of the restore status document, in the system database.
+pub const RESTORE_STATUS_ID: &str = "Raven/Restore/Status";
+/// Id of the import/export status document.
+pub const SMUGGLER_STATUS_ID: &str = "Raven/Smuggler/Status";
+/// Status documents are never part of a backup.
+pub const STATUS_DOCUMENT_IDS: [&str; 3] = [BACKUP_STATUS_ID, RESTORE_STATUS_ID, SMUGGLER_STATUS_ID];
+
+/// Name under which the system database is shown in the studio and listings.
+pub const SYSTEM_DATABASE: &str = "System";
+
+/// The JSON body of every 4xx/5xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorBody {
+    /// A stable code such as `DatabaseExists` or `ChecksumMismatch`.
+    pub error: String,
+    /// A sentence a person can act on.
+    pub message: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    pub status: String,
+}
+
+/// One entry of `GET /databases`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct DatabaseInfo {
+    pub name: String,
+    pub document_count: u64,
+    pub size_bytes: u64,
+    pub encrypted: bool,
+}
+
+/// Optional body of `PUT /admin/databases/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CreateDatabaseRequest {
+    #[serde(default)]
+    pub encrypted: bool,
+}
+
+/// Answer of `PUT /admin/databases/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct DatabaseCreated {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<String>,
+}
+
+/// Answer of `PUT {base}/docs/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct PutResult {
+    pub id: String,
+    #[serde(rename = "ETag")]
+    pub etag: u64,
+}
+
+/// One document in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct DocumentEntry {
+    pub id: String,
+    #[serde(rename = "ETag")]
+    pub etag: u64,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub document: serde_json::Value,
+}
+
+/// Answer of `GET {base}/docs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct DocumentPage {
+    pub results: Vec<DocumentEntry>,
+    pub total_results: u64,
+}
+
+/// Body of `POST {base}/admin/backup`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct BackupRequest {
+    #[serde(default)]
+    pub backup_location: String,
+    /// Encrypted databases only: put the database key in the set (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_encryption_key: Option<bool>,
+    /// Base64 of 32 bytes: encrypt the set's data files with this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_encryption_key: Option<String>,
+    /// Encrypt the set's data files with a key derived from this passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_passphrase: Option<String>,
+}
+
+/// Answer (202) of every long-running job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct JobAccepted {
+    pub status_document: String,
+}
+
+/// Body of `POST /admin/restore`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct RestoreRequest {
+    #[serde(default)]
+    pub backup_location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_name: Option<String>,
+    /// Seconds to wait for another restore to finish (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_start_timeout: Option<u64>,
+    /// Restore the chain only up to this set (point in time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_up_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_encryption_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_passphrase: Option<String>,
+}
+
+/// Severity of a status message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum Severity {
+    Information,
+    Warning,
+    Error,
+}
+
+/// One line of a job's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct StatusMessage {
+    pub timestamp: String,
+    pub message: String,
+    pub severity: Severity,
+}
+
+/// Counters of a running job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct JobProgress {
+    pub documents_done: u64,
+    pub documents_total: u64,
+    pub bytes_written: u64,
+    pub percent: f64,
+}
+
+impl JobProgress {
+    /// Recomputes `Percent` from the counters (100 when there is nothing to do).
+    pub fn update_percent(&mut self) {
+        self.percent = if self.documents_total == 0 {
+            100.0
+        } else {
+            let p = self.documents_done as f64 * 100.0 / self.documents_total as f64;
+            (p.min(100.0) * 10.0).round() / 10.0
+        };
+    }
+}
+
+/// The status document of a backup, restore or import/export job
+/// (`Raven/Backup/Status`, `Raven/Restore/Status`, `Raven/Smuggler/Status`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", default)]
+pub struct JobStatus {
+    pub is_running: bool,
+    pub started: Option<String>,
+    pub completed: Option<String>,
+    pub success: bool,
+    pub backup_location: Option<String>,
+    /// Backups: whether the set is incremental.
+    pub incremental: bool,
+    /// Backups: the set being written; restores: the newest set applied.
+    pub set_id: Option<String>,
+    /// Restores: the database being restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_name: Option<String>,
+    pub progress: JobProgress,
+    pub messages: Vec<StatusMessage>,
+    pub error: Option<String>,
+    /// The stable code of `Error` (for example `ChecksumMismatch`).
+    pub error_code: Option<String>,
+}
+
+/// One backup set, as listed by `GET /admin/backup/sets` and `rookery-backup --list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct BackupSetInfo {
+    pub set_id: String,
+    pub kind: String,
+    pub base_set_id: Option<String>,
+    pub created: String,
+    pub from_etag: u64,
+    pub to_etag: u64,
+    pub document_count: u64,
+    pub deletion_count: u64,
+    pub size_bytes: u64,
+    pub encrypted: bool,
+    /// True when every checksum and link of this set verified.
+    pub verified: bool,
+    /// What is wrong with this set, when `Verified` is false.
+    pub problems: Vec<String>,
+}
+
+/// A full set and the incrementals on it, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct BackupChainInfo {
+    pub database_name: String,
+    pub database_id: String,
+    pub sets: Vec<BackupSetInfo>,
+}
+
+/// Answer of `GET /admin/backup/sets?location=`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct BackupListing {
+    pub location: String,
+    pub chains: Vec<BackupChainInfo>,
+    /// Problems that belong to no set (unreadable folders, orphans).
+    pub problems: Vec<String>,
+}
+
+/// Whether `name` is a valid database name: `[A-Za-z0-9_.-]{1,64}`, not starting with `.`.
+pub fn is_valid_database_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The REST base path of a database: `` for the system database, `/databases/{name}` otherwise.
+pub fn database_base(name: &str) -> String {
+    if name.is_empty() || name == SYSTEM_DATABASE {
+        String::new()
+    } else {
+        format!("/databases/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names() {
+        assert!(is_valid_database_name("Northwind"));
+        assert!(is_valid_database_name("a.b-c_1"));
+        assert!(!is_valid_database_name(""));
+        assert!(!is_valid_database_name(".hidden"));
+        assert!(!is_valid_database_name(".."));
+        assert!(!is_valid_database_name("a/b"));
+        assert!(!is_valid_database_name("naïve"));
+        assert!(!is_valid_database_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn status_round_trips_with_pascal_case() {
+        let status = JobStatus { is_running: true, ..Default::default() };
+        let json = serde_json::to_value(&status).expect("serializes");
+        assert_eq!(json["IsRunning"], true);
+        assert!(json.get("Progress").is_some());
+        let back: JobStatus = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, status);
+    }
+
+    #[test]
+    fn percent() {
+        let mut p = JobProgress { documents_done: 1, documents_total: 3, ..Default::default() };
+        p.update_percent();
+        assert_eq!(p.percent, 33.3);
+        p.documents_total = 0;
+        p.update_percent();
+        assert_eq!(p.percent, 100.0);
+    }
+}

@@ -1,0 +1,180 @@
+//! How the studio calls the REST API: the same endpoints as every client.
+//!
+//! After hydration, in the browser, requests go over HTTP with `gloo-net`.
+//! During server-side rendering, the same requests go through the server's
+//! REST router in-process (provided as [`SsrApi`] context), so the first
+//! render shows exactly what an HTTP client would read.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api::ErrorBody;
+
+/// A refused or failed request, as the studio shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApiFailure {
+    pub status: u16,
+    pub error: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.error)
+    }
+}
+
+impl ApiFailure {
+    fn local(message: impl Into<String>) -> Self {
+        Self { status: 0, error: "ClientError".into(), message: message.into() }
+    }
+}
+
+/// The REST router, for in-process calls during server-side rendering.
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct SsrApi(pub axum::Router);
+
+/// HTTP methods the studio uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Put,
+    Post,
+    Delete,
+}
+
+/// `GET` a JSON answer.
+pub async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, ApiFailure> {
+    let (status, text) = call(Method::Get, path, None).await?;
+    decode(status, &text)
+}
+
+/// Sends a JSON body (or none) and decodes a JSON answer (`()` for none).
+pub async fn send_json<T: DeserializeOwned, B: Serialize>(method: Method, path: &str, body: Option<&B>) -> Result<T, ApiFailure> {
+    let body = match body {
+        Some(b) => Some(serde_json::to_string(b).map_err(|e| ApiFailure::local(e.to_string()))?),
+        None => None,
+    };
+    let (status, text) = call(method, path, body).await?;
+    decode(status, &text)
+}
+
+/// Sends raw JSON text (the document editor) and decodes the answer.
+pub async fn send_text<T: DeserializeOwned>(method: Method, path: &str, body: String) -> Result<T, ApiFailure> {
+    let (status, text) = call(method, path, Some(body)).await?;
+    decode(status, &text)
+}
+
+fn decode<T: DeserializeOwned>(status: u16, text: &str) -> Result<T, ApiFailure> {
+    if (200..300).contains(&status) {
+        let text = if text.trim().is_empty() { "null" } else { text };
+        serde_json::from_str(text).map_err(|e| ApiFailure::local(format!("unexpected answer: {e}")))
+    } else {
+        match serde_json::from_str::<ErrorBody>(text) {
+            Ok(b) => Err(ApiFailure { status, error: b.error, message: b.message }),
+            Err(_) => Err(ApiFailure { status, error: "HttpError".into(), message: format!("the server answered {status}") }),
+        }
+    }
+}
+
+/// Percent-encodes a path segment, keeping `/` (document ids may hold it).
+pub fn encode_path(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query value.
+pub fn encode_query(value: &str) -> String {
+    encode_path(value).replace('/', "%2F")
+}
+
+#[cfg(feature = "ssr")]
+async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, String), ApiFailure> {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let Some(SsrApi(router)) = leptos::prelude::use_context::<SsrApi>() else {
+        return Err(ApiFailure::local("no API in context"));
+    };
+    let method = match method {
+        Method::Get => http::Method::GET,
+        Method::Put => http::Method::PUT,
+        Method::Post => http::Method::POST,
+        Method::Delete => http::Method::DELETE,
+    };
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.unwrap_or_default()))
+        .map_err(|e| ApiFailure::local(e.to_string()))?;
+    let response = router.oneshot(request).await.map_err(|e| ApiFailure::local(e.to_string()))?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.map_err(|e| ApiFailure::local(e.to_string()))?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).to_string()))
+}
+
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, String), ApiFailure> {
+    use gloo_net::http::Request;
+    let builder = match method {
+        Method::Get => Request::get(path),
+        Method::Put => Request::put(path),
+        Method::Post => Request::post(path),
+        Method::Delete => Request::delete(path),
+    };
+    let response = match body {
+        Some(b) => builder.header("content-type", "application/json").body(b).map_err(|e| ApiFailure::local(e.to_string()))?.send().await,
+        None => builder.send().await,
+    }
+    .map_err(|e| ApiFailure::local(format!("the server cannot be reached: {e}")))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    Ok((status, text))
+}
+
+#[cfg(not(any(feature = "ssr", feature = "hydrate")))]
+async fn call(_method: Method, _path: &str, _body: Option<String>) -> Result<(u16, String), ApiFailure> {
+    Err(ApiFailure::local("built without ssr or hydrate"))
+}
+
+/// Human-readable bytes (`1.5 MB`).
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_readable() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(1536), "1.5 KB");
+    }
+
+    #[test]
+    fn errors_decode_from_the_json_shape() {
+        let e = decode::<()>(409, r#"{"Error":"DatabaseExists","Message":"taken"}"#).expect_err("an error");
+        assert_eq!(e.error, "DatabaseExists");
+        assert_eq!(e.to_string(), "taken (DatabaseExists)");
+    }
+}

@@ -1,0 +1,94 @@
+//! Rookery's studio (Leptos, rendered on the server and hydrated in the
+//! browser) and the REST API types that the server and the studio share.
+
+pub mod api;
+pub mod client;
+pub mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
+
+/// The HTML document around the studio.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The studio.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/rookery.css"/>
+        <Title text="Rookery Studio"/>
+        <Router>
+            <div class="layout">
+                <Sidebar/>
+                <main class="content">
+                    <Routes fallback=|| view! { <NotFound/> }>
+                        <Route path=path!("/studio") view=pages::databases::DatabasesPage/>
+                        <Route path=path!("/studio/databases") view=pages::databases::DatabasesPage/>
+                        <Route path=path!("/studio/documents") view=pages::documents::DocumentsPage/>
+                        <Route path=path!("/studio/backup") view=pages::backup::BackupPage/>
+                        <Route path=path!("/studio/restore") view=pages::restore::RestorePage/>
+                    </Routes>
+                </main>
+            </div>
+        </Router>
+    }
+}
+
+#[component]
+fn Sidebar() -> impl IntoView {
+    view! {
+        <nav class="sidebar" aria-label="Studio">
+            <a class="brand" href="/studio">
+                <span class="brand-mark">"◆"</span>
+                <span>"Rookery"</span>
+                <span class="brand-sub">"Studio"</span>
+            </a>
+            <ul>
+                <li><A href="/studio/databases">"Databases"</A></li>
+                <li><A href="/studio/documents">"Documents"</A></li>
+                <li><A href="/studio/backup">"Backup"</A></li>
+                <li><A href="/studio/restore">"Restore"</A></li>
+            </ul>
+            <div class="sidebar-foot">
+                <a href="/openapi.json">"REST API (OpenAPI)"</a>
+            </div>
+        </nav>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <section class="page">
+            <h1>"Not found"</h1>
+            <p>"There is no such page. " <a href="/studio">"Back to the databases"</a></p>
+        </section>
+    }
+}
+
+/// Entry point of the WASM bundle: hydrates the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

@@ -1,0 +1,31 @@
+//! Pieces the pages share.
+
+use leptos::prelude::*;
+
+use crate::api::{DatabaseInfo, SYSTEM_DATABASE};
+use crate::client::{get_json, ApiFailure};
+
+/// A dismissable error banner; shows nothing when `error` is `None`.
+#[component]
+pub fn ErrorBanner(error: ReadSignal<Option<String>>, set_error: WriteSignal<Option<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || error.get().is_some()>
+            <div class="banner banner-error" role="alert">
+                <span class="banner-text">{move || error.get().unwrap_or_default()}</span>
+                <button class="link" on:click=move |_| set_error.set(None)>"Dismiss"</button>
+            </div>
+        </Show>
+    }
+}
+
+/// The names of every database, the system database first.
+pub async fn database_names() -> Result<Vec<String>, ApiFailure> {
+    let named: Vec<DatabaseInfo> = get_json("/databases").await?;
+    Ok(std::iter::once(SYSTEM_DATABASE.to_string()).chain(named.into_iter().map(|d| d.name)).collect())
+}
+
+/// The current page's query parameter `name`, read on the server and in the browser.
+pub fn query_param(name: &'static str) -> Memo<Option<String>> {
+    let query = leptos_router::hooks::use_query_map();
+    Memo::new(move |_| query.with(|q| q.get(name)))
+}

@@ -1,0 +1,166 @@
+//! The Databases page: list with counts and sizes, create, delete.
+
+use leptos::prelude::*;
+
+use super::common::ErrorBanner;
+use crate::api::{is_valid_database_name, DatabaseCreated, DatabaseInfo};
+use crate::client::{encode_path, encode_query, format_bytes, get_json, send_json, Method};
+
+/// `/studio` and `/studio/databases`.
+#[component]
+pub fn DatabasesPage() -> impl IntoView {
+    let (version, set_version) = signal(0u32);
+    let databases = Resource::new(move || version.get(), |_| get_json::<Vec<DatabaseInfo>>("/databases"));
+    let (error, set_error) = signal(None::<String>);
+    let (notice, set_notice) = signal(None::<String>);
+    let (name, set_name) = signal(String::new());
+    let (busy, set_busy) = signal(false);
+    let (confirming, set_confirming) = signal(None::<String>);
+
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let new_name = name.get_untracked().trim().to_string();
+        if !is_valid_database_name(&new_name) {
+            set_error.set(Some(
+                "A database name is 1 to 64 of A-Z a-z 0-9 _ . - and does not start with '.'".to_string(),
+            ));
+            return;
+        }
+        set_busy.set(true);
+        leptos::task::spawn_local(async move {
+            let path = format!("/admin/databases/{}", encode_path(&new_name));
+            let result = send_json::<DatabaseCreated, ()>(Method::Put, &path, None).await;
+            set_busy.set(false);
+            match result {
+                Ok(created) => {
+                    set_name.set(String::new());
+                    set_error.set(None);
+                    set_notice.set(Some(format!("Database '{}' created.", created.name)));
+                    set_version.update(|v| *v += 1);
+                }
+                Err(e) => set_error.set(Some(e.to_string())),
+            }
+        });
+    };
+
+    let delete = move |db: String| {
+        leptos::task::spawn_local(async move {
+            let path = format!("/admin/databases/{}", encode_path(&db));
+            let result = send_json::<(), ()>(Method::Delete, &path, None).await;
+            set_confirming.set(None);
+            match result {
+                Ok(()) => {
+                    set_notice.set(Some(format!("Database '{db}' deleted.")));
+                    set_version.update(|v| *v += 1);
+                }
+                Err(e) => set_error.set(Some(e.to_string())),
+            }
+        });
+    };
+
+    view! {
+        <section class="page">
+            <header class="page-header">
+                <h1>"Databases"</h1>
+                <p class="muted">"The system database and every named database on this server."</p>
+            </header>
+            <ErrorBanner error set_error/>
+            <Show when=move || notice.get().is_some()>
+                <div class="banner banner-ok" role="status">{move || notice.get().unwrap_or_default()}</div>
+            </Show>
+            <form class="card form-inline" on:submit=create>
+                <label for="new-database-name">"New database"</label>
+                <input
+                    id="new-database-name"
+                    type="text"
+                    placeholder="Northwind"
+                    autocomplete="off"
+                    prop:value=name
+                    on:input=move |ev| set_name.set(event_target_value(&ev))
+                />
+                <button type="submit" class="primary" disabled=busy>"Create database"</button>
+            </form>
+            <div class="card">
+                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match databases.await {
+                            Ok(list) => {
+                                let empty = list.is_empty();
+                                view! {
+                                    <table class="table" aria-label="Databases">
+                                        <thead>
+                                            <tr>
+                                                <th>"Name"</th>
+                                                <th class="num">"Documents"</th>
+                                                <th class="num">"Size"</th>
+                                                <th></th>
+                                            </tr>
+                                        </thead>
+                                        <tbody>
+                                            <tr>
+                                                <td>
+                                                    <a href="/studio/documents?db=System">"System"</a>
+                                                    <span class="tag">"system"</span>
+                                                </td>
+                                                <td class="num">"—"</td>
+                                                <td class="num">"—"</td>
+                                                <td></td>
+                                            </tr>
+                                            {list
+                                                .into_iter()
+                                                .map(|db| {
+                                                    let name = db.name.clone();
+                                                    let for_delete = name.clone();
+                                                    let for_confirm = name.clone();
+                                                    let is_confirming = move || confirming.get().as_deref() == Some(for_confirm.as_str());
+                                                    view! {
+                                                        <tr>
+                                                            <td>
+                                                                <a href=format!("/studio/documents?db={}", encode_query(&name))>{name.clone()}</a>
+                                                            </td>
+                                                            <td class="num">{db.document_count}</td>
+                                                            <td class="num">{format_bytes(db.size_bytes)}</td>
+                                                            <td class="actions">
+                                                                <Show
+                                                                    when=is_confirming
+                                                                    fallback={
+                                                                        let name = name.clone();
+                                                                        move || {
+                                                                            let name = name.clone();
+                                                                            view! {
+                                                                                <button class="danger-outline" on:click=move |_| set_confirming.set(Some(name.clone()))>
+                                                                                    "Delete"
+                                                                                </button>
+                                                                            }
+                                                                        }
+                                                                    }
+                                                                >
+                                                                    {
+                                                                        let target = for_delete.clone();
+                                                                        view! {
+                                                                            <button class="danger" on:click=move |_| delete(target.clone())>"Confirm delete"</button>
+                                                                            <button class="link" on:click=move |_| set_confirming.set(None)>"Cancel"</button>
+                                                                        }
+                                                                    }
+                                                                </Show>
+                                                            </td>
+                                                        </tr>
+                                                    }
+                                                })
+                                                .collect_view()}
+                                        </tbody>
+                                    </table>
+                                    <Show when=move || empty>
+                                        <p class="muted empty">"No named database yet: create one above."</p>
+                                    </Show>
+                                }
+                                    .into_any()
+                            }
+                            Err(e) => view! { <div class="banner banner-error">{e.to_string()}</div> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </div>
+        </section>
+    }
+}

@@ -1,0 +1,272 @@
+//! The Documents page: pick a database, page through its documents, open
+//! one, create, edit as JSON, delete.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+use super::common::{database_names, query_param, ErrorBanner};
+use crate::api::{database_base, DocumentPage, PutResult, SYSTEM_DATABASE};
+use crate::client::{encode_path, encode_query, get_json, send_json, send_text, Method};
+
+const PAGE_SIZE: u64 = 25;
+
+fn page_href(db: &str, start: u64) -> String {
+    format!("/studio/documents?db={}&start={start}", encode_query(db))
+}
+
+fn doc_href(db: &str, id: &str) -> String {
+    format!("/studio/documents?db={}&id={}", encode_query(db), encode_query(id))
+}
+
+/// `/studio/documents?db=&start=&id=&new=`.
+#[component]
+pub fn DocumentsPage() -> impl IntoView {
+    let db_param = query_param("db");
+    let start_param = query_param("start");
+    let id_param = query_param("id");
+    let new_param = query_param("new");
+    let db = Memo::new(move |_| db_param.get().filter(|d| !d.is_empty()).unwrap_or_else(|| SYSTEM_DATABASE.to_string()));
+    let start = Memo::new(move |_| start_param.get().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0));
+    let (version, set_version) = signal(0u32);
+    let (error, set_error) = signal(None::<String>);
+
+    let names = Resource::new(|| (), |_| database_names());
+    let page = Resource::new(
+        move || (db.get(), start.get(), version.get()),
+        |(db, start, _)| async move {
+            get_json::<DocumentPage>(&format!("{}/docs?start={start}&pageSize={PAGE_SIZE}", database_base(&db))).await
+        },
+    );
+    let opened = Resource::new(
+        move || (db.get(), id_param.get(), version.get()),
+        |(db, id, _)| async move {
+            match id {
+                Some(id) if !id.is_empty() => {
+                    let path = format!("{}/docs/{}", database_base(&db), encode_path(&id));
+                    get_json::<serde_json::Value>(&path)
+                        .await
+                        .map(|v| Some((id, serde_json::to_string_pretty(&v).unwrap_or_default())))
+                }
+                _ => Ok(None),
+            }
+        },
+    );
+
+    let navigate = use_navigate();
+    let choose_db = move |ev: leptos::ev::Event| {
+        let chosen = event_target_value(&ev);
+        navigate(&page_href(&chosen, 0), Default::default());
+    };
+
+    view! {
+        <section class="page">
+            <header class="page-header">
+                <h1>"Documents"</h1>
+                <div class="toolbar">
+                    <label for="documents-database">"Database"</label>
+                    <Transition fallback=|| view! { <select id="documents-database" disabled=true></select> }>
+                        {
+                            let choose_db = choose_db.clone();
+                            move || Suspend::new({
+                                let choose_db = choose_db.clone();
+                                async move {
+                                    let list = names.await.unwrap_or_else(|_| vec![SYSTEM_DATABASE.to_string()]);
+                                    view! {
+                                        <select id="documents-database" on:change=choose_db>
+                                            {list
+                                                .into_iter()
+                                                .map(|n| {
+                                                    let selected = n == db.get_untracked();
+                                                    view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
+                                                })
+                                                .collect_view()}
+                                        </select>
+                                    }
+                                }
+                            })
+                        }
+                    </Transition>
+                    <a class="button primary" href=move || format!("/studio/documents?db={}&new=1", encode_query(&db.get()))>"New document"</a>
+                </div>
+            </header>
+            <ErrorBanner error set_error/>
+            <div class="split">
+                <div class="card list-pane">
+                    <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match page.await {
+                                Ok(p) => {
+                                    let db_now = db.get_untracked();
+                                    let start_now = start.get_untracked();
+                                    let total = p.total_results;
+                                    let shown = p.results.len() as u64;
+                                    let prev = (start_now > 0).then(|| page_href(&db_now, start_now.saturating_sub(PAGE_SIZE)));
+                                    let next = (start_now + shown < total).then(|| page_href(&db_now, start_now + PAGE_SIZE));
+                                    let rows = p
+                                        .results
+                                        .into_iter()
+                                        .map(|d| {
+                                            let href = doc_href(&db_now, &d.id);
+                                            let preview: String = d.document.to_string().chars().take(80).collect();
+                                            view! {
+                                                <li>
+                                                    <a class="doc-link" href=href>
+                                                        <span class="doc-id">{d.id.clone()}</span>
+                                                        <span class="doc-etag">"etag " {d.etag}</span>
+                                                        <span class="doc-preview">{preview}</span>
+                                                    </a>
+                                                </li>
+                                            }
+                                        })
+                                        .collect_view();
+                                    view! {
+                                        <p class="muted list-summary">
+                                            {if total == 0 {
+                                                "No documents.".to_string()
+                                            } else {
+                                                format!("{}–{} of {total}", start_now + 1, start_now + shown)
+                                            }}
+                                        </p>
+                                        <ul class="doc-list" aria-label="Documents">{rows}</ul>
+                                        <div class="pager">
+                                            {prev.map(|h| view! { <a class="button" href=h>"← Previous"</a> })}
+                                            {next.map(|h| view! { <a class="button" href=h>"Next →"</a> })}
+                                        </div>
+                                    }
+                                        .into_any()
+                                }
+                                Err(e) => view! { <div class="banner banner-error">{e.to_string()}</div> }.into_any(),
+                            }
+                        })}
+                    </Transition>
+                </div>
+                <div class="card editor-pane">
+                    <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            let creating = new_param.get_untracked().is_some();
+                            match opened.await {
+                                Ok(Some((id, text))) => {
+                                    view! { <DocumentEditor db=db.get_untracked() id=id text=text is_new=false set_version set_error/> }.into_any()
+                                }
+                                Ok(None) if creating => {
+                                    view! {
+                                        <DocumentEditor db=db.get_untracked() id=String::new() text="{\n  \n}".to_string() is_new=true set_version set_error/>
+                                    }
+                                        .into_any()
+                                }
+                                Ok(None) => {
+                                    view! { <p class="muted empty">"Pick a document on the left, or create a new one."</p> }.into_any()
+                                }
+                                Err(e) => view! { <div class="banner banner-error">{e.to_string()}</div> }.into_any(),
+                            }
+                        })}
+                    </Transition>
+                </div>
+            </div>
+        </section>
+    }
+}
+
+/// Edits one document as JSON.
+#[component]
+fn DocumentEditor(
+    db: String,
+    id: String,
+    text: String,
+    is_new: bool,
+    set_version: WriteSignal<u32>,
+    set_error: WriteSignal<Option<String>>,
+) -> impl IntoView {
+    let (doc_id, set_doc_id) = signal(id);
+    let (body, set_body) = signal(text);
+    let (saved, set_saved) = signal(None::<String>);
+    let (busy, set_busy) = signal(false);
+    let navigate = use_navigate();
+    let db_for_save = db.clone();
+    let nav_save = navigate.clone();
+
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let id = doc_id.get_untracked().trim().to_string();
+        let text = body.get_untracked();
+        if id.is_empty() {
+            set_error.set(Some("A document needs an id, for example users/1.".into()));
+            return;
+        }
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) if v.is_object() => {}
+            Ok(_) => {
+                set_error.set(Some("A document must be a JSON object ({...}).".into()));
+                return;
+            }
+            Err(e) => {
+                set_error.set(Some(format!("The document is not valid JSON: {e}")));
+                return;
+            }
+        }
+        let db = db_for_save.clone();
+        let navigate = nav_save.clone();
+        set_busy.set(true);
+        leptos::task::spawn_local(async move {
+            let path = format!("{}/docs/{}", database_base(&db), encode_path(&id));
+            let result = send_text::<PutResult>(Method::Put, &path, text).await;
+            set_busy.set(false);
+            match result {
+                Ok(r) => {
+                    set_error.set(None);
+                    set_saved.set(Some(format!("Saved '{}' at etag {}.", r.id, r.etag)));
+                    if is_new {
+                        navigate(&doc_href(&db, &r.id), Default::default());
+                    }
+                    set_version.update(|v| *v += 1);
+                }
+                Err(e) => set_error.set(Some(e.to_string())),
+            }
+        });
+    };
+
+    let db_for_delete = db.clone();
+    let delete = move |_| {
+        let id = doc_id.get_untracked();
+        let db = db_for_delete.clone();
+        let navigate = navigate.clone();
+        leptos::task::spawn_local(async move {
+            let path = format!("{}/docs/{}", database_base(&db), encode_path(&id));
+            match send_json::<(), ()>(Method::Delete, &path, None).await {
+                Ok(()) => {
+                    navigate(&page_href(&db, 0), Default::default());
+                    set_version.update(|v| *v += 1);
+                }
+                Err(e) => set_error.set(Some(e.to_string())),
+            }
+        });
+    };
+
+    view! {
+        <form class="editor" on:submit=save>
+            <h2>{if is_new { "New document" } else { "Edit document" }}</h2>
+            <label for="document-id">"Id"</label>
+            <input
+                id="document-id"
+                type="text"
+                placeholder="users/1"
+                prop:value=doc_id
+                readonly=!is_new
+                on:input=move |ev| set_doc_id.set(event_target_value(&ev))
+            />
+            <label for="document-body">"JSON"</label>
+            <textarea
+                id="document-body"
+                rows="18"
+                spellcheck="false"
+                prop:value=body
+                on:input=move |ev| set_body.set(event_target_value(&ev))
+            ></textarea>
+            <div class="editor-actions">
+                <button type="submit" class="primary" disabled=busy>"Save"</button>
+                {(!is_new).then(|| view! { <button type="button" class="danger-outline" on:click=delete.clone()>"Delete"</button> })}
+                <span class="muted" role="status">{move || saved.get().unwrap_or_default()}</span>
+            </div>
+        </form>
+    }
+}

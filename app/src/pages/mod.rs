@@ -1,0 +1,7 @@
+//! The studio's pages, one module each.
+
+pub mod backup;
+pub mod common;
+pub mod databases;
+pub mod documents;
+pub mod restore;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building and testing Rookery needs, skipping what is already
+# present at the right version. Safe to run again; used by `make run` and `make test`.
+set -euo pipefail
+
+WASM_BINDGEN_VERSION=0.2.130
+CARGO_LEPTOS_VERSION=0.3.10
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+need_cmd() { command -v "$1" >/dev/null 2>&1; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+  echo "==> rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! need_cmd wasm-bindgen || ! wasm-bindgen --version | grep -q " ${WASM_BINDGEN_VERSION}"; then
+  echo "==> cargo install wasm-bindgen-cli ${WASM_BINDGEN_VERSION}"
+  cargo install wasm-bindgen-cli --version "${WASM_BINDGEN_VERSION}" --force
+fi
+
+if ! need_cmd cargo-leptos || ! cargo-leptos --version | grep -q " ${CARGO_LEPTOS_VERSION}"; then
+  echo "==> cargo install cargo-leptos ${CARGO_LEPTOS_VERSION} (debug build: faster to install, same output)"
+  cargo install cargo-leptos --locked --version "${CARGO_LEPTOS_VERSION}" --debug --force
+fi
+
+if [ "${1:-}" = "--with-browser" ]; then
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "==> apt-get install chromium"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d "$ROOT/end2end/node_modules/@playwright/test" ]; then
+    echo "==> npm install (end2end)"
+    (cd "$ROOT/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund)
+  fi
+fi

@@ -1,0 +1,96 @@
+//! `GET /databases`, `PUT|DELETE /admin/databases/{name}`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::documents::body_bytes;
+use super::{blocking, ApiError, AppState};
+use app::api::{CreateDatabaseRequest, DatabaseCreated, DatabaseInfo, ErrorBody};
+
+/// Every named database, in creation order.
+#[utoipa::path(get, path = "/databases", tag = "databases", responses((status = 200, body = Vec<DatabaseInfo>)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<DatabaseInfo>>, ApiError> {
+    blocking(move || {
+        Ok(Json(
+            state
+                .catalog()
+                .list()
+                .iter()
+                .map(|db| DatabaseInfo {
+                    name: db.name.clone(),
+                    document_count: db.store.document_count(),
+                    size_bytes: db.store.size_bytes(),
+                    encrypted: false,
+                })
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// Creates a database.
+#[utoipa::path(
+    put,
+    path = "/admin/databases/{name}",
+    tag = "databases",
+    params(("name" = String, Path, description = "`[A-Za-z0-9_.-]{1,64}`, not starting with `.`")),
+    request_body(content = Option<CreateDatabaseRequest>, description = "optional"),
+    responses(
+        (status = 201, body = DatabaseCreated),
+        (status = 400, body = ErrorBody, description = "InvalidName, InvalidJson"),
+        (status = 409, body = ErrorBody, description = "DatabaseExists"),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<DatabaseCreated>), ApiError> {
+    let body = body_bytes(body)?;
+    let request: CreateDatabaseRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateDatabaseRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("InvalidJson", format!("The body is not a valid request: {e}")))?
+    };
+    if request.encrypted {
+        return Err(ApiError::bad_request(
+            "EncryptionUnavailable",
+            "Encrypted databases are not available in this version of the server.",
+        ));
+    }
+    blocking(move || {
+        let db = state.catalog().create(&name)?;
+        tracing::info!(database = %db.name, "database created");
+        Ok((StatusCode::CREATED, Json(DatabaseCreated { name: db.name.clone(), encryption_key: None })))
+    })
+    .await
+}
+
+/// Deletes a database and its files.
+#[utoipa::path(
+    delete,
+    path = "/admin/databases/{name}",
+    tag = "databases",
+    params(("name" = String, Path,)),
+    responses(
+        (status = 204),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "DatabaseBusy while a backup runs"),
+    )
+)]
+pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    blocking(move || match state.catalog().delete(&name) {
+        Ok(()) => {
+            tracing::info!(database = %name, "database deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(crate::storage::StorageError::NotFound) => {
+            Err(ApiError::not_found(format!("Database '{}' does not exist.", name.escape_debug())))
+        }
+        Err(e) => Err(e.into()),
+    })
+    .await
+}

@@ -1,0 +1,177 @@
+//! Documents: `PUT|GET|DELETE {base}/docs/{id}` and `GET {base}/docs`.
+
+use std::collections::HashMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Query, RawPathParams};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::{blocking, ApiError, Db};
+use app::api::{DocumentEntry, DocumentPage, ErrorBody, PutResult};
+
+/// Most results a listing page returns.
+pub const MAX_PAGE_SIZE: usize = 1024;
+const DEFAULT_PAGE_SIZE: usize = 25;
+
+/// Reads a request body, turning an oversized or broken one into a JSON error.
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BodyTooLarge", "The request body is larger than the server accepts.")
+        } else {
+            ApiError::bad_request("InvalidBody", format!("The request body cannot be read: {}", e.body_text()))
+        }
+    })
+}
+
+/// Parses a body that must be a JSON object; returns its compact serialization.
+pub(crate) fn json_object(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("InvalidJson", format!("The body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("NotAnObject", "A document must be a JSON object ({...})."));
+    }
+    serde_json::to_vec(&value).map_err(|e| ApiError::internal(&e))
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or("").trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<u64>()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("InvalidETag", format!("If-Match must be an etag (a number), not '{}'.", text.escape_debug())))
+}
+
+fn etag_header(etag: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{etag}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+}
+
+/// The document id from the path (`{*id}`: it may hold `/`).
+#[derive(Debug, Clone)]
+pub struct DocId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for DocId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("InvalidId", e.body_text()))?;
+        params
+            .iter()
+            .find(|(k, _)| *k == "id")
+            .map(|(_, v)| Self(v.to_string()))
+            .ok_or_else(|| ApiError::bad_request("InvalidId", "A document id is required."))
+    }
+}
+
+/// Creates or replaces a document.
+#[utoipa::path(
+    put,
+    path = "/docs/{id}",
+    tag = "documents",
+    params(("id" = String, Path, description = "Any non-empty UTF-8 up to 512 bytes; `/` allowed"),
+           ("If-Match" = Option<String>, Header, description = "Only if the document is at this etag")),
+    request_body(content = Object, description = "A JSON object"),
+    responses(
+        (status = 200, body = PutResult, description = "Replaced"),
+        (status = 201, body = PutResult, description = "Created"),
+        (status = 400, body = ErrorBody, description = "InvalidJson, NotAnObject, InvalidId, InvalidETag"),
+        (status = 404, body = ErrorBody, description = "Unknown database"),
+        (status = 409, body = ErrorBody, description = "ConcurrencyConflict"),
+        (status = 413, body = ErrorBody, description = "BodyTooLarge"),
+    )
+)]
+pub async fn put(
+    Db(db): Db,
+    DocId(id): DocId,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let expected = if_match(&headers)?;
+    let body = json_object(&body_bytes(body)?)?;
+    crate::storage::store::validate_id(&id)?;
+    let outcome = blocking(move || Ok(db.store.put(&id, &body, expected).map(|o| (id, o))?)).await?;
+    let (id, outcome) = outcome;
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut response = (status, Json(PutResult { id, etag: outcome.etag })).into_response();
+    response.headers_mut().insert(header::ETAG, etag_header(outcome.etag));
+    Ok(response)
+}
+
+/// Reads a document.
+#[utoipa::path(
+    get,
+    path = "/docs/{id}",
+    tag = "documents",
+    params(("id" = String, Path,)),
+    responses((status = 200, body = Object, description = "The document; header ETag"), (status = 404, body = ErrorBody))
+)]
+pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
+    let record = blocking(move || Ok(db.store.get(&id)?.ok_or_else(|| ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))?)).await?;
+    let mut response = Response::new(Body::from(record.body));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::ETAG, etag_header(record.etag));
+    Ok(response)
+}
+
+/// Deletes a document.
+#[utoipa::path(
+    delete,
+    path = "/docs/{id}",
+    tag = "documents",
+    params(("id" = String, Path,), ("If-Match" = Option<String>, Header,)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+pub async fn delete(Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let expected = if_match(&headers)?;
+    blocking(move || match db.store.delete(&id, expected) {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(crate::storage::StorageError::NotFound) => Err(ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug()))),
+        Err(e) => Err(e.into()),
+    })
+    .await
+}
+
+/// A page of documents in id order.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "documents",
+    params(
+        ("start" = Option<u64>, Query, description = "Results to skip (default 0)"),
+        ("pageSize" = Option<u64>, Query, description = "Default 25, at most 1024 (larger is capped)"),
+        ("startsWith" = Option<String>, Query, description = "Id prefix"),
+    ),
+    responses((status = 200, body = DocumentPage), (status = 400, body = ErrorBody))
+)]
+pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> Result<Json<DocumentPage>, ApiError> {
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+        match query.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<u64>().map(|n| usize::try_from(n).unwrap_or(usize::MAX)).map_err(|_| {
+                ApiError::bad_request("InvalidQuery", format!("'{name}' must be a non-negative integer, not '{}'.", v.escape_debug()))
+            }),
+        }
+    };
+    let start = number("start", 0)?;
+    let page_size = number("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE);
+    let prefix = query.get("startsWith").cloned().unwrap_or_default();
+    blocking(move || {
+        let (page, total) = db.store.list(&prefix, start, page_size)?;
+        let results = page
+            .into_iter()
+            .map(|(id, record)| {
+                let document = serde_json::from_slice(&record.body).unwrap_or(serde_json::Value::Null);
+                DocumentEntry { id, etag: record.etag, document }
+            })
+            .collect();
+        Ok(Json(DocumentPage { results, total_results: total }))
+    })
+    .await
+}

@@ -1,0 +1,122 @@
+//! Backup and restore over REST: `POST {base}/admin/backup`,
+//! `POST /admin/restore`, `GET /admin/backup/sets`.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::de::DeserializeOwned;
+
+use super::documents::body_bytes;
+use super::{blocking, ApiError, AppState, Db};
+use crate::backup::location::{listing, validate_location, Depth};
+use crate::backup::BackupOptions;
+use app::api::{BackupListing, BackupRequest, ErrorBody, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
+
+fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match query.get(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" || v == "1" || v.is_empty() => Ok(true),
+        Some(v) if v == "false" || v == "0" => Ok(false),
+        Some(v) => Err(ApiError::bad_request("InvalidQuery", format!("'{name}' must be true or false, not '{}'.", v.escape_debug()))),
+    }
+}
+
+fn json_body<T: DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body_bytes(body)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("InvalidJson", format!("The body is not a valid request: {e}")))
+}
+
+/// Starts a backup of the database; poll `{base}/docs/Raven/Backup/Status`.
+#[utoipa::path(
+    post,
+    path = "/admin/backup",
+    tag = "backup",
+    params(("incremental" = Option<bool>, Query, description = "Default false")),
+    request_body = BackupRequest,
+    responses(
+        (status = 202, body = JobAccepted),
+        (status = 400, body = ErrorBody, description = "InvalidBackupLocation"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "BackupAlreadyRunning, ChainMismatch"),
+    )
+)]
+pub async fn start_backup(
+    State(state): State<AppState>,
+    Db(db): Db,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let incremental = flag(&query, "incremental")?;
+    let request: BackupRequest = json_body(body)?;
+    if request.backup_encryption_key.is_some() || request.backup_passphrase.is_some() {
+        return Err(ApiError::bad_request("EncryptionUnavailable", "Encrypted backup sets are not available in this version of the server."));
+    }
+    blocking(move || {
+        let options = BackupOptions { location: request.backup_location, incremental };
+        let handle = state.start_backup(&db.name, options)?;
+        tracing::info!(database = %db.name, set = %handle.set_id, "backup started");
+        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: BACKUP_STATUS_ID.to_string() })))
+    })
+    .await
+}
+
+/// Restores a backup location into a new database; poll `/docs/Raven/Restore/Status`.
+#[utoipa::path(
+    post,
+    path = "/admin/restore",
+    tag = "restore",
+    params(("defrag" = Option<bool>, Query, description = "Compact fully before opening (default false)")),
+    request_body = RestoreRequest,
+    responses(
+        (status = 202, body = JobAccepted),
+        (status = 400, body = ErrorBody, description = "InvalidBackupLocation, NoBackupFound, SetNotFound, InvalidName"),
+        (status = 409, body = ErrorBody, description = "DatabaseExists, DestinationNotEmpty, RestoreAlreadyRunning"),
+        (status = 422, body = ErrorBody, description = "ChecksumMismatch, BrokenChain, UnsupportedFormatVersion"),
+    )
+)]
+pub async fn start_restore(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let defrag = flag(&query, "defrag")?;
+    let request: RestoreRequest = json_body(body)?;
+    if request.restore_start_timeout.is_some_and(|t| t > 3600) {
+        return Err(ApiError::bad_request("InvalidRequest", "RestoreStartTimeout is at most 3600 seconds."));
+    }
+    blocking(move || {
+        let handle = state.start_restore(&request, defrag)?;
+        tracing::info!(database = %handle.database_name, "restore started");
+        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: RESTORE_STATUS_ID.to_string() })))
+    })
+    .await
+}
+
+/// The chains and sets in a backup location, each verified.
+#[utoipa::path(
+    get,
+    path = "/admin/backup/sets",
+    tag = "backup",
+    params(
+        ("location" = String, Query, description = "An absolute folder on the server"),
+        ("verify" = Option<bool>, Query, description = "Check every SHA-256 (default true); false checks presence and sizes"),
+    ),
+    responses((status = 200, body = BackupListing), (status = 400, body = ErrorBody))
+)]
+pub async fn list_sets(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Result<Json<BackupListing>, ApiError> {
+    let raw = query.get("location").cloned().unwrap_or_default();
+    let depth = if query.get("verify").is_some() && !flag(&query, "verify")? { Depth::Structure } else { Depth::Checksums };
+    blocking(move || {
+        let config = state.config();
+        let location = validate_location(&raw, &config.data_dir, &config.backup_roots)?;
+        Ok(Json(listing(&location, depth)?))
+    })
+    .await
+}

@@ -1,0 +1,84 @@
+//! The REST API (see `shared/CONTRACT.md`): one router for every client,
+//! the studio included.
+//!
+//! The server root is the system database's base; `/databases/{db}` is a
+//! named database's. Per-database routes are declared once and mounted at both.
+
+pub mod databases;
+pub mod documents;
+pub mod error;
+pub mod jobs;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+
+pub use error::ApiError;
+
+use crate::storage::DatabaseHandle;
+use crate::Rookery;
+use app::api::Health;
+
+/// What every handler shares.
+pub type AppState = Arc<Rookery>;
+
+/// The REST API.
+pub fn router(state: AppState) -> Router {
+    let per_database = Router::new()
+        .route("/docs", get(documents::list))
+        .route("/docs/{*id}", get(documents::get).put(documents::put).delete(documents::delete))
+        .route("/admin/backup", post(jobs::start_backup));
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi::spec))
+        .route("/databases", get(databases::list))
+        .route("/admin/databases/{name}", put(databases::create).delete(databases::delete))
+        .route("/admin/restore", post(jobs::start_restore))
+        .route("/admin/backup/sets", get(jobs::list_sets))
+        .merge(per_database.clone())
+        .nest("/databases/{db}", per_database)
+        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .with_state(state)
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "Ok".into() })
+}
+
+/// The database a request is for: `{db}` from the path, or the system database.
+#[derive(Debug, Clone)]
+pub struct Db(pub Arc<DatabaseHandle>);
+
+impl FromRequestParts<AppState> for Db {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("InvalidPath", e.body_text()))?;
+        let name = params.iter().find(|(k, _)| *k == "db").map(|(_, v)| v.to_string());
+        match name {
+            None => Ok(Self(state.catalog().system())),
+            Some(name) => state
+                .catalog()
+                .get(&name)
+                .map(Self)
+                .ok_or_else(|| ApiError::not_found(format!("Database '{}' does not exist.", name.escape_debug()))),
+        }
+    }
+}
+
+/// Runs blocking work (disk I/O, waiting for a job slot) off the async runtime.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(&e))?
+}

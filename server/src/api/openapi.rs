@@ -1,0 +1,77 @@
+//! `GET /openapi.json`: the OpenAPI description of every route.
+//!
+//! Per-database routes are declared at the root (the system database) and
+//! mounted again under `/databases/{db}`, exactly as the router does.
+
+use axum::Json;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{OpenApi as OpenApiDoc, Required};
+use utoipa::OpenApi;
+
+use super::{databases, documents, jobs};
+use app::api::*;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Rookery", description = "A document database with online backup and verified restore. Errors are `{\"Error\": code, \"Message\": text}`."),
+    paths(
+        super::health,
+        spec,
+        databases::list,
+        databases::create,
+        databases::delete,
+        documents::list,
+        documents::get,
+        documents::put,
+        documents::delete,
+        jobs::start_backup,
+        jobs::start_restore,
+        jobs::list_sets,
+    ),
+    components(schemas(
+        ErrorBody, Health, DatabaseInfo, CreateDatabaseRequest, DatabaseCreated, PutResult, DocumentEntry, DocumentPage,
+        BackupRequest, JobAccepted, RestoreRequest, JobStatus, JobProgress, StatusMessage, Severity,
+        BackupListing, BackupChainInfo, BackupSetInfo,
+    ))
+)]
+struct ApiDoc;
+
+/// Paths served at the root for the system database and under `/databases/{db}` for named ones.
+fn is_per_database(path: &str) -> bool {
+    path == "/docs" || path.starts_with("/docs/") || path == "/admin/backup"
+}
+
+/// The whole description.
+#[must_use]
+pub fn document() -> OpenApiDoc {
+    let mut doc = ApiDoc::openapi();
+    let per_database: Vec<_> =
+        doc.paths.paths.iter().filter(|(p, _)| is_per_database(p)).map(|(p, item)| (p.clone(), item.clone())).collect();
+    for (path, mut item) in per_database {
+        for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+            add_db_parameter(op);
+            if let Some(id) = op.operation_id.as_mut() {
+                id.push_str("_named");
+            }
+        }
+        doc.paths.paths.insert(format!("/databases/{{db}}{path}"), item);
+    }
+    doc
+}
+
+fn add_db_parameter(op: &mut Operation) {
+    let db: Parameter = ParameterBuilder::new()
+        .name("db")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some("A named database"))
+        .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String)))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).insert(0, db);
+}
+
+/// This description.
+#[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+pub async fn spec() -> Json<OpenApiDoc> {
+    Json(document())
+}

@@ -1,0 +1,293 @@
+//! Writing one backup set from a point-in-time snapshot.
+//!
+//! The consistency argument, in order:
+//! 1. One `fjall` snapshot is taken over every keyspace of the database. Writes
+//!    are committed in etag order under the store's writer lock, so the
+//!    snapshot holds exactly the writes up to its `last_etag` (the set's `ToEtag`).
+//! 2. Every record of the set is read from that snapshot and nothing else, so
+//!    the set is the database at one point in time, however long the backup
+//!    takes and whatever is written meanwhile.
+//! 3. An incremental set reads, from the same kind of snapshot, the change log
+//!    (live documents whose etag is above the base set's `ToEtag`) and the
+//!    deletion log (ids deleted above it and not alive in the snapshot), so
+//!    applying it on top of the base gives the database at its `ToEtag`.
+//! 4. Files go into `<location>/.tmp-<SetId>/`; each is fsynced; then the
+//!    manifest and `SHA256SUMS`; then the folder is fsynced and renamed to
+//!    `<location>/<SetId>` and the location fsynced. A set is visible under its
+//!    final name only when complete; a crash leaves at most a `.tmp-` folder,
+//!    which no reader takes for a set and which the next start removes.
+//! 5. The snapshot is dropped as soon as the data files are written.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::format::{
+    sha256sums, DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, FORMAT_VERSION,
+    MANIFEST, SHA256SUMS, TEMP_PREFIX,
+};
+use super::{BackupError, BackupSummary, PreparedBackup};
+use crate::failpoint;
+use crate::jobs::{now_rfc3339, StatusReporter};
+use crate::storage::record::decode_header;
+use crate::storage::StoreSnapshot;
+use app::api::STATUS_DOCUMENT_IDS;
+
+/// A data file is closed and a new one started after this many uncompressed bytes.
+const FILE_SPLIT_BYTES: u64 = 128 * 1024 * 1024;
+/// zstd level: fast, and JSON still compresses several times.
+const ZSTD_LEVEL: i32 = 1;
+
+/// Runs a prepared backup to the end, reporting into `reporter`.
+///
+/// # Errors
+/// Any failure; the `.tmp-` folder is removed before returning.
+pub fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter) -> Result<BackupSummary, BackupError> {
+    std::fs::create_dir_all(&prepared.location)
+        .map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", prepared.location.display())))?;
+    let temp = prepared.location.join(format!("{TEMP_PREFIX}{}", prepared.set_id));
+    let result = write_set(prepared, &temp, reporter);
+    if result.is_err() {
+        if let Err(e) = std::fs::remove_dir_all(&temp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, dir = %temp.display(), "cannot remove a failed backup's files");
+            }
+        }
+    }
+    result
+}
+
+fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReporter) -> Result<BackupSummary, BackupError> {
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |e: std::io::Error| BackupError::Io(format!("{what}: {e}"))
+    };
+    std::fs::create_dir(temp).map_err(io("cannot create the set folder"))?;
+
+    // Step 1: the point in time.
+    let snapshot = prepared.database.store.snapshot();
+    let to_etag = snapshot.last_etag()?;
+    let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
+    let mut files = FileSet::new(temp, reporter);
+
+    // Steps 2 and 3: every record from the snapshot.
+    let (documents, deletions) = match prepared.kind {
+        SetKind::Full => {
+            let status_docs = STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(snapshot.get_raw(id), Ok(Some(_)))).count() as u64;
+            files.reporter.set_total(snapshot.document_count()?.saturating_sub(status_docs));
+            let documents = files.write_documents(snapshot.documents().map(|r| r.map(|(id, raw)| (id, raw))))?;
+            files.write_change_log(&snapshot)?;
+            (documents, 0)
+        }
+        SetKind::Incremental => {
+            let total = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
+            files.reporter.set_total(total);
+            let changed = snapshot.changes_after(from_etag).map(|r| {
+                let (_, id) = r?;
+                let raw = snapshot.get_raw(&id)?.ok_or_else(|| crate::storage::StorageError::Corrupt(format!("change log names a missing document {id}")))?;
+                Ok((id, raw))
+            });
+            let documents = files.write_documents(changed)?;
+            let deletions = files.write_deletions(&snapshot, from_etag)?;
+            (documents, deletions)
+        }
+    };
+    // Step 5: release the snapshot.
+    drop(snapshot);
+    let bytes_written = files.bytes_done;
+    let manifest_files = files.finished;
+
+    // Step 4: manifest, checksums, rename.
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        set_id: prepared.set_id.clone(),
+        database_name: prepared.database.name.clone(),
+        database_id: prepared.database.store.database_id().to_string(),
+        kind: prepared.kind,
+        base_set_id: prepared.base.as_ref().map(|b| b.set_id.clone()),
+        from_etag,
+        to_etag,
+        document_count: documents,
+        deletion_count: deletions,
+        created: now_rfc3339(),
+        compression: "zstd".to_string(),
+        encryption: None,
+        files: manifest_files,
+    };
+    failpoint::hit("backup.before_manifest");
+    let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io(e.to_string()))?;
+    let manifest_sha = write_synced(&temp.join(MANIFEST), &manifest_json).map_err(io("cannot write the manifest"))?;
+    let mut sums: Vec<(String, String)> = manifest.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
+    sums.push((MANIFEST.to_string(), manifest_sha));
+    write_synced(&temp.join(SHA256SUMS), sha256sums(&sums).as_bytes()).map_err(io("cannot write SHA256SUMS"))?;
+    sync_dir(temp).map_err(io("cannot sync the set folder"))?;
+    failpoint::hit("backup.before_rename");
+    let final_dir = prepared.location.join(&prepared.set_id);
+    std::fs::rename(temp, &final_dir).map_err(io("cannot move the set into place"))?;
+    sync_dir(&prepared.location).map_err(io("cannot sync the backup location"))?;
+    failpoint::hit("backup.after_rename");
+
+    Ok(BackupSummary {
+        set_id: prepared.set_id.clone(),
+        kind: prepared.kind,
+        location: prepared.location.clone(),
+        set_dir: final_dir,
+        documents,
+        deletions,
+        bytes_written,
+        from_etag,
+        to_etag,
+    })
+}
+
+fn is_status(id: &str) -> bool {
+    STATUS_DOCUMENT_IDS.contains(&id)
+}
+
+type Sink = RecordWriter<HashingWriter<BufWriter<File>>>;
+
+/// The data files of one set, and the progress they make.
+struct FileSet<'a> {
+    dir: &'a Path,
+    reporter: &'a mut StatusReporter,
+    finished: Vec<ManifestFile>,
+    bytes_done: u64,
+    documents_done: u64,
+}
+
+impl<'a> FileSet<'a> {
+    fn new(dir: &'a Path, reporter: &'a mut StatusReporter) -> Self {
+        Self { dir, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0 }
+    }
+
+    fn open(&self, name: &str) -> Result<Sink, BackupError> {
+        let file = File::create(self.dir.join(name)).map_err(|e| BackupError::Io(format!("cannot create {name}: {e}")))?;
+        RecordWriter::new(HashingWriter::new(BufWriter::with_capacity(1 << 20, file)), ZSTD_LEVEL)
+            .map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
+    }
+
+    fn close(&mut self, name: String, sink: Sink, content: FileContent) -> Result<(), BackupError> {
+        let io = |e: std::io::Error| BackupError::Io(format!("cannot finish {name}: {e}"));
+        let (hashing, records) = sink.finish().map_err(io)?;
+        let (buffered, size, sha256) = hashing.finish();
+        let file = buffered.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        self.bytes_done += size;
+        failpoint::hit("backup.after_data_file");
+        self.finished.push(ManifestFile { name, size, sha256, content, records });
+        Ok(())
+    }
+
+    fn write_documents(
+        &mut self,
+        docs: impl Iterator<Item = Result<(String, Vec<u8>), crate::storage::StorageError>>,
+    ) -> Result<u64, BackupError> {
+        let mut index = 1;
+        let mut name = format!("documents-{index:04}.zst");
+        let mut sink = self.open(&name)?;
+        let mut count = 0;
+        for item in docs {
+            let (id, raw) = item?;
+            if is_status(&id) {
+                continue;
+            }
+            let (etag, modified_ms) = decode_header(&raw)?;
+            let body = raw[crate::storage::record::HEADER_LEN..].to_vec();
+            sink.write(&DataRecord::Document { id, etag, modified_ms, body })
+                .map_err(|e| BackupError::Io(format!("cannot write {name}: {e}")))?;
+            count += 1;
+            self.documents_done += 1;
+            if sink.raw_bytes() >= FILE_SPLIT_BYTES {
+                let next = format!("documents-{:04}.zst", index + 1);
+                let full = std::mem::replace(&mut sink, self.open(&next)?);
+                self.close(std::mem::replace(&mut name, next), full, FileContent::Documents)?;
+                index += 1;
+            }
+            let current = self.bytes_done + sink.get_ref().written();
+            self.reporter.progress(self.documents_done, current);
+        }
+        self.close(name, sink, FileContent::Documents)?;
+        Ok(count)
+    }
+
+    fn write_change_log(&mut self, snapshot: &StoreSnapshot) -> Result<(), BackupError> {
+        let name = "changes.zst".to_string();
+        let mut sink = self.open(&name)?;
+        for item in snapshot.changes_after(0) {
+            let (etag, id) = item?;
+            if is_status(&id) {
+                continue;
+            }
+            sink.write(&DataRecord::Change { etag, id }).map_err(|e| BackupError::Io(format!("cannot write {name}: {e}")))?;
+        }
+        self.close(name, sink, FileContent::ChangeLog)
+    }
+
+    fn write_deletions(&mut self, snapshot: &StoreSnapshot, from_etag: u64) -> Result<u64, BackupError> {
+        let name = "deletions.zst".to_string();
+        let mut sink = self.open(&name)?;
+        let mut count = 0;
+        for item in snapshot.deletions_after(from_etag) {
+            let (etag, id) = item?;
+            // Deleted then created again: the document itself is in the set.
+            if is_status(&id) || snapshot.get_raw(&id)?.is_some() {
+                continue;
+            }
+            sink.write(&DataRecord::Deletion { id, etag }).map_err(|e| BackupError::Io(format!("cannot write {name}: {e}")))?;
+            count += 1;
+        }
+        self.close(name, sink, FileContent::Deletions)?;
+        Ok(count)
+    }
+}
+
+/// Writes a small file, fsyncs it, and returns its SHA-256.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<String> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)))
+}
+
+/// fsyncs a directory, so that renames and new entries in it are durable.
+///
+/// # Errors
+/// I/O errors.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The id of a new set: `20261126T050000Z-full`, with `-2`, `-3`... before
+/// the kind when a set of that second already exists in the location.
+#[must_use]
+pub fn new_set_id(location: &Path, kind: SetKind) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let taken = |id: &str| location.join(id).exists() || location.join(format!("{TEMP_PREFIX}{id}")).exists();
+    let mut id = format!("{stamp}-{}", kind.suffix());
+    let mut n = 2;
+    while taken(&id) {
+        id = format!("{stamp}-{n}-{}", kind.suffix());
+        n += 1;
+    }
+    id
+}
+
+/// Removes what an interrupted backup left in `location` (its `.tmp-` folder).
+pub fn remove_unfinished(location: &Path, set_id: &str) {
+    let temp: PathBuf = location.join(format!("{TEMP_PREFIX}{set_id}"));
+    match std::fs::remove_dir_all(&temp) {
+        Ok(()) => tracing::info!(dir = %temp.display(), "removed an interrupted backup's files"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(error = %e, dir = %temp.display(), "cannot remove an interrupted backup's files"),
+    }
+}

@@ -1,0 +1,440 @@
+//! The on-disk format of a backup set (see `README.md` beside this file).
+//!
+//! Data files are zstd streams of records. Every record starts with a tag byte:
+//! - `D` document: `[id_len u32 LE][id][etag u64 LE][modified_ms i64 LE][body_len u32 LE][body]`
+//! - `X` deletion: `[id_len u32 LE][id][etag u64 LE]`
+//! - `E` change-log entry: `[etag u64 LE][id_len u32 LE][id]`
+//! - `Z` end of file: `[record_count u64 LE]`, so that a stream cut short is
+//!   detected even before checksums are compared.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The format written by this version. Readers accept every version up to it
+/// and refuse newer ones with `UnsupportedFormatVersion`.
+pub const FORMAT_VERSION: u32 = 1;
+/// The manifest's file name inside a set folder.
+pub const MANIFEST: &str = "manifest.json";
+/// The checksum list, in `sha256sum` format.
+pub const SHA256SUMS: &str = "SHA256SUMS";
+/// Prefix of a set folder being written; never read as a set.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Full or incremental.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetKind {
+    Full,
+    Incremental,
+}
+
+impl SetKind {
+    /// The suffix of set ids of this kind.
+    #[must_use]
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Incremental => "incremental",
+        }
+    }
+}
+
+/// What a data file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileContent {
+    Documents,
+    Deletions,
+    ChangeLog,
+}
+
+/// One file of a set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ManifestFile {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub content: FileContent,
+    pub records: u64,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Manifest {
+    pub format_version: u32,
+    pub server_version: String,
+    pub set_id: String,
+    pub database_name: String,
+    pub database_id: String,
+    pub kind: SetKind,
+    pub base_set_id: Option<String>,
+    pub from_etag: u64,
+    pub to_etag: u64,
+    pub document_count: u64,
+    pub deletion_count: u64,
+    pub created: String,
+    pub compression: String,
+    pub encryption: Option<serde_json::Value>,
+    pub files: Vec<ManifestFile>,
+}
+
+/// A record of a data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataRecord {
+    Document { id: String, etag: u64, modified_ms: i64, body: Vec<u8> },
+    Deletion { id: String, etag: u64 },
+    Change { etag: u64, id: String },
+}
+
+const TAG_DOCUMENT: u8 = b'D';
+const TAG_DELETION: u8 = b'X';
+const TAG_CHANGE: u8 = b'E';
+const TAG_END: u8 = b'Z';
+
+/// Counts and hashes what goes through it.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self { inner, hasher: Sha256::new(), written: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The inner writer, the byte count and the hex SHA-256.
+    pub fn finish(self) -> (W, u64, String) {
+        (self.inner, self.written, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Counts and hashes what is read through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        Self { inner, hasher: Sha256::new(), read: 0 }
+    }
+
+    /// Reads what is left (so that the hash covers the whole file), then
+    /// returns the byte count and the hex SHA-256.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn finish(mut self) -> io::Result<(u64, String)> {
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((self.read, hex::encode(self.hasher.finalize())))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// The SHA-256 of a whole file, streamed.
+///
+/// # Errors
+/// I/O errors.
+pub fn sha256_file(path: &std::path::Path) -> io::Result<(u64, String)> {
+    let file = std::fs::File::open(path)?;
+    HashingReader::new(io::BufReader::with_capacity(1 << 20, file)).finish()
+}
+
+/// Writes records into a zstd stream.
+pub struct RecordWriter<W: Write> {
+    encoder: zstd::Encoder<'static, W>,
+    records: u64,
+    raw_bytes: u64,
+}
+
+impl<W: Write> RecordWriter<W> {
+    /// Starts a compressed stream at `level`.
+    ///
+    /// # Errors
+    /// zstd initialisation errors.
+    pub fn new(inner: W, level: i32) -> io::Result<Self> {
+        Ok(Self { encoder: zstd::Encoder::new(inner, level)?, records: 0, raw_bytes: 0 })
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Uncompressed bytes written so far.
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw_bytes
+    }
+
+    /// The writer under the compressor (to read its byte count).
+    pub fn get_ref(&self) -> &W {
+        self.encoder.get_ref()
+    }
+
+    /// Appends one record.
+    ///
+    /// # Errors
+    /// I/O errors; ids and bodies over 4 GiB.
+    pub fn write(&mut self, record: &DataRecord) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(64);
+        match record {
+            DataRecord::Document { id, etag, modified_ms, body } => {
+                buf.push(TAG_DOCUMENT);
+                put_bytes(&mut buf, id.as_bytes())?;
+                buf.extend_from_slice(&etag.to_le_bytes());
+                buf.extend_from_slice(&modified_ms.to_le_bytes());
+                buf.extend_from_slice(&len_u32(body.len())?.to_le_bytes());
+                self.encoder.write_all(&buf)?;
+                self.encoder.write_all(body)?;
+                self.raw_bytes += (buf.len() + body.len()) as u64;
+            }
+            DataRecord::Deletion { id, etag } => {
+                buf.push(TAG_DELETION);
+                put_bytes(&mut buf, id.as_bytes())?;
+                buf.extend_from_slice(&etag.to_le_bytes());
+                self.encoder.write_all(&buf)?;
+                self.raw_bytes += buf.len() as u64;
+            }
+            DataRecord::Change { etag, id } => {
+                buf.push(TAG_CHANGE);
+                buf.extend_from_slice(&etag.to_le_bytes());
+                put_bytes(&mut buf, id.as_bytes())?;
+                self.encoder.write_all(&buf)?;
+                self.raw_bytes += buf.len() as u64;
+            }
+        }
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Writes the end record and closes the compressed stream.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn finish(mut self) -> io::Result<(W, u64)> {
+        let mut end = vec![TAG_END];
+        end.extend_from_slice(&self.records.to_le_bytes());
+        self.encoder.write_all(&end)?;
+        Ok((self.encoder.finish()?, self.records))
+    }
+}
+
+/// Reads records from a zstd stream; fails on a stream cut short.
+pub struct RecordReader<R: Read> {
+    decoder: zstd::Decoder<'static, io::BufReader<R>>,
+    records: u64,
+    ended: bool,
+}
+
+impl<R: Read> RecordReader<R> {
+    /// Opens a compressed stream.
+    ///
+    /// # Errors
+    /// zstd initialisation errors.
+    pub fn new(inner: R) -> io::Result<Self> {
+        Ok(Self { decoder: zstd::Decoder::new(inner)?, records: 0, ended: false })
+    }
+
+    /// The next record, `None` after the end record.
+    ///
+    /// # Errors
+    /// `InvalidData` for an unknown tag, a count mismatch or a missing end record.
+    pub fn next_record(&mut self) -> io::Result<Option<DataRecord>> {
+        if self.ended {
+            return Ok(None);
+        }
+        let mut tag = [0u8; 1];
+        if let Err(e) = self.decoder.read_exact(&mut tag) {
+            return Err(if e.kind() == io::ErrorKind::UnexpectedEof { invalid("the file ends before its end record") } else { e });
+        }
+        let record = match tag[0] {
+            TAG_DOCUMENT => {
+                let id = self.read_string()?;
+                let etag = self.read_u64()?;
+                let modified_ms = self.read_u64()? as i64;
+                let len = self.read_u32()? as usize;
+                let mut body = vec![0u8; len];
+                self.decoder.read_exact(&mut body)?;
+                DataRecord::Document { id, etag, modified_ms, body }
+            }
+            TAG_DELETION => {
+                let id = self.read_string()?;
+                let etag = self.read_u64()?;
+                DataRecord::Deletion { id, etag }
+            }
+            TAG_CHANGE => {
+                let etag = self.read_u64()?;
+                let id = self.read_string()?;
+                DataRecord::Change { etag, id }
+            }
+            TAG_END => {
+                let count = self.read_u64()?;
+                if count != self.records {
+                    return Err(invalid("the end record's count does not match the records read"));
+                }
+                self.ended = true;
+                return Ok(None);
+            }
+            other => return Err(invalid(&format!("unknown record tag {other}"))),
+        };
+        self.records += 1;
+        Ok(Some(record))
+    }
+
+    /// The reader under the decompressor.
+    pub fn into_inner(self) -> R {
+        self.decoder.finish().into_inner()
+    }
+
+    fn read_u32(&mut self) -> io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.decoder.read_exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn read_u64(&mut self) -> io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.decoder.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn read_string(&mut self) -> io::Result<String> {
+        let len = self.read_u32()? as usize;
+        if len > 64 * 1024 {
+            return Err(invalid("a record id is longer than any valid id"));
+        }
+        let mut b = vec![0u8; len];
+        self.decoder.read_exact(&mut b)?;
+        String::from_utf8(b).map_err(|_| invalid("a record id is not UTF-8"))
+    }
+}
+
+fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) -> io::Result<()> {
+    buf.extend_from_slice(&len_u32(bytes.len())?.to_le_bytes());
+    buf.extend_from_slice(bytes);
+    Ok(())
+}
+
+fn len_u32(len: usize) -> io::Result<u32> {
+    u32::try_from(len).map_err(|_| invalid("a field is over 4 GiB"))
+}
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
+}
+
+/// The content of `SHA256SUMS` for `files` (name, hex sha256), in `sha256sum` format.
+#[must_use]
+pub fn sha256sums(files: &[(String, String)]) -> String {
+    files.iter().map(|(name, sha)| format!("{sha}  {name}\n")).collect()
+}
+
+/// Parses `SHA256SUMS` into (name, hex sha256) pairs.
+///
+/// # Errors
+/// A message naming the malformed line.
+pub fn parse_sha256sums(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let (sha, name) = line.split_once("  ").ok_or_else(|| format!("SHA256SUMS line {} is malformed", i + 1))?;
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("SHA256SUMS line {} has no valid SHA-256", i + 1));
+            }
+            Ok((name.to_string(), sha.to_ascii_lowercase()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<DataRecord> {
+        vec![
+            DataRecord::Document { id: "users/1".into(), etag: 7, modified_ms: -1, body: br#"{"a":1}"#.to_vec() },
+            DataRecord::Deletion { id: "users/2".into(), etag: 9 },
+            DataRecord::Change { etag: 7, id: "users/1".into() },
+        ]
+    }
+
+    fn encode(records: &[DataRecord]) -> Vec<u8> {
+        let mut w = RecordWriter::new(Vec::new(), 3).expect("writer");
+        for r in records {
+            w.write(r).expect("writes");
+        }
+        w.finish().expect("finishes").0
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let bytes = encode(&sample());
+        let mut r = RecordReader::new(&bytes[..]).expect("reader");
+        let mut back = Vec::new();
+        while let Some(rec) = r.next_record().expect("reads") {
+            back.push(rec);
+        }
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn truncated_stream_is_an_error() {
+        let bytes = encode(&sample());
+        let cut = &bytes[..bytes.len() - 6];
+        let mut r = RecordReader::new(cut).expect("reader");
+        let mut failed = false;
+        for _ in 0..10 {
+            match r.next_record() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        assert!(failed, "a truncated stream must not read as complete");
+    }
+
+    #[test]
+    fn sha256sums_round_trip_and_match_sha256sum_format() {
+        let files = vec![("a.zst".to_string(), "ab".repeat(32))];
+        let text = sha256sums(&files);
+        assert_eq!(text, format!("{}  a.zst\n", "ab".repeat(32)));
+        assert_eq!(parse_sha256sums(&text).expect("parses"), files);
+        assert!(parse_sha256sums("zz  a\n").is_err());
+    }
+}

@@ -1,0 +1,385 @@
+//! A backup location on disk: validating a path a client gave, reading the
+//! sets in it, grouping them into chains and verifying them.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use super::format::{parse_sha256sums, sha256_file, Manifest, SetKind, FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX};
+use super::BackupError;
+use app::api::{BackupChainInfo, BackupListing, BackupSetInfo};
+
+/// Checks a client-given location before anything touches the disk: absolute,
+/// no `..`, not a filesystem root, not inside the data directory (symlinks
+/// resolved), and inside one of `roots` when roots are configured.
+///
+/// # Errors
+/// `InvalidLocation` with the reason.
+pub fn validate_location(raw: &str, data_dir: &Path, roots: &[PathBuf]) -> Result<PathBuf, BackupError> {
+    let invalid = |why: &str| BackupError::InvalidLocation(format!("'{}' {why}", raw.escape_debug()));
+    if raw.trim().is_empty() {
+        return Err(BackupError::InvalidLocation("BackupLocation is required: give an absolute folder on the server".into()));
+    }
+    if raw.contains('\0') {
+        return Err(invalid("contains a NUL character"));
+    }
+    let path = Path::new(raw);
+    if !path.is_absolute() {
+        return Err(invalid("is not an absolute path"));
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+        return Err(invalid("must not contain '.' or '..' components"));
+    }
+    let resolved = resolve(path).map_err(|e| invalid(&format!("cannot be resolved: {e}")))?;
+    if resolved.parent().is_none() {
+        return Err(invalid("is a filesystem root"));
+    }
+    let data = resolve(data_dir).map_err(|e| BackupError::Io(format!("data directory: {e}")))?;
+    if resolved.starts_with(&data) {
+        return Err(invalid("is inside the server's data directory"));
+    }
+    if !roots.is_empty() {
+        let inside = roots.iter().any(|root| resolve(root).map(|r| resolved.starts_with(r)).unwrap_or(false));
+        if !inside {
+            let list: Vec<_> = roots.iter().map(|r| r.display().to_string()).collect();
+            return Err(invalid(&format!("is outside every backup root ({})", list.join(", "))));
+        }
+    }
+    Ok(resolved)
+}
+
+/// Resolves symlinks in the longest existing prefix of `path` and appends the rest.
+fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        match existing.canonicalize() {
+            Ok(canonical) => {
+                let mut out = canonical;
+                for part in rest.iter().rev() {
+                    out.push(part);
+                }
+                return Ok(out);
+            }
+            Err(_) => {
+                let Some(name) = existing.file_name() else {
+                    return Ok(absolute);
+                };
+                rest.push(name.to_os_string());
+                existing = existing.parent().unwrap_or(Path::new("/"));
+            }
+        }
+    }
+}
+
+/// A complete set found in a location.
+#[derive(Debug, Clone)]
+pub struct SetOnDisk {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    /// Bytes of every file in the set folder.
+    pub size_bytes: u64,
+}
+
+/// A full set and its incrementals, oldest first.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub database_id: String,
+    pub database_name: String,
+    pub sets: Vec<SetOnDisk>,
+}
+
+impl Chain {
+    /// `Created` of the newest set.
+    #[must_use]
+    pub fn newest_created(&self) -> &str {
+        self.sets.last().map_or("", |s| s.manifest.created.as_str())
+    }
+}
+
+/// What a location holds.
+#[derive(Debug, Default)]
+pub struct ScannedLocation {
+    pub chains: Vec<Chain>,
+    /// Incremental sets whose base is not in the location.
+    pub orphans: Vec<SetOnDisk>,
+    /// Problems that keep a folder out of every chain: unreadable manifests,
+    /// incrementals whose base is missing, unfinished sets.
+    pub problems: Vec<String>,
+}
+
+impl ScannedLocation {
+    /// The newest chain of `database_id`, if any.
+    #[must_use]
+    pub fn newest_chain_of(&self, database_id: &str) -> Option<&Chain> {
+        self.chains.iter().filter(|c| c.database_id == database_id).max_by(|a, b| a.newest_created().cmp(b.newest_created()))
+    }
+
+    /// The newest chain of any database.
+    #[must_use]
+    pub fn newest_chain(&self) -> Option<&Chain> {
+        self.chains.iter().max_by(|a, b| a.newest_created().cmp(b.newest_created()))
+    }
+}
+
+/// Reads every set's manifest in `location` and groups the sets into chains.
+/// A missing location is empty. Reads manifests only, no data file.
+///
+/// # Errors
+/// I/O errors listing the folder.
+pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
+    let mut out = ScannedLocation::default();
+    let entries = match std::fs::read_dir(location) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(BackupError::Io(format!("cannot read '{}': {e}", location.display()))),
+    };
+    let mut sets = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| BackupError::Io(e.to_string()))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !entry.path().is_dir() {
+            continue;
+        }
+        if name.starts_with(TEMP_PREFIX) {
+            out.problems.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
+            continue;
+        }
+        if name.starts_with('.') {
+            continue;
+        }
+        match read_set(&entry.path()) {
+            Ok(set) => sets.push(set),
+            Err(e) => out.problems.push(format!("{name}: {e}")),
+        }
+    }
+    sets.sort_by(|a, b| a.manifest.created.cmp(&b.manifest.created).then(a.manifest.set_id.cmp(&b.manifest.set_id)));
+
+    // Group: every full set starts a chain; an incremental follows its base.
+    let mut by_base: BTreeMap<String, Vec<SetOnDisk>> = BTreeMap::new();
+    let mut fulls = Vec::new();
+    for set in sets {
+        match (set.manifest.kind, set.manifest.base_set_id.clone()) {
+            (SetKind::Full, _) => fulls.push(set),
+            (SetKind::Incremental, Some(base)) => by_base.entry(base).or_default().push(set),
+            (SetKind::Incremental, None) => {
+                out.problems.push(format!("{}: an incremental set without BaseSetId", set.manifest.set_id));
+            }
+        }
+    }
+    for full in fulls {
+        let mut chain = Chain {
+            database_id: full.manifest.database_id.clone(),
+            database_name: full.manifest.database_name.clone(),
+            sets: vec![full],
+        };
+        loop {
+            let Some(tip) = chain.sets.last() else { break };
+            let Some(mut next) = by_base.remove(&tip.manifest.set_id) else { break };
+            // Two incrementals on one base: the older continues the chain.
+            let first = next.remove(0);
+            for extra in next {
+                out.problems.push(format!(
+                    "{}: a second incremental on base {}; it is ignored",
+                    extra.manifest.set_id, extra.manifest.base_set_id.as_deref().unwrap_or("?")
+                ));
+            }
+            chain.sets.push(first);
+        }
+        out.chains.push(chain);
+    }
+    for (base, orphans) in by_base {
+        for orphan in orphans {
+            out.problems.push(format!("{}: its base set {base} is missing", orphan.manifest.set_id));
+            out.orphans.push(orphan);
+        }
+    }
+    Ok(out)
+}
+
+fn read_set(dir: &Path) -> Result<SetOnDisk, String> {
+    let raw = std::fs::read(dir.join(MANIFEST)).map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
+    let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| format!("{MANIFEST} is not valid JSON: {e}"))?;
+    let version = value.get("FormatVersion").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    if version > u64::from(FORMAT_VERSION) {
+        return Err(format!(
+            "UnsupportedFormatVersion: the set has format version {version}; this server reads up to {FORMAT_VERSION}"
+        ));
+    }
+    let manifest: Manifest = serde_json::from_value(value).map_err(|e| format!("{MANIFEST} is malformed: {e}"))?;
+    let mut size_bytes = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            size_bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    Ok(SetOnDisk { dir: dir.to_path_buf(), manifest, size_bytes })
+}
+
+/// How deep [`verify_set`] looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Files present with the sizes the manifest gives.
+    Structure,
+    /// Also every SHA-256.
+    Checksums,
+}
+
+/// A problem found by verification, with the error code it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Verifies one set: format version, `SHA256SUMS` against the manifest and
+/// the files, and (with [`Depth::Checksums`]) every file's SHA-256.
+#[must_use]
+pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let id = &set.manifest.set_id;
+    let mut push = |code: &'static str, message: String| findings.push(Finding { code, message });
+    if set.manifest.format_version > FORMAT_VERSION {
+        push("UnsupportedFormatVersion", format!("{id}: format version {} is newer than this server's {FORMAT_VERSION}", set.manifest.format_version));
+        return findings;
+    }
+    let sums = match std::fs::read_to_string(set.dir.join(SHA256SUMS)) {
+        Ok(text) => match parse_sha256sums(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                push("ChecksumMismatch", format!("{id}/{SHA256SUMS}: {e}"));
+                return findings;
+            }
+        },
+        Err(e) => {
+            push("ChecksumMismatch", format!("{id}/{SHA256SUMS}: cannot be read ({e})"));
+            return findings;
+        }
+    };
+    let sum_of = |name: &str| sums.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone());
+    let mut expected: Vec<(String, Option<u64>, String)> = Vec::new();
+    for file in &set.manifest.files {
+        match sum_of(&file.name) {
+            Some(s) if s == file.sha256 => expected.push((file.name.clone(), Some(file.size), s)),
+            Some(_) => push("ChecksumMismatch", format!("{id}/{}: SHA256SUMS and the manifest disagree", file.name)),
+            None => push("ChecksumMismatch", format!("{id}/{}: missing from SHA256SUMS", file.name)),
+        }
+    }
+    match sum_of(MANIFEST) {
+        Some(s) => expected.push((MANIFEST.to_string(), None, s)),
+        None => push("ChecksumMismatch", format!("{id}/{MANIFEST}: missing from SHA256SUMS")),
+    }
+    for (name, size, sha) in expected {
+        let path = set.dir.join(&name);
+        let actual_size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(_) => {
+                push("ChecksumMismatch", format!("{id}/{name}: the file is missing"));
+                continue;
+            }
+        };
+        if let Some(size) = size {
+            if size != actual_size {
+                push("ChecksumMismatch", format!("{id}/{name}: {actual_size} bytes, the manifest says {size}"));
+                continue;
+            }
+        }
+        if depth == Depth::Checksums || size.is_none() {
+            match sha256_file(&path) {
+                Ok((_, actual)) if actual == sha => {}
+                Ok(_) => push("ChecksumMismatch", format!("{id}/{name}: checksum mismatch (the file was changed or damaged)")),
+                Err(e) => push("ChecksumMismatch", format!("{id}/{name}: cannot be read ({e})")),
+            }
+        }
+    }
+    findings
+}
+
+/// Verifies the links of a chain: each set follows the one before it.
+#[must_use]
+pub fn verify_links(chain: &[SetOnDisk]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let Some(first) = chain.first() else { return findings };
+    if first.manifest.kind != SetKind::Full {
+        findings.push(Finding { code: "BrokenChain", message: format!("{}: a chain must start with a full set", first.manifest.set_id) });
+    }
+    for pair in chain.windows(2) {
+        let (prev, next) = (&pair[0].manifest, &pair[1].manifest);
+        let broken = |why: String| Finding { code: "BrokenChain", message: format!("{}: {why}", next.set_id) };
+        if next.kind != SetKind::Incremental {
+            findings.push(broken("a full set inside a chain".into()));
+        }
+        if next.base_set_id.as_deref() != Some(prev.set_id.as_str()) {
+            findings.push(broken(format!("its base is {:?}, not {}", next.base_set_id, prev.set_id)));
+        }
+        if next.database_id != prev.database_id {
+            findings.push(broken("belongs to another database".into()));
+        }
+        if next.from_etag != prev.to_etag {
+            findings.push(broken(format!("starts at etag {} but {} ends at {}", next.from_etag, prev.set_id, prev.to_etag)));
+        }
+    }
+    findings
+}
+
+/// The listing of a location, every set verified to `depth`.
+///
+/// # Errors
+/// I/O errors listing the folder.
+pub fn listing(location: &Path, depth: Depth) -> Result<BackupListing, BackupError> {
+    let scanned = scan(location)?;
+    let mut chains = Vec::new();
+    for chain in &scanned.chains {
+        let links = verify_links(&chain.sets);
+        let mut sets = Vec::new();
+        for set in &chain.sets {
+            let mut problems: Vec<String> = verify_set(set, depth).into_iter().map(|f| f.message).collect();
+            problems.extend(links.iter().filter(|f| f.message.starts_with(&set.manifest.set_id)).map(|f| f.message.clone()));
+            let m = &set.manifest;
+            sets.push(BackupSetInfo {
+                set_id: m.set_id.clone(),
+                kind: format!("{:?}", m.kind),
+                base_set_id: m.base_set_id.clone(),
+                created: m.created.clone(),
+                from_etag: m.from_etag,
+                to_etag: m.to_etag,
+                document_count: m.document_count,
+                deletion_count: m.deletion_count,
+                size_bytes: set.size_bytes,
+                encrypted: m.encryption.is_some(),
+                verified: problems.is_empty(),
+                problems,
+            });
+        }
+        chains.push(BackupChainInfo { database_name: chain.database_name.clone(), database_id: chain.database_id.clone(), sets });
+    }
+    Ok(BackupListing { location: location.display().to_string(), chains, problems: scanned.problems })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_validated() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        let ok = tmp.path().join("backups/one");
+        assert_eq!(validate_location(ok.to_str().expect("utf8"), &data, &[]).expect("valid"), tmp.path().canonicalize().expect("c").join("backups/one"));
+        for bad in ["", "relative/path", "/", "/tmp/../etc"] {
+            assert!(validate_location(bad, &data, &[]).is_err(), "{bad} must be refused");
+        }
+        let inside = data.join("x");
+        assert!(validate_location(inside.to_str().expect("utf8"), &data, &[]).is_err());
+        assert!(validate_location(data.to_str().expect("utf8"), &data, &[]).is_err());
+        // A symlink that leads into the data directory is refused.
+        let link = tmp.path().join("sneaky");
+        std::os::unix::fs::symlink(&data, &link).expect("symlink");
+        assert!(validate_location(link.join("b").to_str().expect("utf8"), &data, &[]).is_err());
+        // Roots.
+        let root = tmp.path().join("backups");
+        assert!(validate_location(ok.to_str().expect("utf8"), &data, &[root.clone()]).is_ok());
+        assert!(validate_location(tmp.path().join("elsewhere").to_str().expect("utf8"), &data, &[root]).is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! Online backup: full and incremental sets of a database at one point in
+//! time, written while the database keeps serving. The format is described
+//! in `README.md` beside this file.
+
+pub mod engine;
+pub mod format;
+pub mod location;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::storage::{DatabaseHandle, StorageError};
+pub use format::SetKind;
+
+/// How an error maps to HTTP, for backup and restore errors alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    Conflict,
+    Unprocessable,
+    Internal,
+}
+
+/// What can go wrong with a backup or with reading a backup location.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    InvalidLocation(String),
+    #[error("A backup is already running on this server; wait for it to finish.")]
+    AlreadyRunning,
+    #[error("{0}")]
+    ChainMismatch(String),
+    #[error("Database '{0}' does not exist.")]
+    DatabaseNotFound(String),
+    #[error("{0}")]
+    NoBackup(String),
+    #[error("{0}")]
+    ChecksumMismatch(String),
+    #[error("{0}")]
+    BrokenChain(String),
+    #[error("{0}")]
+    UnsupportedFormatVersion(String),
+    #[error("{0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Io(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl BackupError {
+    /// The stable error code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidLocation(_) => "InvalidBackupLocation",
+            Self::AlreadyRunning => "BackupAlreadyRunning",
+            Self::ChainMismatch(_) => "ChainMismatch",
+            Self::DatabaseNotFound(_) => "NotFound",
+            Self::NoBackup(_) => "NoBackupFound",
+            Self::ChecksumMismatch(_) => "ChecksumMismatch",
+            Self::BrokenChain(_) => "BrokenChain",
+            Self::UnsupportedFormatVersion(_) => "UnsupportedFormatVersion",
+            Self::Corrupt(_) => "CorruptBackup",
+            Self::Io(_) => "IoError",
+            Self::Storage(_) => "StorageError",
+        }
+    }
+
+    /// How the error maps to HTTP.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidLocation(_) | Self::NoBackup(_) => ErrorKind::BadRequest,
+            Self::AlreadyRunning | Self::ChainMismatch(_) => ErrorKind::Conflict,
+            Self::ChecksumMismatch(_) | Self::BrokenChain(_) | Self::UnsupportedFormatVersion(_) | Self::Corrupt(_) => {
+                ErrorKind::Unprocessable
+            }
+            Self::DatabaseNotFound(_) => ErrorKind::BadRequest,
+            Self::Io(_) | Self::Storage(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What to back up and where.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Absolute folder on the server.
+    pub location: String,
+    /// An incremental set on the newest set of this database's chain in the
+    /// location (a full set when there is none).
+    pub incremental: bool,
+}
+
+/// What a finished backup wrote.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    pub set_id: String,
+    pub kind: SetKind,
+    pub location: PathBuf,
+    pub set_dir: PathBuf,
+    pub documents: u64,
+    pub deletions: u64,
+    pub bytes_written: u64,
+    pub from_etag: u64,
+    pub to_etag: u64,
+}
+
+/// The set an incremental builds on.
+#[derive(Debug, Clone)]
+pub struct BaseSet {
+    pub set_id: String,
+    pub to_etag: u64,
+}
+
+/// A backup checked and ready to run.
+#[derive(Debug)]
+pub struct PreparedBackup {
+    pub database: Arc<DatabaseHandle>,
+    pub location: PathBuf,
+    pub kind: SetKind,
+    pub set_id: String,
+    pub base: Option<BaseSet>,
+}
+
+/// Checks a backup request without writing anything: the location, and for
+/// an incremental, the chain it would continue.
+///
+/// # Errors
+/// `InvalidLocation`, `ChainMismatch`, I/O errors reading the location.
+pub fn prepare(
+    database: Arc<DatabaseHandle>,
+    options: &BackupOptions,
+    data_dir: &std::path::Path,
+    roots: &[PathBuf],
+) -> Result<PreparedBackup, BackupError> {
+    let location = location::validate_location(&options.location, data_dir, roots)?;
+    if location.exists() && !location.is_dir() {
+        return Err(BackupError::InvalidLocation(format!("'{}' exists and is not a folder", location.display())));
+    }
+    let mut base = None;
+    if options.incremental {
+        let scanned = location::scan(&location)?;
+        match scanned.newest_chain_of(database.store.database_id()) {
+            Some(chain) => {
+                let tip = chain.sets.last().map(|s| &s.manifest);
+                base = tip.map(|m| BaseSet { set_id: m.set_id.clone(), to_etag: m.to_etag });
+            }
+            None => {
+                if let Some(other) = scanned.chains.first() {
+                    return Err(BackupError::ChainMismatch(format!(
+                        "'{}' holds the backup chain of another database ('{}', id {}); an incremental of '{}' cannot continue it. Use another location or a full backup.",
+                        location.display(),
+                        other.database_name,
+                        other.database_id,
+                        database.name
+                    )));
+                }
+            }
+        }
+    }
+    let kind = if base.is_some() { SetKind::Incremental } else { SetKind::Full };
+    let set_id = engine::new_set_id(&location, kind);
+    Ok(PreparedBackup { database, location, kind, set_id, base })
+}

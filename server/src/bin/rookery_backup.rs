@@ -1,0 +1,155 @@
+//! `rookery-backup`: start a backup through the REST API and follow it, or
+//! list and verify a backup location offline.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use rookery::backup::location::{listing, Depth};
+use rookery::cli::{follow_with_progress, human_bytes, wait_for_key};
+use rookery::client::Client;
+use rookery::config::Credentials;
+use app::api::{BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID};
+
+/// Back up a Rookery database, or list and verify a backup location.
+#[derive(Debug, Parser)]
+#[command(name = "rookery-backup", version)]
+struct Args {
+    /// The server root URL, or a database URL (`http://host:port/databases/Name`).
+    #[arg(long)]
+    url: Option<String>,
+    /// The backup location: a folder on the server (or, with --list/--verify, here).
+    #[arg(long)]
+    dest: String,
+    /// The database to back up (default: the one in --url, else the system database).
+    #[arg(long)]
+    database: Option<String>,
+    /// Return as soon as the server accepted the backup.
+    #[arg(long)]
+    nowait: bool,
+    /// An incremental set on the newest set of this database in --dest.
+    #[arg(long)]
+    incremental: bool,
+    /// HTTP request timeout in milliseconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Wait for a key press before exiting (when stdin is a terminal).
+    #[arg(long)]
+    readkey: bool,
+    /// Offline: list the chains and sets in --dest.
+    #[arg(long, conflicts_with_all = ["verify", "url"])]
+    list: bool,
+    /// Offline: verify every checksum and link in --dest; non-zero exit on any problem.
+    #[arg(long, conflicts_with = "url")]
+    verify: bool,
+    #[command(flatten)]
+    credentials: Credentials,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let code = if args.list || args.verify { offline(&args) } else { online(&args) };
+    if args.readkey {
+        wait_for_key();
+    }
+    code
+}
+
+fn offline(args: &Args) -> ExitCode {
+    let depth = if args.verify { Depth::Checksums } else { Depth::Structure };
+    let result = match listing(Path::new(&args.dest), depth) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rookery-backup: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print_listing(&result);
+    let problems: usize = result.problems.len() + result.chains.iter().flat_map(|c| &c.sets).map(|s| s.problems.len()).sum::<usize>();
+    if args.verify {
+        if problems == 0 && !result.chains.is_empty() {
+            println!("OK: every checksum and link verified.");
+            ExitCode::SUCCESS
+        } else {
+            if result.chains.is_empty() {
+                eprintln!("rookery-backup: no backup set in {}", args.dest);
+            }
+            for p in &result.problems {
+                eprintln!("problem: {p}");
+            }
+            for s in result.chains.iter().flat_map(|c| &c.sets) {
+                for p in &s.problems {
+                    eprintln!("problem: {p}");
+                }
+            }
+            ExitCode::FAILURE
+        }
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_listing(listing: &BackupListing) {
+    if listing.chains.is_empty() {
+        println!("No backup chain in {}", listing.location);
+    }
+    for chain in &listing.chains {
+        println!("Chain of database '{}' ({})", chain.database_name, chain.database_id);
+        println!("  {:<34} {:<12} {:<25} {:>10} {:>10} {:>10}  {}", "SET", "KIND", "CREATED", "DOCUMENTS", "DELETIONS", "SIZE", "STATUS");
+        for s in &chain.sets {
+            let status = if s.verified { "ok" } else { "PROBLEM" };
+            println!(
+                "  {:<34} {:<12} {:<25} {:>10} {:>10} {:>10}  {}",
+                s.set_id, s.kind, s.created, s.document_count, s.deletion_count, human_bytes(s.size_bytes), status
+            );
+        }
+    }
+    for p in &listing.problems {
+        println!("note: {p}");
+    }
+}
+
+fn online(args: &Args) -> ExitCode {
+    let Some(url) = &args.url else {
+        eprintln!("rookery-backup: --url is required (or --list / --verify for offline use)");
+        return ExitCode::from(2);
+    };
+    let client = Client::new(url, args.database.as_deref(), args.timeout.map(Duration::from_millis), &args.credentials);
+    let base = client.base();
+    let request = BackupRequest { backup_location: args.dest.clone(), ..Default::default() };
+    let endpoint = format!("{base}/admin/backup?incremental={}", args.incremental);
+    if let Err(e) = client.post_json::<JobAccepted>(&endpoint, &request) {
+        eprintln!("rookery-backup: backup refused: {e}");
+        return ExitCode::FAILURE;
+    }
+    if args.nowait {
+        println!("Backup started; follow {base}/docs/{BACKUP_STATUS_ID}");
+        return ExitCode::SUCCESS;
+    }
+    match follow_with_progress(&client, &base, BACKUP_STATUS_ID, Duration::from_secs(7 * 24 * 3600)) {
+        Ok(status) if status.success => {
+            println!(
+                "Backup completed: {} ({} documents, {}) in {}",
+                status.set_id.unwrap_or_default(),
+                status.progress.documents_done,
+                human_bytes(status.progress.bytes_written),
+                status.backup_location.unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!(
+                "rookery-backup: backup failed: {} ({})",
+                status.error.unwrap_or_else(|| "unknown error".into()),
+                status.error_code.unwrap_or_default()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("rookery-backup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

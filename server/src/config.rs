@@ -1,0 +1,165 @@
+//! The server's configuration: one typed struct, from flags, environment
+//! variables and an optional `--config` file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser};
+
+use crate::storage::Durability;
+
+/// `rookery-server`'s flags.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rookery-server", version, about = "Rookery: a document database with online backup and verified restore.")]
+#[command(args_override_self = true)]
+pub struct Config {
+    /// The data directory (`System/` and `Databases/<name>/` inside).
+    #[arg(long, env = "ROOKERY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "ROOKERY_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: SocketAddr,
+
+    /// A file of flags, one per line (`data-dir = /srv/rookery` or `--data-dir=/srv/rookery`);
+    /// flags on the command line win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+
+    /// A folder under which backups may be written and read (repeatable). With
+    /// none, any absolute folder outside the data directory is allowed.
+    #[arg(long = "backup-root", env = "ROOKERY_BACKUP_ROOTS", value_delimiter = ',')]
+    pub backup_roots: Vec<PathBuf>,
+
+    /// When a write is acknowledged: after an fsync (`fsync`, survives power
+    /// loss) or after the OS has it (`os`, survives a process crash).
+    #[arg(long, value_enum, env = "ROOKERY_DURABILITY", default_value = "fsync")]
+    pub durability: Durability,
+
+    /// Where the studio's compiled files are (`cargo leptos build` output).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// The largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+
+    #[command(flatten)]
+    pub credentials: Credentials,
+}
+
+/// The restore modes of `rookery-server` (see the README).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RestoreArgs {
+    /// The backup location to restore from (a path on the server that restores).
+    #[arg(long)]
+    pub restore_source: Option<String>,
+    /// With `--restore-system-database`: the data directory to create. With
+    /// `--restore-database`: where the restored database's files go.
+    #[arg(long)]
+    pub restore_destination: Option<PathBuf>,
+    /// Restore the system database offline into `--restore-destination`, then exit.
+    #[arg(long)]
+    pub restore_system_database: bool,
+    /// Restore a named database online, through the server at this root URL.
+    #[arg(long, value_name = "URL")]
+    pub restore_database: Option<String>,
+    /// The restored database's name (default: the name in the backup).
+    #[arg(long)]
+    pub restore_database_name: Option<String>,
+    /// Compact the restored database fully before it is opened.
+    #[arg(long)]
+    pub restore_defrag: bool,
+    /// Return as soon as the server accepted the restore.
+    #[arg(long)]
+    pub restore_no_wait: bool,
+    /// Seconds to wait for a running restore to finish before giving up.
+    #[arg(long, default_value_t = 15)]
+    pub restore_start_timeout: u64,
+    /// Restore only up to this set (point in time).
+    #[arg(long)]
+    pub restore_up_to: Option<String>,
+    /// The database key, for a set of an encrypted database made without it.
+    #[arg(long)]
+    pub restore_encryption_key: Option<String>,
+}
+
+/// Credentials every CLI sends.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Credentials {
+    /// User name (HTTP Basic).
+    #[arg(long, env = "ROOKERY_USERNAME")]
+    pub username: Option<String>,
+    /// Password (HTTP Basic).
+    #[arg(long, env = "ROOKERY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// API key, `name/secret`.
+    #[arg(long, env = "ROOKERY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: data in `data_dir`, writes
+    /// acknowledged after the OS has them, no backup roots.
+    #[must_use]
+    pub fn for_tests(data_dir: &Path) -> Self {
+        let mut config = Self::parse_from(["rookery-server"]);
+        config.data_dir = data_dir.to_path_buf();
+        config.durability = Durability::Os;
+        config
+    }
+
+    /// Parses the command line, reading `--config FILE` first when given.
+    ///
+    /// # Errors
+    /// The config file cannot be read.
+    pub fn from_args() -> Result<Self, String> {
+        let args: Vec<String> = std::env::args().collect();
+        let file = args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix("--config=").map(str::to_string).or_else(|| (a == "--config").then(|| args.get(i + 1).cloned()).flatten())
+        });
+        let mut all = vec![args.first().cloned().unwrap_or_else(|| "rookery-server".into())];
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read config file '{file}': {e}"))?;
+            all.extend(config_file_args(&text));
+        }
+        all.extend(args.into_iter().skip(1));
+        Ok(Self::parse_from(all))
+    }
+}
+
+/// Turns a config file's lines into flags: `key = value`, `key value`,
+/// `--key=value` and bare `key` (a switch); `#` starts a comment.
+fn config_file_args(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let line = line.trim_start_matches("--");
+            match line.split_once('=').or_else(|| line.split_once(char::is_whitespace)) {
+                Some((k, v)) => format!("--{}={}", k.trim(), v.trim().trim_matches('"')),
+                None => format!("--{line}"),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_lines_become_flags() {
+        let args = config_file_args("# comment\ndata-dir = /srv/data\n--bind=0.0.0.0:9\nrestore-defrag\nbackup-root \"/b\"\n");
+        assert_eq!(args, ["--data-dir=/srv/data", "--bind=0.0.0.0:9", "--restore-defrag", "--backup-root=/b"]);
+    }
+
+    #[test]
+    fn later_flags_win() {
+        let c = Config::parse_from(["x", "--data-dir=/a", "--data-dir=/b"]);
+        assert_eq!(c.data_dir, PathBuf::from("/b"));
+    }
+}

@@ -1,0 +1,396 @@
+//! Rookery: a document database server with online backup and verified restore.
+//!
+//! [`Rookery`] is the engine; the REST API ([`api::router`]) and the binaries
+//! are thin layers over it, and a Rust program can embed it directly.
+//!
+//! # Embedding: back up and restore without HTTP
+//!
+//! ```
+//! use rookery::{backup::BackupOptions, config::Config, Rookery};
+//! use app::api::RestoreRequest;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let rookery = Rookery::open(Config::for_tests(&dir.path().join("data")))?;
+//! let db = rookery.catalog().create("Northwind")?;
+//! db.store.put("orders/1", br#"{"Total": 42}"#, None)?;
+//!
+//! // A full backup; `wait` blocks until the set is complete.
+//! let location = dir.path().join("backups").display().to_string();
+//! let backup = rookery.start_backup("Northwind", BackupOptions { location: location.clone(), incremental: false })?;
+//! let summary = backup.wait()?;
+//! assert_eq!(summary.documents, 1);
+//!
+//! // Restore it under another name, verified before it becomes visible.
+//! let request = RestoreRequest {
+//!     backup_location: location,
+//!     database_name: Some("Northwind-copy".into()),
+//!     ..Default::default()
+//! };
+//! let restored = rookery.start_restore(&request, false)?.wait()?;
+//! assert_eq!(restored.documents, 1);
+//! let copy = rookery.catalog().get("Northwind-copy").expect("restored");
+//! assert!(copy.store.get("orders/1")?.is_some());
+//!
+//! // The system database restores offline, into a data directory no server uses.
+//! let system_backup = dir.path().join("system-backup").display().to_string();
+//! rookery.start_backup("System", BackupOptions { location: system_backup.clone(), incremental: false })?.wait()?;
+//! let new_data = dir.path().join("new-data");
+//! Rookery::restore_system_database(std::path::Path::new(&system_backup), &new_data, None, false)?;
+//! assert!(new_data.join("System").is_dir());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod api;
+pub mod backup;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod failpoint;
+pub mod jobs;
+pub mod restore;
+pub mod restore_cli;
+pub mod storage;
+pub mod web;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use app::api::{JobStatus, RestoreRequest, Severity, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
+
+use backup::{BackupError, BackupOptions, BackupSummary};
+use config::Config;
+use jobs::{JobSlot, StatusReporter};
+use restore::{RestoreError, RestoreSummary};
+use storage::{Catalog, DatabaseHandle, StorageError};
+
+/// The engine: a catalog of databases and the jobs that run on them.
+pub struct Rookery {
+    config: Config,
+    catalog: Arc<Catalog>,
+    backup_slot: Arc<JobSlot>,
+    restore_slot: Arc<JobSlot>,
+}
+
+impl std::fmt::Debug for Rookery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rookery").field("data_dir", &self.config.data_dir).finish_non_exhaustive()
+    }
+}
+
+/// A running backup.
+#[derive(Debug)]
+pub struct BackupHandle {
+    /// The set being written.
+    pub set_id: String,
+    thread: JoinHandle<Result<BackupSummary, BackupError>>,
+}
+
+impl BackupHandle {
+    /// Blocks until the backup ends.
+    ///
+    /// # Errors
+    /// The backup's error (also in its status document).
+    pub fn wait(self) -> Result<BackupSummary, BackupError> {
+        self.thread.join().unwrap_or_else(|_| Err(BackupError::Io("the backup thread panicked".into())))
+    }
+
+    /// Whether the backup has ended.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+/// A running restore.
+#[derive(Debug)]
+pub struct RestoreHandle {
+    /// The database being restored.
+    pub database_name: String,
+    thread: JoinHandle<Result<RestoreSummary, RestoreError>>,
+}
+
+impl RestoreHandle {
+    /// Blocks until the restore ends.
+    ///
+    /// # Errors
+    /// The restore's error (also in `Raven/Restore/Status`).
+    pub fn wait(self) -> Result<RestoreSummary, RestoreError> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(RestoreError::Backup(BackupError::Io("the restore thread panicked".into()))))
+    }
+
+    /// Whether the restore has ended.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+impl Rookery {
+    /// Opens the data directory of `config`, and cleans up after jobs that a
+    /// crash interrupted: their status documents stop saying `IsRunning`, and
+    /// their unfinished files are removed.
+    ///
+    /// # Errors
+    /// Storage errors opening the system database.
+    pub fn open(config: Config) -> Result<Self, StorageError> {
+        let catalog = Arc::new(Catalog::open(&config.data_dir, config.durability)?);
+        let rookery = Self { config, catalog, backup_slot: Arc::default(), restore_slot: Arc::default() };
+        rookery.recover_interrupted_jobs();
+        Ok(rookery)
+    }
+
+    fn recover_interrupted_jobs(&self) {
+        let system = self.catalog.system();
+        for db in std::iter::once(system.clone()).chain(self.catalog.list()) {
+            if let Some(status) = jobs::recover_interrupted(&db, BACKUP_STATUS_ID) {
+                tracing::warn!(database = %db.name, "a backup was interrupted by a server stop");
+                if let (Some(location), Some(set_id)) = (status.backup_location, status.set_id) {
+                    backup::engine::remove_unfinished(Path::new(&location), &set_id);
+                }
+            }
+        }
+        if jobs::recover_interrupted(&system, RESTORE_STATUS_ID).is_some() {
+            tracing::warn!("a restore was interrupted by a server stop; its files were removed");
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The databases.
+    #[must_use]
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Whether a backup is running on this server.
+    #[must_use]
+    pub fn backup_running(&self) -> bool {
+        self.backup_slot.is_busy()
+    }
+
+    /// Starts a backup of `database` (`System` for the system database) in the
+    /// background. When this returns, `Raven/Backup/Status` already shows the job.
+    ///
+    /// # Errors
+    /// `DatabaseNotFound`, `InvalidLocation` (checked first), `ChainMismatch`,
+    /// then `AlreadyRunning` when any backup runs on this server.
+    pub fn start_backup(&self, database: &str, options: BackupOptions) -> Result<BackupHandle, BackupError> {
+        let db = self.catalog.get(database).ok_or_else(|| BackupError::DatabaseNotFound(database.to_string()))?;
+        let prepared = backup::prepare(db.clone(), &options, &self.config.data_dir, &self.config.backup_roots)?;
+        let slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
+        let initial = JobStatus {
+            backup_location: Some(prepared.location.display().to_string()),
+            incremental: prepared.kind == backup::SetKind::Incremental,
+            set_id: Some(prepared.set_id.clone()),
+            ..Default::default()
+        };
+        let first = match &prepared.base {
+            Some(base) => format!("Incremental backup started on {} (from etag {})", base.set_id, base.to_etag),
+            None if options.incremental => "Full backup started (no earlier set of this database in the location)".to_string(),
+            None => "Full backup started".to_string(),
+        };
+        let mut reporter = StatusReporter::start(db.clone(), BACKUP_STATUS_ID, initial, &first)?;
+        let set_id = prepared.set_id.clone();
+        let jobs = JobCount::new(db);
+        let thread = std::thread::Builder::new()
+            .name(format!("backup-{}", prepared.database.name))
+            .spawn(move || {
+                let _slot = slot;
+                let _jobs = jobs;
+                let result = backup::engine::run(&prepared, &mut reporter);
+                match &result {
+                    Ok(s) => reporter.succeed(&format!(
+                        "Backup completed: {} documents, {} deletions, {} bytes in {}",
+                        s.documents, s.deletions, s.bytes_written, s.set_id
+                    )),
+                    Err(e) => {
+                        tracing::error!(error = %e, "backup failed");
+                        reporter.fail(e.code(), &format!("Backup failed: {e}"));
+                    }
+                }
+                result
+            })
+            .map_err(|e| BackupError::Io(format!("cannot start the backup thread: {e}")))?;
+        Ok(BackupHandle { set_id, thread })
+    }
+
+    /// Starts restoring a backup location into a new database. Waits up to
+    /// `RestoreStartTimeout` seconds for a running restore; verifies the whole
+    /// chain before it returns; the database is visible only once complete.
+    ///
+    /// # Errors
+    /// `InvalidLocation`, `DatabaseExists`, `DestinationNotEmpty`,
+    /// `AlreadyRunning`, `NoBackup`, `ChecksumMismatch`, `BrokenChain`,
+    /// `UnsupportedFormatVersion`, `SetNotFound`.
+    pub fn start_restore(&self, request: &RestoreRequest, defrag: bool) -> Result<RestoreHandle, RestoreError> {
+        let source = backup::location::validate_location(&request.backup_location, &self.config.data_dir, &self.config.backup_roots)?;
+        // Cheap refusals first, so that a doomed request does not wait for the slot.
+        if let Some(name) = &request.database_name {
+            self.check_name_free(name)?;
+        }
+        if let Some(location) = &request.database_location {
+            let location = self.validate_database_location(location)?;
+            if storage::catalog::is_non_empty_dir(&location) {
+                return Err(StorageError::DestinationNotEmpty(location).into());
+            }
+        }
+        let wait = request.restore_start_timeout.unwrap_or(15);
+        let slot = self.restore_slot.acquire(Duration::from_secs(wait)).ok_or(RestoreError::AlreadyRunning(wait))?;
+        let plan = restore::plan(&source, request.restore_up_to.as_deref())?;
+        let name = request.database_name.clone().unwrap_or_else(|| plan.database_name().to_string());
+        let location = match &request.database_location {
+            Some(l) => self.validate_database_location(l)?,
+            None => self.catalog.default_location(&name)?,
+        };
+        let reservation = self.catalog.reserve_restore(&name, &location)?;
+        let initial = JobStatus {
+            backup_location: Some(source.display().to_string()),
+            set_id: Some(plan.last_set_id().to_string()),
+            database_name: Some(name.clone()),
+            ..Default::default()
+        };
+        let system = self.catalog.system();
+        let mut reporter = match StatusReporter::start(
+            system,
+            RESTORE_STATUS_ID,
+            initial,
+            &format!("Restore of '{name}' started from {} ({} sets, verified)", plan.last_set_id(), plan.chain.len()),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                self.catalog.abort_restore(&reservation);
+                return Err(e.into());
+            }
+        };
+        reporter.set_total(plan.total_records());
+        let database_name = name.clone();
+        let catalog = self.catalog.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("restore-{name}"))
+            .spawn(move || {
+                let _slot = slot;
+                let result = run_restore(&catalog, &plan, &reservation, defrag, &mut reporter);
+                match &result {
+                    Ok(s) => reporter.succeed(&format!(
+                        "Restore completed: database '{}' with {} documents, up to {} (etag {})",
+                        s.database_name, s.documents, s.last_set_id, s.last_etag
+                    )),
+                    Err(e) => {
+                        tracing::error!(error = %e, "restore failed");
+                        reporter.fail(e.code(), &format!("Restore failed: {e}"));
+                    }
+                }
+                result
+            })
+            .map_err(|e| RestoreError::Backup(BackupError::Io(format!("cannot start the restore thread: {e}"))))?;
+        Ok(RestoreHandle { database_name, thread })
+    }
+
+    /// Restores the system database offline into an empty data directory,
+    /// synchronously; no server may be running on `data_dir`.
+    ///
+    /// # Errors
+    /// As [`restore::restore_system_database`].
+    pub fn restore_system_database(source: &Path, data_dir: &Path, up_to: Option<&str>, defrag: bool) -> Result<RestoreSummary, RestoreError> {
+        restore::restore_system_database(source, data_dir, up_to, defrag, &mut |_, _| {})
+    }
+
+    /// Flushes every database to stable storage (graceful shutdown).
+    pub fn persist_all(&self) {
+        for db in std::iter::once(self.catalog.system()).chain(self.catalog.list()) {
+            if let Err(e) = db.store.persist() {
+                tracing::error!(database = %db.name, error = %e, "flush at shutdown failed");
+            }
+        }
+    }
+
+    fn check_name_free(&self, name: &str) -> Result<(), RestoreError> {
+        self.catalog.default_location(name)?;
+        if self.catalog.get(name).is_some() {
+            return Err(StorageError::DatabaseExists(name.to_string()).into());
+        }
+        Ok(())
+    }
+
+    fn validate_database_location(&self, raw: &str) -> Result<PathBuf, RestoreError> {
+        let path = Path::new(raw);
+        let bad = |why: &str| RestoreError::InvalidRequest(format!("DatabaseLocation '{}' {why}", raw.escape_debug()));
+        if !path.is_absolute() {
+            return Err(bad("is not an absolute path"));
+        }
+        if path.components().any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir)) {
+            return Err(bad("must not contain '.' or '..' components"));
+        }
+        if path.parent().is_none() {
+            return Err(bad("is a filesystem root"));
+        }
+        let system = self.catalog.system();
+        let taken = std::iter::once(system).chain(self.catalog.list());
+        for db in taken {
+            let p = db.store.path();
+            if path.starts_with(p) || p.starts_with(path) {
+                return Err(bad(&format!("overlaps the files of database '{}'", db.name)));
+            }
+        }
+        Ok(path.to_path_buf())
+    }
+}
+
+/// The body of a restore job: build, move into place, register; on any
+/// failure, undo the reservation (see [`restore`] for the order of steps).
+fn run_restore(
+    catalog: &Catalog,
+    plan: &restore::RestorePlan,
+    reservation: &storage::RestoreReservation,
+    defrag: bool,
+    reporter: &mut StatusReporter,
+) -> Result<RestoreSummary, RestoreError> {
+    let result = (|| {
+        let mut summary = {
+            let mut progress = |done: u64, bytes: u64| reporter.progress(done, bytes);
+            restore::build(plan, &reservation.staging, defrag, &mut progress)?
+        };
+        if defrag {
+            reporter.message("Defragmented (compacted) the restored database", Severity::Information);
+        }
+        restore::move_into_place(&reservation.staging, &reservation.location)?;
+        failpoint::hit("restore.before_register");
+        let handle = catalog.commit_restore(reservation)?;
+        summary.database_name = handle.name.clone();
+        summary.location = reservation.location.clone();
+        summary.documents = handle.store.document_count();
+        Ok(summary)
+    })();
+    match &result {
+        Ok(s) => reporter.edit(|st| st.set_id = Some(s.last_set_id.clone())),
+        Err(_) => catalog.abort_restore(reservation),
+    }
+    result
+}
+
+/// Counts a job on a database while it lives (a busy database cannot be deleted).
+struct JobCount(Arc<DatabaseHandle>);
+
+impl JobCount {
+    fn new(db: Arc<DatabaseHandle>) -> Self {
+        db.jobs.fetch_add(1, Ordering::SeqCst);
+        Self(db)
+    }
+}
+
+impl Drop for JobCount {
+    fn drop(&mut self) {
+        self.0.jobs.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,104 @@
+//! `rookery-server`: serves the REST API and the studio, or restores (see `--help`).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rookery::config::Config;
+use rookery::restore_cli;
+use rookery::Rookery;
+
+fn main() -> ExitCode {
+    let config = match Config::from_args() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rookery-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    if config.restore.restore_system_database {
+        return restore_cli::restore_system_offline(&config);
+    }
+    if config.restore.restore_database.is_some() {
+        return restore_cli::restore_online(&config);
+    }
+    if config.restore.restore_source.is_some() {
+        eprintln!("rookery-server: --restore-source needs --restore-system-database or --restore-database=URL");
+        return ExitCode::from(2);
+    }
+    serve(config)
+}
+
+fn serve(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rookery-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let bind = config.bind;
+        let data_dir = config.data_dir.clone();
+        let rookery = match tokio::task::spawn_blocking(move || Rookery::open(config)).await {
+            Ok(Ok(r)) => Arc::new(r),
+            Ok(Err(e)) => {
+                eprintln!("rookery-server: cannot open the data directory '{}': {e}", data_dir.display());
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("rookery-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(bind).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("rookery-server: cannot listen on {bind}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(address = %local, data_dir = %data_dir.display(), "Rookery is serving; studio at http://{local}/studio");
+        let app = rookery::web::app_router(rookery.clone());
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+        tracing::info!("shutting down: flushing every database");
+        let r = rookery.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || r.persist_all())).await;
+        match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rookery-server: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,387 @@
+//! Restore: a backup chain into a new database, verified before anything
+//! becomes visible.
+//!
+//! The order of operations, and why nothing half-made is ever served:
+//! 1. [`plan`] reads the location, picks the newest complete chain (or the one
+//!    ending at `RestoreUpTo`) and verifies every link and every file's SHA-256.
+//! 2. The catalog reserves the name and the location (a registry entry in the
+//!    `Restoring` state): the name is taken, but no database is served.
+//! 3. [`build`] creates the database in a staging folder beside the
+//!    destination: bulk ingestion of the full set (sorted streams), then each
+//!    incremental in order, deletions first. Every file is hashed again while
+//!    it streams, so a file changed since step 1 fails the restore.
+//! 4. The staging folder is fsynced and renamed to the destination.
+//! 5. The catalog opens it and marks the entry `Ready`: only now is it visible.
+//!
+//! A failure at any step removes the staging folder, the destination if the
+//! restore made it, and the reservation. A crash does the same at the next
+//! start, since the registry entry is still `Restoring`.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use crate::backup::format::{DataRecord, FileContent, HashingReader, RecordReader, SetKind};
+use crate::backup::location::{scan, verify_links, verify_set, Depth, Finding, SetOnDisk};
+use crate::backup::{BackupError, ErrorKind};
+use crate::failpoint;
+use crate::storage::record::{encode_parts, etag_key};
+use crate::storage::{DocumentStore, Durability, StorageError};
+
+/// Documents applied per batch when replaying an incremental set.
+const APPLY_BATCH: usize = 4096;
+
+/// What can go wrong with a restore.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("Another restore is still running after waiting {0} s; try again later or raise RestoreStartTimeout.")]
+    AlreadyRunning(u64),
+    #[error("{0}")]
+    SetNotFound(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+}
+
+impl RestoreError {
+    /// The stable error code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Backup(b) => b.code(),
+            Self::Storage(StorageError::DatabaseExists(_)) => "DatabaseExists",
+            Self::Storage(StorageError::DestinationNotEmpty(_)) => "DestinationNotEmpty",
+            Self::Storage(StorageError::InvalidName(_)) => "InvalidName",
+            Self::Storage(_) => "StorageError",
+            Self::AlreadyRunning(_) => "RestoreAlreadyRunning",
+            Self::SetNotFound(_) => "SetNotFound",
+            Self::InvalidRequest(_) => "InvalidRequest",
+        }
+    }
+
+    /// How the error maps to HTTP.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Backup(b) => b.kind(),
+            Self::Storage(StorageError::DatabaseExists(_) | StorageError::DestinationNotEmpty(_)) => ErrorKind::Conflict,
+            Self::Storage(StorageError::InvalidName(_)) => ErrorKind::BadRequest,
+            Self::Storage(_) => ErrorKind::Internal,
+            Self::AlreadyRunning(_) => ErrorKind::Conflict,
+            Self::SetNotFound(_) | Self::InvalidRequest(_) => ErrorKind::BadRequest,
+        }
+    }
+}
+
+/// A verified chain, ready to restore.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    pub location: PathBuf,
+    /// The full set first, then its incrementals in order.
+    pub chain: Vec<SetOnDisk>,
+}
+
+impl RestorePlan {
+    /// The name of the database in the backup.
+    #[must_use]
+    pub fn database_name(&self) -> &str {
+        self.chain.first().map_or("", |s| s.manifest.database_name.as_str())
+    }
+
+    /// The newest set that will be applied.
+    #[must_use]
+    pub fn last_set_id(&self) -> &str {
+        self.chain.last().map_or("", |s| s.manifest.set_id.as_str())
+    }
+
+    /// Records to apply, for progress.
+    #[must_use]
+    pub fn total_records(&self) -> u64 {
+        self.chain.iter().map(|s| s.manifest.document_count + s.manifest.deletion_count).sum()
+    }
+}
+
+/// What a restore built.
+#[derive(Debug, Clone)]
+pub struct RestoreSummary {
+    pub database_name: String,
+    pub location: PathBuf,
+    pub last_set_id: String,
+    pub documents: u64,
+    pub last_etag: u64,
+}
+
+/// Step 1: picks the chain to restore from `location` and verifies it fully.
+///
+/// # Errors
+/// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
+pub fn plan(location: &Path, up_to: Option<&str>) -> Result<RestorePlan, RestoreError> {
+    if !location.is_dir() {
+        return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", location.display())).into());
+    }
+    let scanned = scan(location)?;
+    let chain = match up_to {
+        Some(set_id) => {
+            let chain = scanned
+                .chains
+                .iter()
+                .find(|c| c.sets.iter().any(|s| s.manifest.set_id == set_id))
+                .ok_or_else(|| RestoreError::SetNotFound(format!("no complete chain in '{}' holds the set '{set_id}'", location.display())))?;
+            let end = chain.sets.iter().position(|s| s.manifest.set_id == set_id).unwrap_or(0);
+            chain.sets[..=end].to_vec()
+        }
+        None => {
+            let Some(chain) = scanned.newest_chain() else {
+                if let Some(p) = scanned.problems.iter().find(|p| p.contains("UnsupportedFormatVersion")) {
+                    return Err(BackupError::UnsupportedFormatVersion(p.clone()).into());
+                }
+                if let Some(orphan) = scanned.orphans.first() {
+                    return Err(BackupError::BrokenChain(format!(
+                        "{}: its base set {} is missing",
+                        orphan.manifest.set_id,
+                        orphan.manifest.base_set_id.as_deref().unwrap_or("?")
+                    ))
+                    .into());
+                }
+                let detail = if scanned.problems.is_empty() { String::new() } else { format!(" ({})", scanned.problems.join("; ")) };
+                return Err(BackupError::NoBackup(format!("no complete backup set in '{}'{detail}", location.display())).into());
+            };
+            // A newer incremental whose base is gone means the newest chain is broken:
+            // restoring an older one silently would restore old data.
+            if let Some(orphan) = scanned
+                .orphans
+                .iter()
+                .find(|o| o.manifest.database_id == chain.database_id && o.manifest.created.as_str() > chain.newest_created())
+            {
+                return Err(BackupError::BrokenChain(format!(
+                    "{}: its base set {} is missing, so the newest chain is incomplete; restore an older point with RestoreUpTo",
+                    orphan.manifest.set_id,
+                    orphan.manifest.base_set_id.as_deref().unwrap_or("?")
+                ))
+                .into());
+            }
+            chain.sets.clone()
+        }
+    };
+    let mut findings = verify_links(&chain);
+    for set in &chain {
+        findings.extend(verify_set(set, Depth::Checksums));
+    }
+    if let Some(first) = findings.into_iter().next() {
+        return Err(finding_error(first).into());
+    }
+    Ok(RestorePlan { location: location.to_path_buf(), chain })
+}
+
+fn finding_error(f: Finding) -> BackupError {
+    match f.code {
+        "UnsupportedFormatVersion" => BackupError::UnsupportedFormatVersion(f.message),
+        "BrokenChain" => BackupError::BrokenChain(f.message),
+        _ => BackupError::ChecksumMismatch(f.message),
+    }
+}
+
+/// Progress callback: (records applied, bytes read).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Step 3: builds the database of `plan` in `dir` (which must not exist or be empty).
+///
+/// # Errors
+/// Checksum mismatches found while streaming, corrupt data, storage errors.
+pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, progress: Progress<'_>) -> Result<RestoreSummary, RestoreError> {
+    let store = DocumentStore::open(dir, Durability::Os)?;
+    let mut done = 0u64;
+    let mut bytes = 0u64;
+    let mut count = 0u64;
+    let mut last_etag = 0;
+    for set in &plan.chain {
+        match set.manifest.kind {
+            SetKind::Full => count = ingest_full(&store, set, &mut done, &mut bytes, progress)?,
+            SetKind::Incremental => apply_incremental(&store, set, &mut done, &mut bytes, progress)?,
+        }
+        last_etag = set.manifest.to_etag;
+        failpoint::hit("restore.after_set");
+    }
+    let bulk = store.bulk();
+    bulk.finish(last_etag, None)?;
+    if defrag {
+        store.compact()?;
+    }
+    store.persist()?;
+    count = count.max(store.document_count());
+    drop(store);
+    Ok(RestoreSummary {
+        database_name: plan.database_name().to_string(),
+        location: dir.to_path_buf(),
+        last_set_id: plan.last_set_id().to_string(),
+        documents: count,
+        last_etag,
+    })
+}
+
+fn ingest_full(store: &DocumentStore, set: &SetOnDisk, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<u64, RestoreError> {
+    let bulk = store.bulk();
+    let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
+    let mut last_id: Option<String> = None;
+    let mut count = 0u64;
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
+        read_file(set, &file.name, &file.sha256, bytes, &mut |record| {
+            let DataRecord::Document { id, etag, modified_ms, body } = record else {
+                return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
+            };
+            if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
+                return Err(corrupt(set, &file.name, "documents are not in id order"));
+            }
+            ingestion.write(id.as_bytes().to_vec(), encode_parts(etag, modified_ms, &body)).map_err(StorageError::from)?;
+            last_id = Some(id);
+            count += 1;
+            *done += 1;
+            progress(*done, 0);
+            Ok(())
+        })?;
+    }
+    ingestion.finish().map_err(StorageError::from)?;
+    if count != set.manifest.document_count {
+        return Err(corrupt(set, "manifest.json", "DocumentCount does not match the documents in the set"));
+    }
+    let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
+    let mut last_etag = 0u64;
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
+        read_file(set, &file.name, &file.sha256, bytes, &mut |record| {
+            let DataRecord::Change { etag, id } = record else {
+                return Err(corrupt(set, &file.name, "a non-change record in the change log"));
+            };
+            if etag <= last_etag {
+                return Err(corrupt(set, &file.name, "the change log is not in etag order"));
+            }
+            changes.write(etag_key(etag).to_vec(), id.into_bytes()).map_err(StorageError::from)?;
+            last_etag = etag;
+            Ok(())
+        })?;
+    }
+    changes.finish().map_err(StorageError::from)?;
+    bulk.finish(set.manifest.to_etag, Some(count))?;
+    progress(*done, *bytes);
+    Ok(count)
+}
+
+fn apply_incremental(store: &DocumentStore, set: &SetOnDisk, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<(), RestoreError> {
+    let bulk = store.bulk();
+    // Deletions first, then documents: see the backup engine's step 3.
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
+        let mut batch = Vec::new();
+        read_file(set, &file.name, &file.sha256, bytes, &mut |record| {
+            let DataRecord::Deletion { id, .. } = record else {
+                return Err(corrupt(set, &file.name, "a non-deletion record in a deletions file"));
+            };
+            batch.push(id);
+            *done += 1;
+            if batch.len() >= APPLY_BATCH {
+                bulk.apply(&std::mem::take(&mut batch), &[])?;
+                progress(*done, 0);
+            }
+            Ok(())
+        })?;
+        bulk.apply(&batch, &[])?;
+    }
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
+        let mut batch = Vec::new();
+        read_file(set, &file.name, &file.sha256, bytes, &mut |record| {
+            let DataRecord::Document { id, etag, modified_ms, body } = record else {
+                return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
+            };
+            batch.push((id, encode_parts(etag, modified_ms, &body)));
+            *done += 1;
+            if batch.len() >= APPLY_BATCH {
+                bulk.apply(&[], &std::mem::take(&mut batch))?;
+                progress(*done, 0);
+            }
+            Ok(())
+        })?;
+        bulk.apply(&[], &batch)?;
+    }
+    progress(*done, *bytes);
+    Ok(())
+}
+
+/// Streams one data file's records into `apply`, hashing it on the way; a
+/// file whose bytes differ from the manifest fails after its last record.
+fn read_file(
+    set: &SetOnDisk,
+    name: &str,
+    sha256: &str,
+    bytes: &mut u64,
+    apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
+) -> Result<(), RestoreError> {
+    let path = set.dir.join(name);
+    let file = File::open(&path).map_err(|e| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({e})", set.manifest.set_id)))?;
+    let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+    let mut reader = RecordReader::new(hashing).map_err(|e| corrupt(set, name, &e.to_string()))?;
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => apply(record)?,
+            Ok(None) => break,
+            Err(e) => return Err(corrupt(set, name, &e.to_string())),
+        }
+    }
+    let (size, actual) = reader.into_inner().finish().map_err(|e| corrupt(set, name, &e.to_string()))?;
+    *bytes += size;
+    if actual != sha256 {
+        return Err(BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file changed during the restore)", set.manifest.set_id)).into());
+    }
+    Ok(())
+}
+
+fn corrupt(set: &SetOnDisk, name: &str, why: &str) -> RestoreError {
+    BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id)).into()
+}
+
+/// Step 4: moves a built database from `staging` to `destination` durably.
+///
+/// # Errors
+/// I/O errors.
+pub fn move_into_place(staging: &Path, destination: &Path) -> Result<(), RestoreError> {
+    let io = |e: std::io::Error| BackupError::Io(format!("cannot move the restored database into '{}': {e}", destination.display()));
+    crate::backup::engine::sync_dir(staging).map_err(io)?;
+    failpoint::hit("restore.before_move");
+    std::fs::rename(staging, destination).map_err(io)?;
+    if let Some(parent) = destination.parent() {
+        crate::backup::engine::sync_dir(parent).map_err(io)?;
+    }
+    failpoint::hit("restore.after_move");
+    Ok(())
+}
+
+/// Restores the system database offline into the data directory `data_dir`
+/// (which must not exist or be empty): the server must not be running there.
+///
+/// # Errors
+/// Every error of [`plan`] and [`build`]; `DestinationNotEmpty`.
+pub fn restore_system_database(source: &Path, data_dir: &Path, up_to: Option<&str>, defrag: bool, progress: Progress<'_>) -> Result<RestoreSummary, RestoreError> {
+    if crate::storage::catalog::is_non_empty_dir(data_dir) || (data_dir.exists() && !data_dir.is_dir()) {
+        return Err(StorageError::DestinationNotEmpty(data_dir.to_path_buf()).into());
+    }
+    let plan = plan(source, up_to)?;
+    let created = !data_dir.exists();
+    std::fs::create_dir_all(data_dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", data_dir.display())))?;
+    let staging = data_dir.join(format!(".System.restoring-{}", uuid::Uuid::new_v4().simple()));
+    let result = build(&plan, &staging, defrag, progress).and_then(|mut summary| {
+        let destination = data_dir.join("System");
+        move_into_place(&staging, &destination)?;
+        summary.location = destination;
+        Ok(summary)
+    });
+    if result.is_err() {
+        if created {
+            let _ = std::fs::remove_dir_all(data_dir);
+        } else if let Ok(entries) = std::fs::read_dir(data_dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    result
+}

@@ -1,0 +1,37 @@
+//! The document store: one fjall database per Rookery database, and the
+//! catalog that holds them. See [`store`] for the keyspaces and their invariants.
+
+pub mod catalog;
+pub mod record;
+pub mod store;
+
+use std::path::PathBuf;
+
+pub use catalog::{Catalog, DatabaseHandle, RestoreReservation};
+pub use record::Record;
+pub use store::{DocumentStore, Durability, PutOutcome, StoreSnapshot};
+
+/// What can go wrong in the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage engine: {0}")]
+    Engine(#[from] fjall::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("not found")]
+    NotFound,
+    #[error("etag mismatch: expected {expected}, the document is at {actual:?}")]
+    ConcurrencyConflict { expected: u64, actual: Option<u64> },
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("database '{0}' already exists")]
+    DatabaseExists(String),
+    #[error("database '{0}' is in use by a backup")]
+    DatabaseBusy(String),
+    #[error("'{}' exists and is not empty", .0.display())]
+    DestinationNotEmpty(PathBuf),
+}

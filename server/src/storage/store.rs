@@ -1,0 +1,616 @@
+//! One Rookery database: documents by id with etags, on one fjall database.
+//!
+//! Keyspaces:
+//! - `docs`: id -> [`Record`] (etag, modification time, JSON body).
+//! - `changes`: etag -> id, one entry per *live* document at its current etag.
+//!   A write removes the document's previous entry, so a range scan from an
+//!   etag yields exactly the documents changed after it.
+//! - `deletions`: etag -> id, one entry per delete: what was deleted after an etag.
+//! - `meta`: `last_etag`, `doc_count`, `database_id`.
+//! - `internal`: server bookkeeping (the catalog in the system database).
+//!
+//! Every write is one fjall batch over these keyspaces, made under the writer
+//! lock, so etags are assigned and committed in the same order: a snapshot
+//! that sees etag `n` sees every etag below it. That is what lets an
+//! incremental backup start at the previous set's `ToEtag`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
+
+use super::record::{decode_etag_key, decode_header, encode_parts, etag_key, Record};
+use super::StorageError;
+
+const META_LAST_ETAG: &[u8] = b"last_etag";
+const META_DOC_COUNT: &[u8] = b"doc_count";
+const META_DATABASE_ID: &[u8] = b"database_id";
+
+/// Largest document id, in bytes.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// When an acknowledged write reaches stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Durability {
+    /// fsync the journal before acknowledging (group commit): survives power loss.
+    #[default]
+    Fsync,
+    /// Hand the journal to the OS before acknowledging: survives a process crash
+    /// (`kill -9`), not a power loss.
+    Os,
+}
+
+/// What a successful put did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub etag: u64,
+    pub created: bool,
+}
+
+#[derive(Debug)]
+struct WriterState {
+    last_etag: u64,
+    doc_count: u64,
+}
+
+/// A Rookery database on disk.
+pub struct DocumentStore {
+    db: Database,
+    docs: Keyspace,
+    changes: Keyspace,
+    deletions: Keyspace,
+    meta: Keyspace,
+    internal: Keyspace,
+    path: PathBuf,
+    database_id: String,
+    durability: Durability,
+    writer: Mutex<WriterState>,
+    committed_etag: AtomicU64,
+    synced_etag: AtomicU64,
+    sync_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for DocumentStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl DocumentStore {
+    /// Opens (or creates) the database at `path`.
+    ///
+    /// # Errors
+    /// Any fjall or I/O error, or a corrupt meta record.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(path)?;
+        let db = Database::builder(path).cache_size(32 * 1024 * 1024).open()?;
+        let docs = db.keyspace("docs", KeyspaceCreateOptions::default)?;
+        let changes = db.keyspace("changes", KeyspaceCreateOptions::default)?;
+        let deletions = db.keyspace("deletions", KeyspaceCreateOptions::default)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let internal = db.keyspace("internal", KeyspaceCreateOptions::default)?;
+
+        let last_etag = read_u64(&meta.get(META_LAST_ETAG)?)?;
+        let doc_count = read_u64(&meta.get(META_DOC_COUNT)?)?;
+        let database_id = match meta.get(META_DATABASE_ID)? {
+            Some(raw) => String::from_utf8(raw.to_vec())
+                .map_err(|_| StorageError::Corrupt("database id".into()))?,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                meta.insert(META_DATABASE_ID, id.as_bytes())?;
+                db.persist(PersistMode::SyncAll)?;
+                id
+            }
+        };
+
+        Ok(Self {
+            db,
+            docs,
+            changes,
+            deletions,
+            meta,
+            internal,
+            path: path.to_path_buf(),
+            database_id,
+            durability,
+            writer: Mutex::new(WriterState { last_etag, doc_count }),
+            committed_etag: AtomicU64::new(last_etag),
+            synced_etag: AtomicU64::new(last_etag),
+            sync_lock: Mutex::new(()),
+        })
+    }
+
+    /// The folder of this database.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A random id given to the database when it was created (or restored):
+    /// backup chains belong to one database id.
+    #[must_use]
+    pub fn database_id(&self) -> &str {
+        &self.database_id
+    }
+
+    /// The newest etag of this database.
+    #[must_use]
+    pub fn last_etag(&self) -> u64 {
+        self.committed_etag.load(Ordering::Acquire)
+    }
+
+    /// The number of documents (status documents included).
+    #[must_use]
+    pub fn document_count(&self) -> u64 {
+        self.lock_writer().doc_count
+    }
+
+    /// Bytes on disk.
+    #[must_use]
+    pub fn size_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Reads a document.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn get(&self, id: &str) -> Result<Option<Record>, StorageError> {
+        self.docs.get(id.as_bytes())?.map(|raw| Record::decode(&raw)).transpose()
+    }
+
+    /// Creates or replaces a document. `body` must be a JSON object's bytes.
+    /// With `if_match`, the current etag must equal it (a missing document never matches).
+    ///
+    /// # Errors
+    /// `InvalidId`, `ConcurrencyConflict`, storage errors.
+    pub fn put(&self, id: &str, body: &[u8], if_match: Option<u64>) -> Result<PutOutcome, StorageError> {
+        validate_id(id)?;
+        let outcome = {
+            let mut state = self.lock_writer();
+            let current = self.current_etag(id)?;
+            check_if_match(if_match, current)?;
+            let etag = state.last_etag + 1;
+            let mut batch = self.db.batch();
+            batch.insert(&self.docs, id.as_bytes(), encode_parts(etag, now_ms(), body));
+            if let Some(old) = current {
+                batch.remove(&self.changes, etag_key(old));
+            }
+            batch.insert(&self.changes, etag_key(etag), id.as_bytes());
+            let doc_count = state.doc_count + u64::from(current.is_none());
+            self.stage_meta(&mut batch, etag, doc_count);
+            batch.commit()?;
+            state.last_etag = etag;
+            state.doc_count = doc_count;
+            self.committed_etag.store(etag, Ordering::Release);
+            PutOutcome { etag, created: current.is_none() }
+        };
+        self.make_durable(outcome.etag)?;
+        Ok(outcome)
+    }
+
+    /// Deletes a document and records the deletion; returns the deletion's etag.
+    ///
+    /// # Errors
+    /// `NotFound`, `ConcurrencyConflict`, storage errors.
+    pub fn delete(&self, id: &str, if_match: Option<u64>) -> Result<u64, StorageError> {
+        let etag = {
+            let mut state = self.lock_writer();
+            let Some(current) = self.current_etag(id)? else {
+                return Err(StorageError::NotFound);
+            };
+            check_if_match(if_match, Some(current))?;
+            let etag = state.last_etag + 1;
+            let mut batch = self.db.batch();
+            batch.remove(&self.docs, id.as_bytes());
+            batch.remove(&self.changes, etag_key(current));
+            batch.insert(&self.deletions, etag_key(etag), id.as_bytes());
+            let doc_count = state.doc_count.saturating_sub(1);
+            self.stage_meta(&mut batch, etag, doc_count);
+            batch.commit()?;
+            state.last_etag = etag;
+            state.doc_count = doc_count;
+            self.committed_etag.store(etag, Ordering::Release);
+            etag
+        };
+        self.make_durable(etag)?;
+        Ok(etag)
+    }
+
+    /// A page of documents whose id starts with `prefix`, in id order, and the
+    /// number of such documents.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn list(&self, prefix: &str, start: usize, page_size: usize) -> Result<(Vec<(String, Record)>, u64), StorageError> {
+        let mut page = Vec::with_capacity(page_size.min(1024));
+        let mut total = 0u64;
+        let whole = prefix.is_empty();
+        for guard in self.docs.prefix(prefix.as_bytes()) {
+            let index = total as usize;
+            total += 1;
+            if index < start {
+                if !whole {
+                    guard.key()?;
+                }
+                continue;
+            }
+            if page.len() < page_size {
+                let (key, value) = guard.into_inner()?;
+                page.push((key_to_string(&key)?, Record::decode(&value)?));
+            } else if whole {
+                // The exact count of the whole database is kept in meta.
+                return Ok((page, self.document_count()));
+            } else {
+                guard.key()?;
+            }
+        }
+        Ok((page, total))
+    }
+
+    /// A consistent, point-in-time view over every keyspace of the database.
+    #[must_use]
+    pub fn snapshot(&self) -> StoreSnapshot {
+        StoreSnapshot {
+            snapshot: self.db.snapshot(),
+            docs: self.docs.clone(),
+            changes: self.changes.clone(),
+            deletions: self.deletions.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+
+    /// Flushes the journal to stable storage.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn persist(&self) -> Result<(), StorageError> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    /// Compacts every keyspace fully (used by `defrag`).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn compact(&self) -> Result<(), StorageError> {
+        for ks in [&self.docs, &self.changes, &self.deletions, &self.meta] {
+            ks.rotate_memtable_and_wait()?;
+            ks.major_compact()?;
+        }
+        Ok(())
+    }
+
+    /// The server's bookkeeping keyspace (used by the catalog in the system database).
+    pub(crate) fn internal(&self) -> &Keyspace {
+        &self.internal
+    }
+
+    /// Bulk loading during a restore; see [`crate::restore`].
+    pub(crate) fn bulk(&self) -> BulkAccess<'_> {
+        BulkAccess { store: self }
+    }
+
+    fn current_etag(&self, id: &str) -> Result<Option<u64>, StorageError> {
+        match self.docs.get(id.as_bytes())? {
+            Some(raw) => Ok(Some(decode_header(&raw)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    fn stage_meta(&self, batch: &mut fjall::OwnedWriteBatch, etag: u64, doc_count: u64) {
+        batch.insert(&self.meta, META_LAST_ETAG, etag.to_be_bytes());
+        batch.insert(&self.meta, META_DOC_COUNT, doc_count.to_be_bytes());
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
+        // A panic while holding the lock leaves the state as valid as the last commit.
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Group commit: one fsync covers every write committed before it started.
+    fn make_durable(&self, etag: u64) -> Result<(), StorageError> {
+        if self.durability == Durability::Os || self.synced_etag.load(Ordering::Acquire) >= etag {
+            return Ok(());
+        }
+        let _sync = self.sync_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.synced_etag.load(Ordering::Acquire) >= etag {
+            return Ok(());
+        }
+        let upto = self.committed_etag.load(Ordering::Acquire);
+        self.db.persist(PersistMode::SyncData)?;
+        self.synced_etag.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+/// A point-in-time view of a database, for backups. Hold it only while needed:
+/// a held snapshot keeps old versions on disk.
+pub struct StoreSnapshot {
+    snapshot: fjall::Snapshot,
+    docs: Keyspace,
+    changes: Keyspace,
+    deletions: Keyspace,
+    meta: Keyspace,
+}
+
+impl StoreSnapshot {
+    /// The newest etag visible in the snapshot.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn last_etag(&self) -> Result<u64, StorageError> {
+        read_u64(&self.snapshot.get(&self.meta, META_LAST_ETAG)?)
+    }
+
+    /// The number of documents visible in the snapshot.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn document_count(&self) -> Result<u64, StorageError> {
+        read_u64(&self.snapshot.get(&self.meta, META_DOC_COUNT)?)
+    }
+
+    /// Reads one document's raw record.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn get_raw(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.snapshot.get(&self.docs, id.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Every document as `(id, raw record)`, in id order.
+    pub fn documents(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), StorageError>> + '_ {
+        self.snapshot.iter(&self.docs).map(|guard| {
+            let (key, value) = guard.into_inner()?;
+            Ok((key_to_string(&key)?, value.to_vec()))
+        })
+    }
+
+    /// Live documents changed after `etag`, as `(etag, id)` in etag order.
+    pub fn changes_after(&self, etag: u64) -> impl Iterator<Item = Result<(u64, String), StorageError>> + '_ {
+        etag_range(&self.snapshot, &self.changes, etag)
+    }
+
+    /// Deletions after `etag`, as `(etag, id)` in etag order.
+    pub fn deletions_after(&self, etag: u64) -> impl Iterator<Item = Result<(u64, String), StorageError>> + '_ {
+        etag_range(&self.snapshot, &self.deletions, etag)
+    }
+}
+
+fn etag_range<'a>(
+    snapshot: &'a fjall::Snapshot,
+    keyspace: &'a Keyspace,
+    after: u64,
+) -> impl Iterator<Item = Result<(u64, String), StorageError>> + 'a {
+    let iter = match after.checked_add(1) {
+        Some(from) => Some(snapshot.range(keyspace, etag_key(from)..)),
+        None => None,
+    };
+    iter.into_iter().flatten().map(|guard| {
+        let (key, value) = guard.into_inner()?;
+        Ok((decode_etag_key(&key)?, key_to_string(&value)?))
+    })
+}
+
+/// Writes that a restore makes into a database nobody can see yet: bulk
+/// ingestion of sorted streams, then etag-preserving batches for incrementals.
+pub(crate) struct BulkAccess<'a> {
+    store: &'a DocumentStore,
+}
+
+impl BulkAccess<'_> {
+    /// The documents keyspace, for `start_ingestion` of `(id, raw record)`
+    /// pairs in ascending id order.
+    pub fn documents(&self) -> &Keyspace {
+        &self.store.docs
+    }
+
+    /// The change log keyspace, for `start_ingestion` of `(etag key, id)`
+    /// pairs in ascending etag order.
+    pub fn changes(&self) -> &Keyspace {
+        &self.store.changes
+    }
+
+    /// Applies one incremental batch: deletions first, then documents with the
+    /// etags they had in the source database.
+    pub fn apply(&self, deletions: &[String], documents: &[(String, Vec<u8>)]) -> Result<(), StorageError> {
+        let store = self.store;
+        let mut state = store.lock_writer();
+        let mut batch = store.db.batch();
+        let mut count = state.doc_count;
+        // Within one batch, later reads must see earlier writes of the same batch;
+        // track the ids removed and added here.
+        let mut removed = std::collections::HashSet::new();
+        for id in deletions {
+            if let Some(old) = store.current_etag(id)? {
+                batch.remove(&store.docs, id.as_bytes());
+                batch.remove(&store.changes, etag_key(old));
+                count = count.saturating_sub(1);
+                removed.insert(id.as_str());
+            }
+        }
+        for (id, raw) in documents {
+            let (etag, _) = decode_header(raw)?;
+            let existing = if removed.contains(id.as_str()) { None } else { store.current_etag(id)? };
+            match existing {
+                Some(old) => batch.remove(&store.changes, etag_key(old)),
+                None => count += 1,
+            }
+            batch.insert(&store.docs, id.as_bytes(), raw.clone());
+            batch.insert(&store.changes, etag_key(etag), id.as_bytes());
+        }
+        store.stage_meta(&mut batch, state.last_etag, count);
+        batch.commit()?;
+        state.doc_count = count;
+        Ok(())
+    }
+
+    /// Sets the counters once everything is loaded, and syncs to disk.
+    pub fn finish(&self, last_etag: u64, doc_count: Option<u64>) -> Result<(), StorageError> {
+        let store = self.store;
+        let mut state = store.lock_writer();
+        let count = doc_count.unwrap_or(state.doc_count);
+        let mut batch = store.db.batch();
+        store.stage_meta(&mut batch, last_etag, count);
+        batch.commit()?;
+        store.db.persist(PersistMode::SyncAll)?;
+        state.last_etag = last_etag;
+        state.doc_count = count;
+        store.committed_etag.store(last_etag, Ordering::Release);
+        store.synced_etag.store(last_etag, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Checks a document id: non-empty UTF-8 of at most [`MAX_ID_BYTES`] bytes.
+///
+/// # Errors
+/// `InvalidId` with the reason.
+pub fn validate_id(id: &str) -> Result<(), StorageError> {
+    if id.is_empty() {
+        return Err(StorageError::InvalidId("a document id must not be empty".into()));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(StorageError::InvalidId(format!(
+            "a document id is at most {MAX_ID_BYTES} bytes; this one has {}",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_if_match(expected: Option<u64>, actual: Option<u64>) -> Result<(), StorageError> {
+    match expected {
+        Some(e) if actual != Some(e) => Err(StorageError::ConcurrencyConflict { expected: e, actual }),
+        _ => Ok(()),
+    }
+}
+
+fn read_u64(raw: &Option<fjall::Slice>) -> Result<u64, StorageError> {
+    match raw {
+        None => Ok(0),
+        Some(v) => Ok(u64::from_be_bytes(
+            v.as_ref().try_into().map_err(|_| StorageError::Corrupt("meta counter".into()))?,
+        )),
+    }
+}
+
+fn key_to_string(key: &[u8]) -> Result<String, StorageError> {
+    String::from_utf8(key.to_vec()).map_err(|_| StorageError::Corrupt("document id is not UTF-8".into()))
+}
+
+/// Milliseconds since the Unix epoch.
+#[must_use]
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, DocumentStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DocumentStore::open(dir.path(), Durability::Os).expect("opens");
+        (dir, store)
+    }
+
+    #[test]
+    fn put_get_delete_with_increasing_etags() {
+        let (_dir, store) = store();
+        let a = store.put("users/1", br#"{"n":1}"#, None).expect("put");
+        assert!(a.created);
+        let b = store.put("users/1", br#"{"n":2}"#, None).expect("put");
+        assert!(!b.created);
+        assert!(b.etag > a.etag);
+        assert_eq!(store.get("users/1").expect("get").expect("exists").body, br#"{"n":2}"#);
+        assert_eq!(store.document_count(), 1);
+        let d = store.delete("users/1", None).expect("delete");
+        assert!(d > b.etag);
+        assert!(store.get("users/1").expect("get").is_none());
+        assert_eq!(store.document_count(), 0);
+        assert!(matches!(store.delete("users/1", None), Err(StorageError::NotFound)));
+    }
+
+    #[test]
+    fn if_match_conflicts() {
+        let (_dir, store) = store();
+        let a = store.put("a", b"{}", None).expect("put");
+        assert!(matches!(
+            store.put("a", b"{}", Some(a.etag + 5)),
+            Err(StorageError::ConcurrencyConflict { .. })
+        ));
+        assert!(store.put("a", b"{}", Some(a.etag)).is_ok());
+        assert!(matches!(store.put("new", b"{}", Some(1)), Err(StorageError::ConcurrencyConflict { .. })));
+    }
+
+    #[test]
+    fn change_log_holds_latest_etag_per_live_document() {
+        let (_dir, store) = store();
+        store.put("a", b"{}", None).expect("put");
+        let b1 = store.put("b", b"{}", None).expect("put");
+        store.put("a", b"{}", None).expect("put");
+        store.delete("b", None).expect("delete");
+        let snap = store.snapshot();
+        let changes: Vec<_> = snap.changes_after(0).map(|r| r.expect("reads")).collect();
+        assert_eq!(changes, vec![(3, "a".to_string())]);
+        let deletions: Vec<_> = snap.deletions_after(b1.etag).map(|r| r.expect("reads")).collect();
+        assert_eq!(deletions, vec![(4, "b".to_string())]);
+        assert_eq!(snap.last_etag().expect("meta"), 4);
+    }
+
+    #[test]
+    fn snapshot_is_point_in_time() {
+        let (_dir, store) = store();
+        store.put("a", br#"{"v":1}"#, None).expect("put");
+        let snap = store.snapshot();
+        store.put("a", br#"{"v":2}"#, None).expect("put");
+        store.put("b", b"{}", None).expect("put");
+        let docs: Vec<_> = snap.documents().map(|r| r.expect("reads")).collect();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(Record::decode(&docs[0].1).expect("decodes").body, br#"{"v":1}"#);
+        assert_eq!(snap.document_count().expect("meta"), 1);
+    }
+
+    #[test]
+    fn etags_and_counts_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = {
+            let store = DocumentStore::open(dir.path(), Durability::Fsync).expect("opens");
+            store.put("a", b"{}", None).expect("put");
+            store.put("b", b"{}", None).expect("put");
+            store.database_id().to_string()
+        };
+        let store = DocumentStore::open(dir.path(), Durability::Fsync).expect("reopens");
+        assert_eq!(store.last_etag(), 2);
+        assert_eq!(store.document_count(), 2);
+        assert_eq!(store.database_id(), id);
+        assert_eq!(store.put("c", b"{}", None).expect("put").etag, 3);
+    }
+
+    #[test]
+    fn listing_pages_by_prefix() {
+        let (_dir, store) = store();
+        for i in 0..10 {
+            store.put(&format!("users/{i}"), b"{}", None).expect("put");
+        }
+        store.put("orders/1", b"{}", None).expect("put");
+        let (page, total) = store.list("users/", 2, 3).expect("lists");
+        assert_eq!(total, 10);
+        let ids: Vec<_> = page.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["users/2", "users/3", "users/4"]);
+        let (page, total) = store.list("", 0, 5).expect("lists");
+        assert_eq!((page.len(), total), (5, 11));
+    }
+
+    #[test]
+    fn ids_are_validated() {
+        let (_dir, store) = store();
+        assert!(matches!(store.put("", b"{}", None), Err(StorageError::InvalidId(_))));
+        assert!(matches!(store.put(&"x".repeat(513), b"{}", None), Err(StorageError::InvalidId(_))));
+        assert!(store.put(&"x".repeat(512), b"{}", None).is_ok());
+    }
+}
