@@ -122,7 +122,14 @@ async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, 
 }
 
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, String), ApiFailure> {
+fn call(method: Method, path: &str, body: Option<String>) -> impl std::future::Future<Output = Result<(u16, String), ApiFailure>> + Send {
+    // Browser futures are not `Send`; the browser has one thread, and resources want `Send`.
+    let path = path.to_string();
+    send_wrapper::SendWrapper::new(async move { browser_call(method, &path, body).await })
+}
+
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+async fn browser_call(method: Method, path: &str, body: Option<String>) -> Result<(u16, String), ApiFailure> {
     use gloo_net::http::Request;
     let builder = match method {
         Method::Get => Request::get(path),

@@ -91,4 +91,6 @@ fn NotFound() -> impl IntoView {
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
+    // Tests wait for this before they click: clicks before hydration do nothing.
+    let _ = leptos::web_sys::js_sys::Reflect::set(&leptos::prelude::window(), &"__rookeryHydrated".into(), &true.into());
 }

@@ -146,6 +146,12 @@ impl StatusReporter {
         self.finish(true);
     }
 
+    /// Ends the job successfully, with the final byte count.
+    pub fn succeed_with_bytes(mut self, bytes: u64, text: &str) {
+        self.status.progress.bytes_written = bytes;
+        self.succeed(text);
+    }
+
     /// Ends the job with an error.
     pub fn fail(mut self, code: &str, text: &str) {
         self.status.error = Some(text.to_string());

@@ -210,7 +210,7 @@ impl Rookery {
                 let _jobs = jobs;
                 let result = backup::engine::run(&prepared, &mut reporter);
                 match &result {
-                    Ok(s) => reporter.succeed(&format!(
+                    Ok(s) => reporter.succeed_with_bytes(s.bytes_written, &format!(
                         "Backup completed: {} documents, {} deletions, {} bytes in {}",
                         s.documents, s.deletions, s.bytes_written, s.set_id
                     )),

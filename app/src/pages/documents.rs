@@ -38,8 +38,8 @@ pub fn DocumentsPage() -> impl IntoView {
         },
     );
     let opened = Resource::new(
-        move || (db.get(), id_param.get(), version.get()),
-        |(db, id, _)| async move {
+        move || (db.get(), id_param.get(), new_param.get().is_some(), version.get()),
+        |(db, id, _, _)| async move {
             match id {
                 Some(id) if !id.is_empty() => {
                     let path = format!("{}/docs/{}", database_base(&db), encode_path(&id));
@@ -143,7 +143,7 @@ pub fn DocumentsPage() -> impl IntoView {
                 <div class="card editor-pane">
                     <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                         {move || Suspend::new(async move {
-                            let creating = new_param.get_untracked().is_some();
+                            let creating = new_param.get().is_some();
                             match opened.await {
                                 Ok(Some((id, text))) => {
                                     view! { <DocumentEditor db=db.get_untracked() id=id text=text is_new=false set_version set_error/> }.into_any()

@@ -1,0 +1,36 @@
+# Rookery: `make run` serves the studio on http://127.0.0.1:3000 with data in ./data;
+# `make test` runs every test, Playwright included. Both install what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: run test tools tools-e2e build unit e2e bench soak load clean
+
+tools:
+	@bash scripts/install-tools.sh
+
+tools-e2e:
+	@bash scripts/install-tools.sh --with-browser
+
+build: tools
+	cargo leptos build
+
+run: build
+	LEPTOS_SITE_ROOT=target/site ./target/debug/rookery-server --data-dir ./data --bind 127.0.0.1:3000
+
+# Unit, router, integration and fault tests (real servers on free ports), then the studio in Chromium.
+test: tools-e2e build unit e2e
+
+unit:
+	cargo test --workspace --features server/failpoints
+
+e2e:
+	cd end2end && npx playwright test
+
+# The backup/restore benchmark (release build). N=1000000 by default.
+bench: tools
+	cargo run --release -p server --bin rookery-bench -- --documents $${N:-1000000}
+
+clean:
+	cargo clean
+	rm -rf end2end/node_modules

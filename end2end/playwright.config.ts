@@ -1,0 +1,41 @@
+import { defineConfig } from '@playwright/test';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+// A real server on a throw-away data directory, built by `cargo leptos build`.
+const port = Number(process.env.ROOKERY_E2E_PORT ?? 3217);
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-'));
+export const backupRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-backups-'));
+process.env.ROOKERY_E2E_BACKUPS = backupRoot;
+const repo = path.resolve(__dirname, '..');
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: process.env.CI ? [['list']] : [['list']],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ],
+    },
+  },
+  webServer: {
+    command: `${repo}/target/debug/rookery-server --data-dir ${dataDir} --bind 127.0.0.1:${port} --durability os`,
+    env: { LEPTOS_SITE_ROOT: `${repo}/target/site`, RUST_LOG: 'warn' },
+    url: `http://127.0.0.1:${port}/health`,
+    timeout: 60_000,
+    reuseExistingServer: false,
+    stdout: 'ignore',
+    stderr: 'pipe',
+  },
+});
