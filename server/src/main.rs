@@ -67,6 +67,8 @@ fn serve(config: Config) -> ExitCode {
         };
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(address = %local, data_dir = %data_dir.display(), "Rookery is serving; studio at http://{local}/studio");
+        // One machine-readable line: tests and scripts read the port from it.
+        println!("Rookery listening on http://{local}");
         let app = rookery::web::app_router(rookery.clone());
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
         tracing::info!("shutting down: flushing every database");

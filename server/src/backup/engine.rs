@@ -198,6 +198,7 @@ impl<'a> FileSet<'a> {
                 .map_err(|e| BackupError::Io(format!("cannot write {name}: {e}")))?;
             count += 1;
             self.documents_done += 1;
+            failpoint::hit("backup.document");
             if sink.raw_bytes() >= FILE_SPLIT_BYTES {
                 let next = format!("documents-{:04}.zst", index + 1);
                 let full = std::mem::replace(&mut sink, self.open(&next)?);

@@ -103,9 +103,11 @@ pub struct ScannedLocation {
     pub chains: Vec<Chain>,
     /// Incremental sets whose base is not in the location.
     pub orphans: Vec<SetOnDisk>,
-    /// Problems that keep a folder out of every chain: unreadable manifests,
-    /// incrementals whose base is missing, unfinished sets.
+    /// Damage that keeps a set folder out of every chain: an unreadable or
+    /// missing manifest, a newer format, an incremental whose base is missing.
     pub problems: Vec<String>,
+    /// Folders of backups that never completed (`.tmp-*`); never read as sets.
+    pub unfinished: Vec<String>,
 }
 
 impl ScannedLocation {
@@ -142,7 +144,7 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
             continue;
         }
         if name.starts_with(TEMP_PREFIX) {
-            out.problems.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
+            out.unfinished.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
             continue;
         }
         if name.starts_with('.') {
@@ -353,7 +355,9 @@ pub fn listing(location: &Path, depth: Depth) -> Result<BackupListing, BackupErr
         }
         chains.push(BackupChainInfo { database_name: chain.database_name.clone(), database_id: chain.database_id.clone(), sets });
     }
-    Ok(BackupListing { location: location.display().to_string(), chains, problems: scanned.problems })
+    let mut problems = scanned.problems;
+    problems.extend(scanned.unfinished);
+    Ok(BackupListing { location: location.display().to_string(), chains, problems })
 }
 
 #[cfg(test)]

@@ -149,17 +149,23 @@ pub fn plan(location: &Path, up_to: Option<&str>) -> Result<RestorePlan, Restore
                 let detail = if scanned.problems.is_empty() { String::new() } else { format!(" ({})", scanned.problems.join("; ")) };
                 return Err(BackupError::NoBackup(format!("no complete backup set in '{}'{detail}", location.display())).into());
             };
-            // A newer incremental whose base is gone means the newest chain is broken:
-            // restoring an older one silently would restore old data.
-            if let Some(orphan) = scanned
-                .orphans
-                .iter()
-                .find(|o| o.manifest.database_id == chain.database_id && o.manifest.created.as_str() > chain.newest_created())
-            {
+            // Anything damaged in the location makes "the newest chain" uncertain:
+            // restoring an older chain silently would restore old data. Refuse,
+            // naming the damage; RestoreUpTo still restores a chosen set.
+            if let Some(orphan) = scanned.orphans.first() {
                 return Err(BackupError::BrokenChain(format!(
-                    "{}: its base set {} is missing, so the newest chain is incomplete; restore an older point with RestoreUpTo",
+                    "{}: its base set {} is missing, so the newest chain may be incomplete; restore an earlier set with RestoreUpTo",
                     orphan.manifest.set_id,
                     orphan.manifest.base_set_id.as_deref().unwrap_or("?")
+                ))
+                .into());
+            }
+            if let Some(problem) = scanned.problems.first() {
+                if problem.contains("UnsupportedFormatVersion") {
+                    return Err(BackupError::UnsupportedFormatVersion(problem.clone()).into());
+                }
+                return Err(BackupError::ChecksumMismatch(format!(
+                    "{problem}; the newest chain may be incomplete: repair the location or restore an earlier set with RestoreUpTo"
                 ))
                 .into());
             }
@@ -237,6 +243,7 @@ fn ingest_full(store: &DocumentStore, set: &SetOnDisk, done: &mut u64, bytes: &m
             }
             ingestion.write(id.as_bytes().to_vec(), encode_parts(etag, modified_ms, &body)).map_err(StorageError::from)?;
             last_id = Some(id);
+            failpoint::hit("restore.document");
             count += 1;
             *done += 1;
             progress(*done, 0);

@@ -234,6 +234,9 @@ impl Catalog {
     /// `InvalidName`, `DatabaseExists`, `DestinationNotEmpty`, storage errors.
     pub fn reserve_restore(&self, name: &str, location: &Path) -> Result<RestoreReservation, StorageError> {
         validate_name(name)?;
+        if name.eq_ignore_ascii_case(SYSTEM_DATABASE) || self.get(name).is_some() {
+            return Err(StorageError::DatabaseExists(name.to_string()));
+        }
         if is_non_empty_dir(location) || (location.exists() && !location.is_dir()) {
             return Err(StorageError::DestinationNotEmpty(location.to_path_buf()));
         }

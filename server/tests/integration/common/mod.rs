@@ -1,0 +1,268 @@
+//! A real `rookery-server` process on a free port with its own temp data
+//! directory, and small HTTP helpers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The server binary under test (built with the `failpoints` feature by `make test`).
+pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_rookery-server");
+/// The backup CLI under test.
+pub const BACKUP_BIN: &str = env!("CARGO_BIN_EXE_rookery-backup");
+
+/// A running server that owns its data directory.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    pub url: String,
+    child: Option<Child>,
+    env: Vec<(String, String)>,
+    agent: ureq::Agent,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh temp data directory.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra environment (`ROOKERY_FAILPOINTS`, ...).
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let mut server = Self { dir, data_dir, url: String::new(), child: None, env, agent };
+        server.spawn();
+        server
+    }
+
+    /// A path inside this test's temp folder (outside the data directory).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A backup location inside this test's temp folder, as a string.
+    pub fn location(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(SERVER_BIN);
+        cmd.arg("--data-dir").arg(&self.data_dir).arg("--bind").arg("127.0.0.1:0");
+        cmd.env("RUST_LOG", "warn").env("LEPTOS_SITE_ROOT", self.dir.path().join("site"));
+        cmd.env_remove("ROOKERY_FAILPOINTS");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("the server starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("the server prints its address").expect("utf8");
+        let url = first.rsplit(' ').next().expect("an address").to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {first}");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// Restarts the server on the same data directory (after a kill or a stop).
+    pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// Restarts with another environment.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.stop();
+        self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.spawn();
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY-free: use the kill command to send SIGTERM.
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself (a failpoint), returning its code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sends a request; returns the status and the JSON body (`Null` when empty or not JSON).
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let (status, text) = self.call_raw(method, path, body.map(|b| b.to_string()), &[]);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sends a raw body with headers; returns the status and the body text.
+    pub fn call_raw(&self, method: &str, path: &str, body: Option<String>, headers: &[(&str, &str)]) -> (u16, String) {
+        let url = format!("{}{path}", self.url);
+        let result = match method {
+            "GET" | "DELETE" => {
+                let mut r = if method == "GET" { self.agent.get(&url) } else { self.agent.delete(&url) };
+                for (k, v) in headers {
+                    r = r.header(*k, *v);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = match method {
+                    "PUT" => self.agent.put(&url),
+                    "POST" => self.agent.post(&url),
+                    other => panic!("method {other}"),
+                };
+                r = r.header("content-type", "application/json");
+                for (k, v) in headers {
+                    r = r.header(*k, *v);
+                }
+                r.send(body.unwrap_or_default())
+            }
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().with_config().limit(256 * 1024 * 1024).read_to_string().unwrap_or_default();
+        (status, text)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None)
+    }
+
+    pub fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("PUT", path, Some(&body))
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(&body))
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        self.call("DELETE", path, None)
+    }
+
+    /// Creates a named database.
+    pub fn create_db(&self, name: &str) {
+        let (status, body) = self.call("PUT", &format!("/admin/databases/{name}"), None);
+        assert_eq!(status, 201, "create {name}: {body}");
+    }
+
+    /// Puts a document; returns its etag.
+    pub fn put_doc(&self, base: &str, id: &str, body: Value) -> u64 {
+        let (status, answer) = self.put(&format!("{base}/docs/{id}"), body);
+        assert!(status == 200 || status == 201, "put {id}: {status} {answer}");
+        answer["ETag"].as_u64().expect("an etag")
+    }
+
+    /// Every document of a database except status documents, by id.
+    pub fn all_docs(&self, base: &str) -> std::collections::BTreeMap<String, Value> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut start = 0;
+        loop {
+            let (status, page) = self.get(&format!("{base}/docs?start={start}&pageSize=1024"));
+            assert_eq!(status, 200, "{page}");
+            let results = page["Results"].as_array().expect("results").clone();
+            if results.is_empty() {
+                break;
+            }
+            start += results.len();
+            for r in results {
+                let id = r["Id"].as_str().expect("id").to_string();
+                if !id.starts_with("Raven/") {
+                    out.insert(id, r["Document"].clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Starts a backup and waits for its status document to show the end.
+    pub fn backup(&self, base: &str, location: &str, incremental: bool) -> Value {
+        let (status, body) = self.post(&format!("{base}/admin/backup?incremental={incremental}"), json!({ "BackupLocation": location }));
+        assert_eq!(status, 202, "backup: {body}");
+        let done = self.wait_for_job(base, "Raven/Backup/Status");
+        assert_eq!(done["Success"], true, "backup failed: {done}");
+        done
+    }
+
+    /// Starts a restore and waits for it; returns the final status.
+    pub fn restore(&self, request: Value) -> Value {
+        let (status, body) = self.post("/admin/restore", request);
+        assert_eq!(status, 202, "restore: {body}");
+        self.wait_for_job("", "Raven/Restore/Status")
+    }
+
+    /// Polls a status document until `IsRunning` is false (at most 600 polls, 100 ms apart).
+    pub fn wait_for_job(&self, base: &str, doc: &str) -> Value {
+        for _ in 0..600 {
+            let (status, body) = self.get(&format!("{base}/docs/{doc}"));
+            if status == 200 && body["IsRunning"] == false {
+                return body;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{doc} still running after 60 s");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Names of the set folders in a location (complete sets only).
+pub fn set_dirs(location: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(location)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| !n.starts_with('.')).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Every entry name in a folder (hidden ones included).
+pub fn all_entries(location: &Path) -> Vec<String> {
+    let mut out: Vec<String> =
+        std::fs::read_dir(location).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect()).unwrap_or_default();
+    out.sort();
+    out
+}

@@ -1,0 +1,9 @@
+//! Integration tests: real `rookery-server` processes on free ports, real
+//! fjall stores in temp directories, real backup files on disk.
+
+mod backup;
+mod cli;
+mod common;
+mod documents;
+mod durability;
+mod restore;

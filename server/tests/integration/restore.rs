@@ -1,0 +1,294 @@
+//! Restore against a real server: round trips, point in time, refusals,
+//! corruption, concurrency, the system database offline, and crashes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{all_entries, set_dirs, TestServer, SERVER_BIN};
+
+type Docs = BTreeMap<String, Value>;
+
+/// Seeds a database, then takes a full set and two incrementals with changes
+/// and deletions in between; returns the location and the state at each set.
+fn three_sets(s: &TestServer, db: &str) -> (String, Vec<(String, Docs)>) {
+    let base = format!("/databases/{db}");
+    s.create_db(db);
+    for i in 0..300 {
+        s.put_doc(&base, &format!("people/{i:03}"), json!({"Name": format!("P{i}"), "Age": i % 90}));
+    }
+    let location = s.location(&format!("{db}-backups"));
+    let mut states = Vec::new();
+    let full = s.backup(&base, &location, false);
+    states.push((full["SetId"].as_str().expect("id").to_string(), s.all_docs(&base)));
+    for i in 0..20 {
+        s.put_doc(&base, &format!("people/{i:03}"), json!({"Name": "changed", "Round": 1}));
+    }
+    for i in 50..60 {
+        assert_eq!(s.delete(&format!("{base}/docs/people/{i:03}")).0, 204);
+    }
+    s.put_doc(&base, "orders/1", json!({"Total": 5}));
+    let inc1 = s.backup(&base, &location, true);
+    states.push((inc1["SetId"].as_str().expect("id").to_string(), s.all_docs(&base)));
+    for i in 100..110 {
+        assert_eq!(s.delete(&format!("{base}/docs/people/{i:03}")).0, 204);
+    }
+    s.put_doc(&base, "people/055", json!({"Name": "back again"}));
+    s.put_doc(&base, "orders/1", json!({"Total": 6}));
+    // A set id has one-second resolution; keep the sets in distinct seconds.
+    std::thread::sleep(Duration::from_millis(1100));
+    let inc2 = s.backup(&base, &location, true);
+    states.push((inc2["SetId"].as_str().expect("id").to_string(), s.all_docs(&base)));
+    (location, states)
+}
+
+#[test]
+fn round_trip_at_every_point_in_time() {
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Source");
+    assert_ne!(states[0].1, states[2].1);
+
+    // The newest chain by default.
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Latest"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert_eq!(done["DatabaseName"], "Latest");
+    assert_eq!(done["SetId"], states[2].0.as_str());
+    assert!(s.all_docs("/databases/Latest") == states[2].1, "the newest restore differs");
+    let (_, list) = s.get("/databases");
+    let latest = list.as_array().expect("list").iter().find(|d| d["Name"] == "Latest").expect("listed").clone();
+    assert_eq!(latest["DocumentCount"].as_u64(), Some(states[2].1.len() as u64));
+
+    // Every set as a point in time, including the middle one.
+    for (i, (set_id, expected)) in states.iter().enumerate() {
+        let name = format!("At{i}");
+        let done = s.restore(json!({"BackupLocation": location, "DatabaseName": name, "RestoreUpTo": set_id}));
+        assert_eq!(done["Success"], true, "{done}");
+        assert!(&s.all_docs(&format!("/databases/{name}")) == expected, "restore up to {set_id} differs");
+    }
+
+    // Etags are kept, and the restored database goes on from there.
+    let (_, original) = s.call_raw("GET", "/databases/Source/docs/orders/1", None, &[]);
+    let (_, copy) = s.call_raw("GET", "/databases/Latest/docs/orders/1", None, &[]);
+    assert_eq!(original, copy);
+    let etag = s.put_doc("/databases/Latest", "new", json!({}));
+    let (_, page) = s.get("/databases/Latest/docs?startsWith=orders/");
+    assert!(etag > page["Results"][0]["ETag"].as_u64().expect("etag"));
+
+    // The name defaults to the one in the backup (taken here), and a restored
+    // database can itself be backed up and restored (a second chain).
+    let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location}));
+    assert_eq!((status, body["Error"].as_str()), (409, Some("DatabaseExists")));
+    let again = s.location("again");
+    s.backup("/databases/Latest", &again, false);
+    let done = s.restore(json!({"BackupLocation": again, "DatabaseName": "Again"}));
+    assert_eq!(done["Success"], true);
+    let mut expected = states[2].1.clone();
+    expected.insert("new".into(), json!({}));
+    assert!(s.all_docs("/databases/Again") == expected);
+}
+
+#[test]
+fn restore_into_a_second_server_and_with_defrag_and_a_location() {
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Origin");
+    let other = TestServer::start();
+    let db_location = other.path("elsewhere/origin-db");
+    let (status, body) = other.post(
+        "/admin/restore?defrag=true",
+        json!({"BackupLocation": location, "DatabaseLocation": db_location.display().to_string()}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let done = other.wait_for_job("", "Raven/Restore/Status");
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(done["Messages"].to_string().contains("Defragmented"));
+    assert!(other.all_docs("/databases/Origin") == states[2].1);
+    assert!(db_location.is_dir());
+    assert!(all_entries(db_location.parent().expect("parent")).iter().all(|e| !e.contains("restoring")), "no staging left");
+    // It survives a restart of the second server.
+    let mut other = other;
+    other.restart();
+    assert!(other.all_docs("/databases/Origin") == states[2].1);
+}
+
+#[test]
+fn refusals_create_nothing() {
+    let s = TestServer::start();
+    let (location, _) = three_sets(&s, "Src");
+    let occupied = s.path("occupied");
+    std::fs::create_dir_all(&occupied).expect("mkdir");
+    std::fs::write(occupied.join("keep.txt"), b"mine").expect("writes");
+    let empty_dir = s.path("empty");
+    std::fs::create_dir_all(&empty_dir).expect("mkdir");
+    let newer = s.path("newer");
+    copy_dir(Path::new(&location), &newer);
+    for set in set_dirs(&newer) {
+        let manifest = newer.join(&set).join("manifest.json");
+        let text = std::fs::read_to_string(&manifest).expect("reads").replace("\"FormatVersion\": 1", "\"FormatVersion\": 99");
+        std::fs::write(&manifest, text).expect("writes");
+    }
+    let cases = vec![
+        (json!({"BackupLocation": location, "DatabaseName": "Src"}), 409, "DatabaseExists"),
+        (json!({"BackupLocation": location, "DatabaseName": "src"}), 409, "DatabaseExists"),
+        (json!({"BackupLocation": location, "DatabaseName": "System"}), 409, "DatabaseExists"),
+        (json!({"BackupLocation": location, "DatabaseName": "X1", "DatabaseLocation": occupied.display().to_string()}), 409, "DestinationNotEmpty"),
+        (json!({"BackupLocation": location, "DatabaseName": "bad/name"}), 400, "InvalidName"),
+        (json!({"BackupLocation": location, "DatabaseName": "X2", "RestoreUpTo": "20000101T000000Z-full"}), 400, "SetNotFound"),
+        (json!({"BackupLocation": empty_dir.display().to_string(), "DatabaseName": "X3"}), 400, "NoBackupFound"),
+        (json!({"BackupLocation": s.location("missing"), "DatabaseName": "X4"}), 400, "NoBackupFound"),
+        (json!({"BackupLocation": "relative", "DatabaseName": "X5"}), 400, "InvalidBackupLocation"),
+        (json!({"BackupLocation": s.data_dir.display().to_string(), "DatabaseName": "X6"}), 400, "InvalidBackupLocation"),
+        (json!({"BackupLocation": newer.display().to_string(), "DatabaseName": "X7"}), 422, "UnsupportedFormatVersion"),
+        (json!({"BackupLocation": location, "DatabaseName": "X8", "DatabaseLocation": "relative/dir"}), 400, "InvalidRequest"),
+        (json!({"BackupLocation": location, "DatabaseName": "X9", "DatabaseLocation": s.data_dir.join("System/inside").display().to_string()}), 400, "InvalidRequest"),
+    ];
+    for (request, want_status, want_code) in cases {
+        let (status, body) = s.post("/admin/restore", request.clone());
+        assert_eq!((status, body["Error"].as_str()), (want_status, Some(want_code)), "{request}: {body}");
+    }
+    let (_, list) = s.get("/databases");
+    assert_eq!(list.as_array().expect("list").len(), 1, "no database was created: {list}");
+    assert_eq!(all_entries(&occupied), ["keep.txt"]);
+    assert!(all_entries(&s.data_dir.join("Databases")).iter().all(|e| e == "Src"), "{:?}", all_entries(&s.data_dir.join("Databases")));
+    // An empty existing folder is a fine destination.
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "IntoEmpty", "DatabaseLocation": empty_dir.display().to_string()}));
+    assert_eq!(done["Success"], true, "{done}");
+}
+
+#[test]
+fn corruption_is_caught_before_anything_is_visible() {
+    let s = TestServer::start();
+    let (location, _) = three_sets(&s, "Good");
+    let sets = set_dirs(Path::new(&location));
+    let mut n = 0;
+    for set in &sets {
+        let files: Vec<String> = all_entries(&Path::new(&location).join(set));
+        for file in files {
+            for damage in ["flip", "truncate", "delete"] {
+                n += 1;
+                let copy = s.path(&format!("bad-{n}"));
+                copy_dir(Path::new(&location), &copy);
+                let target = copy.join(set).join(&file);
+                match damage {
+                    "flip" => {
+                        let mut bytes = std::fs::read(&target).expect("reads");
+                        let mid = bytes.len() / 2;
+                        bytes[mid] ^= 0x01;
+                        std::fs::write(&target, bytes).expect("writes");
+                    }
+                    "truncate" => {
+                        let bytes = std::fs::read(&target).expect("reads");
+                        std::fs::write(&target, &bytes[..bytes.len() * 2 / 3]).expect("writes");
+                    }
+                    _ => std::fs::remove_file(&target).expect("removes"),
+                }
+                let name = format!("Bad{n}");
+                let (status, body) = s.post("/admin/restore", json!({"BackupLocation": copy.display().to_string(), "DatabaseName": name}));
+                assert!(status == 400 || status == 422, "{damage} {set}/{file}: {status} {body}");
+                let code = body["Error"].as_str().expect("code");
+                assert!(
+                    ["ChecksumMismatch", "BrokenChain", "NoBackupFound", "CorruptBackup"].contains(&code),
+                    "{damage} {set}/{file}: {code}"
+                );
+                if code == "ChecksumMismatch" && damage != "delete" && file != "SHA256SUMS" {
+                    assert!(body["Message"].as_str().expect("message").contains(&file), "names the file: {body}");
+                }
+                assert_eq!(s.get(&format!("/databases/{name}/docs")).0, 404, "nothing visible");
+            }
+        }
+    }
+    assert!(n >= 30);
+    assert_eq!(all_entries(&s.data_dir.join("Databases")), ["Good"]);
+}
+
+#[test]
+fn two_restores_at_once_one_waits_and_a_short_timeout_is_refused() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "restore.after_set=sleep:1200")]);
+    let (location, states) = three_sets(&s, "Twice");
+    let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "First"}));
+    assert_eq!(status, 202);
+    // A short timeout: refused while the first one runs.
+    let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Second", "RestoreStartTimeout": 1}));
+    assert_eq!((status, body["Error"].as_str()), (409, Some("RestoreAlreadyRunning")), "{body}");
+    // A long one waits for the first to end, then runs.
+    let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Third", "RestoreStartTimeout": 30}));
+    assert_eq!(status, 202, "{body}");
+    let done = s.wait_for_job("", "Raven/Restore/Status");
+    assert_eq!(done["DatabaseName"], "Third");
+    assert_eq!(done["Success"], true);
+    assert!(s.all_docs("/databases/First") == states[2].1);
+    assert!(s.all_docs("/databases/Third") == states[2].1);
+    assert_eq!(s.get("/databases/Second/docs").0, 404);
+}
+
+#[test]
+fn the_system_database_restores_offline_then_serves() {
+    let mut s = TestServer::start();
+    for i in 0..50 {
+        s.put_doc("", &format!("config/{i}"), json!({"Setting": i}));
+    }
+    let location = s.location("system-backups");
+    s.backup("", &location, false);
+    s.delete("/docs/config/7");
+    s.put_doc("", "config/new", json!({"Setting": "new"}));
+    s.backup("", &location, true);
+    let expected = s.all_docs("");
+    s.stop();
+
+    let target = s.path("restored-data");
+    let out = std::process::Command::new(SERVER_BIN)
+        .arg(format!("--restore-source={location}"))
+        .arg(format!("--restore-destination={}", target.display()))
+        .arg("--restore-system-database")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(target.join("System").is_dir());
+    // A second run refuses: the destination is no longer empty.
+    let out = std::process::Command::new(SERVER_BIN)
+        .arg(format!("--restore-source={location}"))
+        .arg(format!("--restore-destination={}", target.display()))
+        .arg("--restore-system-database")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DestinationNotEmpty"));
+
+    s.data_dir = target;
+    s.restart();
+    assert!(s.all_docs("") == expected);
+    assert_eq!(expected.len(), 50);
+}
+
+#[test]
+fn a_server_killed_mid_restore_shows_no_half_database_and_the_restore_runs_again() {
+    let mut s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "restore.after_set=sleep:4000")]);
+    let (location, states) = three_sets(&s, "Orig");
+    let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Half"}));
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(s.get("/databases/Half/docs").0, 404, "not visible while it runs");
+    s.kill9();
+    s.restart();
+    assert_eq!(s.get("/databases/Half/docs").0, 404);
+    let (_, st) = s.get("/docs/Raven/Restore/Status");
+    assert_eq!(st["IsRunning"], false);
+    assert_eq!(st["ErrorCode"], "Interrupted");
+    assert_eq!(all_entries(&s.data_dir.join("Databases")), ["Orig"], "no staging or half database left");
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Half"}));
+    assert_eq!(done["Success"], true);
+    assert!(s.all_docs("/databases/Half") == states[2].1);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("reads").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copies");
+        }
+    }
+}
