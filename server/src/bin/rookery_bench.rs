@@ -1,1 +1,363 @@
-fn main(){}
+//! `rookery-bench`: the backup and restore benchmark. Every figure is printed
+//! as a ratio against a baseline measured in the same run.
+//!
+//! `cargo run --release -p server --bin rookery-bench -- --documents 1000000`
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use app::api::RestoreRequest;
+use rookery::backup::BackupOptions;
+use rookery::config::Config;
+use rookery::storage::Durability;
+use rookery::Rookery;
+
+#[derive(Debug, Parser)]
+#[command(name = "rookery-bench", about = "Backup and restore benchmark; prints ratios against baselines measured in the same run.")]
+struct Args {
+    /// Documents of about 1 KB in the database.
+    #[arg(long, default_value_t = 1_000_000)]
+    documents: u64,
+    /// Seconds of each write-load window.
+    #[arg(long, default_value_t = 3)]
+    load_seconds: u64,
+    /// Writer threads during the load windows.
+    #[arg(long, default_value_t = 2)]
+    writers: usize,
+    /// Work folder (default: a temp folder, removed at the end).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let temp = tempfile::tempdir().expect("a temp folder");
+    let root = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let data = root.join("data");
+    let mut rows: Vec<Row> = Vec::new();
+    println!("rookery-bench: {} documents of ~1 KB in {}", args.documents, root.display());
+
+    // 1. Load through the storage layer's normal write path (acknowledged to the OS).
+    let load_time = {
+        let rookery = Rookery::open(config(&data, Durability::Os)).expect("opens");
+        let db = rookery.catalog().create("Bench").expect("creates");
+        let started = Instant::now();
+        for i in 0..args.documents {
+            db.store.put(&doc_id(i), &doc_body(i, 0), None).expect("put");
+        }
+        db.store.persist().expect("persist");
+        let t = started.elapsed();
+        println!("load: {:.1} s ({:.0} docs/s through DocumentStore::put, durability=os)", t.as_secs_f64(), args.documents as f64 / t.as_secs_f64());
+        t
+    };
+
+    // 2. The baseline: cp -r of the data directory, cold caches where we can.
+    let data_bytes = du(&data);
+    drop_caches();
+    let cp_target = root.join("cp-copy");
+    let started = Instant::now();
+    let status = Command::new("cp").arg("-r").arg(&data).arg(&cp_target).status().expect("cp");
+    assert!(status.success());
+    let cp_time = started.elapsed();
+    let _ = std::fs::remove_dir_all(&cp_target);
+    println!("cp -r of the data directory ({}): {:.2} s", human(data_bytes), cp_time.as_secs_f64());
+
+    let rookery = Arc::new(Rookery::open(config(&data, Durability::Fsync)).expect("reopens"));
+    let location = root.join("backups");
+    let location_str = location.display().to_string();
+
+    // 3. Full backup: time, size, peak RSS.
+    drop_caches();
+    reset_peak_rss();
+    let rss_before = current_rss();
+    let started = Instant::now();
+    let full = rookery
+        .start_backup("Bench", BackupOptions { location: location_str.clone(), incremental: false })
+        .expect("starts")
+        .wait()
+        .expect("backup");
+    let full_time = started.elapsed();
+    let backup_rss = peak_rss();
+    let backup_bytes = du(&full.set_dir);
+    println!("full backup: {:.2} s, {} ({} documents), peak RSS {} (before {})", full_time.as_secs_f64(), human(backup_bytes), full.documents, human(backup_rss), human(rss_before));
+    rows.push(Row::ratio("full backup time / cp -r", full_time.as_secs_f64(), cp_time.as_secs_f64(), "<= 1.0"));
+    rows.push(Row::ratio("backup size / data directory", backup_bytes as f64, data_bytes as f64, "<= 0.5"));
+
+    // 4. Incremental after 1% of the documents changed.
+    let db = rookery.catalog().get("Bench").expect("db");
+    let changed = (args.documents / 100).max(1);
+    for k in 0..changed {
+        let i = (k * 97) % args.documents;
+        db.store.put(&doc_id(i), &doc_body(i, 1), None).expect("put");
+    }
+    let started = Instant::now();
+    let inc = rookery
+        .start_backup("Bench", BackupOptions { location: location_str.clone(), incremental: true })
+        .expect("starts")
+        .wait()
+        .expect("incremental");
+    let inc_time = started.elapsed();
+    println!("incremental ({} changed): {:.3} s, {}", inc.documents, inc_time.as_secs_f64(), human(du(&inc.set_dir)));
+    rows.push(Row::ratio("incremental (1% changed) / full backup time", inc_time.as_secs_f64(), full_time.as_secs_f64(), "<= 0.05"));
+
+    // 5. Writes without and during a backup.
+    let window = Duration::from_secs(args.load_seconds);
+    let quiet = write_load(&rookery, args.writers, args.documents, window, None);
+    println!("writes without a backup: {:.0}/s, p99 {:.2} ms", quiet.throughput, quiet.p99_ms);
+    let busy_location = root.join("backups-under-load").display().to_string();
+    let during = write_load(&rookery, args.writers, args.documents, window, Some(&busy_location));
+    println!("writes during a backup:  {:.0}/s, p99 {:.2} ms ({} backup(s) ran)", during.throughput, during.p99_ms, during.backups);
+    rows.push(Row::ratio("write throughput during / without backup", during.throughput, quiet.throughput, ">= 0.9"));
+    rows.push(Row::ratio("p99 write latency during / without backup", during.p99_ms, quiet.p99_ms, "<= 2.0"));
+    rows.push(Row::absolute("peak RSS during the full backup (MB)", backup_rss as f64 / 1e6, "< 256"));
+
+    // 6. Restore of the full set: time and peak RSS.
+    drop_caches();
+    reset_peak_rss();
+    let started = Instant::now();
+    let request = RestoreRequest {
+        backup_location: location_str.clone(),
+        database_name: Some("Restored".into()),
+        restore_up_to: Some(full.set_id.clone()),
+        ..Default::default()
+    };
+    let restored = rookery.start_restore(&request, false).expect("starts").wait().expect("restore");
+    let restore_time = started.elapsed();
+    let restore_rss = peak_rss();
+    assert_eq!(restored.documents, args.documents, "every document restored");
+    println!("restore of the full set: {:.2} s ({} documents), peak RSS {}", restore_time.as_secs_f64(), restored.documents, human(restore_rss));
+    rows.push(Row::ratio("restore time / cp -r", restore_time.as_secs_f64(), cp_time.as_secs_f64(), "<= 2.0"));
+    rows.push(Row::ratio("restore time / load through the write path", restore_time.as_secs_f64(), load_time.as_secs_f64(), "(lower is better)"));
+    rows.push(Row::absolute("peak RSS during the restore (MB)", restore_rss as f64 / 1e6, "< 256"));
+
+    // 7. Document writes of 1 KB: storage layer and REST, fsync durability.
+    let storage = write_load(&rookery, args.writers, args.documents, window, None);
+    let rest = rest_load(rookery.clone(), args.writers, args.documents, window);
+    println!("1 KB writes, durability=fsync, {} writers: storage {:.0} docs/s, REST {:.0} docs/s (p99 {:.2} ms)", args.writers, storage.throughput, rest.throughput, rest.p99_ms);
+    rows.push(Row::ratio("REST / storage write throughput", rest.throughput, storage.throughput, "(information)"));
+
+    println!();
+    println!("{:<48} {:>10} {:>12}  {}", "measure", "value", "target", "met");
+    for row in &rows {
+        println!("{:<48} {:>10.3} {:>12}  {}", row.name, row.value, row.target, row.met());
+    }
+    drop(rookery);
+}
+
+struct Row {
+    name: &'static str,
+    value: f64,
+    target: &'static str,
+}
+
+impl Row {
+    fn ratio(name: &'static str, a: f64, b: f64, target: &'static str) -> Self {
+        Self { name, value: if b > 0.0 { a / b } else { f64::NAN }, target }
+    }
+
+    fn absolute(name: &'static str, value: f64, target: &'static str) -> Self {
+        Self { name, value, target }
+    }
+
+    fn met(&self) -> &'static str {
+        let t = self.target;
+        let parse = |s: &str| s.trim().parse::<f64>().ok();
+        let ok = if let Some(v) = t.strip_prefix("<=").and_then(parse) {
+            self.value <= v
+        } else if let Some(v) = t.strip_prefix(">=").and_then(parse) {
+            self.value >= v
+        } else if let Some(v) = t.strip_prefix('<').and_then(parse) {
+            self.value < v
+        } else {
+            return "-";
+        };
+        if ok {
+            "yes"
+        } else {
+            "NO"
+        }
+    }
+}
+
+fn config(data: &Path, durability: Durability) -> Config {
+    let mut c = Config::for_tests(data);
+    c.durability = durability;
+    c
+}
+
+fn doc_id(i: u64) -> String {
+    format!("orders/{i:010}")
+}
+
+/// About 1 KB of JSON that compresses like real documents (repeated keys, varied values).
+fn doc_body(i: u64, version: u64) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for l in 0..6 {
+        lines.push(format!(
+            r#"{{"Product":"products/{}","Name":"Product number {} of the catalogue","Quantity":{},"PricePerUnit":{}.{:02},"Discount":0.{}}}"#,
+            (i * 7 + l) % 5000,
+            (i * 13 + l) % 5000,
+            (i + l) % 40 + 1,
+            (i * 31 + l) % 300,
+            (i + l) % 100,
+            l
+        ));
+    }
+    format!(
+        r#"{{"Company":"companies/{}","Employee":"employees/{}","OrderedAt":"2026-{:02}-{:02}T10:{:02}:00Z","ShipTo":{{"City":"City {}","Country":"Country {}","Line1":"{} Main Street"}},"Version":{},"Lines":[{}]}}"#,
+        i % 10_000,
+        i % 300,
+        i % 12 + 1,
+        i % 28 + 1,
+        i % 60,
+        i % 1000,
+        i % 90,
+        i % 9999,
+        version,
+        lines.join(",")
+    )
+    .into_bytes()
+}
+
+struct Load {
+    throughput: f64,
+    p99_ms: f64,
+    backups: usize,
+}
+
+/// Writers update random documents for `window`; with `backup_location`,
+/// full backups run back to back meanwhile.
+fn write_load(rookery: &Arc<Rookery>, writers: usize, n: u64, window: Duration, backup_location: Option<&str>) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let db = rookery.catalog().get("Bench").expect("db");
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1);
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let i = x % n;
+                    let t = Instant::now();
+                    db.store.put(&doc_id(i), &doc_body(i, 2), None).expect("put");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut backups = 0;
+    if let Some(location) = backup_location {
+        while started.elapsed() < window || backups == 0 {
+            rookery
+                .start_backup("Bench", BackupOptions { location: location.to_string(), incremental: false })
+                .expect("starts")
+                .wait()
+                .expect("backup under load");
+            backups += 1;
+        }
+    } else {
+        std::thread::sleep(window);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let elapsed = started.elapsed();
+    let mut all: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("writer")).collect();
+    all.sort();
+    let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
+    Load { throughput: all.len() as f64 / elapsed.as_secs_f64(), p99_ms: p99.as_secs_f64() * 1000.0, backups }
+}
+
+/// Writers PUT 1 KB documents through the REST API of an in-process server.
+fn rest_load(rookery: Arc<Rookery>, writers: usize, n: u64, window: Duration) -> Load {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let app = rookery::api::router(rookery);
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let mut latencies = Vec::new();
+                let mut i = w as u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let r = agent.put(&format!("http://{addr}/databases/Bench/docs/{}", doc_id(i % n))).send(doc_body(i, 3)).expect("put");
+                    assert!(r.status().as_u16() < 300);
+                    latencies.push(t.elapsed());
+                    i += writers as u64;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(window);
+    stop.store(true, Ordering::SeqCst);
+    let elapsed = started.elapsed();
+    let mut all: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("writer")).collect();
+    all.sort();
+    let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Load { throughput: all.len() as f64 / elapsed.as_secs_f64(), p99_ms: p99.as_secs_f64() * 1000.0, backups: 0 }
+}
+
+fn du(path: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                total += du(&p);
+            } else {
+                total += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+fn drop_caches() {
+    let _ = Command::new("sync").status();
+    if std::fs::write("/proc/sys/vm/drop_caches", "3").is_err() {
+        eprintln!("(cannot drop the page cache: timings are with warm caches)");
+    }
+}
+
+fn status_field(name: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0)
+        * 1024
+}
+
+fn current_rss() -> u64 {
+    status_field("VmRSS:")
+}
+
+fn peak_rss() -> u64 {
+    status_field("VmHWM:")
+}
+
+/// Resets the kernel's peak-RSS mark of this process (Linux `clear_refs` 5).
+fn reset_peak_rss() {
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        eprintln!("(cannot reset the peak RSS mark: the figure includes earlier phases)");
+    }
+}
+
+fn human(bytes: u64) -> String {
+    app::client::format_bytes(bytes)
+}
