@@ -292,3 +292,19 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Sets written by every format version are kept in `tests/fixtures/` and must
+/// keep restoring to the same documents.
+#[test]
+fn format_version_1_fixture_restores() {
+    let s = TestServer::start();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let location = s.path("fixture-v1");
+    copy_dir(&fixtures.join("backup-v1"), &location);
+    let expected: Docs = serde_json::from_slice(&std::fs::read(fixtures.join("backup-v1.expected.json")).expect("reads")).expect("json");
+    let done = s.restore(json!({"BackupLocation": location.display().to_string()}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert_eq!(done["DatabaseName"], "Fixture");
+    assert!(s.all_docs("/databases/Fixture") == expected);
+    assert!(!expected.contains_key("people/2") && expected.contains_key("people/9"));
+}
