@@ -69,15 +69,7 @@ impl Client {
             .timeout_global(timeout.or(Some(Duration::from_secs(120))))
             .build()
             .into();
-        let authorization = match (&credentials.api_key, &credentials.username) {
-            (Some(key), _) => Some(format!("ApiKey {key}")),
-            (None, Some(user)) => {
-                let pair = format!("{user}:{}", credentials.password.clone().unwrap_or_default());
-                Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
-            }
-            (None, None) => None,
-        };
-        Self { root, database, agent, authorization }
+        Self { root, database, agent, authorization: authorization(credentials) }
     }
 
     /// The server root URL.
@@ -172,6 +164,20 @@ impl Client {
                 None => ClientError { status: Some(status), code: "HttpError".into(), message: text.chars().take(300).collect() },
             })
         }
+    }
+}
+
+/// The `Authorization` header value for `credentials`: `ApiKey name/secret`
+/// or HTTP Basic; `None` without credentials.
+#[must_use]
+pub fn authorization(credentials: &Credentials) -> Option<String> {
+    match (&credentials.api_key, &credentials.username) {
+        (Some(key), _) => Some(format!("ApiKey {key}")),
+        (None, Some(user)) => {
+            let pair = format!("{user}:{}", credentials.password.clone().unwrap_or_default());
+            Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+        }
+        (None, None) => None,
     }
 }
 

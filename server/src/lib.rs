@@ -48,6 +48,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod failpoint;
+pub mod smuggler;
 pub mod jobs;
 pub mod restore;
 pub mod restore_cli;
@@ -74,6 +75,7 @@ pub struct Rookery {
     catalog: Arc<Catalog>,
     backup_slot: Arc<JobSlot>,
     restore_slot: Arc<JobSlot>,
+    import_slot: Arc<JobSlot>,
 }
 
 impl std::fmt::Debug for Rookery {
@@ -141,7 +143,7 @@ impl Rookery {
     /// Storage errors opening the system database.
     pub fn open(config: Config) -> Result<Self, StorageError> {
         let catalog = Arc::new(Catalog::open(&config.data_dir, config.durability)?);
-        let rookery = Self { config, catalog, backup_slot: Arc::default(), restore_slot: Arc::default() };
+        let rookery = Self { config, catalog, backup_slot: Arc::default(), restore_slot: Arc::default(), import_slot: Arc::default() };
         rookery.recover_interrupted_jobs();
         Ok(rookery)
     }
@@ -154,6 +156,11 @@ impl Rookery {
                 if let (Some(location), Some(set_id)) = (status.backup_location, status.set_id) {
                     backup::engine::remove_unfinished(Path::new(&location), &set_id);
                 }
+            }
+        }
+        for db in std::iter::once(system.clone()).chain(self.catalog.list()) {
+            if jobs::recover_interrupted(&db, app::api::SMUGGLER_STATUS_ID).is_some() {
+                tracing::warn!(database = %db.name, "an import was interrupted by a server stop; the documents written before it are kept");
             }
         }
         if jobs::recover_interrupted(&system, RESTORE_STATUS_ID).is_some() {
@@ -171,6 +178,12 @@ impl Rookery {
     #[must_use]
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The slot of imports (one at a time per server).
+    #[must_use]
+    pub fn import_slot(&self) -> &Arc<JobSlot> {
+        &self.import_slot
     }
 
     /// Whether a backup is running on this server.

@@ -16,7 +16,7 @@ use crate::backup::location::{listing, validate_location, Depth};
 use crate::backup::BackupOptions;
 use app::api::{BackupListing, BackupRequest, ErrorBody, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
 
-fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
     match query.get(name).map(|v| v.to_ascii_lowercase()) {
         None => Ok(false),
         Some(v) if v == "true" || v == "1" || v.is_empty() => Ok(true),

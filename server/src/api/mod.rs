@@ -9,6 +9,7 @@ pub mod documents;
 pub mod error;
 pub mod jobs;
 pub mod openapi;
+pub mod smuggler;
 
 use std::sync::Arc;
 
@@ -31,7 +32,9 @@ pub fn router(state: AppState) -> Router {
     let per_database = Router::new()
         .route("/docs", get(documents::list))
         .route("/docs/{*id}", get(documents::get).put(documents::put).delete(documents::delete))
-        .route("/admin/backup", post(jobs::start_backup));
+        .route("/admin/backup", post(jobs::start_backup))
+        .route("/smuggler/export", get(smuggler::export_dump))
+        .route("/smuggler/import", post(smuggler::import_dump).layer(DefaultBodyLimit::disable()));
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::spec))

@@ -8,7 +8,7 @@ use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn}
 use utoipa::openapi::{OpenApi as OpenApiDoc, Required};
 use utoipa::OpenApi;
 
-use super::{databases, documents, jobs};
+use super::{databases, documents, jobs, smuggler};
 use app::api::*;
 
 #[derive(OpenApi)]
@@ -27,6 +27,8 @@ use app::api::*;
         jobs::start_backup,
         jobs::start_restore,
         jobs::list_sets,
+        smuggler::export_dump,
+        smuggler::import_dump,
     ),
     components(schemas(
         ErrorBody, Health, DatabaseInfo, CreateDatabaseRequest, DatabaseCreated, PutResult, DocumentEntry, DocumentPage,
@@ -38,7 +40,7 @@ struct ApiDoc;
 
 /// Paths served at the root for the system database and under `/databases/{db}` for named ones.
 fn is_per_database(path: &str) -> bool {
-    path == "/docs" || path.starts_with("/docs/") || path == "/admin/backup"
+    path == "/docs" || path.starts_with("/docs/") || path == "/admin/backup" || path.starts_with("/smuggler/")
 }
 
 /// The whole description.

@@ -218,6 +218,59 @@ impl DocumentStore {
         Ok(etag)
     }
 
+    /// Writes many documents in one batch (one commit, one fsync): returns
+    /// how many were written and how many skipped because they existed and
+    /// `overwrite` is false. Ids must be valid; bodies JSON objects.
+    ///
+    /// # Errors
+    /// `InvalidId`, storage errors.
+    pub fn put_many(&self, documents: &[(String, Vec<u8>)], overwrite: bool) -> Result<(u64, u64), StorageError> {
+        for (id, _) in documents {
+            validate_id(id)?;
+        }
+        let (last, written, skipped) = {
+            let mut state = self.lock_writer();
+            let mut batch = self.db.batch();
+            let mut etag = state.last_etag;
+            let mut count = state.doc_count;
+            let (mut written, mut skipped) = (0, 0);
+            // Ids repeated within the batch: the later one wins, as if written one by one.
+            let mut in_batch: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+            let now = now_ms();
+            for (id, body) in documents {
+                let current = match in_batch.get(id.as_str()) {
+                    Some(e) => Some(*e),
+                    None => self.current_etag(id)?,
+                };
+                if current.is_some() && !overwrite {
+                    skipped += 1;
+                    continue;
+                }
+                etag += 1;
+                batch.insert(&self.docs, id.as_bytes(), encode_parts(etag, now, body));
+                match current {
+                    Some(old) => batch.remove(&self.changes, etag_key(old)),
+                    None => count += 1,
+                }
+                batch.insert(&self.changes, etag_key(etag), id.as_bytes());
+                in_batch.insert(id.as_str(), etag);
+                written += 1;
+            }
+            if written > 0 {
+                self.stage_meta(&mut batch, etag, count);
+                batch.commit()?;
+                state.last_etag = etag;
+                state.doc_count = count;
+                self.committed_etag.store(etag, Ordering::Release);
+            }
+            (etag, written, skipped)
+        };
+        if written > 0 {
+            self.make_durable(last)?;
+        }
+        Ok((written, skipped))
+    }
+
     /// A page of documents whose id starts with `prefix`, in id order, and the
     /// number of such documents.
     ///
@@ -363,6 +416,14 @@ impl StoreSnapshot {
     /// Every document as `(id, raw record)`, in id order.
     pub fn documents(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), StorageError>> + '_ {
         self.snapshot.iter(&self.docs).map(|guard| {
+            let (key, value) = guard.into_inner()?;
+            Ok((key_to_string(&key)?, value.to_vec()))
+        })
+    }
+
+    /// Documents whose id starts with `prefix`, as `(id, raw record)`, in id order.
+    pub fn documents_with_prefix<'a>(&'a self, prefix: &str) -> impl Iterator<Item = Result<(String, Vec<u8>), StorageError>> + 'a {
+        self.snapshot.prefix(&self.docs, prefix.as_bytes()).map(|guard| {
             let (key, value) = guard.into_inner()?;
             Ok((key_to_string(&key)?, value.to_vec()))
         })

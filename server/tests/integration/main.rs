@@ -7,3 +7,4 @@ mod common;
 mod documents;
 mod durability;
 mod restore;
+mod smuggler;

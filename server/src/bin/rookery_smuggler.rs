@@ -1,0 +1,205 @@
+//! `rookery-smuggler`: export a database to a `.rookerydump`, import one, or
+//! stream one server's database into another's without a file.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use app::api::JobStatus;
+use rookery::client::{Client, ClientError};
+use rookery::config::Credentials;
+
+/// Move documents between Rookery servers and versions.
+#[derive(Debug, Parser)]
+#[command(name = "rookery-smuggler", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Export a database to a file.
+    Out(Out),
+    /// Import a file into a database.
+    In(In),
+    /// Stream a database from one server into another, without a file.
+    Between(Between),
+}
+
+#[derive(Debug, ClapArgs)]
+struct Out {
+    /// Server root URL or database URL.
+    #[arg(long)]
+    url: String,
+    /// The file to write (`-` for stdout).
+    #[arg(long)]
+    file: String,
+    #[arg(long)]
+    database: Option<String>,
+    /// Only ids with this prefix.
+    #[arg(long)]
+    starts_with: Option<String>,
+    #[command(flatten)]
+    credentials: Credentials,
+}
+
+#[derive(Debug, ClapArgs)]
+struct In {
+    #[arg(long)]
+    url: String,
+    /// The file to read (`-` for stdin).
+    #[arg(long)]
+    file: String,
+    #[arg(long)]
+    database: Option<String>,
+    /// Replace documents whose id exists (default: keep them).
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    credentials: Credentials,
+}
+
+#[derive(Debug, ClapArgs)]
+struct Between {
+    /// Source server root URL or database URL.
+    #[arg(long)]
+    from: String,
+    /// Target server root URL or database URL.
+    #[arg(long)]
+    to: String,
+    /// The database on both sides (default: from each URL).
+    #[arg(long)]
+    database: Option<String>,
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    credentials: Credentials,
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Out(a) => out(&a),
+        Command::In(a) => into(&a),
+        Command::Between(a) => between(&a),
+    };
+    match result {
+        Ok(message) => {
+            eprintln!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rookery-smuggler: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(None).build().into()
+}
+
+fn bytes_bar() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn authorize<B>(request: ureq::RequestBuilder<B>, credentials: &Credentials) -> ureq::RequestBuilder<B> {
+    match rookery::client::authorization(credentials) {
+        Some(v) => request.header("Authorization", v),
+        None => request,
+    }
+}
+
+/// Opens the export stream of a database.
+fn open_export(url: &str, database: Option<&str>, starts_with: Option<&str>, credentials: &Credentials) -> Result<impl Read, ClientError> {
+    let client = Client::new(url, database, None, credentials);
+    let mut endpoint = format!("{}/smuggler/export", client.base());
+    if let Some(p) = starts_with {
+        endpoint.push_str(&format!("?startsWith={}", rookery::client::percent_encode(p).replace('/', "%2F")));
+    }
+    let response = authorize(agent().get(&endpoint), credentials).call().map_err(|e| unreachable_error(&endpoint, &e))?;
+    let status = response.status().as_u16();
+    if status >= 300 {
+        return Err(error_from(status, response.into_body().read_to_string().unwrap_or_default()));
+    }
+    Ok(response.into_body().into_reader())
+}
+
+/// Posts a dump stream into a database; returns the import's final status.
+fn post_import(url: &str, database: Option<&str>, overwrite: bool, body: &mut dyn Read, credentials: &Credentials) -> Result<JobStatus, ClientError> {
+    let client = Client::new(url, database, None, credentials);
+    let endpoint = format!("{}/smuggler/import?overwrite={overwrite}", client.base());
+    let request = authorize(agent().post(&endpoint), credentials).header("content-type", "application/octet-stream");
+    let mut response = request.send(ureq::SendBody::from_reader(body)).map_err(|e| unreachable_error(&endpoint, &e))?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    if status >= 300 {
+        return Err(error_from(status, text));
+    }
+    serde_json::from_str(&text).map_err(|e| ClientError { status: Some(status), code: "BadResponse".into(), message: e.to_string() })
+}
+
+fn out(a: &Out) -> Result<String, ClientError> {
+    let mut reader = open_export(&a.url, a.database.as_deref(), a.starts_with.as_deref(), &a.credentials)?;
+    let bar = bytes_bar();
+    bar.set_message("exported");
+    let local = |e: std::io::Error| ClientError { status: None, code: "IoError".into(), message: format!("{}: {e}", a.file) };
+    let written = if a.file == "-" {
+        std::io::copy(&mut bar.wrap_read(&mut reader), &mut std::io::stdout().lock()).map_err(local)?
+    } else {
+        // Write to a temporary name and rename, so a failed export leaves no file that looks whole.
+        let temp = format!("{}.partial", a.file);
+        let mut file = std::fs::File::create(&temp).map_err(local)?;
+        let n = std::io::copy(&mut bar.wrap_read(&mut reader), &mut file).map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            local(e)
+        })?;
+        file.flush().and_then(|()| file.sync_all()).map_err(local)?;
+        std::fs::rename(&temp, &a.file).map_err(local)?;
+        n
+    };
+    bar.finish_and_clear();
+    Ok(format!("Exported {} to {}", rookery::cli::human_bytes(written), a.file))
+}
+
+fn into(a: &In) -> Result<String, ClientError> {
+    let local = |e: std::io::Error| ClientError { status: None, code: "IoError".into(), message: format!("{}: {e}", a.file) };
+    let mut input: Box<dyn Read> = if a.file == "-" { Box::new(std::io::stdin()) } else { Box::new(std::fs::File::open(&a.file).map_err(local)?) };
+    let bar = bytes_bar();
+    bar.set_message("sent");
+    let mut wrapped = bar.wrap_read(&mut input);
+    let status = post_import(&a.url, a.database.as_deref(), a.overwrite, &mut wrapped, &a.credentials)?;
+    bar.finish_and_clear();
+    Ok(summary(&status))
+}
+
+fn between(a: &Between) -> Result<String, ClientError> {
+    let mut source = open_export(&a.from, a.database.as_deref(), None, &a.credentials)?;
+    let bar = bytes_bar();
+    bar.set_message("streamed");
+    let mut wrapped = bar.wrap_read(&mut source);
+    let status = post_import(&a.to, a.database.as_deref(), a.overwrite, &mut wrapped, &a.credentials)?;
+    bar.finish_and_clear();
+    Ok(summary(&status))
+}
+
+fn summary(status: &JobStatus) -> String {
+    status.messages.last().map(|m| m.message.clone()).unwrap_or_else(|| "Import completed".into())
+}
+
+fn unreachable_error(url: &str, e: &ureq::Error) -> ClientError {
+    ClientError { status: None, code: "Unreachable".into(), message: format!("cannot reach {url}: {e}") }
+}
+
+fn error_from(status: u16, text: String) -> ClientError {
+    match serde_json::from_str::<app::api::ErrorBody>(&text) {
+        Ok(b) => ClientError { status: Some(status), code: b.error, message: b.message },
+        Err(_) => ClientError { status: Some(status), code: "HttpError".into(), message: text.chars().take(300).collect() },
+    }
+}
