@@ -26,8 +26,9 @@ pub struct Config {
     #[arg(long)]
     pub config: Option<PathBuf>,
 
-    /// A folder under which backups may be written and read (repeatable). With
-    /// none, any absolute folder outside the data directory is allowed.
+    /// A folder under which backups may be written and read (repeatable).
+    /// Default: the folder that holds the data directory (`DATA/..`), the
+    /// data directory itself excluded.
     #[arg(long = "backup-root", env = "ROOKERY_BACKUP_ROOTS", value_delimiter = ',')]
     pub backup_roots: Vec<PathBuf>,
 
@@ -43,6 +44,16 @@ pub struct Config {
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Create (or reset) an administrator with this name, then exit. The
+    /// password comes from `ROOKERY_PASSWORD`, or is asked on a terminal.
+    #[arg(long, value_name = "NAME")]
+    pub create_admin: Option<String>,
+
+    /// Failed authentications allowed per client address and minute before
+    /// that address gets 429 for the rest of the minute.
+    #[arg(long, default_value_t = 20)]
+    pub max_failed_auth: u32,
 
     #[command(flatten)]
     pub restore: RestoreArgs,
@@ -102,6 +113,20 @@ pub struct Credentials {
 }
 
 impl Config {
+    /// The backup roots in force: the configured ones, else the parent of the data directory.
+    #[must_use]
+    pub fn effective_backup_roots(&self) -> Vec<PathBuf> {
+        if !self.backup_roots.is_empty() {
+            return self.backup_roots.clone();
+        }
+        let data = if self.data_dir.is_absolute() {
+            self.data_dir.clone()
+        } else {
+            std::env::current_dir().map(|d| d.join(&self.data_dir)).unwrap_or_else(|_| self.data_dir.clone())
+        };
+        vec![data.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf)]
+    }
+
     /// A configuration for tests and embedding: data in `data_dir`, writes
     /// acknowledged after the OS has them, no backup roots.
     #[must_use]

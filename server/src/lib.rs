@@ -43,6 +43,7 @@
 //! ```
 
 pub mod api;
+pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod client;
@@ -76,6 +77,7 @@ pub struct Rookery {
     backup_slot: Arc<JobSlot>,
     restore_slot: Arc<JobSlot>,
     import_slot: Arc<JobSlot>,
+    auth: auth::Authenticator,
 }
 
 impl std::fmt::Debug for Rookery {
@@ -143,7 +145,8 @@ impl Rookery {
     /// Storage errors opening the system database.
     pub fn open(config: Config) -> Result<Self, StorageError> {
         let catalog = Arc::new(Catalog::open(&config.data_dir, config.durability)?);
-        let rookery = Self { config, catalog, backup_slot: Arc::default(), restore_slot: Arc::default(), import_slot: Arc::default() };
+        let auth = auth::Authenticator::new(catalog.system(), config.max_failed_auth);
+        let rookery = Self { config, catalog, backup_slot: Arc::default(), restore_slot: Arc::default(), import_slot: Arc::default(), auth };
         rookery.recover_interrupted_jobs();
         Ok(rookery)
     }
@@ -180,6 +183,12 @@ impl Rookery {
         &self.catalog
     }
 
+    /// Users, API keys and sessions.
+    #[must_use]
+    pub fn auth(&self) -> &auth::Authenticator {
+        &self.auth
+    }
+
     /// The slot of imports (one at a time per server).
     #[must_use]
     pub fn import_slot(&self) -> &Arc<JobSlot> {
@@ -200,7 +209,7 @@ impl Rookery {
     /// then `AlreadyRunning` when any backup runs on this server.
     pub fn start_backup(&self, database: &str, options: BackupOptions) -> Result<BackupHandle, BackupError> {
         let db = self.catalog.get(database).ok_or_else(|| BackupError::DatabaseNotFound(database.to_string()))?;
-        let prepared = backup::prepare(db.clone(), &options, &self.config.data_dir, &self.config.backup_roots)?;
+        let prepared = backup::prepare(db.clone(), &options, &self.config.data_dir, &self.config.effective_backup_roots())?;
         let slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
         let initial = JobStatus {
             backup_location: Some(prepared.location.display().to_string()),
@@ -247,7 +256,7 @@ impl Rookery {
     /// `AlreadyRunning`, `NoBackup`, `ChecksumMismatch`, `BrokenChain`,
     /// `UnsupportedFormatVersion`, `SetNotFound`.
     pub fn start_restore(&self, request: &RestoreRequest, defrag: bool) -> Result<RestoreHandle, RestoreError> {
-        let source = backup::location::validate_location(&request.backup_location, &self.config.data_dir, &self.config.backup_roots)?;
+        let source = backup::location::validate_location(&request.backup_location, &self.config.data_dir, &self.config.effective_backup_roots())?;
         // Cheap refusals first, so that a doomed request does not wait for the slot.
         if let Some(name) = &request.database_name {
             self.check_name_free(name)?;

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    if let Some(name) = config.create_admin.clone() {
+        return create_admin(&config, &name);
+    }
     if config.restore.restore_system_database {
         return restore_cli::restore_system_offline(&config);
     }
@@ -58,6 +61,17 @@ fn serve(config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if rookery.auth().is_open() {
+            if !bind.ip().is_loopback() {
+                eprintln!(
+                    "rookery-server: refusing to serve on {bind} with no administrator: anyone could read and change every database.\n\
+                     Create one first: ROOKERY_PASSWORD=... rookery-server --data-dir {} --create-admin=admin",
+                    data_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            tracing::warn!("DEVELOPMENT MODE: no user or API key exists, so every request acts as an administrator. Create an admin with --create-admin before exposing this server.");
+        }
         let listener = match tokio::net::TcpListener::bind(bind).await {
             Ok(l) => l,
             Err(e) => {
@@ -70,7 +84,9 @@ fn serve(config: Config) -> ExitCode {
         // One machine-readable line: tests and scripts read the port from it.
         println!("Rookery listening on http://{local}");
         let app = rookery::web::app_router(rookery.clone());
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
         tracing::info!("shutting down: flushing every database");
         let r = rookery.clone();
         let _ = tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || r.persist_all())).await;
@@ -102,5 +118,43 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// `--create-admin=NAME`: stores an administrator and exits.
+fn create_admin(config: &Config, name: &str) -> ExitCode {
+    let password = match std::env::var("ROOKERY_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            use std::io::{BufRead, IsTerminal, Write};
+            if !std::io::stdin().is_terminal() {
+                eprintln!("rookery-server: set ROOKERY_PASSWORD to the new administrator's password");
+                return ExitCode::from(2);
+            }
+            eprint!("Password for '{name}' (shown as you type): ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            if std::io::stdin().lock().read_line(&mut line).is_err() {
+                return ExitCode::FAILURE;
+            }
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    let rookery = match Rookery::open(config.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rookery-server: cannot open '{}': {e}", config.data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match rookery.auth().put_user(name, &password, rookery::auth::Role::Admin) {
+        Ok(created) => {
+            println!("{} administrator '{name}' in {}", if created { "Created" } else { "Reset" }, config.data_dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rookery-server: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

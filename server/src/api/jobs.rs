@@ -115,7 +115,7 @@ pub async fn list_sets(State(state): State<AppState>, Query(query): Query<HashMa
     let depth = if query.get("verify").is_some() && !flag(&query, "verify")? { Depth::Structure } else { Depth::Checksums };
     blocking(move || {
         let config = state.config();
-        let location = validate_location(&raw, &config.data_dir, &config.backup_roots)?;
+        let location = validate_location(&raw, &config.data_dir, &config.effective_backup_roots())?;
         Ok(Json(listing(&location, depth)?))
     })
     .await

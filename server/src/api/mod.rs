@@ -4,6 +4,7 @@
 //! The server root is the system database's base; `/databases/{db}` is a
 //! named database's. Per-database routes are declared once and mounted at both.
 
+pub mod auth;
 pub mod databases;
 pub mod documents;
 pub mod error;
@@ -42,9 +43,16 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/databases/{name}", put(databases::create).delete(databases::delete))
         .route("/admin/restore", post(jobs::start_restore))
         .route("/admin/backup/sets", get(jobs::list_sets))
+        .route("/admin/users/{name}", put(auth::put_user).delete(auth::delete_user))
+        .route("/admin/apikeys", post(auth::create_api_key))
+        .route("/admin/apikeys/{name}", axum::routing::delete(auth::delete_api_key))
+        .route("/auth/me", get(auth::whoami))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
         .merge(per_database.clone())
         .nest("/databases/{db}", per_database)
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .with_state(state)
 }
 

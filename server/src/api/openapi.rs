@@ -8,7 +8,7 @@ use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn}
 use utoipa::openapi::{OpenApi as OpenApiDoc, Required};
 use utoipa::OpenApi;
 
-use super::{databases, documents, jobs, smuggler};
+use super::{auth, databases, documents, jobs, smuggler};
 use app::api::*;
 
 #[derive(OpenApi)]
@@ -29,11 +29,19 @@ use app::api::*;
         jobs::list_sets,
         smuggler::export_dump,
         smuggler::import_dump,
+        auth::put_user,
+        auth::delete_user,
+        auth::create_api_key,
+        auth::delete_api_key,
+        auth::whoami,
+        auth::login,
+        auth::logout,
     ),
     components(schemas(
         ErrorBody, Health, DatabaseInfo, CreateDatabaseRequest, DatabaseCreated, PutResult, DocumentEntry, DocumentPage,
         BackupRequest, JobAccepted, RestoreRequest, JobStatus, JobProgress, StatusMessage, Severity,
         BackupListing, BackupChainInfo, BackupSetInfo,
+        Role, PutUserRequest, CreateApiKeyRequest, ApiKeyCreated, LoginRequest, Me,
     ))
 )]
 struct ApiDoc;

@@ -1,6 +1,7 @@
 //! Integration tests: real `rookery-server` processes on free ports, real
 //! fjall stores in temp directories, real backup files on disk.
 
+mod auth;
 mod backup;
 mod cli;
 mod common;

@@ -22,6 +22,7 @@ pub struct TestServer {
     pub url: String,
     child: Option<Child>,
     env: Vec<(String, String)>,
+    args: Vec<String>,
     agent: ureq::Agent,
 }
 
@@ -33,6 +34,11 @@ impl TestServer {
 
     /// Starts a server with extra environment (`ROOKERY_FAILPOINTS`, ...).
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_full(env, &[])
+    }
+
+    /// Starts a server with extra environment and flags.
+    pub fn start_full(env: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -41,7 +47,8 @@ impl TestServer {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        let mut server = Self { dir, data_dir, url: String::new(), child: None, env, agent };
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut server = Self { dir, data_dir, url: String::new(), child: None, env, args, agent };
         server.spawn();
         server
     }
@@ -60,6 +67,7 @@ impl TestServer {
         let mut cmd = Command::new(SERVER_BIN);
         cmd.arg("--data-dir").arg(&self.data_dir).arg("--bind").arg("127.0.0.1:0");
         cmd.env("RUST_LOG", "warn").env("LEPTOS_SITE_ROOT", self.dir.path().join("site"));
+        cmd.args(&self.args);
         cmd.env_remove("ROOKERY_FAILPOINTS");
         for (k, v) in &self.env {
             cmd.env(k, v);

@@ -1,0 +1,280 @@
+//! Authentication at the HTTP boundary: the middleware that every request
+//! passes, the credential management routes, and the studio's sign-in.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::documents::body_bytes;
+use super::{blocking, ApiError, AppState};
+use crate::auth::sessions::{cookie, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
+use crate::auth::{required_access, Access, AuthError, Identity, Role};
+use app::api::{ApiKeyCreated, CreateApiKeyRequest, ErrorBody, LoginRequest, Me, PutUserRequest};
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid(m) => ApiError::bad_request("InvalidRequest", m),
+            AuthError::NotFound => ApiError::not_found("No such user or key."),
+            AuthError::KeyExists(_) => ApiError::new(StatusCode::CONFLICT, "ApiKeyExists", e.to_string()),
+            AuthError::Storage(s) => s.into(),
+        }
+    }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "Credentials are required: HTTP Basic (user:password) or 'Authorization: ApiKey name/secret', or sign in to the studio.",
+    )
+}
+
+/// The client's address, when the server was started with connection info
+/// (in-process calls, like the studio's server-side rendering, have none).
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+enum Presented {
+    Nothing,
+    Valid(Identity, Option<String>),
+    Invalid,
+}
+
+/// Reads the credentials of a request: `Authorization` (Basic or ApiKey),
+/// else the studio's session cookie (with its CSRF token).
+fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
+    let auth = state.auth();
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let Ok(text) = value.to_str() else { return Presented::Invalid };
+        let identity = if let Some(token) = text.strip_prefix("ApiKey ") {
+            auth.verify_api_key(token.trim())
+        } else if let Some(basic) = text.strip_prefix("Basic ") {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(basic.trim())
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|pair| pair.split_once(':').and_then(|(u, p)| auth.verify_password(u, p)))
+        } else {
+            None
+        };
+        return identity.map_or(Presented::Invalid, |i| Presented::Valid(i, None));
+    }
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match cookie(cookies, SESSION_COOKIE) {
+        Some(token) => match auth.sessions.get(token) {
+            Some(session) => Presented::Valid(session.identity, Some(session.csrf)),
+            None => Presented::Invalid,
+        },
+        None => Presented::Nothing,
+    }
+}
+
+/// The identity a request acts as, if any (open servers: a development administrator).
+pub fn identity_of(state: &AppState, headers: &HeaderMap) -> Option<Identity> {
+    if state.auth().is_open() {
+        return Some(Identity { name: "development".into(), role: Role::Admin, development: true });
+    }
+    match presented(state, headers) {
+        Presented::Valid(identity, _) => Some(identity),
+        Presented::Nothing | Presented::Invalid => None,
+    }
+}
+
+/// The middleware: 401 without valid credentials where they are needed, 403
+/// for a role that may not, 429 after too many failures from one address,
+/// 403 `CsrfTokenMissing` for a session's state-changing request without its token.
+pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mut request: Request, next: Next) -> Response {
+    let access = required_access(request.method(), request.uri().path());
+    let Access::Role(needed) = access else {
+        return next.run(request).await;
+    };
+    let auth = state.auth();
+    if auth.is_open() {
+        request.extensions_mut().insert(Identity { name: "development".into(), role: Role::Admin, development: true });
+        return next.run(request).await;
+    }
+    if ip.is_some_and(|ip| auth.limiter.is_blocked(ip)) {
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts", "Too many failed sign-ins from this address; wait a minute.")
+            .into_response();
+    }
+    let (identity, csrf) = match presented(&state, request.headers()) {
+        Presented::Valid(identity, csrf) => {
+            if let Some(ip) = ip {
+                auth.limiter.succeed(ip);
+            }
+            (identity, csrf)
+        }
+        Presented::Invalid => {
+            if let Some(ip) = ip {
+                auth.limiter.fail(ip);
+            }
+            return unauthorized().into_response();
+        }
+        Presented::Nothing => return unauthorized().into_response(),
+    };
+    if let Some(expected) = csrf {
+        let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let sent = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !safe && sent != Some(expected.as_str()) {
+            return ApiError::new(StatusCode::FORBIDDEN, "CsrfTokenMissing", "This request needs the X-CSRF-Token header of the session.")
+                .into_response();
+        }
+    }
+    if identity.role < needed {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("'{}' has the {:?} role; this needs {:?}.", identity.name, identity.role, needed),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+/// Creates or replaces a user.
+#[utoipa::path(
+    put,
+    path = "/admin/users/{name}",
+    tag = "auth",
+    params(("name" = String, Path,)),
+    request_body = PutUserRequest,
+    responses((status = 201, description = "Created"), (status = 200, description = "Replaced"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn put_user(State(state): State<AppState>, Path(name): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
+    let request: PutUserRequest = serde_json::from_slice(&body_bytes(body)?)
+        .map_err(|e| ApiError::bad_request("InvalidJson", format!("Expected {{\"Password\": \"...\", \"Role\": \"ReadOnly|ReadWrite|Admin\"}}: {e}")))?;
+    blocking(move || {
+        let created = state.auth().put_user(&name, &request.password, request.role)?;
+        Ok(if created { StatusCode::CREATED } else { StatusCode::OK })
+    })
+    .await
+}
+
+/// Deletes a user.
+#[utoipa::path(delete, path = "/admin/users/{name}", tag = "auth", params(("name" = String, Path,)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_user(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        state.auth().delete_user(&name)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// Creates an API key; the answer shows its secret once.
+#[utoipa::path(
+    post,
+    path = "/admin/apikeys",
+    tag = "auth",
+    request_body = CreateApiKeyRequest,
+    responses((status = 201, body = ApiKeyCreated), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "ApiKeyExists"))
+)]
+pub async fn create_api_key(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
+    let request: CreateApiKeyRequest = serde_json::from_slice(&body_bytes(body)?)
+        .map_err(|e| ApiError::bad_request("InvalidJson", format!("Expected {{\"Name\": \"...\", \"Role\": \"...\"}}: {e}")))?;
+    blocking(move || {
+        let api_key = state.auth().create_api_key(&request.name, request.role)?;
+        Ok((StatusCode::CREATED, Json(ApiKeyCreated { api_key })))
+    })
+    .await
+}
+
+/// Deletes an API key.
+#[utoipa::path(delete, path = "/admin/apikeys/{name}", tag = "auth", params(("name" = String, Path,)), responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_api_key(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        state.auth().delete_api_key(&name)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+fn me(identity: Option<&Identity>, development: bool) -> Me {
+    Me {
+        authenticated: identity.is_some(),
+        name: identity.map(|i| i.name.clone()),
+        role: identity.map(|i| i.role),
+        development_mode: development,
+    }
+}
+
+/// Who this request is from.
+#[utoipa::path(get, path = "/auth/me", tag = "auth", responses((status = 200, body = Me)))]
+pub async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Json<Me> {
+    let development = state.auth().is_open();
+    Json(me(identity_of(&state, &headers).as_ref(), development))
+}
+
+/// The studio's sign-in: sets the session and CSRF cookies.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody))
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: LoginRequest = serde_json::from_slice(&body_bytes(body)?)
+        .map_err(|e| ApiError::bad_request("InvalidJson", format!("Expected {{\"Username\", \"Password\"}}: {e}")))?;
+    let auth_state = state.clone();
+    if ip.is_some_and(|ip| auth_state.auth().limiter.is_blocked(ip)) {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts", "Too many failed sign-ins from this address; wait a minute."));
+    }
+    let identity = blocking(move || Ok(auth_state.auth().verify_password(&request.username, &request.password))).await?;
+    let Some(identity) = identity else {
+        if let Some(ip) = ip {
+            state.auth().limiter.fail(ip);
+        }
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Wrong user name or password."));
+    };
+    let (token, csrf) = state.auth().sessions.create(identity.clone());
+    let secure = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https");
+    let secure = if secure { "; Secure" } else { "" };
+    let mut response = Json(me(Some(&identity), false)).into_response();
+    let cookies = [
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"),
+        format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict{secure}"),
+    ];
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(response)
+}
+
+/// Signs out of the studio.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204)))]
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Some(token) = cookie(cookies, SESSION_COOKIE) {
+        state.auth().sessions.remove(token);
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for name in [SESSION_COOKIE, CSRF_COOKIE] {
+        if let Ok(v) = HeaderValue::from_str(&format!("{name}=; Path=/; Max-Age=0; SameSite=Strict")) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}

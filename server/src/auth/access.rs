@@ -1,0 +1,144 @@
+//! Which role each route needs, and the limit on failed sign-ins.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+
+use super::Role;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, the studio's pages and files, sign-in.
+    Public,
+    /// An identity with at least this role.
+    Role(Role),
+}
+
+/// The access rule of a request. Every API route falls in one of the
+/// branches; anything unknown needs `ReadOnly` (and then gets its 404).
+#[must_use]
+pub fn required_access(method: &Method, path: &str) -> Access {
+    let public = path == "/"
+        || path == "/health"
+        || path == "/openapi.json"
+        || path == "/favicon.png"
+        || path == "/studio"
+        || path.starts_with("/studio/")
+        || path.starts_with("/pkg/")
+        || path.starts_with("/auth/");
+    if public {
+        return Access::Public;
+    }
+    // `/databases/{db}/rest` follows the same rules as `/rest` at the root.
+    let rest = match path.strip_prefix("/databases/") {
+        Some(tail) => match tail.find('/') {
+            Some(i) => &tail[i..],
+            None => return Access::Role(Role::ReadOnly),
+        },
+        None => path,
+    };
+    let writes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if rest.starts_with("/admin/") || rest == "/admin" || rest.starts_with("/smuggler/import") {
+        Access::Role(Role::Admin)
+    } else if (rest == "/docs" || rest.starts_with("/docs/")) && writes {
+        Access::Role(Role::ReadWrite)
+    } else if writes {
+        // No other route writes; refuse anything unknown that tries.
+        Access::Role(Role::Admin)
+    } else {
+        Access::Role(Role::ReadOnly)
+    }
+}
+
+/// Failed authentications per client address: after [`FailureLimiter::MAX`]
+/// failures within [`FailureLimiter::WINDOW`], that address is refused (429)
+/// until the window has passed.
+#[derive(Debug)]
+pub struct FailureLimiter {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    max: u32,
+}
+
+impl Default for FailureLimiter {
+    fn default() -> Self {
+        Self::new(Self::MAX)
+    }
+}
+
+impl FailureLimiter {
+    /// The default number of failures allowed per window.
+    pub const MAX: u32 = 20;
+    pub const WINDOW: Duration = Duration::from_secs(60);
+
+    /// A limiter allowing `max` failures per window and address.
+    #[must_use]
+    pub fn new(max: u32) -> Self {
+        Self { failures: Mutex::default(), max }
+    }
+
+    /// Whether `ip` is refused for now.
+    #[must_use]
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        let map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&ip).is_some_and(|(n, since)| *n >= self.max && since.elapsed() < Self::WINDOW)
+    }
+
+    /// Records a failure of `ip`.
+    pub fn fail(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        }
+        let entry = map.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= Self::WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    /// Forgets the failures of `ip` after a success.
+    pub fn succeed(&self, ip: IpAddr) {
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules() {
+        let r = |m: Method, p: &str| required_access(&m, p);
+        assert_eq!(r(Method::GET, "/health"), Access::Public);
+        assert_eq!(r(Method::GET, "/studio/backup"), Access::Public);
+        assert_eq!(r(Method::GET, "/docs/a"), Access::Role(Role::ReadOnly));
+        assert_eq!(r(Method::PUT, "/docs/a/b"), Access::Role(Role::ReadWrite));
+        assert_eq!(r(Method::DELETE, "/databases/X/docs/a"), Access::Role(Role::ReadWrite));
+        assert_eq!(r(Method::POST, "/databases/X/admin/backup"), Access::Role(Role::Admin));
+        assert_eq!(r(Method::POST, "/admin/restore"), Access::Role(Role::Admin));
+        assert_eq!(r(Method::GET, "/admin/backup/sets"), Access::Role(Role::Admin));
+        assert_eq!(r(Method::POST, "/databases/X/smuggler/import"), Access::Role(Role::Admin));
+        assert_eq!(r(Method::GET, "/databases/X/smuggler/export"), Access::Role(Role::ReadOnly));
+        assert_eq!(r(Method::GET, "/databases"), Access::Role(Role::ReadOnly));
+        assert_eq!(r(Method::POST, "/databases/X/unknown"), Access::Role(Role::Admin));
+        // A database named like a public prefix gains nothing.
+        assert_eq!(r(Method::PUT, "/databases/studio/docs/a"), Access::Role(Role::ReadWrite));
+    }
+
+    #[test]
+    fn limiter_blocks_after_many_failures() {
+        let l = FailureLimiter::default();
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..FailureLimiter::MAX {
+            assert!(!l.is_blocked(ip));
+            l.fail(ip);
+        }
+        assert!(l.is_blocked(ip));
+        l.succeed(ip);
+        assert!(!l.is_blocked(ip));
+    }
+}

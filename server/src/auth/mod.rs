@@ -1,0 +1,308 @@
+//! Authentication and authorization: users (argon2id password hashes) and
+//! API keys (`name/secret`, SHA-256 of a 256-bit random secret), each with a
+//! role; studio sessions; which role each route needs.
+//!
+//! Credentials live in the system database's `internal` keyspace (never in
+//! documents, so no listing or backup of documents exposes them).
+//!
+//! A server with no user and no API key runs **open** (development mode):
+//! every request acts as an administrator. It refuses to start that way on a
+//! non-loopback address (see `main.rs`).
+
+pub mod access;
+pub mod sessions;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::storage::{DatabaseHandle, StorageError};
+pub use access::{required_access, Access};
+pub use app::api::Role;
+
+const USER_PREFIX: &str = "auth/users/";
+const KEY_PREFIX: &str = "auth/apikeys/";
+
+/// Who made a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub role: Role,
+    /// The server runs open (no credentials exist); everyone is an administrator.
+    pub development: bool,
+}
+
+/// What can go wrong managing credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    #[error("an API key named '{0}' already exists")]
+    KeyExists(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StoredUser {
+    name: String,
+    role: Role,
+    /// PHC string of an argon2id hash.
+    password_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StoredKey {
+    name: String,
+    role: Role,
+    /// Hex SHA-256 of the secret (a 256-bit random value: a slow hash adds nothing).
+    secret_sha256: String,
+}
+
+/// Users and API keys of a server.
+pub struct Authenticator {
+    system: Arc<DatabaseHandle>,
+    /// Verified `(user, sha256(password))` pairs, so that argon2 runs once per
+    /// password, not once per request. Cleared whenever a user changes.
+    verified: RwLock<HashMap<(String, [u8; 32]), Role>>,
+    /// Cached [`Authenticator::is_open`], refreshed on every change.
+    open: std::sync::atomic::AtomicBool,
+    pub sessions: sessions::Sessions,
+    pub limiter: access::FailureLimiter,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Credentials stored in `system`.
+    #[must_use]
+    pub fn new(system: Arc<DatabaseHandle>, max_failures: u32) -> Self {
+        let auth = Self {
+            system,
+            verified: RwLock::default(),
+            open: std::sync::atomic::AtomicBool::new(true),
+            sessions: sessions::Sessions::default(),
+            limiter: access::FailureLimiter::new(max_failures),
+        };
+        auth.refresh_open();
+        auth
+    }
+
+    /// True when no user and no API key exist: the server runs open.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn refresh_open(&self) {
+        let internal = self.system.store.internal();
+        let open = internal.prefix(USER_PREFIX).next().is_none() && internal.prefix(KEY_PREFIX).next().is_none();
+        self.open.store(open, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True when at least one user or key has the `Admin` role.
+    #[must_use]
+    pub fn has_admin(&self) -> bool {
+        self.users().iter().any(|u| u.role == Role::Admin) || self.keys().iter().any(|k| k.role == Role::Admin)
+    }
+
+    /// Creates or replaces a user.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad name or an empty password; storage errors.
+    pub fn put_user(&self, name: &str, password: &str, role: Role) -> Result<bool, AuthError> {
+        validate_principal(name)?;
+        if password.is_empty() {
+            return Err(AuthError::Invalid("a password must not be empty".into()));
+        }
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| AuthError::Invalid(format!("cannot hash the password: {e}")))?
+            .to_string();
+        let key = format!("{USER_PREFIX}{}", name.to_ascii_lowercase());
+        let existed = self.system.store.internal().get(&key).map_err(StorageError::from)?.is_some();
+        let user = StoredUser { name: name.to_string(), role, password_hash: hash };
+        self.write(&key, &user)?;
+        self.forget_verified();
+        Ok(!existed)
+    }
+
+    /// Deletes a user.
+    ///
+    /// # Errors
+    /// `NotFound`, storage errors.
+    pub fn delete_user(&self, name: &str) -> Result<(), AuthError> {
+        self.remove(&format!("{USER_PREFIX}{}", name.to_ascii_lowercase()))?;
+        self.sessions.drop_user(name);
+        self.forget_verified();
+        Ok(())
+    }
+
+    /// Creates an API key; returns `name/secret` (the secret is shown once).
+    ///
+    /// # Errors
+    /// `Invalid`, `KeyExists`, storage errors.
+    pub fn create_api_key(&self, name: &str, role: Role) -> Result<String, AuthError> {
+        validate_principal(name)?;
+        let key = format!("{KEY_PREFIX}{}", name.to_ascii_lowercase());
+        if self.system.store.internal().get(&key).map_err(StorageError::from)?.is_some() {
+            return Err(AuthError::KeyExists(name.to_string()));
+        }
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        let stored = StoredKey { name: name.to_string(), role, secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())) };
+        self.write(&key, &stored)?;
+        Ok(format!("{name}/{secret}"))
+    }
+
+    /// Deletes an API key.
+    ///
+    /// # Errors
+    /// `NotFound`, storage errors.
+    pub fn delete_api_key(&self, name: &str) -> Result<(), AuthError> {
+        self.remove(&format!("{KEY_PREFIX}{}", name.to_ascii_lowercase()))
+    }
+
+    /// Checks a user name and password.
+    #[must_use]
+    pub fn verify_password(&self, name: &str, password: &str) -> Option<Identity> {
+        let fingerprint: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        let cache_key = (name.to_ascii_lowercase(), fingerprint);
+        if let Some(role) = self.verified.read().ok().and_then(|v| v.get(&cache_key).copied()) {
+            return Some(Identity { name: name.to_string(), role, development: false });
+        }
+        let raw = self.system.store.internal().get(format!("{USER_PREFIX}{}", cache_key.0)).ok()??;
+        let user: StoredUser = serde_json::from_slice(&raw).ok()?;
+        let parsed = PasswordHash::new(&user.password_hash).ok()?;
+        Argon2::default().verify_password(password.as_bytes(), &parsed).ok()?;
+        if let Ok(mut v) = self.verified.write() {
+            v.insert(cache_key, user.role);
+        }
+        Some(Identity { name: user.name, role: user.role, development: false })
+    }
+
+    /// Checks an API key `name/secret`, in constant time over the secret.
+    #[must_use]
+    pub fn verify_api_key(&self, token: &str) -> Option<Identity> {
+        let (name, secret) = token.split_once('/')?;
+        let raw = self.system.store.internal().get(format!("{KEY_PREFIX}{}", name.to_ascii_lowercase())).ok()??;
+        let stored: StoredKey = serde_json::from_slice(&raw).ok()?;
+        let actual = hex::encode(Sha256::digest(secret.as_bytes()));
+        if bool::from(actual.as_bytes().ct_eq(stored.secret_sha256.as_bytes())) {
+            Some(Identity { name: stored.name, role: stored.role, development: false })
+        } else {
+            None
+        }
+    }
+
+    fn users(&self) -> Vec<StoredUser> {
+        self.list(USER_PREFIX)
+    }
+
+    fn keys(&self) -> Vec<StoredKey> {
+        self.list(KEY_PREFIX)
+    }
+
+    fn list<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Vec<T> {
+        self.system
+            .store
+            .internal()
+            .prefix(prefix)
+            .filter_map(|g| g.value().ok())
+            .filter_map(|v| serde_json::from_slice(&v).ok())
+            .collect()
+    }
+
+    fn write(&self, key: &str, value: &impl Serialize) -> Result<(), AuthError> {
+        let raw = serde_json::to_vec(value).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        self.system.store.internal().insert(key, raw).map_err(StorageError::from)?;
+        self.system.store.persist()?;
+        self.refresh_open();
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<(), AuthError> {
+        if self.system.store.internal().get(key).map_err(StorageError::from)?.is_none() {
+            return Err(AuthError::NotFound);
+        }
+        self.system.store.internal().remove(key).map_err(StorageError::from)?;
+        self.system.store.persist()?;
+        self.refresh_open();
+        Ok(())
+    }
+
+    fn forget_verified(&self) {
+        if let Ok(mut v) = self.verified.write() {
+            v.clear();
+        }
+    }
+}
+
+/// User and key names: the database-name alphabet.
+fn validate_principal(name: &str) -> Result<(), AuthError> {
+    if app::api::is_valid_database_name(name) {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid(format!("'{}' is not a valid name: use 1 to 64 of A-Z a-z 0-9 _ . -", name.escape_debug())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Catalog, Durability};
+
+    fn auth() -> (tempfile::TempDir, Authenticator) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let catalog = Catalog::open(dir.path(), Durability::Os).expect("opens");
+        (dir, Authenticator::new(catalog.system(), 20))
+    }
+
+    #[test]
+    fn users_and_keys() {
+        let (_d, auth) = auth();
+        assert!(auth.is_open());
+        assert!(auth.put_user("ann", "s3cret", Role::ReadOnly).expect("creates"));
+        assert!(!auth.is_open());
+        assert!(!auth.has_admin());
+        assert_eq!(auth.verify_password("ann", "s3cret").map(|i| i.role), Some(Role::ReadOnly));
+        assert_eq!(auth.verify_password("ANN", "s3cret").map(|i| i.role), Some(Role::ReadOnly), "cached and case-insensitive");
+        assert!(auth.verify_password("ann", "wrong").is_none());
+        assert!(auth.verify_password("bob", "s3cret").is_none());
+        // Changing the password invalidates the cache.
+        auth.put_user("ann", "new", Role::Admin).expect("replaces");
+        assert!(auth.verify_password("ann", "s3cret").is_none());
+        assert!(auth.has_admin());
+
+        let token = auth.create_api_key("ci", Role::ReadWrite).expect("creates");
+        assert!(token.starts_with("ci/") && token.len() > 40);
+        assert_eq!(auth.verify_api_key(&token).map(|i| i.role), Some(Role::ReadWrite));
+        assert!(auth.verify_api_key("ci/wrong").is_none());
+        assert!(matches!(auth.create_api_key("ci", Role::Admin), Err(AuthError::KeyExists(_))));
+        auth.delete_api_key("ci").expect("deletes");
+        assert!(auth.verify_api_key(&token).is_none());
+        assert!(matches!(auth.delete_api_key("ci"), Err(AuthError::NotFound)));
+        assert!(matches!(auth.put_user("a/b", "x", Role::Admin), Err(AuthError::Invalid(_))));
+        // The hash is stored, not the password.
+        let raw = auth.system.store.internal().get("auth/users/ann").expect("get").expect("stored");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("$argon2id$") && !text.contains("\"new\""));
+    }
+}
