@@ -109,12 +109,16 @@ async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, 
         Method::Post => http::Method::POST,
         Method::Delete => http::Method::DELETE,
     };
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body.unwrap_or_default()))
-        .map_err(|e| ApiFailure::local(e.to_string()))?;
+    let mut builder = http::Request::builder().method(method).uri(path).header("content-type", "application/json");
+    // Act as the person whose page is being rendered: their session or credentials.
+    if let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() {
+        for name in [http::header::COOKIE, http::header::AUTHORIZATION] {
+            if let Some(value) = parts.headers.get(&name) {
+                builder = builder.header(name, value.clone());
+            }
+        }
+    }
+    let request = builder.body(axum::body::Body::from(body.unwrap_or_default())).map_err(|e| ApiFailure::local(e.to_string()))?;
     let response = router.oneshot(request).await.map_err(|e| ApiFailure::local(e.to_string()))?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await.map_err(|e| ApiFailure::local(e.to_string()))?.to_bytes();
@@ -137,6 +141,11 @@ async fn browser_call(method: Method, path: &str, body: Option<String>) -> Resul
         Method::Post => Request::post(path),
         Method::Delete => Request::delete(path),
     };
+    // The session's CSRF token, which every state-changing request must echo.
+    let builder = match (method, csrf_token()) {
+        (Method::Get, _) | (_, None) => builder,
+        (_, Some(token)) => builder.header("X-CSRF-Token", &token),
+    };
     let response = match body {
         Some(b) => builder.header("content-type", "application/json").body(b).map_err(|e| ApiFailure::local(e.to_string()))?.send().await,
         None => builder.send().await,
@@ -145,6 +154,15 @@ async fn browser_call(method: Method, path: &str, body: Option<String>) -> Resul
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     Ok((status, text))
+}
+
+/// The `rookery_csrf` cookie, if the studio is signed in.
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+fn csrf_token() -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let document = leptos::prelude::document().dyn_into::<web_sys::HtmlDocument>().ok()?;
+    let cookies = document.cookie().ok()?;
+    cookies.split(';').map(str::trim).find_map(|pair| pair.strip_prefix("rookery_csrf=").map(str::to_string))
 }
 
 #[cfg(not(any(feature = "ssr", feature = "hydrate")))]

@@ -10,6 +10,13 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
+use api::Role;
+use pages::backup::BackupPage;
+use pages::databases::DatabasesPage;
+use pages::documents::DocumentsPage;
+use pages::login::{IdentityBadge, RequireRole};
+use pages::restore::RestorePage;
+
 /// The HTML document around the studio.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
@@ -33,19 +40,21 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let auth = pages::login::AuthContext::provide();
     view! {
         <Stylesheet id="leptos" href="/pkg/rookery.css"/>
         <Title text="Rookery Studio"/>
         <Router>
             <div class="layout">
-                <Sidebar/>
+                <Sidebar auth/>
                 <main class="content">
                     <Routes fallback=|| view! { <NotFound/> }>
-                        <Route path=path!("/studio") view=pages::databases::DatabasesPage/>
-                        <Route path=path!("/studio/databases") view=pages::databases::DatabasesPage/>
-                        <Route path=path!("/studio/documents") view=pages::documents::DocumentsPage/>
-                        <Route path=path!("/studio/backup") view=pages::backup::BackupPage/>
-                        <Route path=path!("/studio/restore") view=pages::restore::RestorePage/>
+                        <Route path=path!("/studio") view=|| view! { <RequireRole role=Role::ReadOnly><DatabasesPage/></RequireRole> }/>
+                        <Route path=path!("/studio/databases") view=|| view! { <RequireRole role=Role::ReadOnly><DatabasesPage/></RequireRole> }/>
+                        <Route path=path!("/studio/documents") view=|| view! { <RequireRole role=Role::ReadOnly><DocumentsPage/></RequireRole> }/>
+                        <Route path=path!("/studio/backup") view=|| view! { <RequireRole role=Role::Admin><BackupPage/></RequireRole> }/>
+                        <Route path=path!("/studio/restore") view=|| view! { <RequireRole role=Role::Admin><RestorePage/></RequireRole> }/>
+                        <Route path=path!("/studio/login") view=pages::login::LoginPage/>
                     </Routes>
                 </main>
             </div>
@@ -54,7 +63,9 @@ pub fn App() -> impl IntoView {
 }
 
 #[component]
-fn Sidebar() -> impl IntoView {
+fn Sidebar(auth: pages::login::AuthContext) -> impl IntoView {
+    // Pages an identity may not use are not offered.
+    let admin = move || auth.me.get().and_then(Result::ok).is_some_and(|me| pages::login::allowed(&me, Role::Admin));
     view! {
         <nav class="sidebar" aria-label="Studio">
             <a class="brand" href="/studio">
@@ -65,10 +76,15 @@ fn Sidebar() -> impl IntoView {
             <ul>
                 <li><A href="/studio/databases">"Databases"</A></li>
                 <li><A href="/studio/documents">"Documents"</A></li>
-                <li><A href="/studio/backup">"Backup"</A></li>
-                <li><A href="/studio/restore">"Restore"</A></li>
+                <Transition fallback=|| ()>
+                    <Show when=admin>
+                        <li><A href="/studio/backup">"Backup"</A></li>
+                        <li><A href="/studio/restore">"Restore"</A></li>
+                    </Show>
+                </Transition>
             </ul>
             <div class="sidebar-foot">
+                <IdentityBadge/>
                 <a href="/openapi.json">"REST API (OpenAPI)"</a>
             </div>
         </nav>
