@@ -93,7 +93,9 @@ fn round_trip_at_every_point_in_time() {
 fn restore_into_a_second_server_and_with_defrag_and_a_location() {
     let s = TestServer::start();
     let (location, states) = three_sets(&s, "Origin");
-    let other = TestServer::start();
+    // The second server may read the first one's backups: a backup root.
+    let root = format!("--backup-root={}", s.dir.path().display());
+    let other = TestServer::start_full(&[], &[&root]);
     let db_location = other.path("elsewhere/origin-db");
     let (status, body) = other.post(
         "/admin/restore?defrag=true",
@@ -204,13 +206,14 @@ fn corruption_is_caught_before_anything_is_visible() {
 
 #[test]
 fn two_restores_at_once_one_waits_and_a_short_timeout_is_refused() {
-    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "restore.after_set=sleep:1200")]);
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "restore.after_set=sleep:2000")]);
     let (location, states) = three_sets(&s, "Twice");
     let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "First"}));
     assert_eq!(status, 202);
     // A short timeout: refused while the first one runs.
     let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Second", "RestoreStartTimeout": 1}));
-    assert_eq!((status, body["Error"].as_str()), (409, Some("RestoreAlreadyRunning")), "{body}");
+    let first = s.get("/docs/Raven/Restore/Status").1;
+    assert_eq!((status, body["Error"].as_str()), (409, Some("RestoreAlreadyRunning")), "{body}; first: {first}");
     // A long one waits for the first to end, then runs.
     let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Third", "RestoreStartTimeout": 30}));
     assert_eq!(status, 202, "{body}");

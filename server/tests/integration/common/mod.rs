@@ -42,7 +42,10 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // No pooled connections: a server may close one after refusing a request
+        // whose body it did not read, and a reused dead connection is not what is tested.
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_idle_connections_per_host(0)
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
