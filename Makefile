@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test tools tools-e2e build unit e2e bench soak load clean
+.PHONY: run test tools tools-e2e build unit fuzz e2e bench clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -19,10 +19,14 @@ run: build
 	LEPTOS_SITE_ROOT=target/site ./target/debug/rookery-server --data-dir ./data --bind 127.0.0.1:3000
 
 # Unit, router, integration and fault tests (real servers on free ports), then the studio in Chromium.
-test: tools-e2e build unit e2e
+test: tools-e2e build unit fuzz e2e
 
 unit:
 	cargo test --workspace --features server/failpoints
+
+# Hostile input: schemathesis against /openapi.json of a real server (bounded examples).
+fuzz:
+	bash scripts/fuzz-api.sh
 
 e2e:
 	cd end2end && npx playwright test

@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(auth::logout))
         .merge(per_database.clone())
         .nest("/databases/{db}", per_database)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .with_state(state)
@@ -60,6 +61,14 @@ pub fn router(state: AppState) -> Router {
 #[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "Ok".into() })
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("{method} is not allowed on {}; see /openapi.json.", uri.path()),
+    )
 }
 
 /// The database a request is for: `{db}` from the path, or the system database.

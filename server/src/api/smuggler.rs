@@ -54,7 +54,9 @@ pub async fn export_dump(Db(db): Db, Query(query): Query<HashMap<String, String>
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    // `poll_fn` over the receiver may be polled again after the end (layers above do).
+    let mut rx = rx;
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let file = format!("{}-{}.rookerydump", name, now_rfc3339().replace(':', "").chars().take(17).collect::<String>());
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();

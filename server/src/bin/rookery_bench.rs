@@ -135,7 +135,40 @@ fn main() {
     rows.push(Row::ratio("restore time / load through the write path", restore_time.as_secs_f64(), load_time.as_secs_f64(), "(lower is better)"));
     rows.push(Row::absolute("peak RSS during the restore (MB)", restore_rss as f64 / 1e6, "< 256"));
 
-    // 7. Document writes of 1 KB: storage layer and REST, fsync durability.
+    // 7. Export and import (the smuggler) through files, streamed.
+    let dump = root.join("bench.rookerydump");
+    reset_peak_rss();
+    let started = Instant::now();
+    let exported = {
+        let file = std::io::BufWriter::new(std::fs::File::create(&dump).expect("creates"));
+        rookery::smuggler::export(&db.store.snapshot(), "Bench", "", file, &mut |_| {}).expect("exports")
+    };
+    let export_time = started.elapsed();
+    let export_rss = peak_rss();
+    let target = rookery.catalog().create("Imported").expect("creates");
+    reset_peak_rss();
+    let started = Instant::now();
+    let imported = rookery::smuggler::import(&target.store, std::fs::File::open(&dump).expect("opens"), false, &mut |_, _| {}).expect("imports");
+    let import_time = started.elapsed();
+    let import_rss = peak_rss();
+    assert_eq!(imported.written, exported);
+    println!(
+        "export: {:.0} docs/s ({} in {:.2} s, {}, peak RSS {}); import: {:.0} docs/s ({:.2} s, peak RSS {})",
+        exported as f64 / export_time.as_secs_f64(),
+        exported,
+        export_time.as_secs_f64(),
+        human(std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0)),
+        human(export_rss),
+        imported.written as f64 / import_time.as_secs_f64(),
+        import_time.as_secs_f64(),
+        human(import_rss)
+    );
+    rows.push(Row::absolute("peak RSS during export (MB)", export_rss as f64 / 1e6, "< 256"));
+    rows.push(Row::absolute("peak RSS during import (MB)", import_rss as f64 / 1e6, "< 256"));
+    rows.push(Row::ratio("export time / full backup time", export_time.as_secs_f64(), full_time.as_secs_f64(), "(information)"));
+    rows.push(Row::ratio("import time / restore time", import_time.as_secs_f64(), restore_time.as_secs_f64(), "(information)"));
+
+    // 8. Document writes of 1 KB: storage layer and REST, fsync durability.
     let storage = write_load(&rookery, args.writers, args.documents, window, None);
     let rest = rest_load(rookery.clone(), args.writers, args.documents, window);
     println!("1 KB writes, durability=fsync, {} writers: storage {:.0} docs/s, REST {:.0} docs/s (p99 {:.2} ms)", args.writers, storage.throughput, rest.throughput, rest.p99_ms);

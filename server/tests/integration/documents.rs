@@ -111,6 +111,8 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("PUT", "/admin/databases/System", None, 409, "DatabaseExists"),
         ("PUT", "/admin/databases/New", Some("{\"Nope\":1}".into()), 400, "InvalidJson"),
         ("DELETE", "/admin/databases/Missing", None, 404, "NotFound"),
+        ("POST", "/databases/Safe/docs/keep", Some("{}".into()), 405, "MethodNotAllowed"),
+        ("DELETE", "/databases", None, 405, "MethodNotAllowed"),
         ("GET", "/databases/Missing/docs", None, 404, "NotFound"),
         ("PUT", "/databases/Missing/docs/a", Some("{}".into()), 404, "NotFound"),
     ];
