@@ -255,6 +255,9 @@ pub struct BackupListing {
     pub chains: Vec<BackupChainInfo>,
     /// Problems that belong to no set (unreadable folders, orphans).
     pub problems: Vec<String>,
+    /// Folders of backups that never completed (a crash); ignored by restores.
+    #[serde(default)]
+    pub unfinished: Vec<String>,
 }
 
 /// What an identity may do. Ordered: `ReadOnly` < `ReadWrite` < `Admin`.

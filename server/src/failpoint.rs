@@ -2,42 +2,67 @@
 //! arms points by name (comma-separated): `name` makes the process exit at
 //! once with code 86 when it reaches that point (a crash, not a panic that
 //! could be caught); `name=sleep:MS` makes it pause there, so that a test can
-//! act in the middle of a job (start a second one, `kill -9` the server).
-//! Without the feature, [`hit`] compiles to nothing.
+//! act in the middle of a job (start a second one, `kill -9` the server);
+//! `name=enospc` makes [`io_error`] at that point fail with "no space left on
+//! device", as a full disk would. Without the feature, these compile to nothing.
 
 /// The exit code of a process stopped at a failpoint.
 pub const FAILPOINT_EXIT_CODE: i32 = 86;
 
-/// Acts at the failpoint `name` if it is armed.
+#[cfg(feature = "failpoints")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Exit,
+    Sleep(u64),
+    NoSpace,
+}
+
+#[cfg(feature = "failpoints")]
+fn armed(name: &str) -> Option<Action> {
+    use std::sync::OnceLock;
+    static ARMED: OnceLock<Vec<(String, Action)>> = OnceLock::new();
+    let armed = ARMED.get_or_init(|| {
+        std::env::var("ROOKERY_FAILPOINTS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|spec| match spec.split_once('=') {
+                Some((n, "enospc")) => (n.to_string(), Action::NoSpace),
+                Some((n, action)) => (n.to_string(), Action::Sleep(action.trim_start_matches("sleep:").parse().unwrap_or(1000))),
+                None => (spec.to_string(), Action::Exit),
+            })
+            .collect()
+    });
+    armed.iter().find(|(point, _)| point == name).map(|(_, action)| *action)
+}
+
+/// Acts at the failpoint `name` if it is armed (exit or pause).
 #[inline]
 pub fn hit(name: &str) {
     #[cfg(feature = "failpoints")]
-    {
-        use std::sync::OnceLock;
-        static ARMED: OnceLock<Vec<(String, Option<u64>)>> = OnceLock::new();
-        let armed = ARMED.get_or_init(|| {
-            std::env::var("ROOKERY_FAILPOINTS")
-                .unwrap_or_default()
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(|spec| match spec.split_once("=sleep:") {
-                    Some((n, ms)) => (n.to_string(), ms.parse().ok()),
-                    None => (spec.to_string(), None),
-                })
-                .collect()
-        });
-        for (point, sleep) in armed {
-            if point == name {
-                match sleep {
-                    Some(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
-                    None => {
-                        eprintln!("failpoint {name}: exiting");
-                        std::process::exit(FAILPOINT_EXIT_CODE);
-                    }
-                }
-            }
+    match armed(name) {
+        Some(Action::Exit) => {
+            eprintln!("failpoint {name}: exiting");
+            std::process::exit(FAILPOINT_EXIT_CODE);
         }
+        Some(Action::Sleep(ms)) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+        Some(Action::NoSpace) | None => {}
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
+}
+
+/// An injected I/O failure at `name` (`name=enospc`): `Err(ENOSPC)`.
+///
+/// # Errors
+/// "No space left on device" when armed so.
+#[inline]
+pub fn io_error(name: &str) -> std::io::Result<()> {
+    #[cfg(feature = "failpoints")]
+    if armed(name) == Some(Action::NoSpace) {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+    Ok(())
 }

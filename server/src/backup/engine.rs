@@ -118,6 +118,7 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
     failpoint::hit("backup.before_manifest");
     let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io(e.to_string()))?;
     let manifest_sha = write_synced(&temp.join(MANIFEST), &manifest_json).map_err(io("cannot write the manifest"))?;
+    failpoint::hit("backup.after_manifest");
     let mut sums: Vec<(String, String)> = manifest.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
     sums.push((MANIFEST.to_string(), manifest_sha));
     write_synced(&temp.join(SHA256SUMS), sha256sums(&sums).as_bytes()).map_err(io("cannot write SHA256SUMS"))?;
@@ -172,6 +173,7 @@ impl<'a> FileSet<'a> {
         let (hashing, records) = sink.finish().map_err(io)?;
         let (buffered, size, sha256) = hashing.finish();
         let file = buffered.into_inner().map_err(|e| io(e.into_error()))?;
+        failpoint::io_error("backup.write").map_err(io)?;
         file.sync_all().map_err(io)?;
         self.bytes_done += size;
         failpoint::hit("backup.after_data_file");

@@ -355,9 +355,7 @@ pub fn listing(location: &Path, depth: Depth) -> Result<BackupListing, BackupErr
         }
         chains.push(BackupChainInfo { database_name: chain.database_name.clone(), database_id: chain.database_id.clone(), sets });
     }
-    let mut problems = scanned.problems;
-    problems.extend(scanned.unfinished);
-    Ok(BackupListing { location: location.display().to_string(), chains, problems })
+    Ok(BackupListing { location: location.display().to_string(), chains, problems: scanned.problems, unfinished: scanned.unfinished })
 }
 
 #[cfg(test)]

@@ -107,7 +107,10 @@ fn print_listing(listing: &BackupListing) {
         }
     }
     for p in &listing.problems {
-        println!("note: {p}");
+        println!("problem: {p}");
+    }
+    for u in &listing.unfinished {
+        println!("note: {u}");
     }
 }
 

@@ -209,6 +209,7 @@ pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, progress: Progress<'_
             SetKind::Incremental => apply_incremental(&store, set, &mut done, &mut bytes, progress)?,
         }
         last_etag = set.manifest.to_etag;
+        failpoint::io_error("restore.write").map_err(|e| BackupError::Io(format!("cannot write the restored database: {e}")))?;
         failpoint::hit("restore.after_set");
     }
     let bulk = store.bulk();

@@ -6,6 +6,7 @@ mod backup;
 mod cli;
 mod common;
 mod documents;
+mod faults;
 mod durability;
 mod restore;
 mod smuggler;
