@@ -1,14 +1,246 @@
-//! The Backup page.
+//! The Backup page: start a full or incremental backup of a database, watch
+//! its status document while it runs, and see the sets in the location.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+use leptos_router::NavigateOptions;
 
-/// `/studio/backup`.
+use super::common::{database_names, query_param, ErrorBanner};
+use super::sets::{check_absolute, fetch_listing, BackupSetsTable};
+use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
+use crate::api::{database_base, BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID, SYSTEM_DATABASE};
+use crate::client::{encode_query, send_json, ApiFailure, Method};
+
+fn backup_href(db: &str, location: &str) -> String {
+    let mut href = format!("/studio/backup?db={}", encode_query(db));
+    if !location.is_empty() {
+        href.push_str("&location=");
+        href.push_str(&encode_query(location));
+    }
+    href
+}
+
+fn status_path(db: &str) -> String {
+    format!("{}/docs/{BACKUP_STATUS_ID}", database_base(db))
+}
+
+/// The sets in `location`, or, without one, in the location of the database's last backup.
+async fn history(db: String, location: Option<String>) -> Result<Option<BackupListing>, ApiFailure> {
+    let location = match location {
+        Some(l) => Some(l),
+        None => fetch_status(status_path(&db)).await.ok().flatten().and_then(|s| s.backup_location),
+    };
+    match location {
+        Some(l) => fetch_listing(l).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `/studio/backup?db=&location=`.
 #[component]
 pub fn BackupPage() -> impl IntoView {
+    let db_param = query_param("db");
+    let location_param = query_param("location");
+    let db = Memo::new(move |_| db_param.get().filter(|d| !d.is_empty()).unwrap_or_else(|| SYSTEM_DATABASE.to_string()));
+    let chosen_location = Memo::new(move |_| location_param.get().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()));
+
+    let (error, set_error) = signal(None::<String>);
+    let (location, set_location) = signal(chosen_location.get_untracked().unwrap_or_default());
+    let (incremental, set_incremental) = signal(false);
+    let (busy, set_busy) = signal(false);
+    let status_refresh = RwSignal::new(0u32);
+    let history_refresh = RwSignal::new(0u32);
+
+    let names = Resource::new(|| (), |_| database_names());
+    let status = Resource::new(move || (db.get(), status_refresh.get()), |(db, _)| fetch_status(status_path(&db)));
+    let sets = Resource::new(move || (db.get(), chosen_location.get(), history_refresh.get()), |(db, location, _)| history(db, location));
+
+    // A finished backup adds a set: list the location again.
+    poll_while_running(status, status_refresh, move |_| history_refresh.update(|v| *v = v.wrapping_add(1)));
+
+    // In the browser, until the user types a location (or gives one in the URL),
+    // offer the location of the chosen database's last backup.
+    let typed = StoredValue::new(chosen_location.get_untracked().is_some());
+    Effect::new(move |_| {
+        if let Some(Ok(last)) = status.get() {
+            if !typed.get_value() {
+                set_location.set(last.and_then(|s| s.backup_location).unwrap_or_default());
+            }
+        }
+    });
+
+    let navigate = use_navigate();
+    let show_location = {
+        let navigate = navigate.clone();
+        move |db: String, location: String| {
+            navigate(&backup_href(&db, &location), NavigateOptions { replace: true, scroll: false, ..Default::default() });
+        }
+    };
+
+    let choose_db = {
+        let show_location = show_location.clone();
+        move |ev: leptos::ev::Event| {
+            let location = if typed.get_value() { location.get_untracked().trim().to_string() } else { String::new() };
+            show_location(event_target_value(&ev), location);
+        }
+    };
+    let choose_location = {
+        let show_location = show_location.clone();
+        move |_| {
+            let entered = location.get_untracked().trim().to_string();
+            if check_absolute(&entered, "backup location").is_ok() && chosen_location.get_untracked().as_deref() != Some(entered.as_str()) {
+                show_location(db.get_untracked(), entered);
+            }
+        }
+    };
+
+    let start = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let target = location.get_untracked().trim().to_string();
+        if let Err(message) = check_absolute(&target, "backup location") {
+            set_error.set(Some(message));
+            return;
+        }
+        let db_now = db.get_untracked();
+        let incremental = incremental.get_untracked();
+        let show_location = show_location.clone();
+        set_busy.set(true);
+        leptos::task::spawn_local(async move {
+            let path = format!("{}/admin/backup?incremental={incremental}", database_base(&db_now));
+            let body = BackupRequest { backup_location: target.clone(), ..Default::default() };
+            let result = send_json::<JobAccepted, _>(Method::Post, &path, Some(&body)).await;
+            match result {
+                Ok(_) => {
+                    set_error.set(None);
+                    if chosen_location.get_untracked().as_deref() != Some(target.as_str()) {
+                        show_location(db_now, target);
+                    }
+                    // The status document already shows the new job: read it now.
+                    status_refresh.update(|v| *v = v.wrapping_add(1));
+                }
+                Err(e) => set_error.set(Some(format!("The backup was refused: {e}"))),
+            }
+            set_busy.set(false);
+        });
+    };
+
     view! {
         <section class="page">
-            <header class="page-header"><h1>"Backup"</h1></header>
-            <div class="card"><p class="muted">"Coming soon."</p></div>
+            <header class="page-header">
+                <div>
+                    <h1>"Backup"</h1>
+                    <p class="muted">"Write a full or incremental backup set of a database to a folder on the server. The database keeps serving while it runs."</p>
+                </div>
+            </header>
+            <ErrorBanner error set_error/>
+            <div class="job-layout">
+                <form class="card form-stack" on:submit=start novalidate>
+                    <h2>"New backup"</h2>
+                    <div class="field">
+                        <label for="backup-database">"Database"</label>
+                        <Transition fallback=|| view! { <select id="backup-database" disabled=true></select> }>
+                            {
+                                let choose_db = choose_db.clone();
+                                move || Suspend::new({
+                                    let choose_db = choose_db.clone();
+                                    async move {
+                                        let list = names.await.unwrap_or_else(|_| vec![SYSTEM_DATABASE.to_string()]);
+                                        let current = db.get_untracked();
+                                        view! {
+                                            <select id="backup-database" on:change=choose_db>
+                                                {list
+                                                    .into_iter()
+                                                    .map(|n| {
+                                                        let selected = n == current;
+                                                        view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
+                                                    })
+                                                    .collect_view()}
+                                            </select>
+                                        }
+                                    }
+                                })
+                            }
+                        </Transition>
+                    </div>
+                    <div class="field">
+                        <label for="backup-location">"Backup location"</label>
+                        <input
+                            id="backup-location"
+                            type="text"
+                            placeholder="/var/backups/northwind"
+                            autocomplete="off"
+                            spellcheck="false"
+                            prop:value=location
+                            on:input=move |ev| {
+                                typed.set_value(true);
+                                set_location.set(event_target_value(&ev));
+                            }
+                            on:change=choose_location
+                        />
+                        <span class="hint">"An absolute folder on the server. Nothing in it is ever overwritten: each backup adds a set."</span>
+                    </div>
+                    <div class="field">
+                        <label class="checkbox" for="backup-incremental">
+                            <input
+                                id="backup-incremental"
+                                type="checkbox"
+                                prop:checked=incremental
+                                on:change=move |ev| set_incremental.set(event_target_checked(&ev))
+                            />
+                            "Incremental"
+                        </label>
+                        <span class="hint">"Only what changed since the newest set of this database in that location; a full set when there is none."</span>
+                    </div>
+                    <div class="form-actions">
+                        <Transition fallback=|| view! { <button type="submit" class="primary" disabled=true>"Start Backup"</button> }>
+                            {move || Suspend::new(async move {
+                                let running = is_running(&status.await);
+                                view! {
+                                    <button type="submit" class="primary" disabled=move || running || busy.get()>"Start Backup"</button>
+                                    {running.then(|| view! { <span class="hint">"A backup is running."</span> })}
+                                }
+                            })}
+                        </Transition>
+                    </div>
+                </form>
+                <div class="card">
+                    <div class="card-head">
+                        <h2>"Last backup"</h2>
+                        <span class="muted">{move || db.get()}</span>
+                    </div>
+                    <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match status.await {
+                                Ok(s) => view! { <JobStatusPanel kind=JobKind::Backup status=s idle_text="No backup has run on this database yet." success_link=None/> }.into_any(),
+                                Err(e) => view! { <div class="banner banner-error" role="status">"Cannot read the backup status: " {e.to_string()}</div> }.into_any(),
+                            }
+                        })}
+                    </Transition>
+                </div>
+            </div>
+            <div class="card">
+                <Transition fallback=|| view! { <h2>"Backup history"</h2><p class="muted">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        let listing = sets.await;
+                        let shown = match &listing {
+                            Ok(Some(l)) => Some(l.location.clone()),
+                            _ => None,
+                        };
+                        view! {
+                            <div class="card-head">
+                                <h2>"Backup history"</h2>
+                                {shown.map(|l| view! { <span class="muted">"Sets in " <span class="mono">{l}</span></span> })}
+                                <button type="button" class="link push-right" on:click=move |_| history_refresh.update(|v| *v = v.wrapping_add(1))>"Refresh"</button>
+                            </div>
+                            {match listing {
+                                Ok(Some(l)) => view! { <BackupSetsTable listing=l/> }.into_any(),
+                                Ok(None) => view! { <p class="muted empty">"Enter a backup location to see the sets it holds."</p> }.into_any(),
+                                Err(e) => view! { <div class="banner banner-error">"Cannot list the sets: " {e.to_string()}</div> }.into_any(),
+                            }}
+                        }
+                    })}
+                </Transition>
+            </div>
         </section>
     }
 }

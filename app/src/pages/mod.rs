@@ -4,4 +4,7 @@ pub mod backup;
 pub mod common;
 pub mod databases;
 pub mod documents;
+pub mod login;
 pub mod restore;
+pub mod sets;
+pub mod status;

@@ -1,14 +1,297 @@
-//! The Restore page.
+//! The Restore page: find the sets in a backup location, pick a point in
+//! time, restore it as a new database, and watch the restore run.
 
 use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+use leptos_router::NavigateOptions;
 
-/// `/studio/restore`.
+use super::common::{query_param, ErrorBanner};
+use super::sets::{check_absolute, fetch_listing, newest_first, set_label, BackupSetsTable};
+use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
+use crate::api::{is_valid_database_name, JobAccepted, RestoreRequest, RESTORE_STATUS_ID};
+use crate::client::{encode_query, send_json, Method};
+
+fn restore_href(location: &str) -> String {
+    if location.is_empty() {
+        "/studio/restore".to_string()
+    } else {
+        format!("/studio/restore?location={}", encode_query(location))
+    }
+}
+
+fn non_empty(text: String) -> Option<String> {
+    let text = text.trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// `/studio/restore?location=`.
 #[component]
 pub fn RestorePage() -> impl IntoView {
+    let location_param = query_param("location");
+    let chosen_location = Memo::new(move |_| location_param.get().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()));
+
+    let (error, set_error) = signal(None::<String>);
+    let (location, set_location) = signal(chosen_location.get_untracked().unwrap_or_default());
+    let (database_location, set_database_location) = signal(String::new());
+    let (database_name, set_database_name) = signal(String::new());
+    let (defrag, set_defrag) = signal(false);
+    let (up_to, set_up_to) = signal(String::new());
+    let (busy, set_busy) = signal(false);
+    let status_refresh = RwSignal::new(0u32);
+    let sets_refresh = RwSignal::new(0u32);
+
+    let status = Resource::new(move || status_refresh.get(), |_| fetch_status(format!("/docs/{RESTORE_STATUS_ID}")));
+    let sets = Resource::new(
+        move || (chosen_location.get(), sets_refresh.get()),
+        |(location, _)| async move {
+            match location {
+                Some(l) => fetch_listing(l).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    poll_while_running(status, status_refresh, |_| {});
+
+    // In the browser, offer the last restore's backup location when none is given.
+    let prefilled = StoredValue::new(false);
+    Effect::new(move |_| {
+        if let Some(Ok(Some(s))) = status.get() {
+            if !prefilled.get_value() && location.get_untracked().trim().is_empty() {
+                if let Some(l) = s.backup_location {
+                    prefilled.set_value(true);
+                    set_location.set(l);
+                }
+            }
+        }
+    });
+
+    let navigate = use_navigate();
+    // Lists the sets of the typed location (on change, or with "Find sets").
+    let find_sets = move || {
+        let typed = location.get_untracked().trim().to_string();
+        if let Err(message) = check_absolute(&typed, "backup location") {
+            set_error.set(Some(message));
+            return;
+        }
+        set_error.set(None);
+        if chosen_location.get_untracked().as_deref() == Some(typed.as_str()) {
+            sets_refresh.update(|v| *v = v.wrapping_add(1));
+        } else {
+            set_up_to.set(String::new());
+            navigate(&restore_href(&typed), NavigateOptions { replace: true, scroll: false, ..Default::default() });
+        }
+    };
+    let find_on_change = {
+        let find_sets = find_sets.clone();
+        move |_| {
+            if !location.get_untracked().trim().is_empty() {
+                find_sets();
+            }
+        }
+    };
+
+    let start = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let backup_location = location.get_untracked().trim().to_string();
+        if let Err(message) = check_absolute(&backup_location, "backup location") {
+            set_error.set(Some(message));
+            return;
+        }
+        let target = non_empty(database_location.get_untracked());
+        if let Some(t) = &target {
+            if let Err(message) = check_absolute(t, "database location") {
+                set_error.set(Some(message));
+                return;
+            }
+        }
+        let name = non_empty(database_name.get_untracked());
+        if let Some(n) = &name {
+            if !is_valid_database_name(n) {
+                set_error.set(Some(
+                    "A database name is 1 to 64 of A-Z a-z 0-9 _ . - and does not start with '.'".to_string(),
+                ));
+                return;
+            }
+        }
+        let request = RestoreRequest {
+            backup_location,
+            database_location: target,
+            database_name: name,
+            restore_up_to: non_empty(up_to.get_untracked()),
+            ..Default::default()
+        };
+        let defrag = defrag.get_untracked();
+        set_busy.set(true);
+        leptos::task::spawn_local(async move {
+            let result = send_json::<JobAccepted, _>(Method::Post, &format!("/admin/restore?defrag={defrag}"), Some(&request)).await;
+            match result {
+                Ok(_) => {
+                    set_error.set(None);
+                    // The status document already shows the new job: read it now.
+                    status_refresh.update(|v| *v = v.wrapping_add(1));
+                }
+                Err(e) => set_error.set(Some(format!("The restore was refused: {e}"))),
+            }
+            set_busy.set(false);
+        });
+    };
+
     view! {
         <section class="page">
-            <header class="page-header"><h1>"Restore"</h1></header>
-            <div class="card"><p class="muted">"Coming soon."</p></div>
+            <header class="page-header">
+                <div>
+                    <h1>"Restore"</h1>
+                    <p class="muted">"Restore a backup location, up to its newest set or an earlier point in time, as a new database."</p>
+                </div>
+            </header>
+            <ErrorBanner error set_error/>
+            <div class="job-layout">
+                <form class="card form-stack" on:submit=start novalidate>
+                    <h2>"New restore"</h2>
+                    <div class="field">
+                        <label for="restore-backup-location">"Backup location"</label>
+                        <div class="field-row">
+                            <input
+                                id="restore-backup-location"
+                                type="text"
+                                placeholder="/var/backups/northwind"
+                                autocomplete="off"
+                                spellcheck="false"
+                                prop:value=location
+                                on:input=move |ev| set_location.set(event_target_value(&ev))
+                                on:change=find_on_change
+                            />
+                            <button type="button" on:click=move |_| find_sets()>"Find sets"</button>
+                        </div>
+                        <span class="hint">"The folder on the server that the backups were written to."</span>
+                    </div>
+                    <div class="field">
+                        <label for="restore-up-to">"Restore up to"</label>
+                        <Transition fallback=|| view! { <select id="restore-up-to" disabled=true><option value="">"Newest set"</option></select> }>
+                            {move || Suspend::new(async move {
+                                let listing = sets.await.ok().flatten();
+                                let chosen = up_to.get_untracked();
+                                let options = listing
+                                    .as_ref()
+                                    .map(|l| {
+                                        newest_first(l)
+                                            .into_iter()
+                                            .map(|(database, set)| {
+                                                let selected = set.set_id == chosen;
+                                                let label = if l.chains.len() > 1 { format!("{database}: {}", set_label(&set)) } else { set_label(&set) };
+                                                view! { <option value=set.set_id.clone() selected=selected>{label}</option> }
+                                            })
+                                            .collect_view()
+                                    });
+                                let count = listing.as_ref().map_or(0, |l| l.chains.iter().map(|c| c.sets.len()).sum::<usize>());
+                                view! {
+                                    <select id="restore-up-to" on:change=move |ev| set_up_to.set(event_target_value(&ev))>
+                                        <option value="" selected=chosen.is_empty()>"Newest set"</option>
+                                        {options}
+                                    </select>
+                                    <span class="hint">
+                                        {match (&listing, count) {
+                                            (None, _) => "Find the sets of a backup location to choose a point in time.".to_string(),
+                                            (Some(_), 0) => "No backup set found in that location.".to_string(),
+                                            (Some(_), 1) => "1 set found.".to_string(),
+                                            (Some(_), n) => format!("{n} sets found: an earlier set restores the database as it was then."),
+                                        }}
+                                    </span>
+                                }
+                            })}
+                        </Transition>
+                    </div>
+                    <div class="field">
+                        <label for="restore-database-name">"Database name"</label>
+                        <input
+                            id="restore-database-name"
+                            type="text"
+                            placeholder="as in the backup"
+                            autocomplete="off"
+                            prop:value=database_name
+                            on:input=move |ev| set_database_name.set(event_target_value(&ev))
+                        />
+                        <span class="hint">"Optional: a new name. It must not be taken."</span>
+                    </div>
+                    <div class="field">
+                        <label for="restore-database-location">"Database location"</label>
+                        <input
+                            id="restore-database-location"
+                            type="text"
+                            placeholder="in the server's data directory"
+                            autocomplete="off"
+                            spellcheck="false"
+                            prop:value=database_location
+                            on:input=move |ev| set_database_location.set(event_target_value(&ev))
+                        />
+                        <span class="hint">"Optional: an absolute, empty or missing folder for the database's files."</span>
+                    </div>
+                    <div class="field">
+                        <label class="checkbox" for="restore-defrag">
+                            <input
+                                id="restore-defrag"
+                                type="checkbox"
+                                prop:checked=defrag
+                                on:change=move |ev| set_defrag.set(event_target_checked(&ev))
+                            />
+                            "Defrag"
+                        </label>
+                        <span class="hint">"Compact the restored database fully before opening it."</span>
+                    </div>
+                    <div class="form-actions">
+                        <Transition fallback=|| view! { <button type="submit" class="primary" disabled=true>"Start Restore"</button> }>
+                            {move || Suspend::new(async move {
+                                let running = is_running(&status.await);
+                                view! {
+                                    <button type="submit" class="primary" disabled=move || running || busy.get()>"Start Restore"</button>
+                                    {running.then(|| view! { <span class="hint">"A restore is running."</span> })}
+                                }
+                            })}
+                        </Transition>
+                    </div>
+                </form>
+                <div class="card">
+                    <div class="card-head"><h2>"Last restore"</h2></div>
+                    <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                        {move || Suspend::new(async move {
+                            match status.await {
+                                Ok(s) => {
+                                    let link = s
+                                        .as_ref()
+                                        .and_then(|s| s.database_name.clone())
+                                        .map(|name| (format!("/studio/documents?db={}", encode_query(&name)), format!("Open {name}")));
+                                    view! {
+                                        <JobStatusPanel kind=JobKind::Restore status=s idle_text="No restore has run on this server yet." success_link=link/>
+                                    }
+                                        .into_any()
+                                }
+                                Err(e) => view! { <div class="banner banner-error" role="status">"Cannot read the restore status: " {e.to_string()}</div> }.into_any(),
+                            }
+                        })}
+                    </Transition>
+                </div>
+            </div>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match sets.await {
+                        Ok(Some(listing)) => {
+                            let location = listing.location.clone();
+                            view! {
+                                <div class="card">
+                                    <div class="card-head">
+                                        <h2>"Sets in the backup location"</h2>
+                                        <span class="muted mono">{location}</span>
+                                    </div>
+                                    <BackupSetsTable listing/>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Ok(None) => ().into_any(),
+                        Err(e) => view! { <div class="banner banner-error">"Cannot list the sets: " {e.to_string()}</div> }.into_any(),
+                    }
+                })}
+            </Transition>
         </section>
     }
 }

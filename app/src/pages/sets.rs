@@ -1,0 +1,171 @@
+//! The backup sets in a location (`GET /admin/backup/sets`), shown on the
+//! Backup page (history) and the Restore page (points in time).
+
+use leptos::prelude::*;
+
+use super::status::{format_count, format_time};
+use crate::api::{BackupListing, BackupSetInfo};
+use crate::client::{encode_query, format_bytes, get_json, ApiFailure};
+
+/// Lists and verifies the sets in `location`.
+///
+/// # Errors
+/// `InvalidBackupLocation` and any other refusal of the server.
+pub async fn fetch_listing(location: String) -> Result<BackupListing, ApiFailure> {
+    get_json(&format!("/admin/backup/sets?location={}", encode_query(&location))).await
+}
+
+/// Checks a path typed by the user before it is sent: it must be absolute.
+///
+/// # Errors
+/// A sentence for the user, naming `what` ("backup location").
+pub fn check_absolute(path: &str, what: &str) -> Result<(), String> {
+    let path = path.trim();
+    if path.is_empty() {
+        return Err(format!("Enter a {what}: an absolute folder on the server, such as /var/backups/northwind."));
+    }
+    let bytes = path.as_bytes();
+    let windows_drive = bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && matches!(bytes[2], b'\\' | b'/');
+    if path.starts_with('/') || path.starts_with("\\\\") || windows_drive {
+        Ok(())
+    } else {
+        Err(format!("The {what} must be an absolute folder on the server (starting with /); '{path}' is a relative path."))
+    }
+}
+
+/// Every set of every chain in the listing with its database's name, newest first.
+pub fn newest_first(listing: &BackupListing) -> Vec<(String, BackupSetInfo)> {
+    let mut sets: Vec<(String, BackupSetInfo)> = listing
+        .chains
+        .iter()
+        .flat_map(|chain| chain.sets.iter().map(|set| (chain.database_name.clone(), set.clone())))
+        .collect();
+    sets.sort_by(|a, b| (&b.1.created, &b.1.set_id).cmp(&(&a.1.created, &a.1.set_id)));
+    sets
+}
+
+/// A short description of a set for a `<select>`: `2026-11-26 05:00:03 UTC · Full · 3 documents`.
+pub fn set_label(set: &BackupSetInfo) -> String {
+    let changes = if set.deletion_count > 0 {
+        format!("{} documents, {} deletions", format_count(set.document_count), format_count(set.deletion_count))
+    } else {
+        format!("{} documents", format_count(set.document_count))
+    };
+    let problems = if set.verified { "" } else { " · does not verify" };
+    format!("{} · {} · {changes}{problems}", format_time(&set.created), set.kind)
+}
+
+/// The sets of a location as a table (`aria-label="Backup sets"`), newest first.
+#[component]
+pub fn BackupSetsTable(listing: BackupListing) -> impl IntoView {
+    let sets = newest_first(&listing);
+    let problems = listing.problems.clone();
+    let location = listing.location.clone();
+    let empty = sets.is_empty();
+    let rows = sets
+        .into_iter()
+        .map(|(database, set)| {
+            let kind_class = if set.kind == "Full" { "tag kind-full" } else { "tag kind-incremental" };
+            let verified = set.verified;
+            let set_problems = set.problems.clone();
+            view! {
+                <tr>
+                    <td class="nowrap">{format_time(&set.created)}</td>
+                    <td><span class=kind_class>{set.kind.clone()}</span></td>
+                    <td class="mono">{set.set_id.clone()}</td>
+                    <td>{database}</td>
+                    <td class="num">{format_count(set.document_count)}</td>
+                    <td class="num">{format_count(set.deletion_count)}</td>
+                    <td class="num">{format_bytes(set.size_bytes)}</td>
+                    <td>
+                        {if verified {
+                            view! { <span class="tag ok">"Verified"</span> }.into_any()
+                        } else {
+                            view! {
+                                <span class="tag err">"Problems"</span>
+                                <ul class="problems">
+                                    {set_problems.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
+                                </ul>
+                            }
+                                .into_any()
+                        }}
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        {(!empty).then(|| view! {
+            <div class="table-wrap">
+                <table class="table" aria-label="Backup sets">
+                    <thead>
+                        <tr>
+                            <th>"Created"</th>
+                            <th>"Kind"</th>
+                            <th>"Set"</th>
+                            <th>"Database"</th>
+                            <th class="num">"Documents"</th>
+                            <th class="num">"Deletions"</th>
+                            <th class="num">"Size"</th>
+                            <th>"Integrity"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        })}
+        {empty.then(|| view! { <p class="muted empty">"No backup set in " <span class="mono">{location}</span> " yet."</p> })}
+        {(!problems.is_empty()).then(|| view! {
+            <div class="banner banner-warn sets-problems">
+                <ul>{problems.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}</ul>
+            </div>
+        })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::BackupChainInfo;
+
+    fn set(id: &str, created: &str) -> BackupSetInfo {
+        BackupSetInfo {
+            set_id: id.into(),
+            kind: "Full".into(),
+            base_set_id: None,
+            created: created.into(),
+            from_etag: 0,
+            to_etag: 1,
+            document_count: 1200,
+            deletion_count: 0,
+            size_bytes: 10,
+            encrypted: false,
+            verified: true,
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn paths_must_be_absolute() {
+        assert!(check_absolute("/var/backups", "backup location").is_ok());
+        assert!(check_absolute("C:\\backups", "backup location").is_ok());
+        assert!(check_absolute("", "backup location").expect_err("empty").contains("Enter a backup location"));
+        assert!(check_absolute("backups/x", "backup location").expect_err("relative").contains("relative"));
+    }
+
+    #[test]
+    fn sets_are_listed_newest_first() {
+        let listing = BackupListing {
+            location: "/b".into(),
+            chains: vec![
+                BackupChainInfo { database_name: "A".into(), database_id: "1".into(), sets: vec![set("a1", "2026-01-01T00:00:00Z"), set("a2", "2026-03-01T00:00:00Z")] },
+                BackupChainInfo { database_name: "B".into(), database_id: "2".into(), sets: vec![set("b1", "2026-02-01T00:00:00Z")] },
+            ],
+            problems: vec![],
+            unfinished: vec![],
+        };
+        let ids: Vec<String> = newest_first(&listing).into_iter().map(|(_, s)| s.set_id).collect();
+        assert_eq!(ids, ["a2", "b1", "a1"]);
+        assert_eq!(set_label(&listing.chains[0].sets[0]), "2026-01-01 00:00:00 UTC · Full · 1,200 documents");
+    }
+}
