@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use super::status::{format_count, format_time};
+use super::status::{documents, format_count, format_time};
 use crate::api::{BackupListing, BackupSetInfo};
 use crate::client::{encode_query, format_bytes, get_json, ApiFailure};
 
@@ -46,10 +46,10 @@ pub fn newest_first(listing: &BackupListing) -> Vec<(String, BackupSetInfo)> {
 
 /// A short description of a set for a `<select>`: `2026-11-26 05:00:03 UTC · Full · 3 documents`.
 pub fn set_label(set: &BackupSetInfo) -> String {
-    let changes = if set.deletion_count > 0 {
-        format!("{} documents, {} deletions", format_count(set.document_count), format_count(set.deletion_count))
-    } else {
-        format!("{} documents", format_count(set.document_count))
+    let changes = match set.deletion_count {
+        0 => documents(set.document_count),
+        1 => format!("{}, 1 deletion", documents(set.document_count)),
+        n => format!("{}, {} deletions", documents(set.document_count), format_count(n)),
     };
     let problems = if set.verified { "" } else { " · does not verify" };
     format!("{} · {} · {changes}{problems}", format_time(&set.created), set.kind)

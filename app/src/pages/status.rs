@@ -147,7 +147,7 @@ pub fn JobStatusPanel(
         _ => "progress",
     };
     let counts = if progress.documents_total > 0 || progress.documents_done > 0 {
-        format!("{} of {} documents", format_count(progress.documents_done), format_count(progress.documents_total))
+        format!("{} of {}", format_count(progress.documents_done), documents(progress.documents_total))
     } else if s.is_running {
         "counting documents…".to_string()
     } else {
@@ -239,6 +239,15 @@ fn MessageList(messages: Vec<StatusMessage>) -> impl IntoView {
             </ol>
         }
     })
+}
+
+/// `1 document`, `1,200 documents`.
+pub fn documents(n: u64) -> String {
+    if n == 1 {
+        "1 document".to_string()
+    } else {
+        format!("{} documents", format_count(n))
+    }
 }
 
 /// `1234567` as `1,234,567`.
@@ -334,6 +343,8 @@ mod tests {
         assert_eq!(format_duration(42.0), "42 s");
         assert_eq!(format_duration(185.0), "3 min 5 s");
         assert_eq!(format_duration(3720.0), "1 h 2 min");
+        assert_eq!(documents(1), "1 document");
+        assert_eq!(documents(2000), "2,000 documents");
         assert_eq!(format_count(0), "0");
         assert_eq!(format_count(999), "999");
         assert_eq!(format_count(1000), "1,000");
