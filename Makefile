@@ -19,7 +19,7 @@ run: build
 	LEPTOS_SITE_ROOT=target/site ./target/debug/rookery-server --data-dir ./data --bind 127.0.0.1:3000
 
 # Unit, router, integration and fault tests (real servers on free ports), then the studio in Chromium.
-test: tools-e2e build unit fuzz e2e
+test: tools-e2e unit build fuzz e2e
 
 unit:
 	cargo test --workspace --features server/failpoints

@@ -228,6 +228,7 @@ impl Rookery {
         let thread = std::thread::Builder::new()
             .name(format!("backup-{}", prepared.database.name))
             .spawn(move || {
+                lower_priority();
                 let _slot = slot;
                 let _jobs = jobs;
                 let result = backup::engine::run(&prepared, &mut reporter);
@@ -301,6 +302,7 @@ impl Rookery {
         let thread = std::thread::Builder::new()
             .name(format!("restore-{name}"))
             .spawn(move || {
+                lower_priority();
                 let _slot = slot;
                 let result = run_restore(&catalog, &plan, &reservation, defrag, &mut reporter);
                 match &result {
@@ -399,6 +401,15 @@ fn run_restore(
         Err(_) => catalog.abort_restore(reservation),
     }
     result
+}
+
+/// Jobs yield the CPU to the requests the database keeps serving: the
+/// calling thread (and the compression threads it starts) get the lowest
+/// scheduling priority (niceness 19 on Linux).
+fn lower_priority() {
+    if let Err(e) = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min) {
+        tracing::debug!(error = ?e, "cannot lower a job thread's priority");
+    }
 }
 
 /// Counts a job on a database while it lives (a busy database cannot be deleted).

@@ -185,7 +185,11 @@ impl<W: Write> RecordWriter<W> {
     /// # Errors
     /// zstd initialisation errors.
     pub fn new(inner: W, level: i32) -> io::Result<Self> {
-        Ok(Self { encoder: zstd::Encoder::new(inner, level)?, records: 0, raw_bytes: 0 })
+        let mut encoder = zstd::Encoder::new(inner, level)?;
+        // Compress on a zstd worker thread while the caller reads the next
+        // records: a backup then uses both of a small machine's cores.
+        encoder.multithread(1)?;
+        Ok(Self { encoder, records: 0, raw_bytes: 0 })
     }
 
     /// Records written so far.

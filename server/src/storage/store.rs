@@ -84,12 +84,19 @@ impl DocumentStore {
     /// Any fjall or I/O error, or a corrupt meta record.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StorageError> {
         std::fs::create_dir_all(path)?;
-        let db = Database::builder(path).cache_size(32 * 1024 * 1024).open()?;
-        let docs = db.keyspace("docs", KeyspaceCreateOptions::default)?;
-        let changes = db.keyspace("changes", KeyspaceCreateOptions::default)?;
-        let deletions = db.keyspace("deletions", KeyspaceCreateOptions::default)?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
-        let internal = db.keyspace("internal", KeyspaceCreateOptions::default)?;
+        // Bounded memory per database: a server holds many of them.
+        #[allow(deprecated)] // fjall marks the setter "todo", not replaced; it works.
+        let db = Database::builder(path)
+            .cache_size(32 * 1024 * 1024)
+            .max_write_buffer_size(Some(48 * 1024 * 1024))
+            .max_journaling_size(256 * 1024 * 1024)
+            .open()?;
+        let options = || KeyspaceCreateOptions::default().max_memtable_size(16 * 1024 * 1024);
+        let docs = db.keyspace("docs", options)?;
+        let changes = db.keyspace("changes", options)?;
+        let deletions = db.keyspace("deletions", options)?;
+        let meta = db.keyspace("meta", options)?;
+        let internal = db.keyspace("internal", options)?;
 
         let last_etag = read_u64(&meta.get(META_LAST_ETAG)?)?;
         let doc_count = read_u64(&meta.get(META_DOC_COUNT)?)?;
