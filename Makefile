@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test tools tools-e2e build unit fuzz e2e bench clean
+.PHONY: run test tools tools-e2e build unit fuzz e2e bench load soak clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -34,6 +34,14 @@ e2e:
 # The backup/restore benchmark (release build). N=1000000 by default.
 bench: tools
 	cargo run --release -p server --bin rookery-bench -- --documents $${N:-1000000}
+
+# Mixed load with and without backups against a running server (make run), then a verified restore.
+load:
+	cargo run --release -p server --bin rookery-load -- --url http://127.0.0.1:3000 --backup-dest $$(pwd)/backups/load --seconds $${SECONDS_PER_PHASE:-10}
+
+# kill -9 at random moments of backups and restores under load, many rounds.
+soak:
+	ROOKERY_SOAK_ROUNDS=$${ROUNDS:-50} cargo test --release -p server --features failpoints --test integration kill_9_at_random_moments_under_load -- --nocapture
 
 clean:
 	cargo clean

@@ -28,7 +28,19 @@ curl -sf -XPUT -H "Authorization: $AUTH" "http://127.0.0.1:$PORT/admin/databases
 status=0
 PYTHONPATH="$ROOT/scripts/fuzz" SCHEMATHESIS_HOOKS=rookery_checks python3 -m schemathesis.cli run "http://127.0.0.1:$PORT/openapi.json" \
   -H "Authorization: $AUTH" -n "$EXAMPLES" --generation-deterministic \
-  --checks not_a_server_error,json_error_shape --suppress-health-check=filter_too_much -w 2 || status=$?
+  --checks not_a_server_error,json_error_shape --suppress-health-check=filter_too_much -w 1 >"$WORK/st.log" 2>&1 || true
+# Show the summary (the full log is long).
+sed -n '/= SUMMARY =/,$p' "$WORK/st.log"
+# A check that failed is the server's fault; a schemathesis-internal error is
+# not (a network error would also show as the server dying, checked below).
+if grep -q "^Failures:" "$WORK/st.log" || ! grep -q "generated" "$WORK/st.log"; then
+  sed -n '/= FAILURES =/,/= SUMMARY =/p' "$WORK/st.log" | head -80
+  status=1
+fi
+if grep -q "^Errors:" "$WORK/st.log"; then
+  echo "(schemathesis reported errors of its own; listed in its log, not counted against the server)"
+  grep -E "Network Error|Connection" "$WORK/st.log" && status=1
+fi
 
 if grep -q "panicked" "$WORK/server.log"; then
   echo "the server panicked during the fuzz run:"; grep -A3 panicked "$WORK/server.log" | head -20

@@ -60,6 +60,42 @@ pub async fn send_json<T: DeserializeOwned, B: Serialize>(method: Method, path: 
     decode(status, &text)
 }
 
+/// Uploads a file chosen in the browser (`<input type=file id=input_id>`) as the body of a POST.
+#[cfg(all(feature = "hydrate", not(feature = "ssr")))]
+pub async fn upload_file<T: DeserializeOwned>(path: &str, input_id: &str) -> Result<T, ApiFailure> {
+    use wasm_bindgen::JsCast;
+    let file = leptos::prelude::document()
+        .get_element_by_id(input_id)
+        .and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .and_then(|input| input.files())
+        .and_then(|files| files.get(0))
+        .ok_or_else(|| ApiFailure::local("Choose a .rookerydump file first."))?;
+    let path = path.to_string();
+    let result = send_wrapper::SendWrapper::new(async move {
+        let mut builder = gloo_net::http::Request::post(&path).header("content-type", "application/octet-stream");
+        if let Some(token) = csrf_token() {
+            builder = builder.header("X-CSRF-Token", &token);
+        }
+        let response = builder
+            .body(wasm_bindgen::JsValue::from(file))
+            .map_err(|e| ApiFailure::local(e.to_string()))?
+            .send()
+            .await
+            .map_err(|e| ApiFailure::local(format!("the upload failed: {e}")))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        Ok::<_, ApiFailure>((status, text))
+    })
+    .await?;
+    decode(result.0, &result.1)
+}
+
+/// Uploads happen in the browser only.
+#[cfg(not(all(feature = "hydrate", not(feature = "ssr"))))]
+pub async fn upload_file<T: DeserializeOwned>(_path: &str, _input_id: &str) -> Result<T, ApiFailure> {
+    Err(ApiFailure::local("uploads run in the browser"))
+}
+
 /// Sends raw JSON text (the document editor) and decodes the answer.
 pub async fn send_text<T: DeserializeOwned>(method: Method, path: &str, body: String) -> Result<T, ApiFailure> {
     let (status, text) = call(method, path, Some(body)).await?;

@@ -16,6 +16,7 @@ use pages::databases::DatabasesPage;
 use pages::documents::DocumentsPage;
 use pages::login::{IdentityBadge, RequireRole};
 use pages::restore::RestorePage;
+use pages::smuggler::SmugglerPage;
 
 /// The HTML document around the studio.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -54,6 +55,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/studio/documents") view=|| view! { <RequireRole role=Role::ReadOnly><DocumentsPage/></RequireRole> }/>
                         <Route path=path!("/studio/backup") view=|| view! { <RequireRole role=Role::Admin><BackupPage/></RequireRole> }/>
                         <Route path=path!("/studio/restore") view=|| view! { <RequireRole role=Role::Admin><RestorePage/></RequireRole> }/>
+                        <Route path=path!("/studio/smuggler") view=|| view! { <RequireRole role=Role::Admin><SmugglerPage/></RequireRole> }/>
                         <Route path=path!("/studio/login") view=pages::login::LoginPage/>
                     </Routes>
                 </main>
@@ -80,6 +82,7 @@ fn Sidebar(auth: pages::login::AuthContext) -> impl IntoView {
                     <Show when=admin>
                         <li><A href="/studio/backup">"Backup"</A></li>
                         <li><A href="/studio/restore">"Restore"</A></li>
+                        <li><A href="/studio/smuggler">"Import/Export"</A></li>
                     </Show>
                 </Transition>
             </ul>

@@ -78,6 +78,7 @@ pub fn poll_while_running(status: Resource<StatusResult>, refresh: RwSignal<u32>
 pub enum JobKind {
     Backup,
     Restore,
+    Import,
 }
 
 impl JobKind {
@@ -85,6 +86,7 @@ impl JobKind {
         match self {
             Self::Backup => "backup",
             Self::Restore => "restore",
+            Self::Import => "import",
         }
     }
 }
@@ -103,6 +105,7 @@ fn title(kind: JobKind, status: &JobStatus) -> String {
     match kind {
         JobKind::Backup if status.incremental => "Incremental backup".to_string(),
         JobKind::Backup => "Full backup".to_string(),
+        JobKind::Import => "Import".to_string(),
         JobKind::Restore => match &status.database_name {
             Some(name) => format!("Restore of {name}"),
             None => "Restore".to_string(),
@@ -125,6 +128,7 @@ pub fn JobStatusPanel(
     let label = match kind {
         JobKind::Backup => "Backup status",
         JobKind::Restore => "Restore status",
+        JobKind::Import => "Import status",
     };
     let (badge_class, badge_text) = badge(status.as_ref());
     let Some(s) = status else {
@@ -165,6 +169,7 @@ pub fn JobStatusPanel(
     let bytes_label = match kind {
         JobKind::Backup => "Bytes written",
         JobKind::Restore => "Data restored",
+        JobKind::Import => "Bytes",
     };
     let link = success_link.filter(|_| s.success && !s.is_running);
     let error = s.error.clone().map(|e| (s.error_code.clone(), e));

@@ -98,3 +98,17 @@ fn restore_client_mode_of_the_server() {
     assert!(out.contains("Restore started"));
     assert_eq!(s.wait_for_job("", "Raven/Restore/Status")["Success"], true);
 }
+
+#[test]
+fn rookery_load_runs_both_phases_and_verifies_the_restore() {
+    let s = TestServer::start();
+    let dest = s.location("load-backups");
+    let out = Command::new(env!("CARGO_BIN_EXE_rookery-load"))
+        .args([format!("--url={}", s.url), format!("--backup-dest={dest}"), "--seconds=1".into(), "--documents=200".into(), "--connections=2".into()])
+        .output()
+        .expect("runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("without backups") && text.contains("during backups") && text.contains("identical to the database"), "{text}");
+    assert!(text.contains("errors: 0"), "{text}");
+}
