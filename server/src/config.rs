@@ -50,6 +50,13 @@ pub struct Config {
     #[arg(long, value_name = "NAME")]
     pub create_admin: Option<String>,
 
+    /// The master key file, which wraps the keys of encrypted databases
+    /// (created with mode 0600 when first needed). Default:
+    /// `rookery-master.key` beside the data directory. `ROOKERY_MASTER_KEY`
+    /// (base64 of 32 bytes) takes precedence.
+    #[arg(long)]
+    pub master_key_file: Option<PathBuf>,
+
     /// Failed authentications allowed per client address and minute before
     /// that address gets 429 for the rest of the minute.
     #[arg(long, default_value_t = 20)]
@@ -113,6 +120,19 @@ pub struct Credentials {
 }
 
 impl Config {
+    /// The master key file in force.
+    #[must_use]
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file.clone().unwrap_or_else(|| {
+            let data = if self.data_dir.is_absolute() {
+                self.data_dir.clone()
+            } else {
+                std::env::current_dir().map(|d| d.join(&self.data_dir)).unwrap_or_else(|_| self.data_dir.clone())
+            };
+            data.parent().map_or_else(|| PathBuf::from("rookery-master.key"), |p| p.join("rookery-master.key"))
+        })
+    }
+
     /// The backup roots in force: the configured ones, else the parent of the data directory.
     #[must_use]
     pub fn effective_backup_roots(&self) -> Vec<PathBuf> {

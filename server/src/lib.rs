@@ -17,7 +17,7 @@
 //!
 //! // A full backup; `wait` blocks until the set is complete.
 //! let location = dir.path().join("backups").display().to_string();
-//! let backup = rookery.start_backup("Northwind", BackupOptions { location: location.clone(), incremental: false })?;
+//! let backup = rookery.start_backup("Northwind", BackupOptions { location: location.clone(), incremental: false, ..Default::default() })?;
 //! let summary = backup.wait()?;
 //! assert_eq!(summary.documents, 1);
 //!
@@ -34,7 +34,7 @@
 //!
 //! // The system database restores offline, into a data directory no server uses.
 //! let system_backup = dir.path().join("system-backup").display().to_string();
-//! rookery.start_backup("System", BackupOptions { location: system_backup.clone(), incremental: false })?.wait()?;
+//! rookery.start_backup("System", BackupOptions { location: system_backup.clone(), incremental: false, ..Default::default() })?.wait()?;
 //! let new_data = dir.path().join("new-data");
 //! Rookery::restore_system_database(std::path::Path::new(&system_backup), &new_data, None, false)?;
 //! assert!(new_data.join("System").is_dir());
@@ -48,6 +48,7 @@ pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod crypto;
 pub mod failpoint;
 pub mod smuggler;
 pub mod jobs;
@@ -144,7 +145,8 @@ impl Rookery {
     /// # Errors
     /// Storage errors opening the system database.
     pub fn open(config: Config) -> Result<Self, StorageError> {
-        let catalog = Arc::new(Catalog::open(&config.data_dir, config.durability)?);
+        let master = crypto::MasterKeySource::new(config.master_key_path());
+        let catalog = Arc::new(Catalog::open(&config.data_dir, config.durability, master)?);
         let auth = auth::Authenticator::new(catalog.system(), config.max_failed_auth);
         let rookery = Self { config, catalog, backup_slot: Arc::default(), restore_slot: Arc::default(), import_slot: Arc::default(), auth };
         rookery.recover_interrupted_jobs();
@@ -223,6 +225,16 @@ impl Rookery {
             None => "Full backup started".to_string(),
         };
         let mut reporter = StatusReporter::start(db.clone(), BACKUP_STATUS_ID, initial, &first)?;
+        if db.store.is_encrypted() {
+            if prepared.include_encryption_key {
+                reporter.message(
+                    "The database is encrypted and this set contains its encryption key in plain text, so that it restores on any server. Keep the set safe, or back up with IncludeEncryptionKey: false.",
+                    Severity::Warning,
+                );
+            } else {
+                reporter.message("The set leaves the database key out: a restore will need EncryptionKey.", Severity::Information);
+            }
+        }
         let set_id = prepared.set_id.clone();
         let jobs = JobCount::new(db);
         let thread = std::thread::Builder::new()
@@ -270,7 +282,8 @@ impl Rookery {
         }
         let wait = request.restore_start_timeout.unwrap_or(15);
         let slot = self.restore_slot.acquire(Duration::from_secs(wait)).ok_or(RestoreError::AlreadyRunning(wait))?;
-        let plan = restore::plan(&source, request.restore_up_to.as_deref())?;
+        let plan = restore::plan(&source, request.restore_up_to.as_deref(), request.encryption_key.as_deref())?;
+        let master = if plan.database_key.is_some() { self.catalog.master_key(true)? } else { None };
         let name = request.database_name.clone().unwrap_or_else(|| plan.database_name().to_string());
         let location = match &request.database_location {
             Some(l) => self.validate_database_location(l)?,
@@ -304,7 +317,7 @@ impl Rookery {
             .spawn(move || {
                 lower_priority();
                 let _slot = slot;
-                let result = run_restore(&catalog, &plan, &reservation, defrag, &mut reporter);
+                let result = run_restore(&catalog, &plan, &reservation, defrag, master.as_ref(), &mut reporter);
                 match &result {
                     Ok(s) => reporter.succeed(&format!(
                         "Restore completed: database '{}' with {} documents, up to {} (etag {})",
@@ -378,12 +391,13 @@ fn run_restore(
     plan: &restore::RestorePlan,
     reservation: &storage::RestoreReservation,
     defrag: bool,
+    master: Option<&crypto::Key>,
     reporter: &mut StatusReporter,
 ) -> Result<RestoreSummary, RestoreError> {
     let result = (|| {
         let mut summary = {
             let mut progress = |done: u64, bytes: u64| reporter.progress(done, bytes);
-            restore::build(plan, &reservation.staging, defrag, &mut progress)?
+            restore::build(plan, &reservation.staging, defrag, master, &mut progress)?
         };
         if defrag {
             reporter.message("Defragmented (compacted) the restored database", Severity::Information);

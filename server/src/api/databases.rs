@@ -23,7 +23,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<DatabaseInfo
                     name: db.name.clone(),
                     document_count: db.store.document_count(),
                     size_bytes: db.store.size_bytes(),
-                    encrypted: false,
+                    encrypted: db.store.is_encrypted(),
                 })
                 .collect(),
         ))
@@ -55,16 +55,15 @@ pub async fn create(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("InvalidJson", format!("The body is not a valid request: {e}")))?
     };
-    if request.encrypted {
-        return Err(ApiError::bad_request(
-            "EncryptionUnavailable",
-            "Encrypted databases are not available in this version of the server.",
-        ));
-    }
     blocking(move || {
-        let db = state.catalog().create(&name)?;
-        tracing::info!(database = %db.name, "database created");
-        Ok((StatusCode::CREATED, Json(DatabaseCreated { name: db.name.clone(), encryption_key: None })))
+        let (db, key) = if request.encrypted {
+            let (db, key) = state.catalog().create_encrypted(&name)?;
+            (db, Some(key.to_base64()))
+        } else {
+            (state.catalog().create(&name)?, None)
+        };
+        tracing::info!(database = %db.name, encrypted = request.encrypted, "database created");
+        Ok((StatusCode::CREATED, Json(DatabaseCreated { name: db.name.clone(), encryption_key: key })))
     })
     .await
 }

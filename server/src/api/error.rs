@@ -75,7 +75,8 @@ impl From<StorageError> for ApiError {
                 "DestinationNotEmpty",
                 format!("'{}' exists and is not empty; choose an empty or new folder.", path.display()),
             ),
-            e @ (StorageError::Engine(_) | StorageError::Io(_) | StorageError::Corrupt(_)) => Self::internal(&e),
+            StorageError::Locked(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "DatabaseLocked", format!("The database is encrypted and cannot be read: {m}.")),
+            e @ (StorageError::Engine(_) | StorageError::Io(_) | StorageError::Corrupt(_) | StorageError::Crypto(_)) => Self::internal(&e),
         }
     }
 }

@@ -59,7 +59,7 @@ pub async fn start_backup(
         return Err(ApiError::bad_request("EncryptionUnavailable", "Encrypted backup sets are not available in this version of the server."));
     }
     blocking(move || {
-        let options = BackupOptions { location: request.backup_location, incremental };
+        let options = BackupOptions { location: request.backup_location, incremental, include_encryption_key: request.include_encryption_key };
         let handle = state.start_backup(&db.name, options)?;
         tracing::info!(database = %db.name, set = %handle.set_id, "backup started");
         Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: BACKUP_STATUS_ID.to_string() })))

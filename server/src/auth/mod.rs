@@ -271,7 +271,7 @@ mod tests {
 
     fn auth() -> (tempfile::TempDir, Authenticator) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let catalog = Catalog::open(dir.path(), Durability::Os).expect("opens");
+        let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("opens");
         (dir, Authenticator::new(catalog.system(), 20))
     }
 

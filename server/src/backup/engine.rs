@@ -112,7 +112,7 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
         deletion_count: deletions,
         created: now_rfc3339(),
         compression: "zstd".to_string(),
-        encryption: None,
+        encryption: database_encryption(prepared)?,
         files: manifest_files,
     };
     failpoint::hit("backup.before_manifest");
@@ -140,6 +140,21 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
         from_etag,
         to_etag,
     })
+}
+
+/// The manifest's `Encryption` of an encrypted database: the key check, and
+/// the key itself unless the request left it out.
+fn database_encryption(prepared: &PreparedBackup) -> Result<Option<serde_json::Value>, BackupError> {
+    let store = &prepared.database.store;
+    if !store.is_encrypted() {
+        return Ok(None);
+    }
+    let key = store.database_key().ok_or_else(|| BackupError::Io("the database key is not available".into()))?;
+    let mut database = serde_json::json!({"Algorithm": "XChaCha20-Poly1305", "KeyCheck": key.check()});
+    if prepared.include_encryption_key {
+        database["Key"] = serde_json::Value::String(key.to_base64());
+    }
+    Ok(Some(serde_json::json!({ "Database": database })))
 }
 
 fn is_status(id: &str) -> bool {

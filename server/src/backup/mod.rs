@@ -90,6 +90,9 @@ pub struct BackupOptions {
     /// An incremental set on the newest set of this database's chain in the
     /// location (a full set when there is none).
     pub incremental: bool,
+    /// Encrypted databases: put the database key in the set, in plain text
+    /// (default: yes, so that the set restores on any server).
+    pub include_encryption_key: Option<bool>,
 }
 
 /// What a finished backup wrote.
@@ -121,6 +124,7 @@ pub struct PreparedBackup {
     pub kind: SetKind,
     pub set_id: String,
     pub base: Option<BaseSet>,
+    pub include_encryption_key: bool,
 }
 
 /// Checks a backup request without writing anything: the location, and for
@@ -161,5 +165,6 @@ pub fn prepare(
     }
     let kind = if base.is_some() { SetKind::Incremental } else { SetKind::Full };
     let set_id = engine::new_set_id(&location, kind);
-    Ok(PreparedBackup { database, location, kind, set_id, base })
+    let include_encryption_key = options.include_encryption_key.unwrap_or(true);
+    Ok(PreparedBackup { database, location, kind, set_id, base, include_encryption_key })
 }

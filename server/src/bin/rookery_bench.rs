@@ -77,7 +77,7 @@ fn main() {
     let rss_before = current_rss();
     let started = Instant::now();
     let full = rookery
-        .start_backup("Bench", BackupOptions { location: location_str.clone(), incremental: false })
+        .start_backup("Bench", BackupOptions { location: location_str.clone(), incremental: false, ..Default::default() })
         .expect("starts")
         .wait()
         .expect("backup");
@@ -97,7 +97,7 @@ fn main() {
     }
     let started = Instant::now();
     let inc = rookery
-        .start_backup("Bench", BackupOptions { location: location_str.clone(), incremental: true })
+        .start_backup("Bench", BackupOptions { location: location_str.clone(), incremental: true, ..Default::default() })
         .expect("starts")
         .wait()
         .expect("incremental");
@@ -292,7 +292,7 @@ fn write_load(rookery: &Arc<Rookery>, writers: usize, n: u64, window: Duration, 
     if let Some(location) = backup_location {
         while started.elapsed() < window || backups == 0 {
             rookery
-                .start_backup("Bench", BackupOptions { location: location.to_string(), incremental: false })
+                .start_backup("Bench", BackupOptions { location: location.to_string(), incremental: false, ..Default::default() })
                 .expect("starts")
                 .wait()
                 .expect("backup under load");

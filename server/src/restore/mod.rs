@@ -25,7 +25,7 @@ use crate::backup::format::{DataRecord, FileContent, HashingReader, RecordReader
 use crate::backup::location::{scan, verify_links, verify_set, Depth, Finding, SetOnDisk};
 use crate::backup::{BackupError, ErrorKind};
 use crate::failpoint;
-use crate::storage::record::{encode_parts, etag_key};
+use crate::storage::record::{encode_with_flags, etag_key, FLAG_ENCRYPTED};
 use crate::storage::{DocumentStore, Durability, StorageError};
 
 /// Documents applied per batch when replaying an incremental set.
@@ -44,6 +44,10 @@ pub enum RestoreError {
     SetNotFound(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("The backup is of an encrypted database and leaves its key out: give the database key as EncryptionKey.")]
+    EncryptionKeyRequired,
+    #[error("{0}")]
+    InvalidEncryptionKey(String),
 }
 
 impl RestoreError {
@@ -59,6 +63,8 @@ impl RestoreError {
             Self::AlreadyRunning(_) => "RestoreAlreadyRunning",
             Self::SetNotFound(_) => "SetNotFound",
             Self::InvalidRequest(_) => "InvalidRequest",
+            Self::EncryptionKeyRequired => "EncryptionKeyRequired",
+            Self::InvalidEncryptionKey(_) => "InvalidEncryptionKey",
         }
     }
 
@@ -71,7 +77,9 @@ impl RestoreError {
             Self::Storage(StorageError::InvalidName(_)) => ErrorKind::BadRequest,
             Self::Storage(_) => ErrorKind::Internal,
             Self::AlreadyRunning(_) => ErrorKind::Conflict,
-            Self::SetNotFound(_) | Self::InvalidRequest(_) => ErrorKind::BadRequest,
+            Self::SetNotFound(_) | Self::InvalidRequest(_) | Self::EncryptionKeyRequired | Self::InvalidEncryptionKey(_) => {
+                ErrorKind::BadRequest
+            }
         }
     }
 }
@@ -82,6 +90,8 @@ pub struct RestorePlan {
     pub location: PathBuf,
     /// The full set first, then its incrementals in order.
     pub chain: Vec<SetOnDisk>,
+    /// The database key, when the backup is of an encrypted database.
+    pub database_key: Option<crate::crypto::Key>,
 }
 
 impl RestorePlan {
@@ -118,7 +128,7 @@ pub struct RestoreSummary {
 ///
 /// # Errors
 /// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
-pub fn plan(location: &Path, up_to: Option<&str>) -> Result<RestorePlan, RestoreError> {
+pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>) -> Result<RestorePlan, RestoreError> {
     if !location.is_dir() {
         return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", location.display())).into());
     }
@@ -179,7 +189,29 @@ pub fn plan(location: &Path, up_to: Option<&str>) -> Result<RestorePlan, Restore
     if let Some(first) = findings.into_iter().next() {
         return Err(finding_error(first).into());
     }
-    Ok(RestorePlan { location: location.to_path_buf(), chain })
+    let database_key = database_key(&chain, encryption_key)?;
+    Ok(RestorePlan { location: location.to_path_buf(), chain, database_key })
+}
+
+/// The key of an encrypted database's chain: from the request, else from the
+/// set; checked against the set's key check before anything is written.
+fn database_key(chain: &[SetOnDisk], given: Option<&str>) -> Result<Option<crate::crypto::Key>, RestoreError> {
+    let described = |s: &SetOnDisk| s.manifest.encryption.as_ref().and_then(|e| e.get("Database")).cloned();
+    let Some(first) = chain.first().and_then(described) else {
+        return Ok(None);
+    };
+    let check = first.get("KeyCheck").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let from_set = chain.iter().filter_map(described).find_map(|d| d.get("Key").and_then(|k| k.as_str()).map(str::to_string));
+    let text = match (given, from_set) {
+        (Some(g), _) => g.to_string(),
+        (None, Some(k)) => k,
+        (None, None) => return Err(RestoreError::EncryptionKeyRequired),
+    };
+    let key = crate::crypto::Key::from_base64(&text).map_err(|e| RestoreError::InvalidEncryptionKey(format!("EncryptionKey: {e}")))?;
+    if key.check() != check {
+        return Err(RestoreError::InvalidEncryptionKey("This is not the key of the backed-up database.".into()));
+    }
+    Ok(Some(key))
 }
 
 fn finding_error(f: Finding) -> BackupError {
@@ -197,16 +229,21 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 ///
 /// # Errors
 /// Checksum mismatches found while streaming, corrupt data, storage errors.
-pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, progress: Progress<'_>) -> Result<RestoreSummary, RestoreError> {
+pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, master: Option<&crate::crypto::Key>, progress: Progress<'_>) -> Result<RestoreSummary, RestoreError> {
     let store = DocumentStore::open(dir, Durability::Os)?;
+    if let Some(key) = &plan.database_key {
+        let master = master.ok_or_else(|| StorageError::Locked("no master key to keep the database key".into()))?;
+        store.enable_encryption(key.clone(), master)?;
+    }
+    let flags = if plan.database_key.is_some() { FLAG_ENCRYPTED } else { 0 };
     let mut done = 0u64;
     let mut bytes = 0u64;
     let mut count = 0u64;
     let mut last_etag = 0;
     for set in &plan.chain {
         match set.manifest.kind {
-            SetKind::Full => count = ingest_full(&store, set, &mut done, &mut bytes, progress)?,
-            SetKind::Incremental => apply_incremental(&store, set, &mut done, &mut bytes, progress)?,
+            SetKind::Full => count = ingest_full(&store, set, flags, &mut done, &mut bytes, progress)?,
+            SetKind::Incremental => apply_incremental(&store, set, flags, &mut done, &mut bytes, progress)?,
         }
         last_etag = set.manifest.to_etag;
         failpoint::io_error("restore.write").map_err(|e| BackupError::Io(format!("cannot write the restored database: {e}")))?;
@@ -229,7 +266,7 @@ pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, progress: Progress<'_
     })
 }
 
-fn ingest_full(store: &DocumentStore, set: &SetOnDisk, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<u64, RestoreError> {
+fn ingest_full(store: &DocumentStore, set: &SetOnDisk, flags: u8, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<u64, RestoreError> {
     let bulk = store.bulk();
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
     let mut last_id: Option<String> = None;
@@ -242,7 +279,7 @@ fn ingest_full(store: &DocumentStore, set: &SetOnDisk, done: &mut u64, bytes: &m
             if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
                 return Err(corrupt(set, &file.name, "documents are not in id order"));
             }
-            ingestion.write(id.as_bytes().to_vec(), encode_parts(etag, modified_ms, &body)).map_err(StorageError::from)?;
+            ingestion.write(id.as_bytes().to_vec(), encode_with_flags(etag, modified_ms, flags, &body)).map_err(StorageError::from)?;
             last_id = Some(id);
             failpoint::hit("restore.document");
             count += 1;
@@ -276,7 +313,7 @@ fn ingest_full(store: &DocumentStore, set: &SetOnDisk, done: &mut u64, bytes: &m
     Ok(count)
 }
 
-fn apply_incremental(store: &DocumentStore, set: &SetOnDisk, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<(), RestoreError> {
+fn apply_incremental(store: &DocumentStore, set: &SetOnDisk, flags: u8, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<(), RestoreError> {
     let bulk = store.bulk();
     // Deletions first, then documents: see the backup engine's step 3.
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
@@ -301,7 +338,7 @@ fn apply_incremental(store: &DocumentStore, set: &SetOnDisk, done: &mut u64, byt
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
-            batch.push((id, encode_parts(etag, modified_ms, &body)));
+            batch.push((id, encode_with_flags(etag, modified_ms, flags, &body)));
             *done += 1;
             if batch.len() >= APPLY_BATCH {
                 bulk.apply(&[], &std::mem::take(&mut batch))?;
@@ -369,14 +406,15 @@ pub fn move_into_place(staging: &Path, destination: &Path) -> Result<(), Restore
 /// # Errors
 /// Every error of [`plan`] and [`build`]; `DestinationNotEmpty`.
 pub fn restore_system_database(source: &Path, data_dir: &Path, up_to: Option<&str>, defrag: bool, progress: Progress<'_>) -> Result<RestoreSummary, RestoreError> {
+    // The system database is never encrypted.
     if crate::storage::catalog::is_non_empty_dir(data_dir) || (data_dir.exists() && !data_dir.is_dir()) {
         return Err(StorageError::DestinationNotEmpty(data_dir.to_path_buf()).into());
     }
-    let plan = plan(source, up_to)?;
+    let plan = plan(source, up_to, None)?;
     let created = !data_dir.exists();
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", data_dir.display())))?;
     let staging = data_dir.join(format!(".System.restoring-{}", uuid::Uuid::new_v4().simple()));
-    let result = build(&plan, &staging, defrag, progress).and_then(|mut summary| {
+    let result = build(&plan, &staging, defrag, None, progress).and_then(|mut summary| {
         let destination = data_dir.join("System");
         move_into_place(&staging, &destination)?;
         summary.location = destination;

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::jobs::{format_rfc3339, now_rfc3339};
-use crate::storage::record::{decode_header, HEADER_LEN};
+use crate::storage::record::decode_header;
 use crate::storage::{DocumentStore, StorageError, StoreSnapshot};
 use app::api::STATUS_DOCUMENT_IDS;
 
@@ -128,7 +128,7 @@ pub fn export(
         encoder.write_all(b"{\"Id\":").map_err(io)?;
         encoder.write_all(id_json.as_bytes()).map_err(io)?;
         encoder.write_all(b",\"Document\":").map_err(io)?;
-        encoder.write_all(&raw[HEADER_LEN..]).map_err(io)?;
+        encoder.write_all(&snapshot.body(&id, &raw)?).map_err(io)?;
         write!(encoder, ",\"Metadata\":{{\"ETag\":{etag},\"LastModified\":\"{modified}\"}}}}\n").map_err(io)?;
         count += 1;
         progress(count);

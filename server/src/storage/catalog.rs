@@ -73,6 +73,7 @@ pub struct RestoreReservation {
 
 /// The databases of one data directory.
 pub struct Catalog {
+    master: crate::crypto::MasterKeySource,
     data_dir: PathBuf,
     durability: Durability,
     system: Arc<DatabaseHandle>,
@@ -93,7 +94,7 @@ impl Catalog {
     /// # Errors
     /// Storage errors of the system database. A named database that fails to
     /// open is logged and left out, so that one bad database does not stop the server.
-    pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, StorageError> {
+    pub fn open(data_dir: &Path, durability: Durability, master: crate::crypto::MasterKeySource) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir.join("Databases"))?;
         let system = DocumentStore::open(&data_dir.join("System"), durability)?;
         let system = Arc::new(DatabaseHandle {
@@ -103,6 +104,7 @@ impl Catalog {
             is_system: true,
         });
         let catalog = Self {
+            master,
             data_dir: data_dir.to_path_buf(),
             durability,
             system,
@@ -117,7 +119,7 @@ impl Catalog {
                 catalog.roll_back(&key, &entry)?;
                 continue;
             }
-            match DocumentStore::open(&entry.location, durability) {
+            match DocumentStore::open(&entry.location, durability).and_then(|store| catalog.unlock(store)) {
                 Ok(store) => {
                     let handle = Arc::new(DatabaseHandle {
                         name: entry.name.clone(),
@@ -132,6 +134,25 @@ impl Catalog {
         }
         catalog.next_seq.store(max_seq + 1, Ordering::SeqCst);
         Ok(catalog)
+    }
+
+    /// Unlocks an encrypted store with the master key.
+    fn unlock(&self, store: DocumentStore) -> Result<DocumentStore, StorageError> {
+        if store.is_encrypted() {
+            let master = self.master.get(false)?.ok_or_else(|| {
+                StorageError::Locked(format!("no master key at '{}' nor in ROOKERY_MASTER_KEY", self.master.path().display()))
+            })?;
+            store.unlock(&master)?;
+        }
+        Ok(store)
+    }
+
+    /// The server's master key, created when `create` and missing.
+    ///
+    /// # Errors
+    /// A master key file that cannot be read or created.
+    pub fn master_key(&self, create: bool) -> Result<Option<crate::crypto::Key>, StorageError> {
+        Ok(self.master.get(create)?)
     }
 
     /// The data directory.
@@ -174,13 +195,34 @@ impl Catalog {
     /// # Errors
     /// `InvalidName`, `DatabaseExists`, `DestinationNotEmpty`, storage errors.
     pub fn create(&self, name: &str) -> Result<Arc<DatabaseHandle>, StorageError> {
+        self.create_with(name, None)
+    }
+
+    /// Creates a named database whose documents are encrypted at rest with a
+    /// new random key; returns the database and the key (shown once to the user).
+    ///
+    /// # Errors
+    /// As [`Catalog::create`], and a master key that cannot be had.
+    pub fn create_encrypted(&self, name: &str) -> Result<(Arc<DatabaseHandle>, crate::crypto::Key), StorageError> {
+        let master = self.master.get(true)?.ok_or_else(|| StorageError::Locked("no master key".into()))?;
+        let key = crate::crypto::Key::random();
+        let handle = self.create_with(name, Some((key.clone(), master)))?;
+        Ok((handle, key))
+    }
+
+    fn create_with(&self, name: &str, encryption: Option<(crate::crypto::Key, crate::crypto::Key)>) -> Result<Arc<DatabaseHandle>, StorageError> {
         let location = self.default_location(name)?;
         let key = self.reserve(name, &location, EntryState::Creating, vec![location.clone()])?;
         if is_non_empty_dir(&location) {
             self.delete_entry(&key)?;
             return Err(StorageError::DestinationNotEmpty(location));
         }
-        let result = DocumentStore::open(&location, self.durability).and_then(|store| self.publish(&key, store));
+        let result = DocumentStore::open(&location, self.durability)
+            .and_then(|store| match encryption {
+                Some((key, master)) => store.enable_encryption(key, &master).map(|()| store),
+                None => Ok(store),
+            })
+            .and_then(|store| self.publish(&key, store));
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&location);
             let _ = self.delete_entry(&key);
@@ -257,6 +299,7 @@ impl Catalog {
     /// Storage errors (the reservation is then rolled back).
     pub fn commit_restore(&self, reservation: &RestoreReservation) -> Result<Arc<DatabaseHandle>, StorageError> {
         let result = DocumentStore::open(&reservation.location, self.durability)
+            .and_then(|store| self.unlock(store))
             .and_then(|store| self.publish(&reservation.key, store));
         if result.is_err() {
             self.abort_restore(reservation);
@@ -405,7 +448,7 @@ mod tests {
     fn create_list_delete_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let catalog = Catalog::open(dir.path(), Durability::Os).expect("opens");
+            let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("opens");
             catalog.create("Zeta").expect("creates");
             catalog.create("alpha").expect("creates");
             assert!(matches!(catalog.create("ZETA"), Err(StorageError::DatabaseExists(_))));
@@ -413,7 +456,7 @@ mod tests {
             assert!(matches!(catalog.create("../x"), Err(StorageError::InvalidName(_))));
             catalog.get("zeta").expect("found").store.put("a", b"{}", None).expect("put");
         }
-        let catalog = Catalog::open(dir.path(), Durability::Os).expect("reopens");
+        let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("reopens");
         let names: Vec<_> = catalog.list().iter().map(|h| h.name.clone()).collect();
         assert_eq!(names, ["Zeta", "alpha"]);
         assert_eq!(catalog.get("Zeta").expect("found").store.document_count(), 1);
@@ -428,7 +471,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let location = dir.path().join("Databases/Restored");
         {
-            let catalog = Catalog::open(dir.path(), Durability::Os).expect("opens");
+            let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("opens");
             let r = catalog.reserve_restore("Restored", &location).expect("reserves");
             std::fs::create_dir_all(&r.staging).expect("staging");
             std::fs::write(r.staging.join("half"), b"x").expect("writes");
@@ -436,7 +479,7 @@ mod tests {
             assert!(matches!(catalog.create("restored"), Err(StorageError::DatabaseExists(_))));
             // crash: never committed
         }
-        let catalog = Catalog::open(dir.path(), Durability::Os).expect("reopens");
+        let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("reopens");
         assert!(catalog.get("Restored").is_none());
         assert!(!location.exists());
         catalog.create("Restored").expect("the name is free again");

@@ -34,4 +34,8 @@ pub enum StorageError {
     DatabaseBusy(String),
     #[error("'{}' exists and is not empty", .0.display())]
     DestinationNotEmpty(PathBuf),
+    #[error("the database is encrypted and its key is not available: {0}")]
+    Locked(String),
+    #[error("encryption: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
 }

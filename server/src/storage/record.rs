@@ -36,12 +36,21 @@ impl Record {
     }
 }
 
+/// Flag: the body is sealed with the database key (see [`crate::crypto`]).
+pub const FLAG_ENCRYPTED: u8 = 1;
+
 /// Encodes a record from its parts without building a `Record`.
 #[must_use]
 pub fn encode_parts(etag: u64, modified_ms: i64, body: &[u8]) -> Vec<u8> {
+    encode_with_flags(etag, modified_ms, 0, body)
+}
+
+/// Encodes a record whose body carries `flags` ([`FLAG_ENCRYPTED`]).
+#[must_use]
+pub fn encode_with_flags(etag: u64, modified_ms: i64, flags: u8, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.push(RECORD_VERSION);
-    out.push(0);
+    out.push(flags);
     out.extend_from_slice(&etag.to_be_bytes());
     out.extend_from_slice(&modified_ms.to_be_bytes());
     out.extend_from_slice(body);
@@ -59,6 +68,12 @@ pub fn decode_header(raw: &[u8]) -> Result<(u64, i64), StorageError> {
     let etag = u64::from_be_bytes(raw[2..10].try_into().map_err(|_| corrupt())?);
     let modified = i64::from_be_bytes(raw[10..18].try_into().map_err(|_| corrupt())?);
     Ok((etag, modified))
+}
+
+/// The flags byte of an encoded record.
+#[must_use]
+pub fn flags(raw: &[u8]) -> u8 {
+    raw.get(1).copied().unwrap_or(0)
 }
 
 /// The big-endian key of an etag.

@@ -20,12 +20,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
-use super::record::{decode_etag_key, decode_header, encode_parts, etag_key, Record};
+use super::record::{decode_etag_key, decode_header, encode_with_flags, etag_key, flags, Record, FLAG_ENCRYPTED, HEADER_LEN};
+use crate::crypto::Key;
 use super::StorageError;
 
 const META_LAST_ETAG: &[u8] = b"last_etag";
 const META_DOC_COUNT: &[u8] = b"doc_count";
 const META_DATABASE_ID: &[u8] = b"database_id";
+const META_WRAPPED_KEY: &[u8] = b"encryption_key";
 
 /// Largest document id, in bytes.
 pub const MAX_ID_BYTES: usize = 512;
@@ -69,6 +71,9 @@ pub struct DocumentStore {
     committed_etag: AtomicU64,
     synced_etag: AtomicU64,
     sync_lock: Mutex<()>,
+    /// The database key of an encrypted database, once unlocked.
+    key: std::sync::OnceLock<Key>,
+    encrypted: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for DocumentStore {
@@ -111,6 +116,7 @@ impl DocumentStore {
             }
         };
 
+        let encrypted = meta.get(META_WRAPPED_KEY)?.is_some();
         Ok(Self {
             db,
             docs,
@@ -125,7 +131,64 @@ impl DocumentStore {
             committed_etag: AtomicU64::new(last_etag),
             synced_etag: AtomicU64::new(last_etag),
             sync_lock: Mutex::new(()),
+            key: std::sync::OnceLock::new(),
+            encrypted: std::sync::atomic::AtomicBool::new(encrypted),
         })
+    }
+
+    /// Whether document bodies are encrypted at rest.
+    #[must_use]
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted.load(Ordering::Acquire)
+    }
+
+    /// Unwraps the database key with the server's master key.
+    ///
+    /// # Errors
+    /// `Crypto` when `master` is not the key that wrapped it.
+    pub fn unlock(&self, master: &Key) -> Result<(), StorageError> {
+        let wrapped = self.meta.get(META_WRAPPED_KEY)?.ok_or_else(|| StorageError::Locked("the database is not encrypted".into()))?;
+        let key = master.unwrap_key(&wrapped)?;
+        let _ = self.key.set(key);
+        Ok(())
+    }
+
+    /// Makes an empty (new or being restored) database encrypted with `key`,
+    /// stored wrapped by `master`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn enable_encryption(&self, key: Key, master: &Key) -> Result<(), StorageError> {
+        self.meta.insert(META_WRAPPED_KEY, master.wrap(&key))?;
+        self.db.persist(PersistMode::SyncAll)?;
+        let _ = self.key.set(key);
+        self.encrypted.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The database key (encrypted databases, once unlocked).
+    #[must_use]
+    pub fn database_key(&self) -> Option<&Key> {
+        self.key.get()
+    }
+
+    /// The stored form of a body: sealed with the database key, bound to the id.
+    fn seal(&self, id: &str, body: &[u8]) -> Result<(u8, Vec<u8>), StorageError> {
+        if !self.is_encrypted() {
+            return Ok((0, body.to_vec()));
+        }
+        let key = self.key.get().ok_or_else(|| StorageError::Locked("the master key is missing".into()))?;
+        Ok((FLAG_ENCRYPTED, key.seal(id.as_bytes(), body)))
+    }
+
+    /// Decodes a stored record, opening an encrypted body.
+    fn open_record(&self, id: &str, raw: &[u8]) -> Result<Record, StorageError> {
+        let mut record = Record::decode(raw)?;
+        if flags(raw) & FLAG_ENCRYPTED != 0 {
+            let key = self.key.get().ok_or_else(|| StorageError::Locked("the master key is missing".into()))?;
+            record.body = key.open(id.as_bytes(), &record.body)?;
+        }
+        Ok(record)
     }
 
     /// The folder of this database.
@@ -164,7 +227,7 @@ impl DocumentStore {
     /// # Errors
     /// Storage errors.
     pub fn get(&self, id: &str) -> Result<Option<Record>, StorageError> {
-        self.docs.get(id.as_bytes())?.map(|raw| Record::decode(&raw)).transpose()
+        self.docs.get(id.as_bytes())?.map(|raw| self.open_record(id, &raw)).transpose()
     }
 
     /// Creates or replaces a document. `body` must be a JSON object's bytes.
@@ -174,13 +237,14 @@ impl DocumentStore {
     /// `InvalidId`, `ConcurrencyConflict`, storage errors.
     pub fn put(&self, id: &str, body: &[u8], if_match: Option<u64>) -> Result<PutOutcome, StorageError> {
         validate_id(id)?;
+        let (flags, stored) = self.seal(id, body)?;
         let outcome = {
             let mut state = self.lock_writer();
             let current = self.current_etag(id)?;
             check_if_match(if_match, current)?;
             let etag = state.last_etag + 1;
             let mut batch = self.db.batch();
-            batch.insert(&self.docs, id.as_bytes(), encode_parts(etag, now_ms(), body));
+            batch.insert(&self.docs, id.as_bytes(), encode_with_flags(etag, now_ms(), flags, &stored));
             if let Some(old) = current {
                 batch.remove(&self.changes, etag_key(old));
             }
@@ -254,7 +318,8 @@ impl DocumentStore {
                     continue;
                 }
                 etag += 1;
-                batch.insert(&self.docs, id.as_bytes(), encode_parts(etag, now, body));
+                let (flags, stored) = self.seal(id, body)?;
+                batch.insert(&self.docs, id.as_bytes(), encode_with_flags(etag, now, flags, &stored));
                 match current {
                     Some(old) => batch.remove(&self.changes, etag_key(old)),
                     None => count += 1,
@@ -298,7 +363,9 @@ impl DocumentStore {
             }
             if page.len() < page_size {
                 let (key, value) = guard.into_inner()?;
-                page.push((key_to_string(&key)?, Record::decode(&value)?));
+                let id = key_to_string(&key)?;
+                let record = self.open_record(&id, &value)?;
+                page.push((id, record));
             } else if whole {
                 // The exact count of the whole database is kept in meta.
                 return Ok((page, self.document_count()));
@@ -318,6 +385,7 @@ impl DocumentStore {
             changes: self.changes.clone(),
             deletions: self.deletions.clone(),
             meta: self.meta.clone(),
+            key: self.key.get().cloned(),
         }
     }
 
@@ -393,9 +461,23 @@ pub struct StoreSnapshot {
     changes: Keyspace,
     deletions: Keyspace,
     meta: Keyspace,
+    key: Option<Key>,
 }
 
 impl StoreSnapshot {
+    /// The plain body of a raw record of this snapshot (opened when encrypted).
+    ///
+    /// # Errors
+    /// `Locked` without the key, `Crypto` for tampered data.
+    pub fn body(&self, id: &str, raw: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let body = raw.get(HEADER_LEN..).ok_or_else(|| StorageError::Corrupt("document record".into()))?;
+        if flags(raw) & FLAG_ENCRYPTED == 0 {
+            return Ok(body.to_vec());
+        }
+        let key = self.key.as_ref().ok_or_else(|| StorageError::Locked("the master key is missing".into()))?;
+        Ok(key.open(id.as_bytes(), body)?)
+    }
+
     /// The newest etag visible in the snapshot.
     ///
     /// # Errors

@@ -8,5 +8,6 @@ mod common;
 mod documents;
 mod faults;
 mod durability;
+mod encryption;
 mod restore;
 mod smuggler;
