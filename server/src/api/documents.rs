@@ -113,7 +113,7 @@ pub async fn put(
     responses((status = 200, body = Object, description = "The document; header ETag"), (status = 404, body = ErrorBody))
 )]
 pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
-    let record = blocking(move || Ok(db.store.get(&id)?.ok_or_else(|| ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))?)).await?;
+    let record = blocking(move || db.store.get(&id)?.ok_or_else(|| ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))).await?;
     let mut response = Response::new(Body::from(record.body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.headers_mut().insert(header::ETAG, etag_header(record.etag));

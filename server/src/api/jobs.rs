@@ -112,7 +112,7 @@ pub async fn start_restore(
 )]
 pub async fn list_sets(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Result<Json<BackupListing>, ApiError> {
     let raw = query.get("location").cloned().unwrap_or_default();
-    let depth = if query.get("verify").is_some() && !flag(&query, "verify")? { Depth::Structure } else { Depth::Checksums };
+    let depth = if query.contains_key("verify") && !flag(&query, "verify")? { Depth::Structure } else { Depth::Checksums };
     blocking(move || {
         let config = state.config();
         let location = validate_location(&raw, &config.data_dir, &config.effective_backup_roots())?;

@@ -75,7 +75,7 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
         SetKind::Full => {
             let status_docs = STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(snapshot.get_raw(id), Ok(Some(_)))).count() as u64;
             files.reporter.set_total(snapshot.document_count()?.saturating_sub(status_docs));
-            let documents = files.write_documents(snapshot.documents().map(|r| r.map(|(id, raw)| (id, raw))))?;
+            let documents = files.write_documents(snapshot.documents())?;
             files.write_change_log(&snapshot)?;
             (documents, 0)
         }

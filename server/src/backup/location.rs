@@ -175,9 +175,7 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
             database_name: full.manifest.database_name.clone(),
             sets: vec![full],
         };
-        loop {
-            let Some(tip) = chain.sets.last() else { break };
-            let Some(mut next) = by_base.remove(&tip.manifest.set_id) else { break };
+        while let Some(mut next) = chain.sets.last().and_then(|tip| by_base.remove(&tip.manifest.set_id)) {
             // Two incrementals on one base: the older continues the chain.
             let first = next.remove(0);
             for extra in next {
@@ -381,7 +379,7 @@ mod tests {
         assert!(validate_location(link.join("b").to_str().expect("utf8"), &data, &[]).is_err());
         // Roots.
         let root = tmp.path().join("backups");
-        assert!(validate_location(ok.to_str().expect("utf8"), &data, &[root.clone()]).is_ok());
+        assert!(validate_location(ok.to_str().expect("utf8"), &data, std::slice::from_ref(&root)).is_ok());
         assert!(validate_location(tmp.path().join("elsewhere").to_str().expect("utf8"), &data, &[root]).is_err());
     }
 }

@@ -97,7 +97,7 @@ fn print_listing(listing: &BackupListing) {
     }
     for chain in &listing.chains {
         println!("Chain of database '{}' ({})", chain.database_name, chain.database_id);
-        println!("  {:<34} {:<12} {:<25} {:>10} {:>10} {:>10}  {}", "SET", "KIND", "CREATED", "DOCUMENTS", "DELETIONS", "SIZE", "STATUS");
+        println!("  {:<34} {:<12} {:<25} {:>10} {:>10} {:>10}  STATUS", "SET", "KIND", "CREATED", "DOCUMENTS", "DELETIONS", "SIZE");
         for s in &chain.sets {
             let status = if s.verified { "ok" } else { "PROBLEM" };
             println!(

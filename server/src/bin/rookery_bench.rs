@@ -175,7 +175,7 @@ fn main() {
     rows.push(Row::ratio("REST / storage write throughput", rest.throughput, storage.throughput, "(information)"));
 
     println!();
-    println!("{:<48} {:>10} {:>12}  {}", "measure", "value", "target", "met");
+    println!("{:<48} {:>10} {:>12}  met", "measure", "value", "target");
     for row in &rows {
         println!("{:<48} {:>10.3} {:>12}  {}", row.name, row.value, row.target, row.met());
     }

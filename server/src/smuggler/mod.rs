@@ -129,7 +129,7 @@ pub fn export(
         encoder.write_all(id_json.as_bytes()).map_err(io)?;
         encoder.write_all(b",\"Document\":").map_err(io)?;
         encoder.write_all(&snapshot.body(&id, &raw)?).map_err(io)?;
-        write!(encoder, ",\"Metadata\":{{\"ETag\":{etag},\"LastModified\":\"{modified}\"}}}}\n").map_err(io)?;
+        writeln!(encoder, ",\"Metadata\":{{\"ETag\":{etag},\"LastModified\":\"{modified}\"}}}}").map_err(io)?;
         count += 1;
         progress(count);
     }

@@ -534,10 +534,7 @@ fn etag_range<'a>(
     keyspace: &'a Keyspace,
     after: u64,
 ) -> impl Iterator<Item = Result<(u64, String), StorageError>> + 'a {
-    let iter = match after.checked_add(1) {
-        Some(from) => Some(snapshot.range(keyspace, etag_key(from)..)),
-        None => None,
-    };
+    let iter = after.checked_add(1).map(|from| snapshot.range(keyspace, etag_key(from)..));
     iter.into_iter().flatten().map(|guard| {
         let (key, value) = guard.into_inner()?;
         Ok((decode_etag_key(&key)?, key_to_string(&value)?))
