@@ -183,3 +183,50 @@ fn openapi_describes_every_route() {
     let db_param = &paths["/databases/{db}/docs/{id}"]["get"]["parameters"];
     assert!(db_param.as_array().expect("params").iter().any(|p| p["name"] == "db"));
 }
+
+#[test]
+fn hostile_ids_names_and_traversal_change_nothing_outside() {
+    let s = TestServer::start();
+    s.create_db("Hostile");
+    // Control characters are valid in an id (any non-empty UTF-8): stored and read back exactly.
+    let id = "ctl/\u{1}\u{7}\t\u{1b}[31m";
+    let path = format!("/databases/Hostile/docs/{}", rookery::client::percent_encode(id));
+    assert_eq!(s.call_raw("PUT", &path, Some("{\"x\":1}".into()), &[]).0, 201);
+    assert_eq!(s.get(&path).1, json!({"x": 1}));
+    let (_, page) = s.get("/databases/Hostile/docs?startsWith=ctl/");
+    assert_eq!(page["Results"][0]["Id"], id);
+    // 10 KB ids are refused.
+    let long = format!("/databases/Hostile/docs/{}", "k".repeat(10 * 1024));
+    let (status, text) = s.call_raw("PUT", &long, Some("{}".into()), &[]);
+    assert_eq!(status, 400, "{text}");
+    // Names: reserved device names are plain names here; traversal is not a name.
+    assert_eq!(s.call_raw("PUT", "/admin/databases/CON", None, &[]).0, 201);
+    assert!(s.data_dir.join("Databases/CON").is_dir());
+    for path in [
+        "/admin/databases/%2e%2e",
+        "/admin/databases/%2E%2E%2Fescape",
+        "/admin/databases/..%2F..%2Ftmp",
+        "/admin/databases/%C3%A9t%C3%A9",
+        "/admin/users/%2e%2e%2fx",
+    ] {
+        let (status, text) = s.call_raw("PUT", path, Some(json!({"Password": "p", "Role": "Admin"}).to_string()), &[]);
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains("\"Error\""), "{path}: {text}");
+    }
+    for path in ["/databases/%2e%2e/docs", "/databases/..%2F..%2Fetc/docs/x", "/databases/%2e%2e%2fSystem/docs"] {
+        let (status, text) = s.call_raw("GET", path, None, &[]);
+        assert_eq!(status, 404, "{path}: {text}");
+    }
+    // A traversal-looking document id is only an id: it lands in the database, nowhere else.
+    let sneaky = "/databases/Hostile/docs/..%2F..%2F..%2Fescaped";
+    assert_eq!(s.call_raw("PUT", sneaky, Some("{}".into()), &[]).0, 201);
+    assert_eq!(s.get("/databases/Hostile/docs/..%2F..%2F..%2Fescaped").0, 200);
+    assert!(!s.dir.path().join("escaped").exists() && !s.data_dir.join("escaped").exists());
+    // Backup and restore locations aimed at the data directory or a database inside it.
+    for location in [s.data_dir.display().to_string(), s.data_dir.join("Databases/Hostile").display().to_string(), format!("{}/Databases/../..", s.data_dir.display())] {
+        let (status, body) = s.post("/databases/Hostile/admin/backup", json!({"BackupLocation": location}));
+        assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidBackupLocation")), "{location}");
+        let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "X"}));
+        assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidBackupLocation")), "{location}");
+    }
+}
