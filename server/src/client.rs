@@ -184,15 +184,7 @@ pub fn authorization(credentials: &Credentials) -> Option<String> {
 /// Percent-encodes a path segment (ids may hold `/`, which stays as is).
 #[must_use]
 pub fn percent_encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    app::client::encode_path(segment)
 }
 
 /// Follows a status document until the job it shows ends, calling

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 
-use super::common::{database_names, query_param, ErrorBanner};
+use super::common::{query_param, DatabaseSelect, ErrorBanner};
 use super::sets::{check_absolute, fetch_listing, BackupSetsTable};
 use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
 use crate::api::{database_base, BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID, SYSTEM_DATABASE};
@@ -51,7 +51,6 @@ pub fn BackupPage() -> impl IntoView {
     let status_refresh = RwSignal::new(0u32);
     let history_refresh = RwSignal::new(0u32);
 
-    let names = Resource::new(|| (), |_| database_names());
     let status = Resource::new(move || (db.get(), status_refresh.get()), |(db, _)| fetch_status(status_path(&db)));
     let sets = Resource::new(move || (db.get(), chosen_location.get(), history_refresh.get()), |(db, location, _)| history(db, location));
 
@@ -79,9 +78,9 @@ pub fn BackupPage() -> impl IntoView {
 
     let choose_db = {
         let show_location = show_location.clone();
-        move |ev: leptos::ev::Event| {
+        move |chosen: String| {
             let location = if typed.get_value() { location.get_untracked().trim().to_string() } else { String::new() };
-            show_location(event_target_value(&ev), location);
+            show_location(chosen, location);
         }
     };
     let choose_location = {
@@ -138,29 +137,7 @@ pub fn BackupPage() -> impl IntoView {
                     <h2>"New backup"</h2>
                     <div class="field">
                         <label for="backup-database">"Database"</label>
-                        <Transition fallback=|| view! { <select id="backup-database" disabled=true></select> }>
-                            {
-                                let choose_db = choose_db.clone();
-                                move || Suspend::new({
-                                    let choose_db = choose_db.clone();
-                                    async move {
-                                        let list = names.await.unwrap_or_else(|_| vec![SYSTEM_DATABASE.to_string()]);
-                                        let current = db.get_untracked();
-                                        view! {
-                                            <select id="backup-database" on:change=choose_db>
-                                                {list
-                                                    .into_iter()
-                                                    .map(|n| {
-                                                        let selected = n == current;
-                                                        view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
-                                                    })
-                                                    .collect_view()}
-                                            </select>
-                                        }
-                                    }
-                                })
-                            }
-                        </Transition>
+                        <DatabaseSelect id="backup-database" current=db on_choose=choose_db.clone()/>
                     </div>
                     <div class="field">
                         <label for="backup-location">"Backup location"</label>

@@ -18,6 +18,38 @@ pub fn ErrorBanner(error: ReadSignal<Option<String>>, set_error: WriteSignal<Opt
     }
 }
 
+/// A `<select id=id>` of every database (the system database first) with
+/// `current` selected; `on_choose` gets the name picked.
+#[component]
+pub fn DatabaseSelect<F>(id: &'static str, current: Memo<String>, on_choose: F) -> impl IntoView
+where
+    F: Fn(String) + Clone + Send + Sync + 'static,
+{
+    let names = Resource::new(|| (), |_| database_names());
+    view! {
+        <Transition fallback=move || view! { <select id=id disabled=true></select> }>
+            {move || Suspend::new({
+                let on_choose = on_choose.clone();
+                async move {
+                    let list = names.await.unwrap_or_else(|_| vec![SYSTEM_DATABASE.to_string()]);
+                    let selected_now = current.get_untracked();
+                    view! {
+                        <select id=id on:change=move |ev| on_choose(event_target_value(&ev))>
+                            {list
+                                .into_iter()
+                                .map(|n| {
+                                    let selected = n == selected_now;
+                                    view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
+                                })
+                                .collect_view()}
+                        </select>
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
 /// The names of every database, the system database first.
 pub async fn database_names() -> Result<Vec<String>, ApiFailure> {
     let named: Vec<DatabaseInfo> = get_json("/databases").await?;

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use super::common::{database_names, query_param, ErrorBanner};
+use super::common::{query_param, DatabaseSelect, ErrorBanner};
 use crate::api::{database_base, DocumentPage, PutResult, SYSTEM_DATABASE};
 use crate::client::{encode_path, encode_query, get_json, send_json, send_text, Method};
 
@@ -30,7 +30,6 @@ pub fn DocumentsPage() -> impl IntoView {
     let (version, set_version) = signal(0u32);
     let (error, set_error) = signal(None::<String>);
 
-    let names = Resource::new(|| (), |_| database_names());
     let page = Resource::new(
         move || (db.get(), start.get(), version.get()),
         |(db, start, _)| async move {
@@ -53,10 +52,7 @@ pub fn DocumentsPage() -> impl IntoView {
     );
 
     let navigate = use_navigate();
-    let choose_db = move |ev: leptos::ev::Event| {
-        let chosen = event_target_value(&ev);
-        navigate(&page_href(&chosen, 0), Default::default());
-    };
+    let choose_db = move |chosen: String| navigate(&page_href(&chosen, 0), Default::default());
 
     view! {
         <section class="page">
@@ -64,28 +60,7 @@ pub fn DocumentsPage() -> impl IntoView {
                 <h1>"Documents"</h1>
                 <div class="toolbar">
                     <label for="documents-database">"Database"</label>
-                    <Transition fallback=|| view! { <select id="documents-database" disabled=true></select> }>
-                        {
-                            let choose_db = choose_db.clone();
-                            move || Suspend::new({
-                                let choose_db = choose_db.clone();
-                                async move {
-                                    let list = names.await.unwrap_or_else(|_| vec![SYSTEM_DATABASE.to_string()]);
-                                    view! {
-                                        <select id="documents-database" on:change=choose_db>
-                                            {list
-                                                .into_iter()
-                                                .map(|n| {
-                                                    let selected = n == db.get_untracked();
-                                                    view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
-                                                })
-                                                .collect_view()}
-                                        </select>
-                                    }
-                                }
-                            })
-                        }
-                    </Transition>
+                    <DatabaseSelect id="documents-database" current=db on_choose=choose_db.clone()/>
                     <a class="button primary" href=move || format!("/studio/documents?db={}&new=1", encode_query(&db.get()))>"New document"</a>
                 </div>
             </header>

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 
-use super::common::{database_names, query_param, ErrorBanner};
+use super::common::{query_param, DatabaseSelect, ErrorBanner};
 use super::status::{fetch_status, poll_while_running, JobKind, JobStatusPanel};
 use crate::api::{database_base, JobStatus, SMUGGLER_STATUS_ID, SYSTEM_DATABASE};
 use crate::client::{encode_query, upload_file};
@@ -20,7 +20,6 @@ pub fn SmugglerPage() -> impl IntoView {
     let (overwrite, set_overwrite) = signal(false);
     let (busy, set_busy) = signal(false);
     let status_refresh = RwSignal::new(0u32);
-    let names = Resource::new(|| (), |_| database_names());
     let status = Resource::new(
         move || (db.get(), status_refresh.get()),
         |(db, _)| fetch_status(format!("{}/docs/{SMUGGLER_STATUS_ID}", database_base(&db))),
@@ -28,8 +27,7 @@ pub fn SmugglerPage() -> impl IntoView {
     poll_while_running(status, status_refresh, |_| {});
 
     let navigate = use_navigate();
-    let choose_db = move |ev: leptos::ev::Event| {
-        let chosen = event_target_value(&ev);
+    let choose_db = move |chosen: String| {
         navigate(&format!("/studio/smuggler?db={}", encode_query(&chosen)), NavigateOptions { replace: true, scroll: false, ..Default::default() });
     };
     let export_href = move || {
@@ -68,26 +66,7 @@ pub fn SmugglerPage() -> impl IntoView {
                 </div>
                 <div class="toolbar">
                     <label for="smuggler-database">"Database"</label>
-                    <Transition fallback=|| view! { <select id="smuggler-database" disabled=true></select> }>
-                        {
-                            let choose_db = choose_db.clone();
-                            move || Suspend::new({
-                                let choose_db = choose_db.clone();
-                                async move {
-                                    let list = names.await.unwrap_or_else(|_| vec![SYSTEM_DATABASE.to_string()]);
-                                    let current = db.get_untracked();
-                                    view! {
-                                        <select id="smuggler-database" on:change=choose_db>
-                                            {list.into_iter().map(|n| {
-                                                let selected = n == current;
-                                                view! { <option value=n.clone() selected=selected>{n.clone()}</option> }
-                                            }).collect_view()}
-                                        </select>
-                                    }
-                                }
-                            })
-                        }
-                    </Transition>
+                    <DatabaseSelect id="smuggler-database" current=db on_choose=choose_db.clone()/>
                 </div>
             </header>
             <ErrorBanner error set_error/>
