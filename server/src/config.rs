@@ -103,6 +103,12 @@ pub struct RestoreArgs {
     /// The database key, for a set of an encrypted database made without it.
     #[arg(long)]
     pub restore_encryption_key: Option<String>,
+    /// The key of an encrypted backup set (base64 of 32 bytes).
+    #[arg(long, env = "ROOKERY_BACKUP_KEY", hide_env_values = true)]
+    pub restore_backup_key: Option<String>,
+    /// The passphrase of an encrypted backup set.
+    #[arg(long, env = "ROOKERY_BACKUP_PASSPHRASE", hide_env_values = true)]
+    pub restore_backup_passphrase: Option<String>,
 }
 
 /// Credentials every CLI sends.

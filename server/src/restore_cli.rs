@@ -67,7 +67,8 @@ pub fn restore_online(config: &Config) -> ExitCode {
         restore_start_timeout: Some(args.restore_start_timeout),
         restore_up_to: args.restore_up_to.clone(),
         encryption_key: args.restore_encryption_key.clone(),
-        ..Default::default()
+        backup_encryption_key: args.restore_backup_key.clone(),
+        backup_passphrase: args.restore_backup_passphrase.clone(),
     };
     let defrag = if args.restore_defrag { "true" } else { "false" };
     let root = client.root().to_string();

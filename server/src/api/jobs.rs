@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::documents::body_bytes;
 use super::{blocking, ApiError, AppState, Db};
 use crate::backup::location::{listing, validate_location, Depth};
+use crate::backup::sealed::SetSecret;
 use crate::backup::BackupOptions;
 use app::api::{BackupListing, BackupRequest, ErrorBody, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
 
@@ -55,11 +56,21 @@ pub async fn start_backup(
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
     let incremental = flag(&query, "incremental")?;
     let request: BackupRequest = json_body(body)?;
-    if request.backup_encryption_key.is_some() || request.backup_passphrase.is_some() {
-        return Err(ApiError::bad_request("EncryptionUnavailable", "Encrypted backup sets are not available in this version of the server."));
-    }
+    let set_secret = match (request.backup_encryption_key, request.backup_passphrase) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("InvalidRequest", "Give BackupEncryptionKey or BackupPassphrase, not both."));
+        }
+        (Some(key), None) => Some(SetSecret::Key(key)),
+        (None, Some(passphrase)) => Some(SetSecret::Passphrase(passphrase)),
+        (None, None) => None,
+    };
     blocking(move || {
-        let options = BackupOptions { location: request.backup_location, incremental, include_encryption_key: request.include_encryption_key };
+        let options = BackupOptions {
+            location: request.backup_location,
+            incremental,
+            include_encryption_key: request.include_encryption_key,
+            set_secret,
+        };
         let handle = state.start_backup(&db.name, options)?;
         tracing::info!(database = %db.name, set = %handle.set_id, "backup started");
         Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: BACKUP_STATUS_ID.to_string() })))

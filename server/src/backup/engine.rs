@@ -23,9 +23,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    sha256sums, DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, FORMAT_VERSION,
+    sha256sums, DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, SetWriter, FORMAT_VERSION,
     MANIFEST, SHA256SUMS, TEMP_PREFIX,
 };
+use super::sealed::ChunkSealer;
 use super::{BackupError, BackupSummary, PreparedBackup};
 use crate::failpoint;
 use crate::jobs::{now_rfc3339, StatusReporter};
@@ -68,7 +69,7 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
     let snapshot = prepared.database.store.snapshot();
     let to_etag = snapshot.last_etag()?;
     let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
-    let mut files = FileSet::new(temp, reporter);
+    let mut files = FileSet::new(temp, reporter, prepared.set_key.as_ref().map(|k| k.key.clone()));
 
     // Steps 2 and 3: every record from the snapshot.
     let (documents, deletions) = match prepared.kind {
@@ -146,22 +147,36 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
 /// the key itself unless the request left it out.
 fn database_encryption(prepared: &PreparedBackup) -> Result<Option<serde_json::Value>, BackupError> {
     let store = &prepared.database.store;
-    if !store.is_encrypted() {
-        return Ok(None);
+    let mut encryption = serde_json::Map::new();
+    if store.is_encrypted() {
+        let key = store.database_key().ok_or_else(|| BackupError::Io("the database key is not available".into()))?;
+        let mut database = serde_json::json!({"Algorithm": "XChaCha20-Poly1305", "KeyCheck": key.check()});
+        if prepared.include_encryption_key {
+            match &prepared.set_key {
+                // In an encrypted set, the key is sealed with the set key: the manifest holds no secret.
+                Some(set) => {
+                    let sealed = set.key.seal(SEALED_DATABASE_KEY_AAD, key.to_base64().as_bytes());
+                    database["SealedKey"] = serde_json::Value::String(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed));
+                }
+                None => database["Key"] = serde_json::Value::String(key.to_base64()),
+            }
+        }
+        encryption.insert("Database".into(), database);
     }
-    let key = store.database_key().ok_or_else(|| BackupError::Io("the database key is not available".into()))?;
-    let mut database = serde_json::json!({"Algorithm": "XChaCha20-Poly1305", "KeyCheck": key.check()});
-    if prepared.include_encryption_key {
-        database["Key"] = serde_json::Value::String(key.to_base64());
+    if let Some(set) = &prepared.set_key {
+        encryption.insert("Set".into(), set.description.clone());
     }
-    Ok(Some(serde_json::json!({ "Database": database })))
+    Ok((!encryption.is_empty()).then_some(serde_json::Value::Object(encryption)))
 }
+
+/// Associated data of a database key sealed with a set key.
+pub const SEALED_DATABASE_KEY_AAD: &[u8] = b"rookery-database-key-in-set-v1";
 
 fn is_status(id: &str) -> bool {
     STATUS_DOCUMENT_IDS.contains(&id)
 }
 
-type Sink = RecordWriter<HashingWriter<BufWriter<File>>>;
+type Sink = RecordWriter<SetWriter<BufWriter<File>>>;
 
 /// The data files of one set, and the progress they make.
 struct FileSet<'a> {
@@ -170,23 +185,28 @@ struct FileSet<'a> {
     finished: Vec<ManifestFile>,
     bytes_done: u64,
     documents_done: u64,
+    set_key: Option<crate::crypto::Key>,
 }
 
 impl<'a> FileSet<'a> {
-    fn new(dir: &'a Path, reporter: &'a mut StatusReporter) -> Self {
-        Self { dir, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0 }
+    fn new(dir: &'a Path, reporter: &'a mut StatusReporter, set_key: Option<crate::crypto::Key>) -> Self {
+        Self { dir, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key }
     }
 
     fn open(&self, name: &str) -> Result<Sink, BackupError> {
         let file = File::create(self.dir.join(name)).map_err(|e| BackupError::Io(format!("cannot create {name}: {e}")))?;
-        RecordWriter::new(HashingWriter::new(BufWriter::with_capacity(1 << 20, file)), ZSTD_LEVEL)
-            .map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
+        let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let under = match &self.set_key {
+            Some(key) => SetWriter::Sealed(ChunkSealer::new(hashing, key.clone(), name)),
+            None => SetWriter::Plain(hashing),
+        };
+        RecordWriter::new(under, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
     }
 
     fn close(&mut self, name: String, sink: Sink, content: FileContent) -> Result<(), BackupError> {
         let io = |e: std::io::Error| BackupError::Io(format!("cannot finish {name}: {e}"));
-        let (hashing, records) = sink.finish().map_err(io)?;
-        let (buffered, size, sha256) = hashing.finish();
+        let (under, records) = sink.finish().map_err(io)?;
+        let (buffered, size, sha256) = under.finish().map_err(io)?.finish();
         let file = buffered.into_inner().map_err(|e| io(e.into_error()))?;
         failpoint::io_error("backup.write").map_err(io)?;
         file.sync_all().map_err(io)?;

@@ -172,6 +172,75 @@ pub fn sha256_file(path: &std::path::Path) -> io::Result<(u64, String)> {
     HashingReader::new(io::BufReader::with_capacity(1 << 20, file)).finish()
 }
 
+/// The bytes under the compressor: plain, or sealed in chunks (an encrypted
+/// set); hashed either way, so checksums are of what is on disk.
+pub enum SetWriter<W: Write> {
+    Plain(HashingWriter<W>),
+    Sealed(super::sealed::ChunkSealer<HashingWriter<W>>),
+}
+
+impl<W: Write> SetWriter<W> {
+    /// Bytes on disk so far.
+    pub fn written(&self) -> u64 {
+        match self {
+            Self::Plain(h) => h.written(),
+            Self::Sealed(s) => s.get_ref().written(),
+        }
+    }
+
+    /// Seals the last chunk (if sealed) and returns the hashing writer.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn finish(self) -> io::Result<HashingWriter<W>> {
+        match self {
+            Self::Plain(h) => Ok(h),
+            Self::Sealed(s) => s.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for SetWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(h) => h.write(buf),
+            Self::Sealed(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(h) => h.flush(),
+            Self::Sealed(s) => s.flush(),
+        }
+    }
+}
+
+/// The reading side of [`SetWriter`].
+pub enum SetReader<R: Read> {
+    Plain(HashingReader<R>),
+    Sealed(super::sealed::ChunkOpener<HashingReader<R>>),
+}
+
+impl<R: Read> SetReader<R> {
+    /// The hashing reader under it.
+    pub fn into_hashing(self) -> HashingReader<R> {
+        match self {
+            Self::Plain(h) => h,
+            Self::Sealed(o) => o.into_inner(),
+        }
+    }
+}
+
+impl<R: Read> Read for SetReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(h) => h.read(buf),
+            Self::Sealed(o) => o.read(buf),
+        }
+    }
+}
+
 /// Writes records into a zstd stream.
 pub struct RecordWriter<W: Write> {
     encoder: zstd::Encoder<'static, W>,

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod format;
 pub mod location;
+pub mod sealed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub enum BackupError {
     Corrupt(String),
     #[error("{0}")]
     Io(String),
+    #[error("{0}")]
+    InvalidEncryptionKey(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -63,6 +66,7 @@ impl BackupError {
             Self::UnsupportedFormatVersion(_) => "UnsupportedFormatVersion",
             Self::Corrupt(_) => "CorruptBackup",
             Self::Io(_) => "IoError",
+            Self::InvalidEncryptionKey(_) => "InvalidEncryptionKey",
             Self::Storage(_) => "StorageError",
         }
     }
@@ -76,7 +80,7 @@ impl BackupError {
             Self::ChecksumMismatch(_) | Self::BrokenChain(_) | Self::UnsupportedFormatVersion(_) | Self::Corrupt(_) => {
                 ErrorKind::Unprocessable
             }
-            Self::DatabaseNotFound(_) => ErrorKind::BadRequest,
+            Self::DatabaseNotFound(_) | Self::InvalidEncryptionKey(_) => ErrorKind::BadRequest,
             Self::Io(_) | Self::Storage(_) => ErrorKind::Internal,
         }
     }
@@ -93,6 +97,8 @@ pub struct BackupOptions {
     /// Encrypted databases: put the database key in the set, in plain text
     /// (default: yes, so that the set restores on any server).
     pub include_encryption_key: Option<bool>,
+    /// Encrypt the set's data files with this key or passphrase.
+    pub set_secret: Option<sealed::SetSecret>,
 }
 
 /// What a finished backup wrote.
@@ -125,6 +131,7 @@ pub struct PreparedBackup {
     pub set_id: String,
     pub base: Option<BaseSet>,
     pub include_encryption_key: bool,
+    pub set_key: Option<sealed::SetKey>,
 }
 
 /// Checks a backup request without writing anything: the location, and for
@@ -166,5 +173,9 @@ pub fn prepare(
     let kind = if base.is_some() { SetKind::Incremental } else { SetKind::Full };
     let set_id = engine::new_set_id(&location, kind);
     let include_encryption_key = options.include_encryption_key.unwrap_or(true);
-    Ok(PreparedBackup { database, location, kind, set_id, base, include_encryption_key })
+    let set_key = match &options.set_secret {
+        Some(secret) => Some(sealed::SetKey::for_new_set(secret).map_err(BackupError::InvalidEncryptionKey)?),
+        None => None,
+    };
+    Ok(PreparedBackup { database, location, kind, set_id, base, include_encryption_key, set_key })
 }

@@ -38,6 +38,15 @@ struct Args {
     /// Wait for a key press before exiting (when stdin is a terminal).
     #[arg(long)]
     readkey: bool,
+    /// Encrypt the set with this key (base64 of 32 bytes).
+    #[arg(long, env = "ROOKERY_BACKUP_KEY", hide_env_values = true)]
+    backup_encryption_key: Option<String>,
+    /// Encrypt the set with a key derived from this passphrase (argon2id).
+    #[arg(long, env = "ROOKERY_BACKUP_PASSPHRASE", hide_env_values = true)]
+    backup_passphrase: Option<String>,
+    /// Encrypted databases: leave the database key out of the set.
+    #[arg(long)]
+    exclude_encryption_key: bool,
     /// Offline: list the chains and sets in --dest.
     #[arg(long, conflicts_with_all = ["verify", "url"])]
     list: bool,
@@ -121,7 +130,12 @@ fn online(args: &Args) -> ExitCode {
     };
     let client = Client::new(url, args.database.as_deref(), args.timeout.map(Duration::from_millis), &args.credentials);
     let base = client.base();
-    let request = BackupRequest { backup_location: args.dest.clone(), ..Default::default() };
+    let request = BackupRequest {
+        backup_location: args.dest.clone(),
+        include_encryption_key: args.exclude_encryption_key.then_some(false),
+        backup_encryption_key: args.backup_encryption_key.clone(),
+        backup_passphrase: args.backup_passphrase.clone(),
+    };
     let endpoint = format!("{base}/admin/backup?incremental={}", args.incremental);
     if let Err(e) = client.post_json::<JobAccepted>(&endpoint, &request) {
         eprintln!("rookery-backup: backup refused: {e}");

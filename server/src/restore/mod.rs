@@ -21,7 +21,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use crate::backup::format::{DataRecord, FileContent, HashingReader, RecordReader, SetKind};
+use crate::backup::format::{DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
+use crate::backup::sealed::{ChunkOpener, SetKey, SetSecret};
 use crate::backup::location::{scan, verify_links, verify_set, Depth, Finding, SetOnDisk};
 use crate::backup::{BackupError, ErrorKind};
 use crate::failpoint;
@@ -48,6 +49,8 @@ pub enum RestoreError {
     EncryptionKeyRequired,
     #[error("{0}")]
     InvalidEncryptionKey(String),
+    #[error("The backup set is encrypted: give BackupEncryptionKey or BackupPassphrase.")]
+    BackupKeyRequired,
 }
 
 impl RestoreError {
@@ -63,7 +66,7 @@ impl RestoreError {
             Self::AlreadyRunning(_) => "RestoreAlreadyRunning",
             Self::SetNotFound(_) => "SetNotFound",
             Self::InvalidRequest(_) => "InvalidRequest",
-            Self::EncryptionKeyRequired => "EncryptionKeyRequired",
+            Self::EncryptionKeyRequired | Self::BackupKeyRequired => "EncryptionKeyRequired",
             Self::InvalidEncryptionKey(_) => "InvalidEncryptionKey",
         }
     }
@@ -77,7 +80,11 @@ impl RestoreError {
             Self::Storage(StorageError::InvalidName(_)) => ErrorKind::BadRequest,
             Self::Storage(_) => ErrorKind::Internal,
             Self::AlreadyRunning(_) => ErrorKind::Conflict,
-            Self::SetNotFound(_) | Self::InvalidRequest(_) | Self::EncryptionKeyRequired | Self::InvalidEncryptionKey(_) => {
+            Self::SetNotFound(_)
+            | Self::InvalidRequest(_)
+            | Self::EncryptionKeyRequired
+            | Self::BackupKeyRequired
+            | Self::InvalidEncryptionKey(_) => {
                 ErrorKind::BadRequest
             }
         }
@@ -92,6 +99,8 @@ pub struct RestorePlan {
     pub chain: Vec<SetOnDisk>,
     /// The database key, when the backup is of an encrypted database.
     pub database_key: Option<crate::crypto::Key>,
+    /// The key of each set of `chain` that is encrypted.
+    pub set_keys: Vec<Option<crate::crypto::Key>>,
 }
 
 impl RestorePlan {
@@ -128,7 +137,7 @@ pub struct RestoreSummary {
 ///
 /// # Errors
 /// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
-pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>) -> Result<RestorePlan, RestoreError> {
+pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>, set_secret: Option<&SetSecret>) -> Result<RestorePlan, RestoreError> {
     if !location.is_dir() {
         return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", location.display())).into());
     }
@@ -189,19 +198,44 @@ pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>) 
     if let Some(first) = findings.into_iter().next() {
         return Err(finding_error(first).into());
     }
-    let database_key = database_key(&chain, encryption_key)?;
-    Ok(RestorePlan { location: location.to_path_buf(), chain, database_key })
+    let set_keys = set_keys(&chain, set_secret)?;
+    let database_key = database_key(&chain, &set_keys, encryption_key)?;
+    Ok(RestorePlan { location: location.to_path_buf(), chain, database_key, set_keys })
+}
+
+/// The key of every encrypted set of the chain, checked before anything is written.
+fn set_keys(chain: &[SetOnDisk], secret: Option<&SetSecret>) -> Result<Vec<Option<crate::crypto::Key>>, RestoreError> {
+    chain
+        .iter()
+        .map(|set| match set.manifest.encryption.as_ref().and_then(|e| e.get("Set")) {
+            None => Ok(None),
+            Some(description) => {
+                let secret = secret.ok_or(RestoreError::BackupKeyRequired)?;
+                SetKey::for_existing_set(description, secret)
+                    .map(Some)
+                    .map_err(|e| RestoreError::InvalidEncryptionKey(format!("{}: {e}", set.manifest.set_id)))
+            }
+        })
+        .collect()
 }
 
 /// The key of an encrypted database's chain: from the request, else from the
 /// set; checked against the set's key check before anything is written.
-fn database_key(chain: &[SetOnDisk], given: Option<&str>) -> Result<Option<crate::crypto::Key>, RestoreError> {
+fn database_key(chain: &[SetOnDisk], set_keys: &[Option<crate::crypto::Key>], given: Option<&str>) -> Result<Option<crate::crypto::Key>, RestoreError> {
     let described = |s: &SetOnDisk| s.manifest.encryption.as_ref().and_then(|e| e.get("Database")).cloned();
     let Some(first) = chain.first().and_then(described) else {
         return Ok(None);
     };
     let check = first.get("KeyCheck").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let from_set = chain.iter().filter_map(described).find_map(|d| d.get("Key").and_then(|k| k.as_str()).map(str::to_string));
+    let plain = chain.iter().filter_map(described).find_map(|d| d.get("Key").and_then(|k| k.as_str()).map(str::to_string));
+    // In an encrypted set, the database key is sealed with the set key.
+    let sealed = chain.iter().zip(set_keys).find_map(|(set, key)| {
+        let sealed = described(set)?.get("SealedKey")?.as_str()?.to_string();
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sealed).ok()?;
+        let opened = key.as_ref()?.open(crate::backup::engine::SEALED_DATABASE_KEY_AAD, &raw).ok()?;
+        String::from_utf8(opened).ok()
+    });
+    let from_set = plain.or(sealed);
     let text = match (given, from_set) {
         (Some(g), _) => g.to_string(),
         (None, Some(k)) => k,
@@ -240,10 +274,11 @@ pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, master: Option<&crate
     let mut bytes = 0u64;
     let mut count = 0u64;
     let mut last_etag = 0;
-    for set in &plan.chain {
+    for (set, set_key) in plan.chain.iter().zip(&plan.set_keys) {
+        let source = Source { set, key: set_key.as_ref() };
         match set.manifest.kind {
-            SetKind::Full => count = ingest_full(&store, set, flags, &mut done, &mut bytes, progress)?,
-            SetKind::Incremental => apply_incremental(&store, set, flags, &mut done, &mut bytes, progress)?,
+            SetKind::Full => count = ingest_full(&store, &source, flags, &mut done, &mut bytes, progress)?,
+            SetKind::Incremental => apply_incremental(&store, &source, flags, &mut done, &mut bytes, progress)?,
         }
         last_etag = set.manifest.to_etag;
         failpoint::io_error("restore.write").map_err(|e| BackupError::Io(format!("cannot write the restored database: {e}")))?;
@@ -266,13 +301,20 @@ pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, master: Option<&crate
     })
 }
 
-fn ingest_full(store: &DocumentStore, set: &SetOnDisk, flags: u8, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<u64, RestoreError> {
+/// A set to read, with its key when it is encrypted.
+struct Source<'a> {
+    set: &'a SetOnDisk,
+    key: Option<&'a crate::crypto::Key>,
+}
+
+fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<u64, RestoreError> {
+    let set = source.set;
     let bulk = store.bulk();
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
     let mut last_id: Option<String> = None;
     let mut count = 0u64;
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-        read_file(set, &file.name, &file.sha256, bytes, &mut |record| {
+        read_file(source, &file.name, &file.sha256, bytes, &mut |record| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
@@ -295,7 +337,7 @@ fn ingest_full(store: &DocumentStore, set: &SetOnDisk, flags: u8, done: &mut u64
     let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
     let mut last_etag = 0u64;
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
-        read_file(set, &file.name, &file.sha256, bytes, &mut |record| {
+        read_file(source, &file.name, &file.sha256, bytes, &mut |record| {
             let DataRecord::Change { etag, id } = record else {
                 return Err(corrupt(set, &file.name, "a non-change record in the change log"));
             };
@@ -313,12 +355,13 @@ fn ingest_full(store: &DocumentStore, set: &SetOnDisk, flags: u8, done: &mut u64
     Ok(count)
 }
 
-fn apply_incremental(store: &DocumentStore, set: &SetOnDisk, flags: u8, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<(), RestoreError> {
+fn apply_incremental(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<(), RestoreError> {
+    let set = source.set;
     let bulk = store.bulk();
     // Deletions first, then documents: see the backup engine's step 3.
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
         let mut batch = Vec::new();
-        read_file(set, &file.name, &file.sha256, bytes, &mut |record| {
+        read_file(source, &file.name, &file.sha256, bytes, &mut |record| {
             let DataRecord::Deletion { id, .. } = record else {
                 return Err(corrupt(set, &file.name, "a non-deletion record in a deletions file"));
             };
@@ -334,7 +377,7 @@ fn apply_incremental(store: &DocumentStore, set: &SetOnDisk, flags: u8, done: &m
     }
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
         let mut batch = Vec::new();
-        read_file(set, &file.name, &file.sha256, bytes, &mut |record| {
+        read_file(source, &file.name, &file.sha256, bytes, &mut |record| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
@@ -355,16 +398,21 @@ fn apply_incremental(store: &DocumentStore, set: &SetOnDisk, flags: u8, done: &m
 /// Streams one data file's records into `apply`, hashing it on the way; a
 /// file whose bytes differ from the manifest fails after its last record.
 fn read_file(
-    set: &SetOnDisk,
+    source: &Source<'_>,
     name: &str,
     sha256: &str,
     bytes: &mut u64,
     apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
 ) -> Result<(), RestoreError> {
+    let set = source.set;
     let path = set.dir.join(name);
     let file = File::open(&path).map_err(|e| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({e})", set.manifest.set_id)))?;
     let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
-    let mut reader = RecordReader::new(hashing).map_err(|e| corrupt(set, name, &e.to_string()))?;
+    let under = match source.key {
+        Some(key) => SetReader::Sealed(ChunkOpener::new(hashing, key.clone(), name)),
+        None => SetReader::Plain(hashing),
+    };
+    let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
     loop {
         match reader.next_record() {
             Ok(Some(record)) => apply(record)?,
@@ -372,7 +420,7 @@ fn read_file(
             Err(e) => return Err(corrupt(set, name, &e.to_string())),
         }
     }
-    let (size, actual) = reader.into_inner().finish().map_err(|e| corrupt(set, name, &e.to_string()))?;
+    let (size, actual) = reader.into_inner().into_hashing().finish().map_err(|e| corrupt(set, name, &e.to_string()))?;
     *bytes += size;
     if actual != sha256 {
         return Err(BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file changed during the restore)", set.manifest.set_id)).into());
@@ -410,7 +458,7 @@ pub fn restore_system_database(source: &Path, data_dir: &Path, up_to: Option<&st
     if crate::storage::catalog::is_non_empty_dir(data_dir) || (data_dir.exists() && !data_dir.is_dir()) {
         return Err(StorageError::DestinationNotEmpty(data_dir.to_path_buf()).into());
     }
-    let plan = plan(source, up_to, None)?;
+    let plan = plan(source, up_to, None, None)?;
     let created = !data_dir.exists();
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", data_dir.display())))?;
     let staging = data_dir.join(format!(".System.restoring-{}", uuid::Uuid::new_v4().simple()));
