@@ -47,6 +47,7 @@ pub fn BackupPage() -> impl IntoView {
     let (error, set_error) = signal(None::<String>);
     let (location, set_location) = signal(chosen_location.get_untracked().unwrap_or_default());
     let (incremental, set_incremental) = signal(false);
+    let (passphrase, set_passphrase) = signal(String::new());
     let (busy, set_busy) = signal(false);
     let status_refresh = RwSignal::new(0u32);
     let history_refresh = RwSignal::new(0u32);
@@ -102,11 +103,12 @@ pub fn BackupPage() -> impl IntoView {
         }
         let db_now = db.get_untracked();
         let incremental = incremental.get_untracked();
+        let pass = Some(passphrase.get_untracked()).filter(|p| !p.is_empty());
         let show_location = show_location.clone();
         set_busy.set(true);
         leptos::task::spawn_local(async move {
             let path = format!("{}/admin/backup?incremental={incremental}", database_base(&db_now));
-            let body = BackupRequest { backup_location: target.clone(), ..Default::default() };
+            let body = BackupRequest { backup_location: target.clone(), backup_passphrase: pass, ..Default::default() };
             let result = send_json::<JobAccepted, _>(Method::Post, &path, Some(&body)).await;
             match result {
                 Ok(_) => {
@@ -167,6 +169,17 @@ pub fn BackupPage() -> impl IntoView {
                             "Incremental"
                         </label>
                         <span class="hint">"Only what changed since the newest set of this database in that location; a full set when there is none."</span>
+                    </div>
+                    <div class="field">
+                        <label for="backup-passphrase">"Encryption passphrase"</label>
+                        <input
+                            id="backup-passphrase"
+                            type="password"
+                            autocomplete="new-password"
+                            prop:value=passphrase
+                            on:input=move |ev| set_passphrase.set(event_target_value(&ev))
+                        />
+                        <span class="hint">"Optional: encrypt the set's files (argon2id key); the same passphrase is needed to restore."</span>
                     </div>
                     <div class="form-actions">
                         <Transition fallback=|| view! { <button type="submit" class="primary" disabled=true>"Start Backup"</button> }>

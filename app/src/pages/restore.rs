@@ -35,6 +35,8 @@ pub fn RestorePage() -> impl IntoView {
     let (database_location, set_database_location) = signal(String::new());
     let (database_name, set_database_name) = signal(String::new());
     let (defrag, set_defrag) = signal(false);
+    let (passphrase, set_passphrase) = signal(String::new());
+    let (database_key, set_database_key) = signal(String::new());
     let (up_to, set_up_to) = signal(String::new());
     let (busy, set_busy) = signal(false);
     let status_refresh = RwSignal::new(0u32);
@@ -118,6 +120,8 @@ pub fn RestorePage() -> impl IntoView {
             database_location: target,
             database_name: name,
             restore_up_to: non_empty(up_to.get_untracked()),
+            backup_passphrase: non_empty(passphrase.get_untracked()),
+            encryption_key: non_empty(database_key.get_untracked()),
             ..Default::default()
         };
         let defrag = defrag.get_untracked();
@@ -225,6 +229,28 @@ pub fn RestorePage() -> impl IntoView {
                             on:input=move |ev| set_database_location.set(event_target_value(&ev))
                         />
                         <span class="hint">"Optional: an absolute, empty or missing folder for the database's files."</span>
+                    </div>
+                    <div class="field">
+                        <label for="restore-passphrase">"Backup passphrase"</label>
+                        <input
+                            id="restore-passphrase"
+                            type="password"
+                            autocomplete="off"
+                            prop:value=passphrase
+                            on:input=move |ev| set_passphrase.set(event_target_value(&ev))
+                        />
+                        <span class="hint">"Only for a set encrypted with a passphrase."</span>
+                    </div>
+                    <div class="field">
+                        <label for="restore-database-key">"Database key"</label>
+                        <input
+                            id="restore-database-key"
+                            type="password"
+                            autocomplete="off"
+                            prop:value=database_key
+                            on:input=move |ev| set_database_key.set(event_target_value(&ev))
+                        />
+                        <span class="hint">"Only for an encrypted database backed up without its key (base64)."</span>
                     </div>
                     <div class="field">
                         <label class="checkbox" for="restore-defrag">
