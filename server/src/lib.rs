@@ -282,12 +282,9 @@ impl Rookery {
         }
         let wait = request.restore_start_timeout.unwrap_or(15);
         let slot = self.restore_slot.acquire(Duration::from_secs(wait)).ok_or(RestoreError::AlreadyRunning(wait))?;
-        let set_secret = match (&request.backup_encryption_key, &request.backup_passphrase) {
-            (Some(_), Some(_)) => return Err(RestoreError::InvalidRequest("Give BackupEncryptionKey or BackupPassphrase, not both.".into())),
-            (Some(k), None) => Some(backup::sealed::SetSecret::Key(k.clone())),
-            (None, Some(p)) => Some(backup::sealed::SetSecret::Passphrase(p.clone())),
-            (None, None) => None,
-        };
+        let set_secret =
+            backup::sealed::SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
+                .map_err(RestoreError::InvalidRequest)?;
         let plan = restore::plan(&source, request.restore_up_to.as_deref(), request.encryption_key.as_deref(), set_secret.as_ref())?;
         let master = if plan.database_key.is_some() { self.catalog.master_key(true)? } else { None };
         let name = request.database_name.clone().unwrap_or_else(|| plan.database_name().to_string());

@@ -56,14 +56,8 @@ pub async fn start_backup(
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
     let incremental = flag(&query, "incremental")?;
     let request: BackupRequest = json_body(body)?;
-    let set_secret = match (request.backup_encryption_key, request.backup_passphrase) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("InvalidRequest", "Give BackupEncryptionKey or BackupPassphrase, not both."));
-        }
-        (Some(key), None) => Some(SetSecret::Key(key)),
-        (None, Some(passphrase)) => Some(SetSecret::Passphrase(passphrase)),
-        (None, None) => None,
-    };
+    let set_secret = SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
+        .map_err(|m| ApiError::bad_request("InvalidRequest", m))?;
     blocking(move || {
         let options = BackupOptions {
             location: request.backup_location,

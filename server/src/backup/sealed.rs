@@ -33,6 +33,21 @@ pub enum SetSecret {
     Passphrase(String),
 }
 
+impl SetSecret {
+    /// The secret of a request's `BackupEncryptionKey` / `BackupPassphrase` (at most one).
+    ///
+    /// # Errors
+    /// Both were given.
+    pub fn from_request(key: Option<&String>, passphrase: Option<&String>) -> Result<Option<Self>, String> {
+        match (key, passphrase) {
+            (Some(_), Some(_)) => Err("Give BackupEncryptionKey or BackupPassphrase, not both.".into()),
+            (Some(k), None) => Ok(Some(Self::Key(k.clone()))),
+            (None, Some(p)) => Ok(Some(Self::Passphrase(p.clone()))),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 /// A set key and its manifest description (no secret in it).
 #[derive(Debug, Clone)]
 pub struct SetKey {

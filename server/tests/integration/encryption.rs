@@ -199,6 +199,11 @@ fn a_tampered_encrypted_chunk_is_detected_and_nothing_is_visible() {
     s.create_db("T");
     seed(&s, "T");
     let location = s.location("tamper");
+    let both = json!({"BackupLocation": location, "BackupPassphrase": "pw", "BackupEncryptionKey": "x"});
+    let (status, body) = s.post("/databases/T/admin/backup", both.clone());
+    assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidRequest")), "{body}");
+    let (status, body) = s.post("/admin/restore", both);
+    assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidRequest")), "{body}");
     let (status, _) = s.post("/databases/T/admin/backup", json!({"BackupLocation": location, "BackupPassphrase": "pw"}));
     assert_eq!(status, 202);
     assert_eq!(s.wait_for_job("/databases/T", "Raven/Backup/Status")["Success"], true);
