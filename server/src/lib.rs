@@ -274,10 +274,10 @@ impl Rookery {
         if let Some(name) = &request.database_name {
             self.check_name_free(name)?;
         }
-        if let Some(location) = &request.database_location {
-            let location = self.validate_database_location(location)?;
-            if storage::catalog::is_non_empty_dir(&location) {
-                return Err(StorageError::DestinationNotEmpty(location).into());
+        let requested_location = request.database_location.as_deref().map(|l| self.validate_database_location(l)).transpose()?;
+        if let Some(location) = &requested_location {
+            if storage::catalog::is_non_empty_dir(location) {
+                return Err(StorageError::DestinationNotEmpty(location.clone()).into());
             }
         }
         let wait = request.restore_start_timeout.unwrap_or(15);
@@ -288,8 +288,8 @@ impl Rookery {
         let plan = restore::plan(&source, request.restore_up_to.as_deref(), request.encryption_key.as_deref(), set_secret.as_ref())?;
         let master = if plan.database_key.is_some() { self.catalog.master_key(true)? } else { None };
         let name = request.database_name.clone().unwrap_or_else(|| plan.database_name().to_string());
-        let location = match &request.database_location {
-            Some(l) => self.validate_database_location(l)?,
+        let location = match requested_location {
+            Some(l) => l,
             None => self.catalog.default_location(&name)?,
         };
         let reservation = self.catalog.reserve_restore(&name, &location)?;

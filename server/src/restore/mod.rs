@@ -314,7 +314,7 @@ fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut
     let mut last_id: Option<String> = None;
     let mut count = 0u64;
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-        read_file(source, &file.name, &file.sha256, bytes, &mut |record| {
+        *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
@@ -326,7 +326,7 @@ fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut
             failpoint::hit("restore.document");
             count += 1;
             *done += 1;
-            progress(*done, 0);
+            progress(*done, *bytes);
             Ok(())
         })?;
     }
@@ -337,7 +337,7 @@ fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut
     let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
     let mut last_etag = 0u64;
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
-        read_file(source, &file.name, &file.sha256, bytes, &mut |record| {
+        *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
             let DataRecord::Change { etag, id } = record else {
                 return Err(corrupt(set, &file.name, "a non-change record in the change log"));
             };
@@ -361,7 +361,7 @@ fn apply_incremental(store: &DocumentStore, source: &Source<'_>, flags: u8, done
     // Deletions first, then documents: see the backup engine's step 3.
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
         let mut batch = Vec::new();
-        read_file(source, &file.name, &file.sha256, bytes, &mut |record| {
+        *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
             let DataRecord::Deletion { id, .. } = record else {
                 return Err(corrupt(set, &file.name, "a non-deletion record in a deletions file"));
             };
@@ -369,7 +369,7 @@ fn apply_incremental(store: &DocumentStore, source: &Source<'_>, flags: u8, done
             *done += 1;
             if batch.len() >= APPLY_BATCH {
                 bulk.apply(&std::mem::take(&mut batch), &[])?;
-                progress(*done, 0);
+                progress(*done, *bytes);
             }
             Ok(())
         })?;
@@ -377,7 +377,7 @@ fn apply_incremental(store: &DocumentStore, source: &Source<'_>, flags: u8, done
     }
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
         let mut batch = Vec::new();
-        read_file(source, &file.name, &file.sha256, bytes, &mut |record| {
+        *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
@@ -385,7 +385,7 @@ fn apply_incremental(store: &DocumentStore, source: &Source<'_>, flags: u8, done
             *done += 1;
             if batch.len() >= APPLY_BATCH {
                 bulk.apply(&[], &std::mem::take(&mut batch))?;
-                progress(*done, 0);
+                progress(*done, *bytes);
             }
             Ok(())
         })?;
@@ -401,9 +401,8 @@ fn read_file(
     source: &Source<'_>,
     name: &str,
     sha256: &str,
-    bytes: &mut u64,
     apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
-) -> Result<(), RestoreError> {
+) -> Result<u64, RestoreError> {
     let set = source.set;
     let path = set.dir.join(name);
     let file = File::open(&path).map_err(|e| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({e})", set.manifest.set_id)))?;
@@ -421,11 +420,10 @@ fn read_file(
         }
     }
     let (size, actual) = reader.into_inner().into_hashing().finish().map_err(|e| corrupt(set, name, &e.to_string()))?;
-    *bytes += size;
     if actual != sha256 {
         return Err(BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file changed during the restore)", set.manifest.set_id)).into());
     }
-    Ok(())
+    Ok(size)
 }
 
 fn corrupt(set: &SetOnDisk, name: &str, why: &str) -> RestoreError {

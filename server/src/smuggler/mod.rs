@@ -294,13 +294,7 @@ fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>, number: u64) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Durability;
-
-    fn store() -> (tempfile::TempDir, DocumentStore) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = DocumentStore::open(dir.path(), Durability::Os).expect("opens");
-        (dir, store)
-    }
+    use crate::storage::store::temp_store as store;
 
     fn dump_of(store: &DocumentStore, prefix: &str) -> Vec<u8> {
         let mut out = Vec::new();

@@ -655,15 +655,18 @@ pub fn now_ms() -> i64 {
     (now.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// A store on a temp dir, for unit tests of this crate.
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, DocumentStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = DocumentStore::open(dir.path(), Durability::Os).expect("opens");
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::temp_store as store;
     use super::*;
-
-    fn store() -> (tempfile::TempDir, DocumentStore) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = DocumentStore::open(dir.path(), Durability::Os).expect("opens");
-        (dir, store)
-    }
 
     #[test]
     fn put_get_delete_with_increasing_etags() {
