@@ -13,6 +13,15 @@ pub const RESTORE_STATUS_ID: &str = "Raven/Restore/Status";
 pub const SMUGGLER_STATUS_ID: &str = "Raven/Smuggler/Status";
 /// Status documents are never part of a backup.
 pub const STATUS_DOCUMENT_IDS: [&str; 3] = [BACKUP_STATUS_ID, RESTORE_STATUS_ID, SMUGGLER_STATUS_ID];
+/// Documents whose id starts with this are the server's own (status documents
+/// and whatever else it writes): readable by clients, never written by them.
+pub const SERVER_OWNED_PREFIX: &str = "Raven/";
+
+/// Whether `id` names a server-owned document (`Raven/...`).
+#[must_use]
+pub fn is_server_owned(id: &str) -> bool {
+    id.starts_with(SERVER_OWNED_PREFIX)
+}
 
 /// Name under which the system database is shown in the studio and listings.
 pub const SYSTEM_DATABASE: &str = "System";

@@ -153,6 +153,10 @@ async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, 
                 builder = builder.header(name, value.clone());
             }
         }
+        // And from their address, so that failed credentials count against it.
+        if let Some(info) = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            builder = builder.extension(*info);
+        }
     }
     let request = builder.body(axum::body::Body::from(body.unwrap_or_default())).map_err(|e| ApiFailure::local(e.to_string()))?;
     let response = router.oneshot(request).await.map_err(|e| ApiFailure::local(e.to_string()))?;

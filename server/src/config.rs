@@ -32,6 +32,15 @@ pub struct Config {
     #[arg(long = "backup-root", env = "ROOKERY_BACKUP_ROOTS", value_delimiter = ',')]
     pub backup_roots: Vec<PathBuf>,
 
+    /// Seconds a request may take (streams and restore starts excepted).
+    #[arg(long = "request-timeout", env = "ROOKERY_REQUEST_TIMEOUT", default_value_t = 120)]
+    pub request_timeout_secs: u64,
+
+    /// A folder under which a restore may place a database with
+    /// `DatabaseLocation` (repeatable). The data directory always is one.
+    #[arg(long = "database-root", env = "ROOKERY_DATABASE_ROOTS", value_delimiter = ',')]
+    pub database_roots: Vec<PathBuf>,
+
     /// When a write is acknowledged: after an fsync (`fsync`, survives power
     /// loss) or after the OS has it (`os`, survives a process crash).
     #[arg(long, value_enum, env = "ROOKERY_DURABILITY", default_value = "fsync")]
@@ -137,6 +146,12 @@ impl Config {
             };
             data.parent().map_or_else(|| PathBuf::from("rookery-master.key"), |p| p.join("rookery-master.key"))
         })
+    }
+
+    /// The request timeout.
+    #[must_use]
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.request_timeout_secs.max(1))
     }
 
     /// The backup roots in force: the configured ones, else the parent of the data directory.

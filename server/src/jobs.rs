@@ -176,7 +176,7 @@ impl StatusReporter {
 
     fn write(&mut self) -> Result<(), crate::storage::StorageError> {
         let body = serde_json::to_vec(&self.status).map_err(|e| crate::storage::StorageError::Corrupt(e.to_string()))?;
-        self.database.store.put(self.doc_id, &body, None)?;
+        self.database.store.put_server_owned(self.doc_id, &body)?;
         self.last_write = Instant::now();
         Ok(())
     }
@@ -194,6 +194,63 @@ impl Drop for StatusReporter {
             self.status.error_code = Some("JobAborted".to_string());
             self.status.messages.push(message(text, Severity::Error));
             self.finish(false);
+        }
+    }
+}
+
+/// Where the system database's internal keyspace records the folders jobs
+/// are writing outside the data directory (a backup's `.tmp-<SetId>`).
+const UNFINISHED_PREFIX: &str = "jobs/unfinished/";
+
+/// A folder a job is writing, recorded in the server's own state (never in a
+/// document) until the job has finished with it; a crash leaves the record,
+/// and the next start removes the folder. Dropping this forgets the record.
+pub struct UnfinishedFolder {
+    system: Arc<DatabaseHandle>,
+    key: String,
+}
+
+impl UnfinishedFolder {
+    /// Records `path` (durably) before the job creates it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn record(system: Arc<DatabaseHandle>, path: &std::path::Path) -> Result<Self, crate::storage::StorageError> {
+        let key = format!("{UNFINISHED_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let text = path.to_str().ok_or_else(|| crate::storage::StorageError::Corrupt("a folder path that is not UTF-8".into()))?;
+        system.store.internal().insert(&key, text.as_bytes())?;
+        system.store.persist()?;
+        Ok(Self { system, key })
+    }
+}
+
+impl Drop for UnfinishedFolder {
+    fn drop(&mut self) {
+        if let Err(e) = self.system.store.internal().remove(&self.key) {
+            tracing::warn!(error = %e, "cannot forget a finished job's folder");
+        }
+    }
+}
+
+/// At start: the folders that jobs a crash interrupted were writing. Each is
+/// removed only when `allowed` accepts it again (the caller checks it against
+/// the backup roots and the set-id syntax); the records are forgotten either way.
+pub fn remove_unfinished_folders(system: &DatabaseHandle, allowed: impl Fn(&std::path::Path) -> bool) {
+    let entries: Vec<(fjall::Slice, fjall::Slice)> =
+        system.store.internal().prefix(UNFINISHED_PREFIX).filter_map(|g| g.into_inner().ok()).collect();
+    for (key, value) in entries {
+        let path = std::path::PathBuf::from(String::from_utf8_lossy(&value).to_string());
+        if allowed(&path) {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => tracing::info!(dir = %path.display(), "removed an interrupted backup's files"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(error = %e, dir = %path.display(), "cannot remove an interrupted backup's files"),
+            }
+        } else {
+            tracing::warn!(dir = %path.display(), "an interrupted job's folder is no longer inside a backup root; left in place");
+        }
+        if let Err(e) = system.store.internal().remove(key) {
+            tracing::warn!(error = %e, "cannot forget an interrupted job's folder");
         }
     }
 }
@@ -221,7 +278,7 @@ pub fn recover_interrupted(database: &DatabaseHandle, doc_id: &str) -> Option<Jo
     status.messages.push(message(text, Severity::Error));
     match serde_json::to_vec(&status) {
         Ok(body) => {
-            if let Err(e) = database.store.put(doc_id, &body, None) {
+            if let Err(e) = database.store.put_server_owned(doc_id, &body) {
                 tracing::warn!(error = %e, "cannot mark an interrupted job");
             }
         }

@@ -58,7 +58,6 @@ pub mod storage;
 pub mod web;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -69,7 +68,7 @@ use backup::{BackupError, BackupOptions, BackupSummary};
 use config::Config;
 use jobs::{JobSlot, StatusReporter};
 use restore::{RestoreError, RestoreSummary};
-use storage::{Catalog, DatabaseHandle, StorageError};
+use storage::{Catalog, StorageError};
 
 /// The engine: a catalog of databases and the jobs that run on them.
 pub struct Rookery {
@@ -78,8 +77,12 @@ pub struct Rookery {
     backup_slot: Arc<JobSlot>,
     restore_slot: Arc<JobSlot>,
     import_slot: Arc<JobSlot>,
+    export_permits: Arc<tokio::sync::Semaphore>,
     auth: auth::Authenticator,
 }
+
+/// Exports streaming at once, server-wide (each holds a snapshot and a thread).
+pub const MAX_CONCURRENT_EXPORTS: usize = 4;
 
 impl std::fmt::Debug for Rookery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,7 +151,15 @@ impl Rookery {
         let master = crypto::MasterKeySource::new(config.master_key_path());
         let catalog = Arc::new(Catalog::open(&config.data_dir, config.durability, master)?);
         let auth = auth::Authenticator::new(catalog.system(), config.max_failed_auth);
-        let rookery = Self { config, catalog, backup_slot: Arc::default(), restore_slot: Arc::default(), import_slot: Arc::default(), auth };
+        let rookery = Self {
+            config,
+            catalog,
+            backup_slot: Arc::default(),
+            restore_slot: Arc::default(),
+            import_slot: Arc::default(),
+            export_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS)),
+            auth,
+        };
         rookery.recover_interrupted_jobs();
         Ok(rookery)
     }
@@ -156,13 +167,14 @@ impl Rookery {
     fn recover_interrupted_jobs(&self) {
         let system = self.catalog.system();
         for db in std::iter::once(system.clone()).chain(self.catalog.list()) {
-            if let Some(status) = jobs::recover_interrupted(&db, BACKUP_STATUS_ID) {
+            if jobs::recover_interrupted(&db, BACKUP_STATUS_ID).is_some() {
                 tracing::warn!(database = %db.name, "a backup was interrupted by a server stop");
-                if let (Some(location), Some(set_id)) = (status.backup_location, status.set_id) {
-                    backup::engine::remove_unfinished(Path::new(&location), &set_id);
-                }
             }
         }
+        // The unfinished set folders come from the server's own records, never
+        // from a document, and each is checked again before it is removed.
+        let (data_dir, roots) = (self.config.data_dir.clone(), self.config.effective_backup_roots());
+        jobs::remove_unfinished_folders(&system, |path| backup::engine::is_unfinished_set_folder(path, &data_dir, &roots));
         for db in std::iter::once(system.clone()).chain(self.catalog.list()) {
             if jobs::recover_interrupted(&db, app::api::SMUGGLER_STATUS_ID).is_some() {
                 tracing::warn!(database = %db.name, "an import was interrupted by a server stop; the documents written before it are kept");
@@ -197,6 +209,12 @@ impl Rookery {
         &self.import_slot
     }
 
+    /// The permits of exports (at most [`MAX_CONCURRENT_EXPORTS`] at once).
+    #[must_use]
+    pub fn export_permits(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.export_permits
+    }
+
     /// Whether a backup is running on this server.
     #[must_use]
     pub fn backup_running(&self) -> bool {
@@ -211,6 +229,8 @@ impl Rookery {
     /// then `AlreadyRunning` when any backup runs on this server.
     pub fn start_backup(&self, database: &str, options: BackupOptions) -> Result<BackupHandle, BackupError> {
         let db = self.catalog.get(database).ok_or_else(|| BackupError::DatabaseNotFound(database.to_string()))?;
+        // The hold comes before anything is read: a delete now answers DatabaseBusy.
+        let hold = self.catalog.hold(&db).map_err(|_| BackupError::DatabaseNotFound(database.to_string()))?;
         let prepared = backup::prepare(db.clone(), &options, &self.config.data_dir, &self.config.effective_backup_roots())?;
         let slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
         let initial = JobStatus {
@@ -221,10 +241,13 @@ impl Rookery {
         };
         let first = match &prepared.base {
             Some(base) => format!("Incremental backup started on {} (from etag {})", base.set_id, base.to_etag),
-            None if options.incremental => "Full backup started (no earlier set of this database in the location)".to_string(),
+            None if options.incremental && prepared.warnings.is_empty() => "Full backup started (no earlier set of this database in the location)".to_string(),
             None => "Full backup started".to_string(),
         };
         let mut reporter = StatusReporter::start(db.clone(), BACKUP_STATUS_ID, initial, &first)?;
+        for warning in &prepared.warnings {
+            reporter.message(warning, Severity::Warning);
+        }
         if db.store.is_encrypted() {
             if prepared.include_encryption_key {
                 reporter.message(
@@ -236,14 +259,15 @@ impl Rookery {
             }
         }
         let set_id = prepared.set_id.clone();
-        let jobs = JobCount::new(db);
+        let unfinished = jobs::UnfinishedFolder::record(self.catalog.system(), &backup::engine::temp_dir(&prepared.location, &prepared.set_id))?;
         let thread = std::thread::Builder::new()
             .name(format!("backup-{}", prepared.database.name))
             .spawn(move || {
                 lower_priority();
                 let _slot = slot;
-                let _jobs = jobs;
+                let _hold = hold;
                 let result = backup::engine::run(&prepared, &mut reporter);
+                drop(unfinished);
                 match &result {
                     Ok(s) => reporter.succeed_with_bytes(s.bytes_written, &format!(
                         "Backup completed: {} documents, {} deletions, {} bytes in {}",
@@ -343,7 +367,7 @@ impl Rookery {
     /// # Errors
     /// As [`restore::restore_system_database`].
     pub fn restore_system_database(source: &Path, data_dir: &Path, up_to: Option<&str>, defrag: bool) -> Result<RestoreSummary, RestoreError> {
-        restore::restore_system_database(source, data_dir, up_to, defrag, &mut |_, _| {})
+        restore::restore_system_database(source, data_dir, up_to, None, defrag, &mut |_, _| {})
     }
 
     /// Flushes every database to stable storage (graceful shutdown).
@@ -363,27 +387,50 @@ impl Rookery {
         Ok(())
     }
 
+    /// A client-given `DatabaseLocation`, by the rules of backup locations:
+    /// absolute, no `.`/`..`, symlinks resolved, inside the data directory or
+    /// a `--database-root`, never inside a backup root outside the data
+    /// directory (where sets live), never over another database's files.
     fn validate_database_location(&self, raw: &str) -> Result<PathBuf, RestoreError> {
         let path = Path::new(raw);
-        let bad = |why: &str| RestoreError::InvalidRequest(format!("DatabaseLocation '{}' {why}", raw.escape_debug()));
-        if !path.is_absolute() {
+        let bad = |why: &str| RestoreError::InvalidDatabaseLocation(format!("DatabaseLocation '{}' {why}", raw.escape_debug()));
+        if raw.contains('\0') || !path.is_absolute() {
             return Err(bad("is not an absolute path"));
         }
         if path.components().any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir)) {
             return Err(bad("must not contain '.' or '..' components"));
         }
-        if path.parent().is_none() {
+        let resolve = |p: &Path| backup::location::resolve(p).map_err(|e| bad(&format!("cannot be resolved: {e}")));
+        let resolved = resolve(path)?;
+        if resolved.parent().is_none() {
             return Err(bad("is a filesystem root"));
         }
+        let data_dir = resolve(&self.config.data_dir)?;
+        let in_data = resolved.starts_with(&data_dir);
+        let mut roots = Vec::new();
+        for root in &self.config.database_roots {
+            roots.push(resolve(root)?);
+        }
+        if !in_data && !roots.iter().any(|r| resolved.starts_with(r)) {
+            let mut allowed = vec![data_dir.display().to_string()];
+            allowed.extend(roots.iter().map(|r| r.display().to_string()));
+            return Err(bad(&format!("is outside the data directory and every --database-root ({})", allowed.join(", "))));
+        }
+        if !in_data {
+            for root in self.config.effective_backup_roots() {
+                if resolve(&root).is_ok_and(|r| resolved.starts_with(r)) {
+                    return Err(bad("is inside a backup root, where backup sets live"));
+                }
+            }
+        }
         let system = self.catalog.system();
-        let taken = std::iter::once(system).chain(self.catalog.list());
-        for db in taken {
-            let p = db.store.path();
-            if path.starts_with(p) || p.starts_with(path) {
+        for db in std::iter::once(system).chain(self.catalog.list()) {
+            let p = resolve(db.store.path())?;
+            if resolved.starts_with(&p) || p.starts_with(&resolved) {
                 return Err(bad(&format!("overlaps the files of database '{}'", db.name)));
             }
         }
-        Ok(path.to_path_buf())
+        Ok(resolved)
     }
 }
 
@@ -429,18 +476,3 @@ fn lower_priority() {
     }
 }
 
-/// Counts a job on a database while it lives (a busy database cannot be deleted).
-struct JobCount(Arc<DatabaseHandle>);
-
-impl JobCount {
-    fn new(db: Arc<DatabaseHandle>) -> Self {
-        db.jobs.fetch_add(1, Ordering::SeqCst);
-        Self(db)
-    }
-}
-
-impl Drop for JobCount {
-    fn drop(&mut self) {
-        self.0.jobs.fetch_sub(1, Ordering::SeqCst);
-    }
-}

@@ -26,10 +26,18 @@ pub fn restore_system_offline(config: &Config) -> ExitCode {
         bar.set_length(bar.length().unwrap_or(0).max(done));
         bar.set_position(done);
     };
+    let secret = match crate::backup::sealed::SetSecret::from_request(args.restore_backup_key.as_ref(), args.restore_backup_passphrase.as_ref()) {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("rookery-server: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let result = crate::restore::restore_system_database(
         Path::new(source),
         destination,
         args.restore_up_to.as_deref(),
+        secret.as_ref(),
         args.restore_defrag,
         &mut progress,
     );

@@ -23,6 +23,7 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid(m) => ApiError::bad_request("InvalidRequest", m),
             AuthError::NotFound => ApiError::not_found("No such user or key."),
             AuthError::KeyExists(_) => ApiError::new(StatusCode::CONFLICT, "ApiKeyExists", e.to_string()),
+            AuthError::LastAdministrator(_) => ApiError::new(StatusCode::CONFLICT, "LastAdministrator", e.to_string()),
             AuthError::Storage(s) => s.into(),
         }
     }
@@ -36,15 +37,17 @@ fn unauthorized() -> ApiError {
     )
 }
 
-/// The client's address, when the server was started with connection info
-/// (in-process calls, like the studio's server-side rendering, have none).
-pub struct ClientIp(pub Option<IpAddr>);
+/// The client's address. Requests without one (in-process calls that carry
+/// no browser address) share the unspecified address, so that their failed
+/// credentials are limited too.
+pub struct ClientIp(pub IpAddr);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(Self(ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))))
     }
 }
 
@@ -55,8 +58,9 @@ enum Presented {
 }
 
 /// Reads the credentials of a request: `Authorization` (Basic or ApiKey),
-/// else the studio's session cookie (with its CSRF token).
-fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
+/// else the studio's session cookie (with its CSRF token). A password not
+/// verified before is hashed on a blocking thread, never on an async worker.
+async fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
     let auth = state.auth();
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let Ok(text) = value.to_str() else { return Presented::Invalid };
@@ -64,11 +68,21 @@ fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
             auth.verify_api_key(token.trim())
         } else if let Some(basic) = text.strip_prefix("Basic ") {
             use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
+            let pair = base64::engine::general_purpose::STANDARD
                 .decode(basic.trim())
                 .ok()
                 .and_then(|raw| String::from_utf8(raw).ok())
-                .and_then(|pair| pair.split_once(':').and_then(|(u, p)| auth.verify_password(u, p)))
+                .and_then(|pair| pair.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
+            match pair {
+                None => None,
+                Some((user, password)) => match auth.cached_password(&user, &password) {
+                    Some(identity) => Some(identity),
+                    None => {
+                        let state = state.clone();
+                        tokio::task::spawn_blocking(move || state.auth().verify_password(&user, &password)).await.ok().flatten()
+                    }
+                },
+            }
         } else {
             None
         };
@@ -84,15 +98,23 @@ fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
     }
 }
 
-/// The identity a request acts as, if any (open servers: a development administrator).
-pub fn identity_of(state: &AppState, headers: &HeaderMap) -> Option<Identity> {
-    if state.auth().is_open() {
-        return Some(Identity { name: "development".into(), role: Role::Admin, development: true });
+fn too_many_attempts() -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts", "Too many failed sign-ins from this address; wait a minute.")
+}
+
+/// Checks the credentials of a request from `ip`: refused while the address
+/// is blocked, and every failure counts (a success does not wipe the count,
+/// so valid credentials cannot launder guesses at others).
+async fn check_credentials(state: &AppState, ip: IpAddr, headers: &HeaderMap) -> Result<Presented, ApiError> {
+    let limiter = &state.auth().limiter;
+    if limiter.is_blocked(ip) {
+        return Err(too_many_attempts());
     }
-    match presented(state, headers) {
-        Presented::Valid(identity, _) => Some(identity),
-        Presented::Nothing | Presented::Invalid => None,
+    let presented = presented(state, headers).await;
+    if matches!(presented, Presented::Invalid) {
+        limiter.fail(ip);
     }
+    Ok(presented)
 }
 
 /// The middleware: 401 without valid credentials where they are needed, 403
@@ -108,24 +130,10 @@ pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mu
         request.extensions_mut().insert(Identity { name: "development".into(), role: Role::Admin, development: true });
         return next.run(request).await;
     }
-    if ip.is_some_and(|ip| auth.limiter.is_blocked(ip)) {
-        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts", "Too many failed sign-ins from this address; wait a minute.")
-            .into_response();
-    }
-    let (identity, csrf) = match presented(&state, request.headers()) {
-        Presented::Valid(identity, csrf) => {
-            if let Some(ip) = ip {
-                auth.limiter.succeed(ip);
-            }
-            (identity, csrf)
-        }
-        Presented::Invalid => {
-            if let Some(ip) = ip {
-                auth.limiter.fail(ip);
-            }
-            return unauthorized().into_response();
-        }
-        Presented::Nothing => return unauthorized().into_response(),
+    let (identity, csrf) = match check_credentials(&state, ip, request.headers()).await {
+        Err(e) => return e.into_response(),
+        Ok(Presented::Valid(identity, csrf)) => (identity, csrf),
+        Ok(Presented::Invalid | Presented::Nothing) => return unauthorized().into_response(),
     };
     if let Some(expected) = csrf {
         let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -213,11 +221,24 @@ fn me(identity: Option<&Identity>, development: bool) -> Me {
     }
 }
 
-/// Who this request is from.
-#[utoipa::path(get, path = "/auth/me", tag = "auth", responses((status = 200, body = Me)))]
-pub async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Json<Me> {
-    let development = state.auth().is_open();
-    Json(me(identity_of(&state, &headers).as_ref(), development))
+/// Who this request is from. Its credential check counts toward the
+/// failed-authentication limit like any other.
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    responses((status = 200, body = Me), (status = 429, body = ErrorBody, description = "TooManyAttempts"))
+)]
+pub async fn whoami(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
+    if state.auth().is_open() {
+        let identity = Identity { name: "development".into(), role: Role::Admin, development: true };
+        return Ok(Json(me(Some(&identity), true)));
+    }
+    let identity = match check_credentials(&state, ip, &headers).await? {
+        Presented::Valid(identity, _) => Some(identity),
+        Presented::Invalid | Presented::Nothing => None,
+    };
+    Ok(Json(me(identity.as_ref(), false)))
 }
 
 /// The studio's sign-in: sets the session and CSRF cookies.
@@ -226,7 +247,7 @@ pub async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Json<M
     path = "/auth/login",
     tag = "auth",
     request_body = LoginRequest,
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody))
+    responses((status = 200, body = Me), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody))
 )]
 pub async fn login(
     State(state): State<AppState>,
@@ -236,15 +257,13 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = serde_json::from_slice(&body_bytes(body)?)
         .map_err(|e| ApiError::bad_request("InvalidJson", format!("Expected {{\"Username\", \"Password\"}}: {e}")))?;
-    let auth_state = state.clone();
-    if ip.is_some_and(|ip| auth_state.auth().limiter.is_blocked(ip)) {
-        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts", "Too many failed sign-ins from this address; wait a minute."));
+    if state.auth().limiter.is_blocked(ip) {
+        return Err(too_many_attempts());
     }
+    let auth_state = state.clone();
     let identity = blocking(move || Ok(auth_state.auth().verify_password(&request.username, &request.password))).await?;
     let Some(identity) = identity else {
-        if let Some(ip) = ip {
-            state.auth().limiter.fail(ip);
-        }
+        state.auth().limiter.fail(ip);
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Wrong user name or password."));
     };
     let (token, csrf) = state.auth().sessions.create(identity.clone());

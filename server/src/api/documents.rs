@@ -95,7 +95,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
     let body = json_object(&body_bytes(body)?)?;
-    crate::storage::store::validate_id(&id)?;
+    crate::storage::store::validate_client_id(&id)?;
     let outcome = blocking(move || Ok(db.store.put(&id, &body, expected).map(|o| (id, o))?)).await?;
     let (id, outcome) = outcome;
     let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };

@@ -62,13 +62,18 @@ impl From<StorageError> for ApiError {
             ),
             StorageError::InvalidId(m) => Self::bad_request("InvalidId", m),
             StorageError::InvalidName(m) => Self::bad_request("InvalidName", m),
+            StorageError::ReservedDocument(id) => Self::new(
+                StatusCode::FORBIDDEN,
+                "ReservedDocument",
+                format!("'{}' is written by the server only (ids starting with Raven/ are reserved); read it, but do not write or delete it.", id.escape_debug()),
+            ),
             StorageError::DatabaseExists(name) => {
                 Self::new(StatusCode::CONFLICT, "DatabaseExists", format!("A database named '{name}' already exists."))
             }
             StorageError::DatabaseBusy(name) => Self::new(
                 StatusCode::CONFLICT,
                 "DatabaseBusy",
-                format!("Database '{name}' is being backed up; try again when the backup has finished."),
+                format!("Database '{name}' is being read by a job (a backup, an export or an import); try again when it has finished."),
             ),
             StorageError::DestinationNotEmpty(path) => Self::new(
                 StatusCode::CONFLICT,

@@ -30,31 +30,57 @@ pub type AppState = Arc<Rookery>;
 
 /// The REST API.
 pub fn router(state: AppState) -> Router {
-    let per_database = Router::new()
-        .route("/docs", get(documents::list))
-        .route("/docs/{*id}", get(documents::get).put(documents::put).delete(documents::delete))
-        .route("/admin/backup", post(jobs::start_backup))
-        .route("/smuggler/export", get(smuggler::export_dump))
-        .route("/smuggler/import", post(smuggler::import_dump).layer(DefaultBodyLimit::disable()));
-    Router::new()
-        .route("/health", get(health))
-        .route("/openapi.json", get(openapi::spec))
-        .route("/databases", get(databases::list))
-        .route("/admin/databases/{name}", put(databases::create).delete(databases::delete))
-        .route("/admin/restore", post(jobs::start_restore))
-        .route("/admin/backup/sets", get(jobs::list_sets))
-        .route("/admin/users/{name}", put(auth::put_user).delete(auth::delete_user))
-        .route("/admin/apikeys", post(auth::create_api_key))
-        .route("/admin/apikeys/{name}", axum::routing::delete(auth::delete_api_key))
-        .route("/auth/me", get(auth::whoami))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .merge(per_database.clone())
-        .nest("/databases/{db}", per_database)
-        .method_not_allowed_fallback(method_not_allowed)
+    let timeout = state.config().request_timeout();
+    // Every request but the streams (export, import) and the restore (which
+    // waits up to its own RestoreStartTimeout) ends within the request timeout.
+    let timed = |router: Router<AppState>| router.layer(axum::middleware::from_fn_with_state(timeout, request_timeout));
+    let per_database = timed(
+        Router::new()
+            .route("/docs", get(documents::list))
+            .route("/docs/{*id}", get(documents::get).put(documents::put).delete(documents::delete))
+            .route("/admin/backup", post(jobs::start_backup)),
+    )
+    .route("/smuggler/export", get(smuggler::export_dump))
+    .route("/smuggler/import", post(smuggler::import_dump).layer(DefaultBodyLimit::disable()));
+    timed(
+        Router::new()
+            .route("/health", get(health))
+            .route("/openapi.json", get(openapi::spec))
+            .route("/databases", get(databases::list))
+            .route("/admin/databases/{name}", put(databases::create).delete(databases::delete))
+            .route("/admin/backup/sets", get(jobs::list_sets))
+            .route("/admin/users/{name}", put(auth::put_user).delete(auth::delete_user))
+            .route("/admin/apikeys", post(auth::create_api_key))
+            .route("/admin/apikeys/{name}", axum::routing::delete(auth::delete_api_key))
+            .route("/auth/me", get(auth::whoami))
+            .route("/auth/login", post(auth::login))
+            .route("/auth/logout", post(auth::logout)),
+    )
+    .route("/admin/restore", post(jobs::start_restore))
+    .merge(per_database.clone())
+    .nest("/databases/{db}", per_database)
+    .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .with_state(state)
+}
+
+/// Ends a request that takes longer than `limit` with a JSON 503 `RequestTimeout`.
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "RequestTimeout",
+            "The request took longer than the server's request timeout (--request-timeout); try again.",
+        )
+        .into_response(),
+    }
 }
 
 /// Liveness.

@@ -42,11 +42,28 @@ impl From<SmugglerError> for ApiError {
     params(("startsWith" = Option<String>, Query, description = "Only ids with this prefix")),
     responses((status = 200, description = "A zstd-compressed NDJSON dump", content_type = "application/zstd"), (status = 404, body = ErrorBody))
 )]
-pub async fn export_dump(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> Response {
+pub async fn export_dump(State(state): State<AppState>, Db(db): Db, Query(query): Query<HashMap<String, String>>) -> Response {
     let prefix = query.get("startsWith").cloned().unwrap_or_default();
+    // The hold comes before the snapshot: a delete meanwhile answers DatabaseBusy.
+    let hold = match state.catalog().hold(&db) {
+        Ok(h) => h,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let permit = match state.export_permits().clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!("{} exports are running on this server; try again when one has finished.", crate::MAX_CONCURRENT_EXPORTS),
+            )
+            .into_response()
+        }
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_CHUNKS);
     let name = db.name.clone();
     tokio::task::spawn_blocking(move || {
+        let (_hold, _permit) = (hold, permit);
         let snapshot = db.store.snapshot();
         let writer = std::io::BufWriter::with_capacity(CHUNK_BYTES, ChannelWriter { tx: tx.clone() });
         if let Err(e) = export(&snapshot, &db.name, &prefix, writer, &mut |_| {}) {
@@ -84,18 +101,20 @@ impl Write for ChannelWriter {
     }
 }
 
+/// The upload, read on the import's blocking thread; the async side sends
+/// into it without ever blocking a worker.
 struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<Result<Bytes, String>>,
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
     current: Bytes,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match self.rx.recv() {
-                Ok(Ok(bytes)) => self.current = bytes,
-                Ok(Err(e)) => return Err(std::io::Error::other(e)),
-                Err(_) => return Ok(0),
+            match self.rx.blocking_recv() {
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len());
@@ -127,9 +146,10 @@ pub async fn import_dump(
 ) -> Result<Json<JobStatus>, ApiError> {
     let overwrite = super::jobs::flag(&query, "overwrite")?;
     let slot = state.import_slot().acquire(Duration::ZERO).ok_or(SmugglerError::AlreadyRunning)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Bytes, String>>(CHANNEL_CHUNKS);
+    let hold = state.catalog().hold(&db)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(CHANNEL_CHUNKS);
     let job = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+        let (_slot, _hold) = (slot, hold);
         let initial = JobStatus { ..Default::default() };
         let mut reporter = StatusReporter::start(db.clone(), SMUGGLER_STATUS_ID, initial, &format!("Import into '{}' started", db.name))?;
         let reader = ChannelReader { rx, current: Bytes::new() };
@@ -144,7 +164,7 @@ pub async fn import_dump(
     while let Some(chunk) = stream.next().await {
         let item = chunk.map_err(|e| e.to_string());
         let failed = item.is_err();
-        if tx.send(item).is_err() || failed {
+        if tx.send(item).await.is_err() || failed {
             break; // the import stopped early (a bad line) or the upload broke
         }
     }

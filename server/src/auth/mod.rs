@@ -48,6 +48,8 @@ pub enum AuthError {
     NotFound,
     #[error("an API key named '{0}' already exists")]
     KeyExists(String),
+    #[error("'{0}' is the last administrator: create another Admin user or API key first, so that the server is never left without one")]
+    LastAdministrator(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -76,8 +78,15 @@ pub struct Authenticator {
     /// Verified `(user, sha256(password))` pairs, so that argon2 runs once per
     /// password, not once per request. Cleared whenever a user changes.
     verified: RwLock<HashMap<(String, [u8; 32]), Role>>,
-    /// Cached [`Authenticator::is_open`], refreshed on every change.
+    /// Whether the server runs open (development mode): decided when it
+    /// starts, from whether any credential exists. A change can only close it
+    /// (the first credential); nothing at runtime opens it again.
     open: std::sync::atomic::AtomicBool,
+    /// Serializes changes to credentials, so that two requests cannot each
+    /// remove "one of two" administrators.
+    changes: std::sync::Mutex<()>,
+    /// Bounds the argon2 hashes computed at once (each takes ~19 MiB and a core).
+    hashing: HashPermits,
     pub sessions: sessions::Sessions,
     pub limiter: access::FailureLimiter,
 }
@@ -95,12 +104,20 @@ impl Authenticator {
         let auth = Self {
             system,
             verified: RwLock::default(),
-            open: std::sync::atomic::AtomicBool::new(true),
+            open: std::sync::atomic::AtomicBool::new(false),
+            changes: std::sync::Mutex::new(()),
+            hashing: HashPermits::new(MAX_CONCURRENT_HASHES),
             sessions: sessions::Sessions::default(),
             limiter: access::FailureLimiter::new(max_failures),
         };
-        auth.refresh_open();
+        let open = !auth.has_credentials();
+        auth.open.store(open, std::sync::atomic::Ordering::SeqCst);
         auth
+    }
+
+    fn has_credentials(&self) -> bool {
+        let internal = self.system.store.internal();
+        internal.prefix(USER_PREFIX).next().is_some() || internal.prefix(KEY_PREFIX).next().is_some()
     }
 
     /// True when no user and no API key exist: the server runs open.
@@ -109,10 +126,49 @@ impl Authenticator {
         self.open.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn refresh_open(&self) {
-        let internal = self.system.store.internal();
-        let open = internal.prefix(USER_PREFIX).next().is_none() && internal.prefix(KEY_PREFIX).next().is_none();
-        self.open.store(open, std::sync::atomic::Ordering::SeqCst);
+    /// Once a credential exists the server is protected, for good.
+    fn close_if_protected(&self) {
+        if self.has_credentials() {
+            self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Administrators other than the user or key stored under `except`.
+    fn other_admins(&self, except: &str) -> usize {
+        let users = self
+            .system
+            .store
+            .internal()
+            .prefix(USER_PREFIX)
+            .filter_map(|g| g.into_inner().ok())
+            .filter(|(k, _)| k.as_ref() != except.as_bytes())
+            .filter_map(|(_, v)| serde_json::from_slice::<StoredUser>(&v).ok())
+            .filter(|u| u.role == Role::Admin)
+            .count();
+        let keys = self
+            .system
+            .store
+            .internal()
+            .prefix(KEY_PREFIX)
+            .filter_map(|g| g.into_inner().ok())
+            .filter(|(k, _)| k.as_ref() != except.as_bytes())
+            .filter_map(|(_, v)| serde_json::from_slice::<StoredKey>(&v).ok())
+            .filter(|k| k.role == Role::Admin)
+            .count();
+        users + keys
+    }
+
+    /// Refuses a change that would leave a protected server without an
+    /// administrator (`key` is the credential being removed or downgraded).
+    fn keep_an_admin(&self, key: &str, name: &str, was_admin: bool) -> Result<(), AuthError> {
+        if was_admin && self.other_admins(key) == 0 {
+            return Err(AuthError::LastAdministrator(name.to_string()));
+        }
+        Ok(())
     }
 
     /// True when at least one user or key has the `Admin` role.
@@ -131,16 +187,35 @@ impl Authenticator {
             return Err(AuthError::Invalid("a password must not be empty".into()));
         }
         let salt = SaltString::generate(&mut OsRng);
-        let hash = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| AuthError::Invalid(format!("cannot hash the password: {e}")))?
-            .to_string();
+        let hash = {
+            let _permit = self.hashing.acquire();
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map_err(|e| AuthError::Invalid(format!("cannot hash the password: {e}")))?
+                .to_string()
+        };
         let key = format!("{USER_PREFIX}{}", name.to_ascii_lowercase());
-        let existed = self.system.store.internal().get(&key).map_err(StorageError::from)?.is_some();
+        let _changes = self.lock_changes();
+        let existing: Option<StoredUser> = self.read(&key)?;
+        self.require_admin_first(role)?;
+        if role != Role::Admin {
+            self.keep_an_admin(&key, name, existing.as_ref().is_some_and(|u| u.role == Role::Admin))?;
+        }
         let user = StoredUser { name: name.to_string(), role, password_hash: hash };
         self.write(&key, &user)?;
         self.forget_verified();
-        Ok(!existed)
+        // A new password or role applies to the user's open sessions at once: they end.
+        self.sessions.drop_user(name);
+        Ok(existing.is_none())
+    }
+
+    /// On a server with no credential yet, the first one must be an
+    /// administrator: anything else would lock everyone out of the admin routes.
+    fn require_admin_first(&self, role: Role) -> Result<(), AuthError> {
+        if role != Role::Admin && !self.has_credentials() {
+            return Err(AuthError::Invalid("the first user or API key of a server must have the Admin role".into()));
+        }
+        Ok(())
     }
 
     /// Deletes a user.
@@ -148,7 +223,11 @@ impl Authenticator {
     /// # Errors
     /// `NotFound`, storage errors.
     pub fn delete_user(&self, name: &str) -> Result<(), AuthError> {
-        self.remove(&format!("{USER_PREFIX}{}", name.to_ascii_lowercase()))?;
+        let key = format!("{USER_PREFIX}{}", name.to_ascii_lowercase());
+        let _changes = self.lock_changes();
+        let user: StoredUser = self.read(&key)?.ok_or(AuthError::NotFound)?;
+        self.keep_an_admin(&key, &user.name, user.role == Role::Admin)?;
+        self.remove(&key)?;
         self.sessions.drop_user(name);
         self.forget_verified();
         Ok(())
@@ -161,9 +240,11 @@ impl Authenticator {
     pub fn create_api_key(&self, name: &str, role: Role) -> Result<String, AuthError> {
         validate_principal(name)?;
         let key = format!("{KEY_PREFIX}{}", name.to_ascii_lowercase());
+        let _changes = self.lock_changes();
         if self.system.store.internal().get(&key).map_err(StorageError::from)?.is_some() {
             return Err(AuthError::KeyExists(name.to_string()));
         }
+        self.require_admin_first(role)?;
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
@@ -177,10 +258,24 @@ impl Authenticator {
     /// # Errors
     /// `NotFound`, storage errors.
     pub fn delete_api_key(&self, name: &str) -> Result<(), AuthError> {
-        self.remove(&format!("{KEY_PREFIX}{}", name.to_ascii_lowercase()))
+        let key = format!("{KEY_PREFIX}{}", name.to_ascii_lowercase());
+        let _changes = self.lock_changes();
+        let stored: StoredKey = self.read(&key)?.ok_or(AuthError::NotFound)?;
+        self.keep_an_admin(&key, &stored.name, stored.role == Role::Admin)?;
+        self.remove(&key)
     }
 
-    /// Checks a user name and password.
+    /// The identity of a password already verified (no hashing): the fast
+    /// path, safe on an async worker. `None` means "not known yet", not "wrong".
+    #[must_use]
+    pub fn cached_password(&self, name: &str, password: &str) -> Option<Identity> {
+        let fingerprint: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        let role = self.verified.read().ok()?.get(&(name.to_ascii_lowercase(), fingerprint)).copied()?;
+        Some(Identity { name: name.to_string(), role, development: false })
+    }
+
+    /// Checks a user name and password. Runs argon2 on a miss (blocking: call
+    /// it from a blocking thread); at most [`MAX_CONCURRENT_HASHES`] at once.
     #[must_use]
     pub fn verify_password(&self, name: &str, password: &str) -> Option<Identity> {
         let fingerprint: [u8; 32] = Sha256::digest(password.as_bytes()).into();
@@ -191,7 +286,10 @@ impl Authenticator {
         let raw = self.system.store.internal().get(format!("{USER_PREFIX}{}", cache_key.0)).ok()??;
         let user: StoredUser = serde_json::from_slice(&raw).ok()?;
         let parsed = PasswordHash::new(&user.password_hash).ok()?;
-        Argon2::default().verify_password(password.as_bytes(), &parsed).ok()?;
+        {
+            let _permit = self.hashing.acquire();
+            Argon2::default().verify_password(password.as_bytes(), &parsed).ok()?;
+        }
         if let Ok(mut v) = self.verified.write() {
             v.insert(cache_key, user.role);
         }
@@ -209,6 +307,13 @@ impl Authenticator {
             Some(Identity { name: stored.name, role: stored.role, development: false })
         } else {
             None
+        }
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AuthError> {
+        match self.system.store.internal().get(key).map_err(StorageError::from)? {
+            None => Ok(None),
+            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| StorageError::Corrupt(format!("{key}: {e}")).into()),
         }
     }
 
@@ -234,7 +339,7 @@ impl Authenticator {
         let raw = serde_json::to_vec(value).map_err(|e| AuthError::Invalid(e.to_string()))?;
         self.system.store.internal().insert(key, raw).map_err(StorageError::from)?;
         self.system.store.persist()?;
-        self.refresh_open();
+        self.close_if_protected();
         Ok(())
     }
 
@@ -244,7 +349,6 @@ impl Authenticator {
         }
         self.system.store.internal().remove(key).map_err(StorageError::from)?;
         self.system.store.persist()?;
-        self.refresh_open();
         Ok(())
     }
 
@@ -252,6 +356,40 @@ impl Authenticator {
         if let Ok(mut v) = self.verified.write() {
             v.clear();
         }
+    }
+}
+
+/// Argon2 hashes computed at once, server-wide.
+pub const MAX_CONCURRENT_HASHES: usize = 2;
+
+/// A counting semaphore for blocking threads.
+#[derive(Debug)]
+struct HashPermits {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+struct HashPermit<'a>(&'a HashPermits);
+
+impl HashPermits {
+    fn new(n: usize) -> Self {
+        Self { free: std::sync::Mutex::new(n), freed: std::sync::Condvar::new() }
+    }
+
+    fn acquire(&self) -> HashPermit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *free -= 1;
+        HashPermit(self)
+    }
+}
+
+impl Drop for HashPermit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -279,9 +417,13 @@ mod tests {
     fn users_and_keys() {
         let (_d, auth) = auth();
         assert!(auth.is_open());
-        assert!(auth.put_user("ann", "s3cret", Role::ReadOnly).expect("creates"));
+        // The first credential must be an administrator.
+        assert!(matches!(auth.put_user("ann", "s3cret", Role::ReadOnly), Err(AuthError::Invalid(_))));
+        assert!(auth.is_open());
+        assert!(auth.put_user("root", "r00t", Role::Admin).expect("creates"));
         assert!(!auth.is_open());
-        assert!(!auth.has_admin());
+        assert!(auth.has_admin());
+        assert!(auth.put_user("ann", "s3cret", Role::ReadOnly).expect("creates"));
         assert_eq!(auth.verify_password("ann", "s3cret").map(|i| i.role), Some(Role::ReadOnly));
         assert_eq!(auth.verify_password("ANN", "s3cret").map(|i| i.role), Some(Role::ReadOnly), "cached and case-insensitive");
         assert!(auth.verify_password("ann", "wrong").is_none());
@@ -289,7 +431,11 @@ mod tests {
         // Changing the password invalidates the cache.
         auth.put_user("ann", "new", Role::Admin).expect("replaces");
         assert!(auth.verify_password("ann", "s3cret").is_none());
-        assert!(auth.has_admin());
+        // The last administrator stays: neither deleted nor downgraded.
+        auth.delete_user("root").expect("another admin exists");
+        assert!(matches!(auth.delete_user("ann"), Err(AuthError::LastAdministrator(_))));
+        assert!(matches!(auth.put_user("ann", "new", Role::ReadWrite), Err(AuthError::LastAdministrator(_))));
+        assert!(!auth.is_open());
 
         let token = auth.create_api_key("ci", Role::ReadWrite).expect("creates");
         assert!(token.starts_with("ci/") && token.len() > 40);

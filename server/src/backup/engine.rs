@@ -23,8 +23,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    sha256sums, DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, SetWriter, FORMAT_VERSION,
-    MANIFEST, SHA256SUMS, TEMP_PREFIX,
+    sha256sums, DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, SetWriter, BACKED_UP_INTERNAL_PREFIXES,
+    FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX,
 };
 use super::sealed::ChunkSealer;
 use super::{BackupError, BackupSummary, PreparedBackup};
@@ -46,7 +46,7 @@ const ZSTD_LEVEL: i32 = 1;
 pub fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter) -> Result<BackupSummary, BackupError> {
     std::fs::create_dir_all(&prepared.location)
         .map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", prepared.location.display())))?;
-    let temp = prepared.location.join(format!("{TEMP_PREFIX}{}", prepared.set_id));
+    let temp = temp_dir(&prepared.location, &prepared.set_id);
     let result = write_set(prepared, &temp, reporter);
     if result.is_err() {
         if let Err(e) = std::fs::remove_dir_all(&temp) {
@@ -68,8 +68,11 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
     // Step 1: the point in time.
     let snapshot = prepared.database.store.snapshot();
     let to_etag = snapshot.last_etag()?;
+    // The point the set claims is durable on the database before the set is
+    // written: a crash can never leave the database below a set's ToEtag.
+    prepared.database.store.persist()?;
     let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
-    let mut files = FileSet::new(temp, reporter, prepared.set_key.as_ref().map(|k| k.key.clone()));
+    let mut files = FileSet::new(temp, &prepared.set_id, reporter, prepared.set_key.as_ref().map(|k| k.key.clone()));
 
     // Steps 2 and 3: every record from the snapshot.
     let (documents, deletions) = match prepared.kind {
@@ -93,13 +96,17 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
             (documents, deletions)
         }
     };
+    // The system database's users and API keys, from the same snapshot.
+    if prepared.database.is_system() {
+        files.write_credentials(&snapshot)?;
+    }
     // Step 5: release the snapshot.
     drop(snapshot);
     let bytes_written = files.bytes_done;
     let manifest_files = files.finished;
 
     // Step 4: manifest, checksums, rename.
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format_version: FORMAT_VERSION,
         server_version: env!("CARGO_PKG_VERSION").to_string(),
         set_id: prepared.set_id.clone(),
@@ -115,7 +122,12 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
         compression: "zstd".to_string(),
         encryption: database_encryption(prepared)?,
         files: manifest_files,
+        mac: None,
     };
+    if let Some(set) = &prepared.set_key {
+        let canonical = manifest.canonical_bytes().map_err(|e| BackupError::Io(e.to_string()))?;
+        manifest.mac = Some(super::sealed::manifest_mac(&set.key, &canonical));
+    }
     failpoint::hit("backup.before_manifest");
     let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io(e.to_string()))?;
     let manifest_sha = write_synced(&temp.join(MANIFEST), &manifest_json).map_err(io("cannot write the manifest"))?;
@@ -181,6 +193,7 @@ type Sink = RecordWriter<SetWriter<BufWriter<File>>>;
 /// The data files of one set, and the progress they make.
 struct FileSet<'a> {
     dir: &'a Path,
+    set_id: &'a str,
     reporter: &'a mut StatusReporter,
     finished: Vec<ManifestFile>,
     bytes_done: u64,
@@ -189,15 +202,15 @@ struct FileSet<'a> {
 }
 
 impl<'a> FileSet<'a> {
-    fn new(dir: &'a Path, reporter: &'a mut StatusReporter, set_key: Option<crate::crypto::Key>) -> Self {
-        Self { dir, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key }
+    fn new(dir: &'a Path, set_id: &'a str, reporter: &'a mut StatusReporter, set_key: Option<crate::crypto::Key>) -> Self {
+        Self { dir, set_id, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key }
     }
 
     fn open(&self, name: &str) -> Result<Sink, BackupError> {
         let file = File::create(self.dir.join(name)).map_err(|e| BackupError::Io(format!("cannot create {name}: {e}")))?;
         let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         let under = match &self.set_key {
-            Some(key) => SetWriter::Sealed(ChunkSealer::new(hashing, key.clone(), name)),
+            Some(key) => SetWriter::Sealed(ChunkSealer::new(hashing, key.clone(), &super::sealed::chunk_file_id(FORMAT_VERSION, self.set_id, name))),
             None => SetWriter::Plain(hashing),
         };
         RecordWriter::new(under, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
@@ -262,6 +275,19 @@ impl<'a> FileSet<'a> {
         self.close(name, sink, FileContent::ChangeLog)
     }
 
+    fn write_credentials(&mut self, snapshot: &StoreSnapshot) -> Result<(), BackupError> {
+        let name = "credentials.zst".to_string();
+        let mut sink = self.open(&name)?;
+        for prefix in BACKED_UP_INTERNAL_PREFIXES {
+            for item in snapshot.internal_with_prefix(prefix) {
+                let (key, value) = item?;
+                sink.write(&DataRecord::Document { id: key, etag: 0, modified_ms: 0, body: value })
+                    .map_err(|e| BackupError::Io(format!("cannot write {name}: {e}")))?;
+            }
+        }
+        self.close(name, sink, FileContent::Credentials)
+    }
+
     fn write_deletions(&mut self, snapshot: &StoreSnapshot, from_etag: u64) -> Result<u64, BackupError> {
         let name = "deletions.zst".to_string();
         let mut sink = self.open(&name)?;
@@ -320,12 +346,19 @@ pub fn new_set_id(location: &Path, kind: SetKind) -> String {
     id
 }
 
-/// Removes what an interrupted backup left in `location` (its `.tmp-` folder).
-pub fn remove_unfinished(location: &Path, set_id: &str) {
-    let temp: PathBuf = location.join(format!("{TEMP_PREFIX}{set_id}"));
-    match std::fs::remove_dir_all(&temp) {
-        Ok(()) => tracing::info!(dir = %temp.display(), "removed an interrupted backup's files"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(error = %e, dir = %temp.display(), "cannot remove an interrupted backup's files"),
-    }
+/// The folder a set is written in before it is complete.
+#[must_use]
+pub fn temp_dir(location: &Path, set_id: &str) -> PathBuf {
+    location.join(format!("{TEMP_PREFIX}{set_id}"))
+}
+
+/// Whether `path` is what [`temp_dir`] makes for a valid set id, in a
+/// location that is still a valid backup location: the only kind of folder
+/// crash recovery removes.
+#[must_use]
+pub fn is_unfinished_set_folder(path: &Path, data_dir: &Path, roots: &[PathBuf]) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(set_id) = name.strip_prefix(TEMP_PREFIX) else { return false };
+    let Some(parent) = path.parent().and_then(Path::to_str) else { return false };
+    super::format::is_valid_set_id(set_id) && super::location::validate_location(parent, data_dir, roots).is_ok_and(|p| p.join(name) == path)
 }

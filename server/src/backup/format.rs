@@ -14,13 +14,43 @@ use sha2::{Digest, Sha256};
 
 /// The format written by this version. Readers accept every version up to it
 /// and refuse newer ones with `UnsupportedFormatVersion`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The manifest's file name inside a set folder.
 pub const MANIFEST: &str = "manifest.json";
 /// The checksum list, in `sha256sum` format.
 pub const SHA256SUMS: &str = "SHA256SUMS";
+/// The largest document body a set may hold (a request body is at most
+/// `--max-body-bytes`, 16 MiB by default).
+pub const MAX_RECORD_BODY: usize = 256 * 1024 * 1024;
 /// Prefix of a set folder being written; never read as a set.
 pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Whether `id` has the syntax of a set id: `YYYYMMDDTHHMMSSZ-[N-]full` or
+/// `...-incremental` (what [`super::engine::new_set_id`] makes). Anything
+/// else read from a manifest, a request or internal state is refused, so a
+/// set id can never carry a path.
+#[must_use]
+pub fn is_valid_set_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    if b.len() < 18 || b.len() > 64 {
+        return false;
+    }
+    let stamp_ok = b[..8].iter().all(u8::is_ascii_digit) && b[8] == b'T' && b[9..15].iter().all(u8::is_ascii_digit) && b[15] == b'Z' && b[16] == b'-';
+    if !stamp_ok {
+        return false;
+    }
+    let rest = &id[17..];
+    let kind = match rest.split_once('-') {
+        Some((n, kind)) => {
+            if n.is_empty() || n.len() > 9 || !n.bytes().all(|c| c.is_ascii_digit()) || n.starts_with('0') {
+                return false;
+            }
+            kind
+        }
+        None => rest,
+    };
+    kind == SetKind::Full.suffix() || kind == SetKind::Incremental.suffix()
+}
 
 /// Full or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +76,17 @@ pub enum FileContent {
     Documents,
     Deletions,
     ChangeLog,
+    /// System database only: the server's users and API keys (hashes, never
+    /// secrets), a whole copy in every set, as `D` records (id = key, body = value).
+    Credentials,
 }
+
+/// Internal entries of the system database that travel in its backups: the
+/// users and API keys. The registry of named databases does not (those are
+/// restored from their own sets).
+pub const BACKED_UP_INTERNAL_PREFIXES: [&str; 2] = ["auth/users/", "auth/apikeys/"];
+/// The most credential entries a set may carry.
+pub const MAX_CREDENTIALS: usize = 100_000;
 
 /// One file of a set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +118,22 @@ pub struct Manifest {
     pub compression: String,
     pub encryption: Option<serde_json::Value>,
     pub files: Vec<ManifestFile>,
+    /// Encrypted sets (version 2 on): a MAC of the manifest without this
+    /// field, under the set key (see `sealed::manifest_mac`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+impl Manifest {
+    /// The bytes a manifest's MAC covers: the manifest without its `Mac`.
+    ///
+    /// # Errors
+    /// Serialization errors.
+    pub fn canonical_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        let mut copy = self.clone();
+        copy.mac = None;
+        serde_json::to_vec(&copy)
+    }
 }
 
 /// A record of a data file.
@@ -358,8 +414,15 @@ impl<R: Read> RecordReader<R> {
                 let etag = self.read_u64()?;
                 let modified_ms = self.read_u64()? as i64;
                 let len = self.read_u32()? as usize;
-                let mut body = vec![0u8; len];
-                self.decoder.read_exact(&mut body)?;
+                if len > MAX_RECORD_BODY {
+                    return Err(invalid("a record body is larger than any document"));
+                }
+                // Grows with the bytes actually read: a lying length allocates nothing.
+                let mut body = Vec::new();
+                (&mut self.decoder).take(len as u64).read_to_end(&mut body)?;
+                if body.len() != len {
+                    return Err(invalid("the file ends inside a record"));
+                }
                 DataRecord::Document { id, etag, modified_ms, body }
             }
             TAG_DELETION => {
@@ -500,6 +563,16 @@ mod tests {
             }
         }
         assert!(failed, "a truncated stream must not read as complete");
+    }
+
+    #[test]
+    fn set_ids_are_checked_by_syntax() {
+        for good in ["20261126T050000Z-full", "20261126T050000Z-incremental", "20261126T050000Z-12-full"] {
+            assert!(is_valid_set_id(good), "{good}");
+        }
+        for bad in ["", "x/../important", "20261126T050000Z-full/..", "20261126T050000Z-", "20261126T050000Z-0-full", "../20261126T050000Z-full", "20261126T050000Z-2-3-full", "20261126X050000Z-full"] {
+            assert!(!is_valid_set_id(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -48,7 +48,10 @@ pub fn validate_location(raw: &str, data_dir: &Path, roots: &[PathBuf]) -> Resul
 }
 
 /// Resolves symlinks in the longest existing prefix of `path` and appends the rest.
-fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+///
+/// # Errors
+/// I/O errors reading the current directory.
+pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
     let absolute = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
     let mut existing = absolute.as_path();
     let mut rest = Vec::new();
@@ -105,7 +108,7 @@ pub struct ScannedLocation {
     pub orphans: Vec<SetOnDisk>,
     /// Damage that keeps a set folder out of every chain: an unreadable or
     /// missing manifest, a newer format, an incremental whose base is missing.
-    pub problems: Vec<String>,
+    pub problems: Vec<Finding>,
     /// Folders of backups that never completed (`.tmp-*`); never read as sets.
     pub unfinished: Vec<String>,
 }
@@ -150,9 +153,9 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
         if name.starts_with('.') {
             continue;
         }
-        match read_set(&entry.path()) {
+        match read_set(&entry.path(), &name) {
             Ok(set) => sets.push(set),
-            Err(e) => out.problems.push(format!("{name}: {e}")),
+            Err(f) => out.problems.push(Finding::new(f.code, format!("{name}: {}", f.message))),
         }
     }
     sets.sort_by(|a, b| a.manifest.created.cmp(&b.manifest.created).then(a.manifest.set_id.cmp(&b.manifest.set_id)));
@@ -165,7 +168,7 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
             (SetKind::Full, _) => fulls.push(set),
             (SetKind::Incremental, Some(base)) => by_base.entry(base).or_default().push(set),
             (SetKind::Incremental, None) => {
-                out.problems.push(format!("{}: an incremental set without BaseSetId", set.manifest.set_id));
+                out.problems.push(Finding::new(FindingCode::CorruptBackup, format!("{}: an incremental set without BaseSetId", set.manifest.set_id)));
             }
         }
     }
@@ -179,9 +182,9 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
             // Two incrementals on one base: the older continues the chain.
             let first = next.remove(0);
             for extra in next {
-                out.problems.push(format!(
-                    "{}: a second incremental on base {}; it is ignored",
-                    extra.manifest.set_id, extra.manifest.base_set_id.as_deref().unwrap_or("?")
+                out.problems.push(Finding::new(
+                    FindingCode::BrokenChain,
+                    format!("{}: a second incremental on base {}; it is ignored", extra.manifest.set_id, extra.manifest.base_set_id.as_deref().unwrap_or("?")),
                 ));
             }
             chain.sets.push(first);
@@ -190,23 +193,27 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
     }
     for (base, orphans) in by_base {
         for orphan in orphans {
-            out.problems.push(format!("{}: its base set {base} is missing", orphan.manifest.set_id));
+            out.problems.push(Finding::new(FindingCode::BrokenChain, format!("{}: its base set {base} is missing", orphan.manifest.set_id)));
             out.orphans.push(orphan);
         }
     }
     Ok(out)
 }
 
-fn read_set(dir: &Path) -> Result<SetOnDisk, String> {
-    let raw = std::fs::read(dir.join(MANIFEST)).map_err(|e| format!("cannot read {MANIFEST}: {e}"))?;
-    let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| format!("{MANIFEST} is not valid JSON: {e}"))?;
+fn read_set(dir: &Path, folder: &str) -> Result<SetOnDisk, Finding> {
+    let corrupt = |m: String| Finding::new(FindingCode::CorruptBackup, m);
+    let raw = read_capped(&dir.join(MANIFEST), MAX_MANIFEST_BYTES)
+        .map_err(|e| Finding::new(FindingCode::ChecksumMismatch, format!("cannot read {MANIFEST}: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| corrupt(format!("{MANIFEST} is not valid JSON: {e}")))?;
     let version = value.get("FormatVersion").and_then(serde_json::Value::as_u64).unwrap_or(0);
     if version > u64::from(FORMAT_VERSION) {
-        return Err(format!(
-            "UnsupportedFormatVersion: the set has format version {version}; this server reads up to {FORMAT_VERSION}"
+        return Err(Finding::new(
+            FindingCode::UnsupportedFormatVersion,
+            format!("the set has format version {version}; this server reads up to {FORMAT_VERSION}"),
         ));
     }
-    let manifest: Manifest = serde_json::from_value(value).map_err(|e| format!("{MANIFEST} is malformed: {e}"))?;
+    let manifest: Manifest = serde_json::from_value(value).map_err(|e| corrupt(format!("{MANIFEST} is malformed: {e}")))?;
+    check_manifest(&manifest, dir, folder).map_err(corrupt)?;
     let mut size_bytes = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
@@ -214,6 +221,93 @@ fn read_set(dir: &Path) -> Result<SetOnDisk, String> {
         }
     }
     Ok(SetOnDisk { dir: dir.to_path_buf(), manifest, size_bytes })
+}
+
+/// The largest `manifest.json` a server reads (a real one is a few KiB).
+pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+/// The most files a set may name.
+pub const MAX_SET_FILES: usize = 100_000;
+
+/// Reads a small file, refusing one larger than `limit`.
+fn read_capped(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    file.take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
+    }
+    Ok(out)
+}
+
+/// What a manifest from untrusted storage must satisfy before anything of
+/// it is used: its set id is a set id and its folder's name, it names a
+/// bounded number of files, and every file is a path inside the set.
+fn check_manifest(manifest: &Manifest, dir: &Path, folder: &str) -> Result<(), String> {
+    if !super::format::is_valid_set_id(&manifest.set_id) {
+        return Err(format!("SetId '{}' is not a set id", manifest.set_id.escape_debug()));
+    }
+    if manifest.set_id != folder {
+        return Err(format!("SetId '{}' is not the name of its folder", manifest.set_id.escape_debug()));
+    }
+    if let Some(base) = &manifest.base_set_id {
+        if !super::format::is_valid_set_id(base) {
+            return Err(format!("BaseSetId '{}' is not a set id", base.escape_debug()));
+        }
+    }
+    if let Some(description) = manifest.encryption.as_ref().and_then(|e| e.get("Set")) {
+        super::sealed::check_description(description)?;
+    }
+    if manifest.files.len() > MAX_SET_FILES {
+        return Err(format!("the manifest names {} files, more than {MAX_SET_FILES}", manifest.files.len()));
+    }
+    for file in &manifest.files {
+        safe_file_name(&file.name)?;
+        if file.name == MANIFEST || file.name == SHA256SUMS {
+            return Err(format!("the manifest lists '{}' as a data file", file.name));
+        }
+        inside_set(dir, &file.name)?;
+    }
+    Ok(())
+}
+
+/// A file name in a set: a relative path of plain components (no root, no
+/// `.` or `..`, no NUL or backslash), at most 1024 bytes.
+///
+/// # Errors
+/// Why the name is unsafe.
+pub fn safe_file_name(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("the file name '{}' {why}", name.escape_debug()));
+    if name.is_empty() || name.len() > 1024 {
+        return bad("is empty or longer than 1024 bytes");
+    }
+    if name.contains('\0') || name.contains('\\') {
+        return bad("holds a NUL or a backslash");
+    }
+    let path = Path::new(name);
+    if path.is_absolute() {
+        return bad("is absolute: file names are paths inside the set");
+    }
+    if !path.components().all(|c| matches!(c, Component::Normal(_))) || name.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        return bad("has a '.', '..' or empty component: file names are paths inside the set");
+    }
+    Ok(())
+}
+
+/// A file named in a set that exists must resolve inside the set folder
+/// (no symlink leads out of it).
+fn inside_set(dir: &Path, name: &str) -> Result<(), String> {
+    let path = dir.join(name);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(()); // missing: reported by verification
+    }
+    let (Ok(real), Ok(root)) = (path.canonicalize(), dir.canonicalize()) else {
+        return Err(format!("the file '{}' cannot be resolved", name.escape_debug()));
+    };
+    if !real.starts_with(&root) || real == root {
+        return Err(format!("the file '{}' leads outside the set (a symlink)", name.escape_debug()));
+    }
+    Ok(())
 }
 
 /// How deep [`verify_set`] looks.
@@ -225,11 +319,42 @@ pub enum Depth {
     Checksums,
 }
 
+/// What kind of damage a finding is; each maps to one error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingCode {
+    /// A file differs from its checksum, is missing or cannot be read.
+    ChecksumMismatch,
+    /// A set does not follow the one before it.
+    BrokenChain,
+    /// A set written by a newer server.
+    UnsupportedFormatVersion,
+    /// A manifest that is malformed or unsafe (file names outside the set,
+    /// an id that is not a set id, sizes beyond every limit).
+    CorruptBackup,
+}
+
 /// A problem found by verification, with the error code it maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub code: &'static str,
+    pub code: FindingCode,
     pub message: String,
+}
+
+impl Finding {
+    fn new(code: FindingCode, message: String) -> Self {
+        Self { code, message }
+    }
+}
+
+impl From<Finding> for BackupError {
+    fn from(f: Finding) -> Self {
+        match f.code {
+            FindingCode::ChecksumMismatch => Self::ChecksumMismatch(f.message),
+            FindingCode::BrokenChain => Self::BrokenChain(f.message),
+            FindingCode::UnsupportedFormatVersion => Self::UnsupportedFormatVersion(f.message),
+            FindingCode::CorruptBackup => Self::Corrupt(f.message),
+        }
+    }
 }
 
 /// Verifies one set: format version, `SHA256SUMS` against the manifest and
@@ -238,21 +363,21 @@ pub struct Finding {
 pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
     let mut findings = Vec::new();
     let id = &set.manifest.set_id;
-    let mut push = |code: &'static str, message: String| findings.push(Finding { code, message });
+    let mut push = |code: FindingCode, message: String| findings.push(Finding { code, message });
     if set.manifest.format_version > FORMAT_VERSION {
-        push("UnsupportedFormatVersion", format!("{id}: format version {} is newer than this server's {FORMAT_VERSION}", set.manifest.format_version));
+        push(FindingCode::UnsupportedFormatVersion, format!("{id}: format version {} is newer than this server's {FORMAT_VERSION}", set.manifest.format_version));
         return findings;
     }
-    let sums = match std::fs::read_to_string(set.dir.join(SHA256SUMS)) {
+    let sums = match read_capped(&set.dir.join(SHA256SUMS), MAX_MANIFEST_BYTES).map(|b| String::from_utf8_lossy(&b).to_string()) {
         Ok(text) => match parse_sha256sums(&text) {
             Ok(s) => s,
             Err(e) => {
-                push("ChecksumMismatch", format!("{id}/{SHA256SUMS}: {e}"));
+                push(FindingCode::ChecksumMismatch, format!("{id}/{SHA256SUMS}: {e}"));
                 return findings;
             }
         },
         Err(e) => {
-            push("ChecksumMismatch", format!("{id}/{SHA256SUMS}: cannot be read ({e})"));
+            push(FindingCode::ChecksumMismatch, format!("{id}/{SHA256SUMS}: cannot be read ({e})"));
             return findings;
         }
     };
@@ -261,34 +386,34 @@ pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
     for file in &set.manifest.files {
         match sum_of(&file.name) {
             Some(s) if s == file.sha256 => expected.push((file.name.clone(), Some(file.size), s)),
-            Some(_) => push("ChecksumMismatch", format!("{id}/{}: SHA256SUMS and the manifest disagree", file.name)),
-            None => push("ChecksumMismatch", format!("{id}/{}: missing from SHA256SUMS", file.name)),
+            Some(_) => push(FindingCode::ChecksumMismatch, format!("{id}/{}: SHA256SUMS and the manifest disagree", file.name)),
+            None => push(FindingCode::ChecksumMismatch, format!("{id}/{}: missing from SHA256SUMS", file.name)),
         }
     }
     match sum_of(MANIFEST) {
         Some(s) => expected.push((MANIFEST.to_string(), None, s)),
-        None => push("ChecksumMismatch", format!("{id}/{MANIFEST}: missing from SHA256SUMS")),
+        None => push(FindingCode::ChecksumMismatch, format!("{id}/{MANIFEST}: missing from SHA256SUMS")),
     }
     for (name, size, sha) in expected {
         let path = set.dir.join(&name);
         let actual_size = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(_) => {
-                push("ChecksumMismatch", format!("{id}/{name}: the file is missing"));
+                push(FindingCode::ChecksumMismatch, format!("{id}/{name}: the file is missing"));
                 continue;
             }
         };
         if let Some(size) = size {
             if size != actual_size {
-                push("ChecksumMismatch", format!("{id}/{name}: {actual_size} bytes, the manifest says {size}"));
+                push(FindingCode::ChecksumMismatch, format!("{id}/{name}: {actual_size} bytes, the manifest says {size}"));
                 continue;
             }
         }
         if depth == Depth::Checksums || size.is_none() {
             match sha256_file(&path) {
                 Ok((_, actual)) if actual == sha => {}
-                Ok(_) => push("ChecksumMismatch", format!("{id}/{name}: checksum mismatch (the file was changed or damaged)")),
-                Err(e) => push("ChecksumMismatch", format!("{id}/{name}: cannot be read ({e})")),
+                Ok(_) => push(FindingCode::ChecksumMismatch, format!("{id}/{name}: checksum mismatch (the file was changed or damaged)")),
+                Err(e) => push(FindingCode::ChecksumMismatch, format!("{id}/{name}: cannot be read ({e})")),
             }
         }
     }
@@ -301,11 +426,11 @@ pub fn verify_links(chain: &[SetOnDisk]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let Some(first) = chain.first() else { return findings };
     if first.manifest.kind != SetKind::Full {
-        findings.push(Finding { code: "BrokenChain", message: format!("{}: a chain must start with a full set", first.manifest.set_id) });
+        findings.push(Finding { code: FindingCode::BrokenChain, message: format!("{}: a chain must start with a full set", first.manifest.set_id) });
     }
     for pair in chain.windows(2) {
         let (prev, next) = (&pair[0].manifest, &pair[1].manifest);
-        let broken = |why: String| Finding { code: "BrokenChain", message: format!("{}: {why}", next.set_id) };
+        let broken = |why: String| Finding { code: FindingCode::BrokenChain, message: format!("{}: {why}", next.set_id) };
         if next.kind != SetKind::Incremental {
             findings.push(broken("a full set inside a chain".into()));
         }
@@ -353,7 +478,8 @@ pub fn listing(location: &Path, depth: Depth) -> Result<BackupListing, BackupErr
         }
         chains.push(BackupChainInfo { database_name: chain.database_name.clone(), database_id: chain.database_id.clone(), sets });
     }
-    Ok(BackupListing { location: location.display().to_string(), chains, problems: scanned.problems, unfinished: scanned.unfinished })
+    let problems = scanned.problems.into_iter().map(|f| f.message).collect();
+    Ok(BackupListing { location: location.display().to_string(), chains, problems, unfinished: scanned.unfinished })
 }
 
 #[cfg(test)]

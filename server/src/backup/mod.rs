@@ -132,6 +132,8 @@ pub struct PreparedBackup {
     pub base: Option<BaseSet>,
     pub include_encryption_key: bool,
     pub set_key: Option<sealed::SetKey>,
+    /// Said in the status document as warnings (why a full set replaced an incremental).
+    pub warnings: Vec<String>,
 }
 
 /// Checks a backup request without writing anything: the location, and for
@@ -150,13 +152,17 @@ pub fn prepare(
         return Err(BackupError::InvalidLocation(format!("'{}' exists and is not a folder", location.display())));
     }
     let mut base = None;
+    let mut warnings = Vec::new();
     if options.incremental {
         let scanned = location::scan(&location)?;
         match scanned.newest_chain_of(database.store.database_id()) {
-            Some(chain) => {
-                let tip = chain.sets.last().map(|s| &s.manifest);
-                base = tip.map(|m| BaseSet { set_id: m.set_id.clone(), to_etag: m.to_etag });
-            }
+            Some(chain) => match unusable_base(chain, database.store.last_etag()) {
+                None => {
+                    let tip = chain.sets.last().map(|s| &s.manifest);
+                    base = tip.map(|m| BaseSet { set_id: m.set_id.clone(), to_etag: m.to_etag });
+                }
+                Some(why) => warnings.push(format!("A full backup was written instead of an incremental: {why}")),
+            },
             None => {
                 if let Some(other) = scanned.chains.first() {
                     return Err(BackupError::ChainMismatch(format!(
@@ -177,5 +183,28 @@ pub fn prepare(
         Some(secret) => Some(sealed::SetKey::for_new_set(secret).map_err(BackupError::InvalidEncryptionKey)?),
         None => None,
     };
-    Ok(PreparedBackup { database, location, kind, set_id, base, include_encryption_key, set_key })
+    Ok(PreparedBackup { database, location, kind, set_id, base, include_encryption_key, set_key, warnings })
+}
+
+/// Why a chain cannot take an incremental, if it cannot: a broken link, a
+/// file missing or of the wrong size anywhere in it, a newest set whose
+/// checksums fail, or a newest set that claims more than the database has
+/// (its `ToEtag` above the database's last etag).
+fn unusable_base(chain: &location::Chain, last_etag: u64) -> Option<String> {
+    let tip = chain.sets.last()?;
+    let mut findings = location::verify_links(&chain.sets);
+    for set in &chain.sets[..chain.sets.len() - 1] {
+        findings.extend(location::verify_set(set, location::Depth::Structure));
+    }
+    findings.extend(location::verify_set(tip, location::Depth::Checksums));
+    if let Some(f) = findings.into_iter().next() {
+        return Some(format!("the chain it would extend is damaged ({})", f.message));
+    }
+    if tip.manifest.to_etag > last_etag {
+        return Some(format!(
+            "the newest set {} claims etag {}, above the database's last etag {last_etag}",
+            tip.manifest.set_id, tip.manifest.to_etag
+        ));
+    }
+    None
 }

@@ -2,10 +2,12 @@
 //! XChaCha20-Poly1305 under the set key, so a set is safe to store anywhere.
 //!
 //! A sealed file is a sequence of frames `[last u8][len u32 LE][nonce || ciphertext]`.
-//! Each chunk's associated data binds it to its file name, its index and
-//! whether it is the last one, so chunks cannot be reordered, moved between
-//! files or dropped from the end without the open failing. Checksums are of
-//! the sealed bytes: a set verifies without its key.
+//! Each chunk's associated data binds it to its set id and file name, its
+//! index and whether it is the last one, so chunks cannot be reordered, moved
+//! between files or sets, or dropped from the end without the open failing.
+//! The manifest carries a MAC under the set key, so its counts, etags, links
+//! and file hashes cannot be changed either. Checksums are of the sealed
+//! bytes: a set verifies without its key.
 //!
 //! The set key is a raw 256-bit key (`BackupEncryptionKey`) or derived from a
 //! passphrase with argon2id; the salt and parameters are in the manifest.
@@ -111,12 +113,79 @@ fn derive(passphrase: &str, kdf: &Value) -> Result<Key, String> {
         .and_then(Value::as_str)
         .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
         .ok_or("the set's Kdf lacks its Salt")?;
+    check_description(&json!({"Kdf": kdf}))?;
     let params = Params::new(number("MemoryKiB")?, number("Iterations")?, number("Parallelism")?, Some(32)).map_err(|e| e.to_string())?;
     let mut out = [0u8; 32];
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(passphrase.as_bytes(), &salt, &mut out)
         .map_err(|e| e.to_string())?;
     Key::from_base64(&base64::engine::general_purpose::STANDARD.encode(out)).map_err(|e| e.to_string())
+}
+
+/// The name a chunk is bound to: from format version 2 on, the set id and
+/// the file name, so that a file moved from another set under the same key
+/// is refused as tampering; version 1 sets bound the file name only.
+#[must_use]
+pub fn chunk_file_id(format_version: u32, set_id: &str, name: &str) -> String {
+    if format_version >= 2 {
+        format!("{set_id}/{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Associated data of a manifest's MAC.
+const MANIFEST_MAC_AAD: &[u8] = b"rookery-manifest-mac-v2";
+
+/// A MAC of a manifest's canonical bytes under the set key (base64): the
+/// SHA-256 of the bytes, sealed. Any change to the manifest (counts, etags,
+/// links, file hashes) is then tampering for a reader with the key.
+#[must_use]
+pub fn manifest_mac(key: &Key, canonical: &[u8]) -> String {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(canonical);
+    base64::engine::general_purpose::STANDARD.encode(key.seal(MANIFEST_MAC_AAD, &digest))
+}
+
+/// Checks [`manifest_mac`].
+///
+/// # Errors
+/// A message when the MAC does not match (or is malformed).
+pub fn check_manifest_mac(key: &Key, canonical: &[u8], mac: &str) -> Result<(), String> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(mac).map_err(|_| "the manifest's Mac is not base64".to_string())?;
+    let opened = key.open(MANIFEST_MAC_AAD, &raw).map_err(|_| "the manifest was changed after it was written (its Mac does not match)".to_string())?;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(canonical);
+    if opened.as_slice() != digest.as_slice() {
+        return Err("the manifest was changed after it was written (its Mac does not match)".into());
+    }
+    Ok(())
+}
+
+/// Upper bounds on a passphrase set's key derivation, so that a hostile
+/// manifest cannot make a restore allocate or compute without bound.
+pub const MAX_KDF_MEMORY_KIB: u64 = 1024 * 1024;
+pub const MAX_KDF_ITERATIONS: u64 = 64;
+pub const MAX_KDF_PARALLELISM: u64 = 16;
+
+/// Checks a manifest's set-encryption description without the key:
+/// algorithm known, KDF parameters within bounds.
+///
+/// # Errors
+/// Why the description is refused.
+pub fn check_description(description: &Value) -> Result<(), String> {
+    let kdf = description.get("Kdf").ok_or("the set's encryption has no Kdf")?;
+    match kdf.get("Name").and_then(Value::as_str) {
+        Some("Raw") => Ok(()),
+        Some("Argon2id") => {
+            for (name, max) in [("MemoryKiB", MAX_KDF_MEMORY_KIB), ("Iterations", MAX_KDF_ITERATIONS), ("Parallelism", MAX_KDF_PARALLELISM)] {
+                match kdf.get(name).and_then(Value::as_u64) {
+                    Some(n) if (1..=max).contains(&n) => {}
+                    _ => return Err(format!("the set's Kdf {name} is missing or outside 1..={max}")),
+                }
+            }
+            Ok(())
+        }
+        _ => Err("the set's key derivation is not one this server knows".into()),
+    }
 }
 
 fn chunk_aad(file: &str, index: u64, last: bool) -> Vec<u8> {

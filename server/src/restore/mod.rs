@@ -21,9 +21,9 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use crate::backup::format::{DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
-use crate::backup::sealed::{ChunkOpener, SetKey, SetSecret};
-use crate::backup::location::{scan, verify_links, verify_set, Depth, Finding, SetOnDisk};
+use crate::backup::format::{sha256_file, DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
+use crate::backup::sealed::{self, ChunkOpener, SetKey, SetSecret};
+use crate::backup::location::{scan, verify_links, verify_set, Depth, SetOnDisk};
 use crate::backup::{BackupError, ErrorKind};
 use crate::failpoint;
 use crate::storage::record::{encode_with_flags, etag_key, FLAG_ENCRYPTED};
@@ -45,6 +45,8 @@ pub enum RestoreError {
     SetNotFound(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    InvalidDatabaseLocation(String),
     #[error("The backup is of an encrypted database and leaves its key out: give the database key as EncryptionKey.")]
     EncryptionKeyRequired,
     #[error("{0}")]
@@ -66,6 +68,7 @@ impl RestoreError {
             Self::AlreadyRunning(_) => "RestoreAlreadyRunning",
             Self::SetNotFound(_) => "SetNotFound",
             Self::InvalidRequest(_) => "InvalidRequest",
+            Self::InvalidDatabaseLocation(_) => "InvalidDatabaseLocation",
             Self::EncryptionKeyRequired | Self::BackupKeyRequired => "EncryptionKeyRequired",
             Self::InvalidEncryptionKey(_) => "InvalidEncryptionKey",
         }
@@ -82,6 +85,7 @@ impl RestoreError {
             Self::AlreadyRunning(_) => ErrorKind::Conflict,
             Self::SetNotFound(_)
             | Self::InvalidRequest(_)
+            | Self::InvalidDatabaseLocation(_)
             | Self::EncryptionKeyRequired
             | Self::BackupKeyRequired
             | Self::InvalidEncryptionKey(_) => {
@@ -154,9 +158,6 @@ pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>, 
         }
         None => {
             let Some(chain) = scanned.newest_chain() else {
-                if let Some(p) = scanned.problems.iter().find(|p| p.contains("UnsupportedFormatVersion")) {
-                    return Err(BackupError::UnsupportedFormatVersion(p.clone()).into());
-                }
                 if let Some(orphan) = scanned.orphans.first() {
                     return Err(BackupError::BrokenChain(format!(
                         "{}: its base set {} is missing",
@@ -165,8 +166,10 @@ pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>, 
                     ))
                     .into());
                 }
-                let detail = if scanned.problems.is_empty() { String::new() } else { format!(" ({})", scanned.problems.join("; ")) };
-                return Err(BackupError::NoBackup(format!("no complete backup set in '{}'{detail}", location.display())).into());
+                if let Some(problem) = scanned.problems.first() {
+                    return Err(BackupError::from(problem.clone()).into());
+                }
+                return Err(BackupError::NoBackup(format!("no complete backup set in '{}'", location.display())).into());
             };
             // Anything damaged in the location makes "the newest chain" uncertain:
             // restoring an older chain silently would restore old data. Refuse,
@@ -180,23 +183,22 @@ pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>, 
                 .into());
             }
             if let Some(problem) = scanned.problems.first() {
-                if problem.contains("UnsupportedFormatVersion") {
-                    return Err(BackupError::UnsupportedFormatVersion(problem.clone()).into());
-                }
-                return Err(BackupError::ChecksumMismatch(format!(
-                    "{problem}; the newest chain may be incomplete: repair the location or restore an earlier set with RestoreUpTo"
-                ))
-                .into());
+                let mut problem = problem.clone();
+                problem.message.push_str("; the newest chain may be incomplete: repair the location or restore an earlier set with RestoreUpTo");
+                return Err(BackupError::from(problem).into());
             }
             chain.sets.clone()
         }
     };
+    // Cheap checks only (the 202 comes at once): links, presence and sizes of
+    // every file, the checksum list against the manifest. Every file's hash is
+    // checked by the job, once, while it streams (see `build`).
     let mut findings = verify_links(&chain);
     for set in &chain {
-        findings.extend(verify_set(set, Depth::Checksums));
+        findings.extend(verify_set(set, Depth::Structure));
     }
     if let Some(first) = findings.into_iter().next() {
-        return Err(finding_error(first).into());
+        return Err(BackupError::from(first).into());
     }
     let set_keys = set_keys(&chain, set_secret)?;
     let database_key = database_key(&chain, &set_keys, encryption_key)?;
@@ -211,12 +213,26 @@ fn set_keys(chain: &[SetOnDisk], secret: Option<&SetSecret>) -> Result<Vec<Optio
             None => Ok(None),
             Some(description) => {
                 let secret = secret.ok_or(RestoreError::BackupKeyRequired)?;
-                SetKey::for_existing_set(description, secret)
-                    .map(Some)
-                    .map_err(|e| RestoreError::InvalidEncryptionKey(format!("{}: {e}", set.manifest.set_id)))
+                let key = SetKey::for_existing_set(description, secret)
+                    .map_err(|e| RestoreError::InvalidEncryptionKey(format!("{}: {e}", set.manifest.set_id)))?;
+                check_mac(set, &key)?;
+                Ok(Some(key))
             }
         })
         .collect()
+}
+
+/// An encrypted set of format version 2 or later carries a MAC of its
+/// manifest under the set key: without it, or with one that does not match,
+/// the manifest was changed (counts, etags, links, file hashes): tampering.
+fn check_mac(set: &SetOnDisk, key: &crate::crypto::Key) -> Result<(), RestoreError> {
+    if set.manifest.format_version < 2 {
+        return Ok(());
+    }
+    let tampered = |why: &str| -> RestoreError { BackupError::Corrupt(format!("{}/manifest.json: {why}; the set was tampered with", set.manifest.set_id)).into() };
+    let mac = set.manifest.mac.as_deref().ok_or_else(|| tampered("an encrypted set without its Mac"))?;
+    let canonical = set.manifest.canonical_bytes().map_err(|e| tampered(&e.to_string()))?;
+    sealed::check_manifest_mac(key, &canonical, mac).map_err(|e| tampered(&e))
 }
 
 /// The key of an encrypted database's chain: from the request, else from the
@@ -248,14 +264,6 @@ fn database_key(chain: &[SetOnDisk], set_keys: &[Option<crate::crypto::Key>], gi
     Ok(Some(key))
 }
 
-fn finding_error(f: Finding) -> BackupError {
-    match f.code {
-        "UnsupportedFormatVersion" => BackupError::UnsupportedFormatVersion(f.message),
-        "BrokenChain" => BackupError::BrokenChain(f.message),
-        _ => BackupError::ChecksumMismatch(f.message),
-    }
-}
-
 /// Progress callback: (records applied, bytes read).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
@@ -264,6 +272,20 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 /// # Errors
 /// Checksum mismatches found while streaming, corrupt data, storage errors.
 pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, master: Option<&crate::crypto::Key>, progress: Progress<'_>) -> Result<RestoreSummary, RestoreError> {
+    build_with(plan, dir, defrag, master, false, progress)
+}
+
+/// [`build`], and with `credentials` the users and API keys of a system
+/// database set (from the newest set that carries them) go into the new
+/// store's internal keyspace.
+fn build_with(
+    plan: &RestorePlan,
+    dir: &Path,
+    defrag: bool,
+    master: Option<&crate::crypto::Key>,
+    credentials: bool,
+    progress: Progress<'_>,
+) -> Result<RestoreSummary, RestoreError> {
     let store = DocumentStore::open(dir, Durability::Os)?;
     if let Some(key) = &plan.database_key {
         let master = master.ok_or_else(|| StorageError::Locked("no master key to keep the database key".into()))?;
@@ -274,15 +296,36 @@ pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, master: Option<&crate
     let mut bytes = 0u64;
     let mut count = 0u64;
     let mut last_etag = 0;
+    let mut internal: Option<Vec<(String, Vec<u8>)>> = None;
     for (set, set_key) in plan.chain.iter().zip(&plan.set_keys) {
         let source = Source { set, key: set_key.as_ref() };
         match set.manifest.kind {
             SetKind::Full => count = ingest_full(&store, &source, flags, &mut done, &mut bytes, progress)?,
             SetKind::Incremental => apply_incremental(&store, &source, flags, &mut done, &mut bytes, progress)?,
         }
+        let mut streamed: Vec<&str> = set
+            .manifest
+            .files
+            .iter()
+            .filter(|f| match set.manifest.kind {
+                SetKind::Full => matches!(f.content, FileContent::Documents | FileContent::ChangeLog),
+                SetKind::Incremental => matches!(f.content, FileContent::Documents | FileContent::Deletions),
+            })
+            .map(|f| f.name.as_str())
+            .collect();
+        if credentials {
+            if let Some(file) = set.manifest.files.iter().find(|f| f.content == FileContent::Credentials) {
+                internal = Some(read_credentials(&source, &file.name, &file.sha256)?);
+                streamed.push(file.name.as_str());
+            }
+        }
+        hash_unread(set, &streamed)?;
         last_etag = set.manifest.to_etag;
         failpoint::io_error("restore.write").map_err(|e| BackupError::Io(format!("cannot write the restored database: {e}")))?;
         failpoint::hit("restore.after_set");
+    }
+    for (key, value) in internal.unwrap_or_default() {
+        store.internal().insert(key, value).map_err(StorageError::from)?;
     }
     let bulk = store.bulk();
     bulk.finish(last_etag, None)?;
@@ -396,7 +439,10 @@ fn apply_incremental(store: &DocumentStore, source: &Source<'_>, flags: u8, done
 }
 
 /// Streams one data file's records into `apply`, hashing it on the way; a
-/// file whose bytes differ from the manifest fails after its last record.
+/// file whose bytes differ from the manifest fails after its last record. A
+/// file that cannot be decoded is a `ChecksumMismatch` when its bytes differ
+/// from the manifest (damage), a `CorruptBackup` when they match (a set that
+/// was written wrong, or forged with checksums that agree).
 fn read_file(
     source: &Source<'_>,
     name: &str,
@@ -405,25 +451,61 @@ fn read_file(
 ) -> Result<u64, RestoreError> {
     let set = source.set;
     let path = set.dir.join(name);
-    let file = File::open(&path).map_err(|e| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({e})", set.manifest.set_id)))?;
+    let mismatch = |why: &str| -> RestoreError { BackupError::ChecksumMismatch(format!("{}/{name}: {why}", set.manifest.set_id)).into() };
+    let file = File::open(&path).map_err(|e| mismatch(&format!("cannot be read ({e})")))?;
     let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
     let under = match source.key {
-        Some(key) => SetReader::Sealed(ChunkOpener::new(hashing, key.clone(), name)),
+        Some(key) => SetReader::Sealed(ChunkOpener::new(hashing, key.clone(), &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name))),
         None => SetReader::Plain(hashing),
     };
     let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
-    loop {
+    let decoded = loop {
         match reader.next_record() {
             Ok(Some(record)) => apply(record)?,
-            Ok(None) => break,
-            Err(e) => return Err(corrupt(set, name, &e.to_string())),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    let (size, actual) = reader.into_inner().into_hashing().finish().map_err(|e| mismatch(&format!("cannot be read ({e})")))?;
+    if actual != sha256 {
+        return Err(mismatch("checksum mismatch (the file was changed or damaged)"));
+    }
+    decoded.map_err(|e| corrupt(set, name, &e.to_string()))?;
+    Ok(size)
+}
+
+/// The credential entries of a system database set, checked: only users and
+/// API keys, a bounded number.
+fn read_credentials(source: &Source<'_>, name: &str, sha256: &str) -> Result<Vec<(String, Vec<u8>)>, RestoreError> {
+    let set = source.set;
+    let mut entries = Vec::new();
+    read_file(source, name, sha256, &mut |record| {
+        let DataRecord::Document { id, body, .. } = record else {
+            return Err(corrupt(set, name, "a non-credential record in the credentials file"));
+        };
+        if !crate::backup::format::BACKED_UP_INTERNAL_PREFIXES.iter().any(|p| id.starts_with(p)) {
+            return Err(corrupt(set, name, "an entry that is not a user or an API key"));
+        }
+        if entries.len() >= crate::backup::format::MAX_CREDENTIALS {
+            return Err(corrupt(set, name, "more credentials than any server holds"));
+        }
+        entries.push((id, body));
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// Hashes the files of `set` that the build did not stream (none today; a
+/// set from a newer writer may carry more), so every file is checked once.
+fn hash_unread(set: &SetOnDisk, read: &[&str]) -> Result<(), RestoreError> {
+    for file in set.manifest.files.iter().filter(|f| !read.contains(&f.name.as_str())) {
+        let (_, actual) = sha256_file(&set.dir.join(&file.name))
+            .map_err(|e| BackupError::ChecksumMismatch(format!("{}/{}: cannot be read ({e})", set.manifest.set_id, file.name)))?;
+        if actual != file.sha256 {
+            return Err(BackupError::ChecksumMismatch(format!("{}/{}: checksum mismatch (the file was changed or damaged)", set.manifest.set_id, file.name)).into());
         }
     }
-    let (size, actual) = reader.into_inner().into_hashing().finish().map_err(|e| corrupt(set, name, &e.to_string()))?;
-    if actual != sha256 {
-        return Err(BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file changed during the restore)", set.manifest.set_id)).into());
-    }
-    Ok(size)
+    Ok(())
 }
 
 fn corrupt(set: &SetOnDisk, name: &str, why: &str) -> RestoreError {
@@ -451,16 +533,23 @@ pub fn move_into_place(staging: &Path, destination: &Path) -> Result<(), Restore
 ///
 /// # Errors
 /// Every error of [`plan`] and [`build`]; `DestinationNotEmpty`.
-pub fn restore_system_database(source: &Path, data_dir: &Path, up_to: Option<&str>, defrag: bool, progress: Progress<'_>) -> Result<RestoreSummary, RestoreError> {
-    // The system database is never encrypted.
+pub fn restore_system_database(
+    source: &Path,
+    data_dir: &Path,
+    up_to: Option<&str>,
+    set_secret: Option<&SetSecret>,
+    defrag: bool,
+    progress: Progress<'_>,
+) -> Result<RestoreSummary, RestoreError> {
+    // The system database is never encrypted at rest; its set may be.
     if crate::storage::catalog::is_non_empty_dir(data_dir) || (data_dir.exists() && !data_dir.is_dir()) {
         return Err(StorageError::DestinationNotEmpty(data_dir.to_path_buf()).into());
     }
-    let plan = plan(source, up_to, None, None)?;
+    let plan = plan(source, up_to, None, set_secret)?;
     let created = !data_dir.exists();
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", data_dir.display())))?;
     let staging = data_dir.join(format!(".System.restoring-{}", uuid::Uuid::new_v4().simple()));
-    let result = build(&plan, &staging, defrag, None, progress).and_then(|mut summary| {
+    let result = build_with(&plan, &staging, defrag, None, true, progress).and_then(|mut summary| {
         let destination = data_dir.join("System");
         move_into_place(&staging, &destination)?;
         summary.location = destination;

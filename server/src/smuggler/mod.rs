@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 use crate::jobs::{format_rfc3339, now_rfc3339};
 use crate::storage::record::decode_header;
 use crate::storage::{DocumentStore, StorageError, StoreSnapshot};
-use app::api::STATUS_DOCUMENT_IDS;
 
 /// The dump format written by this version; readers accept every version up to it.
 pub const DUMP_FORMAT_VERSION: u32 = 1;
 /// Documents written per batch during an import.
 pub const IMPORT_BATCH: usize = 1024;
+/// A batch is written once it holds this many bytes of ids and bodies,
+/// whatever its count: memory stays bounded with large documents.
+pub const IMPORT_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// The longest line an import accepts (a document is at most the body limit).
 const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -116,7 +118,7 @@ pub fn export(
     let mut count = 0u64;
     for item in snapshot.documents_with_prefix(prefix) {
         let (id, raw) = item?;
-        if STATUS_DOCUMENT_IDS.contains(&id.as_str()) {
+        if app::api::is_server_owned(&id) {
             continue;
         }
         let (etag, modified_ms) = decode_header(&raw)?;
@@ -176,6 +178,7 @@ pub fn import(
     let mut number = 0u64;
     let mut trailer: Option<DumpTrailer> = None;
     let mut documents_seen = 0u64;
+    let mut batch_bytes = 0usize;
     let result = (|| -> Result<(), SmugglerError> {
         loop {
             line.clear();
@@ -213,13 +216,17 @@ pub fn import(
                 return Err(SmugglerError::InvalidLine { line: number, message: format!("the document '{}' is not a JSON object", doc.id) });
             }
             crate::storage::store::validate_id(&doc.id).map_err(|e| SmugglerError::InvalidLine { line: number, message: e.to_string() })?;
-            if STATUS_DOCUMENT_IDS.contains(&doc.id.as_str()) {
+            // Server-owned documents (status documents among them) are never
+            // written by a client, an import included.
+            if app::api::is_server_owned(&doc.id) {
                 continue;
             }
             let body = serde_json::to_vec(&doc.document).map_err(|e| SmugglerError::Io(e.to_string()))?;
             batch.push((doc.id, body));
             documents_seen += 1;
-            if batch.len() >= IMPORT_BATCH {
+            batch_bytes += batch.last().map_or(0, |(id, body)| id.len() + body.len());
+            if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES {
+                batch_bytes = 0;
                 flush(store, &mut batch, overwrite, &mut summary)?;
                 progress(summary.written, summary.skipped);
             }
@@ -308,7 +315,7 @@ mod tests {
         source.put("users/1", br#"{"Name":"Ann","Tags":["x"]}"#, None).expect("put");
         source.put("users/2", br#"{"Name":"Bob"}"#, None).expect("put");
         source.put("orders/1", br#"{"Total":3}"#, None).expect("put");
-        source.put(app::api::BACKUP_STATUS_ID, br#"{"IsRunning":false}"#, None).expect("put");
+        source.put_server_owned(app::api::BACKUP_STATUS_ID, br#"{"IsRunning":false}"#).expect("put");
         let dump = dump_of(&source, "");
         let text = String::from_utf8(zstd::decode_all(&dump[..]).expect("zstd")).expect("utf8");
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();

@@ -61,6 +61,29 @@ struct RegistryEntry {
     cleanup: Vec<PathBuf>,
 }
 
+/// A job's hold on a database (backup, export, import): while one exists, the
+/// database cannot be deleted (409 `DatabaseBusy`). Dropping it releases it.
+#[derive(Debug)]
+pub struct JobHold(Arc<DatabaseHandle>);
+
+impl JobHold {
+    /// The database held.
+    #[must_use]
+    pub fn database(&self) -> &Arc<DatabaseHandle> {
+        &self.0
+    }
+}
+
+impl Drop for JobHold {
+    fn drop(&mut self) {
+        self.0.jobs.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How long a delete waits for requests still using a database before it
+/// leaves the files to the next start (the registry entry says `Deleting`).
+const DELETE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A name and a location reserved for a database being restored.
 #[derive(Debug)]
 pub struct RestoreReservation {
@@ -230,10 +253,29 @@ impl Catalog {
         result
     }
 
-    /// Deletes a named database and its folder.
+    /// Takes a job's hold on `db`, atomically with respect to [`Catalog::delete`]:
+    /// either the delete sees the hold (and answers `DatabaseBusy`), or the
+    /// hold sees the database gone (`NotFound`).
     ///
     /// # Errors
-    /// `NotFound`, `DatabaseBusy` while a backup uses it, storage errors.
+    /// `NotFound` when the database was deleted meanwhile.
+    pub fn hold(&self, db: &Arc<DatabaseHandle>) -> Result<JobHold, StorageError> {
+        let map = self.read_map();
+        if !db.is_system() && !map.values().any(|(_, h)| Arc::ptr_eq(h, db)) {
+            return Err(StorageError::NotFound);
+        }
+        db.jobs.fetch_add(1, Ordering::SeqCst);
+        drop(map);
+        Ok(JobHold(db.clone()))
+    }
+
+    /// Deletes a named database and its folder. The folder is removed once
+    /// the last request using the database has let go of it (or, if one still
+    /// holds it after a few seconds, at the next start). A database that
+    /// failed to open can be deleted too.
+    ///
+    /// # Errors
+    /// `NotFound`, `DatabaseBusy` while a job (backup, export, import) holds it, storage errors.
     pub fn delete(&self, name: &str) -> Result<(), StorageError> {
         if name.eq_ignore_ascii_case(SYSTEM_DATABASE) {
             return Err(StorageError::InvalidName("the system database cannot be deleted".into()));
@@ -241,22 +283,38 @@ impl Catalog {
         let key = registry_key(name);
         let handle = {
             let mut map = self.write_map();
-            let Some((_, handle)) = map.get(key_name(&key)) else {
-                return Err(StorageError::NotFound);
-            };
-            if handle.jobs.load(Ordering::SeqCst) > 0 {
-                return Err(StorageError::DatabaseBusy(handle.name.clone()));
+            match map.get(key_name(&key)) {
+                Some((_, handle)) => {
+                    if handle.jobs.load(Ordering::SeqCst) > 0 {
+                        return Err(StorageError::DatabaseBusy(handle.name.clone()));
+                    }
+                    let handle = handle.clone();
+                    map.remove(key_name(&key));
+                    Some(handle)
+                }
+                // Registered but not open (it failed to open at start): deletable.
+                None => match self.read_entry(&key)? {
+                    Some(entry) if entry.state == EntryState::Ready => None,
+                    _ => return Err(StorageError::NotFound),
+                },
             }
-            let handle = handle.clone();
-            map.remove(key_name(&key));
-            handle
         };
         let mut entry = self.read_entry(&key)?.ok_or(StorageError::NotFound)?;
         entry.state = EntryState::Deleting;
         entry.cleanup = vec![entry.location.clone()];
         self.write_entry(&key, &entry)?;
         let location = entry.location.clone();
-        drop(handle);
+        if let Some(handle) = handle {
+            let deadline = std::time::Instant::now() + DELETE_WAIT;
+            while Arc::strong_count(&handle) > 1 {
+                if std::time::Instant::now() >= deadline {
+                    tracing::warn!(database = %entry.name, "still in use after the delete; its files go at the next start");
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            drop(handle);
+        }
         std::fs::remove_dir_all(&location).or_else(ignore_not_found)?;
         self.delete_entry(&key)
     }

@@ -7,7 +7,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use catalog::{Catalog, DatabaseHandle, RestoreReservation};
+pub use catalog::{Catalog, DatabaseHandle, JobHold, RestoreReservation};
 pub use record::Record;
 pub use store::{DocumentStore, Durability, PutOutcome, StoreSnapshot};
 
@@ -28,9 +28,11 @@ pub enum StorageError {
     InvalidId(String),
     #[error("{0}")]
     InvalidName(String),
+    #[error("'{0}' is a server-owned document: clients may read it, never write or delete it")]
+    ReservedDocument(String),
     #[error("database '{0}' already exists")]
     DatabaseExists(String),
-    #[error("database '{0}' is in use by a backup")]
+    #[error("database '{0}' is in use by a job (backup, export or import)")]
     DatabaseBusy(String),
     #[error("'{}' exists and is not empty", .0.display())]
     DestinationNotEmpty(PathBuf),

@@ -236,7 +236,24 @@ impl DocumentStore {
     /// # Errors
     /// `InvalidId`, `ConcurrencyConflict`, storage errors.
     pub fn put(&self, id: &str, body: &[u8], if_match: Option<u64>) -> Result<PutOutcome, StorageError> {
+        validate_client_id(id)?;
+        self.write_document(id, body, if_match)
+    }
+
+    /// Writes a server-owned document (`Raven/...`: status documents). Only
+    /// the server's own jobs call this; clients go through [`DocumentStore::put`].
+    ///
+    /// # Errors
+    /// `InvalidId` for an id that is not server-owned; storage errors.
+    pub(crate) fn put_server_owned(&self, id: &str, body: &[u8]) -> Result<PutOutcome, StorageError> {
+        if !app::api::is_server_owned(id) {
+            return Err(StorageError::InvalidId(format!("'{}' is not a server-owned id", id.escape_debug())));
+        }
         validate_id(id)?;
+        self.write_document(id, body, None)
+    }
+
+    fn write_document(&self, id: &str, body: &[u8], if_match: Option<u64>) -> Result<PutOutcome, StorageError> {
         let (flags, stored) = self.seal(id, body)?;
         let outcome = {
             let mut state = self.lock_writer();
@@ -266,6 +283,7 @@ impl DocumentStore {
     /// # Errors
     /// `NotFound`, `ConcurrencyConflict`, storage errors.
     pub fn delete(&self, id: &str, if_match: Option<u64>) -> Result<u64, StorageError> {
+        validate_client_id(id)?;
         let etag = {
             let mut state = self.lock_writer();
             let Some(current) = self.current_etag(id)? else {
@@ -297,7 +315,7 @@ impl DocumentStore {
     /// `InvalidId`, storage errors.
     pub fn put_many(&self, documents: &[(String, Vec<u8>)], overwrite: bool) -> Result<(u64, u64), StorageError> {
         for (id, _) in documents {
-            validate_id(id)?;
+            validate_client_id(id)?;
         }
         let (last, written, skipped) = {
             let mut state = self.lock_writer();
@@ -385,6 +403,7 @@ impl DocumentStore {
             changes: self.changes.clone(),
             deletions: self.deletions.clone(),
             meta: self.meta.clone(),
+            internal: self.internal.clone(),
             key: self.key.get().cloned(),
         }
     }
@@ -461,10 +480,19 @@ pub struct StoreSnapshot {
     changes: Keyspace,
     deletions: Keyspace,
     meta: Keyspace,
+    internal: Keyspace,
     key: Option<Key>,
 }
 
 impl StoreSnapshot {
+    /// Server bookkeeping entries whose key starts with `prefix`, as `(key, value)`.
+    pub fn internal_with_prefix<'a>(&'a self, prefix: &str) -> impl Iterator<Item = Result<(String, Vec<u8>), StorageError>> + 'a {
+        self.snapshot.prefix(&self.internal, prefix.as_bytes()).map(|guard| {
+            let (key, value) = guard.into_inner()?;
+            Ok((key_to_string(&key)?, value.to_vec()))
+        })
+    }
+
     /// The plain body of a raw record of this snapshot (opened when encrypted).
     ///
     /// # Errors
@@ -624,6 +652,18 @@ pub fn validate_id(id: &str) -> Result<(), StorageError> {
             "a document id is at most {MAX_ID_BYTES} bytes; this one has {}",
             id.len()
         )));
+    }
+    Ok(())
+}
+
+/// Checks an id a client writes: valid, and not server-owned.
+///
+/// # Errors
+/// `InvalidId`, `ReservedDocument`.
+pub fn validate_client_id(id: &str) -> Result<(), StorageError> {
+    validate_id(id)?;
+    if app::api::is_server_owned(id) {
+        return Err(StorageError::ReservedDocument(id.to_string()));
     }
     Ok(())
 }

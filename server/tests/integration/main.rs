@@ -11,3 +11,4 @@ mod durability;
 mod encryption;
 mod restore;
 mod smuggler;
+mod trust;

@@ -242,6 +242,25 @@ impl TestServer {
         self.wait_for_job("", "Raven/Restore/Status")
     }
 
+    /// A restore that must fail, before its 202 (cheap checks) or in its job
+    /// (file hashes are checked while the files stream): returns the error
+    /// code and message either way, and that nothing became visible.
+    pub fn refused_restore(&self, request: Value) -> (String, String) {
+        let (status, body) = self.post("/admin/restore", request.clone());
+        let (code, message) = if status == 202 {
+            let done = self.wait_for_job("", "Raven/Restore/Status");
+            assert_eq!(done["Success"], false, "{request}: the restore succeeded: {done}");
+            (done["ErrorCode"].as_str().unwrap_or("").to_string(), done["Error"].as_str().unwrap_or("").to_string())
+        } else {
+            assert!(status == 400 || status == 422, "{request}: {status} {body}");
+            (body["Error"].as_str().unwrap_or("").to_string(), body["Message"].as_str().unwrap_or("").to_string())
+        };
+        if let Some(name) = request["DatabaseName"].as_str() {
+            assert_eq!(self.get(&format!("/databases/{name}/docs")).0, 404, "{request}: nothing visible");
+        }
+        (code, message)
+    }
+
     /// Polls a status document until `IsRunning` is false (at most 600 polls, 100 ms apart).
     pub fn wait_for_job(&self, base: &str, doc: &str) -> Value {
         for _ in 0..600 {
