@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::backup::BackupError;
+use crate::backup::{BackupError, ErrorKind};
 use crate::restore::RestoreError;
 use crate::storage::StorageError;
 use app::api::ErrorBody;
@@ -48,53 +48,62 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The one mapping from an error's kind to an HTTP status (`None`: an
+/// internal error, logged and answered as 500 without its detail).
+#[must_use]
+pub fn status_of(kind: ErrorKind) -> Option<StatusCode> {
+    match kind {
+        ErrorKind::BadRequest => Some(StatusCode::BAD_REQUEST),
+        ErrorKind::Forbidden => Some(StatusCode::FORBIDDEN),
+        ErrorKind::NotFound => Some(StatusCode::NOT_FOUND),
+        ErrorKind::Conflict => Some(StatusCode::CONFLICT),
+        ErrorKind::Unprocessable => Some(StatusCode::UNPROCESSABLE_ENTITY),
+        ErrorKind::Unavailable => Some(StatusCode::SERVICE_UNAVAILABLE),
+        ErrorKind::Internal => None,
+    }
+}
+
+impl ApiError {
+    /// An error of a module: its own code and kind, with `message`.
+    fn classified(kind: ErrorKind, code: &'static str, message: String, detail: &dyn std::fmt::Display) -> Self {
+        match status_of(kind) {
+            Some(status) => Self::new(status, code, message),
+            None => Self::internal(detail),
+        }
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        match e {
-            StorageError::NotFound => Self::not_found("Not found."),
-            StorageError::ConcurrencyConflict { expected, actual } => Self::new(
-                StatusCode::CONFLICT,
-                "ConcurrencyConflict",
-                match actual {
-                    Some(a) => format!("If-Match expected etag {expected} but the document is at etag {a}."),
-                    None => format!("If-Match expected etag {expected} but the document does not exist."),
-                },
+        let message = match &e {
+            StorageError::NotFound => "Not found.".to_string(),
+            StorageError::ConcurrencyConflict { expected, actual } => match actual {
+                Some(a) => format!("If-Match expected etag {expected} but the document is at etag {a}."),
+                None => format!("If-Match expected etag {expected} but the document does not exist."),
+            },
+            StorageError::InvalidId(m) | StorageError::InvalidName(m) => m.clone(),
+            StorageError::ReservedDocument(id) => format!(
+                "'{}' is written by the server only (ids starting with Raven/ are reserved); read it, but do not write or delete it.",
+                id.escape_debug()
             ),
-            StorageError::InvalidId(m) => Self::bad_request("InvalidId", m),
-            StorageError::InvalidName(m) => Self::bad_request("InvalidName", m),
-            StorageError::ReservedDocument(id) => Self::new(
-                StatusCode::FORBIDDEN,
-                "ReservedDocument",
-                format!("'{}' is written by the server only (ids starting with Raven/ are reserved); read it, but do not write or delete it.", id.escape_debug()),
-            ),
-            StorageError::DatabaseExists(name) => {
-                Self::new(StatusCode::CONFLICT, "DatabaseExists", format!("A database named '{name}' already exists."))
+            StorageError::DatabaseExists(name) => format!("A database named '{name}' already exists."),
+            StorageError::DatabaseBusy(name) => {
+                format!("Database '{name}' is being read by a job (a backup, an export or an import); try again when it has finished.")
             }
-            StorageError::DatabaseBusy(name) => Self::new(
-                StatusCode::CONFLICT,
-                "DatabaseBusy",
-                format!("Database '{name}' is being read by a job (a backup, an export or an import); try again when it has finished."),
-            ),
-            StorageError::DestinationNotEmpty(path) => Self::new(
-                StatusCode::CONFLICT,
-                "DestinationNotEmpty",
-                format!("'{}' exists and is not empty; choose an empty or new folder.", path.display()),
-            ),
-            StorageError::Locked(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "DatabaseLocked", format!("The database is encrypted and cannot be read: {m}.")),
-            e @ (StorageError::Engine(_) | StorageError::Io(_) | StorageError::Corrupt(_) | StorageError::Crypto(_)) => Self::internal(&e),
-        }
+            StorageError::DestinationNotEmpty(path) => format!("'{}' exists and is not empty; choose an empty or new folder.", path.display()),
+            StorageError::Locked(m) => format!("The database is encrypted and cannot be read: {m}."),
+            StorageError::Engine(_) | StorageError::Io(_) | StorageError::Corrupt(_) | StorageError::Crypto(_) => String::new(),
+        };
+        Self::classified(e.kind(), e.code(), message, &e)
     }
 }
 
 impl From<BackupError> for ApiError {
     fn from(e: BackupError) -> Self {
-        let status = match e.kind() {
-            crate::backup::ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-            crate::backup::ErrorKind::Conflict => StatusCode::CONFLICT,
-            crate::backup::ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            crate::backup::ErrorKind::Internal => return Self::internal(&e),
-        };
-        Self::new(status, e.code(), e.to_string())
+        match e {
+            BackupError::Storage(s) => s.into(),
+            other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
+        }
     }
 }
 
@@ -103,15 +112,7 @@ impl From<RestoreError> for ApiError {
         match e {
             RestoreError::Backup(b) => b.into(),
             RestoreError::Storage(s) => s.into(),
-            other => {
-                let status = match other.kind() {
-                    crate::backup::ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-                    crate::backup::ErrorKind::Conflict => StatusCode::CONFLICT,
-                    crate::backup::ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-                    crate::backup::ErrorKind::Internal => return Self::internal(&other),
-                };
-                Self::new(status, other.code(), other.to_string())
-            }
+            other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
         }
     }
 }

@@ -13,12 +13,16 @@ use std::sync::Arc;
 use crate::storage::{DatabaseHandle, StorageError};
 pub use format::SetKind;
 
-/// How an error maps to HTTP, for backup and restore errors alike.
+/// How an error maps to HTTP, for every module's errors alike (the one
+/// mapping to a status is `api::error::status_of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     BadRequest,
+    Forbidden,
+    NotFound,
     Conflict,
     Unprocessable,
+    Unavailable,
     Internal,
 }
 
@@ -67,7 +71,7 @@ impl BackupError {
             Self::Corrupt(_) => "CorruptBackup",
             Self::Io(_) => "IoError",
             Self::InvalidEncryptionKey(_) => "InvalidEncryptionKey",
-            Self::Storage(_) => "StorageError",
+            Self::Storage(s) => s.code(),
         }
     }
 
@@ -80,8 +84,10 @@ impl BackupError {
             Self::ChecksumMismatch(_) | Self::BrokenChain(_) | Self::UnsupportedFormatVersion(_) | Self::Corrupt(_) => {
                 ErrorKind::Unprocessable
             }
-            Self::DatabaseNotFound(_) | Self::InvalidEncryptionKey(_) => ErrorKind::BadRequest,
-            Self::Io(_) | Self::Storage(_) => ErrorKind::Internal,
+            Self::DatabaseNotFound(_) => ErrorKind::NotFound,
+            Self::InvalidEncryptionKey(_) => ErrorKind::BadRequest,
+            Self::Io(_) => ErrorKind::Internal,
+            Self::Storage(s) => s.kind(),
         }
     }
 }

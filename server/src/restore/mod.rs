@@ -61,10 +61,7 @@ impl RestoreError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Backup(b) => b.code(),
-            Self::Storage(StorageError::DatabaseExists(_)) => "DatabaseExists",
-            Self::Storage(StorageError::DestinationNotEmpty(_)) => "DestinationNotEmpty",
-            Self::Storage(StorageError::InvalidName(_)) => "InvalidName",
-            Self::Storage(_) => "StorageError",
+            Self::Storage(s) => s.code(),
             Self::AlreadyRunning(_) => "RestoreAlreadyRunning",
             Self::SetNotFound(_) => "SetNotFound",
             Self::InvalidRequest(_) => "InvalidRequest",
@@ -79,9 +76,7 @@ impl RestoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Backup(b) => b.kind(),
-            Self::Storage(StorageError::DatabaseExists(_) | StorageError::DestinationNotEmpty(_)) => ErrorKind::Conflict,
-            Self::Storage(StorageError::InvalidName(_)) => ErrorKind::BadRequest,
-            Self::Storage(_) => ErrorKind::Internal,
+            Self::Storage(s) => s.kind(),
             Self::AlreadyRunning(_) => ErrorKind::Conflict,
             Self::SetNotFound(_)
             | Self::InvalidRequest(_)

@@ -88,7 +88,7 @@ impl SmugglerError {
             Self::UnsupportedFormatVersion(_) => "UnsupportedFormatVersion",
             Self::AlreadyRunning => "ImportAlreadyRunning",
             Self::Io(_) => "IoError",
-            Self::Storage(_) => "StorageError",
+            Self::Storage(s) => s.code(),
         }
     }
 }
@@ -121,6 +121,7 @@ pub fn export(
         if app::api::is_server_owned(&id) {
             continue;
         }
+        crate::failpoint::hit("export.document");
         let (etag, modified_ms) = decode_header(&raw)?;
         let id_json = serde_json::to_string(&id).map_err(|e| SmugglerError::Io(e.to_string()))?;
         let modified = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(modified_ms) * 1_000_000)

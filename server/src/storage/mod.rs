@@ -41,3 +41,36 @@ pub enum StorageError {
     #[error("encryption: {0}")]
     Crypto(#[from] crate::crypto::CryptoError),
 }
+
+impl StorageError {
+    /// The stable error code, the same in an HTTP answer and a status document.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Engine(_) | Self::Io(_) | Self::Corrupt(_) | Self::Crypto(_) => "StorageError",
+            Self::NotFound => "NotFound",
+            Self::ConcurrencyConflict { .. } => "ConcurrencyConflict",
+            Self::InvalidId(_) => "InvalidId",
+            Self::InvalidName(_) => "InvalidName",
+            Self::ReservedDocument(_) => "ReservedDocument",
+            Self::DatabaseExists(_) => "DatabaseExists",
+            Self::DatabaseBusy(_) => "DatabaseBusy",
+            Self::DestinationNotEmpty(_) => "DestinationNotEmpty",
+            Self::Locked(_) => "DatabaseLocked",
+        }
+    }
+
+    /// How the error maps to HTTP.
+    #[must_use]
+    pub fn kind(&self) -> crate::backup::ErrorKind {
+        use crate::backup::ErrorKind;
+        match self {
+            Self::Engine(_) | Self::Io(_) | Self::Corrupt(_) | Self::Crypto(_) => ErrorKind::Internal,
+            Self::NotFound => ErrorKind::NotFound,
+            Self::ConcurrencyConflict { .. } | Self::DatabaseExists(_) | Self::DatabaseBusy(_) | Self::DestinationNotEmpty(_) => ErrorKind::Conflict,
+            Self::InvalidId(_) | Self::InvalidName(_) => ErrorKind::BadRequest,
+            Self::ReservedDocument(_) => ErrorKind::Forbidden,
+            Self::Locked(_) => ErrorKind::Unavailable,
+        }
+    }
+}

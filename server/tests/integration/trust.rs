@@ -370,3 +370,58 @@ fn a_file_swapped_between_encrypted_sets_is_tampering() {
     assert!(refused_now || failed_later, "a rolled-back encrypted set restored: {status} {body}");
     assert_eq!(s.get("/databases/Rolled/docs").0, 404);
 }
+
+// Deletes and jobs: a job's hold comes first; a delete meanwhile is refused.
+#[test]
+fn a_database_being_exported_cannot_be_deleted_and_is_deleted_after() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "export.document=sleep:1500")]);
+    s.create_db("Busy");
+    s.put_doc("/databases/Busy", "a", json!({"n": 1}));
+    let url = format!("{}/databases/Busy/smuggler/export", s.url);
+    let export = std::thread::spawn(move || {
+        let mut response = ureq::get(&url).call().expect("the export starts");
+        response.body_mut().read_to_vec().expect("the export ends").len()
+    });
+    // The export holds the database while it reads (1.5 s at its document).
+    let mut refused = false;
+    for _ in 0..100 {
+        let (status, body) = s.delete("/admin/databases/Busy");
+        if status == 409 {
+            assert_eq!(body["Error"], "DatabaseBusy", "{body}");
+            refused = true;
+            break;
+        }
+        assert_eq!(status, 404, "deleted under a running export: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(refused, "the delete was never refused while the export ran");
+    assert!(export.join().expect("joins") > 0);
+    let mut deleted = false;
+    for _ in 0..200 {
+        let (status, _) = s.delete("/admin/databases/Busy");
+        if status == 204 {
+            deleted = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(deleted, "the database could not be deleted after the export");
+    assert!(!s.data_dir.join("Databases/Busy").exists());
+}
+
+// A database that failed to open at start can still be deleted.
+#[test]
+fn a_database_that_failed_to_open_can_be_deleted() {
+    let mut s = TestServer::start();
+    let (status, _) = s.put("/admin/databases/Vault", json!({"Encrypted": true}));
+    assert_eq!(status, 201);
+    s.stop();
+    // Without its master key the encrypted database cannot be opened.
+    std::fs::remove_file(s.dir.path().join("rookery-master.key")).expect("removes the key");
+    s.restart();
+    assert_eq!(s.get("/databases/Vault/docs").0, 404);
+    let (status, body) = s.delete("/admin/databases/Vault");
+    assert_eq!(status, 204, "{body}");
+    assert!(!s.data_dir.join("Databases/Vault").exists());
+    assert_eq!(s.put("/admin/databases/Vault", json!({})).0, 201, "the name is free again");
+}
