@@ -132,8 +132,19 @@ pub fn encode_query(value: &str) -> String {
     encode_path(value).replace('/', "%2F")
 }
 
-#[cfg(feature = "ssr")]
 async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, String), ApiFailure> {
+    call_with(method, path, body, Vec::new()).await
+}
+
+/// Sends raw JSON text with extra request headers (`If-Match`, `If-None-Match`)
+/// and decodes the answer.
+pub async fn send_text_with<T: DeserializeOwned>(method: Method, path: &str, body: String, headers: Vec<(&'static str, String)>) -> Result<T, ApiFailure> {
+    let (status, text) = call_with(method, path, Some(body), headers).await?;
+    decode(status, &text)
+}
+
+#[cfg(feature = "ssr")]
+async fn call_with(method: Method, path: &str, body: Option<String>, headers: Vec<(&'static str, String)>) -> Result<(u16, String), ApiFailure> {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let Some(SsrApi(router)) = leptos::prelude::use_context::<SsrApi>() else {
@@ -146,6 +157,9 @@ async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, 
         Method::Delete => http::Method::DELETE,
     };
     let mut builder = http::Request::builder().method(method).uri(path).header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
     // Act as the person whose page is being rendered: their session or credentials.
     if let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() {
         for name in [http::header::COOKIE, http::header::AUTHORIZATION] {
@@ -166,21 +180,29 @@ async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, 
 }
 
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-fn call(method: Method, path: &str, body: Option<String>) -> impl std::future::Future<Output = Result<(u16, String), ApiFailure>> + Send {
+fn call_with(
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    headers: Vec<(&'static str, String)>,
+) -> impl std::future::Future<Output = Result<(u16, String), ApiFailure>> + Send {
     // Browser futures are not `Send`; the browser has one thread, and resources want `Send`.
     let path = path.to_string();
-    send_wrapper::SendWrapper::new(async move { browser_call(method, &path, body).await })
+    send_wrapper::SendWrapper::new(async move { browser_call(method, &path, body, headers).await })
 }
 
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-async fn browser_call(method: Method, path: &str, body: Option<String>) -> Result<(u16, String), ApiFailure> {
+async fn browser_call(method: Method, path: &str, body: Option<String>, headers: Vec<(&'static str, String)>) -> Result<(u16, String), ApiFailure> {
     use gloo_net::http::Request;
-    let builder = match method {
+    let mut builder = match method {
         Method::Get => Request::get(path),
         Method::Put => Request::put(path),
         Method::Post => Request::post(path),
         Method::Delete => Request::delete(path),
     };
+    for (name, value) in &headers {
+        builder = builder.header(name, value);
+    }
     // The session's CSRF token, which every state-changing request must echo.
     let builder = match (method, csrf_token()) {
         (Method::Get, _) | (_, None) => builder,
@@ -206,7 +228,7 @@ fn csrf_token() -> Option<String> {
 }
 
 #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
-async fn call(_method: Method, _path: &str, _body: Option<String>) -> Result<(u16, String), ApiFailure> {
+async fn call_with(_method: Method, _path: &str, _body: Option<String>, _headers: Vec<(&'static str, String)>) -> Result<(u16, String), ApiFailure> {
     Err(ApiFailure::local("built without ssr or hydrate"))
 }
 

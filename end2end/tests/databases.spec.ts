@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { open, unique } from './helpers';
+import { createDatabase, open, putDocument, unique } from './helpers';
 
 test('create a database, create a document in the UI, see it listed, reload and still see it', async ({ page }) => {
   const db = unique('Shop');
@@ -23,7 +23,53 @@ test('create a database, create a document in the UI, see it listed, reload and 
   await expect(page.getByLabel('JSON')).toHaveValue(/Kettle/);
 
   await page.goto('/studio/databases');
-  await expect(page.getByRole('table', { name: 'Databases' }).getByRole('row').filter({ hasText: db })).toContainText('1');
+  // The Documents cell of this database's row says 1 (not any "1" in the row).
+  const cells = page.getByRole('table', { name: 'Databases' }).getByRole('row').filter({ hasText: db }).getByRole('cell');
+  await expect(cells.nth(1)).toHaveText('1');
+});
+
+test('the editor saves with If-Match: a change made meanwhile is a conflict, not overwritten', async ({ page, request }) => {
+  const db = unique('Edit');
+  await createDatabase(request, db);
+  await putDocument(request, db, 'notes/1', { Text: 'first' });
+  await open(page, `/studio/documents?db=${db}&id=notes/1`);
+  await expect(page.getByLabel('JSON')).toHaveValue(/first/);
+  // Someone else changes it after the page opened it.
+  await putDocument(request, db, 'notes/1', { Text: 'theirs' });
+  await page.getByLabel('JSON').fill('{"Text": "mine"}');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('alert')).toContainText('changed by someone else');
+  const stored = await (await request.get(`/databases/${db}/docs/notes/1`)).json();
+  expect(stored).toEqual({ Text: 'theirs' });
+  // After a reload the edit goes through.
+  await open(page, `/studio/documents?db=${db}&id=notes/1`);
+  await expect(page.getByLabel('JSON')).toHaveValue(/theirs/);
+  await page.getByLabel('JSON').fill('{"Text": "mine"}');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Saved' })).toBeVisible();
+  expect(await (await request.get(`/databases/${db}/docs/notes/1`)).json()).toEqual({ Text: 'mine' });
+});
+
+test('New document refuses an id that exists, and Delete asks first', async ({ page, request }) => {
+  const db = unique('Keep');
+  await createDatabase(request, db);
+  await putDocument(request, db, 'orders/1', { Total: 42 });
+  await open(page, `/studio/documents?db=${db}&new=1`);
+  await page.getByLabel('Id').fill('orders/1');
+  await page.getByLabel('JSON').fill('{"Total": 0}');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByRole('alert')).toContainText('already exists');
+  expect(await (await request.get(`/databases/${db}/docs/orders/1`)).json()).toEqual({ Total: 42 });
+
+  await open(page, `/studio/documents?db=${db}&id=orders/1`);
+  await page.getByRole('button', { name: 'Delete' }).click();
+  const confirm = page.getByRole('group', { name: 'Confirm delete' });
+  await expect(confirm).toContainText("Delete 'orders/1'?");
+  await confirm.getByRole('button', { name: 'Cancel' }).click();
+  expect((await request.get(`/databases/${db}/docs/orders/1`)).status()).toBe(200);
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('button', { name: 'Yes, delete' }).click();
+  await expect.poll(async () => (await request.get(`/databases/${db}/docs/orders/1`)).status()).toBe(404);
 });
 
 test('an invalid database name is refused before sending, a taken one by the server', async ({ page }) => {

@@ -323,10 +323,18 @@ mod tests {
         let guard = slot.acquire(Duration::ZERO).expect("free");
         assert!(slot.acquire(Duration::from_millis(20)).is_none());
         let s2 = slot.clone();
-        let waiter = std::thread::spawn(move || s2.acquire(Duration::from_secs(5)).is_some());
-        std::thread::sleep(Duration::from_millis(50));
+        let (acquired, got) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let held = s2.acquire(Duration::from_secs(30));
+            acquired.send(held.is_some()).expect("sends");
+        });
+        // While the guard lives, the waiter must not get the slot...
+        assert!(got.recv_timeout(Duration::from_millis(200)).is_err(), "the slot was taken twice");
+        assert!(slot.is_busy());
+        // ...and once it is dropped, the waiter gets it (well before its 30 s).
         drop(guard);
-        assert!(waiter.join().expect("joins"));
+        assert_eq!(got.recv_timeout(Duration::from_secs(20)), Ok(true));
+        waiter.join().expect("joins");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use leptos_router::hooks::use_navigate;
 
 use super::common::{query_param, DatabaseSelect, ErrorBanner};
 use crate::api::{database_base, DocumentPage, PutResult, SYSTEM_DATABASE};
-use crate::client::{encode_path, encode_query, get_json, send_json, send_text, Method};
+use crate::client::{encode_path, encode_query, get_json, send_json, send_text_with, Method};
 
 const PAGE_SIZE: u64 = 25;
 
@@ -36,15 +36,23 @@ pub fn DocumentsPage() -> impl IntoView {
             get_json::<DocumentPage>(&format!("{}/docs?start={start}&pageSize={PAGE_SIZE}", database_base(&db))).await
         },
     );
+    // The opened document with its etag (a listing by the id as prefix: the
+    // id itself sorts first), so that saving can send If-Match.
     let opened = Resource::new(
         move || (db.get(), id_param.get(), new_param.get().is_some(), version.get()),
         |(db, id, _, _)| async move {
             match id {
                 Some(id) if !id.is_empty() => {
-                    let path = format!("{}/docs/{}", database_base(&db), encode_path(&id));
-                    get_json::<serde_json::Value>(&path)
-                        .await
-                        .map(|v| Some((id, serde_json::to_string_pretty(&v).unwrap_or_default())))
+                    let path = format!("{}/docs?startsWith={}&pageSize=1", database_base(&db), encode_query(&id));
+                    let page = get_json::<DocumentPage>(&path).await?;
+                    match page.results.into_iter().next().filter(|d| d.id == id) {
+                        Some(d) => Ok(Some((id, serde_json::to_string_pretty(&d.document).unwrap_or_default(), d.etag))),
+                        None => Err(crate::client::ApiFailure {
+                            status: 404,
+                            error: "NotFound".into(),
+                            message: format!("Document '{id}' does not exist (it may have been deleted)."),
+                        }),
+                    }
                 }
                 _ => Ok(None),
             }
@@ -120,12 +128,12 @@ pub fn DocumentsPage() -> impl IntoView {
                         {move || Suspend::new(async move {
                             let creating = new_param.get().is_some();
                             match opened.await {
-                                Ok(Some((id, text))) => {
-                                    view! { <DocumentEditor db=db.get_untracked() id=id text=text is_new=false set_version set_error/> }.into_any()
+                                Ok(Some((id, text, etag))) => {
+                                    view! { <DocumentEditor db=db.get_untracked() id=id text=text etag=Some(etag) set_version set_error/> }.into_any()
                                 }
                                 Ok(None) if creating => {
                                     view! {
-                                        <DocumentEditor db=db.get_untracked() id=String::new() text="{\n  \n}".to_string() is_new=true set_version set_error/>
+                                        <DocumentEditor db=db.get_untracked() id=String::new() text="{\n  \n}".to_string() etag=None set_version set_error/>
                                     }
                                         .into_any()
                                 }
@@ -142,16 +150,21 @@ pub fn DocumentsPage() -> impl IntoView {
     }
 }
 
-/// Edits one document as JSON.
+/// Edits one document as JSON. An opened document (`etag` given) is saved
+/// with `If-Match`, so a change made meanwhile shows as a conflict instead of
+/// being overwritten; a new one with `If-None-Match: *`, so an existing id is
+/// refused instead of replaced.
 #[component]
 fn DocumentEditor(
     db: String,
     id: String,
     text: String,
-    is_new: bool,
+    etag: Option<u64>,
     set_version: WriteSignal<u32>,
     set_error: WriteSignal<Option<String>>,
 ) -> impl IntoView {
+    let is_new = etag.is_none();
+    let (confirming, set_confirming) = signal(false);
     let (doc_id, set_doc_id) = signal(id);
     let (body, set_body) = signal(text);
     let (saved, set_saved) = signal(None::<String>);
@@ -184,9 +197,21 @@ fn DocumentEditor(
         set_busy.set(true);
         leptos::task::spawn_local(async move {
             let path = format!("{}/docs/{}", database_base(&db), encode_path(&id));
-            let result = send_text::<PutResult>(Method::Put, &path, text).await;
+            let condition = match etag {
+                Some(etag) => ("If-Match", format!("\"{etag}\"")),
+                None => ("If-None-Match", "*".to_string()),
+            };
+            let result = send_text_with::<PutResult>(Method::Put, &path, text, vec![condition]).await;
             set_busy.set(false);
             match result {
+                Err(e) if e.error == "ConcurrencyConflict" && is_new => set_error.set(Some(format!(
+                    "A document '{id}' already exists: open it to change it, or choose another id. ({})",
+                    e.error
+                ))),
+                Err(e) if e.error == "ConcurrencyConflict" => set_error.set(Some(format!(
+                    "'{id}' was changed by someone else since you opened it; your edit was not saved. Reload the document to see the change. ({})",
+                    e.error
+                ))),
                 Ok(r) => {
                     set_error.set(None);
                     set_saved.set(Some(format!("Saved '{}' at etag {}.", r.id, r.etag)));
@@ -202,6 +227,7 @@ fn DocumentEditor(
 
     let db_for_delete = db.clone();
     let delete = move |_| {
+        set_confirming.set(false);
         let id = doc_id.get_untracked();
         let db = db_for_delete.clone();
         let navigate = navigate.clone();
@@ -239,7 +265,21 @@ fn DocumentEditor(
             ></textarea>
             <div class="editor-actions">
                 <button type="submit" class="primary" disabled=busy>"Save"</button>
-                {(!is_new).then(|| view! { <button type="button" class="danger-outline" on:click=delete.clone()>"Delete"</button> })}
+                {(!is_new)
+                    .then(|| {
+                        view! {
+                            <Show
+                                when=move || confirming.get()
+                                fallback=move || view! { <button type="button" class="danger-outline" on:click=move |_| set_confirming.set(true)>"Delete"</button> }
+                            >
+                                <span class="confirm" role="group" aria-label="Confirm delete">
+                                    {move || format!("Delete '{}'?", doc_id.get())}
+                                    <button type="button" class="danger" on:click=delete.clone()>"Yes, delete"</button>
+                                    <button type="button" on:click=move |_| set_confirming.set(false)>"Cancel"</button>
+                                </span>
+                            </Show>
+                        }
+                    })}
                 <span class="muted" role="status">{move || saved.get().unwrap_or_default()}</span>
             </div>
         </form>

@@ -47,6 +47,15 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .map_err(|_| ApiError::bad_request("InvalidETag", format!("If-Match must be an etag (a number), not '{}'.", text.escape_debug())))
 }
 
+/// `If-None-Match: *`: create only, never replace.
+fn if_none_match_any(headers: &HeaderMap) -> Result<bool, ApiError> {
+    match headers.get(header::IF_NONE_MATCH) {
+        None => Ok(false),
+        Some(v) if v.as_bytes().trim_ascii() == b"*" => Ok(true),
+        Some(_) => Err(ApiError::bad_request("InvalidETag", "If-None-Match accepts only '*' (create the document only if it does not exist).")),
+    }
+}
+
 fn etag_header(etag: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{etag}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
@@ -76,12 +85,14 @@ impl<S: Send + Sync> FromRequestParts<S> for DocId {
     path = "/docs/{id}",
     tag = "documents",
     params(("id" = String, Path, description = "Any non-empty UTF-8 up to 512 bytes; `/` allowed"),
-           ("If-Match" = Option<String>, Header, description = "Only if the document is at this etag")),
+           ("If-Match" = Option<String>, Header, description = "Only if the document is at this etag"),
+           ("If-None-Match" = Option<String>, Header, description = "`*`: only if the document does not exist")),
     request_body(content = Object, description = "A JSON object"),
     responses(
         (status = 200, body = PutResult, description = "Replaced"),
         (status = 201, body = PutResult, description = "Created"),
         (status = 400, body = ErrorBody, description = "InvalidJson, NotAnObject, InvalidId, InvalidETag"),
+        (status = 403, body = ErrorBody, description = "ReservedDocument: a server-owned Raven/ id"),
         (status = 404, body = ErrorBody, description = "Unknown database"),
         (status = 409, body = ErrorBody, description = "ConcurrencyConflict"),
         (status = 413, body = ErrorBody, description = "BodyTooLarge"),
@@ -94,9 +105,17 @@ pub async fn put(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
+    let create_only = if_none_match_any(&headers)?;
+    if create_only && expected.is_some() {
+        return Err(ApiError::bad_request("InvalidETag", "Give If-Match or If-None-Match: *, not both."));
+    }
     let body = json_object(&body_bytes(body)?)?;
     crate::storage::store::validate_client_id(&id)?;
-    let outcome = blocking(move || Ok(db.store.put(&id, &body, expected).map(|o| (id, o))?)).await?;
+    let outcome = blocking(move || {
+        let outcome = if create_only { db.store.create(&id, &body) } else { db.store.put(&id, &body, expected) };
+        Ok(outcome.map(|o| (id, o))?)
+    })
+    .await?;
     let (id, outcome) = outcome;
     let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
     let mut response = (status, Json(PutResult { id, etag: outcome.etag })).into_response();
@@ -126,7 +145,7 @@ pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
     path = "/docs/{id}",
     tag = "documents",
     params(("id" = String, Path,), ("If-Match" = Option<String>, Header,)),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses((status = 204), (status = 400, body = ErrorBody, description = "InvalidETag"), (status = 403, body = ErrorBody, description = "ReservedDocument"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
 )]
 pub async fn delete(Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     let expected = if_match(&headers)?;

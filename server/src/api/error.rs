@@ -77,8 +77,11 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         let message = match &e {
             StorageError::NotFound => "Not found.".to_string(),
+            StorageError::ConcurrencyConflict { expected: 0, actual: Some(a) } => {
+                format!("The document already exists (at etag {a}); open it to change it, or choose another id.")
+            }
             StorageError::ConcurrencyConflict { expected, actual } => match actual {
-                Some(a) => format!("If-Match expected etag {expected} but the document is at etag {a}."),
+                Some(a) => format!("If-Match expected etag {expected} but the document is at etag {a}: it was changed meanwhile."),
                 None => format!("If-Match expected etag {expected} but the document does not exist."),
             },
             StorageError::InvalidId(m) | StorageError::InvalidName(m) => m.clone(),

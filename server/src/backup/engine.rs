@@ -322,8 +322,9 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The id of a new set: `20261126T050000Z-full`, with `-2`, `-3`... before
-/// the kind when a set of that second already exists in the location.
+/// The id of a new set: `20261126T050000Z-full`, with `.02`, `.03`... after
+/// the time when a set of that second already exists in the location, so
+/// that ids sort by name in creation order whatever their kinds.
 #[must_use]
 pub fn new_set_id(location: &Path, kind: SetKind) -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -336,14 +337,25 @@ pub fn new_set_id(location: &Path, kind: SetKind) -> String {
         now.minute(),
         now.second()
     );
-    let taken = |id: &str| location.join(id).exists() || location.join(format!("{TEMP_PREFIX}{id}")).exists();
-    let mut id = format!("{stamp}-{}", kind.suffix());
+    set_id_at(location, &stamp, kind)
+}
+
+/// [`new_set_id`] for a given second (`YYYYMMDDTHHMMSSZ`).
+fn set_id_at(location: &Path, stamp: &str, kind: SetKind) -> String {
+    // Any set of this second, of either kind, takes the first form.
+    let second_taken = |form: &str| {
+        [SetKind::Full, SetKind::Incremental].iter().any(|k| {
+            let id = format!("{form}-{}", k.suffix());
+            location.join(&id).exists() || location.join(format!("{TEMP_PREFIX}{id}")).exists()
+        })
+    };
+    let mut form = stamp.to_string();
     let mut n = 2;
-    while taken(&id) {
-        id = format!("{stamp}-{n}-{}", kind.suffix());
+    while second_taken(&form) {
+        form = format!("{stamp}.{n:02}");
         n += 1;
     }
-    id
+    format!("{form}-{}", kind.suffix())
 }
 
 /// The folder a set is written in before it is complete.
@@ -361,4 +373,32 @@ pub fn is_unfinished_set_folder(path: &Path, data_dir: &Path, roots: &[PathBuf])
     let Some(set_id) = name.strip_prefix(TEMP_PREFIX) else { return false };
     let Some(parent) = path.parent().and_then(Path::to_str) else { return false };
     super::format::is_valid_set_id(set_id) && super::location::validate_location(parent, data_dir, roots).is_ok_and(|p| p.join(name) == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_ids_of_one_second_sort_in_creation_order_whatever_their_kinds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stamp = "20261126T050000Z";
+        let kinds = [SetKind::Incremental, SetKind::Full, SetKind::Incremental, SetKind::Incremental, SetKind::Full];
+        let mut made = Vec::new();
+        for kind in kinds {
+            let id = set_id_at(dir.path(), stamp, kind);
+            assert!(crate::backup::format::is_valid_set_id(&id), "{id}");
+            std::fs::create_dir(dir.path().join(&id)).expect("mkdir");
+            made.push(id);
+        }
+        assert_eq!(made[0], "20261126T050000Z-incremental");
+        assert_eq!(made[1], "20261126T050000Z.02-full");
+        let mut sorted = made.clone();
+        sorted.sort();
+        assert_eq!(sorted, made, "sorted by name = creation order");
+        // A set being written takes its second too.
+        let other = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(other.path().join(format!("{TEMP_PREFIX}{stamp}-full"))).expect("mkdir");
+        assert_eq!(set_id_at(other.path(), stamp, SetKind::Incremental), "20261126T050000Z.02-incremental");
+    }
 }

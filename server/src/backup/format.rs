@@ -25,29 +25,37 @@ pub const MAX_RECORD_BODY: usize = 256 * 1024 * 1024;
 /// Prefix of a set folder being written; never read as a set.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
-/// Whether `id` has the syntax of a set id: `YYYYMMDDTHHMMSSZ-[N-]full` or
-/// `...-incremental` (what [`super::engine::new_set_id`] makes). Anything
-/// else read from a manifest, a request or internal state is refused, so a
-/// set id can never carry a path.
+/// Whether `id` has the syntax of a set id: `YYYYMMDDTHHMMSSZ-full` (or
+/// `-incremental`), with `.NN` after the `Z` for the second and later sets of
+/// the same second (`20261126T050000Z.02-full`), so that ids sort by name in
+/// creation order; sets written before that used `-N-` (`...Z-2-full`) and
+/// are still read. Anything else read from a manifest, a request or internal
+/// state is refused, so a set id can never carry a path.
 #[must_use]
 pub fn is_valid_set_id(id: &str) -> bool {
     let b = id.as_bytes();
     if b.len() < 18 || b.len() > 64 {
         return false;
     }
-    let stamp_ok = b[..8].iter().all(u8::is_ascii_digit) && b[8] == b'T' && b[9..15].iter().all(u8::is_ascii_digit) && b[15] == b'Z' && b[16] == b'-';
+    let stamp_ok = b[..8].iter().all(u8::is_ascii_digit) && b[8] == b'T' && b[9..15].iter().all(u8::is_ascii_digit) && b[15] == b'Z';
     if !stamp_ok {
         return false;
     }
-    let rest = &id[17..];
-    let kind = match rest.split_once('-') {
-        Some((n, kind)) => {
-            if n.is_empty() || n.len() > 9 || !n.bytes().all(|c| c.is_ascii_digit()) || n.starts_with('0') {
-                return false;
-            }
-            kind
+    let digits = |n: &str| !n.is_empty() && n.len() <= 9 && n.bytes().all(|c| c.is_ascii_digit());
+    let rest = &id[16..];
+    let kind = if let Some(after) = rest.strip_prefix('.') {
+        match after.split_once('-') {
+            Some((n, kind)) if digits(n) && n.len() >= 2 => kind,
+            _ => return false,
         }
-        None => rest,
+    } else if let Some(after) = rest.strip_prefix('-') {
+        match after.split_once('-') {
+            Some((n, kind)) if digits(n) && !n.starts_with('0') => kind,
+            Some(_) => return false,
+            None => after,
+        }
+    } else {
+        return false;
     };
     kind == SetKind::Full.suffix() || kind == SetKind::Incremental.suffix()
 }
@@ -567,10 +575,10 @@ mod tests {
 
     #[test]
     fn set_ids_are_checked_by_syntax() {
-        for good in ["20261126T050000Z-full", "20261126T050000Z-incremental", "20261126T050000Z-12-full"] {
+        for good in ["20261126T050000Z-full", "20261126T050000Z-incremental", "20261126T050000Z.02-full", "20261126T050000Z-12-full"] {
             assert!(is_valid_set_id(good), "{good}");
         }
-        for bad in ["", "x/../important", "20261126T050000Z-full/..", "20261126T050000Z-", "20261126T050000Z-0-full", "../20261126T050000Z-full", "20261126T050000Z-2-3-full", "20261126X050000Z-full"] {
+        for bad in ["", "x/../important", "20261126T050000Z-full/..", "20261126T050000Z-", "20261126T050000Z-0-full", "../20261126T050000Z-full", "20261126T050000Z-2-3-full", "20261126X050000Z-full", "20261126T050000Z.2-full", "20261126T050000Z.02/full", "20261126T050000Z.-full"] {
             assert!(!is_valid_set_id(bad), "{bad}");
         }
     }

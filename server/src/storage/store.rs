@@ -237,7 +237,16 @@ impl DocumentStore {
     /// `InvalidId`, `ConcurrencyConflict`, storage errors.
     pub fn put(&self, id: &str, body: &[u8], if_match: Option<u64>) -> Result<PutOutcome, StorageError> {
         validate_client_id(id)?;
-        self.write_document(id, body, if_match)
+        self.write_document(id, body, if_match.map_or(Expect::Any, Expect::Etag))
+    }
+
+    /// Creates a document that must not exist yet (`If-None-Match: *`).
+    ///
+    /// # Errors
+    /// `ConcurrencyConflict` when it exists; as [`DocumentStore::put`].
+    pub fn create(&self, id: &str, body: &[u8]) -> Result<PutOutcome, StorageError> {
+        validate_client_id(id)?;
+        self.write_document(id, body, Expect::Absent)
     }
 
     /// Writes a server-owned document (`Raven/...`: status documents). Only
@@ -250,15 +259,23 @@ impl DocumentStore {
             return Err(StorageError::InvalidId(format!("'{}' is not a server-owned id", id.escape_debug())));
         }
         validate_id(id)?;
-        self.write_document(id, body, None)
+        self.write_document(id, body, Expect::Any)
     }
 
-    fn write_document(&self, id: &str, body: &[u8], if_match: Option<u64>) -> Result<PutOutcome, StorageError> {
+    fn write_document(&self, id: &str, body: &[u8], expect: Expect) -> Result<PutOutcome, StorageError> {
         let (flags, stored) = self.seal(id, body)?;
         let outcome = {
             let mut state = self.lock_writer();
             let current = self.current_etag(id)?;
-            check_if_match(if_match, current)?;
+            match expect {
+                Expect::Any => {}
+                Expect::Etag(e) => check_if_match(Some(e), current)?,
+                Expect::Absent => {
+                    if let Some(actual) = current {
+                        return Err(StorageError::ConcurrencyConflict { expected: 0, actual: Some(actual) });
+                    }
+                }
+            }
             let etag = state.last_etag + 1;
             let mut batch = self.db.batch();
             batch.insert(&self.docs, id.as_bytes(), encode_with_flags(etag, now_ms(), flags, &stored));
@@ -654,6 +671,14 @@ pub fn validate_id(id: &str) -> Result<(), StorageError> {
         )));
     }
     Ok(())
+}
+
+/// What a write expects of the document's current state.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Any,
+    Etag(u64),
+    Absent,
 }
 
 /// Checks an id a client writes: valid, and not server-owned.

@@ -99,6 +99,7 @@ fn every_route_checks_credentials_and_roles() {
                 let body = if method == "get" || method == "delete" { None } else { Some("{}".to_string()) };
                 let (status, text) = s.call_raw(&method.to_uppercase(), &concrete, body, &headers);
                 let what = format!("{who}: {method} {concrete} -> {status} {text}");
+                assert!(status < 500, "a server error is never an answer to a client: {what}");
                 if rule == "Public" {
                     assert!(status != 401 && status != 403, "{what}");
                 } else if *rank_of == 0 {

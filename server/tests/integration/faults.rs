@@ -137,7 +137,6 @@ fn corruption_beyond_single_bytes_is_refused_and_verify_names_it() {
     let location = s.location("corrupt");
     s.backup("/databases/C", &location, false);
     s.put_doc("/databases/C", "more", json!({}));
-    std::thread::sleep(Duration::from_millis(1100));
     s.backup("/databases/C", &location, true);
     let sets = set_dirs(Path::new(&location));
     assert_eq!(sets.len(), 2);
@@ -210,11 +209,16 @@ fn corruption_beyond_single_bytes_is_refused_and_verify_names_it() {
     }
 }
 
-/// `kill -9` at random moments of backups and restores under write load.
+/// `kill -9` at random moments of backups and restores under write load,
+/// aimed: every round kills a backup between its first data file and its
+/// manifest, and a restore between its first record and its end; then checks
+/// what the location and the data directory hold, document by document.
 #[test]
 fn kill_9_at_random_moments_under_load() {
     let rounds: usize = std::env::var("ROOKERY_SOAK_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    let mut s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.document=sleep:1,restore.document=sleep:1")]);
+    // Pauses that make the windows to aim at: after each data file of a
+    // backup, and at each record of a restore.
+    let mut s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.after_data_file=sleep:400,restore.document=sleep:2")]);
     s.create_db("Soak");
     let mut acked = seed(&s, "/databases/Soak", 300);
     let location = s.location("soak");
@@ -225,8 +229,12 @@ fn kill_9_at_random_moments_under_load() {
         seed_value ^= seed_value << 17;
         seed_value
     };
+    // What the newest complete set holds (its restore must equal it).
+    let mut expected: Option<std::collections::BTreeMap<String, Value>> = None;
+    let (mut backups_cut, mut restores_cut) = (0, 0);
     for round in 0..rounds {
-        // Writes, a backup in flight, more writes, then kill -9 at a random moment.
+        // A backup in flight, writes, then kill -9 once its first file is written.
+        let sets_before = set_dirs(Path::new(&location));
         let incremental = round % 2 == 1;
         post_tolerant(&s, &format!("/databases/Soak/admin/backup?incremental={incremental}"), json!({"BackupLocation": location}));
         let writes = (next() % 40) as usize;
@@ -236,34 +244,64 @@ fn kill_9_at_random_moments_under_load() {
             s.put_doc("/databases/Soak", &id, body.clone());
             acked.push((id, body));
         }
-        std::thread::sleep(Duration::from_millis(next() % 300));
+        let mut first_file_written = false;
+        for _ in 0..2000 {
+            let temp = all_entries(Path::new(&location)).into_iter().find(|e| e.starts_with(".tmp-"));
+            if temp.is_some_and(|t| all_entries(&Path::new(&location).join(t)).iter().any(|f| f.ends_with(".zst"))) {
+                first_file_written = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(first_file_written, "round {round}: the backup never wrote its first file");
         s.kill9();
+        backups_cut += 1;
+        assert_eq!(set_dirs(Path::new(&location)), sets_before, "round {round}: a backup cut between its files left a visible set");
         let (ok, report) = verify(&location);
-        assert!(ok || set_dirs(Path::new(&location)).is_empty(), "round {round}: a visible set fails to verify: {report}");
+        assert!(ok || sets_before.is_empty(), "round {round}: a visible set fails to verify: {report}");
         s.restart();
+        assert!(all_entries(Path::new(&location)).iter().all(|e| !e.starts_with(".tmp-")), "round {round}: unfinished folder left");
         assert_acked(&s, "/databases/Soak", &acked);
         let (_, status) = s.get("/databases/Soak/docs/Raven/Backup/Status");
         assert_eq!(status["IsRunning"], false, "round {round}");
 
-        // A restore killed at a random moment leaves nothing; then it runs to the end.
-        if set_dirs(Path::new(&location)).is_empty() {
+        // A complete set to restore from: the newest one's content is known.
+        if expected.is_none() {
             s.backup("/databases/Soak", &location, false);
+            expected = Some(s.all_docs("/databases/Soak"));
         }
+        let expected_docs = expected.clone().expect("a set");
+
+        // A restore killed between its first record and its end leaves nothing.
         post_tolerant(&s, "/admin/restore", json!({"BackupLocation": location, "DatabaseName": format!("R{round}")}));
-        std::thread::sleep(Duration::from_millis(next() % 400));
+        let mut started = false;
+        for _ in 0..2000 {
+            let (_, status) = s.get("/docs/Raven/Restore/Status");
+            if status["IsRunning"] == true && status["Progress"]["DocumentsDone"].as_u64().unwrap_or(0) > 0 {
+                started = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(started, "round {round}: the restore never started streaming");
+        std::thread::sleep(Duration::from_millis(next() % 100));
         s.kill9();
+        restores_cut += 1;
         s.restart();
         let visible = s.get(&format!("/databases/R{round}/docs")).0 == 200;
         let entries = all_entries(&s.data_dir.join("Databases"));
         assert!(entries.iter().all(|e| !e.contains("restoring")), "round {round}: staging left: {entries:?}");
         if visible {
-            // It finished before the kill: then it is whole.
-            let (_, status) = s.get("/docs/Raven/Restore/Status");
-            assert_eq!(status["Success"], true, "round {round}: a visible restore is a complete one: {status}");
+            assert!(s.all_docs(&format!("/databases/R{round}")) == expected_docs, "round {round}: a visible restore is a whole one");
         } else {
             assert!(!entries.contains(&format!("R{round}")), "round {round}: half database folder: {entries:?}");
+            // Run again, it restores to the end, document for document.
+            let done = s.restore(json!({"BackupLocation": location, "DatabaseName": format!("R{round}")}));
+            assert_eq!(done["Success"], true, "round {round}: {done}");
+            assert!(s.all_docs(&format!("/databases/R{round}")) == expected_docs, "round {round}: the restored documents differ");
         }
     }
+    assert_eq!((backups_cut, restores_cut), (rounds, rounds), "every round cut a backup and a restore mid-way");
     // Finally, with everything quiet: the last backup restores to exactly the database.
     s.restart();
     s.backup("/databases/Soak", &location, true);
