@@ -8,6 +8,16 @@ use clap::{Args, Parser};
 
 use crate::storage::Durability;
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable; coloured only when standard error is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// `rookery-server`'s flags.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "rookery-server", version, about = "Rookery: a document database with online backup and verified restore.")]
@@ -31,6 +41,11 @@ pub struct Config {
     /// data directory itself excluded.
     #[arg(long = "backup-root", env = "ROOKERY_BACKUP_ROOTS", value_delimiter = ',')]
     pub backup_roots: Vec<PathBuf>,
+
+    /// Log lines as `text` (colours only on a terminal) or `json` (one object
+    /// a line, for log shippers).
+    #[arg(long = "log-format", value_enum, env = "ROOKERY_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
 
     /// Seconds a request may take (streams and restore starts excepted).
     #[arg(long = "request-timeout", env = "ROOKERY_REQUEST_TIMEOUT", default_value_t = 120)]

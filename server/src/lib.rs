@@ -328,7 +328,11 @@ impl Rookery {
             system,
             RESTORE_STATUS_ID,
             initial,
-            &format!("Restore of '{name}' started from {} ({} sets, verified)", plan.last_set_id(), plan.chain.len()),
+            &format!(
+                "Restore of '{name}' started from {} ({} sets; manifests and links checked, every file is hashed as it streams)",
+                plan.last_set_id(),
+                plan.chain.len()
+            ),
         ) {
             Ok(r) => r,
             Err(e) => {

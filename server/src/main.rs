@@ -16,12 +16,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(config.log_format);
 
     if let Some(name) = config.create_admin.clone() {
         return create_admin(&config, &name);
@@ -37,6 +32,18 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     serve(config)
+}
+
+/// Logs to standard error: text with colours only on a terminal (a file, a
+/// pipe or journald gets plain text), or JSON lines.
+fn init_logging(format: rookery::config::LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,fjall=warn,lsm_tree=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        rookery::config::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        rookery::config::LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn serve(config: Config) -> ExitCode {

@@ -29,6 +29,8 @@ pub fn DocumentsPage() -> impl IntoView {
     let start = Memo::new(move |_| start_param.get().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0));
     let (version, set_version) = signal(0u32);
     let (error, set_error) = signal(None::<String>);
+    // Outside the editor: a save reloads the editor, the notice stays.
+    let (saved, set_saved) = signal(None::<String>);
 
     let page = Resource::new(
         move || (db.get(), start.get(), version.get()),
@@ -73,6 +75,7 @@ pub fn DocumentsPage() -> impl IntoView {
                 </div>
             </header>
             <ErrorBanner error set_error/>
+            <p class="muted save-notice" role="status">{move || saved.get().unwrap_or_default()}</p>
             <div class="split">
                 <div class="card list-pane">
                     <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -129,11 +132,11 @@ pub fn DocumentsPage() -> impl IntoView {
                             let creating = new_param.get().is_some();
                             match opened.await {
                                 Ok(Some((id, text, etag))) => {
-                                    view! { <DocumentEditor db=db.get_untracked() id=id text=text etag=Some(etag) set_version set_error/> }.into_any()
+                                    view! { <DocumentEditor db=db.get_untracked() id=id text=text etag=Some(etag) set_version set_error set_saved/> }.into_any()
                                 }
                                 Ok(None) if creating => {
                                     view! {
-                                        <DocumentEditor db=db.get_untracked() id=String::new() text="{\n  \n}".to_string() etag=None set_version set_error/>
+                                        <DocumentEditor db=db.get_untracked() id=String::new() text="{\n  \n}".to_string() etag=None set_version set_error set_saved/>
                                     }
                                         .into_any()
                                 }
@@ -162,12 +165,12 @@ fn DocumentEditor(
     etag: Option<u64>,
     set_version: WriteSignal<u32>,
     set_error: WriteSignal<Option<String>>,
+    set_saved: WriteSignal<Option<String>>,
 ) -> impl IntoView {
     let is_new = etag.is_none();
     let (confirming, set_confirming) = signal(false);
     let (doc_id, set_doc_id) = signal(id);
     let (body, set_body) = signal(text);
-    let (saved, set_saved) = signal(None::<String>);
     let (busy, set_busy) = signal(false);
     let navigate = use_navigate();
     let db_for_save = db.clone();
@@ -194,6 +197,7 @@ fn DocumentEditor(
         }
         let db = db_for_save.clone();
         let navigate = nav_save.clone();
+        set_saved.set(None);
         set_busy.set(true);
         leptos::task::spawn_local(async move {
             let path = format!("{}/docs/{}", database_base(&db), encode_path(&id));
@@ -280,7 +284,6 @@ fn DocumentEditor(
                             </Show>
                         }
                     })}
-                <span class="muted" role="status">{move || saved.get().unwrap_or_default()}</span>
             </div>
         </form>
     }

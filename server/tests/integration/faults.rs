@@ -218,7 +218,8 @@ fn kill_9_at_random_moments_under_load() {
     let rounds: usize = std::env::var("ROOKERY_SOAK_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     // Pauses that make the windows to aim at: after each data file of a
     // backup, and at each record of a restore.
-    let mut s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.after_data_file=sleep:400,restore.document=sleep:2")]);
+    const PAUSES: &str = "backup.after_data_file=sleep:400,restore.document=sleep:2";
+    let mut s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", PAUSES)]);
     s.create_db("Soak");
     let mut acked = seed(&s, "/databases/Soak", 300);
     let location = s.location("soak");
@@ -259,7 +260,7 @@ fn kill_9_at_random_moments_under_load() {
         assert_eq!(set_dirs(Path::new(&location)), sets_before, "round {round}: a backup cut between its files left a visible set");
         let (ok, report) = verify(&location);
         assert!(ok || sets_before.is_empty(), "round {round}: a visible set fails to verify: {report}");
-        s.restart();
+        s.restart_with(&[("ROOKERY_FAILPOINTS", PAUSES)]);
         assert!(all_entries(Path::new(&location)).iter().all(|e| !e.starts_with(".tmp-")), "round {round}: unfinished folder left");
         assert_acked(&s, "/databases/Soak", &acked);
         let (_, status) = s.get("/databases/Soak/docs/Raven/Backup/Status");
@@ -273,7 +274,8 @@ fn kill_9_at_random_moments_under_load() {
         let expected_docs = expected.clone().expect("a set");
 
         // A restore killed between its first record and its end leaves nothing.
-        post_tolerant(&s, "/admin/restore", json!({"BackupLocation": location, "DatabaseName": format!("R{round}")}));
+        let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": format!("R{round}")}));
+        assert_eq!(status, 202, "round {round}: {body}");
         let mut started = false;
         for _ in 0..2000 {
             let (_, status) = s.get("/docs/Raven/Restore/Status");
@@ -283,11 +285,11 @@ fn kill_9_at_random_moments_under_load() {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(started, "round {round}: the restore never started streaming");
+        assert!(started, "round {round}: the restore never started streaming: {}", s.get("/docs/Raven/Restore/Status").1);
         std::thread::sleep(Duration::from_millis(next() % 100));
         s.kill9();
         restores_cut += 1;
-        s.restart();
+        s.restart_with(&[("ROOKERY_FAILPOINTS", PAUSES)]);
         let visible = s.get(&format!("/databases/R{round}/docs")).0 == 200;
         let entries = all_entries(&s.data_dir.join("Databases"));
         assert!(entries.iter().all(|e| !e.contains("restoring")), "round {round}: staging left: {entries:?}");
