@@ -1,6 +1,6 @@
 //! The REST API's request and response types, shared by the server and the studio.
 //!
-//! Field names are PascalCase on the wire (see `shared/CONTRACT.md`). Keep every
+//! Field names are PascalCase on the wire (see `docs/reference.md`). Keep every
 //! type that crosses HTTP here, so that the server and the studio cannot drift.
 
 use serde::{Deserialize, Serialize};
@@ -26,12 +26,176 @@ pub fn is_server_owned(id: &str) -> bool {
 /// Name under which the system database is shown in the studio and listings.
 pub const SYSTEM_DATABASE: &str = "System";
 
+/// Every error code the server emits, in an HTTP answer's `Error` or a
+/// status document's `ErrorCode`: the same code for the same failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum ErrorCode {
+    /// The body is not valid JSON, or not the expected request.
+    InvalidJson,
+    /// A document must be a JSON object.
+    NotAnObject,
+    /// The request body cannot be read.
+    InvalidBody,
+    /// The body is larger than `--max-body-bytes`.
+    BodyTooLarge,
+    /// A document id is empty or longer than 512 bytes.
+    InvalidId,
+    /// A path parameter cannot be decoded.
+    InvalidPath,
+    /// A query parameter has the wrong form.
+    InvalidQuery,
+    /// An `If-Match` / `If-None-Match` header has the wrong form.
+    InvalidETag,
+    /// A database name breaks the naming rules.
+    InvalidName,
+    /// A request field is missing, malformed or contradicts another.
+    InvalidRequest,
+    /// No such database, document, user or key.
+    NotFound,
+    /// The route exists, the method does not.
+    MethodNotAllowed,
+    /// A client wrote or deleted a server-owned `Raven/` document.
+    ReservedDocument,
+    /// `If-Match` / `If-None-Match` did not hold.
+    ConcurrencyConflict,
+    /// The name is taken.
+    DatabaseExists,
+    /// A job (backup, export, import) holds the database.
+    DatabaseBusy,
+    /// A restore destination exists and is not empty.
+    DestinationNotEmpty,
+    /// An encrypted database whose key is not available.
+    DatabaseLocked,
+    /// The request took longer than `--request-timeout`.
+    RequestTimeout,
+    /// Too many exports at once.
+    TooManyRequests,
+    /// The server failed; its log has the detail.
+    InternalError,
+    /// A backup location that is not allowed.
+    InvalidBackupLocation,
+    /// A backup already runs on this server.
+    BackupAlreadyRunning,
+    /// An incremental into another database's chain.
+    ChainMismatch,
+    /// No complete backup set in the location.
+    NoBackupFound,
+    /// `RestoreUpTo` names no set of a complete chain.
+    SetNotFound,
+    /// A file differs from its checksum, is missing or unreadable.
+    ChecksumMismatch,
+    /// A set does not follow the one before it.
+    BrokenChain,
+    /// A set or dump written by a newer server.
+    UnsupportedFormatVersion,
+    /// A malformed, unsafe or tampered set.
+    CorruptBackup,
+    /// A restore `DatabaseLocation` that is not allowed.
+    InvalidDatabaseLocation,
+    /// Another restore still runs after `RestoreStartTimeout`.
+    RestoreAlreadyRunning,
+    /// A key or passphrase is needed to read this.
+    EncryptionKeyRequired,
+    /// The key or passphrase given is not the right one.
+    InvalidEncryptionKey,
+    /// A malformed or truncated dump.
+    InvalidDump,
+    /// An import already runs on this server.
+    ImportAlreadyRunning,
+    /// Credentials are missing or wrong.
+    Unauthorized,
+    /// The role may not do this.
+    Forbidden,
+    /// A session's state-changing request without its CSRF token.
+    CsrfTokenMissing,
+    /// Too many failed credential checks from this address.
+    TooManyAttempts,
+    /// The change would leave no administrator.
+    LastAdministrator,
+    /// An API key of that name exists.
+    ApiKeyExists,
+    /// A job failed reading or writing files (status documents).
+    IoError,
+    /// A job failed in the storage engine (status documents).
+    StorageError,
+    /// The server stopped while the job ran (status documents).
+    Interrupted,
+    /// The job stopped before it finished (status documents).
+    JobAborted,
+}
+
+impl ErrorCode {
+    /// Every code.
+    pub const ALL: [Self; 46] = [Self::InvalidJson, Self::NotAnObject, Self::InvalidBody, Self::BodyTooLarge, Self::InvalidId, Self::InvalidPath, Self::InvalidQuery, Self::InvalidETag, Self::InvalidName, Self::InvalidRequest, Self::NotFound, Self::MethodNotAllowed, Self::ReservedDocument, Self::ConcurrencyConflict, Self::DatabaseExists, Self::DatabaseBusy, Self::DestinationNotEmpty, Self::DatabaseLocked, Self::RequestTimeout, Self::TooManyRequests, Self::InternalError, Self::InvalidBackupLocation, Self::BackupAlreadyRunning, Self::ChainMismatch, Self::NoBackupFound, Self::SetNotFound, Self::ChecksumMismatch, Self::BrokenChain, Self::UnsupportedFormatVersion, Self::CorruptBackup, Self::InvalidDatabaseLocation, Self::RestoreAlreadyRunning, Self::EncryptionKeyRequired, Self::InvalidEncryptionKey, Self::InvalidDump, Self::ImportAlreadyRunning, Self::Unauthorized, Self::Forbidden, Self::CsrfTokenMissing, Self::TooManyAttempts, Self::LastAdministrator, Self::ApiKeyExists, Self::IoError, Self::StorageError, Self::Interrupted, Self::JobAborted];
+
+    /// The code as it appears on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "InvalidJson",
+            Self::NotAnObject => "NotAnObject",
+            Self::InvalidBody => "InvalidBody",
+            Self::BodyTooLarge => "BodyTooLarge",
+            Self::InvalidId => "InvalidId",
+            Self::InvalidPath => "InvalidPath",
+            Self::InvalidQuery => "InvalidQuery",
+            Self::InvalidETag => "InvalidETag",
+            Self::InvalidName => "InvalidName",
+            Self::InvalidRequest => "InvalidRequest",
+            Self::NotFound => "NotFound",
+            Self::MethodNotAllowed => "MethodNotAllowed",
+            Self::ReservedDocument => "ReservedDocument",
+            Self::ConcurrencyConflict => "ConcurrencyConflict",
+            Self::DatabaseExists => "DatabaseExists",
+            Self::DatabaseBusy => "DatabaseBusy",
+            Self::DestinationNotEmpty => "DestinationNotEmpty",
+            Self::DatabaseLocked => "DatabaseLocked",
+            Self::RequestTimeout => "RequestTimeout",
+            Self::TooManyRequests => "TooManyRequests",
+            Self::InternalError => "InternalError",
+            Self::InvalidBackupLocation => "InvalidBackupLocation",
+            Self::BackupAlreadyRunning => "BackupAlreadyRunning",
+            Self::ChainMismatch => "ChainMismatch",
+            Self::NoBackupFound => "NoBackupFound",
+            Self::SetNotFound => "SetNotFound",
+            Self::ChecksumMismatch => "ChecksumMismatch",
+            Self::BrokenChain => "BrokenChain",
+            Self::UnsupportedFormatVersion => "UnsupportedFormatVersion",
+            Self::CorruptBackup => "CorruptBackup",
+            Self::InvalidDatabaseLocation => "InvalidDatabaseLocation",
+            Self::RestoreAlreadyRunning => "RestoreAlreadyRunning",
+            Self::EncryptionKeyRequired => "EncryptionKeyRequired",
+            Self::InvalidEncryptionKey => "InvalidEncryptionKey",
+            Self::InvalidDump => "InvalidDump",
+            Self::ImportAlreadyRunning => "ImportAlreadyRunning",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::CsrfTokenMissing => "CsrfTokenMissing",
+            Self::TooManyAttempts => "TooManyAttempts",
+            Self::LastAdministrator => "LastAdministrator",
+            Self::ApiKeyExists => "ApiKeyExists",
+            Self::IoError => "IoError",
+            Self::StorageError => "StorageError",
+            Self::Interrupted => "Interrupted",
+            Self::JobAborted => "JobAborted",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The JSON body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ErrorBody {
     /// A stable code such as `DatabaseExists` or `ChecksumMismatch`.
+    #[cfg_attr(feature = "ssr", schema(value_type = ErrorCode))]
     pub error: String,
     /// A sentence a person can act on.
     pub message: String,

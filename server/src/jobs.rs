@@ -153,9 +153,9 @@ impl StatusReporter {
     }
 
     /// Ends the job with an error.
-    pub fn fail(mut self, code: &str, text: &str) {
+    pub fn fail(mut self, code: app::api::ErrorCode, text: &str) {
         self.status.error = Some(text.to_string());
-        self.status.error_code = Some(code.to_string());
+        self.status.error_code = Some(code.as_str().to_string());
         self.status.messages.push(message(text, Severity::Error));
         self.finish(false);
     }
@@ -191,7 +191,7 @@ impl Drop for StatusReporter {
                 "The job stopped before it finished; nothing was made visible."
             };
             self.status.error = Some(text.to_string());
-            self.status.error_code = Some("JobAborted".to_string());
+            self.status.error_code = Some(app::api::ErrorCode::JobAborted.as_str().to_string());
             self.status.messages.push(message(text, Severity::Error));
             self.finish(false);
         }
@@ -274,7 +274,7 @@ pub fn recover_interrupted(database: &DatabaseHandle, doc_id: &str) -> Option<Jo
     status.success = false;
     status.completed = Some(now_rfc3339());
     status.error = Some(text.to_string());
-    status.error_code = Some("Interrupted".to_string());
+    status.error_code = Some(app::api::ErrorCode::Interrupted.as_str().to_string());
     status.messages.push(message(text, Severity::Error));
     match serde_json::to_vec(&status) {
         Ok(body) => {

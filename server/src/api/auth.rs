@@ -1,6 +1,7 @@
 //! Authentication at the HTTP boundary: the middleware that every request
 //! passes, the credential management routes, and the studio's sign-in.
 
+use app::api::ErrorCode;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
@@ -20,10 +21,10 @@ use app::api::{ApiKeyCreated, CreateApiKeyRequest, ErrorBody, LoginRequest, Me, 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Invalid(m) => ApiError::bad_request("InvalidRequest", m),
+            AuthError::Invalid(m) => ApiError::bad_request(ErrorCode::InvalidRequest, m),
             AuthError::NotFound => ApiError::not_found("No such user or key."),
-            AuthError::KeyExists(_) => ApiError::new(StatusCode::CONFLICT, "ApiKeyExists", e.to_string()),
-            AuthError::LastAdministrator(_) => ApiError::new(StatusCode::CONFLICT, "LastAdministrator", e.to_string()),
+            AuthError::KeyExists(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::ApiKeyExists, e.to_string()),
+            AuthError::LastAdministrator(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::LastAdministrator, e.to_string()),
             AuthError::Storage(s) => s.into(),
         }
     }
@@ -32,7 +33,7 @@ impl From<AuthError> for ApiError {
 fn unauthorized() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "Unauthorized",
+        ErrorCode::Unauthorized,
         "Credentials are required: HTTP Basic (user:password) or 'Authorization: ApiKey name/secret', or sign in to the studio.",
     )
 }
@@ -99,7 +100,7 @@ async fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
 }
 
 fn too_many_attempts() -> ApiError {
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyAttempts", "Too many failed sign-ins from this address; wait a minute.")
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyAttempts, "Too many failed sign-ins from this address; wait a minute.")
 }
 
 /// Checks the credentials of a request from `ip`: refused while the address
@@ -139,14 +140,14 @@ pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mu
         let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         let sent = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         if !safe && sent != Some(expected.as_str()) {
-            return ApiError::new(StatusCode::FORBIDDEN, "CsrfTokenMissing", "This request needs the X-CSRF-Token header of the session.")
+            return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::CsrfTokenMissing, "This request needs the X-CSRF-Token header of the session.")
                 .into_response();
         }
     }
     if identity.role < needed {
         return ApiError::new(
             StatusCode::FORBIDDEN,
-            "Forbidden",
+            ErrorCode::Forbidden,
             format!("'{}' has the {:?} role; this needs {:?}.", identity.name, identity.role, needed),
         )
         .into_response();
@@ -166,7 +167,7 @@ pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mu
 )]
 pub async fn put_user(State(state): State<AppState>, Path(name): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
     let request: PutUserRequest = serde_json::from_slice(&body_bytes(body)?)
-        .map_err(|e| ApiError::bad_request("InvalidJson", format!("Expected {{\"Password\": \"...\", \"Role\": \"ReadOnly|ReadWrite|Admin\"}}: {e}")))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("Expected {{\"Password\": \"...\", \"Role\": \"ReadOnly|ReadWrite|Admin\"}}: {e}")))?;
     blocking(move || {
         let created = state.auth().put_user(&name, &request.password, request.role)?;
         Ok(if created { StatusCode::CREATED } else { StatusCode::OK })
@@ -194,7 +195,7 @@ pub async fn delete_user(State(state): State<AppState>, Path(name): Path<String>
 )]
 pub async fn create_api_key(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
     let request: CreateApiKeyRequest = serde_json::from_slice(&body_bytes(body)?)
-        .map_err(|e| ApiError::bad_request("InvalidJson", format!("Expected {{\"Name\": \"...\", \"Role\": \"...\"}}: {e}")))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("Expected {{\"Name\": \"...\", \"Role\": \"...\"}}: {e}")))?;
     blocking(move || {
         let api_key = state.auth().create_api_key(&request.name, request.role)?;
         Ok((StatusCode::CREATED, Json(ApiKeyCreated { api_key })))
@@ -256,7 +257,7 @@ pub async fn login(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = serde_json::from_slice(&body_bytes(body)?)
-        .map_err(|e| ApiError::bad_request("InvalidJson", format!("Expected {{\"Username\", \"Password\"}}: {e}")))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("Expected {{\"Username\", \"Password\"}}: {e}")))?;
     if state.auth().limiter.is_blocked(ip) {
         return Err(too_many_attempts());
     }
@@ -264,7 +265,7 @@ pub async fn login(
     let identity = blocking(move || Ok(auth_state.auth().verify_password(&request.username, &request.password))).await?;
     let Some(identity) = identity else {
         state.auth().limiter.fail(ip);
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Wrong user name or password."));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "Wrong user name or password."));
     };
     let (token, csrf) = state.auth().sessions.create(identity.clone());
     let secure = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https");

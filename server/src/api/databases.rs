@@ -1,5 +1,6 @@
 //! `GET /databases`, `PUT|DELETE /admin/databases/{name}`.
 
+use app::api::ErrorCode;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -53,7 +54,7 @@ pub async fn create(
     let request: CreateDatabaseRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CreateDatabaseRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("InvalidJson", format!("The body is not a valid request: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))?
     };
     blocking(move || {
         let (db, key) = if request.encrypted {

@@ -1,5 +1,6 @@
 //! Documents: `PUT|GET|DELETE {base}/docs/{id}` and `GET {base}/docs`.
 
+use app::api::ErrorCode;
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
@@ -21,21 +22,44 @@ const DEFAULT_PAGE_SIZE: usize = 25;
 pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BodyTooLarge", "The request body is larger than the server accepts.")
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::BodyTooLarge, "The request body is larger than the server accepts.")
         } else {
-            ApiError::bad_request("InvalidBody", format!("The request body cannot be read: {}", e.body_text()))
+            ApiError::bad_request(ErrorCode::InvalidBody, format!("The request body cannot be read: {}", e.body_text()))
         }
     })
 }
 
-/// Parses a body that must be a JSON object; returns its compact serialization.
+/// Checks that a body is a JSON object; returns it without insignificant
+/// whitespace, every other byte as sent (numbers keep their text, keys their order).
 pub(crate) fn json_object(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("InvalidJson", format!("The body is not valid JSON: {e}")))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not valid JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request("NotAnObject", "A document must be a JSON object ({...})."));
+        return Err(ApiError::bad_request(ErrorCode::NotAnObject, "A document must be a JSON object ({...})."));
     }
-    serde_json::to_vec(&value).map_err(|e| ApiError::internal(&e))
+    Ok(minify(body))
+}
+
+/// Removes the whitespace between tokens of valid JSON.
+fn minify(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    out
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -44,7 +68,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     text.parse::<u64>()
         .map(Some)
-        .map_err(|_| ApiError::bad_request("InvalidETag", format!("If-Match must be an etag (a number), not '{}'.", text.escape_debug())))
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidETag, format!("If-Match must be an etag (a number), not '{}'.", text.escape_debug())))
 }
 
 /// `If-None-Match: *`: create only, never replace.
@@ -52,7 +76,7 @@ fn if_none_match_any(headers: &HeaderMap) -> Result<bool, ApiError> {
     match headers.get(header::IF_NONE_MATCH) {
         None => Ok(false),
         Some(v) if v.as_bytes().trim_ascii() == b"*" => Ok(true),
-        Some(_) => Err(ApiError::bad_request("InvalidETag", "If-None-Match accepts only '*' (create the document only if it does not exist).")),
+        Some(_) => Err(ApiError::bad_request(ErrorCode::InvalidETag, "If-None-Match accepts only '*' (create the document only if it does not exist).")),
     }
 }
 
@@ -70,12 +94,12 @@ impl<S: Send + Sync> FromRequestParts<S> for DocId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::bad_request("InvalidId", e.body_text()))?;
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidId, e.body_text()))?;
         params
             .iter()
             .find(|(k, _)| *k == "id")
             .map(|(_, v)| Self(v.to_string()))
-            .ok_or_else(|| ApiError::bad_request("InvalidId", "A document id is required."))
+            .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidId, "A document id is required."))
     }
 }
 
@@ -107,7 +131,7 @@ pub async fn put(
     let expected = if_match(&headers)?;
     let create_only = if_none_match_any(&headers)?;
     if create_only && expected.is_some() {
-        return Err(ApiError::bad_request("InvalidETag", "Give If-Match or If-None-Match: *, not both."));
+        return Err(ApiError::bad_request(ErrorCode::InvalidETag, "Give If-Match or If-None-Match: *, not both."));
     }
     let body = json_object(&body_bytes(body)?)?;
     crate::storage::store::validate_client_id(&id)?;
@@ -174,7 +198,7 @@ pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> R
         match query.get(name) {
             None => Ok(default),
             Some(v) => v.parse::<u64>().map(|n| usize::try_from(n).unwrap_or(usize::MAX)).map_err(|_| {
-                ApiError::bad_request("InvalidQuery", format!("'{name}' must be a non-negative integer, not '{}'.", v.escape_debug()))
+                ApiError::bad_request(ErrorCode::InvalidQuery, format!("'{name}' must be a non-negative integer, not '{}'.", v.escape_debug()))
             }),
         }
     };
@@ -193,4 +217,13 @@ pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> R
         Ok(Json(DocumentPage { results, total_results: total }))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn minify_drops_whitespace_and_keeps_strings_and_numbers() {
+        let input = br#" { "a b" : [ 1.5e3 , -0.0 ] , "q\" x" : "  " } "#;
+        assert_eq!(super::minify(input), br#"{"a b":[1.5e3,-0.0],"q\" x":"  "}"#.to_vec());
+    }
 }

@@ -8,42 +8,42 @@ use axum::Json;
 use crate::backup::{BackupError, ErrorKind};
 use crate::restore::RestoreError;
 use crate::storage::StorageError;
-use app::api::ErrorBody;
+use app::api::{ErrorBody, ErrorCode};
 
 /// An error answer of the REST API.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
     /// An error with a status, a stable code and a message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into() }
     }
 
     /// 400 with `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 404 `NotFound`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// 500 `InternalError`; the detail is logged here and not sent.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "The server failed; see its log.")
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "The server failed; see its log.")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.code.to_string(), message: self.message };
+        let body = ErrorBody { error: self.code.as_str().to_string(), message: self.message };
         (self.status, Json(body)).into_response()
     }
 }
@@ -65,7 +65,7 @@ pub fn status_of(kind: ErrorKind) -> Option<StatusCode> {
 
 impl ApiError {
     /// An error of a module: its own code and kind, with `message`.
-    fn classified(kind: ErrorKind, code: &'static str, message: String, detail: &dyn std::fmt::Display) -> Self {
+    fn classified(kind: ErrorKind, code: ErrorCode, message: String, detail: &dyn std::fmt::Display) -> Self {
         match status_of(kind) {
             Some(status) => Self::new(status, code, message),
             None => Self::internal(detail),

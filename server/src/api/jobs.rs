@@ -1,6 +1,7 @@
 //! Backup and restore over REST: `POST {base}/admin/backup`,
 //! `POST /admin/restore`, `GET /admin/backup/sets`.
 
+use app::api::ErrorCode;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
@@ -22,7 +23,7 @@ pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, 
         None => Ok(false),
         Some(v) if v == "true" || v == "1" || v.is_empty() => Ok(true),
         Some(v) if v == "false" || v == "0" => Ok(false),
-        Some(v) => Err(ApiError::bad_request("InvalidQuery", format!("'{name}' must be true or false, not '{}'.", v.escape_debug()))),
+        Some(v) => Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("'{name}' must be true or false, not '{}'.", v.escape_debug()))),
     }
 }
 
@@ -31,7 +32,7 @@ fn json_body<T: DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>)
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("InvalidJson", format!("The body is not a valid request: {e}")))
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))
 }
 
 /// Starts a backup of the database; poll `{base}/docs/Raven/Backup/Status`.
@@ -57,7 +58,7 @@ pub async fn start_backup(
     let incremental = flag(&query, "incremental")?;
     let request: BackupRequest = json_body(body)?;
     let set_secret = SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
-        .map_err(|m| ApiError::bad_request("InvalidRequest", m))?;
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidRequest, m))?;
     blocking(move || {
         let options = BackupOptions {
             location: request.backup_location,
@@ -94,7 +95,7 @@ pub async fn start_restore(
     let defrag = flag(&query, "defrag")?;
     let request: RestoreRequest = json_body(body)?;
     if request.restore_start_timeout.is_some_and(|t| t > 3600) {
-        return Err(ApiError::bad_request("InvalidRequest", "RestoreStartTimeout is at most 3600 seconds."));
+        return Err(ApiError::bad_request(ErrorCode::InvalidRequest, "RestoreStartTimeout is at most 3600 seconds."));
     }
     blocking(move || {
         let handle = state.start_restore(&request, defrag)?;

@@ -1,4 +1,4 @@
-//! The REST API (see `shared/CONTRACT.md`): one router for every client,
+//! The REST API (see `docs/reference.md`): one router for every client,
 //! the studio included.
 //!
 //! The server root is the system database's base; `/databases/{db}` is a
@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod smuggler;
 
+use app::api::ErrorCode;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, RawPathParams};
@@ -76,7 +77,7 @@ async fn request_timeout(
         Ok(response) => response,
         Err(_) => ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "RequestTimeout",
+            ErrorCode::RequestTimeout,
             "The request took longer than the server's request timeout (--request-timeout); try again.",
         )
         .into_response(),
@@ -92,7 +93,7 @@ pub async fn health() -> Json<Health> {
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
+        ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}; see /openapi.json.", uri.path()),
     )
 }
@@ -107,7 +108,7 @@ impl FromRequestParts<AppState> for Db {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::bad_request("InvalidPath", e.body_text()))?;
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e.body_text()))?;
         let name = params.iter().find(|(k, _)| *k == "db").map(|(_, v)| v.to_string());
         match name {
             None => Ok(Self(state.catalog().system())),

@@ -38,7 +38,7 @@ use app::api::*;
         auth::logout,
     ),
     components(schemas(
-        ErrorBody, Health, DatabaseInfo, CreateDatabaseRequest, DatabaseCreated, PutResult, DocumentEntry, DocumentPage,
+        ErrorBody, ErrorCode, Health, DatabaseInfo, CreateDatabaseRequest, DatabaseCreated, PutResult, DocumentEntry, DocumentPage,
         BackupRequest, JobAccepted, RestoreRequest, JobStatus, JobProgress, StatusMessage, Severity,
         BackupListing, BackupChainInfo, BackupSetInfo,
         Role, PutUserRequest, CreateApiKeyRequest, ApiKeyCreated, LoginRequest, Me,

@@ -1,6 +1,7 @@
 //! Import and export over REST: `GET {base}/smuggler/export`,
 //! `POST {base}/smuggler/import`. Both stream in constant memory.
 
+use app::api::ErrorCode;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -54,7 +55,7 @@ pub async fn export_dump(State(state): State<AppState>, Db(db): Db, Query(query)
         Err(_) => {
             return ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
+                ErrorCode::TooManyRequests,
                 format!("{} exports are running on this server; try again when one has finished.", crate::MAX_CONCURRENT_EXPORTS),
             )
             .into_response()

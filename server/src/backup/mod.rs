@@ -58,19 +58,20 @@ pub enum BackupError {
 impl BackupError {
     /// The stable error code.
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> app::api::ErrorCode {
+        use app::api::ErrorCode;
         match self {
-            Self::InvalidLocation(_) => "InvalidBackupLocation",
-            Self::AlreadyRunning => "BackupAlreadyRunning",
-            Self::ChainMismatch(_) => "ChainMismatch",
-            Self::DatabaseNotFound(_) => "NotFound",
-            Self::NoBackup(_) => "NoBackupFound",
-            Self::ChecksumMismatch(_) => "ChecksumMismatch",
-            Self::BrokenChain(_) => "BrokenChain",
-            Self::UnsupportedFormatVersion(_) => "UnsupportedFormatVersion",
-            Self::Corrupt(_) => "CorruptBackup",
-            Self::Io(_) => "IoError",
-            Self::InvalidEncryptionKey(_) => "InvalidEncryptionKey",
+            Self::InvalidLocation(_) => ErrorCode::InvalidBackupLocation,
+            Self::AlreadyRunning => ErrorCode::BackupAlreadyRunning,
+            Self::ChainMismatch(_) => ErrorCode::ChainMismatch,
+            Self::DatabaseNotFound(_) => ErrorCode::NotFound,
+            Self::NoBackup(_) => ErrorCode::NoBackupFound,
+            Self::ChecksumMismatch(_) => ErrorCode::ChecksumMismatch,
+            Self::BrokenChain(_) => ErrorCode::BrokenChain,
+            Self::UnsupportedFormatVersion(_) => ErrorCode::UnsupportedFormatVersion,
+            Self::Corrupt(_) => ErrorCode::CorruptBackup,
+            Self::Io(_) => ErrorCode::IoError,
+            Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
             Self::Storage(s) => s.code(),
         }
     }

@@ -58,16 +58,17 @@ pub enum RestoreError {
 impl RestoreError {
     /// The stable error code.
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> app::api::ErrorCode {
+        use app::api::ErrorCode;
         match self {
             Self::Backup(b) => b.code(),
             Self::Storage(s) => s.code(),
-            Self::AlreadyRunning(_) => "RestoreAlreadyRunning",
-            Self::SetNotFound(_) => "SetNotFound",
-            Self::InvalidRequest(_) => "InvalidRequest",
-            Self::InvalidDatabaseLocation(_) => "InvalidDatabaseLocation",
-            Self::EncryptionKeyRequired | Self::BackupKeyRequired => "EncryptionKeyRequired",
-            Self::InvalidEncryptionKey(_) => "InvalidEncryptionKey",
+            Self::AlreadyRunning(_) => ErrorCode::RestoreAlreadyRunning,
+            Self::SetNotFound(_) => ErrorCode::SetNotFound,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::InvalidDatabaseLocation(_) => ErrorCode::InvalidDatabaseLocation,
+            Self::EncryptionKeyRequired | Self::BackupKeyRequired => ErrorCode::EncryptionKeyRequired,
+            Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
         }
     }
 

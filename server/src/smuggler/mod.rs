@@ -82,12 +82,13 @@ pub enum SmugglerError {
 impl SmugglerError {
     /// The stable error code.
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> app::api::ErrorCode {
+        use app::api::ErrorCode;
         match self {
-            Self::InvalidLine { .. } | Self::InvalidDump(_) => "InvalidDump",
-            Self::UnsupportedFormatVersion(_) => "UnsupportedFormatVersion",
-            Self::AlreadyRunning => "ImportAlreadyRunning",
-            Self::Io(_) => "IoError",
+            Self::InvalidLine { .. } | Self::InvalidDump(_) => ErrorCode::InvalidDump,
+            Self::UnsupportedFormatVersion(_) => ErrorCode::UnsupportedFormatVersion,
+            Self::AlreadyRunning => ErrorCode::ImportAlreadyRunning,
+            Self::Io(_) => ErrorCode::IoError,
             Self::Storage(s) => s.code(),
         }
     }
@@ -385,7 +386,7 @@ mod tests {
         let (_b, target) = store();
         let cut = &dump[..dump.len() / 2];
         let err = import(&target, cut, false, &mut |_, _| {}).expect_err("truncated");
-        assert_eq!(err.code(), "InvalidDump", "{err}");
+        assert_eq!(err.code(), app::api::ErrorCode::InvalidDump, "{err}");
         let plain = String::from_utf8(zstd::decode_all(&dump[..]).expect("zstd")).expect("utf8");
         let without_end: String = plain.lines().take(10).map(|l| format!("{l}\n")).collect();
         let err = import(&target, without_end.as_bytes(), false, &mut |_, _| {}).expect_err("no end line");

@@ -45,18 +45,19 @@ pub enum StorageError {
 impl StorageError {
     /// The stable error code, the same in an HTTP answer and a status document.
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> app::api::ErrorCode {
+        use app::api::ErrorCode;
         match self {
-            Self::Engine(_) | Self::Io(_) | Self::Corrupt(_) | Self::Crypto(_) => "StorageError",
-            Self::NotFound => "NotFound",
-            Self::ConcurrencyConflict { .. } => "ConcurrencyConflict",
-            Self::InvalidId(_) => "InvalidId",
-            Self::InvalidName(_) => "InvalidName",
-            Self::ReservedDocument(_) => "ReservedDocument",
-            Self::DatabaseExists(_) => "DatabaseExists",
-            Self::DatabaseBusy(_) => "DatabaseBusy",
-            Self::DestinationNotEmpty(_) => "DestinationNotEmpty",
-            Self::Locked(_) => "DatabaseLocked",
+            Self::Engine(_) | Self::Io(_) | Self::Corrupt(_) | Self::Crypto(_) => ErrorCode::StorageError,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::ConcurrencyConflict { .. } => ErrorCode::ConcurrencyConflict,
+            Self::InvalidId(_) => ErrorCode::InvalidId,
+            Self::InvalidName(_) => ErrorCode::InvalidName,
+            Self::ReservedDocument(_) => ErrorCode::ReservedDocument,
+            Self::DatabaseExists(_) => ErrorCode::DatabaseExists,
+            Self::DatabaseBusy(_) => ErrorCode::DatabaseBusy,
+            Self::DestinationNotEmpty(_) => ErrorCode::DestinationNotEmpty,
+            Self::Locked(_) => ErrorCode::DatabaseLocked,
         }
     }
 

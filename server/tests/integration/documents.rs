@@ -65,6 +65,26 @@ fn key_order_of_a_document_is_kept() {
 }
 
 #[test]
+fn numbers_keep_their_text() {
+    let s = TestServer::start();
+    let doc = r#"{"big":123456789012345678901234567890,"neg0":-0.0,"exp":1.5e3,"tenth":0.1,"huge":1e400,"one":1.0,"int":-9007199254740993}"#;
+    let (status, _) = s.call_raw("PUT", "/docs/n", Some(doc.into()), &[]);
+    assert_eq!(status, 201);
+    let (_, text) = s.call_raw("GET", "/docs/n", None, &[]);
+    assert_eq!(text, doc, "every number comes back as it was written");
+    // Through a backup and a restore as well.
+    let location = s.location("numbers");
+    s.backup("", &location, false);
+    let done = s.restore(serde_json::json!({"BackupLocation": location, "DatabaseName": "Numbers"}));
+    assert_eq!(done["Success"], true, "{done}");
+    let (_, text) = s.call_raw("GET", "/databases/Numbers/docs/n", None, &[]);
+    assert_eq!(text, doc);
+    // Listings keep integers beyond 64 bits and -0.0 too.
+    let (_, page) = s.call_raw("GET", "/docs?startsWith=n", None, &[]);
+    assert!(page.contains("123456789012345678901234567890") && page.contains("-0.0"), "{page}");
+}
+
+#[test]
 fn listing_pages_in_id_order_with_status_documents_counted() {
     let s = TestServer::start();
     s.create_db("Paged");
