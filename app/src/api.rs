@@ -95,6 +95,8 @@ pub enum ErrorCode {
     InvalidDatabaseLocation,
     /// Another restore still runs after `RestoreStartTimeout`.
     RestoreAlreadyRunning,
+    /// The restore destination has less free space than the sets it would read.
+    InsufficientSpace,
     /// A key or passphrase is needed to read this.
     EncryptionKeyRequired,
     /// The key or passphrase given is not the right one.
@@ -127,7 +129,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [Self; 46] = [Self::InvalidJson, Self::NotAnObject, Self::InvalidBody, Self::BodyTooLarge, Self::InvalidId, Self::InvalidPath, Self::InvalidQuery, Self::InvalidETag, Self::InvalidName, Self::InvalidRequest, Self::NotFound, Self::MethodNotAllowed, Self::ReservedDocument, Self::ConcurrencyConflict, Self::DatabaseExists, Self::DatabaseBusy, Self::DestinationNotEmpty, Self::DatabaseLocked, Self::RequestTimeout, Self::TooManyRequests, Self::InternalError, Self::InvalidBackupLocation, Self::BackupAlreadyRunning, Self::ChainMismatch, Self::NoBackupFound, Self::SetNotFound, Self::ChecksumMismatch, Self::BrokenChain, Self::UnsupportedFormatVersion, Self::CorruptBackup, Self::InvalidDatabaseLocation, Self::RestoreAlreadyRunning, Self::EncryptionKeyRequired, Self::InvalidEncryptionKey, Self::InvalidDump, Self::ImportAlreadyRunning, Self::Unauthorized, Self::Forbidden, Self::CsrfTokenMissing, Self::TooManyAttempts, Self::LastAdministrator, Self::ApiKeyExists, Self::IoError, Self::StorageError, Self::Interrupted, Self::JobAborted];
+    pub const ALL: [Self; 47] = [Self::InvalidJson, Self::NotAnObject, Self::InvalidBody, Self::BodyTooLarge, Self::InvalidId, Self::InvalidPath, Self::InvalidQuery, Self::InvalidETag, Self::InvalidName, Self::InvalidRequest, Self::NotFound, Self::MethodNotAllowed, Self::ReservedDocument, Self::ConcurrencyConflict, Self::DatabaseExists, Self::DatabaseBusy, Self::DestinationNotEmpty, Self::DatabaseLocked, Self::RequestTimeout, Self::TooManyRequests, Self::InternalError, Self::InvalidBackupLocation, Self::BackupAlreadyRunning, Self::ChainMismatch, Self::NoBackupFound, Self::SetNotFound, Self::ChecksumMismatch, Self::BrokenChain, Self::UnsupportedFormatVersion, Self::CorruptBackup, Self::InvalidDatabaseLocation, Self::RestoreAlreadyRunning, Self::InsufficientSpace, Self::EncryptionKeyRequired, Self::InvalidEncryptionKey, Self::InvalidDump, Self::ImportAlreadyRunning, Self::Unauthorized, Self::Forbidden, Self::CsrfTokenMissing, Self::TooManyAttempts, Self::LastAdministrator, Self::ApiKeyExists, Self::IoError, Self::StorageError, Self::Interrupted, Self::JobAborted];
 
     /// The code as it appears on the wire.
     #[must_use]
@@ -165,6 +167,7 @@ impl ErrorCode {
             Self::CorruptBackup => "CorruptBackup",
             Self::InvalidDatabaseLocation => "InvalidDatabaseLocation",
             Self::RestoreAlreadyRunning => "RestoreAlreadyRunning",
+            Self::InsufficientSpace => "InsufficientSpace",
             Self::EncryptionKeyRequired => "EncryptionKeyRequired",
             Self::InvalidEncryptionKey => "InvalidEncryptionKey",
             Self::InvalidDump => "InvalidDump",

@@ -316,6 +316,7 @@ impl Rookery {
             Some(l) => l,
             None => self.catalog.default_location(&name)?,
         };
+        restore::check_free_space(&plan, &location)?;
         let reservation = self.catalog.reserve_restore(&name, &location)?;
         let initial = JobStatus {
             backup_location: Some(source.display().to_string()),

@@ -59,6 +59,7 @@ pub fn status_of(kind: ErrorKind) -> Option<StatusCode> {
         ErrorKind::Conflict => Some(StatusCode::CONFLICT),
         ErrorKind::Unprocessable => Some(StatusCode::UNPROCESSABLE_ENTITY),
         ErrorKind::Unavailable => Some(StatusCode::SERVICE_UNAVAILABLE),
+        ErrorKind::InsufficientStorage => Some(StatusCode::INSUFFICIENT_STORAGE),
         ErrorKind::Internal => None,
     }
 }

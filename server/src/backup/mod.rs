@@ -23,6 +23,7 @@ pub enum ErrorKind {
     Conflict,
     Unprocessable,
     Unavailable,
+    InsufficientStorage,
     Internal,
 }
 

@@ -47,6 +47,8 @@ pub enum RestoreError {
     InvalidRequest(String),
     #[error("{0}")]
     InvalidDatabaseLocation(String),
+    #[error("{0}")]
+    InsufficientSpace(String),
     #[error("The backup is of an encrypted database and leaves its key out: give the database key as EncryptionKey.")]
     EncryptionKeyRequired,
     #[error("{0}")]
@@ -67,6 +69,7 @@ impl RestoreError {
             Self::SetNotFound(_) => ErrorCode::SetNotFound,
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::InvalidDatabaseLocation(_) => ErrorCode::InvalidDatabaseLocation,
+            Self::InsufficientSpace(_) => ErrorCode::InsufficientSpace,
             Self::EncryptionKeyRequired | Self::BackupKeyRequired => ErrorCode::EncryptionKeyRequired,
             Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
         }
@@ -79,6 +82,7 @@ impl RestoreError {
             Self::Backup(b) => b.kind(),
             Self::Storage(s) => s.kind(),
             Self::AlreadyRunning(_) => ErrorKind::Conflict,
+            Self::InsufficientSpace(_) => ErrorKind::InsufficientStorage,
             Self::SetNotFound(_)
             | Self::InvalidRequest(_)
             | Self::InvalidDatabaseLocation(_)
@@ -258,6 +262,32 @@ fn database_key(chain: &[SetOnDisk], set_keys: &[Option<crate::crypto::Key>], gi
         return Err(RestoreError::InvalidEncryptionKey("This is not the key of the backed-up database.".into()));
     }
     Ok(Some(key))
+}
+
+/// Refuses a restore into `location` when its filesystem has less free space
+/// than the bytes of the chain's files (a lower bound of what the database
+/// will take: the sets are compressed).
+///
+/// # Errors
+/// `InsufficientSpace`.
+pub fn check_free_space(plan: &RestorePlan, location: &Path) -> Result<(), RestoreError> {
+    let needed: u64 = plan.chain.iter().flat_map(|s| &s.manifest.files).map(|f| f.size).sum();
+    let mut probe = location;
+    while !probe.exists() {
+        match probe.parent() {
+            Some(p) => probe = p,
+            None => return Ok(()),
+        }
+    }
+    let Ok(stats) = rustix::fs::statvfs(probe) else { return Ok(()) };
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if free < needed {
+        return Err(RestoreError::InsufficientSpace(format!(
+            "'{}' has {free} bytes free; the sets to restore alone take {needed}: free some space or choose another DatabaseLocation",
+            probe.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Progress callback: (records applied, bytes read).
@@ -561,4 +591,29 @@ pub fn restore_system_database(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_without_room_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest: crate::backup::format::Manifest = serde_json::from_value(serde_json::json!({
+            "FormatVersion": 2, "ServerVersion": "t", "SetId": "20261126T050000Z-full", "DatabaseName": "D",
+            "DatabaseId": "x", "Kind": "Full", "BaseSetId": null, "FromEtag": 0, "ToEtag": 1, "DocumentCount": 1,
+            "DeletionCount": 0, "Created": "2026-11-26T05:00:00.000Z", "Compression": "zstd", "Encryption": null,
+            "Files": [{"Name": "documents-0001.zst", "Size": u64::MAX / 2, "Sha256": "00", "Content": "Documents", "Records": 1}]
+        }))
+        .expect("a manifest");
+        let set = SetOnDisk { dir: dir.path().to_path_buf(), manifest, size_bytes: 0 };
+        let plan = RestorePlan { location: dir.path().to_path_buf(), chain: vec![set], database_key: None, set_keys: vec![None] };
+        let err = check_free_space(&plan, &dir.path().join("new/db")).expect_err("no room");
+        assert_eq!(err.code(), app::api::ErrorCode::InsufficientSpace);
+        assert!(!dir.path().join("new").exists());
+        let mut small = plan.clone();
+        small.chain[0].manifest.files[0].size = 10;
+        check_free_space(&small, &dir.path().join("new/db")).expect("room for 10 bytes");
+    }
 }
