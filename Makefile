@@ -15,8 +15,9 @@ tools-e2e:
 build: tools
 	cargo leptos build
 
+# A development server: data in ./data, backups allowed under /tmp/rookery-backups.
 run: build
-	LEPTOS_SITE_ROOT=target/site ./target/debug/rookery-server --data-dir ./data --bind 127.0.0.1:3000
+	LEPTOS_SITE_ROOT=target/site ./target/debug/rookery-server --data-dir ./data --bind 127.0.0.1:3000 --backup-root /tmp/rookery-backups
 
 # Unit, router, integration and fault tests (real servers on free ports), then the studio in Chromium.
 test: tools-e2e unit build fuzz e2e

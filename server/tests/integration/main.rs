@@ -9,6 +9,7 @@ mod documents;
 mod faults;
 mod durability;
 mod encryption;
+mod readme;
 mod reference;
 mod restore;
 mod smuggler;
