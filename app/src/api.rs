@@ -23,6 +23,16 @@ pub fn is_server_owned(id: &str) -> bool {
     id.starts_with(SERVER_OWNED_PREFIX)
 }
 
+/// `1 document`, `2 documents`: a count with its noun (regular plurals).
+#[must_use]
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Name under which the system database is shown in the studio and listings.
 pub const SYSTEM_DATABASE: &str = "System";
 
@@ -219,7 +229,11 @@ pub struct Health {
 pub struct DatabaseInfo {
     pub name: String,
     pub document_count: u64,
+    /// Bytes on disk: tables and journals, preallocated journal space included.
     pub size_bytes: u64,
+    /// Bytes of the documents themselves (ids and stored records): the data size.
+    #[serde(default)]
+    pub data_size_bytes: u64,
     pub encrypted: bool,
 }
 

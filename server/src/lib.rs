@@ -270,8 +270,11 @@ impl Rookery {
                 drop(unfinished);
                 match &result {
                     Ok(s) => reporter.succeed_with_bytes(s.bytes_written, &format!(
-                        "Backup completed: {} documents, {} deletions, {} bytes in {}",
-                        s.documents, s.deletions, s.bytes_written, s.set_id
+                        "Backup completed: {}, {}, {} in {}",
+                        app::api::counted(s.documents, "document"),
+                        app::api::counted(s.deletions, "deletion"),
+                        app::api::counted(s.bytes_written, "byte"),
+                        s.set_id
                     )),
                     Err(e) => {
                         tracing::error!(error = %e, "backup failed");
@@ -352,8 +355,11 @@ impl Rookery {
                 let result = run_restore(&catalog, &plan, &reservation, defrag, master.as_ref(), &mut reporter);
                 match &result {
                     Ok(s) => reporter.succeed(&format!(
-                        "Restore completed: database '{}' with {} documents, up to {} (etag {})",
-                        s.database_name, s.documents, s.last_set_id, s.last_etag
+                        "Restore completed: database '{}' with {}, up to {} (etag {})",
+                        s.database_name,
+                        app::api::counted(s.documents, "document"),
+                        s.last_set_id,
+                        s.last_etag
                     )),
                     Err(e) => {
                         tracing::error!(error = %e, "restore failed");

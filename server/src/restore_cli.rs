@@ -45,8 +45,8 @@ pub fn restore_system_offline(config: &Config) -> ExitCode {
     match result {
         Ok(summary) => {
             println!(
-                "Restored the system database ({} documents, up to {}) into {}",
-                summary.documents,
+                "Restored the system database ({}, up to {}) into {}",
+                app::api::counted(summary.documents, "document"),
                 summary.last_set_id,
                 summary.location.display()
             );

@@ -3,14 +3,14 @@
 use leptos::prelude::*;
 
 use super::common::ErrorBanner;
-use crate::api::{is_valid_database_name, DatabaseCreated, DatabaseInfo};
+use crate::api::{is_valid_database_name, DatabaseCreated, DatabaseInfo, SYSTEM_DATABASE};
 use crate::client::{encode_path, encode_query, format_bytes, get_json, send_json, Method};
 
 /// `/studio` and `/studio/databases`.
 #[component]
 pub fn DatabasesPage() -> impl IntoView {
     let (version, set_version) = signal(0u32);
-    let databases = Resource::new(move || version.get(), |_| get_json::<Vec<DatabaseInfo>>("/databases"));
+    let databases = Resource::new(move || version.get(), |_| get_json::<Vec<DatabaseInfo>>("/databases?includeSystem=true"));
     let (error, set_error) = signal(None::<String>);
     let (notice, set_notice) = signal(None::<String>);
     let (name, set_name) = signal(String::new());
@@ -85,31 +85,24 @@ pub fn DatabasesPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match databases.await {
                             Ok(list) => {
-                                let empty = list.is_empty();
+                                let empty = list.iter().all(|db| db.name == SYSTEM_DATABASE);
                                 view! {
                                     <table class="table" aria-label="Databases">
                                         <thead>
                                             <tr>
-                                                <th>"Name"</th>
-                                                <th class="num">"Documents"</th>
-                                                <th class="num">"Size"</th>
-                                                <th></th>
+                                                <th scope="col">"Name"</th>
+                                                <th scope="col" class="num">"Documents"</th>
+                                                <th scope="col" class="num">"Data size"</th>
+                                                <th scope="col" class="num">"On disk"</th>
+                                                <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                                             </tr>
                                         </thead>
                                         <tbody>
-                                            <tr>
-                                                <td>
-                                                    <a href="/studio/documents?db=System">"System"</a>
-                                                    <span class="tag">"system"</span>
-                                                </td>
-                                                <td class="num">"—"</td>
-                                                <td class="num">"—"</td>
-                                                <td></td>
-                                            </tr>
                                             {list
                                                 .into_iter()
                                                 .map(|db| {
                                                     let name = db.name.clone();
+                                                    let is_system = name == SYSTEM_DATABASE;
                                                     let for_delete = name.clone();
                                                     let for_confirm = name.clone();
                                                     let is_confirming = move || confirming.get().as_deref() == Some(for_confirm.as_str());
@@ -117,18 +110,22 @@ pub fn DatabasesPage() -> impl IntoView {
                                                         <tr>
                                                             <td>
                                                                 <a href=format!("/studio/documents?db={}", encode_query(&name))>{name.clone()}</a>
+                                                                {is_system.then(|| view! { <span class="tag">"system"</span> })}
                                                             </td>
                                                             <td class="num">{db.document_count}</td>
+                                                            <td class="num">{format_bytes(db.data_size_bytes)}</td>
                                                             <td class="num">{format_bytes(db.size_bytes)}</td>
                                                             <td class="actions">
+                                                                {(!is_system).then(|| view! {
                                                                 <Show
-                                                                    when=is_confirming
+                                                                    when=is_confirming.clone()
                                                                     fallback={
                                                                         let name = name.clone();
                                                                         move || {
                                                                             let name = name.clone();
+                                                                            let label = format!("Delete database {name}");
                                                                             view! {
-                                                                                <button class="danger-outline" on:click=move |_| set_confirming.set(Some(name.clone()))>
+                                                                                <button class="danger-outline" aria-label=label on:click=move |_| set_confirming.set(Some(name.clone()))>
                                                                                     "Delete"
                                                                                 </button>
                                                                             }
@@ -137,12 +134,14 @@ pub fn DatabasesPage() -> impl IntoView {
                                                                 >
                                                                     {
                                                                         let target = for_delete.clone();
+                                                                        let label = format!("Confirm delete of database {target}");
                                                                         view! {
-                                                                            <button class="danger" on:click=move |_| delete(target.clone())>"Confirm delete"</button>
+                                                                            <button class="danger" aria-label=label on:click=move |_| delete(target.clone())>"Confirm delete"</button>
                                                                             <button class="link" on:click=move |_| set_confirming.set(None)>"Cancel"</button>
                                                                         }
                                                                     }
                                                                 </Show>
+                                                                })}
                                                             </td>
                                                         </tr>
                                                     }

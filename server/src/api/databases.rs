@@ -3,7 +3,9 @@
 use app::api::ErrorCode;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 
@@ -11,19 +13,29 @@ use super::documents::body_bytes;
 use super::{blocking, ApiError, AppState};
 use app::api::{CreateDatabaseRequest, DatabaseCreated, DatabaseInfo, ErrorBody};
 
-/// Every named database, in creation order.
-#[utoipa::path(get, path = "/databases", tag = "databases", responses((status = 200, body = Vec<DatabaseInfo>)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<DatabaseInfo>>, ApiError> {
+/// Every named database, in creation order (the system database first with
+/// `includeSystem=true`).
+#[utoipa::path(
+    get,
+    path = "/databases",
+    tag = "databases",
+    params(("includeSystem" = Option<bool>, Query, description = "Also the system database, first (default false)")),
+    responses((status = 200, body = Vec<DatabaseInfo>), (status = 400, body = ErrorBody, description = "InvalidQuery"))
+)]
+pub async fn list(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Result<Json<Vec<DatabaseInfo>>, ApiError> {
+    let include_system = super::jobs::flag(&query, "includeSystem")?;
     blocking(move || {
+        let catalog = state.catalog();
+        let system = include_system.then(|| catalog.system());
         Ok(Json(
-            state
-                .catalog()
-                .list()
-                .iter()
+            system
+                .into_iter()
+                .chain(catalog.list())
                 .map(|db| DatabaseInfo {
                     name: db.name.clone(),
                     document_count: db.store.document_count(),
                     size_bytes: db.store.size_bytes(),
+                    data_size_bytes: db.store.data_bytes(),
                     encrypted: db.store.is_encrypted(),
                 })
                 .collect(),

@@ -156,7 +156,11 @@ pub async fn import_dump(
         let reader = ChannelReader { rx, current: Bytes::new() };
         let result = import(&db.store, reader, overwrite, &mut |written, skipped| reporter.progress(written + skipped, 0));
         match &result {
-            Ok(s) => reporter.succeed(&format!("Import completed: {} documents written, {} skipped (existing ids)", s.written, s.skipped)),
+            Ok(s) => reporter.succeed(&format!(
+                "Import completed: {} written, {} skipped (existing ids)",
+                app::api::counted(s.written, "document"),
+                app::api::counted(s.skipped, "document")
+            )),
             Err(e) => reporter.fail(e.code(), &format!("Import failed: {e}")),
         }
         result.map(|_| crate::jobs::read_status(&db, SMUGGLER_STATUS_ID).unwrap_or_default()).map_err(ApiError::from)

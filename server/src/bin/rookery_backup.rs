@@ -148,9 +148,9 @@ fn online(args: &Args) -> ExitCode {
     match follow_with_progress(&client, &base, BACKUP_STATUS_ID, Duration::from_secs(7 * 24 * 3600)) {
         Ok(status) if status.success => {
             println!(
-                "Backup completed: {} ({} documents, {}) in {}",
+                "Backup completed: {} ({}, {}) in {}",
                 status.set_id.unwrap_or_default(),
-                status.progress.documents_done,
+                app::api::counted(status.progress.documents_done, "document"),
                 human_bytes(status.progress.bytes_written),
                 status.backup_location.unwrap_or_default()
             );

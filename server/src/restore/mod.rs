@@ -382,6 +382,7 @@ fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
     let mut last_id: Option<String> = None;
     let mut count = 0u64;
+    let mut data_bytes = 0u64;
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
         *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
@@ -390,7 +391,9 @@ fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut
             if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
                 return Err(corrupt(set, &file.name, "documents are not in id order"));
             }
-            ingestion.write(id.as_bytes().to_vec(), encode_with_flags(etag, modified_ms, flags, &body)).map_err(StorageError::from)?;
+            let record = encode_with_flags(etag, modified_ms, flags, &body);
+            data_bytes += (id.len() + record.len()) as u64;
+            ingestion.write(id.as_bytes().to_vec(), record).map_err(StorageError::from)?;
             last_id = Some(id);
             failpoint::hit("restore.document");
             count += 1;
@@ -419,7 +422,7 @@ fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut
         })?;
     }
     changes.finish().map_err(StorageError::from)?;
-    bulk.finish(set.manifest.to_etag, Some(count))?;
+    bulk.finish(set.manifest.to_etag, Some((count, data_bytes)))?;
     progress(*done, *bytes);
     Ok(count)
 }

@@ -6,7 +6,7 @@
 //!   A write removes the document's previous entry, so a range scan from an
 //!   etag yields exactly the documents changed after it.
 //! - `deletions`: etag -> id, one entry per delete: what was deleted after an etag.
-//! - `meta`: `last_etag`, `doc_count`, `database_id`.
+//! - `meta`: `last_etag`, `doc_count`, `data_bytes`, `database_id`.
 //! - `internal`: server bookkeeping (the catalog in the system database).
 //!
 //! Every write is one fjall batch over these keyspaces, made under the writer
@@ -26,6 +26,8 @@ use super::StorageError;
 
 const META_LAST_ETAG: &[u8] = b"last_etag";
 const META_DOC_COUNT: &[u8] = b"doc_count";
+/// Bytes of the live documents as stored (ids and records): the data size.
+const META_DATA_BYTES: &[u8] = b"data_bytes";
 const META_DATABASE_ID: &[u8] = b"database_id";
 const META_WRAPPED_KEY: &[u8] = b"encryption_key";
 
@@ -54,6 +56,7 @@ pub struct PutOutcome {
 struct WriterState {
     last_etag: u64,
     doc_count: u64,
+    data_bytes: u64,
 }
 
 /// A Rookery database on disk.
@@ -105,6 +108,19 @@ impl DocumentStore {
 
         let last_etag = read_u64(&meta.get(META_LAST_ETAG)?)?;
         let doc_count = read_u64(&meta.get(META_DOC_COUNT)?)?;
+        // Databases written before the counter existed: count once, keep it.
+        let data_bytes = match meta.get(META_DATA_BYTES)? {
+            Some(raw) => read_u64(&Some(raw))?,
+            None => {
+                let mut total = 0u64;
+                for guard in docs.iter() {
+                    let (k, v) = guard.into_inner()?;
+                    total += (k.len() + v.len()) as u64;
+                }
+                meta.insert(META_DATA_BYTES, total.to_be_bytes())?;
+                total
+            }
+        };
         let database_id = match meta.get(META_DATABASE_ID)? {
             Some(raw) => String::from_utf8(raw.to_vec())
                 .map_err(|_| StorageError::Corrupt("database id".into()))?,
@@ -127,7 +143,7 @@ impl DocumentStore {
             path: path.to_path_buf(),
             database_id,
             durability,
-            writer: Mutex::new(WriterState { last_etag, doc_count }),
+            writer: Mutex::new(WriterState { last_etag, doc_count, data_bytes }),
             committed_etag: AtomicU64::new(last_etag),
             synced_etag: AtomicU64::new(last_etag),
             sync_lock: Mutex::new(()),
@@ -216,10 +232,17 @@ impl DocumentStore {
         self.lock_writer().doc_count
     }
 
-    /// Bytes on disk.
+    /// Bytes on disk (tables and journals, preallocated space included).
     #[must_use]
     pub fn size_bytes(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Bytes of the live documents as stored (ids and records, sealed ones
+    /// sealed): what the database holds, whatever the disk layout.
+    #[must_use]
+    pub fn data_bytes(&self) -> u64 {
+        self.lock_writer().data_bytes
     }
 
     /// Reads a document.
@@ -266,7 +289,8 @@ impl DocumentStore {
         let (flags, stored) = self.seal(id, body)?;
         let outcome = {
             let mut state = self.lock_writer();
-            let current = self.current_etag(id)?;
+            let found = self.current(id)?;
+            let current = found.map(|(e, _)| e);
             match expect {
                 Expect::Any => {}
                 Expect::Etag(e) => check_if_match(Some(e), current)?,
@@ -278,16 +302,19 @@ impl DocumentStore {
             }
             let etag = state.last_etag + 1;
             let mut batch = self.db.batch();
-            batch.insert(&self.docs, id.as_bytes(), encode_with_flags(etag, now_ms(), flags, &stored));
+            let record = encode_with_flags(etag, now_ms(), flags, &stored);
+            let data_bytes = (state.data_bytes + (id.len() + record.len()) as u64).saturating_sub(found.map_or(0, |(_, size)| size));
+            batch.insert(&self.docs, id.as_bytes(), record);
             if let Some(old) = current {
                 batch.remove(&self.changes, etag_key(old));
             }
             batch.insert(&self.changes, etag_key(etag), id.as_bytes());
             let doc_count = state.doc_count + u64::from(current.is_none());
-            self.stage_meta(&mut batch, etag, doc_count);
+            self.stage_meta(&mut batch, etag, doc_count, data_bytes);
             batch.commit()?;
             state.last_etag = etag;
             state.doc_count = doc_count;
+            state.data_bytes = data_bytes;
             self.committed_etag.store(etag, Ordering::Release);
             PutOutcome { etag, created: current.is_none() }
         };
@@ -303,7 +330,7 @@ impl DocumentStore {
         validate_client_id(id)?;
         let etag = {
             let mut state = self.lock_writer();
-            let Some(current) = self.current_etag(id)? else {
+            let Some((current, size)) = self.current(id)? else {
                 return Err(StorageError::NotFound);
             };
             check_if_match(if_match, Some(current))?;
@@ -313,10 +340,12 @@ impl DocumentStore {
             batch.remove(&self.changes, etag_key(current));
             batch.insert(&self.deletions, etag_key(etag), id.as_bytes());
             let doc_count = state.doc_count.saturating_sub(1);
-            self.stage_meta(&mut batch, etag, doc_count);
+            let data_bytes = state.data_bytes.saturating_sub(size);
+            self.stage_meta(&mut batch, etag, doc_count, data_bytes);
             batch.commit()?;
             state.last_etag = etag;
             state.doc_count = doc_count;
+            state.data_bytes = data_bytes;
             self.committed_etag.store(etag, Ordering::Release);
             etag
         };
@@ -339,14 +368,15 @@ impl DocumentStore {
             let mut batch = self.db.batch();
             let mut etag = state.last_etag;
             let mut count = state.doc_count;
+            let mut data_bytes = state.data_bytes;
             let (mut written, mut skipped) = (0, 0);
             // Ids repeated within the batch: the later one wins, as if written one by one.
-            let mut in_batch: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+            let mut in_batch: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
             let now = now_ms();
             for (id, body) in documents {
                 let current = match in_batch.get(id.as_str()) {
-                    Some(e) => Some(*e),
-                    None => self.current_etag(id)?,
+                    Some(found) => Some(*found),
+                    None => self.current(id)?,
                 };
                 if current.is_some() && !overwrite {
                     skipped += 1;
@@ -354,20 +384,27 @@ impl DocumentStore {
                 }
                 etag += 1;
                 let (flags, stored) = self.seal(id, body)?;
-                batch.insert(&self.docs, id.as_bytes(), encode_with_flags(etag, now, flags, &stored));
+                let record = encode_with_flags(etag, now, flags, &stored);
+                let size = (id.len() + record.len()) as u64;
+                batch.insert(&self.docs, id.as_bytes(), record);
                 match current {
-                    Some(old) => batch.remove(&self.changes, etag_key(old)),
+                    Some((old, old_size)) => {
+                        batch.remove(&self.changes, etag_key(old));
+                        data_bytes = data_bytes.saturating_sub(old_size);
+                    }
                     None => count += 1,
                 }
+                data_bytes += size;
                 batch.insert(&self.changes, etag_key(etag), id.as_bytes());
-                in_batch.insert(id.as_str(), etag);
+                in_batch.insert(id.as_str(), (etag, size));
                 written += 1;
             }
             if written > 0 {
-                self.stage_meta(&mut batch, etag, count);
+                self.stage_meta(&mut batch, etag, count, data_bytes);
                 batch.commit()?;
                 state.last_etag = etag;
                 state.doc_count = count;
+                state.data_bytes = data_bytes;
                 self.committed_etag.store(etag, Ordering::Release);
             }
             (etag, written, skipped)
@@ -456,16 +493,18 @@ impl DocumentStore {
         BulkAccess { store: self }
     }
 
-    fn current_etag(&self, id: &str) -> Result<Option<u64>, StorageError> {
+    /// The current etag of a document and its size (id and record), if it exists.
+    fn current(&self, id: &str) -> Result<Option<(u64, u64)>, StorageError> {
         match self.docs.get(id.as_bytes())? {
-            Some(raw) => Ok(Some(decode_header(&raw)?.0)),
+            Some(raw) => Ok(Some((decode_header(&raw)?.0, (id.len() + raw.len()) as u64))),
             None => Ok(None),
         }
     }
 
-    fn stage_meta(&self, batch: &mut fjall::OwnedWriteBatch, etag: u64, doc_count: u64) {
+    fn stage_meta(&self, batch: &mut fjall::OwnedWriteBatch, etag: u64, doc_count: u64, data_bytes: u64) {
         batch.insert(&self.meta, META_LAST_ETAG, etag.to_be_bytes());
         batch.insert(&self.meta, META_DOC_COUNT, doc_count.to_be_bytes());
+        batch.insert(&self.meta, META_DATA_BYTES, data_bytes.to_be_bytes());
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
@@ -612,44 +651,52 @@ impl BulkAccess<'_> {
         let mut state = store.lock_writer();
         let mut batch = store.db.batch();
         let mut count = state.doc_count;
+        let mut data_bytes = state.data_bytes;
         // Within one batch, later reads must see earlier writes of the same batch;
         // track the ids removed and added here.
         let mut removed = std::collections::HashSet::new();
         for id in deletions {
-            if let Some(old) = store.current_etag(id)? {
+            if let Some((old, size)) = store.current(id)? {
                 batch.remove(&store.docs, id.as_bytes());
                 batch.remove(&store.changes, etag_key(old));
                 count = count.saturating_sub(1);
+                data_bytes = data_bytes.saturating_sub(size);
                 removed.insert(id.as_str());
             }
         }
         for (id, raw) in documents {
             let (etag, _) = decode_header(raw)?;
-            let existing = if removed.contains(id.as_str()) { None } else { store.current_etag(id)? };
+            let existing = if removed.contains(id.as_str()) { None } else { store.current(id)? };
             match existing {
-                Some(old) => batch.remove(&store.changes, etag_key(old)),
+                Some((old, size)) => {
+                    batch.remove(&store.changes, etag_key(old));
+                    data_bytes = data_bytes.saturating_sub(size);
+                }
                 None => count += 1,
             }
+            data_bytes += (id.len() + raw.len()) as u64;
             batch.insert(&store.docs, id.as_bytes(), raw.clone());
             batch.insert(&store.changes, etag_key(etag), id.as_bytes());
         }
-        store.stage_meta(&mut batch, state.last_etag, count);
+        store.stage_meta(&mut batch, state.last_etag, count, data_bytes);
         batch.commit()?;
         state.doc_count = count;
+        state.data_bytes = data_bytes;
         Ok(())
     }
 
-    /// Sets the counters once everything is loaded, and syncs to disk.
-    pub fn finish(&self, last_etag: u64, doc_count: Option<u64>) -> Result<(), StorageError> {
+    /// Sets the counters (documents and data bytes, when given) once everything is loaded, and syncs to disk.
+    pub fn finish(&self, last_etag: u64, counts: Option<(u64, u64)>) -> Result<(), StorageError> {
         let store = self.store;
         let mut state = store.lock_writer();
-        let count = doc_count.unwrap_or(state.doc_count);
+        let (count, data_bytes) = counts.unwrap_or((state.doc_count, state.data_bytes));
         let mut batch = store.db.batch();
-        store.stage_meta(&mut batch, last_etag, count);
+        store.stage_meta(&mut batch, last_etag, count, data_bytes);
         batch.commit()?;
         store.db.persist(PersistMode::SyncAll)?;
         state.last_etag = last_etag;
         state.doc_count = count;
+        state.data_bytes = data_bytes;
         store.committed_etag.store(last_etag, Ordering::Release);
         store.synced_etag.store(last_etag, Ordering::Release);
         Ok(())

@@ -250,3 +250,33 @@ fn hostile_ids_names_and_traversal_change_nothing_outside() {
         assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidBackupLocation")), "{location}");
     }
 }
+
+#[test]
+fn sizes_say_what_the_data_takes_and_what_the_disk_takes() {
+    let s = TestServer::start();
+    s.create_db("Small");
+    s.put_doc("/databases/Small", "a/1", json!({"Name": "Ann"}));
+    s.put_doc("/databases/Small", "a/2", json!({"Name": "Bob"}));
+    s.put_doc("/databases/Small", "a/2", json!({"Name": "Bobby"}));
+    let (_, list) = s.get("/databases");
+    let small = &list[0];
+    let data = small["DataSizeBytes"].as_u64().expect("a data size");
+    // Two documents of a few bytes each: ids, headers and bodies, not the journal's preallocation.
+    assert!(data > 20 && data < 200, "{small}");
+    assert!(small["SizeBytes"].as_u64().expect("a disk size") >= data, "{small}");
+    // A restored copy holds the same data; deletes give it back.
+    let location = s.location("sizes");
+    s.backup("/databases/Small", &location, false);
+    assert_eq!(s.restore(json!({"BackupLocation": location, "DatabaseName": "Copy"}))["Success"], true);
+    let (_, list) = s.get("/databases?includeSystem=true");
+    assert_eq!(list[0]["Name"], "System", "{list}");
+    let copy = list.as_array().expect("list").iter().find(|d| d["Name"] == "Copy").expect("the copy").clone();
+    assert_eq!(copy["DataSizeBytes"].as_u64(), Some(data), "{list}");
+    assert_eq!(copy["DocumentCount"], 2);
+    // The backup's status document is data too; deleting the two gives back exactly theirs.
+    let with_status = list.as_array().expect("list").iter().find(|d| d["Name"] == "Small").expect("small")["DataSizeBytes"].as_u64().expect("size");
+    assert_eq!(s.delete("/databases/Small/docs/a/1").0, 204);
+    assert_eq!(s.delete("/databases/Small/docs/a/2").0, 204);
+    let (_, list) = s.get("/databases");
+    assert_eq!(list[0]["DataSizeBytes"].as_u64(), Some(with_status - data), "{list}");
+}

@@ -9,6 +9,7 @@ mod documents;
 mod faults;
 mod durability;
 mod encryption;
+mod logs;
 mod readme;
 mod reference;
 mod restore;
