@@ -139,7 +139,55 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [Self; 47] = [Self::InvalidJson, Self::NotAnObject, Self::InvalidBody, Self::BodyTooLarge, Self::InvalidId, Self::InvalidPath, Self::InvalidQuery, Self::InvalidETag, Self::InvalidName, Self::InvalidRequest, Self::NotFound, Self::MethodNotAllowed, Self::ReservedDocument, Self::ConcurrencyConflict, Self::DatabaseExists, Self::DatabaseBusy, Self::DestinationNotEmpty, Self::DatabaseLocked, Self::RequestTimeout, Self::TooManyRequests, Self::InternalError, Self::InvalidBackupLocation, Self::BackupAlreadyRunning, Self::ChainMismatch, Self::NoBackupFound, Self::SetNotFound, Self::ChecksumMismatch, Self::BrokenChain, Self::UnsupportedFormatVersion, Self::CorruptBackup, Self::InvalidDatabaseLocation, Self::RestoreAlreadyRunning, Self::InsufficientSpace, Self::EncryptionKeyRequired, Self::InvalidEncryptionKey, Self::InvalidDump, Self::ImportAlreadyRunning, Self::Unauthorized, Self::Forbidden, Self::CsrfTokenMissing, Self::TooManyAttempts, Self::LastAdministrator, Self::ApiKeyExists, Self::IoError, Self::StorageError, Self::Interrupted, Self::JobAborted];
+    pub const ALL: [Self; 47] = [
+        Self::InvalidJson,
+        Self::NotAnObject,
+        Self::InvalidBody,
+        Self::BodyTooLarge,
+        Self::InvalidId,
+        Self::InvalidPath,
+        Self::InvalidQuery,
+        Self::InvalidETag,
+        Self::InvalidName,
+        Self::InvalidRequest,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::ReservedDocument,
+        Self::ConcurrencyConflict,
+        Self::DatabaseExists,
+        Self::DatabaseBusy,
+        Self::DestinationNotEmpty,
+        Self::DatabaseLocked,
+        Self::RequestTimeout,
+        Self::TooManyRequests,
+        Self::InternalError,
+        Self::InvalidBackupLocation,
+        Self::BackupAlreadyRunning,
+        Self::ChainMismatch,
+        Self::NoBackupFound,
+        Self::SetNotFound,
+        Self::ChecksumMismatch,
+        Self::BrokenChain,
+        Self::UnsupportedFormatVersion,
+        Self::CorruptBackup,
+        Self::InvalidDatabaseLocation,
+        Self::RestoreAlreadyRunning,
+        Self::InsufficientSpace,
+        Self::EncryptionKeyRequired,
+        Self::InvalidEncryptionKey,
+        Self::InvalidDump,
+        Self::ImportAlreadyRunning,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::CsrfTokenMissing,
+        Self::TooManyAttempts,
+        Self::LastAdministrator,
+        Self::ApiKeyExists,
+        Self::IoError,
+        Self::StorageError,
+        Self::Interrupted,
+        Self::JobAborted,
+    ];
 
     /// The code as it appears on the wire.
     #[must_use]
@@ -514,9 +562,7 @@ pub fn is_valid_database_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The REST base path of a database: `` for the system database, `/databases/{name}` otherwise.

@@ -138,13 +138,23 @@ async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, 
 
 /// Sends raw JSON text with extra request headers (`If-Match`, `If-None-Match`)
 /// and decodes the answer.
-pub async fn send_text_with<T: DeserializeOwned>(method: Method, path: &str, body: String, headers: Vec<(&'static str, String)>) -> Result<T, ApiFailure> {
+pub async fn send_text_with<T: DeserializeOwned>(
+    method: Method,
+    path: &str,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+) -> Result<T, ApiFailure> {
     let (status, text) = call_with(method, path, Some(body), headers).await?;
     decode(status, &text)
 }
 
 #[cfg(feature = "ssr")]
-async fn call_with(method: Method, path: &str, body: Option<String>, headers: Vec<(&'static str, String)>) -> Result<(u16, String), ApiFailure> {
+async fn call_with(
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    headers: Vec<(&'static str, String)>,
+) -> Result<(u16, String), ApiFailure> {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
     let Some(SsrApi(router)) = leptos::prelude::use_context::<SsrApi>() else {
@@ -192,7 +202,12 @@ fn call_with(
 }
 
 #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
-async fn browser_call(method: Method, path: &str, body: Option<String>, headers: Vec<(&'static str, String)>) -> Result<(u16, String), ApiFailure> {
+async fn browser_call(
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    headers: Vec<(&'static str, String)>,
+) -> Result<(u16, String), ApiFailure> {
     use gloo_net::http::Request;
     let mut builder = match method {
         Method::Get => Request::get(path),
@@ -228,7 +243,12 @@ fn csrf_token() -> Option<String> {
 }
 
 #[cfg(not(any(feature = "ssr", feature = "hydrate")))]
-async fn call_with(_method: Method, _path: &str, _body: Option<String>, _headers: Vec<(&'static str, String)>) -> Result<(u16, String), ApiFailure> {
+async fn call_with(
+    _method: Method,
+    _path: &str,
+    _body: Option<String>,
+    _headers: Vec<(&'static str, String)>,
+) -> Result<(u16, String), ApiFailure> {
     Err(ApiFailure::local("built without ssr or hydrate"))
 }
 

@@ -140,11 +140,8 @@ impl Client {
     }
 
     fn answer<T: DeserializeOwned>(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, url: &str) -> Result<T, ClientError> {
-        let mut response = result.map_err(|e| ClientError {
-            status: None,
-            code: "Unreachable".into(),
-            message: format!("cannot reach {url}: {e}"),
-        })?;
+        let mut response =
+            result.map_err(|e| ClientError { status: None, code: "Unreachable".into(), message: format!("cannot reach {url}: {e}") })?;
         let status = response.status().as_u16();
         let text = response.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().map_err(|e| ClientError {
             status: Some(status),

@@ -43,11 +43,7 @@ impl JobSlot {
             if left.is_zero() {
                 return None;
             }
-            busy = self
-                .freed
-                .wait_timeout(busy, left)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+            busy = self.freed.wait_timeout(busy, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
         }
         *busy = true;
         Some(SlotGuard { slot: self.clone() })

@@ -50,10 +50,10 @@ pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod failpoint;
-pub mod smuggler;
 pub mod jobs;
 pub mod restore;
 pub mod restore_cli;
+pub mod smuggler;
 pub mod storage;
 pub mod web;
 
@@ -128,9 +128,7 @@ impl RestoreHandle {
     /// # Errors
     /// The restore's error (also in `Raven/Restore/Status`).
     pub fn wait(self) -> Result<RestoreSummary, RestoreError> {
-        self.thread
-            .join()
-            .unwrap_or_else(|_| Err(RestoreError::Backup(BackupError::Io("the restore thread panicked".into()))))
+        self.thread.join().unwrap_or_else(|_| Err(RestoreError::Backup(BackupError::Io("the restore thread panicked".into()))))
     }
 
     /// Whether the restore has ended.
@@ -241,7 +239,9 @@ impl Rookery {
         };
         let first = match &prepared.base {
             Some(base) => format!("Incremental backup started on {} (from etag {})", base.set_id, base.to_etag),
-            None if options.incremental && prepared.warnings.is_empty() => "Full backup started (no earlier set of this database in the location)".to_string(),
+            None if options.incremental && prepared.warnings.is_empty() => {
+                "Full backup started (no earlier set of this database in the location)".to_string()
+            }
             None => "Full backup started".to_string(),
         };
         let mut reporter = StatusReporter::start(db.clone(), BACKUP_STATUS_ID, initial, &first)?;
@@ -259,7 +259,8 @@ impl Rookery {
             }
         }
         let set_id = prepared.set_id.clone();
-        let unfinished = jobs::UnfinishedFolder::record(self.catalog.system(), &backup::engine::temp_dir(&prepared.location, &prepared.set_id))?;
+        let unfinished =
+            jobs::UnfinishedFolder::record(self.catalog.system(), &backup::engine::temp_dir(&prepared.location, &prepared.set_id))?;
         let thread = std::thread::Builder::new()
             .name(format!("backup-{}", prepared.database.name))
             .spawn(move || {
@@ -269,13 +270,16 @@ impl Rookery {
                 let result = backup::engine::run(&prepared, &mut reporter);
                 drop(unfinished);
                 match &result {
-                    Ok(s) => reporter.succeed_with_bytes(s.bytes_written, &format!(
-                        "Backup completed: {}, {}, {} in {}",
-                        app::api::counted(s.documents, "document"),
-                        app::api::counted(s.deletions, "deletion"),
-                        app::api::counted(s.bytes_written, "byte"),
-                        s.set_id
-                    )),
+                    Ok(s) => reporter.succeed_with_bytes(
+                        s.bytes_written,
+                        &format!(
+                            "Backup completed: {}, {}, {} in {}",
+                            app::api::counted(s.documents, "document"),
+                            app::api::counted(s.deletions, "deletion"),
+                            app::api::counted(s.bytes_written, "byte"),
+                            s.set_id
+                        ),
+                    ),
                     Err(e) => {
                         tracing::error!(error = %e, "backup failed");
                         reporter.fail(e.code(), &format!("Backup failed: {e}"));
@@ -296,7 +300,8 @@ impl Rookery {
     /// `AlreadyRunning`, `NoBackup`, `ChecksumMismatch`, `BrokenChain`,
     /// `UnsupportedFormatVersion`, `SetNotFound`.
     pub fn start_restore(&self, request: &RestoreRequest, defrag: bool) -> Result<RestoreHandle, RestoreError> {
-        let source = backup::location::validate_location(&request.backup_location, &self.config.data_dir, &self.config.effective_backup_roots())?;
+        let source =
+            backup::location::validate_location(&request.backup_location, &self.config.data_dir, &self.config.effective_backup_roots())?;
         // Cheap refusals first, so that a doomed request does not wait for the slot.
         if let Some(name) = &request.database_name {
             self.check_name_free(name)?;
@@ -377,7 +382,12 @@ impl Rookery {
     ///
     /// # Errors
     /// As [`restore::restore_system_database`].
-    pub fn restore_system_database(source: &Path, data_dir: &Path, up_to: Option<&str>, defrag: bool) -> Result<RestoreSummary, RestoreError> {
+    pub fn restore_system_database(
+        source: &Path,
+        data_dir: &Path,
+        up_to: Option<&str>,
+        defrag: bool,
+    ) -> Result<RestoreSummary, RestoreError> {
         restore::restore_system_database(source, data_dir, up_to, None, defrag, &mut |_, _| {})
     }
 
@@ -486,4 +496,3 @@ fn lower_priority() {
         tracing::debug!(error = ?e, "cannot lower a job thread's priority");
     }
 }
-

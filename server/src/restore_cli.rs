@@ -26,13 +26,14 @@ pub fn restore_system_offline(config: &Config) -> ExitCode {
         bar.set_length(bar.length().unwrap_or(0).max(done));
         bar.set_position(done);
     };
-    let secret = match crate::backup::sealed::SetSecret::from_request(args.restore_backup_key.as_ref(), args.restore_backup_passphrase.as_ref()) {
-        Ok(secret) => secret,
-        Err(message) => {
-            eprintln!("rookery-server: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let secret =
+        match crate::backup::sealed::SetSecret::from_request(args.restore_backup_key.as_ref(), args.restore_backup_passphrase.as_ref()) {
+            Ok(secret) => secret,
+            Err(message) => {
+                eprintln!("rookery-server: {message}");
+                return ExitCode::from(2);
+            }
+        };
     let result = crate::restore::restore_system_database(
         Path::new(source),
         destination,
@@ -67,7 +68,8 @@ pub fn restore_online(config: &Config) -> ExitCode {
         eprintln!("rookery-server: --restore-database=URL needs --restore-source=PATH");
         return ExitCode::from(2);
     };
-    let client = Client::new(url, Some(app::api::SYSTEM_DATABASE), Some(Duration::from_secs(args.restore_start_timeout + 600)), &config.credentials);
+    let client =
+        Client::new(url, Some(app::api::SYSTEM_DATABASE), Some(Duration::from_secs(args.restore_start_timeout + 600)), &config.credentials);
     let request = RestoreRequest {
         backup_location: source.clone(),
         database_location: args.restore_destination.as_ref().map(|p| p.display().to_string()),

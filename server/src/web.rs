@@ -25,15 +25,10 @@ pub fn app_router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let api_for_ssr = api.clone();
     let studio = Router::new()
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || provide_context(SsrApi(api_for_ssr.clone())),
-            {
-                let options = options.clone();
-                move || app::shell(options.clone())
-            },
-        )
+        .leptos_routes_with_context(&options, routes, move || provide_context(SsrApi(api_for_ssr.clone())), {
+            let options = options.clone();
+            move || app::shell(options.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options);
     Router::new()

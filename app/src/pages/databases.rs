@@ -21,9 +21,7 @@ pub fn DatabasesPage() -> impl IntoView {
         ev.prevent_default();
         let new_name = name.get_untracked().trim().to_string();
         if !is_valid_database_name(&new_name) {
-            set_error.set(Some(
-                "A database name is 1 to 64 of A-Z a-z 0-9 _ . - and does not start with '.'".to_string(),
-            ));
+            set_error.set(Some("A database name is 1 to 64 of A-Z a-z 0-9 _ . - and does not start with '.'".to_string()));
             return;
         }
         set_busy.set(true);

@@ -5,7 +5,7 @@ pub mod common;
 pub mod databases;
 pub mod documents;
 pub mod login;
-pub mod smuggler;
 pub mod restore;
 pub mod sets;
+pub mod smuggler;
 pub mod status;

@@ -109,9 +109,7 @@ pub fn RestorePage() -> impl IntoView {
         let name = non_empty(database_name.get_untracked());
         if let Some(n) = &name {
             if !is_valid_database_name(n) {
-                set_error.set(Some(
-                    "A database name is 1 to 64 of A-Z a-z 0-9 _ . - and does not start with '.'".to_string(),
-                ));
+                set_error.set(Some("A database name is 1 to 64 of A-Z a-z 0-9 _ . - and does not start with '.'".to_string()));
                 return;
             }
         }

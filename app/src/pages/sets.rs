@@ -35,11 +35,8 @@ pub fn check_absolute(path: &str, what: &str) -> Result<(), String> {
 
 /// Every set of every chain in the listing with its database's name, newest first.
 pub fn newest_first(listing: &BackupListing) -> Vec<(String, BackupSetInfo)> {
-    let mut sets: Vec<(String, BackupSetInfo)> = listing
-        .chains
-        .iter()
-        .flat_map(|chain| chain.sets.iter().map(|set| (chain.database_name.clone(), set.clone())))
-        .collect();
+    let mut sets: Vec<(String, BackupSetInfo)> =
+        listing.chains.iter().flat_map(|chain| chain.sets.iter().map(|set| (chain.database_name.clone(), set.clone()))).collect();
     sets.sort_by(|a, b| (&b.1.created, &b.1.set_id).cmp(&(&a.1.created, &a.1.set_id)));
     sets
 }
@@ -158,7 +155,11 @@ mod tests {
         let listing = BackupListing {
             location: "/b".into(),
             chains: vec![
-                BackupChainInfo { database_name: "A".into(), database_id: "1".into(), sets: vec![set("a1", "2026-01-01T00:00:00Z"), set("a2", "2026-03-01T00:00:00Z")] },
+                BackupChainInfo {
+                    database_name: "A".into(),
+                    database_id: "1".into(),
+                    sets: vec![set("a1", "2026-01-01T00:00:00Z"), set("a2", "2026-03-01T00:00:00Z")],
+                },
                 BackupChainInfo { database_name: "B".into(), database_id: "2".into(), sets: vec![set("b1", "2026-02-01T00:00:00Z")] },
             ],
             problems: vec![],

@@ -28,7 +28,10 @@ pub fn SmugglerPage() -> impl IntoView {
 
     let navigate = use_navigate();
     let choose_db = move |chosen: String| {
-        navigate(&format!("/studio/smuggler?db={}", encode_query(&chosen)), NavigateOptions { replace: true, scroll: false, ..Default::default() });
+        navigate(
+            &format!("/studio/smuggler?db={}", encode_query(&chosen)),
+            NavigateOptions { replace: true, scroll: false, ..Default::default() },
+        );
     };
     let export_href = move || {
         let p = prefix.get();

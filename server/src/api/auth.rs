@@ -140,8 +140,12 @@ pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mu
         let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         let sent = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         if !safe && sent != Some(expected.as_str()) {
-            return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::CsrfTokenMissing, "This request needs the X-CSRF-Token header of the session.")
-                .into_response();
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::CsrfTokenMissing,
+                "This request needs the X-CSRF-Token header of the session.",
+            )
+            .into_response();
         }
     }
     if identity.role < needed {
@@ -165,9 +169,17 @@ pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mu
     request_body = PutUserRequest,
     responses((status = 201, description = "Created"), (status = 200, description = "Replaced"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
-pub async fn put_user(State(state): State<AppState>, Path(name): Path<String>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
-    let request: PutUserRequest = serde_json::from_slice(&body_bytes(body)?)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("Expected {{\"Password\": \"...\", \"Role\": \"ReadOnly|ReadWrite|Admin\"}}: {e}")))?;
+pub async fn put_user(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let request: PutUserRequest = serde_json::from_slice(&body_bytes(body)?).map_err(|e| {
+        ApiError::bad_request(
+            ErrorCode::InvalidJson,
+            format!("Expected {{\"Password\": \"...\", \"Role\": \"ReadOnly|ReadWrite|Admin\"}}: {e}"),
+        )
+    })?;
     blocking(move || {
         let created = state.auth().put_user(&name, &request.password, request.role)?;
         Ok(if created { StatusCode::CREATED } else { StatusCode::OK })
@@ -193,7 +205,10 @@ pub async fn delete_user(State(state): State<AppState>, Path(name): Path<String>
     request_body = CreateApiKeyRequest,
     responses((status = 201, body = ApiKeyCreated), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "ApiKeyExists"))
 )]
-pub async fn create_api_key(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
     let request: CreateApiKeyRequest = serde_json::from_slice(&body_bytes(body)?)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("Expected {{\"Name\": \"...\", \"Role\": \"...\"}}: {e}")))?;
     blocking(move || {

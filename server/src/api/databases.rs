@@ -22,7 +22,10 @@ use app::api::{CreateDatabaseRequest, DatabaseCreated, DatabaseInfo, ErrorBody};
     params(("includeSystem" = Option<bool>, Query, description = "Also the system database, first (default false)")),
     responses((status = 200, body = Vec<DatabaseInfo>), (status = 400, body = ErrorBody, description = "InvalidQuery"))
 )]
-pub async fn list(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Result<Json<Vec<DatabaseInfo>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<DatabaseInfo>>, ApiError> {
     let include_system = super::jobs::flag(&query, "includeSystem")?;
     blocking(move || {
         let catalog = state.catalog();
@@ -66,7 +69,8 @@ pub async fn create(
     let request: CreateDatabaseRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CreateDatabaseRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))?
     };
     blocking(move || {
         let (db, key) = if request.encrypted {

@@ -66,9 +66,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
     let text = value.to_str().unwrap_or("").trim();
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse::<u64>()
-        .map(Some)
-        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidETag, format!("If-Match must be an etag (a number), not '{}'.", text.escape_debug())))
+    text.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad_request(ErrorCode::InvalidETag, format!("If-Match must be an etag (a number), not '{}'.", text.escape_debug()))
+    })
 }
 
 /// `If-None-Match: *`: create only, never replace.
@@ -76,7 +76,10 @@ fn if_none_match_any(headers: &HeaderMap) -> Result<bool, ApiError> {
     match headers.get(header::IF_NONE_MATCH) {
         None => Ok(false),
         Some(v) if v.as_bytes().trim_ascii() == b"*" => Ok(true),
-        Some(_) => Err(ApiError::bad_request(ErrorCode::InvalidETag, "If-None-Match accepts only '*' (create the document only if it does not exist).")),
+        Some(_) => Err(ApiError::bad_request(
+            ErrorCode::InvalidETag,
+            "If-None-Match accepts only '*' (create the document only if it does not exist).",
+        )),
     }
 }
 
@@ -122,12 +125,7 @@ impl<S: Send + Sync> FromRequestParts<S> for DocId {
         (status = 413, body = ErrorBody, description = "BodyTooLarge"),
     )
 )]
-pub async fn put(
-    Db(db): Db,
-    DocId(id): DocId,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+pub async fn put(Db(db): Db, DocId(id): DocId, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
     let create_only = if_none_match_any(&headers)?;
     if create_only && expected.is_some() {
@@ -156,7 +154,10 @@ pub async fn put(
     responses((status = 200, body = Object, description = "The document; header ETag"), (status = 404, body = ErrorBody))
 )]
 pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
-    let record = blocking(move || db.store.get(&id)?.ok_or_else(|| ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))).await?;
+    let record = blocking(move || {
+        db.store.get(&id)?.ok_or_else(|| ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))
+    })
+    .await?;
     let mut response = Response::new(Body::from(record.body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.headers_mut().insert(header::ETAG, etag_header(record.etag));
@@ -175,7 +176,9 @@ pub async fn delete(Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<
     let expected = if_match(&headers)?;
     blocking(move || match db.store.delete(&id, expected) {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
-        Err(crate::storage::StorageError::NotFound) => Err(ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug()))),
+        Err(crate::storage::StorageError::NotFound) => {
+            Err(ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))
+        }
         Err(e) => Err(e.into()),
     })
     .await
@@ -198,7 +201,10 @@ pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> R
         match query.get(name) {
             None => Ok(default),
             Some(v) => v.parse::<u64>().map(|n| usize::try_from(n).unwrap_or(usize::MAX)).map_err(|_| {
-                ApiError::bad_request(ErrorCode::InvalidQuery, format!("'{name}' must be a non-negative integer, not '{}'.", v.escape_debug()))
+                ApiError::bad_request(
+                    ErrorCode::InvalidQuery,
+                    format!("'{name}' must be a non-negative integer, not '{}'.", v.escape_debug()),
+                )
             }),
         }
     };

@@ -94,7 +94,9 @@ impl From<StorageError> for ApiError {
             StorageError::DatabaseBusy(name) => {
                 format!("Database '{name}' is being read by a job (a backup, an export or an import); try again when it has finished.")
             }
-            StorageError::DestinationNotEmpty(path) => format!("'{}' exists and is not empty; choose an empty or new folder.", path.display()),
+            StorageError::DestinationNotEmpty(path) => {
+                format!("'{}' exists and is not empty; choose an empty or new folder.", path.display())
+            }
             StorageError::Locked(m) => format!("The database is encrypted and cannot be read: {m}."),
             StorageError::Engine(_) | StorageError::Io(_) | StorageError::Corrupt(_) | StorageError::Crypto(_) => String::new(),
         };

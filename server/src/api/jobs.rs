@@ -23,7 +23,9 @@ pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, 
         None => Ok(false),
         Some(v) if v == "true" || v == "1" || v.is_empty() => Ok(true),
         Some(v) if v == "false" || v == "0" => Ok(false),
-        Some(v) => Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("'{name}' must be true or false, not '{}'.", v.escape_debug()))),
+        Some(v) => {
+            Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("'{name}' must be true or false, not '{}'.", v.escape_debug())))
+        }
     }
 }
 
@@ -32,7 +34,8 @@ fn json_body<T: DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>)
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))
 }
 
 /// Starts a backup of the database; poll `{base}/docs/Raven/Backup/Status`.
@@ -116,7 +119,10 @@ pub async fn start_restore(
     ),
     responses((status = 200, body = BackupListing), (status = 400, body = ErrorBody))
 )]
-pub async fn list_sets(State(state): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Result<Json<BackupListing>, ApiError> {
+pub async fn list_sets(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<BackupListing>, ApiError> {
     let raw = query.get("location").cloned().unwrap_or_default();
     let depth = if query.contains_key("verify") && !flag(&query, "verify")? { Depth::Structure } else { Depth::Checksums };
     blocking(move || {

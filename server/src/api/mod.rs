@@ -61,9 +61,9 @@ pub fn router(state: AppState) -> Router {
     .merge(per_database.clone())
     .nest("/databases/{db}", per_database)
     .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
-        .with_state(state)
+    .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+    .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
+    .with_state(state)
 }
 
 /// Ends a request that takes longer than `limit` with a JSON 503 `RequestTimeout`.

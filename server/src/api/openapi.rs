@@ -13,7 +13,10 @@ use app::api::*;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Rookery", description = "A document database with online backup and verified restore. Errors are `{\"Error\": code, \"Message\": text}`."),
+    info(
+        title = "Rookery",
+        description = "A document database with online backup and verified restore. Errors are `{\"Error\": code, \"Message\": text}`."
+    ),
     paths(
         super::health,
         spec,
@@ -38,10 +41,31 @@ use app::api::*;
         auth::logout,
     ),
     components(schemas(
-        ErrorBody, ErrorCode, Health, DatabaseInfo, CreateDatabaseRequest, DatabaseCreated, PutResult, DocumentEntry, DocumentPage,
-        BackupRequest, JobAccepted, RestoreRequest, JobStatus, JobProgress, StatusMessage, Severity,
-        BackupListing, BackupChainInfo, BackupSetInfo,
-        Role, PutUserRequest, CreateApiKeyRequest, ApiKeyCreated, LoginRequest, Me,
+        ErrorBody,
+        ErrorCode,
+        Health,
+        DatabaseInfo,
+        CreateDatabaseRequest,
+        DatabaseCreated,
+        PutResult,
+        DocumentEntry,
+        DocumentPage,
+        BackupRequest,
+        JobAccepted,
+        RestoreRequest,
+        JobStatus,
+        JobProgress,
+        StatusMessage,
+        Severity,
+        BackupListing,
+        BackupChainInfo,
+        BackupSetInfo,
+        Role,
+        PutUserRequest,
+        CreateApiKeyRequest,
+        ApiKeyCreated,
+        LoginRequest,
+        Me,
     ))
 )]
 struct ApiDoc;

@@ -326,13 +326,7 @@ impl Authenticator {
     }
 
     fn list<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Vec<T> {
-        self.system
-            .store
-            .internal()
-            .prefix(prefix)
-            .filter_map(|g| g.value().ok())
-            .filter_map(|v| serde_json::from_slice(&v).ok())
-            .collect()
+        self.system.store.internal().prefix(prefix).filter_map(|g| g.value().ok()).filter_map(|v| serde_json::from_slice(&v).ok()).collect()
     }
 
     fn write(&self, key: &str, value: &impl Serialize) -> Result<(), AuthError> {
@@ -409,7 +403,8 @@ mod tests {
 
     fn auth() -> (tempfile::TempDir, Authenticator) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("opens");
+        let catalog =
+            Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("opens");
         (dir, Authenticator::new(catalog.system(), 20))
     }
 

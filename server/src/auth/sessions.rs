@@ -69,10 +69,7 @@ impl Sessions {
 
     /// Ends every session of a user (deleted or changed).
     pub fn drop_user(&self, name: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|_, s| !s.identity.name.eq_ignore_ascii_case(name));
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, s| !s.identity.name.eq_ignore_ascii_case(name));
     }
 }
 

@@ -23,8 +23,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    sha256sums, DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, SetWriter, BACKED_UP_INTERNAL_PREFIXES,
-    FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX,
+    sha256sums, DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, SetWriter,
+    BACKED_UP_INTERNAL_PREFIXES, FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX,
 };
 use super::sealed::ChunkSealer;
 use super::{BackupError, BackupSummary, PreparedBackup};
@@ -88,7 +88,9 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
             files.reporter.set_total(total);
             let changed = snapshot.changes_after(from_etag).map(|r| {
                 let (_, id) = r?;
-                let raw = snapshot.get_raw(&id)?.ok_or_else(|| crate::storage::StorageError::Corrupt(format!("change log names a missing document {id}")))?;
+                let raw = snapshot
+                    .get_raw(&id)?
+                    .ok_or_else(|| crate::storage::StorageError::Corrupt(format!("change log names a missing document {id}")))?;
                 Ok((id, raw))
             });
             let documents = files.write_documents(changed)?;
@@ -168,7 +170,8 @@ fn database_encryption(prepared: &PreparedBackup) -> Result<Option<serde_json::V
                 // In an encrypted set, the key is sealed with the set key: the manifest holds no secret.
                 Some(set) => {
                     let sealed = set.key.seal(SEALED_DATABASE_KEY_AAD, key.to_base64().as_bytes());
-                    database["SealedKey"] = serde_json::Value::String(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed));
+                    database["SealedKey"] =
+                        serde_json::Value::String(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed));
                 }
                 None => database["Key"] = serde_json::Value::String(key.to_base64()),
             }
@@ -210,7 +213,9 @@ impl<'a> FileSet<'a> {
         let file = File::create(self.dir.join(name)).map_err(|e| BackupError::Io(format!("cannot create {name}: {e}")))?;
         let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         let under = match &self.set_key {
-            Some(key) => SetWriter::Sealed(ChunkSealer::new(hashing, key.clone(), &super::sealed::chunk_file_id(FORMAT_VERSION, self.set_id, name))),
+            Some(key) => {
+                SetWriter::Sealed(ChunkSealer::new(hashing, key.clone(), &super::sealed::chunk_file_id(FORMAT_VERSION, self.set_id, name)))
+            }
             None => SetWriter::Plain(hashing),
         };
         RecordWriter::new(under, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
@@ -328,15 +333,8 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[must_use]
 pub fn new_set_id(location: &Path, kind: SetKind) -> String {
     let now = time::OffsetDateTime::now_utc();
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let stamp =
+        format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second());
     set_id_at(location, &stamp, kind)
 }
 
@@ -372,7 +370,8 @@ pub fn is_unfinished_set_folder(path: &Path, data_dir: &Path, roots: &[PathBuf])
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
     let Some(set_id) = name.strip_prefix(TEMP_PREFIX) else { return false };
     let Some(parent) = path.parent().and_then(Path::to_str) else { return false };
-    super::format::is_valid_set_id(set_id) && super::location::validate_location(parent, data_dir, roots).is_ok_and(|p| p.join(name) == path)
+    super::format::is_valid_set_id(set_id)
+        && super::location::validate_location(parent, data_dir, roots).is_ok_and(|p| p.join(name) == path)
 }
 
 #[cfg(test)]

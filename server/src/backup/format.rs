@@ -578,7 +578,19 @@ mod tests {
         for good in ["20261126T050000Z-full", "20261126T050000Z-incremental", "20261126T050000Z.02-full", "20261126T050000Z-12-full"] {
             assert!(is_valid_set_id(good), "{good}");
         }
-        for bad in ["", "x/../important", "20261126T050000Z-full/..", "20261126T050000Z-", "20261126T050000Z-0-full", "../20261126T050000Z-full", "20261126T050000Z-2-3-full", "20261126X050000Z-full", "20261126T050000Z.2-full", "20261126T050000Z.02/full", "20261126T050000Z.-full"] {
+        for bad in [
+            "",
+            "x/../important",
+            "20261126T050000Z-full/..",
+            "20261126T050000Z-",
+            "20261126T050000Z-0-full",
+            "../20261126T050000Z-full",
+            "20261126T050000Z-2-3-full",
+            "20261126X050000Z-full",
+            "20261126T050000Z.2-full",
+            "20261126T050000Z.02/full",
+            "20261126T050000Z.-full",
+        ] {
             assert!(!is_valid_set_id(bad), "{bad}");
         }
     }

@@ -168,23 +168,27 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
             (SetKind::Full, _) => fulls.push(set),
             (SetKind::Incremental, Some(base)) => by_base.entry(base).or_default().push(set),
             (SetKind::Incremental, None) => {
-                out.problems.push(Finding::new(FindingCode::CorruptBackup, format!("{}: an incremental set without BaseSetId", set.manifest.set_id)));
+                out.problems.push(Finding::new(
+                    FindingCode::CorruptBackup,
+                    format!("{}: an incremental set without BaseSetId", set.manifest.set_id),
+                ));
             }
         }
     }
     for full in fulls {
-        let mut chain = Chain {
-            database_id: full.manifest.database_id.clone(),
-            database_name: full.manifest.database_name.clone(),
-            sets: vec![full],
-        };
+        let mut chain =
+            Chain { database_id: full.manifest.database_id.clone(), database_name: full.manifest.database_name.clone(), sets: vec![full] };
         while let Some(mut next) = chain.sets.last().and_then(|tip| by_base.remove(&tip.manifest.set_id)) {
             // Two incrementals on one base: the older continues the chain.
             let first = next.remove(0);
             for extra in next {
                 out.problems.push(Finding::new(
                     FindingCode::BrokenChain,
-                    format!("{}: a second incremental on base {}; it is ignored", extra.manifest.set_id, extra.manifest.base_set_id.as_deref().unwrap_or("?")),
+                    format!(
+                        "{}: a second incremental on base {}; it is ignored",
+                        extra.manifest.set_id,
+                        extra.manifest.base_set_id.as_deref().unwrap_or("?")
+                    ),
                 ));
             }
             chain.sets.push(first);
@@ -193,7 +197,8 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
     }
     for (base, orphans) in by_base {
         for orphan in orphans {
-            out.problems.push(Finding::new(FindingCode::BrokenChain, format!("{}: its base set {base} is missing", orphan.manifest.set_id)));
+            out.problems
+                .push(Finding::new(FindingCode::BrokenChain, format!("{}: its base set {base} is missing", orphan.manifest.set_id)));
             out.orphans.push(orphan);
         }
     }
@@ -365,7 +370,10 @@ pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
     let id = &set.manifest.set_id;
     let mut push = |code: FindingCode, message: String| findings.push(Finding { code, message });
     if set.manifest.format_version > FORMAT_VERSION {
-        push(FindingCode::UnsupportedFormatVersion, format!("{id}: format version {} is newer than this server's {FORMAT_VERSION}", set.manifest.format_version));
+        push(
+            FindingCode::UnsupportedFormatVersion,
+            format!("{id}: format version {} is newer than this server's {FORMAT_VERSION}", set.manifest.format_version),
+        );
         return findings;
     }
     let sums = match read_capped(&set.dir.join(SHA256SUMS), MAX_MANIFEST_BYTES).map(|b| String::from_utf8_lossy(&b).to_string()) {
@@ -426,7 +434,10 @@ pub fn verify_links(chain: &[SetOnDisk]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let Some(first) = chain.first() else { return findings };
     if first.manifest.kind != SetKind::Full {
-        findings.push(Finding { code: FindingCode::BrokenChain, message: format!("{}: a chain must start with a full set", first.manifest.set_id) });
+        findings.push(Finding {
+            code: FindingCode::BrokenChain,
+            message: format!("{}: a chain must start with a full set", first.manifest.set_id),
+        });
     }
     for pair in chain.windows(2) {
         let (prev, next) = (&pair[0].manifest, &pair[1].manifest);
@@ -492,7 +503,10 @@ mod tests {
         let data = tmp.path().join("data");
         std::fs::create_dir_all(&data).expect("mkdir");
         let ok = tmp.path().join("backups/one");
-        assert_eq!(validate_location(ok.to_str().expect("utf8"), &data, &[]).expect("valid"), tmp.path().canonicalize().expect("c").join("backups/one"));
+        assert_eq!(
+            validate_location(ok.to_str().expect("utf8"), &data, &[]).expect("valid"),
+            tmp.path().canonicalize().expect("c").join("backups/one")
+        );
         for bad in ["", "relative/path", "/", "/tmp/../etc"] {
             assert!(validate_location(bad, &data, &[]).is_err(), "{bad} must be refused");
         }

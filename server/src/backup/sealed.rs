@@ -92,8 +92,12 @@ impl SetKey {
         let key = match (kdf.get("Name").and_then(Value::as_str), secret) {
             (Some("Raw"), SetSecret::Key(text)) => Key::from_base64(text).map_err(|e| format!("BackupEncryptionKey: {e}"))?,
             (Some("Argon2id"), SetSecret::Passphrase(p)) => derive(p, &kdf)?,
-            (Some("Raw"), SetSecret::Passphrase(_)) => return Err("this set was encrypted with a key (BackupEncryptionKey), not a passphrase".into()),
-            (Some("Argon2id"), SetSecret::Key(_)) => return Err("this set was encrypted with a passphrase (BackupPassphrase), not a key".into()),
+            (Some("Raw"), SetSecret::Passphrase(_)) => {
+                return Err("this set was encrypted with a key (BackupEncryptionKey), not a passphrase".into())
+            }
+            (Some("Argon2id"), SetSecret::Key(_)) => {
+                return Err("this set was encrypted with a passphrase (BackupPassphrase), not a key".into())
+            }
             _ => return Err("the set's key derivation is not one this server knows".into()),
         };
         if description.get("KeyCheck").and_then(Value::as_str) != Some(key.check().as_str()) {
@@ -107,7 +111,9 @@ fn derive(passphrase: &str, kdf: &Value) -> Result<Key, String> {
     if passphrase.is_empty() {
         return Err("a passphrase must not be empty".into());
     }
-    let number = |name: &str| kdf.get(name).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| format!("the set's Kdf lacks {name}"));
+    let number = |name: &str| {
+        kdf.get(name).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| format!("the set's Kdf lacks {name}"))
+    };
     let salt = kdf
         .get("Salt")
         .and_then(Value::as_str)
@@ -152,7 +158,9 @@ pub fn manifest_mac(key: &Key, canonical: &[u8]) -> String {
 /// A message when the MAC does not match (or is malformed).
 pub fn check_manifest_mac(key: &Key, canonical: &[u8], mac: &str) -> Result<(), String> {
     let raw = base64::engine::general_purpose::STANDARD.decode(mac).map_err(|_| "the manifest's Mac is not base64".to_string())?;
-    let opened = key.open(MANIFEST_MAC_AAD, &raw).map_err(|_| "the manifest was changed after it was written (its Mac does not match)".to_string())?;
+    let opened = key
+        .open(MANIFEST_MAC_AAD, &raw)
+        .map_err(|_| "the manifest was changed after it was written (its Mac does not match)".to_string())?;
     let digest = <sha2::Sha256 as sha2::Digest>::digest(canonical);
     if opened.as_slice() != digest.as_slice() {
         return Err("the manifest was changed after it was written (its Mac does not match)".into());
@@ -176,7 +184,8 @@ pub fn check_description(description: &Value) -> Result<(), String> {
     match kdf.get("Name").and_then(Value::as_str) {
         Some("Raw") => Ok(()),
         Some("Argon2id") => {
-            for (name, max) in [("MemoryKiB", MAX_KDF_MEMORY_KIB), ("Iterations", MAX_KDF_ITERATIONS), ("Parallelism", MAX_KDF_PARALLELISM)] {
+            for (name, max) in [("MemoryKiB", MAX_KDF_MEMORY_KIB), ("Iterations", MAX_KDF_ITERATIONS), ("Parallelism", MAX_KDF_PARALLELISM)]
+            {
                 match kdf.get(name).and_then(Value::as_u64) {
                     Some(n) if (1..=max).contains(&n) => {}
                     _ => return Err(format!("the set's Kdf {name} is missing or outside 1..={max}")),
@@ -278,7 +287,8 @@ impl<R: Read> ChunkOpener<R> {
     }
 
     fn next_chunk(&mut self) -> io::Result<()> {
-        let tampered = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("an encrypted chunk was tampered with or is missing ({what})"));
+        let tampered =
+            |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("an encrypted chunk was tampered with or is missing ({what})"));
         let mut head = [0u8; 5];
         if let Err(e) = self.inner.read_exact(&mut head) {
             return Err(if e.kind() == io::ErrorKind::UnexpectedEof { tampered("the file ends before its last chunk") } else { e });
@@ -290,7 +300,8 @@ impl<R: Read> ChunkOpener<R> {
         }
         let mut sealed = vec![0u8; len];
         self.inner.read_exact(&mut sealed).map_err(|_| tampered("a chunk cut short"))?;
-        self.plain = self.key.open(&chunk_aad(&self.file, self.index, last), &sealed).map_err(|_| tampered(&format!("chunk {}", self.index)))?;
+        self.plain =
+            self.key.open(&chunk_aad(&self.file, self.index, last), &sealed).map_err(|_| tampered(&format!("chunk {}", self.index)))?;
         self.offset = 0;
         self.index += 1;
         self.done = last;

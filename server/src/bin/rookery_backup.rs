@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use app::api::{BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID};
 use rookery::backup::location::{listing, Depth};
 use rookery::cli::{follow_with_progress, human_bytes, wait_for_key};
 use rookery::client::Client;
 use rookery::config::Credentials;
-use app::api::{BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID};
 
 /// Back up a Rookery database, or list and verify a backup location.
 #[derive(Debug, Parser)]
@@ -111,7 +111,13 @@ fn print_listing(listing: &BackupListing) {
             let status = if s.verified { "ok" } else { "PROBLEM" };
             println!(
                 "  {:<34} {:<12} {:<25} {:>10} {:>10} {:>10}  {}",
-                s.set_id, s.kind, s.created, s.document_count, s.deletion_count, human_bytes(s.size_bytes), status
+                s.set_id,
+                s.kind,
+                s.created,
+                s.document_count,
+                s.deletion_count,
+                human_bytes(s.size_bytes),
+                status
             );
         }
     }

@@ -52,7 +52,11 @@ fn main() {
         }
         db.store.persist().expect("persist");
         let t = started.elapsed();
-        println!("load: {:.1} s ({:.0} docs/s through DocumentStore::put, durability=os)", t.as_secs_f64(), args.documents as f64 / t.as_secs_f64());
+        println!(
+            "load: {:.1} s ({:.0} docs/s through DocumentStore::put, durability=os)",
+            t.as_secs_f64(),
+            args.documents as f64 / t.as_secs_f64()
+        );
         t
     };
 
@@ -84,7 +88,14 @@ fn main() {
     let full_time = started.elapsed();
     let backup_rss = peak_rss();
     let backup_bytes = du(&full.set_dir);
-    println!("full backup: {:.2} s, {} ({} documents), peak RSS {} (before {})", full_time.as_secs_f64(), human(backup_bytes), full.documents, human(backup_rss), human(rss_before));
+    println!(
+        "full backup: {:.2} s, {} ({} documents), peak RSS {} (before {})",
+        full_time.as_secs_f64(),
+        human(backup_bytes),
+        full.documents,
+        human(backup_rss),
+        human(rss_before)
+    );
     rows.push(Row::ratio("full backup time / cp -r", full_time.as_secs_f64(), cp_time.as_secs_f64(), "<= 1.0"));
     rows.push(Row::ratio("backup size / data directory", backup_bytes as f64, data_bytes as f64, "<= 0.5"));
 
@@ -149,9 +160,19 @@ fn main() {
     let restore_time = started.elapsed();
     let restore_rss = peak_rss();
     assert_eq!(restored.documents, args.documents, "every document restored");
-    println!("restore of the full set: {:.2} s ({} documents), peak RSS {}", restore_time.as_secs_f64(), restored.documents, human(restore_rss));
+    println!(
+        "restore of the full set: {:.2} s ({} documents), peak RSS {}",
+        restore_time.as_secs_f64(),
+        restored.documents,
+        human(restore_rss)
+    );
     rows.push(Row::ratio("restore time / cp -r", restore_time.as_secs_f64(), cp_time.as_secs_f64(), "<= 2.0"));
-    rows.push(Row::ratio("restore time / load through the write path", restore_time.as_secs_f64(), load_time.as_secs_f64(), "(lower is better)"));
+    rows.push(Row::ratio(
+        "restore time / load through the write path",
+        restore_time.as_secs_f64(),
+        load_time.as_secs_f64(),
+        "(lower is better)",
+    ));
     rows.push(Row::absolute("peak RSS during the restore (MB)", restore_rss as f64 / 1e6, "< 256"));
 
     // 7. Export and import (the smuggler) through files, streamed.
@@ -167,7 +188,8 @@ fn main() {
     let target = rookery.catalog().create("Imported").expect("creates");
     reset_peak_rss();
     let started = Instant::now();
-    let imported = rookery::smuggler::import(&target.store, std::fs::File::open(&dump).expect("opens"), false, &mut |_, _| {}).expect("imports");
+    let imported =
+        rookery::smuggler::import(&target.store, std::fs::File::open(&dump).expect("opens"), false, &mut |_, _| {}).expect("imports");
     let import_time = started.elapsed();
     let import_rss = peak_rss();
     assert_eq!(imported.written, exported);
@@ -190,7 +212,10 @@ fn main() {
     // 8. Document writes of 1 KB: storage layer and REST, fsync durability.
     let storage = write_load(&rookery, args.writers, args.documents, window, None);
     let rest = rest_load(rookery.clone(), args.writers, args.documents, window);
-    println!("1 KB writes, durability=fsync, {} writers: storage {:.0} docs/s, REST {:.0} docs/s (p99 {:.2} ms)", args.writers, storage.throughput, rest.throughput, rest.p99_ms);
+    println!(
+        "1 KB writes, durability=fsync, {} writers: storage {:.0} docs/s, REST {:.0} docs/s (p99 {:.2} ms)",
+        args.writers, storage.throughput, rest.throughput, rest.p99_ms
+    );
     rows.push(Row::ratio("REST / storage write throughput", rest.throughput, storage.throughput, "(information)"));
 
     println!();

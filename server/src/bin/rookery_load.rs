@@ -91,12 +91,17 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let busy = phase(args, &base, auth.clone(), Some((client.clone(), backups.clone())))?;
     print_phase("during backups", &busy);
     println!("backups completed during the load: {}", backups.load(Ordering::SeqCst));
-    println!("throughput during / without: {:.3}; p99 during / without: {:.3}", busy.ops as f64 / busy.seconds / (quiet.ops as f64 / quiet.seconds), busy.p99_ms / quiet.p99_ms);
+    println!(
+        "throughput during / without: {:.3}; p99 during / without: {:.3}",
+        busy.ops as f64 / busy.seconds / (quiet.ops as f64 / quiet.seconds),
+        busy.p99_ms / quiet.p99_ms
+    );
 
     // Quiet now: a last incremental is the database as it is; restore it and compare.
     run_backup(&client, &base, &args.backup_dest, true)?;
     let verify_name = format!("{}-verify-{}", args.database, std::process::id());
-    let request = RestoreRequest { backup_location: args.backup_dest.clone(), database_name: Some(verify_name.clone()), ..Default::default() };
+    let request =
+        RestoreRequest { backup_location: args.backup_dest.clone(), database_name: Some(verify_name.clone()), ..Default::default() };
     client.post_json::<JobAccepted>(&format!("{root}/admin/restore"), &request)?;
     let status = follow_status(&client, &root, RESTORE_STATUS_ID, Duration::from_secs(3600), &mut |_| {})?;
     if !status.success {
@@ -105,7 +110,11 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let live = all_docs(&client, &base)?;
     let restored = all_docs(&client, &format!("{root}/databases/{}", percent_encode(&verify_name)))?;
     let same = live == restored;
-    println!("restore of the last backup: {} documents, {}", restored.len(), if same { "identical to the database" } else { "DIFFERENT from the database" });
+    println!(
+        "restore of the last backup: {} documents, {}",
+        restored.len(),
+        if same { "identical to the database" } else { "DIFFERENT from the database" }
+    );
     let _ = authorize(agent.delete(&format!("{root}/admin/databases/{}", percent_encode(&verify_name))), auth.as_deref()).call();
     let errors = quiet.errors + busy.errors;
     println!("errors: {errors}");
@@ -142,7 +151,12 @@ fn run_backup(client: &Client, base: &str, dest: &str, incremental: bool) -> Res
     }
 }
 
-fn phase(args: &Args, base: &str, auth: Option<String>, backups: Option<(Client, Arc<AtomicU64>)>) -> Result<Phase, Box<dyn std::error::Error>> {
+fn phase(
+    args: &Args,
+    base: &str,
+    auth: Option<String>,
+    backups: Option<(Client, Arc<AtomicU64>)>,
+) -> Result<Phase, Box<dyn std::error::Error>> {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..args.connections)
@@ -203,7 +217,13 @@ fn phase(args: &Args, base: &str, auth: Option<String>, backups: Option<(Client,
 }
 
 fn print_phase(name: &str, p: &Phase) {
-    println!("{name:<16} {:>9.0} ops/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}", p.ops as f64 / p.seconds, p.p50_ms, p.p99_ms, p.errors);
+    println!(
+        "{name:<16} {:>9.0} ops/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+        p.ops as f64 / p.seconds,
+        p.p50_ms,
+        p.p99_ms,
+        p.errors
+    );
 }
 
 fn all_docs(client: &Client, base: &str) -> Result<BTreeMap<String, Value>, Box<dyn std::error::Error>> {

@@ -104,7 +104,9 @@ fn agent() -> ureq::Agent {
 
 fn bytes_bar() -> ProgressBar {
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
@@ -132,7 +134,13 @@ fn open_export(url: &str, database: Option<&str>, starts_with: Option<&str>, cre
 }
 
 /// Posts a dump stream into a database; returns the import's final status.
-fn post_import(url: &str, database: Option<&str>, overwrite: bool, body: &mut dyn Read, credentials: &Credentials) -> Result<JobStatus, ClientError> {
+fn post_import(
+    url: &str,
+    database: Option<&str>,
+    overwrite: bool,
+    body: &mut dyn Read,
+    credentials: &Credentials,
+) -> Result<JobStatus, ClientError> {
     let client = Client::new(url, database, None, credentials);
     let endpoint = format!("{}/smuggler/import?overwrite={overwrite}", client.base());
     let request = authorize(agent().post(&endpoint), credentials).header("content-type", "application/octet-stream");
@@ -170,7 +178,8 @@ fn out(a: &Out) -> Result<String, ClientError> {
 
 fn into(a: &In) -> Result<String, ClientError> {
     let local = |e: std::io::Error| ClientError { status: None, code: "IoError".into(), message: format!("{}: {e}", a.file) };
-    let mut input: Box<dyn Read> = if a.file == "-" { Box::new(std::io::stdin()) } else { Box::new(std::fs::File::open(&a.file).map_err(local)?) };
+    let mut input: Box<dyn Read> =
+        if a.file == "-" { Box::new(std::io::stdin()) } else { Box::new(std::fs::File::open(&a.file).map_err(local)?) };
     let bar = bytes_bar();
     bar.set_message("sent");
     let mut wrapped = bar.wrap_read(&mut input);

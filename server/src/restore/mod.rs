@@ -22,8 +22,8 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::backup::format::{sha256_file, DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
-use crate::backup::sealed::{self, ChunkOpener, SetKey, SetSecret};
 use crate::backup::location::{scan, verify_links, verify_set, Depth, SetOnDisk};
+use crate::backup::sealed::{self, ChunkOpener, SetKey, SetSecret};
 use crate::backup::{BackupError, ErrorKind};
 use crate::failpoint;
 use crate::storage::record::{encode_with_flags, etag_key, FLAG_ENCRYPTED};
@@ -88,9 +88,7 @@ impl RestoreError {
             | Self::InvalidDatabaseLocation(_)
             | Self::EncryptionKeyRequired
             | Self::BackupKeyRequired
-            | Self::InvalidEncryptionKey(_) => {
-                ErrorKind::BadRequest
-            }
+            | Self::InvalidEncryptionKey(_) => ErrorKind::BadRequest,
         }
     }
 }
@@ -141,18 +139,21 @@ pub struct RestoreSummary {
 ///
 /// # Errors
 /// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
-pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>, set_secret: Option<&SetSecret>) -> Result<RestorePlan, RestoreError> {
+pub fn plan(
+    location: &Path,
+    up_to: Option<&str>,
+    encryption_key: Option<&str>,
+    set_secret: Option<&SetSecret>,
+) -> Result<RestorePlan, RestoreError> {
     if !location.is_dir() {
         return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", location.display())).into());
     }
     let scanned = scan(location)?;
     let chain = match up_to {
         Some(set_id) => {
-            let chain = scanned
-                .chains
-                .iter()
-                .find(|c| c.sets.iter().any(|s| s.manifest.set_id == set_id))
-                .ok_or_else(|| RestoreError::SetNotFound(format!("no complete chain in '{}' holds the set '{set_id}'", location.display())))?;
+            let chain = scanned.chains.iter().find(|c| c.sets.iter().any(|s| s.manifest.set_id == set_id)).ok_or_else(|| {
+                RestoreError::SetNotFound(format!("no complete chain in '{}' holds the set '{set_id}'", location.display()))
+            })?;
             let end = chain.sets.iter().position(|s| s.manifest.set_id == set_id).unwrap_or(0);
             chain.sets[..=end].to_vec()
         }
@@ -184,7 +185,9 @@ pub fn plan(location: &Path, up_to: Option<&str>, encryption_key: Option<&str>, 
             }
             if let Some(problem) = scanned.problems.first() {
                 let mut problem = problem.clone();
-                problem.message.push_str("; the newest chain may be incomplete: repair the location or restore an earlier set with RestoreUpTo");
+                problem
+                    .message
+                    .push_str("; the newest chain may be incomplete: repair the location or restore an earlier set with RestoreUpTo");
                 return Err(BackupError::from(problem).into());
             }
             chain.sets.clone()
@@ -229,7 +232,9 @@ fn check_mac(set: &SetOnDisk, key: &crate::crypto::Key) -> Result<(), RestoreErr
     if set.manifest.format_version < 2 {
         return Ok(());
     }
-    let tampered = |why: &str| -> RestoreError { BackupError::Corrupt(format!("{}/manifest.json: {why}; the set was tampered with", set.manifest.set_id)).into() };
+    let tampered = |why: &str| -> RestoreError {
+        BackupError::Corrupt(format!("{}/manifest.json: {why}; the set was tampered with", set.manifest.set_id)).into()
+    };
     let mac = set.manifest.mac.as_deref().ok_or_else(|| tampered("an encrypted set without its Mac"))?;
     let canonical = set.manifest.canonical_bytes().map_err(|e| tampered(&e.to_string()))?;
     sealed::check_manifest_mac(key, &canonical, mac).map_err(|e| tampered(&e))
@@ -237,7 +242,11 @@ fn check_mac(set: &SetOnDisk, key: &crate::crypto::Key) -> Result<(), RestoreErr
 
 /// The key of an encrypted database's chain: from the request, else from the
 /// set; checked against the set's key check before anything is written.
-fn database_key(chain: &[SetOnDisk], set_keys: &[Option<crate::crypto::Key>], given: Option<&str>) -> Result<Option<crate::crypto::Key>, RestoreError> {
+fn database_key(
+    chain: &[SetOnDisk],
+    set_keys: &[Option<crate::crypto::Key>],
+    given: Option<&str>,
+) -> Result<Option<crate::crypto::Key>, RestoreError> {
     let described = |s: &SetOnDisk| s.manifest.encryption.as_ref().and_then(|e| e.get("Database")).cloned();
     let Some(first) = chain.first().and_then(described) else {
         return Ok(None);
@@ -297,7 +306,13 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 ///
 /// # Errors
 /// Checksum mismatches found while streaming, corrupt data, storage errors.
-pub fn build(plan: &RestorePlan, dir: &Path, defrag: bool, master: Option<&crate::crypto::Key>, progress: Progress<'_>) -> Result<RestoreSummary, RestoreError> {
+pub fn build(
+    plan: &RestorePlan,
+    dir: &Path,
+    defrag: bool,
+    master: Option<&crate::crypto::Key>,
+    progress: Progress<'_>,
+) -> Result<RestoreSummary, RestoreError> {
     build_with(plan, dir, defrag, master, false, progress)
 }
 
@@ -376,7 +391,14 @@ struct Source<'a> {
     key: Option<&'a crate::crypto::Key>,
 }
 
-fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<u64, RestoreError> {
+fn ingest_full(
+    store: &DocumentStore,
+    source: &Source<'_>,
+    flags: u8,
+    done: &mut u64,
+    bytes: &mut u64,
+    progress: Progress<'_>,
+) -> Result<u64, RestoreError> {
     let set = source.set;
     let bulk = store.bulk();
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
@@ -427,7 +449,14 @@ fn ingest_full(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut
     Ok(count)
 }
 
-fn apply_incremental(store: &DocumentStore, source: &Source<'_>, flags: u8, done: &mut u64, bytes: &mut u64, progress: Progress<'_>) -> Result<(), RestoreError> {
+fn apply_incremental(
+    store: &DocumentStore,
+    source: &Source<'_>,
+    flags: u8,
+    done: &mut u64,
+    bytes: &mut u64,
+    progress: Progress<'_>,
+) -> Result<(), RestoreError> {
     let set = source.set;
     let bulk = store.bulk();
     // Deletions first, then documents: see the backup engine's step 3.
@@ -484,7 +513,11 @@ fn read_file(
     let file = File::open(&path).map_err(|e| mismatch(&format!("cannot be read ({e})")))?;
     let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
     let under = match source.key {
-        Some(key) => SetReader::Sealed(ChunkOpener::new(hashing, key.clone(), &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name))),
+        Some(key) => SetReader::Sealed(ChunkOpener::new(
+            hashing,
+            key.clone(),
+            &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
+        )),
         None => SetReader::Plain(hashing),
     };
     let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
@@ -531,7 +564,11 @@ fn hash_unread(set: &SetOnDisk, read: &[&str]) -> Result<(), RestoreError> {
         let (_, actual) = sha256_file(&set.dir.join(&file.name))
             .map_err(|e| BackupError::ChecksumMismatch(format!("{}/{}: cannot be read ({e})", set.manifest.set_id, file.name)))?;
         if actual != file.sha256 {
-            return Err(BackupError::ChecksumMismatch(format!("{}/{}: checksum mismatch (the file was changed or damaged)", set.manifest.set_id, file.name)).into());
+            return Err(BackupError::ChecksumMismatch(format!(
+                "{}/{}: checksum mismatch (the file was changed or damaged)",
+                set.manifest.set_id, file.name
+            ))
+            .into());
         }
     }
     Ok(())

@@ -125,9 +125,8 @@ pub fn export(
         crate::failpoint::hit("export.document");
         let (etag, modified_ms) = decode_header(&raw)?;
         let id_json = serde_json::to_string(&id).map_err(|e| SmugglerError::Io(e.to_string()))?;
-        let modified = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(modified_ms) * 1_000_000)
-            .map(format_rfc3339)
-            .unwrap_or_default();
+        let modified =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(modified_ms) * 1_000_000).map(format_rfc3339).unwrap_or_default();
         // The stored body is already compact JSON: splice it in without parsing.
         encoder.write_all(b"{\"Id\":").map_err(io)?;
         encoder.write_all(id_json.as_bytes()).map_err(io)?;
@@ -193,7 +192,10 @@ pub fn import(
                 continue;
             }
             if let Some(t) = &trailer {
-                return Err(SmugglerError::InvalidLine { line: number, message: format!("content after the end line (the dump said {} documents)", t.document_count) });
+                return Err(SmugglerError::InvalidLine {
+                    line: number,
+                    message: format!("content after the end line (the dump said {} documents)", t.document_count),
+                });
             }
             if summary.header.is_none() {
                 let header: DumpHeader = serde_json::from_slice(&line).map_err(|e| SmugglerError::InvalidLine {
@@ -209,13 +211,21 @@ pub fn import(
             let value: serde_json::Value = serde_json::from_slice(&line)
                 .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("not valid JSON: {e}") })?;
             if value.get("EndOfDump").is_some() {
-                trailer = Some(serde_json::from_value(value).map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("a malformed end line: {e}") })?);
+                trailer = Some(
+                    serde_json::from_value(value)
+                        .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("a malformed end line: {e}") })?,
+                );
                 continue;
             }
-            let doc: DumpDocument = serde_json::from_value(value)
-                .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("not a document line (Id, Document, Metadata): {e}") })?;
+            let doc: DumpDocument = serde_json::from_value(value).map_err(|e| SmugglerError::InvalidLine {
+                line: number,
+                message: format!("not a document line (Id, Document, Metadata): {e}"),
+            })?;
             if !doc.document.is_object() {
-                return Err(SmugglerError::InvalidLine { line: number, message: format!("the document '{}' is not a JSON object", doc.id) });
+                return Err(SmugglerError::InvalidLine {
+                    line: number,
+                    message: format!("the document '{}' is not a JSON object", doc.id),
+                });
             }
             crate::storage::store::validate_id(&doc.id).map_err(|e| SmugglerError::InvalidLine { line: number, message: e.to_string() })?;
             // Server-owned documents (status documents among them) are never
@@ -248,15 +258,19 @@ pub fn import(
             "the dump ends after line {number} without its end line: it is truncated ({} documents were imported)",
             summary.written
         ))),
-        Some(t) if t.document_count != documents_seen => Err(SmugglerError::InvalidDump(format!(
-            "the end line says {} documents but the dump holds {documents_seen}",
-            t.document_count
-        ))),
+        Some(t) if t.document_count != documents_seen => {
+            Err(SmugglerError::InvalidDump(format!("the end line says {} documents but the dump holds {documents_seen}", t.document_count)))
+        }
         Some(_) => Ok(summary),
     }
 }
 
-fn flush(store: &DocumentStore, batch: &mut Vec<(String, Vec<u8>)>, overwrite: bool, summary: &mut ImportSummary) -> Result<(), SmugglerError> {
+fn flush(
+    store: &DocumentStore,
+    batch: &mut Vec<(String, Vec<u8>)>,
+    overwrite: bool,
+    summary: &mut ImportSummary,
+) -> Result<(), SmugglerError> {
     if batch.is_empty() {
         return Ok(());
     }

@@ -120,12 +120,8 @@ impl Catalog {
     pub fn open(data_dir: &Path, durability: Durability, master: crate::crypto::MasterKeySource) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir.join("Databases"))?;
         let system = DocumentStore::open(&data_dir.join("System"), durability)?;
-        let system = Arc::new(DatabaseHandle {
-            name: SYSTEM_DATABASE.to_string(),
-            store: system,
-            jobs: AtomicUsize::new(0),
-            is_system: true,
-        });
+        let system =
+            Arc::new(DatabaseHandle { name: SYSTEM_DATABASE.to_string(), store: system, jobs: AtomicUsize::new(0), is_system: true });
         let catalog = Self {
             master,
             data_dir: data_dir.to_path_buf(),
@@ -144,12 +140,7 @@ impl Catalog {
             }
             match DocumentStore::open(&entry.location, durability).and_then(|store| catalog.unlock(store)) {
                 Ok(store) => {
-                    let handle = Arc::new(DatabaseHandle {
-                        name: entry.name.clone(),
-                        store,
-                        jobs: AtomicUsize::new(0),
-                        is_system: false,
-                    });
+                    let handle = Arc::new(DatabaseHandle { name: entry.name.clone(), store, jobs: AtomicUsize::new(0), is_system: false });
                     catalog.write_map().insert(key_name(&key).to_string(), (entry.seq, handle));
                 }
                 Err(e) => tracing::error!(database = %entry.name, error = %e, "cannot open database; skipped"),
@@ -233,7 +224,11 @@ impl Catalog {
         Ok((handle, key))
     }
 
-    fn create_with(&self, name: &str, encryption: Option<(crate::crypto::Key, crate::crypto::Key)>) -> Result<Arc<DatabaseHandle>, StorageError> {
+    fn create_with(
+        &self,
+        name: &str,
+        encryption: Option<(crate::crypto::Key, crate::crypto::Key)>,
+    ) -> Result<Arc<DatabaseHandle>, StorageError> {
         let location = self.default_location(name)?;
         let key = self.reserve(name, &location, EntryState::Creating, vec![location.clone()])?;
         if is_non_empty_dir(&location) {
@@ -407,12 +402,7 @@ impl Catalog {
         entry.state = EntryState::Ready;
         entry.cleanup.clear();
         self.write_entry(key, &entry)?;
-        let handle = Arc::new(DatabaseHandle {
-            name: entry.name.clone(),
-            store,
-            jobs: AtomicUsize::new(0),
-            is_system: false,
-        });
+        let handle = Arc::new(DatabaseHandle { name: entry.name.clone(), store, jobs: AtomicUsize::new(0), is_system: false });
         self.write_map().insert(key_name(key).to_string(), (entry.seq, handle.clone()));
         Ok(handle)
     }
@@ -439,9 +429,7 @@ impl Catalog {
     fn read_entry(&self, key: &str) -> Result<Option<RegistryEntry>, StorageError> {
         match self.system.store.internal().get(key)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StorageError::Corrupt(format!("registry entry {key}: {e}"))),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StorageError::Corrupt(format!("registry entry {key}: {e}"))),
         }
     }
 
@@ -506,7 +494,8 @@ mod tests {
     fn create_list_delete_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("opens");
+            let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key")))
+                .expect("opens");
             catalog.create("Zeta").expect("creates");
             catalog.create("alpha").expect("creates");
             assert!(matches!(catalog.create("ZETA"), Err(StorageError::DatabaseExists(_))));
@@ -514,7 +503,8 @@ mod tests {
             assert!(matches!(catalog.create("../x"), Err(StorageError::InvalidName(_))));
             catalog.get("zeta").expect("found").store.put("a", b"{}", None).expect("put");
         }
-        let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("reopens");
+        let catalog =
+            Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("reopens");
         let names: Vec<_> = catalog.list().iter().map(|h| h.name.clone()).collect();
         assert_eq!(names, ["Zeta", "alpha"]);
         assert_eq!(catalog.get("Zeta").expect("found").store.document_count(), 1);
@@ -529,7 +519,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let location = dir.path().join("Databases/Restored");
         {
-            let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("opens");
+            let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key")))
+                .expect("opens");
             let r = catalog.reserve_restore("Restored", &location).expect("reserves");
             std::fs::create_dir_all(&r.staging).expect("staging");
             std::fs::write(r.staging.join("half"), b"x").expect("writes");
@@ -537,7 +528,8 @@ mod tests {
             assert!(matches!(catalog.create("restored"), Err(StorageError::DatabaseExists(_))));
             // crash: never committed
         }
-        let catalog = Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("reopens");
+        let catalog =
+            Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("reopens");
         assert!(catalog.get("Restored").is_none());
         assert!(!location.exists());
         catalog.create("Restored").expect("the name is free again");

@@ -68,7 +68,9 @@ impl StorageError {
         match self {
             Self::Engine(_) | Self::Io(_) | Self::Corrupt(_) | Self::Crypto(_) => ErrorKind::Internal,
             Self::NotFound => ErrorKind::NotFound,
-            Self::ConcurrencyConflict { .. } | Self::DatabaseExists(_) | Self::DatabaseBusy(_) | Self::DestinationNotEmpty(_) => ErrorKind::Conflict,
+            Self::ConcurrencyConflict { .. } | Self::DatabaseExists(_) | Self::DatabaseBusy(_) | Self::DestinationNotEmpty(_) => {
+                ErrorKind::Conflict
+            }
             Self::InvalidId(_) | Self::InvalidName(_) => ErrorKind::BadRequest,
             Self::ReservedDocument(_) => ErrorKind::Forbidden,
             Self::Locked(_) => ErrorKind::Unavailable,

@@ -21,8 +21,8 @@ use std::sync::{Mutex, MutexGuard};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::record::{decode_etag_key, decode_header, encode_with_flags, etag_key, flags, Record, FLAG_ENCRYPTED, HEADER_LEN};
-use crate::crypto::Key;
 use super::StorageError;
+use crate::crypto::Key;
 
 const META_LAST_ETAG: &[u8] = b"last_etag";
 const META_DOC_COUNT: &[u8] = b"doc_count";
@@ -122,8 +122,7 @@ impl DocumentStore {
             }
         };
         let database_id = match meta.get(META_DATABASE_ID)? {
-            Some(raw) => String::from_utf8(raw.to_vec())
-                .map_err(|_| StorageError::Corrupt("database id".into()))?,
+            Some(raw) => String::from_utf8(raw.to_vec()).map_err(|_| StorageError::Corrupt("database id".into()))?,
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
                 meta.insert(META_DATABASE_ID, id.as_bytes())?;
@@ -712,10 +711,7 @@ pub fn validate_id(id: &str) -> Result<(), StorageError> {
         return Err(StorageError::InvalidId("a document id must not be empty".into()));
     }
     if id.len() > MAX_ID_BYTES {
-        return Err(StorageError::InvalidId(format!(
-            "a document id is at most {MAX_ID_BYTES} bytes; this one has {}",
-            id.len()
-        )));
+        return Err(StorageError::InvalidId(format!("a document id is at most {MAX_ID_BYTES} bytes; this one has {}", id.len())));
     }
     Ok(())
 }
@@ -750,9 +746,7 @@ fn check_if_match(expected: Option<u64>, actual: Option<u64>) -> Result<(), Stor
 fn read_u64(raw: &Option<fjall::Slice>) -> Result<u64, StorageError> {
     match raw {
         None => Ok(0),
-        Some(v) => Ok(u64::from_be_bytes(
-            v.as_ref().try_into().map_err(|_| StorageError::Corrupt("meta counter".into()))?,
-        )),
+        Some(v) => Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StorageError::Corrupt("meta counter".into()))?)),
     }
 }
 
@@ -801,10 +795,7 @@ mod tests {
     fn if_match_conflicts() {
         let (_dir, store) = store();
         let a = store.put("a", b"{}", None).expect("put");
-        assert!(matches!(
-            store.put("a", b"{}", Some(a.etag + 5)),
-            Err(StorageError::ConcurrencyConflict { .. })
-        ));
+        assert!(matches!(store.put("a", b"{}", Some(a.etag + 5)), Err(StorageError::ConcurrencyConflict { .. })));
         assert!(store.put("a", b"{}", Some(a.etag)).is_ok());
         assert!(matches!(store.put("new", b"{}", Some(1)), Err(StorageError::ConcurrencyConflict { .. })));
     }

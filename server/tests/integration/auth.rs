@@ -14,13 +14,16 @@ fn basic(user: &str, password: &str) -> String {
 /// the API without a rule here fails this test.
 fn expected_rule(method: &str, path: &str) -> Option<&'static str> {
     Some(match (method, path) {
-        ("get", "/health") | ("get", "/openapi.json") | ("get", "/auth/me") | ("post", "/auth/login") | ("post", "/auth/logout") => "Public",
+        ("get", "/health") | ("get", "/openapi.json") | ("get", "/auth/me") | ("post", "/auth/login") | ("post", "/auth/logout") => {
+            "Public"
+        }
         ("get", "/databases") => "ReadOnly",
         ("get", "/docs") | ("get", "/docs/{id}") | ("get", "/databases/{db}/docs") | ("get", "/databases/{db}/docs/{id}") => "ReadOnly",
         ("get", "/smuggler/export") | ("get", "/databases/{db}/smuggler/export") => "ReadOnly",
-        ("put", "/docs/{id}") | ("delete", "/docs/{id}") | ("put", "/databases/{db}/docs/{id}") | ("delete", "/databases/{db}/docs/{id}") => {
-            "ReadWrite"
-        }
+        ("put", "/docs/{id}")
+        | ("delete", "/docs/{id}")
+        | ("put", "/databases/{db}/docs/{id}")
+        | ("delete", "/databases/{db}/docs/{id}") => "ReadWrite",
         ("put", "/admin/databases/{name}")
         | ("delete", "/admin/databases/{name}")
         | ("post", "/admin/backup")
@@ -164,7 +167,8 @@ fn studio_sessions_need_the_csrf_token_and_end_at_logout() {
     assert_eq!(status, 401);
     // ureq does not keep cookies: read them from the answer by hand.
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let response = agent.post(&format!("{}/auth/login", s.url)).send(json!({"Username": "ann", "Password": "pw"}).to_string()).expect("login");
+    let response =
+        agent.post(&format!("{}/auth/login", s.url)).send(json!({"Username": "ann", "Password": "pw"}).to_string()).expect("login");
     assert_eq!(response.status().as_u16(), 200);
     let cookies: Vec<String> = response.headers().get_all("set-cookie").iter().map(|v| v.to_str().expect("ascii").to_string()).collect();
     let session = cookies.iter().find(|c| c.starts_with("rookery_session=")).expect("session cookie");
@@ -210,11 +214,16 @@ fn clis_send_credentials_and_say_so_when_wrong() {
     assert!(err.contains("Unauthorized"), "{err}");
     let (code, err) = run(&["--username=op", "--password=op-pw"], &[]);
     assert_eq!(code, 0, "{err}");
-    let (code, err) = run(&[], &[("ROOKERY_USERNAME", "op"), ("ROOKERY_PASSWORD", "op-pw"), ]);
+    let (code, err) = run(&[], &[("ROOKERY_USERNAME", "op"), ("ROOKERY_PASSWORD", "op-pw")]);
     assert_eq!(code, 0, "{err}");
     // An API key with a role too low: Forbidden.
     let (_, key) = {
-        let (st, text) = s.call_raw("POST", "/admin/apikeys", Some(json!({"Name": "viewer", "Role": "ReadOnly"}).to_string()), &[("Authorization", &admin)]);
+        let (st, text) = s.call_raw(
+            "POST",
+            "/admin/apikeys",
+            Some(json!({"Name": "viewer", "Role": "ReadOnly"}).to_string()),
+            &[("Authorization", &admin)],
+        );
         (st, serde_json::from_str::<Value>(&text).expect("json"))
     };
     let (code, err) = run(&[&format!("--api-key={}", key["ApiKey"].as_str().expect("key"))], &[]);

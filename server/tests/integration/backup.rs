@@ -145,7 +145,8 @@ fn an_incremental_holds_exactly_what_changed() {
     assert!(size(&manifest) * 10 < size(&full_manifest), "incremental {} bytes vs full {}", size(&manifest), size(&full_manifest));
     // sha256sum -c passes inside each set folder.
     for set in set_dirs(dir) {
-        let out = std::process::Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(dir.join(&set)).output().expect("sha256sum");
+        let out =
+            std::process::Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(dir.join(&set)).output().expect("sha256sum");
         assert!(out.status.success(), "{set}: {}", String::from_utf8_lossy(&out.stdout));
     }
 }

@@ -24,7 +24,8 @@ fn rookery_backup_full_incremental_list_verify_and_errors() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Backup completed"), "{out}");
     s.put_doc("/databases/Cli", "c/new", json!({}));
-    let (code, out, err) = run(BACKUP_BIN, &[format!("--url={}", s.url), "--database=Cli".into(), format!("--dest={dest}"), "--incremental".into()]);
+    let (code, out, err) =
+        run(BACKUP_BIN, &[format!("--url={}", s.url), "--database=Cli".into(), format!("--dest={dest}"), "--incremental".into()]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(set_dirs(Path::new(&dest)).len(), 2);
     assert!(set_dirs(Path::new(&dest)).iter().any(|d| d.ends_with("-incremental")));
@@ -80,19 +81,32 @@ fn restore_client_mode_of_the_server() {
     s.backup("/databases/Src", &dest, false);
     let (code, out, err) = run(
         SERVER_BIN,
-        &[format!("--restore-source={dest}"), format!("--restore-database={}", s.url), "--restore-database-name=Copy".into(), "--restore-defrag".into()],
+        &[
+            format!("--restore-source={dest}"),
+            format!("--restore-database={}", s.url),
+            "--restore-database-name=Copy".into(),
+            "--restore-defrag".into(),
+        ],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Restore completed"), "{out}");
     assert_eq!(s.all_docs("/databases/Copy"), s.all_docs("/databases/Src"));
     // The same name again: the server's refusal, one line, non-zero.
-    let (code, _, err) = run(SERVER_BIN, &[format!("--restore-source={dest}"), format!("--restore-database={}", s.url), "--restore-database-name=Copy".into()]);
+    let (code, _, err) = run(
+        SERVER_BIN,
+        &[format!("--restore-source={dest}"), format!("--restore-database={}", s.url), "--restore-database-name=Copy".into()],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("DatabaseExists"), "{err}");
     // --restore-no-wait returns at once.
     let (code, out, _) = run(
         SERVER_BIN,
-        &[format!("--restore-source={dest}"), format!("--restore-database={}", s.url), "--restore-database-name=Later".into(), "--restore-no-wait".into()],
+        &[
+            format!("--restore-source={dest}"),
+            format!("--restore-database={}", s.url),
+            "--restore-database-name=Later".into(),
+            "--restore-no-wait".into(),
+        ],
     );
     assert_eq!(code, 0);
     assert!(out.contains("Restore started"));
@@ -104,7 +118,13 @@ fn rookery_load_runs_both_phases_and_verifies_the_restore() {
     let s = TestServer::start();
     let dest = s.location("load-backups");
     let out = Command::new(env!("CARGO_BIN_EXE_rookery-load"))
-        .args([format!("--url={}", s.url), format!("--backup-dest={dest}"), "--seconds=1".into(), "--documents=200".into(), "--connections=2".into()])
+        .args([
+            format!("--url={}", s.url),
+            format!("--backup-dest={dest}"),
+            "--seconds=1".into(),
+            "--documents=200".into(),
+            "--connections=2".into(),
+        ])
         .output()
         .expect("runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

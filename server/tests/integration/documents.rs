@@ -67,7 +67,8 @@ fn key_order_of_a_document_is_kept() {
 #[test]
 fn numbers_keep_their_text() {
     let s = TestServer::start();
-    let doc = r#"{"big":123456789012345678901234567890,"neg0":-0.0,"exp":1.5e3,"tenth":0.1,"huge":1e400,"one":1.0,"int":-9007199254740993}"#;
+    let doc =
+        r#"{"big":123456789012345678901234567890,"neg0":-0.0,"exp":1.5e3,"tenth":0.1,"huge":1e400,"one":1.0,"int":-9007199254740993}"#;
     let (status, _) = s.call_raw("PUT", "/docs/n", Some(doc.into()), &[]);
     assert_eq!(status, 201);
     let (_, text) = s.call_raw("GET", "/docs/n", None, &[]);
@@ -243,7 +244,11 @@ fn hostile_ids_names_and_traversal_change_nothing_outside() {
     assert_eq!(s.get("/databases/Hostile/docs/..%2F..%2F..%2Fescaped").0, 200);
     assert!(!s.dir.path().join("escaped").exists() && !s.data_dir.join("escaped").exists());
     // Backup and restore locations aimed at the data directory or a database inside it.
-    for location in [s.data_dir.display().to_string(), s.data_dir.join("Databases/Hostile").display().to_string(), format!("{}/Databases/../..", s.data_dir.display())] {
+    for location in [
+        s.data_dir.display().to_string(),
+        s.data_dir.join("Databases/Hostile").display().to_string(),
+        format!("{}/Databases/../..", s.data_dir.display()),
+    ] {
         let (status, body) = s.post("/databases/Hostile/admin/backup", json!({"BackupLocation": location}));
         assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidBackupLocation")), "{location}");
         let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "X"}));
@@ -274,7 +279,8 @@ fn sizes_say_what_the_data_takes_and_what_the_disk_takes() {
     assert_eq!(copy["DataSizeBytes"].as_u64(), Some(data), "{list}");
     assert_eq!(copy["DocumentCount"], 2);
     // The backup's status document is data too; deleting the two gives back exactly theirs.
-    let with_status = list.as_array().expect("list").iter().find(|d| d["Name"] == "Small").expect("small")["DataSizeBytes"].as_u64().expect("size");
+    let with_status =
+        list.as_array().expect("list").iter().find(|d| d["Name"] == "Small").expect("small")["DataSizeBytes"].as_u64().expect("size");
     assert_eq!(s.delete("/databases/Small/docs/a/1").0, 204);
     assert_eq!(s.delete("/databases/Small/docs/a/2").0, 204);
     let (_, list) = s.get("/databases");

@@ -145,7 +145,9 @@ fn encrypted_sets_round_trip_with_a_key_or_a_passphrase_and_refuse_wrong_ones() 
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode([42u8; 32])
     };
-    for (label, secret) in [("key", json!({"BackupEncryptionKey": raw_key})), ("passphrase", json!({"BackupPassphrase": "correct horse battery"}))] {
+    for (label, secret) in
+        [("key", json!({"BackupEncryptionKey": raw_key})), ("passphrase", json!({"BackupPassphrase": "correct horse battery"}))]
+    {
         let location = s.location(&format!("sealed-{label}"));
         let mut request = secret.clone();
         request["BackupLocation"] = json!(location);

@@ -19,7 +19,8 @@ fn verify(location: &str) -> (bool, String) {
 
 /// POSTs and ignores a transport error: the server may exit before it answers.
 fn post_tolerant(s: &TestServer, path: &str, body: Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(20))).build().into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(20))).build().into();
     let _ = agent.post(&format!("{}{path}", s.url)).send(body.to_string());
 }
 
@@ -42,7 +43,9 @@ fn assert_acked(s: &TestServer, base: &str, acked: &[(String, Value)]) {
 
 #[test]
 fn a_crash_at_every_backup_step_leaves_no_wrong_set_and_recovers() {
-    for point in ["backup.after_data_file", "backup.before_manifest", "backup.after_manifest", "backup.before_rename", "backup.after_rename"] {
+    for point in
+        ["backup.after_data_file", "backup.before_manifest", "backup.after_manifest", "backup.before_rename", "backup.after_rename"]
+    {
         let mut s = TestServer::start();
         s.create_db("Crash");
         let acked = seed(&s, "/databases/Crash", 200);

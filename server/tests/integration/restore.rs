@@ -96,10 +96,8 @@ fn restore_into_a_second_server_and_with_defrag_and_a_location() {
     let root = format!("--backup-root={}", s.dir.path().display());
     let other = TestServer::start_full(&[], &[&root]);
     let db_location = other.data_dir.join("Elsewhere/origin-db");
-    let (status, body) = other.post(
-        "/admin/restore?defrag=true",
-        json!({"BackupLocation": location, "DatabaseLocation": db_location.display().to_string()}),
-    );
+    let (status, body) = other
+        .post("/admin/restore?defrag=true", json!({"BackupLocation": location, "DatabaseLocation": db_location.display().to_string()}));
     assert_eq!(status, 202, "{body}");
     let done = other.wait_for_job("", "Raven/Restore/Status");
     assert_eq!(done["Success"], true, "{done}");
@@ -135,7 +133,11 @@ fn refusals_create_nothing() {
         (json!({"BackupLocation": location, "DatabaseName": "Src"}), 409, "DatabaseExists"),
         (json!({"BackupLocation": location, "DatabaseName": "src"}), 409, "DatabaseExists"),
         (json!({"BackupLocation": location, "DatabaseName": "System"}), 409, "DatabaseExists"),
-        (json!({"BackupLocation": location, "DatabaseName": "X1", "DatabaseLocation": occupied.display().to_string()}), 409, "DestinationNotEmpty"),
+        (
+            json!({"BackupLocation": location, "DatabaseName": "X1", "DatabaseLocation": occupied.display().to_string()}),
+            409,
+            "DestinationNotEmpty",
+        ),
         (json!({"BackupLocation": location, "DatabaseName": "bad/name"}), 400, "InvalidName"),
         (json!({"BackupLocation": location, "DatabaseName": "X2", "RestoreUpTo": "20000101T000000Z-full"}), 400, "SetNotFound"),
         (json!({"BackupLocation": s.location("empty-location"), "DatabaseName": "X3"}), 400, "NoBackupFound"),
@@ -144,8 +146,16 @@ fn refusals_create_nothing() {
         (json!({"BackupLocation": s.data_dir.display().to_string(), "DatabaseName": "X6"}), 400, "InvalidBackupLocation"),
         (json!({"BackupLocation": newer.display().to_string(), "DatabaseName": "X7"}), 422, "UnsupportedFormatVersion"),
         (json!({"BackupLocation": location, "DatabaseName": "X8", "DatabaseLocation": "relative/dir"}), 400, "InvalidDatabaseLocation"),
-        (json!({"BackupLocation": location, "DatabaseName": "X9", "DatabaseLocation": s.data_dir.join("System/inside").display().to_string()}), 400, "InvalidDatabaseLocation"),
-        (json!({"BackupLocation": location, "DatabaseName": "X10", "DatabaseLocation": s.location("outside-db")}), 400, "InvalidDatabaseLocation"),
+        (
+            json!({"BackupLocation": location, "DatabaseName": "X9", "DatabaseLocation": s.data_dir.join("System/inside").display().to_string()}),
+            400,
+            "InvalidDatabaseLocation",
+        ),
+        (
+            json!({"BackupLocation": location, "DatabaseName": "X10", "DatabaseLocation": s.location("outside-db")}),
+            400,
+            "InvalidDatabaseLocation",
+        ),
     ];
     for (request, want_status, want_code) in cases {
         let (status, body) = s.post("/admin/restore", request.clone());
@@ -156,7 +166,8 @@ fn refusals_create_nothing() {
     assert_eq!(all_entries(&occupied), ["keep.txt"]);
     assert!(all_entries(&s.data_dir.join("Databases")).iter().all(|e| e == "Src"), "{:?}", all_entries(&s.data_dir.join("Databases")));
     // An empty existing folder is a fine destination.
-    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "IntoEmpty", "DatabaseLocation": empty_dir.display().to_string()}));
+    let done =
+        s.restore(json!({"BackupLocation": location, "DatabaseName": "IntoEmpty", "DatabaseLocation": empty_dir.display().to_string()}));
     assert_eq!(done["Success"], true, "{done}");
 }
 

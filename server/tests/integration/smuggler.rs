@@ -17,7 +17,11 @@ fn run(args: &[String]) -> (i32, String) {
 fn seed(s: &TestServer, db: &str, n: usize) {
     s.create_db(db);
     for i in 0..n {
-        s.put_doc(&format!("/databases/{db}"), &format!("items/{i:04}"), json!({"i": i, "name": format!("item {i}"), "nested": {"tags": ["a", i.to_string()]}}));
+        s.put_doc(
+            &format!("/databases/{db}"),
+            &format!("items/{i:04}"),
+            json!({"i": i, "name": format!("item {i}"), "nested": {"tags": ["a", i.to_string()]}}),
+        );
     }
 }
 
@@ -54,7 +58,8 @@ fn round_trip_through_a_file_and_between_servers() {
     assert_eq!(code, 0);
     assert!(out.contains("0 documents written, 300 skipped"), "{out}");
     assert_eq!(b.get("/databases/Copy/docs/items/0001").1, json!({"local": true}));
-    let (code, _) = run(&["in".into(), format!("--url={}/databases/Copy", b.url), format!("--file={}", file.display()), "--overwrite".into()]);
+    let (code, _) =
+        run(&["in".into(), format!("--url={}/databases/Copy", b.url), format!("--file={}", file.display()), "--overwrite".into()]);
     assert_eq!(code, 0);
     assert_eq!(b.get("/databases/Copy/docs/items/0001").1["i"], 1);
 
@@ -64,7 +69,12 @@ fn round_trip_through_a_file_and_between_servers() {
     assert_eq!(status, 200);
     let _ = text; // binary; the count is checked through an import below
     let subset = a.path("subset.rookerydump");
-    let (code, _) = run(&["out".into(), format!("--url={}/databases/Shop", a.url), format!("--file={}", subset.display()), "--starts-with=other/".into()]);
+    let (code, _) = run(&[
+        "out".into(),
+        format!("--url={}/databases/Shop", a.url),
+        format!("--file={}", subset.display()),
+        "--starts-with=other/".into(),
+    ]);
     assert_eq!(code, 0);
     b.create_db("Subset");
     let (code, out) = run(&["in".into(), format!("--url={}/databases/Subset", b.url), format!("--file={}", subset.display())]);

@@ -210,7 +210,8 @@ fn a_system_backup_restores_users_and_api_keys() {
     let key = format!("ApiKey {}", key["ApiKey"].as_str().expect("a key"));
     assert_eq!(call_as(&s, &admin, "PUT", "/docs/config/1", Some(json!({"A": 1}))).0, 201);
     let location = s.location("system-backups");
-    let (status, body) = call_as(&s, &admin, "POST", "/admin/backup", Some(json!({"BackupLocation": location, "BackupPassphrase": "sys-pass"})));
+    let (status, body) =
+        call_as(&s, &admin, "POST", "/admin/backup", Some(json!({"BackupLocation": location, "BackupPassphrase": "sys-pass"})));
     assert_eq!(status, 202, "{body}");
     for _ in 0..600 {
         let (_, st) = call_as(&s, &admin, "GET", "/docs/Raven/Backup/Status", None);
@@ -265,7 +266,8 @@ fn a_restore_location_must_be_inside_the_data_directory_or_a_database_root() {
     assert!(!Path::new(&outside).exists());
     // Inside a backup root's sets: refused too.
     let inside_backups = format!("{location}/copy");
-    let (status, body) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Copy", "DatabaseLocation": inside_backups}));
+    let (status, body) =
+        s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Copy", "DatabaseLocation": inside_backups}));
     assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidDatabaseLocation")), "{body}");
     // Inside the data directory: accepted.
     let inside = s.data_dir.join("Elsewhere/Copy").display().to_string();
@@ -364,7 +366,8 @@ fn a_file_swapped_between_encrypted_sets_is_tampering() {
             }
         }
     });
-    let (status, body) = s.post("/admin/restore", json!({"BackupLocation": second_location, "DatabaseName": "Rolled", "BackupEncryptionKey": key}));
+    let (status, body) =
+        s.post("/admin/restore", json!({"BackupLocation": second_location, "DatabaseName": "Rolled", "BackupEncryptionKey": key}));
     let refused_now = status == 422;
     let failed_later = status == 202 && s.wait_for_job("", "Raven/Restore/Status")["Success"] == false;
     assert!(refused_now || failed_later, "a rolled-back encrypted set restored: {status} {body}");
