@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test tools tools-e2e build unit fuzz e2e bench load soak clean
+.PHONY: run test tools tools-e2e build lint unit fuzz e2e bench load soak clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -20,7 +20,12 @@ run: build
 	LEPTOS_SITE_ROOT=target/site ./target/debug/rookery-server --data-dir ./data --bind 127.0.0.1:3000 --backup-root /tmp/rookery-backups
 
 # Unit, router, integration and fault tests (real servers on free ports), then the studio in Chromium.
-test: tools-e2e unit build fuzz e2e
+test: tools-e2e lint unit build fuzz e2e
+
+# Formatting and lints: the tree as committed, no warning.
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --features server/failpoints -- -D warnings
 
 unit:
 	cargo test --workspace --features server/failpoints

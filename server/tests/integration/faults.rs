@@ -149,7 +149,8 @@ fn corruption_beyond_single_bytes_is_refused_and_verify_names_it() {
         assert!(out.success());
         target
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage, &str)> = vec![
         (
             "a documents file swapped between the two sets",
             Box::new(|dir: &Path| {

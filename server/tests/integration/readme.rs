@@ -106,7 +106,7 @@ fn every_readme_example_runs_as_written() {
         let out = Command::new("bash")
             .arg("-c")
             .arg(&script)
-            .current_dir(&s.data_dir.parent().expect("the data directory's parent"))
+            .current_dir(s.data_dir.parent().expect("the data directory's parent"))
             .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
             .env_remove("ROOKERY_PASSWORD")
             .env_remove("ROOKERY_API_KEY")
