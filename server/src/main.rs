@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rookery::cli::restore as restore_cli;
 use rookery::config::Config;
-use rookery::restore_cli;
 use rookery::Rookery;
 
 fn main() -> ExitCode {

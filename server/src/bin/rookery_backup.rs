@@ -9,8 +9,8 @@ use clap::Parser;
 
 use app::api::{BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID};
 use rookery::backup::location::{listing, Depth};
+use rookery::cli::client::Client;
 use rookery::cli::{follow_with_progress, human_bytes, wait_for_key};
-use rookery::client::Client;
 use rookery::config::Credentials;
 
 /// Back up a Rookery database, or list and verify a backup location.

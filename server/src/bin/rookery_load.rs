@@ -14,7 +14,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use app::api::{BackupRequest, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
-use rookery::client::{follow_status, percent_encode, Client};
+use rookery::cli::client::{follow_status, percent_encode, Client};
 use rookery::config::Credentials;
 
 #[derive(Debug, Parser)]
@@ -79,7 +79,7 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         Err(e) => return Err(e.into()),
     }
     let agent = agent();
-    let auth = rookery::client::authorization(&args.credentials);
+    let auth = rookery::cli::client::authorization(&args.credentials);
     eprintln!("seeding {} documents…", args.documents);
     for i in 0..args.documents {
         put(&agent, auth.as_deref(), &format!("{base}/docs/load/{i}"), body(i, 0))?;

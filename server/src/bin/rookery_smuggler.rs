@@ -9,7 +9,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use app::api::JobStatus;
-use rookery::client::{Client, ClientError};
+use rookery::cli::client::{Client, ClientError};
 use rookery::config::Credentials;
 
 /// Move documents between Rookery servers and versions.
@@ -112,7 +112,7 @@ fn bytes_bar() -> ProgressBar {
 }
 
 fn authorize<B>(request: ureq::RequestBuilder<B>, credentials: &Credentials) -> ureq::RequestBuilder<B> {
-    match rookery::client::authorization(credentials) {
+    match rookery::cli::client::authorization(credentials) {
         Some(v) => request.header("Authorization", v),
         None => request,
     }
@@ -123,7 +123,7 @@ fn open_export(url: &str, database: Option<&str>, starts_with: Option<&str>, cre
     let client = Client::new(url, database, None, credentials);
     let mut endpoint = format!("{}/smuggler/export", client.base());
     if let Some(p) = starts_with {
-        endpoint.push_str(&format!("?startsWith={}", rookery::client::percent_encode(p).replace('/', "%2F")));
+        endpoint.push_str(&format!("?startsWith={}", rookery::cli::client::percent_encode(p).replace('/', "%2F")));
     }
     let response = authorize(agent().get(&endpoint), credentials).call().map_err(|e| unreachable_error(&endpoint, &e))?;
     let status = response.status().as_u16();

@@ -211,7 +211,7 @@ fn hostile_ids_names_and_traversal_change_nothing_outside() {
     s.create_db("Hostile");
     // Control characters are valid in an id (any non-empty UTF-8): stored and read back exactly.
     let id = "ctl/\u{1}\u{7}\t\u{1b}[31m";
-    let path = format!("/databases/Hostile/docs/{}", rookery::client::percent_encode(id));
+    let path = format!("/databases/Hostile/docs/{}", rookery::cli::client::percent_encode(id));
     assert_eq!(s.call_raw("PUT", &path, Some("{\"x\":1}".into()), &[]).0, 201);
     assert_eq!(s.get(&path).1, json!({"x": 1}));
     let (_, page) = s.get("/databases/Hostile/docs?startsWith=ctl/");

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::follow_with_progress;
-use crate::client::Client;
+use super::client::Client;
+use super::progress::follow_with_progress;
 use crate::config::Config;
 use app::api::{JobAccepted, RestoreRequest, RESTORE_STATUS_ID};
 

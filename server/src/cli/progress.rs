@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::client::{follow_status, Client, ClientError};
+use super::client::{follow_status, Client, ClientError};
 use app::api::{JobStatus, Severity};
 
 /// Follows a job's status document with a progress bar (hidden when stderr
