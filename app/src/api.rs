@@ -135,11 +135,13 @@ pub enum ErrorCode {
     Interrupted,
     /// The job stopped before it finished (status documents).
     JobAborted,
+    /// The job was canceled on request (status documents).
+    Canceled,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [Self; 47] = [
+    pub const ALL: [Self; 48] = [
         Self::InvalidJson,
         Self::NotAnObject,
         Self::InvalidBody,
@@ -187,6 +189,7 @@ impl ErrorCode {
         Self::StorageError,
         Self::Interrupted,
         Self::JobAborted,
+        Self::Canceled,
     ];
 
     /// The code as it appears on the wire.
@@ -240,6 +243,7 @@ impl ErrorCode {
             Self::StorageError => "StorageError",
             Self::Interrupted => "Interrupted",
             Self::JobAborted => "JobAborted",
+            Self::Canceled => "Canceled",
         }
     }
 }

@@ -59,6 +59,7 @@ pub fn status_of(kind: ErrorKind) -> Option<StatusCode> {
         ErrorKind::Conflict => Some(StatusCode::CONFLICT),
         ErrorKind::Unprocessable => Some(StatusCode::UNPROCESSABLE_ENTITY),
         ErrorKind::Unavailable => Some(StatusCode::SERVICE_UNAVAILABLE),
+        ErrorKind::TooManyRequests => Some(StatusCode::TOO_MANY_REQUESTS),
         ErrorKind::InsufficientStorage => Some(StatusCode::INSUFFICIENT_STORAGE),
         ErrorKind::Internal => None,
     }
@@ -108,6 +109,15 @@ impl From<BackupError> for ApiError {
     fn from(e: BackupError) -> Self {
         match e {
             BackupError::Storage(s) => s.into(),
+            other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
+        }
+    }
+}
+
+impl From<crate::smuggler::SmugglerError> for ApiError {
+    fn from(e: crate::smuggler::SmugglerError) -> Self {
+        match e {
+            crate::smuggler::SmugglerError::Storage(s) => s.into(),
             other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
         }
     }

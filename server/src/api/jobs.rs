@@ -132,3 +132,33 @@ pub async fn list_sets(
     })
     .await
 }
+
+/// Asks the database's running backup to stop (it ends with `Canceled` and leaves no set).
+#[utoipa::path(
+    post,
+    path = "/admin/backup/cancel",
+    tag = "backup",
+    responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody, description = "NotFound: no backup of this database runs"))
+)]
+pub async fn cancel_backup(State(state): State<AppState>, Db(db): Db) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    if state.cancel_backup(&db.name) {
+        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: BACKUP_STATUS_ID.to_string() })))
+    } else {
+        Err(ApiError::not_found(format!("No backup of '{}' is running.", db.name)))
+    }
+}
+
+/// Asks the running restore to stop (it ends with `Canceled`; no database, no files).
+#[utoipa::path(
+    post,
+    path = "/admin/restore/cancel",
+    tag = "restore",
+    responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody, description = "NotFound: no restore runs"))
+)]
+pub async fn cancel_restore(State(state): State<AppState>) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    if state.cancel_restore() {
+        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: RESTORE_STATUS_ID.to_string() })))
+    } else {
+        Err(ApiError::not_found("No restore is running."))
+    }
+}

@@ -39,7 +39,9 @@ pub fn router(state: AppState) -> Router {
         Router::new()
             .route("/docs", get(documents::list))
             .route("/docs/{*id}", get(documents::get).put(documents::put).delete(documents::delete))
-            .route("/admin/backup", post(jobs::start_backup)),
+            .route("/admin/backup", post(jobs::start_backup))
+            .route("/admin/backup/cancel", post(jobs::cancel_backup))
+            .route("/smuggler/import/cancel", post(smuggler::cancel_import)),
     )
     .route("/smuggler/export", get(smuggler::export_dump))
     .route("/smuggler/import", post(smuggler::import_dump).layer(DefaultBodyLimit::disable()));
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
             .route("/databases", get(databases::list))
             .route("/admin/databases/{name}", put(databases::create).delete(databases::delete))
             .route("/admin/backup/sets", get(jobs::list_sets))
+            .route("/admin/restore/cancel", post(jobs::cancel_restore))
             .route("/admin/users/{name}", put(auth::put_user).delete(auth::delete_user))
             .route("/admin/apikeys", post(auth::create_api_key))
             .route("/admin/apikeys/{name}", axum::routing::delete(auth::delete_api_key))

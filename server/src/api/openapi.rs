@@ -32,6 +32,9 @@ use app::api::*;
         jobs::list_sets,
         smuggler::export_dump,
         smuggler::import_dump,
+        smuggler::cancel_import,
+        jobs::cancel_backup,
+        jobs::cancel_restore,
         auth::put_user,
         auth::delete_user,
         auth::create_api_key,
@@ -72,7 +75,11 @@ struct ApiDoc;
 
 /// Paths served at the root for the system database and under `/databases/{db}` for named ones.
 fn is_per_database(path: &str) -> bool {
-    path == "/docs" || path.starts_with("/docs/") || path == "/admin/backup" || path.starts_with("/smuggler/")
+    path == "/docs"
+        || path.starts_with("/docs/")
+        || path == "/admin/backup"
+        || path == "/admin/backup/cancel"
+        || path.starts_with("/smuggler/")
 }
 
 /// The whole description.

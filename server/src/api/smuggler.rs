@@ -1,39 +1,23 @@
 //! Import and export over REST: `GET {base}/smuggler/export`,
 //! `POST {base}/smuggler/import`. Both stream in constant memory.
 
-use app::api::ErrorCode;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 
-use super::{ApiError, AppState, Db};
-use crate::jobs::{now_rfc3339, StatusReporter};
-use crate::smuggler::{export, import, SmugglerError};
-use app::api::{ErrorBody, JobStatus, SMUGGLER_STATUS_ID};
+use super::{blocking, ApiError, AppState, Db};
+use crate::jobs::now_rfc3339;
+use app::api::{ErrorBody, JobAccepted, JobStatus, SMUGGLER_STATUS_ID};
 
 /// Chunks in flight between the export thread and the HTTP response.
 const CHANNEL_CHUNKS: usize = 8;
 const CHUNK_BYTES: usize = 256 * 1024;
-
-impl From<SmugglerError> for ApiError {
-    fn from(e: SmugglerError) -> Self {
-        match e {
-            SmugglerError::Storage(s) => s.into(),
-            SmugglerError::Io(ref m) => ApiError::internal(m),
-            SmugglerError::AlreadyRunning => ApiError::new(StatusCode::CONFLICT, e.code(), e.to_string()),
-            SmugglerError::InvalidLine { .. } | SmugglerError::InvalidDump(_) | SmugglerError::UnsupportedFormatVersion(_) => {
-                ApiError::bad_request(e.code(), e.to_string())
-            }
-        }
-    }
-}
 
 /// Streams a `.rookerydump` of the database.
 #[utoipa::path(
@@ -43,33 +27,25 @@ impl From<SmugglerError> for ApiError {
     params(("startsWith" = Option<String>, Query, description = "Only ids with this prefix")),
     responses((status = 200, description = "A zstd-compressed NDJSON dump", content_type = "application/zstd"), (status = 404, body = ErrorBody))
 )]
-pub async fn export_dump(State(state): State<AppState>, Db(db): Db, Query(query): Query<HashMap<String, String>>) -> Response {
+pub async fn export_dump(
+    State(state): State<AppState>,
+    Db(db): Db,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
     let prefix = query.get("startsWith").cloned().unwrap_or_default();
-    // The hold comes before the snapshot: a delete meanwhile answers DatabaseBusy.
-    let hold = match state.catalog().hold(&db) {
-        Ok(h) => h,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let permit = match state.export_permits().clone().try_acquire_owned() {
-        Ok(p) => p,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::TooManyRequests,
-                format!("{} exports are running on this server; try again when one has finished.", crate::MAX_CONCURRENT_EXPORTS),
-            )
-            .into_response()
-        }
-    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_CHUNKS);
+    let writer = std::io::BufWriter::with_capacity(CHUNK_BYTES, ChannelWriter { tx: tx.clone() });
     let name = db.name.clone();
-    tokio::task::spawn_blocking(move || {
-        let (_hold, _permit) = (hold, permit);
-        let snapshot = db.store.snapshot();
-        let writer = std::io::BufWriter::with_capacity(CHUNK_BYTES, ChannelWriter { tx: tx.clone() });
-        if let Err(e) = export(&snapshot, &db.name, &prefix, writer, &mut |_| {}) {
+    let export = blocking(move || Ok(state.start_export(&db.name, &prefix, writer)?)).await?;
+    // A failure mid-stream ends the body with an error (the client sees a cut stream).
+    tokio::task::spawn_blocking(move || match export.join() {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "export stopped");
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+        Err(_) => {
+            let _ = tx.blocking_send(Err(std::io::Error::other("the export thread panicked")));
         }
     });
     // `poll_fn` over the receiver may be polled again after the end (layers above do).
@@ -82,7 +58,7 @@ pub async fn export_dump(State(state): State<AppState>, Db(db): Db, Query(query)
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    response
+    Ok(response)
 }
 
 struct ChannelWriter {
@@ -146,33 +122,38 @@ pub async fn import_dump(
     body: Body,
 ) -> Result<Json<JobStatus>, ApiError> {
     let overwrite = super::jobs::flag(&query, "overwrite")?;
-    let slot = state.import_slot().acquire(Duration::ZERO).ok_or(SmugglerError::AlreadyRunning)?;
-    let hold = state.catalog().hold(&db)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(CHANNEL_CHUNKS);
-    let job = tokio::task::spawn_blocking(move || {
-        let (_slot, _hold) = (slot, hold);
-        let initial = JobStatus { ..Default::default() };
-        let mut reporter = StatusReporter::start(db.clone(), SMUGGLER_STATUS_ID, initial, &format!("Import into '{}' started", db.name))?;
-        let reader = ChannelReader { rx, current: Bytes::new() };
-        let result = import(&db.store, reader, overwrite, &mut |written, skipped| reporter.progress(written + skipped, 0));
-        match &result {
-            Ok(s) => reporter.succeed(&format!(
-                "Import completed: {} written, {} skipped (existing ids)",
-                app::api::counted(s.written, "document"),
-                app::api::counted(s.skipped, "document")
-            )),
-            Err(e) => reporter.fail(e.code(), &format!("Import failed: {e}")),
-        }
-        result.map(|_| crate::jobs::read_status(&db, SMUGGLER_STATUS_ID).unwrap_or_default()).map_err(ApiError::from)
-    });
+    let reader = ChannelReader { rx, current: Bytes::new() };
+    let starter = state.clone();
+    let name = db.name.clone();
+    let job = blocking(move || Ok(starter.start_import(&name, reader, overwrite)?)).await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let item = chunk.map_err(|e| e.to_string());
         let failed = item.is_err();
         if tx.send(item).await.is_err() || failed {
-            break; // the import stopped early (a bad line) or the upload broke
+            break; // the import stopped early (a bad line, a cancel) or the upload broke
         }
     }
     drop(tx);
-    job.await.map_err(|e| ApiError::internal(&e))?.map(Json)
+    blocking(move || {
+        job.wait()?;
+        Ok(Json(crate::jobs::read_status(&db, SMUGGLER_STATUS_ID).unwrap_or_default()))
+    })
+    .await
+}
+
+/// Asks the running import into the database to stop (the documents imported before it stay).
+#[utoipa::path(
+    post,
+    path = "/smuggler/import/cancel",
+    tag = "smuggler",
+    responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody, description = "NotFound: no import into this database runs"))
+)]
+pub async fn cancel_import(State(state): State<AppState>, Db(db): Db) -> Result<(axum::http::StatusCode, Json<JobAccepted>), ApiError> {
+    if state.cancel_import(&db.name) {
+        Ok((axum::http::StatusCode::ACCEPTED, Json(JobAccepted { status_document: SMUGGLER_STATUS_ID.to_string() })))
+    } else {
+        Err(ApiError::not_found(format!("No import into '{}' is running.", db.name)))
+    }
 }

@@ -29,7 +29,7 @@ use super::format::{
 use super::sealed::ChunkSealer;
 use super::{BackupError, BackupSummary, PreparedBackup};
 use crate::failpoint;
-use crate::jobs::{now_rfc3339, StatusReporter};
+use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
 use crate::storage::record::decode_header;
 use crate::storage::StoreSnapshot;
 use app::api::STATUS_DOCUMENT_IDS;
@@ -43,11 +43,11 @@ const ZSTD_LEVEL: i32 = 1;
 ///
 /// # Errors
 /// Any failure; the `.tmp-` folder is removed before returning.
-pub fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter) -> Result<BackupSummary, BackupError> {
+pub fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
     std::fs::create_dir_all(&prepared.location)
         .map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", prepared.location.display())))?;
     let temp = temp_dir(&prepared.location, &prepared.set_id);
-    let result = write_set(prepared, &temp, reporter);
+    let result = write_set(prepared, &temp, reporter, cancel);
     if result.is_err() {
         if let Err(e) = std::fs::remove_dir_all(&temp) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -58,7 +58,12 @@ pub fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter) -> Result<B
     result
 }
 
-fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReporter) -> Result<BackupSummary, BackupError> {
+fn write_set(
+    prepared: &PreparedBackup,
+    temp: &Path,
+    reporter: &mut StatusReporter,
+    cancel: &CancelToken,
+) -> Result<BackupSummary, BackupError> {
     let io = |what: &str| {
         let what = what.to_string();
         move |e: std::io::Error| BackupError::Io(format!("{what}: {e}"))
@@ -72,7 +77,7 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
     // written: a crash can never leave the database below a set's ToEtag.
     prepared.database.store.persist()?;
     let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
-    let mut files = FileSet::new(temp, &prepared.set_id, reporter, prepared.set_key.as_ref().map(|k| k.key.clone()));
+    let mut files = FileSet::new(temp, &prepared.set_id, reporter, cancel, prepared.set_key.as_ref().map(|k| k.key.clone()));
 
     // Steps 2 and 3: every record from the snapshot.
     let (documents, deletions) = match prepared.kind {
@@ -131,6 +136,9 @@ fn write_set(prepared: &PreparedBackup, temp: &Path, reporter: &mut StatusReport
         manifest.mac = Some(super::sealed::manifest_mac(&set.key, &canonical));
     }
     failpoint::hit("backup.before_manifest");
+    if cancel.is_canceled() {
+        return Err(BackupError::Canceled);
+    }
     let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io(e.to_string()))?;
     let manifest_sha = write_synced(&temp.join(MANIFEST), &manifest_json).map_err(io("cannot write the manifest"))?;
     failpoint::hit("backup.after_manifest");
@@ -197,6 +205,7 @@ type Sink = RecordWriter<SetWriter<BufWriter<File>>>;
 struct FileSet<'a> {
     dir: &'a Path,
     set_id: &'a str,
+    cancel: &'a CancelToken,
     reporter: &'a mut StatusReporter,
     finished: Vec<ManifestFile>,
     bytes_done: u64,
@@ -205,8 +214,22 @@ struct FileSet<'a> {
 }
 
 impl<'a> FileSet<'a> {
-    fn new(dir: &'a Path, set_id: &'a str, reporter: &'a mut StatusReporter, set_key: Option<crate::crypto::Key>) -> Self {
-        Self { dir, set_id, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key }
+    fn new(
+        dir: &'a Path,
+        set_id: &'a str,
+        reporter: &'a mut StatusReporter,
+        cancel: &'a CancelToken,
+        set_key: Option<crate::crypto::Key>,
+    ) -> Self {
+        Self { dir, set_id, cancel, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key }
+    }
+
+    /// Between records: a canceled backup stops (its folder is removed by [`run`]).
+    fn check_cancel(&self) -> Result<(), BackupError> {
+        if self.cancel.is_canceled() {
+            return Err(BackupError::Canceled);
+        }
+        Ok(())
     }
 
     fn open(&self, name: &str) -> Result<Sink, BackupError> {
@@ -247,6 +270,7 @@ impl<'a> FileSet<'a> {
             if is_status(&id) {
                 continue;
             }
+            self.check_cancel()?;
             let (etag, modified_ms) = decode_header(&raw)?;
             let body = raw[crate::storage::record::HEADER_LEN..].to_vec();
             sink.write(&DataRecord::Document { id, etag, modified_ms, body })
@@ -272,6 +296,7 @@ impl<'a> FileSet<'a> {
         let mut sink = self.open(&name)?;
         for item in snapshot.changes_after(0) {
             let (etag, id) = item?;
+            self.check_cancel()?;
             if is_status(&id) {
                 continue;
             }
@@ -299,6 +324,7 @@ impl<'a> FileSet<'a> {
         let mut count = 0;
         for item in snapshot.deletions_after(from_etag) {
             let (etag, id) = item?;
+            self.check_cancel()?;
             // Deleted then created again: the document itself is in the set.
             if is_status(&id) || snapshot.get_raw(&id)?.is_some() {
                 continue;

@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod format;
+pub mod job;
 pub mod location;
 pub mod sealed;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use crate::storage::{DatabaseHandle, StorageError};
 pub use format::SetKind;
+pub use job::BackupHandle;
 
 /// How an error maps to HTTP, for every module's errors alike (the one
 /// mapping to a status is `api::error::status_of`).
@@ -23,6 +25,7 @@ pub enum ErrorKind {
     Conflict,
     Unprocessable,
     Unavailable,
+    TooManyRequests,
     InsufficientStorage,
     Internal,
 }
@@ -52,6 +55,8 @@ pub enum BackupError {
     Io(String),
     #[error("{0}")]
     InvalidEncryptionKey(String),
+    #[error("The backup was canceled; no set was written.")]
+    Canceled,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -73,6 +78,7 @@ impl BackupError {
             Self::Corrupt(_) => ErrorCode::CorruptBackup,
             Self::Io(_) => ErrorCode::IoError,
             Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
+            Self::Canceled => ErrorCode::Canceled,
             Self::Storage(s) => s.code(),
         }
     }
@@ -82,7 +88,7 @@ impl BackupError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidLocation(_) | Self::NoBackup(_) => ErrorKind::BadRequest,
-            Self::AlreadyRunning | Self::ChainMismatch(_) => ErrorKind::Conflict,
+            Self::AlreadyRunning | Self::ChainMismatch(_) | Self::Canceled => ErrorKind::Conflict,
             Self::ChecksumMismatch(_) | Self::BrokenChain(_) | Self::UnsupportedFormatVersion(_) | Self::Corrupt(_) => {
                 ErrorKind::Unprocessable
             }

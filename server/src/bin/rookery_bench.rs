@@ -189,7 +189,8 @@ fn main() {
     reset_peak_rss();
     let started = Instant::now();
     let imported =
-        rookery::smuggler::import(&target.store, std::fs::File::open(&dump).expect("opens"), false, &mut |_, _| {}).expect("imports");
+        rookery::smuggler::import(&target.store, std::fs::File::open(&dump).expect("opens"), false, &Default::default(), &mut |_, _| {})
+            .expect("imports");
     let import_time = started.elapsed();
     let import_rss = peak_rss();
     assert_eq!(imported.written, exported);

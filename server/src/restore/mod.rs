@@ -17,6 +17,10 @@
 //! restore made it, and the reservation. A crash does the same at the next
 //! start, since the registry entry is still `Restoring`.
 
+pub mod job;
+
+pub use job::RestoreHandle;
+
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -26,6 +30,7 @@ use crate::backup::location::{scan, verify_links, verify_set, Depth, SetOnDisk};
 use crate::backup::sealed::{self, ChunkOpener, SetKey, SetSecret};
 use crate::backup::{BackupError, ErrorKind};
 use crate::failpoint;
+use crate::jobs::CancelToken;
 use crate::storage::record::{encode_with_flags, etag_key, FLAG_ENCRYPTED};
 use crate::storage::{DocumentStore, Durability, StorageError};
 
@@ -49,6 +54,8 @@ pub enum RestoreError {
     InvalidDatabaseLocation(String),
     #[error("{0}")]
     InsufficientSpace(String),
+    #[error("The restore was canceled; no database and no files were left.")]
+    Canceled,
     #[error("The backup is of an encrypted database and leaves its key out: give the database key as EncryptionKey.")]
     EncryptionKeyRequired,
     #[error("{0}")]
@@ -70,6 +77,7 @@ impl RestoreError {
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::InvalidDatabaseLocation(_) => ErrorCode::InvalidDatabaseLocation,
             Self::InsufficientSpace(_) => ErrorCode::InsufficientSpace,
+            Self::Canceled => ErrorCode::Canceled,
             Self::EncryptionKeyRequired | Self::BackupKeyRequired => ErrorCode::EncryptionKeyRequired,
             Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
         }
@@ -81,7 +89,7 @@ impl RestoreError {
         match self {
             Self::Backup(b) => b.kind(),
             Self::Storage(s) => s.kind(),
-            Self::AlreadyRunning(_) => ErrorKind::Conflict,
+            Self::AlreadyRunning(_) | Self::Canceled => ErrorKind::Conflict,
             Self::InsufficientSpace(_) => ErrorKind::InsufficientStorage,
             Self::SetNotFound(_)
             | Self::InvalidRequest(_)
@@ -301,6 +309,8 @@ pub fn check_free_space(plan: &RestorePlan, location: &Path) -> Result<(), Resto
 
 /// Progress callback: (records applied, bytes read).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+/// Progress that may stop the restore (a cancel).
+type Checked<'a> = &'a mut dyn FnMut(u64, u64) -> Result<(), RestoreError>;
 
 /// Step 3: builds the database of `plan` in `dir` (which must not exist or be empty).
 ///
@@ -311,9 +321,10 @@ pub fn build(
     dir: &Path,
     defrag: bool,
     master: Option<&crate::crypto::Key>,
+    cancel: &CancelToken,
     progress: Progress<'_>,
 ) -> Result<RestoreSummary, RestoreError> {
-    build_with(plan, dir, defrag, master, false, progress)
+    build_with(plan, dir, defrag, master, false, cancel, progress)
 }
 
 /// [`build`], and with `credentials` the users and API keys of a system
@@ -325,8 +336,18 @@ fn build_with(
     defrag: bool,
     master: Option<&crate::crypto::Key>,
     credentials: bool,
+    cancel: &CancelToken,
     progress: Progress<'_>,
 ) -> Result<RestoreSummary, RestoreError> {
+    // A canceled restore stops at its next record (progress is reported per record).
+    let mut checked = |done: u64, bytes: u64| -> Result<(), RestoreError> {
+        if cancel.is_canceled() {
+            return Err(RestoreError::Canceled);
+        }
+        progress(done, bytes);
+        Ok(())
+    };
+    let progress: Checked<'_> = &mut checked;
     let store = DocumentStore::open(dir, Durability::Os)?;
     if let Some(key) = &plan.database_key {
         let master = master.ok_or_else(|| StorageError::Locked("no master key to keep the database key".into()))?;
@@ -397,7 +418,7 @@ fn ingest_full(
     flags: u8,
     done: &mut u64,
     bytes: &mut u64,
-    progress: Progress<'_>,
+    progress: Checked<'_>,
 ) -> Result<u64, RestoreError> {
     let set = source.set;
     let bulk = store.bulk();
@@ -420,7 +441,7 @@ fn ingest_full(
             failpoint::hit("restore.document");
             count += 1;
             *done += 1;
-            progress(*done, *bytes);
+            progress(*done, *bytes)?;
             Ok(())
         })?;
     }
@@ -445,7 +466,7 @@ fn ingest_full(
     }
     changes.finish().map_err(StorageError::from)?;
     bulk.finish(set.manifest.to_etag, Some((count, data_bytes)))?;
-    progress(*done, *bytes);
+    progress(*done, *bytes)?;
     Ok(count)
 }
 
@@ -455,7 +476,7 @@ fn apply_incremental(
     flags: u8,
     done: &mut u64,
     bytes: &mut u64,
-    progress: Progress<'_>,
+    progress: Checked<'_>,
 ) -> Result<(), RestoreError> {
     let set = source.set;
     let bulk = store.bulk();
@@ -470,7 +491,7 @@ fn apply_incremental(
             *done += 1;
             if batch.len() >= APPLY_BATCH {
                 bulk.apply(&std::mem::take(&mut batch), &[])?;
-                progress(*done, *bytes);
+                progress(*done, *bytes)?;
             }
             Ok(())
         })?;
@@ -486,13 +507,13 @@ fn apply_incremental(
             *done += 1;
             if batch.len() >= APPLY_BATCH {
                 bulk.apply(&[], &std::mem::take(&mut batch))?;
-                progress(*done, *bytes);
+                progress(*done, *bytes)?;
             }
             Ok(())
         })?;
         bulk.apply(&[], &batch)?;
     }
-    progress(*done, *bytes);
+    progress(*done, *bytes)?;
     Ok(())
 }
 
@@ -615,7 +636,7 @@ pub fn restore_system_database(
     let created = !data_dir.exists();
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", data_dir.display())))?;
     let staging = data_dir.join(format!(".System.restoring-{}", uuid::Uuid::new_v4().simple()));
-    let result = build_with(&plan, &staging, defrag, None, true, progress).and_then(|mut summary| {
+    let result = build_with(&plan, &staging, defrag, None, true, &CancelToken::default(), progress).and_then(|mut summary| {
         let destination = data_dir.join("System");
         move_into_place(&staging, &destination)?;
         summary.location = destination;

@@ -6,6 +6,10 @@
 //! writes compressed lines as it goes; import reads a line at a time and
 //! writes in batches of [`IMPORT_BATCH`] documents.
 
+pub mod job;
+
+pub use job::ImportHandle;
+
 use std::io::{BufRead, BufReader, Read, Write};
 
 use serde::{Deserialize, Serialize};
@@ -73,6 +77,10 @@ pub enum SmugglerError {
     UnsupportedFormatVersion(u32),
     #[error("An import is already running on this server; wait for it to finish.")]
     AlreadyRunning,
+    #[error("{} exports are running on this server; try again when one has finished.", crate::MAX_CONCURRENT_EXPORTS)]
+    TooManyExports,
+    #[error("The import was canceled; the documents imported before it are kept.")]
+    Canceled,
     #[error("{0}")]
     Io(String),
     #[error(transparent)]
@@ -88,8 +96,23 @@ impl SmugglerError {
             Self::InvalidLine { .. } | Self::InvalidDump(_) => ErrorCode::InvalidDump,
             Self::UnsupportedFormatVersion(_) => ErrorCode::UnsupportedFormatVersion,
             Self::AlreadyRunning => ErrorCode::ImportAlreadyRunning,
+            Self::TooManyExports => ErrorCode::TooManyRequests,
+            Self::Canceled => ErrorCode::Canceled,
             Self::Io(_) => ErrorCode::IoError,
             Self::Storage(s) => s.code(),
+        }
+    }
+
+    /// How the error maps to HTTP.
+    #[must_use]
+    pub fn kind(&self) -> crate::backup::ErrorKind {
+        use crate::backup::ErrorKind;
+        match self {
+            Self::InvalidLine { .. } | Self::InvalidDump(_) | Self::UnsupportedFormatVersion(_) => ErrorKind::BadRequest,
+            Self::AlreadyRunning | Self::Canceled => ErrorKind::Conflict,
+            Self::TooManyExports => ErrorKind::TooManyRequests,
+            Self::Io(_) => ErrorKind::Internal,
+            Self::Storage(s) => s.kind(),
         }
     }
 }
@@ -161,6 +184,7 @@ pub fn import(
     store: &DocumentStore,
     input: impl Read,
     overwrite: bool,
+    cancel: &crate::jobs::CancelToken,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ImportSummary, SmugglerError> {
     let mut buffered = BufReader::with_capacity(256 * 1024, input);
@@ -182,6 +206,9 @@ pub fn import(
     let mut batch_bytes = 0usize;
     let result = (|| -> Result<(), SmugglerError> {
         loop {
+            if cancel.is_canceled() {
+                return Err(SmugglerError::Canceled);
+            }
             line.clear();
             let n = read_line(&mut lines, &mut line, number + 1)?;
             if n == 0 {
@@ -236,6 +263,7 @@ pub fn import(
             let body = serde_json::to_vec(&doc.document).map_err(|e| SmugglerError::Io(e.to_string()))?;
             batch.push((doc.id, body));
             documents_seen += 1;
+            crate::failpoint::hit("import.document");
             batch_bytes += batch.last().map_or(0, |(id, body)| id.len() + body.len());
             if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES {
                 batch_bytes = 0;
@@ -343,16 +371,16 @@ mod tests {
         assert_eq!(lines[4], serde_json::json!({"EndOfDump": true, "DocumentCount": 3}));
 
         let (_b, target) = store();
-        let summary = import(&target, &dump[..], false, &mut |_, _| {}).expect("imports");
+        let summary = import(&target, &dump[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
         assert_eq!((summary.written, summary.skipped), (3, 0));
         assert_eq!(target.get("users/1").expect("get").expect("exists").body, br#"{"Name":"Ann","Tags":["x"]}"#);
         assert!(target.get(app::api::BACKUP_STATUS_ID).expect("get").is_none());
         // Again without overwrite: all skipped; with: all replaced.
         target.put("users/2", br#"{"Name":"Local"}"#, None).expect("put");
-        let again = import(&target, &dump[..], false, &mut |_, _| {}).expect("imports");
+        let again = import(&target, &dump[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
         assert_eq!((again.written, again.skipped), (0, 3));
         assert_eq!(target.get("users/2").expect("get").expect("exists").body, br#"{"Name":"Local"}"#);
-        let over = import(&target, &dump[..], true, &mut |_, _| {}).expect("imports");
+        let over = import(&target, &dump[..], true, &Default::default(), &mut |_, _| {}).expect("imports");
         assert_eq!((over.written, over.skipped), (3, 0));
         assert_eq!(target.get("users/2").expect("get").expect("exists").body, br#"{"Name":"Bob"}"#);
     }
@@ -363,7 +391,7 @@ mod tests {
         source.put("users/1", b"{}", None).expect("put");
         source.put("orders/1", b"{}", None).expect("put");
         let (_b, target) = store();
-        import(&target, &dump_of(&source, "users/")[..], false, &mut |_, _| {}).expect("imports");
+        import(&target, &dump_of(&source, "users/")[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
         assert_eq!(target.document_count(), 1);
     }
 
@@ -375,7 +403,7 @@ mod tests {
         let gz = gz.finish().expect("gz");
         for input in [plain.as_bytes().to_vec(), gz] {
             let (_d, target) = store();
-            let s = import(&target, &input[..], false, &mut |_, _| {}).expect("imports");
+            let s = import(&target, &input[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
             assert_eq!(s.written, 1);
         }
     }
@@ -384,7 +412,7 @@ mod tests {
     fn a_bad_line_is_named_and_the_lines_before_it_are_kept() {
         let text = "{\"FormatVersion\":1,\"ServerVersion\":\"x\",\"Database\":\"D\",\"Exported\":\"t\"}\n{\"Id\":\"a\",\"Document\":{}}\n{\"Id\":\"b\",\"Document\":{}}\n{oops\n{\"Id\":\"c\",\"Document\":{}}\n";
         let (_d, target) = store();
-        let err = import(&target, text.as_bytes(), false, &mut |_, _| {}).expect_err("fails");
+        let err = import(&target, text.as_bytes(), false, &Default::default(), &mut |_, _| {}).expect_err("fails");
         assert!(matches!(err, SmugglerError::InvalidLine { line: 4, .. }), "{err}");
         assert_eq!(target.document_count(), 2);
         assert!(target.get("c").expect("get").is_none());
@@ -399,16 +427,22 @@ mod tests {
         let dump = dump_of(&source, "");
         let (_b, target) = store();
         let cut = &dump[..dump.len() / 2];
-        let err = import(&target, cut, false, &mut |_, _| {}).expect_err("truncated");
+        let err = import(&target, cut, false, &Default::default(), &mut |_, _| {}).expect_err("truncated");
         assert_eq!(err.code(), app::api::ErrorCode::InvalidDump, "{err}");
         let plain = String::from_utf8(zstd::decode_all(&dump[..]).expect("zstd")).expect("utf8");
         let without_end: String = plain.lines().take(10).map(|l| format!("{l}\n")).collect();
-        let err = import(&target, without_end.as_bytes(), false, &mut |_, _| {}).expect_err("no end line");
+        let err = import(&target, without_end.as_bytes(), false, &Default::default(), &mut |_, _| {}).expect_err("no end line");
         assert!(err.to_string().contains("truncated"), "{err}");
         let newer = "{\"FormatVersion\":9,\"ServerVersion\":\"x\",\"Database\":\"D\",\"Exported\":\"t\"}\n";
-        assert!(matches!(import(&target, newer.as_bytes(), false, &mut |_, _| {}), Err(SmugglerError::UnsupportedFormatVersion(9))));
+        assert!(matches!(
+            import(&target, newer.as_bytes(), false, &Default::default(), &mut |_, _| {}),
+            Err(SmugglerError::UnsupportedFormatVersion(9))
+        ));
         let headerless = "{\"Id\":\"a\",\"Document\":{}}\n";
-        assert!(matches!(import(&target, headerless.as_bytes(), false, &mut |_, _| {}), Err(SmugglerError::InvalidLine { line: 1, .. })));
-        assert!(matches!(import(&target, &b""[..], false, &mut |_, _| {}), Err(SmugglerError::InvalidDump(_))));
+        assert!(matches!(
+            import(&target, headerless.as_bytes(), false, &Default::default(), &mut |_, _| {}),
+            Err(SmugglerError::InvalidLine { line: 1, .. })
+        ));
+        assert!(matches!(import(&target, &b""[..], false, &Default::default(), &mut |_, _| {}), Err(SmugglerError::InvalidDump(_))));
     }
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod backup;
+mod cancel;
 mod cli;
 mod common;
 mod documents;

@@ -1,6 +1,5 @@
-//! What every long-running job shares: one slot per kind of job, and a status
-//! document (`Raven/Backup/Status`, `Raven/Restore/Status`, ...) that shows
-//! progress to every client.
+//! A job's status document (`Raven/Backup/Status`, `Raven/Restore/Status`,
+//! `Raven/Smuggler/Status`), which shows its progress to every client.
 //!
 //! The status is written through the database's normal write path, so any
 //! client reads it with `GET {base}/docs/<id>`. Progress is written at most
@@ -9,7 +8,7 @@
 //! [`StatusReporter::fail`] marks the job failed: `IsRunning` becomes false on
 //! every exit path, panics included.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::api::{JobProgress, JobStatus, Severity, StatusMessage};
@@ -18,50 +17,6 @@ use crate::storage::DatabaseHandle;
 
 /// The most often progress is written to a status document.
 pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
-
-/// A slot that at most one job of a kind holds at a time.
-#[derive(Debug, Default)]
-pub struct JobSlot {
-    busy: Mutex<bool>,
-    freed: Condvar,
-}
-
-/// Holding this means holding the slot; dropping it frees the slot.
-#[derive(Debug)]
-pub struct SlotGuard {
-    slot: Arc<JobSlot>,
-}
-
-impl JobSlot {
-    /// Takes the slot, waiting up to `wait` for the job holding it to finish.
-    #[must_use]
-    pub fn acquire(self: &Arc<Self>, wait: Duration) -> Option<SlotGuard> {
-        let deadline = Instant::now() + wait;
-        let mut busy = self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        while *busy {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            busy = self.freed.wait_timeout(busy, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
-        }
-        *busy = true;
-        Some(SlotGuard { slot: self.clone() })
-    }
-
-    /// Whether a job holds the slot.
-    #[must_use]
-    pub fn is_busy(&self) -> bool {
-        *self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        *self.slot.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
-        self.slot.freed.notify_all();
-    }
-}
 
 /// Writes a job's status document as the job goes.
 pub struct StatusReporter {
@@ -194,63 +149,6 @@ impl Drop for StatusReporter {
     }
 }
 
-/// Where the system database's internal keyspace records the folders jobs
-/// are writing outside the data directory (a backup's `.tmp-<SetId>`).
-const UNFINISHED_PREFIX: &str = "jobs/unfinished/";
-
-/// A folder a job is writing, recorded in the server's own state (never in a
-/// document) until the job has finished with it; a crash leaves the record,
-/// and the next start removes the folder. Dropping this forgets the record.
-pub struct UnfinishedFolder {
-    system: Arc<DatabaseHandle>,
-    key: String,
-}
-
-impl UnfinishedFolder {
-    /// Records `path` (durably) before the job creates it.
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn record(system: Arc<DatabaseHandle>, path: &std::path::Path) -> Result<Self, crate::storage::StorageError> {
-        let key = format!("{UNFINISHED_PREFIX}{}", uuid::Uuid::new_v4().simple());
-        let text = path.to_str().ok_or_else(|| crate::storage::StorageError::Corrupt("a folder path that is not UTF-8".into()))?;
-        system.store.internal().insert(&key, text.as_bytes())?;
-        system.store.persist()?;
-        Ok(Self { system, key })
-    }
-}
-
-impl Drop for UnfinishedFolder {
-    fn drop(&mut self) {
-        if let Err(e) = self.system.store.internal().remove(&self.key) {
-            tracing::warn!(error = %e, "cannot forget a finished job's folder");
-        }
-    }
-}
-
-/// At start: the folders that jobs a crash interrupted were writing. Each is
-/// removed only when `allowed` accepts it again (the caller checks it against
-/// the backup roots and the set-id syntax); the records are forgotten either way.
-pub fn remove_unfinished_folders(system: &DatabaseHandle, allowed: impl Fn(&std::path::Path) -> bool) {
-    let entries: Vec<(fjall::Slice, fjall::Slice)> =
-        system.store.internal().prefix(UNFINISHED_PREFIX).filter_map(|g| g.into_inner().ok()).collect();
-    for (key, value) in entries {
-        let path = std::path::PathBuf::from(String::from_utf8_lossy(&value).to_string());
-        if allowed(&path) {
-            match std::fs::remove_dir_all(&path) {
-                Ok(()) => tracing::info!(dir = %path.display(), "removed an interrupted backup's files"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(error = %e, dir = %path.display(), "cannot remove an interrupted backup's files"),
-            }
-        } else {
-            tracing::warn!(dir = %path.display(), "an interrupted job's folder is no longer inside a backup root; left in place");
-        }
-        if let Err(e) = system.store.internal().remove(key) {
-            tracing::warn!(error = %e, "cannot forget an interrupted job's folder");
-        }
-    }
-}
-
 /// Reads a status document.
 #[must_use]
 pub fn read_status(database: &DatabaseHandle, doc_id: &str) -> Option<JobStatus> {
@@ -312,26 +210,6 @@ pub fn format_rfc3339(t: time::OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slot_is_exclusive_and_waits() {
-        let slot = Arc::new(JobSlot::default());
-        let guard = slot.acquire(Duration::ZERO).expect("free");
-        assert!(slot.acquire(Duration::from_millis(20)).is_none());
-        let s2 = slot.clone();
-        let (acquired, got) = std::sync::mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let held = s2.acquire(Duration::from_secs(30));
-            acquired.send(held.is_some()).expect("sends");
-        });
-        // While the guard lives, the waiter must not get the slot...
-        assert!(got.recv_timeout(Duration::from_millis(200)).is_err(), "the slot was taken twice");
-        assert!(slot.is_busy());
-        // ...and once it is dropped, the waiter gets it (well before its 30 s).
-        drop(guard);
-        assert_eq!(got.recv_timeout(Duration::from_secs(20)), Ok(true));
-        waiter.join().expect("joins");
-    }
 
     #[test]
     fn time_format() {

@@ -1,0 +1,122 @@
+//! A backup as a job: checked, then run in the background (see [`crate::jobs`]).
+
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use app::api::{counted, ErrorCode, JobStatus, Severity, BACKUP_STATUS_ID};
+
+use super::{engine, prepare, BackupError, BackupOptions, BackupSummary, SetKind};
+use crate::jobs::{Job, JobError, JobKind, StatusReporter, UnfinishedFolder};
+use crate::Rookery;
+
+/// A running backup.
+#[derive(Debug)]
+pub struct BackupHandle {
+    /// The set being written.
+    pub set_id: String,
+    thread: JoinHandle<Result<BackupSummary, BackupError>>,
+}
+
+impl BackupHandle {
+    /// Blocks until the backup ends.
+    ///
+    /// # Errors
+    /// The backup's error (also in its status document).
+    pub fn wait(self) -> Result<BackupSummary, BackupError> {
+        self.thread.join().unwrap_or_else(|_| Err(BackupError::Io("the backup thread panicked".into())))
+    }
+
+    /// Whether the backup has ended.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+impl JobError for BackupError {
+    fn code(&self) -> ErrorCode {
+        BackupError::code(self)
+    }
+}
+
+impl Rookery {
+    /// Whether a backup is running on this server.
+    #[must_use]
+    pub fn backup_running(&self) -> bool {
+        self.backup_slot.is_busy()
+    }
+
+    /// Starts a backup of `database` (`System` for the system database) in the
+    /// background. When this returns, `Raven/Backup/Status` already shows the job.
+    ///
+    /// # Errors
+    /// `DatabaseNotFound`, `InvalidLocation` (checked first), `ChainMismatch`,
+    /// then `AlreadyRunning` when any backup runs on this server.
+    pub fn start_backup(&self, database: &str, options: BackupOptions) -> Result<BackupHandle, BackupError> {
+        let db = self.catalog.get(database).ok_or_else(|| BackupError::DatabaseNotFound(database.to_string()))?;
+        // The hold comes before anything is read: a delete now answers DatabaseBusy.
+        let hold = self.catalog.hold(&db).map_err(|_| BackupError::DatabaseNotFound(database.to_string()))?;
+        let prepared = prepare(db.clone(), &options, &self.config.data_dir, &self.config.effective_backup_roots())?;
+        let slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
+        let initial = JobStatus {
+            backup_location: Some(prepared.location.display().to_string()),
+            incremental: prepared.kind == SetKind::Incremental,
+            set_id: Some(prepared.set_id.clone()),
+            ..Default::default()
+        };
+        let first = match &prepared.base {
+            Some(base) => format!("Incremental backup started on {} (from etag {})", base.set_id, base.to_etag),
+            None if options.incremental && prepared.warnings.is_empty() => {
+                "Full backup started (no earlier set of this database in the location)".to_string()
+            }
+            None => "Full backup started".to_string(),
+        };
+        let mut reporter = StatusReporter::start(db.clone(), BACKUP_STATUS_ID, initial, &first)?;
+        for warning in &prepared.warnings {
+            reporter.message(warning, Severity::Warning);
+        }
+        if db.store.is_encrypted() {
+            if prepared.include_encryption_key {
+                reporter.message(
+                    "The database is encrypted and this set contains its encryption key in plain text, so that it restores on any server. Keep the set safe, or back up with IncludeEncryptionKey: false.",
+                    Severity::Warning,
+                );
+            } else {
+                reporter.message("The set leaves the database key out: a restore will need EncryptionKey.", Severity::Information);
+            }
+        }
+        let set_id = prepared.set_id.clone();
+        let unfinished = UnfinishedFolder::record(self.catalog.system(), &engine::temp_dir(&prepared.location, &prepared.set_id))?;
+        let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name);
+        let thread = job
+            .spawn(
+                format!("backup-{}", prepared.database.name),
+                move |job| {
+                    let result = engine::run(&prepared, &mut job.reporter, &job.cancel);
+                    drop(unfinished);
+                    if let Ok(s) = &result {
+                        job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
+                    }
+                    result
+                },
+                |s| {
+                    format!(
+                        "Backup completed: {}, {}, {} in {}",
+                        counted(s.documents, "document"),
+                        counted(s.deletions, "deletion"),
+                        counted(s.bytes_written, "byte"),
+                        s.set_id
+                    )
+                },
+            )
+            .map_err(|e| BackupError::Io(format!("cannot start the backup thread: {e}")))?;
+        Ok(BackupHandle { set_id, thread })
+    }
+
+    /// Asks the running backup of `database` to stop: it ends with `Canceled`
+    /// and leaves no set. False when no backup of it runs.
+    #[must_use]
+    pub fn cancel_backup(&self, database: &str) -> bool {
+        self.running.cancel(JobKind::Backup, database)
+    }
+}

@@ -1,0 +1,212 @@
+//! The one job model: backup, restore and import each run as a [`Job`], the
+//! same way.
+//!
+//! A job owns, for as long as it runs:
+//! - its [`SlotGuard`]: one job of a kind at a time on a server;
+//! - its hold on the database it reads or writes ([`JobHold`]), taken before
+//!   anything is read, so that a delete meanwhile answers `DatabaseBusy`;
+//! - its [`StatusReporter`], which writes the status document and marks the
+//!   job failed on any exit without a result (panics included);
+//! - its [`CancelToken`], registered in [`Running`] so that a cancel request
+//!   finds it; the job checks it between steps and ends with `Canceled`.
+//!
+//! [`Job::spawn`] runs the job's body on a named background thread at the
+//! lowest CPU priority and ends the status document with the body's result;
+//! only then are the slot, the hold and the registration released, so a
+//! client that sees `IsRunning: false` can start the next job at once.
+
+pub mod slot;
+pub mod status;
+pub mod unfinished;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use app::api::ErrorCode;
+
+use crate::storage::JobHold;
+pub use slot::{JobSlot, SlotGuard};
+pub use status::{format_rfc3339, now_rfc3339, read_status, recover_interrupted, StatusReporter, STATUS_INTERVAL};
+pub use unfinished::{remove_unfinished_folders, UnfinishedFolder};
+
+/// The kinds of job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    Backup,
+    Restore,
+    Import,
+}
+
+impl JobKind {
+    /// The word that starts the job's messages ("Backup failed: ...").
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Backup => "Backup",
+            Self::Restore => "Restore",
+            Self::Import => "Import",
+        }
+    }
+}
+
+/// A request to stop, checked by the job between steps.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// Asks the job to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the job was asked to stop.
+    #[must_use]
+    pub fn is_canceled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The jobs that run now, by kind and database (lower-case name; the
+/// server-wide restore under `""`), so that a cancel request finds its job.
+#[derive(Debug, Default)]
+pub struct Running(Mutex<HashMap<(JobKind, String), CancelToken>>);
+
+/// A job's entry in [`Running`]; dropping it removes the entry.
+#[derive(Debug)]
+pub struct Registration {
+    running: Arc<Running>,
+    key: (JobKind, String),
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(JobKind, String), CancelToken>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a job that starts now.
+    fn register(self: &Arc<Self>, kind: JobKind, scope: &str) -> (CancelToken, Registration) {
+        let token = CancelToken::default();
+        let key = (kind, scope.to_ascii_lowercase());
+        self.lock().insert(key.clone(), token.clone());
+        (token, Registration { running: self.clone(), key })
+    }
+
+    /// Asks the running job of `kind` on `scope` to stop; false when none runs.
+    pub fn cancel(&self, kind: JobKind, scope: &str) -> bool {
+        match self.lock().get(&(kind, scope.to_ascii_lowercase())) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.running.lock().remove(&self.key);
+    }
+}
+
+/// What a job's error tells its status document: the same code an HTTP
+/// answer would give for the same failure.
+pub trait JobError: std::fmt::Display {
+    /// The stable code.
+    fn code(&self) -> ErrorCode;
+}
+
+/// One running job (see the module's documentation).
+pub struct Job {
+    pub kind: JobKind,
+    pub reporter: StatusReporter,
+    pub cancel: CancelToken,
+    slot: SlotGuard,
+    hold: Option<JobHold>,
+    registration: Registration,
+}
+
+impl Job {
+    /// A job that holds `slot` (and `hold`, for a job on one database), reports
+    /// into `reporter`, and can be canceled through `running` under `scope`.
+    #[must_use]
+    pub fn new(
+        kind: JobKind,
+        slot: SlotGuard,
+        hold: Option<JobHold>,
+        reporter: StatusReporter,
+        running: &Arc<Running>,
+        scope: &str,
+    ) -> Self {
+        let (cancel, registration) = running.register(kind, scope);
+        Self { kind, reporter, cancel, slot, hold, registration }
+    }
+
+    /// Runs `body` on a background thread named `thread_name`, at the lowest
+    /// CPU priority, then ends the status document: `done(&result)` as the
+    /// last message on success, the error's code and message otherwise.
+    ///
+    /// # Errors
+    /// The thread cannot be started (the job then ends as failed).
+    pub fn spawn<T, E>(
+        self,
+        thread_name: String,
+        body: impl FnOnce(&mut Job) -> Result<T, E> + Send + 'static,
+        done: impl FnOnce(&T) -> String + Send + 'static,
+    ) -> std::io::Result<JoinHandle<Result<T, E>>>
+    where
+        T: Send + 'static,
+        E: JobError + Send + 'static,
+    {
+        std::thread::Builder::new().name(thread_name).spawn(move || {
+            lower_priority();
+            let mut job = self;
+            let result = body(&mut job);
+            let Job { kind, reporter, slot, hold, registration, .. } = job;
+            match &result {
+                Ok(value) => reporter.succeed(&done(value)),
+                Err(e) if e.code() == ErrorCode::Canceled => {
+                    tracing::info!(job = kind.label(), "job canceled");
+                    reporter.fail(e.code(), &format!("{} canceled: {e}", kind.label()));
+                }
+                Err(e) => {
+                    tracing::error!(job = kind.label(), error = %e, "job failed");
+                    reporter.fail(e.code(), &format!("{} failed: {e}", kind.label()));
+                }
+            }
+            // The status says the job ended before its slot is free.
+            drop((registration, hold, slot));
+            result
+        })
+    }
+}
+
+/// Jobs yield the CPU to the requests the database keeps serving: the
+/// calling thread (and the compression threads it starts) get the lowest
+/// scheduling priority (niceness 19 on Linux).
+fn lower_priority() {
+    if let Err(e) = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min) {
+        tracing::debug!(error = ?e, "cannot lower a job thread's priority");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancel_finds_its_running_job_and_only_while_it_runs() {
+        let running = Arc::new(Running::default());
+        assert!(!running.cancel(JobKind::Backup, "Northwind"), "nothing runs");
+        let (token, registration) = running.register(JobKind::Backup, "Northwind");
+        assert!(!running.cancel(JobKind::Restore, "Northwind"), "another kind");
+        assert!(!running.cancel(JobKind::Backup, "Other"), "another database");
+        assert!(!token.is_canceled());
+        assert!(running.cancel(JobKind::Backup, "NORTHWIND"), "names are case-insensitive");
+        assert!(token.is_canceled());
+        drop(registration);
+        assert!(!running.cancel(JobKind::Backup, "Northwind"), "ended");
+    }
+}

@@ -1,0 +1,241 @@
+//! A restore as a job: the cheap checks before the 202, then the build in
+//! the background (see [`crate::jobs`] and the order of steps in [`super`]).
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use app::api::{counted, ErrorCode, JobStatus, RestoreRequest, Severity, RESTORE_STATUS_ID};
+
+use super::{build, check_free_space, move_into_place, plan, restore_system_database, RestoreError, RestorePlan, RestoreSummary};
+use crate::backup::BackupError;
+use crate::jobs::{Job, JobError, JobKind, StatusReporter};
+use crate::storage::{Catalog, RestoreReservation, StorageError};
+use crate::Rookery;
+
+/// A running restore.
+#[derive(Debug)]
+pub struct RestoreHandle {
+    /// The database being restored.
+    pub database_name: String,
+    thread: JoinHandle<Result<RestoreSummary, RestoreError>>,
+}
+
+impl RestoreHandle {
+    /// Blocks until the restore ends.
+    ///
+    /// # Errors
+    /// The restore's error (also in `Raven/Restore/Status`).
+    pub fn wait(self) -> Result<RestoreSummary, RestoreError> {
+        self.thread.join().unwrap_or_else(|_| Err(RestoreError::Backup(BackupError::Io("the restore thread panicked".into()))))
+    }
+
+    /// Whether the restore has ended.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+impl JobError for RestoreError {
+    fn code(&self) -> ErrorCode {
+        RestoreError::code(self)
+    }
+}
+
+impl Rookery {
+    /// Starts restoring a backup location into a new database. Waits up to
+    /// `RestoreStartTimeout` seconds for a running restore; verifies the whole
+    /// chain before it returns; the database is visible only once complete.
+    ///
+    /// # Errors
+    /// `InvalidLocation`, `DatabaseExists`, `DestinationNotEmpty`,
+    /// `AlreadyRunning`, `NoBackup`, `ChecksumMismatch`, `BrokenChain`,
+    /// `UnsupportedFormatVersion`, `SetNotFound`.
+    pub fn start_restore(&self, request: &RestoreRequest, defrag: bool) -> Result<RestoreHandle, RestoreError> {
+        let source = crate::backup::location::validate_location(
+            &request.backup_location,
+            &self.config.data_dir,
+            &self.config.effective_backup_roots(),
+        )?;
+        // Cheap refusals first, so that a doomed request does not wait for the slot.
+        if let Some(name) = &request.database_name {
+            self.check_name_free(name)?;
+        }
+        let requested_location = request.database_location.as_deref().map(|l| self.validate_database_location(l)).transpose()?;
+        if let Some(location) = &requested_location {
+            if crate::storage::catalog::is_non_empty_dir(location) {
+                return Err(StorageError::DestinationNotEmpty(location.clone()).into());
+            }
+        }
+        let wait = request.restore_start_timeout.unwrap_or(15);
+        let slot = self.restore_slot.acquire(Duration::from_secs(wait)).ok_or(RestoreError::AlreadyRunning(wait))?;
+        let set_secret =
+            crate::backup::sealed::SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
+                .map_err(RestoreError::InvalidRequest)?;
+        let plan = plan(&source, request.restore_up_to.as_deref(), request.encryption_key.as_deref(), set_secret.as_ref())?;
+        let master = if plan.database_key.is_some() { self.catalog.master_key(true)? } else { None };
+        let name = request.database_name.clone().unwrap_or_else(|| plan.database_name().to_string());
+        let location = match requested_location {
+            Some(l) => l,
+            None => self.catalog.default_location(&name)?,
+        };
+        check_free_space(&plan, &location)?;
+        let reservation = self.catalog.reserve_restore(&name, &location)?;
+        let initial = JobStatus {
+            backup_location: Some(source.display().to_string()),
+            set_id: Some(plan.last_set_id().to_string()),
+            database_name: Some(name.clone()),
+            ..Default::default()
+        };
+        let system = self.catalog.system();
+        let mut reporter = match StatusReporter::start(
+            system,
+            RESTORE_STATUS_ID,
+            initial,
+            &format!(
+                "Restore of '{name}' started from {} ({} sets; manifests and links checked, every file is hashed as it streams)",
+                plan.last_set_id(),
+                plan.chain.len()
+            ),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                self.catalog.abort_restore(&reservation);
+                return Err(e.into());
+            }
+        };
+        reporter.set_total(plan.total_records());
+        let database_name = name.clone();
+        let catalog = self.catalog.clone();
+        let job = Job::new(JobKind::Restore, slot, None, reporter, &self.running, "");
+        let thread = job
+            .spawn(
+                format!("restore-{name}"),
+                move |job| run_restore(&catalog, &plan, &reservation, defrag, master.as_ref(), job),
+                |s| {
+                    format!(
+                        "Restore completed: database '{}' with {}, up to {} (etag {})",
+                        s.database_name,
+                        counted(s.documents, "document"),
+                        s.last_set_id,
+                        s.last_etag
+                    )
+                },
+            )
+            .map_err(|e| RestoreError::Backup(BackupError::Io(format!("cannot start the restore thread: {e}"))))?;
+        Ok(RestoreHandle { database_name, thread })
+    }
+
+    /// Asks the running restore to stop: it ends with `Canceled` and leaves
+    /// no database and no files. False when no restore runs.
+    #[must_use]
+    pub fn cancel_restore(&self) -> bool {
+        self.running.cancel(JobKind::Restore, "")
+    }
+
+    /// Restores the system database offline into an empty data directory,
+    /// synchronously; no server may be running on `data_dir`.
+    ///
+    /// # Errors
+    /// As [`restore_system_database`].
+    pub fn restore_system_database(
+        source: &Path,
+        data_dir: &Path,
+        up_to: Option<&str>,
+        defrag: bool,
+    ) -> Result<RestoreSummary, RestoreError> {
+        restore_system_database(source, data_dir, up_to, None, defrag, &mut |_, _| {})
+    }
+
+    fn check_name_free(&self, name: &str) -> Result<(), RestoreError> {
+        self.catalog.default_location(name)?;
+        if self.catalog.get(name).is_some() {
+            return Err(StorageError::DatabaseExists(name.to_string()).into());
+        }
+        Ok(())
+    }
+
+    /// A client-given `DatabaseLocation`, by the rules of backup locations:
+    /// absolute, no `.`/`..`, symlinks resolved, inside the data directory or
+    /// a `--database-root`, never inside a backup root outside the data
+    /// directory (where sets live), never over another database's files.
+    fn validate_database_location(&self, raw: &str) -> Result<PathBuf, RestoreError> {
+        let path = Path::new(raw);
+        let bad = |why: &str| RestoreError::InvalidDatabaseLocation(format!("DatabaseLocation '{}' {why}", raw.escape_debug()));
+        if raw.contains('\0') || !path.is_absolute() {
+            return Err(bad("is not an absolute path"));
+        }
+        if path.components().any(|c| matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir)) {
+            return Err(bad("must not contain '.' or '..' components"));
+        }
+        let resolve = |p: &Path| crate::backup::location::resolve(p).map_err(|e| bad(&format!("cannot be resolved: {e}")));
+        let resolved = resolve(path)?;
+        if resolved.parent().is_none() {
+            return Err(bad("is a filesystem root"));
+        }
+        let data_dir = resolve(&self.config.data_dir)?;
+        let in_data = resolved.starts_with(&data_dir);
+        let mut roots = Vec::new();
+        for root in &self.config.database_roots {
+            roots.push(resolve(root)?);
+        }
+        if !in_data && !roots.iter().any(|r| resolved.starts_with(r)) {
+            let mut allowed = vec![data_dir.display().to_string()];
+            allowed.extend(roots.iter().map(|r| r.display().to_string()));
+            return Err(bad(&format!("is outside the data directory and every --database-root ({})", allowed.join(", "))));
+        }
+        if !in_data {
+            for root in self.config.effective_backup_roots() {
+                if resolve(&root).is_ok_and(|r| resolved.starts_with(r)) {
+                    return Err(bad("is inside a backup root, where backup sets live"));
+                }
+            }
+        }
+        let system = self.catalog.system();
+        for db in std::iter::once(system).chain(self.catalog.list()) {
+            let p = resolve(db.store.path())?;
+            if resolved.starts_with(&p) || p.starts_with(&resolved) {
+                return Err(bad(&format!("overlaps the files of database '{}'", db.name)));
+            }
+        }
+        Ok(resolved)
+    }
+}
+
+/// The body of a restore job: build, move into place, register; on any
+/// failure, undo the reservation (see [`super`] for the order of steps).
+fn run_restore(
+    catalog: &Catalog,
+    plan: &RestorePlan,
+    reservation: &RestoreReservation,
+    defrag: bool,
+    master: Option<&crate::crypto::Key>,
+    job: &mut Job,
+) -> Result<RestoreSummary, RestoreError> {
+    let (reporter, cancel) = (&mut job.reporter, &job.cancel);
+    let result = (|| {
+        let mut summary = {
+            let mut progress = |done: u64, bytes: u64| reporter.progress(done, bytes);
+            build(plan, &reservation.staging, defrag, master, cancel, &mut progress)?
+        };
+        if defrag {
+            reporter.message("Defragmented (compacted) the restored database", Severity::Information);
+        }
+        if cancel.is_canceled() {
+            return Err(RestoreError::Canceled);
+        }
+        move_into_place(&reservation.staging, &reservation.location)?;
+        crate::failpoint::hit("restore.before_register");
+        let handle = catalog.commit_restore(reservation)?;
+        summary.database_name = handle.name.clone();
+        summary.location = reservation.location.clone();
+        summary.documents = handle.store.document_count();
+        Ok(summary)
+    })();
+    match &result {
+        Ok(s) => reporter.edit(|st| st.set_id = Some(s.last_set_id.clone())),
+        Err(_) => catalog.abort_restore(reservation),
+    }
+    result
+}

@@ -1,0 +1,98 @@
+//! Cancel: a running backup, restore or import stops on request within a
+//! moment, ends with `ErrorCode: "Canceled"`, and leaves what the contract
+//! says (no set; no database and no files; the documents imported so far).
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::common::{all_entries, set_dirs, TestServer};
+
+/// Polls a status document until the job runs and has done some work.
+fn wait_running(s: &TestServer, base: &str, doc: &str) -> Value {
+    for _ in 0..1000 {
+        let (status, body) = s.get(&format!("{base}/docs/{doc}"));
+        if status == 200 && body["IsRunning"] == true && body["Progress"]["DocumentsDone"].as_u64().unwrap_or(0) > 0 {
+            return body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{doc} never ran");
+}
+
+#[test]
+fn a_canceled_backup_leaves_no_set_and_the_next_one_runs() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.document=sleep:20")]);
+    s.create_db("Big");
+    for i in 0..200 {
+        s.put_doc("/databases/Big", &format!("d/{i:03}"), json!({"i": i}));
+    }
+    let (status, body) = s.post("/databases/Big/admin/backup/cancel", json!({}));
+    assert_eq!((status, body["Error"].as_str()), (404, Some("NotFound")), "nothing runs yet: {body}");
+    let location = s.location("canceled");
+    let (status, _) = s.post("/databases/Big/admin/backup", json!({"BackupLocation": location}));
+    assert_eq!(status, 202);
+    wait_running(&s, "/databases/Big", "Raven/Backup/Status");
+    let (status, body) = s.post("/databases/Big/admin/backup/cancel", json!({}));
+    assert_eq!(status, 202, "{body}");
+    let done = s.wait_for_job("/databases/Big", "Raven/Backup/Status");
+    assert_eq!((done["Success"].as_bool(), done["ErrorCode"].as_str()), (Some(false), Some("Canceled")), "{done}");
+    assert!(done["Completed"].is_string());
+    assert!(all_entries(Path::new(&location)).is_empty(), "a canceled backup left {:?}", all_entries(Path::new(&location)));
+    assert_eq!(s.post("/databases/Big/admin/backup/cancel", json!({})).0, 404, "ended");
+    // The slot is free again.
+    s.backup("/databases/Big", &location, false);
+    assert_eq!(set_dirs(Path::new(&location)).len(), 1);
+}
+
+#[test]
+fn a_canceled_restore_leaves_no_database_and_no_files() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "restore.document=sleep:20")]);
+    s.create_db("Src");
+    for i in 0..200 {
+        s.put_doc("/databases/Src", &format!("d/{i:03}"), json!({"i": i}));
+    }
+    let location = s.location("b");
+    s.backup("/databases/Src", &location, false);
+    assert_eq!(s.post("/admin/restore/cancel", json!({})).0, 404);
+    let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Copy"}));
+    assert_eq!(status, 202);
+    wait_running(&s, "", "Raven/Restore/Status");
+    assert_eq!(s.post("/admin/restore/cancel", json!({})).0, 202);
+    let done = s.wait_for_job("", "Raven/Restore/Status");
+    assert_eq!((done["Success"].as_bool(), done["ErrorCode"].as_str()), (Some(false), Some("Canceled")), "{done}");
+    assert_eq!(s.get("/databases/Copy/docs").0, 404);
+    assert_eq!(all_entries(&s.data_dir.join("Databases")), ["Src"], "no staging, no half database");
+    // The name is free: the same restore runs to its end.
+    assert_eq!(s.restore(json!({"BackupLocation": location, "DatabaseName": "Copy"}))["Success"], true);
+    assert!(s.all_docs("/databases/Copy") == s.all_docs("/databases/Src"));
+}
+
+#[test]
+fn a_canceled_import_keeps_what_it_imported() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "import.document=sleep:10")]);
+    s.create_db("Target");
+    let mut lines =
+        vec![json!({"FormatVersion": 1, "ServerVersion": "t", "Database": "D", "Exported": "2026-11-26T05:00:00Z"}).to_string()];
+    for i in 0..3000 {
+        lines.push(json!({"Id": format!("d/{i:04}"), "Document": {"i": i}, "Metadata": null}).to_string());
+    }
+    lines.push(json!({"EndOfDump": true, "DocumentCount": 3000}).to_string());
+    let body = lines.join("\n") + "\n";
+    assert_eq!(s.post("/databases/Target/smuggler/import/cancel", json!({})).0, 404);
+    let url = s.url.clone();
+    let import = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut r = agent.post(&format!("{url}/databases/Target/smuggler/import")).send(body).expect("answers");
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default())
+    });
+    wait_running(&s, "/databases/Target", "Raven/Smuggler/Status");
+    assert_eq!(s.post("/databases/Target/smuggler/import/cancel", json!({})).0, 202);
+    let (status, text) = import.join().expect("joins");
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("\"Canceled\""), "{text}");
+    let done = s.wait_for_job("/databases/Target", "Raven/Smuggler/Status");
+    assert_eq!(done["ErrorCode"], "Canceled", "{done}");
+    let kept = s.all_docs("/databases/Target").len();
+    assert!(kept > 0 && kept < 3000, "kept {kept} documents");
+}
