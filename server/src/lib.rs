@@ -13,7 +13,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let rookery = Rookery::open(Config::for_tests(&dir.path().join("data")))?;
 //! let db = rookery.catalog().create("Northwind")?;
-//! db.store.put("orders/1", br#"{"Total": 42}"#, None)?;
+//! db.store().put("orders/1", br#"{"Total": 42}"#, None)?;
 //!
 //! // A full backup; `wait` blocks until the set is complete.
 //! let location = dir.path().join("backups").display().to_string();
@@ -30,7 +30,7 @@
 //! let restored = rookery.start_restore(&request, false)?.wait()?;
 //! assert_eq!(restored.documents, 1);
 //! let copy = rookery.catalog().get("Northwind-copy").expect("restored");
-//! assert!(copy.store.get("orders/1")?.is_some());
+//! assert!(copy.store().get("orders/1")?.is_some());
 //!
 //! // The system database restores offline, into a data directory no server uses.
 //! let system_backup = dir.path().join("system-backup").display().to_string();
@@ -169,7 +169,7 @@ impl Rookery {
     /// Flushes every database to stable storage (graceful shutdown).
     pub fn persist_all(&self) {
         for db in std::iter::once(self.catalog.system()).chain(self.catalog.list()) {
-            if let Err(e) = db.store.persist() {
+            if let Err(e) = db.store().persist() {
                 tracing::error!(database = %db.name, error = %e, "flush at shutdown failed");
             }
         }

@@ -36,10 +36,10 @@ pub async fn list(
                 .chain(catalog.list())
                 .map(|db| DatabaseInfo {
                     name: db.name.clone(),
-                    document_count: db.store.document_count(),
-                    size_bytes: db.store.size_bytes(),
-                    data_size_bytes: db.store.data_bytes(),
-                    encrypted: db.store.is_encrypted(),
+                    document_count: db.store().document_count(),
+                    size_bytes: db.store().size_bytes(),
+                    data_size_bytes: db.store().data_bytes(),
+                    encrypted: db.store().is_encrypted(),
                 })
                 .collect(),
         ))

@@ -134,7 +134,7 @@ pub async fn put(Db(db): Db, DocId(id): DocId, headers: HeaderMap, body: Result<
     let body = json_object(&body_bytes(body)?)?;
     crate::storage::store::validate_client_id(&id)?;
     let outcome = blocking(move || {
-        let outcome = if create_only { db.store.create(&id, &body) } else { db.store.put(&id, &body, expected) };
+        let outcome = if create_only { db.store().create(&id, &body) } else { db.store().put(&id, &body, expected) };
         Ok(outcome.map(|o| (id, o))?)
     })
     .await?;
@@ -155,7 +155,7 @@ pub async fn put(Db(db): Db, DocId(id): DocId, headers: HeaderMap, body: Result<
 )]
 pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
     let record = blocking(move || {
-        db.store.get(&id)?.ok_or_else(|| ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))
+        db.store().get(&id)?.ok_or_else(|| ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))
     })
     .await?;
     let mut response = Response::new(Body::from(record.body));
@@ -174,7 +174,7 @@ pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
 )]
 pub async fn delete(Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     let expected = if_match(&headers)?;
-    blocking(move || match db.store.delete(&id, expected) {
+    blocking(move || match db.store().delete(&id, expected) {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(crate::storage::StorageError::NotFound) => {
             Err(ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))
@@ -212,7 +212,7 @@ pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> R
     let page_size = number("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE);
     let prefix = query.get("startsWith").cloned().unwrap_or_default();
     blocking(move || {
-        let (page, total) = db.store.list(&prefix, start, page_size)?;
+        let (page, total) = db.store().list(&prefix, start, page_size)?;
         let results = page
             .into_iter()
             .map(|(id, record)| {

@@ -116,7 +116,7 @@ impl Authenticator {
     }
 
     fn has_credentials(&self) -> bool {
-        let internal = self.system.store.internal();
+        let internal = self.system.store().internal();
         internal.prefix(USER_PREFIX).next().is_some() || internal.prefix(KEY_PREFIX).next().is_some()
     }
 
@@ -141,7 +141,7 @@ impl Authenticator {
     fn other_admins(&self, except: &str) -> usize {
         let users = self
             .system
-            .store
+            .store()
             .internal()
             .prefix(USER_PREFIX)
             .filter_map(|g| g.into_inner().ok())
@@ -151,7 +151,7 @@ impl Authenticator {
             .count();
         let keys = self
             .system
-            .store
+            .store()
             .internal()
             .prefix(KEY_PREFIX)
             .filter_map(|g| g.into_inner().ok())
@@ -241,7 +241,7 @@ impl Authenticator {
         validate_principal(name)?;
         let key = format!("{KEY_PREFIX}{}", name.to_ascii_lowercase());
         let _changes = self.lock_changes();
-        if self.system.store.internal().get(&key).map_err(StorageError::from)?.is_some() {
+        if self.system.store().internal().get(&key).map_err(StorageError::from)?.is_some() {
             return Err(AuthError::KeyExists(name.to_string()));
         }
         self.require_admin_first(role)?;
@@ -283,7 +283,7 @@ impl Authenticator {
         if let Some(role) = self.verified.read().ok().and_then(|v| v.get(&cache_key).copied()) {
             return Some(Identity { name: name.to_string(), role, development: false });
         }
-        let raw = self.system.store.internal().get(format!("{USER_PREFIX}{}", cache_key.0)).ok()??;
+        let raw = self.system.store().internal().get(format!("{USER_PREFIX}{}", cache_key.0)).ok()??;
         let user: StoredUser = serde_json::from_slice(&raw).ok()?;
         let parsed = PasswordHash::new(&user.password_hash).ok()?;
         {
@@ -300,7 +300,7 @@ impl Authenticator {
     #[must_use]
     pub fn verify_api_key(&self, token: &str) -> Option<Identity> {
         let (name, secret) = token.split_once('/')?;
-        let raw = self.system.store.internal().get(format!("{KEY_PREFIX}{}", name.to_ascii_lowercase())).ok()??;
+        let raw = self.system.store().internal().get(format!("{KEY_PREFIX}{}", name.to_ascii_lowercase())).ok()??;
         let stored: StoredKey = serde_json::from_slice(&raw).ok()?;
         let actual = hex::encode(Sha256::digest(secret.as_bytes()));
         if bool::from(actual.as_bytes().ct_eq(stored.secret_sha256.as_bytes())) {
@@ -311,7 +311,7 @@ impl Authenticator {
     }
 
     fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, AuthError> {
-        match self.system.store.internal().get(key).map_err(StorageError::from)? {
+        match self.system.store().internal().get(key).map_err(StorageError::from)? {
             None => Ok(None),
             Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| StorageError::Corrupt(format!("{key}: {e}")).into()),
         }
@@ -326,23 +326,29 @@ impl Authenticator {
     }
 
     fn list<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Vec<T> {
-        self.system.store.internal().prefix(prefix).filter_map(|g| g.value().ok()).filter_map(|v| serde_json::from_slice(&v).ok()).collect()
+        self.system
+            .store()
+            .internal()
+            .prefix(prefix)
+            .filter_map(|g| g.value().ok())
+            .filter_map(|v| serde_json::from_slice(&v).ok())
+            .collect()
     }
 
     fn write(&self, key: &str, value: &impl Serialize) -> Result<(), AuthError> {
         let raw = serde_json::to_vec(value).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        self.system.store.internal().insert(key, raw).map_err(StorageError::from)?;
-        self.system.store.persist()?;
+        self.system.store().internal().insert(key, raw).map_err(StorageError::from)?;
+        self.system.store().persist()?;
         self.close_if_protected();
         Ok(())
     }
 
     fn remove(&self, key: &str) -> Result<(), AuthError> {
-        if self.system.store.internal().get(key).map_err(StorageError::from)?.is_none() {
+        if self.system.store().internal().get(key).map_err(StorageError::from)?.is_none() {
             return Err(AuthError::NotFound);
         }
-        self.system.store.internal().remove(key).map_err(StorageError::from)?;
-        self.system.store.persist()?;
+        self.system.store().internal().remove(key).map_err(StorageError::from)?;
+        self.system.store().persist()?;
         Ok(())
     }
 
@@ -442,7 +448,7 @@ mod tests {
         assert!(matches!(auth.delete_api_key("ci"), Err(AuthError::NotFound)));
         assert!(matches!(auth.put_user("a/b", "x", Role::Admin), Err(AuthError::Invalid(_))));
         // The hash is stored, not the password.
-        let raw = auth.system.store.internal().get("auth/users/ann").expect("get").expect("stored");
+        let raw = auth.system.store().internal().get("auth/users/ann").expect("get").expect("stored");
         let text = String::from_utf8_lossy(&raw);
         assert!(text.contains("$argon2id$") && !text.contains("\"new\""));
     }

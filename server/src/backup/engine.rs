@@ -71,11 +71,11 @@ fn write_set(
     std::fs::create_dir(temp).map_err(io("cannot create the set folder"))?;
 
     // Step 1: the point in time.
-    let snapshot = prepared.database.store.snapshot();
+    let snapshot = prepared.database.store().snapshot();
     let to_etag = snapshot.last_etag()?;
     // The point the set claims is durable on the database before the set is
     // written: a crash can never leave the database below a set's ToEtag.
-    prepared.database.store.persist()?;
+    prepared.database.store().persist()?;
     let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
     let mut files = FileSet::new(temp, &prepared.set_id, reporter, cancel, prepared.set_key.as_ref().map(|k| k.key.clone()));
 
@@ -118,7 +118,7 @@ fn write_set(
         server_version: env!("CARGO_PKG_VERSION").to_string(),
         set_id: prepared.set_id.clone(),
         database_name: prepared.database.name.clone(),
-        database_id: prepared.database.store.database_id().to_string(),
+        database_id: prepared.database.store().database_id().to_string(),
         kind: prepared.kind,
         base_set_id: prepared.base.as_ref().map(|b| b.set_id.clone()),
         from_etag,
@@ -168,7 +168,7 @@ fn write_set(
 /// The manifest's `Encryption` of an encrypted database: the key check, and
 /// the key itself unless the request left it out.
 fn database_encryption(prepared: &PreparedBackup) -> Result<Option<serde_json::Value>, BackupError> {
-    let store = &prepared.database.store;
+    let store = prepared.database.store();
     let mut encryption = serde_json::Map::new();
     if store.is_encrypted() {
         let key = store.database_key().ok_or_else(|| BackupError::Io("the database key is not available".into()))?;

@@ -75,7 +75,7 @@ impl Rookery {
         for warning in &prepared.warnings {
             reporter.message(warning, Severity::Warning);
         }
-        if db.store.is_encrypted() {
+        if db.store().is_encrypted() {
             if prepared.include_encryption_key {
                 reporter.message(
                     "The database is encrypted and this set contains its encryption key in plain text, so that it restores on any server. Keep the set safe, or back up with IncludeEncryptionKey: false.",

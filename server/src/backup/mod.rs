@@ -169,8 +169,8 @@ pub fn prepare(
     let mut warnings = Vec::new();
     if options.incremental {
         let scanned = location::scan(&location)?;
-        match scanned.newest_chain_of(database.store.database_id()) {
-            Some(chain) => match unusable_base(chain, database.store.last_etag()) {
+        match scanned.newest_chain_of(database.store().database_id()) {
+            Some(chain) => match unusable_base(chain, database.store().last_etag()) {
                 None => {
                     let tip = chain.sets.last().map(|s| &s.manifest);
                     base = tip.map(|m| BaseSet { set_id: m.set_id.clone(), to_etag: m.to_etag });

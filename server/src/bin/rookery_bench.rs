@@ -48,9 +48,9 @@ fn main() {
         let db = rookery.catalog().create("Bench").expect("creates");
         let started = Instant::now();
         for i in 0..args.documents {
-            db.store.put(&doc_id(i), &doc_body(i, 0), None).expect("put");
+            db.store().put(&doc_id(i), &doc_body(i, 0), None).expect("put");
         }
-        db.store.persist().expect("persist");
+        db.store().persist().expect("persist");
         let t = started.elapsed();
         println!(
             "load: {:.1} s ({:.0} docs/s through DocumentStore::put, durability=os)",
@@ -123,7 +123,7 @@ fn main() {
     let changed = (args.documents / 100).max(1);
     for k in 0..changed {
         let i = (k * 97) % args.documents;
-        db.store.put(&doc_id(i), &doc_body(i, 1), None).expect("put");
+        db.store().put(&doc_id(i), &doc_body(i, 1), None).expect("put");
     }
     let started = Instant::now();
     let inc = rookery
@@ -181,7 +181,7 @@ fn main() {
     let started = Instant::now();
     let exported = {
         let file = std::io::BufWriter::new(std::fs::File::create(&dump).expect("creates"));
-        rookery::smuggler::export(&db.store.snapshot(), "Bench", "", file, &mut |_| {}).expect("exports")
+        rookery::smuggler::export(&db.store().snapshot(), "Bench", "", file, &mut |_| {}).expect("exports")
     };
     let export_time = started.elapsed();
     let export_rss = peak_rss();
@@ -189,7 +189,7 @@ fn main() {
     reset_peak_rss();
     let started = Instant::now();
     let imported =
-        rookery::smuggler::import(&target.store, std::fs::File::open(&dump).expect("opens"), false, &Default::default(), &mut |_, _| {})
+        rookery::smuggler::import(target.store(), std::fs::File::open(&dump).expect("opens"), false, &Default::default(), &mut |_, _| {})
             .expect("imports");
     let import_time = started.elapsed();
     let import_rss = peak_rss();
@@ -325,7 +325,7 @@ fn write_load(rookery: &Arc<Rookery>, writers: usize, n: u64, window: Duration, 
                     x ^= x << 17;
                     let i = x % n;
                     let t = Instant::now();
-                    db.store.put(&doc_id(i), &doc_body(i, 2), None).expect("put");
+                    db.store().put(&doc_id(i), &doc_body(i, 2), None).expect("put");
                     latencies.push(t.elapsed());
                 }
                 latencies

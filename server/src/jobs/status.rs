@@ -127,7 +127,7 @@ impl StatusReporter {
 
     fn write(&mut self) -> Result<(), crate::storage::StorageError> {
         let body = serde_json::to_vec(&self.status).map_err(|e| crate::storage::StorageError::Corrupt(e.to_string()))?;
-        self.database.store.put_server_owned(self.doc_id, &body)?;
+        self.database.store().put_server_owned(self.doc_id, &body)?;
         self.last_write = Instant::now();
         Ok(())
     }
@@ -152,7 +152,7 @@ impl Drop for StatusReporter {
 /// Reads a status document.
 #[must_use]
 pub fn read_status(database: &DatabaseHandle, doc_id: &str) -> Option<JobStatus> {
-    let record = database.store.get(doc_id).ok()??;
+    let record = database.store().get(doc_id).ok()??;
     serde_json::from_slice(&record.body).ok()
 }
 
@@ -172,7 +172,7 @@ pub fn recover_interrupted(database: &DatabaseHandle, doc_id: &str) -> Option<Jo
     status.messages.push(message(text, Severity::Error));
     match serde_json::to_vec(&status) {
         Ok(body) => {
-            if let Err(e) = database.store.put_server_owned(doc_id, &body) {
+            if let Err(e) = database.store().put_server_owned(doc_id, &body) {
                 tracing::warn!(error = %e, "cannot mark an interrupted job");
             }
         }

@@ -25,15 +25,15 @@ impl UnfinishedFolder {
     pub fn record(system: Arc<DatabaseHandle>, path: &std::path::Path) -> Result<Self, crate::storage::StorageError> {
         let key = format!("{UNFINISHED_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let text = path.to_str().ok_or_else(|| crate::storage::StorageError::Corrupt("a folder path that is not UTF-8".into()))?;
-        system.store.internal().insert(&key, text.as_bytes())?;
-        system.store.persist()?;
+        system.store().internal().insert(&key, text.as_bytes())?;
+        system.store().persist()?;
         Ok(Self { system, key })
     }
 }
 
 impl Drop for UnfinishedFolder {
     fn drop(&mut self) {
-        if let Err(e) = self.system.store.internal().remove(&self.key) {
+        if let Err(e) = self.system.store().internal().remove(&self.key) {
             tracing::warn!(error = %e, "cannot forget a finished job's folder");
         }
     }
@@ -44,7 +44,7 @@ impl Drop for UnfinishedFolder {
 /// the backup roots and the set-id syntax); the records are forgotten either way.
 pub fn remove_unfinished_folders(system: &DatabaseHandle, allowed: impl Fn(&std::path::Path) -> bool) {
     let entries: Vec<(fjall::Slice, fjall::Slice)> =
-        system.store.internal().prefix(UNFINISHED_PREFIX).filter_map(|g| g.into_inner().ok()).collect();
+        system.store().internal().prefix(UNFINISHED_PREFIX).filter_map(|g| g.into_inner().ok()).collect();
     for (key, value) in entries {
         let path = std::path::PathBuf::from(String::from_utf8_lossy(&value).to_string());
         if allowed(&path) {
@@ -56,7 +56,7 @@ pub fn remove_unfinished_folders(system: &DatabaseHandle, allowed: impl Fn(&std:
         } else {
             tracing::warn!(dir = %path.display(), "an interrupted job's folder is no longer inside a backup root; left in place");
         }
-        if let Err(e) = system.store.internal().remove(key) {
+        if let Err(e) = system.store().internal().remove(key) {
             tracing::warn!(error = %e, "cannot forget an interrupted job's folder");
         }
     }

@@ -194,7 +194,7 @@ impl Rookery {
         }
         let system = self.catalog.system();
         for db in std::iter::once(system).chain(self.catalog.list()) {
-            let p = resolve(db.store.path())?;
+            let p = resolve(db.store().path())?;
             if resolved.starts_with(&p) || p.starts_with(&resolved) {
                 return Err(bad(&format!("overlaps the files of database '{}'", db.name)));
             }
@@ -230,7 +230,7 @@ fn run_restore(
         let handle = catalog.commit_restore(reservation)?;
         summary.database_name = handle.name.clone();
         summary.location = reservation.location.clone();
-        summary.documents = handle.store.document_count();
+        summary.documents = handle.store().document_count();
         Ok(summary)
     })();
     match &result {

@@ -54,7 +54,7 @@ impl Rookery {
                 format!("import-{}", db.name),
                 move |job| {
                     let (reporter, cancel) = (&mut job.reporter, &job.cancel);
-                    import(&db.store, input, overwrite, cancel, &mut |written, skipped| reporter.progress(written + skipped, 0))
+                    import(db.store(), input, overwrite, cancel, &mut |written, skipped| reporter.progress(written + skipped, 0))
                 },
                 |s| format!("Import completed: {} written, {} skipped (existing ids)", counted(s.written, "document"), s.skipped),
             )
@@ -91,7 +91,7 @@ impl Rookery {
             .name(format!("export-{}", db.name))
             .spawn(move || {
                 let (_hold, _permit) = (hold, permit);
-                let snapshot = db.store.snapshot();
+                let snapshot = db.store().snapshot();
                 export(&snapshot, &db.name, &prefix, out, &mut |_| {})
             })
             .map_err(|e| SmugglerError::Io(format!("cannot start the export thread: {e}")))

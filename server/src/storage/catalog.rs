@@ -26,13 +26,21 @@ const REGISTRY_PREFIX: &str = "databases/";
 pub struct DatabaseHandle {
     /// The name as it was created (`System` for the system database).
     pub name: String,
-    pub store: DocumentStore,
+    /// Private: reads and writes go through the store's methods, which keep
+    /// the rules (client writes never touch server-owned documents).
+    store: DocumentStore,
     /// Jobs (backups) using this database right now; a busy database cannot be deleted.
     pub jobs: AtomicUsize,
     is_system: bool,
 }
 
 impl DatabaseHandle {
+    /// The database's documents.
+    #[must_use]
+    pub fn store(&self) -> &DocumentStore {
+        &self.store
+    }
+
     /// Whether this is the system database.
     #[must_use]
     pub fn is_system(&self) -> bool {
@@ -416,7 +424,7 @@ impl Catalog {
 
     fn registry_entries(&self) -> Result<Vec<(String, RegistryEntry)>, StorageError> {
         let mut out = Vec::new();
-        for guard in self.system.store.internal().prefix(REGISTRY_PREFIX) {
+        for guard in self.system.store().internal().prefix(REGISTRY_PREFIX) {
             let (k, v) = guard.into_inner()?;
             let key = String::from_utf8_lossy(&k).to_string();
             let entry: RegistryEntry =
@@ -427,7 +435,7 @@ impl Catalog {
     }
 
     fn read_entry(&self, key: &str) -> Result<Option<RegistryEntry>, StorageError> {
-        match self.system.store.internal().get(key)? {
+        match self.system.store().internal().get(key)? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StorageError::Corrupt(format!("registry entry {key}: {e}"))),
         }
@@ -435,13 +443,13 @@ impl Catalog {
 
     fn write_entry(&self, key: &str, entry: &RegistryEntry) -> Result<(), StorageError> {
         let raw = serde_json::to_vec(entry).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        self.system.store.internal().insert(key, raw)?;
-        self.system.store.persist()
+        self.system.store().internal().insert(key, raw)?;
+        self.system.store().persist()
     }
 
     fn delete_entry(&self, key: &str) -> Result<(), StorageError> {
-        self.system.store.internal().remove(key)?;
-        self.system.store.persist()
+        self.system.store().internal().remove(key)?;
+        self.system.store().persist()
     }
 
     fn read_map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, (u64, Arc<DatabaseHandle>)>> {
@@ -501,13 +509,13 @@ mod tests {
             assert!(matches!(catalog.create("ZETA"), Err(StorageError::DatabaseExists(_))));
             assert!(matches!(catalog.create("System"), Err(StorageError::DatabaseExists(_))));
             assert!(matches!(catalog.create("../x"), Err(StorageError::InvalidName(_))));
-            catalog.get("zeta").expect("found").store.put("a", b"{}", None).expect("put");
+            catalog.get("zeta").expect("found").store().put("a", b"{}", None).expect("put");
         }
         let catalog =
             Catalog::open(dir.path(), Durability::Os, crate::crypto::MasterKeySource::new(dir.path().join("master.key"))).expect("reopens");
         let names: Vec<_> = catalog.list().iter().map(|h| h.name.clone()).collect();
         assert_eq!(names, ["Zeta", "alpha"]);
-        assert_eq!(catalog.get("Zeta").expect("found").store.document_count(), 1);
+        assert_eq!(catalog.get("Zeta").expect("found").store().document_count(), 1);
         catalog.delete("zeta").expect("deletes");
         assert!(catalog.get("Zeta").is_none());
         assert!(!dir.path().join("Databases/Zeta").exists());

@@ -381,22 +381,18 @@ fn a_database_being_exported_cannot_be_deleted_and_is_deleted_after() {
     s.create_db("Busy");
     s.put_doc("/databases/Busy", "a", json!({"n": 1}));
     let url = format!("{}/databases/Busy/smuggler/export", s.url);
+    let (started, answered) = std::sync::mpsc::channel();
     let export = std::thread::spawn(move || {
         let mut response = ureq::get(&url).call().expect("the export starts");
+        started.send(()).expect("signals");
         response.body_mut().read_to_vec().expect("the export ends").len()
     });
-    // The export holds the database while it reads (1.5 s at its document).
-    let mut refused = false;
-    for _ in 0..100 {
-        let (status, body) = s.delete("/admin/databases/Busy");
-        if status == 409 {
-            assert_eq!(body["Error"], "DatabaseBusy", "{body}");
-            refused = true;
-            break;
-        }
-        assert_eq!(status, 404, "deleted under a running export: {body}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    // The answer's headers come once the export holds the database (it then
+    // pauses 1.5 s at its document): a delete now is refused.
+    answered.recv_timeout(std::time::Duration::from_secs(30)).expect("the export answered");
+    let (status, body) = s.delete("/admin/databases/Busy");
+    assert_eq!((status, body["Error"].as_str()), (409, Some("DatabaseBusy")), "deleted under a running export: {body}");
+    let refused = true;
     assert!(refused, "the delete was never refused while the export ran");
     assert!(export.join().expect("joins") > 0);
     let mut deleted = false;
