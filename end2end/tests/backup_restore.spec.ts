@@ -38,7 +38,7 @@ async function backupFromPage(page: Page, request: APIRequestContext, db: string
   // The status document names the new set at once (202 comes after it is written).
   let setId = '';
   await expect.poll(async () => (setId = (await backupStatus(request, db))?.SetId ?? '')).not.toBe(before ?? '');
-  const panel = page.getByRole('status', { name: 'Backup status' });
+  const panel = page.getByRole('region', { name: 'Backup status' });
   await expect(panel).toContainText(setId);
   await expect(panel).toContainText('Succeeded');
   await expect(panel).toContainText(incremental ? 'Incremental backup' : 'Full backup');
@@ -59,7 +59,7 @@ async function restoreFromPage(page: Page, location: string, name: string, upTo:
   if (upTo) await upToSelect.selectOption(upTo);
   await page.getByLabel('Database name').fill(name);
   await page.getByRole('button', { name: 'Start Restore' }).click();
-  const panel = page.getByRole('status', { name: 'Restore status' });
+  const panel = page.getByRole('region', { name: 'Restore status' });
   await expect(panel).toContainText(`Restore of ${name}`);
   await expect(panel).toContainText('Succeeded');
   return panel;
@@ -140,7 +140,7 @@ test('back up from the studio, full then incremental, and restore both points in
   await expect(page.getByRole('alert')).toContainText('DatabaseExists');
   await expect(page.getByRole('alert')).toContainText(latest);
   // The refused restore did not replace the last job in the panel.
-  await expect(page.getByRole('status', { name: 'Restore status' })).toContainText(`Restore of ${first}`);
+  await expect(page.getByRole('region', { name: 'Restore status' })).toContainText(`Restore of ${first}`);
 });
 
 test('the backup form refuses a missing or relative location before sending, and shows the server refusal', async ({ page, request }) => {
@@ -148,7 +148,7 @@ test('the backup form refuses a missing or relative location before sending, and
   await createDatabase(request, db);
   await putDocument(request, db, 'items/1', { N: 1 });
   await open(page, `/studio/backup?db=${db}`);
-  await expect(page.getByRole('status', { name: 'Backup status' })).toContainText('No backup has run on this database yet.');
+  await expect(page.getByRole('region', { name: 'Backup status' })).toContainText('No backup has run on this database yet.');
 
   await page.getByRole('button', { name: 'Start Backup' }).click();
   await expect(page.getByRole('alert')).toContainText('Enter a backup location');
@@ -165,7 +165,7 @@ test('the backup form refuses a missing or relative location before sending, and
 
   // Nothing ran.
   expect(await backupStatus(request, db)).toBeNull();
-  await expect(page.getByRole('status', { name: 'Backup status' })).toContainText('No backup has run on this database yet.');
+  await expect(page.getByRole('region', { name: 'Backup status' })).toContainText('No backup has run on this database yet.');
 
   // An incremental into another database's chain is refused with ChainMismatch.
   const other = unique('Other');

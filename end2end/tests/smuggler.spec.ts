@@ -21,7 +21,7 @@ test('export a database from the studio and import the file into another one', a
   await open(page, `/studio/smuggler?db=${target}`);
   await page.getByLabel('Dump file').setInputFiles(file);
   await page.getByRole('button', { name: 'Import' }).click();
-  const panel = page.getByRole('status').filter({ hasText: 'Import' });
+  const panel = page.getByRole('region', { name: 'Import status' });
   await expect(panel).toContainText('Succeeded');
   await expect(panel).toContainText('11 documents written, 1 skipped');
 

@@ -201,7 +201,10 @@ pub fn BackupPage() -> impl IntoView {
                     <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                         {move || Suspend::new(async move {
                             match status.await {
-                                Ok(s) => view! { <JobStatusPanel kind=JobKind::Backup status=s idle_text="No backup has run on this database yet." success_link=None/> }.into_any(),
+                                Ok(s) => {
+                                    let cancel = format!("{}/admin/backup/cancel", database_base(&db.get_untracked()));
+                                    view! { <JobStatusPanel kind=JobKind::Backup status=s idle_text="No backup has run on this database yet." success_link=None cancel/> }.into_any()
+                                }
                                 Err(e) => view! { <div class="banner banner-error" role="status">"Cannot read the backup status: " {e.to_string()}</div> }.into_any(),
                             }
                         })}

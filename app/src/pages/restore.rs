@@ -285,7 +285,7 @@ pub fn RestorePage() -> impl IntoView {
                                         .and_then(|s| s.database_name.clone())
                                         .map(|name| (format!("/studio/documents?db={}", encode_query(&name)), format!("Open {name}")));
                                     view! {
-                                        <JobStatusPanel kind=JobKind::Restore status=s idle_text="No restore has run on this server yet." success_link=link/>
+                                        <JobStatusPanel kind=JobKind::Restore status=s idle_text="No restore has run on this server yet." success_link=link cancel="/admin/restore/cancel".to_string()/>
                                     }
                                         .into_any()
                                 }

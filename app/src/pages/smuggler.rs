@@ -106,7 +106,10 @@ pub fn SmugglerPage() -> impl IntoView {
                 <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                     {move || Suspend::new(async move {
                         match status.await {
-                            Ok(s) => view! { <JobStatusPanel kind=JobKind::Import status=s idle_text="No import has run on this database yet." success_link=None/> }.into_any(),
+                            Ok(s) => {
+                                let cancel = format!("{}/smuggler/import/cancel", database_base(&db.get_untracked()));
+                                view! { <JobStatusPanel kind=JobKind::Import status=s idle_text="No import has run on this database yet." success_link=None cancel/> }.into_any()
+                            }
                             Err(e) => view! { <div class="banner banner-error" role="status">"Cannot read the import status: " {e.to_string()}</div> }.into_any(),
                         }
                     })}

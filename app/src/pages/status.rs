@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 
-use crate::api::{JobStatus, StatusMessage};
-use crate::client::{format_bytes, get_json, ApiFailure};
+use crate::api::{JobAccepted, JobStatus, StatusMessage};
+use crate::client::{format_bytes, get_json, send_json, ApiFailure, Method};
 
 /// A job's status document; `None` when no such job ever ran (404).
 pub type StatusResult = Result<Option<JobStatus>, ApiFailure>;
@@ -113,8 +113,11 @@ fn title(kind: JobKind, status: &JobStatus) -> String {
     }
 }
 
-/// The status document of a backup or restore: badge, progress, facts,
-/// error and messages. The root has `role="status"`.
+/// The status document of a job: badge, progress, facts, error and
+/// messages, and a Cancel button while it runs (when `cancel` names the
+/// route). The root is a region named after the job; only the badge is a
+/// live `role="status"`, so a screen reader hears the job's state change
+/// (running, succeeded, failed), not every progress tick.
 #[component]
 pub fn JobStatusPanel(
     kind: JobKind,
@@ -124,6 +127,9 @@ pub fn JobStatusPanel(
     idle_text: String,
     /// A link shown when the job succeeded: `(href, text)`.
     success_link: Option<(String, String)>,
+    /// The route that cancels the running job (`POST`).
+    #[prop(optional)]
+    cancel: Option<String>,
 ) -> impl IntoView {
     let label = match kind {
         JobKind::Backup => "Backup status",
@@ -133,12 +139,12 @@ pub fn JobStatusPanel(
     let (badge_class, badge_text) = badge(status.as_ref());
     let Some(s) = status else {
         return view! {
-            <div class="status-panel" role="status" aria-label=label>
+            <section class="status-panel" aria-label=label>
                 <div class="status-head">
-                    <span class=format!("status-badge {badge_class}")>{badge_text}</span>
+                    <span class=format!("status-badge {badge_class}") role="status">{badge_text}</span>
                     <span class="muted">{idle_text}</span>
                 </div>
-            </div>
+            </section>
         }
         .into_any();
     };
@@ -174,15 +180,40 @@ pub fn JobStatusPanel(
     let link = success_link.filter(|_| s.success && !s.is_running);
     let error = s.error.clone().map(|e| (s.error_code.clone(), e));
     let messages = s.messages.clone();
+    let cancel = cancel.filter(|_| s.is_running);
+    let (cancel_note, set_cancel_note) = signal(None::<String>);
 
     view! {
-        <div class="status-panel" role="status" aria-label=label>
+        <section class="status-panel" aria-label=label>
             <div class="status-head">
-                <span class=format!("status-badge {badge_class}")>{badge_text}</span>
+                <span class=format!("status-badge {badge_class}") role="status">{badge_text}</span>
                 <span class="status-title">{title(kind, &s)}</span>
                 {s.set_id.clone().map(|id| view! { <span class="mono muted">{id}</span> })}
                 {link.map(|(href, text)| view! { <a class="button primary status-link" href=href>{text}</a> })}
+                {cancel.map(|path| {
+                    let label = format!("Cancel the {}", kind.noun());
+                    view! {
+                        <button
+                            type="button"
+                            class="danger-outline status-cancel"
+                            aria-label=label
+                            on:click=move |_| {
+                                let path = path.clone();
+                                leptos::task::spawn_local(async move {
+                                    let note = match send_json::<JobAccepted, ()>(Method::Post, &path, None).await {
+                                        Ok(_) => "Cancel requested; the job stops at its next step.".to_string(),
+                                        Err(e) => e.to_string(),
+                                    };
+                                    set_cancel_note.set(Some(note));
+                                });
+                            }
+                        >
+                            "Cancel"
+                        </button>
+                    }
+                })}
             </div>
+            {move || cancel_note.get().map(|n| view! { <p class="muted">{n}</p> })}
             <div>
                 <div
                     class=bar_class
@@ -218,7 +249,7 @@ pub fn JobStatusPanel(
                 {s.backup_location.clone().map(|l| view! { <div class="wide"><dt>"Backup location"</dt><dd class="mono">{l}</dd></div> })}
             </dl>
             <MessageList messages/>
-        </div>
+        </section>
     }
     .into_any()
 }
