@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test tools tools-e2e build lint unit fuzz e2e bench load soak clean
+.PHONY: run test tools tools-e2e build release lint unit fuzz e2e bench load soak clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -14,6 +14,17 @@ tools-e2e:
 
 build: tools
 	cargo leptos build
+
+# What a user deploys: the release server and the optimised, compressed studio
+# in dist/ (run it as `dist/rookery-server --data-dir ...` from dist/; see the README).
+release: tools
+	bash scripts/install-tools.sh --release
+	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" cargo leptos build --release
+	cargo build --release -p server --bin rookery-backup --bin rookery-smuggler
+	rm -rf dist && mkdir -p dist
+	cp target/release/rookery-server target/release/rookery-backup target/release/rookery-smuggler dist/
+	cp -r target/site dist/site
+	@echo "dist/: rookery-server, rookery-backup, rookery-smuggler and site/ ($$(du -sh dist | cut -f1))"
 
 # A development server: data in ./data, backups allowed under /tmp/rookery-backups.
 run: build

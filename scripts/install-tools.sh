@@ -25,6 +25,16 @@ if ! need_cmd cargo-leptos || ! cargo-leptos --version | grep -q " ${CARGO_LEPTO
   cargo install cargo-leptos --locked --version "${CARGO_LEPTOS_VERSION}" --debug --force
 fi
 
+if [ "${1:-}" = "--release" ]; then
+  # wasm-opt for release builds: npm's binaryen (Debian's wasm-opt 108 makes
+  # wasm that does not hydrate). Kept in .tools/, put on PATH by the Makefile.
+  if [ ! -x "$ROOT/.tools/node_modules/.bin/wasm-opt" ]; then
+    echo "==> npm install binaryen (wasm-opt) into .tools/"
+    mkdir -p "$ROOT/.tools"
+    (cd "$ROOT/.tools" && npm install --no-audit --no-fund --no-save binaryen@132.0.0 >/dev/null)
+  fi
+fi
+
 if [ "${1:-}" = "--with-browser" ]; then
   if [ ! -x /usr/bin/chromium ]; then
     echo "==> apt-get install chromium"

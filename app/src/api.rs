@@ -344,16 +344,20 @@ pub struct DocumentPage {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct BackupRequest {
+    /// An absolute folder on the server, inside a backup root.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^/"))]
     pub backup_location: String,
     /// Encrypted databases only: put the database key in the set (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_encryption_key: Option<bool>,
     /// Base64 of 32 bytes: encrypt the set's data files with this key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub backup_encryption_key: Option<String>,
     /// Encrypt the set's data files with a key derived from this passphrase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
     pub backup_passphrase: Option<String>,
 }
 
@@ -370,23 +374,34 @@ pub struct JobAccepted {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct RestoreRequest {
+    /// An absolute folder on the server holding backup sets, inside a backup root.
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^/"))]
     pub backup_location: String,
+    /// An absolute folder inside the data directory or a `--database-root`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, pattern = "^/"))]
     pub database_location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
     pub database_name: Option<String>,
     /// Seconds to wait for another restore to finish (default 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(maximum = 3600))]
     pub restore_start_timeout: Option<u64>,
     /// Restore the chain only up to this set (point in time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental)$"))]
     pub restore_up_to: Option<String>,
+    /// Base64 of 32 bytes: the database key, when the set left it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub encryption_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub backup_encryption_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
     pub backup_passphrase: Option<String>,
 }
 
@@ -519,6 +534,7 @@ pub enum Role {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct PutUserRequest {
+    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
     pub password: String,
     pub role: Role,
 }
@@ -528,6 +544,7 @@ pub struct PutUserRequest {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
     pub name: String,
     pub role: Role,
 }

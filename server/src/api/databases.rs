@@ -52,7 +52,7 @@ pub async fn list(
     put,
     path = "/admin/databases/{name}",
     tag = "databases",
-    params(("name" = String, Path, description = "`[A-Za-z0-9_.-]{1,64}`, not starting with `.`")),
+    params(("name" = String, Path, description = "`[A-Za-z0-9_.-]{1,64}`, not starting with `.`", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
     request_body(content = Option<CreateDatabaseRequest>, description = "optional"),
     responses(
         (status = 201, body = DatabaseCreated),
@@ -69,8 +69,10 @@ pub async fn create(
     let request: CreateDatabaseRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CreateDatabaseRequest::default()
     } else {
-        serde_json::from_slice(&body)
+        // `null` is no body, as the optional request body says.
+        serde_json::from_slice::<Option<CreateDatabaseRequest>>(&body)
             .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))?
+            .unwrap_or_default()
     };
     blocking(move || {
         let (db, key) = if request.encrypted {
@@ -90,7 +92,7 @@ pub async fn create(
     delete,
     path = "/admin/databases/{name}",
     tag = "databases",
-    params(("name" = String, Path,)),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
     responses(
         (status = 204),
         (status = 404, body = ErrorBody),

@@ -71,6 +71,13 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     })
 }
 
+/// The one value `If-None-Match` takes (for the description).
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub enum IfNoneMatch {
+    #[serde(rename = "*")]
+    Any,
+}
+
 /// `If-None-Match: *`: create only, never replace.
 fn if_none_match_any(headers: &HeaderMap) -> Result<bool, ApiError> {
     match headers.get(header::IF_NONE_MATCH) {
@@ -111,9 +118,9 @@ impl<S: Send + Sync> FromRequestParts<S> for DocId {
     put,
     path = "/docs/{id}",
     tag = "documents",
-    params(("id" = String, Path, description = "Any non-empty UTF-8 up to 512 bytes; `/` allowed"),
-           ("If-Match" = Option<String>, Header, description = "Only if the document is at this etag"),
-           ("If-None-Match" = Option<String>, Header, description = "`*`: only if the document does not exist")),
+    params(("id" = String, Path, description = "Any non-empty UTF-8 up to 512 bytes; `/` allowed", min_length = 1),
+           ("If-Match" = Option<String>, Header, nullable = false, description = "Only if the document is at this etag", pattern = r#"^(W/)?"?[0-9]{1,19}"?$"#),
+           ("If-None-Match" = Option<IfNoneMatch>, Header, nullable = false, description = "`*`: only if the document does not exist")),
     request_body(content = Object, description = "A JSON object"),
     responses(
         (status = 200, body = PutResult, description = "Replaced"),
@@ -150,7 +157,7 @@ pub async fn put(Db(db): Db, DocId(id): DocId, headers: HeaderMap, body: Result<
     get,
     path = "/docs/{id}",
     tag = "documents",
-    params(("id" = String, Path,)),
+    params(("id" = String, Path, min_length = 1)),
     responses((status = 200, body = Object, description = "The document; header ETag"), (status = 404, body = ErrorBody))
 )]
 pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
@@ -169,7 +176,7 @@ pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
     delete,
     path = "/docs/{id}",
     tag = "documents",
-    params(("id" = String, Path,), ("If-Match" = Option<String>, Header,)),
+    params(("id" = String, Path, min_length = 1), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,19}"?$"#)),
     responses((status = 204), (status = 400, body = ErrorBody, description = "InvalidETag"), (status = 403, body = ErrorBody, description = "ReservedDocument"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
 )]
 pub async fn delete(Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<StatusCode, ApiError> {
@@ -194,18 +201,23 @@ pub async fn delete(Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<
         ("pageSize" = Option<u64>, Query, description = "Default 25, at most 1024 (larger is capped)"),
         ("startsWith" = Option<String>, Query, description = "Id prefix"),
     ),
-    responses((status = 200, body = DocumentPage), (status = 400, body = ErrorBody))
+    responses((status = 200, body = DocumentPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "Unknown database"))
 )]
 pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> Result<Json<DocumentPage>, ApiError> {
     let number = |name: &str, default: usize| -> Result<usize, ApiError> {
         match query.get(name) {
             None => Ok(default),
-            Some(v) => v.parse::<u64>().map(|n| usize::try_from(n).unwrap_or(usize::MAX)).map_err(|_| {
-                ApiError::bad_request(
-                    ErrorCode::InvalidQuery,
-                    format!("'{name}' must be a non-negative integer, not '{}'.", v.escape_debug()),
+            // At most i64::MAX, as the description says (a 64-bit signed integer).
+            Some(v) => {
+                v.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()).map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(
+                    || {
+                        ApiError::bad_request(
+                            ErrorCode::InvalidQuery,
+                            format!("'{name}' must be an integer from 0 to 9223372036854775807, not '{}'.", v.escape_debug()),
+                        )
+                    },
                 )
-            }),
+            }
         }
     };
     let start = number("start", 0)?;

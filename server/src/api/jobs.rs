@@ -114,7 +114,7 @@ pub async fn start_restore(
     path = "/admin/backup/sets",
     tag = "backup",
     params(
-        ("location" = String, Query, description = "An absolute folder on the server"),
+        ("location" = String, Query, description = "An absolute folder on the server", min_length = 1, pattern = "^/"),
         ("verify" = Option<bool>, Query, description = "Check every SHA-256 (default true); false checks presence and sizes"),
     ),
     responses((status = 200, body = BackupListing), (status = 400, body = ErrorBody))

@@ -91,13 +91,44 @@ pub fn document() -> OpenApiDoc {
     for (path, mut item) in per_database {
         for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
             add_db_parameter(op);
+            add_unknown_database(op);
             if let Some(id) = op.operation_id.as_mut() {
                 id.push_str("_named");
             }
         }
         doc.paths.paths.insert(format!("/databases/{{db}}{path}"), item);
     }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in [("GET", &mut item.get), ("PUT", &mut item.put), ("POST", &mut item.post), ("DELETE", &mut item.delete)] {
+            let Some(op) = op.as_mut() else { continue };
+            let method = axum::http::Method::from_bytes(method.as_bytes()).unwrap_or(axum::http::Method::GET);
+            if matches!(crate::auth::required_access(&method, path), crate::auth::Access::Role(_)) {
+                add_error(op, "401", "Unauthorized: credentials are missing or wrong (a protected server)");
+                add_error(op, "403", "Forbidden: the role may not; CsrfTokenMissing: a session's write without its token");
+                add_error(op, "429", "TooManyAttempts: too many failed credential checks from this address");
+            }
+        }
+    }
     doc
+}
+
+/// Documents an error answer of an operation, unless it already is.
+fn add_error(op: &mut Operation, status: &str, description: &str) {
+    if !op.responses.responses.contains_key(status) {
+        let response = utoipa::openapi::ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody"))).build(),
+            )
+            .build();
+        op.responses.responses.insert(status.to_string(), response.into());
+    }
+}
+
+/// Every route under `/databases/{db}` answers 404 `NotFound` for an unknown database.
+fn add_unknown_database(op: &mut Operation) {
+    add_error(op, "404", "NotFound: no database of that name");
 }
 
 fn add_db_parameter(op: &mut Operation) {
@@ -106,7 +137,11 @@ fn add_db_parameter(op: &mut Operation) {
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .description(Some("A named database"))
-        .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String)))
+        .schema(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+        ))
         .build();
     op.parameters.get_or_insert_with(Vec::new).insert(0, db);
 }
