@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! Rookery's studio (Leptos, rendered on the server and hydrated in the
 //! browser) and the REST API types that the server and the studio share.
 
