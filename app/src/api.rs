@@ -59,6 +59,8 @@ pub enum ErrorCode {
     InvalidETag,
     /// A database name breaks the naming rules.
     InvalidName,
+    /// A backup task's cron expression or time zone is not valid.
+    InvalidSchedule,
     /// A request field is missing, malformed or contradicts another.
     InvalidRequest,
     /// No such database, document, user or key.
@@ -141,7 +143,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [Self; 48] = [
+    pub const ALL: [Self; 49] = [
         Self::InvalidJson,
         Self::NotAnObject,
         Self::InvalidBody,
@@ -151,6 +153,7 @@ impl ErrorCode {
         Self::InvalidQuery,
         Self::InvalidETag,
         Self::InvalidName,
+        Self::InvalidSchedule,
         Self::InvalidRequest,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -205,6 +208,7 @@ impl ErrorCode {
             Self::InvalidQuery => "InvalidQuery",
             Self::InvalidETag => "InvalidETag",
             Self::InvalidName => "InvalidName",
+            Self::InvalidSchedule => "InvalidSchedule",
             Self::InvalidRequest => "InvalidRequest",
             Self::NotFound => "NotFound",
             Self::MethodNotAllowed => "MethodNotAllowed",
@@ -630,4 +634,117 @@ mod tests {
         p.update_percent();
         assert_eq!(p.percent, 100.0);
     }
+}
+
+/// Which kind of backup a task runs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum BackupKind {
+    Full,
+    Incremental,
+}
+
+/// A retention policy, counted in sets (restorable points). Any subset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Keep the newest N sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest set of each of the last N days that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest set of each of the last N ISO weeks that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest set of each of the last N months that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    /// Keep every set younger than this (`30s`, `15m`, `12h`, `7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[0-9]{1,6}[smhd]$"))]
+    pub minimum_age: Option<String>,
+}
+
+/// A backup task: the body of `PUT {base}/admin/backup/tasks/{name}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct BackupTask {
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, pattern = "^/"))]
+    pub backup_location: String,
+    /// Cron: 5 fields, or 6 with seconds first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_backup_frequency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_backup_frequency: Option<String>,
+    /// IANA time zone of the schedules (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_encryption_key: Option<bool>,
+    /// Write-only: sealed with the master key, never returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
+    pub backup_passphrase: Option<String>,
+    /// Write-only (base64 of 32 bytes): sealed with the master key, never returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
+    pub backup_encryption_key: Option<String>,
+}
+
+/// What a task did and will do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskStatus {
+    pub is_running: bool,
+    pub last_full_backup: Option<String>,
+    pub last_incremental_backup: Option<String>,
+    pub last_set_id: Option<String>,
+    pub last_duration_ms: Option<u64>,
+    pub last_error: Option<String>,
+    pub next_backup: Option<String>,
+    pub next_backup_kind: Option<BackupKind>,
+}
+
+/// A task as answers show it: no secret, a flag instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct BackupTaskInfo {
+    pub name: String,
+    pub backup_location: String,
+    pub full_backup_frequency: Option<String>,
+    pub incremental_backup_frequency: Option<String>,
+    pub time_zone: String,
+    pub retention: Option<RetentionPolicy>,
+    pub disabled: bool,
+    pub include_encryption_key: Option<bool>,
+    pub has_backup_passphrase: bool,
+    pub has_backup_encryption_key: bool,
+    pub status: TaskStatus,
+}
+
+/// Body of `POST {base}/admin/backup/retention`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RetentionRequest {
+    pub retention: RetentionPolicy,
+}
+
+/// Answer of `POST {base}/admin/backup/retention`: the set ids deleted (or
+/// that would be, with `dryRun`) and kept, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct RetentionOutcome {
+    pub deleted: Vec<String>,
+    pub kept: Vec<String>,
 }

@@ -53,6 +53,7 @@ pub mod jobs;
 pub mod restore;
 pub mod smuggler;
 pub mod storage;
+pub mod tasks;
 pub mod web;
 
 use std::sync::Arc;
@@ -78,6 +79,7 @@ pub struct Rookery {
     pub(crate) import_slot: Arc<JobSlot>,
     pub(crate) export_permits: Arc<tokio::sync::Semaphore>,
     pub(crate) running: Arc<jobs::Running>,
+    pub(crate) tasks: tasks::scheduler::Tasks,
     pub(crate) auth: auth::Authenticator,
 }
 
@@ -109,6 +111,7 @@ impl Rookery {
             import_slot: Arc::default(),
             export_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS)),
             running: Arc::default(),
+            tasks: tasks::scheduler::Tasks::default(),
             auth,
         };
         rookery.recover_interrupted_jobs();

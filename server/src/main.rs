@@ -90,6 +90,11 @@ fn serve(config: Config) -> ExitCode {
         tracing::info!(address = %local, data_dir = %data_dir.display(), "Rookery is serving; studio at http://{local}/studio");
         // One machine-readable line: tests and scripts read the port from it.
         println!("Rookery listening on http://{local}");
+        // Scheduled backup tasks run while the server serves.
+        if let Err(e) = rookery.start_scheduler() {
+            eprintln!("rookery-server: cannot start the task scheduler: {e}");
+            return ExitCode::FAILURE;
+        }
         let app = rookery::web::app_router(rookery.clone());
         let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())

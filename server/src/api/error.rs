@@ -67,7 +67,7 @@ pub fn status_of(kind: ErrorKind) -> Option<StatusCode> {
 
 impl ApiError {
     /// An error of a module: its own code and kind, with `message`.
-    fn classified(kind: ErrorKind, code: ErrorCode, message: String, detail: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn classified(kind: ErrorKind, code: ErrorCode, message: String, detail: &dyn std::fmt::Display) -> Self {
         match status_of(kind) {
             Some(status) => Self::new(status, code, message),
             None => Self::internal(detail),

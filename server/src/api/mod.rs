@@ -11,6 +11,7 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod smuggler;
+pub mod tasks;
 
 use app::api::ErrorCode;
 use std::sync::Arc;
@@ -41,6 +42,10 @@ pub fn router(state: AppState) -> Router {
             .route("/docs/{*id}", get(documents::get).put(documents::put).delete(documents::delete))
             .route("/admin/backup", post(jobs::start_backup))
             .route("/admin/backup/cancel", post(jobs::cancel_backup))
+            .route("/admin/backup/tasks", get(tasks::list_tasks))
+            .route("/admin/backup/tasks/{name}", put(tasks::put_task).get(tasks::get_task).delete(tasks::delete_task))
+            .route("/admin/backup/tasks/{name}/run", post(tasks::run_task))
+            .route("/admin/backup/retention", post(tasks::retention))
             .route("/smuggler/import/cancel", post(smuggler::cancel_import)),
     )
     .route("/smuggler/export", get(smuggler::export_dump))

@@ -8,7 +8,7 @@ use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn}
 use utoipa::openapi::{OpenApi as OpenApiDoc, Required};
 use utoipa::OpenApi;
 
-use super::{auth, databases, documents, jobs, smuggler};
+use super::{auth, databases, documents, jobs, smuggler, tasks};
 use app::api::*;
 
 #[derive(OpenApi)]
@@ -35,6 +35,12 @@ use app::api::*;
         smuggler::cancel_import,
         jobs::cancel_backup,
         jobs::cancel_restore,
+        tasks::put_task,
+        tasks::list_tasks,
+        tasks::get_task,
+        tasks::delete_task,
+        tasks::run_task,
+        tasks::retention,
         auth::put_user,
         auth::delete_user,
         auth::create_api_key,

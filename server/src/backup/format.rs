@@ -90,9 +90,9 @@ pub enum FileContent {
 }
 
 /// Internal entries of the system database that travel in its backups: the
-/// users and API keys. The registry of named databases does not (those are
+/// users, the API keys and the system database's backup tasks. The registry of named databases does not (those are
 /// restored from their own sets).
-pub const BACKED_UP_INTERNAL_PREFIXES: [&str; 2] = ["auth/users/", "auth/apikeys/"];
+pub const BACKED_UP_INTERNAL_PREFIXES: [&str; 3] = ["auth/users/", "auth/apikeys/", "tasks/"];
 /// The most credential entries a set may carry.
 pub const MAX_CREDENTIALS: usize = 100_000;
 

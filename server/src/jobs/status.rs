@@ -156,6 +156,21 @@ pub fn read_status(database: &DatabaseHandle, doc_id: &str) -> Option<JobStatus>
     serde_json::from_slice(&record.body).ok()
 }
 
+/// Adds a message to a finished job's status document (what a task's
+/// retention did after its backup, say).
+pub fn append_message(database: &DatabaseHandle, doc_id: &str, text: &str, severity: Severity) {
+    let Some(mut status) = read_status(database, doc_id) else { return };
+    status.messages.push(message(text, severity));
+    match serde_json::to_vec(&status) {
+        Ok(body) => {
+            if let Err(e) = database.store().put_server_owned(doc_id, &body) {
+                tracing::warn!(error = %e, "cannot add a message to a status document");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot serialize a status"),
+    }
+}
+
 /// After a crash, a status document may still say `IsRunning: true`. Marks it
 /// failed and returns it so that the caller can clean up what the job left.
 pub fn recover_interrupted(database: &DatabaseHandle, doc_id: &str) -> Option<JobStatus> {

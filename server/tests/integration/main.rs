@@ -15,4 +15,5 @@ mod readme;
 mod reference;
 mod restore;
 mod smuggler;
+mod tasks;
 mod trust;

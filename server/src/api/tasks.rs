@@ -1,0 +1,145 @@
+//! Backup tasks and retention over REST (Admin): `{base}/admin/backup/tasks`,
+//! `{base}/admin/backup/retention`.
+
+use std::collections::HashMap;
+
+use app::api::{BackupTask, BackupTaskInfo, ErrorBody, JobAccepted, RetentionOutcome, RetentionRequest, BACKUP_STATUS_ID};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, RawPathParams, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::documents::body_bytes;
+use super::jobs::flag;
+use super::{blocking, ApiError, AppState, Db};
+use crate::tasks::TaskError;
+use app::api::ErrorCode;
+
+impl From<TaskError> for ApiError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::Backup(b) => b.into(),
+            TaskError::Storage(s) => s.into(),
+            other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
+        }
+    }
+}
+
+/// The `{name}` of a task route.
+fn task_name(params: &RawPathParams) -> String {
+    params.iter().find(|(k, _)| *k == "name").map(|(_, v)| v.to_string()).unwrap_or_default()
+}
+
+fn json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    serde_json::from_slice(&body_bytes(body)?)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))
+}
+
+/// Creates or replaces a task.
+#[utoipa::path(
+    put,
+    path = "/admin/backup/tasks/{name}",
+    tag = "tasks",
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    request_body = BackupTask,
+    responses(
+        (status = 201, description = "Created"),
+        (status = 200, description = "Replaced"),
+        (status = 400, body = ErrorBody, description = "InvalidSchedule, InvalidBackupLocation, InvalidRequest, InvalidName, InvalidJson"),
+    )
+)]
+pub async fn put_task(
+    State(state): State<AppState>,
+    Db(db): Db,
+    params: RawPathParams,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let name = task_name(&params);
+    let task: BackupTask = json(body)?;
+    blocking(move || Ok(if state.put_task(&db.name, &name, task)? { StatusCode::CREATED } else { StatusCode::OK })).await
+}
+
+/// The database's tasks, in name order, with their status.
+#[utoipa::path(get, path = "/admin/backup/tasks", tag = "tasks", responses((status = 200, body = Vec<BackupTaskInfo>)))]
+pub async fn list_tasks(State(state): State<AppState>, Db(db): Db) -> Result<Json<Vec<BackupTaskInfo>>, ApiError> {
+    blocking(move || Ok(Json(state.list_tasks(&db.name)?))).await
+}
+
+/// One task with its status.
+#[utoipa::path(
+    get,
+    path = "/admin/backup/tasks/{name}",
+    tag = "tasks",
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    responses((status = 200, body = BackupTaskInfo), (status = 404, body = ErrorBody))
+)]
+pub async fn get_task(State(state): State<AppState>, Db(db): Db, params: RawPathParams) -> Result<Json<BackupTaskInfo>, ApiError> {
+    let name = task_name(&params);
+    blocking(move || Ok(Json(state.get_task(&db.name, &name)?))).await
+}
+
+/// Deletes a task.
+#[utoipa::path(
+    delete,
+    path = "/admin/backup/tasks/{name}",
+    tag = "tasks",
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    responses((status = 204), (status = 404, body = ErrorBody))
+)]
+pub async fn delete_task(State(state): State<AppState>, Db(db): Db, params: RawPathParams) -> Result<StatusCode, ApiError> {
+    let name = task_name(&params);
+    blocking(move || {
+        state.delete_task(&db.name, &name)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// Runs a task now: 202 as a backup, status in `{base}/docs/Raven/Backup/Status`.
+#[utoipa::path(
+    post,
+    path = "/admin/backup/tasks/{name}/run",
+    tag = "tasks",
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"), ("incremental" = Option<bool>, Query, description = "Default false")),
+    responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "BackupAlreadyRunning, ChainMismatch"))
+)]
+pub async fn run_task(
+    State(state): State<AppState>,
+    Db(db): Db,
+    params: RawPathParams,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let name = task_name(&params);
+    let incremental = flag(&query, "incremental")?;
+    blocking(move || {
+        state.run_task(&db.name, &name, incremental)?;
+        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: BACKUP_STATUS_ID.to_string() })))
+    })
+    .await
+}
+
+/// Applies a retention policy to the database's chains in a location, or
+/// (`dryRun=true`) only says what it would delete.
+#[utoipa::path(
+    post,
+    path = "/admin/backup/retention",
+    tag = "tasks",
+    params(
+        ("location" = String, Query, min_length = 1, pattern = "^/", description = "An absolute folder on the server"),
+        ("dryRun" = Option<bool>, Query, description = "Only list what would be deleted (default false)"),
+    ),
+    request_body = RetentionRequest,
+    responses((status = 200, body = RetentionOutcome), (status = 400, body = ErrorBody, description = "InvalidBackupLocation, InvalidRequest"))
+)]
+pub async fn retention(
+    State(state): State<AppState>,
+    Db(db): Db,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<RetentionOutcome>, ApiError> {
+    let location = query.get("location").cloned().unwrap_or_default();
+    let dry_run = flag(&query, "dryRun")?;
+    let request: RetentionRequest = json(body)?;
+    blocking(move || Ok(Json(state.apply_retention(&db.name, &location, &request.retention, dry_run)?))).await
+}

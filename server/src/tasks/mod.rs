@@ -1,0 +1,370 @@
+//! Backup tasks: scheduled full and incremental backups of a database, with
+//! retention, run now, and a status that says what ran and what runs next.
+//!
+//! A task lives in its database's internal keyspace (`tasks/<name>`), with
+//! its state (what ran, when the schedules were last looked at). Its secrets
+//! (a backup passphrase or key) are sealed with the server's master key and
+//! never returned. The tasks of the system database travel with its backups.
+//!
+//! The scheduler ([`scheduler`]) looks at every task a few times a second:
+//! a schedule with an occurrence since it last looked makes its run due (one
+//! run however many occurrences passed while the server was stopped; a full
+//! wins over an incremental due at the same time); a due run waits for a
+//! running backup and then runs (at most one pending per task). Each run is
+//! an ordinary backup into the task's location (full when the location holds
+//! no chain of the database), followed by the task's retention.
+
+pub mod retention;
+pub mod schedule;
+pub mod scheduler;
+
+use std::sync::Arc;
+
+use app::api::{BackupKind, BackupTask, BackupTaskInfo, ErrorCode, RetentionOutcome, RetentionPolicy, TaskStatus};
+use base64::Engine as _;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{BackupError, BackupOptions};
+use crate::storage::{DatabaseHandle, StorageError};
+use crate::Rookery;
+use schedule::Schedule;
+
+/// Where tasks are kept, in their database's internal keyspace.
+pub const TASK_PREFIX: &str = "tasks/";
+
+/// What can go wrong with a task.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("{0}")]
+    InvalidSchedule(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("No task named '{0}'.")]
+    NotFound(String),
+    #[error("{0}")]
+    Io(String),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl TaskError {
+    /// The stable error code.
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidSchedule(_) => ErrorCode::InvalidSchedule,
+            Self::Invalid(_) => ErrorCode::InvalidRequest,
+            Self::InvalidName(_) => ErrorCode::InvalidName,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Io(_) => ErrorCode::IoError,
+            Self::Backup(b) => b.code(),
+            Self::Storage(s) => s.code(),
+        }
+    }
+
+    /// How the error maps to HTTP.
+    #[must_use]
+    pub fn kind(&self) -> crate::backup::ErrorKind {
+        use crate::backup::ErrorKind;
+        match self {
+            Self::InvalidSchedule(_) | Self::Invalid(_) | Self::InvalidName(_) => ErrorKind::BadRequest,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Io(_) => ErrorKind::Internal,
+            Self::Backup(b) => b.kind(),
+            Self::Storage(s) => s.kind(),
+        }
+    }
+}
+
+/// What ran, as the task's record keeps it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskState {
+    /// When the schedules were last looked at: occurrences after it are due.
+    pub last_checked: Option<Timestamp>,
+    pub last_full_backup: Option<Timestamp>,
+    pub last_incremental_backup: Option<Timestamp>,
+    pub last_set_id: Option<String>,
+    pub last_duration_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+/// A task as stored: the request without its secrets, the sealed secrets, the state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoredTask {
+    pub name: String,
+    pub task: BackupTask,
+    pub sealed_passphrase: Option<String>,
+    pub sealed_key: Option<String>,
+    pub state: TaskState,
+}
+
+fn task_key(name: &str) -> String {
+    format!("{TASK_PREFIX}{}", name.to_ascii_lowercase())
+}
+
+fn secret_aad(database: &str, task: &str, what: &str) -> Vec<u8> {
+    format!("rookery-task-secret-v1/{}/{}/{what}", database.to_ascii_lowercase(), task.to_ascii_lowercase()).into_bytes()
+}
+
+/// A task's schedules, checked.
+pub struct Schedules {
+    pub full: Option<Schedule>,
+    pub incremental: Option<Schedule>,
+    pub zone: jiff::tz::TimeZone,
+}
+
+impl Schedules {
+    /// Parses a task's schedules and time zone.
+    ///
+    /// # Errors
+    /// `InvalidSchedule` naming the field; `Invalid` when there is none.
+    pub fn of(task: &BackupTask) -> Result<Self, TaskError> {
+        let full = task.full_backup_frequency.as_deref().map(|t| Schedule::parse("FullBackupFrequency", t)).transpose()?;
+        let incremental =
+            task.incremental_backup_frequency.as_deref().map(|t| Schedule::parse("IncrementalBackupFrequency", t)).transpose()?;
+        if full.is_none() && incremental.is_none() {
+            return Err(TaskError::Invalid("A task needs FullBackupFrequency, IncrementalBackupFrequency or both.".into()));
+        }
+        Ok(Self { full, incremental, zone: schedule::zone(task.time_zone.as_deref())? })
+    }
+
+    /// The run due between `after` and `until`, if any (a full wins).
+    #[must_use]
+    pub fn due(&self, after: Timestamp, until: Timestamp) -> Option<BackupKind> {
+        if self.full.as_ref().is_some_and(|s| s.due_between(&self.zone, after, until)) {
+            Some(BackupKind::Full)
+        } else if self.incremental.as_ref().is_some_and(|s| s.due_between(&self.zone, after, until)) {
+            Some(BackupKind::Incremental)
+        } else {
+            None
+        }
+    }
+
+    /// The next run after `now` and its kind (a full wins a tie).
+    #[must_use]
+    pub fn next(&self, now: Timestamp) -> Option<(Timestamp, BackupKind)> {
+        let full = self.full.as_ref().and_then(|s| s.next_after(&self.zone, now)).map(|t| (t, BackupKind::Full));
+        let incremental = self.incremental.as_ref().and_then(|s| s.next_after(&self.zone, now)).map(|t| (t, BackupKind::Incremental));
+        match (full, incremental) {
+            (Some(f), Some(i)) => Some(if i.0 < f.0 { i } else { f }),
+            (f, i) => f.or(i),
+        }
+    }
+}
+
+fn format_time(t: Timestamp) -> String {
+    crate::jobs::format_rfc3339(
+        time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    )
+}
+
+impl Rookery {
+    fn task_database(&self, database: &str) -> Result<Arc<DatabaseHandle>, TaskError> {
+        self.catalog.get(database).ok_or(TaskError::Storage(StorageError::NotFound))
+    }
+
+    /// Creates or replaces a task; returns whether it was created. Secrets
+    /// given are sealed with the master key; left out on a replace, the
+    /// task's earlier secrets stay.
+    ///
+    /// # Errors
+    /// `InvalidName`, `InvalidSchedule`, `Invalid` (no schedule, a bad
+    /// policy, a key and a passphrase), `InvalidLocation`, storage errors.
+    pub fn put_task(&self, database: &str, name: &str, mut task: BackupTask) -> Result<bool, TaskError> {
+        if !app::api::is_valid_database_name(name) {
+            return Err(TaskError::InvalidName(format!(
+                "'{}' is not a valid task name: use 1 to 64 of A-Z a-z 0-9 _ . -",
+                name.escape_debug()
+            )));
+        }
+        let db = self.task_database(database)?;
+        Schedules::of(&task)?;
+        if let Some(policy) = &task.retention {
+            retention::validate(policy)?;
+        }
+        crate::backup::location::validate_location(&task.backup_location, &self.config.data_dir, &self.config.effective_backup_roots())?;
+        if task.backup_passphrase.is_some() && task.backup_encryption_key.is_some() {
+            return Err(TaskError::Invalid("Give BackupEncryptionKey or BackupPassphrase, not both.".into()));
+        }
+        if let Some(key) = &task.backup_encryption_key {
+            crate::crypto::Key::from_base64(key).map_err(|e| TaskError::Invalid(format!("BackupEncryptionKey: {e}")))?;
+        }
+        let _changes = self.tasks.lock_changes();
+        let key = task_key(name);
+        let existing = self.read_task(&db, name)?;
+        let seal = |what: &str, secret: Option<String>| -> Result<Option<String>, TaskError> {
+            let Some(secret) = secret else { return Ok(None) };
+            let master =
+                self.catalog.master_key(true)?.ok_or_else(|| StorageError::Locked("no master key to seal a task's secret".into()))?;
+            Ok(Some(base64::engine::general_purpose::STANDARD.encode(master.seal(&secret_aad(&db.name, name, what), secret.as_bytes()))))
+        };
+        let new_passphrase = task.backup_passphrase.take();
+        let new_key = task.backup_encryption_key.take();
+        let (sealed_passphrase, sealed_key) = match (&new_passphrase, &new_key, &existing) {
+            (None, None, Some(old)) => (old.sealed_passphrase.clone(), old.sealed_key.clone()),
+            _ => (seal("passphrase", new_passphrase)?, seal("key", new_key)?),
+        };
+        let state = match &existing {
+            Some(old) => TaskState { last_checked: Some(Timestamp::now()), ..old.state.clone() },
+            None => TaskState { last_checked: Some(Timestamp::now()), ..TaskState::default() },
+        };
+        let stored = StoredTask { name: name.to_string(), task, sealed_passphrase, sealed_key, state };
+        self.write_task(&db, &key, &stored)?;
+        self.tasks.wake();
+        Ok(existing.is_none())
+    }
+
+    /// The tasks of a database, in name order, with their status.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown database; storage errors.
+    pub fn list_tasks(&self, database: &str) -> Result<Vec<BackupTaskInfo>, TaskError> {
+        let db = self.task_database(database)?;
+        let mut out = Vec::new();
+        for guard in db.store().internal().prefix(TASK_PREFIX) {
+            let (_, value) = guard.into_inner().map_err(StorageError::from)?;
+            let stored: StoredTask = serde_json::from_slice(&value).map_err(|e| StorageError::Corrupt(format!("a task record: {e}")))?;
+            out.push(self.task_info(&db, &stored));
+        }
+        Ok(out)
+    }
+
+    /// One task with its status.
+    ///
+    /// # Errors
+    /// `NotFound`; storage errors.
+    pub fn get_task(&self, database: &str, name: &str) -> Result<BackupTaskInfo, TaskError> {
+        let db = self.task_database(database)?;
+        let stored = self.read_task(&db, name)?.ok_or_else(|| TaskError::NotFound(name.to_string()))?;
+        Ok(self.task_info(&db, &stored))
+    }
+
+    /// Deletes a task (a run in progress finishes; nothing new starts).
+    ///
+    /// # Errors
+    /// `NotFound`; storage errors.
+    pub fn delete_task(&self, database: &str, name: &str) -> Result<(), TaskError> {
+        let db = self.task_database(database)?;
+        let _changes = self.tasks.lock_changes();
+        if self.read_task(&db, name)?.is_none() {
+            return Err(TaskError::NotFound(name.to_string()));
+        }
+        db.store().internal().remove(task_key(name)).map_err(StorageError::from)?;
+        db.store().persist()?;
+        self.tasks.forget(&db.name, name);
+        Ok(())
+    }
+
+    /// Runs a task now (an incremental when asked and possible); the answer
+    /// comes when the backup has started, like `POST {base}/admin/backup`.
+    ///
+    /// # Errors
+    /// `NotFound`; `AlreadyRunning` while any backup runs.
+    pub fn run_task(&self, database: &str, name: &str, incremental: bool) -> Result<String, TaskError> {
+        let db = self.task_database(database)?;
+        let stored = self.read_task(&db, name)?.ok_or_else(|| TaskError::NotFound(name.to_string()))?;
+        let kind = if incremental { BackupKind::Incremental } else { BackupKind::Full };
+        self.start_task_run(&db, &stored, kind)
+    }
+
+    /// Applies `policy` to the chains of `database` in `location` (only
+    /// lists what it would delete with `dry_run`).
+    ///
+    /// # Errors
+    /// `InvalidLocation`, `Invalid` (a bad policy), I/O errors.
+    pub fn apply_retention(
+        &self,
+        database: &str,
+        location: &str,
+        policy: &RetentionPolicy,
+        dry_run: bool,
+    ) -> Result<RetentionOutcome, TaskError> {
+        let db = self.task_database(database)?;
+        let location = crate::backup::location::validate_location(location, &self.config.data_dir, &self.config.effective_backup_roots())?;
+        let scanned = crate::backup::location::scan(&location)?;
+        let chains: Vec<_> = scanned.chains.into_iter().filter(|c| c.database_id == db.store().database_id()).collect();
+        let outcome = retention::plan(&chains, policy, Timestamp::now())?;
+        if !dry_run {
+            // Never while a backup writes into the location (it may be extending a chain).
+            let _slot = self.backup_slot.acquire(std::time::Duration::from_secs(60)).ok_or(BackupError::AlreadyRunning)?;
+            retention::delete_sets(&location, &outcome.deleted)?;
+        }
+        Ok(outcome)
+    }
+
+    fn read_task(&self, db: &DatabaseHandle, name: &str) -> Result<Option<StoredTask>, TaskError> {
+        match db.store().internal().get(task_key(name)).map_err(StorageError::from)? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(serde_json::from_slice(&raw).map_err(|e| StorageError::Corrupt(format!("task {name}: {e}")))?)),
+        }
+    }
+
+    fn write_task(&self, db: &DatabaseHandle, key: &str, stored: &StoredTask) -> Result<(), TaskError> {
+        let raw = serde_json::to_vec(stored).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        db.store().internal().insert(key, raw).map_err(StorageError::from)?;
+        db.store().persist()?;
+        Ok(())
+    }
+
+    fn task_info(&self, db: &DatabaseHandle, stored: &StoredTask) -> BackupTaskInfo {
+        let t = &stored.task;
+        let next = Schedules::of(t).ok().filter(|_| !t.disabled).and_then(|s| s.next(Timestamp::now()));
+        let s = &stored.state;
+        BackupTaskInfo {
+            name: stored.name.clone(),
+            backup_location: t.backup_location.clone(),
+            full_backup_frequency: t.full_backup_frequency.clone(),
+            incremental_backup_frequency: t.incremental_backup_frequency.clone(),
+            time_zone: t.time_zone.clone().unwrap_or_else(|| "UTC".into()),
+            retention: t.retention.clone(),
+            disabled: t.disabled,
+            include_encryption_key: t.include_encryption_key,
+            has_backup_passphrase: stored.sealed_passphrase.is_some(),
+            has_backup_encryption_key: stored.sealed_key.is_some(),
+            status: TaskStatus {
+                is_running: self.tasks.is_running(&db.name, &stored.name),
+                last_full_backup: s.last_full_backup.map(format_time),
+                last_incremental_backup: s.last_incremental_backup.map(format_time),
+                last_set_id: s.last_set_id.clone(),
+                last_duration_ms: s.last_duration_ms,
+                last_error: s.last_error.clone(),
+                next_backup: next.map(|(t, _)| format_time(t)),
+                next_backup_kind: next.map(|(_, k)| k),
+            },
+        }
+    }
+
+    /// Starts one run of a task: an ordinary backup into its location.
+    fn start_task_run(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, kind: BackupKind) -> Result<String, TaskError> {
+        let open = |what: &str, sealed: &Option<String>| -> Result<Option<String>, TaskError> {
+            let Some(sealed) = sealed else { return Ok(None) };
+            let master = self
+                .catalog
+                .master_key(false)?
+                .ok_or_else(|| StorageError::Locked("the master key that sealed the task's secret is missing".into()))?;
+            let raw = base64::engine::general_purpose::STANDARD.decode(sealed).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            let opened = master.open(&secret_aad(&db.name, &stored.name, what), &raw).map_err(StorageError::from)?;
+            Ok(Some(String::from_utf8(opened).map_err(|e| StorageError::Corrupt(e.to_string()))?))
+        };
+        let passphrase = open("passphrase", &stored.sealed_passphrase)?;
+        let key = open("key", &stored.sealed_key)?;
+        let set_secret = crate::backup::sealed::SetSecret::from_request(key.as_ref(), passphrase.as_ref()).map_err(TaskError::Invalid)?;
+        let options = BackupOptions {
+            location: stored.task.backup_location.clone(),
+            incremental: kind == BackupKind::Incremental,
+            include_encryption_key: stored.task.include_encryption_key,
+            set_secret,
+        };
+        let handle = self.start_backup(&db.name, options)?;
+        let set_id = handle.set_id.clone();
+        self.tasks.started(&db.name, &stored.name, handle, kind);
+        Ok(set_id)
+    }
+}

@@ -1,0 +1,317 @@
+//! Retention: which sets of a database's chains a policy keeps, and deleting
+//! the others so that nothing half-deleted ever lists as complete.
+//!
+//! The rules, in order:
+//! 1. `KeepLast`, `KeepDaily`, `KeepWeekly`, `KeepMonthly` and `MinimumAge`
+//!    each keep sets, counted in sets (restorable points), newest first, the
+//!    way restic's `forget` does (one set per day, week or month: the newest).
+//!    A policy without any rule keeps everything.
+//! 2. Every set of the newest complete chain is kept.
+//! 3. A set a kept set stands on (the earlier sets of its chain) is kept.
+//!
+//! Deleting: newest first (an incremental goes before its base, so no orphan
+//! appears even for a moment), each set's folder renamed to `.deleting-<SetId>`
+//! (a name no reader takes for a set) and fsynced before its files go; a
+//! crash leaves at most such a folder, removed by the next retention.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use app::api::{RetentionOutcome, RetentionPolicy};
+use jiff::Timestamp;
+
+use super::TaskError;
+use crate::backup::location::Chain;
+
+/// Prefix of a set folder being deleted.
+pub const DELETING_PREFIX: &str = ".deleting-";
+
+/// A set as retention sees it.
+#[derive(Debug, Clone)]
+struct Point {
+    set_id: String,
+    created: Timestamp,
+    chain: usize,
+    position: usize,
+}
+
+/// Parses `MinimumAge` (`30s`, `15m`, `12h`, `7d`).
+///
+/// # Errors
+/// `InvalidRequest` naming the field.
+pub fn minimum_age(text: &str) -> Result<std::time::Duration, TaskError> {
+    let bad =
+        || TaskError::Invalid(format!("Retention.MinimumAge '{}' must be a number followed by s, m, h or d (7d)", text.escape_debug()));
+    let (number, unit) = text.split_at(text.len().checked_sub(1).ok_or_else(bad)?);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// Checks a policy.
+///
+/// # Errors
+/// `InvalidRequest` for a bad `MinimumAge` or a count of 0.
+pub fn validate(policy: &RetentionPolicy) -> Result<(), TaskError> {
+    for (name, value) in [
+        ("KeepLast", policy.keep_last),
+        ("KeepDaily", policy.keep_daily),
+        ("KeepWeekly", policy.keep_weekly),
+        ("KeepMonthly", policy.keep_monthly),
+    ] {
+        if value == Some(0) {
+            return Err(TaskError::Invalid(format!("Retention.{name} must be at least 1 (leave it out to not use it)")));
+        }
+    }
+    if let Some(age) = &policy.minimum_age {
+        minimum_age(age)?;
+    }
+    Ok(())
+}
+
+/// The sets of `chains` (one database's) that `policy` keeps and deletes, newest first.
+///
+/// # Errors
+/// `InvalidRequest` for a bad policy.
+pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp) -> Result<RetentionOutcome, TaskError> {
+    validate(policy)?;
+    let mut points: Vec<Point> = Vec::new();
+    for (c, chain) in chains.iter().enumerate() {
+        for (p, set) in chain.sets.iter().enumerate() {
+            let created = set.manifest.created.parse::<Timestamp>().unwrap_or(Timestamp::UNIX_EPOCH);
+            points.push(Point { set_id: set.manifest.set_id.clone(), created, chain: c, position: p });
+        }
+    }
+    points.sort_by(|a, b| b.created.cmp(&a.created).then(b.set_id.cmp(&a.set_id)));
+    let rules = policy.keep_last.is_some()
+        || policy.keep_daily.is_some()
+        || policy.keep_weekly.is_some()
+        || policy.keep_monthly.is_some()
+        || policy.minimum_age.is_some();
+    let mut keep: BTreeSet<usize> = BTreeSet::new();
+    if !rules {
+        keep.extend(0..points.len());
+    }
+    // 1. The rules.
+    if let Some(n) = policy.keep_last {
+        keep.extend(0..points.len().min(n as usize));
+    }
+    let buckets = |n: Option<u32>, key: &dyn Fn(&Timestamp) -> String, keep: &mut BTreeSet<usize>| {
+        let Some(n) = n else { return };
+        let mut seen: Vec<String> = Vec::new();
+        for (i, p) in points.iter().enumerate() {
+            let k = key(&p.created);
+            if !seen.contains(&k) {
+                if seen.len() == n as usize {
+                    break;
+                }
+                seen.push(k);
+                keep.insert(i);
+            }
+        }
+    };
+    let utc = |t: &Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC);
+    buckets(policy.keep_daily, &|t| utc(t).date().to_string(), &mut keep);
+    buckets(
+        policy.keep_weekly,
+        &|t| {
+            let week = utc(t).date().iso_week_date();
+            format!("{}-W{}", week.year(), week.week())
+        },
+        &mut keep,
+    );
+    buckets(policy.keep_monthly, &|t| format!("{}-{}", utc(t).year(), utc(t).month()), &mut keep);
+    if let Some(age) = &policy.minimum_age {
+        let age = minimum_age(age)?;
+        let since = now.checked_sub(jiff::SignedDuration::try_from(age).unwrap_or(jiff::SignedDuration::MAX)).unwrap_or(Timestamp::MIN);
+        keep.extend(points.iter().enumerate().filter(|(_, p)| p.created > since).map(|(i, _)| i));
+    }
+    // 2. The newest complete chain.
+    let newest_chain = chains.iter().enumerate().max_by(|a, b| a.1.newest_created().cmp(b.1.newest_created())).map(|(i, _)| i);
+    if let Some(c) = newest_chain {
+        keep.extend(points.iter().enumerate().filter(|(_, p)| p.chain == c).map(|(i, _)| i));
+    }
+    // 3. What kept sets stand on.
+    let standing: Vec<(usize, usize)> = keep.iter().map(|&i| (points[i].chain, points[i].position)).collect();
+    for (chain, position) in standing {
+        keep.extend(points.iter().enumerate().filter(|(_, p)| p.chain == chain && p.position < position).map(|(i, _)| i));
+    }
+    let mut outcome = RetentionOutcome::default();
+    for (i, p) in points.iter().enumerate() {
+        if keep.contains(&i) {
+            outcome.kept.push(p.set_id.clone());
+        } else {
+            outcome.deleted.push(p.set_id.clone());
+        }
+    }
+    Ok(outcome)
+}
+
+/// Deletes `set_ids` (newest first, as [`plan`] lists them) from `location`.
+///
+/// # Errors
+/// I/O errors; what was deleted before the error stays deleted.
+pub fn delete_sets(location: &Path, set_ids: &[String]) -> Result<(), TaskError> {
+    let io = |what: String| move |e: std::io::Error| TaskError::Io(format!("{what}: {e}"));
+    remove_leftovers(location);
+    for id in set_ids {
+        if !crate::backup::format::is_valid_set_id(id) {
+            continue;
+        }
+        let from = location.join(id);
+        let hidden = location.join(format!("{DELETING_PREFIX}{id}"));
+        std::fs::rename(&from, &hidden).map_err(io(format!("cannot hide {id} before deleting it")))?;
+        crate::backup::engine::sync_dir(location).map_err(io(format!("cannot sync {}", location.display())))?;
+        crate::failpoint::hit("retention.after_hide");
+        std::fs::remove_dir_all(&hidden).map_err(io(format!("cannot delete {id}")))?;
+    }
+    Ok(())
+}
+
+/// Removes `.deleting-*` folders a crash left behind.
+fn remove_leftovers(location: &Path) {
+    let Ok(entries) = std::fs::read_dir(location) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.strip_prefix(DELETING_PREFIX).is_some_and(crate::backup::format::is_valid_set_id) {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!(error = %e, dir = %entry.path().display(), "cannot remove a half-deleted set");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::format::{Manifest, SetKind};
+    use crate::backup::location::SetOnDisk;
+
+    fn set(id: &str, created: &str, kind: SetKind, base: Option<&str>) -> SetOnDisk {
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "FormatVersion": 2, "ServerVersion": "t", "SetId": id, "DatabaseName": "D", "DatabaseId": "x",
+            "Kind": kind, "BaseSetId": base, "FromEtag": 0, "ToEtag": 1, "DocumentCount": 0, "DeletionCount": 0,
+            "Created": created, "Compression": "zstd", "Encryption": null, "Files": []
+        }))
+        .expect("a manifest");
+        SetOnDisk { dir: std::path::PathBuf::from(id), manifest, size_bytes: 0 }
+    }
+
+    /// Two chains: a full each day on the 1st and 2nd, incrementals every 6 hours.
+    fn chains() -> Vec<Chain> {
+        let chain = |day: &str| {
+            let full = format!("202611{day}T000000Z-full");
+            let mut sets = vec![set(&full, &format!("2026-11-{day}T00:00:00Z"), SetKind::Full, None)];
+            let mut base = full;
+            for hour in ["06", "12", "18"] {
+                let id = format!("202611{day}T{hour}0000Z-incremental");
+                sets.push(set(&id, &format!("2026-11-{day}T{hour}:00:00Z"), SetKind::Incremental, Some(&base)));
+                base = id;
+            }
+            Chain { database_id: "x".into(), database_name: "D".into(), sets }
+        };
+        vec![chain("01"), chain("02")]
+    }
+
+    fn policy(last: Option<u32>, daily: Option<u32>, age: Option<&str>) -> RetentionPolicy {
+        RetentionPolicy { keep_last: last, keep_daily: daily, minimum_age: age.map(str::to_string), ..Default::default() }
+    }
+
+    #[test]
+    fn each_rule_keeps_what_it_says_and_never_breaks_a_chain() {
+        let now: Timestamp = "2026-11-03T00:00:00Z".parse().expect("now");
+        let chains = chains();
+        // (policy, sets kept, newest first)
+        let cases: Vec<(RetentionPolicy, Vec<&str>)> = vec![
+            // No rule: everything.
+            (
+                RetentionPolicy::default(),
+                vec![
+                    "20261102T180000Z-incremental",
+                    "20261102T120000Z-incremental",
+                    "20261102T060000Z-incremental",
+                    "20261102T000000Z-full",
+                    "20261101T180000Z-incremental",
+                    "20261101T120000Z-incremental",
+                    "20261101T060000Z-incremental",
+                    "20261101T000000Z-full",
+                ],
+            ),
+            // KeepLast 1: the newest set, and the newest chain is whole anyway.
+            (
+                policy(Some(1), None, None),
+                vec![
+                    "20261102T180000Z-incremental",
+                    "20261102T120000Z-incremental",
+                    "20261102T060000Z-incremental",
+                    "20261102T000000Z-full",
+                ],
+            ),
+            // KeepDaily 2: the newest set of each day; the 1st's 18:00 needs its whole chain.
+            (
+                policy(None, Some(2), None),
+                vec![
+                    "20261102T180000Z-incremental",
+                    "20261102T120000Z-incremental",
+                    "20261102T060000Z-incremental",
+                    "20261102T000000Z-full",
+                    "20261101T180000Z-incremental",
+                    "20261101T120000Z-incremental",
+                    "20261101T060000Z-incremental",
+                    "20261101T000000Z-full",
+                ],
+            ),
+            // MinimumAge 2d: everything since Nov 1st 00:00 (exclusive): the 1st's 06:00 pulls its base.
+            (
+                policy(None, None, Some("2d")),
+                vec![
+                    "20261102T180000Z-incremental",
+                    "20261102T120000Z-incremental",
+                    "20261102T060000Z-incremental",
+                    "20261102T000000Z-full",
+                    "20261101T180000Z-incremental",
+                    "20261101T120000Z-incremental",
+                    "20261101T060000Z-incremental",
+                    "20261101T000000Z-full",
+                ],
+            ),
+            // MinimumAge 1d: only the newest chain.
+            (
+                policy(None, None, Some("1d")),
+                vec![
+                    "20261102T180000Z-incremental",
+                    "20261102T120000Z-incremental",
+                    "20261102T060000Z-incremental",
+                    "20261102T000000Z-full",
+                ],
+            ),
+        ];
+        for (p, kept) in cases {
+            let outcome = plan(&chains, &p, now).expect("plans");
+            assert_eq!(outcome.kept, kept, "{p:?}");
+            assert_eq!(outcome.kept.len() + outcome.deleted.len(), 8);
+            // Every kept incremental's base is kept.
+            let all: Vec<_> = chains.iter().flat_map(|c| c.sets.iter()).collect();
+            for id in &outcome.kept {
+                let s = all.iter().find(|s| &s.manifest.set_id == id).expect("a set");
+                if let Some(base) = &s.manifest.base_set_id {
+                    assert!(outcome.kept.contains(base), "{id} kept without its base {base}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_policies_are_refused() {
+        assert!(validate(&policy(Some(0), None, None)).is_err());
+        assert!(validate(&policy(None, None, Some("7 days"))).is_err());
+        assert!(validate(&policy(None, None, Some("d"))).is_err());
+        assert_eq!(minimum_age("7d").expect("parses").as_secs(), 7 * 86_400);
+    }
+}

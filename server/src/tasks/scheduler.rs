@@ -1,0 +1,278 @@
+//! The scheduler: a background thread that runs due task backups, waits for
+//! a running backup before starting a due one, records what each run did and
+//! applies the task's retention after a successful run.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use app::api::{BackupKind, Severity, BACKUP_STATUS_ID};
+use jiff::Timestamp;
+
+use super::{task_key, Schedules, StoredTask, TaskError, TASK_PREFIX};
+use crate::backup::{BackupError, BackupHandle, SetKind};
+use crate::storage::{DatabaseHandle, StorageError};
+use crate::Rookery;
+
+/// How often the scheduler looks at the tasks when nothing wakes it.
+const TICK: Duration = Duration::from_millis(200);
+
+/// A run in progress.
+struct Run {
+    handle: BackupHandle,
+    started: Instant,
+}
+
+/// What the scheduler holds for one task.
+#[derive(Default)]
+struct Runtime {
+    /// A due run that waits for the backup slot (at most one per task).
+    pending: Option<BackupKind>,
+    /// Runs started and not yet recorded (a run now may start while the
+    /// scheduler has not yet recorded the run before it).
+    running: Vec<Run>,
+    /// When the schedules were last looked at (persisted when a run falls due).
+    last_checked: Option<Timestamp>,
+}
+
+/// The tasks' runtime state, shared by the REST handlers and the scheduler.
+#[derive(Default)]
+pub struct Tasks {
+    changes: Mutex<()>,
+    runtime: Mutex<HashMap<(String, String), Runtime>>,
+    wake: (Mutex<bool>, Condvar),
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tasks").finish_non_exhaustive()
+    }
+}
+
+fn runtime_key(database: &str, task: &str) -> (String, String) {
+    (database.to_ascii_lowercase(), task.to_ascii_lowercase())
+}
+
+impl Tasks {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), Runtime>> {
+        self.runtime.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Serializes changes to task records (a put, a delete, a run's result).
+    pub(crate) fn lock_changes(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes the scheduler look at the tasks now.
+    pub(crate) fn wake(&self) {
+        *self.wake.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.wake.1.notify_all();
+    }
+
+    fn sleep(&self) {
+        let guard = self.wake.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mut woken, _) = self.wake.1.wait_timeout_while(guard, TICK, |w| !*w).unwrap_or_else(std::sync::PoisonError::into_inner);
+        *woken = false;
+    }
+
+    /// Forgets a deleted task's pending run.
+    pub(crate) fn forget(&self, database: &str, task: &str) {
+        if let Some(rt) = self.lock().get_mut(&runtime_key(database, task)) {
+            rt.pending = None;
+        }
+    }
+
+    /// Whether a run of the task is in progress.
+    pub(crate) fn is_running(&self, database: &str, task: &str) -> bool {
+        self.lock().get(&runtime_key(database, task)).is_some_and(|rt| rt.running.iter().any(|r| !r.handle.is_finished()))
+    }
+
+    /// Records a run that started.
+    pub(crate) fn started(&self, database: &str, task: &str, handle: BackupHandle, _kind: BackupKind) {
+        let mut map = self.lock();
+        let rt = map.entry(runtime_key(database, task)).or_default();
+        rt.running.push(Run { handle, started: Instant::now() });
+    }
+}
+
+impl Rookery {
+    /// Starts the scheduler thread; it stops when the engine is dropped. The
+    /// server starts it; an embedder that wants scheduled backups does too.
+    ///
+    /// # Errors
+    /// The thread cannot be started.
+    pub fn start_scheduler(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
+        let engine: Weak<Rookery> = Arc::downgrade(self);
+        std::thread::Builder::new().name("task-scheduler".into()).spawn(move || loop {
+            let Some(rookery) = engine.upgrade() else { return };
+            rookery.scheduler_tick();
+            let tasks = rookery.clone();
+            drop(rookery);
+            tasks.tasks.sleep();
+        })
+    }
+
+    /// One look at every task: record finished runs, find due ones, start
+    /// what can start.
+    fn scheduler_tick(&self) {
+        self.reap_finished_runs();
+        let now = Timestamp::now();
+        for db in std::iter::once(self.catalog.system()).chain(self.catalog.list()) {
+            let tasks = match self.stored_tasks(&db) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(database = %db.name, error = %e, "cannot read the backup tasks");
+                    continue;
+                }
+            };
+            for stored in tasks {
+                if let Err(e) = self.consider(&db, &stored, now) {
+                    tracing::warn!(database = %db.name, task = %stored.name, error = %e, "a backup task could not run");
+                    self.record(&db, &stored.name, |state| state.last_error = Some(e.to_string()));
+                }
+            }
+        }
+    }
+
+    fn stored_tasks(&self, db: &DatabaseHandle) -> Result<Vec<StoredTask>, StorageError> {
+        let mut out = Vec::new();
+        for guard in db.store().internal().prefix(TASK_PREFIX) {
+            let (_, value) = guard.into_inner()?;
+            match serde_json::from_slice::<StoredTask>(&value) {
+                Ok(t) => out.push(t),
+                Err(e) => tracing::warn!(database = %db.name, error = %e, "an unreadable backup task record"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks a due run pending, then starts a pending run when the backup slot is free.
+    fn consider(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, now: Timestamp) -> Result<(), TaskError> {
+        let key = runtime_key(&db.name, &stored.name);
+        let due = {
+            let mut map = self.tasks.lock();
+            let rt = map.entry(key.clone()).or_default();
+            let after = rt.last_checked.or(stored.state.last_checked).unwrap_or(now);
+            rt.last_checked = Some(now);
+            if stored.task.disabled {
+                rt.pending = None;
+                None
+            } else {
+                let due = Schedules::of(&stored.task)?.due(after, now);
+                if let Some(kind) = due {
+                    // At most one pending run; a full wins over an incremental.
+                    rt.pending = Some(match (rt.pending, kind) {
+                        (Some(BackupKind::Full), _) | (_, BackupKind::Full) => BackupKind::Full,
+                        _ => BackupKind::Incremental,
+                    });
+                }
+                due
+            }
+        };
+        if due.is_some() {
+            self.record(db, &stored.name, |state| state.last_checked = Some(now));
+        }
+        let pending = {
+            let map = self.tasks.lock();
+            map.get(&key).and_then(|rt| if rt.running.is_empty() { rt.pending } else { None })
+        };
+        let Some(kind) = pending else { return Ok(()) };
+        match self.start_task_run(db, stored, kind) {
+            Ok(set_id) => {
+                tracing::info!(database = %db.name, task = %stored.name, set = %set_id, "scheduled backup started");
+                if let Some(rt) = self.tasks.lock().get_mut(&key) {
+                    rt.pending = None;
+                }
+                Ok(())
+            }
+            // Another backup runs: the run waits for it (it stays pending).
+            Err(TaskError::Backup(BackupError::AlreadyRunning)) => Ok(()),
+            Err(e) => {
+                if let Some(rt) = self.tasks.lock().get_mut(&key) {
+                    rt.pending = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Records the result of every run that ended, then applies retention.
+    fn reap_finished_runs(&self) {
+        let finished: Vec<((String, String), Run)> = {
+            let mut map = self.tasks.lock();
+            let mut out = Vec::new();
+            for (key, rt) in map.iter_mut() {
+                let (done, still): (Vec<Run>, Vec<Run>) = std::mem::take(&mut rt.running).into_iter().partition(|r| r.handle.is_finished());
+                rt.running = still;
+                out.extend(done.into_iter().map(|run| (key.clone(), run)));
+            }
+            out
+        };
+        for ((database, task), run) in finished {
+            let duration = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let result = run.handle.wait();
+            let Some(db) = self.catalog.get(&database) else { continue };
+            let now = Timestamp::now();
+            match &result {
+                Ok(summary) => self.record(&db, &task, |state| {
+                    match summary.kind {
+                        SetKind::Full => state.last_full_backup = Some(now),
+                        SetKind::Incremental => state.last_incremental_backup = Some(now),
+                    }
+                    state.last_set_id = Some(summary.set_id.clone());
+                    state.last_duration_ms = Some(duration);
+                    state.last_error = None;
+                }),
+                Err(e) => self.record(&db, &task, |state| {
+                    state.last_duration_ms = Some(duration);
+                    state.last_error = Some(e.to_string());
+                }),
+            }
+            if result.is_ok() {
+                self.retain_after_run(&db, &task);
+            }
+        }
+    }
+
+    /// A task's retention after a successful run; what it deleted is said in
+    /// the database's backup status document.
+    fn retain_after_run(&self, db: &Arc<DatabaseHandle>, task: &str) {
+        let Ok(Some(stored)) = self.read_task(db, task) else { return };
+        let Some(policy) = &stored.task.retention else { return };
+        let (text, severity) = match self.apply_retention(&db.name, &stored.task.backup_location, policy, false) {
+            Ok(outcome) if outcome.deleted.is_empty() => {
+                (format!("Retention of task '{task}': nothing to delete ({} sets kept)", outcome.kept.len()), Severity::Information)
+            }
+            Ok(outcome) => (
+                format!(
+                    "Retention of task '{task}': deleted {} ({}); kept {} sets",
+                    outcome.deleted.len(),
+                    outcome.deleted.join(", "),
+                    outcome.kept.len()
+                ),
+                Severity::Information,
+            ),
+            Err(e) => {
+                self.record(db, task, |state| state.last_error = Some(format!("retention: {e}")));
+                (format!("Retention of task '{task}' failed: {e}"), Severity::Warning)
+            }
+        };
+        crate::jobs::status::append_message(db, BACKUP_STATUS_ID, &text, severity);
+    }
+
+    /// Updates a task's stored state (if the task still exists).
+    fn record(&self, db: &DatabaseHandle, task: &str, change: impl FnOnce(&mut super::TaskState)) {
+        let _changes = self.tasks.lock_changes();
+        match self.read_task(db, task) {
+            Ok(Some(mut stored)) => {
+                change(&mut stored.state);
+                if let Err(e) = self.write_task(db, &task_key(task), &stored) {
+                    tracing::warn!(database = %db.name, task, error = %e, "cannot record a task's state");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(database = %db.name, task, error = %e, "cannot read a task"),
+        }
+    }
+}

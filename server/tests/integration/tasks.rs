@@ -1,0 +1,213 @@
+//! Backup tasks against a real server: schedules of a few seconds (cron with
+//! seconds), runs that wait for a running backup, run now, retention that
+//! never breaks a chain, and refusals that change nothing. Polls the task
+//! status; never sleeps on a guess.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{set_dirs, TestServer};
+
+/// Polls a task until `done` holds for its answer (at most 60 s).
+fn wait_task(s: &TestServer, base: &str, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..600 {
+        let (status, task) = s.get(&format!("{base}/admin/backup/tasks/{name}"));
+        assert_eq!(status, 200, "{task}");
+        if done(&task) {
+            return task;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("task {name}: {what} never happened");
+}
+
+#[test]
+fn bad_tasks_are_refused_and_change_nothing_and_secrets_are_never_returned() {
+    let s = TestServer::start();
+    s.create_db("Db");
+    let location = s.location("tasks");
+    let cases = vec![
+        (json!({"BackupLocation": location, "FullBackupFrequency": "not cron"}), 400, "InvalidSchedule", "FullBackupFrequency"),
+        (json!({"BackupLocation": location, "IncrementalBackupFrequency": "* * *"}), 400, "InvalidSchedule", "IncrementalBackupFrequency"),
+        (
+            json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "TimeZone": "Mars/Olympus"}),
+            400,
+            "InvalidSchedule",
+            "TimeZone",
+        ),
+        (json!({"BackupLocation": location}), 400, "InvalidRequest", "FullBackupFrequency"),
+        (json!({"BackupLocation": "relative", "FullBackupFrequency": "0 2 * * *"}), 400, "InvalidBackupLocation", "relative"),
+        (
+            json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "Retention": {"KeepLast": 0}}),
+            400,
+            "InvalidRequest",
+            "KeepLast",
+        ),
+        (
+            json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "Retention": {"MinimumAge": "a week"}}),
+            400,
+            "InvalidRequest",
+            "MinimumAge",
+        ),
+        (json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "Surprise": 1}), 400, "InvalidJson", "Surprise"),
+    ];
+    for (body, status, code, mentions) in cases {
+        let (got, answer) = s.put("/databases/Db/admin/backup/tasks/nightly", body.clone());
+        assert_eq!((got, answer["Error"].as_str()), (status, Some(code)), "{body}: {answer}");
+        assert!(answer["Message"].as_str().unwrap_or("").contains(mentions), "{body}: {answer}");
+    }
+    let (status, answer) =
+        s.put("/databases/Db/admin/backup/tasks/bad%2Fname", json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *"}));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(s.get("/databases/Db/admin/backup/tasks").1, json!([]), "nothing was created");
+
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "IncrementalBackupFrequency": "0 * * * *",
+                      "TimeZone": "Europe/Paris", "BackupPassphrase": "hunter2", "Retention": {"KeepLast": 3}});
+    assert_eq!(s.put("/databases/Db/admin/backup/tasks/nightly", task.clone()).0, 201);
+    assert_eq!(s.put("/databases/Db/admin/backup/tasks/nightly", task).0, 200, "replaced");
+    let (_, listed) = s.get("/databases/Db/admin/backup/tasks");
+    assert!(!listed.to_string().contains("hunter2"), "{listed}");
+    assert_eq!(listed[0]["HasBackupPassphrase"], true);
+    assert_eq!(listed[0]["Status"]["NextBackupKind"], "Incremental", "{listed}");
+    assert!(listed[0]["Status"]["NextBackup"].is_string());
+    assert_eq!(s.delete("/databases/Db/admin/backup/tasks/nightly").0, 204);
+    assert_eq!(s.delete("/databases/Db/admin/backup/tasks/nightly").0, 404);
+    assert_eq!(s.post("/databases/Db/admin/backup/tasks/nightly/run", json!({})).0, 404);
+}
+
+#[test]
+fn a_schedule_runs_fulls_and_incrementals_and_retention_keeps_chains_whole() {
+    let s = TestServer::start();
+    s.create_db("Db");
+    for i in 0..20 {
+        s.put_doc("/databases/Db", &format!("d/{i}"), json!({"i": i}));
+    }
+    let location = s.location("scheduled");
+    // A full every 4 seconds, an incremental every second, the newest 3 sets kept.
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "*/4 * * * * *", "IncrementalBackupFrequency": "* * * * * *",
+                      "Retention": {"KeepLast": 3}});
+    assert_eq!(s.put("/databases/Db/admin/backup/tasks/often", task).0, 201);
+    let both = wait_task(&s, "/databases/Db", "often", "a full and an incremental", |t| {
+        t["Status"]["LastFullBackup"].is_string() && t["Status"]["LastIncrementalBackup"].is_string()
+    });
+    assert!(both["Status"]["LastError"].is_null(), "{both}");
+    // Retention runs after each backup: the sets deleted are said in the status document.
+    let mut pruned = Value::Null;
+    for _ in 0..600 {
+        let (_, status) = s.get("/databases/Db/docs/Raven/Backup/Status");
+        if status["Messages"].to_string().contains("Retention of task 'often': deleted") {
+            pruned = status;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pruned.is_object(), "retention never deleted anything");
+    assert_eq!(s.delete("/databases/Db/admin/backup/tasks/often").0, 204);
+    // Wait until the task's last run has ended.
+    for _ in 0..600 {
+        if s.get("/databases/Db/docs/Raven/Backup/Status").1["IsRunning"] == false {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // What is left is complete chains: every set verifies and the newest restores.
+    let (_, listing) = s.get(&format!("/admin/backup/sets?location={location}"));
+    assert!(listing["Problems"].as_array().is_none_or(|p| p.is_empty()), "{listing}");
+    for chain in listing["Chains"].as_array().expect("chains") {
+        assert_eq!(chain["Sets"][0]["Kind"], "Full", "a chain starts with its full: {chain}");
+        for set in chain["Sets"].as_array().expect("sets") {
+            assert_eq!(set["Verified"], true, "{set}");
+        }
+    }
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Back"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/Back") == s.all_docs("/databases/Db"));
+    assert!(set_dirs(Path::new(&location)).iter().all(|d| !d.starts_with(".deleting-")));
+}
+
+#[test]
+fn a_due_run_waits_for_a_running_backup_then_runs() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.before_manifest=sleep:3000")]);
+    s.create_db("Db");
+    s.put_doc("/databases/Db", "a", json!({}));
+    // A manual backup holds the backup slot for 3 s.
+    let (status, _) = s.post("/databases/Db/admin/backup", json!({"BackupLocation": s.location("manual")}));
+    assert_eq!(status, 202);
+    let location = s.location("waiting");
+    assert_eq!(
+        s.put("/databases/Db/admin/backup/tasks/soon", json!({"BackupLocation": location, "FullBackupFrequency": "* * * * * *"})).0,
+        201
+    );
+    let ran = wait_task(&s, "/databases/Db", "soon", "a run after the manual backup", |t| t["Status"]["LastSetId"].is_string());
+    assert!(ran["Status"]["LastError"].is_null(), "the due run failed instead of waiting: {ran}");
+    assert_eq!(s.delete("/databases/Db/admin/backup/tasks/soon").0, 204);
+}
+
+#[test]
+fn run_now_backs_up_and_a_dry_run_of_retention_deletes_nothing() {
+    let s = TestServer::start();
+    s.create_db("Db");
+    s.put_doc("/databases/Db", "a", json!({}));
+    let location = s.location("now");
+    // A schedule that will not fire during the test (once a year).
+    assert_eq!(
+        s.put("/databases/Db/admin/backup/tasks/yearly", json!({"BackupLocation": location, "FullBackupFrequency": "0 0 1 1 *"})).0,
+        201
+    );
+    for incremental in [false, true, true] {
+        let (status, body) = s.post(&format!("/databases/Db/admin/backup/tasks/yearly/run?incremental={incremental}"), json!({}));
+        assert_eq!(status, 202, "{body}");
+        let done = s.wait_for_job("/databases/Db", "Raven/Backup/Status");
+        assert_eq!(done["Success"], true, "{done}");
+        assert_eq!(done["Incremental"], incremental, "{done}");
+        s.put_doc("/databases/Db", &format!("more/{incremental}"), json!({}));
+    }
+    let task = wait_task(&s, "/databases/Db", "yearly", "the runs recorded", |t| t["Status"]["LastIncrementalBackup"].is_string());
+    assert!(task["Status"]["LastFullBackup"].is_string(), "{task}");
+    let before = set_dirs(Path::new(&location));
+    assert_eq!(before.len(), 3);
+    let (status, outcome) =
+        s.post(&format!("/databases/Db/admin/backup/retention?location={location}&dryRun=true"), json!({"Retention": {"KeepLast": 1}}));
+    assert_eq!(status, 200, "{outcome}");
+    // One chain: the newest chain is never deleted, whatever the policy.
+    assert_eq!(outcome["Deleted"], json!([]), "{outcome}");
+    assert_eq!(outcome["Kept"].as_array().map(Vec::len), Some(3));
+    assert_eq!(set_dirs(Path::new(&location)), before, "a dry run deletes nothing");
+}
+
+#[test]
+fn a_crash_in_the_middle_of_retention_leaves_only_complete_or_invisible_sets() {
+    let mut s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "retention.after_hide")]);
+    s.create_db("Db");
+    s.put_doc("/databases/Db", "a", json!({}));
+    let location = s.location("pruned");
+    // Two chains: a full and an incremental, then a newer full.
+    s.backup("/databases/Db", &location, false);
+    s.put_doc("/databases/Db", "b", json!({}));
+    s.backup("/databases/Db", &location, true);
+    s.put_doc("/databases/Db", "c", json!({}));
+    s.backup("/databases/Db", &location, false);
+    assert_eq!(set_dirs(Path::new(&location)).len(), 3);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    // The server dies after hiding the first set it deletes.
+    let _ = agent
+        .post(&format!("{}/databases/Db/admin/backup/retention?location={location}", s.url))
+        .send(json!({"Retention": {"KeepLast": 1}}).to_string());
+    assert_eq!(s.wait_exit(Duration::from_secs(20)), Some(86), "the server stopped at the failpoint");
+    s.restart_with(&[]);
+    // Only complete sets list, and they restore: the hidden one is no set at all.
+    let (_, listing) = s.get(&format!("/admin/backup/sets?location={location}"));
+    assert!(listing["Problems"].as_array().is_none_or(|p| p.is_empty()), "{listing}");
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Back"}));
+    assert_eq!(done["Success"], true, "{done}");
+    // The next retention finishes the job and removes what the crash left.
+    let (status, outcome) =
+        s.post(&format!("/databases/Db/admin/backup/retention?location={location}"), json!({"Retention": {"KeepLast": 1}}));
+    assert_eq!(status, 200, "{outcome}");
+    let left: Vec<String> =
+        std::fs::read_dir(&location).expect("location").flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    assert_eq!(left.len(), 1, "only the newest chain (one full) is left: {left:?}");
+    assert!(!left[0].starts_with('.'), "{left:?}");
+}
