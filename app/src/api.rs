@@ -748,3 +748,14 @@ pub struct RetentionOutcome {
     pub deleted: Vec<String>,
     pub kept: Vec<String>,
 }
+
+/// `GET /admin/backup/schedule?cron=&timeZone=`: what a schedule means.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct ScheduleInfo {
+    /// The expression in words.
+    pub description: String,
+    /// The next three times it fires (RFC 3339 UTC).
+    pub next: Vec<String>,
+}

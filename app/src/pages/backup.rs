@@ -8,6 +8,7 @@ use leptos_router::NavigateOptions;
 use super::common::{query_param, DatabaseSelect, ErrorBanner};
 use super::sets::{check_absolute, fetch_listing, BackupSetsTable};
 use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
+use super::tasks::BackupTasksSection;
 use crate::api::{database_base, BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID, SYSTEM_DATABASE};
 use crate::client::{encode_query, send_json, ApiFailure, Method};
 
@@ -211,6 +212,7 @@ pub fn BackupPage() -> impl IntoView {
                     </Transition>
                 </div>
             </div>
+            <BackupTasksSection db default_location=Signal::derive(move || location.get().trim().to_string())/>
             <div class="card">
                 <Transition fallback=|| view! { <h2>"Backup history"</h2><p class="muted">"Loading…"</p> }>
                     {move || Suspend::new(async move {

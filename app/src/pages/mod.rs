@@ -9,3 +9,4 @@ pub mod restore;
 pub mod sets;
 pub mod smuggler;
 pub mod status;
+pub mod tasks;

@@ -41,6 +41,7 @@ use app::api::*;
         tasks::delete_task,
         tasks::run_task,
         tasks::retention,
+        tasks::describe_schedule,
         auth::put_user,
         auth::delete_user,
         auth::create_api_key,

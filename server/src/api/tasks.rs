@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use app::api::{BackupTask, BackupTaskInfo, ErrorBody, JobAccepted, RetentionOutcome, RetentionRequest, BACKUP_STATUS_ID};
+use app::api::{BackupTask, BackupTaskInfo, ErrorBody, JobAccepted, RetentionOutcome, RetentionRequest, ScheduleInfo, BACKUP_STATUS_ID};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, RawPathParams, State};
@@ -142,4 +142,21 @@ pub async fn retention(
     let dry_run = flag(&query, "dryRun")?;
     let request: RetentionRequest = json(body)?;
     blocking(move || Ok(Json(state.apply_retention(&db.name, &location, &request.retention, dry_run)?))).await
+}
+
+/// What a cron expression means, in a time zone: its description and next three times.
+#[utoipa::path(
+    get,
+    path = "/admin/backup/schedule",
+    tag = "tasks",
+    params(
+        ("cron" = String, Query, min_length = 1, description = "5 fields, or 6 with seconds first"),
+        ("timeZone" = Option<String>, Query, description = "IANA time zone (default UTC)"),
+    ),
+    responses((status = 200, body = ScheduleInfo), (status = 400, body = ErrorBody, description = "InvalidSchedule"))
+)]
+pub async fn describe_schedule(Query(query): Query<HashMap<String, String>>) -> Result<Json<ScheduleInfo>, ApiError> {
+    let cron = query.get("cron").cloned().unwrap_or_default();
+    let zone = query.get("timeZone").cloned().filter(|z| !z.is_empty());
+    Ok(Json(crate::tasks::describe_schedule(&cron, zone.as_deref())?))
 }

@@ -165,6 +165,23 @@ fn format_time(t: Timestamp) -> String {
     )
 }
 
+/// What a schedule means: its description and next three times.
+///
+/// # Errors
+/// `InvalidSchedule`.
+pub fn describe_schedule(cron: &str, time_zone: Option<&str>) -> Result<app::api::ScheduleInfo, TaskError> {
+    let schedule = Schedule::parse("cron", cron)?;
+    let zone = schedule::zone(time_zone)?;
+    let mut next = Vec::new();
+    let mut after = Timestamp::now();
+    for _ in 0..3 {
+        let Some(t) = schedule.next_after(&zone, after) else { break };
+        next.push(format_time(t));
+        after = t;
+    }
+    Ok(app::api::ScheduleInfo { description: schedule.describe(), next })
+}
+
 impl Rookery {
     fn task_database(&self, database: &str) -> Result<Arc<DatabaseHandle>, TaskError> {
         self.catalog.get(database).ok_or(TaskError::Storage(StorageError::NotFound))

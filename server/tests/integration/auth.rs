@@ -46,6 +46,7 @@ fn expected_rule(method: &str, path: &str) -> Option<&'static str> {
         | ("post", "/admin/backup/tasks/{name}/run")
         | ("post", "/databases/{db}/admin/backup/tasks/{name}/run")
         | ("post", "/admin/backup/retention")
+        | ("get", "/admin/backup/schedule")
         | ("post", "/databases/{db}/admin/backup/retention")
         | ("post", "/smuggler/import/cancel")
         | ("post", "/databases/{db}/smuggler/import/cancel")

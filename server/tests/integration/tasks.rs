@@ -74,6 +74,13 @@ fn bad_tasks_are_refused_and_change_nothing_and_secrets_are_never_returned() {
     assert!(listed[0]["Status"]["NextBackup"].is_string());
     assert_eq!(s.delete("/databases/Db/admin/backup/tasks/nightly").0, 204);
     assert_eq!(s.delete("/databases/Db/admin/backup/tasks/nightly").0, 404);
+    // What a schedule means, for the studio's form.
+    let (status, info) = s.get("/admin/backup/schedule?cron=0%202%20*%20*%200&timeZone=Europe/Paris");
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["Next"].as_array().map(Vec::len), Some(3), "{info}");
+    assert!(!info["Description"].as_str().unwrap_or("").is_empty(), "{info}");
+    let (status, info) = s.get("/admin/backup/schedule?cron=nope");
+    assert_eq!((status, info["Error"].as_str()), (400, Some("InvalidSchedule")), "{info}");
     assert_eq!(s.post("/databases/Db/admin/backup/tasks/nightly/run", json!({})).0, 404);
 }
 
