@@ -37,7 +37,7 @@ sed -n '/= SUMMARY =/,$p' "$WORK/st.log"
 # A check that failed is the server's fault; a schemathesis-internal error is
 # not (a network error would also show as the server dying, checked below).
 if grep -q "^Failures:" "$WORK/st.log" || ! grep -q "generated" "$WORK/st.log"; then
-  sed -n '/= FAILURES =/,/= SUMMARY =/p' "$WORK/st.log" | head -80
+  sed -n '/= FAILURES =/,/= SUMMARY =/p' "$WORK/st.log" | head -80 || true
   status=1
 fi
 if grep -q "^Errors:" "$WORK/st.log"; then
@@ -46,7 +46,7 @@ if grep -q "^Errors:" "$WORK/st.log"; then
 fi
 
 if grep -q "panicked" "$WORK/server.log"; then
-  echo "the server panicked during the fuzz run:"; grep -A3 panicked "$WORK/server.log" | head -20
+  echo "the server panicked during the fuzz run:"; grep -A3 panicked "$WORK/server.log" | head -20 || true
   status=1
 fi
 if ! kill -0 "$PID" 2>/dev/null; then

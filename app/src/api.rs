@@ -676,8 +676,10 @@ pub struct BackupTask {
     pub backup_location: String,
     /// Cron: 5 fields, or 6 with seconds first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
     pub full_backup_frequency: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
     pub incremental_backup_frequency: Option<String>,
     /// IANA time zone of the schedules (default UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]

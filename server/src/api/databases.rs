@@ -19,7 +19,7 @@ use app::api::{CreateDatabaseRequest, DatabaseCreated, DatabaseInfo, ErrorBody};
     get,
     path = "/databases",
     tag = "databases",
-    params(("includeSystem" = Option<bool>, Query, description = "Also the system database, first (default false)")),
+    params(("includeSystem" = Option<bool>, Query, nullable = false, description = "Also the system database, first (default false)")),
     responses((status = 200, body = Vec<DatabaseInfo>), (status = 400, body = ErrorBody, description = "InvalidQuery"))
 )]
 pub async fn list(

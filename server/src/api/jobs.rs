@@ -43,7 +43,7 @@ fn json_body<T: DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>)
     post,
     path = "/admin/backup",
     tag = "backup",
-    params(("incremental" = Option<bool>, Query, description = "Default false")),
+    params(("incremental" = Option<bool>, Query, nullable = false, description = "Default false")),
     request_body = BackupRequest,
     responses(
         (status = 202, body = JobAccepted),
@@ -81,7 +81,7 @@ pub async fn start_backup(
     post,
     path = "/admin/restore",
     tag = "restore",
-    params(("defrag" = Option<bool>, Query, description = "Compact fully before opening (default false)")),
+    params(("defrag" = Option<bool>, Query, nullable = false, description = "Compact fully before opening (default false)")),
     request_body = RestoreRequest,
     responses(
         (status = 202, body = JobAccepted),
@@ -115,7 +115,7 @@ pub async fn start_restore(
     tag = "backup",
     params(
         ("location" = String, Query, description = "An absolute folder on the server", min_length = 1, pattern = "^/"),
-        ("verify" = Option<bool>, Query, description = "Check every SHA-256 (default true); false checks presence and sizes"),
+        ("verify" = Option<bool>, Query, nullable = false, description = "Check every SHA-256 (default true); false checks presence and sizes"),
     ),
     responses((status = 200, body = BackupListing), (status = 400, body = ErrorBody))
 )]

@@ -106,7 +106,7 @@ impl Read for ChannelReader {
     post,
     path = "/smuggler/import",
     tag = "smuggler",
-    params(("overwrite" = Option<bool>, Query, description = "Replace existing ids (default false: keep them)")),
+    params(("overwrite" = Option<bool>, Query, nullable = false, description = "Replace existing ids (default false: keep them)")),
     request_body(content = String, content_type = "application/octet-stream", description = "A .rookerydump"),
     responses(
         (status = 200, body = JobStatus, description = "The import's final status"),

@@ -101,8 +101,13 @@ pub async fn delete_task(State(state): State<AppState>, Db(db): Db, params: RawP
     post,
     path = "/admin/backup/tasks/{name}/run",
     tag = "tasks",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"), ("incremental" = Option<bool>, Query, description = "Default false")),
-    responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "BackupAlreadyRunning, ChainMismatch"))
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"), ("incremental" = Option<bool>, Query, nullable = false, description = "Default false")),
+    responses(
+        (status = 202, body = JobAccepted),
+        (status = 400, body = ErrorBody, description = "InvalidQuery"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "BackupAlreadyRunning, ChainMismatch"),
+    )
 )]
 pub async fn run_task(
     State(state): State<AppState>,
@@ -127,7 +132,7 @@ pub async fn run_task(
     tag = "tasks",
     params(
         ("location" = String, Query, min_length = 1, pattern = "^/", description = "An absolute folder on the server"),
-        ("dryRun" = Option<bool>, Query, description = "Only list what would be deleted (default false)"),
+        ("dryRun" = Option<bool>, Query, nullable = false, description = "Only list what would be deleted (default false)"),
     ),
     request_body = RetentionRequest,
     responses((status = 200, body = RetentionOutcome), (status = 400, body = ErrorBody, description = "InvalidBackupLocation, InvalidRequest"))
@@ -150,7 +155,7 @@ pub async fn retention(
     path = "/admin/backup/schedule",
     tag = "tasks",
     params(
-        ("cron" = String, Query, min_length = 1, description = "5 fields, or 6 with seconds first"),
+        ("cron" = String, Query, pattern = r"^\s*\S+(\s+\S+){4,5}\s*$", description = "5 fields, or 6 with seconds first"),
         ("timeZone" = Option<String>, Query, description = "IANA time zone (default UTC)"),
     ),
     responses((status = 200, body = ScheduleInfo), (status = 400, body = ErrorBody, description = "InvalidSchedule"))
