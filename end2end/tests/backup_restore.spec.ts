@@ -32,7 +32,7 @@ async function backupFromPage(page: Page, request: APIRequestContext, db: string
   await open(page, `/studio/backup?db=${db}`);
   await expect(page.getByLabel('Database', { exact: true })).toHaveValue(db);
   await page.getByLabel('Backup location').fill(location);
-  await page.getByLabel('Incremental').setChecked(incremental);
+  await page.getByLabel('Incremental', { exact: true }).setChecked(incremental);
   await page.getByRole('button', { name: 'Start Backup' }).click();
 
   // The status document names the new set at once (202 comes after it is written).
@@ -176,7 +176,7 @@ test('the backup form refuses a missing or relative location before sending, and
   await page.getByRole('button', { name: 'Dismiss' }).click();
   await expect(page.getByRole('alert')).toHaveCount(0);
   await page.getByLabel('Backup location').fill(location);
-  await page.getByLabel('Incremental').check();
+  await page.getByLabel('Incremental', { exact: true }).check();
   await page.getByRole('button', { name: 'Start Backup' }).click();
   await expect(page.getByRole('alert')).toContainText('ChainMismatch');
 });
