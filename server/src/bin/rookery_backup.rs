@@ -151,6 +151,7 @@ fn online(args: &Args) -> ExitCode {
         println!("Backup started; follow {base}/docs/{BACKUP_STATUS_ID}");
         return ExitCode::SUCCESS;
     }
+    rookery::cli::cancel_on_ctrl_c(&client, format!("{base}/admin/backup/cancel"));
     match follow_with_progress(&client, &base, BACKUP_STATUS_ID, Duration::from_secs(7 * 24 * 3600)) {
         Ok(status) if status.success => {
             println!(

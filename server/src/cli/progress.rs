@@ -55,3 +55,23 @@ pub fn wait_for_key() {
         let _ = std::io::stdin().read_line(&mut line);
     }
 }
+
+/// On the first Ctrl-C, asks the server to cancel the job this tool started
+/// (`POST cancel_url`) and keeps following it, so the tool exits with the
+/// job's end (`Canceled`); a second Ctrl-C exits at once.
+pub fn cancel_on_ctrl_c(client: &Client, cancel_url: String) {
+    let client = client.clone();
+    let asked = std::sync::atomic::AtomicBool::new(false);
+    let installed = ctrlc::set_handler(move || {
+        if asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nCanceling the job (Ctrl-C again to leave it running and quit)…");
+        if let Err(e) = client.post_json::<serde_json::Value>(&cancel_url, &serde_json::json!({})) {
+            eprintln!("cannot cancel: {e}");
+        }
+    });
+    if let Err(e) = installed {
+        tracing::debug!(error = %e, "no Ctrl-C handler");
+    }
+}

@@ -90,6 +90,7 @@ pub fn restore_online(config: &Config) -> ExitCode {
         println!("Restore started; follow {root}/docs/{RESTORE_STATUS_ID}");
         return ExitCode::SUCCESS;
     }
+    super::progress::cancel_on_ctrl_c(&client, format!("{root}/admin/restore/cancel"));
     match follow_with_progress(&client, &root, RESTORE_STATUS_ID, Duration::from_secs(7 * 24 * 3600)) {
         Ok(status) if status.success => {
             println!("Restore completed: database '{}'", status.database_name.unwrap_or_default());

@@ -96,3 +96,65 @@ fn a_canceled_import_keeps_what_it_imported() {
     let kept = s.all_docs("/databases/Target").len();
     assert!(kept > 0 && kept < 3000, "kept {kept} documents");
 }
+
+#[test]
+fn ctrl_c_in_rookery_backup_cancels_the_backup_it_started() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.document=sleep:30")]);
+    s.create_db("Big");
+    for i in 0..150 {
+        s.put_doc("/databases/Big", &format!("d/{i:03}"), json!({"i": i}));
+    }
+    let location = s.location("cli");
+    let child = std::process::Command::new(crate::common::BACKUP_BIN)
+        .arg(format!("--url={}/databases/Big", s.url))
+        .arg(format!("--dest={location}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    wait_running(&s, "/databases/Big", "Raven/Backup/Status");
+    let _ = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("Canceled"), "the tool says how the job ended: {stderr}");
+    let done = s.wait_for_job("/databases/Big", "Raven/Backup/Status");
+    assert_eq!(done["ErrorCode"], "Canceled", "{done}");
+    assert!(all_entries(Path::new(&location)).is_empty());
+}
+
+#[test]
+fn a_cancel_between_files_and_between_sets_leaves_nothing_either() {
+    // A backup paused after its first data file.
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.after_data_file=sleep:1500,restore.after_set=sleep:1500")]);
+    s.create_db("Src");
+    for i in 0..20 {
+        s.put_doc("/databases/Src", &format!("d/{i:03}"), json!({"i": i}));
+    }
+    let location = s.location("b");
+    let (status, _) = s.post("/databases/Src/admin/backup", json!({"BackupLocation": location}));
+    assert_eq!(status, 202);
+    for _ in 0..500 {
+        let temp = all_entries(Path::new(&location)).into_iter().find(|e| e.starts_with(".tmp-"));
+        if temp.is_some_and(|t| all_entries(&Path::new(&location).join(t)).iter().any(|f| f == "documents-0001.zst")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(s.post("/databases/Src/admin/backup/cancel", json!({})).0, 202);
+    let done = s.wait_for_job("/databases/Src", "Raven/Backup/Status");
+    assert_eq!(done["ErrorCode"], "Canceled", "{done}");
+    assert!(all_entries(Path::new(&location)).is_empty());
+
+    // A restore paused after the first set of a chain of two.
+    s.backup("/databases/Src", &location, false);
+    s.put_doc("/databases/Src", "more", json!({}));
+    s.backup("/databases/Src", &location, true);
+    let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Copy"}));
+    assert_eq!(status, 202);
+    wait_running(&s, "", "Raven/Restore/Status");
+    assert_eq!(s.post("/admin/restore/cancel", json!({})).0, 202);
+    let done = s.wait_for_job("", "Raven/Restore/Status");
+    assert_eq!(done["ErrorCode"], "Canceled", "{done}");
+    assert_eq!(all_entries(&s.data_dir.join("Databases")), ["Src"]);
+}

@@ -218,3 +218,31 @@ fn a_crash_in_the_middle_of_retention_leaves_only_complete_or_invisible_sets() {
     assert_eq!(left.len(), 1, "only the newest chain (one full) is left: {left:?}");
     assert!(!left[0].starts_with('.'), "{left:?}");
 }
+
+#[test]
+fn times_missed_while_the_server_was_stopped_make_one_run_after_it_starts() {
+    let mut s = TestServer::start();
+    s.create_db("Db");
+    s.put_doc("/databases/Db", "a", json!({}));
+    // Two occurrences a few seconds ahead (seconds field), in one minute, then
+    // not again for a year.
+    let now = time::OffsetDateTime::now_utc();
+    let (first, second) = (2..50)
+        .map(|o| (now + time::Duration::seconds(o), now + time::Duration::seconds(o + 1)))
+        .find(|(a, b)| a.minute() == b.minute() && a.hour() == b.hour())
+        .expect("two seconds in one minute");
+    let cron = format!("{},{} {} {} {} {} *", first.second(), second.second(), first.minute(), first.hour(), first.day(), u8::from(first.month()));
+    let location = s.location("missed");
+    assert_eq!(s.put("/databases/Db/admin/backup/tasks/once", json!({"BackupLocation": location, "FullBackupFrequency": cron})).0, 201);
+    s.stop();
+    // Both occurrences pass while the server is stopped.
+    while time::OffsetDateTime::now_utc() <= second + time::Duration::milliseconds(300) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.restart_with(&[]);
+    let ran = wait_task(&s, "/databases/Db", "once", "the missed run", |t| t["Status"]["LastFullBackup"].is_string());
+    assert!(ran["Status"]["LastError"].is_null(), "{ran}");
+    // One run for the two missed times, and the next is a year away.
+    assert_eq!(set_dirs(Path::new(&location)).len(), 1, "{:?}", set_dirs(Path::new(&location)));
+    assert!(ran["Status"]["NextBackup"].as_str().unwrap_or("").starts_with(&(first.year() + 1).to_string()), "{ran}");
+}
