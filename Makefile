@@ -13,7 +13,7 @@ tools-e2e:
 	@bash scripts/install-tools.sh --with-browser
 
 build: tools
-	cargo leptos build
+	cargo leptos build --bin-features ssr,failpoints
 
 # What a user deploys: the release server and the optimised, compressed studio
 # in dist/ (run it as `dist/rookery-server --data-dir ...` from dist/; see the README).

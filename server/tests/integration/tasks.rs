@@ -231,7 +231,8 @@ fn times_missed_while_the_server_was_stopped_make_one_run_after_it_starts() {
         .map(|o| (now + time::Duration::seconds(o), now + time::Duration::seconds(o + 1)))
         .find(|(a, b)| a.minute() == b.minute() && a.hour() == b.hour())
         .expect("two seconds in one minute");
-    let cron = format!("{},{} {} {} {} {} *", first.second(), second.second(), first.minute(), first.hour(), first.day(), u8::from(first.month()));
+    let cron =
+        format!("{},{} {} {} {} {} *", first.second(), second.second(), first.minute(), first.hour(), first.day(), u8::from(first.month()));
     let location = s.location("missed");
     assert_eq!(s.put("/databases/Db/admin/backup/tasks/once", json!({"BackupLocation": location, "FullBackupFrequency": cron})).0, 201);
     s.stop();
