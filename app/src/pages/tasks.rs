@@ -56,6 +56,9 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
     let (zone, set_zone) = signal(String::new());
     let (keep_last, set_keep_last) = signal(String::new());
     let (keep_daily, set_keep_daily) = signal(String::new());
+    let (keep_weekly, set_keep_weekly) = signal(String::new());
+    let (keep_monthly, set_keep_monthly) = signal(String::new());
+    let (minimum_age, set_minimum_age) = signal(String::new());
     let (passphrase, set_passphrase) = signal(String::new());
     let (confirming, set_confirming) = signal(None::<String>);
 
@@ -68,16 +71,23 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
             }
             t.parse::<u32>().map(Some).map_err(|_| format!("{what} must be a whole number."))
         };
-        let retention = match (count(keep_last.get_untracked(), "Keep last"), count(keep_daily.get_untracked(), "Keep daily")) {
-            (Ok(last), Ok(daily)) => {
-                (last.is_some() || daily.is_some()).then(|| RetentionPolicy { keep_last: last, keep_daily: daily, ..Default::default() })
+        let non_empty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let counts = (
+            count(keep_last.get_untracked(), "Keep last"),
+            count(keep_daily.get_untracked(), "Keep daily"),
+            count(keep_weekly.get_untracked(), "Keep weekly"),
+            count(keep_monthly.get_untracked(), "Keep monthly"),
+        );
+        let policy = match counts {
+            (Ok(keep_last), Ok(keep_daily), Ok(keep_weekly), Ok(keep_monthly)) => {
+                RetentionPolicy { keep_last, keep_daily, keep_weekly, keep_monthly, minimum_age: non_empty(minimum_age.get_untracked()) }
             }
-            (Err(e), _) | (_, Err(e)) => {
+            (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
                 set_error.set(Some(e));
                 return;
             }
         };
-        let non_empty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let retention = (policy != RetentionPolicy::default()).then_some(policy);
         let loc = non_empty(location.get_untracked()).unwrap_or_else(|| default_location.get_untracked());
         let task = BackupTask {
             backup_location: loc,
@@ -247,7 +257,19 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                 <div class="field">
                     <label for="task-keep-daily">"Keep daily (days)"</label>
                     <input id="task-keep-daily" type="text" inputmode="numeric" autocomplete="off" prop:value=keep_daily on:input=move |ev| set_keep_daily.set(event_target_value(&ev))/>
-                    <span class="hint">"Retention never deletes the newest chain, nor a set that a kept set stands on."</span>
+                </div>
+                <div class="field">
+                    <label for="task-keep-weekly">"Keep weekly (weeks)"</label>
+                    <input id="task-keep-weekly" type="text" inputmode="numeric" autocomplete="off" prop:value=keep_weekly on:input=move |ev| set_keep_weekly.set(event_target_value(&ev))/>
+                </div>
+                <div class="field">
+                    <label for="task-keep-monthly">"Keep monthly (months)"</label>
+                    <input id="task-keep-monthly" type="text" inputmode="numeric" autocomplete="off" prop:value=keep_monthly on:input=move |ev| set_keep_monthly.set(event_target_value(&ev))/>
+                </div>
+                <div class="field">
+                    <label for="task-minimum-age">"Minimum age"</label>
+                    <input id="task-minimum-age" type="text" autocomplete="off" placeholder="7d" prop:value=minimum_age on:input=move |ev| set_minimum_age.set(event_target_value(&ev))/>
+                    <span class="hint">"Retention never deletes the newest chain, nor a set that a kept set stands on; leave all empty to keep every set."</span>
                 </div>
                 <div class="field">
                     <label for="task-passphrase">"Task passphrase"</label>

@@ -143,6 +143,8 @@ fn post_import(
 ) -> Result<JobStatus, ClientError> {
     let client = Client::new(url, database, None, credentials);
     let endpoint = format!("{}/smuggler/import?overwrite={overwrite}", client.base());
+    // Ctrl-C cancels the import this tool started (the documents imported so far stay).
+    rookery::cli::cancel_on_ctrl_c(&client, format!("{}/smuggler/import/cancel", client.base()));
     let request = authorize(agent().post(&endpoint), credentials).header("content-type", "application/octet-stream");
     let mut response = request.send(ureq::SendBody::from_reader(body)).map_err(|e| unreachable_error(&endpoint, &e))?;
     let status = response.status().as_u16();

@@ -385,3 +385,28 @@ impl Rookery {
         Ok(set_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_and_an_incremental_due_together_run_as_a_full() {
+        let task = BackupTask {
+            backup_location: "/b".into(),
+            full_backup_frequency: Some("0 * * * *".into()),
+            incremental_backup_frequency: Some("*/15 * * * *".into()),
+            ..Default::default()
+        };
+        let s = Schedules::of(&task).expect("valid");
+        let at = |t: &str| t.parse::<Timestamp>().expect("a time");
+        // 14:00 is both a full's and an incremental's time.
+        assert_eq!(s.due(at("2026-11-26T13:59:00Z"), at("2026-11-26T14:00:30Z")), Some(BackupKind::Full));
+        assert_eq!(s.due(at("2026-11-26T14:10:00Z"), at("2026-11-26T14:15:30Z")), Some(BackupKind::Incremental));
+        assert_eq!(s.due(at("2026-11-26T14:16:00Z"), at("2026-11-26T14:20:00Z")), None);
+        // The next run: a tie goes to the full.
+        assert_eq!(s.next(at("2026-11-26T14:50:00Z")), Some((at("2026-11-26T15:00:00Z"), BackupKind::Full)));
+        assert_eq!(s.next(at("2026-11-26T15:01:00Z")), Some((at("2026-11-26T15:15:00Z"), BackupKind::Incremental)));
+        assert!(Schedules::of(&BackupTask { backup_location: "/b".into(), ..Default::default() }).is_err(), "no schedule");
+    }
+}
