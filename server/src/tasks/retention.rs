@@ -227,70 +227,23 @@ mod tests {
     fn each_rule_keeps_what_it_says_and_never_breaks_a_chain() {
         let now: Timestamp = "2026-11-03T00:00:00Z".parse().expect("now");
         let chains = chains();
+        let newest_chain =
+            vec!["20261102T180000Z-incremental", "20261102T120000Z-incremental", "20261102T060000Z-incremental", "20261102T000000Z-full"];
+        let oldest_chain =
+            ["20261101T180000Z-incremental", "20261101T120000Z-incremental", "20261101T060000Z-incremental", "20261101T000000Z-full"];
+        let everything: Vec<&str> = newest_chain.iter().chain(oldest_chain.iter()).copied().collect();
         // (policy, sets kept, newest first)
         let cases: Vec<(RetentionPolicy, Vec<&str>)> = vec![
             // No rule: everything.
-            (
-                RetentionPolicy::default(),
-                vec![
-                    "20261102T180000Z-incremental",
-                    "20261102T120000Z-incremental",
-                    "20261102T060000Z-incremental",
-                    "20261102T000000Z-full",
-                    "20261101T180000Z-incremental",
-                    "20261101T120000Z-incremental",
-                    "20261101T060000Z-incremental",
-                    "20261101T000000Z-full",
-                ],
-            ),
+            (RetentionPolicy::default(), everything.clone()),
             // KeepLast 1: the newest set, and the newest chain is whole anyway.
-            (
-                policy(Some(1), None, None),
-                vec![
-                    "20261102T180000Z-incremental",
-                    "20261102T120000Z-incremental",
-                    "20261102T060000Z-incremental",
-                    "20261102T000000Z-full",
-                ],
-            ),
+            (policy(Some(1), None, None), newest_chain.clone()),
             // KeepDaily 2: the newest set of each day; the 1st's 18:00 needs its whole chain.
-            (
-                policy(None, Some(2), None),
-                vec![
-                    "20261102T180000Z-incremental",
-                    "20261102T120000Z-incremental",
-                    "20261102T060000Z-incremental",
-                    "20261102T000000Z-full",
-                    "20261101T180000Z-incremental",
-                    "20261101T120000Z-incremental",
-                    "20261101T060000Z-incremental",
-                    "20261101T000000Z-full",
-                ],
-            ),
+            (policy(None, Some(2), None), everything.clone()),
             // MinimumAge 2d: everything since Nov 1st 00:00 (exclusive): the 1st's 06:00 pulls its base.
-            (
-                policy(None, None, Some("2d")),
-                vec![
-                    "20261102T180000Z-incremental",
-                    "20261102T120000Z-incremental",
-                    "20261102T060000Z-incremental",
-                    "20261102T000000Z-full",
-                    "20261101T180000Z-incremental",
-                    "20261101T120000Z-incremental",
-                    "20261101T060000Z-incremental",
-                    "20261101T000000Z-full",
-                ],
-            ),
+            (policy(None, None, Some("2d")), everything),
             // MinimumAge 1d: only the newest chain.
-            (
-                policy(None, None, Some("1d")),
-                vec![
-                    "20261102T180000Z-incremental",
-                    "20261102T120000Z-incremental",
-                    "20261102T060000Z-incremental",
-                    "20261102T000000Z-full",
-                ],
-            ),
+            (policy(None, None, Some("1d")), newest_chain),
         ];
         for (p, kept) in cases {
             let outcome = plan(&chains, &p, now).expect("plans");
