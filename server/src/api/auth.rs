@@ -91,10 +91,11 @@ async fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
     }
     let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
     match cookie(cookies, SESSION_COOKIE) {
-        Some(token) => match auth.sessions.get(token) {
-            Some(session) => Presented::Valid(session.identity, Some(session.csrf)),
-            None => Presented::Invalid,
-        },
+        // An unknown session (ended, or from before a restart) is no guess: a
+        // session token has 256 random bits. It does not count as a failure.
+        Some(token) => {
+            auth.sessions.get(token).map_or(Presented::Nothing, |session| Presented::Valid(session.identity, Some(session.csrf)))
+        }
         None => Presented::Nothing,
     }
 }
@@ -111,11 +112,32 @@ async fn check_credentials(state: &AppState, ip: IpAddr, headers: &HeaderMap) ->
     if limiter.is_blocked(ip) {
         return Err(too_many_attempts());
     }
+    // A password not verified before costs a hash: it counts before it is
+    // checked, so guesses sent at once are limited as they start.
+    let expensive = uncached_password(state, headers);
+    if expensive && !limiter.attempt(ip) {
+        return Err(too_many_attempts());
+    }
     let presented = presented(state, headers).await;
-    if matches!(presented, Presented::Invalid) {
-        limiter.fail(ip);
+    match presented {
+        Presented::Invalid if !expensive => limiter.fail(ip),
+        Presented::Valid(..) if expensive => limiter.forgive(ip),
+        _ => {}
     }
     Ok(presented)
+}
+
+/// Whether the request carries a Basic password that is not in the cache.
+fn uncached_password(state: &AppState, headers: &HeaderMap) -> bool {
+    use base64::Engine as _;
+    let Some(basic) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|t| t.strip_prefix("Basic ")) else {
+        return false;
+    };
+    let pair = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok().and_then(|raw| String::from_utf8(raw).ok());
+    match pair.as_deref().and_then(|p| p.split_once(':')) {
+        Some((user, password)) => state.auth().cached_password(user, password).is_none(),
+        None => false,
+    }
 }
 
 /// The middleware: 401 without valid credentials where they are needed, 403
@@ -285,15 +307,21 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = serde_json::from_slice(&body_bytes(body)?)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("Expected {{\"Username\", \"Password\"}}: {e}")))?;
-    if state.auth().limiter.is_blocked(ip) {
+    // Counted before the hash, given back on success (see check_credentials).
+    if !state.auth().limiter.attempt(ip) {
         return Err(too_many_attempts());
     }
+    let generation = state.auth().generation();
     let auth_state = state.clone();
     let identity = blocking(move || Ok(auth_state.auth().verify_password(&request.username, &request.password))).await?;
     let Some(identity) = identity else {
-        state.auth().limiter.fail(ip);
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "Wrong user name or password."));
     };
+    state.auth().limiter.forgive(ip);
+    // The user changed while the password was checked: sign in again.
+    if state.auth().generation() != generation {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "The user changed meanwhile; sign in again."));
+    }
     let (token, csrf) = state.auth().sessions.create(identity.clone());
     let secure = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https");
     let secure = if secure { "; Secure" } else { "" };

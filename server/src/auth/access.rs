@@ -87,6 +87,25 @@ impl FailureLimiter {
         map.get(&ip).is_some_and(|(n, since)| *n >= self.max && since.elapsed() < Self::WINDOW)
     }
 
+    /// Counts an attempt of `ip` before an expensive check (a password hash),
+    /// so that attempts made at once are counted as they start; false when
+    /// `ip` is blocked. A success gives it back with [`FailureLimiter::forgive`].
+    pub fn attempt(&self, ip: IpAddr) -> bool {
+        if self.is_blocked(ip) {
+            return false;
+        }
+        self.fail(ip);
+        true
+    }
+
+    /// Gives back an attempt that succeeded.
+    pub fn forgive(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(entry) = map.get_mut(&ip) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+
     /// Records a failure of `ip`.
     pub fn fail(&self, ip: IpAddr) {
         let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

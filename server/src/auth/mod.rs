@@ -87,6 +87,9 @@ pub struct Authenticator {
     changes: std::sync::Mutex<()>,
     /// Bounds the argon2 hashes computed at once (each takes ~19 MiB and a core).
     hashing: HashPermits,
+    /// Bumped by every change to a user or key: a password verified while a
+    /// change happened is neither cached nor turned into a session.
+    generation: std::sync::atomic::AtomicU64,
     pub sessions: sessions::Sessions,
     pub limiter: access::FailureLimiter,
 }
@@ -107,6 +110,7 @@ impl Authenticator {
             open: std::sync::atomic::AtomicBool::new(false),
             changes: std::sync::Mutex::new(()),
             hashing: HashPermits::new(MAX_CONCURRENT_HASHES),
+            generation: std::sync::atomic::AtomicU64::new(0),
             sessions: sessions::Sessions::default(),
             limiter: access::FailureLimiter::new(max_failures),
         };
@@ -133,8 +137,17 @@ impl Authenticator {
         }
     }
 
-    fn lock_changes(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Serializes a change; the generation moves when it starts and when it ends.
+    fn lock_changes(&self) -> ChangeGuard<'_> {
+        let guard = self.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ChangeGuard { _guard: guard, generation: &self.generation }
+    }
+
+    /// The generation of the credentials (see the field).
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Administrators other than the user or key stored under `except`.
@@ -283,12 +296,17 @@ impl Authenticator {
         if let Some(role) = self.verified.read().ok().and_then(|v| v.get(&cache_key).copied()) {
             return Some(Identity { name: name.to_string(), role, development: false });
         }
+        let generation = self.generation();
         let raw = self.system.store().internal().get(format!("{USER_PREFIX}{}", cache_key.0)).ok()??;
         let user: StoredUser = serde_json::from_slice(&raw).ok()?;
         let parsed = PasswordHash::new(&user.password_hash).ok()?;
         {
             let _permit = self.hashing.acquire();
             Argon2::default().verify_password(password.as_bytes(), &parsed).ok()?;
+        }
+        // A change happened meanwhile: the record read may be stale.
+        if self.generation() != generation {
+            return None;
         }
         if let Ok(mut v) = self.verified.write() {
             v.insert(cache_key, user.role);
@@ -356,6 +374,18 @@ impl Authenticator {
         if let Ok(mut v) = self.verified.write() {
             v.clear();
         }
+    }
+}
+
+/// Holding the credentials' change lock; dropping it moves the generation.
+struct ChangeGuard<'a> {
+    _guard: std::sync::MutexGuard<'a, ()>,
+    generation: &'a std::sync::atomic::AtomicU64,
+}
+
+impl Drop for ChangeGuard<'_> {
+    fn drop(&mut self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

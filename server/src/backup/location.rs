@@ -451,6 +451,12 @@ pub fn verify_links(chain: &[SetOnDisk]) -> Vec<Finding> {
         if next.database_id != prev.database_id {
             findings.push(broken("belongs to another database".into()));
         }
+        if next.format_version < prev.format_version {
+            findings.push(broken(format!(
+                "format version {} follows version {} (no writer does that)",
+                next.format_version, prev.format_version
+            )));
+        }
         if next.from_etag != prev.to_etag {
             findings.push(broken(format!("starts at etag {} but {} ends at {}", next.from_etag, prev.set_id, prev.to_etag)));
         }

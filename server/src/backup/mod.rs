@@ -170,7 +170,7 @@ pub fn prepare(
     if options.incremental {
         let scanned = location::scan(&location)?;
         match scanned.newest_chain_of(database.store().database_id()) {
-            Some(chain) => match unusable_base(chain, database.store().last_etag()) {
+            Some(chain) => match unusable_base(chain, database.store().last_etag(), options.set_secret.is_some()) {
                 None => {
                     let tip = chain.sets.last().map(|s| &s.manifest);
                     base = tip.map(|m| BaseSet { set_id: m.set_id.clone(), to_etag: m.to_etag });
@@ -204,8 +204,17 @@ pub fn prepare(
 /// file missing or of the wrong size anywhere in it, a newest set whose
 /// checksums fail, or a newest set that claims more than the database has
 /// (its `ToEtag` above the database's last etag).
-fn unusable_base(chain: &location::Chain, last_etag: u64) -> Option<String> {
+fn unusable_base(chain: &location::Chain, last_etag: u64, encrypted: bool) -> Option<String> {
     let tip = chain.sets.last()?;
+    // A chain is encrypted throughout or not at all (a restore refuses a mix).
+    let chain_encrypted = tip.manifest.encryption.as_ref().is_some_and(|e| e.get("Set").is_some());
+    if chain_encrypted != encrypted {
+        return Some(if chain_encrypted {
+            "the chain it would extend is encrypted and this backup is not (give the chain's key or passphrase)".to_string()
+        } else {
+            "the chain it would extend is not encrypted and this backup is".to_string()
+        });
+    }
     let mut findings = location::verify_links(&chain.sets);
     for set in &chain.sets[..chain.sets.len() - 1] {
         findings.extend(location::verify_set(set, location::Depth::Structure));

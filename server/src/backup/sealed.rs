@@ -134,7 +134,10 @@ fn derive(passphrase: &str, kdf: &Value) -> Result<Key, String> {
 #[must_use]
 pub fn chunk_file_id(format_version: u32, set_id: &str, name: &str) -> String {
     if format_version >= 2 {
-        format!("{set_id}/{name}")
+        // The NUL bytes keep it apart from any version 1 binding: a file name
+        // can never hold one, so no version 1 manifest can name a file whose
+        // binding is a version 2 chunk's.
+        format!("\0v2\0{set_id}\0{name}")
     } else {
         name.to_string()
     }

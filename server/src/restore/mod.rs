@@ -36,6 +36,8 @@ use crate::storage::{DocumentStore, Durability, StorageError};
 
 /// Documents applied per batch when replaying an incremental set.
 const APPLY_BATCH: usize = 4096;
+/// ... or once the batch holds this many bytes, whatever its count.
+const APPLY_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
 /// What can go wrong with a restore.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +220,19 @@ pub fn plan(
 
 /// The key of every encrypted set of the chain, checked before anything is written.
 fn set_keys(chain: &[SetOnDisk], secret: Option<&SetSecret>) -> Result<Vec<Option<crate::crypto::Key>>, RestoreError> {
+    // A chain is encrypted throughout or not at all: a plain set inside an
+    // encrypted chain, or a plain chain where a key was given, is a set put
+    // there by someone without the key.
+    let sealed = |s: &SetOnDisk| s.manifest.encryption.as_ref().is_some_and(|e| e.get("Set").is_some());
+    if let Some(plain) = chain.iter().find(|s| !sealed(s)) {
+        if secret.is_some() || chain.iter().any(sealed) {
+            return Err(BackupError::Corrupt(format!(
+                "{}: a set that is not encrypted in a chain that should be (a key or passphrase was given, or other sets are encrypted); the location was tampered with",
+                plain.manifest.set_id
+            ))
+            .into());
+        }
+    }
     chain
         .iter()
         .map(|set| match set.manifest.encryption.as_ref().and_then(|e| e.get("Set")) {
@@ -499,13 +514,17 @@ fn apply_incremental(
     }
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
         let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
         *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
-            batch.push((id, encode_with_flags(etag, modified_ms, flags, &body)));
+            let encoded = encode_with_flags(etag, modified_ms, flags, &body);
+            batch_bytes += id.len() + encoded.len();
+            batch.push((id, encoded));
             *done += 1;
-            if batch.len() >= APPLY_BATCH {
+            if batch.len() >= APPLY_BATCH || batch_bytes >= APPLY_BATCH_BYTES {
+                batch_bytes = 0;
                 bulk.apply(&[], &std::mem::take(&mut batch))?;
                 progress(*done, *bytes)?;
             }

@@ -92,6 +92,9 @@ pub struct TaskState {
     pub last_set_id: Option<String>,
     pub last_duration_ms: Option<u64>,
     pub last_error: Option<String>,
+    /// A due run that had not started yet (it survives a restart).
+    #[serde(default)]
+    pub pending: Option<BackupKind>,
 }
 
 /// A task as stored: the request without its secrets, the sealed secrets, the state.

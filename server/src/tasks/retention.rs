@@ -45,12 +45,13 @@ pub fn minimum_age(text: &str) -> Result<std::time::Duration, TaskError> {
     let (number, unit) = text.split_at(text.len().checked_sub(1).ok_or_else(bad)?);
     let n: u64 = number.parse().map_err(|_| bad())?;
     let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
         _ => return Err(bad()),
-    };
+    }
+    .ok_or_else(bad)?;
     Ok(std::time::Duration::from_secs(seconds))
 }
 

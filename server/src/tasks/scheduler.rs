@@ -152,7 +152,7 @@ impl Rookery {
         let key = runtime_key(&db.name, &stored.name);
         let due = {
             let mut map = self.tasks.lock();
-            let rt = map.entry(key.clone()).or_default();
+            let rt = map.entry(key.clone()).or_insert_with(|| Runtime { pending: stored.state.pending, ..Runtime::default() });
             let after = rt.last_checked.or(stored.state.last_checked).unwrap_or(now);
             rt.last_checked = Some(now);
             if stored.task.disabled {
@@ -170,20 +170,29 @@ impl Rookery {
                 due
             }
         };
-        if due.is_some() {
-            self.record(db, &stored.name, |state| state.last_checked = Some(now));
-        }
         let pending = {
             let map = self.tasks.lock();
             map.get(&key).and_then(|rt| if rt.running.is_empty() { rt.pending } else { None })
         };
+        if due.is_some() {
+            // Persisted with the pending run, so a restart neither loses it nor runs it twice.
+            self.record(db, &stored.name, |state| {
+                state.last_checked = Some(now);
+                state.pending = pending;
+            });
+        }
         let Some(kind) = pending else { return Ok(()) };
+        // While another backup runs, the run waits (without preparing it again each tick).
+        if self.backup_slot.is_busy() {
+            return Ok(());
+        }
         match self.start_task_run(db, stored, kind) {
             Ok(set_id) => {
                 tracing::info!(database = %db.name, task = %stored.name, set = %set_id, "scheduled backup started");
                 if let Some(rt) = self.tasks.lock().get_mut(&key) {
                     rt.pending = None;
                 }
+                self.record(db, &stored.name, |state| state.pending = None);
                 Ok(())
             }
             // Another backup runs: the run waits for it (it stays pending).
@@ -192,6 +201,7 @@ impl Rookery {
                 if let Some(rt) = self.tasks.lock().get_mut(&key) {
                     rt.pending = None;
                 }
+                self.record(db, &stored.name, |state| state.pending = None);
                 Err(e)
             }
         }

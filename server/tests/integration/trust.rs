@@ -424,3 +424,42 @@ fn a_database_that_failed_to_open_can_be_deleted() {
     assert!(!s.data_dir.join("Databases/Vault").exists());
     assert_eq!(s.put("/admin/databases/Vault", json!({})).0, 201, "the name is free again");
 }
+
+// A chain is encrypted throughout or not at all: a key given for a plain
+// chain (a chain put where an encrypted one was expected) is refused, and a
+// backup never extends a chain with a set encrypted differently.
+#[test]
+fn a_plain_chain_is_not_restored_when_a_key_was_given_and_chains_never_mix() {
+    let s = TestServer::start();
+    s.create_db("Db");
+    s.put_doc("/databases/Db", "a", json!({"v": 1}));
+    let location = s.location("mixed");
+    s.backup("/databases/Db", &location, false);
+    let (code, message) =
+        s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "X", "BackupPassphrase": "expected-encrypted"}));
+    assert_eq!(code, "CorruptBackup", "{message}");
+    // An encrypted incremental asked on the plain chain is written as a full, with a warning.
+    s.put_doc("/databases/Db", "b", json!({"v": 2}));
+    let (status, _) = s.post("/databases/Db/admin/backup?incremental=true", json!({"BackupLocation": location, "BackupPassphrase": "pw"}));
+    assert_eq!(status, 202);
+    let done = s.wait_for_job("/databases/Db", "Raven/Backup/Status");
+    assert_eq!((done["Success"].as_bool(), done["Incremental"].as_bool()), (Some(true), Some(false)), "{done}");
+    assert!(done["Messages"].to_string().contains("not encrypted and this backup is"), "{done}");
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Y", "BackupPassphrase": "pw"}));
+    assert_eq!(restored["Success"], true, "{restored}");
+}
+
+// A session cookie the server does not know (ended, or from before a
+// restart) is not a guess: it must not lock its address out.
+#[test]
+fn stale_session_cookies_do_not_count_as_failed_sign_ins() {
+    let s = TestServer::start_full(&[], &["--max-failed-auth=3"]);
+    assert_eq!(s.put("/admin/users/admin", json!({"Password": "pw", "Role": "Admin"})).0, 201);
+    for _ in 0..6 {
+        let (status, _) = s.call_raw("GET", "/databases", None, &[("Cookie", "rookery_session=stale-from-before-a-restart")]);
+        assert_eq!(status, 401);
+        assert_eq!(s.call_raw("GET", "/auth/me", None, &[("Cookie", "rookery_session=stale")]).0, 200);
+    }
+    let (status, _) = s.call_raw("GET", "/databases", None, &[("Authorization", &basic("admin", "pw"))]);
+    assert_eq!(status, 200, "a stale cookie locked the address out");
+}
