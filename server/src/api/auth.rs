@@ -67,14 +67,8 @@ async fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
         let Ok(text) = value.to_str() else { return Presented::Invalid };
         let identity = if let Some(token) = text.strip_prefix("ApiKey ") {
             auth.verify_api_key(token.trim())
-        } else if let Some(basic) = text.strip_prefix("Basic ") {
-            use base64::Engine as _;
-            let pair = base64::engine::general_purpose::STANDARD
-                .decode(basic.trim())
-                .ok()
-                .and_then(|raw| String::from_utf8(raw).ok())
-                .and_then(|pair| pair.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
-            match pair {
+        } else if text.starts_with("Basic ") {
+            match basic_credentials(headers) {
                 None => None,
                 Some((user, password)) => match auth.cached_password(&user, &password) {
                     Some(identity) => Some(identity),
@@ -129,15 +123,15 @@ async fn check_credentials(state: &AppState, ip: IpAddr, headers: &HeaderMap) ->
 
 /// Whether the request carries a Basic password that is not in the cache.
 fn uncached_password(state: &AppState, headers: &HeaderMap) -> bool {
+    basic_credentials(headers).is_some_and(|(user, password)| state.auth().cached_password(&user, &password).is_none())
+}
+
+/// The user name and password of an `Authorization: Basic` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine as _;
-    let Some(basic) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|t| t.strip_prefix("Basic ")) else {
-        return false;
-    };
-    let pair = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok().and_then(|raw| String::from_utf8(raw).ok());
-    match pair.as_deref().and_then(|p| p.split_once(':')) {
-        Some((user, password)) => state.auth().cached_password(user, password).is_none(),
-        None => false,
-    }
+    let basic = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+    let pair = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok()?).ok()?;
+    pair.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))
 }
 
 /// The middleware: 401 without valid credentials where they are needed, 403

@@ -141,11 +141,7 @@ pub async fn list_sets(
     responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody, description = "NotFound: no backup of this database runs"))
 )]
 pub async fn cancel_backup(State(state): State<AppState>, Db(db): Db) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
-    if state.cancel_backup(&db.name) {
-        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: BACKUP_STATUS_ID.to_string() })))
-    } else {
-        Err(ApiError::not_found(format!("No backup of '{}' is running.", db.name)))
-    }
+    cancel_answer(state.cancel_backup(&db.name), BACKUP_STATUS_ID, || format!("No backup of '{}' is running.", db.name))
 }
 
 /// Asks the running restore to stop (it ends with `Canceled`; no database, no files).
@@ -156,9 +152,19 @@ pub async fn cancel_backup(State(state): State<AppState>, Db(db): Db) -> Result<
     responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody, description = "NotFound: no restore runs"))
 )]
 pub async fn cancel_restore(State(state): State<AppState>) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
-    if state.cancel_restore() {
-        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: RESTORE_STATUS_ID.to_string() })))
+    cancel_answer(state.cancel_restore(), RESTORE_STATUS_ID, || "No restore is running.".to_string())
+}
+
+/// The answer to a cancel request: 202 naming the job's status document when
+/// a running job was asked to stop, 404 `NotFound` when none runs.
+pub(crate) fn cancel_answer(
+    asked: bool,
+    status_document: &str,
+    none_runs: impl FnOnce() -> String,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    if asked {
+        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: status_document.to_string() })))
     } else {
-        Err(ApiError::not_found("No restore is running."))
+        Err(ApiError::not_found(none_runs()))
     }
 }

@@ -151,9 +151,5 @@ pub async fn import_dump(
     responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody, description = "NotFound: no import into this database runs"))
 )]
 pub async fn cancel_import(State(state): State<AppState>, Db(db): Db) -> Result<(axum::http::StatusCode, Json<JobAccepted>), ApiError> {
-    if state.cancel_import(&db.name) {
-        Ok((axum::http::StatusCode::ACCEPTED, Json(JobAccepted { status_document: SMUGGLER_STATUS_ID.to_string() })))
-    } else {
-        Err(ApiError::not_found(format!("No import into '{}' is running.", db.name)))
-    }
+    super::jobs::cancel_answer(state.cancel_import(&db.name), SMUGGLER_STATUS_ID, || format!("No import into '{}' is running.", db.name))
 }

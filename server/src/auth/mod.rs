@@ -152,26 +152,8 @@ impl Authenticator {
 
     /// Administrators other than the user or key stored under `except`.
     fn other_admins(&self, except: &str) -> usize {
-        let users = self
-            .system
-            .store()
-            .internal()
-            .prefix(USER_PREFIX)
-            .filter_map(|g| g.into_inner().ok())
-            .filter(|(k, _)| k.as_ref() != except.as_bytes())
-            .filter_map(|(_, v)| serde_json::from_slice::<StoredUser>(&v).ok())
-            .filter(|u| u.role == Role::Admin)
-            .count();
-        let keys = self
-            .system
-            .store()
-            .internal()
-            .prefix(KEY_PREFIX)
-            .filter_map(|g| g.into_inner().ok())
-            .filter(|(k, _)| k.as_ref() != except.as_bytes())
-            .filter_map(|(_, v)| serde_json::from_slice::<StoredKey>(&v).ok())
-            .filter(|k| k.role == Role::Admin)
-            .count();
+        let users = self.users().into_iter().filter(|u| u.role == Role::Admin && user_key(&u.name) != except).count();
+        let keys = self.keys().into_iter().filter(|k| k.role == Role::Admin && api_key_key(&k.name) != except).count();
         users + keys
     }
 
@@ -207,7 +189,7 @@ impl Authenticator {
                 .map_err(|e| AuthError::Invalid(format!("cannot hash the password: {e}")))?
                 .to_string()
         };
-        let key = format!("{USER_PREFIX}{}", name.to_ascii_lowercase());
+        let key = user_key(name);
         let _changes = self.lock_changes();
         let existing: Option<StoredUser> = self.read(&key)?;
         self.require_admin_first(role)?;
@@ -236,7 +218,7 @@ impl Authenticator {
     /// # Errors
     /// `NotFound`, storage errors.
     pub fn delete_user(&self, name: &str) -> Result<(), AuthError> {
-        let key = format!("{USER_PREFIX}{}", name.to_ascii_lowercase());
+        let key = user_key(name);
         let _changes = self.lock_changes();
         let user: StoredUser = self.read(&key)?.ok_or(AuthError::NotFound)?;
         self.keep_an_admin(&key, &user.name, user.role == Role::Admin)?;
@@ -252,7 +234,7 @@ impl Authenticator {
     /// `Invalid`, `KeyExists`, storage errors.
     pub fn create_api_key(&self, name: &str, role: Role) -> Result<String, AuthError> {
         validate_principal(name)?;
-        let key = format!("{KEY_PREFIX}{}", name.to_ascii_lowercase());
+        let key = api_key_key(name);
         let _changes = self.lock_changes();
         if self.system.store().internal().get(&key).map_err(StorageError::from)?.is_some() {
             return Err(AuthError::KeyExists(name.to_string()));
@@ -271,7 +253,7 @@ impl Authenticator {
     /// # Errors
     /// `NotFound`, storage errors.
     pub fn delete_api_key(&self, name: &str) -> Result<(), AuthError> {
-        let key = format!("{KEY_PREFIX}{}", name.to_ascii_lowercase());
+        let key = api_key_key(name);
         let _changes = self.lock_changes();
         let stored: StoredKey = self.read(&key)?.ok_or(AuthError::NotFound)?;
         self.keep_an_admin(&key, &stored.name, stored.role == Role::Admin)?;
@@ -297,7 +279,7 @@ impl Authenticator {
             return Some(Identity { name: name.to_string(), role, development: false });
         }
         let generation = self.generation();
-        let raw = self.system.store().internal().get(format!("{USER_PREFIX}{}", cache_key.0)).ok()??;
+        let raw = self.system.store().internal().get(user_key(&cache_key.0)).ok()??;
         let user: StoredUser = serde_json::from_slice(&raw).ok()?;
         let parsed = PasswordHash::new(&user.password_hash).ok()?;
         {
@@ -318,7 +300,7 @@ impl Authenticator {
     #[must_use]
     pub fn verify_api_key(&self, token: &str) -> Option<Identity> {
         let (name, secret) = token.split_once('/')?;
-        let raw = self.system.store().internal().get(format!("{KEY_PREFIX}{}", name.to_ascii_lowercase())).ok()??;
+        let raw = self.system.store().internal().get(api_key_key(name)).ok()??;
         let stored: StoredKey = serde_json::from_slice(&raw).ok()?;
         let actual = hex::encode(Sha256::digest(secret.as_bytes()));
         if bool::from(actual.as_bytes().ct_eq(stored.secret_sha256.as_bytes())) {
@@ -387,6 +369,16 @@ impl Drop for ChangeGuard<'_> {
     fn drop(&mut self) {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// Where a user is stored.
+fn user_key(name: &str) -> String {
+    format!("{USER_PREFIX}{}", name.to_ascii_lowercase())
+}
+
+/// Where an API key is stored.
+fn api_key_key(name: &str) -> String {
+    format!("{KEY_PREFIX}{}", name.to_ascii_lowercase())
 }
 
 /// Argon2 hashes computed at once, server-wide.

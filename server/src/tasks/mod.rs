@@ -162,6 +162,18 @@ impl Schedules {
     }
 }
 
+/// Every task record of a database, in name order, each read or the reason it cannot be.
+pub(crate) fn task_records(db: &DatabaseHandle) -> Vec<Result<StoredTask, StorageError>> {
+    db.store()
+        .internal()
+        .prefix(TASK_PREFIX)
+        .map(|guard| {
+            let (_, value) = guard.into_inner()?;
+            serde_json::from_slice(&value).map_err(|e| StorageError::Corrupt(format!("a task record: {e}")))
+        })
+        .collect()
+}
+
 fn format_time(t: Timestamp) -> String {
     crate::jobs::format_rfc3339(
         time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
@@ -247,13 +259,7 @@ impl Rookery {
     /// `NotFound` for an unknown database; storage errors.
     pub fn list_tasks(&self, database: &str) -> Result<Vec<BackupTaskInfo>, TaskError> {
         let db = self.task_database(database)?;
-        let mut out = Vec::new();
-        for guard in db.store().internal().prefix(TASK_PREFIX) {
-            let (_, value) = guard.into_inner().map_err(StorageError::from)?;
-            let stored: StoredTask = serde_json::from_slice(&value).map_err(|e| StorageError::Corrupt(format!("a task record: {e}")))?;
-            out.push(self.task_info(&db, &stored));
-        }
-        Ok(out)
+        task_records(&db).into_iter().map(|record| Ok(self.task_info(&db, &record?))).collect()
     }
 
     /// One task with its status.

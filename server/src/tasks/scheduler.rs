@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use app::api::{BackupKind, Severity, BACKUP_STATUS_ID};
 use jiff::Timestamp;
 
-use super::{task_key, Schedules, StoredTask, TaskError, TASK_PREFIX};
+use super::{task_key, Schedules, StoredTask, TaskError};
 use crate::backup::{BackupError, BackupHandle, SetKind};
-use crate::storage::{DatabaseHandle, StorageError};
+use crate::storage::DatabaseHandle;
 use crate::Rookery;
 
 /// How often the scheduler looks at the tasks when nothing wakes it.
@@ -119,32 +119,20 @@ impl Rookery {
         self.reap_finished_runs();
         let now = Timestamp::now();
         for db in std::iter::once(self.catalog.system()).chain(self.catalog.list()) {
-            let tasks = match self.stored_tasks(&db) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(database = %db.name, error = %e, "cannot read the backup tasks");
-                    continue;
-                }
-            };
-            for stored in tasks {
+            for record in super::task_records(&db) {
+                let stored = match record {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::warn!(database = %db.name, error = %e, "an unreadable backup task record");
+                        continue;
+                    }
+                };
                 if let Err(e) = self.consider(&db, &stored, now) {
                     tracing::warn!(database = %db.name, task = %stored.name, error = %e, "a backup task could not run");
                     self.record(&db, &stored.name, |state| state.last_error = Some(e.to_string()));
                 }
             }
         }
-    }
-
-    fn stored_tasks(&self, db: &DatabaseHandle) -> Result<Vec<StoredTask>, StorageError> {
-        let mut out = Vec::new();
-        for guard in db.store().internal().prefix(TASK_PREFIX) {
-            let (_, value) = guard.into_inner()?;
-            match serde_json::from_slice::<StoredTask>(&value) {
-                Ok(t) => out.push(t),
-                Err(e) => tracing::warn!(database = %db.name, error = %e, "an unreadable backup task record"),
-            }
-        }
-        Ok(out)
     }
 
     /// Marks a due run pending, then starts a pending run when the backup slot is free.
