@@ -92,3 +92,17 @@ async function hydrated_click_new(page: import('@playwright/test').Page) {
   await page.getByRole('link', { name: 'New document' }).click();
   await expect(page.getByLabel('Id')).toBeEditable();
 }
+
+test('a database is deleted from its row, after the row asks', async ({ page, request }) => {
+  const db = unique('Gone');
+  await createDatabase(request, db);
+  await open(page, '/studio/databases');
+  const row = page.getByRole('table', { name: 'Databases' }).getByRole('row').filter({ hasText: db });
+  await row.getByRole('button', { name: `Delete database ${db}` }).click();
+  await row.getByRole('button', { name: 'Cancel' }).click();
+  expect((await request.get(`/databases/${db}/docs`)).status()).toBe(200);
+  await row.getByRole('button', { name: `Delete database ${db}` }).click();
+  await row.getByRole('button', { name: `Confirm delete of database ${db}` }).click();
+  await expect(page.getByRole('table', { name: 'Databases' })).not.toContainText(db);
+  expect((await request.get(`/databases/${db}/docs`)).status()).toBe(404);
+});

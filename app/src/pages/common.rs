@@ -18,6 +18,48 @@ pub fn ErrorBanner(error: ReadSignal<Option<String>>, set_error: WriteSignal<Opt
     }
 }
 
+/// A row's Delete button that asks first: "Delete" turns into "Confirm
+/// delete" and "Cancel" while `confirming` names this row; the buttons say
+/// which row (`Delete {what} {name}`) to a screen reader.
+#[component]
+pub fn ConfirmDelete<F>(
+    what: &'static str,
+    name: String,
+    confirming: ReadSignal<Option<String>>,
+    set_confirming: WriteSignal<Option<String>>,
+    on_confirm: F,
+) -> impl IntoView
+where
+    F: Fn(String) + Clone + Send + Sync + 'static,
+{
+    let mine = name.clone();
+    let asked = move || confirming.get().as_deref() == Some(mine.as_str());
+    let ask = name.clone();
+    view! {
+        <Show
+            when=asked
+            fallback=move || {
+                let ask = ask.clone();
+                view! {
+                    <button type="button" class="danger-outline" aria-label=format!("Delete {what} {ask}") on:click=move |_| set_confirming.set(Some(ask.clone()))>
+                        "Delete"
+                    </button>
+                }
+            }
+        >
+            {
+                let (target, on_confirm) = (name.clone(), on_confirm.clone());
+                view! {
+                    <button type="button" class="danger" aria-label=format!("Confirm delete of {what} {target}") on:click=move |_| on_confirm(target.clone())>
+                        "Confirm delete"
+                    </button>
+                    <button type="button" class="link" on:click=move |_| set_confirming.set(None)>"Cancel"</button>
+                }
+            }
+        </Show>
+    }
+}
+
 /// A `<select id=id>` of every database (the system database first) with
 /// `current` selected; `on_choose` gets the name picked.
 #[component]

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use super::common::ErrorBanner;
+use super::common::{ConfirmDelete, ErrorBanner};
 use crate::api::{is_valid_database_name, DatabaseCreated, DatabaseInfo, SYSTEM_DATABASE};
 use crate::client::{encode_path, encode_query, format_bytes, get_json, send_json, Method};
 
@@ -101,9 +101,6 @@ pub fn DatabasesPage() -> impl IntoView {
                                                 .map(|db| {
                                                     let name = db.name.clone();
                                                     let is_system = name == SYSTEM_DATABASE;
-                                                    let for_delete = name.clone();
-                                                    let for_confirm = name.clone();
-                                                    let is_confirming = move || confirming.get().as_deref() == Some(for_confirm.as_str());
                                                     view! {
                                                         <tr>
                                                             <td>
@@ -115,30 +112,7 @@ pub fn DatabasesPage() -> impl IntoView {
                                                             <td class="num">{format_bytes(db.size_bytes)}</td>
                                                             <td class="actions">
                                                                 {(!is_system).then(|| view! {
-                                                                <Show
-                                                                    when=is_confirming.clone()
-                                                                    fallback={
-                                                                        let name = name.clone();
-                                                                        move || {
-                                                                            let name = name.clone();
-                                                                            let label = format!("Delete database {name}");
-                                                                            view! {
-                                                                                <button class="danger-outline" aria-label=label on:click=move |_| set_confirming.set(Some(name.clone()))>
-                                                                                    "Delete"
-                                                                                </button>
-                                                                            }
-                                                                        }
-                                                                    }
-                                                                >
-                                                                    {
-                                                                        let target = for_delete.clone();
-                                                                        let label = format!("Confirm delete of database {target}");
-                                                                        view! {
-                                                                            <button class="danger" aria-label=label on:click=move |_| delete(target.clone())>"Confirm delete"</button>
-                                                                            <button class="link" on:click=move |_| set_confirming.set(None)>"Cancel"</button>
-                                                                        }
-                                                                    }
-                                                                </Show>
+                                                                    <ConfirmDelete what="database" name=name.clone() confirming set_confirming on_confirm=delete/>
                                                                 })}
                                                             </td>
                                                         </tr>

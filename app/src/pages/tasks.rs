@@ -4,6 +4,8 @@
 
 use leptos::prelude::*;
 
+use super::common::ConfirmDelete;
+
 use crate::api::{database_base, BackupTask, BackupTaskInfo, JobAccepted, RetentionPolicy, ScheduleInfo};
 use crate::client::{encode_path, encode_query, get_json, send_json, ApiFailure, Method};
 
@@ -168,9 +170,6 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                                     {list.into_iter().map(|t| {
                                         let name = t.name.clone();
                                         let for_run = name.clone();
-                                        let for_delete = name.clone();
-                                        let for_confirm = name.clone();
-                                        let is_confirming = move || confirming.get().as_deref() == Some(for_confirm.as_str());
                                         let schedules = [
                                             t.full_backup_frequency.as_ref().map(|f| format!("full {f}")),
                                             t.incremental_backup_frequency.as_ref().map(|i| format!("incremental {i}")),
@@ -197,24 +196,7 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                                                 <td>{next}</td>
                                                 <td class="actions">
                                                     <button type="button" aria-label=format!("Run now: {name}") on:click=move |_| run_now(for_run.clone())>"Run now"</button>
-                                                    <Show
-                                                        when=is_confirming.clone()
-                                                        fallback={
-                                                            let name = name.clone();
-                                                            move || {
-                                                                let name = name.clone();
-                                                                view! { <button type="button" class="danger-outline" aria-label=format!("Delete task {name}") on:click=move |_| set_confirming.set(Some(name.clone()))>"Delete"</button> }
-                                                            }
-                                                        }
-                                                    >
-                                                        {
-                                                            let target = for_delete.clone();
-                                                            view! {
-                                                                <button type="button" class="danger" aria-label=format!("Confirm delete of task {target}") on:click=move |_| delete(target.clone())>"Confirm delete"</button>
-                                                                <button type="button" class="link" on:click=move |_| set_confirming.set(None)>"Cancel"</button>
-                                                            }
-                                                        }
-                                                    </Show>
+                                                    <ConfirmDelete what="task" name=name.clone() confirming set_confirming on_confirm=delete/>
                                                 </td>
                                             </tr>
                                         }
