@@ -87,6 +87,9 @@ pub enum ErrorCode {
     InternalError,
     /// A backup location that is not allowed.
     InvalidBackupLocation,
+    /// Object storage refused or did not answer (unreachable endpoint, wrong
+    /// credentials, missing bucket, retries exhausted); the message carries its answer.
+    BackupStorageError,
     /// A backup already runs on this server.
     BackupAlreadyRunning,
     /// An incremental into another database's chain.
@@ -143,7 +146,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [Self; 49] = [
+    pub const ALL: [Self; 50] = [
         Self::InvalidJson,
         Self::NotAnObject,
         Self::InvalidBody,
@@ -167,6 +170,7 @@ impl ErrorCode {
         Self::TooManyRequests,
         Self::InternalError,
         Self::InvalidBackupLocation,
+        Self::BackupStorageError,
         Self::BackupAlreadyRunning,
         Self::ChainMismatch,
         Self::NoBackupFound,
@@ -222,6 +226,7 @@ impl ErrorCode {
             Self::TooManyRequests => "TooManyRequests",
             Self::InternalError => "InternalError",
             Self::InvalidBackupLocation => "InvalidBackupLocation",
+            Self::BackupStorageError => "BackupStorageError",
             Self::BackupAlreadyRunning => "BackupAlreadyRunning",
             Self::ChainMismatch => "ChainMismatch",
             Self::NoBackupFound => "NoBackupFound",
@@ -348,10 +353,13 @@ pub struct DocumentPage {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct BackupRequest {
-    /// An absolute folder on the server, inside a backup root.
+    /// An absolute folder on the server, or `s3://bucket/prefix`, inside a backup root.
     #[serde(default)]
-    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^/"))]
+    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
     pub backup_location: String,
+    /// Object storage settings for an `s3://` location (default: the server's `AWS_*` variables).
+    #[serde(default, rename = "S3", skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Settings>,
     /// Encrypted databases only: put the database key in the set (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_encryption_key: Option<bool>,
@@ -363,6 +371,44 @@ pub struct BackupRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(min_length = 1))]
     pub backup_passphrase: Option<String>,
+}
+
+/// Per-request settings of S3-compatible object storage; what is left out
+/// comes from the server's `AWS_*` variables. Write-only: never returned,
+/// logged or written to a status document.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3Settings {
+    /// `https://s3.example.com` (default: AWS, or `AWS_ENDPOINT_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = "^https?://"))]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), as most self-hosted stores want.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_path_style: Option<bool>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("force_path_style", &self.force_path_style)
+            .finish()
+    }
 }
 
 /// Answer (202) of every long-running job.
@@ -378,10 +424,13 @@ pub struct JobAccepted {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct RestoreRequest {
-    /// An absolute folder on the server holding backup sets, inside a backup root.
+    /// An absolute folder on the server, or `s3://bucket/prefix`, holding backup sets, inside a backup root.
     #[serde(default)]
-    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^/"))]
+    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
     pub backup_location: String,
+    /// Object storage settings for an `s3://` location (default: the server's `AWS_*` variables).
+    #[serde(default, rename = "S3", skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Settings>,
     /// An absolute folder inside the data directory or a `--database-root`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(min_length = 1, pattern = "^/"))]
@@ -672,7 +721,7 @@ pub struct RetentionPolicy {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct BackupTask {
-    #[cfg_attr(feature = "ssr", schema(min_length = 1, pattern = "^/"))]
+    #[cfg_attr(feature = "ssr", schema(min_length = 1, pattern = "^(/|s3://)"))]
     pub backup_location: String,
     /// Cron: 5 fields, or 6 with seconds first.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -36,9 +36,10 @@ pub struct Config {
     #[arg(long)]
     pub config: Option<PathBuf>,
 
-    /// A folder under which backups may be written and read (repeatable).
-    /// Default: the folder that holds the data directory (`DATA/..`), the
-    /// data directory itself excluded.
+    /// A folder, or `s3://bucket[/prefix]` in object storage, under which
+    /// backups may be written and read (repeatable). Default: the folder that
+    /// holds the data directory (`DATA/..`), the data directory itself
+    /// excluded; without an `s3://` root no object storage location is allowed.
     #[arg(long = "backup-root", env = "ROOKERY_BACKUP_ROOTS", value_delimiter = ',')]
     pub backup_roots: Vec<PathBuf>,
 
@@ -169,11 +170,13 @@ impl Config {
         std::time::Duration::from_secs(self.request_timeout_secs.max(1))
     }
 
-    /// The backup roots in force: the configured ones, else the parent of the data directory.
+    /// The folder backup roots in force: the configured ones, else (when no
+    /// root at all is configured) the parent of the data directory. Empty when
+    /// only object storage roots are configured: then no folder is a location.
     #[must_use]
     pub fn effective_backup_roots(&self) -> Vec<PathBuf> {
         if !self.backup_roots.is_empty() {
-            return self.backup_roots.clone();
+            return self.backup_roots.iter().filter(|r| !is_object_url(r)).cloned().collect();
         }
         let data = if self.data_dir.is_absolute() {
             self.data_dir.clone()
@@ -181,6 +184,17 @@ impl Config {
             std::env::current_dir().map(|d| d.join(&self.data_dir)).unwrap_or_else(|_| self.data_dir.clone())
         };
         vec![data.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf)]
+    }
+
+    /// The object storage backup roots (`--backup-root=s3://bucket[/prefix]`),
+    /// as (bucket, prefix); unparsable ones are refused at start.
+    #[must_use]
+    pub fn object_backup_roots(&self) -> Vec<(String, String)> {
+        self.backup_roots
+            .iter()
+            .filter(|r| is_object_url(r))
+            .filter_map(|r| crate::backup::object::parse_url(&r.to_string_lossy()).ok())
+            .collect()
     }
 
     /// A configuration for tests and embedding: data in `data_dir`, writes
@@ -208,7 +222,11 @@ impl Config {
             all.extend(config_file_args(&text));
         }
         all.extend(args.into_iter().skip(1));
-        Ok(Self::parse_from(all))
+        let config = Self::parse_from(all);
+        for root in config.backup_roots.iter().filter(|r| is_object_url(r)) {
+            crate::backup::object::parse_url(&root.to_string_lossy()).map_err(|e| format!("--backup-root: {e}"))?;
+        }
+        Ok(config)
     }
 }
 
@@ -226,6 +244,10 @@ fn config_file_args(text: &str) -> Vec<String> {
             }
         })
         .collect()
+}
+
+fn is_object_url(root: &Path) -> bool {
+    root.to_string_lossy().starts_with(crate::backup::object::SCHEME)
 }
 
 #[cfg(test)]

@@ -36,7 +36,8 @@
 //! let system_backup = dir.path().join("system-backup").display().to_string();
 //! rookery.start_backup("System", BackupOptions { location: system_backup.clone(), incremental: false, ..Default::default() })?.wait()?;
 //! let new_data = dir.path().join("new-data");
-//! Rookery::restore_system_database(std::path::Path::new(&system_backup), &new_data, None, false)?;
+//! let source = rookery::backup::location::Location::Folder(system_backup.into());
+//! Rookery::restore_system_database(&source, &new_data, None, false)?;
 //! assert!(new_data.join("System").is_dir());
 //! # Ok(())
 //! # }

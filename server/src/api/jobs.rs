@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::documents::body_bytes;
 use super::{blocking, ApiError, AppState, Db};
-use crate::backup::location::{listing, validate_location, Depth};
+use crate::backup::location::{listing, Depth};
 use crate::backup::sealed::SetSecret;
 use crate::backup::BackupOptions;
 use app::api::{BackupListing, BackupRequest, ErrorBody, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
@@ -65,6 +65,7 @@ pub async fn start_backup(
     blocking(move || {
         let options = BackupOptions {
             location: request.backup_location,
+            s3: request.s3,
             incremental,
             include_encryption_key: request.include_encryption_key,
             set_secret,
@@ -114,7 +115,7 @@ pub async fn start_restore(
     path = "/admin/backup/sets",
     tag = "backup",
     params(
-        ("location" = String, Query, description = "An absolute folder on the server", min_length = 1, pattern = "^/"),
+        ("location" = String, Query, description = "An absolute folder on the server, or s3://bucket/prefix", min_length = 1, pattern = "^(/|s3://)"),
         ("verify" = Option<bool>, Query, nullable = false, description = "Check every SHA-256 (default true); false checks presence and sizes"),
     ),
     responses((status = 200, body = BackupListing), (status = 400, body = ErrorBody))
@@ -126,8 +127,7 @@ pub async fn list_sets(
     let raw = query.get("location").cloned().unwrap_or_default();
     let depth = if query.contains_key("verify") && !flag(&query, "verify")? { Depth::Structure } else { Depth::Checksums };
     blocking(move || {
-        let config = state.config();
-        let location = validate_location(&raw, &config.data_dir, &config.effective_backup_roots())?;
+        let location = state.open_backup_location(&raw, None)?;
         Ok(Json(listing(&location, depth)?))
     })
     .await

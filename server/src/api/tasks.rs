@@ -131,7 +131,7 @@ pub async fn run_task(
     path = "/admin/backup/retention",
     tag = "tasks",
     params(
-        ("location" = String, Query, min_length = 1, pattern = "^/", description = "An absolute folder on the server"),
+        ("location" = String, Query, min_length = 1, pattern = "^(/|s3://)", description = "An absolute folder on the server, or s3://bucket/prefix"),
         ("dryRun" = Option<bool>, Query, nullable = false, description = "Only list what would be deleted (default false)"),
     ),
     request_body = RetentionRequest,

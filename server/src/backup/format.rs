@@ -227,13 +227,12 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// The SHA-256 of a whole file, streamed.
+/// The SHA-256 (hex) of everything `reader` yields.
 ///
 /// # Errors
 /// I/O errors.
-pub fn sha256_file(path: &std::path::Path) -> io::Result<(u64, String)> {
-    let file = std::fs::File::open(path)?;
-    HashingReader::new(io::BufReader::with_capacity(1 << 20, file)).finish()
+pub fn sha256_reader(reader: impl io::Read) -> io::Result<String> {
+    HashingReader::new(io::BufReader::with_capacity(1 << 20, reader)).finish().map(|(_, sha)| sha)
 }
 
 /// The bytes under the compressor: plain, or sealed in chunks (an encrypted

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use app::api::{counted, ErrorCode, JobStatus, Severity, BACKUP_STATUS_ID};
 
+use super::location::Location;
 use super::{engine, prepare, BackupError, BackupOptions, BackupSummary, SetKind};
 use crate::jobs::{Job, JobError, JobKind, StatusReporter, UnfinishedFolder};
 use crate::Rookery;
@@ -56,10 +57,11 @@ impl Rookery {
         let db = self.catalog.get(database).ok_or_else(|| BackupError::DatabaseNotFound(database.to_string()))?;
         // The hold comes before anything is read: a delete now answers DatabaseBusy.
         let hold = self.catalog.hold(&db).map_err(|_| BackupError::DatabaseNotFound(database.to_string()))?;
-        let prepared = prepare(db.clone(), &options, &self.config.data_dir, &self.config.effective_backup_roots())?;
+        let location = self.open_backup_location(&options.location, options.s3.as_ref())?;
+        let prepared = prepare(db.clone(), &options, location)?;
         let slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
         let initial = JobStatus {
-            backup_location: Some(prepared.location.display().to_string()),
+            backup_location: Some(prepared.location.to_string()),
             incremental: prepared.kind == SetKind::Incremental,
             set_id: Some(prepared.set_id.clone()),
             ..Default::default()
@@ -86,7 +88,12 @@ impl Rookery {
             }
         }
         let set_id = prepared.set_id.clone();
-        let unfinished = UnfinishedFolder::record(self.catalog.system(), &engine::temp_dir(&prepared.location, &prepared.set_id))?;
+        // A folder's `.tmp-` set is recorded for crash recovery; in object
+        // storage, the next backup removes an unfinished set's objects.
+        let unfinished = match prepared.location.folder() {
+            Some(folder) => Some(UnfinishedFolder::record(self.catalog.system(), &engine::temp_dir(folder, &prepared.set_id))?),
+            None => None,
+        };
         let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name);
         let thread = job
             .spawn(
@@ -111,6 +118,21 @@ impl Rookery {
             )
             .map_err(|e| BackupError::Io(format!("cannot start the backup thread: {e}")))?;
         Ok(BackupHandle { set_id, thread })
+    }
+
+    /// A client-given backup location checked against this server's rules and
+    /// roots (folders and `s3://`); `s3` overrides the `AWS_*` variables.
+    ///
+    /// # Errors
+    /// `InvalidLocation`; `StorageUnavailable` for settings that make no client.
+    pub fn open_backup_location(&self, raw: &str, s3: Option<&app::api::S3Settings>) -> Result<Location, BackupError> {
+        super::location::open_location(
+            raw,
+            &self.config.data_dir,
+            &self.config.effective_backup_roots(),
+            &self.config.object_backup_roots(),
+            s3,
+        )
     }
 
     /// Asks the running backup of `database` to stop: it ends with `Canceled`

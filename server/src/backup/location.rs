@@ -1,10 +1,16 @@
-//! A backup location on disk: validating a path a client gave, reading the
-//! sets in it, grouping them into chains and verifying them.
+//! A backup location (a folder, or a prefix in object storage): validating
+//! what a client gave, reading the sets in it, grouping them into chains and
+//! verifying them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-use super::format::{parse_sha256sums, sha256_file, Manifest, SetKind, FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX};
+use super::object::{self, ObjectLocation};
+use app::api::S3Settings;
+
+use super::format::{parse_sha256sums, sha256_reader, Manifest, SetKind, FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX};
 use super::BackupError;
 use app::api::{BackupChainInfo, BackupListing, BackupSetInfo};
 
@@ -47,6 +53,229 @@ pub fn validate_location(raw: &str, data_dir: &Path, roots: &[PathBuf]) -> Resul
     Ok(resolved)
 }
 
+/// Where a backup is read or written.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A folder on this machine, validated and resolved.
+    Folder(PathBuf),
+    /// A prefix in S3-compatible object storage (see [`super::object`]).
+    Objects(Arc<ObjectLocation>),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Folder(path) => write!(f, "{}", path.display()),
+            Self::Objects(o) => write!(f, "{o}"),
+        }
+    }
+}
+
+/// Checks a client-given location, folder or `s3://`, against the server's
+/// rules and roots; an `s3://` location is connected (no request is made).
+///
+/// # Errors
+/// `InvalidLocation` with the reason; `StorageUnavailable` for settings that make no client.
+pub fn open_location(
+    raw: &str,
+    data_dir: &Path,
+    folder_roots: &[PathBuf],
+    object_roots: &[(String, String)],
+    s3: Option<&S3Settings>,
+) -> Result<Location, BackupError> {
+    if raw.starts_with(object::SCHEME) {
+        let (bucket, prefix) =
+            object::parse_url(raw).map_err(|e| BackupError::InvalidLocation(format!("'{}': {e}", raw.escape_debug())))?;
+        if object_roots.is_empty() {
+            return Err(BackupError::InvalidLocation(format!(
+                "'{}' is in object storage, and this server has no s3:// backup root (--backup-root=s3://bucket[/prefix])",
+                raw.escape_debug()
+            )));
+        }
+        if !object_roots.iter().any(|(b, p)| object::is_inside((&bucket, &prefix), (b, p))) {
+            let list: Vec<_> = object_roots.iter().map(|(b, p)| format!("{}{b}/{p}", object::SCHEME)).collect();
+            return Err(BackupError::InvalidLocation(format!(
+                "'{}' is outside every object storage backup root ({})",
+                raw.escape_debug(),
+                list.join(", ")
+            )));
+        }
+        return connect(&bucket, &prefix, s3);
+    }
+    if folder_roots.is_empty() {
+        return Err(BackupError::InvalidLocation(format!(
+            "'{}' is a folder, and this server keeps backups only in object storage (its backup roots are s3:// URLs)",
+            raw.escape_debug()
+        )));
+    }
+    validate_location(raw, data_dir, folder_roots).map(Location::Folder)
+}
+
+/// A location given on a command line, where the operator is the authority:
+/// a folder as given, or an `s3://` URL connected from the `AWS_*` variables.
+///
+/// # Errors
+/// A malformed `s3://` URL.
+pub fn location_from_cli(raw: &str) -> Result<Location, BackupError> {
+    if raw.starts_with(object::SCHEME) {
+        let (bucket, prefix) = object::parse_url(raw).map_err(BackupError::InvalidLocation)?;
+        return connect(&bucket, &prefix, None);
+    }
+    Ok(Location::Folder(PathBuf::from(raw)))
+}
+
+fn connect(bucket: &str, prefix: &str, s3: Option<&S3Settings>) -> Result<Location, BackupError> {
+    ObjectLocation::connect(bucket, prefix, s3).map(|o| Location::Objects(Arc::new(o))).map_err(BackupError::StorageUnavailable)
+}
+
+/// An I/O error of a location: a storage fault (object storage) or `what`.
+pub fn io_error(e: &std::io::Error, what: impl FnOnce(String) -> BackupError) -> BackupError {
+    match object::fault_of(e) {
+        Some(fault) => BackupError::StorageUnavailable(fault.0.clone()),
+        None => what(e.to_string()),
+    }
+}
+
+/// What a location holds at its top level.
+#[derive(Debug, Default)]
+struct Entries {
+    /// Names that may be sets (folders; prefixes with a manifest).
+    sets: Vec<String>,
+    /// Sets that never completed: `.tmp-` folders; prefixes without a manifest.
+    unfinished: Vec<String>,
+    /// Object storage: the keys under each set id, with sizes.
+    objects: BTreeMap<String, Vec<object::Entry>>,
+}
+
+impl Location {
+    /// The folder, for a folder location.
+    #[must_use]
+    pub fn folder(&self) -> Option<&Path> {
+        match self {
+            Self::Folder(path) => Some(path),
+            Self::Objects(_) => None,
+        }
+    }
+
+    fn entries(&self) -> Result<Entries, BackupError> {
+        let mut out = Entries::default();
+        match self {
+            Self::Folder(path) => {
+                let entries = match std::fs::read_dir(path) {
+                    Ok(e) => e,
+                    // Not there yet (the backup creates it, or fails saying why).
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => return Ok(out),
+                    Err(e) => return Err(BackupError::Io(format!("cannot read '{}': {e}", path.display()))),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| BackupError::Io(e.to_string()))?;
+                    let name = entry.file_name().to_string_lossy().to_string();
+                    if !entry.path().is_dir() {
+                        continue;
+                    }
+                    if name.starts_with(TEMP_PREFIX) {
+                        out.unfinished.push(name);
+                    } else if !name.starts_with('.') {
+                        out.sets.push(name);
+                    }
+                }
+            }
+            Self::Objects(o) => {
+                let listed = o.list().map_err(|e| io_error(&e, BackupError::Io))?;
+                for entry in listed {
+                    let Some((set, _)) = entry.key.split_once('/') else { continue };
+                    out.objects.entry(set.to_string()).or_default().push(entry);
+                }
+                for (set, objects) in &out.objects {
+                    if objects.iter().any(|o| o.key.strip_prefix(set.as_str()) == Some("/manifest.json")) {
+                        out.sets.push(set.clone());
+                    } else {
+                        out.unfinished.push(set.clone());
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names of every set and unfinished set in the location (for new set ids).
+    ///
+    /// # Errors
+    /// The location cannot be listed.
+    pub fn names(&self) -> Result<BTreeSet<String>, BackupError> {
+        let entries = self.entries()?;
+        Ok(entries
+            .sets
+            .into_iter()
+            .chain(entries.unfinished.into_iter().map(|u| u.strip_prefix(TEMP_PREFIX).unwrap_or(&u).to_string()))
+            .collect())
+    }
+
+    /// Reads a small file of a set, refusing one larger than `limit`.
+    ///
+    /// # Errors
+    /// `NotFound`, I/O or storage errors, a file too large.
+    pub fn read_capped(&self, set_id: &str, name: &str, limit: u64) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.open(set_id, name)?.take(limit + 1).read_to_end(&mut out)?;
+        if out.len() as u64 > limit {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
+        }
+        Ok(out)
+    }
+
+    /// A reader of one file of a set.
+    ///
+    /// # Errors
+    /// `NotFound`, I/O or storage errors.
+    pub fn open(&self, set_id: &str, name: &str) -> std::io::Result<Box<dyn Read + Send>> {
+        match self {
+            Self::Folder(path) => Ok(Box::new(std::fs::File::open(path.join(set_id).join(name))?)),
+            Self::Objects(o) => Ok(Box::new(o.open(&format!("{set_id}/{name}"))?)),
+        }
+    }
+
+    /// The size of one file of a set.
+    ///
+    /// # Errors
+    /// `NotFound`, I/O or storage errors.
+    pub fn size_of(&self, set_id: &str, name: &str) -> std::io::Result<u64> {
+        match self {
+            Self::Folder(path) => Ok(std::fs::metadata(path.join(set_id).join(name))?.len()),
+            Self::Objects(o) => o.size_of(&format!("{set_id}/{name}")),
+        }
+    }
+
+    /// Object storage: removes the objects of sets that never completed (no
+    /// manifest). Folders have crash recovery for that (see `jobs::unfinished`).
+    ///
+    /// # Errors
+    /// The storage refused.
+    pub fn remove_unfinished(&self) -> Result<Vec<String>, BackupError> {
+        let Self::Objects(o) = self else { return Ok(Vec::new()) };
+        let entries = self.entries()?;
+        for set in &entries.unfinished {
+            let keys: Vec<String> = entries.objects.get(set).map(|objs| objs.iter().map(|e| e.key.clone()).collect()).unwrap_or_default();
+            o.delete(&keys).map_err(|e| io_error(&e, BackupError::Io))?;
+        }
+        Ok(entries.unfinished)
+    }
+
+    /// Deletes one complete set. In object storage the manifest goes first,
+    /// so the set stops being a set before its files go.
+    ///
+    /// # Errors
+    /// I/O or storage errors.
+    pub fn delete_set_objects(&self, set_id: &str) -> Result<(), BackupError> {
+        let Self::Objects(o) = self else {
+            return Err(BackupError::Io("delete_set_objects is for object storage".into()));
+        };
+        o.delete(&[format!("{set_id}/{MANIFEST}")]).map_err(|e| io_error(&e, BackupError::Io))?;
+        let keys: Vec<String> = self.entries()?.objects.remove(set_id).unwrap_or_default().into_iter().map(|e| e.key).collect();
+        o.delete(&keys).map_err(|e| io_error(&e, BackupError::Io))
+    }
+}
+
 /// Resolves symlinks in the longest existing prefix of `path` and appends the rest.
 ///
 /// # Errors
@@ -77,11 +306,21 @@ pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
 
 /// A complete set found in a location.
 #[derive(Debug, Clone)]
-pub struct SetOnDisk {
-    pub dir: PathBuf,
+pub struct StoredSet {
+    pub location: Location,
     pub manifest: Manifest,
-    /// Bytes of every file in the set folder.
+    /// Bytes of every file in the set.
     pub size_bytes: u64,
+}
+
+impl StoredSet {
+    /// A reader of one of the set's files.
+    ///
+    /// # Errors
+    /// `NotFound`, I/O or storage errors.
+    pub fn open(&self, name: &str) -> std::io::Result<Box<dyn Read + Send>> {
+        self.location.open(&self.manifest.set_id, name)
+    }
 }
 
 /// A full set and its incrementals, oldest first.
@@ -89,7 +328,7 @@ pub struct SetOnDisk {
 pub struct Chain {
     pub database_id: String,
     pub database_name: String,
-    pub sets: Vec<SetOnDisk>,
+    pub sets: Vec<StoredSet>,
 }
 
 impl Chain {
@@ -105,7 +344,7 @@ impl Chain {
 pub struct ScannedLocation {
     pub chains: Vec<Chain>,
     /// Incremental sets whose base is not in the location.
-    pub orphans: Vec<SetOnDisk>,
+    pub orphans: Vec<StoredSet>,
     /// Damage that keeps a set folder out of every chain: an unreadable or
     /// missing manifest, a newer format, an incremental whose base is missing.
     pub problems: Vec<Finding>,
@@ -132,36 +371,29 @@ impl ScannedLocation {
 ///
 /// # Errors
 /// I/O errors listing the folder.
-pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
+pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
     let mut out = ScannedLocation::default();
-    let entries = match std::fs::read_dir(location) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(BackupError::Io(format!("cannot read '{}': {e}", location.display()))),
-    };
+    let entries = location.entries()?;
+    for name in &entries.unfinished {
+        out.unfinished.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
+    }
     let mut sets = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| BackupError::Io(e.to_string()))?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !entry.path().is_dir() {
-            continue;
-        }
-        if name.starts_with(TEMP_PREFIX) {
-            out.unfinished.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
-            continue;
-        }
-        if name.starts_with('.') {
-            continue;
-        }
-        match read_set(&entry.path(), &name) {
+    for name in &entries.sets {
+        let size = entries.objects.get(name).map(|objs| objs.iter().map(|o| o.size).sum());
+        match read_set(location, name, size) {
             Ok(set) => sets.push(set),
-            Err(f) => out.problems.push(Finding::new(f.code, format!("{name}: {}", f.message))),
+            Err(f) => {
+                if let Some(fault) = f.fault {
+                    return Err(BackupError::StorageUnavailable(fault));
+                }
+                out.problems.push(Finding::new(f.finding.code, format!("{name}: {}", f.finding.message)));
+            }
         }
     }
     sets.sort_by(|a, b| a.manifest.created.cmp(&b.manifest.created).then(a.manifest.set_id.cmp(&b.manifest.set_id)));
 
     // Group: every full set starts a chain; an incremental follows its base.
-    let mut by_base: BTreeMap<String, Vec<SetOnDisk>> = BTreeMap::new();
+    let mut by_base: BTreeMap<String, Vec<StoredSet>> = BTreeMap::new();
     let mut fulls = Vec::new();
     for set in sets {
         match (set.manifest.kind, set.manifest.base_set_id.clone()) {
@@ -205,27 +437,43 @@ pub fn scan(location: &Path) -> Result<ScannedLocation, BackupError> {
     Ok(out)
 }
 
-fn read_set(dir: &Path, folder: &str) -> Result<SetOnDisk, Finding> {
+/// Why a set could not be read: damage, or the storage failing (not damage).
+struct Unreadable {
+    finding: Finding,
+    fault: Option<String>,
+}
+
+impl From<Finding> for Unreadable {
+    fn from(finding: Finding) -> Self {
+        Self { finding, fault: None }
+    }
+}
+
+fn read_set(location: &Location, folder: &str, listed_size: Option<u64>) -> Result<StoredSet, Unreadable> {
     let corrupt = |m: String| Finding::new(FindingCode::CorruptBackup, m);
-    let raw = read_capped(&dir.join(MANIFEST), MAX_MANIFEST_BYTES)
-        .map_err(|e| Finding::new(FindingCode::ChecksumMismatch, format!("cannot read {MANIFEST}: {e}")))?;
+    let raw = location.read_capped(folder, MANIFEST, MAX_MANIFEST_BYTES).map_err(|e| Unreadable {
+        fault: object::fault_of(&e).map(|f| f.0.clone()),
+        finding: Finding::new(FindingCode::ChecksumMismatch, format!("cannot read {MANIFEST}: {e}")),
+    })?;
     let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| corrupt(format!("{MANIFEST} is not valid JSON: {e}")))?;
     let version = value.get("FormatVersion").and_then(serde_json::Value::as_u64).unwrap_or(0);
     if version > u64::from(FORMAT_VERSION) {
         return Err(Finding::new(
             FindingCode::UnsupportedFormatVersion,
             format!("the set has format version {version}; this server reads up to {FORMAT_VERSION}"),
-        ));
+        )
+        .into());
     }
     let manifest: Manifest = serde_json::from_value(value).map_err(|e| corrupt(format!("{MANIFEST} is malformed: {e}")))?;
-    check_manifest(&manifest, dir, folder).map_err(corrupt)?;
-    let mut size_bytes = 0;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            size_bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
-        }
-    }
-    Ok(SetOnDisk { dir: dir.to_path_buf(), manifest, size_bytes })
+    check_manifest(&manifest, location.folder().map(|f| f.join(folder)).as_deref(), folder).map_err(corrupt)?;
+    let size_bytes = match (location, listed_size) {
+        (_, Some(size)) => size,
+        (Location::Folder(path), None) => std::fs::read_dir(path.join(folder))
+            .map(|entries| entries.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum())
+            .unwrap_or(0),
+        (Location::Objects(_), None) => 0,
+    };
+    Ok(StoredSet { location: location.clone(), manifest, size_bytes })
 }
 
 /// The largest `manifest.json` a server reads (a real one is a few KiB).
@@ -233,22 +481,10 @@ pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 /// The most files a set may name.
 pub const MAX_SET_FILES: usize = 100_000;
 
-/// Reads a small file, refusing one larger than `limit`.
-fn read_capped(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path)?;
-    let mut out = Vec::new();
-    file.take(limit + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
-    }
-    Ok(out)
-}
-
 /// What a manifest from untrusted storage must satisfy before anything of
 /// it is used: its set id is a set id and its folder's name, it names a
 /// bounded number of files, and every file is a path inside the set.
-fn check_manifest(manifest: &Manifest, dir: &Path, folder: &str) -> Result<(), String> {
+fn check_manifest(manifest: &Manifest, dir: Option<&Path>, folder: &str) -> Result<(), String> {
     if !super::format::is_valid_set_id(&manifest.set_id) {
         return Err(format!("SetId '{}' is not a set id", manifest.set_id.escape_debug()));
     }
@@ -271,7 +507,9 @@ fn check_manifest(manifest: &Manifest, dir: &Path, folder: &str) -> Result<(), S
         if file.name == MANIFEST || file.name == SHA256SUMS {
             return Err(format!("the manifest lists '{}' as a data file", file.name));
         }
-        inside_set(dir, &file.name)?;
+        if let Some(dir) = dir {
+            inside_set(dir, &file.name)?;
+        }
     }
     Ok(())
 }
@@ -365,7 +603,7 @@ impl From<Finding> for BackupError {
 /// Verifies one set: format version, `SHA256SUMS` against the manifest and
 /// the files, and (with [`Depth::Checksums`]) every file's SHA-256.
 #[must_use]
-pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
+pub fn verify_set(set: &StoredSet, depth: Depth) -> Vec<Finding> {
     let mut findings = Vec::new();
     let id = &set.manifest.set_id;
     let mut push = |code: FindingCode, message: String| findings.push(Finding { code, message });
@@ -376,7 +614,7 @@ pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
         );
         return findings;
     }
-    let sums = match read_capped(&set.dir.join(SHA256SUMS), MAX_MANIFEST_BYTES).map(|b| String::from_utf8_lossy(&b).to_string()) {
+    let sums = match set.location.read_capped(id, SHA256SUMS, MAX_MANIFEST_BYTES).map(|b| String::from_utf8_lossy(&b).to_string()) {
         Ok(text) => match parse_sha256sums(&text) {
             Ok(s) => s,
             Err(e) => {
@@ -403,9 +641,12 @@ pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
         None => push(FindingCode::ChecksumMismatch, format!("{id}/{MANIFEST}: missing from SHA256SUMS")),
     }
     for (name, size, sha) in expected {
-        let path = set.dir.join(&name);
-        let actual_size = match std::fs::metadata(&path) {
-            Ok(m) => m.len(),
+        let actual_size = match set.location.size_of(id, &name) {
+            Ok(size) => size,
+            Err(e) if object::fault_of(&e).is_some() => {
+                push(FindingCode::ChecksumMismatch, format!("{id}/{name}: cannot be read ({e})"));
+                continue;
+            }
             Err(_) => {
                 push(FindingCode::ChecksumMismatch, format!("{id}/{name}: the file is missing"));
                 continue;
@@ -418,8 +659,8 @@ pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
             }
         }
         if depth == Depth::Checksums || size.is_none() {
-            match sha256_file(&path) {
-                Ok((_, actual)) if actual == sha => {}
+            match set.open(&name).and_then(sha256_reader) {
+                Ok(actual) if actual == sha => {}
                 Ok(_) => push(FindingCode::ChecksumMismatch, format!("{id}/{name}: checksum mismatch (the file was changed or damaged)")),
                 Err(e) => push(FindingCode::ChecksumMismatch, format!("{id}/{name}: cannot be read ({e})")),
             }
@@ -430,7 +671,7 @@ pub fn verify_set(set: &SetOnDisk, depth: Depth) -> Vec<Finding> {
 
 /// Verifies the links of a chain: each set follows the one before it.
 #[must_use]
-pub fn verify_links(chain: &[SetOnDisk]) -> Vec<Finding> {
+pub fn verify_links(chain: &[StoredSet]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let Some(first) = chain.first() else { return findings };
     if first.manifest.kind != SetKind::Full {
@@ -468,7 +709,7 @@ pub fn verify_links(chain: &[SetOnDisk]) -> Vec<Finding> {
 ///
 /// # Errors
 /// I/O errors listing the folder.
-pub fn listing(location: &Path, depth: Depth) -> Result<BackupListing, BackupError> {
+pub fn listing(location: &Location, depth: Depth) -> Result<BackupListing, BackupError> {
     let scanned = scan(location)?;
     let mut chains = Vec::new();
     for chain in &scanned.chains {
@@ -496,7 +737,7 @@ pub fn listing(location: &Path, depth: Depth) -> Result<BackupListing, BackupErr
         chains.push(BackupChainInfo { database_name: chain.database_name.clone(), database_id: chain.database_id.clone(), sets });
     }
     let problems = scanned.problems.into_iter().map(|f| f.message).collect();
-    Ok(BackupListing { location: location.display().to_string(), chains, problems, unfinished: scanned.unfinished })
+    Ok(BackupListing { location: location.to_string(), chains, problems, unfinished: scanned.unfinished })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod format;
 pub mod job;
 pub mod location;
+pub mod object;
 pub mod sealed;
 
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ pub enum BackupError {
     Io(String),
     #[error("{0}")]
     InvalidEncryptionKey(String),
+    /// Object storage refused or did not answer; the storage's own words.
+    #[error("Object storage: {0}")]
+    StorageUnavailable(String),
     #[error("The backup was canceled; no set was written.")]
     Canceled,
     #[error(transparent)]
@@ -78,6 +82,7 @@ impl BackupError {
             Self::Corrupt(_) => ErrorCode::CorruptBackup,
             Self::Io(_) => ErrorCode::IoError,
             Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
+            Self::StorageUnavailable(_) => ErrorCode::BackupStorageError,
             Self::Canceled => ErrorCode::Canceled,
             Self::Storage(s) => s.code(),
         }
@@ -93,7 +98,7 @@ impl BackupError {
                 ErrorKind::Unprocessable
             }
             Self::DatabaseNotFound(_) => ErrorKind::NotFound,
-            Self::InvalidEncryptionKey(_) => ErrorKind::BadRequest,
+            Self::InvalidEncryptionKey(_) | Self::StorageUnavailable(_) => ErrorKind::BadRequest,
             Self::Io(_) => ErrorKind::Internal,
             Self::Storage(s) => s.kind(),
         }
@@ -103,8 +108,10 @@ impl BackupError {
 /// What to back up and where.
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
-    /// Absolute folder on the server.
+    /// An absolute folder on the server, or `s3://bucket/prefix`.
     pub location: String,
+    /// Per-request object storage settings for an `s3://` location.
+    pub s3: Option<app::api::S3Settings>,
     /// An incremental set on the newest set of this database's chain in the
     /// location (a full set when there is none).
     pub incremental: bool,
@@ -120,8 +127,9 @@ pub struct BackupOptions {
 pub struct BackupSummary {
     pub set_id: String,
     pub kind: SetKind,
-    pub location: PathBuf,
-    pub set_dir: PathBuf,
+    pub location: location::Location,
+    /// The set's folder, for a folder location.
+    pub set_dir: Option<PathBuf>,
     pub documents: u64,
     pub deletions: u64,
     pub bytes_written: u64,
@@ -140,7 +148,7 @@ pub struct BaseSet {
 #[derive(Debug)]
 pub struct PreparedBackup {
     pub database: Arc<DatabaseHandle>,
-    pub location: PathBuf,
+    pub location: location::Location,
     pub kind: SetKind,
     pub set_id: String,
     pub base: Option<BaseSet>,
@@ -158,13 +166,16 @@ pub struct PreparedBackup {
 pub fn prepare(
     database: Arc<DatabaseHandle>,
     options: &BackupOptions,
-    data_dir: &std::path::Path,
-    roots: &[PathBuf],
+    location: location::Location,
 ) -> Result<PreparedBackup, BackupError> {
-    let location = location::validate_location(&options.location, data_dir, roots)?;
-    if location.exists() && !location.is_dir() {
-        return Err(BackupError::InvalidLocation(format!("'{}' exists and is not a folder", location.display())));
+    if let Some(folder) = location.folder() {
+        if folder.exists() && !folder.is_dir() {
+            return Err(BackupError::InvalidLocation(format!("'{}' exists and is not a folder", folder.display())));
+        }
     }
+    // Lists the location: in object storage this is also the probe that turns
+    // a dead endpoint, refused credentials or a missing bucket into a 400.
+    let names = location.names()?;
     let mut base = None;
     let mut warnings = Vec::new();
     if options.incremental {
@@ -181,7 +192,7 @@ pub fn prepare(
                 if let Some(other) = scanned.chains.first() {
                     return Err(BackupError::ChainMismatch(format!(
                         "'{}' holds the backup chain of another database ('{}', id {}); an incremental of '{}' cannot continue it. Use another location or a full backup.",
-                        location.display(),
+                        location,
                         other.database_name,
                         other.database_id,
                         database.name
@@ -191,7 +202,7 @@ pub fn prepare(
         }
     }
     let kind = if base.is_some() { SetKind::Incremental } else { SetKind::Full };
-    let set_id = engine::new_set_id(&location, kind);
+    let set_id = engine::new_set_id(&names, kind);
     let include_encryption_key = options.include_encryption_key.unwrap_or(true);
     let set_key = match &options.set_secret {
         Some(secret) => Some(sealed::SetKey::for_new_set(secret).map_err(BackupError::InvalidEncryptionKey)?),

@@ -1,14 +1,13 @@
 //! `rookery-backup`: start a backup through the REST API and follow it, or
 //! list and verify a backup location offline.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 
 use app::api::{BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID};
-use rookery::backup::location::{listing, Depth};
+use rookery::backup::location::{listing, location_from_cli, Depth};
 use rookery::cli::client::Client;
 use rookery::cli::{follow_with_progress, human_bytes, wait_for_key};
 use rookery::config::Credentials;
@@ -68,7 +67,7 @@ fn main() -> ExitCode {
 
 fn offline(args: &Args) -> ExitCode {
     let depth = if args.verify { Depth::Checksums } else { Depth::Structure };
-    let result = match listing(Path::new(&args.dest), depth) {
+    let result = match location_from_cli(&args.dest).and_then(|location| listing(&location, depth)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("rookery-backup: {e}");
@@ -138,6 +137,7 @@ fn online(args: &Args) -> ExitCode {
     let base = client.base();
     let request = BackupRequest {
         backup_location: args.dest.clone(),
+        s3: None,
         include_encryption_key: args.exclude_encryption_key.then_some(false),
         backup_encryption_key: args.backup_encryption_key.clone(),
         backup_passphrase: args.backup_passphrase.clone(),

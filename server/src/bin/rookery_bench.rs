@@ -87,7 +87,7 @@ fn main() {
         .expect("backup");
     let full_time = started.elapsed();
     let backup_rss = peak_rss();
-    let backup_bytes = du(&full.set_dir);
+    let backup_bytes = du(full.set_dir.as_deref().expect("a folder set"));
     println!(
         "full backup: {:.2} s, {} ({} documents), peak RSS {} (before {})",
         full_time.as_secs_f64(),
@@ -132,7 +132,12 @@ fn main() {
         .wait()
         .expect("incremental");
     let inc_time = started.elapsed();
-    println!("incremental ({} changed): {:.3} s, {}", inc.documents, inc_time.as_secs_f64(), human(du(&inc.set_dir)));
+    println!(
+        "incremental ({} changed): {:.3} s, {}",
+        inc.documents,
+        inc_time.as_secs_f64(),
+        human(du(inc.set_dir.as_deref().expect("a folder set")))
+    );
     rows.push(Row::ratio("incremental (1% changed) / full backup time", inc_time.as_secs_f64(), full_time.as_secs_f64(), "<= 0.05"));
 
     // 5. Writes without and during a backup.

@@ -1,6 +1,5 @@
 //! The restore modes of `rookery-server`'s command line.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -34,8 +33,15 @@ pub fn restore_system_offline(config: &Config) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    let source = match crate::backup::location::location_from_cli(source) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("rookery-server: --restore-source: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = crate::restore::restore_system_database(
-        Path::new(source),
+        &source,
         destination,
         args.restore_up_to.as_deref(),
         secret.as_ref(),
@@ -72,6 +78,7 @@ pub fn restore_online(config: &Config) -> ExitCode {
         Client::new(url, Some(app::api::SYSTEM_DATABASE), Some(Duration::from_secs(args.restore_start_timeout + 600)), &config.credentials);
     let request = RestoreRequest {
         backup_location: source.clone(),
+        s3: None,
         database_location: args.restore_destination.as_ref().map(|p| p.display().to_string()),
         database_name: args.restore_database_name.clone(),
         restore_start_timeout: Some(args.restore_start_timeout),

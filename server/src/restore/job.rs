@@ -53,11 +53,7 @@ impl Rookery {
     /// `AlreadyRunning`, `NoBackup`, `ChecksumMismatch`, `BrokenChain`,
     /// `UnsupportedFormatVersion`, `SetNotFound`.
     pub fn start_restore(&self, request: &RestoreRequest, defrag: bool) -> Result<RestoreHandle, RestoreError> {
-        let source = crate::backup::location::validate_location(
-            &request.backup_location,
-            &self.config.data_dir,
-            &self.config.effective_backup_roots(),
-        )?;
+        let source = self.open_backup_location(&request.backup_location, request.s3.as_ref())?;
         // Cheap refusals first, so that a doomed request does not wait for the slot.
         if let Some(name) = &request.database_name {
             self.check_name_free(name)?;
@@ -83,7 +79,7 @@ impl Rookery {
         check_free_space(&plan, &location)?;
         let reservation = self.catalog.reserve_restore(&name, &location)?;
         let initial = JobStatus {
-            backup_location: Some(source.display().to_string()),
+            backup_location: Some(source.to_string()),
             set_id: Some(plan.last_set_id().to_string()),
             database_name: Some(name.clone()),
             ..Default::default()
@@ -140,7 +136,7 @@ impl Rookery {
     /// # Errors
     /// As [`restore_system_database`].
     pub fn restore_system_database(
-        source: &Path,
+        source: &crate::backup::location::Location,
         data_dir: &Path,
         up_to: Option<&str>,
         defrag: bool,

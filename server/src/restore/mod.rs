@@ -21,12 +21,11 @@ pub mod job;
 
 pub use job::RestoreHandle;
 
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use crate::backup::format::{sha256_file, DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
-use crate::backup::location::{scan, verify_links, verify_set, Depth, SetOnDisk};
+use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
+use crate::backup::location::{io_error, scan, verify_links, verify_set, Depth, Location, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener, SetKey, SetSecret};
 use crate::backup::{BackupError, ErrorKind};
 use crate::failpoint;
@@ -106,9 +105,9 @@ impl RestoreError {
 /// A verified chain, ready to restore.
 #[derive(Debug, Clone)]
 pub struct RestorePlan {
-    pub location: PathBuf,
+    pub location: Location,
     /// The full set first, then its incrementals in order.
-    pub chain: Vec<SetOnDisk>,
+    pub chain: Vec<StoredSet>,
     /// The database key, when the backup is of an encrypted database.
     pub database_key: Option<crate::crypto::Key>,
     /// The key of each set of `chain` that is encrypted.
@@ -150,20 +149,24 @@ pub struct RestoreSummary {
 /// # Errors
 /// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
 pub fn plan(
-    location: &Path,
+    location: &Location,
     up_to: Option<&str>,
     encryption_key: Option<&str>,
     set_secret: Option<&SetSecret>,
 ) -> Result<RestorePlan, RestoreError> {
-    if !location.is_dir() {
-        return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", location.display())).into());
+    if let Some(folder) = location.folder() {
+        if !folder.is_dir() {
+            return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", folder.display())).into());
+        }
     }
     let scanned = scan(location)?;
     let chain = match up_to {
         Some(set_id) => {
-            let chain = scanned.chains.iter().find(|c| c.sets.iter().any(|s| s.manifest.set_id == set_id)).ok_or_else(|| {
-                RestoreError::SetNotFound(format!("no complete chain in '{}' holds the set '{set_id}'", location.display()))
-            })?;
+            let chain = scanned
+                .chains
+                .iter()
+                .find(|c| c.sets.iter().any(|s| s.manifest.set_id == set_id))
+                .ok_or_else(|| RestoreError::SetNotFound(format!("no complete chain in '{location}' holds the set '{set_id}'")))?;
             let end = chain.sets.iter().position(|s| s.manifest.set_id == set_id).unwrap_or(0);
             chain.sets[..=end].to_vec()
         }
@@ -180,7 +183,7 @@ pub fn plan(
                 if let Some(problem) = scanned.problems.first() {
                     return Err(BackupError::from(problem.clone()).into());
                 }
-                return Err(BackupError::NoBackup(format!("no complete backup set in '{}'", location.display())).into());
+                return Err(BackupError::NoBackup(format!("no complete backup set in '{location}'")).into());
             };
             // Anything damaged in the location makes "the newest chain" uncertain:
             // restoring an older chain silently would restore old data. Refuse,
@@ -215,15 +218,15 @@ pub fn plan(
     }
     let set_keys = set_keys(&chain, set_secret)?;
     let database_key = database_key(&chain, &set_keys, encryption_key)?;
-    Ok(RestorePlan { location: location.to_path_buf(), chain, database_key, set_keys })
+    Ok(RestorePlan { location: location.clone(), chain, database_key, set_keys })
 }
 
 /// The key of every encrypted set of the chain, checked before anything is written.
-fn set_keys(chain: &[SetOnDisk], secret: Option<&SetSecret>) -> Result<Vec<Option<crate::crypto::Key>>, RestoreError> {
+fn set_keys(chain: &[StoredSet], secret: Option<&SetSecret>) -> Result<Vec<Option<crate::crypto::Key>>, RestoreError> {
     // A chain is encrypted throughout or not at all: a plain set inside an
     // encrypted chain, or a plain chain where a key was given, is a set put
     // there by someone without the key.
-    let sealed = |s: &SetOnDisk| s.manifest.encryption.as_ref().is_some_and(|e| e.get("Set").is_some());
+    let sealed = |s: &StoredSet| s.manifest.encryption.as_ref().is_some_and(|e| e.get("Set").is_some());
     if let Some(plain) = chain.iter().find(|s| !sealed(s)) {
         if secret.is_some() || chain.iter().any(sealed) {
             return Err(BackupError::Corrupt(format!(
@@ -251,7 +254,7 @@ fn set_keys(chain: &[SetOnDisk], secret: Option<&SetSecret>) -> Result<Vec<Optio
 /// An encrypted set of format version 2 or later carries a MAC of its
 /// manifest under the set key: without it, or with one that does not match,
 /// the manifest was changed (counts, etags, links, file hashes): tampering.
-fn check_mac(set: &SetOnDisk, key: &crate::crypto::Key) -> Result<(), RestoreError> {
+fn check_mac(set: &StoredSet, key: &crate::crypto::Key) -> Result<(), RestoreError> {
     if set.manifest.format_version < 2 {
         return Ok(());
     }
@@ -266,11 +269,11 @@ fn check_mac(set: &SetOnDisk, key: &crate::crypto::Key) -> Result<(), RestoreErr
 /// The key of an encrypted database's chain: from the request, else from the
 /// set; checked against the set's key check before anything is written.
 fn database_key(
-    chain: &[SetOnDisk],
+    chain: &[StoredSet],
     set_keys: &[Option<crate::crypto::Key>],
     given: Option<&str>,
 ) -> Result<Option<crate::crypto::Key>, RestoreError> {
-    let described = |s: &SetOnDisk| s.manifest.encryption.as_ref().and_then(|e| e.get("Database")).cloned();
+    let described = |s: &StoredSet| s.manifest.encryption.as_ref().and_then(|e| e.get("Database")).cloned();
     let Some(first) = chain.first().and_then(described) else {
         return Ok(None);
     };
@@ -423,7 +426,7 @@ fn build_with(
 
 /// A set to read, with its key when it is encrypted.
 struct Source<'a> {
-    set: &'a SetOnDisk,
+    set: &'a StoredSet,
     key: Option<&'a crate::crypto::Key>,
 }
 
@@ -548,9 +551,12 @@ fn read_file(
     apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
 ) -> Result<u64, RestoreError> {
     let set = source.set;
-    let path = set.dir.join(name);
     let mismatch = |why: &str| -> RestoreError { BackupError::ChecksumMismatch(format!("{}/{name}: {why}", set.manifest.set_id)).into() };
-    let file = File::open(&path).map_err(|e| mismatch(&format!("cannot be read ({e})")))?;
+    // A storage that fails is not damage: BackupStorageError, not ChecksumMismatch.
+    let unreadable = |e: std::io::Error| -> RestoreError {
+        io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
+    };
+    let file = set.open(name).map_err(unreadable)?;
     let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
     let under = match source.key {
         Some(key) => SetReader::Sealed(ChunkOpener::new(
@@ -568,7 +574,7 @@ fn read_file(
             Err(e) => break Err(e),
         }
     };
-    let (size, actual) = reader.into_inner().into_hashing().finish().map_err(|e| mismatch(&format!("cannot be read ({e})")))?;
+    let (size, actual) = reader.into_inner().into_hashing().finish().map_err(unreadable)?;
     if actual != sha256 {
         return Err(mismatch("checksum mismatch (the file was changed or damaged)"));
     }
@@ -599,10 +605,11 @@ fn read_credentials(source: &Source<'_>, name: &str, sha256: &str) -> Result<Vec
 
 /// Hashes the files of `set` that the build did not stream (none today; a
 /// set from a newer writer may carry more), so every file is checked once.
-fn hash_unread(set: &SetOnDisk, read: &[&str]) -> Result<(), RestoreError> {
+fn hash_unread(set: &StoredSet, read: &[&str]) -> Result<(), RestoreError> {
     for file in set.manifest.files.iter().filter(|f| !read.contains(&f.name.as_str())) {
-        let (_, actual) = sha256_file(&set.dir.join(&file.name))
-            .map_err(|e| BackupError::ChecksumMismatch(format!("{}/{}: cannot be read ({e})", set.manifest.set_id, file.name)))?;
+        let actual = set.open(&file.name).and_then(sha256_reader).map_err(|e| {
+            io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{}: cannot be read ({m})", set.manifest.set_id, file.name)))
+        })?;
         if actual != file.sha256 {
             return Err(BackupError::ChecksumMismatch(format!(
                 "{}/{}: checksum mismatch (the file was changed or damaged)",
@@ -614,7 +621,7 @@ fn hash_unread(set: &SetOnDisk, read: &[&str]) -> Result<(), RestoreError> {
     Ok(())
 }
 
-fn corrupt(set: &SetOnDisk, name: &str, why: &str) -> RestoreError {
+fn corrupt(set: &StoredSet, name: &str, why: &str) -> RestoreError {
     BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id)).into()
 }
 
@@ -640,7 +647,7 @@ pub fn move_into_place(staging: &Path, destination: &Path) -> Result<(), Restore
 /// # Errors
 /// Every error of [`plan`] and [`build`]; `DestinationNotEmpty`.
 pub fn restore_system_database(
-    source: &Path,
+    source: &Location,
     data_dir: &Path,
     up_to: Option<&str>,
     set_secret: Option<&SetSecret>,
@@ -687,8 +694,13 @@ mod tests {
             "Files": [{"Name": "documents-0001.zst", "Size": u64::MAX / 2, "Sha256": "00", "Content": "Documents", "Records": 1}]
         }))
         .expect("a manifest");
-        let set = SetOnDisk { dir: dir.path().to_path_buf(), manifest, size_bytes: 0 };
-        let plan = RestorePlan { location: dir.path().to_path_buf(), chain: vec![set], database_key: None, set_keys: vec![None] };
+        let set = StoredSet { location: Location::Folder(dir.path().to_path_buf()), manifest, size_bytes: 0 };
+        let plan = RestorePlan {
+            location: Location::Folder(dir.path().to_path_buf()),
+            chain: vec![set],
+            database_key: None,
+            set_keys: vec![None],
+        };
         let err = check_free_space(&plan, &dir.path().join("new/db")).expect_err("no room");
         assert_eq!(err.code(), app::api::ErrorCode::InsufficientSpace);
         assert!(!dir.path().join("new").exists());

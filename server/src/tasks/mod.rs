@@ -221,7 +221,7 @@ impl Rookery {
         if let Some(policy) = &task.retention {
             retention::validate(policy)?;
         }
-        crate::backup::location::validate_location(&task.backup_location, &self.config.data_dir, &self.config.effective_backup_roots())?;
+        self.open_backup_location(&task.backup_location, None)?;
         if task.backup_passphrase.is_some() && task.backup_encryption_key.is_some() {
             return Err(TaskError::Invalid("Give BackupEncryptionKey or BackupPassphrase, not both.".into()));
         }
@@ -313,7 +313,7 @@ impl Rookery {
         dry_run: bool,
     ) -> Result<RetentionOutcome, TaskError> {
         let db = self.task_database(database)?;
-        let location = crate::backup::location::validate_location(location, &self.config.data_dir, &self.config.effective_backup_roots())?;
+        let location = self.open_backup_location(location, None)?;
         let scanned = crate::backup::location::scan(&location)?;
         let chains: Vec<_> = scanned.chains.into_iter().filter(|c| c.database_id == db.store().database_id()).collect();
         let outcome = retention::plan(&chains, policy, Timestamp::now())?;
@@ -384,6 +384,7 @@ impl Rookery {
         let set_secret = crate::backup::sealed::SetSecret::from_request(key.as_ref(), passphrase.as_ref()).map_err(TaskError::Invalid)?;
         let options = BackupOptions {
             location: stored.task.backup_location.clone(),
+            s3: None,
             incremental: kind == BackupKind::Incremental,
             include_encryption_key: stored.task.include_encryption_key,
             set_secret,

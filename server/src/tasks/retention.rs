@@ -21,7 +21,7 @@ use app::api::{RetentionOutcome, RetentionPolicy};
 use jiff::Timestamp;
 
 use super::TaskError;
-use crate::backup::location::Chain;
+use crate::backup::location::{Chain, Location};
 
 /// Prefix of a set folder being deleted.
 pub const DELETING_PREFIX: &str = ".deleting-";
@@ -158,7 +158,15 @@ pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp) -> Resul
 ///
 /// # Errors
 /// I/O errors; what was deleted before the error stays deleted.
-pub fn delete_sets(location: &Path, set_ids: &[String]) -> Result<(), TaskError> {
+pub fn delete_sets(location: &Location, set_ids: &[String]) -> Result<(), TaskError> {
+    let Some(location) = location.folder() else {
+        // Object storage: each set's manifest goes first, so it stops being a set at once.
+        for id in set_ids.iter().filter(|id| crate::backup::format::is_valid_set_id(id)) {
+            location.delete_set_objects(id)?;
+            crate::failpoint::hit("retention.after_hide");
+        }
+        return Ok(());
+    };
     let io = |what: String| move |e: std::io::Error| TaskError::Io(format!("{what}: {e}"));
     remove_leftovers(location);
     for id in set_ids {
@@ -192,16 +200,16 @@ fn remove_leftovers(location: &Path) {
 mod tests {
     use super::*;
     use crate::backup::format::{Manifest, SetKind};
-    use crate::backup::location::SetOnDisk;
+    use crate::backup::location::StoredSet;
 
-    fn set(id: &str, created: &str, kind: SetKind, base: Option<&str>) -> SetOnDisk {
+    fn set(id: &str, created: &str, kind: SetKind, base: Option<&str>) -> StoredSet {
         let manifest: Manifest = serde_json::from_value(serde_json::json!({
             "FormatVersion": 2, "ServerVersion": "t", "SetId": id, "DatabaseName": "D", "DatabaseId": "x",
             "Kind": kind, "BaseSetId": base, "FromEtag": 0, "ToEtag": 1, "DocumentCount": 0, "DeletionCount": 0,
             "Created": created, "Compression": "zstd", "Encryption": null, "Files": []
         }))
         .expect("a manifest");
-        SetOnDisk { dir: std::path::PathBuf::from(id), manifest, size_bytes: 0 }
+        StoredSet { location: Location::Folder(std::path::PathBuf::from("/b")), manifest, size_bytes: 0 }
     }
 
     /// Two chains: a full each day on the 1st and 2nd, incrementals every 6 hours.

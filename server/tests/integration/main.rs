@@ -14,6 +14,7 @@ mod logs;
 mod readme;
 mod reference;
 mod restore;
+mod s3;
 mod smuggler;
 mod tasks;
 mod trust;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod s3;
+
 use serde_json::{json, Value};
 
 /// The server binary under test (built with the `failpoints` feature by `make test`).

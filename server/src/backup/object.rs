@@ -1,0 +1,412 @@
+//! Backup locations in S3-compatible object storage: `s3://bucket/prefix`.
+//!
+//! A location in object storage holds the same keys a folder holds
+//! (`<prefix>/<SetId>/manifest.json`, `SHA256SUMS`, data files). Object stores
+//! have no rename, so atomicity comes from the order of writes instead: every
+//! data file and `SHA256SUMS` are uploaded and acknowledged first, the
+//! manifest last. A set is complete exactly when its `manifest.json` exists;
+//! objects under a set id without one are an unfinished set, which readers
+//! ignore and the next backup into the location removes.
+//!
+//! The engines are synchronous (they run in job threads, the CLIs and
+//! blocking handler threads); they reach the store through a small runtime of
+//! its own ([`block`]), so no engine code is async and no request of another
+//! runtime waits on this one. Uploads stream as multipart uploads of
+//! [`PART_BYTES`] with at most [`PARTS_IN_FLIGHT`] parts in flight; downloads
+//! stream chunk by chunk: neither holds a whole file in memory.
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig, WriteMultipart};
+
+use app::api::S3Settings;
+
+/// The scheme of object storage locations.
+pub const SCHEME: &str = "s3://";
+/// Size of one part of a multipart upload (S3 wants at least 5 MiB).
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts uploaded at once by one file: memory is bounded by this times [`PART_BYTES`].
+pub const PARTS_IN_FLIGHT: usize = 2;
+
+/// A storage failure (an unreachable endpoint, refused credentials, a missing
+/// bucket, retries exhausted), carried inside `std::io::Error` so that the
+/// engines' I/O paths report it as `BackupStorageError`, not as damage.
+#[derive(Debug)]
+pub struct StorageFault(pub String);
+
+impl std::fmt::Display for StorageFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StorageFault {}
+
+/// The fault inside `e`, when `e` came from object storage.
+#[must_use]
+pub fn fault_of(e: &std::io::Error) -> Option<&StorageFault> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<StorageFault>())
+}
+
+fn to_io(e: object_store::Error) -> std::io::Error {
+    match e {
+        object_store::Error::NotFound { path, .. } => {
+            std::io::Error::new(std::io::ErrorKind::NotFound, format!("the object {path} does not exist"))
+        }
+        other => std::io::Error::other(StorageFault(other.to_string())),
+    }
+}
+
+/// The runtime that drives every request to object storage.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("rookery-s3")
+            .enable_all()
+            .build()
+            .expect("the object storage runtime starts")
+    })
+}
+
+/// Runs `future` to completion from synchronous code.
+fn block<F: Future>(future: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        // On a worker of the server's runtime: let it move its other tasks away first.
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| runtime().block_on(future))
+        }
+        _ => runtime().block_on(future),
+    }
+}
+
+/// `s3://bucket/prefix`, checked: a bucket name S3 accepts, a prefix of plain
+/// components (no empty, `.` or `..` part, no backslash or NUL, no trailing `/`).
+///
+/// # Errors
+/// Why the URL is not a location.
+pub fn parse_url(raw: &str) -> Result<(String, String), String> {
+    let rest = raw.strip_prefix(SCHEME).ok_or_else(|| format!("'{}' does not start with {SCHEME}", raw.escape_debug()))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !bucket.contains("..");
+    if !bucket_ok {
+        return Err(format!("'{}' does not name a bucket (3 to 63 lowercase letters, digits, '.' and '-')", bucket.escape_debug()));
+    }
+    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    if !prefix.is_empty() {
+        if prefix.len() > 512 || prefix.contains('\0') || prefix.contains('\\') {
+            return Err("the prefix is longer than 512 bytes or holds a NUL or a backslash".into());
+        }
+        if prefix.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+            return Err("the prefix must not contain '.', '..' or empty components".into());
+        }
+    }
+    Ok((bucket.to_string(), prefix.to_string()))
+}
+
+/// Whether the location `(bucket, prefix)` lies inside the root `(bucket, prefix)`.
+#[must_use]
+pub fn is_inside(location: (&str, &str), root: (&str, &str)) -> bool {
+    location.0 == root.0 && (root.1.is_empty() || location.1 == root.1 || location.1.starts_with(&format!("{}/", root.1)))
+}
+
+/// How long a failing request is retried (with backoff) before the storage
+/// counts as failed: `ROOKERY_S3_RETRY_SECONDS`, default 30.
+fn retry_window() -> Duration {
+    let seconds = std::env::var("ROOKERY_S3_RETRY_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    Duration::from_secs(seconds)
+}
+
+/// A backup location in object storage, connected.
+#[derive(Clone)]
+pub struct ObjectLocation {
+    bucket: String,
+    prefix: String,
+    store: Arc<AmazonS3>,
+}
+
+impl std::fmt::Debug for ObjectLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the client: it holds the credentials.
+        write!(f, "ObjectLocation({self})")
+    }
+}
+
+impl std::fmt::Display for ObjectLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() {
+            write!(f, "{SCHEME}{}", self.bucket)
+        } else {
+            write!(f, "{SCHEME}{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// One object of a location: its key below the location's prefix, and its size.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    pub size: u64,
+}
+
+impl ObjectLocation {
+    /// A client for `bucket` from the process's `AWS_*` variables, overridden by
+    /// `settings` (a request's `"S3"` object). Makes no request.
+    ///
+    /// # Errors
+    /// The settings do not make a client (a malformed endpoint).
+    pub fn connect(bucket: &str, prefix: &str, settings: Option<&S3Settings>) -> Result<Self, String> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "120s")
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2), base: 2.0 },
+                max_retries: 10,
+                retry_timeout: retry_window(),
+            });
+        if let Some(s) = settings {
+            if let Some(endpoint) = s.endpoint.as_deref().filter(|e| !e.is_empty()) {
+                builder = builder.with_endpoint(endpoint);
+                if endpoint.starts_with("http://") {
+                    builder = builder.with_allow_http(true);
+                }
+            }
+            if let Some(region) = s.region.as_deref().filter(|r| !r.is_empty()) {
+                builder = builder.with_region(region);
+            }
+            if let Some(id) = &s.access_key_id {
+                builder = builder.with_access_key_id(id);
+            }
+            if let Some(secret) = &s.secret_access_key {
+                builder = builder.with_secret_access_key(secret);
+            }
+            if let Some(token) = &s.session_token {
+                builder = builder.with_token(token);
+            }
+            if let Some(path_style) = s.force_path_style {
+                builder = builder.with_virtual_hosted_style_request(!path_style);
+            }
+        }
+        let store = builder.build().map_err(|e| format!("cannot connect to object storage: {e}"))?;
+        Ok(Self { bucket: bucket.to_string(), prefix: prefix.to_string(), store: Arc::new(store) })
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        let parts = self.prefix.split('/').chain(key.split('/')).filter(|p| !p.is_empty());
+        ObjectPath::from_iter(parts)
+    }
+
+    /// Every object under the location, keys relative to it. This is also how
+    /// a location is probed before a job is accepted: a wrong key, a missing
+    /// bucket or a dead endpoint fails here.
+    ///
+    /// # Errors
+    /// The storage's answer, as a [`StorageFault`].
+    pub fn list(&self) -> std::io::Result<Vec<Entry>> {
+        let prefix = (!self.prefix.is_empty()).then(|| self.path(""));
+        let store = self.store.clone();
+        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let metas: Vec<object_store::ObjectMeta> = block(async move { store.list(prefix.as_ref()).try_collect().await }).map_err(to_io)?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.as_ref().strip_prefix(strip.as_str())?.to_string();
+                Some(Entry { key, size: m.size })
+            })
+            .collect())
+    }
+
+    /// The size of one object.
+    ///
+    /// # Errors
+    /// `NotFound`, or a [`StorageFault`].
+    pub fn size_of(&self, key: &str) -> std::io::Result<u64> {
+        let path = self.path(key);
+        block(self.store.head(&path)).map(|m| m.size).map_err(to_io)
+    }
+
+    /// A streaming reader of one object.
+    ///
+    /// # Errors
+    /// `NotFound`, or a [`StorageFault`].
+    pub fn open(&self, key: &str) -> std::io::Result<ObjectReader> {
+        let path = self.path(key);
+        let result = block(self.store.get(&path)).map_err(to_io)?;
+        Ok(ObjectReader { stream: result.into_stream(), current: Bytes::new() })
+    }
+
+    /// Uploads a small object in one request.
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn put(&self, key: &str, bytes: Vec<u8>) -> std::io::Result<()> {
+        let path = self.path(key);
+        block(self.store.put(&path, bytes.into())).map(|_| ()).map_err(to_io)
+    }
+
+    /// A streaming writer of one object; nothing exists under `key` until [`ObjectWriter::finish`].
+    #[must_use]
+    pub fn create(&self, key: &str) -> ObjectWriter {
+        ObjectWriter { store: self.store.clone(), path: self.path(key), buffer: Vec::new(), upload: None, done: false }
+    }
+
+    /// Deletes objects; missing ones are not an error.
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn delete(&self, keys: &[String]) -> std::io::Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<ObjectPath> = keys.iter().map(|k| self.path(k)).collect();
+        let store = self.store.clone();
+        block(async move {
+            let stream = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
+            let results: Vec<object_store::Result<ObjectPath>> = store.delete_stream(stream).collect().await;
+            for r in results {
+                match r {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+        .map_err(to_io)
+    }
+}
+
+/// A download in progress.
+pub struct ObjectReader {
+    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match block(self.stream.next()) {
+                Some(chunk) => self.current = chunk.map_err(to_io)?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// An upload in progress: a single `PUT` for a small object, a multipart
+/// upload once it outgrows one part. Dropped without [`Self::finish`], the
+/// multipart upload is aborted and nothing appears under its key.
+pub struct ObjectWriter {
+    store: Arc<AmazonS3>,
+    path: ObjectPath,
+    buffer: Vec<u8>,
+    upload: Option<WriteMultipart>,
+    done: bool,
+}
+
+impl ObjectWriter {
+    fn send_part(&mut self) -> std::io::Result<()> {
+        if self.upload.is_none() {
+            let upload = block(self.store.put_multipart(&self.path)).map_err(to_io)?;
+            self.upload = Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES));
+        }
+        let part = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_BYTES)));
+        let upload = self.upload.as_mut().ok_or_else(|| std::io::Error::other("no upload"))?;
+        block(upload.wait_for_capacity(PARTS_IN_FLIGHT)).map_err(to_io)?;
+        let _context = runtime().enter();
+        upload.put(part);
+        Ok(())
+    }
+
+    /// Completes the object: it exists under its key when this returns `Ok`.
+    ///
+    /// # Errors
+    /// A [`StorageFault`]; the object then does not exist.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.done = true;
+        match self.upload.take() {
+            None => {
+                let bytes = std::mem::take(&mut self.buffer);
+                block(self.store.put(&self.path, bytes.into())).map(|_| ()).map_err(to_io)
+            }
+            Some(mut upload) => {
+                let rest = Bytes::from(std::mem::take(&mut self.buffer));
+                {
+                    let _context = runtime().enter();
+                    upload.put(rest);
+                }
+                block(upload.finish()).map(|_| ()).map_err(to_io)
+            }
+        }
+    }
+}
+
+impl Write for ObjectWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = PART_BYTES - self.buffer.len();
+        let n = buf.len().min(room);
+        self.buffer.extend_from_slice(&buf[..n]);
+        if self.buffer.len() >= PART_BYTES {
+            self.send_part()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(upload) = self.upload.take() {
+            // Not waited for: a failed or canceled backup does not wait on the
+            // storage; an abort that fails leaves parts a lifecycle rule removes.
+            runtime().spawn(async move {
+                if let Err(e) = upload.abort().await {
+                    tracing::warn!(error = %e, "cannot abort a multipart upload");
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_bucket_and_a_clean_prefix() {
+        assert_eq!(parse_url("s3://backups").expect("ok"), ("backups".into(), String::new()));
+        assert_eq!(parse_url("s3://backups/").expect("ok"), ("backups".into(), String::new()));
+        assert_eq!(parse_url("s3://my-bucket.x/a/b/").expect("ok"), ("my-bucket.x".into(), "a/b".into()));
+        for bad in
+            ["s3://", "s3://bk", "s3://Upper/x", "s3://b_b_b", "s3://ok-bucket/a/../b", "s3://ok-bucket/a//b", "s3://ok-bucket/./a", "/tmp"]
+        {
+            assert!(parse_url(bad).is_err(), "{bad} must be refused");
+        }
+        assert!(is_inside(("b", "x/y"), ("b", "")));
+        assert!(is_inside(("b", "x/y"), ("b", "x")));
+        assert!(is_inside(("b", "x"), ("b", "x")));
+        assert!(!is_inside(("b", "xy"), ("b", "x")));
+        assert!(!is_inside(("c", "x"), ("b", "")));
+    }
+}

@@ -1,0 +1,239 @@
+//! A real S3 server for the tests: moto's server (PyPI `moto[server]`, put
+//! there by `make test`), started on a free loopback port, with a bucket; and
+//! a TCP relay in front of it that a test can cut, as a dead endpoint or a
+//! dropped network would, while moto keeps what it stored.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// moto serves objects to signed requests only; it does not check signatures
+/// unless told to, so the fixture's own reads carry this one.
+const AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=rookery-test/20261126/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
+
+/// A moto S3 server process with one bucket, reached through a relay.
+pub struct S3Server {
+    child: Child,
+    /// moto itself.
+    pub direct: String,
+    /// The relay (what the server under test is told to use).
+    pub endpoint: String,
+    pub bucket: String,
+    relay: Relay,
+    agent: ureq::Agent,
+}
+
+impl S3Server {
+    /// Starts moto and creates `bucket`.
+    pub fn start(bucket: &str) -> Self {
+        Self::start_with(bucket, &[])
+    }
+
+    /// Starts moto with extra environment (`INITIAL_NO_AUTH_ACTION_COUNT`, ...).
+    pub fn start_with(bucket: &str, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null()).spawn().expect("python3 starts");
+        let direct = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if agent.get(&format!("{direct}/moto-api/")).call().is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto's S3 server did not start on {direct}: install it with `pip install 'moto[server]'` (make test does)"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let status = agent.put(&format!("{direct}/{bucket}")).send_empty().expect("create bucket").status().as_u16();
+        assert_eq!(status, 200, "create bucket {bucket}");
+        let relay = Relay::start(port);
+        let endpoint = format!("http://127.0.0.1:{}", relay.port);
+        Self { child, direct, endpoint, bucket: bucket.to_string(), relay, agent }
+    }
+
+    /// The environment that points a server or CLI at this S3 server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "rookery-test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "rookery-test-secret".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+            ("ROOKERY_S3_RETRY_SECONDS", "2".to_string()),
+        ]
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
+    /// Every key in the bucket under `prefix`, sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!("{}/{}?list-type=2&prefix={prefix}", self.direct, self.bucket);
+            if let Some(t) = &token {
+                url.push_str(&format!("&continuation-token={}", urlencode(t)));
+            }
+            let body =
+                self.agent.get(&url).header("Authorization", AUTHORIZATION).call().expect("list").body_mut().read_to_string().expect("xml");
+            keys.extend(between_all(&body, "<Key>", "</Key>"));
+            token = between_all(&body, "<NextContinuationToken>", "</NextContinuationToken>").into_iter().next();
+            if token.is_none() {
+                break;
+            }
+        }
+        keys.sort();
+        keys
+    }
+
+    /// The bytes of an object.
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        let mut answer =
+            self.agent.get(&format!("{}/{}/{key}", self.direct, self.bucket)).header("Authorization", AUTHORIZATION).call().expect("get");
+        assert_eq!(answer.status().as_u16(), 200, "get {key}");
+        answer.body_mut().with_config().limit(1 << 30).read_to_vec().expect("bytes")
+    }
+
+    /// Replaces an object.
+    pub fn put(&self, key: &str, bytes: &[u8]) {
+        let status = self
+            .agent
+            .put(&format!("{}/{}/{key}", self.direct, self.bucket))
+            .header("Authorization", AUTHORIZATION)
+            .send(bytes)
+            .expect("put")
+            .status()
+            .as_u16();
+        assert_eq!(status, 200, "put {key}");
+    }
+
+    /// Deletes an object.
+    pub fn delete(&self, key: &str) {
+        let status = self
+            .agent
+            .delete(&format!("{}/{}/{key}", self.direct, self.bucket))
+            .header("Authorization", AUTHORIZATION)
+            .call()
+            .expect("delete")
+            .status()
+            .as_u16();
+        assert_eq!(status, 204, "delete {key}");
+    }
+
+    /// Cuts the relay: every open connection is dropped and new ones are
+    /// closed at once, as a dead endpoint would.
+    pub fn cut(&self) {
+        self.relay.set_alive(false);
+    }
+
+    /// Restores the relay.
+    pub fn heal(&self) {
+        self.relay.set_alive(true);
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn between_all(text: &str, open: &str, close: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(close) else { break };
+        out.push(after[..end].replace("&amp;", "&"));
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// A TCP relay to a local port that can be cut and healed.
+struct Relay {
+    port: u16,
+    alive: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let alive = Arc::new(AtomicBool::new(true));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (a, o) = (alive.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !a.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(upstream) = TcpStream::connect(("127.0.0.1", target)) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                if let (Ok(c), Ok(u)) = (client.try_clone(), upstream.try_clone()) {
+                    o.lock().expect("lock").extend([c, u]);
+                }
+                pipe(client.try_clone().expect("clone"), upstream.try_clone().expect("clone"));
+                pipe(upstream, client);
+            }
+        });
+        Self { port, alive, open }
+    }
+
+    fn set_alive(&self, alive: bool) {
+        self.alive.store(alive, Ordering::SeqCst);
+        if !alive {
+            for stream in self.open.lock().expect("lock").drain(..) {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}

@@ -1,0 +1,287 @@
+//! Off-site backups: S3-compatible object storage as a backup location and a
+//! restore source, against a real S3 server (moto's) on a loopback port.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::s3::{free_port, S3Server};
+use crate::common::{TestServer, BACKUP_BIN, SERVER_BIN};
+
+/// A server whose backups may go to the S3 server's bucket (and to its temp folder).
+fn server_for(s3: &S3Server, extra_env: &[(&str, &str)]) -> TestServer {
+    let mut env: Vec<(&str, String)> = s3.env();
+    env.extend(extra_env.iter().map(|(k, v)| (*k, v.to_string())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let tmp_root = std::env::temp_dir().display().to_string();
+    TestServer::start_full(&env, &["--backup-root", &s3.url(""), "--backup-root", &tmp_root])
+}
+
+/// Documents that do not compress away: enough bytes for multipart uploads.
+fn put_bulky(s: &TestServer, base: &str, range: std::ops::Range<u64>) {
+    for i in range {
+        let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let noise: String = (0..40_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b"0123456789abcdef"[(x % 16) as usize])
+            })
+            .collect();
+        s.put_doc(base, &format!("bulky/{i}"), json!({"i": i, "noise": noise}));
+    }
+}
+
+fn status_docs_text(s: &TestServer, base: &str) -> String {
+    let (_, backup) = s.get(&format!("{base}/docs/Raven/Backup/Status"));
+    let (_, restore) = s.get("/docs/Raven/Restore/Status");
+    format!("{backup}{restore}")
+}
+
+#[test]
+fn full_incremental_encrypted_and_point_in_time_restores_through_object_storage() {
+    let s3 = S3Server::start("rookery-chain");
+    let s = server_for(&s3, &[]);
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    put_bulky(&s, base, 0..600);
+    for i in 0..50 {
+        s.put_doc(base, &format!("orders/{i}"), json!({"n": i}));
+    }
+    let location = s3.url("shop/daily");
+    let full = s.backup(base, &location, false);
+    assert_eq!(full["BackupLocation"], location);
+    assert_eq!(full["Incremental"], false);
+    let at_full = s.all_docs(base);
+
+    for i in 0..5 {
+        s.put_doc(base, &format!("orders/{i}"), json!({"n": i, "changed": true}));
+    }
+    for i in 40..43 {
+        assert_eq!(s.delete(&format!("{base}/docs/orders/{i}")).0, 204);
+    }
+    put_bulky(&s, base, 600..620);
+    let inc = s.backup(base, &location, true);
+    assert_eq!(inc["Incremental"], true, "{inc}");
+    let now = s.all_docs(base);
+
+    // The same layout as a folder: two sets, each with its manifest, SHA256SUMS and data.
+    let keys = s3.keys("shop/daily/");
+    let manifests: Vec<&String> = keys.iter().filter(|k| k.ends_with("/manifest.json")).collect();
+    assert_eq!(manifests.len(), 2, "{keys:?}");
+    assert_eq!(keys.iter().filter(|k| k.ends_with("/SHA256SUMS")).count(), 2, "{keys:?}");
+    let full_id = full["SetId"].as_str().expect("set id");
+    let documents = s3.get(&format!("shop/daily/{full_id}/documents-0001.zst"));
+    assert!(documents.len() > 9 * 1024 * 1024, "a multipart upload: {} bytes", documents.len());
+
+    // Listing, every checksum verified.
+    let (status, listing) = s.get(&format!("/admin/backup/sets?location={location}"));
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing["Location"], location);
+    let sets = listing["Chains"][0]["Sets"].as_array().expect("sets");
+    assert_eq!(sets.len(), 2, "{listing}");
+    assert!(sets.iter().all(|set| set["Verified"] == true && set["SizeBytes"].as_u64() > Some(0)), "{listing}");
+
+    // The newest state, and the state at the full set.
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "ShopNow"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/ShopNow") == now, "the newest restore differs");
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "ShopThen", "RestoreUpTo": full_id}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/ShopThen") == at_full, "the point-in-time restore differs");
+
+    // An encrypted chain in object storage: sealed files, and the passphrase is needed.
+    let sealed = s3.url("shop/sealed");
+    let (status, body) =
+        s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": sealed, "BackupPassphrase": "correct horse battery staple"}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(s.wait_for_job(base, "Raven/Backup/Status")["Success"], true);
+    let (code, _) = s.refused_restore(json!({"BackupLocation": sealed, "DatabaseName": "NoKey"}));
+    assert_eq!(code, "EncryptionKeyRequired");
+    let done =
+        s.restore(json!({"BackupLocation": sealed, "DatabaseName": "ShopSealed", "BackupPassphrase": "correct horse battery staple"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/ShopSealed") == now);
+
+    // Per-request settings work, and their secrets go nowhere.
+    let (status, body) = s.post(
+        &format!("{base}/admin/backup?incremental=true"),
+        json!({"BackupLocation": location, "S3": {"Endpoint": s3.endpoint, "Region": "us-east-1", "AccessKeyId": "per-request", "SecretAccessKey": "per-request-secret-value", "ForcePathStyle": true}}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(s.wait_for_job(base, "Raven/Backup/Status")["Success"], true);
+    let text = status_docs_text(&s, base);
+    assert!(!text.contains("per-request-secret-value") && !text.contains("rookery-test-secret"), "a secret in a status document: {text}");
+}
+
+#[test]
+fn a_damaged_object_is_refused_by_restore_and_verify_and_the_cli_reads_object_storage() {
+    let s3 = S3Server::start("rookery-verify");
+    let mut s = server_for(&s3, &[]);
+    for i in 0..30 {
+        s.put_doc("", &format!("config/{i}"), json!({"Setting": i}));
+    }
+    let location = s3.url("system");
+    let full = s.backup("", &location, false);
+    let set_id = full["SetId"].as_str().expect("set id").to_string();
+    let env = s3.env();
+    let cli = |args: &[String]| {
+        let mut cmd = Command::new(BACKUP_BIN);
+        cmd.args(args).env_remove("ROOKERY_API_KEY");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("runs");
+        (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+
+    let (code, out) = cli(&[format!("--dest={location}"), "--verify".into()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("OK: every checksum and link verified.") && out.contains(&set_id), "{out}");
+    let (code, out) = cli(&[format!("--dest={location}"), "--list".into()]);
+    assert_eq!(code, 0, "{out}");
+
+    // Offline restore of the system database, straight from object storage.
+    s.stop();
+    let target = s.path("restored-data");
+    let mut cmd = Command::new(SERVER_BIN);
+    cmd.arg(format!("--restore-source={location}"))
+        .arg(format!("--restore-destination={}", target.display()))
+        .arg("--restore-system-database");
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(target.join("System").is_dir());
+    let server_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    s.restart_with(&server_env);
+
+    // One flipped byte in a data object.
+    let key = format!("system/{set_id}/documents-0001.zst");
+    let mut bytes = s3.get(&key);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    s3.put(&key, &bytes);
+    let (code, out) = cli(&[format!("--dest={location}"), "--verify".into()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("{set_id}/documents-0001.zst")) && out.contains("checksum mismatch"), "{out}");
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Damaged"}));
+    assert_eq!(code, "ChecksumMismatch", "{message}");
+    assert!(message.contains("documents-0001.zst"), "{message}");
+}
+
+#[test]
+fn a_backup_whose_storage_dies_mid_upload_leaves_no_complete_set_and_the_next_one_cleans_up() {
+    let s3 = S3Server::start("rookery-dies");
+    // Each data file, once uploaded, pauses the backup: the storage dies then.
+    let s = server_for(&s3, &[("ROOKERY_FAILPOINTS", "backup.after_data_file=sleep:1500")]);
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    for i in 0..200 {
+        s.put_doc(base, &format!("orders/{i}"), json!({"n": i}));
+    }
+    let location = s3.url("dies");
+    let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": location}));
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s3.keys("dies/").is_empty() {
+        assert!(Instant::now() < deadline, "no object was uploaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s3.cut();
+    let done = s.wait_for_job(base, "Raven/Backup/Status");
+    assert_eq!(done["Success"], false, "{done}");
+    assert_eq!(done["ErrorCode"], "BackupStorageError", "{done}");
+    s3.heal();
+
+    // What reached the storage is not a set: no manifest, listed as unfinished, never restored.
+    let keys = s3.keys("dies/");
+    assert!(!keys.is_empty() && keys.iter().all(|k| !k.ends_with("manifest.json")), "{keys:?}");
+    let (status, listing) = s.get(&format!("/admin/backup/sets?location={location}"));
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing["Chains"].as_array().map(Vec::len), Some(0), "{listing}");
+    assert_eq!(listing["Unfinished"].as_array().map(Vec::len), Some(1), "{listing}");
+    let (code, _) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Nothing"}));
+    assert_eq!(code, "NoBackupFound");
+    assert_eq!(s.get("/databases/Shop/docs/orders/1").0, 200, "the database kept serving");
+
+    // The next backup removes the unfinished objects and writes a set that restores.
+    let done = s.backup(base, &location, false);
+    let messages = done["Messages"].to_string();
+    assert!(messages.contains("unfinished set"), "{messages}");
+    let set_id = done["SetId"].as_str().expect("set id");
+    let keys = s3.keys("dies/");
+    assert!(keys.iter().all(|k| k.starts_with(&format!("dies/{set_id}/"))), "{keys:?}");
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Back"}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    assert_eq!(s.all_docs("/databases/Back").len(), 200);
+}
+
+#[test]
+fn storage_problems_and_bad_locations_are_refused_before_the_job() {
+    let s3 = S3Server::start("rookery-refusals");
+    let s = server_for(&s3, &[]);
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    s.put_doc(base, "orders/1", json!({}));
+    let refused = |body: Value| -> (u16, String, String) {
+        let (status, answer) = s.post(&format!("{base}/admin/backup"), body);
+        (status, answer["Error"].as_str().unwrap_or("").to_string(), answer["Message"].as_str().unwrap_or("").to_string())
+    };
+
+    // A location the rules refuse: outside the roots, '..', a bucket name S3 refuses.
+    for bad in ["s3://another-bucket/x", "s3://rookery-refusals/a/../b", "s3://BAD/x", "s3://rookery-refusals/a//b"] {
+        let (status, code, message) = refused(json!({"BackupLocation": bad}));
+        assert_eq!((status, code.as_str()), (400, "InvalidBackupLocation"), "{bad}: {message}");
+    }
+    // The storage's own answers, before any job: a missing bucket, a dead endpoint.
+    let (status, code, message) =
+        refused(json!({"BackupLocation": "s3://rookery-refusals/x", "S3": {"Endpoint": format!("http://127.0.0.1:{}", free_port())}}));
+    assert_eq!((status, code.as_str()), (400, "BackupStorageError"), "{message}");
+    let missing = S3Server::start("rookery-present");
+    let (status, code, message) = refused(json!({"BackupLocation": "s3://rookery-refusals/x", "S3": {"Endpoint": missing.endpoint}}));
+    assert_eq!((status, code.as_str()), (400, "BackupStorageError"), "{message}");
+    assert!(message.contains("NoSuchBucket"), "the storage's answer: {message}");
+    // Refused credentials: a server that checks them.
+    let strict = S3Server::start_with("rookery-refusals", &[("INITIAL_NO_AUTH_ACTION_COUNT", "1")]);
+    let (status, code, message) = refused(json!({
+        "BackupLocation": "s3://rookery-refusals/x",
+        "S3": {"Endpoint": strict.endpoint, "AccessKeyId": "nobody", "SecretAccessKey": "wrong-secret-value"}
+    }));
+    assert_eq!((status, code.as_str()), (400, "BackupStorageError"), "{message}");
+    assert!(message.contains("InvalidAccessKeyId") || message.contains("403"), "the storage's answer: {message}");
+    assert!(!message.contains("wrong-secret-value"));
+    // A restore and a listing say the same.
+    let (status, answer) =
+        s.post("/admin/restore", json!({"BackupLocation": "s3://rookery-refusals/x", "S3": {"Endpoint": missing.endpoint}}));
+    assert_eq!((status, answer["Error"].as_str()), (400, Some("BackupStorageError")), "{answer}");
+    // Nothing was written where the storage works.
+    assert!(s3.keys("").is_empty());
+
+    // A server without an s3:// root refuses every object storage location.
+    let plain = TestServer::start();
+    let (status, answer) = plain.post("/admin/backup", json!({"BackupLocation": "s3://rookery-refusals/x"}));
+    assert_eq!((status, answer["Error"].as_str()), (400, Some("InvalidBackupLocation")), "{answer}");
+}
+
+#[test]
+fn retention_deletes_sets_in_object_storage_manifest_first() {
+    let s3 = S3Server::start("rookery-retention");
+    let s = server_for(&s3, &[]);
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    let location = s3.url("kept");
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        s.put_doc(base, &format!("orders/{round}"), json!({}));
+        ids.push(s.backup(base, &location, false)["SetId"].as_str().expect("id").to_string());
+    }
+    let (status, outcome) = s.post(&format!("{base}/admin/backup/retention?location={location}"), json!({"Retention": {"KeepLast": 1}}));
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["Kept"], json!([ids[2]]));
+    let keys = s3.keys("kept/");
+    assert!(!keys.is_empty() && keys.iter().all(|k| k.starts_with(&format!("kept/{}/", ids[2]))), "{keys:?}");
+}
