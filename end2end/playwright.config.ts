@@ -9,6 +9,10 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-'));
 export const backupRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-backups-'));
 process.env.ROOKERY_E2E_BACKUPS = backupRoot;
 const repo = path.resolve(__dirname, '..');
+// A real S3 server (moto, from PyPI; `make test` installs it) for object storage backups.
+const s3Port = Number(process.env.ROOKERY_E2E_S3_PORT ?? 3219);
+export const s3Endpoint = `http://127.0.0.1:${s3Port}`;
+process.env.ROOKERY_E2E_S3 = s3Endpoint;
 
 export default defineConfig({
   testDir: './tests',
@@ -29,13 +33,32 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `${repo}/target/debug/rookery-server --data-dir ${dataDir} --bind 127.0.0.1:${port} --durability os`,
-    env: { LEPTOS_SITE_ROOT: `${repo}/target/site`, RUST_LOG: 'warn' },
-    url: `http://127.0.0.1:${port}/health`,
-    timeout: 60_000,
-    reuseExistingServer: false,
-    stdout: 'ignore',
-    stderr: 'pipe',
-  },
+  webServer: [
+    {
+      command: `python3 -m moto.server -H 127.0.0.1 -p ${s3Port}`,
+      url: `${s3Endpoint}/moto-api/`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'ignore',
+    },
+    {
+      // Backups may go under the temp folder (the default root) and to the bucket rookery-e2e.
+      command: `${repo}/target/debug/rookery-server --data-dir ${dataDir} --bind 127.0.0.1:${port} --durability os --backup-root ${os.tmpdir()} --backup-root s3://rookery-e2e`,
+      env: {
+        LEPTOS_SITE_ROOT: `${repo}/target/site`,
+        RUST_LOG: 'warn',
+        AWS_ENDPOINT_URL: s3Endpoint,
+        AWS_ALLOW_HTTP: 'true',
+        AWS_ACCESS_KEY_ID: 'rookery-e2e',
+        AWS_SECRET_ACCESS_KEY: 'rookery-e2e-secret',
+        AWS_REGION: 'us-east-1',
+      },
+      url: `http://127.0.0.1:${port}/health`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+  ],
 });

@@ -5,6 +5,7 @@ set -euo pipefail
 
 WASM_BINDGEN_VERSION=0.2.130
 CARGO_LEPTOS_VERSION=0.3.10
+MOTO_VERSION=5.2.1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }
@@ -36,6 +37,11 @@ if [ "${1:-}" = "--release" ]; then
 fi
 
 if [ "${1:-}" = "--with-browser" ]; then
+  # A real S3 server for the object storage tests (unit and Playwright): moto's, from PyPI.
+  if ! python3 -c "import moto.server, sys; sys.exit(0 if moto.__version__ == '${MOTO_VERSION}' else 1)" 2>/dev/null; then
+    echo "==> pip install moto[server]==${MOTO_VERSION}"
+    python3 -m pip install --quiet --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
+  fi
   if [ ! -x /usr/bin/chromium ]; then
     echo "==> apt-get install chromium"
     as_root apt-get update -qq

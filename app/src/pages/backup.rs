@@ -6,7 +6,7 @@ use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 
 use super::common::{query_param, DatabaseSelect, ErrorBanner};
-use super::sets::{check_absolute, fetch_listing, BackupSetsTable};
+use super::sets::{check_backup_location, fetch_listing, BackupSetsTable};
 use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
 use super::tasks::BackupTasksSection;
 use crate::api::{database_base, BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID, SYSTEM_DATABASE};
@@ -89,7 +89,7 @@ pub fn BackupPage() -> impl IntoView {
         let show_location = show_location.clone();
         move |_| {
             let entered = location.get_untracked().trim().to_string();
-            if check_absolute(&entered, "backup location").is_ok() && chosen_location.get_untracked().as_deref() != Some(entered.as_str()) {
+            if check_backup_location(&entered).is_ok() && chosen_location.get_untracked().as_deref() != Some(entered.as_str()) {
                 show_location(db.get_untracked(), entered);
             }
         }
@@ -98,7 +98,7 @@ pub fn BackupPage() -> impl IntoView {
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let target = location.get_untracked().trim().to_string();
-        if let Err(message) = check_absolute(&target, "backup location") {
+        if let Err(message) = check_backup_location(&target) {
             set_error.set(Some(message));
             return;
         }
@@ -157,7 +157,7 @@ pub fn BackupPage() -> impl IntoView {
                             }
                             on:change=choose_location
                         />
-                        <span class="hint">"An absolute folder on the server. Nothing in it is ever overwritten: each backup adds a set."</span>
+                        <span class="hint">"An absolute folder on the server, or s3://bucket/prefix in object storage. Nothing in it is ever overwritten: each backup adds a set."</span>
                     </div>
                     <div class="field">
                         <label class="checkbox" for="backup-incremental">

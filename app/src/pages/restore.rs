@@ -6,7 +6,7 @@ use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 
 use super::common::{query_param, ErrorBanner};
-use super::sets::{check_absolute, fetch_listing, newest_first, set_label, BackupSetsTable};
+use super::sets::{check_absolute, check_backup_location, fetch_listing, newest_first, set_label, BackupSetsTable};
 use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
 use crate::api::{is_valid_database_name, JobAccepted, RestoreRequest, RESTORE_STATUS_ID};
 use crate::client::{encode_query, send_json, Method};
@@ -71,7 +71,7 @@ pub fn RestorePage() -> impl IntoView {
     // Lists the sets of the typed location (on change, or with "Find sets").
     let find_sets = move || {
         let typed = location.get_untracked().trim().to_string();
-        if let Err(message) = check_absolute(&typed, "backup location") {
+        if let Err(message) = check_backup_location(&typed) {
             set_error.set(Some(message));
             return;
         }
@@ -95,7 +95,7 @@ pub fn RestorePage() -> impl IntoView {
     let start = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let backup_location = location.get_untracked().trim().to_string();
-        if let Err(message) = check_absolute(&backup_location, "backup location") {
+        if let Err(message) = check_backup_location(&backup_location) {
             set_error.set(Some(message));
             return;
         }
@@ -165,7 +165,7 @@ pub fn RestorePage() -> impl IntoView {
                             />
                             <button type="button" on:click=move |_| find_sets()>"Find sets"</button>
                         </div>
-                        <span class="hint">"The folder on the server that the backups were written to."</span>
+                        <span class="hint">"The folder on the server, or the s3://bucket/prefix, that the backups were written to."</span>
                     </div>
                     <div class="field">
                         <label for="restore-up-to">"Restore up to"</label>

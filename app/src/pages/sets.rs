@@ -33,6 +33,24 @@ pub fn check_absolute(path: &str, what: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a backup location typed by the user: an absolute folder on the
+/// server, or `s3://bucket/prefix` in object storage.
+///
+/// # Errors
+/// A sentence for the user.
+pub fn check_backup_location(location: &str) -> Result<(), String> {
+    let location = location.trim();
+    if let Some(rest) = location.strip_prefix("s3://") {
+        return if rest.is_empty() || rest.starts_with('/') {
+            Err(format!("'{location}' names no bucket: use s3://bucket/prefix."))
+        } else {
+            Ok(())
+        };
+    }
+    check_absolute(location, "backup location")
+        .map_err(|m| format!("{m} Object storage locations are written s3://bucket/prefix."))
+}
+
 /// Every set of every chain in the listing with its database's name, newest first.
 pub fn newest_first(listing: &BackupListing) -> Vec<(String, BackupSetInfo)> {
     let mut sets: Vec<(String, BackupSetInfo)> =
@@ -148,6 +166,10 @@ mod tests {
         assert!(check_absolute("C:\\backups", "backup location").is_ok());
         assert!(check_absolute("", "backup location").expect_err("empty").contains("Enter a backup location"));
         assert!(check_absolute("backups/x", "backup location").expect_err("relative").contains("relative"));
+        assert!(check_backup_location("s3://backups/northwind").is_ok());
+        assert!(check_backup_location("/var/backups").is_ok());
+        assert!(check_backup_location("s3://").is_err());
+        assert!(check_backup_location("backups/x").expect_err("relative").contains("s3://bucket/prefix"));
     }
 
     #[test]
