@@ -47,8 +47,7 @@ pub fn check_backup_location(location: &str) -> Result<(), String> {
             Ok(())
         };
     }
-    check_absolute(location, "backup location")
-        .map_err(|m| format!("{m} Object storage locations are written s3://bucket/prefix."))
+    check_absolute(location, "backup location").map_err(|m| format!("{m} Object storage locations are written s3://bucket/prefix."))
 }
 
 /// Every set of every chain in the listing with its database's name, newest first.

@@ -32,6 +32,16 @@ struct Args {
     /// Work folder (default: a temp folder, removed at the end).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// An S3 endpoint for the object storage rows (credentials from `AWS_*`);
+    /// default: a moto server started on a free loopback port (`pip install 'moto[server]'`).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The bucket at --s3-endpoint (created on the moto server).
+    #[arg(long, default_value = "rookery-bench")]
+    s3_bucket: String,
+    /// Leave out the object storage rows.
+    #[arg(long)]
+    no_s3: bool,
 }
 
 fn main() {
@@ -71,7 +81,9 @@ fn main() {
     let _ = std::fs::remove_dir_all(&cp_target);
     println!("cp -r of the data directory ({}): {:.2} s", human(data_bytes), cp_time.as_secs_f64());
 
-    let rookery = Arc::new(Rookery::open(config(&data, Durability::Fsync)).expect("reopens"));
+    let mut server_config = config(&data, Durability::Fsync);
+    server_config.backup_roots = vec![root.clone(), PathBuf::from(format!("s3://{}", args.s3_bucket))];
+    let rookery = Arc::new(Rookery::open(server_config).expect("reopens"));
     let location = root.join("backups");
     let location_str = location.display().to_string();
 
@@ -180,6 +192,50 @@ fn main() {
     ));
     rows.push(Row::absolute("peak RSS during the restore (MB)", restore_rss as f64 / 1e6, "< 256"));
 
+    // 6b. Object storage: the same full backup to S3, and the same restore from it.
+    match (!args.no_s3).then(|| S3Target::start(&args)).flatten() {
+        Some(s3) => {
+            let url = format!("s3://{}/bench-{}", args.s3_bucket, std::process::id());
+            drop_caches();
+            reset_peak_rss();
+            let started = Instant::now();
+            let to_s3 = rookery
+                .start_backup("Bench", BackupOptions { location: url.clone(), s3: Some(s3.settings.clone()), ..Default::default() })
+                .expect("starts")
+                .wait()
+                .expect("backup to S3");
+            let s3_backup_time = started.elapsed();
+            let s3_backup_rss = peak_rss();
+            println!("full backup to S3 ({}): {:.2} s, peak RSS {}", s3.describe, s3_backup_time.as_secs_f64(), human(s3_backup_rss));
+            drop_caches();
+            reset_peak_rss();
+            let started = Instant::now();
+            let request = RestoreRequest {
+                backup_location: url,
+                s3: Some(s3.settings.clone()),
+                database_name: Some("RestoredFromS3".into()),
+                restore_up_to: Some(to_s3.set_id.clone()),
+                ..Default::default()
+            };
+            let restored = rookery.start_restore(&request, false).expect("starts").wait().expect("restore from S3");
+            let s3_restore_time = started.elapsed();
+            let s3_restore_rss = peak_rss();
+            assert_eq!(restored.documents, args.documents, "every document restored from S3");
+            println!("restore from S3: {:.2} s, peak RSS {}", s3_restore_time.as_secs_f64(), human(s3_restore_rss));
+            rows.push(Row::ratio("backup to S3 / backup to a folder", s3_backup_time.as_secs_f64(), full_time.as_secs_f64(), "<= 1.25"));
+            rows.push(Row::ratio(
+                "restore from S3 / restore from a folder",
+                s3_restore_time.as_secs_f64(),
+                restore_time.as_secs_f64(),
+                "<= 1.25",
+            ));
+            rows.push(Row::absolute("peak RSS during the backup to S3 (MB)", s3_backup_rss as f64 / 1e6, "< 256"));
+            rows.push(Row::absolute("peak RSS during the restore from S3 (MB)", s3_restore_rss as f64 / 1e6, "< 256"));
+            let _ = rookery.catalog().delete("RestoredFromS3");
+        }
+        None => println!("object storage rows: skipped"),
+    }
+
     // 7. Export and import (the smuggler) through files, streamed.
     let dump = root.join("bench.rookerydump");
     reset_peak_rss();
@@ -263,6 +319,58 @@ impl Row {
             "yes"
         } else {
             "NO"
+        }
+    }
+}
+
+/// Where the object storage rows go: a given endpoint, or a moto server of our own.
+struct S3Target {
+    settings: app::api::S3Settings,
+    describe: String,
+    moto: Option<std::process::Child>,
+}
+
+impl S3Target {
+    fn start(args: &Args) -> Option<Self> {
+        if let Some(endpoint) = &args.s3_endpoint {
+            let settings = app::api::S3Settings { endpoint: Some(endpoint.clone()), force_path_style: Some(true), ..Default::default() };
+            return Some(Self { settings, describe: endpoint.clone(), moto: None });
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while agent.get(&format!("{endpoint}/moto-api/")).call().is_err() {
+            if Instant::now() > deadline {
+                eprintln!("(moto's S3 server did not start: pip install 'moto[server]')");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        agent.put(&format!("{endpoint}/{}", args.s3_bucket)).send_empty().ok()?;
+        let settings = app::api::S3Settings {
+            endpoint: Some(endpoint.clone()),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("bench".into()),
+            secret_access_key: Some("bench".into()),
+            force_path_style: Some(true),
+            ..Default::default()
+        };
+        Some(Self { settings, describe: format!("moto at {endpoint}"), moto: Some(child) })
+    }
+}
+
+impl Drop for S3Target {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.moto {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
