@@ -10,7 +10,7 @@ export const backupRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-bac
 process.env.ROOKERY_E2E_BACKUPS = backupRoot;
 const repo = path.resolve(__dirname, '..');
 // A real S3 server (moto, from PyPI; `make test` installs it) for object storage backups.
-const s3Port = Number(process.env.ROOKERY_E2E_S3_PORT ?? 3219);
+const s3Port = Number(process.env.ROOKERY_E2E_S3_PORT ?? 3223);
 export const s3Endpoint = `http://127.0.0.1:${s3Port}`;
 process.env.ROOKERY_E2E_S3 = s3Endpoint;
 

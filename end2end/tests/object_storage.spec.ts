@@ -39,7 +39,9 @@ test('back up to object storage and restore from it in the studio', async ({ pag
   await page.getByLabel('Database name').fill(copy);
   await page.getByRole('button', { name: 'Start Restore' }).click();
   const restored = page.getByRole('region', { name: 'Restore status' });
+  await expect(restored).toContainText(`Restore of ${copy}`);
   await expect(restored).toContainText('Succeeded');
+  await expect(restored).toContainText(location);
   const doc = await request.get(`/databases/${copy}/docs/users/2`);
   expect(doc.status()).toBe(200);
   expect(await doc.json()).toEqual({ Name: 'Grace' });
