@@ -63,7 +63,7 @@ soak:
 # Object storage on a three-node Garage cluster: a backup under write load with
 # one node stopped mid-backup, then a verified restore (builds Garage once).
 test-s3-cluster:
-	cargo build -p server --bin rookery-server --bin rookery-backup
+	cargo build -p server --features failpoints --bin rookery-server --bin rookery-backup
 	bash scripts/s3-cluster.sh
 
 clean:

@@ -20,8 +20,8 @@ if ! command -v garage >/dev/null 2>&1 || ! garage --version 2>/dev/null | grep 
   cargo install garage --locked --version "$GARAGE_VERSION"
 fi
 if [ ! -x "$SERVER_BIN" ] || [ ! -x "$BACKUP_BIN" ]; then
-  echo "==> cargo build (rookery-server, rookery-backup)"
-  cargo build -p server --bin rookery-server --bin rookery-backup
+  echo "==> cargo build (rookery-server with failpoints, rookery-backup)"
+  cargo build -p server --features failpoints --bin rookery-server --bin rookery-backup
 fi
 
 WORK=$(mktemp -d /tmp/rookery-s3-cluster.XXXXXX)
@@ -83,7 +83,10 @@ export AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$KEY_SECRET AWS_REGION=ga
 export AWS_ENDPOINT_URL=http://127.0.0.1:${S3[1]} AWS_ALLOW_HTTP=true
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-"$SERVER_BIN" --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" --durability os --backup-root s3://rookery > "$WORK/server.out" 2> "$WORK/server.log" &
+# Each data file, once uploaded, pauses the backup for 2 s (a failpoint of the
+# test build), so that node 3 surely stops in the middle of the set.
+ROOKERY_FAILPOINTS=backup.after_data_file=sleep:2000 \
+  "$SERVER_BIN" --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" --durability os --backup-root s3://rookery > "$WORK/server.out" 2> "$WORK/server.log" &
 PIDS+=("$!")
 for _ in $(seq 100); do curl -fs "$URL/health" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fs -X PUT "$URL/admin/databases/Orders" >/dev/null
@@ -114,15 +117,19 @@ print(f"{ok} writes acknowledged during the backup window")
 EOF
 WRITER=$!; PIDS+=("$WRITER")
 curl -fs -X POST "$URL/databases/Orders/admin/backup" -d '{"BackupLocation": "s3://rookery/orders"}' >/dev/null
-sleep 1
-kill "${GPID[3]}"; echo "  stopped Garage node 3 (pid ${GPID[3]})"
+# Node 3 stops as soon as the set's first file is in the cluster (the set is then "unfinished").
+for _ in $(seq 400); do
+  curl -fs "$URL/admin/backup/sets?location=s3://rookery/orders&verify=false" | grep -q '"Unfinished":\["' && break
+  sleep 0.05
+done
+kill "${GPID[3]}"; echo "  the first file of the set is uploaded: stopped Garage node 3 (pid ${GPID[3]})"
 STATUS=""
 for _ in $(seq 1200); do
   STATUS=$(curl -fs "$URL/databases/Orders/docs/Raven/Backup/Status")
   echo "$STATUS" | grep -q '"IsRunning":false' && break
   sleep 0.25
 done
-echo "$STATUS" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("  backup:", "Succeeded" if s["Success"] else "FAILED", s.get("SetId"), s.get("ErrorCode") or "", s.get("Error") or ""); [print("   ", m["At"], m["Severity"], m["Message"]) for m in s["Messages"]]'
+echo "$STATUS" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("  backup:", "Succeeded" if s["Success"] else "FAILED", s.get("SetId"), s.get("ErrorCode") or "", s.get("Error") or ""); [print("   ", m["Timestamp"], m["Severity"], m["Message"]) for m in s["Messages"]]'
 wait "$WRITER" || true
 sed 's/^/  /' "$WORK/writes.log" | tail -3
 
