@@ -268,7 +268,7 @@ fn storage_problems_and_bad_locations_are_refused_before_the_job() {
 }
 
 #[test]
-fn retention_deletes_sets_in_object_storage_manifest_first() {
+fn retention_and_tasks_work_on_object_storage() {
     let s3 = S3Server::start("rookery-retention");
     let s = server_for(&s3, &[]);
     let base = "/databases/Shop";
@@ -284,4 +284,30 @@ fn retention_deletes_sets_in_object_storage_manifest_first() {
     assert_eq!(outcome["Kept"], json!([ids[2]]));
     let keys = s3.keys("kept/");
     assert!(!keys.is_empty() && keys.iter().all(|k| k.starts_with(&format!("kept/{}/", ids[2]))), "{keys:?}");
+
+    // A backup task into object storage, run now, with its retention.
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "Retention": {"KeepLast": 1}});
+    let (status, body) = s.put(&format!("{base}/admin/backup/tasks/offsite"), task);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s.post(&format!("{base}/admin/backup/tasks/offsite/run"), json!({}));
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let (_, task) = s.get(&format!("{base}/admin/backup/tasks/offsite"));
+        if task["Status"]["IsRunning"] == false && task["Status"]["LastSetId"].is_string() {
+            break task["Status"]["LastSetId"].as_str().expect("id").to_string();
+        }
+        assert!(Instant::now() < deadline, "the task did not run: {task}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Retention ran after the task's backup: only its set is left.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let keys = s3.keys("kept/");
+        if !keys.is_empty() && keys.iter().all(|k| k.starts_with(&format!("kept/{last}/"))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "retention left {keys:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
