@@ -11,8 +11,10 @@ pub const BACKUP_STATUS_ID: &str = "Raven/Backup/Status";
 pub const RESTORE_STATUS_ID: &str = "Raven/Restore/Status";
 /// Id of the import/export status document.
 pub const SMUGGLER_STATUS_ID: &str = "Raven/Smuggler/Status";
+/// Id of the compaction status document, in the system database.
+pub const COMPACT_STATUS_ID: &str = "Raven/Compact/Status";
 /// Status documents are never part of a backup.
-pub const STATUS_DOCUMENT_IDS: [&str; 3] = [BACKUP_STATUS_ID, RESTORE_STATUS_ID, SMUGGLER_STATUS_ID];
+pub const STATUS_DOCUMENT_IDS: [&str; 4] = [BACKUP_STATUS_ID, RESTORE_STATUS_ID, SMUGGLER_STATUS_ID, COMPACT_STATUS_ID];
 /// Documents whose id starts with this are the server's own (status documents
 /// and whatever else it writes): readable by clients, never written by them.
 pub const SERVER_OWNED_PREFIX: &str = "Raven/";
@@ -92,6 +94,8 @@ pub enum ErrorCode {
     BackupStorageError,
     /// A backup already runs on this server.
     BackupAlreadyRunning,
+    /// A compaction already runs on this server.
+    CompactionAlreadyRunning,
     /// An incremental into another database's chain.
     ChainMismatch,
     /// No complete backup set in the location.
@@ -146,7 +150,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [Self; 50] = [
+    pub const ALL: [Self; 51] = [
         Self::InvalidJson,
         Self::NotAnObject,
         Self::InvalidBody,
@@ -172,6 +176,7 @@ impl ErrorCode {
         Self::InvalidBackupLocation,
         Self::BackupStorageError,
         Self::BackupAlreadyRunning,
+        Self::CompactionAlreadyRunning,
         Self::ChainMismatch,
         Self::NoBackupFound,
         Self::SetNotFound,
@@ -228,6 +233,7 @@ impl ErrorCode {
             Self::InvalidBackupLocation => "InvalidBackupLocation",
             Self::BackupStorageError => "BackupStorageError",
             Self::BackupAlreadyRunning => "BackupAlreadyRunning",
+            Self::CompactionAlreadyRunning => "CompactionAlreadyRunning",
             Self::ChainMismatch => "ChainMismatch",
             Self::NoBackupFound => "NoBackupFound",
             Self::SetNotFound => "SetNotFound",
@@ -409,6 +415,31 @@ impl std::fmt::Debug for S3Settings {
             .field("force_path_style", &self.force_path_style)
             .finish()
     }
+}
+
+/// Body of `POST /admin/backup/compact`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CompactRequest {
+    /// The location whose chain is compacted (a folder on the server, or `s3://bucket/prefix`).
+    #[serde(default)]
+    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
+    pub backup_location: String,
+    /// Fold the chain up to this set (default: the newest set of the newest chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental)$"))]
+    pub up_to: Option<String>,
+    /// An encrypted chain: its key (the compacted set is sealed with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
+    pub backup_encryption_key: Option<String>,
+    /// An encrypted chain: its passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
+    pub backup_passphrase: Option<String>,
+    #[serde(default, rename = "S3", skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Settings>,
 }
 
 /// Answer (202) of every long-running job.
@@ -737,6 +768,10 @@ pub struct BackupTask {
     pub retention: Option<RetentionPolicy>,
     #[serde(default)]
     pub disabled: bool,
+    /// Forever-incremental: when a full backup is due, fold the location's
+    /// chain into a new full set instead of reading the database.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compact: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_encryption_key: Option<bool>,
     /// Write-only: sealed with the master key, never returned.
@@ -776,6 +811,8 @@ pub struct BackupTaskInfo {
     pub time_zone: String,
     pub retention: Option<RetentionPolicy>,
     pub disabled: bool,
+    #[serde(default)]
+    pub compact: bool,
     pub include_encryption_key: Option<bool>,
     pub has_backup_passphrase: bool,
     pub has_backup_encryption_key: bool,

@@ -76,6 +76,7 @@ pub struct Rookery {
     pub(crate) config: Config,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) backup_slot: Arc<JobSlot>,
+    pub(crate) compact_slot: Arc<JobSlot>,
     pub(crate) restore_slot: Arc<JobSlot>,
     pub(crate) import_slot: Arc<JobSlot>,
     pub(crate) export_permits: Arc<tokio::sync::Semaphore>,
@@ -108,6 +109,7 @@ impl Rookery {
             config,
             catalog,
             backup_slot: Arc::default(),
+            compact_slot: Arc::default(),
             restore_slot: Arc::default(),
             import_slot: Arc::default(),
             export_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS)),
@@ -125,6 +127,9 @@ impl Rookery {
             if jobs::recover_interrupted(&db, BACKUP_STATUS_ID).is_some() {
                 tracing::warn!(database = %db.name, "a backup was interrupted by a server stop");
             }
+        }
+        if jobs::recover_interrupted(&system, app::api::COMPACT_STATUS_ID).is_some() {
+            tracing::warn!("a compaction was interrupted by a server stop");
         }
         // The unfinished set folders come from the server's own records, never
         // from a document, and each is checked again before it is removed.

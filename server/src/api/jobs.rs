@@ -13,10 +13,14 @@ use serde::de::DeserializeOwned;
 
 use super::documents::body_bytes;
 use super::{blocking, ApiError, AppState, Db};
+use crate::backup::compact::CompactOptions;
 use crate::backup::location::{listing, Depth};
 use crate::backup::sealed::SetSecret;
 use crate::backup::BackupOptions;
-use app::api::{BackupListing, BackupRequest, ErrorBody, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
+use app::api::{
+    BackupListing, BackupRequest, CompactRequest, ErrorBody, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, COMPACT_STATUS_ID,
+    RESTORE_STATUS_ID,
+};
 
 pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
     match query.get(name).map(|v| v.to_ascii_lowercase()) {
@@ -153,6 +157,48 @@ pub async fn cancel_backup(State(state): State<AppState>, Db(db): Db) -> Result<
 )]
 pub async fn cancel_restore(State(state): State<AppState>) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
     cancel_answer(state.cancel_restore(), RESTORE_STATUS_ID, || "No restore is running.".to_string())
+}
+
+/// Folds a chain of a location into one new full set ("synthetic full"),
+/// without touching any database; poll `/docs/Raven/Compact/Status`.
+#[utoipa::path(
+    post,
+    path = "/admin/backup/compact",
+    tag = "backup",
+    request_body = CompactRequest,
+    responses(
+        (status = 202, body = JobAccepted),
+        (status = 400, body = ErrorBody, description = "InvalidBackupLocation, NoBackupFound, InvalidEncryptionKey, BackupStorageError"),
+        (status = 404, body = ErrorBody, description = "SetNotFound: UpTo names no set of a complete chain"),
+        (status = 409, body = ErrorBody, description = "CompactionAlreadyRunning, BackupAlreadyRunning"),
+        (status = 422, body = ErrorBody, description = "ChecksumMismatch, BrokenChain, UnsupportedFormatVersion"),
+    )
+)]
+pub async fn start_compaction(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let request: CompactRequest = json_body(body)?;
+    let set_secret = SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidRequest, m))?;
+    blocking(move || {
+        let options = CompactOptions { up_to: request.up_to, set_secret };
+        let handle = state.start_compaction(&request.backup_location, request.s3.as_ref(), &options)?;
+        tracing::info!(set = %handle.set_id, "compaction started");
+        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: COMPACT_STATUS_ID.to_string() })))
+    })
+    .await
+}
+
+/// Asks the running compaction to stop (it ends with `Canceled` and leaves no set).
+#[utoipa::path(
+    post,
+    path = "/admin/backup/compact/cancel",
+    tag = "backup",
+    responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody, description = "NotFound: no compaction runs"))
+)]
+pub async fn cancel_compaction(State(state): State<AppState>) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    cancel_answer(state.cancel_compaction(), COMPACT_STATUS_ID, || "No compaction is running.".to_string())
 }
 
 /// The answer to a cancel request: 202 naming the job's status document when

@@ -58,6 +58,8 @@ pub fn router(state: AppState) -> Router {
             .route("/admin/databases/{name}", put(databases::create).delete(databases::delete))
             .route("/admin/backup/sets", get(jobs::list_sets))
             .route("/admin/restore/cancel", post(jobs::cancel_restore))
+            .route("/admin/backup/compact", post(jobs::start_compaction))
+            .route("/admin/backup/compact/cancel", post(jobs::cancel_compaction))
             .route("/admin/backup/schedule", get(tasks::describe_schedule))
             .route("/admin/users/{name}", put(auth::put_user).delete(auth::delete_user))
             .route("/admin/apikeys", post(auth::create_api_key))

@@ -61,13 +61,13 @@ pub fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter, cancel: &Ca
 }
 
 /// Where the files of one new set go, and how it becomes complete.
-enum Target {
+pub(super) enum Target {
     Folder { location: PathBuf, temp: PathBuf, set_id: String },
     Objects { location: Arc<ObjectLocation>, set_id: String },
 }
 
 /// One file being written.
-enum FileSink {
+pub(super) enum FileSink {
     Folder(BufWriter<File>),
     Object(ObjectWriter),
 }
@@ -100,7 +100,7 @@ impl FileSink {
 }
 
 impl Target {
-    fn begin(location: &Location, set_id: &str, reporter: &mut StatusReporter) -> Result<Self, BackupError> {
+    pub(super) fn begin(location: &Location, set_id: &str, reporter: &mut StatusReporter) -> Result<Self, BackupError> {
         match location {
             Location::Folder(path) => {
                 std::fs::create_dir_all(path).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", path.display())))?;
@@ -129,7 +129,7 @@ impl Target {
     }
 
     /// Writes the checksums and the manifest and makes the set complete.
-    fn commit(&self, manifest_json: Vec<u8>, sums: Vec<u8>) -> Result<PathBuf, BackupError> {
+    pub(super) fn commit(&self, manifest_json: Vec<u8>, sums: Vec<u8>) -> Result<PathBuf, BackupError> {
         let io = |what: &'static str| move |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("{what}: {m}")));
         match self {
             Self::Folder { location, temp, set_id } => {
@@ -157,7 +157,7 @@ impl Target {
 
     /// Removes what a failed backup wrote (in object storage, as far as the
     /// storage answers; what stays is an unfinished set without a manifest).
-    fn abort(&self) {
+    pub(super) fn abort(&self) {
         match self {
             Self::Folder { temp, .. } => {
                 if let Err(e) = std::fs::remove_dir_all(temp) {
@@ -223,8 +223,7 @@ fn write_set(
     }
     // Step 5: release the snapshot.
     drop(snapshot);
-    let bytes_written = files.bytes_done;
-    let manifest_files = files.finished;
+    let (manifest_files, bytes_written) = files.into_files();
 
     // Step 4: manifest, checksums, rename.
     let mut manifest = Manifest {
@@ -243,21 +242,10 @@ fn write_set(
         compression: "zstd".to_string(),
         encryption: database_encryption(prepared)?,
         files: manifest_files,
+        compacted_from: None,
         mac: None,
     };
-    if let Some(set) = &prepared.set_key {
-        let canonical = manifest.canonical_bytes().map_err(|e| BackupError::Io(e.to_string()))?;
-        manifest.mac = Some(super::sealed::manifest_mac(&set.key, &canonical));
-    }
-    failpoint::hit("backup.before_manifest");
-    if cancel.is_canceled() {
-        return Err(BackupError::Canceled);
-    }
-    let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io(e.to_string()))?;
-    let manifest_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest_json));
-    let mut sums: Vec<(String, String)> = manifest.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
-    sums.push((MANIFEST.to_string(), manifest_sha));
-    let final_dir = target.commit(manifest_json, sha256sums(&sums).into_bytes())?;
+    let final_dir = commit_set(target, &mut manifest, prepared.set_key.as_ref().map(|k| &k.key), cancel)?;
 
     Ok(BackupSummary {
         set_id: prepared.set_id.clone(),
@@ -270,6 +258,29 @@ fn write_set(
         from_etag,
         to_etag,
     })
+}
+
+/// Step 4 for any set: the manifest's MAC (encrypted sets), then the
+/// manifest and `SHA256SUMS`, and the set made complete.
+pub(super) fn commit_set(
+    target: &Target,
+    manifest: &mut Manifest,
+    set_key: Option<&crate::crypto::Key>,
+    cancel: &CancelToken,
+) -> Result<PathBuf, BackupError> {
+    if let Some(key) = set_key {
+        let canonical = manifest.canonical_bytes().map_err(|e| BackupError::Io(e.to_string()))?;
+        manifest.mac = Some(super::sealed::manifest_mac(key, &canonical));
+    }
+    failpoint::hit("backup.before_manifest");
+    if cancel.is_canceled() {
+        return Err(BackupError::Canceled);
+    }
+    let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io(e.to_string()))?;
+    let manifest_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest_json));
+    let mut sums: Vec<(String, String)> = manifest.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
+    sums.push((MANIFEST.to_string(), manifest_sha));
+    target.commit(manifest_json, sha256sums(&sums).into_bytes())
 }
 
 /// The manifest's `Encryption` of an encrypted database: the key check, and
@@ -309,7 +320,7 @@ fn is_status(id: &str) -> bool {
 type Sink = RecordWriter<SetWriter<FileSink>>;
 
 /// The data files of one set, and the progress they make.
-struct FileSet<'a> {
+pub(super) struct FileSet<'a> {
     target: &'a Target,
     set_id: &'a str,
     cancel: &'a CancelToken,
@@ -321,7 +332,7 @@ struct FileSet<'a> {
 }
 
 impl<'a> FileSet<'a> {
-    fn new(
+    pub(super) fn new(
         target: &'a Target,
         set_id: &'a str,
         reporter: &'a mut StatusReporter,
@@ -329,6 +340,11 @@ impl<'a> FileSet<'a> {
         set_key: Option<crate::crypto::Key>,
     ) -> Self {
         Self { target, set_id, cancel, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key }
+    }
+
+    /// The files written, and their bytes.
+    pub(super) fn into_files(self) -> (Vec<ManifestFile>, u64) {
+        (self.finished, self.bytes_done)
     }
 
     /// Between records: a canceled backup stops (its folder is removed by [`run`]).
@@ -366,34 +382,40 @@ impl<'a> FileSet<'a> {
         &mut self,
         docs: impl Iterator<Item = Result<(String, Vec<u8>), crate::storage::StorageError>>,
     ) -> Result<u64, BackupError> {
-        let mut index = 1;
-        let mut name = format!("documents-{index:04}.zst");
-        let mut sink = self.open(&name)?;
-        let mut count = 0;
+        let mut writer = self.documents()?;
         for item in docs {
             let (id, raw) = item?;
             if is_status(&id) {
                 continue;
             }
-            self.check_cancel()?;
             let (etag, modified_ms) = decode_header(&raw)?;
             let body = raw[crate::storage::record::HEADER_LEN..].to_vec();
-            sink.write(&DataRecord::Document { id, etag, modified_ms, body })
-                .map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
-            count += 1;
-            self.documents_done += 1;
-            failpoint::hit("backup.document");
-            if sink.raw_bytes() >= FILE_SPLIT_BYTES {
-                let next = format!("documents-{:04}.zst", index + 1);
-                let full = std::mem::replace(&mut sink, self.open(&next)?);
-                self.close(std::mem::replace(&mut name, next), full, FileContent::Documents)?;
-                index += 1;
-            }
-            let current = self.bytes_done + sink.get_ref().written();
-            self.reporter.progress(self.documents_done, current);
+            writer.push(self, DataRecord::Document { id, etag, modified_ms, body })?;
         }
-        self.close(name, sink, FileContent::Documents)?;
-        Ok(count)
+        writer.finish(self)
+    }
+
+    /// A writer of `documents-NNNN.zst` files, split every [`FILE_SPLIT_BYTES`].
+    pub(super) fn documents(&mut self) -> Result<DocumentFiles, BackupError> {
+        let name = "documents-0001.zst".to_string();
+        let sink = self.open(&name)?;
+        Ok(DocumentFiles { index: 1, name, sink, count: 0 })
+    }
+
+    /// A whole file of `records`.
+    pub(super) fn write_file(
+        &mut self,
+        name: &str,
+        content: FileContent,
+        records: impl Iterator<Item = Result<DataRecord, BackupError>>,
+    ) -> Result<(), BackupError> {
+        let mut sink = self.open(name)?;
+        for record in records {
+            let record = record?;
+            self.check_cancel()?;
+            sink.write(&record).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+        }
+        self.close(name.to_string(), sink, content)
     }
 
     fn write_change_log(&mut self, snapshot: &StoreSnapshot) -> Result<(), BackupError> {
@@ -441,6 +463,41 @@ impl<'a> FileSet<'a> {
         }
         self.close(name, sink, FileContent::Deletions)?;
         Ok(count)
+    }
+}
+
+/// The documents files of a set being written (see [`FileSet::documents`]).
+pub(super) struct DocumentFiles {
+    index: u32,
+    name: String,
+    sink: Sink,
+    count: u64,
+}
+
+impl DocumentFiles {
+    /// Writes one document record (documents go in id order).
+    pub(super) fn push(&mut self, files: &mut FileSet<'_>, record: DataRecord) -> Result<(), BackupError> {
+        files.check_cancel()?;
+        let name = &self.name;
+        self.sink.write(&record).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+        self.count += 1;
+        files.documents_done += 1;
+        failpoint::hit("backup.document");
+        if self.sink.raw_bytes() >= FILE_SPLIT_BYTES {
+            let next = format!("documents-{:04}.zst", self.index + 1);
+            let full = std::mem::replace(&mut self.sink, files.open(&next)?);
+            files.close(std::mem::replace(&mut self.name, next), full, FileContent::Documents)?;
+            self.index += 1;
+        }
+        let current = files.bytes_done + self.sink.get_ref().written();
+        files.reporter.progress(files.documents_done, current);
+        Ok(())
+    }
+
+    /// Closes the last file; the number of documents written.
+    pub(super) fn finish(self, files: &mut FileSet<'_>) -> Result<u64, BackupError> {
+        files.close(self.name, self.sink, FileContent::Documents)?;
+        Ok(self.count)
     }
 }
 

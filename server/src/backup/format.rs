@@ -126,6 +126,9 @@ pub struct Manifest {
     pub compression: String,
     pub encryption: Option<serde_json::Value>,
     pub files: Vec<ManifestFile>,
+    /// A full set written by compaction: the sets of the chain it folds, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted_from: Option<Vec<String>>,
     /// Encrypted sets (version 2 on): a MAC of the manifest without this
     /// field, under the set key (see `sealed::manifest_mac`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

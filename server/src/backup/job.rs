@@ -3,8 +3,9 @@
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use app::api::{counted, ErrorCode, JobStatus, Severity, BACKUP_STATUS_ID};
+use app::api::{counted, ErrorCode, JobStatus, Severity, BACKUP_STATUS_ID, COMPACT_STATUS_ID};
 
+use super::compact::{self, CompactOptions};
 use super::location::Location;
 use super::{engine, prepare, BackupError, BackupOptions, BackupSummary, SetKind};
 use crate::jobs::{Job, JobError, JobKind, StatusReporter, UnfinishedFolder};
@@ -118,6 +119,68 @@ impl Rookery {
             )
             .map_err(|e| BackupError::Io(format!("cannot start the backup thread: {e}")))?;
         Ok(BackupHandle { set_id, thread })
+    }
+
+    /// Starts compacting a chain of `location` into one new full set in the
+    /// background (status in the system database's `Raven/Compact/Status`).
+    /// It holds the backup slot: no backup or retention runs meanwhile.
+    ///
+    /// # Errors
+    /// `InvalidLocation`, `CompactionAlreadyRunning`, `AlreadyRunning`,
+    /// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `InvalidEncryptionKey`.
+    pub fn start_compaction(
+        &self,
+        location: &str,
+        s3: Option<&app::api::S3Settings>,
+        options: &CompactOptions,
+    ) -> Result<BackupHandle, BackupError> {
+        let location = self.open_backup_location(location, s3)?;
+        let compact_slot = self.compact_slot.acquire(Duration::ZERO).ok_or(BackupError::CompactionAlreadyRunning)?;
+        let backup_slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
+        let prepared = compact::prepare(location, options)?;
+        let system = self.catalog.system();
+        let first = format!(
+            "Compaction of {} sets ({} to {}) started",
+            prepared.chain.len(),
+            prepared.set_ids().first().map_or("", String::as_str),
+            prepared.set_ids().last().map_or("", String::as_str)
+        );
+        let reporter = StatusReporter::start(system.clone(), COMPACT_STATUS_ID, compact::initial_status(&prepared), &first)?;
+        let unfinished = match prepared.location.folder() {
+            Some(folder) => Some(UnfinishedFolder::record(system, &engine::temp_dir(folder, &prepared.set_id))?),
+            None => None,
+        };
+        let set_id = prepared.set_id.clone();
+        let job = Job::new(JobKind::Compact, compact_slot, None, reporter, &self.running, "");
+        let thread = job
+            .spawn(
+                "compact".to_string(),
+                move |job| {
+                    let result = compact::run(&prepared, &mut job.reporter, &job.cancel);
+                    drop((unfinished, backup_slot));
+                    if let Ok(s) = &result {
+                        job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
+                    }
+                    result
+                },
+                |s| {
+                    format!(
+                        "Compaction completed: {} in {} (up to etag {}), {}",
+                        counted(s.documents, "document"),
+                        s.set_id,
+                        s.to_etag,
+                        counted(s.bytes_written, "byte")
+                    )
+                },
+            )
+            .map_err(|e| BackupError::Io(format!("cannot start the compaction thread: {e}")))?;
+        Ok(BackupHandle { set_id, thread })
+    }
+
+    /// Asks the running compaction to stop: it ends with `Canceled` and leaves no set.
+    #[must_use]
+    pub fn cancel_compaction(&self) -> bool {
+        self.running.cancel(JobKind::Compact, "")
     }
 
     /// A client-given backup location checked against this server's rules and

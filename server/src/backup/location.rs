@@ -496,6 +496,11 @@ fn check_manifest(manifest: &Manifest, dir: Option<&Path>, folder: &str) -> Resu
             return Err(format!("BaseSetId '{}' is not a set id", base.escape_debug()));
         }
     }
+    if let Some(folded) = &manifest.compacted_from {
+        if folded.len() > MAX_SET_FILES || folded.iter().any(|id| !super::format::is_valid_set_id(id)) {
+            return Err("CompactedFrom names something that is not a set id, or too many".into());
+        }
+    }
     if let Some(description) = manifest.encryption.as_ref().and_then(|e| e.get("Set")) {
         super::sealed::check_description(description)?;
     }

@@ -2,6 +2,7 @@
 //! time, written while the database keeps serving. The format is described
 //! in `README.md` beside this file.
 
+pub mod compact;
 pub mod engine;
 pub mod format;
 pub mod job;
@@ -45,6 +46,10 @@ pub enum BackupError {
     #[error("{0}")]
     NoBackup(String),
     #[error("{0}")]
+    SetNotFound(String),
+    #[error("A compaction is already running on this server; wait for it to finish.")]
+    CompactionAlreadyRunning,
+    #[error("{0}")]
     ChecksumMismatch(String),
     #[error("{0}")]
     BrokenChain(String),
@@ -76,6 +81,8 @@ impl BackupError {
             Self::ChainMismatch(_) => ErrorCode::ChainMismatch,
             Self::DatabaseNotFound(_) => ErrorCode::NotFound,
             Self::NoBackup(_) => ErrorCode::NoBackupFound,
+            Self::SetNotFound(_) => ErrorCode::SetNotFound,
+            Self::CompactionAlreadyRunning => ErrorCode::CompactionAlreadyRunning,
             Self::ChecksumMismatch(_) => ErrorCode::ChecksumMismatch,
             Self::BrokenChain(_) => ErrorCode::BrokenChain,
             Self::UnsupportedFormatVersion(_) => ErrorCode::UnsupportedFormatVersion,
@@ -93,7 +100,8 @@ impl BackupError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidLocation(_) | Self::NoBackup(_) => ErrorKind::BadRequest,
-            Self::AlreadyRunning | Self::ChainMismatch(_) | Self::Canceled => ErrorKind::Conflict,
+            Self::AlreadyRunning | Self::CompactionAlreadyRunning | Self::ChainMismatch(_) | Self::Canceled => ErrorKind::Conflict,
+            Self::SetNotFound(_) => ErrorKind::NotFound,
             Self::ChecksumMismatch(_) | Self::BrokenChain(_) | Self::UnsupportedFormatVersion(_) | Self::Corrupt(_) => {
                 ErrorKind::Unprocessable
             }

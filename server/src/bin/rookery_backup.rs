@@ -7,10 +7,12 @@ use std::time::Duration;
 use clap::Parser;
 
 use app::api::{BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID};
+use rookery::backup::compact::{self, CompactOptions};
 use rookery::backup::location::{listing, location_from_cli, Depth};
 use rookery::cli::client::Client;
 use rookery::cli::{follow_with_progress, human_bytes, wait_for_key};
 use rookery::config::Credentials;
+use rookery::jobs::{CancelToken, StatusReporter};
 
 /// Back up a Rookery database, or list and verify a backup location.
 #[derive(Debug, Parser)]
@@ -52,13 +54,26 @@ struct Args {
     /// Offline: verify every checksum and link in --dest; non-zero exit on any problem.
     #[arg(long, conflicts_with = "url")]
     verify: bool,
+    /// Offline: fold the newest chain in --dest (or the one ending at --up-to)
+    /// into one new full set, without a server.
+    #[arg(long, conflicts_with_all = ["url", "list", "verify", "incremental"])]
+    compact: bool,
+    /// With --compact: fold the chain up to this set.
+    #[arg(long, requires = "compact")]
+    up_to: Option<String>,
     #[command(flatten)]
     credentials: Credentials,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let code = if args.list || args.verify { offline(&args) } else { online(&args) };
+    let code = if args.compact {
+        compact_offline(&args)
+    } else if args.list || args.verify {
+        offline(&args)
+    } else {
+        online(&args)
+    };
     if args.readkey {
         wait_for_key();
     }
@@ -96,6 +111,64 @@ fn offline(args: &Args) -> ExitCode {
         }
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn compact_offline(args: &Args) -> ExitCode {
+    let secret =
+        match rookery::backup::sealed::SetSecret::from_request(args.backup_encryption_key.as_ref(), args.backup_passphrase.as_ref()) {
+            Ok(secret) => secret,
+            Err(message) => {
+                eprintln!("rookery-backup: {message}");
+                return ExitCode::from(2);
+            }
+        };
+    let options = CompactOptions { up_to: args.up_to.clone(), set_secret: secret };
+    let prepared = match location_from_cli(&args.dest).and_then(|location| compact::prepare(location, &options)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rookery-backup: compaction refused: {e} ({})", e.code());
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Compacting {} sets ({}) into {}", prepared.chain.len(), prepared.set_ids().join(", "), prepared.set_id);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("[{bar:40}] {pos}/{len} documents {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let shown = bar.clone();
+    let mut reporter = StatusReporter::detached(
+        app::api::COMPACT_STATUS_ID,
+        compact::initial_status(&prepared),
+        Box::new(move |status| {
+            shown.set_length(status.progress.documents_total.max(status.progress.documents_done));
+            shown.set_position(status.progress.documents_done);
+        }),
+    );
+    let cancel = CancelToken::default();
+    let stop = cancel.clone();
+    let _ = ctrlc::set_handler(move || stop.cancel());
+    let result = compact::run(&prepared, &mut reporter, &cancel);
+    bar.finish_and_clear();
+    match result {
+        Ok(summary) => {
+            reporter.succeed("done");
+            println!(
+                "Compaction completed: {} ({}, up to etag {}, {}) in {}",
+                summary.set_id,
+                app::api::counted(summary.documents, "document"),
+                summary.to_etag,
+                human_bytes(summary.bytes_written),
+                args.dest
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            reporter.fail(e.code(), &e.to_string());
+            eprintln!("rookery-backup: compaction failed: {e} ({})", e.code());
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -37,6 +37,7 @@ pub enum JobKind {
     Backup,
     Restore,
     Import,
+    Compact,
 }
 
 impl JobKind {
@@ -47,6 +48,7 @@ impl JobKind {
             Self::Backup => "Backup",
             Self::Restore => "Restore",
             Self::Import => "Import",
+            Self::Compact => "Compaction",
         }
     }
 }

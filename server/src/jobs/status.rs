@@ -20,12 +20,18 @@ pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Writes a job's status document as the job goes.
 pub struct StatusReporter {
-    database: Arc<DatabaseHandle>,
+    /// None: an offline job (a command line), whose status goes nowhere.
+    database: Option<Arc<DatabaseHandle>>,
     doc_id: &'static str,
     status: JobStatus,
     last_write: Instant,
     finished: bool,
+    /// An offline job: told of each change instead (a command line's progress bar).
+    on_change: Option<OnChange>,
 }
+
+/// What an offline job's reporter calls with each change of its status.
+pub type OnChange = Box<dyn FnMut(&JobStatus) + Send>;
 
 impl StatusReporter {
     /// Starts a job: writes `IsRunning: true`, a fresh `Started` and the first message.
@@ -46,9 +52,17 @@ impl StatusReporter {
         status.error_code = None;
         status.progress = JobProgress::default();
         status.messages = vec![message(first_message, Severity::Information)];
-        let mut reporter = Self { database, doc_id, status, last_write: Instant::now(), finished: false };
+        let mut reporter = Self { database: Some(database), doc_id, status, last_write: Instant::now(), finished: false, on_change: None };
         reporter.write()?;
         Ok(reporter)
+    }
+
+    /// A reporter for an offline job: no document; `on_change` sees each change.
+    #[must_use]
+    pub fn detached(doc_id: &'static str, mut status: JobStatus, on_change: OnChange) -> Self {
+        status.is_running = true;
+        status.started = Some(now_rfc3339());
+        Self { database: None, doc_id, status, last_write: Instant::now(), finished: false, on_change: Some(on_change) }
     }
 
     /// The status as last set.
@@ -126,8 +140,12 @@ impl StatusReporter {
     }
 
     fn write(&mut self) -> Result<(), crate::storage::StorageError> {
+        if let Some(on_change) = &mut self.on_change {
+            on_change(&self.status);
+        }
+        let Some(database) = &self.database else { return Ok(()) };
         let body = serde_json::to_vec(&self.status).map_err(|e| crate::storage::StorageError::Corrupt(e.to_string()))?;
-        self.database.store().put_server_owned(self.doc_id, &body)?;
+        database.store().put_server_owned(self.doc_id, &body)?;
         self.last_write = Instant::now();
         Ok(())
     }

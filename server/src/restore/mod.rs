@@ -154,6 +154,18 @@ pub fn plan(
     encryption_key: Option<&str>,
     set_secret: Option<&SetSecret>,
 ) -> Result<RestorePlan, RestoreError> {
+    let chain = choose_chain(location, up_to)?;
+    let set_keys = set_keys(&chain, set_secret)?;
+    let database_key = database_key(&chain, &set_keys, encryption_key)?;
+    Ok(RestorePlan { location: location.clone(), chain, database_key, set_keys })
+}
+
+/// The chain to restore from `location` (the newest, or the one ending at
+/// `up_to`), its links, file presence and sizes checked.
+///
+/// # Errors
+/// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
+pub fn choose_chain(location: &Location, up_to: Option<&str>) -> Result<Vec<StoredSet>, RestoreError> {
     if let Some(folder) = location.folder() {
         if !folder.is_dir() {
             return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", folder.display())).into());
@@ -216,13 +228,11 @@ pub fn plan(
     if let Some(first) = findings.into_iter().next() {
         return Err(BackupError::from(first).into());
     }
-    let set_keys = set_keys(&chain, set_secret)?;
-    let database_key = database_key(&chain, &set_keys, encryption_key)?;
-    Ok(RestorePlan { location: location.clone(), chain, database_key, set_keys })
+    Ok(chain)
 }
 
 /// The key of every encrypted set of the chain, checked before anything is written.
-fn set_keys(chain: &[StoredSet], secret: Option<&SetSecret>) -> Result<Vec<Option<crate::crypto::Key>>, RestoreError> {
+pub(crate) fn set_keys(chain: &[StoredSet], secret: Option<&SetSecret>) -> Result<Vec<Option<crate::crypto::Key>>, RestoreError> {
     // A chain is encrypted throughout or not at all: a plain set inside an
     // encrypted chain, or a plain chain where a key was given, is a set put
     // there by someone without the key.
@@ -374,13 +384,14 @@ fn build_with(
     let flags = if plan.database_key.is_some() { FLAG_ENCRYPTED } else { 0 };
     let mut done = 0u64;
     let mut bytes = 0u64;
-    let mut count = 0u64;
     let mut last_etag = 0;
     let mut internal: Option<Vec<(String, Vec<u8>)>> = None;
     for (set, set_key) in plan.chain.iter().zip(&plan.set_keys) {
         let source = Source { set, key: set_key.as_ref() };
         match set.manifest.kind {
-            SetKind::Full => count = ingest_full(&store, &source, flags, &mut done, &mut bytes, progress)?,
+            SetKind::Full => {
+                ingest_full(&store, &source, flags, &mut done, &mut bytes, progress)?;
+            }
             SetKind::Incremental => apply_incremental(&store, &source, flags, &mut done, &mut bytes, progress)?,
         }
         let mut streamed: Vec<&str> = set
@@ -413,7 +424,7 @@ fn build_with(
         store.compact()?;
     }
     store.persist()?;
-    count = count.max(store.document_count());
+    let count = store.document_count();
     drop(store);
     Ok(RestoreSummary {
         database_name: plan.database_name().to_string(),
@@ -425,9 +436,9 @@ fn build_with(
 }
 
 /// A set to read, with its key when it is encrypted.
-struct Source<'a> {
-    set: &'a StoredSet,
-    key: Option<&'a crate::crypto::Key>,
+pub(crate) struct Source<'a> {
+    pub(crate) set: &'a StoredSet,
+    pub(crate) key: Option<&'a crate::crypto::Key>,
 }
 
 fn ingest_full(
@@ -544,7 +555,7 @@ fn apply_incremental(
 /// file that cannot be decoded is a `ChecksumMismatch` when its bytes differ
 /// from the manifest (damage), a `CorruptBackup` when they match (a set that
 /// was written wrong, or forged with checksums that agree).
-fn read_file(
+pub(crate) fn read_file(
     source: &Source<'_>,
     name: &str,
     sha256: &str,

@@ -655,6 +655,11 @@ impl BulkAccess<'_> {
         // track the ids removed and added here.
         let mut removed = std::collections::HashSet::new();
         for id in deletions {
+            // An id deleted twice after the base set (deleted, re-created,
+            // deleted) is in the deletion log twice: count it once.
+            if removed.contains(id.as_str()) {
+                continue;
+            }
             if let Some((old, size)) = store.current(id)? {
                 batch.remove(&store.docs, id.as_bytes());
                 batch.remove(&store.changes, etag_key(old));

@@ -351,6 +351,7 @@ impl Rookery {
             time_zone: t.time_zone.clone().unwrap_or_else(|| "UTC".into()),
             retention: t.retention.clone(),
             disabled: t.disabled,
+            compact: t.compact,
             include_encryption_key: t.include_encryption_key,
             has_backup_passphrase: stored.sealed_passphrase.is_some(),
             has_backup_encryption_key: stored.sealed_key.is_some(),
@@ -365,6 +366,25 @@ impl Rookery {
                 next_backup_kind: next.map(|(_, k)| k),
             },
         }
+    }
+
+    /// A compacting task's full: the newest chain of `db` in `location` folded
+    /// into a new full set, when it has incrementals to fold.
+    fn compaction_instead_of_full(
+        &self,
+        db: &DatabaseHandle,
+        location: &str,
+        set_secret: Option<crate::backup::sealed::SetSecret>,
+    ) -> Result<Compaction, TaskError> {
+        let opened = self.open_backup_location(location, None)?;
+        let scanned = crate::backup::location::scan(&opened)?;
+        let Some(chain) = scanned.newest_chain_of(db.store().database_id()) else { return Ok(Compaction::NoChain) };
+        if chain.sets.len() < 2 {
+            return Ok(Compaction::NothingToFold);
+        }
+        let up_to = chain.sets.last().map(|s| s.manifest.set_id.clone());
+        let options = crate::backup::compact::CompactOptions { up_to, set_secret };
+        Ok(Compaction::Started(self.start_compaction(location, None, &options)?))
     }
 
     /// Starts one run of a task: an ordinary backup into its location.
@@ -382,10 +402,23 @@ impl Rookery {
         let passphrase = open("passphrase", &stored.sealed_passphrase)?;
         let key = open("key", &stored.sealed_key)?;
         let set_secret = crate::backup::sealed::SetSecret::from_request(key.as_ref(), passphrase.as_ref()).map_err(TaskError::Invalid)?;
+        let mut incremental = kind == BackupKind::Incremental;
+        if kind == BackupKind::Full && stored.task.compact {
+            // Forever-incremental: a full is folded from the sets, not read from the database.
+            match self.compaction_instead_of_full(db, &stored.task.backup_location, set_secret.clone())? {
+                Compaction::Started(handle) => {
+                    let set_id = handle.set_id.clone();
+                    self.tasks.started(&db.name, &stored.name, handle, kind);
+                    return Ok(set_id);
+                }
+                Compaction::NothingToFold => incremental = true,
+                Compaction::NoChain => {}
+            }
+        }
         let options = BackupOptions {
             location: stored.task.backup_location.clone(),
             s3: None,
-            incremental: kind == BackupKind::Incremental,
+            incremental,
             include_encryption_key: stored.task.include_encryption_key,
             set_secret,
         };
@@ -394,6 +427,15 @@ impl Rookery {
         self.tasks.started(&db.name, &stored.name, handle, kind);
         Ok(set_id)
     }
+}
+
+/// What a compacting task does when a full is due.
+enum Compaction {
+    Started(crate::backup::BackupHandle),
+    /// The chain is a full set alone: an incremental keeps it growing instead.
+    NothingToFold,
+    /// No chain of the database yet: a full backup starts one.
+    NoChain,
 }
 
 #[cfg(test)]

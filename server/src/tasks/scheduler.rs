@@ -184,7 +184,7 @@ impl Rookery {
                 Ok(())
             }
             // Another backup runs: the run waits for it (it stays pending).
-            Err(TaskError::Backup(BackupError::AlreadyRunning)) => Ok(()),
+            Err(TaskError::Backup(BackupError::AlreadyRunning | BackupError::CompactionAlreadyRunning)) => Ok(()),
             Err(e) => {
                 if let Some(rt) = self.tasks.lock().get_mut(&key) {
                     rt.pending = None;

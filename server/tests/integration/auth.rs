@@ -35,6 +35,8 @@ fn expected_rule(method: &str, path: &str) -> Option<&'static str> {
         | ("post", "/admin/backup/cancel")
         | ("post", "/databases/{db}/admin/backup/cancel")
         | ("post", "/admin/restore/cancel")
+        | ("post", "/admin/backup/compact")
+        | ("post", "/admin/backup/compact/cancel")
         | ("get", "/admin/backup/tasks")
         | ("get", "/databases/{db}/admin/backup/tasks")
         | ("put", "/admin/backup/tasks/{name}")
