@@ -6,6 +6,7 @@ mod backup;
 mod cancel;
 mod cli;
 mod common;
+mod compact;
 mod documents;
 mod durability;
 mod encryption;

@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 
 use crate::common::{all_entries, set_dirs, TestServer, SERVER_BIN};
 
-type Docs = BTreeMap<String, Value>;
+pub(crate) type Docs = BTreeMap<String, Value>;
 
 /// Seeds a database, then takes a full set and two incrementals with changes
 /// and deletions in between; returns the location and the state at each set.
-fn three_sets(s: &TestServer, db: &str) -> (String, Vec<(String, Docs)>) {
+pub(crate) fn three_sets(s: &TestServer, db: &str) -> (String, Vec<(String, Docs)>) {
     let base = format!("/databases/{db}");
     s.create_db(db);
     for i in 0..300 {

@@ -311,3 +311,52 @@ fn retention_and_tasks_work_on_object_storage() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn an_encrypted_chain_in_object_storage_compacts_and_stays_encrypted() {
+    let s3 = S3Server::start("rookery-compact");
+    let s = server_for(&s3, &[]);
+    let base = "/databases/Vault";
+    let (status, _) = s.put("/admin/databases/Vault", json!({"Encrypted": true}));
+    assert_eq!(status, 201);
+    let location = s3.url("vault");
+    let passphrase = "correct horse battery staple";
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        for i in 0..20 {
+            s.put_doc(base, &format!("secrets/{i}"), json!({"Round": round, "Pin": i}));
+        }
+        if round > 0 {
+            assert_eq!(s.delete(&format!("{base}/docs/secrets/{round}")).0, 204);
+        }
+        let (status, body) = s.post(
+            &format!("{base}/admin/backup?incremental={}", round > 0),
+            json!({"BackupLocation": location, "BackupPassphrase": passphrase}),
+        );
+        assert_eq!(status, 202, "{body}");
+        let done = s.wait_for_job(base, "Raven/Backup/Status");
+        assert_eq!(done["Success"], true, "{done}");
+        ids.push(done["SetId"].as_str().expect("id").to_string());
+    }
+    let expected = s.all_docs(base);
+
+    let (status, body) = s.post("/admin/backup/compact", json!({"BackupLocation": location}));
+    assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidEncryptionKey")), "the chain's key is needed: {body}");
+    let (status, body) = s.post("/admin/backup/compact", json!({"BackupLocation": location, "BackupPassphrase": passphrase}));
+    assert_eq!(status, 202, "{body}");
+    let done = s.wait_for_job("", "Raven/Compact/Status");
+    assert_eq!(done["Success"], true, "{done}");
+    let compacted = done["SetId"].as_str().expect("id").to_string();
+    let manifest: Value = serde_json::from_slice(&s3.get(&format!("vault/{compacted}/manifest.json"))).expect("json");
+    assert_eq!(manifest["CompactedFrom"], json!(ids));
+    assert!(manifest["Encryption"]["Set"].is_object() && manifest["Mac"].is_string(), "still encrypted: {manifest}");
+    assert!(manifest["Encryption"]["Database"]["SealedKey"].is_string(), "the database key travels sealed: {manifest}");
+
+    let (code, _) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "NoKey", "RestoreUpTo": compacted}));
+    assert_eq!(code, "EncryptionKeyRequired");
+    let done = s.restore(
+        json!({"BackupLocation": location, "DatabaseName": "VaultCopy", "RestoreUpTo": compacted, "BackupPassphrase": passphrase}),
+    );
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/VaultCopy") == expected);
+}

@@ -1,0 +1,192 @@
+//! Compaction: a chain folded into one new full set, from the sets alone.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{all_entries, set_dirs, TestServer, BACKUP_BIN};
+use crate::restore::three_sets;
+
+fn manifest(location: &str, set_id: &str) -> Value {
+    let text = std::fs::read_to_string(Path::new(location).join(set_id).join("manifest.json")).expect("a manifest");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn compact(s: &TestServer, body: Value) -> Value {
+    let (status, answer) = s.post("/admin/backup/compact", body);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["StatusDocument"], "Raven/Compact/Status");
+    s.wait_for_job("", "Raven/Compact/Status")
+}
+
+#[test]
+fn a_chain_compacts_into_one_full_set_that_restores_the_same_and_incrementals_continue_from_it() {
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Shop");
+    let ids: Vec<String> = states.iter().map(|(id, _)| id.clone()).collect();
+
+    // Up to the first incremental: the database as it was then.
+    let done = compact(&s, json!({"BackupLocation": location, "UpTo": ids[1]}));
+    assert_eq!(done["Success"], true, "{done}");
+    let early = done["SetId"].as_str().expect("set id").to_string();
+    let m = manifest(&location, &early);
+    assert_eq!(m["Kind"], "Full");
+    assert_eq!(m["CompactedFrom"], json!([ids[0], ids[1]]));
+    assert_eq!(m["ToEtag"], manifest(&location, &ids[1])["ToEtag"]);
+    assert_eq!(m["DatabaseId"], manifest(&location, &ids[0])["DatabaseId"]);
+    assert_eq!(m["DeletionCount"], 0);
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Early", "RestoreUpTo": early}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    assert!(s.all_docs("/databases/Early") == states[1].1, "the compacted set differs from the chain at its point");
+
+    // The whole chain (the default): the newest point.
+    let done = compact(&s, json!({"BackupLocation": location}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(done["Messages"].to_string().contains("verified"), "{done}");
+    let whole = done["SetId"].as_str().expect("set id").to_string();
+    assert_eq!(manifest(&location, &whole)["CompactedFrom"], json!(ids));
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Whole"}));
+    assert_eq!(restored["SetId"], whole.as_str(), "the default restore takes the compacted chain: {restored}");
+    assert!(s.all_docs("/databases/Whole") == states[2].1);
+    let (_, list) = s.get("/databases");
+    let whole_info = list.as_array().expect("list").iter().find(|d| d["Name"] == "Whole").expect("listed").clone();
+    assert_eq!(whole_info["DocumentCount"].as_u64(), Some(states[2].1.len() as u64));
+
+    // The next incremental builds on the compacted set; the chain restores to the database.
+    s.put_doc("/databases/Shop", "orders/2", json!({"Total": 9}));
+    let next = s.backup("/databases/Shop", &location, true);
+    assert_eq!(next["Incremental"], true, "{next}");
+    assert_eq!(manifest(&location, next["SetId"].as_str().expect("id"))["BaseSetId"], whole.as_str());
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Next"}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    assert!(s.all_docs("/databases/Next") == s.all_docs("/databases/Shop"));
+
+    // Refusals before any job.
+    let (status, body) = s.post("/admin/backup/compact", json!({"BackupLocation": location, "UpTo": "20200101T000000Z-full"}));
+    assert_eq!((status, body["Error"].as_str()), (404, Some("SetNotFound")), "{body}");
+    let (status, body) = s.post("/admin/backup/compact", json!({"BackupLocation": "relative/path"}));
+    assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidBackupLocation")), "{body}");
+    let (status, body) = s.post("/admin/backup/compact", json!({"BackupLocation": location, "UpTo": whole}));
+    assert_eq!((status, body["Error"].as_str()), (400, Some("NoBackupFound")), "a full set alone has nothing to fold: {body}");
+    let (status, body) = s.post("/admin/backup/compact/cancel", json!({}));
+    assert_eq!((status, body["Error"].as_str()), (404, Some("NotFound")), "{body}");
+}
+
+#[test]
+fn a_damaged_input_is_refused_before_anything_is_written() {
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Shop");
+    let before = all_entries(Path::new(&location));
+    let damaged = Path::new(&location).join(&states[2].0).join("documents-0001.zst");
+    let mut bytes = std::fs::read(&damaged).expect("reads");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&damaged, bytes).expect("writes");
+    let done = compact(&s, json!({"BackupLocation": location}));
+    assert_eq!(done["Success"], false, "{done}");
+    assert_eq!(done["ErrorCode"], "ChecksumMismatch", "{done}");
+    assert!(done["Error"].as_str().expect("error").contains("documents-0001.zst"), "{done}");
+    assert_eq!(all_entries(Path::new(&location)), before, "nothing was written");
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_compaction_leaves_no_half_set() {
+    for point in ["compact.after_index", "backup.after_data_file", "compact.before_manifest", "backup.before_rename"] {
+        let mut s = TestServer::start();
+        let (location, states) = three_sets(&s, "Shop");
+        // The failpoints that backups share are armed after the sets exist: the server restarts armed.
+        s.restart_with(&[("ROOKERY_FAILPOINTS", point)]);
+        let before = set_dirs(Path::new(&location));
+        let (status, body) = s.post("/admin/backup/compact", json!({"BackupLocation": location}));
+        assert_eq!(status, 202, "{point}: {body}");
+        assert_eq!(s.wait_exit(Duration::from_secs(60)), Some(86), "{point}: the server stops at the failpoint");
+        s.restart();
+        assert!(!all_entries(Path::new(&location)).iter().any(|e| e.starts_with(".tmp-")), "{point}: a half set was left");
+        assert_eq!(set_dirs(Path::new(&location)), before, "{point}: no set appeared");
+        let (_, status) = s.get("/docs/Raven/Compact/Status");
+        assert_eq!(status["IsRunning"], false, "{point}: {status}");
+        assert_eq!(status["ErrorCode"], "Interrupted", "{point}: {status}");
+        let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "After"}));
+        assert_eq!(restored["Success"], true, "{point}: {restored}");
+        assert!(s.all_docs("/databases/After") == states[2].1, "{point}");
+        let done = compact(&s, json!({"BackupLocation": location}));
+        assert_eq!(done["Success"], true, "{point}: compacting again works: {done}");
+    }
+}
+
+#[test]
+fn rookery_backup_compacts_offline() {
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Shop");
+    let out = Command::new(BACKUP_BIN)
+        .args(["--compact", &format!("--dest={location}"), &format!("--up-to={}", states[1].0)])
+        .output()
+        .expect("runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Compaction completed"), "{text}");
+    let compacted = set_dirs(Path::new(&location)).into_iter().find(|id| !states.iter().any(|(s, _)| s == id)).expect("a new set");
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Offline", "RestoreUpTo": compacted}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    assert!(s.all_docs("/databases/Offline") == states[1].1);
+    // A full set alone: nothing to fold, exit 1 with the code.
+    let out = Command::new(BACKUP_BIN)
+        .args(["--compact", &format!("--dest={location}"), &format!("--up-to={compacted}")])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NoBackupFound"));
+}
+
+#[test]
+fn a_forever_incremental_task_keeps_its_chain_short() {
+    let s = TestServer::start();
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    let location = s.location("forever");
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "IncrementalBackupFrequency": "0 * * * *", "Compact": true, "Retention": {"KeepLast": 1}});
+    let (status, body) = s.put(&format!("{base}/admin/backup/tasks/forever"), task);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(s.get(&format!("{base}/admin/backup/tasks/forever")).1["Compact"], true);
+    let last_set = || s.get(&format!("{base}/admin/backup/tasks/forever")).1["Status"]["LastSetId"].as_str().map(str::to_string);
+    let run = |incremental: bool| {
+        let previous = last_set();
+        let (status, body) = s.post(&format!("{base}/admin/backup/tasks/forever/run?incremental={incremental}"), json!({}));
+        assert_eq!(status, 202, "{body}");
+        for _ in 0..600 {
+            let (_, task) = s.get(&format!("{base}/admin/backup/tasks/forever"));
+            let last = task["Status"]["LastSetId"].as_str().map(str::to_string);
+            if task["Status"]["IsRunning"] == false && last.is_some() && last != previous {
+                assert!(task["Status"]["LastError"].is_null(), "{task}");
+                return last.expect("id");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the task run did not finish");
+    };
+    let mut full_reads = 0;
+    for week in 0..3 {
+        for day in 0..3 {
+            s.put_doc(base, &format!("orders/{week}-{day}"), json!({"Week": week}));
+            run(true);
+        }
+        let id = run(false);
+        if week == 0 {
+            full_reads += 1; // the first full is read from the database; the later ones are folded
+        }
+        let m = manifest(&location, &id);
+        if week > 0 {
+            assert!(m["CompactedFrom"].is_array(), "week {week}: the full was folded from the chain: {m}");
+        }
+    }
+    assert_eq!(full_reads, 1);
+    // The chain never grows past one week of incrementals; retention dropped the folded sets.
+    let (_, listing) = s.get(&format!("/admin/backup/sets?location={location}&verify=false"));
+    let chains = listing["Chains"].as_array().expect("chains");
+    assert!(chains.iter().all(|c| c["Sets"].as_array().map_or(0, Vec::len) <= 4), "{listing}");
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Copy"}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    assert!(s.all_docs("/databases/Copy") == s.all_docs(base));
+}
