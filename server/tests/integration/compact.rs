@@ -158,9 +158,9 @@ fn a_forever_incremental_task_keeps_its_chain_short() {
         for _ in 0..600 {
             let (_, task) = s.get(&format!("{base}/admin/backup/tasks/forever"));
             let last = task["Status"]["LastSetId"].as_str().map(str::to_string);
-            if task["Status"]["IsRunning"] == false && last.is_some() && last != previous {
+            if let Some(id) = last.filter(|id| task["Status"]["IsRunning"] == false && Some(id) != previous.as_ref()) {
                 assert!(task["Status"]["LastError"].is_null(), "{task}");
-                return last.expect("id");
+                return id;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
