@@ -9,7 +9,9 @@ use super::common::{query_param, DatabaseSelect, ErrorBanner};
 use super::sets::{check_backup_location, fetch_listing, BackupSetsTable};
 use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
 use super::tasks::BackupTasksSection;
-use crate::api::{database_base, BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID, SYSTEM_DATABASE};
+use crate::api::{
+    database_base, BackupListing, BackupRequest, CompactRequest, JobAccepted, BACKUP_STATUS_ID, COMPACT_STATUS_ID, SYSTEM_DATABASE,
+};
 use crate::client::{encode_query, send_json, ApiFailure, Method};
 
 fn backup_href(db: &str, location: &str) -> String {
@@ -58,6 +60,38 @@ pub fn BackupPage() -> impl IntoView {
 
     // A finished backup adds a set: list the location again.
     poll_while_running(status, status_refresh, move |_| history_refresh.update(|v| *v = v.wrapping_add(1)));
+
+    // Compaction: "Compact up to here" in the history; its status lives in the system database.
+    let compact_refresh = RwSignal::new(0u32);
+    let compact_status = Resource::new(move || compact_refresh.get(), |_| fetch_status(format!("/docs/{COMPACT_STATUS_ID}")));
+    poll_while_running(compact_status, compact_refresh, move |_| history_refresh.update(|v| *v = v.wrapping_add(1)));
+    let (compacting, set_compacting) = signal(false);
+    let compact = Callback::new(move |up_to: String| {
+        let Some(location) = chosen_location.get_untracked().or_else(|| {
+            let typed = location.get_untracked().trim().to_string();
+            (!typed.is_empty()).then_some(typed)
+        }) else {
+            return;
+        };
+        let passphrase = passphrase.get_untracked();
+        let request = CompactRequest {
+            backup_location: location,
+            up_to: Some(up_to),
+            backup_passphrase: (!passphrase.is_empty()).then_some(passphrase),
+            ..Default::default()
+        };
+        set_compacting.set(true);
+        leptos::task::spawn_local(async move {
+            match send_json::<JobAccepted, _>(Method::Post, "/admin/backup/compact", Some(&request)).await {
+                Ok(_) => {
+                    set_error.set(None);
+                    compact_refresh.update(|v| *v = v.wrapping_add(1));
+                }
+                Err(e) => set_error.set(Some(e.to_string())),
+            }
+            set_compacting.set(false);
+        });
+    });
 
     // In the browser, until the user types a location (or gives one in the URL),
     // offer the location of the chosen database's last backup.
@@ -228,13 +262,26 @@ pub fn BackupPage() -> impl IntoView {
                                 <button type="button" class="link push-right" on:click=move |_| history_refresh.update(|v| *v = v.wrapping_add(1))>"Refresh"</button>
                             </div>
                             {match listing {
-                                Ok(Some(l)) => view! { <BackupSetsTable listing=l/> }.into_any(),
+                                Ok(Some(l)) => view! { <BackupSetsTable listing=l on_compact=compact/> }.into_any(),
                                 Ok(None) => view! { <p class="muted empty">"Enter a backup location to see the sets it holds."</p> }.into_any(),
                                 Err(e) => view! { <div class="banner banner-error">"Cannot list the sets: " {e.to_string()}</div> }.into_any(),
                             }}
                         }
                     })}
                 </Transition>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match compact_status.await {
+                            Ok(Some(s)) => view! {
+                                <JobStatusPanel kind=JobKind::Compact status=Some(s) idle_text="" success_link=None cancel="/admin/backup/compact/cancel".to_string()/>
+                            }
+                                .into_any(),
+                            _ => ().into_any(),
+                        }
+                    })}
+                </Transition>
+                {move || compacting.get().then(|| view! { <p class="hint">"Starting the compaction…"</p> })}
+                <p class="hint">"Compacting folds a full set and its incrementals up to the chosen one into one new full set, built from the sets alone (the database is not read); restores and new incrementals then start from it."</p>
             </div>
         </section>
     }

@@ -69,9 +69,10 @@ pub fn set_label(set: &BackupSetInfo) -> String {
     format!("{} · {} · {changes}{problems}", format_time(&set.created), set.kind)
 }
 
-/// The sets of a location as a table (`aria-label="Backup sets"`), newest first.
+/// The sets of a location as a table (`aria-label="Backup sets"`), newest
+/// first; with `on_compact`, each incremental has a "Compact up to here" button.
 #[component]
-pub fn BackupSetsTable(listing: BackupListing) -> impl IntoView {
+pub fn BackupSetsTable(listing: BackupListing, #[prop(optional)] on_compact: Option<Callback<String>>) -> impl IntoView {
     let sets = newest_first(&listing);
     let problems = listing.problems.clone();
     let location = listing.location.clone();
@@ -82,6 +83,13 @@ pub fn BackupSetsTable(listing: BackupListing) -> impl IntoView {
             let kind_class = if set.kind == "Full" { "tag kind-full" } else { "tag kind-incremental" };
             let verified = set.verified;
             let set_problems = set.problems.clone();
+            let compact = (set.kind == "Incremental").then_some(on_compact).flatten().map(|on_compact| {
+                let id = set.set_id.clone();
+                let label = format!("Compact up to {id}");
+                view! {
+                    <button type="button" class="link" aria-label=label on:click=move |_| on_compact.run(id.clone())>"Compact up to here"</button>
+                }
+            });
             view! {
                 <tr>
                     <td class="nowrap">{format_time(&set.created)}</td>
@@ -104,6 +112,7 @@ pub fn BackupSetsTable(listing: BackupListing) -> impl IntoView {
                                 .into_any()
                         }}
                     </td>
+                    {on_compact.is_some().then(|| view! { <td>{compact}</td> })}
                 </tr>
             }
         })
@@ -122,6 +131,7 @@ pub fn BackupSetsTable(listing: BackupListing) -> impl IntoView {
                             <th class="num">"Deletions"</th>
                             <th class="num">"Size"</th>
                             <th>"Integrity"</th>
+                            {on_compact.is_some().then(|| view! { <th><span class="visually-hidden">"Actions"</span></th> })}
                         </tr>
                     </thead>
                     <tbody>{rows}</tbody>

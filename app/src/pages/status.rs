@@ -79,6 +79,7 @@ pub enum JobKind {
     Backup,
     Restore,
     Import,
+    Compact,
 }
 
 impl JobKind {
@@ -87,6 +88,7 @@ impl JobKind {
             Self::Backup => "backup",
             Self::Restore => "restore",
             Self::Import => "import",
+            Self::Compact => "compaction",
         }
     }
 }
@@ -106,6 +108,7 @@ fn title(kind: JobKind, status: &JobStatus) -> String {
         JobKind::Backup if status.incremental => "Incremental backup".to_string(),
         JobKind::Backup => "Full backup".to_string(),
         JobKind::Import => "Import".to_string(),
+        JobKind::Compact => "Compaction".to_string(),
         JobKind::Restore => match &status.database_name {
             Some(name) => format!("Restore of {name}"),
             None => "Restore".to_string(),
@@ -135,6 +138,7 @@ pub fn JobStatusPanel(
         JobKind::Backup => "Backup status",
         JobKind::Restore => "Restore status",
         JobKind::Import => "Import status",
+        JobKind::Compact => "Compaction status",
     };
     let (badge_class, badge_text) = badge(status.as_ref());
     let Some(s) = status else {
@@ -176,6 +180,7 @@ pub fn JobStatusPanel(
         JobKind::Backup => "Bytes written",
         JobKind::Restore => "Data restored",
         JobKind::Import => "Bytes",
+        JobKind::Compact => "Bytes written",
     };
     let link = success_link.filter(|_| s.success && !s.is_running);
     let error = s.error.clone().map(|e| (s.error_code.clone(), e));
