@@ -160,24 +160,26 @@ fn write(
     let mut documents = files.documents()?;
     let mut pending = index.documents_in_order().peekable();
     let full_source = Source { set: full, key: full_key };
+    // Writes the index's entries up to `bound` (all, without one); whether
+    // the index holds `bound` itself (then its state replaced the full set's).
     let mut emit_index_before =
-        |files: &mut FileSet<'_>, documents: &mut super::engine::DocumentFiles, bound: Option<&str>| -> Result<(), BackupError> {
+        |files: &mut FileSet<'_>, documents: &mut super::engine::DocumentFiles, bound: Option<&str>| -> Result<bool, BackupError> {
             while let Some(next) = pending.peek() {
-                let (id, _) = next.as_ref().map_err(|e| BackupError::Io(e.to_string()))?;
+                let (id, _) = next.as_ref().map_err(|e| BackupError::Io(e.clone()))?;
                 if bound.is_some_and(|b| id.as_str() > b) {
                     break;
                 }
-                let (id, state) = pending.next().expect("peeked").map_err(|e| BackupError::Io(e.to_string()))?;
+                let (id, state) = pending.next().ok_or_else(|| BackupError::Io("the index ended".into()))?.map_err(BackupError::Io)?;
                 let is_bound = bound == Some(id.as_str());
                 if let State::Document { etag, modified_ms, body } = state {
                     index.mark_live(&id, etag)?;
                     documents.push(files, DataRecord::Document { id, etag, modified_ms, body })?;
                 }
                 if is_bound {
-                    break;
+                    return Ok(true);
                 }
             }
-            Ok(())
+            Ok(false)
         };
     for file in full.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
         read_file(&full_source, &file.name, &file.sha256, &mut |record| {
@@ -185,8 +187,7 @@ fn write(
                 return Err(BackupError::Corrupt(format!("{}/{}: a non-document record", full.manifest.set_id, file.name)).into());
             };
             // Ids before this one from the index, then this id: the index's state wins.
-            emit_index_before(&mut files, &mut documents, Some(&id))?;
-            if !index.touched(&id)? {
+            if !emit_index_before(&mut files, &mut documents, Some(&id))? {
                 documents.push(&mut files, DataRecord::Document { id, etag, modified_ms, body })?;
             }
             Ok(())
@@ -196,29 +197,25 @@ fn write(
     let document_count = documents.finish(&mut files)?;
 
     // Step 4: the change log, in etag order.
-    let change_files: Vec<_> = full.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog).collect();
-    let spill = tempfile::tempfile().map_err(|e| BackupError::Io(format!("cannot create a temporary file: {e}")))?;
-    let mut kept = super::format::RecordWriter::new(std::io::BufWriter::new(spill), 1)
-        .map_err(|e| BackupError::Io(format!("cannot start a temporary file: {e}")))?;
-    for file in change_files {
+    let mut changes = files.open("changes.zst")?;
+    let write_error = |e: std::io::Error| BackupError::Io(format!("cannot write changes.zst: {e}"));
+    for file in full.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
         read_file(&full_source, &file.name, &file.sha256, &mut |record| {
             let DataRecord::Change { ref id, .. } = record else {
                 return Err(BackupError::Corrupt(format!("{}/{}: a non-change record", full.manifest.set_id, file.name)).into());
             };
             if !index.touched(id)? {
-                kept.write(&record).map_err(|e| BackupError::Io(format!("cannot write a temporary file: {e}")))?;
+                changes.write(&record).map_err(write_error)?;
             }
             Ok(())
         })?;
     }
-    let (spilled, _) = kept.finish().map_err(|e| BackupError::Io(format!("cannot finish a temporary file: {e}")))?;
-    let mut spilled = spilled.into_inner().map_err(|e| BackupError::Io(format!("cannot flush a temporary file: {e}")))?;
-    std::io::Seek::rewind(&mut spilled).map_err(|e| BackupError::Io(e.to_string()))?;
-    let mut reader = super::format::RecordReader::new(std::io::BufReader::new(spilled))
-        .map_err(|e| BackupError::Io(format!("cannot read a temporary file: {e}")))?;
-    let from_full = std::iter::from_fn(move || reader.next_record().map_err(|e| BackupError::Io(e.to_string())).transpose());
-    let from_index = index.live_by_etag().map(|r| r.map(|(etag, id)| DataRecord::Change { etag, id }));
-    files.write_file("changes.zst", FileContent::ChangeLog, from_full.chain(from_index))?;
+    index.flush_live()?;
+    for entry in index.live_by_etag() {
+        let (etag, id) = entry?;
+        changes.write(&DataRecord::Change { etag, id }).map_err(write_error)?;
+    }
+    files.close("changes.zst".to_string(), changes, FileContent::ChangeLog)?;
 
     // Step 5: credentials (the system database) from the newest set that has them.
     if let Some((set, key, file)) = prepared
@@ -345,11 +342,24 @@ impl State {
 
 /// What the incrementals changed, sorted on local disk (step 2).
 struct ChangeIndex {
-    _db: fjall::Database,
+    db: fjall::Database,
+    touched_ids: std::cell::RefCell<std::collections::HashSet<u64>>,
+    live_batch: std::cell::RefCell<(fjall::OwnedWriteBatch, usize)>,
     /// id -> state at the chain's end.
     states: fjall::Keyspace,
     /// etag (big-endian) -> id, for the live documents written out.
     live: fjall::Keyspace,
+}
+
+/// Bytes of index entries written per batch.
+const INDEX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::Hasher;
+    // The same keys for every call (unlike RandomState), so hashes compare.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    hasher.write(id.as_bytes());
+    hasher.finish()
 }
 
 fn index_error(e: impl std::fmt::Display) -> BackupError {
@@ -361,18 +371,25 @@ impl ChangeIndex {
         #[allow(deprecated)] // as in the store: the setter is marked "todo", not replaced.
         let db = fjall::Database::builder(dir)
             .cache_size(16 * 1024 * 1024)
-            .max_write_buffer_size(Some(32 * 1024 * 1024))
+            .max_write_buffer_size(Some(64 * 1024 * 1024))
+            // A throw-away index: nothing is ever recovered from its journal.
+            .manual_journal_persist(true)
+            .journal_compression(fjall::CompressionType::None)
             .open()
             .map_err(index_error)?;
         let options = || fjall::KeyspaceCreateOptions::default().max_memtable_size(16 * 1024 * 1024);
         let states = db.keyspace("states", options).map_err(index_error)?;
         let live = db.keyspace("live", options).map_err(index_error)?;
-        Ok(Self { _db: db, states, live })
+        let live_batch = std::cell::RefCell::new((db.batch(), 0));
+        Ok(Self { db, touched_ids: std::cell::RefCell::default(), live_batch, states, live })
     }
 
     /// One incremental: its deletions, then its documents (as a restore applies them).
     fn replay(&self, source: &Source<'_>, cancel: &CancelToken) -> Result<(), BackupError> {
         let set = source.set;
+        // Written in batches: one journal write per batch, not per record.
+        let mut batch = self.db.batch();
+        let mut batched = 0usize;
         for content in [FileContent::Deletions, FileContent::Documents] {
             for file in set.manifest.files.iter().filter(|f| f.content == content) {
                 read_file(source, &file.name, &file.sha256, &mut |record| {
@@ -390,20 +407,49 @@ impl ChangeIndex {
                             )
                         }
                     };
-                    self.states.insert(id.as_bytes(), state.encode()).map_err(index_error)?;
+                    let encoded = state.encode();
+                    batched += id.len() + encoded.len();
+                    self.touched_ids.borrow_mut().insert(id_hash(&id));
+                    batch.insert(&self.states, id.into_bytes(), encoded);
+                    if batched >= INDEX_BATCH_BYTES {
+                        std::mem::replace(&mut batch, self.db.batch()).commit().map_err(index_error)?;
+                        batched = 0;
+                    }
                     Ok(())
                 })?;
             }
         }
-        Ok(())
+        batch.commit().map_err(index_error)
     }
 
+    /// Whether an incremental touched `id`: a hash of every touched id is kept
+    /// in memory (8 bytes per changed id, never per document of the full
+    /// set), and only a hash that matches is confirmed on disk.
     fn touched(&self, id: &str) -> Result<bool, BackupError> {
+        if !self.touched_ids.borrow().contains(&id_hash(id)) {
+            return Ok(false);
+        }
         self.states.contains_key(id.as_bytes()).map_err(index_error)
     }
 
     fn mark_live(&self, id: &str, etag: u64) -> Result<(), BackupError> {
-        self.live.insert(etag.to_be_bytes(), id.as_bytes()).map_err(index_error)
+        let mut pending = self.live_batch.borrow_mut();
+        let (batch, bytes) = &mut *pending;
+        batch.insert(&self.live, etag.to_be_bytes(), id.as_bytes());
+        *bytes += 8 + id.len();
+        if *bytes >= INDEX_BATCH_BYTES {
+            std::mem::replace(batch, self.db.batch()).commit().map_err(index_error)?;
+            *bytes = 0;
+        }
+        Ok(())
+    }
+
+    /// Commits what [`Self::mark_live`] holds.
+    fn flush_live(&self) -> Result<(), BackupError> {
+        let mut pending = self.live_batch.borrow_mut();
+        let (batch, bytes) = &mut *pending;
+        *bytes = 0;
+        std::mem::replace(batch, self.db.batch()).commit().map_err(index_error)
     }
 
     fn documents_in_order(&self) -> impl Iterator<Item = Result<(String, State), String>> + '_ {

@@ -317,7 +317,7 @@ fn is_status(id: &str) -> bool {
     STATUS_DOCUMENT_IDS.contains(&id)
 }
 
-type Sink = RecordWriter<SetWriter<FileSink>>;
+pub(super) type Sink = RecordWriter<SetWriter<FileSink>>;
 
 /// The data files of one set, and the progress they make.
 pub(super) struct FileSet<'a> {
@@ -355,7 +355,7 @@ impl<'a> FileSet<'a> {
         Ok(())
     }
 
-    fn open(&self, name: &str) -> Result<Sink, BackupError> {
+    pub(super) fn open(&self, name: &str) -> Result<Sink, BackupError> {
         let file = self.target.create(name).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot create {name}: {m}"))))?;
         let hashing = HashingWriter::new(file);
         let under = match &self.set_key {
@@ -367,7 +367,7 @@ impl<'a> FileSet<'a> {
         RecordWriter::new(under, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
     }
 
-    fn close(&mut self, name: String, sink: Sink, content: FileContent) -> Result<(), BackupError> {
+    pub(super) fn close(&mut self, name: String, sink: Sink, content: FileContent) -> Result<(), BackupError> {
         let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot finish {name}: {m}")));
         let (under, records) = sink.finish().map_err(io)?;
         let (file, size, sha256) = under.finish().map_err(io)?.finish();

@@ -152,6 +152,55 @@ fn main() {
     );
     rows.push(Row::ratio("incremental (1% changed) / full backup time", inc_time.as_secs_f64(), full_time.as_secs_f64(), "<= 0.05"));
 
+    // 4b. Compaction: a full plus 24 incrementals of 1% each, folded, against a fresh full backup.
+    {
+        let chain_location = root.join("backups-chain").display().to_string();
+        let backup = |incremental: bool| {
+            rookery
+                .start_backup("Bench", BackupOptions { location: chain_location.clone(), incremental, ..Default::default() })
+                .expect("starts")
+                .wait()
+                .expect("backup")
+        };
+        backup(false);
+        for round in 0..24u64 {
+            for k in 0..changed {
+                let i = (k * 101 + round * 7919) % args.documents;
+                db.store().put(&doc_id(i), &doc_body(i, round + 2), None).expect("put");
+            }
+            backup(true);
+        }
+        drop_caches();
+        let started = Instant::now();
+        rookery
+            .start_backup("Bench", BackupOptions { location: root.join("backups-fresh").display().to_string(), ..Default::default() })
+            .expect("starts")
+            .wait()
+            .expect("fresh full");
+        let fresh_time = started.elapsed();
+        drop_caches();
+        reset_peak_rss();
+        let started = Instant::now();
+        let options = rookery::backup::compact::CompactOptions::default();
+        let compacted = rookery.start_compaction(&chain_location, None, &options).expect("starts").wait().expect("compaction");
+        let compact_time = started.elapsed();
+        let compact_rss = peak_rss();
+        assert_eq!(compacted.documents, args.documents, "every document in the compacted set");
+        println!(
+            "compaction of a full + 24 incrementals of 1%: {:.2} s (a fresh full backup: {:.2} s), peak RSS {}",
+            compact_time.as_secs_f64(),
+            fresh_time.as_secs_f64(),
+            human(compact_rss)
+        );
+        rows.push(Row::ratio(
+            "compaction (full + 24 x 1%) / fresh full backup",
+            compact_time.as_secs_f64(),
+            fresh_time.as_secs_f64(),
+            "<= 1.0",
+        ));
+        rows.push(Row::absolute("peak RSS during compaction (MB)", compact_rss as f64 / 1e6, "< 256"));
+    }
+
     // 5. Writes without and during a backup.
     let window = Duration::from_secs(args.load_seconds);
     let quiet = write_load(&rookery, args.writers, args.documents, window, None);
