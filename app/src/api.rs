@@ -473,9 +473,15 @@ pub struct RestoreRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(maximum = 3600))]
     pub restore_start_timeout: Option<u64>,
-    /// Restore the chain only up to this set (point in time).
+    /// Restore the chain only up to this set, or up to the newest set created
+    /// at or before this RFC 3339 time (point in time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental)$"))]
+    #[cfg_attr(
+        feature = "ssr",
+        schema(
+            pattern = r"^([0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+        )
+    )]
     pub restore_up_to: Option<String>,
     /// Base64 of 32 bytes: the database key, when the set left it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -172,6 +172,29 @@ pub fn choose_chain(location: &Location, up_to: Option<&str>) -> Result<Vec<Stor
         }
     }
     let scanned = scan(location)?;
+    // A time instead of a set id: the newest set created at or before it.
+    let by_time;
+    let up_to = match up_to {
+        Some(point) if !crate::backup::format::is_valid_set_id(point) => {
+            let at: jiff::Timestamp = point.parse().map_err(|e| {
+                RestoreError::InvalidRequest(format!(
+                    "RestoreUpTo '{}' is neither a set id nor an RFC 3339 time: {e}",
+                    point.escape_debug()
+                ))
+            })?;
+            let created = |s: &StoredSet| s.manifest.created.parse::<jiff::Timestamp>().ok();
+            by_time = scanned
+                .chains
+                .iter()
+                .flat_map(|c| c.sets.iter())
+                .filter_map(|s| created(s).filter(|c| *c <= at).map(|c| (c, s.manifest.set_id.clone())))
+                .max()
+                .map(|(_, id)| id)
+                .ok_or_else(|| RestoreError::SetNotFound(format!("no complete set in '{location}' was created at or before {at}")))?;
+            Some(by_time.as_str())
+        }
+        other => other,
+    };
     let chain = match up_to {
         Some(set_id) => {
             let chain = scanned
@@ -578,18 +601,25 @@ pub(crate) fn read_file(
         None => SetReader::Plain(hashing),
     };
     let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
-    let decoded = loop {
+    // A record the caller refuses (out of order, of the wrong kind) may come
+    // from damaged bytes that still decode: the rest of the file is hashed
+    // before the refusal is believed, so damage is reported as damage.
+    let decoded: Result<(), RestoreError> = loop {
         match reader.next_record() {
-            Ok(Some(record)) => apply(record)?,
+            Ok(Some(record)) => match apply(record) {
+                Ok(()) => {}
+                Err(RestoreError::Canceled) => return Err(RestoreError::Canceled),
+                Err(refused) => break Err(refused),
+            },
             Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
+            Err(e) => break Err(corrupt(set, name, &e.to_string())),
         }
     };
     let (size, actual) = reader.into_inner().into_hashing().finish().map_err(unreadable)?;
     if actual != sha256 {
         return Err(mismatch("checksum mismatch (the file was changed or damaged)"));
     }
-    decoded.map_err(|e| corrupt(set, name, &e.to_string()))?;
+    decoded?;
     Ok(size)
 }
 

@@ -321,3 +321,71 @@ fn format_version_1_fixture_restores() {
     assert!(s.all_docs("/databases/Fixture") == expected);
     assert!(!expected.contains_key("people/2") && expected.contains_key("people/9"));
 }
+
+#[test]
+fn restore_up_to_a_time_takes_the_newest_set_created_at_or_before_it() {
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Timed");
+    let (_, listing) = s.get(&format!("/admin/backup/sets?location={location}&verify=false"));
+    let created: Vec<String> =
+        listing["Chains"][0]["Sets"].as_array().expect("sets").iter().map(|s| s["Created"].as_str().expect("time").to_string()).collect();
+    assert_eq!(created.len(), 3);
+    let at = |t: &str| -> jiff::Timestamp { t.parse().expect("a time") };
+    // Exactly the second set's time: that set. A millisecond before it: the first.
+    let exact = s.restore(json!({"BackupLocation": location, "DatabaseName": "AtSecond", "RestoreUpTo": created[1]}));
+    assert_eq!(exact["SetId"], states[1].0.as_str(), "{exact}");
+    assert!(s.all_docs("/databases/AtSecond") == states[1].1);
+    let before = (at(&created[1]) - jiff::SignedDuration::from_millis(1)).to_string();
+    assert!(at(&before) >= at(&created[0]), "the sets are a millisecond apart at least");
+    let earlier = s.restore(json!({"BackupLocation": location, "DatabaseName": "BeforeSecond", "RestoreUpTo": before}));
+    assert_eq!(earlier["SetId"], states[0].0.as_str(), "{earlier}");
+    assert!(s.all_docs("/databases/BeforeSecond") == states[0].1);
+    // A time zone offset is a time like any other; a time after every set is the newest.
+    let later = s.restore(json!({"BackupLocation": location, "DatabaseName": "Later", "RestoreUpTo": "2999-01-01T00:00:00+02:00"}));
+    assert_eq!(later["SetId"], states[2].0.as_str(), "{later}");
+    // Before every set: nothing to restore.
+    let (code, message) =
+        s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "TooEarly", "RestoreUpTo": "2000-01-01T00:00:00Z"}));
+    assert_eq!(code, "SetNotFound", "{message}");
+}
+
+#[test]
+fn damage_that_still_decodes_is_reported_as_damage_not_as_a_malformed_set() {
+    use rookery::backup::format::{RecordReader, RecordWriter};
+    let s = TestServer::start();
+    s.create_db("Shop");
+    for i in 0..50 {
+        s.put_doc("/databases/Shop", &format!("orders/{i:03}"), json!({"n": i}));
+    }
+    let location = s.location("decodes");
+    let full = s.backup("/databases/Shop", &location, false);
+    let file = Path::new(&location).join(full["SetId"].as_str().expect("id")).join("documents-0001.zst");
+    // The same records in reverse order: valid zstd and valid records, other bytes than the manifest's.
+    let mut reader = RecordReader::new(std::fs::File::open(&file).expect("opens")).expect("reads");
+    let mut records = Vec::new();
+    while let Some(record) = reader.next_record().expect("a record") {
+        records.push(record);
+    }
+    records.reverse();
+    let mut writer = RecordWriter::new(std::fs::File::create(&file).expect("creates"), 1).expect("writes");
+    for record in &records {
+        writer.write(record).expect("writes");
+    }
+    writer.finish().expect("finishes");
+    // The manifest says the new size (so only the hash can tell), and SHA256SUMS agrees with the manifest.
+    let set_dir = file.parent().expect("set folder").to_path_buf();
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(set_dir.join("manifest.json")).expect("reads")).expect("json");
+    manifest["Files"][0]["Size"] = json!(std::fs::metadata(&file).expect("size").len());
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("json");
+    std::fs::write(set_dir.join("manifest.json"), &manifest_bytes).expect("writes");
+    let sums = std::fs::read_to_string(set_dir.join("SHA256SUMS")).expect("reads");
+    let manifest_sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest_bytes));
+    let sums: String = sums
+        .lines()
+        .map(|l| if l.ends_with("manifest.json") { format!("{manifest_sum}  manifest.json\n") } else { format!("{l}\n") })
+        .collect();
+    std::fs::write(set_dir.join("SHA256SUMS"), sums).expect("writes");
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Reordered"}));
+    assert_eq!(code, "ChecksumMismatch", "{message}");
+    assert!(message.contains("documents-0001.zst"), "{message}");
+}
