@@ -778,6 +778,10 @@ pub struct BackupTask {
     /// chain into a new full set instead of reading the database.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compact: bool,
+    /// Continuous backup: a small incremental whenever something changed, at
+    /// most one per `MaxLagSeconds`; nothing while the database is idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous: Option<ContinuousBackup>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_encryption_key: Option<bool>,
     /// Write-only: sealed with the master key, never returned.
@@ -790,8 +794,18 @@ pub struct BackupTask {
     pub backup_encryption_key: Option<String>,
 }
 
-/// What a task did and will do.
+/// A task's continuous backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ContinuousBackup {
+    /// The most seconds a change waits before it is shipped (1 to 3600).
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 3600))]
+    pub max_lag_seconds: u32,
+}
+
+/// What a task did and will do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct TaskStatus {
@@ -803,10 +817,16 @@ pub struct TaskStatus {
     pub last_error: Option<String>,
     pub next_backup: Option<String>,
     pub next_backup_kind: Option<BackupKind>,
+    /// Continuous tasks: seconds the oldest unshipped change has waited (0 when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
+    /// Continuous tasks: the `ToEtag` of the last set shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_shipped_etag: Option<u64>,
 }
 
 /// A task as answers show it: no secret, a flag instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct BackupTaskInfo {
@@ -819,6 +839,8 @@ pub struct BackupTaskInfo {
     pub disabled: bool,
     #[serde(default)]
     pub compact: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous: Option<ContinuousBackup>,
     pub include_encryption_key: Option<bool>,
     pub has_backup_passphrase: bool,
     pub has_backup_encryption_key: bool,

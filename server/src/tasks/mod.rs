@@ -95,6 +95,9 @@ pub struct TaskState {
     /// A due run that had not started yet (it survives a restart).
     #[serde(default)]
     pub pending: Option<BackupKind>,
+    /// The `ToEtag` of the last successful run (continuous tasks ship what is after it).
+    #[serde(default)]
+    pub last_shipped_etag: Option<u64>,
 }
 
 /// A task as stored: the request without its secrets, the sealed secrets, the state.
@@ -220,6 +223,11 @@ impl Rookery {
         Schedules::of(&task)?;
         if let Some(policy) = &task.retention {
             retention::validate(policy)?;
+        }
+        if let Some(continuous) = &task.continuous {
+            if !(1..=3600).contains(&continuous.max_lag_seconds) {
+                return Err(TaskError::Invalid("Continuous.MaxLagSeconds is 1 to 3600.".into()));
+            }
         }
         self.open_backup_location(&task.backup_location, None)?;
         if task.backup_passphrase.is_some() && task.backup_encryption_key.is_some() {
@@ -352,6 +360,7 @@ impl Rookery {
             retention: t.retention.clone(),
             disabled: t.disabled,
             compact: t.compact,
+            continuous: t.continuous.clone(),
             include_encryption_key: t.include_encryption_key,
             has_backup_passphrase: stored.sealed_passphrase.is_some(),
             has_backup_encryption_key: stored.sealed_key.is_some(),
@@ -364,6 +373,8 @@ impl Rookery {
                 last_error: s.last_error.clone(),
                 next_backup: next.map(|(t, _)| format_time(t)),
                 next_backup_kind: next.map(|(_, k)| k),
+                lag_seconds: t.continuous.as_ref().map(|_| self.tasks.lag_seconds(&db.name, &stored.name)),
+                last_shipped_etag: s.last_shipped_etag,
             },
         }
     }

@@ -15,6 +15,17 @@ use crate::backup::{BackupError, BackupHandle, SetKind};
 use crate::storage::DatabaseHandle;
 use crate::Rookery;
 
+/// Whether a client changed the database after `etag` (the server's own
+/// `Raven/` documents, such as the status a backup writes, do not count).
+fn has_client_changes_after(db: &DatabaseHandle, etag: u64) -> bool {
+    if db.store().last_etag() <= etag {
+        return false;
+    }
+    let snapshot = db.store().snapshot();
+    let client = |r: Result<(u64, String), crate::storage::StorageError>| r.map_or(true, |(_, id)| !app::api::is_server_owned(&id));
+    snapshot.changes_after(etag).any(client) || snapshot.deletions_after(etag).any(client)
+}
+
 /// How often the scheduler looks at the tasks when nothing wakes it.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -34,6 +45,10 @@ struct Runtime {
     running: Vec<Run>,
     /// When the schedules were last looked at (persisted when a run falls due).
     last_checked: Option<Timestamp>,
+    /// Continuous tasks: since when a change waits to be shipped.
+    unshipped_since: Option<Instant>,
+    /// Continuous tasks: when the last run started (at most one per MaxLagSeconds).
+    last_started: Option<Instant>,
 }
 
 /// The tasks' runtime state, shared by the REST handlers and the scheduler.
@@ -92,7 +107,14 @@ impl Tasks {
     pub(crate) fn started(&self, database: &str, task: &str, handle: BackupHandle, _kind: BackupKind) {
         let mut map = self.lock();
         let rt = map.entry(runtime_key(database, task)).or_default();
+        rt.last_started = Some(Instant::now());
         rt.running.push(Run { handle, started: Instant::now() });
+    }
+
+    /// Seconds the oldest unshipped change of a continuous task has waited.
+    pub(crate) fn lag_seconds(&self, database: &str, task: &str) -> f64 {
+        let since = self.lock().get(&runtime_key(database, task)).and_then(|rt| rt.unshipped_since);
+        since.map_or(0.0, |t| (t.elapsed().as_secs_f64() * 10.0).round() / 10.0)
     }
 }
 
@@ -158,6 +180,22 @@ impl Rookery {
                 due
             }
         };
+        if let Some(continuous) = stored.task.continuous.as_ref().filter(|_| !stored.task.disabled) {
+            // Nothing is asked of the storage here: a look at the database only.
+            let unshipped = has_client_changes_after(db, stored.state.last_shipped_etag.unwrap_or(0));
+            let mut map = self.tasks.lock();
+            if let Some(rt) = map.get_mut(&key) {
+                if unshipped {
+                    rt.unshipped_since.get_or_insert_with(Instant::now);
+                    let spaced = rt.last_started.is_none_or(|t| t.elapsed() >= Duration::from_secs(u64::from(continuous.max_lag_seconds)));
+                    if rt.pending.is_none() && rt.running.is_empty() && spaced {
+                        rt.pending = Some(BackupKind::Incremental);
+                    }
+                } else if rt.running.is_empty() {
+                    rt.unshipped_since = None;
+                }
+            }
+        }
         let pending = {
             let map = self.tasks.lock();
             map.get(&key).and_then(|rt| if rt.running.is_empty() { rt.pending } else { None })
@@ -221,6 +259,7 @@ impl Rookery {
                     state.last_set_id = Some(summary.set_id.clone());
                     state.last_duration_ms = Some(duration);
                     state.last_error = None;
+                    state.last_shipped_etag = Some(summary.to_etag);
                 }),
                 Err(e) => self.record(&db, &task, |state| {
                     state.last_duration_ms = Some(duration);

@@ -360,3 +360,61 @@ fn an_encrypted_chain_in_object_storage_compacts_and_stays_encrypted() {
     assert_eq!(done["Success"], true, "{done}");
     assert!(s.all_docs("/databases/VaultCopy") == expected);
 }
+
+#[test]
+fn a_continuous_task_ships_changes_within_its_lag_and_asks_nothing_of_the_storage_when_idle() {
+    let s3 = S3Server::start("rookery-continuous");
+    let s = server_for(&s3, &[]);
+    let base = "/databases/Live";
+    s.create_db("Live");
+    let location = s3.url("live");
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "Continuous": {"MaxLagSeconds": 1}});
+    let (status, body) = s.put(&format!("{base}/admin/backup/tasks/live"), task);
+    assert_eq!(status, 201, "{body}");
+    let status_of = || s.get(&format!("{base}/admin/backup/tasks/live")).1["Status"].clone();
+    let shipped_up_to = |etag: u64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = status_of();
+            if st["LastShippedEtag"].as_u64() >= Some(etag) && st["IsRunning"] == false {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "etag {etag} was not shipped: {st}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // A burst of writes for three seconds: shipped as it goes, at most one set a second.
+    let started = Instant::now();
+    let mut last = 0;
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        last = s.put_doc(base, &format!("events/{i}"), json!({"i": i}));
+        i += 1;
+    }
+    let st = shipped_up_to(last);
+    let elapsed = started.elapsed().as_secs();
+    let (_, listing) = s.get(&format!("/admin/backup/sets?location={location}&verify=false"));
+    let sets = listing["Chains"][0]["Sets"].as_array().map_or(0, Vec::len) as u64;
+    assert!(sets >= 2 && sets <= elapsed + 2, "{sets} sets in {elapsed} s: {listing}");
+    assert_eq!(st["LagSeconds"].as_f64(), Some(0.0), "{st}");
+
+    // Idle: no set, and not one byte to the storage.
+    let before = (s3.request_bytes(), s3.keys("live/").len());
+    let idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(3) {
+        let st = status_of();
+        assert_eq!(st["IsRunning"], false, "a run while idle: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!((s3.request_bytes(), s3.keys("live/").len()), before, "the idle database asked something of the storage");
+
+    // One more change is shipped within the lag, and the location restores to the database.
+    let etag = s.put_doc(base, "events/last", json!({"last": true}));
+    let changed = Instant::now();
+    shipped_up_to(etag);
+    assert!(changed.elapsed() < Duration::from_secs(5), "shipped after {:?}", changed.elapsed());
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "LiveCopy"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/LiveCopy") == s.all_docs(base));
+}

@@ -247,3 +247,46 @@ fn times_missed_while_the_server_was_stopped_make_one_run_after_it_starts() {
     assert_eq!(set_dirs(Path::new(&location)).len(), 1, "{:?}", set_dirs(Path::new(&location)));
     assert!(ran["Status"]["NextBackup"].as_str().unwrap_or("").starts_with(&(first.year() + 1).to_string()), "{ran}");
 }
+
+#[test]
+fn a_continuous_task_loses_at_most_its_lag_when_the_server_is_killed() {
+    let mut s = TestServer::start();
+    let base = "/databases/Orders";
+    s.create_db("Orders");
+    let location = s.location("continuous");
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "Continuous": {"MaxLagSeconds": 1}});
+    let (status, body) = s.put(&format!("{base}/admin/backup/tasks/live"), task);
+    assert_eq!(status, 201, "{body}");
+    // Writes until a moment that is not a round number of lags, then kill -9.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let run_for = Duration::from_millis(2500 + u64::from(nanos % 2000));
+    let started = std::time::Instant::now();
+    let mut acknowledged = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < run_for {
+        s.put_doc(base, &format!("orders/{i:06}"), json!({"i": i}));
+        acknowledged.push((format!("orders/{i:06}"), std::time::Instant::now()));
+        i += 1;
+    }
+    let killed = std::time::Instant::now();
+    s.kill9();
+    s.restart();
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Recovered"}));
+    assert_eq!(done["Success"], true, "{done}");
+    let recovered = s.all_docs("/databases/Recovered");
+    // The promise: MaxLagSeconds, plus one second for the set that ships it.
+    let horizon = Duration::from_secs(2);
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|(_, at)| killed.duration_since(*at) > horizon)
+        .map(|(id, _)| id)
+        .filter(|id| !recovered.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} writes acknowledged more than {horizon:?} before the kill are missing: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(recovered.len() < acknowledged.len() + 1);
+}

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -145,6 +145,12 @@ impl S3Server {
     pub fn heal(&self) {
         self.relay.set_alive(true);
     }
+
+    /// Bytes sent to the storage through the relay so far: the requests of
+    /// the server under test (and, with them, a count of connections opened).
+    pub fn request_bytes(&self) -> (u64, u64) {
+        (self.relay.sent.load(Ordering::SeqCst), self.relay.connections.load(Ordering::SeqCst))
+    }
 }
 
 impl Drop for S3Server {
@@ -181,6 +187,8 @@ fn urlencode(s: &str) -> String {
 struct Relay {
     port: u16,
     alive: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -190,7 +198,8 @@ impl Relay {
         let port = listener.local_addr().expect("addr").port();
         let alive = Arc::new(AtomicBool::new(true));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (a, o) = (alive.clone(), open.clone());
+        let (sent, connections) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (a, o, counted, opened) = (alive.clone(), open.clone(), sent.clone(), connections.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if !a.load(Ordering::SeqCst) {
@@ -201,14 +210,15 @@ impl Relay {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
+                opened.fetch_add(1, Ordering::SeqCst);
                 if let (Ok(c), Ok(u)) = (client.try_clone(), upstream.try_clone()) {
                     o.lock().expect("lock").extend([c, u]);
                 }
-                pipe(client.try_clone().expect("clone"), upstream.try_clone().expect("clone"));
-                pipe(upstream, client);
+                pipe(client.try_clone().expect("clone"), upstream.try_clone().expect("clone"), Some(counted.clone()));
+                pipe(upstream, client, None);
             }
         });
-        Self { port, alive, open }
+        Self { port, alive, sent, connections, open }
     }
 
     fn set_alive(&self, alive: bool) {
@@ -221,13 +231,16 @@ impl Relay {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, counter: Option<Arc<AtomicU64>>) {
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if let Some(counter) = &counter {
+                        counter.fetch_add(n as u64, Ordering::SeqCst);
+                    }
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }
