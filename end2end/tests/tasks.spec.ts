@@ -51,3 +51,45 @@ test('a backup task made in the studio runs on schedule, prunes by its policy, r
   const r = await request.get(`/databases/${db}/admin/backup/tasks`);
   expect(await r.json()).toEqual([]);
 });
+
+test('a continuous task made in the studio ships changes, and the restore page restores up to a time', async ({ page, request }) => {
+  const db = unique('Live');
+  await createDatabase(request, db);
+  const location = path.join(process.env.ROOKERY_E2E_BACKUPS ?? '/tmp', unique('live'));
+
+  await open(page, `/studio/backup?db=${db}`);
+  const section = page.locator('.card').filter({ has: page.getByRole('heading', { name: 'Backup tasks' }) });
+  await page.getByLabel('Task name').fill('live');
+  await page.getByLabel('Task destination').fill(location);
+  await page.getByLabel('Full backup schedule').fill('0 2 * * 0');
+  await page.getByLabel('Continuous: most seconds a change waits').fill('1');
+  await page.getByLabel('Compact instead of full backups').check();
+  await page.getByRole('button', { name: 'Save task' }).click();
+  await expect(section.getByRole('status')).toContainText("Task 'live' saved.");
+  const row = page.getByRole('table', { name: 'Backup tasks' }).getByRole('row').filter({ hasText: 'live' });
+  await expect(row).toContainText('continuous (at most 1 s behind)');
+  await expect(row).toContainText('compact 0 2 * * 0');
+
+  // A change is shipped within the lag, with no click.
+  const put = await request.put(`/databases/${db}/docs/events/1`, { data: { Kind: 'signup' } });
+  const etag = (await put.json()).ETag as number;
+  await expect.poll(async () => {
+    const task = await (await request.get(`/databases/${db}/admin/backup/tasks/live`)).json();
+    return task.Status.LastShippedEtag ?? 0;
+  }, { timeout: 20_000 }).toBeGreaterThanOrEqual(etag);
+  await section.getByRole('button', { name: 'Refresh' }).click();
+  await expect(row).toContainText(`shipped up to etag`);
+
+  // Restore up to a time (after every set: the newest).
+  const copy = unique('LiveCopy');
+  await open(page, '/studio/restore');
+  await page.getByLabel('Backup location').fill(location);
+  await page.getByLabel('Or up to a time').fill('2999-01-01T00:00:00Z');
+  await page.getByLabel('Database name').fill(copy);
+  await page.getByRole('button', { name: 'Start Restore' }).click();
+  const panel = page.getByRole('region', { name: 'Restore status' });
+  await expect(panel).toContainText(`Restore of ${copy}`);
+  await expect(panel).toContainText('Succeeded');
+  expect((await request.get(`/databases/${copy}/docs/events/1`)).status()).toBe(200);
+  expect((await request.delete(`/databases/${db}/admin/backup/tasks/live`)).status()).toBe(204);
+});

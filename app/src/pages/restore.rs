@@ -38,6 +38,7 @@ pub fn RestorePage() -> impl IntoView {
     let (passphrase, set_passphrase) = signal(String::new());
     let (database_key, set_database_key) = signal(String::new());
     let (up_to, set_up_to) = signal(String::new());
+    let (up_to_time, set_up_to_time) = signal(String::new());
     let (busy, set_busy) = signal(false);
     let status_refresh = RwSignal::new(0u32);
     let sets_refresh = RwSignal::new(0u32);
@@ -117,7 +118,8 @@ pub fn RestorePage() -> impl IntoView {
             backup_location,
             database_location: target,
             database_name: name,
-            restore_up_to: non_empty(up_to.get_untracked()),
+            // A time, when one is given, wins over the chosen set.
+            restore_up_to: non_empty(up_to_time.get_untracked()).or_else(|| non_empty(up_to.get_untracked())),
             backup_passphrase: non_empty(passphrase.get_untracked()),
             encryption_key: non_empty(database_key.get_untracked()),
             ..Default::default()
@@ -202,6 +204,19 @@ pub fn RestorePage() -> impl IntoView {
                                 }
                             })}
                         </Transition>
+                    </div>
+                    <div class="field">
+                        <label for="restore-up-to-time">"Or up to a time"</label>
+                        <input
+                            id="restore-up-to-time"
+                            type="text"
+                            autocomplete="off"
+                            spellcheck="false"
+                            placeholder="2026-11-26T14:03:27Z"
+                            prop:value=up_to_time
+                            on:input=move |ev| set_up_to_time.set(event_target_value(&ev))
+                        />
+                        <span class="hint">"Optional, RFC 3339: the newest set created at or before this time (with a continuous task, within its lag)."</span>
                     </div>
                     <div class="field">
                         <label for="restore-database-name">"Database name"</label>

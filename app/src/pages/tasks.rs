@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use super::common::ConfirmDelete;
 
-use crate::api::{database_base, BackupTask, BackupTaskInfo, JobAccepted, RetentionPolicy, ScheduleInfo};
+use crate::api::{database_base, BackupTask, BackupTaskInfo, ContinuousBackup, JobAccepted, RetentionPolicy, ScheduleInfo};
 use crate::client::{encode_path, encode_query, get_json, send_json, ApiFailure, Method};
 
 fn tasks_path(db: &str) -> String {
@@ -62,6 +62,8 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
     let (keep_monthly, set_keep_monthly) = signal(String::new());
     let (minimum_age, set_minimum_age) = signal(String::new());
     let (passphrase, set_passphrase) = signal(String::new());
+    let (compact, set_compact) = signal(false);
+    let (max_lag, set_max_lag) = signal(String::new());
     let (confirming, set_confirming) = signal(None::<String>);
 
     let save = move |ev: leptos::ev::SubmitEvent| {
@@ -90,6 +92,13 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
             }
         };
         let retention = (policy != RetentionPolicy::default()).then_some(policy);
+        let continuous = match count(max_lag.get_untracked(), "Continuous: most seconds a change waits") {
+            Ok(lag) => lag.map(|max_lag_seconds| ContinuousBackup { max_lag_seconds }),
+            Err(e) => {
+                set_error.set(Some(e));
+                return;
+            }
+        };
         let loc = non_empty(location.get_untracked()).unwrap_or_else(|| default_location.get_untracked());
         let task = BackupTask {
             backup_location: loc,
@@ -98,6 +107,8 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
             time_zone: non_empty(zone.get_untracked()),
             retention,
             backup_passphrase: non_empty(passphrase.get_untracked()),
+            compact: compact.get_untracked(),
+            continuous,
             ..Default::default()
         };
         let task_name = name.get_untracked().trim().to_string();
@@ -171,9 +182,11 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                                         let name = t.name.clone();
                                         let for_run = name.clone();
                                         let schedules = [
-                                            t.full_backup_frequency.as_ref().map(|f| format!("full {f}")),
+                                            t.full_backup_frequency.as_ref().map(|f| if t.compact { format!("compact {f}") } else { format!("full {f}") }),
                                             t.incremental_backup_frequency.as_ref().map(|i| format!("incremental {i}")),
+                                            t.continuous.as_ref().map(|c| format!("continuous (at most {} s behind)", c.max_lag_seconds)),
                                         ].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+                                        let lag = t.status.lag_seconds.map(|lag| format!("lag {lag:.1} s, shipped up to etag {}", t.status.last_shipped_etag.unwrap_or(0)));
                                         let last = match (&t.status.last_error, &t.status.last_set_id) {
                                             (Some(e), _) => view! { <span class="error-text">{format!("Failed: {e}")}</span> }.into_any(),
                                             (None, Some(id)) => view! { <span class="mono">{id.clone()}</span> }.into_any(),
@@ -192,7 +205,7 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                                                     {t.status.is_running.then(|| view! { <span class="tag">"running"</span> })}
                                                 </td>
                                                 <td>{schedules} <span class="hint">" (" {t.time_zone.clone()} ")"</span></td>
-                                                <td>{last}</td>
+                                                <td>{last}{lag.map(|l| view! { <div class="hint">{l}</div> })}</td>
                                                 <td>{next}</td>
                                                 <td class="actions">
                                                     <button type="button" aria-label=format!("Run now: {name}") on:click=move |_| run_now(for_run.clone())>"Run now"</button>
@@ -252,6 +265,18 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                     <label for="task-minimum-age">"Minimum age"</label>
                     <input id="task-minimum-age" type="text" autocomplete="off" placeholder="7d" prop:value=minimum_age on:input=move |ev| set_minimum_age.set(event_target_value(&ev))/>
                     <span class="hint">"Retention never deletes the newest chain, nor a set that a kept set stands on; leave all empty to keep every set."</span>
+                </div>
+                <div class="field">
+                    <label for="task-continuous">"Continuous: most seconds a change waits"</label>
+                    <input id="task-continuous" type="text" inputmode="numeric" autocomplete="off" placeholder="1" prop:value=max_lag on:input=move |ev| set_max_lag.set(event_target_value(&ev))/>
+                    <span class="hint">"Optional: ship every change as a small incremental within this many seconds; nothing is sent while the database is idle."</span>
+                </div>
+                <div class="field">
+                    <label class="checkbox" for="task-compact">
+                        <input id="task-compact" type="checkbox" prop:checked=compact on:change=move |ev| set_compact.set(event_target_checked(&ev))/>
+                        "Compact instead of full backups"
+                    </label>
+                    <span class="hint">"Forever-incremental: a due full is folded from the sets already taken; the database is read in full only once."</span>
                 </div>
                 <div class="field">
                     <label for="task-passphrase">"Task passphrase"</label>
