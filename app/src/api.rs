@@ -782,6 +782,10 @@ pub struct BackupTask {
     /// most one per `MaxLagSeconds`; nothing while the database is idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuous: Option<ContinuousBackup>,
+    /// Restore drills: on this schedule, the newest chain of the location is
+    /// restored into a scratch database no client sees and checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_encryption_key: Option<bool>,
     /// Write-only: sealed with the master key, never returned.
@@ -804,6 +808,31 @@ pub struct ContinuousBackup {
     pub max_lag_seconds: u32,
 }
 
+/// A task's restore drills.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DrillOptions {
+    /// Cron: 5 fields, or 6 with seconds first, in the task's time zone.
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
+    pub frequency: String,
+}
+
+/// The last restore drill of a task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct LastDrill {
+    /// When it ended (RFC 3339 UTC).
+    pub at: String,
+    /// The newest set of the chain it restored.
+    pub set_id: Option<String>,
+    pub success: bool,
+    pub duration_ms: u64,
+    /// Why it failed, naming the file when a file was damaged.
+    pub error: Option<String>,
+}
+
 /// What a task did and will do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -823,6 +852,9 @@ pub struct TaskStatus {
     /// Continuous tasks: the `ToEtag` of the last set shipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_shipped_etag: Option<u64>,
+    /// Tasks with drills: the last one, once one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill: Option<LastDrill>,
 }
 
 /// A task as answers show it: no secret, a flag instead.
@@ -841,6 +873,8 @@ pub struct BackupTaskInfo {
     pub compact: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuous: Option<ContinuousBackup>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillOptions>,
     pub include_encryption_key: Option<bool>,
     pub has_backup_passphrase: bool,
     pub has_backup_encryption_key: bool,

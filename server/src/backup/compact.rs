@@ -257,6 +257,7 @@ fn write(
         compression: "zstd".to_string(),
         encryption: encryption(prepared, new_key.as_ref())?,
         files: manifest_files,
+        content_digest: tip.manifest.content_digest.clone(),
         compacted_from: Some(prepared.set_ids()),
         mac: None,
     };
@@ -554,6 +555,8 @@ mod tests {
             let ids = |r: &Vec<(String, Vec<u8>)>| r.iter().map(|(id, _)| id.clone()).collect::<std::collections::BTreeSet<_>>();
             assert_eq!(ids(&a).symmetric_difference(&ids(&b)).collect::<Vec<_>>(), Vec::<&String>::new(), "seed {seed}: ids");
             assert_eq!(a, b, "seed {seed}: documents, etags, times");
+            let digest = |name: &str| rookery.catalog().get(name).expect("db").store().content_digest();
+            assert_eq!(digest("FromChain"), digest("FromCompacted"), "seed {seed}: content digests");
             assert_eq!(from_compacted.documents, a.len() as u64, "seed {seed}: count of the compacted restore");
             let counted = rookery.catalog().get("FromChain").expect("db").store().document_count();
             assert_eq!(counted, a.len() as u64, "seed {seed}: the chain restore's DocumentCount");
@@ -569,6 +572,10 @@ mod tests {
             let (latest_records, source) = (records(&rookery, "Latest"), records(&rookery, "P"));
             let source: Vec<_> = source.into_iter().filter(|(id, _)| !id.starts_with("Raven/")).collect();
             assert_eq!(latest_records, source, "seed {seed}: the chain through the compacted set");
+            assert_eq!(digest("Latest"), db.store().content_digest(), "seed {seed}: the restored digest is the database's");
+            let tip_manifest = std::fs::read(std::path::Path::new(&location).join(&next.set_id).join("manifest.json")).expect("manifest");
+            let tip_manifest: Manifest = serde_json::from_slice(&tip_manifest).expect("json");
+            assert_eq!(tip_manifest.content_digest, Some(digest("Latest").to_hex()), "seed {seed}: the manifest's digest");
             assert_eq!(latest.documents, latest_records.len() as u64, "seed {seed}: the restore's count");
         }
     }

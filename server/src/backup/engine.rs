@@ -187,6 +187,7 @@ fn write_set(
     // Step 1: the point in time.
     let snapshot = prepared.database.store().snapshot();
     let to_etag = snapshot.last_etag()?;
+    let content_digest = snapshot.content_digest()?.to_hex();
     // The point the set claims is durable on the database before the set is
     // written: a crash can never leave the database below a set's ToEtag.
     prepared.database.store().persist()?;
@@ -242,6 +243,7 @@ fn write_set(
         compression: "zstd".to_string(),
         encryption: database_encryption(prepared)?,
         files: manifest_files,
+        content_digest: Some(content_digest),
         compacted_from: None,
         mac: None,
     };

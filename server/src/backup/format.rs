@@ -126,6 +126,10 @@ pub struct Manifest {
     pub compression: String,
     pub encryption: Option<serde_json::Value>,
     pub files: Vec<ManifestFile>,
+    /// The database's content digest at `ToEtag` (see `storage::digest`):
+    /// what a restore of the chain up to this set must reproduce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
     /// A full set written by compaction: the sets of the chain it folds, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compacted_from: Option<Vec<String>>,

@@ -31,7 +31,7 @@ use crate::backup::{BackupError, ErrorKind};
 use crate::failpoint;
 use crate::jobs::CancelToken;
 use crate::storage::record::{encode_with_flags, etag_key, FLAG_ENCRYPTED};
-use crate::storage::{DocumentStore, Durability, StorageError};
+use crate::storage::{ContentDigest, DocumentStore, Durability, StorageError};
 
 /// Documents applied per batch when replaying an incremental set.
 const APPLY_BATCH: usize = 4096;
@@ -478,6 +478,7 @@ fn ingest_full(
     let mut last_id: Option<String> = None;
     let mut count = 0u64;
     let mut data_bytes = 0u64;
+    let mut digest = ContentDigest::default();
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
         *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
@@ -485,6 +486,9 @@ fn ingest_full(
             };
             if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
                 return Err(corrupt(set, &file.name, "documents are not in id order"));
+            }
+            if !app::api::is_server_owned(&id) {
+                digest.add(&ContentDigest::item(&id, &body));
             }
             let record = encode_with_flags(etag, modified_ms, flags, &body);
             data_bytes += (id.len() + record.len()) as u64;
@@ -517,7 +521,7 @@ fn ingest_full(
         })?;
     }
     changes.finish().map_err(StorageError::from)?;
-    bulk.finish(set.manifest.to_etag, Some((count, data_bytes)))?;
+    bulk.finish(set.manifest.to_etag, Some((count, data_bytes, digest)))?;
     progress(*done, *bytes)?;
     Ok(count)
 }

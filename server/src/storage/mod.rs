@@ -2,12 +2,14 @@
 //! catalog that holds them. See [`store`] for the keyspaces and their invariants.
 
 pub mod catalog;
+pub mod digest;
 pub mod record;
 pub mod store;
 
 use std::path::PathBuf;
 
 pub use catalog::{Catalog, DatabaseHandle, JobHold, RestoreReservation};
+pub use digest::ContentDigest;
 pub use record::Record;
 pub use store::{DocumentStore, Durability, PutOutcome, StoreSnapshot};
 

@@ -20,6 +20,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
+use super::digest::ContentDigest;
+
 use super::record::{decode_etag_key, decode_header, encode_with_flags, etag_key, flags, Record, FLAG_ENCRYPTED, HEADER_LEN};
 use super::StorageError;
 use crate::crypto::Key;
@@ -28,6 +30,7 @@ const META_LAST_ETAG: &[u8] = b"last_etag";
 const META_DOC_COUNT: &[u8] = b"doc_count";
 /// Bytes of the live documents as stored (ids and records): the data size.
 const META_DATA_BYTES: &[u8] = b"data_bytes";
+const META_DIGEST: &[u8] = b"content_digest";
 const META_DATABASE_ID: &[u8] = b"database_id";
 const META_WRAPPED_KEY: &[u8] = b"encryption_key";
 
@@ -57,6 +60,12 @@ struct WriterState {
     last_etag: u64,
     doc_count: u64,
     data_bytes: u64,
+    digest: ContentDigest,
+}
+
+/// The digest term of a document (none for the server's own `Raven/` documents).
+fn term(id: &str, raw: &[u8]) -> Option<ContentDigest> {
+    (!app::api::is_server_owned(id)).then(|| ContentDigest::item(id, raw.get(HEADER_LEN..).unwrap_or_default()))
 }
 
 /// A Rookery database on disk.
@@ -131,6 +140,21 @@ impl DocumentStore {
             }
         };
 
+        // Databases written before the digest existed: computed once, kept.
+        let digest = match meta.get(META_DIGEST)?.and_then(|raw| ContentDigest::from_bytes(&raw)) {
+            Some(d) => d,
+            None => {
+                let mut d = ContentDigest::default();
+                for guard in docs.iter() {
+                    let (k, v) = guard.into_inner()?;
+                    if let Some(t) = term(&key_to_string(&k)?, &v) {
+                        d.add(&t);
+                    }
+                }
+                meta.insert(META_DIGEST, d.to_bytes())?;
+                d
+            }
+        };
         let encrypted = meta.get(META_WRAPPED_KEY)?.is_some();
         Ok(Self {
             db,
@@ -142,7 +166,7 @@ impl DocumentStore {
             path: path.to_path_buf(),
             database_id,
             durability,
-            writer: Mutex::new(WriterState { last_etag, doc_count, data_bytes }),
+            writer: Mutex::new(WriterState { last_etag, doc_count, data_bytes, digest }),
             committed_etag: AtomicU64::new(last_etag),
             synced_etag: AtomicU64::new(last_etag),
             sync_lock: Mutex::new(()),
@@ -244,6 +268,12 @@ impl DocumentStore {
         self.lock_writer().data_bytes
     }
 
+    /// The content digest of the documents now (see [`super::digest`]).
+    #[must_use]
+    pub fn content_digest(&self) -> ContentDigest {
+        self.lock_writer().digest
+    }
+
     /// Reads a document.
     ///
     /// # Errors
@@ -289,7 +319,7 @@ impl DocumentStore {
         let outcome = {
             let mut state = self.lock_writer();
             let found = self.current(id)?;
-            let current = found.map(|(e, _)| e);
+            let current = found.map(|(e, _, _)| e);
             match expect {
                 Expect::Any => {}
                 Expect::Etag(e) => check_if_match(Some(e), current)?,
@@ -302,18 +332,26 @@ impl DocumentStore {
             let etag = state.last_etag + 1;
             let mut batch = self.db.batch();
             let record = encode_with_flags(etag, now_ms(), flags, &stored);
-            let data_bytes = (state.data_bytes + (id.len() + record.len()) as u64).saturating_sub(found.map_or(0, |(_, size)| size));
+            let data_bytes = (state.data_bytes + (id.len() + record.len()) as u64).saturating_sub(found.map_or(0, |(_, size, _)| size));
+            let mut digest = state.digest;
+            if let Some(old) = found.and_then(|(_, _, t)| t) {
+                digest.sub(&old);
+            }
+            if let Some(new) = term(id, &record) {
+                digest.add(&new);
+            }
             batch.insert(&self.docs, id.as_bytes(), record);
             if let Some(old) = current {
                 batch.remove(&self.changes, etag_key(old));
             }
             batch.insert(&self.changes, etag_key(etag), id.as_bytes());
             let doc_count = state.doc_count + u64::from(current.is_none());
-            self.stage_meta(&mut batch, etag, doc_count, data_bytes);
+            self.stage_meta(&mut batch, etag, doc_count, data_bytes, &digest);
             batch.commit()?;
             state.last_etag = etag;
             state.doc_count = doc_count;
             state.data_bytes = data_bytes;
+            state.digest = digest;
             self.committed_etag.store(etag, Ordering::Release);
             PutOutcome { etag, created: current.is_none() }
         };
@@ -329,7 +367,7 @@ impl DocumentStore {
         validate_client_id(id)?;
         let etag = {
             let mut state = self.lock_writer();
-            let Some((current, size)) = self.current(id)? else {
+            let Some((current, size, old_term)) = self.current(id)? else {
                 return Err(StorageError::NotFound);
             };
             check_if_match(if_match, Some(current))?;
@@ -340,11 +378,16 @@ impl DocumentStore {
             batch.insert(&self.deletions, etag_key(etag), id.as_bytes());
             let doc_count = state.doc_count.saturating_sub(1);
             let data_bytes = state.data_bytes.saturating_sub(size);
-            self.stage_meta(&mut batch, etag, doc_count, data_bytes);
+            let mut digest = state.digest;
+            if let Some(old) = old_term {
+                digest.sub(&old);
+            }
+            self.stage_meta(&mut batch, etag, doc_count, data_bytes, &digest);
             batch.commit()?;
             state.last_etag = etag;
             state.doc_count = doc_count;
             state.data_bytes = data_bytes;
+            state.digest = digest;
             self.committed_etag.store(etag, Ordering::Release);
             etag
         };
@@ -368,9 +411,10 @@ impl DocumentStore {
             let mut etag = state.last_etag;
             let mut count = state.doc_count;
             let mut data_bytes = state.data_bytes;
+            let mut digest = state.digest;
             let (mut written, mut skipped) = (0, 0);
             // Ids repeated within the batch: the later one wins, as if written one by one.
-            let mut in_batch: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
+            let mut in_batch: std::collections::HashMap<&str, (u64, u64, Option<ContentDigest>)> = std::collections::HashMap::new();
             let now = now_ms();
             for (id, body) in documents {
                 let current = match in_batch.get(id.as_str()) {
@@ -385,25 +429,33 @@ impl DocumentStore {
                 let (flags, stored) = self.seal(id, body)?;
                 let record = encode_with_flags(etag, now, flags, &stored);
                 let size = (id.len() + record.len()) as u64;
+                let new_term = term(id, &record);
                 batch.insert(&self.docs, id.as_bytes(), record);
                 match current {
-                    Some((old, old_size)) => {
+                    Some((old, old_size, old_term)) => {
                         batch.remove(&self.changes, etag_key(old));
                         data_bytes = data_bytes.saturating_sub(old_size);
+                        if let Some(t) = old_term {
+                            digest.sub(&t);
+                        }
                     }
                     None => count += 1,
                 }
+                if let Some(t) = &new_term {
+                    digest.add(t);
+                }
                 data_bytes += size;
                 batch.insert(&self.changes, etag_key(etag), id.as_bytes());
-                in_batch.insert(id.as_str(), (etag, size));
+                in_batch.insert(id.as_str(), (etag, size, new_term));
                 written += 1;
             }
             if written > 0 {
-                self.stage_meta(&mut batch, etag, count, data_bytes);
+                self.stage_meta(&mut batch, etag, count, data_bytes, &digest);
                 batch.commit()?;
                 state.last_etag = etag;
                 state.doc_count = count;
                 state.data_bytes = data_bytes;
+                state.digest = digest;
                 self.committed_etag.store(etag, Ordering::Release);
             }
             (etag, written, skipped)
@@ -493,17 +545,19 @@ impl DocumentStore {
     }
 
     /// The current etag of a document and its size (id and record), if it exists.
-    fn current(&self, id: &str) -> Result<Option<(u64, u64)>, StorageError> {
+    /// A document's etag, stored size and digest term, if it exists.
+    fn current(&self, id: &str) -> Result<Option<(u64, u64, Option<ContentDigest>)>, StorageError> {
         match self.docs.get(id.as_bytes())? {
-            Some(raw) => Ok(Some((decode_header(&raw)?.0, (id.len() + raw.len()) as u64))),
+            Some(raw) => Ok(Some((decode_header(&raw)?.0, (id.len() + raw.len()) as u64, term(id, &raw)))),
             None => Ok(None),
         }
     }
 
-    fn stage_meta(&self, batch: &mut fjall::OwnedWriteBatch, etag: u64, doc_count: u64, data_bytes: u64) {
+    fn stage_meta(&self, batch: &mut fjall::OwnedWriteBatch, etag: u64, doc_count: u64, data_bytes: u64, digest: &ContentDigest) {
         batch.insert(&self.meta, META_LAST_ETAG, etag.to_be_bytes());
         batch.insert(&self.meta, META_DOC_COUNT, doc_count.to_be_bytes());
         batch.insert(&self.meta, META_DATA_BYTES, data_bytes.to_be_bytes());
+        batch.insert(&self.meta, META_DIGEST, digest.to_bytes());
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
@@ -567,6 +621,15 @@ impl StoreSnapshot {
     /// Storage errors.
     pub fn last_etag(&self) -> Result<u64, StorageError> {
         read_u64(&self.snapshot.get(&self.meta, META_LAST_ETAG)?)
+    }
+
+    /// The content digest of the snapshot's documents (see [`super::digest`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn content_digest(&self) -> Result<ContentDigest, StorageError> {
+        let raw = self.snapshot.get(&self.meta, META_DIGEST)?;
+        Ok(raw.and_then(|r| ContentDigest::from_bytes(&r)).unwrap_or_default())
     }
 
     /// The number of documents visible in the snapshot.
@@ -651,6 +714,7 @@ impl BulkAccess<'_> {
         let mut batch = store.db.batch();
         let mut count = state.doc_count;
         let mut data_bytes = state.data_bytes;
+        let mut digest = state.digest;
         // Within one batch, later reads must see earlier writes of the same batch;
         // track the ids removed and added here.
         let mut removed = std::collections::HashSet::new();
@@ -660,11 +724,14 @@ impl BulkAccess<'_> {
             if removed.contains(id.as_str()) {
                 continue;
             }
-            if let Some((old, size)) = store.current(id)? {
+            if let Some((old, size, old_term)) = store.current(id)? {
                 batch.remove(&store.docs, id.as_bytes());
                 batch.remove(&store.changes, etag_key(old));
                 count = count.saturating_sub(1);
                 data_bytes = data_bytes.saturating_sub(size);
+                if let Some(t) = old_term {
+                    digest.sub(&t);
+                }
                 removed.insert(id.as_str());
             }
         }
@@ -672,35 +739,44 @@ impl BulkAccess<'_> {
             let (etag, _) = decode_header(raw)?;
             let existing = if removed.contains(id.as_str()) { None } else { store.current(id)? };
             match existing {
-                Some((old, size)) => {
+                Some((old, size, old_term)) => {
                     batch.remove(&store.changes, etag_key(old));
                     data_bytes = data_bytes.saturating_sub(size);
+                    if let Some(t) = old_term {
+                        digest.sub(&t);
+                    }
                 }
                 None => count += 1,
+            }
+            if let Some(t) = term(id, raw) {
+                digest.add(&t);
             }
             data_bytes += (id.len() + raw.len()) as u64;
             batch.insert(&store.docs, id.as_bytes(), raw.clone());
             batch.insert(&store.changes, etag_key(etag), id.as_bytes());
         }
-        store.stage_meta(&mut batch, state.last_etag, count, data_bytes);
+        store.stage_meta(&mut batch, state.last_etag, count, data_bytes, &digest);
         batch.commit()?;
         state.doc_count = count;
         state.data_bytes = data_bytes;
+        state.digest = digest;
         Ok(())
     }
 
-    /// Sets the counters (documents and data bytes, when given) once everything is loaded, and syncs to disk.
-    pub fn finish(&self, last_etag: u64, counts: Option<(u64, u64)>) -> Result<(), StorageError> {
+    /// Sets the counters (documents, data bytes and digest, when given) once
+    /// everything is loaded, and syncs to disk.
+    pub fn finish(&self, last_etag: u64, counts: Option<(u64, u64, ContentDigest)>) -> Result<(), StorageError> {
         let store = self.store;
         let mut state = store.lock_writer();
-        let (count, data_bytes) = counts.unwrap_or((state.doc_count, state.data_bytes));
+        let (count, data_bytes, digest) = counts.unwrap_or((state.doc_count, state.data_bytes, state.digest));
         let mut batch = store.db.batch();
-        store.stage_meta(&mut batch, last_etag, count, data_bytes);
+        store.stage_meta(&mut batch, last_etag, count, data_bytes, &digest);
         batch.commit()?;
         store.db.persist(PersistMode::SyncAll)?;
         state.last_etag = last_etag;
         state.doc_count = count;
         state.data_bytes = data_bytes;
+        state.digest = digest;
         store.committed_etag.store(last_etag, Ordering::Release);
         store.synced_etag.store(last_etag, Ordering::Release);
         Ok(())

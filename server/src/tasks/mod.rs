@@ -14,6 +14,7 @@
 //! an ordinary backup into the task's location (full when the location holds
 //! no chain of the database), followed by the task's retention.
 
+pub mod drill;
 pub mod retention;
 pub mod schedule;
 pub mod scheduler;
@@ -98,6 +99,11 @@ pub struct TaskState {
     /// The `ToEtag` of the last successful run (continuous tasks ship what is after it).
     #[serde(default)]
     pub last_shipped_etag: Option<u64>,
+    /// When the drill schedule was last looked at.
+    #[serde(default)]
+    pub drill_checked: Option<Timestamp>,
+    #[serde(default)]
+    pub last_drill: Option<app::api::LastDrill>,
 }
 
 /// A task as stored: the request without its secrets, the sealed secrets, the state.
@@ -223,6 +229,9 @@ impl Rookery {
         Schedules::of(&task)?;
         if let Some(policy) = &task.retention {
             retention::validate(policy)?;
+        }
+        if let Some(drill) = &task.drill {
+            schedule::Schedule::parse("Drill.Frequency", &drill.frequency)?;
         }
         if let Some(continuous) = &task.continuous {
             if !(1..=3600).contains(&continuous.max_lag_seconds) {
@@ -361,6 +370,7 @@ impl Rookery {
             disabled: t.disabled,
             compact: t.compact,
             continuous: t.continuous.clone(),
+            drill: t.drill.clone(),
             include_encryption_key: t.include_encryption_key,
             has_backup_passphrase: stored.sealed_passphrase.is_some(),
             has_backup_encryption_key: stored.sealed_key.is_some(),
@@ -375,6 +385,7 @@ impl Rookery {
                 next_backup_kind: next.map(|(_, k)| k),
                 lag_seconds: t.continuous.as_ref().map(|_| self.tasks.lag_seconds(&db.name, &stored.name)),
                 last_shipped_etag: s.last_shipped_etag,
+                last_drill: s.last_drill.clone(),
             },
         }
     }
@@ -398,8 +409,12 @@ impl Rookery {
         Ok(Compaction::Started(self.start_compaction(location, None, &options)?))
     }
 
-    /// Starts one run of a task: an ordinary backup into its location.
-    fn start_task_run(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, kind: BackupKind) -> Result<String, TaskError> {
+    /// The task's set key or passphrase, unsealed with the master key.
+    pub(crate) fn task_secret(
+        &self,
+        db: &DatabaseHandle,
+        stored: &StoredTask,
+    ) -> Result<Option<crate::backup::sealed::SetSecret>, TaskError> {
         let open = |what: &str, sealed: &Option<String>| -> Result<Option<String>, TaskError> {
             let Some(sealed) = sealed else { return Ok(None) };
             let master = self
@@ -412,7 +427,12 @@ impl Rookery {
         };
         let passphrase = open("passphrase", &stored.sealed_passphrase)?;
         let key = open("key", &stored.sealed_key)?;
-        let set_secret = crate::backup::sealed::SetSecret::from_request(key.as_ref(), passphrase.as_ref()).map_err(TaskError::Invalid)?;
+        crate::backup::sealed::SetSecret::from_request(key.as_ref(), passphrase.as_ref()).map_err(TaskError::Invalid)
+    }
+
+    /// Starts one run of a task: an ordinary backup into its location.
+    fn start_task_run(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, kind: BackupKind) -> Result<String, TaskError> {
+        let set_secret = self.task_secret(db, stored)?;
         let mut incremental = kind == BackupKind::Incremental;
         if kind == BackupKind::Full && stored.task.compact {
             // Forever-incremental: a full is folded from the sets, not read from the database.

@@ -49,6 +49,12 @@ struct Runtime {
     unshipped_since: Option<Instant>,
     /// Continuous tasks: when the last run started (at most one per MaxLagSeconds).
     last_started: Option<Instant>,
+    /// A drill that is due and has not started (the restore slot was busy).
+    drill_pending: bool,
+    /// A drill in progress (`None` from it: the slot was busy, it stays due).
+    drill: Option<JoinHandle<Option<app::api::LastDrill>>>,
+    /// When the drill schedule was last looked at.
+    drill_checked: Option<Timestamp>,
 }
 
 /// The tasks' runtime state, shared by the REST handlers and the scheduler.
@@ -137,7 +143,7 @@ impl Rookery {
 
     /// One look at every task: record finished runs, find due ones, start
     /// what can start.
-    fn scheduler_tick(&self) {
+    fn scheduler_tick(self: &Arc<Self>) {
         self.reap_finished_runs();
         let now = Timestamp::now();
         for db in std::iter::once(self.catalog.system()).chain(self.catalog.list()) {
@@ -149,6 +155,9 @@ impl Rookery {
                         continue;
                     }
                 };
+                if let Err(e) = self.consider_drill(&db, &stored, now) {
+                    tracing::warn!(database = %db.name, task = %stored.name, error = %e, "a restore drill could not start");
+                }
                 if let Err(e) = self.consider(&db, &stored, now) {
                     tracing::warn!(database = %db.name, task = %stored.name, error = %e, "a backup task could not run");
                     self.record(&db, &stored.name, |state| state.last_error = Some(e.to_string()));
@@ -233,8 +242,60 @@ impl Rookery {
         }
     }
 
+    /// Starts a due drill of the task in the background (one at a time per task).
+    fn consider_drill(self: &Arc<Self>, db: &Arc<DatabaseHandle>, stored: &StoredTask, now: Timestamp) -> Result<(), TaskError> {
+        let Some(drill) = stored.task.drill.as_ref().filter(|_| !stored.task.disabled) else { return Ok(()) };
+        let key = runtime_key(&db.name, &stored.name);
+        let start = {
+            let mut map = self.tasks.lock();
+            let rt = map.entry(key).or_default();
+            let after = rt.drill_checked.or(stored.state.drill_checked).unwrap_or(now);
+            rt.drill_checked = Some(now);
+            let schedule = super::schedule::Schedule::parse("Drill.Frequency", &drill.frequency)?;
+            let zone = super::schedule::zone(stored.task.time_zone.as_deref())?;
+            if schedule.due_between(&zone, after, now) {
+                rt.drill_pending = true;
+            }
+            if rt.drill_pending && rt.drill.is_none() && !self.restore_slot.is_busy() {
+                rt.drill_pending = false;
+                let (engine, db, stored) = (self.clone(), db.clone(), stored.clone());
+                rt.drill = Some(
+                    std::thread::Builder::new()
+                        .name(format!("drill-{}", stored.name))
+                        .spawn(move || engine.run_drill(&db, &stored))
+                        .map_err(|e| TaskError::Io(format!("cannot start a drill: {e}")))?,
+                );
+                true
+            } else {
+                false
+            }
+        };
+        if start {
+            self.record(db, &stored.name, |state| state.drill_checked = Some(now));
+        }
+        Ok(())
+    }
+
     /// Records the result of every run that ended, then applies retention.
     fn reap_finished_runs(&self) {
+        let drills: Vec<((String, String), Option<app::api::LastDrill>)> = {
+            let mut map = self.tasks.lock();
+            let mut out = Vec::new();
+            for (key, rt) in map.iter_mut() {
+                if rt.drill.as_ref().is_some_and(JoinHandle::is_finished) {
+                    let outcome = rt.drill.take().and_then(|h| h.join().ok()).flatten();
+                    if outcome.is_none() {
+                        rt.drill_pending = true;
+                    }
+                    out.push((key.clone(), outcome));
+                }
+            }
+            out
+        };
+        for ((database, task), outcome) in drills {
+            let (Some(db), Some(last)) = (self.catalog.get(&database), outcome) else { continue };
+            self.record(&db, &task, |state| state.last_drill = Some(last));
+        }
         let finished: Vec<((String, String), Run)> = {
             let mut map = self.tasks.lock();
             let mut out = Vec::new();

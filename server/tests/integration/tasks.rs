@@ -290,3 +290,54 @@ fn a_continuous_task_loses_at_most_its_lag_when_the_server_is_killed() {
     );
     assert!(recovered.len() < acknowledged.len() + 1);
 }
+
+#[test]
+fn restore_drills_prove_a_good_location_and_name_the_damaged_file() {
+    let s = TestServer::start();
+    let base = "/databases/Drilled";
+    s.create_db("Drilled");
+    for i in 0..40 {
+        s.put_doc(base, &format!("orders/{i}"), json!({"n": i}));
+    }
+    let location = s.location("drilled");
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "Drill": {"Frequency": "* * * * * *"}});
+    let (status, body) = s.put(&format!("{base}/admin/backup/tasks/proven"), task);
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = s.post(&format!("{base}/admin/backup/tasks/proven/run"), json!({}));
+    assert_eq!(status, 202);
+    let drill_after = |previous: Option<String>, success: bool| -> Value {
+        for _ in 0..300 {
+            let (_, task) = s.get(&format!("{base}/admin/backup/tasks/proven"));
+            let last = &task["Status"]["LastDrill"];
+            if last["Success"] == success && last["SetId"].is_string() && last["At"].as_str().map(str::to_string) != previous {
+                return last.clone();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no drill with Success {success}");
+    };
+    let good = drill_after(None, true);
+    let set_id = good["SetId"].as_str().expect("id").to_string();
+    assert_eq!(set_dirs(Path::new(&location)), vec![set_id.clone()]);
+    assert!(good["Error"].is_null(), "{good}");
+    // A drill leaves no files and no database.
+    let leftovers: Vec<String> = std::fs::read_dir(&s.data_dir)
+        .expect("data dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".drill-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let (_, list) = s.get("/databases");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // One damaged byte: the next drill fails and names the file.
+    let file = Path::new(&location).join(&set_id).join("documents-0001.zst");
+    let mut bytes = std::fs::read(&file).expect("reads");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&file, bytes).expect("writes");
+    let bad = drill_after(good["At"].as_str().map(str::to_string), false);
+    let error = bad["Error"].as_str().expect("an error");
+    assert!(error.contains(&format!("{set_id}/documents-0001.zst")), "{bad}");
+}
