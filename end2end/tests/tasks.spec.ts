@@ -64,6 +64,7 @@ test('a continuous task made in the studio ships changes, and the restore page r
   await page.getByLabel('Full backup schedule').fill('0 2 * * 0');
   await page.getByLabel('Continuous: most seconds a change waits').fill('1');
   await page.getByLabel('Compact instead of full backups').check();
+  await page.getByLabel('Restore drill schedule').fill('* * * * * *');
   await page.getByRole('button', { name: 'Save task' }).click();
   await expect(section.getByRole('status')).toContainText("Task 'live' saved.");
   const row = page.getByRole('table', { name: 'Backup tasks' }).getByRole('row').filter({ hasText: 'live' });
@@ -79,6 +80,11 @@ test('a continuous task made in the studio ships changes, and the restore page r
   }, { timeout: 20_000 }).toBeGreaterThanOrEqual(etag);
   await section.getByRole('button', { name: 'Refresh' }).click();
   await expect(row).toContainText(`shipped up to etag`);
+  // The drill proves the location restorable, every second here.
+  await expect.poll(async () => {
+    await section.getByRole('button', { name: 'Refresh' }).click();
+    return (await row.textContent()) ?? '';
+  }, { timeout: 20_000 }).toContain('restorable, proven at');
 
   // Restore up to a time (after every set: the newest).
   const copy = unique('LiveCopy');

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use super::common::ConfirmDelete;
 
-use crate::api::{database_base, BackupTask, BackupTaskInfo, ContinuousBackup, JobAccepted, RetentionPolicy, ScheduleInfo};
+use crate::api::{database_base, BackupTask, BackupTaskInfo, ContinuousBackup, DrillOptions, JobAccepted, RetentionPolicy, ScheduleInfo};
 use crate::client::{encode_path, encode_query, get_json, send_json, ApiFailure, Method};
 
 fn tasks_path(db: &str) -> String {
@@ -64,6 +64,7 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
     let (passphrase, set_passphrase) = signal(String::new());
     let (compact, set_compact) = signal(false);
     let (max_lag, set_max_lag) = signal(String::new());
+    let (drill, set_drill) = signal(String::new());
     let (confirming, set_confirming) = signal(None::<String>);
 
     let save = move |ev: leptos::ev::SubmitEvent| {
@@ -109,6 +110,7 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
             backup_passphrase: non_empty(passphrase.get_untracked()),
             compact: compact.get_untracked(),
             continuous,
+            drill: non_empty(drill.get_untracked()).map(|frequency| DrillOptions { frequency }),
             ..Default::default()
         };
         let task_name = name.get_untracked().trim().to_string();
@@ -187,6 +189,19 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                                             t.continuous.as_ref().map(|c| format!("continuous (at most {} s behind)", c.max_lag_seconds)),
                                         ].into_iter().flatten().collect::<Vec<_>>().join(" · ");
                                         let lag = t.status.lag_seconds.map(|lag| format!("lag {lag:.1} s, shipped up to etag {}", t.status.last_shipped_etag.unwrap_or(0)));
+                                        let proven = t.status.last_drill.clone().map(|d| {
+                                            if d.success {
+                                                view! { <div><span class="tag ok">{format!("restorable, proven at {}", d.at)}</span></div> }.into_any()
+                                            } else {
+                                                view! {
+                                                    <div>
+                                                        <span class="tag err">"drill failed"</span>
+                                                        <span class="error-text">{format!(" {} ({})", d.error.unwrap_or_default(), d.at)}</span>
+                                                    </div>
+                                                }
+                                                    .into_any()
+                                            }
+                                        });
                                         let last = match (&t.status.last_error, &t.status.last_set_id) {
                                             (Some(e), _) => view! { <span class="error-text">{format!("Failed: {e}")}</span> }.into_any(),
                                             (None, Some(id)) => view! { <span class="mono">{id.clone()}</span> }.into_any(),
@@ -205,7 +220,7 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                                                     {t.status.is_running.then(|| view! { <span class="tag">"running"</span> })}
                                                 </td>
                                                 <td>{schedules} <span class="hint">" (" {t.time_zone.clone()} ")"</span></td>
-                                                <td>{last}{lag.map(|l| view! { <div class="hint">{l}</div> })}</td>
+                                                <td>{last}{lag.map(|l| view! { <div class="hint">{l}</div> })}{proven}</td>
                                                 <td>{next}</td>
                                                 <td class="actions">
                                                     <button type="button" aria-label=format!("Run now: {name}") on:click=move |_| run_now(for_run.clone())>"Run now"</button>
@@ -270,6 +285,12 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                     <label for="task-continuous">"Continuous: most seconds a change waits"</label>
                     <input id="task-continuous" type="text" inputmode="numeric" autocomplete="off" placeholder="1" prop:value=max_lag on:input=move |ev| set_max_lag.set(event_target_value(&ev))/>
                     <span class="hint">"Optional: ship every change as a small incremental within this many seconds; nothing is sent while the database is idle."</span>
+                </div>
+                <div class="field">
+                    <label for="task-drill">"Restore drill schedule"</label>
+                    <input id="task-drill" type="text" autocomplete="off" spellcheck="false" placeholder="0 4 * * *" aria-describedby="task-drill-meaning" prop:value=drill on:input=move |ev| set_drill.set(event_target_value(&ev))/>
+                    <SchedulePreview cron=drill zone id="task-drill-meaning"/>
+                    <span class="hint">"Optional: on this schedule the newest chain is restored where no client sees it, checked against what the backup recorded, and removed."</span>
                 </div>
                 <div class="field">
                     <label class="checkbox" for="task-compact">
