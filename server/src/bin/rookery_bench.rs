@@ -152,55 +152,6 @@ fn main() {
     );
     rows.push(Row::ratio("incremental (1% changed) / full backup time", inc_time.as_secs_f64(), full_time.as_secs_f64(), "<= 0.05"));
 
-    // 4b. Compaction: a full plus 24 incrementals of 1% each, folded, against a fresh full backup.
-    {
-        let chain_location = root.join("backups-chain").display().to_string();
-        let backup = |incremental: bool| {
-            rookery
-                .start_backup("Bench", BackupOptions { location: chain_location.clone(), incremental, ..Default::default() })
-                .expect("starts")
-                .wait()
-                .expect("backup")
-        };
-        backup(false);
-        for round in 0..24u64 {
-            for k in 0..changed {
-                let i = (k * 101 + round * 7919) % args.documents;
-                db.store().put(&doc_id(i), &doc_body(i, round + 2), None).expect("put");
-            }
-            backup(true);
-        }
-        drop_caches();
-        let started = Instant::now();
-        rookery
-            .start_backup("Bench", BackupOptions { location: root.join("backups-fresh").display().to_string(), ..Default::default() })
-            .expect("starts")
-            .wait()
-            .expect("fresh full");
-        let fresh_time = started.elapsed();
-        drop_caches();
-        reset_peak_rss();
-        let started = Instant::now();
-        let options = rookery::backup::compact::CompactOptions::default();
-        let compacted = rookery.start_compaction(&chain_location, None, &options).expect("starts").wait().expect("compaction");
-        let compact_time = started.elapsed();
-        let compact_rss = peak_rss();
-        assert_eq!(compacted.documents, args.documents, "every document in the compacted set");
-        println!(
-            "compaction of a full + 24 incrementals of 1%: {:.2} s (a fresh full backup: {:.2} s), peak RSS {}",
-            compact_time.as_secs_f64(),
-            fresh_time.as_secs_f64(),
-            human(compact_rss)
-        );
-        rows.push(Row::ratio(
-            "compaction (full + 24 x 1%) / fresh full backup",
-            compact_time.as_secs_f64(),
-            fresh_time.as_secs_f64(),
-            "<= 1.0",
-        ));
-        rows.push(Row::absolute("peak RSS during compaction (MB)", compact_rss as f64 / 1e6, "< 256"));
-    }
-
     // 5. Writes without and during a backup.
     let window = Duration::from_secs(args.load_seconds);
     let quiet = write_load(&rookery, args.writers, args.documents, window, None);
@@ -242,7 +193,8 @@ fn main() {
     rows.push(Row::absolute("peak RSS during the restore (MB)", restore_rss as f64 / 1e6, "< 256"));
 
     // 6b. Object storage: the same full backup to S3, and the same restore from it.
-    match (!args.no_s3).then(|| S3Target::start(&args)).flatten() {
+    let s3_target = (!args.no_s3).then(|| S3Target::start(&args)).flatten();
+    match &s3_target {
         Some(s3) => {
             let url = format!("s3://{}/bench-{}", args.s3_bucket, std::process::id());
             drop_caches();
@@ -320,6 +272,12 @@ fn main() {
     rows.push(Row::ratio("export time / full backup time", export_time.as_secs_f64(), full_time.as_secs_f64(), "(information)"));
     rows.push(Row::ratio("import time / restore time", import_time.as_secs_f64(), restore_time.as_secs_f64(), "(information)"));
 
+    // 7b. Continuous backup to S3 under the write load: lag, write throughput,
+    // storage requests per minute idle and under load.
+    if let Some(s3) = &s3_target {
+        continuous_rows(&rookery, s3, &args, quiet.throughput, &mut rows);
+    }
+
     // 8. Document writes of 1 KB: storage layer and REST, fsync durability.
     let storage = write_load(&rookery, args.writers, args.documents, window, None);
     let rest = rest_load(rookery.clone(), args.writers, args.documents, window);
@@ -328,6 +286,55 @@ fn main() {
         args.writers, storage.throughput, rest.throughput, rest.p99_ms
     );
     rows.push(Row::ratio("REST / storage write throughput", rest.throughput, storage.throughput, "(information)"));
+
+    // 9. Compaction (last: its temporary index leaves the allocator larger for what would follow): a full plus 24 incrementals of 1% each, folded, against a fresh full backup.
+    {
+        let chain_location = root.join("backups-chain").display().to_string();
+        let backup = |incremental: bool| {
+            rookery
+                .start_backup("Bench", BackupOptions { location: chain_location.clone(), incremental, ..Default::default() })
+                .expect("starts")
+                .wait()
+                .expect("backup")
+        };
+        backup(false);
+        for round in 0..24u64 {
+            for k in 0..changed {
+                let i = (k * 101 + round * 7919) % args.documents;
+                db.store().put(&doc_id(i), &doc_body(i, round + 2), None).expect("put");
+            }
+            backup(true);
+        }
+        drop_caches();
+        let started = Instant::now();
+        rookery
+            .start_backup("Bench", BackupOptions { location: root.join("backups-fresh").display().to_string(), ..Default::default() })
+            .expect("starts")
+            .wait()
+            .expect("fresh full");
+        let fresh_time = started.elapsed();
+        drop_caches();
+        reset_peak_rss();
+        let started = Instant::now();
+        let options = rookery::backup::compact::CompactOptions::default();
+        let compacted = rookery.start_compaction(&chain_location, None, &options).expect("starts").wait().expect("compaction");
+        let compact_time = started.elapsed();
+        let compact_rss = peak_rss();
+        assert_eq!(compacted.documents, args.documents, "every document in the compacted set");
+        println!(
+            "compaction of a full + 24 incrementals of 1%: {:.2} s (a fresh full backup: {:.2} s), peak RSS {}",
+            compact_time.as_secs_f64(),
+            fresh_time.as_secs_f64(),
+            human(compact_rss)
+        );
+        rows.push(Row::ratio(
+            "compaction (full + 24 x 1%) / fresh full backup",
+            compact_time.as_secs_f64(),
+            fresh_time.as_secs_f64(),
+            "<= 1.0",
+        ));
+        rows.push(Row::absolute("peak RSS during compaction (MB)", compact_rss as f64 / 1e6, "< 256"));
+    }
 
     println!();
     println!("{:<48} {:>10} {:>12}  met", "measure", "value", "target");
@@ -377,19 +384,107 @@ struct S3Target {
     settings: app::api::S3Settings,
     describe: String,
     moto: Option<std::process::Child>,
+    /// moto's request log (one line per request), to count storage requests.
+    log: Option<PathBuf>,
+}
+
+impl S3Target {
+    /// Requests the storage has answered so far (moto only).
+    fn requests(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.log.as_ref()?).ok()?;
+        Some(text.lines().filter(|l| l.contains(" HTTP/1.1\"")).count() as u64)
+    }
+}
+
+/// A continuous task (MaxLagSeconds 1) into S3 while the database is idle, then under the write load.
+fn continuous_rows(rookery: &Arc<Rookery>, s3: &S3Target, args: &Args, quiet_throughput: f64, rows: &mut Vec<Row>) {
+    // Tasks connect with the process's AWS_* variables, as a server would.
+    if let Some(endpoint) = &s3.settings.endpoint {
+        std::env::set_var("AWS_ENDPOINT_URL", endpoint);
+        std::env::set_var("AWS_ALLOW_HTTP", "true");
+        std::env::set_var("AWS_REGION", s3.settings.region.clone().unwrap_or_else(|| "us-east-1".into()));
+        if let (Some(id), Some(secret)) = (&s3.settings.access_key_id, &s3.settings.secret_access_key) {
+            std::env::set_var("AWS_ACCESS_KEY_ID", id);
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", secret);
+        }
+    }
+    let _scheduler = rookery.start_scheduler().expect("the scheduler starts");
+    let task = app::api::BackupTask {
+        backup_location: format!("s3://{}/continuous-{}", args.s3_bucket, std::process::id()),
+        full_backup_frequency: Some("0 2 * * 0".into()),
+        continuous: Some(app::api::ContinuousBackup { max_lag_seconds: 1 }),
+        ..Default::default()
+    };
+    rookery.put_task("Bench", "continuous", task).expect("the task is accepted");
+    let status = || rookery.get_task("Bench", "continuous").expect("the task").status;
+    let db = rookery.catalog().get("Bench").expect("db");
+    // The first run is a full set of the whole database: wait for it.
+    let target = db.store().last_etag();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while status().last_shipped_etag.unwrap_or(0) < target || status().is_running {
+        assert!(Instant::now() < deadline, "the continuous task did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Idle.
+    let idle_window = Duration::from_secs(10);
+    let before = s3.requests();
+    std::thread::sleep(idle_window);
+    let idle_requests = s3.requests().zip(before).map(|(a, b)| a - b);
+    // Under load, sampling the lag.
+    let window = Duration::from_secs(args.load_seconds.max(10));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (rookery, stop) = (rookery.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut worst = 0.0f64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(task) = rookery.get_task("Bench", "continuous") {
+                    worst = worst.max(task.status.lag_seconds.unwrap_or(0.0));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            worst
+        })
+    };
+    let before = s3.requests();
+    let started = Instant::now();
+    let load = write_load(rookery, args.writers, args.documents, window, None);
+    let loaded_for = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let worst_lag = sampler.join().unwrap_or(f64::NAN);
+    let busy_requests = s3.requests().zip(before).map(|(a, b)| a - b);
+    let per_minute = |n: u64, over: Duration| n as f64 * 60.0 / over.as_secs_f64();
+    println!(
+        "continuous task (MaxLagSeconds 1) into S3: writes {:.0}/s (without a task {:.0}/s), worst lag {:.1} s; storage requests: idle {}, under load {}",
+        load.throughput,
+        quiet_throughput,
+        worst_lag,
+        idle_requests.map_or("n/a".into(), |n| format!("{:.0}/min", per_minute(n, idle_window))),
+        busy_requests.map_or("n/a".into(), |n| format!("{:.0}/min", per_minute(n, loaded_for))),
+    );
+    rows.push(Row::ratio("writes with a continuous task / without", load.throughput, quiet_throughput, ">= 0.9"));
+    rows.push(Row::absolute("worst continuous lag under load (s)", worst_lag, "<= 2.0"));
+    if let Some(n) = idle_requests {
+        rows.push(Row::absolute("storage requests per minute, idle", per_minute(n, idle_window), "<= 0"));
+    }
+    if let Some(n) = busy_requests {
+        rows.push(Row::absolute("storage requests per minute, under load", per_minute(n, loaded_for), "(information)"));
+    }
+    let _ = rookery.delete_task("Bench", "continuous");
 }
 
 impl S3Target {
     fn start(args: &Args) -> Option<Self> {
         if let Some(endpoint) = &args.s3_endpoint {
             let settings = app::api::S3Settings { endpoint: Some(endpoint.clone()), force_path_style: Some(true), ..Default::default() };
-            return Some(Self { settings, describe: endpoint.clone(), moto: None });
+            return Some(Self { settings, describe: endpoint.clone(), moto: None, log: None });
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let log = std::env::temp_dir().join(format!("rookery-bench-moto-{}.log", std::process::id()));
         let child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).ok()?)
             .spawn()
             .ok()?;
         let endpoint = format!("http://127.0.0.1:{port}");
@@ -411,7 +506,7 @@ impl S3Target {
             force_path_style: Some(true),
             ..Default::default()
         };
-        Some(Self { settings, describe: format!("moto at {endpoint}"), moto: Some(child) })
+        Some(Self { settings, describe: format!("moto at {endpoint}"), moto: Some(child), log: Some(log) })
     }
 }
 

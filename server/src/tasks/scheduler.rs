@@ -307,6 +307,13 @@ impl Rookery {
             out
         };
         for ((database, task), run) in finished {
+            // A continuous task's changes after the set it shipped were made
+            // after that run started: that bounds the age of the oldest one.
+            if let Some(rt) = self.tasks.lock().get_mut(&(database.clone(), task.clone())) {
+                if rt.unshipped_since.is_some() {
+                    rt.unshipped_since = Some(run.started);
+                }
+            }
             let duration = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let result = run.handle.wait();
             let Some(db) = self.catalog.get(&database) else { continue };
