@@ -633,6 +633,21 @@ pub fn verify_set(set: &StoredSet, depth: Depth) -> Vec<Finding> {
         }
     };
     let sum_of = |name: &str| sums.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone());
+    // The manifest first: when it is damaged, what it says of the other files
+    // is not to be believed, and the damage to report is its own.
+    if let Some(expected) = sum_of(MANIFEST) {
+        match set.open(MANIFEST).and_then(sha256_reader) {
+            Ok(actual) if actual == expected => {}
+            Ok(_) => {
+                push(FindingCode::ChecksumMismatch, format!("{id}/{MANIFEST}: checksum mismatch (the file was changed or damaged)"));
+                return findings;
+            }
+            Err(e) => {
+                push(FindingCode::ChecksumMismatch, format!("{id}/{MANIFEST}: cannot be read ({e})"));
+                return findings;
+            }
+        }
+    }
     let mut expected: Vec<(String, Option<u64>, String)> = Vec::new();
     for file in &set.manifest.files {
         match sum_of(&file.name) {
@@ -641,9 +656,8 @@ pub fn verify_set(set: &StoredSet, depth: Depth) -> Vec<Finding> {
             None => push(FindingCode::ChecksumMismatch, format!("{id}/{}: missing from SHA256SUMS", file.name)),
         }
     }
-    match sum_of(MANIFEST) {
-        Some(s) => expected.push((MANIFEST.to_string(), None, s)),
-        None => push(FindingCode::ChecksumMismatch, format!("{id}/{MANIFEST}: missing from SHA256SUMS")),
+    if sum_of(MANIFEST).is_none() {
+        push(FindingCode::ChecksumMismatch, format!("{id}/{MANIFEST}: missing from SHA256SUMS"));
     }
     for (name, size, sha) in expected {
         let actual_size = match set.location.size_of(id, &name) {

@@ -418,3 +418,101 @@ fn a_continuous_task_ships_changes_within_its_lag_and_asks_nothing_of_the_storag
     assert_eq!(done["Success"], true, "{done}");
     assert!(s.all_docs("/databases/LiveCopy") == s.all_docs(base));
 }
+
+#[test]
+fn a_continuous_task_loses_at_most_its_lag_when_the_server_is_killed() {
+    let s3 = S3Server::start("rookery-rpo");
+    let mut s = server_for(&s3, &[]);
+    let base = "/databases/Orders";
+    s.create_db("Orders");
+    let location = s3.url("continuous");
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "Continuous": {"MaxLagSeconds": 1}});
+    let (status, body) = s.put(&format!("{base}/admin/backup/tasks/live"), task);
+    assert_eq!(status, 201, "{body}");
+    // Writes until a moment that is not a round number of lags, then kill -9.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let run_for = Duration::from_millis(2500 + u64::from(nanos % 2000));
+    let started = Instant::now();
+    let mut acknowledged = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < run_for {
+        s.put_doc(base, &format!("orders/{i:06}"), json!({"i": i}));
+        acknowledged.push((format!("orders/{i:06}"), Instant::now()));
+        i += 1;
+    }
+    let killed = Instant::now();
+    s.kill9();
+    let env: Vec<(&str, String)> = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    s.restart_with(&env);
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Recovered"}));
+    assert_eq!(done["Success"], true, "{done}");
+    let recovered = s.all_docs("/databases/Recovered");
+    // The promise: MaxLagSeconds, plus one second for the set that ships it.
+    let horizon = Duration::from_secs(2);
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|(_, at)| killed.duration_since(*at) > horizon)
+        .map(|(id, _)| id)
+        .filter(|id| !recovered.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} writes acknowledged more than {horizon:?} before the kill are missing: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(recovered.len() < acknowledged.len() + 1);
+}
+
+#[test]
+fn restore_drills_prove_a_good_location_and_name_the_damaged_file() {
+    let s3 = S3Server::start("rookery-drills");
+    let s = server_for(&s3, &[]);
+    let base = "/databases/Drilled";
+    s.create_db("Drilled");
+    for i in 0..40 {
+        s.put_doc(base, &format!("orders/{i}"), json!({"n": i}));
+    }
+    let location = s3.url("drilled");
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "Drill": {"Frequency": "* * * * * *"}});
+    let (status, body) = s.put(&format!("{base}/admin/backup/tasks/proven"), task);
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = s.post(&format!("{base}/admin/backup/tasks/proven/run"), json!({}));
+    assert_eq!(status, 202);
+    let drill_after = |previous: Option<String>, success: bool| -> Value {
+        for _ in 0..300 {
+            let (_, task) = s.get(&format!("{base}/admin/backup/tasks/proven"));
+            let last = &task["Status"]["LastDrill"];
+            if last["Success"] == success && last["SetId"].is_string() && last["At"].as_str().map(str::to_string) != previous {
+                return last.clone();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no drill with Success {success}");
+    };
+    let good = drill_after(None, true);
+    let set_id = good["SetId"].as_str().expect("id").to_string();
+    assert!(s3.keys("drilled/").iter().all(|k| k.starts_with(&format!("drilled/{set_id}/"))));
+    assert!(good["Error"].is_null(), "{good}");
+    // A drill leaves no files and no database.
+    let leftovers: Vec<String> = std::fs::read_dir(&s.data_dir)
+        .expect("data dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".drill-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let (_, list) = s.get("/databases");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // One damaged byte: the next drill fails and names the file.
+    let key = format!("drilled/{set_id}/documents-0001.zst");
+    let mut bytes = s3.get(&key);
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    s3.put(&key, &bytes);
+    let bad = drill_after(good["At"].as_str().map(str::to_string), false);
+    let error = bad["Error"].as_str().expect("an error");
+    assert!(error.contains(&format!("{set_id}/documents-0001.zst")), "{bad}");
+}
