@@ -158,7 +158,7 @@ fn write(
 
     // Step 3: the full set's documents merged with the index, in id order.
     let mut documents = files.documents()?;
-    let mut pending = index.documents_in_order().peekable();
+    let mut pending = index.documents_in_order()?.peekable();
     let full_source = Source { set: full, key: full_key };
     // Writes the index's entries up to `bound` (all, without one); whether
     // the index holds `bound` itself (then its state replaced the full set's).
@@ -313,37 +313,52 @@ enum State {
     Deleted,
 }
 
-impl State {
-    fn encode(&self) -> Vec<u8> {
-        match self {
-            Self::Deleted => vec![b'X'],
-            Self::Document { etag, modified_ms, body } => {
-                let mut out = Vec::with_capacity(17 + body.len());
-                out.push(b'D');
-                out.extend_from_slice(&etag.to_be_bytes());
-                out.extend_from_slice(&modified_ms.to_be_bytes());
-                out.extend_from_slice(body);
-                out
-            }
+/// An index entry: a tombstone, or where the document's body is in the spill
+/// file, so that the sorted index itself stays small (about 30 bytes an id).
+fn encode_entry(state: &Entry) -> Vec<u8> {
+    match state {
+        Entry::Deleted => vec![b'X'],
+        Entry::Document { etag, modified_ms, offset, len } => {
+            let mut out = Vec::with_capacity(29);
+            out.push(b'D');
+            out.extend_from_slice(&etag.to_be_bytes());
+            out.extend_from_slice(&modified_ms.to_be_bytes());
+            out.extend_from_slice(&offset.to_be_bytes());
+            out.extend_from_slice(&len.to_be_bytes());
+            out
         }
     }
+}
 
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        match raw.first() {
-            Some(b'X') => Ok(Self::Deleted),
-            Some(b'D') if raw.len() >= 17 => {
-                let etag = u64::from_be_bytes(raw[1..9].try_into().map_err(|_| "etag")?);
-                let modified_ms = i64::from_be_bytes(raw[9..17].try_into().map_err(|_| "time")?);
-                Ok(Self::Document { etag, modified_ms, body: raw[17..].to_vec() })
-            }
-            _ => Err("a damaged entry in the compaction index".into()),
+enum Entry {
+    Document { etag: u64, modified_ms: i64, offset: u64, len: u32 },
+    Deleted,
+}
+
+fn decode_entry(raw: &[u8]) -> Result<Entry, String> {
+    let u64_at = |at: usize| raw.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+    match raw.first() {
+        Some(b'X') => Ok(Entry::Deleted),
+        Some(b'D') if raw.len() == 29 => {
+            let damaged = || "a damaged entry in the compaction index".to_string();
+            let len = raw.get(25..29).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).ok_or_else(damaged)?;
+            Ok(Entry::Document {
+                etag: u64_at(1).ok_or_else(damaged)?,
+                modified_ms: u64_at(9).map(|v| v as i64).ok_or_else(damaged)?,
+                offset: u64_at(17).ok_or_else(damaged)?,
+                len,
+            })
         }
+        _ => Err("a damaged entry in the compaction index".into()),
     }
 }
 
 /// What the incrementals changed, sorted on local disk (step 2).
 struct ChangeIndex {
     db: fjall::Database,
+    /// The bodies of the incrementals' documents, appended as they come.
+    spill: std::cell::RefCell<std::io::BufWriter<std::fs::File>>,
+    spilled: std::cell::Cell<u64>,
     touched_ids: std::cell::RefCell<std::collections::HashSet<u64>>,
     live_batch: std::cell::RefCell<(fjall::OwnedWriteBatch, usize)>,
     /// id -> state at the chain's end.
@@ -370,19 +385,34 @@ fn index_error(e: impl std::fmt::Display) -> BackupError {
 impl ChangeIndex {
     fn open(dir: &std::path::Path) -> Result<Self, BackupError> {
         #[allow(deprecated)] // as in the store: the setter is marked "todo", not replaced.
-        let db = fjall::Database::builder(dir)
-            .cache_size(16 * 1024 * 1024)
-            .max_write_buffer_size(Some(64 * 1024 * 1024))
+        let db = fjall::Database::builder(dir.join("index"))
+            .cache_size(8 * 1024 * 1024)
+            .max_write_buffer_size(Some(32 * 1024 * 1024))
+            .max_journaling_size(64 * 1024 * 1024)
             // A throw-away index: nothing is ever recovered from its journal.
             .manual_journal_persist(true)
             .journal_compression(fjall::CompressionType::None)
             .open()
             .map_err(index_error)?;
-        let options = || fjall::KeyspaceCreateOptions::default().max_memtable_size(16 * 1024 * 1024);
+        let options = || fjall::KeyspaceCreateOptions::default().max_memtable_size(8 * 1024 * 1024);
         let states = db.keyspace("states", options).map_err(index_error)?;
         let live = db.keyspace("live", options).map_err(index_error)?;
         let live_batch = std::cell::RefCell::new((db.batch(), 0));
-        Ok(Self { db, touched_ids: std::cell::RefCell::default(), live_batch, states, live })
+        let spill = std::fs::File::options()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("bodies"))
+            .map_err(|e| index_error(format!("cannot create the spill file: {e}")))?;
+        Ok(Self {
+            db,
+            spill: std::cell::RefCell::new(std::io::BufWriter::with_capacity(1 << 20, spill)),
+            spilled: std::cell::Cell::new(0),
+            touched_ids: std::cell::RefCell::default(),
+            live_batch,
+            states,
+            live,
+        })
     }
 
     /// One incremental: its deletions, then its documents (as a restore applies them).
@@ -397,10 +427,14 @@ impl ChangeIndex {
                     if cancel.is_canceled() {
                         return Err(RestoreError::Canceled);
                     }
-                    let (id, state) = match record {
-                        DataRecord::Deletion { id, .. } if content == FileContent::Deletions => (id, State::Deleted),
+                    let (id, entry) = match record {
+                        DataRecord::Deletion { id, .. } if content == FileContent::Deletions => (id, Entry::Deleted),
                         DataRecord::Document { id, etag, modified_ms, body } if content == FileContent::Documents => {
-                            (id, State::Document { etag, modified_ms, body })
+                            let offset = self.spilled.get();
+                            let len = u32::try_from(body.len()).map_err(|_| index_error("a body larger than 4 GiB"))?;
+                            std::io::Write::write_all(&mut *self.spill.borrow_mut(), &body).map_err(index_error)?;
+                            self.spilled.set(offset + u64::from(len));
+                            (id, Entry::Document { etag, modified_ms, offset, len })
                         }
                         _ => {
                             return Err(
@@ -408,7 +442,7 @@ impl ChangeIndex {
                             )
                         }
                     };
-                    let encoded = state.encode();
+                    let encoded = encode_entry(&entry);
                     batched += id.len() + encoded.len();
                     self.touched_ids.borrow_mut().insert(id_hash(&id));
                     batch.insert(&self.states, id.into_bytes(), encoded);
@@ -453,12 +487,23 @@ impl ChangeIndex {
         std::mem::replace(batch, self.db.batch()).commit().map_err(index_error)
     }
 
-    fn documents_in_order(&self) -> impl Iterator<Item = Result<(String, State), String>> + '_ {
-        self.states.iter().map(|guard| {
+    /// Every touched id in id order with its state, bodies read back from the spill file.
+    fn documents_in_order(&self) -> Result<impl Iterator<Item = Result<(String, State), String>> + '_, BackupError> {
+        std::io::Write::flush(&mut *self.spill.borrow_mut()).map_err(index_error)?;
+        let file = self.spill.borrow().get_ref().try_clone().map_err(index_error)?;
+        Ok(self.states.iter().map(move |guard| {
             let (key, value) = guard.into_inner().map_err(|e| e.to_string())?;
             let id = String::from_utf8(key.to_vec()).map_err(|e| e.to_string())?;
-            Ok((id, State::decode(&value)?))
-        })
+            let state = match decode_entry(&value)? {
+                Entry::Deleted => State::Deleted,
+                Entry::Document { etag, modified_ms, offset, len } => {
+                    let mut body = vec![0u8; len as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(&file, &mut body, offset).map_err(|e| e.to_string())?;
+                    State::Document { etag, modified_ms, body }
+                }
+            };
+            Ok((id, state))
+        }))
     }
 
     fn live_by_etag(&self) -> impl Iterator<Item = Result<(u64, String), BackupError>> + '_ {

@@ -315,6 +315,7 @@ fn main() {
         let fresh_time = started.elapsed();
         drop_caches();
         reset_peak_rss();
+        let compact_rss_before = current_rss();
         let started = Instant::now();
         let options = rookery::backup::compact::CompactOptions::default();
         let compacted = rookery.start_compaction(&chain_location, None, &options).expect("starts").wait().expect("compaction");
@@ -334,6 +335,11 @@ fn main() {
             "<= 1.0",
         ));
         rows.push(Row::absolute("peak RSS during compaction (MB)", compact_rss as f64 / 1e6, "< 256"));
+        rows.push(Row::absolute(
+            "  of which the compaction added (MB)",
+            compact_rss.saturating_sub(compact_rss_before) as f64 / 1e6,
+            "(information)",
+        ));
     }
 
     println!();
