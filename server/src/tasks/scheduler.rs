@@ -49,6 +49,9 @@ struct Runtime {
     unshipped_since: Option<Instant>,
     /// Continuous tasks: when the last run started (at most one per MaxLagSeconds).
     last_started: Option<Instant>,
+    /// Continuous tasks: the database's last etag when the change log last showed
+    /// no client change to ship (the look is skipped while it stays there).
+    clean_at: Option<u64>,
     /// A drill that is due and has not started (the restore slot was busy).
     drill_pending: bool,
     /// A drill in progress (`None` from it: the slot was busy, it stays due).
@@ -190,10 +193,14 @@ impl Rookery {
             }
         };
         if let Some(continuous) = stored.task.continuous.as_ref().filter(|_| !stored.task.disabled) {
-            // Nothing is asked of the storage here: a look at the database only.
-            let unshipped = has_client_changes_after(db, stored.state.last_shipped_etag.unwrap_or(0));
+            // Nothing is asked of the storage here: a look at the database only,
+            // and none at all while its last etag has not moved since a clean look.
+            let last_etag = db.store().last_etag();
+            let clean = self.tasks.lock().get(&key).and_then(|rt| rt.clean_at) == Some(last_etag);
+            let unshipped = !clean && has_client_changes_after(db, stored.state.last_shipped_etag.unwrap_or(0));
             let mut map = self.tasks.lock();
             if let Some(rt) = map.get_mut(&key) {
+                rt.clean_at = (!unshipped && rt.running.is_empty()).then_some(last_etag);
                 if unshipped {
                     rt.unshipped_since.get_or_insert_with(Instant::now);
                     let spaced = rt.last_started.is_none_or(|t| t.elapsed() >= Duration::from_secs(u64::from(continuous.max_lag_seconds)));
