@@ -167,10 +167,7 @@ impl Target {
                 }
             }
             Self::Objects { location, set_id } => {
-                let keys = location
-                    .list()
-                    .map(|all| all.into_iter().filter(|e| e.key.starts_with(&format!("{set_id}/"))).map(|e| e.key).collect());
-                if let Err(e) = keys.and_then(|keys: Vec<String>| location.delete(&keys)) {
+                if let Err(e) = location.delete_set(set_id) {
                     tracing::warn!(error = %e, set = %set_id, "cannot remove a failed backup's objects; the next backup removes them");
                 }
             }

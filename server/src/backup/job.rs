@@ -89,12 +89,7 @@ impl Rookery {
             }
         }
         let set_id = prepared.set_id.clone();
-        // A folder's `.tmp-` set is recorded for crash recovery; in object
-        // storage, the next backup removes an unfinished set's objects.
-        let unfinished = match prepared.location.folder() {
-            Some(folder) => Some(UnfinishedFolder::record(self.catalog.system(), &engine::temp_dir(folder, &prepared.set_id))?),
-            None => None,
-        };
+        let unfinished = self.record_unfinished(&prepared.location, &prepared.set_id)?;
         let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name);
         let thread = job
             .spawn(
@@ -138,18 +133,14 @@ impl Rookery {
         let compact_slot = self.compact_slot.acquire(Duration::ZERO).ok_or(BackupError::CompactionAlreadyRunning)?;
         let backup_slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
         let prepared = compact::prepare(location, options)?;
-        let system = self.catalog.system();
         let first = format!(
             "Compaction of {} sets ({} to {}) started",
             prepared.chain.len(),
             prepared.set_ids().first().map_or("", String::as_str),
             prepared.set_ids().last().map_or("", String::as_str)
         );
-        let reporter = StatusReporter::start(system.clone(), COMPACT_STATUS_ID, compact::initial_status(&prepared), &first)?;
-        let unfinished = match prepared.location.folder() {
-            Some(folder) => Some(UnfinishedFolder::record(system, &engine::temp_dir(folder, &prepared.set_id))?),
-            None => None,
-        };
+        let reporter = StatusReporter::start(self.catalog.system(), COMPACT_STATUS_ID, compact::initial_status(&prepared), &first)?;
+        let unfinished = self.record_unfinished(&prepared.location, &prepared.set_id)?;
         let set_id = prepared.set_id.clone();
         let job = Job::new(JobKind::Compact, compact_slot, None, reporter, &self.running, "");
         let thread = job
@@ -175,6 +166,16 @@ impl Rookery {
             )
             .map_err(|e| BackupError::Io(format!("cannot start the compaction thread: {e}")))?;
         Ok(BackupHandle { set_id, thread })
+    }
+
+    /// Records the `.tmp-` folder a new set is written in, for crash recovery
+    /// (in object storage there is none: the next backup removes an
+    /// unfinished set's objects).
+    fn record_unfinished(&self, location: &Location, set_id: &str) -> Result<Option<UnfinishedFolder>, BackupError> {
+        match location.folder() {
+            Some(folder) => Ok(Some(UnfinishedFolder::record(self.catalog.system(), &engine::temp_dir(folder, set_id))?)),
+            None => Ok(None),
+        }
     }
 
     /// Asks the running compaction to stop: it ends with `Canceled` and leaves no set.

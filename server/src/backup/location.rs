@@ -147,6 +147,13 @@ struct Entries {
     objects: BTreeMap<String, Vec<object::Entry>>,
 }
 
+impl Entries {
+    /// Every set name, finished or not (what a new set id must not take).
+    fn names(&self) -> BTreeSet<String> {
+        self.sets.iter().cloned().chain(self.unfinished.iter().map(|u| u.strip_prefix(TEMP_PREFIX).unwrap_or(u).to_string())).collect()
+    }
+}
+
 impl Location {
     /// The folder, for a folder location.
     #[must_use]
@@ -203,12 +210,7 @@ impl Location {
     /// # Errors
     /// The location cannot be listed.
     pub fn names(&self) -> Result<BTreeSet<String>, BackupError> {
-        let entries = self.entries()?;
-        Ok(entries
-            .sets
-            .into_iter()
-            .chain(entries.unfinished.into_iter().map(|u| u.strip_prefix(TEMP_PREFIX).unwrap_or(&u).to_string()))
-            .collect())
+        Ok(self.entries()?.names())
     }
 
     /// Reads a small file of a set, refusing one larger than `limit`.
@@ -271,8 +273,7 @@ impl Location {
             return Err(BackupError::Io("delete_set_objects is for object storage".into()));
         };
         o.delete(&[format!("{set_id}/{MANIFEST}")]).map_err(|e| io_error(&e, BackupError::Io))?;
-        let keys: Vec<String> = self.entries()?.objects.remove(set_id).unwrap_or_default().into_iter().map(|e| e.key).collect();
-        o.delete(&keys).map_err(|e| io_error(&e, BackupError::Io))
+        o.delete_set(set_id).map_err(|e| io_error(&e, BackupError::Io))
     }
 }
 
@@ -350,6 +351,8 @@ pub struct ScannedLocation {
     pub problems: Vec<Finding>,
     /// Folders of backups that never completed (`.tmp-*`); never read as sets.
     pub unfinished: Vec<String>,
+    /// Every set name in the location, finished or not (see [`Location::names`]).
+    pub names: BTreeSet<String>,
 }
 
 impl ScannedLocation {
@@ -374,6 +377,7 @@ impl ScannedLocation {
 pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
     let mut out = ScannedLocation::default();
     let entries = location.entries()?;
+    out.names = entries.names();
     for name in &entries.unfinished {
         out.unfinished.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
     }

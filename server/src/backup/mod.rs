@@ -181,13 +181,16 @@ pub fn prepare(
             return Err(BackupError::InvalidLocation(format!("'{}' exists and is not a folder", folder.display())));
         }
     }
-    // Lists the location: in object storage this is also the probe that turns
-    // a dead endpoint, refused credentials or a missing bucket into a 400.
-    let names = location.names()?;
+    // Lists the location (once): in object storage this is also the probe
+    // that turns a dead endpoint, refused credentials or a missing bucket into a 400.
+    let scanned = if options.incremental { Some(location::scan(&location)?) } else { None };
+    let names = match &scanned {
+        Some(s) => s.names.clone(),
+        None => location.names()?,
+    };
     let mut base = None;
     let mut warnings = Vec::new();
-    if options.incremental {
-        let scanned = location::scan(&location)?;
+    if let Some(scanned) = scanned {
         match scanned.newest_chain_of(database.store().database_id()) {
             Some(chain) => match unusable_base(chain, database.store().last_etag(), options.set_secret.is_some()) {
                 None => {

@@ -216,7 +216,12 @@ impl ObjectLocation {
     /// # Errors
     /// The storage's answer, as a [`StorageFault`].
     pub fn list(&self) -> std::io::Result<Vec<Entry>> {
-        let prefix = (!self.prefix.is_empty()).then(|| self.path(""));
+        self.list_under("")
+    }
+
+    /// The objects under `sub` (a set id; empty: all), keys relative to the location.
+    fn list_under(&self, sub: &str) -> std::io::Result<Vec<Entry>> {
+        let prefix = (!self.prefix.is_empty() || !sub.is_empty()).then(|| self.path(sub));
         let store = self.store.clone();
         let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
         let metas: Vec<object_store::ObjectMeta> = block(async move { store.list(prefix.as_ref()).try_collect().await }).map_err(to_io)?;
@@ -261,6 +266,15 @@ impl ObjectLocation {
     #[must_use]
     pub fn create(&self, key: &str) -> ObjectWriter {
         ObjectWriter { store: self.store.clone(), path: self.path(key), buffer: Vec::new(), upload: None, done: false }
+    }
+
+    /// Deletes every object of one set (listing only that set's keys).
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn delete_set(&self, set_id: &str) -> std::io::Result<()> {
+        let keys: Vec<String> = self.list_under(set_id)?.into_iter().map(|e| e.key).collect();
+        self.delete(&keys)
     }
 
     /// Deletes objects; missing ones are not an error.

@@ -132,11 +132,7 @@ fn compact_offline(args: &Args) -> ExitCode {
         }
     };
     println!("Compacting {} sets ({}) into {}", prepared.chain.len(), prepared.set_ids().join(", "), prepared.set_id);
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("[{bar:40}] {pos}/{len} documents {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = rookery::cli::counting_bar("documents");
     let shown = bar.clone();
     let mut reporter = StatusReporter::detached(
         app::api::COMPACT_STATUS_ID,

@@ -6,4 +6,4 @@ pub mod client;
 pub mod progress;
 pub mod restore;
 
-pub use progress::{cancel_on_ctrl_c, follow_with_progress, human_bytes, wait_for_key};
+pub use progress::{cancel_on_ctrl_c, counting_bar, follow_with_progress, human_bytes, wait_for_key};

@@ -7,6 +7,17 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::client::{follow_status, Client, ClientError};
 use app::api::{JobStatus, Severity};
 
+/// A bar for a job this process runs itself (offline modes): `[====] 12/40 {unit}`.
+#[must_use]
+pub fn counting_bar(unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("[{{bar:40}}] {{pos}}/{{len}} {unit} {{msg}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// Follows a job's status document with a progress bar (hidden when stderr
 /// is not a terminal), printing each new status message once.
 ///

@@ -16,11 +16,7 @@ pub fn restore_system_offline(config: &Config) -> ExitCode {
         eprintln!("rookery-server: --restore-system-database needs --restore-source=PATH and --restore-destination=DIR");
         return ExitCode::from(2);
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("[{bar:40}] {pos}/{len} records {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = super::progress::counting_bar("records");
     let mut progress = |done: u64, _bytes: u64| {
         bar.set_length(bar.length().unwrap_or(0).max(done));
         bar.set_position(done);
