@@ -443,6 +443,20 @@ fn build_with(
     }
     let bulk = store.bulk();
     bulk.finish(last_etag, None)?;
+    // The result against what the newest set recorded of the whole database
+    // (sets written before the digest existed carry none).
+    if let Some(tip) = plan.chain.last() {
+        if let Some(expected) = &tip.manifest.content_digest {
+            let actual = store.content_digest().to_hex();
+            if &actual != expected {
+                return Err(corrupt(
+                    tip,
+                    "manifest.json",
+                    &format!("the restored content digest {actual} is not the {expected} the set recorded"),
+                ));
+            }
+        }
+    }
     if defrag {
         store.compact()?;
     }

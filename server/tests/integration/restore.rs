@@ -373,9 +373,18 @@ fn damage_that_still_decodes_is_reported_as_damage_not_as_a_malformed_set() {
     }
     writer.finish().expect("finishes");
     // The manifest says the new size (so only the hash can tell), and SHA256SUMS agrees with the manifest.
-    let set_dir = file.parent().expect("set folder").to_path_buf();
+    let size = std::fs::metadata(&file).expect("size").len();
+    rewrite_manifest(file.parent().expect("set folder"), |m| m["Files"][0]["Size"] = json!(size));
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Reordered"}));
+    assert_eq!(code, "ChecksumMismatch", "{message}");
+    assert!(message.contains("documents-0001.zst"), "{message}");
+}
+
+/// Changes a plain set's manifest and keeps SHA256SUMS in agreement with it
+/// (what someone who rewrites a set can do; an encrypted set's Mac stops it).
+fn rewrite_manifest(set_dir: &Path, change: impl FnOnce(&mut Value)) {
     let mut manifest: Value = serde_json::from_slice(&std::fs::read(set_dir.join("manifest.json")).expect("reads")).expect("json");
-    manifest["Files"][0]["Size"] = json!(std::fs::metadata(&file).expect("size").len());
+    change(&mut manifest);
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("json");
     std::fs::write(set_dir.join("manifest.json"), &manifest_bytes).expect("writes");
     let sums = std::fs::read_to_string(set_dir.join("SHA256SUMS")).expect("reads");
@@ -385,7 +394,33 @@ fn damage_that_still_decodes_is_reported_as_damage_not_as_a_malformed_set() {
         .map(|l| if l.ends_with("manifest.json") { format!("{manifest_sum}  manifest.json\n") } else { format!("{l}\n") })
         .collect();
     std::fs::write(set_dir.join("SHA256SUMS"), sums).expect("writes");
-    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Reordered"}));
-    assert_eq!(code, "ChecksumMismatch", "{message}");
-    assert!(message.contains("documents-0001.zst"), "{message}");
+}
+
+#[test]
+fn a_restore_that_does_not_reproduce_the_recorded_content_digest_is_refused() {
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Digest");
+    let deep = |location: &str| {
+        let out = std::process::Command::new(crate::common::BACKUP_BIN)
+            .args(["--verify", "--deep", &format!("--dest={location}")])
+            .output()
+            .expect("runs");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let (code, out) = deep(&location);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("deep: {} restored", states[2].0)) && out.contains("matched"), "{out}");
+
+    // The newest set says another digest than its chain restores to.
+    let tip = Path::new(&location).join(&states[2].0);
+    rewrite_manifest(&tip, |m| m["ContentDigest"] = json!("00".repeat(32)));
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "WrongDigest"}));
+    assert_eq!(code, "CorruptBackup", "{message}");
+    assert!(message.contains("content digest"), "{message}");
+    let (code, out) = deep(&location);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("content digest"), "{out}");
+    // An earlier point still restores.
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Earlier", "RestoreUpTo": states[1].0}));
+    assert_eq!(done["Success"], true, "{done}");
 }
