@@ -314,16 +314,19 @@ impl Rookery {
             out
         };
         for ((database, task), run) in finished {
-            // A continuous task's changes after the set it shipped were made
-            // after that run started: that bounds the age of the oldest one.
-            if let Some(rt) = self.tasks.lock().get_mut(&(database.clone(), task.clone())) {
-                if rt.unshipped_since.is_some() {
-                    rt.unshipped_since = Some(run.started);
-                }
-            }
             let duration = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let result = run.handle.wait();
             let Some(db) = self.catalog.get(&database) else { continue };
+            // A continuous task: nothing waits once the set shipped everything;
+            // else what waits was changed after that run started, which bounds its age.
+            if let Ok(summary) = &result {
+                let left = has_client_changes_after(&db, summary.to_etag);
+                if let Some(rt) = self.tasks.lock().get_mut(&(database.clone(), task.clone())) {
+                    if rt.unshipped_since.is_some() {
+                        rt.unshipped_since = left.then_some(run.started);
+                    }
+                }
+            }
             let now = Timestamp::now();
             match &result {
                 Ok(summary) => self.record(&db, &task, |state| {
