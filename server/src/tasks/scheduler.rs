@@ -327,6 +327,11 @@ impl Rookery {
                     }
                 }
             }
+            // Retention first: a run is recorded (LastSetId) once its retention
+            // has let the backup slot go, so a run-now after it is not refused.
+            if result.is_ok() {
+                self.retain_after_run(&db, &task);
+            }
             let now = Timestamp::now();
             match &result {
                 Ok(summary) => self.record(&db, &task, |state| {
@@ -343,9 +348,6 @@ impl Rookery {
                     state.last_duration_ms = Some(duration);
                     state.last_error = Some(e.to_string());
                 }),
-            }
-            if result.is_ok() {
-                self.retain_after_run(&db, &task);
             }
         }
     }
