@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod digest;
+pub mod files;
 pub mod record;
 pub mod store;
 

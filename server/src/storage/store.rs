@@ -513,6 +513,16 @@ impl DocumentStore {
         }
     }
 
+    /// Hands the journal's buffer to the OS (no fsync): every batch
+    /// committed so far is then in the journal files (see [`super::files`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub(crate) fn persist_buffer(&self) -> Result<(), StorageError> {
+        self.db.persist(PersistMode::Buffer)?;
+        Ok(())
+    }
+
     /// Flushes the journal to stable storage.
     ///
     /// # Errors
@@ -760,6 +770,13 @@ impl BulkAccess<'_> {
         state.doc_count = count;
         state.data_bytes = data_bytes;
         state.digest = digest;
+        Ok(())
+    }
+
+    /// Gives the database a new id (a restored copy of another database's files).
+    pub fn renew_database_id(&self) -> Result<(), StorageError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.store.meta.insert(META_DATABASE_ID, id.as_bytes())?;
         Ok(())
     }
 

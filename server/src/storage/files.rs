@@ -1,0 +1,577 @@
+//! A database's own storage files, pinned at one point in time: what a
+//! snapshot backup copies. This is the one module that knows fjall's file
+//! layout; `tests::layout_is_what_the_pin_expects` fails loudly when an
+//! upgrade of fjall changes it (fjall is pinned to an exact version in the
+//! workspace's `Cargo.toml` for that reason).
+//!
+//! # The layout (fjall 3.1.13, lsm-tree 3.1.10)
+//! - `version`: the format marker (`FJL` and the major version), never rewritten.
+//! - `<n>.jnl`: the journals. The highest number is the active journal,
+//!   appended to; the others are sealed (fsynced at rotation, never written
+//!   again) and deleted once every keyspace has flushed past them.
+//! - `keyspaces/<id>/current`: the id of the keyspace's current version and
+//!   its checksum (25 bytes), replaced atomically (rename) when a version is
+//!   committed, after the version file is written and fsynced.
+//! - `keyspaces/<id>/v<n>`: a version (an `sfa` archive whose `tables` and
+//!   `blob_files` sections name the live tables and blob files), written once.
+//! - `keyspaces/<id>/tables/<n>`, `keyspaces/<id>/blobs/<n>`: written once,
+//!   fsynced before any version names them, never changed, deleted when no
+//!   version in use names them any more.
+//! - `lock`: the process lock (an empty file, which must exist for fjall to
+//!   open the database).
+//!
+//! # The pin, and why the copy is the database at one point in time
+//! fjall has no checkpoint API, so [`pin`] builds one from those rules, in
+//! a staging folder on the database's filesystem, without pausing writes:
+//! 1. Hard-link every journal. A link keeps a journal's bytes even when
+//!    fjall deletes it after a flush.
+//! 2. Per keyspace: read `current`, link the version file it names, write
+//!    `current` as read, parse the version and link every table and blob
+//!    file it names. A link that finds its file gone (a compaction replaced
+//!    the version meanwhile) starts the pin over.
+//! 3. Hand the journal's buffer to the OS: every batch committed until now,
+//!    so every write the tables of step 2 hold, is in a journal file.
+//! 4. Link the journals created since step 1. The journals linked must be
+//!    consecutive, else one was created and deleted between steps 1 and 4
+//!    (flushed into tables newer than step 2's), and the pin starts over.
+//! 5. Copy each linked journal into a real file (fjall truncates a journal
+//!    in place when it recovers, so a journal must never stay a link).
+//! 6. Open the copy: fjall replays the journals above what each keyspace's
+//!    tables hold and cuts the last batch if the copy caught it half
+//!    written. Take the server's status documents out, read the etag, the
+//!    counts and the digest, and close it.
+//!
+//! The tables of step 2 hold only writes made before step 3, so the
+//! journals copied in step 5 hold every one of them; every write not in
+//! those tables is in a journal linked in step 1 or 4 (fjall deletes a
+//! journal only once the tables hold all of it). A batch is in a journal
+//! entirely or, cut, not at all. So the opened copy is the database after
+//! some batch `B` with every keyspace at `B`: one point in time, whose etag
+//! step 6 reads (the set's `ToEtag`).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::{ContentDigest, DocumentStore, Durability, StorageError};
+use crate::failpoint;
+use app::api::STATUS_DOCUMENT_IDS;
+
+/// The storage format a snapshot set needs to be opened: fjall's major
+/// version and this module's layout.
+pub const STORAGE_FORMAT: &str = "fjall-3";
+/// Pins tried before giving up (each starts over when fjall replaced a file
+/// meanwhile; a pin takes milliseconds, so a second one almost always works).
+const MAX_ATTEMPTS: usize = 50;
+/// The journal extension.
+const JOURNAL_EXT: &str = "jnl";
+
+/// One file of a pinned copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedFile {
+    /// The path inside the database folder (`keyspaces/3/tables/7`).
+    pub name: String,
+    pub size: u64,
+    /// Never changed after it was written: a link to it may be shared
+    /// (tables, blob files, versions), as opposed to the copies the pin
+    /// makes (journals, `current`, `version`), which are its own.
+    pub shared: bool,
+}
+
+/// The database's files at one etag, in a staging folder.
+pub struct Pinned {
+    pub files: Vec<PinnedFile>,
+    pub state: PinnedState,
+    /// Pins that were started over.
+    pub retries: usize,
+}
+
+/// What a pinned copy holds (the server's status documents taken out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PinnedState {
+    pub last_etag: u64,
+    pub document_count: u64,
+    pub digest: ContentDigest,
+}
+
+/// Pins the files of `store` into `staging` (created; must not exist).
+///
+/// # Errors
+/// I/O errors; a version file fjall wrote in a layout this module does not
+/// know; a database whose files changed under every attempt.
+pub fn pin(store: &DocumentStore, staging: &Path) -> Result<Pinned, StorageError> {
+    for attempt in 0..MAX_ATTEMPTS {
+        if staging.exists() {
+            std::fs::remove_dir_all(staging)?;
+        }
+        std::fs::create_dir_all(staging)?;
+        if try_pin(store, staging)? {
+            let state = settle(staging)?;
+            let files = list(staging)?;
+            return Ok(Pinned { files, state, retries: attempt });
+        }
+        tracing::debug!(attempt, "the database's files changed during a pin; starting over");
+    }
+    Err(StorageError::Io(std::io::Error::other(format!(
+        "the database's files changed during each of {MAX_ATTEMPTS} attempts to copy them"
+    ))))
+}
+
+/// One attempt; `None` when a file was replaced meanwhile.
+fn try_pin(store: &DocumentStore, staging: &Path) -> Result<bool, StorageError> {
+    let root = store.path();
+    let link_suffix = ".link";
+    // Step 1.
+    let mut linked: BTreeSet<u64> = BTreeSet::new();
+    for id in journal_ids(root)? {
+        if !link(&root.join(journal_name(id)), &staging.join(format!("{}{link_suffix}", journal_name(id))))? {
+            continue; // deleted since the listing: flushed, so not needed
+        }
+        linked.insert(id);
+    }
+    failpoint::hit("snapshot.after_journals");
+    // Step 2.
+    let keyspaces = root.join("keyspaces");
+    for entry in std::fs::read_dir(&keyspaces)? {
+        let entry = entry?;
+        let name = entry.file_name().to_str().map(str::to_string).unwrap_or_default();
+        if !is_number(&name) || !entry.file_type()?.is_dir() {
+            return Err(layout(&format!("keyspaces/{name} is not a keyspace folder")));
+        }
+        let Some(current) = read_current(&entry.path())? else {
+            continue; // a keyspace being created: fjall removes it when it recovers
+        };
+        let dir = format!("keyspaces/{name}");
+        std::fs::create_dir_all(staging.join(&dir).join("tables"))?;
+        let version = format!("{dir}/v{}", current.version);
+        if !link(&root.join(&version), &staging.join(&version))? {
+            return Ok(false);
+        }
+        let refs = read_version(&staging.join(&version))?;
+        for table in refs.tables {
+            let table = format!("{dir}/tables/{table}");
+            if !link(&root.join(&table), &staging.join(&table))? {
+                return Ok(false);
+            }
+        }
+        if !refs.blobs.is_empty() {
+            std::fs::create_dir_all(staging.join(&dir).join("blobs"))?;
+        }
+        for blob in refs.blobs {
+            let blob = format!("{dir}/blobs/{blob}");
+            if !link(&root.join(&blob), &staging.join(&blob))? {
+                return Ok(false);
+            }
+        }
+        let current_name = format!("{dir}/current");
+        write_synced(&staging.join(&current_name), &current.bytes)?;
+    }
+    failpoint::hit("snapshot.after_tables");
+    // Step 3: every batch committed so far (all that the tables above hold
+    // among them) is in the journal files, not in a buffer.
+    store.persist_buffer()?;
+    // Step 4.
+    for id in journal_ids(root)? {
+        if !linked.contains(&id) {
+            if !link(&root.join(journal_name(id)), &staging.join(format!("{}{link_suffix}", journal_name(id))))? {
+                return Ok(false);
+            }
+            linked.insert(id);
+        }
+    }
+    let (Some(&first), Some(&last)) = (linked.first(), linked.last()) else {
+        return Err(layout("the database has no journal"));
+    };
+    if linked.len() as u64 != last - first + 1 {
+        return Ok(false);
+    }
+    // Step 5.
+    for &id in &linked {
+        let from = staging.join(format!("{}{link_suffix}", journal_name(id)));
+        copy_synced(&from, &staging.join(journal_name(id)))?;
+        std::fs::remove_file(&from)?;
+    }
+    let marker = std::fs::read(root.join("version"))?;
+    write_synced(&staging.join("version"), &marker)?;
+    // fjall opens a database only where its lock file exists (empty).
+    write_synced(&staging.join("lock"), b"")?;
+    failpoint::hit("snapshot.after_pin");
+    Ok(true)
+}
+
+/// Step 6: opens the copy (fjall replays its journals and cuts the batch
+/// the copy caught half-written, if any), removes the server's status
+/// documents from it, and reads what it holds.
+fn settle(staging: &Path) -> Result<PinnedState, StorageError> {
+    let copy = DocumentStore::open(staging, Durability::Os)?;
+    let status: Vec<String> =
+        STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(copy.get(id), Ok(Some(_)))).map(|id| (*id).to_string()).collect();
+    if !status.is_empty() {
+        copy.bulk().apply(&status, &[])?;
+    }
+    copy.persist()?;
+    let state = PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() };
+    drop(copy);
+    Ok(state)
+}
+
+fn journal_name(id: u64) -> String {
+    format!("{id}.{JOURNAL_EXT}")
+}
+
+/// The journal numbers in `root`, ascending.
+fn journal_ids(root: &Path) -> std::io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let name = entry?.file_name();
+        if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".jnl")).filter(|n| is_number(n)).and_then(|n| n.parse().ok()) {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Hard-links `from` to `to`; `false` when `from` no longer exists.
+fn link(from: &Path, to: &Path) -> std::io::Result<bool> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Copies `from` into a new file `to` and fsyncs it.
+fn copy_synced(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut source = File::open(from)?;
+    let mut out = File::create(to)?;
+    std::io::copy(&mut source, &mut out)?;
+    out.sync_all()
+}
+
+/// Every file of a settled copy, which nothing changes any more; the
+/// folders fsynced.
+fn list(staging: &Path) -> Result<Vec<PinnedFile>, StorageError> {
+    let mut files = Vec::new();
+    let mut dirs = vec![staging.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let name = path.strip_prefix(staging).map_err(|_| layout("a file outside the copy"))?.to_string_lossy().replace('\\', "/");
+            if !is_storage_file_name(&name) {
+                return Err(layout(&format!("the copy holds a file named {name}")));
+            }
+            let shared = name.contains("/tables/") || name.contains("/blobs/");
+            files.push(PinnedFile { name, size: entry.metadata()?.len(), shared });
+        }
+        File::open(&dir)?.sync_all()?;
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn layout(why: &str) -> StorageError {
+    StorageError::Corrupt(format!("the database's files are not in the layout this server knows ({STORAGE_FORMAT}): {why}"))
+}
+
+/// A keyspace's `current` file.
+struct Current {
+    version: u64,
+    bytes: Vec<u8>,
+}
+
+/// The length of `current`: version id (u64), checksum (u128), checksum type (u8).
+const CURRENT_LEN: usize = 8 + 16 + 1;
+
+fn read_current(keyspace: &Path) -> Result<Option<Current>, StorageError> {
+    let bytes = match std::fs::read(keyspace.join("current")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if bytes.len() != CURRENT_LEN {
+        return Err(layout(&format!("{}/current has {} bytes, not {CURRENT_LEN}", keyspace.display(), bytes.len())));
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&bytes[..8]);
+    Ok(Some(Current { version: u64::from_le_bytes(id), bytes }))
+}
+
+/// What a version file names.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct VersionRefs {
+    pub tables: Vec<u64>,
+    pub blobs: Vec<u64>,
+}
+
+/// Reads the table and blob file ids of a version file (lsm-tree's
+/// `version::recovery` format: `tables` is levels of runs of
+/// `(id u64, checksum type u8 = 0, checksum u128, global seqno u64)`,
+/// `blob_files` is a count and `(id u64, checksum type u8 = 0, checksum u128)`).
+///
+/// # Errors
+/// A file that is not such a version.
+pub fn read_version(path: &Path) -> Result<VersionRefs, StorageError> {
+    let bad = |why: &str| layout(&format!("{}: {why}", path.display()));
+    let reader = sfa::Reader::new(path).map_err(|e| bad(&format!("not a version file ({e:?})")))?;
+    let toc = reader.toc();
+    let section = |name: &[u8]| -> Result<Vec<u8>, StorageError> {
+        let entry = toc.section(name).ok_or_else(|| bad(&format!("no {} section", String::from_utf8_lossy(name))))?;
+        let mut bytes = Vec::new();
+        entry.buf_reader(path).map_err(|e| bad(&format!("{e:?}")))?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    let mut refs = VersionRefs::default();
+    let tables = section(b"tables")?;
+    let mut r = Cursor { bytes: &tables, at: 0 };
+    let levels = r.u8().ok_or_else(|| bad("a cut tables section"))?;
+    for _ in 0..levels {
+        let runs = r.u8().ok_or_else(|| bad("a cut tables section"))?;
+        for _ in 0..runs {
+            let count = r.u32().ok_or_else(|| bad("a cut tables section"))?;
+            for _ in 0..count {
+                let id = r.u64().ok_or_else(|| bad("a cut tables section"))?;
+                if r.u8() != Some(0) || r.skip(16 + 8).is_none() {
+                    return Err(bad("a table entry of an unknown checksum type"));
+                }
+                refs.tables.push(id);
+            }
+        }
+    }
+    let blobs = section(b"blob_files")?;
+    let mut r = Cursor { bytes: &blobs, at: 0 };
+    let count = r.u32().ok_or_else(|| bad("a cut blob_files section"))?;
+    for _ in 0..count {
+        let id = r.u64().ok_or_else(|| bad("a cut blob_files section"))?;
+        if r.u8() != Some(0) || r.skip(16).is_none() {
+            return Err(bad("a blob file entry of an unknown checksum type"));
+        }
+        refs.blobs.push(id);
+    }
+    Ok(refs)
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let slice = self.bytes.get(self.at..self.at + N)?;
+        self.at += N;
+        slice.try_into().ok()
+    }
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.bytes.get(self.at..self.at + n)?;
+        self.at += n;
+        Some(())
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take::<4>().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take::<8>().map(u64::from_le_bytes)
+    }
+}
+
+/// Whether `name` is a path a pinned copy can hold: `version`, `lock`, `<n>.jnl`,
+/// `keyspaces/<n>/current`, `keyspaces/<n>/v<n>`,
+/// `keyspaces/<n>/tables/<n>` or `keyspaces/<n>/blobs/<n>`. Anything else in
+/// a snapshot set (from untrusted storage) is refused before a byte of it is
+/// written.
+#[must_use]
+pub fn is_storage_file_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    match parts.as_slice() {
+        ["version" | "lock"] => true,
+        [journal] => journal.strip_suffix(".jnl").is_some_and(is_number),
+        ["keyspaces", ks, "current"] => is_number(ks),
+        ["keyspaces", ks, version] => is_number(ks) && version.strip_prefix('v').is_some_and(is_number),
+        ["keyspaces", ks, "tables" | "blobs", id] => is_number(ks) && is_number(id),
+        _ => false,
+    }
+}
+
+/// Where a pin stages its files for the database in `db_dir`: beside it, on
+/// its filesystem (hard links cannot cross filesystems).
+#[must_use]
+pub fn staging_dir(db_dir: &Path) -> PathBuf {
+    let parent = db_dir.parent().unwrap_or(db_dir);
+    parent.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// The name prefix of staging folders.
+pub const STAGING_PREFIX: &str = ".snapshot-";
+
+/// Whether `path` is what [`staging_dir`] makes (crash recovery removes only those).
+#[must_use]
+pub fn is_staging_dir(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(STAGING_PREFIX)).is_some_and(|id| {
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Durability;
+
+    fn filled(dir: &Path, docs: usize) -> DocumentStore {
+        let store = DocumentStore::open(dir, Durability::Os).expect("opens");
+        let body = vec![b'x'; 900];
+        let batch: Vec<(String, Vec<u8>)> = (0..docs)
+            .map(|i| (format!("users/{i:06}"), format!("{{\"n\":{i},\"pad\":\"{}\"}}", String::from_utf8_lossy(&body)).into_bytes()))
+            .collect();
+        for chunk in batch.chunks(1000) {
+            store.put_many(chunk, true).expect("writes");
+        }
+        store
+    }
+
+    /// The layout the pin relies on. When this fails after an upgrade of
+    /// fjall, read the new layout, adapt the pin and `STORAGE_FORMAT`, and
+    /// only then change this test.
+    #[test]
+    fn layout_is_what_the_pin_expects() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let store = filled(&path, 30_000);
+        store.compact().expect("flushes into tables");
+        assert_eq!(std::fs::read(path.join("version")).expect("marker"), b"FJL\x03", "the format marker of fjall 3");
+        let mut tables = 0;
+        for entry in std::fs::read_dir(&path).expect("lists") {
+            let name = entry.expect("entry").file_name().to_string_lossy().to_string();
+            assert!(
+                name == "keyspaces" || is_storage_file_name(&name),
+                "an unknown file in the database folder: {name}"
+            );
+        }
+        for ks in std::fs::read_dir(path.join("keyspaces")).expect("keyspaces") {
+            let ks = ks.expect("entry").path();
+            let current = read_current(&ks).expect("reads").expect("every keyspace has a current version");
+            let refs = read_version(&ks.join(format!("v{}", current.version))).expect("a version file this module reads");
+            for t in &refs.tables {
+                assert!(ks.join("tables").join(t.to_string()).is_file(), "a table the version names is missing");
+            }
+            tables += refs.tables.len();
+            for entry in walk(&ks) {
+                let rel = entry.strip_prefix(&path).expect("inside").to_string_lossy().to_string();
+                assert!(is_storage_file_name(&rel), "an unknown file in a keyspace: {rel}");
+            }
+        }
+        assert!(tables > 0, "the documents were flushed into tables");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("lists").flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_pinned_copy_opens_as_the_database_at_its_etag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let store = filled(&path, 5_000);
+        let staging = dir.path().join("pin");
+        let pinned = pin(&store, &staging).expect("pins");
+        let (etag, count) = (pinned.state.last_etag, pinned.state.document_count);
+        eprintln!("FILES {:?}", pinned.files);
+        assert_eq!(etag, store.last_etag(), "nothing was written during the pin");
+        drop(pinned);
+        // Writes after the pin are not in the copy.
+        store.put("users/after", b"{}", None).expect("writes");
+        drop(store);
+        let copy = DocumentStore::open(&staging, Durability::Os).expect("the copy opens");
+        assert_eq!(copy.last_etag(), etag);
+        assert_eq!(copy.document_count(), count);
+        assert!(copy.get("users/after").expect("reads").is_none());
+        assert!(copy.get("users/004999").expect("reads").is_some());
+    }
+
+    /// Writers and compactions running through each pin: every copy is the
+    /// database at its etag, every write up to it and none after.
+    #[test]
+    fn pins_under_concurrent_writes_and_compactions_are_each_one_point_in_time() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(filled(&dir.path().join("db"), 2_000));
+        let base = store.last_etag();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = format!("{{\"n\":{n},\"pad\":\"{}\"}}", "y".repeat(2000));
+                    store.put(&format!("w/{n:08}"), body.as_bytes(), None).expect("writes");
+                    n += 1;
+                }
+            })
+        };
+        let compactor = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) && std::env::var("NOCOMPACT").is_err() {
+                    store.compact().expect("compacts");
+                }
+            })
+        };
+        for round in 0..6 {
+            let staging = dir.path().join(format!("pin-{round}"));
+            let pinned = pin(&store, &staging).expect("pins");
+            let etag = pinned.state.last_etag;
+            drop(pinned);
+            let copy = DocumentStore::open(&staging, Durability::Os).expect("the copy opens");
+            assert_eq!(copy.last_etag(), etag, "round {round}");
+            // One put per etag after the base: exactly the writes up to the etag.
+            let written = etag - base;
+            assert_eq!(copy.document_count(), 2_000 + written, "round {round}");
+            if written > 0 {
+                assert!(copy.get(&format!("w/{:08}", written - 1)).expect("reads").is_some(), "round {round}");
+            }
+            assert!(copy.get(&format!("w/{written:08}")).expect("reads").is_none(), "round {round}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("writer");
+        compactor.join().expect("compactor");
+    }
+
+    #[test]
+    fn storage_file_names_are_checked() {
+        for good in ["version", "12.jnl", "keyspaces/3/current", "keyspaces/3/v14", "keyspaces/0/tables/7", "keyspaces/2/blobs/1"] {
+            assert!(is_storage_file_name(good), "{good}");
+        }
+        for bad in ["locks", "../x", "keyspaces/a/current", "keyspaces/3/tables/../7", "keyspaces/3/vx", "x.jnl", "keyspaces/3/other/1", "/version"] {
+            assert!(!is_storage_file_name(bad), "{bad}");
+        }
+    }
+}
