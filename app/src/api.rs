@@ -377,6 +377,10 @@ pub struct BackupRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(min_length = 1))]
     pub backup_passphrase: Option<String>,
+    /// `Backup` (default) or `Snapshot` (a full set of the storage files;
+    /// with `incremental=true`, an incremental still continues the chain).
+    #[serde(default, skip_serializing_if = "BackupType::is_backup")]
+    pub backup_type: BackupType,
 }
 
 /// Per-request settings of S3-compatible object storage; what is left out
@@ -722,6 +726,26 @@ mod tests {
     }
 }
 
+/// What a full backup copies: the documents (a logical set: portable,
+/// compressed, the base of incrementals and compaction) or the database's
+/// own storage files (a snapshot: at the speed of the disk, hard links on
+/// the same filesystem).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub enum BackupType {
+    #[default]
+    Backup,
+    Snapshot,
+}
+
+impl BackupType {
+    /// Whether this is the default (`Backup`), left out of answers.
+    #[must_use]
+    pub fn is_backup(&self) -> bool {
+        *self == Self::Backup
+    }
+}
+
 /// Which kind of backup a task runs next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -774,6 +798,9 @@ pub struct BackupTask {
     pub retention: Option<RetentionPolicy>,
     #[serde(default)]
     pub disabled: bool,
+    /// What the task's full backups copy (`Backup` or `Snapshot`).
+    #[serde(default, skip_serializing_if = "BackupType::is_backup")]
+    pub backup_type: BackupType,
     /// Forever-incremental: when a full backup is due, fold the location's
     /// chain into a new full set instead of reading the database.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -869,6 +896,8 @@ pub struct BackupTaskInfo {
     pub time_zone: String,
     pub retention: Option<RetentionPolicy>,
     pub disabled: bool,
+    #[serde(default, skip_serializing_if = "BackupType::is_backup")]
+    pub backup_type: BackupType,
     #[serde(default)]
     pub compact: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -134,7 +134,9 @@ impl Rookery {
         // The unfinished set folders come from the server's own records, never
         // from a document, and each is checked again before it is removed.
         let (data_dir, roots) = (self.config.data_dir.clone(), self.config.effective_backup_roots());
-        jobs::remove_unfinished_folders(&system, |path| backup::engine::is_unfinished_set_folder(path, &data_dir, &roots));
+        jobs::remove_unfinished_folders(&system, |path| {
+            backup::engine::is_unfinished_set_folder(path, &data_dir, &roots) || storage::files::is_staging_dir(path)
+        });
         for db in std::iter::once(system.clone()).chain(self.catalog.list()) {
             if jobs::recover_interrupted(&db, app::api::SMUGGLER_STATUS_ID).is_some() {
                 tracing::warn!(database = %db.name, "an import was interrupted by a server stop; the documents written before it are kept");

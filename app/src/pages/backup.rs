@@ -10,7 +10,8 @@ use super::sets::{check_backup_location, fetch_listing, BackupSetsTable};
 use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
 use super::tasks::BackupTasksSection;
 use crate::api::{
-    database_base, BackupListing, BackupRequest, CompactRequest, JobAccepted, BACKUP_STATUS_ID, COMPACT_STATUS_ID, SYSTEM_DATABASE,
+    database_base, BackupListing, BackupRequest, BackupType, CompactRequest, JobAccepted, BACKUP_STATUS_ID, COMPACT_STATUS_ID,
+    SYSTEM_DATABASE,
 };
 use crate::client::{encode_query, send_json, ApiFailure, Method};
 
@@ -50,6 +51,7 @@ pub fn BackupPage() -> impl IntoView {
     let (error, set_error) = signal(None::<String>);
     let (location, set_location) = signal(chosen_location.get_untracked().unwrap_or_default());
     let (incremental, set_incremental) = signal(false);
+    let (backup_type, set_backup_type) = signal(BackupType::Backup);
     let (passphrase, set_passphrase) = signal(String::new());
     let (busy, set_busy) = signal(false);
     let status_refresh = RwSignal::new(0u32);
@@ -143,7 +145,12 @@ pub fn BackupPage() -> impl IntoView {
         set_busy.set(true);
         leptos::task::spawn_local(async move {
             let path = format!("{}/admin/backup?incremental={incremental}", database_base(&db_now));
-            let body = BackupRequest { backup_location: target.clone(), backup_passphrase: pass, ..Default::default() };
+            let body = BackupRequest {
+                backup_location: target.clone(),
+                backup_passphrase: pass,
+                backup_type: backup_type.get_untracked(),
+                ..Default::default()
+            };
             let result = send_json::<JobAccepted, _>(Method::Post, &path, Some(&body)).await;
             match result {
                 Ok(_) => {
@@ -165,7 +172,7 @@ pub fn BackupPage() -> impl IntoView {
             <header class="page-header">
                 <div>
                     <h1>"Backup"</h1>
-                    <p class="muted">"Write a full or incremental backup set of a database to a folder on the server. The database keeps serving while it runs."</p>
+                    <p class="muted">"Write a full, snapshot or incremental backup set of a database to a folder on the server or to object storage. The database keeps serving while it runs."</p>
                 </div>
             </header>
             <ErrorBanner error set_error/>
@@ -192,6 +199,19 @@ pub fn BackupPage() -> impl IntoView {
                             on:change=choose_location
                         />
                         <span class="hint">"An absolute folder on the server, or s3://bucket/prefix in object storage. Nothing in it is ever overwritten: each backup adds a set."</span>
+                    </div>
+                    <div class="field">
+                        <label for="backup-type">"Backup type"</label>
+                        <select
+                            id="backup-type"
+                            on:change=move |ev| {
+                                set_backup_type.set(if event_target_value(&ev) == "Snapshot" { BackupType::Snapshot } else { BackupType::Backup });
+                            }
+                        >
+                            <option value="Backup" selected=move || backup_type.get() == BackupType::Backup>"Backup"</option>
+                            <option value="Snapshot" selected=move || backup_type.get() == BackupType::Snapshot>"Snapshot"</option>
+                        </select>
+                        <span class="hint">"Backup: the documents, compressed and portable. Snapshot: the database's own files, copied at the speed of the disk (hard links on the same filesystem); restores fastest."</span>
                     </div>
                     <div class="field">
                         <label class="checkbox" for="backup-incremental">

@@ -80,7 +80,11 @@ pub fn BackupSetsTable(listing: BackupListing, #[prop(optional)] on_compact: Opt
     let rows = sets
         .into_iter()
         .map(|(database, set)| {
-            let kind_class = if set.kind == "Full" { "tag kind-full" } else { "tag kind-incremental" };
+            let kind_class = match set.kind.as_str() {
+                "Full" => "tag kind-full",
+                "Snapshot" => "tag kind-snapshot",
+                _ => "tag kind-incremental",
+            };
             let verified = set.verified;
             let set_problems = set.problems.clone();
             let compact = (set.kind == "Incremental").then_some(on_compact).flatten().map(|on_compact| {

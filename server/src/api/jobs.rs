@@ -73,6 +73,8 @@ pub async fn start_backup(
             incremental,
             include_encryption_key: request.include_encryption_key,
             set_secret,
+            backup_type: request.backup_type,
+            copy_files: false,
         };
         let handle = state.start_backup(&db.name, options)?;
         tracing::info!(database = %db.name, set = %handle.set_id, "backup started");

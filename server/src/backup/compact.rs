@@ -92,6 +92,12 @@ pub fn prepare(location: Location, options: &CompactOptions) -> Result<PreparedC
         let only = chain.first().map_or("", |s| s.manifest.set_id.as_str());
         return Err(BackupError::NoBackup(format!("{only} is a full set with no incremental after it: there is nothing to compact")));
     }
+    if let Some(first) = chain.first().filter(|s| s.manifest.kind == SetKind::Snapshot) {
+        return Err(BackupError::Unsupported(format!(
+            "{} is a snapshot set: compaction folds logical sets (a snapshot holds storage files, not documents); take a new snapshot instead",
+            first.manifest.set_id
+        )));
+    }
     let names = location.names()?;
     let set_id = new_set_id(&names, SetKind::Full);
     Ok(PreparedCompaction { location, chain, set_keys, set_secret: options.set_secret.clone(), set_id })
@@ -259,6 +265,7 @@ fn write(
         files: manifest_files,
         content_digest: tip.manifest.content_digest.clone(),
         compacted_from: Some(prepared.set_ids()),
+        storage_format: None,
         mac: None,
     };
     let final_dir = commit_set(target, &mut manifest, new_key.as_ref().map(|k| &k.key), cancel)?;

@@ -53,7 +53,10 @@ const ZSTD_LEVEL: i32 = 1;
 /// Any failure; what the backup wrote is removed before returning.
 pub fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
     let target = Target::begin(&prepared.location, &prepared.set_id, reporter)?;
-    let result = write_set(prepared, &target, reporter, cancel);
+    let result = match prepared.kind {
+        SetKind::Snapshot => super::snapshot::write_set(prepared, &target, reporter, cancel),
+        SetKind::Full | SetKind::Incremental => write_set(prepared, &target, reporter, cancel),
+    };
     if result.is_err() {
         target.abort();
     }
@@ -90,7 +93,7 @@ impl Write for FileSink {
 
 impl FileSink {
     /// Makes the file durable: fsynced, or acknowledged by the storage.
-    fn finish(self) -> std::io::Result<()> {
+    pub(super) fn finish(self) -> std::io::Result<()> {
         failpoint::io_error("backup.write")?;
         match self {
             Self::Folder(w) => w.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all(),
@@ -121,11 +124,44 @@ impl Target {
         }
     }
 
-    fn create(&self, name: &str) -> std::io::Result<FileSink> {
+    pub(super) fn create(&self, name: &str) -> std::io::Result<FileSink> {
         match self {
-            Self::Folder { temp, .. } => Ok(FileSink::Folder(BufWriter::with_capacity(1 << 20, File::create(temp.join(name))?))),
+            Self::Folder { temp, .. } => {
+                let path = temp.join(name);
+                if let Some(parent) = path.parent().filter(|p| *p != temp.as_path()) {
+                    std::fs::create_dir_all(parent)?;
+                }
+                Ok(FileSink::Folder(BufWriter::with_capacity(1 << 20, File::create(path)?)))
+            }
             Self::Objects { location, set_id } => Ok(FileSink::Object(location.create(&format!("{set_id}/{name}")))),
         }
+    }
+
+    /// Hard-links `source` into the set as `name` (a folder on the same
+    /// filesystem); `false` when it cannot be linked (another filesystem),
+    /// and the file is to be copied.
+    pub(super) fn link(&self, source: &Path, name: &str) -> std::io::Result<bool> {
+        let Self::Folder { temp, .. } = self else { return Ok(false) };
+        let path = temp.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::hard_link(source, &path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) || e.kind() == std::io::ErrorKind::PermissionDenied => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// fsyncs the subfolders of a folder set that `files` are in (the set
+    /// folder itself is synced when the set is committed).
+    pub(super) fn sync_subfolders(&self, files: &[ManifestFile]) -> std::io::Result<()> {
+        let Self::Folder { temp, .. } = self else { return Ok(()) };
+        let dirs: BTreeSet<PathBuf> = files.iter().filter_map(|f| temp.join(&f.name).parent().map(Path::to_path_buf)).collect();
+        for dir in dirs.iter().rev() {
+            sync_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// Writes the checksums and the manifest and makes the set complete.
@@ -200,7 +236,7 @@ fn write_set(
             files.write_change_log(&snapshot)?;
             (documents, 0)
         }
-        SetKind::Incremental => {
+        SetKind::Incremental | SetKind::Snapshot => {
             let total = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
             files.reporter.set_total(total);
             let changed = snapshot.changes_after(from_etag).map(|r| {
@@ -242,6 +278,7 @@ fn write_set(
         files: manifest_files,
         content_digest: Some(content_digest),
         compacted_from: None,
+        storage_format: None,
         mac: None,
     };
     let final_dir = commit_set(target, &mut manifest, prepared.set_key.as_ref().map(|k| &k.key), cancel)?;
@@ -284,7 +321,7 @@ pub(super) fn commit_set(
 
 /// The manifest's `Encryption` of an encrypted database: the key check, and
 /// the key itself unless the request left it out.
-fn database_encryption(prepared: &PreparedBackup) -> Result<Option<serde_json::Value>, BackupError> {
+pub(super) fn database_encryption(prepared: &PreparedBackup) -> Result<Option<serde_json::Value>, BackupError> {
     let store = prepared.database.store();
     let mut encryption = serde_json::Map::new();
     if store.is_encrypted() {
@@ -531,7 +568,7 @@ pub fn new_set_id(taken: &BTreeSet<String>, kind: SetKind) -> String {
 /// [`new_set_id`] for a given second (`YYYYMMDDTHHMMSSZ`).
 fn set_id_at(taken: &BTreeSet<String>, stamp: &str, kind: SetKind) -> String {
     // Any set of this second, of either kind, takes the first form.
-    let second_taken = |form: &str| [SetKind::Full, SetKind::Incremental].iter().any(|k| taken.contains(&format!("{form}-{}", k.suffix())));
+    let second_taken = |form: &str| SetKind::ALL.iter().any(|k| taken.contains(&format!("{form}-{}", k.suffix())));
     let mut form = stamp.to_string();
     let mut n = 2;
     while second_taken(&form) {

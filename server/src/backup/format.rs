@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The format written by this version. Readers accept every version up to it
-/// and refuse newer ones with `UnsupportedFormatVersion`.
-pub const FORMAT_VERSION: u32 = 2;
+/// and refuse newer ones with `UnsupportedFormatVersion`. Version 3 added
+/// snapshot sets (`Kind: "Snapshot"`).
+pub const FORMAT_VERSION: u32 = 3;
 /// The manifest's file name inside a set folder.
 pub const MANIFEST: &str = "manifest.json";
 /// The checksum list, in `sha256sum` format.
@@ -57,24 +58,35 @@ pub fn is_valid_set_id(id: &str) -> bool {
     } else {
         return false;
     };
-    kind == SetKind::Full.suffix() || kind == SetKind::Incremental.suffix()
+    SetKind::ALL.iter().any(|k| kind == k.suffix())
 }
 
-/// Full or incremental.
+/// Full (logical), snapshot (the database's own files) or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetKind {
     Full,
     Incremental,
+    Snapshot,
 }
 
 impl SetKind {
+    /// Every kind.
+    pub const ALL: [Self; 3] = [Self::Full, Self::Incremental, Self::Snapshot];
+
     /// The suffix of set ids of this kind.
     #[must_use]
     pub fn suffix(self) -> &'static str {
         match self {
             Self::Full => "full",
             Self::Incremental => "incremental",
+            Self::Snapshot => "snapshot",
         }
+    }
+
+    /// Whether a set of this kind starts a chain (a whole database).
+    #[must_use]
+    pub fn starts_chain(self) -> bool {
+        matches!(self, Self::Full | Self::Snapshot)
     }
 }
 
@@ -87,6 +99,10 @@ pub enum FileContent {
     /// System database only: the server's users and API keys (hashes, never
     /// secrets), a whole copy in every set, as `D` records (id = key, body = value).
     Credentials,
+    /// Snapshot sets: one of the database's storage files, byte for byte
+    /// (sealed in an encrypted set); its name is its path in the database
+    /// folder (see `storage::files`).
+    Storage,
 }
 
 /// Internal entries of the system database that travel in its backups: the
@@ -133,6 +149,9 @@ pub struct Manifest {
     /// A full set written by compaction: the sets of the chain it folds, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compacted_from: Option<Vec<String>>,
+    /// Snapshot sets: the storage format their files need (`fjall-3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_format: Option<String>,
     /// Encrypted sets (version 2 on): a MAC of the manifest without this
     /// field, under the set key (see `sealed::manifest_mac`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -581,7 +600,13 @@ mod tests {
 
     #[test]
     fn set_ids_are_checked_by_syntax() {
-        for good in ["20261126T050000Z-full", "20261126T050000Z-incremental", "20261126T050000Z.02-full", "20261126T050000Z-12-full"] {
+        for good in [
+            "20261126T050000Z-full",
+            "20261126T050000Z-incremental",
+            "20261126T050000Z.03-snapshot",
+            "20261126T050000Z.02-full",
+            "20261126T050000Z-12-full",
+        ] {
             assert!(is_valid_set_id(good), "{good}");
         }
         for bad in [

@@ -90,6 +90,10 @@ impl Rookery {
         }
         let set_id = prepared.set_id.clone();
         let unfinished = self.record_unfinished(&prepared.location, &prepared.set_id)?;
+        let staging = match &prepared.staging {
+            Some(dir) => Some(UnfinishedFolder::record(self.catalog.system(), dir)?),
+            None => None,
+        };
         let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name);
         let thread = job
             .spawn(
@@ -97,6 +101,7 @@ impl Rookery {
                 move |job| {
                     let result = engine::run(&prepared, &mut job.reporter, &job.cancel);
                     drop(unfinished);
+                    drop(staging);
                     if let Ok(s) = &result {
                         job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
                     }

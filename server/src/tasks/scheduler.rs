@@ -336,7 +336,7 @@ impl Rookery {
             match &result {
                 Ok(summary) => self.record(&db, &task, |state| {
                     match summary.kind {
-                        SetKind::Full => state.last_full_backup = Some(now),
+                        SetKind::Full | SetKind::Snapshot => state.last_full_backup = Some(now),
                         SetKind::Incremental => state.last_incremental_backup = Some(now),
                     }
                     state.last_set_id = Some(summary.set_id.clone());

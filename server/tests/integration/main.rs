@@ -17,5 +17,6 @@ mod reference;
 mod restore;
 mod s3;
 mod smuggler;
+mod snapshot;
 mod tasks;
 mod trust;

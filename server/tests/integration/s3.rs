@@ -10,7 +10,7 @@ use crate::common::s3::{free_port, S3Server};
 use crate::common::{TestServer, BACKUP_BIN, SERVER_BIN};
 
 /// A server whose backups may go to the S3 server's bucket (and to its temp folder).
-fn server_for(s3: &S3Server, extra_env: &[(&str, &str)]) -> TestServer {
+pub(crate) fn server_for(s3: &S3Server, extra_env: &[(&str, &str)]) -> TestServer {
     let mut env: Vec<(&str, String)> = s3.env();
     env.extend(extra_env.iter().map(|(k, v)| (*k, v.to_string())));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -19,7 +19,7 @@ fn server_for(s3: &S3Server, extra_env: &[(&str, &str)]) -> TestServer {
 }
 
 /// Documents that do not compress away: enough bytes for multipart uploads.
-fn put_bulky(s: &TestServer, base: &str, range: std::ops::Range<u64>) {
+pub(crate) fn put_bulky(s: &TestServer, base: &str, range: std::ops::Range<u64>) {
     for i in range {
         let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let noise: String = (0..40_000)

@@ -1,0 +1,216 @@
+//! Snapshot sets: a full set whose data files are the database's own
+//! storage files, pinned at one point in time (see [`crate::storage::files`]
+//! for the pin and why it is consistent), then shipped into the set:
+//! - into a folder on the data directory's filesystem, unencrypted, every
+//!   file is hard-linked (a checkpoint): the set costs no copy, and hashing
+//!   what is new (a table's SHA-256 is kept once computed, keyed by the
+//!   file, since tables never change);
+//! - anywhere else (another filesystem, object storage, an encrypted set),
+//!   each file is copied, hashed while it streams and sealed when the set is
+//!   encrypted.
+//!
+//! The set is complete exactly like a logical one (manifest and
+//! `SHA256SUMS` last, see [`super::engine`]); its manifest says
+//! `Kind: "Snapshot"` and the `StorageFormat` its files need.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use super::engine::{commit_set, database_encryption, Target};
+use super::format::{FileContent, HashingWriter, Manifest, ManifestFile, SetKind, SetWriter, FORMAT_VERSION};
+use super::location::io_error;
+use super::sealed::ChunkSealer;
+use super::{BackupError, BackupSummary, PreparedBackup};
+use crate::failpoint;
+use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
+use crate::storage::files::{self, PinnedFile, STORAGE_FORMAT};
+
+/// Hashes of immutable storage files (tables, blob files) already read,
+/// by (device, inode, size, modification time): a second snapshot hashes
+/// only the tables written since the first.
+fn hash_cache() -> &'static Mutex<HashMap<FileKey, String>> {
+    static CACHE: OnceLock<Mutex<HashMap<FileKey, String>>> = OnceLock::new();
+    CACHE.get_or_init(Mutex::default)
+}
+
+/// A file's identity: device, inode, size, modification time (ns).
+type FileKey = (u64, u64, u64, i64);
+
+/// Entries kept at most (about 100 bytes each).
+const HASH_CACHE_ENTRIES: usize = 200_000;
+
+fn cache_key(meta: &std::fs::Metadata) -> FileKey {
+    (meta.dev(), meta.ino(), meta.size(), meta.mtime_nsec().wrapping_add(meta.mtime().wrapping_mul(1_000_000_000)))
+}
+
+fn cached_hash(meta: &std::fs::Metadata) -> Option<String> {
+    hash_cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&cache_key(meta)).cloned()
+}
+
+fn remember_hash(meta: &std::fs::Metadata, sha: &str) {
+    let mut cache = hash_cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() >= HASH_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(cache_key(meta), sha.to_string());
+}
+
+/// Removes the staging folder however the backup ends.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, dir = %self.0.display(), "cannot remove a snapshot's staging folder");
+            }
+        }
+    }
+}
+
+/// Writes a snapshot set of `prepared` into `target`.
+///
+/// # Errors
+/// Storage and I/O errors, `Canceled`.
+pub(super) fn write_set(
+    prepared: &PreparedBackup,
+    target: &Target,
+    reporter: &mut StatusReporter,
+    cancel: &CancelToken,
+) -> Result<BackupSummary, BackupError> {
+    let store = prepared.database.store();
+    let staging = Staging(prepared.staging.clone().ok_or_else(|| BackupError::Io("a snapshot without a staging folder".into()))?);
+    let pinned = files::pin(store, &staging.0)?;
+    // The point the set claims is durable in the database before the set exists.
+    store.persist()?;
+    if pinned.retries > 0 {
+        tracing::debug!(retries = pinned.retries, "the snapshot's pin started over while fjall replaced files");
+    }
+    let state = pinned.state;
+    reporter.set_total(state.document_count);
+    let total_bytes: u64 = pinned.files.iter().map(|f| f.size).sum();
+    reporter.message(
+        &format!("Pinned the database at etag {}: {} files, {total_bytes} bytes", state.last_etag, pinned.files.len()),
+        app::api::Severity::Information,
+    );
+    let link = matches!(target, Target::Folder { .. }) && prepared.set_key.is_none() && !prepared.copy_files;
+    let set_key = prepared.set_key.as_ref().map(|k| &k.key);
+    let mut shipped = Vec::with_capacity(pinned.files.len());
+    let mut bytes_done = 0u64;
+    let mut linked_any = false;
+    for file in &pinned.files {
+        if cancel.is_canceled() {
+            return Err(BackupError::Canceled);
+        }
+        let source = staging.0.join(&file.name);
+        let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot write {}: {m}", file.name)));
+        let linked = if link { target.link(&source, &file.name).map_err(io)? } else { false };
+        let (size, sha256) = if linked {
+            linked_any = true;
+            (file.size, hash_linked(&source, file).map_err(io)?)
+        } else {
+            copy_into(target, &source, file, &prepared.set_id, set_key).map_err(io)?
+        };
+        failpoint::hit("snapshot.after_file");
+        bytes_done += size;
+        reporter.progress(state.document_count * bytes_done / total_bytes.max(1), bytes_done);
+        shipped.push(ManifestFile { name: file.name.clone(), size, sha256, content: FileContent::Storage, records: 0 });
+    }
+    if linked_any {
+        target.sync_subfolders(&shipped).map_err(|e| BackupError::Io(format!("cannot sync the set folder: {e}")))?;
+    }
+    drop(staging);
+
+    let mut manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        set_id: prepared.set_id.clone(),
+        database_name: prepared.database.name.clone(),
+        database_id: store.database_id().to_string(),
+        kind: SetKind::Snapshot,
+        base_set_id: None,
+        from_etag: 0,
+        to_etag: state.last_etag,
+        document_count: state.document_count,
+        deletion_count: 0,
+        created: now_rfc3339(),
+        compression: "none".to_string(),
+        encryption: database_encryption(prepared)?,
+        files: shipped,
+        content_digest: Some(state.digest.to_hex()),
+        compacted_from: None,
+        storage_format: Some(STORAGE_FORMAT.to_string()),
+        mac: None,
+    };
+    let final_dir = commit_set(target, &mut manifest, set_key, cancel)?;
+    Ok(BackupSummary {
+        set_id: prepared.set_id.clone(),
+        kind: SetKind::Snapshot,
+        location: prepared.location.clone(),
+        set_dir: prepared.location.folder().map(|_| final_dir),
+        documents: state.document_count,
+        deletions: 0,
+        bytes_written: bytes_done,
+        from_etag: 0,
+        to_etag: state.last_etag,
+    })
+}
+
+/// The SHA-256 of a file linked into the set: remembered for immutable
+/// files, read otherwise (and the file fsynced: the pin's own copies).
+fn hash_linked(path: &Path, file: &PinnedFile) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if file.shared {
+        if let Some(sha) = cached_hash(&meta) {
+            return Ok(sha);
+        }
+    }
+    let handle = File::open(path)?;
+    if !file.shared {
+        handle.sync_all()?;
+    }
+    let sha = super::format::sha256_reader(handle)?;
+    if file.shared {
+        remember_hash(&meta, &sha);
+    }
+    Ok(sha)
+}
+
+/// Copies one file into the set (sealed when the set is encrypted), hashing
+/// what is written; the size and SHA-256 of the file in the set.
+fn copy_into(
+    target: &Target,
+    source: &Path,
+    file: &PinnedFile,
+    set_id: &str,
+    set_key: Option<&crate::crypto::Key>,
+) -> std::io::Result<(u64, String)> {
+    let mut input = File::open(source)?;
+    let meta = input.metadata()?;
+    let sink = target.create(&file.name)?;
+    let hashing = HashingWriter::new(sink);
+    let mut out = match set_key {
+        Some(key) => {
+            SetWriter::Sealed(ChunkSealer::new(hashing, key.clone(), &super::sealed::chunk_file_id(FORMAT_VERSION, set_id, &file.name)))
+        }
+        None => SetWriter::Plain(hashing),
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+    }
+    let (sink, size, sha) = out.finish()?.finish();
+    sink.finish()?;
+    if file.shared && set_key.is_none() {
+        remember_hash(&meta, &sha);
+    }
+    Ok((size, sha))
+}

@@ -1,0 +1,311 @@
+//! Snapshot sets: the database's own storage files, pinned at one point in
+//! time while writes go on, hard-linked on the same filesystem, copied (and
+//! sealed) elsewhere, restored by placing the files.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::s3::S3Server;
+use crate::common::{all_entries, set_dirs, TestServer, BACKUP_BIN};
+use crate::s3::{put_bulky, server_for};
+
+fn manifest(location: &str, set_id: &str) -> Value {
+    let text = std::fs::read_to_string(Path::new(location).join(set_id).join("manifest.json")).expect("a manifest");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn snapshot(s: &TestServer, base: &str, location: &str) -> Value {
+    snapshot_with(s, base, json!({"BackupLocation": location, "BackupType": "Snapshot"}))
+}
+
+fn snapshot_with(s: &TestServer, base: &str, body: Value) -> Value {
+    let (status, answer) = s.post(&format!("{base}/admin/backup"), body);
+    assert_eq!(status, 202, "{answer}");
+    let done = s.wait_for_job(base, "Raven/Backup/Status");
+    assert_eq!(done["Success"], true, "{done}");
+    done
+}
+
+/// Every file of a set folder, with its path inside the set.
+fn files_of(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("lists").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_of(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Writes `<prefix><n>` documents one after another until stopped; each
+/// acknowledged write is counted.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(url: &str, base: &str, prefix: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(AtomicU64::new(0));
+        let (url, base, prefix, stop2, acked) = (url.to_string(), base.to_string(), prefix.to_string(), stop.clone(), acknowledged.clone());
+        let thread = std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+            let mut n = 0u64;
+            while !stop2.load(Ordering::Relaxed) {
+                let body = json!({"n": n, "pad": "w".repeat(500)}).to_string();
+                let answer = agent.put(&format!("{url}{base}/docs/{prefix}{n:08}")).send(body.as_str()).expect("a write");
+                assert_eq!(answer.status().as_u16(), 201, "write {n}");
+                n += 1;
+                acked.store(n, Ordering::Release);
+            }
+        });
+        Self { stop, acknowledged, thread: Some(thread) }
+    }
+
+    /// Waits until `n` writes were acknowledged (the writer failing fails the test).
+    fn wait_for(&self, n: u64) {
+        while self.acknowledged.load(Ordering::Acquire) < n {
+            assert!(!self.thread.as_ref().is_some_and(std::thread::JoinHandle::is_finished), "the writer stopped");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the writer");
+        }
+        self.acknowledged.load(Ordering::Acquire)
+    }
+}
+
+/// The restored database holds the writes up to the set's point and none
+/// after: the writer's documents are a prefix `w/0 .. w/k`, each equal to
+/// the source's, and the count is the manifest's (the restore itself checks
+/// the etag and the content digest against it).
+fn assert_point_in_time(s: &TestServer, source: &BTreeMap<String, Value>, restored_base: &str, m: &Value, round: usize) {
+    let restored = s.all_docs(restored_base);
+    assert_eq!(restored.len() as u64, m["DocumentCount"].as_u64().expect("count"), "round {round}");
+    let prefix = format!("w{round}/");
+    let written: Vec<&String> = restored.keys().filter(|k| k.starts_with(&prefix)).collect();
+    for (i, id) in written.iter().enumerate() {
+        assert_eq!(**id, format!("{prefix}{i:08}"), "round {round}: the writes in the set are not a prefix");
+    }
+    for (id, doc) in &restored {
+        assert_eq!(Some(doc), source.get(id), "round {round}: {id} differs from the source");
+    }
+}
+
+/// Rounds of the soak (`ROOKERY_SNAPSHOT_ROUNDS`, 3 by default).
+fn rounds() -> usize {
+    std::env::var("ROOKERY_SNAPSHOT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+}
+
+#[test]
+fn a_snapshot_under_concurrent_writers_restores_exactly_the_writes_up_to_its_etag() {
+    let s = TestServer::start();
+    let base = "/databases/Live";
+    s.create_db("Live");
+    put_bulky(&s, base, 0..500);
+    for round in 0..rounds() {
+        let location = s.location(&format!("snap-{round}"));
+        let writer = Writer::start(&s.url, base, &format!("w{round}/"));
+        // Writes before, during and after the backup.
+        writer.wait_for(20);
+        let done = snapshot(&s, base, &location);
+        let acknowledged = writer.finish();
+        let set_id = done["SetId"].as_str().expect("set id").to_string();
+        assert!(set_id.ends_with("-snapshot"), "{set_id}");
+        let m = manifest(&location, &set_id);
+        assert_eq!(m["Kind"], "Snapshot");
+        assert_eq!(m["StorageFormat"], "fjall-3");
+        assert!(m["Files"].as_array().expect("files").iter().all(|f| f["Content"] == "Storage"), "{m}");
+        let source = s.all_docs(base);
+        assert!(source.keys().filter(|k| k.starts_with(&format!("w{round}/"))).count() as u64 == acknowledged);
+        let name = format!("Copy{round}");
+        let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": name}));
+        assert_eq!(restored["Success"], true, "round {round}: {restored}");
+        assert_point_in_time(&s, &source, &format!("/databases/{name}"), &m, round);
+        // The restored database is a database: it takes writes.
+        s.put_doc(&format!("/databases/{name}"), "after/restore", json!({"ok": true}));
+    }
+}
+
+#[test]
+fn a_snapshot_on_the_same_filesystem_links_its_tables_and_outlives_the_database() {
+    let s = TestServer::start();
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    put_bulky(&s, base, 0..600);
+    let location = s.location("linked");
+    let first = snapshot(&s, base, &location);
+    let first_id = first["SetId"].as_str().expect("id").to_string();
+    let set_dir = Path::new(&location).join(&first_id);
+    let tables: Vec<PathBuf> = files_of(&set_dir).into_iter().filter(|p| p.to_string_lossy().contains("/tables/")).collect();
+    assert!(!tables.is_empty(), "the documents are in tables");
+    for t in &tables {
+        assert!(std::fs::metadata(t).expect("meta").nlink() >= 2, "{} is a hard link of the database's table", t.display());
+    }
+    let at_first = s.all_docs(base);
+
+    // Logical incrementals continue a snapshot chain; every point restores.
+    s.put_doc(base, "orders/1", json!({"Total": 1}));
+    s.delete(&format!("{base}/docs/bulky/3"));
+    let second = s.backup(base, &location, true);
+    assert_eq!(second["Incremental"], true, "{second}");
+    let second_id = second["SetId"].as_str().expect("id").to_string();
+    assert_eq!(manifest(&location, &second_id)["BaseSetId"], first_id.as_str());
+    let at_second = s.all_docs(base);
+    s.put_doc(base, "orders/2", json!({"Total": 2}));
+    let third = s.backup(base, &location, true);
+    let third_id = third["SetId"].as_str().expect("id").to_string();
+    let at_third = s.all_docs(base);
+
+    // A second snapshot right after: linked as well.
+    let again = snapshot(&s, base, &location);
+    assert!(again["SetId"].as_str().expect("id").ends_with("-snapshot"));
+
+    // The database goes away (its tables deleted): the sets still restore.
+    let (status, _) = s.delete("/admin/databases/Shop");
+    assert!(status == 200 || status == 204, "deleted: {status}");
+    for (point, expected, name) in [(&first_id, &at_first, "P1"), (&second_id, &at_second, "P2"), (&third_id, &at_third, "P3")] {
+        let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": name, "RestoreUpTo": point}));
+        assert_eq!(restored["Success"], true, "{point}: {restored}");
+        assert!(s.all_docs(&format!("/databases/{name}")) == *expected, "{point}: the restore differs from the database then");
+    }
+    // Listing and verification treat it like any set.
+    let (status, listing) = s.get(&format!("/admin/backup/sets?location={location}"));
+    assert_eq!(status, 200, "{listing}");
+    assert!(listing.to_string().contains("\"Snapshot\""), "{listing}");
+    let out = Command::new(BACKUP_BIN).args(["--verify", &format!("--dest={location}")]).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_damaged_table_in_a_snapshot_set_is_refused_before_anything_is_visible() {
+    let s = TestServer::start();
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    put_bulky(&s, base, 0..600);
+    let location = s.location("damaged");
+    let done = snapshot(&s, base, &location);
+    let set_dir = Path::new(&location).join(done["SetId"].as_str().expect("id"));
+    let table = files_of(&set_dir).into_iter().find(|p| p.to_string_lossy().contains("/tables/")).expect("a table");
+    // A new file in its place (a write through the link would damage the database too).
+    let mut bytes = std::fs::read(&table).expect("reads");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::remove_file(&table).expect("unlinks");
+    std::fs::write(&table, bytes).expect("writes");
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Bad"}));
+    assert_eq!(code, "ChecksumMismatch", "{message}");
+    assert!(message.contains("/tables/"), "{message}");
+    let staging: Vec<String> =
+        all_entries(&s.data_dir.join("Databases")).into_iter().filter(|e| e.starts_with('.') || e == "Bad").collect();
+    assert!(staging.is_empty(), "left behind: {staging:?}");
+    // The source database is unharmed.
+    assert_eq!(s.all_docs(base).len(), 600);
+}
+
+#[test]
+fn an_encrypted_snapshot_in_object_storage_restores_and_needs_its_passphrase() {
+    let s3 = S3Server::start("rookery-snapshots");
+    let s = server_for(&s3, &[]);
+    let base = "/databases/Vault";
+    s.create_db("Vault");
+    put_bulky(&s, base, 0..300);
+    let location = s3.url("vault");
+    let done = snapshot_with(&s, base, json!({"BackupLocation": location, "BackupType": "Snapshot", "BackupPassphrase": "correct horse"}));
+    let set_id = done["SetId"].as_str().expect("id").to_string();
+    let keys = s3.keys(&format!("vault/{set_id}/"));
+    assert!(keys.iter().any(|k| k.contains("/keyspaces/")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with("/manifest.json")), "{keys:?}");
+    let (code, _) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "NoKey"}));
+    assert_eq!(code, "EncryptionKeyRequired");
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Opened", "BackupPassphrase": "correct horse"}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    assert!(s.all_docs("/databases/Opened") == s.all_docs(base));
+}
+
+#[test]
+fn a_crash_at_any_step_of_a_snapshot_leaves_no_set_and_a_database_that_serves() {
+    for point in ["snapshot.after_journals", "snapshot.after_tables", "snapshot.after_pin", "snapshot.after_file", "backup.before_rename"] {
+        let mut s = TestServer::start();
+        let base = "/databases/Shop";
+        s.create_db("Shop");
+        put_bulky(&s, base, 0..300);
+        let location = s.location("crash");
+        let before = s.all_docs(base);
+        s.restart_with(&[("ROOKERY_FAILPOINTS", point)]);
+        let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": location, "BackupType": "Snapshot"}));
+        assert_eq!(status, 202, "{point}: {body}");
+        assert_eq!(s.wait_exit(Duration::from_secs(60)), Some(86), "{point}: the server stops at the failpoint");
+        s.restart();
+        assert!(set_dirs(Path::new(&location)).is_empty(), "{point}: a set appeared");
+        assert!(!all_entries(Path::new(&location)).iter().any(|e| e.starts_with(".tmp-")), "{point}: a half set was left");
+        let hidden: Vec<String> = all_entries(&s.data_dir.join("Databases")).into_iter().filter(|e| e.starts_with('.')).collect();
+        assert!(hidden.is_empty(), "{point}: a staging folder was left: {hidden:?}");
+        assert!(s.all_docs(base) == before, "{point}: the database changed");
+        s.put_doc(base, "after/crash", json!({"ok": true}));
+        let done = snapshot(&s, base, &location);
+        let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Again"}));
+        assert_eq!(restored["Success"], true, "{point}: {restored} after {done}");
+        assert!(s.all_docs("/databases/Again") == s.all_docs(base), "{point}");
+    }
+}
+
+#[test]
+fn snapshot_refusals_and_the_cli() {
+    let s = TestServer::start();
+    s.create_db("Shop");
+    s.put_doc("/databases/Shop", "orders/1", json!({"Total": 1}));
+    let location = s.location("cli");
+    // The system database is backed up logically.
+    let (status, body) = s.post("/admin/backup", json!({"BackupLocation": s.location("sys"), "BackupType": "Snapshot"}));
+    assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidRequest")), "{body}");
+    let (status, body) = s.post("/databases/Shop/admin/backup", json!({"BackupLocation": location, "BackupType": "Physical"}));
+    assert_eq!(status, 400, "{body}");
+
+    let out = Command::new(BACKUP_BIN)
+        .args([format!("--url={}/databases/Shop", s.url), format!("--dest={location}"), "--type=snapshot".to_string()])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sets = set_dirs(Path::new(&location));
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert!(sets[0].ends_with("-snapshot"));
+    let list = Command::new(BACKUP_BIN).args(["--list", &format!("--dest={location}")]).output().expect("runs");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("Snapshot"), "{}", String::from_utf8_lossy(&list.stdout));
+
+    // Compaction folds logical sets only.
+    s.put_doc("/databases/Shop", "orders/2", json!({"Total": 2}));
+    s.backup("/databases/Shop", &location, true);
+    let (status, body) = s.post("/admin/backup/compact", json!({"BackupLocation": location}));
+    assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidRequest")), "{body}");
+    // A task cannot both compact and snapshot.
+    let (status, body) = s.put(
+        "/databases/Shop/admin/backup/tasks/nightly",
+        json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "BackupType": "Snapshot", "Compact": true}),
+    );
+    assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidRequest")), "{body}");
+    let (status, body) = s.put(
+        "/databases/Shop/admin/backup/tasks/nightly",
+        json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "BackupType": "Snapshot"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (_, task) = s.get("/databases/Shop/admin/backup/tasks/nightly");
+    assert_eq!(task["BackupType"], "Snapshot", "{task}");
+}
