@@ -381,6 +381,11 @@ pub struct BackupRequest {
     /// with `incremental=true`, an incremental still continues the chain).
     #[serde(default, skip_serializing_if = "BackupType::is_backup")]
     pub backup_type: BackupType,
+    /// At most this many bytes a second written into the set (a cap on the
+    /// backup's I/O, for a server that must not notice it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1))]
+    pub max_bytes_per_second: Option<u64>,
 }
 
 /// Per-request settings of S3-compatible object storage; what is left out

@@ -196,3 +196,41 @@ test('the restore form lists nothing for an empty location and refuses a relativ
   await page.getByRole('button', { name: 'Start Restore' }).click();
   await expect(page.getByRole('alert')).toContainText(/NoBackupFound|InvalidBackupLocation/);
 });
+
+test('a snapshot from the studio: Backup type Snapshot, its kind in the history, and a restore', async ({ page, request }) => {
+  const db = unique('Snap');
+  const location = backupLocation('snap');
+  await createDatabase(request, db);
+  await putDocument(request, db, 'users/1', { Name: 'Ada' });
+  await putDocument(request, db, 'users/2', { Name: 'Grace' });
+  const before = (await userDocuments(request, db)).docs;
+
+  await open(page, `/studio/backup?db=${db}`);
+  await expect(page.getByLabel('Database', { exact: true })).toHaveValue(db);
+  await page.getByLabel('Backup location').fill(location);
+  const type = page.getByLabel('Backup type');
+  await expect(type).toHaveValue('Backup');
+  await expect(type.locator('option')).toHaveText(['Backup', 'Snapshot']);
+  await type.selectOption('Snapshot');
+  await page.getByRole('button', { name: 'Start Backup' }).click();
+  let setId = '';
+  await expect.poll(async () => (setId = (await backupStatus(request, db))?.SetId ?? '')).toMatch(/-snapshot$/);
+  const panel = page.getByRole('region', { name: 'Backup status' });
+  await expect(panel).toContainText('Succeeded');
+  const history = page.getByRole('table', { name: 'Backup sets' });
+  await expect(history.getByRole('row')).toHaveCount(2);
+  await expect(history.getByRole('row').nth(1)).toContainText(setId);
+  await expect(history.getByRole('row').nth(1)).toContainText('Snapshot');
+  await expect(history.getByRole('row').nth(1)).toContainText('Verified');
+
+  await open(page, '/studio/restore');
+  await page.getByLabel('Backup location').fill(location);
+  await page.getByRole('button', { name: 'Find sets' }).click();
+  await expect(page.getByLabel('Restore up to').locator('option')).toHaveCount(2);
+  const copy = unique('SnapCopy');
+  await page.getByLabel('Database name').fill(copy);
+  await page.getByRole('button', { name: 'Start Restore' }).click();
+  const restorePanel = page.getByRole('region', { name: 'Restore status' });
+  await expect(restorePanel).toContainText('Succeeded');
+  expect((await userDocuments(request, copy)).docs).toEqual(before);
+});

@@ -6,7 +6,9 @@ use leptos::prelude::*;
 
 use super::common::ConfirmDelete;
 
-use crate::api::{database_base, BackupTask, BackupTaskInfo, ContinuousBackup, DrillOptions, JobAccepted, RetentionPolicy, ScheduleInfo};
+use crate::api::{
+    database_base, BackupTask, BackupTaskInfo, BackupType, ContinuousBackup, DrillOptions, JobAccepted, RetentionPolicy, ScheduleInfo,
+};
 use crate::client::{encode_path, encode_query, get_json, send_json, ApiFailure, Method};
 
 fn tasks_path(db: &str) -> String {
@@ -63,6 +65,7 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
     let (minimum_age, set_minimum_age) = signal(String::new());
     let (passphrase, set_passphrase) = signal(String::new());
     let (compact, set_compact) = signal(false);
+    let (task_type, set_task_type) = signal(BackupType::Backup);
     let (max_lag, set_max_lag) = signal(String::new());
     let (drill, set_drill) = signal(String::new());
     let (confirming, set_confirming) = signal(None::<String>);
@@ -109,6 +112,7 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
             retention,
             backup_passphrase: non_empty(passphrase.get_untracked()),
             compact: compact.get_untracked(),
+            backup_type: task_type.get_untracked(),
             continuous,
             drill: non_empty(drill.get_untracked()).map(|frequency| DrillOptions { frequency }),
             ..Default::default()
@@ -184,7 +188,7 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                                         let name = t.name.clone();
                                         let for_run = name.clone();
                                         let schedules = [
-                                            t.full_backup_frequency.as_ref().map(|f| if t.compact { format!("compact {f}") } else { format!("full {f}") }),
+                                            t.full_backup_frequency.as_ref().map(|f| if t.compact { format!("compact {f}") } else if t.backup_type == BackupType::Snapshot { format!("snapshot {f}") } else { format!("full {f}") }),
                                             t.incremental_backup_frequency.as_ref().map(|i| format!("incremental {i}")),
                                             t.continuous.as_ref().map(|c| format!("continuous (at most {} s behind)", c.max_lag_seconds)),
                                         ].into_iter().flatten().collect::<Vec<_>>().join(" · ");
@@ -291,6 +295,17 @@ pub fn BackupTasksSection(db: Memo<String>, #[prop(into)] default_location: Sign
                     <input id="task-drill" type="text" autocomplete="off" spellcheck="false" placeholder="0 4 * * *" aria-describedby="task-drill-meaning" prop:value=drill on:input=move |ev| set_drill.set(event_target_value(&ev))/>
                     <SchedulePreview cron=drill zone id="task-drill-meaning"/>
                     <span class="hint">"Optional: on this schedule the newest chain is restored where no client sees it, checked against what the backup recorded, and removed."</span>
+                </div>
+                <div class="field">
+                    <label for="task-type">"Full backups as"</label>
+                    <select
+                        id="task-type"
+                        on:change=move |ev| set_task_type.set(if event_target_value(&ev) == "Snapshot" { BackupType::Snapshot } else { BackupType::Backup })
+                    >
+                        <option value="Backup" selected=move || task_type.get() == BackupType::Backup>"Backup"</option>
+                        <option value="Snapshot" selected=move || task_type.get() == BackupType::Snapshot>"Snapshot"</option>
+                    </select>
+                    <span class="hint">"Snapshot: the database's own files at disk speed; incrementals stay logical. A snapshot task cannot compact."</span>
                 </div>
                 <div class="field">
                     <label class="checkbox" for="task-compact">

@@ -64,6 +64,9 @@ pub async fn start_backup(
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
     let incremental = flag(&query, "incremental")?;
     let request: BackupRequest = json_body(body)?;
+    if request.max_bytes_per_second == Some(0) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidRequest, "MaxBytesPerSecond is at least 1 (leave it out for no cap)"));
+    }
     let set_secret = SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
         .map_err(|m| ApiError::bad_request(ErrorCode::InvalidRequest, m))?;
     blocking(move || {
@@ -75,6 +78,7 @@ pub async fn start_backup(
             set_secret,
             backup_type: request.backup_type,
             copy_files: false,
+            max_bytes_per_second: request.max_bytes_per_second,
         };
         let handle = state.start_backup(&db.name, options)?;
         tracing::info!(database = %db.name, set = %handle.set_id, "backup started");

@@ -226,6 +226,7 @@ fn write_set(
     prepared.database.store().persist()?;
     let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
     let mut files = FileSet::new(target, &prepared.set_id, reporter, cancel, prepared.set_key.as_ref().map(|k| k.key.clone()));
+    files.pace = prepared.max_bytes_per_second.map(super::Pace::new);
 
     // Steps 2 and 3: every record from the snapshot.
     let (documents, deletions) = match prepared.kind {
@@ -365,7 +366,13 @@ pub(super) struct FileSet<'a> {
     bytes_done: u64,
     documents_done: u64,
     set_key: Option<crate::crypto::Key>,
+    /// `MaxBytesPerSecond`, checked every [`PACE_STEP`] bytes.
+    pub(super) pace: Option<super::Pace>,
+    paced_at: u64,
 }
+
+/// How often (in bytes written) a paced backup checks its rate.
+const PACE_STEP: u64 = 256 * 1024;
 
 impl<'a> FileSet<'a> {
     pub(super) fn new(
@@ -375,7 +382,7 @@ impl<'a> FileSet<'a> {
         cancel: &'a CancelToken,
         set_key: Option<crate::crypto::Key>,
     ) -> Self {
-        Self { target, set_id, cancel, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key }
+        Self { target, set_id, cancel, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key, pace: None, paced_at: 0 }
     }
 
     /// The files written, and their bytes.
@@ -409,6 +416,9 @@ impl<'a> FileSet<'a> {
         let (file, size, sha256) = under.finish().map_err(io)?.finish();
         file.finish().map_err(io)?;
         self.bytes_done += size;
+        if let Some(pace) = self.pace {
+            pace.wait(self.bytes_done);
+        }
         failpoint::hit("backup.after_data_file");
         self.finished.push(ManifestFile { name, size, sha256, content, records });
         Ok(())
@@ -527,6 +537,12 @@ impl DocumentFiles {
         }
         let current = files.bytes_done + self.sink.get_ref().written();
         files.reporter.progress(files.documents_done, current);
+        if let Some(pace) = files.pace {
+            if current >= files.paced_at + PACE_STEP {
+                files.paced_at = current;
+                pace.wait(current);
+            }
+        }
         Ok(())
     }
 

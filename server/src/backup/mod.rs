@@ -138,6 +138,34 @@ pub struct BackupOptions {
     /// Snapshots: copy every file even where a hard link would do (the
     /// benchmark's copy mode; not offered over REST).
     pub copy_files: bool,
+    /// At most this many bytes a second written into the set (none: as fast
+    /// as the job runs; it already runs at the lowest CPU priority).
+    pub max_bytes_per_second: Option<u64>,
+}
+
+/// Keeps a job's writing at or under a rate: [`Pace::wait`] sleeps while
+/// the bytes written so far are ahead of the rate since the start.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    bytes_per_second: u64,
+    started: std::time::Instant,
+}
+
+impl Pace {
+    /// A pace of `bytes_per_second` (at least 1), starting now.
+    #[must_use]
+    pub fn new(bytes_per_second: u64) -> Self {
+        Self { bytes_per_second: bytes_per_second.max(1), started: std::time::Instant::now() }
+    }
+
+    /// Sleeps until `written` bytes are within the rate.
+    pub fn wait(&self, written: u64) {
+        let due = std::time::Duration::from_secs_f64(written as f64 / self.bytes_per_second as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
 }
 
 /// What a finished backup wrote.
@@ -178,6 +206,8 @@ pub struct PreparedBackup {
     pub staging: Option<PathBuf>,
     /// See [`BackupOptions::copy_files`].
     pub copy_files: bool,
+    /// See [`BackupOptions::max_bytes_per_second`].
+    pub max_bytes_per_second: Option<u64>,
 }
 
 /// Checks a backup request without writing anything: the location, and for
@@ -256,6 +286,7 @@ pub fn prepare(
         warnings,
         staging,
         copy_files: options.copy_files,
+        max_bytes_per_second: options.max_bytes_per_second,
     })
 }
 

@@ -102,6 +102,7 @@ pub(super) fn write_set(
     let mut shipped = Vec::with_capacity(pinned.files.len());
     let mut bytes_done = 0u64;
     let mut linked_any = false;
+    let pace = prepared.max_bytes_per_second.map(super::Pace::new);
     for file in &pinned.files {
         if cancel.is_canceled() {
             return Err(BackupError::Canceled);
@@ -113,7 +114,7 @@ pub(super) fn write_set(
             linked_any = true;
             (file.size, hash_linked(&source, file).map_err(io)?)
         } else {
-            copy_into(target, &source, file, &prepared.set_id, set_key).map_err(io)?
+            copy_into(target, &source, file, &prepared.set_id, set_key, pace.as_ref().map(|p| (p, bytes_done))).map_err(io)?
         };
         failpoint::hit("snapshot.after_file");
         bytes_done += size;
@@ -188,6 +189,7 @@ fn copy_into(
     file: &PinnedFile,
     set_id: &str,
     set_key: Option<&crate::crypto::Key>,
+    pace: Option<(&super::Pace, u64)>,
 ) -> std::io::Result<(u64, String)> {
     let mut input = File::open(source)?;
     let meta = input.metadata()?;
@@ -206,6 +208,9 @@ fn copy_into(
             break;
         }
         out.write_all(&buf[..n])?;
+        if let Some((pace, before)) = pace {
+            pace.wait(before + out.written());
+        }
     }
     let (sink, size, sha) = out.finish()?.finish();
     sink.finish()?;

@@ -45,6 +45,9 @@ struct Args {
     /// on the data directory's filesystem).
     #[arg(long = "type", value_enum, default_value_t = SetType::Backup)]
     set_type: SetType,
+    /// Cap the backup's writing at this many bytes a second.
+    #[arg(long)]
+    max_bytes_per_second: Option<u64>,
     /// HTTP request timeout in milliseconds.
     #[arg(long)]
     timeout: Option<u64>,
@@ -270,6 +273,7 @@ fn online(args: &Args) -> ExitCode {
             SetType::Backup => app::api::BackupType::Backup,
             SetType::Snapshot => app::api::BackupType::Snapshot,
         },
+        max_bytes_per_second: args.max_bytes_per_second,
     };
     let endpoint = format!("{base}/admin/backup?incremental={}", args.incremental);
     if let Err(e) = client.post_json::<JobAccepted>(&endpoint, &request) {

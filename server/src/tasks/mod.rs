@@ -463,6 +463,7 @@ impl Rookery {
             set_secret,
             backup_type: stored.task.backup_type,
             copy_files: false,
+            max_bytes_per_second: None,
         };
         let handle = self.start_backup(&db.name, options)?;
         let set_id = handle.set_id.clone();

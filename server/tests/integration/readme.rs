@@ -58,6 +58,7 @@ curl() {
     local status=""
     if [ "$method" = POST ]; then
         case "$url" in
+            */admin/backup/compact*) status="${url%%/admin/backup*}/docs/Raven/Compact/Status";;
             */admin/backup*) status="${url%%/admin/backup*}/docs/Raven/Backup/Status";;
             */admin/restore*) status="${url%%/admin/restore*}/docs/Raven/Restore/Status";;
         esac

@@ -309,3 +309,20 @@ fn snapshot_refusals_and_the_cli() {
     let (_, task) = s.get("/databases/Shop/admin/backup/tasks/nightly");
     assert_eq!(task["BackupType"], "Snapshot", "{task}");
 }
+
+#[test]
+fn max_bytes_per_second_caps_how_fast_a_backup_writes() {
+    let s = TestServer::start();
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    put_bulky(&s, base, 0..30);
+    let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": s.location("zero"), "MaxBytesPerSecond": 0}));
+    assert_eq!((status, body["Error"].as_str()), (400, Some("InvalidRequest")), "{body}");
+    let started = std::time::Instant::now();
+    let done = snapshot_with(&s, base, json!({"BackupLocation": s.location("paced"), "MaxBytesPerSecond": 200_000}));
+    let written = done["Progress"]["BytesWritten"].as_u64().expect("bytes");
+    assert!(written > 400_000, "{done}");
+    // A lower bound only: the rate is a cap, never a promise of speed.
+    let floor = (written - 256 * 1024) as f64 / 200_000.0;
+    assert!(started.elapsed().as_secs_f64() >= floor, "{written} bytes in {:?} at 200 kB/s", started.elapsed());
+}
