@@ -231,6 +231,7 @@ test('a snapshot from the studio: Backup type Snapshot, its kind in the history,
   await page.getByLabel('Database name').fill(copy);
   await page.getByRole('button', { name: 'Start Restore' }).click();
   const restorePanel = page.getByRole('region', { name: 'Restore status' });
+  await expect(restorePanel).toContainText(`Restore of ${copy}`);
   await expect(restorePanel).toContainText('Succeeded');
   expect((await userDocuments(request, copy)).docs).toEqual(before);
 });

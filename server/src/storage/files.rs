@@ -205,8 +205,11 @@ fn try_pin(store: &DocumentStore, staging: &Path) -> Result<bool, StorageError> 
 /// documents from it, and reads what it holds.
 fn settle(staging: &Path) -> Result<PinnedState, StorageError> {
     let copy = DocumentStore::open(staging, Durability::Os)?;
+    // By key (an encrypted database's bodies cannot be opened here).
+    let view = copy.snapshot();
     let status: Vec<String> =
-        STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(copy.get(id), Ok(Some(_)))).map(|id| (*id).to_string()).collect();
+        STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(view.get_raw(id), Ok(Some(_)))).map(|id| (*id).to_string()).collect();
+    drop(view);
     if !status.is_empty() {
         copy.bulk().apply(&status, &[])?;
     }

@@ -326,3 +326,27 @@ fn max_bytes_per_second_caps_how_fast_a_backup_writes() {
     let floor = (written - 256 * 1024) as f64 / 200_000.0;
     assert!(started.elapsed().as_secs_f64() >= floor, "{written} bytes in {:?} at 200 kB/s", started.elapsed());
 }
+
+#[test]
+fn a_snapshot_of_an_encrypted_database_restores_on_another_server() {
+    let s = TestServer::start();
+    let base = "/databases/Vault";
+    let (status, body) = s.put("/admin/databases/Vault", json!({"Encrypted": true}));
+    assert_eq!(status, 201, "{body}");
+    for i in 0..20 {
+        s.put_doc(base, &format!("secrets/{i}"), json!({"Pin": i}));
+    }
+    let location = s.location("vault");
+    let done = snapshot(&s, base, &location);
+    let m = manifest(&location, done["SetId"].as_str().expect("id"));
+    assert!(m["Encryption"]["Database"]["Key"].is_string(), "the key travels by default: {m}");
+    assert_eq!(m["DocumentCount"], 20, "the status documents are not in the set: {m}");
+    // Another server, another master key.
+    let other_root = s.dir.path().display().to_string();
+    let other = TestServer::start_full(&[], &["--backup-root", &other_root]);
+    let restored = other.restore(json!({"BackupLocation": location, "DatabaseName": "Vault"}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    assert!(other.all_docs(base) == s.all_docs(base));
+    other.put_doc(base, "secrets/new", json!({"Pin": 99}));
+    assert_eq!(other.all_docs(base).len(), 21);
+}
