@@ -137,6 +137,14 @@ impl Target {
         }
     }
 
+    /// Where the file `name` of a folder set goes (none in object storage).
+    pub(super) fn path_of(&self, name: &str) -> Option<PathBuf> {
+        match self {
+            Self::Folder { temp, .. } => Some(temp.join(name)),
+            Self::Objects { .. } => None,
+        }
+    }
+
     /// Hard-links `source` into the set as `name` (a folder on the same
     /// filesystem); `false` when it cannot be linked (another filesystem),
     /// and the file is to be copied.

@@ -69,6 +69,7 @@ impl Rookery {
         };
         let first = match &prepared.base {
             Some(base) => format!("Incremental backup started on {} (from etag {})", base.set_id, base.to_etag),
+            None if prepared.kind == SetKind::Snapshot => "Snapshot backup started (the database's storage files)".to_string(),
             None if options.incremental && prepared.warnings.is_empty() => {
                 "Full backup started (no earlier set of this database in the location)".to_string()
             }

@@ -98,30 +98,78 @@ pub(super) fn write_set(
         app::api::Severity::Information,
     );
     let link = matches!(target, Target::Folder { .. }) && prepared.set_key.is_none() && !prepared.copy_files;
+    // A plain folder set (unpaced) copies in the kernel; other targets stream.
+    let kernel_copy = matches!(target, Target::Folder { .. }) && prepared.set_key.is_none() && prepared.max_bytes_per_second.is_none();
     let set_key = prepared.set_key.as_ref().map(|k| &k.key);
-    let mut shipped = Vec::with_capacity(pinned.files.len());
-    let mut bytes_done = 0u64;
-    let mut linked_any = false;
     let pace = prepared.max_bytes_per_second.map(super::Pace::new);
-    for file in &pinned.files {
+    let mut shipped: Vec<Option<(u64, String)>> = vec![None; pinned.files.len()];
+    let mut to_copy = Vec::new();
+    let mut bytes_done = 0u64;
+    let mut in_folder = false;
+    let report = |reporter: &mut StatusReporter, bytes_done: u64| {
+        reporter.progress(state.document_count * bytes_done / total_bytes.max(1), bytes_done);
+    };
+    for (i, file) in pinned.files.iter().enumerate() {
         if cancel.is_canceled() {
             return Err(BackupError::Canceled);
         }
         let source = staging.0.join(&file.name);
         let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot write {}: {m}", file.name)));
-        let linked = if link { target.link(&source, &file.name).map_err(io)? } else { false };
-        let (size, sha256) = if linked {
-            linked_any = true;
-            (file.size, hash_linked(&source, file).map_err(io)?)
+        if link && target.link(&source, &file.name).map_err(io)? {
+            in_folder = true;
+            shipped[i] = Some((file.size, hash_linked(&source, file).map_err(io)?));
+        } else if kernel_copy {
+            to_copy.push(i);
+            continue;
         } else {
-            copy_into(target, &source, file, &prepared.set_id, set_key, pace.as_ref().map(|p| (p, bytes_done))).map_err(io)?
-        };
+            shipped[i] =
+                Some(copy_into(target, &source, file, &prepared.set_id, set_key, pace.as_ref().map(|p| (p, bytes_done))).map_err(io)?);
+        }
         failpoint::hit("snapshot.after_file");
-        bytes_done += size;
-        reporter.progress(state.document_count * bytes_done / total_bytes.max(1), bytes_done);
-        shipped.push(ManifestFile { name: file.name.clone(), size, sha256, content: FileContent::Storage, records: 0 });
+        bytes_done += file.size;
+        report(reporter, bytes_done);
     }
-    if linked_any {
+    if !to_copy.is_empty() {
+        in_folder = true;
+        let mut jobs = Vec::with_capacity(to_copy.len());
+        for &i in &to_copy {
+            let file = &pinned.files[i];
+            let from = staging.0.join(&file.name);
+            let known_sha = if file.shared { std::fs::metadata(&from).ok().and_then(|m| cached_hash(&m)) } else { None };
+            let to = target.path_of(&file.name).ok_or_else(|| BackupError::Io("a folder set without a folder".into()))?;
+            jobs.push(CopyJob { from, to, known_sha });
+        }
+        let results = copy_hashed(&jobs, &|| cancel.is_canceled(), &mut |_, size| {
+            failpoint::hit("snapshot.after_file");
+            bytes_done += size;
+            report(reporter, bytes_done);
+        })
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                BackupError::Canceled
+            } else {
+                io_error(&e, |m| BackupError::Io(format!("cannot copy the storage files: {m}")))
+            }
+        })?;
+        for ((&i, job), result) in to_copy.iter().zip(&jobs).zip(results) {
+            if pinned.files[i].shared && job.known_sha.is_none() {
+                if let Ok(meta) = std::fs::metadata(&job.from) {
+                    remember_hash(&meta, &result.1);
+                }
+            }
+            shipped[i] = Some(result);
+        }
+    }
+    let shipped: Vec<ManifestFile> = pinned
+        .files
+        .iter()
+        .zip(shipped)
+        .map(|(file, done)| {
+            let (size, sha256) = done.unwrap_or_default();
+            ManifestFile { name: file.name.clone(), size, sha256, content: FileContent::Storage, records: 0 }
+        })
+        .collect();
+    if in_folder {
         target.sync_subfolders(&shipped).map_err(|e| BackupError::Io(format!("cannot sync the set folder: {e}")))?;
     }
     drop(staging);
@@ -158,6 +206,67 @@ pub(super) fn write_set(
         bytes_written: bytes_done,
         from_etag: 0,
         to_etag: state.last_etag,
+    })
+}
+
+/// One file for [`copy_hashed`].
+pub(crate) struct CopyJob {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    /// The file's SHA-256 when it is already known (an immutable table):
+    /// the copy is then not read again.
+    pub known_sha: Option<String>,
+}
+
+/// Copies each file with the kernel's copy (`copy_file_range`: no byte
+/// passes through this process), fsyncs it, and hashes the copy on a second
+/// thread while the next file is copied, so that what is hashed is exactly
+/// what was placed and the two overlap on two cores. `stop` is asked
+/// between files (a cancel); `progress` gets each file's size once copied.
+/// The size and SHA-256 of each copy, in order.
+///
+/// # Errors
+/// I/O errors; `Interrupted` when `stop` said so.
+pub(crate) fn copy_hashed(
+    jobs: &[CopyJob],
+    stop: &dyn Fn() -> bool,
+    progress: &mut dyn FnMut(&CopyJob, u64),
+) -> std::io::Result<Vec<(u64, String)>> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, PathBuf)>(8);
+        let hasher = scope.spawn(move || -> std::io::Result<Vec<(usize, String)>> {
+            let mut out = Vec::new();
+            for (i, path) in rx {
+                out.push((i, super::format::sha256_reader(File::open(&path)?)?));
+            }
+            Ok(out)
+        });
+        let mut sizes = vec![0u64; jobs.len()];
+        let copied = (|| -> std::io::Result<()> {
+            for (i, job) in jobs.iter().enumerate() {
+                if stop() {
+                    return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "canceled"));
+                }
+                if let Some(parent) = job.to.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                sizes[i] = std::fs::copy(&job.from, &job.to)?;
+                File::open(&job.to)?.sync_all()?;
+                if job.known_sha.is_none() && tx.send((i, job.to.clone())).is_err() {
+                    break; // the hasher failed: its error is reported below
+                }
+                progress(job, sizes[i]);
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let hashed = hasher.join().map_err(|_| std::io::Error::other("the hashing thread panicked"))?;
+        copied?;
+        let mut shas: Vec<Option<String>> = jobs.iter().map(|j| j.known_sha.clone()).collect();
+        for (i, sha) in hashed? {
+            shas[i] = Some(sha);
+        }
+        Ok(sizes.into_iter().zip(shas).map(|(size, sha)| (size, sha.unwrap_or_default())).collect())
     })
 }
 
@@ -218,4 +327,35 @@ fn copy_into(
         remember_hash(&meta, &sha);
     }
     Ok((size, sha))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_placed_hashed_and_a_stop_stops_between_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut jobs = Vec::new();
+        for (i, len) in [0usize, 1, 3 << 20].iter().enumerate() {
+            let from = dir.path().join(format!("in-{i}"));
+            std::fs::write(&from, vec![i as u8 + 7; *len]).expect("writes");
+            jobs.push(CopyJob { from, to: dir.path().join(format!("out/{i}")), known_sha: None });
+        }
+        jobs[1].known_sha = Some("kept".into());
+        let mut seen = 0;
+        let results = copy_hashed(&jobs, &|| false, &mut |_, _| seen += 1).expect("copies");
+        assert_eq!(seen, 3);
+        for (job, (size, sha)) in jobs.iter().zip(&results) {
+            let placed = std::fs::read(&job.to).expect("placed");
+            assert_eq!(placed, std::fs::read(&job.from).expect("source"));
+            assert_eq!(*size, placed.len() as u64);
+            if job.known_sha.is_none() {
+                assert_eq!(*sha, crate::backup::format::sha256_reader(&placed[..]).expect("hash"), "the copy's own hash");
+            }
+        }
+        assert_eq!(results[1].1, "kept", "a known hash is not recomputed");
+        let err = copy_hashed(&jobs, &|| true, &mut |_, _| {}).expect_err("stopped");
+        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted);
+    }
 }

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
 use crate::backup::location::{io_error, scan, verify_links, verify_set, Depth, Location, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener, SetKey, SetSecret};
+use crate::backup::snapshot::{copy_hashed, CopyJob};
 use crate::backup::{BackupError, ErrorKind};
 use crate::failpoint;
 use crate::jobs::CancelToken;
@@ -510,49 +511,87 @@ fn place_storage_files(
     let set = source.set;
     let total: u64 = set.manifest.files.iter().map(|f| f.size).sum::<u64>().max(1);
     std::fs::create_dir_all(dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", dir.display())))?;
-    let mut placed = 0u64;
     for file in &set.manifest.files {
-        let name = &file.name;
         // Checked when the manifest was read; again here, before a path is made of it.
-        if file.content != FileContent::Storage || !crate::storage::files::is_storage_file_name(name) {
-            return Err(corrupt(set, name, "not a storage file of a snapshot set"));
+        if file.content != FileContent::Storage || !crate::storage::files::is_storage_file_name(&file.name) {
+            return Err(corrupt(set, &file.name, "not a storage file of a snapshot set"));
         }
-        let unreadable = |e: std::io::Error| -> RestoreError {
-            io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
-        };
-        let unwritable = |e: std::io::Error| -> RestoreError { BackupError::Io(format!("cannot write {name}: {e}")).into() };
-        let path = dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(unwritable)?;
+    }
+    let mismatch = |name: &str| -> RestoreError {
+        BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file was changed or damaged)", set.manifest.set_id)).into()
+    };
+    match (set.location.folder(), source.key) {
+        // A plain set in a folder: copied in the kernel, each copy hashed.
+        (Some(location), None) => {
+            let set_dir = location.join(&set.manifest.set_id);
+            let jobs: Vec<CopyJob> = set
+                .manifest
+                .files
+                .iter()
+                .map(|f| CopyJob { from: set_dir.join(&f.name), to: dir.join(&f.name), known_sha: None })
+                .collect();
+            let mut placed = 0u64;
+            // A cancel (or any refusal of the progress callback) stops the copy at the next file.
+            let stopped: std::cell::RefCell<Option<RestoreError>> = std::cell::RefCell::new(None);
+            let results = copy_hashed(&jobs, &|| stopped.borrow().is_some(), &mut |_, size| {
+                placed += size;
+                *bytes += size;
+                *done = set.manifest.document_count * placed / total;
+                if let Err(e) = progress(*done, *bytes) {
+                    *stopped.borrow_mut() = Some(e);
+                }
+            });
+            if let Some(e) = stopped.into_inner() {
+                return Err(e);
+            }
+            let results = results.map_err(|e| -> RestoreError {
+                io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}: a storage file cannot be copied ({m})", set.manifest.set_id)))
+                    .into()
+            })?;
+            for (file, (_, sha)) in set.manifest.files.iter().zip(results) {
+                if sha != file.sha256 {
+                    return Err(mismatch(&file.name));
+                }
+            }
         }
-        let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, set.open(name).map_err(unreadable)?));
-        let mut under = match source.key {
-            Some(key) => SetReader::Sealed(ChunkOpener::new(
-                hashing,
-                key.clone(),
-                &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
-            )),
-            None => SetReader::Plain(hashing),
-        };
-        let mut out = std::fs::File::create(&path).map_err(unwritable)?;
-        let copied = std::io::copy(&mut under, &mut out);
-        let (size, actual) = under.into_hashing().finish().map_err(unreadable)?;
-        if actual != file.sha256 {
-            return Err(BackupError::ChecksumMismatch(format!(
-                "{}/{name}: checksum mismatch (the file was changed or damaged)",
-                set.manifest.set_id
-            ))
-            .into());
+        _ => {
+            let mut placed = 0u64;
+            for file in &set.manifest.files {
+                let name = &file.name;
+                let unreadable = |e: std::io::Error| -> RestoreError {
+                    io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
+                };
+                let unwritable = |e: std::io::Error| -> RestoreError { BackupError::Io(format!("cannot write {name}: {e}")).into() };
+                let path = dir.join(name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(unwritable)?;
+                }
+                let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, set.open(name).map_err(unreadable)?));
+                let mut under = match source.key {
+                    Some(key) => SetReader::Sealed(ChunkOpener::new(
+                        hashing,
+                        key.clone(),
+                        &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
+                    )),
+                    None => SetReader::Plain(hashing),
+                };
+                let mut out = std::fs::File::create(&path).map_err(unwritable)?;
+                let copied = std::io::copy(&mut under, &mut out);
+                let (size, actual) = under.into_hashing().finish().map_err(unreadable)?;
+                if actual != file.sha256 {
+                    return Err(mismatch(name));
+                }
+                // Bytes that match the manifest but do not open (a sealed chunk
+                // that fails): a set written wrong or forged.
+                copied.map_err(|e| corrupt(set, name, &e.to_string()))?;
+                out.sync_all().map_err(unwritable)?;
+                failpoint::hit("restore.document");
+                placed += size;
+                *bytes += size;
+                *done = set.manifest.document_count * placed / total;
+                progress(*done, *bytes)?;
+            }
         }
-        // Bytes that match the manifest but do not open (a sealed chunk
-        // that fails): a set written wrong or forged.
-        copied.map_err(|e| corrupt(set, name, &e.to_string()))?;
-        out.sync_all().map_err(unwritable)?;
-        failpoint::hit("restore.document");
-        placed += size;
-        *bytes += size;
-        *done = set.manifest.document_count * placed / total;
-        progress(*done, *bytes)?;
     }
     let mut dirs: Vec<PathBuf> = set.manifest.files.iter().filter_map(|f| dir.join(&f.name).parent().map(Path::to_path_buf)).collect();
     dirs.sort();

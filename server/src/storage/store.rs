@@ -532,6 +532,19 @@ impl DocumentStore {
         Ok(())
     }
 
+    /// Flushes every keyspace's memtable into a table and waits: what the
+    /// journals hold is then only what is written after (a snapshot copies
+    /// little journal, and its copy replays little when opened).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn flush_memtables(&self) -> Result<(), StorageError> {
+        for ks in [&self.docs, &self.changes, &self.deletions, &self.meta, &self.internal] {
+            ks.rotate_memtable_and_wait()?;
+        }
+        Ok(())
+    }
+
     /// Compacts every keyspace fully (used by `defrag`).
     ///
     /// # Errors
