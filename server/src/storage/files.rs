@@ -64,6 +64,8 @@ pub const STORAGE_FORMAT: &str = "fjall-3";
 /// Pins tried before giving up (each starts over when fjall replaced a file
 /// meanwhile; a pin takes milliseconds, so a second one almost always works).
 const MAX_ATTEMPTS: usize = 50;
+/// Journal bytes (on disk) above which a pin flushes the memtables first.
+const FLUSH_ABOVE_JOURNAL_BYTES: u64 = 32 * 1024 * 1024;
 /// The journal extension.
 const JOURNAL_EXT: &str = "jnl";
 
@@ -102,8 +104,11 @@ pub struct PinnedState {
 /// know; a database whose files changed under every attempt.
 pub fn pin(store: &DocumentStore, staging: &Path) -> Result<Pinned, StorageError> {
     // Not needed for consistency; for speed: the tables are linked for free,
-    // the journals are copied and replayed, so keep the journals short.
-    store.flush_memtables()?;
+    // the journals are copied and replayed, so long journals are flushed
+    // into tables first (short ones are cheaper to copy than a flush is).
+    if journal_bytes(store.path())? > FLUSH_ABOVE_JOURNAL_BYTES {
+        store.flush_memtables()?;
+    }
     for attempt in 0..MAX_ATTEMPTS {
         if staging.exists() {
             std::fs::remove_dir_all(staging)?;
@@ -192,7 +197,7 @@ fn try_pin(store: &DocumentStore, staging: &Path) -> Result<bool, StorageError> 
     // Step 5.
     for &id in &linked {
         let from = staging.join(format!("{}{link_suffix}", journal_name(id)));
-        copy_synced(&from, &staging.join(journal_name(id)))?;
+        copy_sparse(&from, &staging.join(journal_name(id)))?;
         std::fs::remove_file(&from)?;
     }
     let marker = std::fs::read(root.join("version"))?;
@@ -248,12 +253,58 @@ fn link(from: &Path, to: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// Copies `from` into a new file `to` and fsyncs it.
-fn copy_synced(from: &Path, to: &Path) -> std::io::Result<()> {
-    let mut source = File::open(from)?;
-    let mut out = File::create(to)?;
-    std::io::copy(&mut source, &mut out)?;
+/// Copies `from` into a new file `to` and fsyncs it, holes left as holes:
+/// fjall gives a journal its full size up front (a sparse file) and fills
+/// it as it goes, so a journal is mostly hole and only its data is copied.
+fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+    let source = File::open(from)?;
+    let len = source.metadata()?.len();
+    let out = File::create(to)?;
+    let mut pos = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    while pos < len {
+        let data = match rustix::fs::seek(&source, rustix::fs::SeekFrom::Data(pos)) {
+            Ok(at) => at,
+            Err(rustix::io::Errno::NXIO) => break, // only a hole is left
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => {
+                // A filesystem without SEEK_DATA: copy it all.
+                let mut whole = File::open(from)?;
+                whole.seek(SeekFrom::Start(0))?;
+                let mut out = out;
+                std::io::copy(&mut whole, &mut out)?;
+                return out.sync_all();
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let hole = rustix::fs::seek(&source, rustix::fs::SeekFrom::Hole(data)).map_err(std::io::Error::from)?.min(len);
+        let mut at = data;
+        while at < hole {
+            let want = usize::try_from((hole - at).min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = source.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                break; // the file was cut meanwhile
+            }
+            out.write_all_at(&buf[..n], at)?;
+            at += n as u64;
+        }
+        pos = hole;
+    }
+    out.set_len(len)?;
     out.sync_all()
+}
+
+/// The bytes the journals of the database in `root` take on disk.
+fn journal_bytes(root: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for id in journal_ids(root)? {
+        if let Ok(meta) = std::fs::metadata(root.join(journal_name(id))) {
+            total += meta.blocks() * 512;
+        }
+    }
+    Ok(total)
 }
 
 /// Every file of a settled copy, which nothing changes any more; the
