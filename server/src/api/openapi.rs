@@ -63,6 +63,7 @@ use app::api::*;
         DocumentEntry,
         DocumentPage,
         BackupRequest,
+        BackupType,
         JobAccepted,
         RestoreRequest,
         CompactRequest,
