@@ -109,6 +109,7 @@ pub(super) fn write_set(
     let pace = prepared.max_bytes_per_second.map(super::Pace::new);
     let mut shipped: Vec<Option<(u64, String)>> = vec![None; pinned.files.len()];
     let mut to_copy = Vec::new();
+    let mut to_hash = Vec::new();
     let mut bytes_done = 0u64;
     let mut in_folder = false;
     let report = |reporter: &mut StatusReporter, bytes_done: u64| {
@@ -122,7 +123,7 @@ pub(super) fn write_set(
         let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot write {}: {m}", file.name)));
         if link && target.link(&source, &file.name).map_err(io)? {
             in_folder = true;
-            shipped[i] = Some((file.size, hash_linked(&source, file).map_err(io)?));
+            to_hash.push(i); // hashed below, on both cores
         } else if kernel_copy {
             to_copy.push(i);
             continue;
@@ -133,6 +134,15 @@ pub(super) fn write_set(
         failpoint::hit("snapshot.after_file");
         bytes_done += file.size;
         report(reporter, bytes_done);
+    }
+    if !to_hash.is_empty() {
+        let linked: Vec<(PathBuf, &PinnedFile)> =
+            to_hash.iter().map(|&i| (staging.0.join(&pinned.files[i].name), &pinned.files[i])).collect();
+        let hashes =
+            hash_linked_all(&linked).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot hash the linked files: {m}"))))?;
+        for (&i, sha) in to_hash.iter().zip(hashes) {
+            shipped[i] = Some((pinned.files[i].size, sha));
+        }
     }
     if !to_copy.is_empty() {
         in_folder = true;
@@ -277,6 +287,36 @@ pub(crate) fn copy_hashed(
         }
         Ok(sizes.into_iter().zip(shas).map(|(size, sha)| (size, sha.unwrap_or_default())).collect())
     })
+}
+
+/// [`hash_linked`] of every file, on as many threads as there are cores
+/// (at most 4): a first snapshot reads every table once, at disk speed.
+fn hash_linked_all(files: &[(PathBuf, &PinnedFile)]) -> std::io::Result<Vec<String>> {
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).clamp(1, 4);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<std::io::Result<String>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((path, file)) = files.get(i) else { break };
+                let result = hash_linked(path, file);
+                let failed = result.is_err();
+                *results[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
+                if failed {
+                    break;
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(|| Err(std::io::Error::other("a file was not hashed")))
+        })
+        .collect()
 }
 
 /// The SHA-256 of a file linked into the set: remembered for immutable
