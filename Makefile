@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test tools tools-e2e build release lint unit fuzz e2e bench load soak test-s3-cluster clean
+.PHONY: run test tools tools-e2e build release lint unit fuzz e2e bench load soak soak-snapshot test-s3-cluster clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -59,6 +59,10 @@ load:
 # kill -9 at random moments of backups and restores under load, many rounds.
 soak:
 	ROOKERY_SOAK_ROUNDS=$${ROUNDS:-50} cargo test --release -p server --features failpoints --test integration kill_9_at_random_moments_under_load -- --nocapture
+
+# Snapshot round trips under a concurrent writer, many rounds (each restore must hold exactly the writes up to its etag).
+soak-snapshot:
+	ROOKERY_SNAPSHOT_ROUNDS=$${ROUNDS:-50} cargo test --release -p server --features failpoints --test integration a_snapshot_under_concurrent_writers -- --nocapture
 
 # Object storage on a three-node Garage cluster: a backup under write load with
 # one node stopped mid-backup, then a verified restore (builds Garage once).
