@@ -245,7 +245,9 @@ fn write_set(
             files.write_change_log(&snapshot)?;
             (documents, 0)
         }
-        SetKind::Incremental | SetKind::Snapshot => {
+        // Written from the storage files instead (see `run`).
+        SetKind::Snapshot => return Err(BackupError::Io("a snapshot set is not written from documents".into())),
+        SetKind::Incremental => {
             let total = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
             files.reporter.set_total(total);
             let changed = snapshot.changes_after(from_etag).map(|r| {

@@ -456,16 +456,7 @@ fn build_with(
     // The result against what the newest set recorded of the whole database
     // (sets written before the digest existed carry none).
     if let Some(tip) = plan.chain.last() {
-        if let Some(expected) = &tip.manifest.content_digest {
-            let actual = store.content_digest().to_hex();
-            if &actual != expected {
-                return Err(corrupt(
-                    tip,
-                    "manifest.json",
-                    &format!("the restored content digest {actual} is not the {expected} the set recorded"),
-                ));
-            }
-        }
+        check_digest(&store, tip, "the restored")?;
     }
     if defrag {
         store.compact()?;
@@ -620,16 +611,7 @@ fn check_snapshot(store: &DocumentStore, set: &StoredSet, tip: bool) -> Result<(
         ));
     }
     if !tip {
-        if let Some(expected) = &m.content_digest {
-            let actual = store.content_digest().to_hex();
-            if &actual != expected {
-                return Err(corrupt(
-                    set,
-                    "manifest.json",
-                    &format!("the files' content digest {actual} is not the {expected} the set recorded"),
-                ));
-            }
-        }
+        check_digest(store, set, "the files'")?;
     }
     store.bulk().renew_database_id()?;
     Ok(())
@@ -838,6 +820,18 @@ fn hash_unread(set: &StoredSet, read: &[&str]) -> Result<(), RestoreError> {
                 set.manifest.set_id, file.name
             ))
             .into());
+        }
+    }
+    Ok(())
+}
+
+/// The database's content digest against the one `set` recorded (sets
+/// written before the digest existed carry none); `whose` starts the message.
+fn check_digest(store: &DocumentStore, set: &StoredSet, whose: &str) -> Result<(), RestoreError> {
+    if let Some(expected) = &set.manifest.content_digest {
+        let actual = store.content_digest().to_hex();
+        if &actual != expected {
+            return Err(corrupt(set, "manifest.json", &format!("{whose} content digest {actual} is not the {expected} the set recorded")));
         }
     }
     Ok(())
