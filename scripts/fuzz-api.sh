@@ -6,7 +6,9 @@
 # answer without the {"Error","Message"} shape, or a panic in the server log.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-EXAMPLES=${FUZZ_EXAMPLES:-30}
+EXAMPLES=${FUZZ_EXAMPLES:-40}
+# A seeded run: random data, and the same data again for the same seed.
+SEED=${FUZZ_SEED:-20261202}
 SCHEMATHESIS_VERSION=4.32.5
 
 if ! python3 -c "import schemathesis, sys; sys.exit(0 if schemathesis.__version__ == '${SCHEMATHESIS_VERSION}' else 1)" 2>/dev/null; then
@@ -25,12 +27,51 @@ ROOKERY_PASSWORD=fuzz-pw "$BIN" --data-dir "$WORK/data" --create-admin=fuzz >/de
 PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
 AUTH="Basic $(printf 'fuzz:fuzz-pw' | base64)"
-curl -sf -XPUT -H "Authorization: $AUTH" "http://127.0.0.1:$PORT/admin/databases/Walk" >/dev/null
+URL="http://127.0.0.1:$PORT"
+# Fixtures, so that the operations reach past their 404s: a database with
+# documents, backup sets in a location inside the backup roots, a task on
+# each database, another user.
+call() { curl -sf -o /dev/null -H "Authorization: $AUTH" "$@"; }
+call -XPUT "$URL/admin/databases/Walk"
+for i in 1 2 3; do
+  for base in "" /databases/Walk; do
+    call -XPUT "$URL$base/docs/orders/$i" -d "{\"Total\": $i}"
+    call -XPUT "$URL$base/docs/order-$i" -d "{\"Total\": $i}"
+  done
+done
+LOCATION="$WORK/backups/walk"
+call -XPOST "$URL/databases/Walk/admin/backup?wait=true" -d "{\"BackupLocation\": \"$LOCATION\"}"
+call -XPUT "$URL/databases/Walk/docs/orders/4" -d '{"Total": 4}'
+call -XPOST "$URL/databases/Walk/admin/backup?incremental=true&wait=true" -d "{\"BackupLocation\": \"$LOCATION\"}"
+call -XPUT "$URL/databases/Walk/admin/backup/tasks/nightly" -d "{\"BackupLocation\": \"$LOCATION\", \"FullBackupFrequency\": \"0 2 * * *\"}"
+call -XPUT "$URL/admin/backup/tasks/nightly" -d "{\"BackupLocation\": \"$WORK/backups/system\", \"FullBackupFrequency\": \"0 2 * * *\"}"
+call -XPUT "$URL/databases/Walk/admin/backup/tasks/weekly" -d "{\"BackupLocation\": \"$LOCATION\", \"FullBackupFrequency\": \"0 3 * * 0\"}"
+call -XPUT "$URL/admin/backup/tasks/weekly" -d "{\"BackupLocation\": \"$WORK/backups/system\", \"FullBackupFrequency\": \"0 3 * * 0\"}"
+call -XPUT "$URL/admin/users/reader" -d '{"Password": "reader-pw", "Role": "ReadOnly"}'
+# The static configuration, and the values of this run's fixtures.
+CONFIG="$WORK/schemathesis.toml"
+cat "$ROOT/scripts/fuzz/schemathesis.toml" > "$CONFIG"
+cat >> "$CONFIG" <<TOML
+
+[dictionaries.locations]
+values = ["$LOCATION", "$WORK/backups/system", "$WORK/backups/other"]
+
+[parameters]
+"path.db" = { dictionary = "databases", probability = 1.0 }
+"path.id" = { dictionary = "documents", probability = 0.6 }
+"path.name" = { dictionary = "names", probability = 0.6 }
+"query.location" = { dictionary = "locations", probability = 0.6 }
+"body.BackupLocation" = { dictionary = "locations", probability = 0.5 }
+"body.FullBackupFrequency" = { dictionary = "crons", probability = 0.6 }
+"body.IncrementalBackupFrequency" = { dictionary = "crons", probability = 0.3 }
+TOML
 
 status=0
-PYTHONPATH="$ROOT/scripts/fuzz" SCHEMATHESIS_HOOKS=rookery_checks python3 -m schemathesis.cli --config-file "$ROOT/scripts/fuzz/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
-  -H "Authorization: $AUTH" -n "$EXAMPLES" --generation-deterministic \
-  --checks ${FUZZ_CHECKS:-all} --suppress-health-check=filter_too_much -w 1 >"$WORK/st.log" 2>&1 || true
+FUZZ_USER=fuzz PYTHONPATH="$ROOT/scripts/fuzz" SCHEMATHESIS_HOOKS=rookery_checks python3 -m schemathesis.cli --config-file "$CONFIG" run "$URL/openapi.json" \
+  -H "Authorization: $AUTH" -n "$EXAMPLES" --seed "$SEED" \
+  --checks ${FUZZ_CHECKS:-all} --suppress-health-check=filter_too_much -w 1 \
+  --report har --report-har-path "$WORK/requests.har" >"$WORK/st.log" 2>&1 || true
+cp "$WORK/requests.har" "$ROOT/target/fuzz-requests.har" 2>/dev/null || true
 # Show the summary (the full log is long).
 cp "$WORK/st.log" "$ROOT/target/fuzz-schemathesis.log" 2>/dev/null || true
 sed -n '/= SUMMARY =/,$p' "$WORK/st.log"
@@ -38,6 +79,16 @@ sed -n '/= SUMMARY =/,$p' "$WORK/st.log"
 # not (a network error would also show as the server dying, checked below).
 if grep -q "^Failures:" "$WORK/st.log" || ! grep -q "generated" "$WORK/st.log"; then
   sed -n '/= FAILURES =/,/= SUMMARY =/p' "$WORK/st.log" | head -80 || true
+  status=1
+fi
+# An operation that only ever got 401/403 or only 404 was not fuzzed at all.
+# (A cancel answers 404 NotFound when no job of its kind runs: that is all it
+# has to do then; cancelling running jobs is tested in server/tests/integration/cancel.rs.)
+curl -sf "$URL/openapi.json" -o "$WORK/openapi.json"
+unreached=$(python3 "$ROOT/scripts/fuzz/unreached.py" "$WORK/requests.har" "$WORK/openapi.json")
+if [ -n "$unreached" ]; then
+  echo "operations never reached past 401/403 or 404:"
+  echo "$unreached"
   status=1
 fi
 if grep -q "^Errors:" "$WORK/st.log"; then

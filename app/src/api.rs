@@ -39,228 +39,147 @@ pub fn counted(n: u64, noun: &str) -> String {
 pub const SYSTEM_DATABASE: &str = "System";
 
 /// Every error code the server emits, in an HTTP answer's `Error` or a
-/// status document's `ErrorCode`: the same code for the same failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub enum ErrorCode {
-    /// The body is not valid JSON, or not the expected request.
-    InvalidJson,
-    /// A document must be a JSON object.
-    NotAnObject,
-    /// The request body cannot be read.
-    InvalidBody,
-    /// The body is larger than `--max-body-bytes`.
-    BodyTooLarge,
-    /// A document id is empty or longer than 512 bytes.
-    InvalidId,
-    /// A path parameter cannot be decoded.
-    InvalidPath,
-    /// A query parameter has the wrong form.
-    InvalidQuery,
-    /// An `If-Match` / `If-None-Match` header has the wrong form.
-    InvalidETag,
-    /// A database name breaks the naming rules.
-    InvalidName,
-    /// A backup task's cron expression or time zone is not valid.
-    InvalidSchedule,
-    /// A request field is missing, malformed or contradicts another.
-    InvalidRequest,
-    /// No such database, document, user or key.
-    NotFound,
-    /// The route exists, the method does not.
-    MethodNotAllowed,
-    /// A client wrote or deleted a server-owned `Raven/` document.
-    ReservedDocument,
-    /// `If-Match` / `If-None-Match` did not hold.
-    ConcurrencyConflict,
-    /// The name is taken.
-    DatabaseExists,
-    /// A job (backup, export, import) holds the database.
-    DatabaseBusy,
-    /// A restore destination exists and is not empty.
-    DestinationNotEmpty,
-    /// An encrypted database whose key is not available.
-    DatabaseLocked,
-    /// The request took longer than `--request-timeout`.
-    RequestTimeout,
-    /// Too many exports at once.
-    TooManyRequests,
-    /// The server failed; its log has the detail.
-    InternalError,
-    /// A backup location that is not allowed.
-    InvalidBackupLocation,
-    /// Object storage refused or did not answer (unreachable endpoint, wrong
-    /// credentials, missing bucket, retries exhausted); the message carries its answer.
-    BackupStorageError,
-    /// A backup already runs on this server.
-    BackupAlreadyRunning,
-    /// A compaction already runs on this server.
-    CompactionAlreadyRunning,
-    /// An incremental into another database's chain.
-    ChainMismatch,
-    /// No complete backup set in the location.
-    NoBackupFound,
-    /// `RestoreUpTo` names no set of a complete chain.
-    SetNotFound,
-    /// A file differs from its checksum, is missing or unreadable.
-    ChecksumMismatch,
-    /// A set does not follow the one before it.
-    BrokenChain,
-    /// A set or dump written by a newer server.
-    UnsupportedFormatVersion,
-    /// A malformed, unsafe or tampered set.
-    CorruptBackup,
-    /// A restore `DatabaseLocation` that is not allowed.
-    InvalidDatabaseLocation,
-    /// Another restore still runs after `RestoreStartTimeout`.
-    RestoreAlreadyRunning,
-    /// The restore destination has less free space than the sets it would read.
-    InsufficientSpace,
-    /// A key or passphrase is needed to read this.
-    EncryptionKeyRequired,
-    /// The key or passphrase given is not the right one.
-    InvalidEncryptionKey,
-    /// A malformed or truncated dump.
-    InvalidDump,
-    /// An import already runs on this server.
-    ImportAlreadyRunning,
-    /// Credentials are missing or wrong.
-    Unauthorized,
-    /// The role may not do this.
-    Forbidden,
-    /// A session's state-changing request without its CSRF token.
-    CsrfTokenMissing,
-    /// Too many failed credential checks from this address.
-    TooManyAttempts,
-    /// The change would leave no administrator.
-    LastAdministrator,
-    /// An API key of that name exists.
-    ApiKeyExists,
-    /// A job failed reading or writing files (status documents).
-    IoError,
-    /// A job failed in the storage engine (status documents).
-    StorageError,
-    /// The server stopped while the job ran (status documents).
-    Interrupted,
-    /// The job stopped before it finished (status documents).
-    JobAborted,
-    /// The job was canceled on request (status documents).
-    Canceled,
+/// status document's `ErrorCode` (the same code for the same failure), and
+/// the one HTTP status each code is answered with. A new code is one line here.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $code:ident = $status:literal,)*) => {
+        /// A stable error code (see [`ErrorCode::status`] for its HTTP status).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the table's order.
+            pub const ALL: &'static [Self] = &[$(Self::$code),*];
+
+            /// The code as it appears on the wire.
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$code => stringify!($code),)*
+                }
+            }
+
+            /// The HTTP status of every answer with this code.
+            #[must_use]
+            pub fn status(self) -> u16 {
+                match self {
+                    $(Self::$code => $status,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// Every code.
-    pub const ALL: [Self; 51] = [
-        Self::InvalidJson,
-        Self::NotAnObject,
-        Self::InvalidBody,
-        Self::BodyTooLarge,
-        Self::InvalidId,
-        Self::InvalidPath,
-        Self::InvalidQuery,
-        Self::InvalidETag,
-        Self::InvalidName,
-        Self::InvalidSchedule,
-        Self::InvalidRequest,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::ReservedDocument,
-        Self::ConcurrencyConflict,
-        Self::DatabaseExists,
-        Self::DatabaseBusy,
-        Self::DestinationNotEmpty,
-        Self::DatabaseLocked,
-        Self::RequestTimeout,
-        Self::TooManyRequests,
-        Self::InternalError,
-        Self::InvalidBackupLocation,
-        Self::BackupStorageError,
-        Self::BackupAlreadyRunning,
-        Self::CompactionAlreadyRunning,
-        Self::ChainMismatch,
-        Self::NoBackupFound,
-        Self::SetNotFound,
-        Self::ChecksumMismatch,
-        Self::BrokenChain,
-        Self::UnsupportedFormatVersion,
-        Self::CorruptBackup,
-        Self::InvalidDatabaseLocation,
-        Self::RestoreAlreadyRunning,
-        Self::InsufficientSpace,
-        Self::EncryptionKeyRequired,
-        Self::InvalidEncryptionKey,
-        Self::InvalidDump,
-        Self::ImportAlreadyRunning,
-        Self::Unauthorized,
-        Self::Forbidden,
-        Self::CsrfTokenMissing,
-        Self::TooManyAttempts,
-        Self::LastAdministrator,
-        Self::ApiKeyExists,
-        Self::IoError,
-        Self::StorageError,
-        Self::Interrupted,
-        Self::JobAborted,
-        Self::Canceled,
-    ];
-
-    /// The code as it appears on the wire.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidJson => "InvalidJson",
-            Self::NotAnObject => "NotAnObject",
-            Self::InvalidBody => "InvalidBody",
-            Self::BodyTooLarge => "BodyTooLarge",
-            Self::InvalidId => "InvalidId",
-            Self::InvalidPath => "InvalidPath",
-            Self::InvalidQuery => "InvalidQuery",
-            Self::InvalidETag => "InvalidETag",
-            Self::InvalidName => "InvalidName",
-            Self::InvalidSchedule => "InvalidSchedule",
-            Self::InvalidRequest => "InvalidRequest",
-            Self::NotFound => "NotFound",
-            Self::MethodNotAllowed => "MethodNotAllowed",
-            Self::ReservedDocument => "ReservedDocument",
-            Self::ConcurrencyConflict => "ConcurrencyConflict",
-            Self::DatabaseExists => "DatabaseExists",
-            Self::DatabaseBusy => "DatabaseBusy",
-            Self::DestinationNotEmpty => "DestinationNotEmpty",
-            Self::DatabaseLocked => "DatabaseLocked",
-            Self::RequestTimeout => "RequestTimeout",
-            Self::TooManyRequests => "TooManyRequests",
-            Self::InternalError => "InternalError",
-            Self::InvalidBackupLocation => "InvalidBackupLocation",
-            Self::BackupStorageError => "BackupStorageError",
-            Self::BackupAlreadyRunning => "BackupAlreadyRunning",
-            Self::CompactionAlreadyRunning => "CompactionAlreadyRunning",
-            Self::ChainMismatch => "ChainMismatch",
-            Self::NoBackupFound => "NoBackupFound",
-            Self::SetNotFound => "SetNotFound",
-            Self::ChecksumMismatch => "ChecksumMismatch",
-            Self::BrokenChain => "BrokenChain",
-            Self::UnsupportedFormatVersion => "UnsupportedFormatVersion",
-            Self::CorruptBackup => "CorruptBackup",
-            Self::InvalidDatabaseLocation => "InvalidDatabaseLocation",
-            Self::RestoreAlreadyRunning => "RestoreAlreadyRunning",
-            Self::InsufficientSpace => "InsufficientSpace",
-            Self::EncryptionKeyRequired => "EncryptionKeyRequired",
-            Self::InvalidEncryptionKey => "InvalidEncryptionKey",
-            Self::InvalidDump => "InvalidDump",
-            Self::ImportAlreadyRunning => "ImportAlreadyRunning",
-            Self::Unauthorized => "Unauthorized",
-            Self::Forbidden => "Forbidden",
-            Self::CsrfTokenMissing => "CsrfTokenMissing",
-            Self::TooManyAttempts => "TooManyAttempts",
-            Self::LastAdministrator => "LastAdministrator",
-            Self::ApiKeyExists => "ApiKeyExists",
-            Self::IoError => "IoError",
-            Self::StorageError => "StorageError",
-            Self::Interrupted => "Interrupted",
-            Self::JobAborted => "JobAborted",
-            Self::Canceled => "Canceled",
-        }
-    }
+error_codes! {
+    /// The body is not valid JSON, or not the expected request.
+    InvalidJson = 400,
+    /// A document must be a JSON object.
+    NotAnObject = 400,
+    /// The request body cannot be read.
+    InvalidBody = 400,
+    /// The body is larger than `--max-body-bytes`.
+    BodyTooLarge = 413,
+    /// A document id is empty or longer than 512 bytes.
+    InvalidId = 400,
+    /// A path parameter cannot be decoded.
+    InvalidPath = 400,
+    /// A query parameter has the wrong form.
+    InvalidQuery = 400,
+    /// An `If-Match` / `If-None-Match` header has the wrong form.
+    InvalidETag = 400,
+    /// A database name breaks the naming rules.
+    InvalidName = 400,
+    /// A backup task's cron expression or time zone is not valid.
+    InvalidSchedule = 400,
+    /// A request field is missing, malformed or contradicts another.
+    InvalidRequest = 400,
+    /// No such database, document, user or key.
+    NotFound = 404,
+    /// The route exists, the method does not.
+    MethodNotAllowed = 405,
+    /// A client wrote or deleted a server-owned `Raven/` document.
+    ReservedDocument = 403,
+    /// `If-Match` / `If-None-Match` did not hold.
+    ConcurrencyConflict = 409,
+    /// The name is taken.
+    DatabaseExists = 409,
+    /// A job (backup, export, import) holds the database.
+    DatabaseBusy = 409,
+    /// A restore destination exists and is not empty.
+    DestinationNotEmpty = 409,
+    /// An encrypted database whose key is not available.
+    DatabaseLocked = 503,
+    /// The request took longer than `--request-timeout`.
+    RequestTimeout = 503,
+    /// Too many exports at once.
+    TooManyRequests = 429,
+    /// The server failed; its log has the detail.
+    InternalError = 500,
+    /// A backup location that is not allowed.
+    InvalidBackupLocation = 400,
+    /// Object storage refused or did not answer (unreachable endpoint, wrong
+    /// credentials, missing bucket, retries exhausted); the message carries its answer.
+    BackupStorageError = 400,
+    /// A backup already runs on this server.
+    BackupAlreadyRunning = 409,
+    /// A compaction already runs on this server.
+    CompactionAlreadyRunning = 409,
+    /// An incremental into another database's chain.
+    ChainMismatch = 409,
+    /// No complete backup set in the location.
+    NoBackupFound = 400,
+    /// `RestoreUpTo` names no set of a complete chain.
+    SetNotFound = 404,
+    /// The location holds chains of more than one database and the request
+    /// does not say which (`SourceDatabaseName` or a `RestoreUpTo` set id).
+    AmbiguousBackup = 400,
+    /// A file differs from its checksum, is missing or unreadable.
+    ChecksumMismatch = 422,
+    /// A set does not follow the one before it.
+    BrokenChain = 422,
+    /// A set or dump written by a newer server.
+    UnsupportedFormatVersion = 422,
+    /// A malformed, unsafe or tampered set.
+    CorruptBackup = 422,
+    /// A restore `DatabaseLocation` that is not allowed.
+    InvalidDatabaseLocation = 400,
+    /// Another restore still runs after `RestoreStartTimeout`.
+    RestoreAlreadyRunning = 409,
+    /// The restore destination has less free space than the sets it would read.
+    InsufficientSpace = 507,
+    /// A key or passphrase is needed to read this.
+    EncryptionKeyRequired = 400,
+    /// The key or passphrase given is not the right one.
+    InvalidEncryptionKey = 400,
+    /// A malformed or truncated dump.
+    InvalidDump = 400,
+    /// An import already runs on this server.
+    ImportAlreadyRunning = 409,
+    /// Credentials are missing or wrong.
+    Unauthorized = 401,
+    /// The role may not do this.
+    Forbidden = 403,
+    /// A session's state-changing request without its CSRF token.
+    CsrfTokenMissing = 403,
+    /// Too many failed credential checks from this address.
+    TooManyAttempts = 429,
+    /// The change would leave no administrator.
+    LastAdministrator = 409,
+    /// An API key of that name exists.
+    ApiKeyExists = 409,
+    /// A job failed reading or writing files (status documents).
+    IoError = 500,
+    /// A job failed in the storage engine (status documents).
+    StorageError = 500,
+    /// The server stopped while the job ran (status documents).
+    Interrupted = 500,
+    /// The job stopped before it finished (status documents).
+    JobAborted = 500,
+    /// The job was canceled on request (status documents).
+    Canceled = 409,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -357,7 +276,7 @@ pub struct DocumentPage {
 /// Body of `POST {base}/admin/backup`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct BackupRequest {
     /// An absolute folder on the server, or `s3://bucket/prefix`, inside a backup root.
     #[serde(default)]
@@ -437,8 +356,12 @@ pub struct CompactRequest {
     pub backup_location: String,
     /// Fold the chain up to this set (default: the newest set of the newest chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental)$"))]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental|snapshot)$"))]
     pub up_to: Option<String>,
+    /// Which database's chain to compact when the location holds several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    pub source_database_name: Option<String>,
     /// An encrypted chain: its key (the compacted set is sealed with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
@@ -462,7 +385,7 @@ pub struct JobAccepted {
 /// Body of `POST /admin/restore`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct RestoreRequest {
     /// An absolute folder on the server, or `s3://bucket/prefix`, holding backup sets, inside a backup root.
     #[serde(default)]
@@ -488,10 +411,15 @@ pub struct RestoreRequest {
     #[cfg_attr(
         feature = "ssr",
         schema(
-            pattern = r"^([0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
+            pattern = r"^([0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental|snapshot)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
         )
     )]
     pub restore_up_to: Option<String>,
+    /// Which database's chains to restore when the location holds several
+    /// (the name in the sets; without it such a location is `AmbiguousBackup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    pub source_database_name: Option<String>,
     /// Base64 of 32 bytes: the database key, when the set left it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
@@ -659,7 +587,7 @@ pub struct ApiKeyCreated {
 /// Body of `POST /auth/login` (the studio's sign-in).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -766,15 +694,19 @@ pub enum BackupKind {
 pub struct RetentionPolicy {
     /// Keep the newest N sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1000000))]
     pub keep_last: Option<u32>,
     /// Keep the newest set of each of the last N days that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1000000))]
     pub keep_daily: Option<u32>,
     /// Keep the newest set of each of the last N ISO weeks that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1000000))]
     pub keep_weekly: Option<u32>,
     /// Keep the newest set of each of the last N months that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1000000))]
     pub keep_monthly: Option<u32>,
     /// Keep every set younger than this (`30s`, `15m`, `12h`, `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

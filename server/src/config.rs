@@ -82,6 +82,13 @@ pub struct Config {
     #[arg(long)]
     pub master_key_file: Option<PathBuf>,
 
+    /// How long a set that never completed (no manifest) must have been left
+    /// untouched before a backup into its location removes it, when this
+    /// server did not record it as its own (`30s`, `15m`, `24h`, `7d`): a
+    /// younger one may be another writer's upload in progress.
+    #[arg(long, env = "ROOKERY_UNFINISHED_SET_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub unfinished_set_grace: std::time::Duration,
+
     /// Failed authentications allowed per client address and minute before
     /// that address gets 429 for the rest of the minute.
     #[arg(long, default_value_t = 20)]
@@ -122,9 +129,14 @@ pub struct RestoreArgs {
     /// Seconds to wait for a running restore to finish before giving up.
     #[arg(long, default_value_t = 15)]
     pub restore_start_timeout: u64,
-    /// Restore only up to this set (point in time).
+    /// Restore only up to this set, or up to the newest set created at or
+    /// before this RFC 3339 time (point in time).
     #[arg(long)]
     pub restore_up_to: Option<String>,
+    /// The database whose chains to restore, when the source holds chains
+    /// of several (the name in the sets).
+    #[arg(long)]
+    pub restore_source_database_name: Option<String>,
     /// The database key, for a set of an encrypted database made without it.
     #[arg(long)]
     pub restore_encryption_key: Option<String>,
@@ -162,6 +174,12 @@ impl Config {
             };
             data.parent().map_or_else(|| PathBuf::from("rookery-master.key"), |p| p.join("rookery-master.key"))
         })
+    }
+
+    /// See [`Config::unfinished_set_grace`].
+    #[must_use]
+    pub fn unfinished_set_grace(&self) -> std::time::Duration {
+        self.unfinished_set_grace
     }
 
     /// The request timeout.
@@ -244,6 +262,26 @@ fn config_file_args(text: &str) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// A duration as `30s`, `15m`, `24h` or `7d` (a number and a unit).
+///
+/// # Errors
+/// Why the text is not one.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("'{text}' is not a duration: a number followed by s, m, h or d (24h)");
+    let unit_at = text.len().checked_sub(1).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(unit_at);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 fn is_object_url(root: &Path) -> bool {

@@ -4,7 +4,8 @@
 //! could be caught); `name=sleep:MS` makes it pause there, so that a test can
 //! act in the middle of a job (start a second one, `kill -9` the server);
 //! `name=enospc` makes [`io_error`] at that point fail with "no space left on
-//! device", as a full disk would. Without the feature, these compile to nothing.
+//! device", as a full disk would; `name=panic` panics there (a bug in a job
+//! thread). Without the feature, these compile to nothing.
 
 /// The exit code of a process stopped at a failpoint.
 pub const FAILPOINT_EXIT_CODE: i32 = 86;
@@ -15,6 +16,7 @@ enum Action {
     Exit,
     Sleep(u64),
     NoSpace,
+    Panic,
 }
 
 #[cfg(feature = "failpoints")]
@@ -28,6 +30,7 @@ fn armed(name: &str) -> Option<Action> {
             .filter(|s| !s.is_empty())
             .map(|spec| match spec.split_once('=') {
                 Some((n, "enospc")) => (n.to_string(), Action::NoSpace),
+                Some((n, "panic")) => (n.to_string(), Action::Panic),
                 Some((n, action)) => (n.to_string(), Action::Sleep(action.trim_start_matches("sleep:").parse().unwrap_or(1000))),
                 None => (spec.to_string(), Action::Exit),
             })
@@ -46,6 +49,7 @@ pub fn hit(name: &str) {
             std::process::exit(FAILPOINT_EXIT_CODE);
         }
         Some(Action::Sleep(ms)) => std::thread::sleep(std::time::Duration::from_millis(ms)),
+        Some(Action::Panic) => panic!("failpoint {name}: panic"),
         Some(Action::NoSpace) | None => {}
     }
     #[cfg(not(feature = "failpoints"))]

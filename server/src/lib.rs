@@ -51,6 +51,7 @@ pub mod config;
 pub mod crypto;
 pub mod failpoint;
 pub mod jobs;
+pub mod paths;
 pub mod restore;
 pub mod smuggler;
 pub mod storage;
@@ -103,7 +104,7 @@ impl Rookery {
     /// Storage errors opening the system database.
     pub fn open(config: Config) -> Result<Self, StorageError> {
         let master = crypto::MasterKeySource::new(config.master_key_path());
-        let catalog = Arc::new(Catalog::open(&config.data_dir, config.durability, master)?);
+        let catalog = Arc::new(Catalog::open_with_roots(&config.data_dir, config.durability, master, &config.database_roots)?);
         let auth = auth::Authenticator::new(catalog.system(), config.max_failed_auth);
         let rookery = Self {
             config,
@@ -135,7 +136,9 @@ impl Rookery {
         // from a document, and each is checked again before it is removed.
         let (data_dir, roots) = (self.config.data_dir.clone(), self.config.effective_backup_roots());
         jobs::remove_unfinished_folders(&system, |path| {
-            backup::engine::is_unfinished_set_folder(path, &data_dir, &roots) || storage::files::is_staging_dir(path)
+            backup::engine::is_unfinished_set_folder(path, &data_dir, &roots)
+                || storage::files::is_staging_dir(path)
+                || tasks::drill::is_drill_scratch(path, &data_dir)
         });
         for db in std::iter::once(system.clone()).chain(self.catalog.list()) {
             if jobs::recover_interrupted(&db, app::api::SMUGGLER_STATUS_ID).is_some() {

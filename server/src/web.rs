@@ -1,7 +1,7 @@
 //! The whole HTTP server: the REST API, the studio (server-rendered, then
 //! hydrated) and its static files.
 
-use axum::response::Redirect;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
 use leptos::prelude::*;
@@ -29,7 +29,18 @@ pub fn app_router(state: AppState) -> Router {
             let options = options.clone();
             move || app::shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler(app::shell))
+        .fallback({
+            let studio_files = leptos_axum::file_and_error_handler(app::shell);
+            move |uri: axum::http::Uri, state: axum::extract::State<LeptosOptions>, request: axum::extract::Request| {
+                let studio_files = studio_files.clone();
+                async move {
+                    if api::is_api_path(uri.path()) {
+                        return api::unknown_path(&uri).into_response();
+                    }
+                    studio_files(uri, state, request).await
+                }
+            }
+        })
         .with_state(options);
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/studio") }))

@@ -39,6 +39,7 @@ pub fn RestorePage() -> impl IntoView {
     let (database_key, set_database_key) = signal(String::new());
     let (up_to, set_up_to) = signal(String::new());
     let (up_to_time, set_up_to_time) = signal(String::new());
+    let (source_database, set_source_database) = signal(String::new());
     let (busy, set_busy) = signal(false);
     let status_refresh = RwSignal::new(0u32);
     let sets_refresh = RwSignal::new(0u32);
@@ -120,6 +121,7 @@ pub fn RestorePage() -> impl IntoView {
             database_name: name,
             // A time, when one is given, wins over the chosen set.
             restore_up_to: non_empty(up_to_time.get_untracked()).or_else(|| non_empty(up_to.get_untracked())),
+            source_database_name: non_empty(source_database.get_untracked()),
             backup_passphrase: non_empty(passphrase.get_untracked()),
             encryption_key: non_empty(database_key.get_untracked()),
             ..Default::default()
@@ -205,6 +207,24 @@ pub fn RestorePage() -> impl IntoView {
                             })}
                         </Transition>
                     </div>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            let listing = sets.await.ok().flatten();
+                            let mut names: Vec<String> = listing.iter().flat_map(|l| l.chains.iter().map(|c| c.database_name.clone())).collect();
+                            names.sort();
+                            names.dedup();
+                            (names.len() > 1).then(|| view! {
+                                <div class="field">
+                                    <label for="restore-source-database">"Database in the backup"</label>
+                                    <select id="restore-source-database" on:change=move |ev| set_source_database.set(event_target_value(&ev))>
+                                        <option value="">"Choose one"</option>
+                                        {names.into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
+                                    </select>
+                                    <span class="hint">"This location holds backups of several databases: say which to restore, or choose a set above."</span>
+                                </div>
+                            })
+                        })}
+                    </Transition>
                     <div class="field">
                         <label for="restore-up-to-time">"Or up to a time"</label>
                         <input

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::documents::body_bytes;
+use super::body::json_request;
 use super::{blocking, ApiError, AppState};
 use crate::auth::sessions::{cookie, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 use crate::auth::{required_access, Access, AuthError, Identity, Role};
@@ -21,10 +21,10 @@ use app::api::{ApiKeyCreated, CreateApiKeyRequest, ErrorBody, LoginRequest, Me, 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Invalid(m) => ApiError::bad_request(ErrorCode::InvalidRequest, m),
+            AuthError::Invalid(m) => ApiError::new(ErrorCode::InvalidRequest, m),
             AuthError::NotFound => ApiError::not_found("No such user or key."),
-            AuthError::KeyExists(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::ApiKeyExists, e.to_string()),
-            AuthError::LastAdministrator(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::LastAdministrator, e.to_string()),
+            AuthError::KeyExists(_) => ApiError::new(ErrorCode::ApiKeyExists, e.to_string()),
+            AuthError::LastAdministrator(_) => ApiError::new(ErrorCode::LastAdministrator, e.to_string()),
             AuthError::Storage(s) => s.into(),
         }
     }
@@ -32,7 +32,6 @@ impl From<AuthError> for ApiError {
 
 fn unauthorized() -> ApiError {
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
         ErrorCode::Unauthorized,
         "Credentials are required: HTTP Basic (user:password) or 'Authorization: ApiKey name/secret', or sign in to the studio.",
     )
@@ -95,7 +94,7 @@ async fn presented(state: &AppState, headers: &HeaderMap) -> Presented {
 }
 
 fn too_many_attempts() -> ApiError {
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyAttempts, "Too many failed sign-ins from this address; wait a minute.")
+    ApiError::new(ErrorCode::TooManyAttempts, "Too many failed sign-ins from this address; wait a minute.")
 }
 
 /// Checks the credentials of a request from `ip`: refused while the address
@@ -156,17 +155,12 @@ pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mu
         let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         let sent = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
         if !safe && sent != Some(expected.as_str()) {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::CsrfTokenMissing,
-                "This request needs the X-CSRF-Token header of the session.",
-            )
-            .into_response();
+            return ApiError::new(ErrorCode::CsrfTokenMissing, "This request needs the X-CSRF-Token header of the session.")
+                .into_response();
         }
     }
     if identity.role < needed {
         return ApiError::new(
-            StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             format!("'{}' has the {:?} role; this needs {:?}.", identity.name, identity.role, needed),
         )
@@ -190,12 +184,7 @@ pub async fn put_user(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let request: PutUserRequest = serde_json::from_slice(&body_bytes(body)?).map_err(|e| {
-        ApiError::bad_request(
-            ErrorCode::InvalidJson,
-            format!("Expected {{\"Password\": \"...\", \"Role\": \"ReadOnly|ReadWrite|Admin\"}}: {e}"),
-        )
-    })?;
+    let request: PutUserRequest = json_request(body)?;
     blocking(move || {
         let created = state.auth().put_user(&name, &request.password, request.role)?;
         Ok(if created { StatusCode::CREATED } else { StatusCode::OK })
@@ -231,8 +220,7 @@ pub async fn create_api_key(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ApiKeyCreated>), ApiError> {
-    let request: CreateApiKeyRequest = serde_json::from_slice(&body_bytes(body)?)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("Expected {{\"Name\": \"...\", \"Role\": \"...\"}}: {e}")))?;
+    let request: CreateApiKeyRequest = json_request(body)?;
     blocking(move || {
         let api_key = state.auth().create_api_key(&request.name, request.role)?;
         Ok((StatusCode::CREATED, Json(ApiKeyCreated { api_key })))
@@ -299,8 +287,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: LoginRequest = serde_json::from_slice(&body_bytes(body)?)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("Expected {{\"Username\", \"Password\"}}: {e}")))?;
+    let request: LoginRequest = json_request(body)?;
     // Counted before the hash, given back on success (see check_credentials).
     if !state.auth().limiter.attempt(ip) {
         return Err(too_many_attempts());
@@ -309,12 +296,12 @@ pub async fn login(
     let auth_state = state.clone();
     let identity = blocking(move || Ok(auth_state.auth().verify_password(&request.username, &request.password))).await?;
     let Some(identity) = identity else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "Wrong user name or password."));
+        return Err(ApiError::new(ErrorCode::Unauthorized, "Wrong user name or password."));
     };
     state.auth().limiter.forgive(ip);
     // The user changed while the password was checked: sign in again.
     if state.auth().generation() != generation {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "The user changed meanwhile; sign in again."));
+        return Err(ApiError::new(ErrorCode::Unauthorized, "The user changed meanwhile; sign in again."));
     }
     let (token, csrf) = state.auth().sessions.create(identity.clone());
     let secure = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https");

@@ -1,6 +1,5 @@
 //! `GET /databases`, `PUT|DELETE /admin/databases/{name}`.
 
-use app::api::ErrorCode;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use std::collections::HashMap;
@@ -9,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::documents::body_bytes;
+use super::body::optional_json_request;
 use super::{blocking, ApiError, AppState};
 use app::api::{CreateDatabaseRequest, DatabaseCreated, DatabaseInfo, ErrorBody};
 
@@ -65,15 +64,7 @@ pub async fn create(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<DatabaseCreated>), ApiError> {
-    let body = body_bytes(body)?;
-    let request: CreateDatabaseRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateDatabaseRequest::default()
-    } else {
-        // `null` is no body, as the optional request body says.
-        serde_json::from_slice::<Option<CreateDatabaseRequest>>(&body)
-            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))?
-            .unwrap_or_default()
-    };
+    let request: CreateDatabaseRequest = optional_json_request(body)?;
     blocking(move || {
         let (db, key) = if request.encrypted {
             let (db, key) = state.catalog().create_encrypted(&name)?;

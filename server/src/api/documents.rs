@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::body::body_bytes;
 use super::{blocking, ApiError, Db};
 use app::api::{DocumentEntry, DocumentPage, ErrorBody, PutResult};
 
@@ -18,24 +19,13 @@ use app::api::{DocumentEntry, DocumentPage, ErrorBody, PutResult};
 pub const MAX_PAGE_SIZE: usize = 1024;
 const DEFAULT_PAGE_SIZE: usize = 25;
 
-/// Reads a request body, turning an oversized or broken one into a JSON error.
-pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::BodyTooLarge, "The request body is larger than the server accepts.")
-        } else {
-            ApiError::bad_request(ErrorCode::InvalidBody, format!("The request body cannot be read: {}", e.body_text()))
-        }
-    })
-}
-
 /// Checks that a body is a JSON object; returns it without insignificant
 /// whitespace, every other byte as sent (numbers keep their text, keys their order).
 pub(crate) fn json_object(body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("The body is not valid JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::bad_request(ErrorCode::NotAnObject, "A document must be a JSON object ({...})."));
+        return Err(ApiError::new(ErrorCode::NotAnObject, "A document must be a JSON object ({...})."));
     }
     Ok(minify(body))
 }
@@ -66,9 +56,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
     let text = value.to_str().unwrap_or("").trim();
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    text.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::bad_request(ErrorCode::InvalidETag, format!("If-Match must be an etag (a number), not '{}'.", text.escape_debug()))
-    })
+    text.parse::<u64>()
+        .map(Some)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidETag, format!("If-Match must be an etag (a number), not '{}'.", text.escape_debug())))
 }
 
 /// The one value `If-None-Match` takes (for the description).
@@ -83,10 +73,9 @@ fn if_none_match_any(headers: &HeaderMap) -> Result<bool, ApiError> {
     match headers.get(header::IF_NONE_MATCH) {
         None => Ok(false),
         Some(v) if v.as_bytes().trim_ascii() == b"*" => Ok(true),
-        Some(_) => Err(ApiError::bad_request(
-            ErrorCode::InvalidETag,
-            "If-None-Match accepts only '*' (create the document only if it does not exist).",
-        )),
+        Some(_) => {
+            Err(ApiError::new(ErrorCode::InvalidETag, "If-None-Match accepts only '*' (create the document only if it does not exist)."))
+        }
     }
 }
 
@@ -102,14 +91,13 @@ impl<S: Send + Sync> FromRequestParts<S> for DocId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidId, e.body_text()))?;
+        let params =
+            RawPathParams::from_request_parts(parts, state).await.map_err(|e| ApiError::new(ErrorCode::InvalidId, e.body_text()))?;
         params
             .iter()
             .find(|(k, _)| *k == "id")
             .map(|(_, v)| Self(v.to_string()))
-            .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidId, "A document id is required."))
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidId, "A document id is required."))
     }
 }
 
@@ -136,7 +124,7 @@ pub async fn put(Db(db): Db, DocId(id): DocId, headers: HeaderMap, body: Result<
     let expected = if_match(&headers)?;
     let create_only = if_none_match_any(&headers)?;
     if create_only && expected.is_some() {
-        return Err(ApiError::bad_request(ErrorCode::InvalidETag, "Give If-Match or If-None-Match: *, not both."));
+        return Err(ApiError::new(ErrorCode::InvalidETag, "Give If-Match or If-None-Match: *, not both."));
     }
     let body = json_object(&body_bytes(body)?)?;
     crate::storage::store::validate_client_id(&id)?;
@@ -211,7 +199,7 @@ pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> R
             Some(v) => {
                 v.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()).map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(
                     || {
-                        ApiError::bad_request(
+                        ApiError::new(
                             ErrorCode::InvalidQuery,
                             format!("'{name}' must be an integer from 0 to 9223372036854775807, not '{}'.", v.escape_debug()),
                         )

@@ -5,12 +5,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::backup::{BackupError, ErrorKind};
+use crate::backup::BackupError;
 use crate::restore::RestoreError;
 use crate::storage::StorageError;
 use app::api::{ErrorBody, ErrorCode};
 
-/// An error answer of the REST API.
+/// An error answer of the REST API. Its status is its code's (the one
+/// table in `ErrorCode::status`): a handler chooses the code, never the status.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -19,25 +20,30 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with a status, a stable code and a message.
-    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
-    }
-
-    /// 400 with `code`.
-    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// An error with a stable code and a message; the status is the code's.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status: status_of(code), code, message: message.into() }
     }
 
     /// 404 `NotFound`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     /// 500 `InternalError`; the detail is logged here and not sent.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "The server failed; see its log.")
+        Self::new(ErrorCode::InternalError, "The server failed; see its log.")
+    }
+
+    /// An error of a module: its code and message, except that a code
+    /// answered with 500 is logged with its detail and sent as `InternalError`.
+    pub(crate) fn classified(code: ErrorCode, message: String, detail: &dyn std::fmt::Display) -> Self {
+        if status_of(code) == StatusCode::INTERNAL_SERVER_ERROR {
+            Self::internal(detail)
+        } else {
+            Self::new(code, message)
+        }
     }
 }
 
@@ -48,31 +54,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The one mapping from an error's kind to an HTTP status (`None`: an
-/// internal error, logged and answered as 500 without its detail).
+/// The HTTP status of `code` (see `ErrorCode::status`).
 #[must_use]
-pub fn status_of(kind: ErrorKind) -> Option<StatusCode> {
-    match kind {
-        ErrorKind::BadRequest => Some(StatusCode::BAD_REQUEST),
-        ErrorKind::Forbidden => Some(StatusCode::FORBIDDEN),
-        ErrorKind::NotFound => Some(StatusCode::NOT_FOUND),
-        ErrorKind::Conflict => Some(StatusCode::CONFLICT),
-        ErrorKind::Unprocessable => Some(StatusCode::UNPROCESSABLE_ENTITY),
-        ErrorKind::Unavailable => Some(StatusCode::SERVICE_UNAVAILABLE),
-        ErrorKind::TooManyRequests => Some(StatusCode::TOO_MANY_REQUESTS),
-        ErrorKind::InsufficientStorage => Some(StatusCode::INSUFFICIENT_STORAGE),
-        ErrorKind::Internal => None,
-    }
-}
-
-impl ApiError {
-    /// An error of a module: its own code and kind, with `message`.
-    pub(crate) fn classified(kind: ErrorKind, code: ErrorCode, message: String, detail: &dyn std::fmt::Display) -> Self {
-        match status_of(kind) {
-            Some(status) => Self::new(status, code, message),
-            None => Self::internal(detail),
-        }
-    }
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl From<StorageError> for ApiError {
@@ -101,7 +86,7 @@ impl From<StorageError> for ApiError {
             StorageError::Locked(m) => format!("The database is encrypted and cannot be read: {m}."),
             StorageError::Engine(_) | StorageError::Io(_) | StorageError::Corrupt(_) | StorageError::Crypto(_) => String::new(),
         };
-        Self::classified(e.kind(), e.code(), message, &e)
+        Self::classified(e.code(), message, &e)
     }
 }
 
@@ -109,7 +94,7 @@ impl From<BackupError> for ApiError {
     fn from(e: BackupError) -> Self {
         match e {
             BackupError::Storage(s) => s.into(),
-            other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
+            other => Self::classified(other.code(), other.to_string(), &other),
         }
     }
 }
@@ -118,7 +103,7 @@ impl From<crate::smuggler::SmugglerError> for ApiError {
     fn from(e: crate::smuggler::SmugglerError) -> Self {
         match e {
             crate::smuggler::SmugglerError::Storage(s) => s.into(),
-            other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
+            other => Self::classified(other.code(), other.to_string(), &other),
         }
     }
 }
@@ -128,7 +113,7 @@ impl From<RestoreError> for ApiError {
         match e {
             RestoreError::Backup(b) => b.into(),
             RestoreError::Storage(s) => s.into(),
-            other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
+            other => Self::classified(other.code(), other.to_string(), &other),
         }
     }
 }

@@ -8,38 +8,54 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
-use super::documents::body_bytes;
+use super::body::optional_json_request;
 use super::{blocking, ApiError, AppState, Db};
 use crate::backup::compact::CompactOptions;
 use crate::backup::location::{listing, Depth};
 use crate::backup::sealed::SetSecret;
 use crate::backup::BackupOptions;
+use crate::jobs::Completion;
 use app::api::{
-    BackupListing, BackupRequest, CompactRequest, ErrorBody, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, COMPACT_STATUS_ID,
+    BackupListing, BackupRequest, CompactRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest, BACKUP_STATUS_ID, COMPACT_STATUS_ID,
     RESTORE_STATUS_ID,
 };
 
 pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
     match query.get(name).map(|v| v.to_ascii_lowercase()) {
         None => Ok(false),
-        Some(v) if v == "true" || v == "1" || v.is_empty() => Ok(true),
+        Some(v) if v == "true" || v == "1" => Ok(true),
         Some(v) if v == "false" || v == "0" => Ok(false),
-        Some(v) => {
-            Err(ApiError::bad_request(ErrorCode::InvalidQuery, format!("'{name}' must be true or false, not '{}'.", v.escape_debug())))
-        }
+        Some(v) => Err(ApiError::new(ErrorCode::InvalidQuery, format!("'{name}' must be true or false, not '{}'.", v.escape_debug()))),
     }
 }
 
-fn json_body<T: DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body_bytes(body)?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+/// The answer of a request that started a job: 202 naming its status
+/// document; with `?wait=true`, the job's end: 200 with its final status
+/// when it succeeded, else its error (that code's status). A client that
+/// goes away while it waits does not stop the job.
+pub(crate) async fn job_started(wait: bool, status_document: &str, completion: Arc<Completion>) -> Result<Response, ApiError> {
+    if !wait {
+        return Ok(accepted(status_document));
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))
+    let outcome = tokio::task::spawn_blocking(move || completion.wait()).await.map_err(|e| ApiError::internal(&e))?;
+    job_ended(outcome)
+}
+
+/// 202 naming a job's status document.
+pub(crate) fn accepted(status_document: &str) -> Response {
+    (StatusCode::ACCEPTED, Json(JobAccepted { status_document: status_document.to_string() })).into_response()
+}
+
+/// The answer for a job that ended: 200 with its final status, or its error.
+pub(crate) fn job_ended(outcome: crate::jobs::Outcome) -> Result<Response, ApiError> {
+    match outcome.error {
+        None => Ok((StatusCode::OK, Json(outcome.status)).into_response()),
+        Some((code, message)) => Err(ApiError::classified(code, message.clone(), &message)),
+    }
 }
 
 /// Starts a backup of the database; poll `{base}/docs/Raven/Backup/Status`.
@@ -47,13 +63,19 @@ fn json_body<T: DeserializeOwned + Default>(body: Result<Bytes, BytesRejection>)
     post,
     path = "/admin/backup",
     tag = "backup",
-    params(("incremental" = Option<bool>, Query, nullable = false, description = "Default false")),
+    params(
+        ("incremental" = Option<bool>, Query, nullable = false, description = "Default false"),
+        ("wait" = Option<bool>, Query, nullable = false, description = "Answer when the job has ended (default false)"),
+    ),
     request_body = BackupRequest,
     responses(
         (status = 202, body = JobAccepted),
-        (status = 400, body = ErrorBody, description = "InvalidBackupLocation"),
+        (status = 200, body = JobStatus, description = "wait=true: the backup succeeded"),
+        (status = 400, body = ErrorBody, description = "InvalidBackupLocation, InvalidRequest, BackupStorageError"),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "BackupAlreadyRunning, ChainMismatch"),
+        (status = 409, body = ErrorBody, description = "BackupAlreadyRunning, ChainMismatch; wait=true: Canceled"),
+        (status = 422, body = ErrorBody, description = "wait=true: the job found damage (ChecksumMismatch, CorruptBackup)"),
+        (status = 507, body = ErrorBody, description = "wait=true: InsufficientSpace"),
     )
 )]
 pub async fn start_backup(
@@ -61,15 +83,16 @@ pub async fn start_backup(
     Db(db): Db,
     Query(query): Query<HashMap<String, String>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     let incremental = flag(&query, "incremental")?;
-    let request: BackupRequest = json_body(body)?;
+    let wait = flag(&query, "wait")?;
+    let request: BackupRequest = optional_json_request(body)?;
     if request.max_bytes_per_second == Some(0) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidRequest, "MaxBytesPerSecond is at least 1 (leave it out for no cap)"));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "MaxBytesPerSecond is at least 1 (leave it out for no cap)"));
     }
     let set_secret = SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
-        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidRequest, m))?;
-    blocking(move || {
+        .map_err(|m| ApiError::new(ErrorCode::InvalidRequest, m))?;
+    let completion = blocking(move || {
         let options = BackupOptions {
             location: request.backup_location,
             s3: request.s3,
@@ -82,9 +105,10 @@ pub async fn start_backup(
         };
         let handle = state.start_backup(&db.name, options)?;
         tracing::info!(database = %db.name, set = %handle.set_id, "backup started");
-        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: BACKUP_STATUS_ID.to_string() })))
+        Ok(handle.completion())
     })
-    .await
+    .await?;
+    job_started(wait, BACKUP_STATUS_ID, completion).await
 }
 
 /// Restores a backup location into a new database; poll `/docs/Raven/Restore/Status`.
@@ -92,31 +116,39 @@ pub async fn start_backup(
     post,
     path = "/admin/restore",
     tag = "restore",
-    params(("defrag" = Option<bool>, Query, nullable = false, description = "Compact fully before opening (default false)")),
+    params(
+        ("defrag" = Option<bool>, Query, nullable = false, description = "Compact fully before opening (default false)"),
+        ("wait" = Option<bool>, Query, nullable = false, description = "Answer when the job has ended (default false)"),
+    ),
     request_body = RestoreRequest,
     responses(
         (status = 202, body = JobAccepted),
-        (status = 400, body = ErrorBody, description = "InvalidBackupLocation, NoBackupFound, SetNotFound, InvalidName"),
-        (status = 409, body = ErrorBody, description = "DatabaseExists, DestinationNotEmpty, RestoreAlreadyRunning"),
-        (status = 422, body = ErrorBody, description = "ChecksumMismatch, BrokenChain, UnsupportedFormatVersion"),
+        (status = 200, body = JobStatus, description = "wait=true: the restore succeeded"),
+        (status = 400, body = ErrorBody, description = "InvalidBackupLocation, NoBackupFound, AmbiguousBackup, InvalidName, InvalidRequest"),
+        (status = 404, body = ErrorBody, description = "SetNotFound: RestoreUpTo names no set of a complete chain"),
+        (status = 409, body = ErrorBody, description = "DatabaseExists, DestinationNotEmpty, RestoreAlreadyRunning; wait=true: Canceled"),
+        (status = 422, body = ErrorBody, description = "ChecksumMismatch, BrokenChain, CorruptBackup, UnsupportedFormatVersion"),
+        (status = 507, body = ErrorBody, description = "InsufficientSpace"),
     )
 )]
 pub async fn start_restore(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+) -> Result<Response, ApiError> {
     let defrag = flag(&query, "defrag")?;
-    let request: RestoreRequest = json_body(body)?;
+    let wait = flag(&query, "wait")?;
+    let request: RestoreRequest = optional_json_request(body)?;
     if request.restore_start_timeout.is_some_and(|t| t > 3600) {
-        return Err(ApiError::bad_request(ErrorCode::InvalidRequest, "RestoreStartTimeout is at most 3600 seconds."));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "RestoreStartTimeout is at most 3600 seconds."));
     }
-    blocking(move || {
+    let completion = blocking(move || {
         let handle = state.start_restore(&request, defrag)?;
         tracing::info!(database = %handle.database_name, "restore started");
-        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: RESTORE_STATUS_ID.to_string() })))
+        Ok(handle.completion())
     })
-    .await
+    .await?;
+    job_started(wait, RESTORE_STATUS_ID, completion).await
 }
 
 /// The chains and sets in a backup location, each verified.
@@ -171,29 +203,35 @@ pub async fn cancel_restore(State(state): State<AppState>) -> Result<(StatusCode
     post,
     path = "/admin/backup/compact",
     tag = "backup",
+    params(("wait" = Option<bool>, Query, nullable = false, description = "Answer when the job has ended (default false)")),
     request_body = CompactRequest,
     responses(
         (status = 202, body = JobAccepted),
+        (status = 200, body = JobStatus, description = "wait=true: the compaction succeeded"),
         (status = 400, body = ErrorBody, description = "InvalidBackupLocation, NoBackupFound, InvalidEncryptionKey, BackupStorageError"),
         (status = 404, body = ErrorBody, description = "SetNotFound: UpTo names no set of a complete chain"),
-        (status = 409, body = ErrorBody, description = "CompactionAlreadyRunning, BackupAlreadyRunning"),
-        (status = 422, body = ErrorBody, description = "ChecksumMismatch, BrokenChain, UnsupportedFormatVersion"),
+        (status = 409, body = ErrorBody, description = "CompactionAlreadyRunning, BackupAlreadyRunning; wait=true: Canceled"),
+        (status = 422, body = ErrorBody, description = "ChecksumMismatch, BrokenChain, CorruptBackup, UnsupportedFormatVersion"),
+        (status = 507, body = ErrorBody, description = "wait=true: InsufficientSpace"),
     )
 )]
 pub async fn start_compaction(
     State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
-    let request: CompactRequest = json_body(body)?;
+) -> Result<Response, ApiError> {
+    let wait = flag(&query, "wait")?;
+    let request: CompactRequest = optional_json_request(body)?;
     let set_secret = SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
-        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidRequest, m))?;
-    blocking(move || {
-        let options = CompactOptions { up_to: request.up_to, set_secret };
+        .map_err(|m| ApiError::new(ErrorCode::InvalidRequest, m))?;
+    let completion = blocking(move || {
+        let options = CompactOptions { up_to: request.up_to, set_secret, source_database: request.source_database_name };
         let handle = state.start_compaction(&request.backup_location, request.s3.as_ref(), &options)?;
         tracing::info!(set = %handle.set_id, "compaction started");
-        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: COMPACT_STATUS_ID.to_string() })))
+        Ok(handle.completion())
     })
-    .await
+    .await?;
+    job_started(wait, COMPACT_STATUS_ID, completion).await
 }
 
 /// Asks the running compaction to stop (it ends with `Canceled` and leaves no set).

@@ -53,6 +53,7 @@ use app::api::*;
         auth::logout,
     ),
     components(schemas(
+        documents::IfNoneMatch,
         ErrorBody,
         ErrorCode,
         Health,
@@ -85,13 +86,15 @@ use app::api::*;
 )]
 struct ApiDoc;
 
-/// Paths served at the root for the system database and under `/databases/{db}` for named ones.
+/// The OpenAPI form of a route's path (`{*id}` is `{id}`).
+pub(crate) fn described_path(route: &str) -> String {
+    route.replace("{*", "{")
+}
+
+/// Paths served at the root for the system database and under
+/// `/databases/{db}` for named ones: the router's own list.
 fn is_per_database(path: &str) -> bool {
-    path == "/docs"
-        || path.starts_with("/docs/")
-        || path == "/admin/backup"
-        || path == "/admin/backup/cancel"
-        || path.starts_with("/smuggler/")
+    super::per_database_routes().iter().any(|(route, _, _)| described_path(route) == path)
 }
 
 /// The whole description.
@@ -162,4 +165,78 @@ fn add_db_parameter(op: &mut Operation) {
 #[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
 pub async fn spec() -> Json<OpenApiDoc> {
     Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// Every path the router serves, in the description's form.
+    fn routed_paths() -> BTreeSet<String> {
+        let per_database = super::super::per_database_routes();
+        let root = super::super::server_routes().into_iter().chain(super::super::per_database_routes()).map(|(p, _, _)| described_path(p));
+        root.chain(per_database.into_iter().map(|(p, _, _)| format!("/databases/{{db}}{}", described_path(p)))).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_description_and_the_router_serve_the_same_routes_and_methods() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rookery = Arc::new(crate::Rookery::open(crate::config::Config::for_tests(&dir.path().join("data"))).expect("opens"));
+        rookery.catalog().create("db").expect("creates");
+        let router = super::super::router(rookery);
+        let doc = document();
+        let described: BTreeSet<String> = doc.paths.paths.keys().cloned().collect();
+        assert_eq!(described, routed_paths(), "the description and the router list the same paths");
+        for (path, item) in &doc.paths.paths {
+            let uri = path.replace("{db}", "db").replace("{id}", "some/id").replace("{name}", "nobody");
+            for (method, op) in [("GET", &item.get), ("PUT", &item.put), ("POST", &item.post), ("DELETE", &item.delete)] {
+                let request = Request::builder().method(method).uri(&uri).body(Body::empty()).expect("request");
+                let response = router.clone().oneshot(request).await.expect("answers");
+                let status = response.status();
+                let body = response.into_body().collect().await.expect("body").to_bytes();
+                let routed = status != StatusCode::METHOD_NOT_ALLOWED && !(status == StatusCode::NOT_FOUND && body.is_empty());
+                assert_eq!(routed, op.is_some(), "{method} {uri}: described {} but answered {status}", op.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn set_id_patterns_accept_every_kind_of_set_id_and_times() {
+        let doc = serde_json::to_value(document()).expect("serializes");
+        let schemas = &doc["components"]["schemas"];
+        let patterns = [
+            schemas["CompactRequest"]["properties"]["UpTo"]["pattern"].as_str().expect("UpTo pattern"),
+            schemas["RestoreRequest"]["properties"]["RestoreUpTo"]["pattern"].as_str().expect("RestoreUpTo pattern"),
+        ];
+        let mut taken = std::collections::BTreeSet::new();
+        let mut ids = Vec::new();
+        for kind in crate::backup::SetKind::ALL {
+            for _ in 0..2 {
+                let id = crate::backup::engine::new_set_id(&taken, kind);
+                taken.insert(id.clone());
+                ids.push(id);
+            }
+        }
+        ids.push("20261126T050000Z-2-full".into()); // version 1's form
+        for pattern in patterns {
+            let re = regex::Regex::new(pattern).expect("a regex");
+            for id in &ids {
+                assert!(crate::backup::format::is_valid_set_id(id), "{id}");
+                assert!(re.is_match(id), "{pattern} refuses the set id {id}");
+            }
+            assert!(!re.is_match("../20261126T050000Z-full"), "{pattern}");
+        }
+        let restore = regex::Regex::new(patterns[1]).expect("a regex");
+        for time in ["2026-11-26T05:00:00Z", "2026-11-26T05:00:00.123+01:00"] {
+            assert!(restore.is_match(time), "{time}");
+        }
+    }
 }

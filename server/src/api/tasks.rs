@@ -3,25 +3,27 @@
 
 use std::collections::HashMap;
 
-use app::api::{BackupTask, BackupTaskInfo, ErrorBody, JobAccepted, RetentionOutcome, RetentionRequest, ScheduleInfo, BACKUP_STATUS_ID};
+use app::api::{
+    BackupTask, BackupTaskInfo, ErrorBody, JobAccepted, JobStatus, RetentionOutcome, RetentionRequest, ScheduleInfo, BACKUP_STATUS_ID,
+    COMPACT_STATUS_ID,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, RawPathParams, State};
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::documents::body_bytes;
+use super::body::json_request;
 use super::jobs::flag;
 use super::{blocking, ApiError, AppState, Db};
 use crate::tasks::TaskError;
-use app::api::ErrorCode;
 
 impl From<TaskError> for ApiError {
     fn from(e: TaskError) -> Self {
         match e {
             TaskError::Backup(b) => b.into(),
             TaskError::Storage(s) => s.into(),
-            other => Self::classified(other.kind(), other.code(), other.to_string(), &other),
+            other => Self::classified(other.code(), other.to_string(), &other),
         }
     }
 }
@@ -29,11 +31,6 @@ impl From<TaskError> for ApiError {
 /// The `{name}` of a task route.
 fn task_name(params: &RawPathParams) -> String {
     params.iter().find(|(k, _)| *k == "name").map(|(_, v)| v.to_string()).unwrap_or_default()
-}
-
-fn json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    serde_json::from_slice(&body_bytes(body)?)
-        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidJson, format!("The body is not a valid request: {e}")))
 }
 
 /// Creates or replaces a task.
@@ -56,7 +53,7 @@ pub async fn put_task(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     let name = task_name(&params);
-    let task: BackupTask = json(body)?;
+    let task: BackupTask = json_request(body)?;
     blocking(move || Ok(if state.put_task(&db.name, &name, task)? { StatusCode::CREATED } else { StatusCode::OK })).await
 }
 
@@ -101,12 +98,19 @@ pub async fn delete_task(State(state): State<AppState>, Db(db): Db, params: RawP
     post,
     path = "/admin/backup/tasks/{name}/run",
     tag = "tasks",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"), ("incremental" = Option<bool>, Query, nullable = false, description = "Default false")),
+    params(
+        ("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"),
+        ("incremental" = Option<bool>, Query, nullable = false, description = "Default false"),
+        ("wait" = Option<bool>, Query, nullable = false, description = "Answer when the run's backup has ended (default false)"),
+    ),
     responses(
         (status = 202, body = JobAccepted),
-        (status = 400, body = ErrorBody, description = "InvalidQuery"),
+        (status = 200, body = JobStatus, description = "wait=true: the run's backup succeeded"),
+        (status = 400, body = ErrorBody, description = "InvalidQuery, InvalidBackupLocation, InvalidRequest"),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "BackupAlreadyRunning, ChainMismatch"),
+        (status = 409, body = ErrorBody, description = "BackupAlreadyRunning, ChainMismatch; wait=true: Canceled"),
+        (status = 422, body = ErrorBody, description = "wait=true: damage found in the chain a compacting run folds"),
+        (status = 507, body = ErrorBody, description = "wait=true: InsufficientSpace"),
     )
 )]
 pub async fn run_task(
@@ -114,14 +118,26 @@ pub async fn run_task(
     Db(db): Db,
     params: RawPathParams,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let name = task_name(&params);
     let incremental = flag(&query, "incremental")?;
-    blocking(move || {
-        state.run_task(&db.name, &name, incremental)?;
-        Ok((StatusCode::ACCEPTED, Json(JobAccepted { status_document: BACKUP_STATUS_ID.to_string() })))
+    let wait = flag(&query, "wait")?;
+    let (task_state, database, task) = (state.clone(), db.name.clone(), name.clone());
+    let run = blocking(move || Ok(state.run_task(&db.name, &name, incremental)?)).await?;
+    // A forever-incremental task's full is a compaction, reported in its own status document.
+    let document = if run.compaction { COMPACT_STATUS_ID } else { BACKUP_STATUS_ID };
+    if !wait {
+        return Ok(super::jobs::accepted(document));
+    }
+    // The whole run: its backup, then its retention and its record.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let outcome = run.completion.wait();
+        task_state.wait_for_task_run(&database, &task);
+        outcome
     })
     .await
+    .map_err(|e| ApiError::internal(&e))?;
+    super::jobs::job_ended(outcome)
 }
 
 /// Applies a retention policy to the database's chains in a location, or
@@ -145,7 +161,7 @@ pub async fn retention(
 ) -> Result<Json<RetentionOutcome>, ApiError> {
     let location = query.get("location").cloned().unwrap_or_default();
     let dry_run = flag(&query, "dryRun")?;
-    let request: RetentionRequest = json(body)?;
+    let request: RetentionRequest = json_request(body)?;
     blocking(move || Ok(Json(state.apply_retention(&db.name, &location, &request.retention, dry_run)?))).await
 }
 

@@ -37,7 +37,7 @@ use super::sealed::{SetKey, SetSecret};
 use super::{BackupError, BackupSummary};
 use crate::failpoint;
 use crate::jobs::{CancelToken, StatusReporter};
-use crate::restore::{choose_chain, read_file, set_keys, RestoreError, Source};
+use crate::restore::{choose_chain, read_file, set_keys, ChainChoice, RestoreError, Source};
 
 /// What a compaction folds and how.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +46,8 @@ pub struct CompactOptions {
     pub up_to: Option<String>,
     /// The key or passphrase of an encrypted chain.
     pub set_secret: Option<SetSecret>,
+    /// The database whose chain to fold, when the location holds several.
+    pub source_database: Option<String>,
 }
 
 impl From<RestoreError> for BackupError {
@@ -59,6 +61,7 @@ impl From<RestoreError> for BackupError {
             }
             RestoreError::InvalidEncryptionKey(m) => Self::InvalidEncryptionKey(m),
             RestoreError::Canceled => Self::Canceled,
+            RestoreError::InvalidRequest(m) => Self::Unsupported(m),
             other => Self::Corrupt(other.to_string()),
         }
     }
@@ -86,7 +89,7 @@ impl PreparedCompaction {
 /// # Errors
 /// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `InvalidEncryptionKey`, storage errors.
 pub fn prepare(location: Location, options: &CompactOptions) -> Result<PreparedCompaction, BackupError> {
-    let chain = choose_chain(&location, options.up_to.as_deref())?;
+    let chain = choose_chain(&location, ChainChoice { up_to: options.up_to.as_deref(), database: options.source_database.as_deref() })?;
     let set_keys = set_keys(&chain, options.set_secret.as_ref())?;
     if chain.len() < 2 {
         let only = chain.first().map_or("", |s| s.manifest.set_id.as_str());
@@ -134,7 +137,7 @@ pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel:
     }
     failpoint::hit("compact.after_index");
 
-    let target = Target::begin(&prepared.location, &prepared.set_id, reporter)?;
+    let target = Target::begin(&prepared.location, &prepared.set_id)?;
     let result = write(prepared, &index, &target, reporter, cancel);
     if result.is_err() {
         target.abort();
@@ -158,7 +161,7 @@ fn write(
         }
         _ => None,
     };
-    let estimate = full.manifest.document_count + prepared.chain[1..].iter().map(|s| s.manifest.document_count).sum::<u64>();
+    let estimate = prepared.chain[1..].iter().fold(full.manifest.document_count, |sum, s| sum.saturating_add(s.manifest.document_count));
     reporter.set_total(estimate);
     let mut files = FileSet::new(target, &prepared.set_id, reporter, cancel, new_key.as_ref().map(|k| k.key.clone()));
 
@@ -589,7 +592,7 @@ mod tests {
             }
             // Fold up to a random point of the chain (the full alone is refused: nothing to fold).
             let point = 1 + rng.below(set_ids.len() as u64 - 1) as usize;
-            let options = CompactOptions { up_to: Some(set_ids[point].clone()), set_secret: None };
+            let options = CompactOptions { up_to: Some(set_ids[point].clone()), set_secret: None, source_database: None };
             let compacted = rookery.start_compaction(&location, None, &options).expect("starts").wait().expect("compacts");
             let restore = |name: &str, up_to: &str| {
                 let request = RestoreRequest {

@@ -52,7 +52,7 @@ const ZSTD_LEVEL: i32 = 1;
 /// # Errors
 /// Any failure; what the backup wrote is removed before returning.
 pub fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
-    let target = Target::begin(&prepared.location, &prepared.set_id, reporter)?;
+    let target = Target::begin(&prepared.location, &prepared.set_id)?;
     let result = match prepared.kind {
         SetKind::Snapshot => super::snapshot::write_set(prepared, &target, reporter, cancel),
         SetKind::Full | SetKind::Incremental => write_set(prepared, &target, reporter, cancel),
@@ -103,7 +103,7 @@ impl FileSink {
 }
 
 impl Target {
-    pub(super) fn begin(location: &Location, set_id: &str, reporter: &mut StatusReporter) -> Result<Self, BackupError> {
+    pub(super) fn begin(location: &Location, set_id: &str) -> Result<Self, BackupError> {
         match location {
             Location::Folder(path) => {
                 std::fs::create_dir_all(path).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", path.display())))?;
@@ -111,16 +111,7 @@ impl Target {
                 std::fs::create_dir(&temp).map_err(|e| BackupError::Io(format!("cannot create the set folder: {e}")))?;
                 Ok(Self::Folder { location: path.clone(), temp, set_id: set_id.to_string() })
             }
-            Location::Objects(o) => {
-                let removed = location.remove_unfinished()?;
-                if !removed.is_empty() {
-                    reporter.message(
-                        &format!("Removed the objects of {} unfinished set(s): {}", removed.len(), removed.join(", ")),
-                        app::api::Severity::Information,
-                    );
-                }
-                Ok(Self::Objects { location: o.clone(), set_id: set_id.to_string() })
-            }
+            Location::Objects(o) => Ok(Self::Objects { location: o.clone(), set_id: set_id.to_string() }),
         }
     }
 

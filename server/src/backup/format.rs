@@ -61,6 +61,22 @@ pub fn is_valid_set_id(id: &str) -> bool {
     SetKind::ALL.iter().any(|k| kind == k.suffix())
 }
 
+/// Whether `name` (a path inside a set) is one a writer of this format
+/// gives a file: `manifest.json`, `SHA256SUMS`, the data files of a logical
+/// set (`documents-NNNN.zst`, `changes.zst`, `deletions.zst`,
+/// `credentials.zst`) or a storage file of a snapshot set. Clean-up removes
+/// an abandoned set only when it holds nothing else.
+#[must_use]
+pub fn is_set_file_name(name: &str) -> bool {
+    let documents = name
+        .strip_prefix("documents-")
+        .and_then(|n| n.strip_suffix(".zst"))
+        .is_some_and(|n| n.len() >= 4 && n.bytes().all(|b| b.is_ascii_digit()));
+    documents
+        || matches!(name, MANIFEST | SHA256SUMS | "changes.zst" | "deletions.zst" | "credentials.zst")
+        || crate::storage::files::is_storage_file_name(name)
+}
+
 /// Full (logical), snapshot (the database's own files) or incremental.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetKind {

@@ -1,5 +1,7 @@
 //! A backup as a job: checked, then run in the background (see [`crate::jobs`]).
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -8,7 +10,8 @@ use app::api::{counted, ErrorCode, JobStatus, Severity, BACKUP_STATUS_ID, COMPAC
 use super::compact::{self, CompactOptions};
 use super::location::Location;
 use super::{engine, prepare, BackupError, BackupOptions, BackupSummary, SetKind};
-use crate::jobs::{Job, JobError, JobKind, StatusReporter, UnfinishedFolder};
+use crate::jobs::{unfinished, Completion, Job, JobError, JobKind, StatusReporter, UnfinishedFolder, UnfinishedSet};
+use crate::storage::DatabaseHandle;
 use crate::Rookery;
 
 /// A running backup.
@@ -17,6 +20,7 @@ pub struct BackupHandle {
     /// The set being written.
     pub set_id: String,
     thread: JoinHandle<Result<BackupSummary, BackupError>>,
+    completion: Arc<Completion>,
 }
 
 impl BackupHandle {
@@ -33,6 +37,61 @@ impl BackupHandle {
     pub fn is_finished(&self) -> bool {
         self.thread.is_finished()
     }
+
+    /// The job's end, to wait for without owning the handle.
+    #[must_use]
+    pub fn completion(&self) -> Arc<Completion> {
+        self.completion.clone()
+    }
+}
+
+/// The record of a set being written (see [`Rookery::record_unfinished`]).
+enum Unfinished {
+    /// A `.tmp-` folder: the folder is removed on any failure, so the record
+    /// goes either way; a crash leaves it for the next start.
+    Folder(UnfinishedFolder),
+    /// A set in object storage: forgotten once complete; kept after a
+    /// failure, for the next backup into the location to clear.
+    Set(UnfinishedSet),
+}
+
+impl Unfinished {
+    fn finish(self, completed: bool) {
+        match self {
+            Self::Folder(folder) => drop(folder),
+            Self::Set(set) if completed => set.completed(),
+            // Kept: the record stays in the server's state (see `UnfinishedSet`).
+            Self::Set(_) => {}
+        }
+    }
+}
+
+/// Before a new set is written into `location`: removes the location's
+/// unfinished sets that are provably abandoned (see
+/// [`Location::remove_unfinished`]), this server's recorded ones first, and
+/// forgets the records it has dealt with.
+///
+/// # Errors
+/// The location cannot be listed or the storage refused.
+pub(crate) fn clear_abandoned(
+    system: &DatabaseHandle,
+    location: &Location,
+    writing: &str,
+    grace: Duration,
+    reporter: &mut StatusReporter,
+) -> Result<(), BackupError> {
+    let records = unfinished::recorded_sets(system, &location.to_string());
+    let own: BTreeSet<String> = records.iter().map(|(_, id)| id.clone()).filter(|id| id != writing).collect();
+    let removed = location.remove_unfinished(&own, grace, writing)?;
+    for (key, id) in &records {
+        if id != writing {
+            unfinished::forget(system, key);
+        }
+    }
+    if !removed.is_empty() {
+        reporter.message(&format!("Removed {} abandoned unfinished set(s): {}", removed.len(), removed.join(", ")), Severity::Information);
+    }
+    Ok(())
 }
 
 impl JobError for BackupError {
@@ -95,13 +154,16 @@ impl Rookery {
             Some(dir) => Some(UnfinishedFolder::record(self.catalog.system(), dir)?),
             None => None,
         };
+        let (system, grace) = (self.catalog.system(), self.config.unfinished_set_grace());
         let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name);
+        let completion = job.completion();
         let thread = job
             .spawn(
                 format!("backup-{}", prepared.database.name),
                 move |job| {
+                    clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)?;
                     let result = engine::run(&prepared, &mut job.reporter, &job.cancel);
-                    drop(unfinished);
+                    unfinished.finish(result.is_ok());
                     drop(staging);
                     if let Ok(s) = &result {
                         job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
@@ -119,7 +181,7 @@ impl Rookery {
                 },
             )
             .map_err(|e| BackupError::Io(format!("cannot start the backup thread: {e}")))?;
-        Ok(BackupHandle { set_id, thread })
+        Ok(BackupHandle { set_id, thread, completion })
     }
 
     /// Starts compacting a chain of `location` into one new full set in the
@@ -148,13 +210,17 @@ impl Rookery {
         let reporter = StatusReporter::start(self.catalog.system(), COMPACT_STATUS_ID, compact::initial_status(&prepared), &first)?;
         let unfinished = self.record_unfinished(&prepared.location, &prepared.set_id)?;
         let set_id = prepared.set_id.clone();
+        let (system, grace) = (self.catalog.system(), self.config.unfinished_set_grace());
         let job = Job::new(JobKind::Compact, compact_slot, None, reporter, &self.running, "");
+        let completion = job.completion();
         let thread = job
             .spawn(
                 "compact".to_string(),
                 move |job| {
+                    clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)?;
                     let result = compact::run(&prepared, &mut job.reporter, &job.cancel);
-                    drop((unfinished, backup_slot));
+                    unfinished.finish(result.is_ok());
+                    drop(backup_slot);
                     if let Ok(s) = &result {
                         job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
                     }
@@ -171,17 +237,17 @@ impl Rookery {
                 },
             )
             .map_err(|e| BackupError::Io(format!("cannot start the compaction thread: {e}")))?;
-        Ok(BackupHandle { set_id, thread })
+        Ok(BackupHandle { set_id, thread, completion })
     }
 
-    /// Records the `.tmp-` folder a new set is written in, for crash recovery
-    /// (in object storage there is none: the next backup removes an
-    /// unfinished set's objects).
-    fn record_unfinished(&self, location: &Location, set_id: &str) -> Result<Option<UnfinishedFolder>, BackupError> {
-        match location.folder() {
-            Some(folder) => Ok(Some(UnfinishedFolder::record(self.catalog.system(), &engine::temp_dir(folder, set_id))?)),
-            None => Ok(None),
-        }
+    /// Records where a new set is written, for crash recovery: its `.tmp-`
+    /// folder, or the set id in an object storage location (see [`Unfinished`]).
+    fn record_unfinished(&self, location: &Location, set_id: &str) -> Result<Unfinished, BackupError> {
+        let system = self.catalog.system();
+        Ok(match location.folder() {
+            Some(folder) => Unfinished::Folder(UnfinishedFolder::record(system, &engine::temp_dir(folder, set_id))?),
+            None => Unfinished::Set(UnfinishedSet::record(system, &location.to_string(), set_id)?),
+        })
     }
 
     /// Asks the running compaction to stop: it ends with `Canceled` and leaves no set.

@@ -12,6 +12,7 @@ use app::api::S3Settings;
 
 use super::format::{parse_sha256sums, sha256_reader, Manifest, SetKind, FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX};
 use super::BackupError;
+pub use crate::paths::resolve;
 use app::api::{BackupChainInfo, BackupListing, BackupSetInfo};
 
 /// Checks a client-given location before anything touches the disk: absolute,
@@ -125,7 +126,10 @@ pub fn location_from_cli(raw: &str) -> Result<Location, BackupError> {
 }
 
 fn connect(bucket: &str, prefix: &str, s3: Option<&S3Settings>) -> Result<Location, BackupError> {
-    ObjectLocation::connect(bucket, prefix, s3).map(|o| Location::Objects(Arc::new(o))).map_err(BackupError::StorageUnavailable)
+    ObjectLocation::connect(bucket, prefix, s3).map(|o| Location::Objects(Arc::new(o))).map_err(|e| match e {
+        object::ConnectError::CredentialsRequired(m) => BackupError::Unsupported(m),
+        object::ConnectError::Unusable(m) => BackupError::StorageUnavailable(m),
+    })
 }
 
 /// An I/O error of a location: a storage fault (object storage) or `what`.
@@ -136,15 +140,16 @@ pub fn io_error(e: &std::io::Error, what: impl FnOnce(String) -> BackupError) ->
     }
 }
 
-/// What a location holds at its top level.
+/// What a location holds at its top level: names that are set ids, nothing
+/// else. A location may hold other things (another location nested in it,
+/// files of the operator's): they are never read, listed or removed as sets.
 #[derive(Debug, Default)]
 struct Entries {
-    /// Names that may be sets (folders; prefixes with a manifest).
+    /// Set ids that may be sets: folders, or prefixes in object storage
+    /// (those without a manifest turn out unfinished when read).
     sets: Vec<String>,
-    /// Sets that never completed: `.tmp-` folders; prefixes without a manifest.
+    /// Folders of sets being written or left by a crash (`.tmp-<SetId>`).
     unfinished: Vec<String>,
-    /// Object storage: the keys under each set id, with sizes.
-    objects: BTreeMap<String, Vec<object::Entry>>,
 }
 
 impl Entries {
@@ -166,6 +171,7 @@ impl Location {
 
     fn entries(&self) -> Result<Entries, BackupError> {
         let mut out = Entries::default();
+        let is_set_id = super::format::is_valid_set_id;
         match self {
             Self::Folder(path) => {
                 let entries = match std::fs::read_dir(path) {
@@ -180,28 +186,20 @@ impl Location {
                     if !entry.path().is_dir() {
                         continue;
                     }
-                    if name.starts_with(TEMP_PREFIX) {
-                        out.unfinished.push(name);
-                    } else if !name.starts_with('.') {
-                        out.sets.push(name);
+                    match name.strip_prefix(TEMP_PREFIX) {
+                        Some(id) if is_set_id(id) => out.unfinished.push(name),
+                        None if is_set_id(&name) => out.sets.push(name),
+                        _ => {}
                     }
                 }
             }
             Self::Objects(o) => {
-                let listed = o.list().map_err(|e| io_error(&e, BackupError::Io))?;
-                for entry in listed {
-                    let Some((set, _)) = entry.key.split_once('/') else { continue };
-                    out.objects.entry(set.to_string()).or_default().push(entry);
-                }
-                for (set, objects) in &out.objects {
-                    if objects.iter().any(|o| o.key.strip_prefix(set.as_str()) == Some("/manifest.json")) {
-                        out.sets.push(set.clone());
-                    } else {
-                        out.unfinished.push(set.clone());
-                    }
-                }
+                let names = o.list_names().map_err(|e| io_error(&e, BackupError::Io))?;
+                out.sets = names.into_iter().filter(|n| is_set_id(n)).collect();
             }
         }
+        out.sets.sort();
+        out.unfinished.sort();
         Ok(out)
     }
 
@@ -248,19 +246,62 @@ impl Location {
         }
     }
 
-    /// Object storage: removes the objects of sets that never completed (no
-    /// manifest). Folders have crash recovery for that (see `jobs::unfinished`).
+    /// Removes the sets of this location that never completed, and only
+    /// those this server can prove are nobody's work in progress: the ones it
+    /// recorded as its own unfinished uploads (`own`), and the ones untouched
+    /// for at least `grace` whose every file has a name a set holds (a crashed
+    /// writer's, here or elsewhere). Another writer's set being uploaded now
+    /// is younger than `grace`; `writing` (the set this server writes now) is
+    /// never a candidate. The set ids removed.
     ///
     /// # Errors
-    /// The storage refused.
-    pub fn remove_unfinished(&self) -> Result<Vec<String>, BackupError> {
-        let Self::Objects(o) = self else { return Ok(Vec::new()) };
+    /// The location cannot be listed; the storage refused.
+    pub fn remove_unfinished(&self, own: &BTreeSet<String>, grace: std::time::Duration, writing: &str) -> Result<Vec<String>, BackupError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let old_enough = |modified: i64| now.saturating_sub(modified) >= i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
         let entries = self.entries()?;
-        for set in &entries.unfinished {
-            let keys: Vec<String> = entries.objects.get(set).map(|objs| objs.iter().map(|e| e.key.clone()).collect()).unwrap_or_default();
-            o.delete(&keys).map_err(|e| io_error(&e, BackupError::Io))?;
+        let mut removed = Vec::new();
+        match self {
+            Self::Folder(path) => {
+                for name in &entries.unfinished {
+                    let id = name.strip_prefix(TEMP_PREFIX).unwrap_or(name);
+                    let dir = path.join(name);
+                    if id == writing {
+                        continue;
+                    }
+                    let Some((files, newest)) = set_files_in(&dir) else { continue };
+                    let stale = own.contains(id) || (old_enough(newest) && files.iter().all(|n| super::format::is_set_file_name(n)));
+                    if stale {
+                        std::fs::remove_dir_all(&dir).map_err(|e| BackupError::Io(format!("cannot remove '{}': {e}", dir.display())))?;
+                        removed.push(id.to_string());
+                    }
+                }
+            }
+            Self::Objects(o) => {
+                let fault = |e: std::io::Error| io_error(&e, BackupError::Io);
+                for id in &entries.sets {
+                    if id == writing || known_complete(o, id) {
+                        continue;
+                    }
+                    if o.exists(&format!("{id}/{MANIFEST}")).map_err(fault)? {
+                        remember_complete(o, id);
+                        continue;
+                    }
+                    let objects = o.list_set(id).map_err(fault)?;
+                    let file_name = |key: &str| key.strip_prefix(id.as_str()).and_then(|k| k.strip_prefix('/')).map(str::to_string);
+                    let stale = own.contains(id)
+                        || objects
+                            .iter()
+                            .all(|e| old_enough(e.modified) && file_name(&e.key).is_some_and(|n| super::format::is_set_file_name(&n)));
+                    if stale {
+                        let keys: Vec<String> = objects.into_iter().map(|e| e.key).collect();
+                        o.delete(&keys).map_err(fault)?;
+                        removed.push(id.clone());
+                    }
+                }
+            }
         }
-        Ok(entries.unfinished)
+        Ok(removed)
     }
 
     /// Deletes one complete set. In object storage the manifest goes first,
@@ -277,32 +318,48 @@ impl Location {
     }
 }
 
-/// Resolves symlinks in the longest existing prefix of `path` and appends the rest.
-///
-/// # Errors
-/// I/O errors reading the current directory.
-pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
-    let absolute = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        match existing.canonicalize() {
-            Ok(canonical) => {
-                let mut out = canonical;
-                for part in rest.iter().rev() {
-                    out.push(part);
-                }
-                return Ok(out);
+/// The files of an unfinished set folder (paths inside the set) and the
+/// newest modification time of anything in it (Unix seconds); `None` when
+/// it holds anything but plain files and folders (a symlink), or cannot be read.
+fn set_files_in(dir: &Path) -> Option<(Vec<String>, i64)> {
+    let mut names = Vec::new();
+    let mut newest = 0i64;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&current).ok()?;
+        let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        newest = newest.max(i64::try_from(modified.as_secs()).unwrap_or(i64::MAX));
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&current).ok()? {
+                pending.push(entry.ok()?.path());
             }
-            Err(_) => {
-                let Some(name) = existing.file_name() else {
-                    return Ok(absolute);
-                };
-                rest.push(name.to_os_string());
-                existing = existing.parent().unwrap_or(Path::new("/"));
-            }
+        } else if meta.is_file() {
+            names.push(current.strip_prefix(dir).ok()?.to_str()?.to_string());
+        } else {
+            return None;
         }
     }
+    Some((names, newest))
+}
+
+/// Sets of object storage locations seen complete (a manifest, once
+/// written, makes a set complete for good; retention removes the manifest
+/// first, and a set half removed is found again after a restart).
+fn complete_sets() -> &'static std::sync::Mutex<BTreeSet<(String, String)>> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<BTreeSet<(String, String)>>> = std::sync::OnceLock::new();
+    SEEN.get_or_init(std::sync::Mutex::default)
+}
+
+fn known_complete(o: &ObjectLocation, id: &str) -> bool {
+    complete_sets().lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&(o.to_string(), id.to_string()))
+}
+
+fn remember_complete(o: &ObjectLocation, id: &str) {
+    let mut seen = complete_sets().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.len() >= 100_000 {
+        seen.clear();
+    }
+    seen.insert((o.to_string(), id.to_string()));
 }
 
 /// A complete set found in a location.
@@ -383,12 +440,17 @@ pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
     }
     let mut sets = Vec::new();
     for name in &entries.sets {
-        let size = entries.objects.get(name).map(|objs| objs.iter().map(|o| o.size).sum());
-        match read_set(location, name, size) {
+        match read_set(location, name) {
             Ok(set) => sets.push(set),
             Err(f) => {
                 if let Some(fault) = f.fault {
                     return Err(BackupError::StorageUnavailable(fault));
+                }
+                // In object storage a set is complete when its manifest exists:
+                // one without is being written, or was abandoned.
+                if f.no_manifest && matches!(location, Location::Objects(_)) {
+                    out.unfinished.push(format!("{name}: an unfinished set (no manifest: being written, or abandoned); it is ignored"));
+                    continue;
                 }
                 out.problems.push(Finding::new(f.finding.code, format!("{name}: {}", f.finding.message)));
             }
@@ -441,22 +503,25 @@ pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
     Ok(out)
 }
 
-/// Why a set could not be read: damage, or the storage failing (not damage).
+/// Why a set could not be read: damage, no manifest at all, or the storage
+/// failing (not damage).
 struct Unreadable {
     finding: Finding,
     fault: Option<String>,
+    no_manifest: bool,
 }
 
 impl From<Finding> for Unreadable {
     fn from(finding: Finding) -> Self {
-        Self { finding, fault: None }
+        Self { finding, fault: None, no_manifest: false }
     }
 }
 
-fn read_set(location: &Location, folder: &str, listed_size: Option<u64>) -> Result<StoredSet, Unreadable> {
+fn read_set(location: &Location, folder: &str) -> Result<StoredSet, Unreadable> {
     let corrupt = |m: String| Finding::new(FindingCode::CorruptBackup, m);
     let raw = location.read_capped(folder, MANIFEST, MAX_MANIFEST_BYTES).map_err(|e| Unreadable {
         fault: object::fault_of(&e).map(|f| f.0.clone()),
+        no_manifest: e.kind() == std::io::ErrorKind::NotFound,
         finding: Finding::new(FindingCode::ChecksumMismatch, format!("cannot read {MANIFEST}: {e}")),
     })?;
     let value: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| corrupt(format!("{MANIFEST} is not valid JSON: {e}")))?;
@@ -470,17 +535,8 @@ fn read_set(location: &Location, folder: &str, listed_size: Option<u64>) -> Resu
     }
     let manifest: Manifest = serde_json::from_value(value).map_err(|e| corrupt(format!("{MANIFEST} is malformed: {e}")))?;
     check_manifest(&manifest, location.folder().map(|f| f.join(folder)).as_deref(), folder).map_err(corrupt)?;
-    let size_bytes = match (location, listed_size) {
-        (_, Some(size)) => size,
-        // Files in subfolders: what the manifest says (checked by verification).
-        (Location::Folder(_), None) if manifest.kind == SetKind::Snapshot => {
-            manifest.files.iter().map(|f| f.size).sum::<u64>() + raw.len() as u64
-        }
-        (Location::Folder(path), None) => std::fs::read_dir(path.join(folder))
-            .map(|entries| entries.flatten().map(|e| e.metadata().map(|m| m.len()).unwrap_or(0)).sum())
-            .unwrap_or(0),
-        (Location::Objects(_), None) => 0,
-    };
+    // What the manifest says its files take (verification checks each size).
+    let size_bytes = manifest.files.iter().fold(raw.len() as u64, |sum, f| sum.saturating_add(f.size));
     Ok(StoredSet { location: location.clone(), manifest, size_bytes })
 }
 
@@ -514,6 +570,12 @@ fn check_manifest(manifest: &Manifest, dir: Option<&Path>, folder: &str) -> Resu
     }
     if manifest.files.len() > MAX_SET_FILES {
         return Err(format!("the manifest names {} files, more than {MAX_SET_FILES}", manifest.files.len()));
+    }
+    // Numbers a reader adds up (free space, progress) must add up.
+    if manifest.files.iter().try_fold(0u64, |sum, f| sum.checked_add(f.size)).is_none()
+        || manifest.document_count.checked_add(manifest.deletion_count).is_none()
+    {
+        return Err("the manifest's sizes or counts add up beyond any set".into());
     }
     // A snapshot set holds storage files only, each at a path of the
     // storage layout; other sets hold none.

@@ -18,21 +18,6 @@ use crate::storage::{DatabaseHandle, StorageError};
 pub use format::SetKind;
 pub use job::BackupHandle;
 
-/// How an error maps to HTTP, for every module's errors alike (the one
-/// mapping to a status is `api::error::status_of`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    BadRequest,
-    Forbidden,
-    NotFound,
-    Conflict,
-    Unprocessable,
-    Unavailable,
-    TooManyRequests,
-    InsufficientStorage,
-    Internal,
-}
-
 /// What can go wrong with a backup or with reading a backup location.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -48,6 +33,9 @@ pub enum BackupError {
     NoBackup(String),
     #[error("{0}")]
     SetNotFound(String),
+    /// A location holding chains of several databases, and no way to tell which.
+    #[error("{0}")]
+    Ambiguous(String),
     #[error("A compaction is already running on this server; wait for it to finish.")]
     CompactionAlreadyRunning,
     #[error("{0}")]
@@ -86,6 +74,7 @@ impl BackupError {
             Self::DatabaseNotFound(_) => ErrorCode::NotFound,
             Self::NoBackup(_) => ErrorCode::NoBackupFound,
             Self::SetNotFound(_) => ErrorCode::SetNotFound,
+            Self::Ambiguous(_) => ErrorCode::AmbiguousBackup,
             Self::CompactionAlreadyRunning => ErrorCode::CompactionAlreadyRunning,
             Self::ChecksumMismatch(_) => ErrorCode::ChecksumMismatch,
             Self::BrokenChain(_) => ErrorCode::BrokenChain,
@@ -97,23 +86,6 @@ impl BackupError {
             Self::Canceled => ErrorCode::Canceled,
             Self::Unsupported(_) => ErrorCode::InvalidRequest,
             Self::Storage(s) => s.code(),
-        }
-    }
-
-    /// How the error maps to HTTP.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Self::InvalidLocation(_) | Self::NoBackup(_) | Self::Unsupported(_) => ErrorKind::BadRequest,
-            Self::AlreadyRunning | Self::CompactionAlreadyRunning | Self::ChainMismatch(_) | Self::Canceled => ErrorKind::Conflict,
-            Self::SetNotFound(_) => ErrorKind::NotFound,
-            Self::ChecksumMismatch(_) | Self::BrokenChain(_) | Self::UnsupportedFormatVersion(_) | Self::Corrupt(_) => {
-                ErrorKind::Unprocessable
-            }
-            Self::DatabaseNotFound(_) => ErrorKind::NotFound,
-            Self::InvalidEncryptionKey(_) | Self::StorageUnavailable(_) => ErrorKind::BadRequest,
-            Self::Io(_) => ErrorKind::Internal,
-            Self::Storage(s) => s.kind(),
         }
     }
 }

@@ -60,8 +60,32 @@ fn to_io(e: object_store::Error) -> std::io::Error {
         object_store::Error::NotFound { path, .. } => {
             std::io::Error::new(std::io::ErrorKind::NotFound, format!("the object {path} does not exist"))
         }
-        other => std::io::Error::other(StorageFault(other.to_string())),
+        other => std::io::Error::other(StorageFault(storage_message(&other.to_string()))),
     }
+}
+
+/// What of a storage's answer is said to a client: the request, the HTTP
+/// status and the storage's error code (`<Code>AccessDenied</Code>`), never
+/// the rest of its body (an endpoint's answer is not the server's to relay).
+fn storage_message(text: &str) -> String {
+    const STATUS: &str = "Server returned non-2xx status code: ";
+    const RESPONSE: &str = "Server returned error response: ";
+    let code = text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
+    let code = code.filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'));
+    let with_code = |head: &str| match code {
+        Some(code) => format!("{head} (storage error code {code})"),
+        None => head.to_string(),
+    };
+    if let Some(at) = text.find(STATUS) {
+        let rest = &text[at + STATUS.len()..];
+        // `403 Forbidden: <body>`: the status, up to the body's colon.
+        let status = rest.split_once(": ").map_or(rest, |(status, _)| status);
+        return with_code(&format!("{}{STATUS}{status}", &text[..at]));
+    }
+    if let Some(at) = text.find(RESPONSE) {
+        return with_code(&format!("{}the storage answered with an error", &text[..at]));
+    }
+    text.to_string()
 }
 
 /// The runtime that drives every request to object storage.
@@ -129,6 +153,30 @@ fn retry_window() -> Duration {
     Duration::from_secs(seconds)
 }
 
+/// Why a location in object storage cannot be connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// Another endpoint than the server's, without credentials of its own.
+    CredentialsRequired(String),
+    /// Settings that make no client (a malformed endpoint).
+    Unusable(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CredentialsRequired(m) | Self::Unusable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Whether `endpoint` is the server's own object storage endpoint (its
+/// `AWS_ENDPOINT_URL`, or `AWS_ENDPOINT`), the only one its credentials go to.
+fn is_own_endpoint(endpoint: &str) -> bool {
+    let normalize = |e: &str| e.trim().trim_end_matches('/').to_ascii_lowercase();
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"].iter().filter_map(|v| std::env::var(v).ok()).any(|own| normalize(&own) == normalize(endpoint))
+}
+
 /// A backup location in object storage, connected.
 #[derive(Clone)]
 pub struct ObjectLocation {
@@ -154,11 +202,13 @@ impl std::fmt::Display for ObjectLocation {
     }
 }
 
-/// One object of a location: its key below the location's prefix, and its size.
+/// One object of a location: its key below the location's prefix, its
+/// size, and when it was last written (Unix seconds).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub key: String,
     pub size: u64,
+    pub modified: i64,
 }
 
 impl ObjectLocation {
@@ -167,8 +217,27 @@ impl ObjectLocation {
     ///
     /// # Errors
     /// The settings do not make a client (a malformed endpoint).
-    pub fn connect(bucket: &str, prefix: &str, settings: Option<&S3Settings>) -> Result<Self, String> {
-        let mut builder = AmazonS3Builder::from_env()
+    pub fn connect(bucket: &str, prefix: &str, settings: Option<&S3Settings>) -> Result<Self, ConnectError> {
+        // The server's own credentials (its environment) are only ever sent to
+        // its own endpoint: a request naming another endpoint brings its own.
+        let elsewhere = settings.and_then(|s| s.endpoint.as_deref()).filter(|e| !e.is_empty() && !is_own_endpoint(e));
+        let base = match (elsewhere, settings) {
+            (None, _) => AmazonS3Builder::from_env(),
+            (Some(endpoint), Some(s)) => {
+                let (Some(id), Some(secret)) = (&s.access_key_id, &s.secret_access_key) else {
+                    return Err(ConnectError::CredentialsRequired(format!(
+                        "S3.Endpoint '{}' is not this server's object storage endpoint: give its AccessKeyId and SecretAccessKey too (the server's own credentials are only sent to its own endpoint)",
+                        endpoint.escape_debug()
+                    )));
+                };
+                AmazonS3Builder::new()
+                    .with_region(s.region.as_deref().filter(|r| !r.is_empty()).unwrap_or("us-east-1"))
+                    .with_access_key_id(id)
+                    .with_secret_access_key(secret)
+            }
+            (Some(_), None) => AmazonS3Builder::from_env(),
+        };
+        let mut builder = base
             .with_bucket_name(bucket)
             .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
             .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "120s")
@@ -200,7 +269,7 @@ impl ObjectLocation {
                 builder = builder.with_virtual_hosted_style_request(!path_style);
             }
         }
-        let store = builder.build().map_err(|e| format!("cannot connect to object storage: {e}"))?;
+        let store = builder.build().map_err(|e| ConnectError::Unusable(format!("cannot connect to object storage: {e}")))?;
         Ok(Self { bucket: bucket.to_string(), prefix: prefix.to_string(), store: Arc::new(store) })
     }
 
@@ -209,17 +278,42 @@ impl ObjectLocation {
         ObjectPath::from_iter(parts)
     }
 
-    /// Every object under the location, keys relative to it. This is also how
-    /// a location is probed before a job is accepted: a wrong key, a missing
-    /// bucket or a dead endpoint fails here.
+    /// The names one level below the location (`<prefix>/<name>/...`), as a
+    /// listing with a delimiter gives them: it never descends into what lies
+    /// under them (another location nested in this one, say). This is also
+    /// how a location is probed before a job is accepted: a wrong key, a
+    /// missing bucket or a dead endpoint fails here.
     ///
     /// # Errors
     /// The storage's answer, as a [`StorageFault`].
-    pub fn list(&self) -> std::io::Result<Vec<Entry>> {
-        self.list_under("")
+    pub fn list_names(&self) -> std::io::Result<Vec<String>> {
+        let prefix = (!self.prefix.is_empty()).then(|| self.path(""));
+        let store = self.store.clone();
+        let listed = block(async move { store.list_with_delimiter(prefix.as_ref()).await }).map_err(to_io)?;
+        Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
     }
 
-    /// The objects under `sub` (a set id; empty: all), keys relative to the location.
+    /// Whether an object exists.
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn exists(&self, key: &str) -> std::io::Result<bool> {
+        match block(self.store.head(&self.path(key))) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    /// Every object of one set (`<set_id>/...`), keys relative to the location.
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn list_set(&self, set_id: &str) -> std::io::Result<Vec<Entry>> {
+        self.list_under(set_id)
+    }
+
+    /// The objects under `sub` (a set id), keys relative to the location.
     fn list_under(&self, sub: &str) -> std::io::Result<Vec<Entry>> {
         let prefix = (!self.prefix.is_empty() || !sub.is_empty()).then(|| self.path(sub));
         let store = self.store.clone();
@@ -229,7 +323,7 @@ impl ObjectLocation {
             .into_iter()
             .filter_map(|m| {
                 let key = m.location.as_ref().strip_prefix(strip.as_str())?.to_string();
-                Some(Entry { key, size: m.size })
+                Some(Entry { key, size: m.size, modified: m.last_modified.timestamp() })
             })
             .collect())
     }

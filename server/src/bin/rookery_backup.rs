@@ -80,6 +80,10 @@ struct Args {
     /// With --compact: fold the chain up to this set.
     #[arg(long, requires = "compact")]
     up_to: Option<String>,
+    /// With --compact: the database whose chain to fold, when --dest holds
+    /// chains of several (the name in the sets).
+    #[arg(long, requires = "compact")]
+    source_database_name: Option<String>,
     #[command(flatten)]
     credentials: Credentials,
 }
@@ -145,7 +149,7 @@ fn compact_offline(args: &Args) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-    let options = CompactOptions { up_to: args.up_to.clone(), set_secret: secret };
+    let options = CompactOptions { up_to: args.up_to.clone(), set_secret: secret, source_database: args.source_database_name.clone() };
     let prepared = match location_from_cli(&args.dest).and_then(|location| compact::prepare(location, &options)) {
         Ok(p) => p,
         Err(e) => {
@@ -190,9 +194,9 @@ fn compact_offline(args: &Args) -> ExitCode {
     }
 }
 
-/// Restores the newest point of every chain into a temporary folder (the
-/// restore engine checks every hash, the counts and the ContentDigest); the
-/// number of chains that failed.
+/// Proves the newest point of every chain restores, as a restore drill does
+/// (restored into a temporary folder, every hash, count and ContentDigest
+/// checked, then every document read back); the number of chains that failed.
 fn deep_verify(args: &Args, listing: &BackupListing) -> usize {
     let secret =
         match rookery::backup::sealed::SetSecret::from_request(args.backup_encryption_key.as_ref(), args.backup_passphrase.as_ref()) {
@@ -207,17 +211,22 @@ fn deep_verify(args: &Args, listing: &BackupListing) -> usize {
         let Some(tip) = chain.sets.last() else { continue };
         let outcome = (|| -> Result<u64, String> {
             let location = location_from_cli(&args.dest).map_err(|e| e.to_string())?;
-            let plan = rookery::restore::plan(&location, Some(&tip.set_id), None, secret.as_ref()).map_err(|e| e.to_string())?;
+            let plan = rookery::restore::plan(
+                &location,
+                rookery::restore::ChainChoice { up_to: Some(&tip.set_id), database: None },
+                None,
+                secret.as_ref(),
+            )
+            .map_err(|e| e.to_string())?;
             let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
             // Only to hold an encrypted database's key while the restore runs.
             let master = rookery::crypto::Key::random();
-            let summary =
-                rookery::restore::build(&plan, &scratch.path().join("db"), false, Some(&master), &CancelToken::default(), &mut |_, _| {})
-                    .map_err(|e| e.to_string())?;
+            let summary = rookery::restore::prove_chain(&plan, &scratch.path().join("db"), Some(&master), &CancelToken::default())
+                .map_err(|e| e.to_string())?;
             Ok(summary.documents)
         })();
         match outcome {
-            Ok(documents) => println!("deep: {} restored ({documents} documents) and matched what it recorded", tip.set_id),
+            Ok(documents) => println!("deep: {} restored ({documents} documents), read back, and matched what it recorded", tip.set_id),
             Err(e) => {
                 eprintln!("problem: deep: {}: {e}", tip.set_id);
                 failed += 1;

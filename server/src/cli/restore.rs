@@ -79,6 +79,7 @@ pub fn restore_online(config: &Config) -> ExitCode {
         database_name: args.restore_database_name.clone(),
         restore_start_timeout: Some(args.restore_start_timeout),
         restore_up_to: args.restore_up_to.clone(),
+        source_database_name: args.restore_source_database_name.clone(),
         encryption_key: args.restore_encryption_key.clone(),
         backup_encryption_key: args.restore_backup_key.clone(),
         backup_passphrase: args.restore_backup_passphrase.clone(),

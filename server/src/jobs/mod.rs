@@ -29,7 +29,7 @@ use app::api::ErrorCode;
 use crate::storage::JobHold;
 pub use slot::{JobSlot, SlotGuard};
 pub use status::{format_rfc3339, now_rfc3339, read_status, recover_interrupted, StatusReporter, STATUS_INTERVAL};
-pub use unfinished::{remove_unfinished_folders, UnfinishedFolder};
+pub use unfinished::{remove_unfinished_folders, UnfinishedFolder, UnfinishedSet};
 
 /// The kinds of job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +120,55 @@ pub trait JobError: std::fmt::Display {
     fn code(&self) -> ErrorCode;
 }
 
+/// How a job ended: its final status, and its error's code and message.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: app::api::JobStatus,
+    pub error: Option<(ErrorCode, String)>,
+}
+
+/// The end of a job, for whoever waits for it (`?wait=true`): set once,
+/// when the status document is final.
+#[derive(Debug, Default)]
+pub struct Completion {
+    outcome: Mutex<Option<Outcome>>,
+    ended: std::sync::Condvar,
+}
+
+impl Completion {
+    fn finish(&self, outcome: Outcome) {
+        *self.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+        self.ended.notify_all();
+    }
+
+    /// Blocks until the job has ended.
+    #[must_use]
+    pub fn wait(&self) -> Outcome {
+        let guard = self.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self.ended.wait_while(guard, |o| o.is_none()).unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard
+            .clone()
+            .unwrap_or_else(|| Outcome { status: app::api::JobStatus::default(), error: Some((ErrorCode::JobAborted, String::new())) })
+    }
+}
+
+/// Ends a job's completion when the job's thread never got to it (it
+/// panicked before its status was final, or could not start).
+struct CompletionGuard(Arc<Completion>);
+
+impl Drop for CompletionGuard {
+    fn drop(&mut self) {
+        let mut outcome = self.0.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if outcome.is_none() {
+            *outcome = Some(Outcome {
+                status: app::api::JobStatus::default(),
+                error: Some((ErrorCode::JobAborted, "The job stopped unexpectedly; nothing was made visible.".into())),
+            });
+            self.0.ended.notify_all();
+        }
+    }
+}
+
 /// One running job (see the module's documentation).
 pub struct Job {
     pub kind: JobKind,
@@ -128,6 +177,7 @@ pub struct Job {
     slot: SlotGuard,
     hold: Option<JobHold>,
     registration: Registration,
+    completion: Arc<Completion>,
 }
 
 impl Job {
@@ -143,7 +193,13 @@ impl Job {
         scope: &str,
     ) -> Self {
         let (cancel, registration) = running.register(kind, scope);
-        Self { kind, reporter, cancel, slot, hold, registration }
+        Self { kind, reporter, cancel, slot, hold, registration, completion: Arc::default() }
+    }
+
+    /// The job's end, to wait for.
+    #[must_use]
+    pub fn completion(&self) -> Arc<Completion> {
+        self.completion.clone()
     }
 
     /// Runs `body` on a background thread named `thread_name`, at the lowest
@@ -162,24 +218,30 @@ impl Job {
         T: Send + 'static,
         E: JobError + Send + 'static,
     {
+        let guard = CompletionGuard(self.completion.clone());
         std::thread::Builder::new().name(thread_name).spawn(move || {
+            let guard = guard;
             lower_priority();
             let mut job = self;
             let result = body(&mut job);
-            let Job { kind, reporter, slot, hold, registration, .. } = job;
-            match &result {
-                Ok(value) => reporter.succeed(&done(value)),
+            let Job { kind, reporter, slot, hold, registration, completion, .. } = job;
+            let outcome = match &result {
+                Ok(value) => Outcome { status: reporter.succeed(&done(value)), error: None },
                 Err(e) if e.code() == ErrorCode::Canceled => {
                     tracing::info!(job = kind.label(), "job canceled");
-                    reporter.fail(e.code(), &format!("{} canceled: {e}", kind.label()));
+                    let status = reporter.fail(e.code(), &format!("{} canceled: {e}", kind.label()));
+                    Outcome { status, error: Some((e.code(), e.to_string())) }
                 }
                 Err(e) => {
                     tracing::error!(job = kind.label(), error = %e, "job failed");
-                    reporter.fail(e.code(), &format!("{} failed: {e}", kind.label()));
+                    let status = reporter.fail(e.code(), &format!("{} failed: {e}", kind.label()));
+                    Outcome { status, error: Some((e.code(), e.to_string())) }
                 }
-            }
+            };
             // The status says the job ended before its slot is free.
             drop((registration, hold, slot));
+            completion.finish(outcome);
+            drop(guard);
             result
         })
     }

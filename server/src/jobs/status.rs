@@ -103,26 +103,28 @@ impl StatusReporter {
         self.write_logged();
     }
 
-    /// Ends the job successfully.
-    pub fn succeed(mut self, text: &str) {
+    /// Ends the job successfully; the final status.
+    pub fn succeed(mut self, text: &str) -> JobStatus {
         self.status.progress.percent = 100.0;
         self.status.progress.documents_done = self.status.progress.documents_total;
         self.status.messages.push(message(text, Severity::Information));
         self.finish(true);
+        self.status.clone()
     }
 
-    /// Ends the job successfully, with the final byte count.
-    pub fn succeed_with_bytes(mut self, bytes: u64, text: &str) {
+    /// Ends the job successfully, with the final byte count; the final status.
+    pub fn succeed_with_bytes(mut self, bytes: u64, text: &str) -> JobStatus {
         self.status.progress.bytes_written = bytes;
-        self.succeed(text);
+        self.succeed(text)
     }
 
-    /// Ends the job with an error.
-    pub fn fail(mut self, code: app::api::ErrorCode, text: &str) {
+    /// Ends the job with an error; the final status.
+    pub fn fail(mut self, code: app::api::ErrorCode, text: &str) -> JobStatus {
         self.status.error = Some(text.to_string());
         self.status.error_code = Some(code.as_str().to_string());
         self.status.messages.push(message(text, Severity::Error));
         self.finish(false);
+        self.status.clone()
     }
 
     fn finish(&mut self, success: bool) {

@@ -61,3 +61,70 @@ pub fn remove_unfinished_folders(system: &DatabaseHandle, allowed: impl Fn(&std:
         }
     }
 }
+
+/// Where the system database's internal keyspace records the sets a job is
+/// uploading into object storage (no rename there: a set without its
+/// manifest is unfinished, and only its writer can say it is its own).
+const UNFINISHED_SETS_PREFIX: &str = "jobs/unfinished-sets/";
+
+/// A set a job is uploading into an object storage location, recorded in
+/// the server's own state before its first object is written. The record is
+/// forgotten when the set is complete ([`UnfinishedSet::completed`]); a job
+/// that fails keeps it (its objects may not all be deleted: the storage may
+/// be the very thing that failed), and the next backup into the location
+/// removes the set's objects as this server's own.
+pub struct UnfinishedSet {
+    system: Arc<DatabaseHandle>,
+    key: String,
+}
+
+/// What a record of an unfinished set holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SetRecord {
+    location: String,
+    set_id: String,
+}
+
+impl UnfinishedSet {
+    /// Records (durably) that this server starts uploading `set_id` into `location`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn record(system: Arc<DatabaseHandle>, location: &str, set_id: &str) -> Result<Self, crate::storage::StorageError> {
+        let key = format!("{UNFINISHED_SETS_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let record = SetRecord { location: location.to_string(), set_id: set_id.to_string() };
+        let raw = serde_json::to_vec(&record).map_err(|e| crate::storage::StorageError::Corrupt(e.to_string()))?;
+        system.store().internal().insert(&key, raw)?;
+        system.store().persist()?;
+        Ok(Self { system, key })
+    }
+
+    /// The set is complete: forgets the record.
+    pub fn completed(self) {
+        forget(&self.system, &self.key);
+    }
+}
+
+/// The sets this server recorded as its own unfinished uploads into
+/// `location`: (record key, set id).
+#[must_use]
+pub fn recorded_sets(system: &DatabaseHandle, location: &str) -> Vec<(String, String)> {
+    system
+        .store()
+        .internal()
+        .prefix(UNFINISHED_SETS_PREFIX)
+        .filter_map(|g| g.into_inner().ok())
+        .filter_map(|(key, value)| {
+            let record: SetRecord = serde_json::from_slice(&value).ok()?;
+            (record.location == location).then(|| (String::from_utf8_lossy(&key).to_string(), record.set_id))
+        })
+        .collect()
+}
+
+/// Forgets a record of [`recorded_sets`].
+pub fn forget(system: &DatabaseHandle, key: &str) {
+    if let Err(e) = system.store().internal().remove(key) {
+        tracing::warn!(error = %e, "cannot forget an unfinished set");
+    }
+}

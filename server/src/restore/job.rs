@@ -2,14 +2,17 @@
 //! the background (see [`crate::jobs`] and the order of steps in [`super`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use app::api::{counted, ErrorCode, JobStatus, RestoreRequest, Severity, RESTORE_STATUS_ID};
 
-use super::{build, check_free_space, move_into_place, plan, restore_system_database, RestoreError, RestorePlan, RestoreSummary};
+use super::{
+    build, check_free_space, move_into_place, plan, restore_system_database, ChainChoice, RestoreError, RestorePlan, RestoreSummary,
+};
 use crate::backup::BackupError;
-use crate::jobs::{Job, JobError, JobKind, StatusReporter};
+use crate::jobs::{Completion, Job, JobError, JobKind, StatusReporter};
 use crate::storage::{Catalog, RestoreReservation, StorageError};
 use crate::Rookery;
 
@@ -19,6 +22,7 @@ pub struct RestoreHandle {
     /// The database being restored.
     pub database_name: String,
     thread: JoinHandle<Result<RestoreSummary, RestoreError>>,
+    completion: Arc<Completion>,
 }
 
 impl RestoreHandle {
@@ -34,6 +38,12 @@ impl RestoreHandle {
     #[must_use]
     pub fn is_finished(&self) -> bool {
         self.thread.is_finished()
+    }
+
+    /// The job's end, to wait for without owning the handle.
+    #[must_use]
+    pub fn completion(&self) -> Arc<Completion> {
+        self.completion.clone()
     }
 }
 
@@ -69,7 +79,8 @@ impl Rookery {
         let set_secret =
             crate::backup::sealed::SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
                 .map_err(RestoreError::InvalidRequest)?;
-        let plan = plan(&source, request.restore_up_to.as_deref(), request.encryption_key.as_deref(), set_secret.as_ref())?;
+        let choice = ChainChoice { up_to: request.restore_up_to.as_deref(), database: request.source_database_name.as_deref() };
+        let plan = plan(&source, choice, request.encryption_key.as_deref(), set_secret.as_ref())?;
         let master = if plan.database_key.is_some() { self.catalog.master_key(true)? } else { None };
         let name = request.database_name.clone().unwrap_or_else(|| plan.database_name().to_string());
         let location = match requested_location {
@@ -105,6 +116,7 @@ impl Rookery {
         let database_name = name.clone();
         let catalog = self.catalog.clone();
         let job = Job::new(JobKind::Restore, slot, None, reporter, &self.running, "");
+        let completion = job.completion();
         let thread = job
             .spawn(
                 format!("restore-{name}"),
@@ -120,7 +132,7 @@ impl Rookery {
                 },
             )
             .map_err(|e| RestoreError::Backup(BackupError::Io(format!("cannot start the restore thread: {e}"))))?;
-        Ok(RestoreHandle { database_name, thread })
+        Ok(RestoreHandle { database_name, thread, completion })
     }
 
     /// Asks the running restore to stop: it ends with `Canceled` and leaves
@@ -210,6 +222,9 @@ fn run_restore(
     job: &mut Job,
 ) -> Result<RestoreSummary, RestoreError> {
     let (reporter, cancel) = (&mut job.reporter, &job.cancel);
+    // Undone on every way out but success, a panic included: no name stays
+    // reserved and no staging folder stays behind.
+    let mut undo = UndoReservation { catalog, reservation, armed: true };
     let result = (|| {
         let mut summary = {
             let mut progress = |done: u64, bytes: u64| reporter.progress(done, bytes);
@@ -229,9 +244,24 @@ fn run_restore(
         summary.documents = handle.store().document_count();
         Ok(summary)
     })();
-    match &result {
-        Ok(s) => reporter.edit(|st| st.set_id = Some(s.last_set_id.clone())),
-        Err(_) => catalog.abort_restore(reservation),
+    if let Ok(s) = &result {
+        undo.armed = false;
+        reporter.edit(|st| st.set_id = Some(s.last_set_id.clone()));
     }
     result
+}
+
+/// Rolls a restore's reservation back when dropped armed.
+struct UndoReservation<'a> {
+    catalog: &'a Catalog,
+    reservation: &'a RestoreReservation,
+    armed: bool,
+}
+
+impl Drop for UndoReservation<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.catalog.abort_restore(self.reservation);
+        }
+    }
 }

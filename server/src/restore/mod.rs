@@ -18,8 +18,10 @@
 //! start, since the registry entry is still `Restoring`.
 
 pub mod job;
+pub mod prove;
 
 pub use job::RestoreHandle;
+pub use prove::prove_chain;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReade
 use crate::backup::location::{io_error, scan, verify_links, verify_set, Depth, Location, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener, SetKey, SetSecret};
 use crate::backup::snapshot::{copy_hashed, CopyJob};
-use crate::backup::{BackupError, ErrorKind};
+use crate::backup::BackupError;
 use crate::failpoint;
 use crate::jobs::CancelToken;
 use crate::storage::record::{encode_with_flags, etag_key, FLAG_ENCRYPTED};
@@ -52,6 +54,7 @@ pub enum RestoreError {
     SetNotFound(String),
     #[error("{0}")]
     InvalidRequest(String),
+
     #[error("{0}")]
     InvalidDatabaseLocation(String),
     #[error("{0}")]
@@ -84,23 +87,6 @@ impl RestoreError {
             Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
         }
     }
-
-    /// How the error maps to HTTP.
-    #[must_use]
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Backup(b) => b.kind(),
-            Self::Storage(s) => s.kind(),
-            Self::AlreadyRunning(_) | Self::Canceled => ErrorKind::Conflict,
-            Self::InsufficientSpace(_) => ErrorKind::InsufficientStorage,
-            Self::SetNotFound(_)
-            | Self::InvalidRequest(_)
-            | Self::InvalidDatabaseLocation(_)
-            | Self::EncryptionKeyRequired
-            | Self::BackupKeyRequired
-            | Self::InvalidEncryptionKey(_) => ErrorKind::BadRequest,
-        }
-    }
 }
 
 /// A verified chain, ready to restore.
@@ -131,7 +117,7 @@ impl RestorePlan {
     /// Records to apply, for progress.
     #[must_use]
     pub fn total_records(&self) -> u64 {
-        self.chain.iter().map(|s| s.manifest.document_count + s.manifest.deletion_count).sum()
+        self.chain.iter().fold(0u64, |sum, s| sum.saturating_add(s.manifest.document_count).saturating_add(s.manifest.deletion_count))
     }
 }
 
@@ -145,38 +131,75 @@ pub struct RestoreSummary {
     pub last_etag: u64,
 }
 
+/// Which chain of a location, and how far: the newest, the one of a named
+/// database, or the one ending at a set (or at the newest set created at
+/// or before a time).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChainChoice<'a> {
+    /// A set id, or an RFC 3339 time.
+    pub up_to: Option<&'a str>,
+    /// The name of the database in the sets (`SourceDatabaseName`).
+    pub database: Option<&'a str>,
+}
+
 /// Step 1: picks the chain to restore from `location` and verifies it fully.
 ///
 /// # Errors
-/// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
+/// `NoBackup`, `SetNotFound`, `AmbiguousBackup`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
 pub fn plan(
     location: &Location,
-    up_to: Option<&str>,
+    choice: ChainChoice<'_>,
     encryption_key: Option<&str>,
     set_secret: Option<&SetSecret>,
 ) -> Result<RestorePlan, RestoreError> {
-    let chain = choose_chain(location, up_to)?;
+    let chain = choose_chain(location, choice)?;
     let set_keys = set_keys(&chain, set_secret)?;
     let database_key = database_key(&chain, &set_keys, encryption_key)?;
     Ok(RestorePlan { location: location.clone(), chain, database_key, set_keys })
 }
 
-/// The chain to restore from `location` (the newest, or the one ending at
-/// `up_to`), its links, file presence and sizes checked.
+/// The chain to restore from `location` (see [`ChainChoice`]), its links,
+/// file presence and sizes checked.
 ///
 /// # Errors
-/// `NoBackup`, `SetNotFound`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
-pub fn choose_chain(location: &Location, up_to: Option<&str>) -> Result<Vec<StoredSet>, RestoreError> {
+/// `NoBackup`, `SetNotFound`, `AmbiguousBackup`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
+pub fn choose_chain(location: &Location, choice: ChainChoice<'_>) -> Result<Vec<StoredSet>, RestoreError> {
     if let Some(folder) = location.folder() {
         if !folder.is_dir() {
             return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", folder.display())).into());
         }
     }
-    let scanned = scan(location)?;
+    let mut scanned = scan(location)?;
+    if let Some(name) = choice.database {
+        let found = database_names(&scanned.chains);
+        scanned.chains.retain(|c| c.database_name.eq_ignore_ascii_case(name));
+        if scanned.chains.is_empty() {
+            return Err(BackupError::NoBackup(format!(
+                "'{location}' holds no chain of a database named '{}'{}",
+                name.escape_debug(),
+                if found.is_empty() { String::new() } else { format!(" (it holds {})", found.join(", ")) }
+            ))
+            .into());
+        }
+    }
+    let by_set = choice.up_to.filter(|p| crate::backup::format::is_valid_set_id(p));
+    // Without a set id, "the newest chain" or "the newest set before a time"
+    // must be of one database: sets of a restored copy written into its
+    // original's location never stand in for the original's.
+    if by_set.is_none() {
+        let ids: std::collections::BTreeSet<&str> = scanned.chains.iter().map(|c| c.database_id.as_str()).collect();
+        if ids.len() > 1 {
+            return Err(BackupError::Ambiguous(format!(
+                "'{location}' holds backups of more than one database ({}): say which with SourceDatabaseName, or name a set with RestoreUpTo",
+                database_names(&scanned.chains).join(", ")
+            ))
+            .into());
+        }
+    }
     // A time instead of a set id: the newest set created at or before it.
     let by_time;
-    let up_to = match up_to {
-        Some(point) if !crate::backup::format::is_valid_set_id(point) => {
+    let up_to = match choice.up_to {
+        Some(point) if by_set.is_none() => {
             let at: jiff::Timestamp = point.parse().map_err(|e| {
                 RestoreError::InvalidRequest(format!(
                     "RestoreUpTo '{}' is neither a set id nor an RFC 3339 time: {e}",
@@ -242,6 +265,15 @@ pub fn choose_chain(location: &Location, up_to: Option<&str>) -> Result<Vec<Stor
             chain.sets.clone()
         }
     };
+    // What the chain adds up to must add up (progress, free space).
+    let totals = chain.iter().try_fold((0u64, 0u64), |(bytes, records), set| {
+        let m = &set.manifest;
+        let set_bytes = m.files.iter().try_fold(0u64, |sum, f| sum.checked_add(f.size))?;
+        Some((bytes.checked_add(set_bytes)?, records.checked_add(m.document_count)?.checked_add(m.deletion_count)?))
+    });
+    if totals.is_none() {
+        return Err(BackupError::Corrupt(format!("'{location}': the chain's sizes or counts add up beyond any backup")).into());
+    }
     // Cheap checks only (the 202 comes at once): links, presence and sizes of
     // every file, the checksum list against the manifest. Every file's hash is
     // checked by the job, once, while it streams (see `build`).
@@ -253,6 +285,18 @@ pub fn choose_chain(location: &Location, up_to: Option<&str>) -> Result<Vec<Stor
         return Err(BackupError::from(first).into());
     }
     Ok(chain)
+}
+
+/// The databases whose chains are in a listing: `Name` (and the start of its
+/// id where two databases share a name), sorted.
+fn database_names(chains: &[crate::backup::location::Chain]) -> Vec<String> {
+    let mut ids: Vec<(&str, &str)> = chains.iter().map(|c| (c.database_name.as_str(), c.database_id.as_str())).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let shared = |name: &str| ids.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).count() > 1;
+    ids.iter()
+        .map(|(name, id)| if shared(name) { format!("{name} (id {})", id.get(..8).unwrap_or(id)) } else { (*name).to_string() })
+        .collect()
 }
 
 /// The key of every encrypted set of the chain, checked before anything is written.
@@ -340,7 +384,7 @@ fn database_key(
 /// # Errors
 /// `InsufficientSpace`.
 pub fn check_free_space(plan: &RestorePlan, location: &Path) -> Result<(), RestoreError> {
-    let needed: u64 = plan.chain.iter().flat_map(|s| &s.manifest.files).map(|f| f.size).sum();
+    let needed = plan.chain.iter().flat_map(|s| &s.manifest.files).fold(0u64, |sum, f| sum.saturating_add(f.size));
     let mut probe = location;
     while !probe.exists() {
         match probe.parent() {
@@ -448,8 +492,15 @@ fn build_with(
         failpoint::io_error("restore.write").map_err(|e| BackupError::Io(format!("cannot write the restored database: {e}")))?;
         failpoint::hit("restore.after_set");
     }
-    for (key, value) in internal.unwrap_or_default() {
-        store.internal().insert(key, value).map_err(StorageError::from)?;
+    if credentials {
+        for (key, value) in internal.unwrap_or_default() {
+            store.internal().insert(key, value).map_err(StorageError::from)?;
+        }
+    } else {
+        // A named database comes back without its original's backup tasks
+        // (a snapshot carries them in its files): the copy must never write
+        // into the original's locations.
+        store.bulk().clear_internal()?;
     }
     let bulk = store.bulk();
     bulk.finish(last_etag, None)?;
@@ -500,7 +551,7 @@ fn place_storage_files(
     progress: Checked<'_>,
 ) -> Result<(), RestoreError> {
     let set = source.set;
-    let total: u64 = set.manifest.files.iter().map(|f| f.size).sum::<u64>().max(1);
+    let total = set.manifest.files.iter().fold(0u64, |sum, f| sum.saturating_add(f.size)).max(1);
     std::fs::create_dir_all(dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", dir.display())))?;
     for file in &set.manifest.files {
         // Checked when the manifest was read; again here, before a path is made of it.
@@ -527,7 +578,7 @@ fn place_storage_files(
             let results = copy_hashed(&jobs, &|| stopped.borrow().is_some(), &mut |_, size| {
                 placed += size;
                 *bytes += size;
-                *done = set.manifest.document_count * placed / total;
+                *done = share(set.manifest.document_count, placed, total);
                 if let Err(e) = progress(*done, *bytes) {
                     *stopped.borrow_mut() = Some(e);
                 }
@@ -579,7 +630,7 @@ fn place_storage_files(
                 failpoint::hit("restore.document");
                 placed += size;
                 *bytes += size;
-                *done = set.manifest.document_count * placed / total;
+                *done = share(set.manifest.document_count, placed, total);
                 progress(*done, *bytes)?;
             }
         }
@@ -615,6 +666,11 @@ fn check_snapshot(store: &DocumentStore, set: &StoredSet, tip: bool) -> Result<(
     }
     store.bulk().renew_database_id()?;
     Ok(())
+}
+
+/// `count * part / whole`, without overflow (`whole` at least 1).
+fn share(count: u64, part: u64, whole: u64) -> u64 {
+    u64::try_from(u128::from(count) * u128::from(part) / u128::from(whole.max(1))).unwrap_or(u64::MAX)
 }
 
 /// A set to read, with its key when it is encrypted.
@@ -874,7 +930,18 @@ pub fn restore_system_database(
     if crate::storage::catalog::is_non_empty_dir(data_dir) || (data_dir.exists() && !data_dir.is_dir()) {
         return Err(StorageError::DestinationNotEmpty(data_dir.to_path_buf()).into());
     }
-    let plan = plan(source, up_to, None, set_secret)?;
+    // Only a chain of the system database, and only a logical one: the
+    // server never takes a snapshot of it (its internal keyspace holds the
+    // registry of databases and their paths, which a snapshot would carry).
+    let choice = ChainChoice { up_to, database: Some(app::api::SYSTEM_DATABASE) };
+    let plan = plan(source, choice, None, set_secret)?;
+    if let Some(first) = plan.chain.first().filter(|s| s.manifest.kind == SetKind::Snapshot) {
+        return Err(corrupt(
+            first,
+            "manifest.json",
+            "a snapshot set cannot become the system database (the server backs the system database up logically only)",
+        ));
+    }
     let created = !data_dir.exists();
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", data_dir.display())))?;
     let staging = data_dir.join(format!(".System.restoring-{}", uuid::Uuid::new_v4().simple()));

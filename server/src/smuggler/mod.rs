@@ -102,19 +102,6 @@ impl SmugglerError {
             Self::Storage(s) => s.code(),
         }
     }
-
-    /// How the error maps to HTTP.
-    #[must_use]
-    pub fn kind(&self) -> crate::backup::ErrorKind {
-        use crate::backup::ErrorKind;
-        match self {
-            Self::InvalidLine { .. } | Self::InvalidDump(_) | Self::UnsupportedFormatVersion(_) => ErrorKind::BadRequest,
-            Self::AlreadyRunning | Self::Canceled => ErrorKind::Conflict,
-            Self::TooManyExports => ErrorKind::TooManyRequests,
-            Self::Io(_) => ErrorKind::Internal,
-            Self::Storage(s) => s.kind(),
-        }
-    }
 }
 
 /// Writes a dump of `snapshot` (ids starting with `prefix`) to `out`, zstd-compressed.

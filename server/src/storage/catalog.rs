@@ -110,6 +110,10 @@ pub struct Catalog {
     system: Arc<DatabaseHandle>,
     databases: RwLock<BTreeMap<String, (u64, Arc<DatabaseHandle>)>>,
     next_seq: AtomicU64,
+    /// Where databases may live: the data directory and the `--database-root`s.
+    /// Every path of the registry is checked against them before the
+    /// catalog opens or removes it (the registry may come from a backup).
+    roots: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -126,6 +130,19 @@ impl Catalog {
     /// Storage errors of the system database. A named database that fails to
     /// open is logged and left out, so that one bad database does not stop the server.
     pub fn open(data_dir: &Path, durability: Durability, master: crate::crypto::MasterKeySource) -> Result<Self, StorageError> {
+        Self::open_with_roots(data_dir, durability, master, &[])
+    }
+
+    /// [`Catalog::open`], with the `--database-root`s where restored databases may also live.
+    ///
+    /// # Errors
+    /// As [`Catalog::open`].
+    pub fn open_with_roots(
+        data_dir: &Path,
+        durability: Durability,
+        master: crate::crypto::MasterKeySource,
+        database_roots: &[PathBuf],
+    ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir.join("Databases"))?;
         let system = DocumentStore::open(&data_dir.join("System"), durability)?;
         let system =
@@ -137,6 +154,7 @@ impl Catalog {
             system,
             databases: RwLock::new(BTreeMap::new()),
             next_seq: AtomicU64::new(1),
+            roots: std::iter::once(data_dir.to_path_buf()).chain(database_roots.iter().cloned()).collect(),
         };
         let mut max_seq = 0;
         for (key, entry) in catalog.registry_entries()? {
@@ -144,6 +162,10 @@ impl Catalog {
             if entry.state != EntryState::Ready {
                 tracing::warn!(database = %entry.name, state = ?entry.state, "rolling back an unfinished operation");
                 catalog.roll_back(&key, &entry)?;
+                continue;
+            }
+            if !catalog.is_database_path(&entry.location) {
+                tracing::error!(database = %entry.name, location = %entry.location.display(), "a registry entry outside the data directory and every database root; skipped");
                 continue;
             }
             match DocumentStore::open(&entry.location, durability).and_then(|store| catalog.unlock(store)) {
@@ -307,6 +329,10 @@ impl Catalog {
         entry.cleanup = vec![entry.location.clone()];
         self.write_entry(&key, &entry)?;
         let location = entry.location.clone();
+        if !self.is_database_path(&location) {
+            tracing::error!(database = %entry.name, "its registry entry names a folder outside the data directory; only the entry is removed");
+            return self.delete_entry(&key);
+        }
         if let Some(handle) = handle {
             let deadline = std::time::Instant::now() + DELETE_WAIT;
             while Arc::strong_count(&handle) > 1 {
@@ -417,9 +443,26 @@ impl Catalog {
 
     fn roll_back(&self, key: &str, entry: &RegistryEntry) -> Result<(), StorageError> {
         for path in &entry.cleanup {
-            std::fs::remove_dir_all(path).or_else(ignore_not_found)?;
+            if self.is_database_path(path) {
+                std::fs::remove_dir_all(path).or_else(ignore_not_found)?;
+            } else {
+                tracing::error!(path = %path.display(), "a registry entry names a folder outside the data directory and every database root; left in place");
+            }
         }
         self.delete_entry(key)
+    }
+
+    /// Whether `path` may hold a named database: strictly inside the data
+    /// directory or a database root, and not one of the data directory's own
+    /// folders (`System`, `Databases`).
+    fn is_database_path(&self, path: &Path) -> bool {
+        let resolve = |p: &Path| crate::paths::resolve(p).ok();
+        let (Some(resolved), Some(system), Some(databases)) =
+            (resolve(path), resolve(&self.data_dir.join("System")), resolve(&self.data_dir.join("Databases")))
+        else {
+            return false;
+        };
+        crate::paths::is_strictly_inside(path, &self.roots) && !resolved.starts_with(&system) && resolved != databases
     }
 
     fn registry_entries(&self) -> Result<Vec<(String, RegistryEntry)>, StorageError> {
@@ -520,6 +563,37 @@ mod tests {
         assert!(catalog.get("Zeta").is_none());
         assert!(!dir.path().join("Databases/Zeta").exists());
         assert!(matches!(catalog.delete("zeta"), Err(StorageError::NotFound)));
+    }
+
+    #[test]
+    fn registry_paths_outside_the_data_directory_are_never_removed_nor_opened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let outside = dir.path().join("precious");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        std::fs::write(outside.join("keep"), b"x").expect("writes");
+        let master = || crate::crypto::MasterKeySource::new(dir.path().join("master.key"));
+        {
+            let catalog = Catalog::open(&data, Durability::Os, master()).expect("opens");
+            // What a forged registry (a snapshot of the system database) could hold.
+            for (name, state, location) in
+                [("rolled", EntryState::Restoring, data.join("Databases/rolled")), ("opened", EntryState::Ready, outside.clone())]
+            {
+                let entry = RegistryEntry {
+                    name: name.into(),
+                    location,
+                    state,
+                    seq: 1,
+                    cleanup: vec![outside.clone(), data.join("System"), data.join("Databases/../..")],
+                };
+                catalog.write_entry(&registry_key(name), &entry).expect("writes");
+            }
+        }
+        let catalog = Catalog::open(&data, Durability::Os, master()).expect("reopens");
+        assert!(outside.join("keep").exists(), "a registry entry removed a folder outside the data directory");
+        assert!(data.join("System").is_dir(), "a registry entry removed the system database");
+        assert!(catalog.get("opened").is_none(), "a database outside the data directory was opened");
+        assert!(!outside.join("keyspaces").exists() && !outside.join("version").exists(), "a store was created outside");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub use catalog::{Catalog, DatabaseHandle, JobHold, RestoreReservation};
 pub use digest::ContentDigest;
 pub use record::Record;
-pub use store::{DocumentStore, Durability, PutOutcome, StoreSnapshot};
+pub use store::{DocumentStore, Durability, PutOutcome, ReadBack, StoreSnapshot};
 
 /// What can go wrong in the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -61,22 +61,6 @@ impl StorageError {
             Self::DatabaseBusy(_) => ErrorCode::DatabaseBusy,
             Self::DestinationNotEmpty(_) => ErrorCode::DestinationNotEmpty,
             Self::Locked(_) => ErrorCode::DatabaseLocked,
-        }
-    }
-
-    /// How the error maps to HTTP.
-    #[must_use]
-    pub fn kind(&self) -> crate::backup::ErrorKind {
-        use crate::backup::ErrorKind;
-        match self {
-            Self::Engine(_) | Self::Io(_) | Self::Corrupt(_) | Self::Crypto(_) => ErrorKind::Internal,
-            Self::NotFound => ErrorKind::NotFound,
-            Self::ConcurrencyConflict { .. } | Self::DatabaseExists(_) | Self::DatabaseBusy(_) | Self::DestinationNotEmpty(_) => {
-                ErrorKind::Conflict
-            }
-            Self::InvalidId(_) | Self::InvalidName(_) => ErrorKind::BadRequest,
-            Self::ReservedDocument(_) => ErrorKind::Forbidden,
-            Self::Locked(_) => ErrorKind::Unavailable,
         }
     }
 }

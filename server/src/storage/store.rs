@@ -499,6 +499,34 @@ impl DocumentStore {
         Ok((page, total))
     }
 
+    /// Reads every entry of the documents, change log and deletion log back
+    /// (each block's checksum checked by the storage engine as it is read):
+    /// the number of documents, of change-log entries, and the content
+    /// digest recomputed from the documents themselves, not from `meta`.
+    ///
+    /// # Errors
+    /// Storage errors: a damaged block, an id that is not UTF-8.
+    pub fn read_back(&self) -> Result<ReadBack, StorageError> {
+        let mut out = ReadBack::default();
+        for guard in self.docs.iter() {
+            let (key, value) = guard.into_inner()?;
+            let id = key_to_string(&key)?;
+            decode_header(&value)?;
+            if let Some(t) = term(&id, &value) {
+                out.digest.add(&t);
+            }
+            out.documents += 1;
+        }
+        for guard in self.changes.iter() {
+            guard.into_inner()?;
+            out.changes += 1;
+        }
+        for guard in self.deletions.iter() {
+            guard.into_inner()?;
+        }
+        Ok(out)
+    }
+
     /// A consistent, point-in-time view over every keyspace of the database.
     #[must_use]
     pub fn snapshot(&self) -> StoreSnapshot {
@@ -602,6 +630,17 @@ impl DocumentStore {
         self.synced_etag.fetch_max(upto, Ordering::AcqRel);
         Ok(())
     }
+}
+
+/// What [`DocumentStore::read_back`] found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadBack {
+    /// Documents, server-owned ones included (as `meta`'s count).
+    pub documents: u64,
+    /// Change-log entries: one per live document.
+    pub changes: u64,
+    /// The content digest of the documents read.
+    pub digest: ContentDigest,
 }
 
 /// A point-in-time view of a database, for backups. Hold it only while needed:
@@ -784,6 +823,16 @@ impl BulkAccess<'_> {
         state.data_bytes = data_bytes;
         state.digest = digest;
         Ok(())
+    }
+
+    /// Removes every entry of the server's bookkeeping keyspace (a restored
+    /// named database starts with none: no backup tasks of its original).
+    pub fn clear_internal(&self) -> Result<u64, StorageError> {
+        let keys: Vec<fjall::Slice> = self.store.internal.iter().map(|g| g.key()).collect::<Result<_, _>>()?;
+        for key in &keys {
+            self.store.internal.remove(key.clone())?;
+        }
+        Ok(keys.len() as u64)
     }
 
     /// Gives the database a new id (a restored copy of another database's files).

@@ -67,19 +67,6 @@ impl TaskError {
             Self::Storage(s) => s.code(),
         }
     }
-
-    /// How the error maps to HTTP.
-    #[must_use]
-    pub fn kind(&self) -> crate::backup::ErrorKind {
-        use crate::backup::ErrorKind;
-        match self {
-            Self::InvalidSchedule(_) | Self::Invalid(_) | Self::InvalidName(_) => ErrorKind::BadRequest,
-            Self::NotFound(_) => ErrorKind::NotFound,
-            Self::Io(_) => ErrorKind::Internal,
-            Self::Backup(b) => b.kind(),
-            Self::Storage(s) => s.kind(),
-        }
-    }
 }
 
 /// What ran, as the task's record keeps it.
@@ -219,34 +206,8 @@ impl Rookery {
     /// `InvalidName`, `InvalidSchedule`, `Invalid` (no schedule, a bad
     /// policy, a key and a passphrase), `InvalidLocation`, storage errors.
     pub fn put_task(&self, database: &str, name: &str, mut task: BackupTask) -> Result<bool, TaskError> {
-        if !app::api::is_valid_database_name(name) {
-            return Err(TaskError::InvalidName(format!(
-                "'{}' is not a valid task name: use 1 to 64 of A-Z a-z 0-9 _ . -",
-                name.escape_debug()
-            )));
-        }
         let db = self.task_database(database)?;
-        Schedules::of(&task)?;
-        if let Some(policy) = &task.retention {
-            retention::validate(policy)?;
-        }
-        if let Some(drill) = &task.drill {
-            schedule::Schedule::parse("Drill.Frequency", &drill.frequency)?;
-        }
-        if let Some(continuous) = &task.continuous {
-            if !(1..=3600).contains(&continuous.max_lag_seconds) {
-                return Err(TaskError::Invalid("Continuous.MaxLagSeconds is 1 to 3600.".into()));
-            }
-        }
-        if task.compact && task.backup_type == app::api::BackupType::Snapshot {
-            return Err(TaskError::Invalid(
-                "Compact folds logical sets; a task whose full backups are snapshots cannot compact (choose one).".into(),
-            ));
-        }
-        if task.backup_type == app::api::BackupType::Snapshot && db.is_system() {
-            return Err(TaskError::Invalid("The system database is backed up logically: use BackupType Backup.".into()));
-        }
-        self.open_backup_location(&task.backup_location, None)?;
+        self.validate_task(&db, name, &task)?;
         if task.backup_passphrase.is_some() && task.backup_encryption_key.is_some() {
             return Err(TaskError::Invalid("Give BackupEncryptionKey or BackupPassphrase, not both.".into()));
         }
@@ -276,6 +237,42 @@ impl Rookery {
         self.write_task(&db, &key, &stored)?;
         self.tasks.wake();
         Ok(existing.is_none())
+    }
+
+    /// The rules a task keeps, checked when it is put and again before each
+    /// run reads it back (a record from storage is believed no more than a request).
+    ///
+    /// # Errors
+    /// `InvalidName`, `InvalidSchedule`, `Invalid`, `InvalidLocation`.
+    fn validate_task(&self, db: &DatabaseHandle, name: &str, task: &BackupTask) -> Result<(), TaskError> {
+        if !app::api::is_valid_database_name(name) {
+            return Err(TaskError::InvalidName(format!(
+                "'{}' is not a valid task name: use 1 to 64 of A-Z a-z 0-9 _ . -",
+                name.escape_debug()
+            )));
+        }
+        Schedules::of(task)?;
+        if let Some(policy) = &task.retention {
+            retention::validate(policy)?;
+        }
+        if let Some(drill) = &task.drill {
+            schedule::Schedule::parse("Drill.Frequency", &drill.frequency)?;
+        }
+        if let Some(continuous) = &task.continuous {
+            if !(1..=3600).contains(&continuous.max_lag_seconds) {
+                return Err(TaskError::Invalid("Continuous.MaxLagSeconds is 1 to 3600.".into()));
+            }
+        }
+        if task.compact && task.backup_type == app::api::BackupType::Snapshot {
+            return Err(TaskError::Invalid(
+                "Compact folds logical sets; a task whose full backups are snapshots cannot compact (choose one).".into(),
+            ));
+        }
+        if task.backup_type == app::api::BackupType::Snapshot && db.is_system() {
+            return Err(TaskError::Invalid("The system database is backed up logically: use BackupType Backup.".into()));
+        }
+        self.open_backup_location(&task.backup_location, None)?;
+        Ok(())
     }
 
     /// The tasks of a database, in name order, with their status.
@@ -318,11 +315,17 @@ impl Rookery {
     ///
     /// # Errors
     /// `NotFound`; `AlreadyRunning` while any backup runs.
-    pub fn run_task(&self, database: &str, name: &str, incremental: bool) -> Result<String, TaskError> {
+    pub fn run_task(&self, database: &str, name: &str, incremental: bool) -> Result<TaskRun, TaskError> {
         let db = self.task_database(database)?;
         let stored = self.read_task(&db, name)?.ok_or_else(|| TaskError::NotFound(name.to_string()))?;
         let kind = if incremental { BackupKind::Incremental } else { BackupKind::Full };
         self.start_task_run(&db, &stored, kind)
+    }
+
+    /// Blocks until the task's runs that ended are recorded (their
+    /// retention applied and their status written), at most ten minutes.
+    pub fn wait_for_task_run(&self, database: &str, name: &str) {
+        self.tasks.wait_recorded(database, name, std::time::Duration::from_secs(600));
     }
 
     /// Applies `policy` to the chains of `database` in `location` (only
@@ -339,12 +342,18 @@ impl Rookery {
     ) -> Result<RetentionOutcome, TaskError> {
         let db = self.task_database(database)?;
         let location = self.open_backup_location(location, None)?;
+        retention::validate(policy)?;
+        // Never while a backup writes into the location (it may be extending a
+        // chain): the plan is made once the backup slot is ours, from what is there then.
+        let _slot = if dry_run {
+            None
+        } else {
+            Some(self.backup_slot.acquire(std::time::Duration::from_secs(60)).ok_or(BackupError::AlreadyRunning)?)
+        };
         let scanned = crate::backup::location::scan(&location)?;
         let chains: Vec<_> = scanned.chains.into_iter().filter(|c| c.database_id == db.store().database_id()).collect();
         let outcome = retention::plan(&chains, policy, Timestamp::now())?;
         if !dry_run {
-            // Never while a backup writes into the location (it may be extending a chain).
-            let _slot = self.backup_slot.acquire(std::time::Duration::from_secs(60)).ok_or(BackupError::AlreadyRunning)?;
             retention::delete_sets(&location, &outcome.deleted)?;
         }
         Ok(outcome)
@@ -414,7 +423,7 @@ impl Rookery {
             return Ok(Compaction::NothingToFold);
         }
         let up_to = chain.sets.last().map(|s| s.manifest.set_id.clone());
-        let options = crate::backup::compact::CompactOptions { up_to, set_secret };
+        let options = crate::backup::compact::CompactOptions { up_to, set_secret, source_database: None };
         Ok(Compaction::Started(self.start_compaction(location, None, &options)?))
     }
 
@@ -440,16 +449,17 @@ impl Rookery {
     }
 
     /// Starts one run of a task: an ordinary backup into its location.
-    fn start_task_run(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, kind: BackupKind) -> Result<String, TaskError> {
+    fn start_task_run(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, kind: BackupKind) -> Result<TaskRun, TaskError> {
+        self.validate_task(db, &stored.name, &stored.task)?;
         let set_secret = self.task_secret(db, stored)?;
         let mut incremental = kind == BackupKind::Incremental;
         if kind == BackupKind::Full && stored.task.compact {
             // Forever-incremental: a full is folded from the sets, not read from the database.
             match self.compaction_instead_of_full(db, &stored.task.backup_location, set_secret.clone())? {
                 Compaction::Started(handle) => {
-                    let set_id = handle.set_id.clone();
+                    let run = TaskRun { set_id: handle.set_id.clone(), completion: handle.completion(), compaction: true };
                     self.tasks.started(&db.name, &stored.name, handle, kind);
-                    return Ok(set_id);
+                    return Ok(run);
                 }
                 Compaction::NothingToFold => incremental = true,
                 Compaction::NoChain => {}
@@ -466,10 +476,20 @@ impl Rookery {
             max_bytes_per_second: None,
         };
         let handle = self.start_backup(&db.name, options)?;
-        let set_id = handle.set_id.clone();
+        let run = TaskRun { set_id: handle.set_id.clone(), completion: handle.completion(), compaction: false };
         self.tasks.started(&db.name, &stored.name, handle, kind);
-        Ok(set_id)
+        Ok(run)
     }
+}
+
+/// A task run that started: the set it writes and its job's end.
+#[derive(Debug)]
+pub struct TaskRun {
+    pub set_id: String,
+    pub completion: Arc<crate::jobs::Completion>,
+    /// The run folds the chain (a forever-incremental task's full): its
+    /// status is `Raven/Compact/Status` in the system database.
+    pub compaction: bool,
 }
 
 /// What a compacting task does when a full is due.
@@ -484,6 +504,27 @@ enum Compaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_record_read_back_is_checked_as_a_request_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rookery = Rookery::open(crate::config::Config::for_tests(&dir.path().join("data"))).expect("opens");
+        let db = rookery.catalog().create("Db").expect("creates");
+        db.store().put("doc/1", b"{}", None).expect("puts");
+        // A record no PUT accepts (MaxLagSeconds 0), as a forged set could bring one.
+        let location = dir.path().join("continuous");
+        let task = BackupTask {
+            backup_location: location.display().to_string(),
+            full_backup_frequency: Some("0 2 * * *".into()),
+            continuous: Some(app::api::ContinuousBackup { max_lag_seconds: 0 }),
+            ..Default::default()
+        };
+        let stored = StoredTask { name: "t".into(), task, sealed_passphrase: None, sealed_key: None, state: TaskState::default() };
+        rookery.write_task(&db, &task_key("t"), &stored).expect("writes");
+        let err = rookery.run_task("Db", "t", false).expect_err("a forged record is refused");
+        assert_eq!(err.code(), ErrorCode::InvalidRequest, "{err}");
+        assert!(!location.exists(), "a forged task ran");
+    }
 
     #[test]
     fn a_full_and_an_incremental_due_together_run_as_a_full() {

@@ -23,6 +23,9 @@ use jiff::Timestamp;
 use super::TaskError;
 use crate::backup::location::{Chain, Location};
 
+/// The largest count a retention rule takes (sets kept).
+pub const MAX_KEEP: u32 = 1_000_000;
+
 /// Prefix of a set folder being deleted.
 pub const DELETING_PREFIX: &str = ".deleting-";
 
@@ -40,19 +43,7 @@ struct Point {
 /// # Errors
 /// `InvalidRequest` naming the field.
 pub fn minimum_age(text: &str) -> Result<std::time::Duration, TaskError> {
-    let bad =
-        || TaskError::Invalid(format!("Retention.MinimumAge '{}' must be a number followed by s, m, h or d (7d)", text.escape_debug()));
-    let (number, unit) = text.split_at(text.len().checked_sub(1).ok_or_else(bad)?);
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86_400),
-        _ => return Err(bad()),
-    }
-    .ok_or_else(bad)?;
-    Ok(std::time::Duration::from_secs(seconds))
+    crate::config::parse_duration(text).map_err(|e| TaskError::Invalid(format!("Retention.MinimumAge: {e}")))
 }
 
 /// Checks a policy.
@@ -66,8 +57,8 @@ pub fn validate(policy: &RetentionPolicy) -> Result<(), TaskError> {
         ("KeepWeekly", policy.keep_weekly),
         ("KeepMonthly", policy.keep_monthly),
     ] {
-        if value == Some(0) {
-            return Err(TaskError::Invalid(format!("Retention.{name} must be at least 1 (leave it out to not use it)")));
+        if value == Some(0) || value.is_some_and(|v| v > MAX_KEEP) {
+            return Err(TaskError::Invalid(format!("Retention.{name} is 1 to {MAX_KEEP} (leave it out to not use it)")));
         }
     }
     if let Some(age) = &policy.minimum_age {
@@ -173,6 +164,7 @@ pub fn delete_sets(location: &Location, set_ids: &[String]) -> Result<(), TaskEr
         if !crate::backup::format::is_valid_set_id(id) {
             continue;
         }
+        crate::failpoint::io_error("retention.delete").map_err(io(format!("cannot delete {id}")))?;
         let from = location.join(id);
         let hidden = location.join(format!("{DELETING_PREFIX}{id}"));
         std::fs::rename(&from, &hidden).map_err(io(format!("cannot hide {id} before deleting it")))?;
@@ -267,6 +259,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn weekly_and_monthly_keep_the_newest_set_of_each_iso_week_and_month() {
+        // One full set a chain, on days whose ISO weeks and months are known.
+        let days = [
+            "2026-11-30", // Monday, week 49
+            "2026-11-29", // Sunday, week 48
+            "2026-11-24", // week 48
+            "2026-11-18", // week 47
+            "2026-11-10", // week 46
+            "2026-10-31", // week 44, October
+            "2026-10-15",
+            "2026-09-30", // September
+            "2026-09-01",
+            "2026-08-20", // August
+        ];
+        let chains: Vec<Chain> = days
+            .iter()
+            .map(|day| {
+                let id = format!("{}T120000Z-full", day.replace('-', ""));
+                Chain {
+                    database_id: "x".into(),
+                    database_name: "D".into(),
+                    sets: vec![set(&id, &format!("{day}T12:00:00Z"), SetKind::Full, None)],
+                }
+            })
+            .collect();
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().expect("now");
+        let kept = |weekly: Option<u32>, monthly: Option<u32>| {
+            let p = RetentionPolicy { keep_weekly: weekly, keep_monthly: monthly, ..Default::default() };
+            let mut kept: Vec<String> = plan(&chains, &p, now).expect("plans").kept.iter().map(|id| id[..8].to_string()).collect();
+            kept.sort();
+            kept
+        };
+        assert_eq!(kept(Some(3), None), ["20261118", "20261129", "20261130"], "the newest of weeks 49, 48 and 47");
+        assert_eq!(kept(None, Some(3)), ["20260930", "20261031", "20261130"], "the newest of November, October, September");
+        assert_eq!(kept(Some(2), Some(2)), ["20261031", "20261129", "20261130"], "the union of both rules");
+        assert_eq!(kept(Some(100), None).len(), 9, "one a week: 11-24 shares week 48 with the newer 11-29");
     }
 
     #[test]

@@ -97,6 +97,39 @@ mod tests {
         assert_eq!(hourly.next_after(&utc, at("2026-11-26T14:10:00Z")), Some(at("2026-11-26T15:00:00Z")));
     }
 
+    /// Every occurrence in `[from, until)`.
+    fn occurrences(schedule: &Schedule, zone: &TimeZone, from: &str, until: &str) -> Vec<Timestamp> {
+        let (mut t, until) = (at(from), at(until));
+        let mut out = Vec::new();
+        while let Some(next) = schedule.next_after(zone, t).filter(|n| *n < until) {
+            out.push(next);
+            t = next;
+        }
+        out
+    }
+
+    #[test]
+    fn a_daily_time_runs_once_a_day_across_daylight_saving_changes() {
+        let paris = zone(Some("Europe/Paris")).expect("a zone");
+        let half_past_two = Schedule::parse("F", "30 2 * * *").expect("parses");
+        // 29 March 2026: 02:00 becomes 03:00 in Paris; 02:30 does not exist that
+        // night. The backup is not skipped: it runs at the first valid time after.
+        let spring = occurrences(&half_past_two, &paris, "2026-03-27T12:00:00Z", "2026-03-30T12:00:00Z");
+        assert_eq!(spring.len(), 3, "one run each night: {spring:?}");
+        assert_eq!(spring[0], at("2026-03-28T01:30:00Z"), "02:30 CET");
+        assert!(spring[1] > at("2026-03-29T00:59:59Z") && spring[1] <= at("2026-03-29T01:30:00Z"), "the night of the change: {spring:?}");
+        assert_eq!(spring[2], at("2026-03-30T00:30:00Z"), "02:30 CEST");
+        // 25 October 2026: 03:00 becomes 02:00; 02:30 happens twice. One run.
+        let autumn = occurrences(&half_past_two, &paris, "2026-10-24T12:00:00Z", "2026-10-26T12:00:00Z");
+        assert_eq!(autumn.len(), 2, "one run each night, not two in the repeated hour: {autumn:?}");
+        assert_eq!(autumn[0], at("2026-10-25T00:30:00Z"), "the first 02:30 (CEST)");
+        assert_eq!(autumn[1], at("2026-10-26T01:30:00Z"), "02:30 CET");
+        // An hourly schedule keeps its hours: 23 runs on the short day, 25 on the long one.
+        let hourly = Schedule::parse("F", "0 * * * *").expect("parses");
+        assert_eq!(occurrences(&hourly, &paris, "2026-03-28T22:59:59Z", "2026-03-29T22:00:00Z").len(), 23);
+        assert_eq!(occurrences(&hourly, &paris, "2026-10-24T21:59:59Z", "2026-10-25T23:00:00Z").len(), 25);
+    }
+
     #[test]
     fn a_time_zone_moves_the_schedule() {
         let two_am = Schedule::parse("F", "0 2 * * *").expect("parses");

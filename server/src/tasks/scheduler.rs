@@ -66,6 +66,8 @@ pub struct Tasks {
     changes: Mutex<()>,
     runtime: Mutex<HashMap<(String, String), Runtime>>,
     wake: (Mutex<bool>, Condvar),
+    /// Counts the scheduler's rounds of recording finished runs.
+    recorded: (Mutex<u64>, Condvar),
 }
 
 impl std::fmt::Debug for Tasks {
@@ -98,6 +100,24 @@ impl Tasks {
         let guard = self.wake.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (mut woken, _) = self.wake.1.wait_timeout_while(guard, TICK, |w| !*w).unwrap_or_else(std::sync::PoisonError::into_inner);
         *woken = false;
+    }
+
+    /// Tells whoever waits that finished runs were recorded.
+    fn runs_recorded(&self) {
+        *self.recorded.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        self.recorded.1.notify_all();
+    }
+
+    /// Blocks until no run of the task is left unrecorded (its retention
+    /// applied, its status written), at most `limit`.
+    pub(crate) fn wait_recorded(&self, database: &str, task: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let key = runtime_key(database, task);
+        while self.lock().get(&key).is_some_and(|rt| !rt.running.is_empty()) && Instant::now() < deadline {
+            self.wake();
+            let guard = self.recorded.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _ = self.recorded.1.wait_timeout(guard, Duration::from_millis(50)).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
     }
 
     /// Forgets a deleted task's pending run.
@@ -229,8 +249,8 @@ impl Rookery {
             return Ok(());
         }
         match self.start_task_run(db, stored, kind) {
-            Ok(set_id) => {
-                tracing::info!(database = %db.name, task = %stored.name, set = %set_id, "scheduled backup started");
+            Ok(run) => {
+                tracing::info!(database = %db.name, task = %stored.name, set = %run.set_id, "scheduled backup started");
                 if let Some(rt) = self.tasks.lock().get_mut(&key) {
                     rt.pending = None;
                 }
@@ -290,10 +310,17 @@ impl Rookery {
             let mut out = Vec::new();
             for (key, rt) in map.iter_mut() {
                 if rt.drill.as_ref().is_some_and(JoinHandle::is_finished) {
-                    let outcome = rt.drill.take().and_then(|h| h.join().ok()).flatten();
-                    if outcome.is_none() {
-                        rt.drill_pending = true;
-                    }
+                    let outcome = match rt.drill.take().map(JoinHandle::join) {
+                        // The restore slot was busy: still due.
+                        Some(Ok(None)) => {
+                            rt.drill_pending = true;
+                            None
+                        }
+                        Some(Ok(Some(last))) => Some(last),
+                        // A drill that panicked failed; it runs again at its next scheduled time only.
+                        Some(Err(_)) => Some(super::drill::panicked()),
+                        None => None,
+                    };
                     out.push((key.clone(), outcome));
                 }
             }
@@ -329,9 +356,8 @@ impl Rookery {
             }
             // Retention first: a run is recorded (LastSetId) once its retention
             // has let the backup slot go, so a run-now after it is not refused.
-            if result.is_ok() {
-                self.retain_after_run(&db, &task);
-            }
+            // A retention that failed is the run's error (the set itself is fine).
+            let retention_error = if result.is_ok() { self.retain_after_run(&db, &task) } else { None };
             let now = Timestamp::now();
             match &result {
                 Ok(summary) => self.record(&db, &task, |state| {
@@ -341,7 +367,7 @@ impl Rookery {
                     }
                     state.last_set_id = Some(summary.set_id.clone());
                     state.last_duration_ms = Some(duration);
-                    state.last_error = None;
+                    state.last_error = retention_error;
                     state.last_shipped_etag = Some(summary.to_etag);
                 }),
                 Err(e) => self.record(&db, &task, |state| {
@@ -350,13 +376,15 @@ impl Rookery {
                 }),
             }
         }
+        self.tasks.runs_recorded();
     }
 
     /// A task's retention after a successful run; what it deleted is said in
-    /// the database's backup status document.
-    fn retain_after_run(&self, db: &Arc<DatabaseHandle>, task: &str) {
-        let Ok(Some(stored)) = self.read_task(db, task) else { return };
-        let Some(policy) = &stored.task.retention else { return };
+    /// the database's backup status document. Why it failed, if it did.
+    fn retain_after_run(&self, db: &Arc<DatabaseHandle>, task: &str) -> Option<String> {
+        let Ok(Some(stored)) = self.read_task(db, task) else { return None };
+        let Some(policy) = &stored.task.retention else { return None };
+        let mut failed = None;
         let (text, severity) = match self.apply_retention(&db.name, &stored.task.backup_location, policy, false) {
             Ok(outcome) if outcome.deleted.is_empty() => {
                 (format!("Retention of task '{task}': nothing to delete ({} sets kept)", outcome.kept.len()), Severity::Information)
@@ -371,11 +399,12 @@ impl Rookery {
                 Severity::Information,
             ),
             Err(e) => {
-                self.record(db, task, |state| state.last_error = Some(format!("retention: {e}")));
+                failed = Some(format!("retention: {e}"));
                 (format!("Retention of task '{task}' failed: {e}"), Severity::Warning)
             }
         };
         crate::jobs::status::append_message(db, BACKUP_STATUS_ID, &text, severity);
+        failed
     }
 
     /// Updates a task's stored state (if the task still exists).

@@ -3,10 +3,20 @@
 //! says (no set; no database and no files; the documents imported so far).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::common::{all_entries, set_dirs, TestServer};
+
+/// A job stopped by its cancel: soon after it was asked (well before the
+/// work left would have taken), in the middle of its work, with `Canceled`.
+fn assert_stopped_early(done: &Value, asked: Instant, total: u64) {
+    assert_eq!((done["Success"].as_bool(), done["ErrorCode"].as_str()), (Some(false), Some("Canceled")), "{done}");
+    assert!(asked.elapsed() < Duration::from_secs(2), "the job took {:?} to stop after its cancel", asked.elapsed());
+    let done_count = done["Progress"]["DocumentsDone"].as_u64().expect("DocumentsDone");
+    assert!(done_count < total, "the job finished its work ({done_count} of {total}) before it stopped: {done}");
+}
 
 /// Polls a status document until the job runs and has done some work.
 fn wait_running(s: &TestServer, base: &str, doc: &str) -> Value {
@@ -33,10 +43,11 @@ fn a_canceled_backup_leaves_no_set_and_the_next_one_runs() {
     let (status, _) = s.post("/databases/Big/admin/backup", json!({"BackupLocation": location}));
     assert_eq!(status, 202);
     wait_running(&s, "/databases/Big", "Raven/Backup/Status");
+    let asked = Instant::now();
     let (status, body) = s.post("/databases/Big/admin/backup/cancel", json!({}));
     assert_eq!(status, 202, "{body}");
     let done = s.wait_for_job("/databases/Big", "Raven/Backup/Status");
-    assert_eq!((done["Success"].as_bool(), done["ErrorCode"].as_str()), (Some(false), Some("Canceled")), "{done}");
+    assert_stopped_early(&done, asked, 200);
     assert!(done["Completed"].is_string());
     assert!(all_entries(Path::new(&location)).is_empty(), "a canceled backup left {:?}", all_entries(Path::new(&location)));
     assert_eq!(s.post("/databases/Big/admin/backup/cancel", json!({})).0, 404, "ended");
@@ -58,9 +69,10 @@ fn a_canceled_restore_leaves_no_database_and_no_files() {
     let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Copy"}));
     assert_eq!(status, 202);
     wait_running(&s, "", "Raven/Restore/Status");
+    let asked = Instant::now();
     assert_eq!(s.post("/admin/restore/cancel", json!({})).0, 202);
     let done = s.wait_for_job("", "Raven/Restore/Status");
-    assert_eq!((done["Success"].as_bool(), done["ErrorCode"].as_str()), (Some(false), Some("Canceled")), "{done}");
+    assert_stopped_early(&done, asked, 200);
     assert_eq!(s.get("/databases/Copy/docs").0, 404);
     assert_eq!(all_entries(&s.data_dir.join("Databases")), ["Src"], "no staging, no half database");
     // The name is free: the same restore runs to its end.
@@ -157,4 +169,48 @@ fn a_cancel_between_files_and_between_sets_leaves_nothing_either() {
     let done = s.wait_for_job("", "Raven/Restore/Status");
     assert_eq!(done["ErrorCode"], "Canceled", "{done}");
     assert_eq!(all_entries(&s.data_dir.join("Databases")), ["Src"]);
+}
+
+#[test]
+fn a_canceled_snapshot_leaves_no_set_and_no_staging() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "snapshot.after_file=sleep:200")]);
+    s.create_db("Big");
+    crate::s3::put_bulky(&s, "/databases/Big", 0..300);
+    // An encrypted snapshot copies (and pauses after) each file.
+    let location = s.location("snapshot");
+    let (status, body) =
+        s.post("/databases/Big/admin/backup", json!({"BackupLocation": location, "BackupType": "Snapshot", "BackupPassphrase": "pw"}));
+    assert_eq!(status, 202, "{body}");
+    let running = wait_running(&s, "/databases/Big", "Raven/Backup/Status");
+    let total = running["Progress"]["DocumentsTotal"].as_u64().expect("a total");
+    let asked = Instant::now();
+    assert_eq!(s.post("/databases/Big/admin/backup/cancel", json!({})).0, 202);
+    let done = s.wait_for_job("/databases/Big", "Raven/Backup/Status");
+    assert_stopped_early(&done, asked, total);
+    assert!(all_entries(Path::new(&location)).is_empty(), "a canceled snapshot left {:?}", all_entries(Path::new(&location)));
+    let staging: Vec<String> = all_entries(&s.data_dir.join("Databases")).into_iter().filter(|e| e.starts_with('.')).collect();
+    assert!(staging.is_empty(), "a canceled snapshot left its staging folder: {staging:?}");
+    assert_eq!(s.all_docs("/databases/Big").len(), 300, "the database is unharmed");
+}
+
+#[test]
+fn a_canceled_compaction_leaves_no_set() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.document=sleep:15")]);
+    s.create_db("Src");
+    for i in 0..120 {
+        s.put_doc("/databases/Src", &format!("d/{i:03}"), json!({"i": i}));
+    }
+    let location = s.location("chain");
+    s.backup("/databases/Src", &location, false);
+    s.put_doc("/databases/Src", "more", json!({}));
+    s.backup("/databases/Src", &location, true);
+    let before = set_dirs(Path::new(&location));
+    let (status, body) = s.post("/admin/backup/compact", json!({"BackupLocation": location}));
+    assert_eq!(status, 202, "{body}");
+    wait_running(&s, "", "Raven/Compact/Status");
+    let asked = Instant::now();
+    assert_eq!(s.post("/admin/backup/compact/cancel", json!({})).0, 202);
+    let done = s.wait_for_job("", "Raven/Compact/Status");
+    assert_stopped_early(&done, asked, 121);
+    assert_eq!(all_entries(Path::new(&location)), before, "a canceled compaction left something");
 }

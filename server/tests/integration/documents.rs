@@ -130,7 +130,7 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("PUT", "/admin/databases/Safe", None, 409, "DatabaseExists"),
         ("PUT", "/admin/databases/SAFE", None, 409, "DatabaseExists"),
         ("PUT", "/admin/databases/System", None, 409, "DatabaseExists"),
-        ("PUT", "/admin/databases/New", Some("{\"Nope\":1}".into()), 400, "InvalidJson"),
+        ("PUT", "/admin/databases/New", Some("{\"Nope\":1}".into()), 400, "InvalidRequest"),
         ("DELETE", "/admin/databases/Missing", None, 404, "NotFound"),
         ("POST", "/databases/Safe/docs/keep", Some("{}".into()), 405, "MethodNotAllowed"),
         ("DELETE", "/databases", None, 405, "MethodNotAllowed"),

@@ -20,3 +20,4 @@ mod smuggler;
 mod snapshot;
 mod tasks;
 mod trust;
+mod trust3;

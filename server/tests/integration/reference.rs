@@ -24,6 +24,11 @@ fn every_error_code_is_in_the_reference_and_in_openapi() {
         if !reference.contains(&format!("`{name}`")) {
             missing.push(format!("{name} is not explained in docs/reference.md"));
         }
+        // Its row in the error table says the one status the server answers it with.
+        let row = format!("| `{name}` | {} ", code.status());
+        if !reference.contains(&row) {
+            missing.push(format!("the error table of docs/reference.md does not give {name} its status {}", code.status()));
+        }
         if !listed.iter().any(|l| l == name) {
             missing.push(format!("{name} is not in /openapi.json"));
         }

@@ -139,7 +139,7 @@ fn refusals_create_nothing() {
             "DestinationNotEmpty",
         ),
         (json!({"BackupLocation": location, "DatabaseName": "bad/name"}), 400, "InvalidName"),
-        (json!({"BackupLocation": location, "DatabaseName": "X2", "RestoreUpTo": "20000101T000000Z-full"}), 400, "SetNotFound"),
+        (json!({"BackupLocation": location, "DatabaseName": "X2", "RestoreUpTo": "20000101T000000Z-full"}), 404, "SetNotFound"),
         (json!({"BackupLocation": s.location("empty-location"), "DatabaseName": "X3"}), 400, "NoBackupFound"),
         (json!({"BackupLocation": s.location("missing"), "DatabaseName": "X4"}), 400, "NoBackupFound"),
         (json!({"BackupLocation": "relative", "DatabaseName": "X5"}), 400, "InvalidBackupLocation"),

@@ -105,10 +105,13 @@ fn full_incremental_encrypted_and_point_in_time_restores_through_object_storage(
     assert_eq!(done["Success"], true, "{done}");
     assert!(s.all_docs("/databases/ShopSealed") == now);
 
-    // Per-request settings work, and their secrets go nowhere.
+    // Per-request settings work, against another endpoint than the server's
+    // (moto itself, not the relay the server is configured with), and their
+    // secrets go nowhere.
+    assert_ne!(s3.direct, s3.endpoint);
     let (status, body) = s.post(
         &format!("{base}/admin/backup?incremental=true"),
-        json!({"BackupLocation": location, "S3": {"Endpoint": s3.endpoint, "Region": "us-east-1", "AccessKeyId": "per-request", "SecretAccessKey": "per-request-secret-value", "ForcePathStyle": true}}),
+        json!({"BackupLocation": location, "S3": {"Endpoint": s3.direct, "Region": "us-east-1", "AccessKeyId": "per-request", "SecretAccessKey": "per-request-secret-value", "ForcePathStyle": true}}),
     );
     assert_eq!(status, 202, "{body}");
     assert_eq!(s.wait_for_job(base, "Raven/Backup/Status")["Success"], true);
@@ -237,14 +240,20 @@ fn storage_problems_and_bad_locations_are_refused_before_the_job() {
         let (status, code, message) = refused(json!({"BackupLocation": bad}));
         assert_eq!((status, code.as_str()), (400, "InvalidBackupLocation"), "{bad}: {message}");
     }
+    // Another endpoint than the server's never gets the server's credentials:
+    // without its own, the request is refused before anything is sent.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (status, code, message) = refused(json!({"BackupLocation": "s3://rookery-refusals/x", "S3": {"Endpoint": dead}}));
+    assert_eq!((status, code.as_str()), (400, "InvalidRequest"), "{message}");
+    assert!(message.contains("AccessKeyId"), "{message}");
     // The storage's own answers, before any job: a missing bucket, a dead endpoint.
-    let (status, code, message) =
-        refused(json!({"BackupLocation": "s3://rookery-refusals/x", "S3": {"Endpoint": format!("http://127.0.0.1:{}", free_port())}}));
+    let own = |endpoint: &str| json!({"Endpoint": endpoint, "AccessKeyId": "own-key", "SecretAccessKey": "own-secret-value"});
+    let (status, code, message) = refused(json!({"BackupLocation": "s3://rookery-refusals/x", "S3": own(&dead)}));
     assert_eq!((status, code.as_str()), (400, "BackupStorageError"), "{message}");
     let missing = S3Server::start("rookery-present");
-    let (status, code, message) = refused(json!({"BackupLocation": "s3://rookery-refusals/x", "S3": {"Endpoint": missing.endpoint}}));
+    let (status, code, message) = refused(json!({"BackupLocation": "s3://rookery-refusals/x", "S3": own(&missing.endpoint)}));
     assert_eq!((status, code.as_str()), (400, "BackupStorageError"), "{message}");
-    assert!(message.contains("NoSuchBucket"), "the storage's answer: {message}");
+    assert!(message.contains("NoSuchBucket"), "the storage's code: {message}");
     // Refused credentials: a server that checks them.
     let strict = S3Server::start_with("rookery-refusals", &[("INITIAL_NO_AUTH_ACTION_COUNT", "1")]);
     let (status, code, message) = refused(json!({
@@ -255,8 +264,7 @@ fn storage_problems_and_bad_locations_are_refused_before_the_job() {
     assert!(message.contains("InvalidAccessKeyId") || message.contains("403"), "the storage's answer: {message}");
     assert!(!message.contains("wrong-secret-value"));
     // A restore and a listing say the same.
-    let (status, answer) =
-        s.post("/admin/restore", json!({"BackupLocation": "s3://rookery-refusals/x", "S3": {"Endpoint": missing.endpoint}}));
+    let (status, answer) = s.post("/admin/restore", json!({"BackupLocation": "s3://rookery-refusals/x", "S3": own(&missing.endpoint)}));
     assert_eq!((status, answer["Error"].as_str()), (400, Some("BackupStorageError")), "{answer}");
     // Nothing was written where the storage works.
     assert!(s3.keys("").is_empty());
@@ -515,4 +523,55 @@ fn restore_drills_prove_a_good_location_and_name_the_damaged_file() {
     let bad = drill_after(good["At"].as_str().map(str::to_string), false);
     let error = bad["Error"].as_str().expect("an error");
     assert!(error.contains(&format!("{set_id}/documents-0001.zst")), "{bad}");
+}
+
+/// Waits until no multipart upload is left open in the bucket (an abort is
+/// sent without waiting for it); the keys still open after 60 s otherwise.
+fn wait_no_open_uploads(s3: &S3Server) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let open = s3.multipart_uploads();
+        if open.is_empty() || Instant::now() > deadline {
+            return open;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_canceled_or_failed_upload_of_many_parts_leaves_no_multipart_upload_open() {
+    let s3 = S3Server::start("rookery-multipart");
+    let s = server_for(&s3, &[("ROOKERY_FAILPOINTS", "backup.document=sleep:5")]);
+    let base = "/databases/Big";
+    s.create_db("Big");
+    put_bulky(&s, base, 0..700);
+    let location = s3.url("big");
+    // Cancel in the middle of a documents file of several 8 MiB parts.
+    let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": location}));
+    assert_eq!(status, 202, "{body}");
+    let mut started = false;
+    for _ in 0..600 {
+        if !s3.multipart_uploads().is_empty() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(started, "the documents file went up as a multipart upload");
+    assert_eq!(s.post(&format!("{base}/admin/backup/cancel"), json!({})).0, 202);
+    let done = s.wait_for_job(base, "Raven/Backup/Status");
+    assert_eq!(done["ErrorCode"], "Canceled", "{done}");
+    assert_eq!(wait_no_open_uploads(&s3), Vec::<String>::new(), "a canceled backup left a multipart upload open");
+    assert!(s3.keys("big/").iter().all(|k| !k.ends_with("manifest.json")), "no complete set");
+    drop(s);
+
+    // A backup that fails while its parts go up: the upload is aborted too.
+    let s = server_for(&s3, &[("ROOKERY_FAILPOINTS", "backup.write=enospc")]);
+    s.create_db("Big");
+    put_bulky(&s, base, 0..700);
+    let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": s3.url("failed")}));
+    assert_eq!(status, 202, "{body}");
+    let done = s.wait_for_job(base, "Raven/Backup/Status");
+    assert_eq!(done["Success"], false, "{done}");
+    assert_eq!(wait_no_open_uploads(&s3), Vec::<String>::new(), "a failed backup left a multipart upload open");
 }

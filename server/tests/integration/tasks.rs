@@ -51,7 +51,7 @@ fn bad_tasks_are_refused_and_change_nothing_and_secrets_are_never_returned() {
             "InvalidRequest",
             "MinimumAge",
         ),
-        (json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "Surprise": 1}), 400, "InvalidJson", "Surprise"),
+        (json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * *", "Surprise": 1}), 400, "InvalidRequest", "Surprise"),
     ];
     for (body, status, code, mentions) in cases {
         let (got, answer) = s.put("/databases/Db/admin/backup/tasks/nightly", body.clone());
@@ -173,15 +173,82 @@ fn run_now_backs_up_and_a_dry_run_of_retention_deletes_nothing() {
     }
     let task = wait_task(&s, "/databases/Db", "yearly", "the runs recorded", |t| t["Status"]["LastIncrementalBackup"].is_string());
     assert!(task["Status"]["LastFullBackup"].is_string(), "{task}");
-    let before = set_dirs(Path::new(&location));
-    assert_eq!(before.len(), 3);
-    let (status, outcome) =
-        s.post(&format!("/databases/Db/admin/backup/retention?location={location}&dryRun=true"), json!({"Retention": {"KeepLast": 1}}));
-    assert_eq!(status, 200, "{outcome}");
+    let first_chain = set_dirs(Path::new(&location));
+    assert_eq!(first_chain.len(), 3);
+    let retention = |dry_run: bool| {
+        let (status, outcome) = s.post(
+            &format!("/databases/Db/admin/backup/retention?location={location}&dryRun={dry_run}"),
+            json!({"Retention": {"KeepLast": 1}}),
+        );
+        assert_eq!(status, 200, "{outcome}");
+        outcome
+    };
     // One chain: the newest chain is never deleted, whatever the policy.
+    let outcome = retention(true);
     assert_eq!(outcome["Deleted"], json!([]), "{outcome}");
     assert_eq!(outcome["Kept"].as_array().map(Vec::len), Some(3));
+    // A newer chain: now the policy deletes the first one, and a dry run only says so.
+    let (status, body) = s.post("/databases/Db/admin/backup/tasks/yearly/run?wait=true", json!({}));
+    assert_eq!(status, 200, "{body}");
+    let before = set_dirs(Path::new(&location));
+    assert_eq!(before.len(), 4);
+    let mut would: Vec<String> =
+        retention(true)["Deleted"].as_array().expect("deleted").iter().map(|v| v.as_str().expect("id").to_string()).collect();
+    would.sort();
+    assert_eq!(would, first_chain, "what a real run deletes");
     assert_eq!(set_dirs(Path::new(&location)), before, "a dry run deletes nothing");
+    let mut deleted: Vec<String> =
+        retention(false)["Deleted"].as_array().expect("deleted").iter().map(|v| v.as_str().expect("id").to_string()).collect();
+    deleted.sort();
+    assert_eq!(deleted, first_chain);
+    assert_eq!(set_dirs(Path::new(&location)).len(), 1, "the real run deleted what the dry run said");
+}
+
+#[test]
+fn a_retention_that_fails_is_the_last_error_of_its_task() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "retention.delete=enospc")]);
+    s.create_db("Db");
+    s.put_doc("/databases/Db", "a", json!({}));
+    let location = s.location("kept");
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 0 1 1 *", "Retention": {"KeepLast": 1}});
+    assert_eq!(s.put("/databases/Db/admin/backup/tasks/t", task).0, 201);
+    for _ in 0..2 {
+        let (status, body) = s.post("/databases/Db/admin/backup/tasks/t/run?wait=true", json!({}));
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, task) = s.get("/databases/Db/admin/backup/tasks/t");
+    let error = task["Status"]["LastError"].as_str().unwrap_or_default();
+    assert!(error.contains("retention") && error.contains("No space left"), "the retention's failure is not the task's LastError: {task}");
+    assert_eq!(set_dirs(Path::new(&location)).len(), 2, "nothing was deleted");
+}
+
+#[test]
+fn retention_waits_for_a_running_backup_and_keeps_what_it_wrote() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.document=sleep:300")]);
+    s.create_db("Db");
+    for i in 0..3 {
+        s.put_doc("/databases/Db", &format!("doc/{i}"), json!({"i": i}));
+    }
+    let location = s.location("racing");
+    s.backup("/databases/Db", &location, false);
+    s.put_doc("/databases/Db", "doc/9", json!({}));
+    let (status, body) = s.post("/databases/Db/admin/backup?incremental=true", json!({"BackupLocation": location}));
+    assert_eq!(status, 202, "{body}");
+    let (_, running) = s.get("/databases/Db/docs/Raven/Backup/Status");
+    assert_eq!(running["IsRunning"], true, "the incremental runs while retention is asked");
+    let (status, outcome) =
+        s.post(&format!("/databases/Db/admin/backup/retention?location={location}"), json!({"Retention": {"KeepLast": 1}}));
+    assert_eq!(status, 200, "{outcome}");
+    let (_, after) = s.get("/databases/Db/docs/Raven/Backup/Status");
+    assert_eq!(
+        (after["IsRunning"].as_bool(), after["Success"].as_bool()),
+        (Some(false), Some(true)),
+        "retention ran beside the backup: {after}"
+    );
+    assert_eq!(outcome["Deleted"], json!([]), "{outcome}");
+    let kept = outcome["Kept"].to_string();
+    assert!(kept.contains(after["SetId"].as_str().expect("id")), "the set the backup wrote is kept: {outcome}");
+    assert_eq!(set_dirs(Path::new(&location)).len(), 2);
 }
 
 #[test]
@@ -246,4 +313,43 @@ fn times_missed_while_the_server_was_stopped_make_one_run_after_it_starts() {
     // One run for the two missed times, and the next is a year away.
     assert_eq!(set_dirs(Path::new(&location)).len(), 1, "{:?}", set_dirs(Path::new(&location)));
     assert!(ran["Status"]["NextBackup"].as_str().unwrap_or("").starts_with(&(first.year() + 1).to_string()), "{ran}");
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_with_bytes(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(&d).expect("reads").flatten() {
+            if e.path().is_dir() {
+                pending.push(e.path());
+            } else {
+                out.push((e.path(), std::fs::read(e.path()).expect("reads")));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_task_s_secrets_are_never_on_disk_in_clear() {
+    let mut s = TestServer::start();
+    s.create_db("Db");
+    let location = s.location("sealed");
+    let passphrase = "a-passphrase-never-on-disk";
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 0 1 1 *", "BackupPassphrase": passphrase});
+    assert_eq!(s.put("/databases/Db/admin/backup/tasks/sealed-task", task).0, 201);
+    // The run uses it: the set is encrypted.
+    let (status, done) = s.post("/databases/Db/admin/backup/tasks/sealed-task/run?wait=true", json!({}));
+    assert_eq!(status, 200, "{done}");
+    s.stop();
+    let files = files_with_bytes(&s.data_dir);
+    let contains = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(files.iter().any(|(_, b)| contains(b, b"sealed-task")), "the task's record is in the data directory's files");
+    let clear: Vec<String> =
+        files.iter().filter(|(_, b)| contains(b, passphrase.as_bytes())).map(|(p, _)| p.display().to_string()).collect();
+    assert!(clear.is_empty(), "the passphrase in clear in {clear:?}");
+    let set = Path::new(&location).join(done["SetId"].as_str().expect("id"));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(set.join("manifest.json")).expect("manifest")).expect("json");
+    assert!(manifest["Encryption"]["Set"].is_object(), "the task's set is sealed with its passphrase: {manifest}");
 }

@@ -122,6 +122,20 @@ impl S3Server {
         assert_eq!(status, 200, "put {key}");
     }
 
+    /// The keys of the multipart uploads started and neither completed nor aborted.
+    pub fn multipart_uploads(&self) -> Vec<String> {
+        let body = self
+            .agent
+            .get(&format!("{}/{}?uploads", self.direct, self.bucket))
+            .header("Authorization", AUTHORIZATION)
+            .call()
+            .expect("list uploads")
+            .body_mut()
+            .read_to_string()
+            .expect("xml");
+        between_all(&body, "<Upload>", "</Upload>").iter().flat_map(|u| between_all(u, "<Key>", "</Key>")).collect()
+    }
+
     /// Deletes an object.
     pub fn delete(&self, key: &str) {
         let status = self
