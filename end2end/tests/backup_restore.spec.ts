@@ -235,3 +235,31 @@ test('a snapshot from the studio: Backup type Snapshot, its kind in the history,
   await expect(restorePanel).toContainText('Succeeded');
   expect((await userDocuments(request, copy)).docs).toEqual(before);
 });
+
+test('a location holding two databases asks which one to restore, and restores the one chosen', async ({ page, request }) => {
+  const location = backupLocation('shared');
+  const [first, second] = [unique('First'), unique('Second')];
+  for (const db of [first, second]) {
+    await createDatabase(request, db);
+    await putDocument(request, db, 'whose/1', { Db: db });
+    const r = await request.post(`/databases/${db}/admin/backup?wait=true`, { data: { BackupLocation: location } });
+    expect(r.status()).toBe(200);
+  }
+  await open(page, '/studio/restore');
+  await page.getByLabel('Backup location').fill(location);
+  await page.getByRole('button', { name: 'Find sets' }).click();
+  const which = page.getByLabel('Database in the backup');
+  await expect(which.locator('option')).toHaveCount(3);
+  const copy = unique('Chosen');
+  await page.getByLabel('Database name').fill(copy);
+  // Without a choice the server says the location is ambiguous.
+  await page.getByRole('button', { name: 'Start Restore' }).click();
+  await expect(page.getByRole('alert')).toContainText('AmbiguousBackup');
+  await which.selectOption(second);
+  await page.getByRole('button', { name: 'Start Restore' }).click();
+  const restored = page.getByRole('region', { name: 'Restore status' });
+  await expect(restored).toContainText(`Restore of ${copy}`);
+  await expect(restored).toContainText('Succeeded');
+  const doc = await request.get(`/databases/${copy}/docs/whose/1`);
+  expect(await doc.json()).toEqual({ Db: second });
+});
