@@ -6,6 +6,8 @@
 //! render shows exactly what an HTTP client would read.
 
 use serde::de::DeserializeOwned;
+
+pub use crate::api::{encode_path, encode_query, format_bytes};
 use serde::Serialize;
 
 use crate::api::ErrorBody;
@@ -112,24 +114,6 @@ fn decode<T: DeserializeOwned>(status: u16, text: &str) -> Result<T, ApiFailure>
             Err(_) => Err(ApiFailure { status, error: "HttpError".into(), message: format!("the server answered {status}") }),
         }
     }
-}
-
-/// Percent-encodes a path segment, keeping `/` (document ids may hold it).
-pub fn encode_path(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Percent-encodes a query value.
-pub fn encode_query(value: &str) -> String {
-    encode_path(value).replace('/', "%2F")
 }
 
 async fn call(method: Method, path: &str, body: Option<String>) -> Result<(u16, String), ApiFailure> {
@@ -250,22 +234,6 @@ async fn call_with(
     _headers: Vec<(&'static str, String)>,
 ) -> Result<(u16, String), ApiFailure> {
     Err(ApiFailure::local("built without ssr or hydrate"))
-}
-
-/// Human-readable bytes (`1.5 MB`).
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]

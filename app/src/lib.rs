@@ -1,8 +1,9 @@
 #![recursion_limit = "256"]
 //! Rookery's studio (Leptos, rendered on the server and hydrated in the
-//! browser) and the REST API types that the server and the studio share.
+//! browser). It speaks the REST API's types (`rookery-types`) over HTTP
+//! only, like any other client.
 
-pub mod api;
+pub use rookery_types as api;
 pub mod client;
 pub mod pages;
 

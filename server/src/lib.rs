@@ -1,54 +1,21 @@
 //! Rookery: a document database server with online backup and verified restore.
 //!
-//! [`Rookery`] is the engine; the REST API ([`api::router`]) and the binaries
-//! are thin layers over it, and a Rust program can embed it directly.
-//!
-//! # Embedding: back up and restore without HTTP
-//!
-//! ```
-//! use rookery::{backup::BackupOptions, config::Config, Rookery};
-//! use app::api::RestoreRequest;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let dir = tempfile::tempdir()?;
-//! let rookery = Rookery::open(Config::for_tests(&dir.path().join("data")))?;
-//! let db = rookery.catalog().create("Northwind")?;
-//! db.store().put("orders/1", br#"{"Total": 42}"#, None)?;
-//!
-//! // A full backup; `wait` blocks until the set is complete.
-//! let location = dir.path().join("backups").display().to_string();
-//! let backup = rookery.start_backup("Northwind", BackupOptions { location: location.clone(), incremental: false, ..Default::default() })?;
-//! let summary = backup.wait()?;
-//! assert_eq!(summary.documents, 1);
-//!
-//! // Restore it under another name, verified before it becomes visible.
-//! let request = RestoreRequest {
-//!     backup_location: location,
-//!     database_name: Some("Northwind-copy".into()),
-//!     ..Default::default()
-//! };
-//! let restored = rookery.start_restore(&request, false)?.wait()?;
-//! assert_eq!(restored.documents, 1);
-//! let copy = rookery.catalog().get("Northwind-copy").expect("restored");
-//! assert!(copy.store().get("orders/1")?.is_some());
-//!
-//! // The system database restores offline, into a data directory no server uses.
-//! let system_backup = dir.path().join("system-backup").display().to_string();
-//! rookery.start_backup("System", BackupOptions { location: system_backup.clone(), incremental: false, ..Default::default() })?.wait()?;
-//! let new_data = dir.path().join("new-data");
-//! let source = rookery::backup::location::Location::Folder(system_backup.into());
-//! Rookery::restore_system_database(&source, &new_data, None, false)?;
-//! assert!(new_data.join("System").is_dir());
-//! # Ok(())
-//! # }
-//! ```
+//! [`Rookery`] is the engine: storage, backup, restore, import and export,
+//! jobs, tasks and users. It builds without the web (`--no-default-features`):
+//! the REST API ([`api::router`], feature `http`) and the studio (`web`,
+//! feature `ssr`) are thin layers over it, and the binaries thinner still.
+//! A Rust program embeds the engine directly; `examples/embedded.rs` backs a
+//! database up, restores it under another name and restores the system
+//! database offline, all without HTTP.
 
+#[cfg(feature = "http")]
 pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod durable;
 pub mod failpoint;
 pub mod jobs;
 pub mod paths;
@@ -56,11 +23,12 @@ pub mod restore;
 pub mod smuggler;
 pub mod storage;
 pub mod tasks;
+#[cfg(feature = "ssr")]
 pub mod web;
 
 use std::sync::Arc;
 
-use app::api::{BACKUP_STATUS_ID, RESTORE_STATUS_ID};
+use rookery_types::{BACKUP_STATUS_ID, RESTORE_STATUS_ID};
 
 pub use backup::BackupHandle;
 use config::Config;
@@ -129,19 +97,19 @@ impl Rookery {
                 tracing::warn!(database = %db.name, "a backup was interrupted by a server stop");
             }
         }
-        if jobs::recover_interrupted(&system, app::api::COMPACT_STATUS_ID).is_some() {
+        if jobs::recover_interrupted(&system, rookery_types::COMPACT_STATUS_ID).is_some() {
             tracing::warn!("a compaction was interrupted by a server stop");
         }
         // The unfinished set folders come from the server's own records, never
         // from a document, and each is checked again before it is removed.
         let (data_dir, roots) = (self.config.data_dir.clone(), self.config.effective_backup_roots());
         jobs::remove_unfinished_folders(&system, |path| {
-            backup::engine::is_unfinished_set_folder(path, &data_dir, &roots)
+            backup::target::is_unfinished_set_folder(path, &data_dir, &roots)
                 || storage::files::is_staging_dir(path)
                 || tasks::drill::is_drill_scratch(path, &data_dir)
         });
         for db in std::iter::once(system.clone()).chain(self.catalog.list()) {
-            if jobs::recover_interrupted(&db, app::api::SMUGGLER_STATUS_ID).is_some() {
+            if jobs::recover_interrupted(&db, rookery_types::SMUGGLER_STATUS_ID).is_some() {
                 tracing::warn!(database = %db.name, "an import was interrupted by a server stop; the documents written before it are kept");
             }
         }

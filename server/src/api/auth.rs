@@ -1,7 +1,7 @@
 //! Authentication at the HTTP boundary: the middleware that every request
 //! passes, the credential management routes, and the studio's sign-in.
 
-use app::api::ErrorCode;
+use rookery_types::ErrorCode;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
@@ -16,7 +16,7 @@ use super::body::json_request;
 use super::{blocking, ApiError, AppState};
 use crate::auth::sessions::{cookie, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 use crate::auth::{required_access, Access, AuthError, Identity, Role};
-use app::api::{ApiKeyCreated, CreateApiKeyRequest, ErrorBody, LoginRequest, Me, PutUserRequest};
+use rookery_types::{ApiKeyCreated, CreateApiKeyRequest, ErrorBody, LoginRequest, Me, PutUserRequest};
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
@@ -137,7 +137,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 /// for a role that may not, 429 after too many failures from one address,
 /// 403 `CsrfTokenMissing` for a session's state-changing request without its token.
 pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mut request: Request, next: Next) -> Response {
-    let access = required_access(request.method(), request.uri().path());
+    let access = required_access(request.method().as_str(), request.uri().path());
     let Access::Role(needed) = access else {
         return next.run(request).await;
     };

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use app::api::ErrorCode;
+use rookery_types::ErrorCode;
 
 /// Reads a request body, turning an oversized or broken one into a JSON error.
 pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
@@ -77,7 +77,7 @@ fn not_an_object(found: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::api::{BackupRequest, CreateDatabaseRequest};
+    use rookery_types::{BackupRequest, CreateDatabaseRequest};
 
     fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
         json_request(Ok(Bytes::from(text.to_string())))

@@ -10,7 +10,7 @@ use axum::Json;
 
 use super::body::optional_json_request;
 use super::{blocking, ApiError, AppState};
-use app::api::{CreateDatabaseRequest, DatabaseCreated, DatabaseInfo, ErrorBody};
+use rookery_types::{CreateDatabaseRequest, DatabaseCreated, DatabaseInfo, ErrorBody};
 
 /// Every named database, in creation order (the system database first with
 /// `includeSystem=true`).

@@ -1,6 +1,6 @@
 //! Documents: `PUT|GET|DELETE {base}/docs/{id}` and `GET {base}/docs`.
 
-use app::api::ErrorCode;
+use rookery_types::ErrorCode;
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
@@ -13,7 +13,7 @@ use axum::Json;
 
 use super::body::body_bytes;
 use super::{blocking, ApiError, Db};
-use app::api::{DocumentEntry, DocumentPage, ErrorBody, PutResult};
+use rookery_types::{DocumentEntry, DocumentPage, ErrorBody, PutResult};
 
 /// Most results a listing page returns.
 pub const MAX_PAGE_SIZE: usize = 1024;

@@ -8,7 +8,7 @@ use axum::Json;
 use crate::backup::BackupError;
 use crate::restore::RestoreError;
 use crate::storage::StorageError;
-use app::api::{ErrorBody, ErrorCode};
+use rookery_types::{ErrorBody, ErrorCode};
 
 /// An error answer of the REST API. Its status is its code's (the one
 /// table in `ErrorCode::status`): a handler chooses the code, never the status.

@@ -1,7 +1,7 @@
 //! Backup and restore over REST: `POST {base}/admin/backup`,
 //! `POST /admin/restore`, `GET /admin/backup/sets`.
 
-use app::api::ErrorCode;
+use rookery_types::ErrorCode;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
@@ -19,7 +19,7 @@ use crate::backup::location::{listing, Depth};
 use crate::backup::sealed::SetSecret;
 use crate::backup::BackupOptions;
 use crate::jobs::Completion;
-use app::api::{
+use rookery_types::{
     BackupListing, BackupRequest, CompactRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest, BACKUP_STATUS_ID, COMPACT_STATUS_ID,
     RESTORE_STATUS_ID,
 };

@@ -14,7 +14,7 @@ pub mod openapi;
 pub mod smuggler;
 pub mod tasks;
 
-use app::api::ErrorCode;
+use rookery_types::ErrorCode;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, RawPathParams};
@@ -26,7 +26,7 @@ pub use error::ApiError;
 
 use crate::storage::DatabaseHandle;
 use crate::Rookery;
-use app::api::Health;
+use rookery_types::Health;
 
 /// What every handler shares.
 pub type AppState = Arc<Rookery>;

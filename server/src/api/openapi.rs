@@ -9,7 +9,7 @@ use utoipa::openapi::{OpenApi as OpenApiDoc, Required};
 use utoipa::OpenApi;
 
 use super::{auth, databases, documents, jobs, smuggler, tasks};
-use app::api::*;
+use rookery_types::*;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -116,8 +116,7 @@ pub fn document() -> OpenApiDoc {
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in [("GET", &mut item.get), ("PUT", &mut item.put), ("POST", &mut item.post), ("DELETE", &mut item.delete)] {
             let Some(op) = op.as_mut() else { continue };
-            let method = axum::http::Method::from_bytes(method.as_bytes()).unwrap_or(axum::http::Method::GET);
-            if matches!(crate::auth::required_access(&method, path), crate::auth::Access::Role(_)) {
+            if matches!(crate::auth::required_access(method, path), crate::auth::Access::Role(_)) {
                 add_error(op, "401", "Unauthorized: credentials are missing or wrong (a protected server)");
                 add_error(op, "403", "Forbidden: the role may not; CsrfTokenMissing: a session's write without its token");
                 add_error(op, "429", "TooManyAttempts: too many failed credential checks from this address");
@@ -220,7 +219,7 @@ mod tests {
         let mut ids = Vec::new();
         for kind in crate::backup::SetKind::ALL {
             for _ in 0..2 {
-                let id = crate::backup::engine::new_set_id(&taken, kind);
+                let id = crate::backup::target::new_set_id(&taken, kind);
                 taken.insert(id.clone());
                 ids.push(id);
             }

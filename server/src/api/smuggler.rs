@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use super::{blocking, ApiError, AppState, Db};
 use crate::jobs::now_rfc3339;
-use app::api::{ErrorBody, JobAccepted, JobStatus, SMUGGLER_STATUS_ID};
+use rookery_types::{ErrorBody, JobAccepted, JobStatus, SMUGGLER_STATUS_ID};
 
 /// Chunks in flight between the export thread and the HTTP response.
 const CHANNEL_CHUNKS: usize = 8;

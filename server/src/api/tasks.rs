@@ -3,15 +3,15 @@
 
 use std::collections::HashMap;
 
-use app::api::{
-    BackupTask, BackupTaskInfo, ErrorBody, JobAccepted, JobStatus, RetentionOutcome, RetentionRequest, ScheduleInfo, BACKUP_STATUS_ID,
-    COMPACT_STATUS_ID,
-};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, RawPathParams, State};
 use axum::http::StatusCode;
 use axum::Json;
+use rookery_types::{
+    BackupTask, BackupTaskInfo, ErrorBody, JobAccepted, JobStatus, RetentionOutcome, RetentionRequest, ScheduleInfo, BACKUP_STATUS_ID,
+    COMPACT_STATUS_ID,
+};
 
 use super::body::json_request;
 use super::jobs::flag;

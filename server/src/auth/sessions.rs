@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine as _;
 
-use super::Identity;
+use super::identity::Identity;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "rookery_session";

@@ -28,12 +28,13 @@
 //! Every input byte is hashed again as it streams (a file changed since step
 //! 1 fails the job before the set is complete).
 
-use app::api::{JobStatus, Severity};
+use rookery_types::{JobStatus, Severity};
 
-use super::engine::{commit_set, new_set_id, FileSet, Target};
 use super::format::{DataRecord, FileContent, Manifest, SetKind, FORMAT_VERSION};
 use super::location::{Location, StoredSet};
+use super::logical::FileSet;
 use super::sealed::{SetKey, SetSecret};
+use super::target::{commit_set, new_set_id, Target};
 use super::{BackupError, BackupSummary};
 use crate::failpoint;
 use crate::jobs::{CancelToken, StatusReporter};
@@ -172,7 +173,7 @@ fn write(
     // Writes the index's entries up to `bound` (all, without one); whether
     // the index holds `bound` itself (then its state replaced the full set's).
     let mut emit_index_before =
-        |files: &mut FileSet<'_>, documents: &mut super::engine::DocumentFiles, bound: Option<&str>| -> Result<bool, BackupError> {
+        |files: &mut FileSet<'_>, documents: &mut super::logical::DocumentFiles, bound: Option<&str>| -> Result<bool, BackupError> {
             while let Some(next) = pending.peek() {
                 let (id, _) = next.as_ref().map_err(|e| BackupError::Io(e.clone()))?;
                 if bound.is_some_and(|b| id.as_str() > b) {
@@ -304,9 +305,9 @@ fn encryption(prepared: &PreparedCompaction, new_key: Option<&SetKey>) -> Result
                 return Err(BackupError::Corrupt("a sealed database key in a set that is not encrypted".into()));
             };
             let key = old
-                .open(super::engine::SEALED_DATABASE_KEY_AAD, &raw)
+                .open(super::sealed::SEALED_DATABASE_KEY_AAD, &raw)
                 .map_err(|_| BackupError::Corrupt("the sealed database key does not open with the chain's key".into()))?;
-            let resealed = new.key.seal(super::engine::SEALED_DATABASE_KEY_AAD, &key);
+            let resealed = new.key.seal(super::sealed::SEALED_DATABASE_KEY_AAD, &key);
             database["SealedKey"] = serde_json::Value::String(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, resealed));
         }
         out.insert("Database".into(), database);
@@ -542,7 +543,7 @@ mod tests {
     use crate::backup::BackupOptions;
     use crate::config::Config;
     use crate::Rookery;
-    use app::api::RestoreRequest;
+    use rookery_types::RestoreRequest;
 
     struct Rng(u64);
 

@@ -1,49 +1,22 @@
 //! A backup as a job: checked, then run in the background (see [`crate::jobs`]).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use app::api::{counted, ErrorCode, JobStatus, Severity, BACKUP_STATUS_ID, COMPACT_STATUS_ID};
+use rookery_types::{counted, ErrorCode, JobStatus, Severity, BACKUP_STATUS_ID, COMPACT_STATUS_ID};
 
 use super::compact::{self, CompactOptions};
+use super::error::BackupError;
+use super::format::SetKind;
+use super::handle::BackupHandle;
 use super::location::Location;
-use super::{engine, prepare, BackupError, BackupOptions, BackupSummary, SetKind};
-use crate::jobs::{unfinished, Completion, Job, JobError, JobKind, StatusReporter, UnfinishedFolder, UnfinishedSet};
+use super::prepare::{prepare, BackupOptions, BackupSummary, PreparedBackup};
+use super::target::{temp_dir, Target};
+use super::{logical, snapshot};
+use crate::jobs::CancelToken;
+use crate::jobs::{unfinished, Job, JobError, JobKind, StatusReporter, UnfinishedFolder, UnfinishedSet};
 use crate::storage::DatabaseHandle;
 use crate::Rookery;
-
-/// A running backup.
-#[derive(Debug)]
-pub struct BackupHandle {
-    /// The set being written.
-    pub set_id: String,
-    thread: JoinHandle<Result<BackupSummary, BackupError>>,
-    completion: Arc<Completion>,
-}
-
-impl BackupHandle {
-    /// Blocks until the backup ends.
-    ///
-    /// # Errors
-    /// The backup's error (also in its status document).
-    pub fn wait(self) -> Result<BackupSummary, BackupError> {
-        self.thread.join().unwrap_or_else(|_| Err(BackupError::Io("the backup thread panicked".into())))
-    }
-
-    /// Whether the backup has ended.
-    #[must_use]
-    pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
-    }
-
-    /// The job's end, to wait for without owning the handle.
-    #[must_use]
-    pub fn completion(&self) -> Arc<Completion> {
-        self.completion.clone()
-    }
-}
 
 /// The record of a set being written (see [`Rookery::record_unfinished`]).
 enum Unfinished {
@@ -92,6 +65,22 @@ pub(crate) fn clear_abandoned(
         reporter.message(&format!("Removed {} abandoned unfinished set(s): {}", removed.len(), removed.join(", ")), Severity::Information);
     }
     Ok(())
+}
+
+/// Runs a prepared backup to the end, reporting into `reporter`.
+///
+/// # Errors
+/// Any failure; what the backup wrote is removed before returning.
+fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
+    let target = Target::begin(&prepared.location, &prepared.set_id)?;
+    let result = match prepared.kind {
+        SetKind::Snapshot => snapshot::write_set(prepared, &target, reporter, cancel),
+        SetKind::Full | SetKind::Incremental => logical::write_set(prepared, &target, reporter, cancel),
+    };
+    if result.is_err() {
+        target.abort();
+    }
+    result
 }
 
 impl JobError for BackupError {
@@ -162,7 +151,7 @@ impl Rookery {
                 format!("backup-{}", prepared.database.name),
                 move |job| {
                     clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)?;
-                    let result = engine::run(&prepared, &mut job.reporter, &job.cancel);
+                    let result = run(&prepared, &mut job.reporter, &job.cancel);
                     unfinished.finish(result.is_ok());
                     drop(staging);
                     if let Ok(s) = &result {
@@ -194,7 +183,7 @@ impl Rookery {
     pub fn start_compaction(
         &self,
         location: &str,
-        s3: Option<&app::api::S3Settings>,
+        s3: Option<&rookery_types::S3Settings>,
         options: &CompactOptions,
     ) -> Result<BackupHandle, BackupError> {
         let location = self.open_backup_location(location, s3)?;
@@ -245,7 +234,7 @@ impl Rookery {
     fn record_unfinished(&self, location: &Location, set_id: &str) -> Result<Unfinished, BackupError> {
         let system = self.catalog.system();
         Ok(match location.folder() {
-            Some(folder) => Unfinished::Folder(UnfinishedFolder::record(system, &engine::temp_dir(folder, set_id))?),
+            Some(folder) => Unfinished::Folder(UnfinishedFolder::record(system, &temp_dir(folder, set_id))?),
             None => Unfinished::Set(UnfinishedSet::record(system, &location.to_string(), set_id)?),
         })
     }
@@ -261,7 +250,7 @@ impl Rookery {
     ///
     /// # Errors
     /// `InvalidLocation`; `StorageUnavailable` for settings that make no client.
-    pub fn open_backup_location(&self, raw: &str, s3: Option<&app::api::S3Settings>) -> Result<Location, BackupError> {
+    pub fn open_backup_location(&self, raw: &str, s3: Option<&rookery_types::S3Settings>) -> Result<Location, BackupError> {
         super::location::open_location(
             raw,
             &self.config.data_dir,

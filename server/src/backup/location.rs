@@ -8,12 +8,12 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::object::{self, ObjectLocation};
-use app::api::S3Settings;
+use rookery_types::S3Settings;
 
 use super::format::{parse_sha256sums, sha256_reader, Manifest, SetKind, FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX};
 use super::BackupError;
 pub use crate::paths::resolve;
-use app::api::{BackupChainInfo, BackupListing, BackupSetInfo};
+use rookery_types::{BackupChainInfo, BackupListing, BackupSetInfo};
 
 /// Checks a client-given location before anything touches the disk: absolute,
 /// no `..`, not a filesystem root, not inside the data directory (symlinks

@@ -26,7 +26,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig, WriteMultipart};
 
-use app::api::S3Settings;
+use rookery_types::S3Settings;
 
 /// The scheme of object storage locations.
 pub const SCHEME: &str = "s3://";

@@ -327,6 +327,9 @@ impl<R: Read> Read for ChunkOpener<R> {
     }
 }
 
+/// Associated data of a database key sealed with a set key.
+pub const SEALED_DATABASE_KEY_AAD: &[u8] = b"rookery-database-key-in-set-v1";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use app::api::{BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID};
 use rookery::backup::compact::{self, CompactOptions};
 use rookery::backup::location::{listing, location_from_cli, Depth};
 use rookery::cli::client::Client;
 use rookery::cli::{follow_with_progress, human_bytes, wait_for_key};
 use rookery::config::Credentials;
 use rookery::jobs::{CancelToken, StatusReporter};
+use rookery_types::{BackupListing, BackupRequest, JobAccepted, BACKUP_STATUS_ID};
 
 /// `--type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -161,7 +161,7 @@ fn compact_offline(args: &Args) -> ExitCode {
     let bar = rookery::cli::counting_bar("documents");
     let shown = bar.clone();
     let mut reporter = StatusReporter::detached(
-        app::api::COMPACT_STATUS_ID,
+        rookery_types::COMPACT_STATUS_ID,
         compact::initial_status(&prepared),
         Box::new(move |status| {
             shown.set_length(status.progress.documents_total.max(status.progress.documents_done));
@@ -179,7 +179,7 @@ fn compact_offline(args: &Args) -> ExitCode {
             println!(
                 "Compaction completed: {} ({}, up to etag {}, {}) in {}",
                 summary.set_id,
-                app::api::counted(summary.documents, "document"),
+                rookery_types::counted(summary.documents, "document"),
                 summary.to_etag,
                 human_bytes(summary.bytes_written),
                 args.dest
@@ -279,8 +279,8 @@ fn online(args: &Args) -> ExitCode {
         backup_encryption_key: args.backup_encryption_key.clone(),
         backup_passphrase: args.backup_passphrase.clone(),
         backup_type: match args.set_type {
-            SetType::Backup => app::api::BackupType::Backup,
-            SetType::Snapshot => app::api::BackupType::Snapshot,
+            SetType::Backup => rookery_types::BackupType::Backup,
+            SetType::Snapshot => rookery_types::BackupType::Snapshot,
         },
         max_bytes_per_second: args.max_bytes_per_second,
     };
@@ -299,7 +299,7 @@ fn online(args: &Args) -> ExitCode {
             println!(
                 "Backup completed: {} ({}, {}) in {}",
                 status.set_id.unwrap_or_default(),
-                app::api::counted(status.progress.documents_done, "document"),
+                rookery_types::counted(status.progress.documents_done, "document"),
                 human_bytes(status.progress.bytes_written),
                 status.backup_location.unwrap_or_default()
             );

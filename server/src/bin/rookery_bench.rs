@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use app::api::{BackupType, RestoreRequest};
 use rookery::backup::BackupOptions;
 use rookery::config::Config;
 use rookery::storage::Durability;
 use rookery::Rookery;
+use rookery_types::{BackupType, RestoreRequest};
 
 #[derive(Debug, Parser)]
 #[command(name = "rookery-bench", about = "Backup and restore benchmark; prints ratios against baselines measured in the same run.")]
@@ -447,7 +447,7 @@ impl Row {
 
 /// Where the object storage rows go: a given endpoint, or a moto server of our own.
 struct S3Target {
-    settings: app::api::S3Settings,
+    settings: rookery_types::S3Settings,
     describe: String,
     moto: Option<std::process::Child>,
     /// moto's request log (one line per request), to count storage requests.
@@ -475,10 +475,10 @@ fn continuous_rows(rookery: &Arc<Rookery>, s3: &S3Target, args: &Args, quiet_thr
         }
     }
     let _scheduler = rookery.start_scheduler().expect("the scheduler starts");
-    let task = app::api::BackupTask {
+    let task = rookery_types::BackupTask {
         backup_location: format!("s3://{}/continuous-{}", args.s3_bucket, std::process::id()),
         full_backup_frequency: Some("0 2 * * 0".into()),
-        continuous: Some(app::api::ContinuousBackup { max_lag_seconds: 1 }),
+        continuous: Some(rookery_types::ContinuousBackup { max_lag_seconds: 1 }),
         ..Default::default()
     };
     rookery.put_task("Bench", "continuous", task).expect("the task is accepted");
@@ -542,7 +542,8 @@ fn continuous_rows(rookery: &Arc<Rookery>, s3: &S3Target, args: &Args, quiet_thr
 impl S3Target {
     fn start(args: &Args) -> Option<Self> {
         if let Some(endpoint) = &args.s3_endpoint {
-            let settings = app::api::S3Settings { endpoint: Some(endpoint.clone()), force_path_style: Some(true), ..Default::default() };
+            let settings =
+                rookery_types::S3Settings { endpoint: Some(endpoint.clone()), force_path_style: Some(true), ..Default::default() };
             return Some(Self { settings, describe: endpoint.clone(), moto: None, log: None });
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
@@ -564,7 +565,7 @@ impl S3Target {
             std::thread::sleep(Duration::from_millis(100));
         }
         agent.put(&format!("{endpoint}/{}", args.s3_bucket)).send_empty().ok()?;
-        let settings = app::api::S3Settings {
+        let settings = rookery_types::S3Settings {
             endpoint: Some(endpoint.clone()),
             region: Some("us-east-1".into()),
             access_key_id: Some("bench".into()),
@@ -760,5 +761,5 @@ fn reset_peak_rss() {
 }
 
 fn human(bytes: u64) -> String {
-    app::client::format_bytes(bytes)
+    rookery_types::format_bytes(bytes)
 }

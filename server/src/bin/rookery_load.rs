@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::{json, Value};
 
-use app::api::{BackupRequest, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
 use rookery::cli::client::{follow_status, percent_encode, Client};
 use rookery::config::Credentials;
+use rookery_types::{BackupRequest, JobAccepted, RestoreRequest, BACKUP_STATUS_ID, RESTORE_STATUS_ID};
 
 #[derive(Debug, Parser)]
 #[command(name = "rookery-load", version, about = "Mixed load with and without backups, then a verified restore.")]
@@ -230,7 +230,7 @@ fn all_docs(client: &Client, base: &str) -> Result<BTreeMap<String, Value>, Box<
     let mut out = BTreeMap::new();
     let mut start = 0;
     loop {
-        let page: app::api::DocumentPage = client.get_json(&format!("{base}/docs?start={start}&pageSize=1024"))?;
+        let page: rookery_types::DocumentPage = client.get_json(&format!("{base}/docs?start={start}&pageSize=1024"))?;
         if page.results.is_empty() {
             return Ok(out);
         }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use app::api::JobStatus;
 use rookery::cli::client::{Client, ClientError};
 use rookery::config::Credentials;
+use rookery_types::JobStatus;
 
 /// Move documents between Rookery servers and versions.
 #[derive(Debug, Parser)]
@@ -209,7 +209,7 @@ fn unreachable_error(url: &str, e: &ureq::Error) -> ClientError {
 }
 
 fn error_from(status: u16, text: String) -> ClientError {
-    match serde_json::from_str::<app::api::ErrorBody>(&text) {
+    match serde_json::from_str::<rookery_types::ErrorBody>(&text) {
         Ok(b) => ClientError { status: Some(status), code: b.error, message: b.message },
         Err(_) => ClientError { status: Some(status), code: "HttpError".into(), message: text.chars().take(300).collect() },
     }

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::Credentials;
-use app::api::{ErrorBody, JobStatus};
+use rookery_types::{ErrorBody, JobStatus};
 
 /// An error a CLI prints as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ impl std::fmt::Display for ClientError {
 impl std::error::Error for ClientError {}
 
 fn reason(status: u16) -> &'static str {
-    axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
+    ureq::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
 }
 
 /// Splits `http://host:port/databases/Name` into the server root and the database.
@@ -63,7 +63,7 @@ impl Client {
     #[must_use]
     pub fn new(url: &str, database: Option<&str>, timeout: Option<Duration>, credentials: &Credentials) -> Self {
         let (root, from_url) = split_url(url);
-        let database = database.map(str::to_string).or(from_url).filter(|d| !d.eq_ignore_ascii_case(app::api::SYSTEM_DATABASE));
+        let database = database.map(str::to_string).or(from_url).filter(|d| !d.eq_ignore_ascii_case(rookery_types::SYSTEM_DATABASE));
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(timeout.or(Some(Duration::from_secs(120))))
@@ -181,7 +181,7 @@ pub fn authorization(credentials: &Credentials) -> Option<String> {
 /// Percent-encodes a path segment (ids may hold `/`, which stays as is).
 #[must_use]
 pub fn percent_encode(segment: &str) -> String {
-    app::client::encode_path(segment)
+    rookery_types::encode_path(segment)
 }
 
 /// Follows a status document until the job it shows ends, calling

@@ -5,7 +5,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::client::{follow_status, Client, ClientError};
-use app::api::{JobStatus, Severity};
+use rookery_types::{JobStatus, Severity};
 
 /// A bar for a job this process runs itself (offline modes): `[====] 12/40 {unit}`.
 #[must_use]
@@ -54,7 +54,7 @@ pub fn follow_with_progress(client: &Client, base: &str, doc_id: &str, limit: Du
 /// `12.3 MB`.
 #[must_use]
 pub fn human_bytes(bytes: u64) -> String {
-    app::client::format_bytes(bytes)
+    rookery_types::format_bytes(bytes)
 }
 
 /// Waits for a key press when stdin is a terminal (`--readkey`).

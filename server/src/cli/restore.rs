@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::client::Client;
 use super::progress::follow_with_progress;
 use crate::config::Config;
-use app::api::{JobAccepted, RestoreRequest, RESTORE_STATUS_ID};
+use rookery_types::{JobAccepted, RestoreRequest, RESTORE_STATUS_ID};
 
 /// `--restore-system-database`: offline, synchronous.
 #[must_use]
@@ -36,20 +36,14 @@ pub fn restore_system_offline(config: &Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = crate::restore::restore_system_database(
-        &source,
-        destination,
-        args.restore_up_to.as_deref(),
-        secret.as_ref(),
-        args.restore_defrag,
-        &mut progress,
-    );
+    let options = crate::restore::SystemRestore { up_to: args.restore_up_to.clone(), set_secret: secret, defrag: args.restore_defrag };
+    let result = crate::restore::restore_system_database(&source, destination, &options, &mut progress);
     bar.finish_and_clear();
     match result {
         Ok(summary) => {
             println!(
                 "Restored the system database ({}, up to {}) into {}",
-                app::api::counted(summary.documents, "document"),
+                rookery_types::counted(summary.documents, "document"),
                 summary.last_set_id,
                 summary.location.display()
             );
@@ -70,8 +64,12 @@ pub fn restore_online(config: &Config) -> ExitCode {
         eprintln!("rookery-server: --restore-database=URL needs --restore-source=PATH");
         return ExitCode::from(2);
     };
-    let client =
-        Client::new(url, Some(app::api::SYSTEM_DATABASE), Some(Duration::from_secs(args.restore_start_timeout + 600)), &config.credentials);
+    let client = Client::new(
+        url,
+        Some(rookery_types::SYSTEM_DATABASE),
+        Some(Duration::from_secs(args.restore_start_timeout + 600)),
+        &config.credentials,
+    );
     let request = RestoreRequest {
         backup_location: source.clone(),
         s3: None,

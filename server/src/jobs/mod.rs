@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use app::api::ErrorCode;
+use rookery_types::ErrorCode;
 
 use crate::storage::JobHold;
 pub use slot::{JobSlot, SlotGuard};
@@ -123,7 +123,7 @@ pub trait JobError: std::fmt::Display {
 /// How a job ended: its final status, and its error's code and message.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub status: app::api::JobStatus,
+    pub status: rookery_types::JobStatus,
     pub error: Option<(ErrorCode, String)>,
 }
 
@@ -148,7 +148,7 @@ impl Completion {
         let guard = self.ended.wait_while(guard, |o| o.is_none()).unwrap_or_else(std::sync::PoisonError::into_inner);
         guard
             .clone()
-            .unwrap_or_else(|| Outcome { status: app::api::JobStatus::default(), error: Some((ErrorCode::JobAborted, String::new())) })
+            .unwrap_or_else(|| Outcome { status: rookery_types::JobStatus::default(), error: Some((ErrorCode::JobAborted, String::new())) })
     }
 }
 
@@ -161,7 +161,7 @@ impl Drop for CompletionGuard {
         let mut outcome = self.0.outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if outcome.is_none() {
             *outcome = Some(Outcome {
-                status: app::api::JobStatus::default(),
+                status: rookery_types::JobStatus::default(),
                 error: Some((ErrorCode::JobAborted, "The job stopped unexpectedly; nothing was made visible.".into())),
             });
             self.0.ended.notify_all();

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::api::{JobProgress, JobStatus, Severity, StatusMessage};
+use rookery_types::{JobProgress, JobStatus, Severity, StatusMessage};
 
 use crate::storage::DatabaseHandle;
 
@@ -119,7 +119,7 @@ impl StatusReporter {
     }
 
     /// Ends the job with an error; the final status.
-    pub fn fail(mut self, code: app::api::ErrorCode, text: &str) -> JobStatus {
+    pub fn fail(mut self, code: rookery_types::ErrorCode, text: &str) -> JobStatus {
         self.status.error = Some(text.to_string());
         self.status.error_code = Some(code.as_str().to_string());
         self.status.messages.push(message(text, Severity::Error));
@@ -162,7 +162,7 @@ impl Drop for StatusReporter {
                 "The job stopped before it finished; nothing was made visible."
             };
             self.status.error = Some(text.to_string());
-            self.status.error_code = Some(app::api::ErrorCode::JobAborted.as_str().to_string());
+            self.status.error_code = Some(rookery_types::ErrorCode::JobAborted.as_str().to_string());
             self.status.messages.push(message(text, Severity::Error));
             self.finish(false);
         }
@@ -203,7 +203,7 @@ pub fn recover_interrupted(database: &DatabaseHandle, doc_id: &str) -> Option<Jo
     status.success = false;
     status.completed = Some(now_rfc3339());
     status.error = Some(text.to_string());
-    status.error_code = Some(app::api::ErrorCode::Interrupted.as_str().to_string());
+    status.error_code = Some(rookery_types::ErrorCode::Interrupted.as_str().to_string());
     status.messages.push(message(text, Severity::Error));
     match serde_json::to_vec(&status) {
         Ok(body) => {

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use app::api::{counted, ErrorCode, JobStatus, RestoreRequest, Severity, RESTORE_STATUS_ID};
+use rookery_types::{counted, ErrorCode, JobStatus, RestoreRequest, Severity, RESTORE_STATUS_ID};
 
-use super::{
-    build, check_free_space, move_into_place, plan, restore_system_database, ChainChoice, RestoreError, RestorePlan, RestoreSummary,
-};
+use super::{build, check_free_space, move_into_place, plan, ChainChoice, RestoreError, RestorePlan, RestoreSummary};
 use crate::backup::BackupError;
 use crate::jobs::{Completion, Job, JobError, JobKind, StatusReporter};
 use crate::storage::{Catalog, RestoreReservation, StorageError};
@@ -140,20 +138,6 @@ impl Rookery {
     #[must_use]
     pub fn cancel_restore(&self) -> bool {
         self.running.cancel(JobKind::Restore, "")
-    }
-
-    /// Restores the system database offline into an empty data directory,
-    /// synchronously; no server may be running on `data_dir`.
-    ///
-    /// # Errors
-    /// As [`restore_system_database`].
-    pub fn restore_system_database(
-        source: &crate::backup::location::Location,
-        data_dir: &Path,
-        up_to: Option<&str>,
-        defrag: bool,
-    ) -> Result<RestoreSummary, RestoreError> {
-        restore_system_database(source, data_dir, up_to, None, defrag, &mut |_, _| {})
     }
 
     fn check_name_free(&self, name: &str) -> Result<(), RestoreError> {

@@ -26,10 +26,10 @@ pub use prove::prove_chain;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use crate::backup::copy::{copy_hashed, CopyJob};
 use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
 use crate::backup::location::{io_error, scan, verify_links, verify_set, Depth, Location, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener, SetKey, SetSecret};
-use crate::backup::snapshot::{copy_hashed, CopyJob};
 use crate::backup::BackupError;
 use crate::failpoint;
 use crate::jobs::CancelToken;
@@ -72,8 +72,8 @@ pub enum RestoreError {
 impl RestoreError {
     /// The stable error code.
     #[must_use]
-    pub fn code(&self) -> app::api::ErrorCode {
-        use app::api::ErrorCode;
+    pub fn code(&self) -> rookery_types::ErrorCode {
+        use rookery_types::ErrorCode;
         match self {
             Self::Backup(b) => b.code(),
             Self::Storage(s) => s.code(),
@@ -361,7 +361,7 @@ fn database_key(
     let sealed = chain.iter().zip(set_keys).find_map(|(set, key)| {
         let sealed = described(set)?.get("SealedKey")?.as_str()?.to_string();
         let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sealed).ok()?;
-        let opened = key.as_ref()?.open(crate::backup::engine::SEALED_DATABASE_KEY_AAD, &raw).ok()?;
+        let opened = key.as_ref()?.open(crate::backup::sealed::SEALED_DATABASE_KEY_AAD, &raw).ok()?;
         String::from_utf8(opened).ok()
     });
     let from_set = plain.or(sealed);
@@ -639,7 +639,7 @@ fn place_storage_files(
     dirs.sort();
     dirs.dedup();
     for d in dirs.iter().rev() {
-        crate::backup::engine::sync_dir(d).map_err(|e| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))?;
+        crate::durable::sync_dir(d).map_err(|e| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))?;
     }
     *done = set.manifest.document_count;
     Ok(())
@@ -702,7 +702,7 @@ fn ingest_full(
             if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
                 return Err(corrupt(set, &file.name, "documents are not in id order"));
             }
-            if !app::api::is_server_owned(&id) {
+            if !rookery_types::is_server_owned(&id) {
                 digest.add(&ContentDigest::item(&id, &body));
             }
             let record = encode_with_flags(etag, modified_ms, flags, &body);
@@ -903,27 +903,37 @@ fn corrupt(set: &StoredSet, name: &str, why: &str) -> RestoreError {
 /// I/O errors.
 pub fn move_into_place(staging: &Path, destination: &Path) -> Result<(), RestoreError> {
     let io = |e: std::io::Error| BackupError::Io(format!("cannot move the restored database into '{}': {e}", destination.display()));
-    crate::backup::engine::sync_dir(staging).map_err(io)?;
+    crate::durable::sync_dir(staging).map_err(io)?;
     failpoint::hit("restore.before_move");
     std::fs::rename(staging, destination).map_err(io)?;
     if let Some(parent) = destination.parent() {
-        crate::backup::engine::sync_dir(parent).map_err(io)?;
+        crate::durable::sync_dir(parent).map_err(io)?;
     }
     failpoint::hit("restore.after_move");
     Ok(())
 }
 
+/// How far, and with what key, [`restore_system_database`] restores.
+#[derive(Debug, Clone, Default)]
+pub struct SystemRestore {
+    /// Restore only up to this set id, or RFC 3339 time.
+    pub up_to: Option<String>,
+    /// The key or passphrase of an encrypted set.
+    pub set_secret: Option<SetSecret>,
+    /// Compact the restored database fully before it is opened.
+    pub defrag: bool,
+}
+
 /// Restores the system database offline into the data directory `data_dir`
-/// (which must not exist or be empty): the server must not be running there.
+/// (which must not exist or be empty): no server may be running there. The
+/// users and API keys of the newest set come back with it.
 ///
 /// # Errors
-/// Every error of [`plan`] and [`build`]; `DestinationNotEmpty`.
+/// Every error of [`plan`] and [`build`]; `DestinationNotEmpty`; `CorruptBackup` for a snapshot set.
 pub fn restore_system_database(
     source: &Location,
     data_dir: &Path,
-    up_to: Option<&str>,
-    set_secret: Option<&SetSecret>,
-    defrag: bool,
+    options: &SystemRestore,
     progress: Progress<'_>,
 ) -> Result<RestoreSummary, RestoreError> {
     // The system database is never encrypted at rest; its set may be.
@@ -933,8 +943,8 @@ pub fn restore_system_database(
     // Only a chain of the system database, and only a logical one: the
     // server never takes a snapshot of it (its internal keyspace holds the
     // registry of databases and their paths, which a snapshot would carry).
-    let choice = ChainChoice { up_to, database: Some(app::api::SYSTEM_DATABASE) };
-    let plan = plan(source, choice, None, set_secret)?;
+    let choice = ChainChoice { up_to: options.up_to.as_deref(), database: Some(rookery_types::SYSTEM_DATABASE) };
+    let plan = plan(source, choice, None, options.set_secret.as_ref())?;
     if let Some(first) = plan.chain.first().filter(|s| s.manifest.kind == SetKind::Snapshot) {
         return Err(corrupt(
             first,
@@ -945,7 +955,7 @@ pub fn restore_system_database(
     let created = !data_dir.exists();
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", data_dir.display())))?;
     let staging = data_dir.join(format!(".System.restoring-{}", uuid::Uuid::new_v4().simple()));
-    let result = build_with(&plan, &staging, defrag, None, true, &CancelToken::default(), progress).and_then(|mut summary| {
+    let result = build_with(&plan, &staging, options.defrag, None, true, &CancelToken::default(), progress).and_then(|mut summary| {
         let destination = data_dir.join("System");
         move_into_place(&staging, &destination)?;
         summary.location = destination;
@@ -985,7 +995,7 @@ mod tests {
             set_keys: vec![None],
         };
         let err = check_free_space(&plan, &dir.path().join("new/db")).expect_err("no room");
-        assert_eq!(err.code(), app::api::ErrorCode::InsufficientSpace);
+        assert_eq!(err.code(), rookery_types::ErrorCode::InsufficientSpace);
         assert!(!dir.path().join("new").exists());
         let mut small = plan.clone();
         small.chain[0].manifest.files[0].size = 10;

@@ -7,9 +7,9 @@ use std::io::{Read, Write};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use app::api::{counted, ErrorCode, JobStatus, SMUGGLER_STATUS_ID};
+use rookery_types::{counted, ErrorCode, JobStatus, SMUGGLER_STATUS_ID};
 
-use super::{export, import, ImportSummary, SmugglerError};
+use super::dump::{export, import, ImportSummary, SmugglerError};
 use crate::jobs::{Job, JobError, JobKind, StatusReporter};
 use crate::Rookery;
 

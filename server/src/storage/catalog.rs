@@ -15,9 +15,9 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::StorageError;
 use super::store::{DocumentStore, Durability};
-use super::StorageError;
-use app::api::SYSTEM_DATABASE;
+use rookery_types::SYSTEM_DATABASE;
 
 const REGISTRY_PREFIX: &str = "databases/";
 
@@ -513,7 +513,7 @@ fn key_name(key: &str) -> &str {
 }
 
 fn validate_name(name: &str) -> Result<(), StorageError> {
-    if app::api::is_valid_database_name(name) {
+    if rookery_types::is_valid_database_name(name) {
         Ok(())
     } else {
         Err(StorageError::InvalidName(format!(

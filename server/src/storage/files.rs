@@ -54,9 +54,11 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ContentDigest, DocumentStore, Durability, StorageError};
+use super::digest::ContentDigest;
+use super::error::StorageError;
+use super::store::{DocumentStore, Durability};
 use crate::failpoint;
-use app::api::STATUS_DOCUMENT_IDS;
+use rookery_types::STATUS_DOCUMENT_IDS;
 
 /// The storage format a snapshot set needs to be opened: fjall's major
 /// version and this module's layout.

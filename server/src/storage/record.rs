@@ -5,7 +5,7 @@
 //! ciphertext). Keys of the change log and of the deletion log are big-endian
 //! etags, so that a range scan from an etag reads changes in etag order.
 
-use super::StorageError;
+use super::error::StorageError;
 
 const RECORD_VERSION: u8 = 1;
 /// Bytes before the body in an encoded record.

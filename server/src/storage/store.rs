@@ -22,8 +22,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::digest::ContentDigest;
 
+use super::error::StorageError;
 use super::record::{decode_etag_key, decode_header, encode_with_flags, etag_key, flags, Record, FLAG_ENCRYPTED, HEADER_LEN};
-use super::StorageError;
 use crate::crypto::Key;
 
 const META_LAST_ETAG: &[u8] = b"last_etag";
@@ -65,7 +65,7 @@ struct WriterState {
 
 /// The digest term of a document (none for the server's own `Raven/` documents).
 fn term(id: &str, raw: &[u8]) -> Option<ContentDigest> {
-    (!app::api::is_server_owned(id)).then(|| ContentDigest::item(id, raw.get(HEADER_LEN..).unwrap_or_default()))
+    (!rookery_types::is_server_owned(id)).then(|| ContentDigest::item(id, raw.get(HEADER_LEN..).unwrap_or_default()))
 }
 
 /// A Rookery database on disk.
@@ -307,7 +307,7 @@ impl DocumentStore {
     /// # Errors
     /// `InvalidId` for an id that is not server-owned; storage errors.
     pub(crate) fn put_server_owned(&self, id: &str, body: &[u8]) -> Result<PutOutcome, StorageError> {
-        if !app::api::is_server_owned(id) {
+        if !rookery_types::is_server_owned(id) {
             return Err(StorageError::InvalidId(format!("'{}' is not a server-owned id", id.escape_debug())));
         }
         validate_id(id)?;
@@ -890,7 +890,7 @@ enum Expect {
 /// `InvalidId`, `ReservedDocument`.
 pub fn validate_client_id(id: &str) -> Result<(), StorageError> {
     validate_id(id)?;
-    if app::api::is_server_owned(id) {
+    if rookery_types::is_server_owned(id) {
         return Err(StorageError::ReservedDocument(id.to_string()));
     }
     Ok(())

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use app::api::LastDrill;
+use rookery_types::LastDrill;
 
 use super::{StoredTask, TaskError};
 use crate::backup::location::scan;

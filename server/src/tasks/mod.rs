@@ -21,9 +21,9 @@ pub mod scheduler;
 
 use std::sync::Arc;
 
-use app::api::{BackupKind, BackupTask, BackupTaskInfo, ErrorCode, RetentionOutcome, RetentionPolicy, TaskStatus};
 use base64::Engine as _;
 use jiff::Timestamp;
+use rookery_types::{BackupKind, BackupTask, BackupTaskInfo, ErrorCode, RetentionOutcome, RetentionPolicy, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::backup::{BackupError, BackupOptions};
@@ -90,7 +90,7 @@ pub struct TaskState {
     #[serde(default)]
     pub drill_checked: Option<Timestamp>,
     #[serde(default)]
-    pub last_drill: Option<app::api::LastDrill>,
+    pub last_drill: Option<rookery_types::LastDrill>,
 }
 
 /// A task as stored: the request without its secrets, the sealed secrets, the state.
@@ -180,7 +180,7 @@ fn format_time(t: Timestamp) -> String {
 ///
 /// # Errors
 /// `InvalidSchedule`.
-pub fn describe_schedule(cron: &str, time_zone: Option<&str>) -> Result<app::api::ScheduleInfo, TaskError> {
+pub fn describe_schedule(cron: &str, time_zone: Option<&str>) -> Result<rookery_types::ScheduleInfo, TaskError> {
     let schedule = Schedule::parse("cron", cron)?;
     let zone = schedule::zone(time_zone)?;
     let mut next = Vec::new();
@@ -190,7 +190,7 @@ pub fn describe_schedule(cron: &str, time_zone: Option<&str>) -> Result<app::api
         next.push(format_time(t));
         after = t;
     }
-    Ok(app::api::ScheduleInfo { description: schedule.describe(), next })
+    Ok(rookery_types::ScheduleInfo { description: schedule.describe(), next })
 }
 
 impl Rookery {
@@ -245,7 +245,7 @@ impl Rookery {
     /// # Errors
     /// `InvalidName`, `InvalidSchedule`, `Invalid`, `InvalidLocation`.
     fn validate_task(&self, db: &DatabaseHandle, name: &str, task: &BackupTask) -> Result<(), TaskError> {
-        if !app::api::is_valid_database_name(name) {
+        if !rookery_types::is_valid_database_name(name) {
             return Err(TaskError::InvalidName(format!(
                 "'{}' is not a valid task name: use 1 to 64 of A-Z a-z 0-9 _ . -",
                 name.escape_debug()
@@ -263,12 +263,12 @@ impl Rookery {
                 return Err(TaskError::Invalid("Continuous.MaxLagSeconds is 1 to 3600.".into()));
             }
         }
-        if task.compact && task.backup_type == app::api::BackupType::Snapshot {
+        if task.compact && task.backup_type == rookery_types::BackupType::Snapshot {
             return Err(TaskError::Invalid(
                 "Compact folds logical sets; a task whose full backups are snapshots cannot compact (choose one).".into(),
             ));
         }
-        if task.backup_type == app::api::BackupType::Snapshot && db.is_system() {
+        if task.backup_type == rookery_types::BackupType::Snapshot && db.is_system() {
             return Err(TaskError::Invalid("The system database is backed up logically: use BackupType Backup.".into()));
         }
         self.open_backup_location(&task.backup_location, None)?;
@@ -516,7 +516,7 @@ mod tests {
         let task = BackupTask {
             backup_location: location.display().to_string(),
             full_backup_frequency: Some("0 2 * * *".into()),
-            continuous: Some(app::api::ContinuousBackup { max_lag_seconds: 0 }),
+            continuous: Some(rookery_types::ContinuousBackup { max_lag_seconds: 0 }),
             ..Default::default()
         };
         let stored = StoredTask { name: "t".into(), task, sealed_passphrase: None, sealed_key: None, state: TaskState::default() };

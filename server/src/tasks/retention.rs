@@ -17,8 +17,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use app::api::{RetentionOutcome, RetentionPolicy};
 use jiff::Timestamp;
+use rookery_types::{RetentionOutcome, RetentionPolicy};
 
 use super::TaskError;
 use crate::backup::location::{Chain, Location};
@@ -168,7 +168,7 @@ pub fn delete_sets(location: &Location, set_ids: &[String]) -> Result<(), TaskEr
         let from = location.join(id);
         let hidden = location.join(format!("{DELETING_PREFIX}{id}"));
         std::fs::rename(&from, &hidden).map_err(io(format!("cannot hide {id} before deleting it")))?;
-        crate::backup::engine::sync_dir(location).map_err(io(format!("cannot sync {}", location.display())))?;
+        crate::durable::sync_dir(location).map_err(io(format!("cannot sync {}", location.display())))?;
         crate::failpoint::hit("retention.after_hide");
         std::fs::remove_dir_all(&hidden).map_err(io(format!("cannot delete {id}")))?;
     }

@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use app::api::{BackupKind, Severity, BACKUP_STATUS_ID};
 use jiff::Timestamp;
+use rookery_types::{BackupKind, Severity, BACKUP_STATUS_ID};
 
 use super::{task_key, Schedules, StoredTask, TaskError};
 use crate::backup::{BackupError, BackupHandle, SetKind};
@@ -22,7 +22,7 @@ fn has_client_changes_after(db: &DatabaseHandle, etag: u64) -> bool {
         return false;
     }
     let snapshot = db.store().snapshot();
-    let client = |r: Result<(u64, String), crate::storage::StorageError>| r.map_or(true, |(_, id)| !app::api::is_server_owned(&id));
+    let client = |r: Result<(u64, String), crate::storage::StorageError>| r.map_or(true, |(_, id)| !rookery_types::is_server_owned(&id));
     snapshot.changes_after(etag).any(client) || snapshot.deletions_after(etag).any(client)
 }
 
@@ -55,7 +55,7 @@ struct Runtime {
     /// A drill that is due and has not started (the restore slot was busy).
     drill_pending: bool,
     /// A drill in progress (`None` from it: the slot was busy, it stays due).
-    drill: Option<JoinHandle<Option<app::api::LastDrill>>>,
+    drill: Option<JoinHandle<Option<rookery_types::LastDrill>>>,
     /// When the drill schedule was last looked at.
     drill_checked: Option<Timestamp>,
 }
@@ -305,7 +305,7 @@ impl Rookery {
 
     /// Records the result of every run that ended, then applies retention.
     fn reap_finished_runs(&self) {
-        let drills: Vec<((String, String), Option<app::api::LastDrill>)> = {
+        let drills: Vec<((String, String), Option<rookery_types::LastDrill>)> = {
             let mut map = self.tasks.lock();
             let mut out = Vec::new();
             for (key, rt) in map.iter_mut() {

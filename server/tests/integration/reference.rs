@@ -2,7 +2,7 @@
 //! can emit (the `ErrorCode` enum, which every module's error maps to) is
 //! explained in `docs/reference.md` and listed in `/openapi.json`.
 
-use app::api::ErrorCode;
+use rookery_types::ErrorCode;
 
 use crate::common::TestServer;
 

@@ -1,7 +1,11 @@
-//! The REST API's request and response types, shared by the server and the studio.
+//! Rookery's vocabulary: the REST API's request, answer and status types,
+//! the error codes and the one HTTP status each is answered with, shared by
+//! the engine, the HTTP server, the command-line tools and the studio.
 //!
-//! Field names are PascalCase on the wire (see `docs/reference.md`). Keep every
-//! type that crosses HTTP here, so that the server and the studio cannot drift.
+//! No UI, no HTTP framework and no runtime here: serde, and `utoipa`
+//! schemas behind the `openapi` feature. Field names are PascalCase on the
+//! wire (see `docs/reference.md`). Keep every type that crosses HTTP here,
+//! so that the server and its clients cannot drift.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +39,40 @@ pub fn counted(n: u64, noun: &str) -> String {
     }
 }
 
+/// Percent-encodes a path segment, keeping `/` (document ids may hold it).
+pub fn encode_path(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes a query value.
+pub fn encode_query(value: &str) -> String {
+    encode_path(value).replace('/', "%2F")
+}
+
+/// Human-readable bytes (`1.5 MB`).
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// Name under which the system database is shown in the studio and listings.
 pub const SYSTEM_DATABASE: &str = "System";
 
@@ -45,7 +83,7 @@ macro_rules! error_codes {
     ($($(#[doc = $doc:literal])* $code:ident = $status:literal,)*) => {
         /// A stable error code (see [`ErrorCode::status`] for its HTTP status).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum ErrorCode {
             $($(#[doc = $doc])* $code,)*
         }
@@ -190,11 +228,11 @@ impl std::fmt::Display for ErrorCode {
 
 /// The JSON body of every 4xx/5xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ErrorBody {
     /// A stable code such as `DatabaseExists` or `ChecksumMismatch`.
-    #[cfg_attr(feature = "ssr", schema(value_type = ErrorCode))]
+    #[cfg_attr(feature = "openapi", schema(value_type = ErrorCode))]
     pub error: String,
     /// A sentence a person can act on.
     pub message: String,
@@ -202,7 +240,7 @@ pub struct ErrorBody {
 
 /// `GET /health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct Health {
     pub status: String,
@@ -210,7 +248,7 @@ pub struct Health {
 
 /// One entry of `GET /databases`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct DatabaseInfo {
     pub name: String,
@@ -225,7 +263,7 @@ pub struct DatabaseInfo {
 
 /// Optional body of `PUT /admin/databases/{name}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CreateDatabaseRequest {
     #[serde(default)]
@@ -234,7 +272,7 @@ pub struct CreateDatabaseRequest {
 
 /// Answer of `PUT /admin/databases/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct DatabaseCreated {
     pub name: String,
@@ -244,7 +282,7 @@ pub struct DatabaseCreated {
 
 /// Answer of `PUT {base}/docs/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct PutResult {
     pub id: String,
@@ -254,19 +292,19 @@ pub struct PutResult {
 
 /// One document in a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct DocumentEntry {
     pub id: String,
     #[serde(rename = "ETag")]
     pub etag: u64,
-    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub document: serde_json::Value,
 }
 
 /// Answer of `GET {base}/docs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct DocumentPage {
     pub results: Vec<DocumentEntry>,
@@ -275,12 +313,12 @@ pub struct DocumentPage {
 
 /// Body of `POST {base}/admin/backup`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct BackupRequest {
     /// An absolute folder on the server, or `s3://bucket/prefix`, inside a backup root.
     #[serde(default)]
-    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
+    #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
     pub backup_location: String,
     /// Object storage settings for an `s3://` location (default: the server's `AWS_*` variables).
     #[serde(default, rename = "S3", skip_serializing_if = "Option::is_none")]
@@ -290,11 +328,11 @@ pub struct BackupRequest {
     pub include_encryption_key: Option<bool>,
     /// Base64 of 32 bytes: encrypt the set's data files with this key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub backup_encryption_key: Option<String>,
     /// Encrypt the set's data files with a key derived from this passphrase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub backup_passphrase: Option<String>,
     /// `Backup` (default) or `Snapshot` (a full set of the storage files;
     /// with `incremental=true`, an incremental still continues the chain).
@@ -303,7 +341,7 @@ pub struct BackupRequest {
     /// At most this many bytes a second written into the set (a cap on the
     /// backup's I/O, for a server that must not notice it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(minimum = 1))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_bytes_per_second: Option<u64>,
 }
 
@@ -311,12 +349,12 @@ pub struct BackupRequest {
 /// comes from the server's `AWS_*` variables. Write-only: never returned,
 /// logged or written to a status document.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct S3Settings {
     /// `https://s3.example.com` (default: AWS, or `AWS_ENDPOINT_URL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = "^https?://"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^https?://"))]
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -347,28 +385,28 @@ impl std::fmt::Debug for S3Settings {
 
 /// Body of `POST /admin/backup/compact`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CompactRequest {
     /// The location whose chain is compacted (a folder on the server, or `s3://bucket/prefix`).
     #[serde(default)]
-    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
+    #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
     pub backup_location: String,
     /// Fold the chain up to this set (default: the newest set of the newest chain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental|snapshot)$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental|snapshot)$"))]
     pub up_to: Option<String>,
     /// Which database's chain to compact when the location holds several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
     pub source_database_name: Option<String>,
     /// An encrypted chain: its key (the compacted set is sealed with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub backup_encryption_key: Option<String>,
     /// An encrypted chain: its passphrase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub backup_passphrase: Option<String>,
     #[serde(default, rename = "S3", skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Settings>,
@@ -376,7 +414,7 @@ pub struct CompactRequest {
 
 /// Answer (202) of every long-running job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct JobAccepted {
     pub status_document: String,
@@ -384,32 +422,32 @@ pub struct JobAccepted {
 
 /// Body of `POST /admin/restore`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct RestoreRequest {
     /// An absolute folder on the server, or `s3://bucket/prefix`, holding backup sets, inside a backup root.
     #[serde(default)]
-    #[cfg_attr(feature = "ssr", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
+    #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
     pub backup_location: String,
     /// Object storage settings for an `s3://` location (default: the server's `AWS_*` variables).
     #[serde(default, rename = "S3", skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Settings>,
     /// An absolute folder inside the data directory or a `--database-root`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(min_length = 1, pattern = "^/"))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "^/"))]
     pub database_location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
     pub database_name: Option<String>,
     /// Seconds to wait for another restore to finish (default 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(maximum = 3600))]
+    #[cfg_attr(feature = "openapi", schema(maximum = 3600))]
     pub restore_start_timeout: Option<u64>,
     /// Restore the chain only up to this set, or up to the newest set created
     /// at or before this RFC 3339 time (point in time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
-        feature = "ssr",
+        feature = "openapi",
         schema(
             pattern = r"^([0-9]{8}T[0-9]{6}Z(\.[0-9]{2,9}|-[1-9][0-9]{0,8})?-(full|incremental|snapshot)|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))$"
         )
@@ -418,23 +456,23 @@ pub struct RestoreRequest {
     /// Which database's chains to restore when the location holds several
     /// (the name in the sets; without it such a location is `AmbiguousBackup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
     pub source_database_name: Option<String>,
     /// Base64 of 32 bytes: the database key, when the set left it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub encryption_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub backup_encryption_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub backup_passphrase: Option<String>,
 }
 
 /// Severity of a status message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Severity {
     Information,
     Warning,
@@ -443,7 +481,7 @@ pub enum Severity {
 
 /// One line of a job's log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct StatusMessage {
     pub timestamp: String,
@@ -453,7 +491,7 @@ pub struct StatusMessage {
 
 /// Counters of a running job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct JobProgress {
     pub documents_done: u64,
@@ -477,7 +515,7 @@ impl JobProgress {
 /// The status document of a backup, restore or import/export job
 /// (`Raven/Backup/Status`, `Raven/Restore/Status`, `Raven/Smuggler/Status`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", default)]
 pub struct JobStatus {
     pub is_running: bool,
@@ -501,7 +539,7 @@ pub struct JobStatus {
 
 /// One backup set, as listed by `GET /admin/backup/sets` and `rookery-backup --list`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct BackupSetInfo {
     pub set_id: String,
@@ -522,7 +560,7 @@ pub struct BackupSetInfo {
 
 /// A full set and the incrementals on it, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct BackupChainInfo {
     pub database_name: String,
@@ -532,7 +570,7 @@ pub struct BackupChainInfo {
 
 /// Answer of `GET /admin/backup/sets?location=`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct BackupListing {
     pub location: String,
@@ -546,7 +584,7 @@ pub struct BackupListing {
 
 /// What an identity may do. Ordered: `ReadOnly` < `ReadWrite` < `Admin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// Read documents and listings.
     ReadOnly,
@@ -558,27 +596,27 @@ pub enum Role {
 
 /// Body of `PUT /admin/users/{name}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct PutUserRequest {
-    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub password: String,
     pub role: Role,
 }
 
 /// Body of `POST /admin/apikeys`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
     pub name: String,
     pub role: Role,
 }
 
 /// Answer of `POST /admin/apikeys`: the key, shown once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ApiKeyCreated {
     pub api_key: String,
@@ -586,7 +624,7 @@ pub struct ApiKeyCreated {
 
 /// Body of `POST /auth/login` (the studio's sign-in).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
@@ -595,7 +633,7 @@ pub struct LoginRequest {
 
 /// `GET /auth/me`: who the request is from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct Me {
     pub authenticated: bool,
@@ -664,7 +702,7 @@ mod tests {
 /// own storage files (a snapshot: at the speed of the disk, hard links on
 /// the same filesystem).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BackupType {
     #[default]
     Backup,
@@ -681,7 +719,7 @@ impl BackupType {
 
 /// Which kind of backup a task runs next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BackupKind {
     Full,
     Incremental,
@@ -689,44 +727,44 @@ pub enum BackupKind {
 
 /// A retention policy, counted in sets (restorable points). Any subset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct RetentionPolicy {
     /// Keep the newest N sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1000000))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub keep_last: Option<u32>,
     /// Keep the newest set of each of the last N days that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1000000))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub keep_daily: Option<u32>,
     /// Keep the newest set of each of the last N ISO weeks that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1000000))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub keep_weekly: Option<u32>,
     /// Keep the newest set of each of the last N months that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 1000000))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub keep_monthly: Option<u32>,
     /// Keep every set younger than this (`30s`, `15m`, `12h`, `7d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[0-9]{1,6}[smhd]$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{1,6}[smhd]$"))]
     pub minimum_age: Option<String>,
 }
 
 /// A backup task: the body of `PUT {base}/admin/backup/tasks/{name}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct BackupTask {
-    #[cfg_attr(feature = "ssr", schema(min_length = 1, pattern = "^(/|s3://)"))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "^(/|s3://)"))]
     pub backup_location: String,
     /// Cron: 5 fields, or 6 with seconds first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
     pub full_backup_frequency: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
     pub incremental_backup_frequency: Option<String>,
     /// IANA time zone of the schedules (default UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -754,37 +792,37 @@ pub struct BackupTask {
     pub include_encryption_key: Option<bool>,
     /// Write-only: sealed with the master key, never returned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(min_length = 1))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub backup_passphrase: Option<String>,
     /// Write-only (base64 of 32 bytes): sealed with the master key, never returned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub backup_encryption_key: Option<String>,
 }
 
 /// A task's continuous backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ContinuousBackup {
     /// The most seconds a change waits before it is shipped (1 to 3600).
-    #[cfg_attr(feature = "ssr", schema(minimum = 1, maximum = 3600))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub max_lag_seconds: u32,
 }
 
 /// A task's restore drills.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DrillOptions {
     /// Cron: 5 fields, or 6 with seconds first, in the task's time zone.
-    #[cfg_attr(feature = "ssr", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
     pub frequency: String,
 }
 
 /// The last restore drill of a task.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct LastDrill {
     /// When it ended (RFC 3339 UTC).
@@ -799,7 +837,7 @@ pub struct LastDrill {
 
 /// What a task did and will do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct TaskStatus {
     pub is_running: bool,
@@ -823,7 +861,7 @@ pub struct TaskStatus {
 
 /// A task as answers show it: no secret, a flag instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct BackupTaskInfo {
     pub name: String,
@@ -849,7 +887,7 @@ pub struct BackupTaskInfo {
 
 /// Body of `POST {base}/admin/backup/retention`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct RetentionRequest {
     pub retention: RetentionPolicy,
@@ -858,7 +896,7 @@ pub struct RetentionRequest {
 /// Answer of `POST {base}/admin/backup/retention`: the set ids deleted (or
 /// that would be, with `dryRun`) and kept, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct RetentionOutcome {
     pub deleted: Vec<String>,
@@ -867,7 +905,7 @@ pub struct RetentionOutcome {
 
 /// `GET /admin/backup/schedule?cron=&timeZone=`: what a schedule means.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct ScheduleInfo {
     /// The expression in words.

@@ -1,0 +1,336 @@
+//! The logical writer: one backup set of documents (a full or an
+//! incremental) from a point-in-time snapshot of the database.
+//!
+//!
+//! The consistency argument, in order:
+//! 1. One `fjall` snapshot is taken over every keyspace of the database. Writes
+//!    are committed in etag order under the store's writer lock, so the
+//!    snapshot holds exactly the writes up to its `last_etag` (the set's `ToEtag`).
+//! 2. Every record of the set is read from that snapshot and nothing else, so
+//!    the set is the database at one point in time, however long the backup
+//!    takes and whatever is written meanwhile.
+//! 3. An incremental set reads, from the same kind of snapshot, the change log
+//!    (live documents whose etag is above the base set's `ToEtag`) and the
+//!    deletion log (ids deleted above it and not alive in the snapshot), so
+//!    applying it on top of the base gives the database at its `ToEtag`.
+//! 4. In a folder: files go into `<location>/.tmp-<SetId>/`; each is fsynced;
+//!    then the manifest and `SHA256SUMS`; then the folder is fsynced and
+//!    renamed to `<location>/<SetId>` and the location fsynced. A set is
+//!    visible under its final name only when complete; a crash leaves at most
+//!    a `.tmp-` folder, which no reader takes for a set and which the next
+//!    start removes. In object storage (no rename): every data file, then
+//!    `SHA256SUMS`, each acknowledged by the storage, then `manifest.json`
+//!    last; a set without its manifest is unfinished, ignored by readers and
+//!    removed by the next backup into the location (see [`super::object`]).
+//! 5. The snapshot is dropped as soon as the data files are written.
+
+use super::error::BackupError;
+use super::format::{
+    DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, SetWriter, BACKED_UP_INTERNAL_PREFIXES,
+    FORMAT_VERSION,
+};
+use super::location::io_error;
+use super::prepare::{BackupSummary, Pace, PreparedBackup};
+use super::sealed::ChunkSealer;
+use super::target::{commit_set, database_encryption, FileSink, Target};
+use crate::failpoint;
+use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
+use crate::storage::record::decode_header;
+use crate::storage::StoreSnapshot;
+use rookery_types::STATUS_DOCUMENT_IDS;
+
+/// A data file is closed and a new one started after this many uncompressed bytes.
+const FILE_SPLIT_BYTES: u64 = 128 * 1024 * 1024;
+/// zstd level: fast, and JSON still compresses several times.
+const ZSTD_LEVEL: i32 = 1;
+
+pub(super) fn write_set(
+    prepared: &PreparedBackup,
+    target: &Target,
+    reporter: &mut StatusReporter,
+    cancel: &CancelToken,
+) -> Result<BackupSummary, BackupError> {
+    // Step 1: the point in time.
+    let snapshot = prepared.database.store().snapshot();
+    let to_etag = snapshot.last_etag()?;
+    let content_digest = snapshot.content_digest()?.to_hex();
+    // The point the set claims is durable on the database before the set is
+    // written: a crash can never leave the database below a set's ToEtag.
+    prepared.database.store().persist()?;
+    let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
+    let mut files = FileSet::new(target, &prepared.set_id, reporter, cancel, prepared.set_key.as_ref().map(|k| k.key.clone()));
+    files.pace = prepared.max_bytes_per_second.map(Pace::new);
+
+    // Steps 2 and 3: every record from the snapshot.
+    let (documents, deletions) = match prepared.kind {
+        SetKind::Full => {
+            let status_docs = STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(snapshot.get_raw(id), Ok(Some(_)))).count() as u64;
+            files.reporter.set_total(snapshot.document_count()?.saturating_sub(status_docs));
+            let documents = files.write_documents(snapshot.documents())?;
+            files.write_change_log(&snapshot)?;
+            (documents, 0)
+        }
+        // Written from the storage files instead (see `run`).
+        SetKind::Snapshot => return Err(BackupError::Io("a snapshot set is not written from documents".into())),
+        SetKind::Incremental => {
+            let total = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
+            files.reporter.set_total(total);
+            let changed = snapshot.changes_after(from_etag).map(|r| {
+                let (_, id) = r?;
+                let raw = snapshot
+                    .get_raw(&id)?
+                    .ok_or_else(|| crate::storage::StorageError::Corrupt(format!("change log names a missing document {id}")))?;
+                Ok((id, raw))
+            });
+            let documents = files.write_documents(changed)?;
+            let deletions = files.write_deletions(&snapshot, from_etag)?;
+            (documents, deletions)
+        }
+    };
+    // The system database's users and API keys, from the same snapshot.
+    if prepared.database.is_system() {
+        files.write_credentials(&snapshot)?;
+    }
+    // Step 5: release the snapshot.
+    drop(snapshot);
+    let (manifest_files, bytes_written) = files.into_files();
+
+    // Step 4: manifest, checksums, rename.
+    let mut manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        set_id: prepared.set_id.clone(),
+        database_name: prepared.database.name.clone(),
+        database_id: prepared.database.store().database_id().to_string(),
+        kind: prepared.kind,
+        base_set_id: prepared.base.as_ref().map(|b| b.set_id.clone()),
+        from_etag,
+        to_etag,
+        document_count: documents,
+        deletion_count: deletions,
+        created: now_rfc3339(),
+        compression: "zstd".to_string(),
+        encryption: database_encryption(prepared)?,
+        files: manifest_files,
+        content_digest: Some(content_digest),
+        compacted_from: None,
+        storage_format: None,
+        mac: None,
+    };
+    let final_dir = commit_set(target, &mut manifest, prepared.set_key.as_ref().map(|k| &k.key), cancel)?;
+
+    Ok(BackupSummary {
+        set_id: prepared.set_id.clone(),
+        kind: prepared.kind,
+        location: prepared.location.clone(),
+        set_dir: prepared.location.folder().map(|_| final_dir),
+        documents,
+        deletions,
+        bytes_written,
+        from_etag,
+        to_etag,
+    })
+}
+
+fn is_status(id: &str) -> bool {
+    STATUS_DOCUMENT_IDS.contains(&id)
+}
+
+pub(super) type Sink = RecordWriter<SetWriter<FileSink>>;
+
+/// The data files of one set, and the progress they make.
+pub(super) struct FileSet<'a> {
+    target: &'a Target,
+    set_id: &'a str,
+    cancel: &'a CancelToken,
+    reporter: &'a mut StatusReporter,
+    finished: Vec<ManifestFile>,
+    bytes_done: u64,
+    documents_done: u64,
+    set_key: Option<crate::crypto::Key>,
+    /// `MaxBytesPerSecond`, checked every [`PACE_STEP`] bytes.
+    pub(super) pace: Option<Pace>,
+    paced_at: u64,
+}
+
+/// How often (in bytes written) a paced backup checks its rate.
+const PACE_STEP: u64 = 256 * 1024;
+
+impl<'a> FileSet<'a> {
+    pub(super) fn new(
+        target: &'a Target,
+        set_id: &'a str,
+        reporter: &'a mut StatusReporter,
+        cancel: &'a CancelToken,
+        set_key: Option<crate::crypto::Key>,
+    ) -> Self {
+        Self { target, set_id, cancel, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key, pace: None, paced_at: 0 }
+    }
+
+    /// The files written, and their bytes.
+    pub(super) fn into_files(self) -> (Vec<ManifestFile>, u64) {
+        (self.finished, self.bytes_done)
+    }
+
+    /// Between records: a canceled backup stops (its folder is removed by [`run`]).
+    fn check_cancel(&self) -> Result<(), BackupError> {
+        if self.cancel.is_canceled() {
+            return Err(BackupError::Canceled);
+        }
+        Ok(())
+    }
+
+    pub(super) fn open(&self, name: &str) -> Result<Sink, BackupError> {
+        let file = self.target.create(name).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot create {name}: {m}"))))?;
+        let hashing = HashingWriter::new(file);
+        let under = match &self.set_key {
+            Some(key) => {
+                SetWriter::Sealed(ChunkSealer::new(hashing, key.clone(), &super::sealed::chunk_file_id(FORMAT_VERSION, self.set_id, name)))
+            }
+            None => SetWriter::Plain(hashing),
+        };
+        RecordWriter::new(under, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
+    }
+
+    pub(super) fn close(&mut self, name: String, sink: Sink, content: FileContent) -> Result<(), BackupError> {
+        let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot finish {name}: {m}")));
+        let (under, records) = sink.finish().map_err(io)?;
+        let (file, size, sha256) = under.finish().map_err(io)?.finish();
+        file.finish().map_err(io)?;
+        self.bytes_done += size;
+        if let Some(pace) = self.pace {
+            pace.wait(self.bytes_done);
+        }
+        failpoint::hit("backup.after_data_file");
+        self.finished.push(ManifestFile { name, size, sha256, content, records });
+        Ok(())
+    }
+
+    fn write_documents(
+        &mut self,
+        docs: impl Iterator<Item = Result<(String, Vec<u8>), crate::storage::StorageError>>,
+    ) -> Result<u64, BackupError> {
+        let mut writer = self.documents()?;
+        for item in docs {
+            let (id, raw) = item?;
+            if is_status(&id) {
+                continue;
+            }
+            let (etag, modified_ms) = decode_header(&raw)?;
+            let body = raw[crate::storage::record::HEADER_LEN..].to_vec();
+            writer.push(self, DataRecord::Document { id, etag, modified_ms, body })?;
+        }
+        writer.finish(self)
+    }
+
+    /// A writer of `documents-NNNN.zst` files, split every [`FILE_SPLIT_BYTES`].
+    pub(super) fn documents(&mut self) -> Result<DocumentFiles, BackupError> {
+        let name = "documents-0001.zst".to_string();
+        let sink = self.open(&name)?;
+        Ok(DocumentFiles { index: 1, name, sink, count: 0 })
+    }
+
+    /// A whole file of `records`.
+    pub(super) fn write_file(
+        &mut self,
+        name: &str,
+        content: FileContent,
+        records: impl Iterator<Item = Result<DataRecord, BackupError>>,
+    ) -> Result<(), BackupError> {
+        let mut sink = self.open(name)?;
+        for record in records {
+            let record = record?;
+            self.check_cancel()?;
+            sink.write(&record).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+        }
+        self.close(name.to_string(), sink, content)
+    }
+
+    fn write_change_log(&mut self, snapshot: &StoreSnapshot) -> Result<(), BackupError> {
+        let name = "changes.zst".to_string();
+        let mut sink = self.open(&name)?;
+        for item in snapshot.changes_after(0) {
+            let (etag, id) = item?;
+            self.check_cancel()?;
+            if is_status(&id) {
+                continue;
+            }
+            sink.write(&DataRecord::Change { etag, id })
+                .map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+        }
+        self.close(name, sink, FileContent::ChangeLog)
+    }
+
+    fn write_credentials(&mut self, snapshot: &StoreSnapshot) -> Result<(), BackupError> {
+        let name = "credentials.zst".to_string();
+        let mut sink = self.open(&name)?;
+        for prefix in BACKED_UP_INTERNAL_PREFIXES {
+            for item in snapshot.internal_with_prefix(prefix) {
+                let (key, value) = item?;
+                sink.write(&DataRecord::Document { id: key, etag: 0, modified_ms: 0, body: value })
+                    .map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+            }
+        }
+        self.close(name, sink, FileContent::Credentials)
+    }
+
+    fn write_deletions(&mut self, snapshot: &StoreSnapshot, from_etag: u64) -> Result<u64, BackupError> {
+        let name = "deletions.zst".to_string();
+        let mut sink = self.open(&name)?;
+        let mut count = 0;
+        for item in snapshot.deletions_after(from_etag) {
+            let (etag, id) = item?;
+            self.check_cancel()?;
+            // Deleted then created again: the document itself is in the set.
+            if is_status(&id) || snapshot.get_raw(&id)?.is_some() {
+                continue;
+            }
+            sink.write(&DataRecord::Deletion { id, etag })
+                .map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+            count += 1;
+        }
+        self.close(name, sink, FileContent::Deletions)?;
+        Ok(count)
+    }
+}
+
+/// The documents files of a set being written (see [`FileSet::documents`]).
+pub(super) struct DocumentFiles {
+    index: u32,
+    name: String,
+    sink: Sink,
+    count: u64,
+}
+
+impl DocumentFiles {
+    /// Writes one document record (documents go in id order).
+    pub(super) fn push(&mut self, files: &mut FileSet<'_>, record: DataRecord) -> Result<(), BackupError> {
+        files.check_cancel()?;
+        let name = &self.name;
+        self.sink.write(&record).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+        self.count += 1;
+        files.documents_done += 1;
+        failpoint::hit("backup.document");
+        if self.sink.raw_bytes() >= FILE_SPLIT_BYTES {
+            let next = format!("documents-{:04}.zst", self.index + 1);
+            let full = std::mem::replace(&mut self.sink, files.open(&next)?);
+            files.close(std::mem::replace(&mut self.name, next), full, FileContent::Documents)?;
+            self.index += 1;
+        }
+        let current = files.bytes_done + self.sink.get_ref().written();
+        files.reporter.progress(files.documents_done, current);
+        if let Some(pace) = files.pace {
+            if current >= files.paced_at + PACE_STEP {
+                files.paced_at = current;
+                pace.wait(current);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the last file; the number of documents written.
+    pub(super) fn finish(self, files: &mut FileSet<'_>) -> Result<u64, BackupError> {
+        files.close(self.name, self.sink, FileContent::Documents)?;
+        Ok(self.count)
+    }
+}

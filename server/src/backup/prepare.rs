@@ -1,0 +1,216 @@
+//! A backup request checked and planned before anything is written: the
+//! location, the kind of set and the chain an incremental continues.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::error::BackupError;
+use super::format::SetKind;
+use super::location;
+use super::sealed;
+use super::target::new_set_id;
+use crate::storage::DatabaseHandle;
+
+/// What to back up and where.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// An absolute folder on the server, or `s3://bucket/prefix`.
+    pub location: String,
+    /// Per-request object storage settings for an `s3://` location.
+    pub s3: Option<rookery_types::S3Settings>,
+    /// An incremental set on the newest set of this database's chain in the
+    /// location (a full set when there is none).
+    pub incremental: bool,
+    /// Encrypted databases: put the database key in the set, in plain text
+    /// (default: yes, so that the set restores on any server).
+    pub include_encryption_key: Option<bool>,
+    /// Encrypt the set's data files with this key or passphrase.
+    pub set_secret: Option<sealed::SetSecret>,
+    /// What a full set copies: the documents, or the storage files.
+    pub backup_type: rookery_types::BackupType,
+    /// Snapshots: copy every file even where a hard link would do (the
+    /// benchmark's copy mode; not offered over REST).
+    pub copy_files: bool,
+    /// At most this many bytes a second written into the set (none: as fast
+    /// as the job runs; it already runs at the lowest CPU priority).
+    pub max_bytes_per_second: Option<u64>,
+}
+
+/// Keeps a job's writing at or under a rate: [`Pace::wait`] sleeps while
+/// the bytes written so far are ahead of the rate since the start.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    bytes_per_second: u64,
+    started: std::time::Instant,
+}
+
+impl Pace {
+    /// A pace of `bytes_per_second` (at least 1), starting now.
+    #[must_use]
+    pub fn new(bytes_per_second: u64) -> Self {
+        Self { bytes_per_second: bytes_per_second.max(1), started: std::time::Instant::now() }
+    }
+
+    /// Sleeps until `written` bytes are within the rate.
+    pub fn wait(&self, written: u64) {
+        let due = std::time::Duration::from_secs_f64(written as f64 / self.bytes_per_second as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
+/// What a finished backup wrote.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    pub set_id: String,
+    pub kind: SetKind,
+    pub location: location::Location,
+    /// The set's folder, for a folder location.
+    pub set_dir: Option<PathBuf>,
+    pub documents: u64,
+    pub deletions: u64,
+    pub bytes_written: u64,
+    pub from_etag: u64,
+    pub to_etag: u64,
+}
+
+/// The set an incremental builds on.
+#[derive(Debug, Clone)]
+pub struct BaseSet {
+    pub set_id: String,
+    pub to_etag: u64,
+}
+
+/// A backup checked and ready to run.
+#[derive(Debug)]
+pub struct PreparedBackup {
+    pub database: Arc<DatabaseHandle>,
+    pub location: location::Location,
+    pub kind: SetKind,
+    pub set_id: String,
+    pub base: Option<BaseSet>,
+    pub include_encryption_key: bool,
+    pub set_key: Option<sealed::SetKey>,
+    /// Said in the status document as warnings (why a full set replaced an incremental).
+    pub warnings: Vec<String>,
+    /// A snapshot's staging folder, beside the database (see `storage::files`).
+    pub staging: Option<PathBuf>,
+    /// See [`BackupOptions::copy_files`].
+    pub copy_files: bool,
+    /// See [`BackupOptions::max_bytes_per_second`].
+    pub max_bytes_per_second: Option<u64>,
+}
+
+/// Checks a backup request without writing anything: the location, and for
+/// an incremental, the chain it would continue.
+///
+/// # Errors
+/// `InvalidLocation`, `ChainMismatch`, I/O errors reading the location.
+pub fn prepare(
+    database: Arc<DatabaseHandle>,
+    options: &BackupOptions,
+    location: location::Location,
+) -> Result<PreparedBackup, BackupError> {
+    if let Some(folder) = location.folder() {
+        if folder.exists() && !folder.is_dir() {
+            return Err(BackupError::InvalidLocation(format!("'{}' exists and is not a folder", folder.display())));
+        }
+    }
+    // Lists the location (once): in object storage this is also the probe
+    // that turns a dead endpoint, refused credentials or a missing bucket into a 400.
+    let scanned = if options.incremental { Some(location::scan(&location)?) } else { None };
+    let names = match &scanned {
+        Some(s) => s.names.clone(),
+        None => location.names()?,
+    };
+    let mut base = None;
+    let mut warnings = Vec::new();
+    if let Some(scanned) = scanned {
+        match scanned.newest_chain_of(database.store().database_id()) {
+            Some(chain) => match unusable_base(chain, database.store().last_etag(), options.set_secret.is_some()) {
+                None => {
+                    let tip = chain.sets.last().map(|s| &s.manifest);
+                    base = tip.map(|m| BaseSet { set_id: m.set_id.clone(), to_etag: m.to_etag });
+                }
+                Some(why) => warnings.push(format!("A full backup was written instead of an incremental: {why}")),
+            },
+            None => {
+                if let Some(other) = scanned.chains.first() {
+                    return Err(BackupError::ChainMismatch(format!(
+                        "'{}' holds the backup chain of another database ('{}', id {}); an incremental of '{}' cannot continue it. Use another location or a full backup.",
+                        location,
+                        other.database_name,
+                        other.database_id,
+                        database.name
+                    )));
+                }
+            }
+        }
+    }
+    let kind = match (&base, options.backup_type) {
+        (Some(_), _) => SetKind::Incremental,
+        (None, rookery_types::BackupType::Backup) => SetKind::Full,
+        (None, rookery_types::BackupType::Snapshot) => {
+            if database.is_system() {
+                return Err(BackupError::Unsupported(
+                    "The system database is backed up logically (its users and API keys travel, its registry does not): use BackupType Backup.".into(),
+                ));
+            }
+            SetKind::Snapshot
+        }
+    };
+    let set_id = new_set_id(&names, kind);
+    let include_encryption_key = options.include_encryption_key.unwrap_or(true);
+    let set_key = match &options.set_secret {
+        Some(secret) => Some(sealed::SetKey::for_new_set(secret).map_err(BackupError::InvalidEncryptionKey)?),
+        None => None,
+    };
+    let staging = (kind == SetKind::Snapshot).then(|| crate::storage::files::staging_dir(database.store().path()));
+    Ok(PreparedBackup {
+        database,
+        location,
+        kind,
+        set_id,
+        base,
+        include_encryption_key,
+        set_key,
+        warnings,
+        staging,
+        copy_files: options.copy_files,
+        max_bytes_per_second: options.max_bytes_per_second,
+    })
+}
+
+/// Why a chain cannot take an incremental, if it cannot: a broken link, a
+/// file missing or of the wrong size anywhere in it, a newest set whose
+/// checksums fail, or a newest set that claims more than the database has
+/// (its `ToEtag` above the database's last etag).
+fn unusable_base(chain: &location::Chain, last_etag: u64, encrypted: bool) -> Option<String> {
+    let tip = chain.sets.last()?;
+    // A chain is encrypted throughout or not at all (a restore refuses a mix).
+    let chain_encrypted = tip.manifest.encryption.as_ref().is_some_and(|e| e.get("Set").is_some());
+    if chain_encrypted != encrypted {
+        return Some(if chain_encrypted {
+            "the chain it would extend is encrypted and this backup is not (give the chain's key or passphrase)".to_string()
+        } else {
+            "the chain it would extend is not encrypted and this backup is".to_string()
+        });
+    }
+    let mut findings = location::verify_links(&chain.sets);
+    for set in &chain.sets[..chain.sets.len() - 1] {
+        findings.extend(location::verify_set(set, location::Depth::Structure));
+    }
+    findings.extend(location::verify_set(tip, location::Depth::Checksums));
+    if let Some(f) = findings.into_iter().next() {
+        return Some(format!("the chain it would extend is damaged ({})", f.message));
+    }
+    if tip.manifest.to_etag > last_etag {
+        return Some(format!(
+            "the newest set {} claims etag {}, above the database's last etag {last_etag}",
+            tip.manifest.set_id, tip.manifest.to_etag
+        ));
+    }
+    None
+}

@@ -1,0 +1,283 @@
+//! Where a new set's files go and how a set becomes complete, whoever writes
+//! it (the logical writer, the snapshot writer, compaction): a `.tmp-`
+//! folder renamed into place, or objects with the manifest uploaded last.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::error::BackupError;
+use super::format::{sha256sums, Manifest, ManifestFile, SetKind, MANIFEST, SHA256SUMS, TEMP_PREFIX};
+use super::location::{io_error, Location};
+use super::object::{ObjectLocation, ObjectWriter};
+use super::prepare::PreparedBackup;
+use super::sealed::SEALED_DATABASE_KEY_AAD;
+use crate::durable::{sync_dir, write_synced};
+use crate::failpoint;
+use crate::jobs::CancelToken;
+
+/// Where the files of one new set go, and how it becomes complete.
+pub(super) enum Target {
+    Folder { location: PathBuf, temp: PathBuf, set_id: String },
+    Objects { location: Arc<ObjectLocation>, set_id: String },
+}
+
+/// One file being written.
+pub(super) enum FileSink {
+    Folder(BufWriter<File>),
+    Object(ObjectWriter),
+}
+
+impl Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Folder(w) => w.write(buf),
+            Self::Object(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Folder(w) => w.flush(),
+            Self::Object(w) => w.flush(),
+        }
+    }
+}
+
+impl FileSink {
+    /// Makes the file durable: fsynced, or acknowledged by the storage.
+    pub(super) fn finish(self) -> std::io::Result<()> {
+        failpoint::io_error("backup.write")?;
+        match self {
+            Self::Folder(w) => w.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all(),
+            Self::Object(w) => w.finish(),
+        }
+    }
+}
+
+impl Target {
+    pub(super) fn begin(location: &Location, set_id: &str) -> Result<Self, BackupError> {
+        match location {
+            Location::Folder(path) => {
+                std::fs::create_dir_all(path).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", path.display())))?;
+                let temp = temp_dir(path, set_id);
+                std::fs::create_dir(&temp).map_err(|e| BackupError::Io(format!("cannot create the set folder: {e}")))?;
+                Ok(Self::Folder { location: path.clone(), temp, set_id: set_id.to_string() })
+            }
+            Location::Objects(o) => Ok(Self::Objects { location: o.clone(), set_id: set_id.to_string() }),
+        }
+    }
+
+    pub(super) fn create(&self, name: &str) -> std::io::Result<FileSink> {
+        match self {
+            Self::Folder { temp, .. } => {
+                let path = temp.join(name);
+                if let Some(parent) = path.parent().filter(|p| *p != temp.as_path()) {
+                    std::fs::create_dir_all(parent)?;
+                }
+                Ok(FileSink::Folder(BufWriter::with_capacity(1 << 20, File::create(path)?)))
+            }
+            Self::Objects { location, set_id } => Ok(FileSink::Object(location.create(&format!("{set_id}/{name}")))),
+        }
+    }
+
+    /// Where the file `name` of a folder set goes (none in object storage).
+    pub(super) fn path_of(&self, name: &str) -> Option<PathBuf> {
+        match self {
+            Self::Folder { temp, .. } => Some(temp.join(name)),
+            Self::Objects { .. } => None,
+        }
+    }
+
+    /// Hard-links `source` into the set as `name` (a folder on the same
+    /// filesystem); `false` when it cannot be linked (another filesystem),
+    /// and the file is to be copied.
+    pub(super) fn link(&self, source: &Path, name: &str) -> std::io::Result<bool> {
+        let Self::Folder { temp, .. } = self else { return Ok(false) };
+        let path = temp.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::hard_link(source, &path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) || e.kind() == std::io::ErrorKind::PermissionDenied => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// fsyncs the subfolders of a folder set that `files` are in (the set
+    /// folder itself is synced when the set is committed).
+    pub(super) fn sync_subfolders(&self, files: &[ManifestFile]) -> std::io::Result<()> {
+        let Self::Folder { temp, .. } = self else { return Ok(()) };
+        let dirs: BTreeSet<PathBuf> = files.iter().filter_map(|f| temp.join(&f.name).parent().map(Path::to_path_buf)).collect();
+        for dir in dirs.iter().rev() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the checksums and the manifest and makes the set complete.
+    pub(super) fn commit(&self, manifest_json: Vec<u8>, sums: Vec<u8>) -> Result<PathBuf, BackupError> {
+        let io = |what: &'static str| move |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("{what}: {m}")));
+        match self {
+            Self::Folder { location, temp, set_id } => {
+                write_synced(&temp.join(MANIFEST), &manifest_json).map_err(io("cannot write the manifest"))?;
+                failpoint::hit("backup.after_manifest");
+                write_synced(&temp.join(SHA256SUMS), &sums).map_err(io("cannot write SHA256SUMS"))?;
+                sync_dir(temp).map_err(io("cannot sync the set folder"))?;
+                failpoint::hit("backup.before_rename");
+                let final_dir = location.join(set_id);
+                std::fs::rename(temp, &final_dir).map_err(io("cannot move the set into place"))?;
+                sync_dir(location).map_err(io("cannot sync the backup location"))?;
+                failpoint::hit("backup.after_rename");
+                Ok(final_dir)
+            }
+            Self::Objects { location, set_id } => {
+                location.put(&format!("{set_id}/{SHA256SUMS}"), sums).map_err(io("cannot upload SHA256SUMS"))?;
+                failpoint::hit("backup.before_rename");
+                // The manifest last: the set is complete once it exists.
+                location.put(&format!("{set_id}/{MANIFEST}"), manifest_json).map_err(io("cannot upload the manifest"))?;
+                failpoint::hit("backup.after_rename");
+                Ok(PathBuf::new())
+            }
+        }
+    }
+
+    /// Removes what a failed backup wrote (in object storage, as far as the
+    /// storage answers; what stays is an unfinished set without a manifest).
+    pub(super) fn abort(&self) {
+        match self {
+            Self::Folder { temp, .. } => {
+                if let Err(e) = std::fs::remove_dir_all(temp) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(error = %e, dir = %temp.display(), "cannot remove a failed backup's files");
+                    }
+                }
+            }
+            Self::Objects { location, set_id } => {
+                if let Err(e) = location.delete_set(set_id) {
+                    tracing::warn!(error = %e, set = %set_id, "cannot remove a failed backup's objects; the next backup removes them");
+                }
+            }
+        }
+    }
+}
+
+/// Step 4 for any set: the manifest's MAC (encrypted sets), then the
+/// manifest and `SHA256SUMS`, and the set made complete.
+pub(super) fn commit_set(
+    target: &Target,
+    manifest: &mut Manifest,
+    set_key: Option<&crate::crypto::Key>,
+    cancel: &CancelToken,
+) -> Result<PathBuf, BackupError> {
+    if let Some(key) = set_key {
+        let canonical = manifest.canonical_bytes().map_err(|e| BackupError::Io(e.to_string()))?;
+        manifest.mac = Some(super::sealed::manifest_mac(key, &canonical));
+    }
+    failpoint::hit("backup.before_manifest");
+    if cancel.is_canceled() {
+        return Err(BackupError::Canceled);
+    }
+    let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Io(e.to_string()))?;
+    let manifest_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest_json));
+    let mut sums: Vec<(String, String)> = manifest.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
+    sums.push((MANIFEST.to_string(), manifest_sha));
+    target.commit(manifest_json, sha256sums(&sums).into_bytes())
+}
+
+/// The manifest's `Encryption` of an encrypted database: the key check, and
+/// the key itself unless the request left it out.
+pub(super) fn database_encryption(prepared: &PreparedBackup) -> Result<Option<serde_json::Value>, BackupError> {
+    let store = prepared.database.store();
+    let mut encryption = serde_json::Map::new();
+    if store.is_encrypted() {
+        let key = store.database_key().ok_or_else(|| BackupError::Io("the database key is not available".into()))?;
+        let mut database = serde_json::json!({"Algorithm": "XChaCha20-Poly1305", "KeyCheck": key.check()});
+        if prepared.include_encryption_key {
+            match &prepared.set_key {
+                // In an encrypted set, the key is sealed with the set key: the manifest holds no secret.
+                Some(set) => {
+                    let sealed = set.key.seal(SEALED_DATABASE_KEY_AAD, key.to_base64().as_bytes());
+                    database["SealedKey"] =
+                        serde_json::Value::String(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sealed));
+                }
+                None => database["Key"] = serde_json::Value::String(key.to_base64()),
+            }
+        }
+        encryption.insert("Database".into(), database);
+    }
+    if let Some(set) = &prepared.set_key {
+        encryption.insert("Set".into(), set.description.clone());
+    }
+    Ok((!encryption.is_empty()).then_some(serde_json::Value::Object(encryption)))
+}
+
+/// The id of a new set: `20261126T050000Z-full`, with `.02`, `.03`... after
+/// the time when a set of that second already exists in the location
+/// (`taken`: its set names, finished or not), so that ids sort by name in
+/// creation order whatever their kinds.
+#[must_use]
+pub fn new_set_id(taken: &BTreeSet<String>, kind: SetKind) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp =
+        format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second());
+    set_id_at(taken, &stamp, kind)
+}
+
+/// [`new_set_id`] for a given second (`YYYYMMDDTHHMMSSZ`).
+fn set_id_at(taken: &BTreeSet<String>, stamp: &str, kind: SetKind) -> String {
+    // Any set of this second, of either kind, takes the first form.
+    let second_taken = |form: &str| SetKind::ALL.iter().any(|k| taken.contains(&format!("{form}-{}", k.suffix())));
+    let mut form = stamp.to_string();
+    let mut n = 2;
+    while second_taken(&form) {
+        form = format!("{stamp}.{n:02}");
+        n += 1;
+    }
+    format!("{form}-{}", kind.suffix())
+}
+
+/// The folder a set is written in before it is complete.
+#[must_use]
+pub fn temp_dir(location: &Path, set_id: &str) -> PathBuf {
+    location.join(format!("{TEMP_PREFIX}{set_id}"))
+}
+
+/// Whether `path` is what [`temp_dir`] makes for a valid set id, in a
+/// location that is still a valid backup location: the only kind of folder
+/// crash recovery removes.
+#[must_use]
+pub fn is_unfinished_set_folder(path: &Path, data_dir: &Path, roots: &[PathBuf]) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(set_id) = name.strip_prefix(TEMP_PREFIX) else { return false };
+    let Some(parent) = path.parent().and_then(Path::to_str) else { return false };
+    super::format::is_valid_set_id(set_id)
+        && super::location::validate_location(parent, data_dir, roots).is_ok_and(|p| p.join(name) == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_ids_of_one_second_sort_in_creation_order_whatever_their_kinds() {
+        let stamp = "20261126T050000Z";
+        let kinds = [SetKind::Incremental, SetKind::Full, SetKind::Incremental, SetKind::Incremental, SetKind::Full];
+        let mut taken = BTreeSet::new();
+        let mut made = Vec::new();
+        for kind in kinds {
+            let id = set_id_at(&taken, stamp, kind);
+            assert!(crate::backup::format::is_valid_set_id(&id), "{id}");
+            taken.insert(id.clone());
+            made.push(id);
+        }
+        assert_eq!(made[0], "20261126T050000Z-incremental");
+        assert_eq!(made[1], "20261126T050000Z.02-full");
+        let mut sorted = made.clone();
+        sorted.sort();
+        assert_eq!(sorted, made, "sorted by name = creation order");
+    }
+}

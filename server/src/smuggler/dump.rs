@@ -1,0 +1,426 @@
+//! The `.rookerydump` format: a header line, one line per document, a
+//! trailer; exporting a snapshot into it and importing it in batches.
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::{format_rfc3339, now_rfc3339};
+use crate::storage::record::decode_header;
+use crate::storage::{DocumentStore, StorageError, StoreSnapshot};
+
+/// The dump format written by this version; readers accept every version up to it.
+pub const DUMP_FORMAT_VERSION: u32 = 1;
+/// Documents written per batch during an import.
+pub const IMPORT_BATCH: usize = 1024;
+/// A batch is written once it holds this many bytes of ids and bodies,
+/// whatever its count: memory stays bounded with large documents.
+pub const IMPORT_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// The longest line an import accepts (a document is at most the body limit).
+const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The first line of a dump.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DumpHeader {
+    pub format_version: u32,
+    pub server_version: String,
+    pub database: String,
+    pub exported: String,
+}
+
+/// The last line of a dump: without it, a dump is truncated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DumpTrailer {
+    pub end_of_dump: bool,
+    pub document_count: u64,
+}
+
+/// A document line's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DumpMetadata {
+    #[serde(rename = "ETag")]
+    pub etag: u64,
+    pub last_modified: String,
+}
+
+/// A document line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DumpDocument {
+    id: String,
+    document: serde_json::Value,
+    #[allow(dead_code)]
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+}
+
+/// What can go wrong moving a dump.
+#[derive(Debug, thiserror::Error)]
+pub enum SmugglerError {
+    #[error("line {line}: {message}")]
+    InvalidLine { line: u64, message: String },
+    #[error("{0}")]
+    InvalidDump(String),
+    #[error("the dump has format version {0}; this server reads up to {DUMP_FORMAT_VERSION}")]
+    UnsupportedFormatVersion(u32),
+    #[error("An import is already running on this server; wait for it to finish.")]
+    AlreadyRunning,
+    #[error("{} exports are running on this server; try again when one has finished.", crate::MAX_CONCURRENT_EXPORTS)]
+    TooManyExports,
+    #[error("The import was canceled; the documents imported before it are kept.")]
+    Canceled,
+    #[error("{0}")]
+    Io(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl SmugglerError {
+    /// The stable error code.
+    #[must_use]
+    pub fn code(&self) -> rookery_types::ErrorCode {
+        use rookery_types::ErrorCode;
+        match self {
+            Self::InvalidLine { .. } | Self::InvalidDump(_) => ErrorCode::InvalidDump,
+            Self::UnsupportedFormatVersion(_) => ErrorCode::UnsupportedFormatVersion,
+            Self::AlreadyRunning => ErrorCode::ImportAlreadyRunning,
+            Self::TooManyExports => ErrorCode::TooManyRequests,
+            Self::Canceled => ErrorCode::Canceled,
+            Self::Io(_) => ErrorCode::IoError,
+            Self::Storage(s) => s.code(),
+        }
+    }
+}
+
+/// Writes a dump of `snapshot` (ids starting with `prefix`) to `out`, zstd-compressed.
+/// Returns the number of documents written.
+///
+/// # Errors
+/// I/O errors of `out` (a client that went away), storage errors.
+pub fn export(
+    snapshot: &StoreSnapshot,
+    database: &str,
+    prefix: &str,
+    out: impl Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, SmugglerError> {
+    let io = |e: std::io::Error| SmugglerError::Io(e.to_string());
+    let mut encoder = zstd::Encoder::new(out, 3).map_err(io)?;
+    let header = DumpHeader {
+        format_version: DUMP_FORMAT_VERSION,
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+        database: database.to_string(),
+        exported: now_rfc3339(),
+    };
+    serde_json::to_writer(&mut encoder, &header).map_err(|e| SmugglerError::Io(e.to_string()))?;
+    encoder.write_all(b"\n").map_err(io)?;
+    let mut count = 0u64;
+    for item in snapshot.documents_with_prefix(prefix) {
+        let (id, raw) = item?;
+        if rookery_types::is_server_owned(&id) {
+            continue;
+        }
+        crate::failpoint::hit("export.document");
+        let (etag, modified_ms) = decode_header(&raw)?;
+        let id_json = serde_json::to_string(&id).map_err(|e| SmugglerError::Io(e.to_string()))?;
+        let modified =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(modified_ms) * 1_000_000).map(format_rfc3339).unwrap_or_default();
+        // The stored body is already compact JSON: splice it in without parsing.
+        encoder.write_all(b"{\"Id\":").map_err(io)?;
+        encoder.write_all(id_json.as_bytes()).map_err(io)?;
+        encoder.write_all(b",\"Document\":").map_err(io)?;
+        encoder.write_all(&snapshot.body(&id, &raw)?).map_err(io)?;
+        writeln!(encoder, ",\"Metadata\":{{\"ETag\":{etag},\"LastModified\":\"{modified}\"}}}}").map_err(io)?;
+        count += 1;
+        progress(count);
+    }
+    let trailer = DumpTrailer { end_of_dump: true, document_count: count };
+    serde_json::to_writer(&mut encoder, &trailer).map_err(|e| SmugglerError::Io(e.to_string()))?;
+    encoder.write_all(b"\n").map_err(io)?;
+    encoder.finish().map_err(io)?.flush().map_err(io)?;
+    Ok(count)
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub header: Option<DumpHeader>,
+    pub written: u64,
+    pub skipped: u64,
+}
+
+/// Reads a dump (zstd, gzip or plain NDJSON) into `store`. Existing ids are
+/// replaced with `overwrite`, kept otherwise. On a bad line, the documents of
+/// the lines before it are kept (written) and the error names the line.
+///
+/// # Errors
+/// `InvalidLine`, `InvalidDump` (no header, truncated), `UnsupportedFormatVersion`, storage errors.
+pub fn import(
+    store: &DocumentStore,
+    input: impl Read,
+    overwrite: bool,
+    cancel: &crate::jobs::CancelToken,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ImportSummary, SmugglerError> {
+    let mut buffered = BufReader::with_capacity(256 * 1024, input);
+    let magic = buffered.fill_buf().map_err(|e| SmugglerError::Io(e.to_string()))?.to_vec();
+    let reader: Box<dyn Read> = if magic.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+        Box::new(zstd::Decoder::with_buffer(buffered).map_err(|e| SmugglerError::Io(e.to_string()))?)
+    } else if magic.starts_with(&[0x1F, 0x8B]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    let mut lines = BufReader::with_capacity(256 * 1024, reader);
+    let mut summary = ImportSummary::default();
+    let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    let mut trailer: Option<DumpTrailer> = None;
+    let mut documents_seen = 0u64;
+    let mut batch_bytes = 0usize;
+    let result = (|| -> Result<(), SmugglerError> {
+        loop {
+            if cancel.is_canceled() {
+                return Err(SmugglerError::Canceled);
+            }
+            line.clear();
+            let n = read_line(&mut lines, &mut line, number + 1)?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if let Some(t) = &trailer {
+                return Err(SmugglerError::InvalidLine {
+                    line: number,
+                    message: format!("content after the end line (the dump said {} documents)", t.document_count),
+                });
+            }
+            if summary.header.is_none() {
+                let header: DumpHeader = serde_json::from_slice(&line).map_err(|e| SmugglerError::InvalidLine {
+                    line: number,
+                    message: format!("the first line must be the dump header with FormatVersion: {e}"),
+                })?;
+                if header.format_version > DUMP_FORMAT_VERSION {
+                    return Err(SmugglerError::UnsupportedFormatVersion(header.format_version));
+                }
+                summary.header = Some(header);
+                continue;
+            }
+            let value: serde_json::Value = serde_json::from_slice(&line)
+                .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("not valid JSON: {e}") })?;
+            if value.get("EndOfDump").is_some() {
+                trailer = Some(
+                    serde_json::from_value(value)
+                        .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("a malformed end line: {e}") })?,
+                );
+                continue;
+            }
+            let doc: DumpDocument = serde_json::from_value(value).map_err(|e| SmugglerError::InvalidLine {
+                line: number,
+                message: format!("not a document line (Id, Document, Metadata): {e}"),
+            })?;
+            if !doc.document.is_object() {
+                return Err(SmugglerError::InvalidLine {
+                    line: number,
+                    message: format!("the document '{}' is not a JSON object", doc.id),
+                });
+            }
+            crate::storage::store::validate_id(&doc.id).map_err(|e| SmugglerError::InvalidLine { line: number, message: e.to_string() })?;
+            // Server-owned documents (status documents among them) are never
+            // written by a client, an import included.
+            if rookery_types::is_server_owned(&doc.id) {
+                continue;
+            }
+            let body = serde_json::to_vec(&doc.document).map_err(|e| SmugglerError::Io(e.to_string()))?;
+            batch.push((doc.id, body));
+            documents_seen += 1;
+            crate::failpoint::hit("import.document");
+            batch_bytes += batch.last().map_or(0, |(id, body)| id.len() + body.len());
+            if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES {
+                batch_bytes = 0;
+                flush(store, &mut batch, overwrite, &mut summary)?;
+                progress(summary.written, summary.skipped);
+            }
+        }
+        Ok(())
+    })();
+    // The lines before a bad one are kept: flush them whatever happened.
+    let flushed = flush(store, &mut batch, overwrite, &mut summary);
+    progress(summary.written, summary.skipped);
+    result?;
+    flushed?;
+    if summary.header.is_none() {
+        return Err(SmugglerError::InvalidDump("the dump is empty: no header line".into()));
+    }
+    match trailer {
+        None => Err(SmugglerError::InvalidDump(format!(
+            "the dump ends after line {number} without its end line: it is truncated ({} documents were imported)",
+            summary.written
+        ))),
+        Some(t) if t.document_count != documents_seen => {
+            Err(SmugglerError::InvalidDump(format!("the end line says {} documents but the dump holds {documents_seen}", t.document_count)))
+        }
+        Some(_) => Ok(summary),
+    }
+}
+
+fn flush(
+    store: &DocumentStore,
+    batch: &mut Vec<(String, Vec<u8>)>,
+    overwrite: bool,
+    summary: &mut ImportSummary,
+) -> Result<(), SmugglerError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let (written, skipped) = store.put_many(batch, overwrite)?;
+    summary.written += written;
+    summary.skipped += skipped;
+    batch.clear();
+    Ok(())
+}
+
+/// Reads one line (up to `\n`), refusing lines over [`MAX_LINE_BYTES`].
+fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>, number: u64) -> Result<usize, SmugglerError> {
+    let mut total = 0;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(SmugglerError::InvalidLine {
+                    line: number,
+                    message: format!("the compressed stream is damaged or cut short: {e}"),
+                })
+            }
+        };
+        if available.is_empty() {
+            return Ok(total);
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        line.extend_from_slice(chunk);
+        let used = chunk.len();
+        reader.consume(used);
+        total += used;
+        if line.len() > MAX_LINE_BYTES {
+            return Err(SmugglerError::InvalidLine { line: number, message: "the line is longer than 64 MiB".into() });
+        }
+        if done {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::store::temp_store as store;
+
+    fn dump_of(store: &DocumentStore, prefix: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        export(&store.snapshot(), "Db", prefix, &mut out, &mut |_| {}).expect("exports");
+        out
+    }
+
+    #[test]
+    fn round_trip_and_readable_with_zstd_and_json() {
+        let (_a, source) = store();
+        source.put("users/1", br#"{"Name":"Ann","Tags":["x"]}"#, None).expect("put");
+        source.put("users/2", br#"{"Name":"Bob"}"#, None).expect("put");
+        source.put("orders/1", br#"{"Total":3}"#, None).expect("put");
+        source.put_server_owned(rookery_types::BACKUP_STATUS_ID, br#"{"IsRunning":false}"#).expect("put");
+        let dump = dump_of(&source, "");
+        let text = String::from_utf8(zstd::decode_all(&dump[..]).expect("zstd")).expect("utf8");
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
+        assert_eq!(lines.len(), 5, "header, three documents, end");
+        assert_eq!(lines[0]["FormatVersion"], 1);
+        assert_eq!(lines[1]["Id"], "orders/1");
+        assert_eq!(lines[1]["Document"], serde_json::json!({"Total": 3}));
+        assert!(lines[1]["Metadata"]["ETag"].is_u64());
+        assert_eq!(lines[4], serde_json::json!({"EndOfDump": true, "DocumentCount": 3}));
+
+        let (_b, target) = store();
+        let summary = import(&target, &dump[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
+        assert_eq!((summary.written, summary.skipped), (3, 0));
+        assert_eq!(target.get("users/1").expect("get").expect("exists").body, br#"{"Name":"Ann","Tags":["x"]}"#);
+        assert!(target.get(rookery_types::BACKUP_STATUS_ID).expect("get").is_none());
+        // Again without overwrite: all skipped; with: all replaced.
+        target.put("users/2", br#"{"Name":"Local"}"#, None).expect("put");
+        let again = import(&target, &dump[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
+        assert_eq!((again.written, again.skipped), (0, 3));
+        assert_eq!(target.get("users/2").expect("get").expect("exists").body, br#"{"Name":"Local"}"#);
+        let over = import(&target, &dump[..], true, &Default::default(), &mut |_, _| {}).expect("imports");
+        assert_eq!((over.written, over.skipped), (3, 0));
+        assert_eq!(target.get("users/2").expect("get").expect("exists").body, br#"{"Name":"Bob"}"#);
+    }
+
+    #[test]
+    fn prefix_exports_a_subset() {
+        let (_a, source) = store();
+        source.put("users/1", b"{}", None).expect("put");
+        source.put("orders/1", b"{}", None).expect("put");
+        let (_b, target) = store();
+        import(&target, &dump_of(&source, "users/")[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
+        assert_eq!(target.document_count(), 1);
+    }
+
+    #[test]
+    fn gzip_and_plain_dumps_import() {
+        let plain = "{\"FormatVersion\":1,\"ServerVersion\":\"x\",\"Database\":\"D\",\"Exported\":\"t\"}\n{\"Id\":\"a\",\"Document\":{\"v\":1},\"Metadata\":{}}\n{\"EndOfDump\":true,\"DocumentCount\":1}\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(plain.as_bytes()).expect("gz");
+        let gz = gz.finish().expect("gz");
+        for input in [plain.as_bytes().to_vec(), gz] {
+            let (_d, target) = store();
+            let s = import(&target, &input[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
+            assert_eq!(s.written, 1);
+        }
+    }
+
+    #[test]
+    fn a_bad_line_is_named_and_the_lines_before_it_are_kept() {
+        let text = "{\"FormatVersion\":1,\"ServerVersion\":\"x\",\"Database\":\"D\",\"Exported\":\"t\"}\n{\"Id\":\"a\",\"Document\":{}}\n{\"Id\":\"b\",\"Document\":{}}\n{oops\n{\"Id\":\"c\",\"Document\":{}}\n";
+        let (_d, target) = store();
+        let err = import(&target, text.as_bytes(), false, &Default::default(), &mut |_, _| {}).expect_err("fails");
+        assert!(matches!(err, SmugglerError::InvalidLine { line: 4, .. }), "{err}");
+        assert_eq!(target.document_count(), 2);
+        assert!(target.get("c").expect("get").is_none());
+    }
+
+    #[test]
+    fn truncated_newer_and_headerless_dumps_are_refused() {
+        let (_a, source) = store();
+        for i in 0..50 {
+            source.put(&format!("d/{i}"), br#"{"x":"some text to compress"}"#, None).expect("put");
+        }
+        let dump = dump_of(&source, "");
+        let (_b, target) = store();
+        let cut = &dump[..dump.len() / 2];
+        let err = import(&target, cut, false, &Default::default(), &mut |_, _| {}).expect_err("truncated");
+        assert_eq!(err.code(), rookery_types::ErrorCode::InvalidDump, "{err}");
+        let plain = String::from_utf8(zstd::decode_all(&dump[..]).expect("zstd")).expect("utf8");
+        let without_end: String = plain.lines().take(10).map(|l| format!("{l}\n")).collect();
+        let err = import(&target, without_end.as_bytes(), false, &Default::default(), &mut |_, _| {}).expect_err("no end line");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        let newer = "{\"FormatVersion\":9,\"ServerVersion\":\"x\",\"Database\":\"D\",\"Exported\":\"t\"}\n";
+        assert!(matches!(
+            import(&target, newer.as_bytes(), false, &Default::default(), &mut |_, _| {}),
+            Err(SmugglerError::UnsupportedFormatVersion(9))
+        ));
+        let headerless = "{\"Id\":\"a\",\"Document\":{}}\n";
+        assert!(matches!(
+            import(&target, headerless.as_bytes(), false, &Default::default(), &mut |_, _| {}),
+            Err(SmugglerError::InvalidLine { line: 1, .. })
+        ));
+        assert!(matches!(import(&target, &b""[..], false, &Default::default(), &mut |_, _| {}), Err(SmugglerError::InvalidDump(_))));
+    }
+}
