@@ -101,7 +101,6 @@ def imports(src: Path, file: Path) -> set:
         if parts[0] == "crate":
             base, rest = [], parts[1:]
         else:
-            base = list(here) if file.name == "mod.rs" or file.name in ("lib.rs", "main.rs") else list(here[:-1]) + [here[-1]]
             base = here[:]
             rest = parts
             while rest and rest[0] in ("super", "self"):

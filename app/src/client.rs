@@ -7,10 +7,10 @@
 
 use serde::de::DeserializeOwned;
 
-pub use crate::api::{encode_path, encode_query, format_bytes};
+pub use rookery_types::{encode_path, encode_query, format_bytes};
 use serde::Serialize;
 
-use crate::api::ErrorBody;
+use rookery_types::ErrorBody;
 
 /// A refused or failed request, as the studio shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

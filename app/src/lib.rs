@@ -3,7 +3,6 @@
 //! browser). It speaks the REST API's types (`rookery-types`) over HTTP
 //! only, like any other client.
 
-pub use rookery_types as api;
 pub mod client;
 pub mod pages;
 
@@ -12,13 +11,13 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
-use api::Role;
 use pages::backup::BackupPage;
 use pages::databases::DatabasesPage;
 use pages::documents::DocumentsPage;
 use pages::login::{IdentityBadge, RequireRole};
 use pages::restore::RestorePage;
 use pages::smuggler::SmugglerPage;
+use rookery_types::Role;
 
 /// The HTML document around the studio.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

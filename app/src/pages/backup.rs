@@ -9,11 +9,11 @@ use super::common::{query_param, DatabaseSelect, ErrorBanner};
 use super::sets::{check_backup_location, fetch_listing, BackupSetsTable};
 use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
 use super::tasks::BackupTasksSection;
-use crate::api::{
+use crate::client::{encode_query, send_json, ApiFailure, Method};
+use rookery_types::{
     database_base, BackupListing, BackupRequest, BackupType, CompactRequest, JobAccepted, BACKUP_STATUS_ID, COMPACT_STATUS_ID,
     SYSTEM_DATABASE,
 };
-use crate::client::{encode_query, send_json, ApiFailure, Method};
 
 fn backup_href(db: &str, location: &str) -> String {
     let mut href = format!("/studio/backup?db={}", encode_query(db));

@@ -2,8 +2,8 @@
 
 use leptos::prelude::*;
 
-use crate::api::{DatabaseInfo, SYSTEM_DATABASE};
 use crate::client::{get_json, ApiFailure};
+use rookery_types::{DatabaseInfo, SYSTEM_DATABASE};
 
 /// A dismissable error banner; shows nothing when `error` is `None`.
 #[component]

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 
 use super::common::{ConfirmDelete, ErrorBanner};
-use crate::api::{is_valid_database_name, DatabaseCreated, DatabaseInfo, SYSTEM_DATABASE};
 use crate::client::{encode_path, encode_query, format_bytes, get_json, send_json, Method};
+use rookery_types::{is_valid_database_name, DatabaseCreated, DatabaseInfo, SYSTEM_DATABASE};
 
 /// `/studio` and `/studio/databases`.
 #[component]

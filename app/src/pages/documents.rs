@@ -5,8 +5,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use super::common::{query_param, DatabaseSelect, ErrorBanner};
-use crate::api::{database_base, DocumentPage, PutResult, SYSTEM_DATABASE};
 use crate::client::{encode_path, encode_query, get_json, send_json, send_text_with, Method};
+use rookery_types::{database_base, DocumentPage, PutResult, SYSTEM_DATABASE};
 
 const PAGE_SIZE: u64 = 25;
 

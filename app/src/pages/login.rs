@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use super::common::ErrorBanner;
-use crate::api::{LoginRequest, Me, Role};
 use crate::client::{get_json, send_json, ApiFailure, Method};
+use rookery_types::{LoginRequest, Me, Role};
 
 /// Who is signed in, shared by every page; `refresh` re-reads it after a sign-in or out.
 #[derive(Clone, Copy)]

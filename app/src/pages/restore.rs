@@ -8,8 +8,8 @@ use leptos_router::NavigateOptions;
 use super::common::{query_param, ErrorBanner};
 use super::sets::{check_absolute, check_backup_location, fetch_listing, newest_first, set_label, BackupSetsTable};
 use super::status::{fetch_status, is_running, poll_while_running, JobKind, JobStatusPanel};
-use crate::api::{is_valid_database_name, JobAccepted, RestoreRequest, RESTORE_STATUS_ID};
 use crate::client::{encode_query, send_json, Method};
+use rookery_types::{is_valid_database_name, JobAccepted, RestoreRequest, RESTORE_STATUS_ID};
 
 fn restore_href(location: &str) -> String {
     if location.is_empty() {

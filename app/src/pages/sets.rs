@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 
 use super::status::{documents, format_count, format_time};
-use crate::api::{BackupListing, BackupSetInfo};
 use crate::client::{encode_query, format_bytes, get_json, ApiFailure};
+use rookery_types::{BackupListing, BackupSetInfo};
 
 /// Lists and verifies the sets in `location`.
 ///
@@ -154,7 +154,7 @@ pub fn BackupSetsTable(listing: BackupListing, #[prop(optional)] on_compact: Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::BackupChainInfo;
+    use rookery_types::BackupChainInfo;
 
     fn set(id: &str, created: &str) -> BackupSetInfo {
         BackupSetInfo {

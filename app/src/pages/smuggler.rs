@@ -7,8 +7,8 @@ use leptos_router::NavigateOptions;
 
 use super::common::{query_param, DatabaseSelect, ErrorBanner};
 use super::status::{fetch_status, poll_while_running, JobKind, JobStatusPanel};
-use crate::api::{database_base, JobStatus, SMUGGLER_STATUS_ID, SYSTEM_DATABASE};
 use crate::client::{encode_query, upload_file};
+use rookery_types::{database_base, JobStatus, SMUGGLER_STATUS_ID, SYSTEM_DATABASE};
 
 /// `/studio/smuggler?db=`.
 #[component]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 
-use crate::api::{JobAccepted, JobStatus, StatusMessage};
 use crate::client::{format_bytes, get_json, send_json, ApiFailure, Method};
+use rookery_types::{JobAccepted, JobStatus, StatusMessage};
 
 /// A job's status document; `None` when no such job ever ran (404).
 pub type StatusResult = Result<Option<JobStatus>, ApiFailure>;

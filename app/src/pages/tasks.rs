@@ -6,10 +6,10 @@ use leptos::prelude::*;
 
 use super::common::ConfirmDelete;
 
-use crate::api::{
+use crate::client::{encode_path, encode_query, get_json, send_json, ApiFailure, Method};
+use rookery_types::{
     database_base, BackupTask, BackupTaskInfo, BackupType, ContinuousBackup, DrillOptions, JobAccepted, RetentionPolicy, ScheduleInfo,
 };
-use crate::client::{encode_path, encode_query, get_json, send_json, ApiFailure, Method};
 
 fn tasks_path(db: &str) -> String {
     format!("{}/admin/backup/tasks", database_base(db))

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::body::json_request;
-use super::{blocking, ApiError, AppState};
+use super::error::ApiError;
+use super::extract::{blocking, AppState};
 use crate::auth::sessions::{cookie, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
 use crate::auth::{required_access, Access, AuthError, Identity, Role};
 use rookery_types::{ApiKeyCreated, CreateApiKeyRequest, ErrorBody, LoginRequest, Me, PutUserRequest};

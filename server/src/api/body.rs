@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::ApiError;
+use super::error::ApiError;
 use rookery_types::ErrorCode;
 
 /// Reads a request body, turning an oversized or broken one into a JSON error.

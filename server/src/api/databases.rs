@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use axum::Json;
 
 use super::body::optional_json_request;
-use super::{blocking, ApiError, AppState};
+use super::error::ApiError;
+use super::extract::{blocking, AppState};
 use rookery_types::{CreateDatabaseRequest, DatabaseCreated, DatabaseInfo, ErrorBody};
 
 /// Every named database, in creation order (the system database first with
@@ -25,7 +26,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<DatabaseInfo>>, ApiError> {
-    let include_system = super::jobs::flag(&query, "includeSystem")?;
+    let include_system = super::extract::flag(&query, "includeSystem")?;
     blocking(move || {
         let catalog = state.catalog();
         let system = include_system.then(|| catalog.system());

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::body::body_bytes;
-use super::{blocking, ApiError, Db};
+use super::error::ApiError;
+use super::extract::{blocking, Db};
 use rookery_types::{DocumentEntry, DocumentPage, ErrorBody, PutResult};
 
 /// Most results a listing page returns.

@@ -13,7 +13,8 @@ use axum::Json;
 use std::sync::Arc;
 
 use super::body::optional_json_request;
-use super::{blocking, ApiError, AppState, Db};
+use super::error::ApiError;
+use super::extract::{blocking, flag, AppState, Db};
 use crate::backup::compact::CompactOptions;
 use crate::backup::location::{listing, Depth};
 use crate::backup::sealed::SetSecret;
@@ -23,15 +24,6 @@ use rookery_types::{
     BackupListing, BackupRequest, CompactRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest, BACKUP_STATUS_ID, COMPACT_STATUS_ID,
     RESTORE_STATUS_ID,
 };
-
-pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
-    match query.get(name).map(|v| v.to_ascii_lowercase()) {
-        None => Ok(false),
-        Some(v) if v == "true" || v == "1" => Ok(true),
-        Some(v) if v == "false" || v == "0" => Ok(false),
-        Some(v) => Err(ApiError::new(ErrorCode::InvalidQuery, format!("'{name}' must be true or false, not '{}'.", v.escape_debug()))),
-    }
-}
 
 /// The answer of a request that started a job: 202 naming its status
 /// document; with `?wait=true`, the job's end: 200 with its final status

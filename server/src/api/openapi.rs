@@ -8,7 +8,8 @@ use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn}
 use utoipa::openapi::{OpenApi as OpenApiDoc, Required};
 use utoipa::OpenApi;
 
-use super::{auth, databases, documents, jobs, smuggler, tasks};
+use super::routes::per_database_routes;
+use super::{auth, databases, documents, health, jobs, smuggler, tasks};
 use rookery_types::*;
 
 #[derive(OpenApi)]
@@ -18,7 +19,7 @@ use rookery_types::*;
         description = "A document database with online backup and verified restore. Errors are `{\"Error\": code, \"Message\": text}`."
     ),
     paths(
-        super::health,
+        health::health,
         spec,
         databases::list,
         databases::create,
@@ -94,7 +95,7 @@ pub(crate) fn described_path(route: &str) -> String {
 /// Paths served at the root for the system database and under
 /// `/databases/{db}` for named ones: the router's own list.
 fn is_per_database(path: &str) -> bool {
-    super::per_database_routes().iter().any(|(route, _, _)| described_path(route) == path)
+    per_database_routes().iter().any(|(route, _, _)| described_path(route) == path)
 }
 
 /// The whole description.
@@ -180,17 +181,20 @@ mod tests {
 
     /// Every path the router serves, in the description's form.
     fn routed_paths() -> BTreeSet<String> {
-        let per_database = super::super::per_database_routes();
-        let root = super::super::server_routes().into_iter().chain(super::super::per_database_routes()).map(|(p, _, _)| described_path(p));
+        use crate::api::routes::server_routes;
+        let per_database = per_database_routes();
+        let root = server_routes().into_iter().chain(per_database_routes()).map(|(p, _, _)| described_path(p));
+        // The router adds `/openapi.json` itself (this file's `spec`).
+        let root = root.chain(std::iter::once("/openapi.json".to_string()));
         root.chain(per_database.into_iter().map(|(p, _, _)| format!("/databases/{{db}}{}", described_path(p)))).collect()
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn the_description_and_the_router_serve_the_same_routes_and_methods() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let rookery = Arc::new(crate::Rookery::open(crate::config::Config::for_tests(&dir.path().join("data"))).expect("opens"));
+        let rookery = Arc::new(crate::engine::Rookery::open(crate::config::Config::for_tests(&dir.path().join("data"))).expect("opens"));
         rookery.catalog().create("db").expect("creates");
-        let router = super::super::router(rookery);
+        let router = crate::api::router::router(rookery);
         let doc = document();
         let described: BTreeSet<String> = doc.paths.paths.keys().cloned().collect();
         assert_eq!(described, routed_paths(), "the description and the router list the same paths");
@@ -219,7 +223,7 @@ mod tests {
         let mut ids = Vec::new();
         for kind in crate::backup::SetKind::ALL {
             for _ in 0..2 {
-                let id = crate::backup::target::new_set_id(&taken, kind);
+                let id = crate::backup::format::new_set_id(&taken, kind);
                 taken.insert(id.clone());
                 ids.push(id);
             }

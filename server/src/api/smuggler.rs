@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 
-use super::{blocking, ApiError, AppState, Db};
+use super::error::ApiError;
+use super::extract::{blocking, AppState, Db};
 use crate::jobs::now_rfc3339;
 use rookery_types::{ErrorBody, JobAccepted, JobStatus, SMUGGLER_STATUS_ID};
 
@@ -121,7 +122,7 @@ pub async fn import_dump(
     Query(query): Query<HashMap<String, String>>,
     body: Body,
 ) -> Result<Json<JobStatus>, ApiError> {
-    let overwrite = super::jobs::flag(&query, "overwrite")?;
+    let overwrite = super::extract::flag(&query, "overwrite")?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(CHANNEL_CHUNKS);
     let reader = ChannelReader { rx, current: Bytes::new() };
     let starter = state.clone();

@@ -14,8 +14,8 @@ use rookery_types::{
 };
 
 use super::body::json_request;
-use super::jobs::flag;
-use super::{blocking, ApiError, AppState, Db};
+use super::error::ApiError;
+use super::extract::{blocking, flag, AppState, Db};
 use crate::tasks::TaskError;
 
 impl From<TaskError> for ApiError {

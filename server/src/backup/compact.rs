@@ -30,15 +30,18 @@
 
 use rookery_types::{JobStatus, Severity};
 
+use super::format::new_set_id;
 use super::format::{DataRecord, FileContent, Manifest, SetKind, FORMAT_VERSION};
 use super::location::{Location, StoredSet};
 use super::logical::FileSet;
 use super::sealed::{SetKey, SetSecret};
-use super::target::{commit_set, new_set_id, Target};
+use super::target::{commit_set, Target};
 use super::{BackupError, BackupSummary};
 use crate::failpoint;
 use crate::jobs::{CancelToken, StatusReporter};
-use crate::restore::{choose_chain, read_file, set_keys, ChainChoice, RestoreError, Source};
+use crate::restore::build::{read_file, Source};
+use crate::restore::error::RestoreError;
+use crate::restore::plan::{choose_chain, set_keys, ChainChoice};
 
 /// What a compaction folds and how.
 #[derive(Debug, Clone, Default)]
@@ -542,7 +545,7 @@ mod tests {
     use super::*;
     use crate::backup::BackupOptions;
     use crate::config::Config;
-    use crate::Rookery;
+    use crate::engine::Rookery;
     use rookery_types::RestoreRequest;
 
     struct Rng(u64);

@@ -7,6 +7,7 @@
 //! - `Z` end of file: `[record_count u64 LE]`, so that a stream cut short is
 //!   detected even before checksums are compared.
 
+use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
@@ -564,6 +565,31 @@ pub fn parse_sha256sums(text: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// The id of a new set: `20261126T050000Z-full`, with `.02`, `.03`... after
+/// the time when a set of that second already exists in the location
+/// (`taken`: its set names, finished or not), so that ids sort by name in
+/// creation order whatever their kinds.
+#[must_use]
+pub fn new_set_id(taken: &BTreeSet<String>, kind: SetKind) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp =
+        format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second());
+    set_id_at(taken, &stamp, kind)
+}
+
+/// [`new_set_id`] for a given second (`YYYYMMDDTHHMMSSZ`).
+fn set_id_at(taken: &BTreeSet<String>, stamp: &str, kind: SetKind) -> String {
+    // Any set of this second, of either kind, takes the first form.
+    let second_taken = |form: &str| SetKind::ALL.iter().any(|k| taken.contains(&format!("{form}-{}", k.suffix())));
+    let mut form = stamp.to_string();
+    let mut n = 2;
+    while second_taken(&form) {
+        form = format!("{stamp}.{n:02}");
+        n += 1;
+    }
+    format!("{form}-{}", kind.suffix())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -649,5 +675,24 @@ mod tests {
         assert_eq!(text, format!("{}  a.zst\n", "ab".repeat(32)));
         assert_eq!(parse_sha256sums(&text).expect("parses"), files);
         assert!(parse_sha256sums("zz  a\n").is_err());
+    }
+
+    #[test]
+    fn set_ids_of_one_second_sort_in_creation_order_whatever_their_kinds() {
+        let stamp = "20261126T050000Z";
+        let kinds = [SetKind::Incremental, SetKind::Full, SetKind::Incremental, SetKind::Incremental, SetKind::Full];
+        let mut taken = BTreeSet::new();
+        let mut made = Vec::new();
+        for kind in kinds {
+            let id = set_id_at(&taken, stamp, kind);
+            assert!(is_valid_set_id(&id), "{id}");
+            taken.insert(id.clone());
+            made.push(id);
+        }
+        assert_eq!(made[0], "20261126T050000Z-incremental");
+        assert_eq!(made[1], "20261126T050000Z.02-full");
+        let mut sorted = made.clone();
+        sorted.sort();
+        assert_eq!(sorted, made, "sorted by name = creation order");
     }
 }

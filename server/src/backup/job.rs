@@ -13,10 +13,10 @@ use super::location::Location;
 use super::prepare::{prepare, BackupOptions, BackupSummary, PreparedBackup};
 use super::target::{temp_dir, Target};
 use super::{logical, snapshot};
+use crate::engine::Rookery;
 use crate::jobs::CancelToken;
 use crate::jobs::{unfinished, Job, JobError, JobKind, StatusReporter, UnfinishedFolder, UnfinishedSet};
 use crate::storage::DatabaseHandle;
-use crate::Rookery;
 
 /// The record of a set being written (see [`Rookery::record_unfinished`]).
 enum Unfinished {

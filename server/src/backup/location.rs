@@ -10,8 +10,8 @@ use std::sync::Arc;
 use super::object::{self, ObjectLocation};
 use rookery_types::S3Settings;
 
+use super::error::BackupError;
 use super::format::{parse_sha256sums, sha256_reader, Manifest, SetKind, FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX};
-use super::BackupError;
 pub use crate::paths::resolve;
 use rookery_types::{BackupChainInfo, BackupListing, BackupSetInfo};
 

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::error::BackupError;
+use super::format::new_set_id;
 use super::format::SetKind;
 use super::location;
 use super::sealed;
-use super::target::new_set_id;
 use crate::storage::DatabaseHandle;
 
 /// What to back up and where.

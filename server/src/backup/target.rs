@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::BackupError;
-use super::format::{sha256sums, Manifest, ManifestFile, SetKind, MANIFEST, SHA256SUMS, TEMP_PREFIX};
+use super::format::{sha256sums, Manifest, ManifestFile, MANIFEST, SHA256SUMS, TEMP_PREFIX};
 use super::location::{io_error, Location};
 use super::object::{ObjectLocation, ObjectWriter};
 use super::prepare::PreparedBackup;
@@ -215,31 +215,6 @@ pub(super) fn database_encryption(prepared: &PreparedBackup) -> Result<Option<se
     Ok((!encryption.is_empty()).then_some(serde_json::Value::Object(encryption)))
 }
 
-/// The id of a new set: `20261126T050000Z-full`, with `.02`, `.03`... after
-/// the time when a set of that second already exists in the location
-/// (`taken`: its set names, finished or not), so that ids sort by name in
-/// creation order whatever their kinds.
-#[must_use]
-pub fn new_set_id(taken: &BTreeSet<String>, kind: SetKind) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let stamp =
-        format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second());
-    set_id_at(taken, &stamp, kind)
-}
-
-/// [`new_set_id`] for a given second (`YYYYMMDDTHHMMSSZ`).
-fn set_id_at(taken: &BTreeSet<String>, stamp: &str, kind: SetKind) -> String {
-    // Any set of this second, of either kind, takes the first form.
-    let second_taken = |form: &str| SetKind::ALL.iter().any(|k| taken.contains(&format!("{form}-{}", k.suffix())));
-    let mut form = stamp.to_string();
-    let mut n = 2;
-    while second_taken(&form) {
-        form = format!("{stamp}.{n:02}");
-        n += 1;
-    }
-    format!("{form}-{}", kind.suffix())
-}
-
 /// The folder a set is written in before it is complete.
 #[must_use]
 pub fn temp_dir(location: &Path, set_id: &str) -> PathBuf {
@@ -256,28 +231,4 @@ pub fn is_unfinished_set_folder(path: &Path, data_dir: &Path, roots: &[PathBuf])
     let Some(parent) = path.parent().and_then(Path::to_str) else { return false };
     super::format::is_valid_set_id(set_id)
         && super::location::validate_location(parent, data_dir, roots).is_ok_and(|p| p.join(name) == path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn set_ids_of_one_second_sort_in_creation_order_whatever_their_kinds() {
-        let stamp = "20261126T050000Z";
-        let kinds = [SetKind::Incremental, SetKind::Full, SetKind::Incremental, SetKind::Incremental, SetKind::Full];
-        let mut taken = BTreeSet::new();
-        let mut made = Vec::new();
-        for kind in kinds {
-            let id = set_id_at(&taken, stamp, kind);
-            assert!(crate::backup::format::is_valid_set_id(&id), "{id}");
-            taken.insert(id.clone());
-            made.push(id);
-        }
-        assert_eq!(made[0], "20261126T050000Z-incremental");
-        assert_eq!(made[1], "20261126T050000Z.02-full");
-        let mut sorted = made.clone();
-        sorted.sort();
-        assert_eq!(sorted, made, "sorted by name = creation order");
-    }
 }

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use rookery_types::{counted, ErrorCode, JobStatus, RestoreRequest, Severity, RESTORE_STATUS_ID};
 
-use super::{build, check_free_space, move_into_place, plan, ChainChoice, RestoreError, RestorePlan, RestoreSummary};
-use crate::backup::BackupError;
+use super::build::{build, move_into_place, RestoreSummary};
+use super::error::RestoreError;
+use super::plan::{check_free_space, plan, ChainChoice, RestorePlan};
+use crate::backup::error::BackupError;
+use crate::engine::Rookery;
 use crate::jobs::{Completion, Job, JobError, JobKind, StatusReporter};
 use crate::storage::{Catalog, RestoreReservation, StorageError};
-use crate::Rookery;
 
 /// A running restore.
 #[derive(Debug)]

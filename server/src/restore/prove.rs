@@ -10,8 +10,10 @@
 
 use std::path::Path;
 
-use super::{build, check_free_space, RestoreError, RestorePlan, RestoreSummary};
-use crate::backup::BackupError;
+use super::build::{build, RestoreSummary};
+use super::error::RestoreError;
+use super::plan::{check_free_space, RestorePlan};
+use crate::backup::error::BackupError;
 use crate::jobs::CancelToken;
 use crate::storage::{DocumentStore, Durability};
 

@@ -68,7 +68,7 @@ pub enum SmugglerError {
     UnsupportedFormatVersion(u32),
     #[error("An import is already running on this server; wait for it to finish.")]
     AlreadyRunning,
-    #[error("{} exports are running on this server; try again when one has finished.", crate::MAX_CONCURRENT_EXPORTS)]
+    #[error("{} exports are running on this server; try again when one has finished.", crate::engine::MAX_CONCURRENT_EXPORTS)]
     TooManyExports,
     #[error("The import was canceled; the documents imported before it are kept.")]
     Canceled,

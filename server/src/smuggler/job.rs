@@ -10,8 +10,8 @@ use std::time::Duration;
 use rookery_types::{counted, ErrorCode, JobStatus, SMUGGLER_STATUS_ID};
 
 use super::dump::{export, import, ImportSummary, SmugglerError};
+use crate::engine::Rookery;
 use crate::jobs::{Job, JobError, JobKind, StatusReporter};
-use crate::Rookery;
 
 /// A running import.
 #[derive(Debug)]
@@ -72,7 +72,7 @@ impl Rookery {
     /// Starts writing a dump of `database` (ids starting with `prefix`) into
     /// `out` on a background thread, from one snapshot. The export holds the
     /// database (a delete meanwhile answers `DatabaseBusy`) and one of
-    /// [`crate::MAX_CONCURRENT_EXPORTS`] permits until it ends.
+    /// [`crate::engine::MAX_CONCURRENT_EXPORTS`] permits until it ends.
     ///
     /// # Errors
     /// `NotFound`, `TooManyExports`.

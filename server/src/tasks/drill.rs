@@ -19,12 +19,14 @@ use std::time::Instant;
 
 use rookery_types::LastDrill;
 
-use super::{StoredTask, TaskError};
+use super::error::TaskError;
+use super::record::StoredTask;
 use crate::backup::location::scan;
+use crate::engine::Rookery;
 use crate::jobs::{format_rfc3339, CancelToken, UnfinishedFolder};
-use crate::restore::{plan, prove_chain, ChainChoice};
+use crate::restore::plan::{plan, ChainChoice};
+use crate::restore::prove::prove_chain;
 use crate::storage::DatabaseHandle;
-use crate::Rookery;
 
 /// Prefix of a drill's scratch folder, in the data directory.
 const SCRATCH_PREFIX: &str = ".drill-";

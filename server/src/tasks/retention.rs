@@ -20,7 +20,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use rookery_types::{RetentionOutcome, RetentionPolicy};
 
-use super::TaskError;
+use super::error::TaskError;
 use crate::backup::location::{Chain, Location};
 
 /// The largest count a retention rule takes (sets kept).

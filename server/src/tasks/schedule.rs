@@ -5,8 +5,9 @@ use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
+use rookery_types::{BackupKind, BackupTask};
 
-use super::TaskError;
+use super::error::TaskError;
 
 /// A parsed schedule.
 #[derive(Debug, Clone)]
@@ -67,6 +68,75 @@ pub fn zone(name: Option<&str>) -> Result<TimeZone, TaskError> {
         Some(n) => TimeZone::get(n)
             .map_err(|e| TaskError::InvalidSchedule(format!("TimeZone '{}' is not an IANA time zone: {e}", n.escape_debug()))),
     }
+}
+
+/// A task's schedules, checked.
+pub struct Schedules {
+    pub full: Option<Schedule>,
+    pub incremental: Option<Schedule>,
+    pub zone: jiff::tz::TimeZone,
+}
+
+impl Schedules {
+    /// Parses a task's schedules and time zone.
+    ///
+    /// # Errors
+    /// `InvalidSchedule` naming the field; `Invalid` when there is none.
+    pub fn of(task: &BackupTask) -> Result<Self, TaskError> {
+        let full = task.full_backup_frequency.as_deref().map(|t| Schedule::parse("FullBackupFrequency", t)).transpose()?;
+        let incremental =
+            task.incremental_backup_frequency.as_deref().map(|t| Schedule::parse("IncrementalBackupFrequency", t)).transpose()?;
+        if full.is_none() && incremental.is_none() {
+            return Err(TaskError::Invalid("A task needs FullBackupFrequency, IncrementalBackupFrequency or both.".into()));
+        }
+        Ok(Self { full, incremental, zone: zone(task.time_zone.as_deref())? })
+    }
+
+    /// The run due between `after` and `until`, if any (a full wins).
+    #[must_use]
+    pub fn due(&self, after: Timestamp, until: Timestamp) -> Option<BackupKind> {
+        if self.full.as_ref().is_some_and(|s| s.due_between(&self.zone, after, until)) {
+            Some(BackupKind::Full)
+        } else if self.incremental.as_ref().is_some_and(|s| s.due_between(&self.zone, after, until)) {
+            Some(BackupKind::Incremental)
+        } else {
+            None
+        }
+    }
+
+    /// The next run after `now` and its kind (a full wins a tie).
+    #[must_use]
+    pub fn next(&self, now: Timestamp) -> Option<(Timestamp, BackupKind)> {
+        let full = self.full.as_ref().and_then(|s| s.next_after(&self.zone, now)).map(|t| (t, BackupKind::Full));
+        let incremental = self.incremental.as_ref().and_then(|s| s.next_after(&self.zone, now)).map(|t| (t, BackupKind::Incremental));
+        match (full, incremental) {
+            (Some(f), Some(i)) => Some(if i.0 < f.0 { i } else { f }),
+            (f, i) => f.or(i),
+        }
+    }
+}
+
+pub(crate) fn format_time(t: Timestamp) -> String {
+    crate::jobs::format_rfc3339(
+        time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanosecond()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    )
+}
+
+/// What a schedule means: its description and next three times.
+///
+/// # Errors
+/// `InvalidSchedule`.
+pub fn describe_schedule(cron: &str, time_zone: Option<&str>) -> Result<rookery_types::ScheduleInfo, TaskError> {
+    let schedule = Schedule::parse("cron", cron)?;
+    let zone = zone(time_zone)?;
+    let mut next = Vec::new();
+    let mut after = Timestamp::now();
+    for _ in 0..3 {
+        let Some(t) = schedule.next_after(&zone, after) else { break };
+        next.push(format_time(t));
+        after = t;
+    }
+    Ok(rookery_types::ScheduleInfo { description: schedule.describe(), next })
 }
 
 #[cfg(test)]
@@ -137,5 +207,25 @@ mod tests {
         // 02:00 in Paris in November is 01:00 UTC.
         assert_eq!(two_am.next_after(&paris, at("2026-11-26T12:00:00Z")), Some(at("2026-11-27T01:00:00Z")));
         assert!(zone(Some("Mars/Olympus")).is_err());
+    }
+
+    #[test]
+    fn a_full_and_an_incremental_due_together_run_as_a_full() {
+        let task = BackupTask {
+            backup_location: "/b".into(),
+            full_backup_frequency: Some("0 * * * *".into()),
+            incremental_backup_frequency: Some("*/15 * * * *".into()),
+            ..Default::default()
+        };
+        let s = Schedules::of(&task).expect("valid");
+        let at = |t: &str| t.parse::<Timestamp>().expect("a time");
+        // 14:00 is both a full's and an incremental's time.
+        assert_eq!(s.due(at("2026-11-26T13:59:00Z"), at("2026-11-26T14:00:30Z")), Some(BackupKind::Full));
+        assert_eq!(s.due(at("2026-11-26T14:10:00Z"), at("2026-11-26T14:15:30Z")), Some(BackupKind::Incremental));
+        assert_eq!(s.due(at("2026-11-26T14:16:00Z"), at("2026-11-26T14:20:00Z")), None);
+        // The next run: a tie goes to the full.
+        assert_eq!(s.next(at("2026-11-26T14:50:00Z")), Some((at("2026-11-26T15:00:00Z"), BackupKind::Full)));
+        assert_eq!(s.next(at("2026-11-26T15:01:00Z")), Some((at("2026-11-26T15:15:00Z"), BackupKind::Incremental)));
+        assert!(Schedules::of(&BackupTask { backup_location: "/b".into(), ..Default::default() }).is_err(), "no schedule");
     }
 }

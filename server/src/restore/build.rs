@@ -1,0 +1,542 @@
+//! Steps 3 and 4 of a restore: building the database in a staging folder, then moving it into place.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use crate::backup::copy::{copy_hashed, CopyJob};
+use crate::backup::error::BackupError;
+use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
+use crate::backup::location::{io_error, StoredSet};
+use crate::backup::sealed::{self, ChunkOpener};
+use crate::failpoint;
+use crate::jobs::CancelToken;
+use crate::storage::record::{encode_with_flags, etag_key, FLAG_ENCRYPTED};
+use crate::storage::{ContentDigest, DocumentStore, Durability, StorageError};
+
+use super::error::RestoreError;
+use super::plan::RestorePlan;
+
+/// Documents applied per batch when replaying an incremental set.
+const APPLY_BATCH: usize = 4096;
+/// ... or once the batch holds this many bytes, whatever its count.
+const APPLY_BATCH_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a restore built.
+#[derive(Debug, Clone)]
+pub struct RestoreSummary {
+    pub database_name: String,
+    pub location: PathBuf,
+    pub last_set_id: String,
+    pub documents: u64,
+    pub last_etag: u64,
+}
+
+/// Progress callback: (records applied, bytes read).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+/// Progress that may stop the restore (a cancel).
+type Checked<'a> = &'a mut dyn FnMut(u64, u64) -> Result<(), RestoreError>;
+
+/// Step 3: builds the database of `plan` in `dir` (which must not exist or be empty).
+///
+/// # Errors
+/// Checksum mismatches found while streaming, corrupt data, storage errors.
+pub fn build(
+    plan: &RestorePlan,
+    dir: &Path,
+    defrag: bool,
+    master: Option<&crate::crypto::Key>,
+    cancel: &CancelToken,
+    progress: Progress<'_>,
+) -> Result<RestoreSummary, RestoreError> {
+    build_with(plan, dir, defrag, master, false, cancel, progress)
+}
+
+/// [`build`], and with `credentials` the users and API keys of a system
+/// database set (from the newest set that carries them) go into the new
+/// store's internal keyspace.
+pub(super) fn build_with(
+    plan: &RestorePlan,
+    dir: &Path,
+    defrag: bool,
+    master: Option<&crate::crypto::Key>,
+    credentials: bool,
+    cancel: &CancelToken,
+    progress: Progress<'_>,
+) -> Result<RestoreSummary, RestoreError> {
+    // A canceled restore stops at its next record (progress is reported per record).
+    let mut checked = |done: u64, bytes: u64| -> Result<(), RestoreError> {
+        if cancel.is_canceled() {
+            return Err(RestoreError::Canceled);
+        }
+        progress(done, bytes);
+        Ok(())
+    };
+    let progress: Checked<'_> = &mut checked;
+    let mut done = 0u64;
+    let mut bytes = 0u64;
+    // A chain that starts with a snapshot: its files are the database's.
+    if let (Some(first), Some(key)) = (plan.chain.first(), plan.set_keys.first()) {
+        if first.manifest.kind == SetKind::Snapshot {
+            place_storage_files(&Source { set: first, key: key.as_ref() }, dir, &mut done, &mut bytes, progress)?;
+        }
+    }
+    let store = open_built(dir, plan.chain.first())?;
+    if let Some(key) = &plan.database_key {
+        let master = master.ok_or_else(|| StorageError::Locked("no master key to keep the database key".into()))?;
+        // (A snapshot's own copy of the key is wrapped by its server's master key: replaced.)
+        store.enable_encryption(key.clone(), master)?;
+    }
+    let flags = if plan.database_key.is_some() { FLAG_ENCRYPTED } else { 0 };
+    let mut last_etag = 0;
+    let mut internal: Option<Vec<(String, Vec<u8>)>> = None;
+    for (set, set_key) in plan.chain.iter().zip(&plan.set_keys) {
+        let source = Source { set, key: set_key.as_ref() };
+        match set.manifest.kind {
+            SetKind::Full => {
+                ingest_full(&store, &source, flags, &mut done, &mut bytes, progress)?;
+            }
+            SetKind::Incremental => apply_incremental(&store, &source, flags, &mut done, &mut bytes, progress)?,
+            SetKind::Snapshot => check_snapshot(&store, set, plan.chain.len() == 1)?,
+        }
+        let mut streamed: Vec<&str> = set
+            .manifest
+            .files
+            .iter()
+            .filter(|f| match set.manifest.kind {
+                SetKind::Full => matches!(f.content, FileContent::Documents | FileContent::ChangeLog),
+                SetKind::Incremental => matches!(f.content, FileContent::Documents | FileContent::Deletions),
+                SetKind::Snapshot => f.content == FileContent::Storage,
+            })
+            .map(|f| f.name.as_str())
+            .collect();
+        if credentials {
+            if let Some(file) = set.manifest.files.iter().find(|f| f.content == FileContent::Credentials) {
+                internal = Some(read_credentials(&source, &file.name, &file.sha256)?);
+                streamed.push(file.name.as_str());
+            }
+        }
+        hash_unread(set, &streamed)?;
+        last_etag = set.manifest.to_etag;
+        failpoint::io_error("restore.write").map_err(|e| BackupError::Io(format!("cannot write the restored database: {e}")))?;
+        failpoint::hit("restore.after_set");
+    }
+    if credentials {
+        for (key, value) in internal.unwrap_or_default() {
+            store.internal().insert(key, value).map_err(StorageError::from)?;
+        }
+    } else {
+        // A named database comes back without its original's backup tasks
+        // (a snapshot carries them in its files): the copy must never write
+        // into the original's locations.
+        store.bulk().clear_internal()?;
+    }
+    let bulk = store.bulk();
+    bulk.finish(last_etag, None)?;
+    // The result against what the newest set recorded of the whole database
+    // (sets written before the digest existed carry none).
+    if let Some(tip) = plan.chain.last() {
+        check_digest(&store, tip, "the restored")?;
+    }
+    if defrag {
+        store.compact()?;
+    }
+    store.persist()?;
+    let count = store.document_count();
+    drop(store);
+    Ok(RestoreSummary {
+        database_name: plan.database_name().to_string(),
+        location: dir.to_path_buf(),
+        last_set_id: plan.last_set_id().to_string(),
+        documents: count,
+        last_etag,
+    })
+}
+
+/// Opens the database a restore builds. A snapshot's files come from
+/// storage that is not trusted: whatever they hold, opening them fails
+/// cleanly (a panic in the storage engine included) as a corrupt set.
+fn open_built(dir: &Path, first: Option<&StoredSet>) -> Result<DocumentStore, RestoreError> {
+    let opened = std::panic::catch_unwind(|| DocumentStore::open(dir, Durability::Os));
+    match (opened, first) {
+        (Ok(Ok(store)), _) => Ok(store),
+        (Ok(Err(e)), Some(set)) if set.manifest.kind == SetKind::Snapshot => {
+            Err(corrupt(set, "manifest.json", &format!("its storage files do not open as a database: {e}")))
+        }
+        (Ok(Err(e)), _) => Err(e.into()),
+        (Err(_), Some(set)) => Err(corrupt(set, "manifest.json", "its storage files do not open as a database")),
+        (Err(_), None) => Err(BackupError::Io("the storage engine failed opening a new database".into()).into()),
+    }
+}
+
+/// Copies the storage files of a snapshot set into `dir`, each hashed (and
+/// opened, in an encrypted set) while it streams and fsynced; a file that
+/// differs from its checksum fails the restore before anything opens.
+fn place_storage_files(
+    source: &Source<'_>,
+    dir: &Path,
+    done: &mut u64,
+    bytes: &mut u64,
+    progress: Checked<'_>,
+) -> Result<(), RestoreError> {
+    let set = source.set;
+    let total = set.manifest.files.iter().fold(0u64, |sum, f| sum.saturating_add(f.size)).max(1);
+    std::fs::create_dir_all(dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", dir.display())))?;
+    for file in &set.manifest.files {
+        // Checked when the manifest was read; again here, before a path is made of it.
+        if file.content != FileContent::Storage || !crate::storage::files::is_storage_file_name(&file.name) {
+            return Err(corrupt(set, &file.name, "not a storage file of a snapshot set"));
+        }
+    }
+    let mismatch = |name: &str| -> RestoreError {
+        BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file was changed or damaged)", set.manifest.set_id)).into()
+    };
+    match (set.location.folder(), source.key) {
+        // A plain set in a folder: copied in the kernel, each copy hashed.
+        (Some(location), None) => {
+            let set_dir = location.join(&set.manifest.set_id);
+            let jobs: Vec<CopyJob> = set
+                .manifest
+                .files
+                .iter()
+                .map(|f| CopyJob { from: set_dir.join(&f.name), to: dir.join(&f.name), known_sha: None })
+                .collect();
+            let mut placed = 0u64;
+            // A cancel (or any refusal of the progress callback) stops the copy at the next file.
+            let stopped: std::cell::RefCell<Option<RestoreError>> = std::cell::RefCell::new(None);
+            let results = copy_hashed(&jobs, &|| stopped.borrow().is_some(), &mut |_, size| {
+                placed += size;
+                *bytes += size;
+                *done = share(set.manifest.document_count, placed, total);
+                if let Err(e) = progress(*done, *bytes) {
+                    *stopped.borrow_mut() = Some(e);
+                }
+            });
+            if let Some(e) = stopped.into_inner() {
+                return Err(e);
+            }
+            let results = results.map_err(|e| -> RestoreError {
+                io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}: a storage file cannot be copied ({m})", set.manifest.set_id)))
+                    .into()
+            })?;
+            for (file, (_, sha)) in set.manifest.files.iter().zip(results) {
+                if sha != file.sha256 {
+                    return Err(mismatch(&file.name));
+                }
+            }
+        }
+        _ => {
+            let mut placed = 0u64;
+            for file in &set.manifest.files {
+                let name = &file.name;
+                let unreadable = |e: std::io::Error| -> RestoreError {
+                    io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
+                };
+                let unwritable = |e: std::io::Error| -> RestoreError { BackupError::Io(format!("cannot write {name}: {e}")).into() };
+                let path = dir.join(name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(unwritable)?;
+                }
+                let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, set.open(name).map_err(unreadable)?));
+                let mut under = match source.key {
+                    Some(key) => SetReader::Sealed(ChunkOpener::new(
+                        hashing,
+                        key.clone(),
+                        &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
+                    )),
+                    None => SetReader::Plain(hashing),
+                };
+                let mut out = std::fs::File::create(&path).map_err(unwritable)?;
+                let copied = std::io::copy(&mut under, &mut out);
+                let (size, actual) = under.into_hashing().finish().map_err(unreadable)?;
+                if actual != file.sha256 {
+                    return Err(mismatch(name));
+                }
+                // Bytes that match the manifest but do not open (a sealed chunk
+                // that fails): a set written wrong or forged.
+                copied.map_err(|e| corrupt(set, name, &e.to_string()))?;
+                out.sync_all().map_err(unwritable)?;
+                failpoint::hit("restore.document");
+                placed += size;
+                *bytes += size;
+                *done = share(set.manifest.document_count, placed, total);
+                progress(*done, *bytes)?;
+            }
+        }
+    }
+    let mut dirs: Vec<PathBuf> = set.manifest.files.iter().filter_map(|f| dir.join(&f.name).parent().map(Path::to_path_buf)).collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs.iter().rev() {
+        crate::durable::sync_dir(d).map_err(|e| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))?;
+    }
+    *done = set.manifest.document_count;
+    Ok(())
+}
+
+/// A snapshot set, opened: the database it holds must be the one its
+/// manifest describes (etag, count and, when no set follows, the digest,
+/// which the end of the build checks), before anything is applied on it.
+/// It gets a database id of its own, as any restored database.
+fn check_snapshot(store: &DocumentStore, set: &StoredSet, tip: bool) -> Result<(), RestoreError> {
+    let m = &set.manifest;
+    if store.last_etag() != m.to_etag {
+        return Err(corrupt(set, "manifest.json", &format!("the files hold etag {}, the manifest says {}", store.last_etag(), m.to_etag)));
+    }
+    if store.document_count() != m.document_count {
+        return Err(corrupt(
+            set,
+            "manifest.json",
+            &format!("the files hold {} documents, the manifest says {}", store.document_count(), m.document_count),
+        ));
+    }
+    if !tip {
+        check_digest(store, set, "the files'")?;
+    }
+    store.bulk().renew_database_id()?;
+    Ok(())
+}
+
+/// `count * part / whole`, without overflow (`whole` at least 1).
+fn share(count: u64, part: u64, whole: u64) -> u64 {
+    u64::try_from(u128::from(count) * u128::from(part) / u128::from(whole.max(1))).unwrap_or(u64::MAX)
+}
+
+/// A set to read, with its key when it is encrypted.
+pub(crate) struct Source<'a> {
+    pub(crate) set: &'a StoredSet,
+    pub(crate) key: Option<&'a crate::crypto::Key>,
+}
+
+fn ingest_full(
+    store: &DocumentStore,
+    source: &Source<'_>,
+    flags: u8,
+    done: &mut u64,
+    bytes: &mut u64,
+    progress: Checked<'_>,
+) -> Result<u64, RestoreError> {
+    let set = source.set;
+    let bulk = store.bulk();
+    let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
+    let mut last_id: Option<String> = None;
+    let mut count = 0u64;
+    let mut data_bytes = 0u64;
+    let mut digest = ContentDigest::default();
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
+        *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
+            let DataRecord::Document { id, etag, modified_ms, body } = record else {
+                return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
+            };
+            if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
+                return Err(corrupt(set, &file.name, "documents are not in id order"));
+            }
+            if !rookery_types::is_server_owned(&id) {
+                digest.add(&ContentDigest::item(&id, &body));
+            }
+            let record = encode_with_flags(etag, modified_ms, flags, &body);
+            data_bytes += (id.len() + record.len()) as u64;
+            ingestion.write(id.as_bytes().to_vec(), record).map_err(StorageError::from)?;
+            last_id = Some(id);
+            failpoint::hit("restore.document");
+            count += 1;
+            *done += 1;
+            progress(*done, *bytes)?;
+            Ok(())
+        })?;
+    }
+    ingestion.finish().map_err(StorageError::from)?;
+    if count != set.manifest.document_count {
+        return Err(corrupt(set, "manifest.json", "DocumentCount does not match the documents in the set"));
+    }
+    let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
+    let mut last_etag = 0u64;
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
+        *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
+            let DataRecord::Change { etag, id } = record else {
+                return Err(corrupt(set, &file.name, "a non-change record in the change log"));
+            };
+            if etag <= last_etag {
+                return Err(corrupt(set, &file.name, "the change log is not in etag order"));
+            }
+            changes.write(etag_key(etag).to_vec(), id.into_bytes()).map_err(StorageError::from)?;
+            last_etag = etag;
+            Ok(())
+        })?;
+    }
+    changes.finish().map_err(StorageError::from)?;
+    bulk.finish(set.manifest.to_etag, Some((count, data_bytes, digest)))?;
+    progress(*done, *bytes)?;
+    Ok(count)
+}
+
+fn apply_incremental(
+    store: &DocumentStore,
+    source: &Source<'_>,
+    flags: u8,
+    done: &mut u64,
+    bytes: &mut u64,
+    progress: Checked<'_>,
+) -> Result<(), RestoreError> {
+    let set = source.set;
+    let bulk = store.bulk();
+    // Deletions first, then documents: see the backup engine's step 3.
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
+        let mut batch = Vec::new();
+        *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
+            let DataRecord::Deletion { id, .. } = record else {
+                return Err(corrupt(set, &file.name, "a non-deletion record in a deletions file"));
+            };
+            batch.push(id);
+            *done += 1;
+            if batch.len() >= APPLY_BATCH {
+                bulk.apply(&std::mem::take(&mut batch), &[])?;
+                progress(*done, *bytes)?;
+            }
+            Ok(())
+        })?;
+        bulk.apply(&batch, &[])?;
+    }
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
+        *bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
+            let DataRecord::Document { id, etag, modified_ms, body } = record else {
+                return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
+            };
+            let encoded = encode_with_flags(etag, modified_ms, flags, &body);
+            batch_bytes += id.len() + encoded.len();
+            batch.push((id, encoded));
+            *done += 1;
+            if batch.len() >= APPLY_BATCH || batch_bytes >= APPLY_BATCH_BYTES {
+                batch_bytes = 0;
+                bulk.apply(&[], &std::mem::take(&mut batch))?;
+                progress(*done, *bytes)?;
+            }
+            Ok(())
+        })?;
+        bulk.apply(&[], &batch)?;
+    }
+    progress(*done, *bytes)?;
+    Ok(())
+}
+
+/// Streams one data file's records into `apply`, hashing it on the way; a
+/// file whose bytes differ from the manifest fails after its last record. A
+/// file that cannot be decoded is a `ChecksumMismatch` when its bytes differ
+/// from the manifest (damage), a `CorruptBackup` when they match (a set that
+/// was written wrong, or forged with checksums that agree).
+pub(crate) fn read_file(
+    source: &Source<'_>,
+    name: &str,
+    sha256: &str,
+    apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
+) -> Result<u64, RestoreError> {
+    let set = source.set;
+    let mismatch = |why: &str| -> RestoreError { BackupError::ChecksumMismatch(format!("{}/{name}: {why}", set.manifest.set_id)).into() };
+    // A storage that fails is not damage: BackupStorageError, not ChecksumMismatch.
+    let unreadable = |e: std::io::Error| -> RestoreError {
+        io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
+    };
+    let file = set.open(name).map_err(unreadable)?;
+    let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+    let under = match source.key {
+        Some(key) => SetReader::Sealed(ChunkOpener::new(
+            hashing,
+            key.clone(),
+            &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
+        )),
+        None => SetReader::Plain(hashing),
+    };
+    let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
+    // A record the caller refuses (out of order, of the wrong kind) may come
+    // from damaged bytes that still decode: the rest of the file is hashed
+    // before the refusal is believed, so damage is reported as damage.
+    let decoded: Result<(), RestoreError> = loop {
+        match reader.next_record() {
+            Ok(Some(record)) => match apply(record) {
+                Ok(()) => {}
+                Err(RestoreError::Canceled) => return Err(RestoreError::Canceled),
+                Err(refused) => break Err(refused),
+            },
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(corrupt(set, name, &e.to_string())),
+        }
+    };
+    let (size, actual) = reader.into_inner().into_hashing().finish().map_err(unreadable)?;
+    if actual != sha256 {
+        return Err(mismatch("checksum mismatch (the file was changed or damaged)"));
+    }
+    decoded?;
+    Ok(size)
+}
+
+/// The credential entries of a system database set, checked: only users and
+/// API keys, a bounded number.
+fn read_credentials(source: &Source<'_>, name: &str, sha256: &str) -> Result<Vec<(String, Vec<u8>)>, RestoreError> {
+    let set = source.set;
+    let mut entries = Vec::new();
+    read_file(source, name, sha256, &mut |record| {
+        let DataRecord::Document { id, body, .. } = record else {
+            return Err(corrupt(set, name, "a non-credential record in the credentials file"));
+        };
+        if !crate::backup::format::BACKED_UP_INTERNAL_PREFIXES.iter().any(|p| id.starts_with(p)) {
+            return Err(corrupt(set, name, "an entry that is not a user or an API key"));
+        }
+        if entries.len() >= crate::backup::format::MAX_CREDENTIALS {
+            return Err(corrupt(set, name, "more credentials than any server holds"));
+        }
+        entries.push((id, body));
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// Hashes the files of `set` that the build did not stream (none today; a
+/// set from a newer writer may carry more), so every file is checked once.
+fn hash_unread(set: &StoredSet, read: &[&str]) -> Result<(), RestoreError> {
+    for file in set.manifest.files.iter().filter(|f| !read.contains(&f.name.as_str())) {
+        let actual = set.open(&file.name).and_then(sha256_reader).map_err(|e| {
+            io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{}: cannot be read ({m})", set.manifest.set_id, file.name)))
+        })?;
+        if actual != file.sha256 {
+            return Err(BackupError::ChecksumMismatch(format!(
+                "{}/{}: checksum mismatch (the file was changed or damaged)",
+                set.manifest.set_id, file.name
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The database's content digest against the one `set` recorded (sets
+/// written before the digest existed carry none); `whose` starts the message.
+fn check_digest(store: &DocumentStore, set: &StoredSet, whose: &str) -> Result<(), RestoreError> {
+    if let Some(expected) = &set.manifest.content_digest {
+        let actual = store.content_digest().to_hex();
+        if &actual != expected {
+            return Err(corrupt(set, "manifest.json", &format!("{whose} content digest {actual} is not the {expected} the set recorded")));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn corrupt(set: &StoredSet, name: &str, why: &str) -> RestoreError {
+    BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id)).into()
+}
+
+/// Step 4: moves a built database from `staging` to `destination` durably.
+///
+/// # Errors
+/// I/O errors.
+pub fn move_into_place(staging: &Path, destination: &Path) -> Result<(), RestoreError> {
+    let io = |e: std::io::Error| BackupError::Io(format!("cannot move the restored database into '{}': {e}", destination.display()));
+    crate::durable::sync_dir(staging).map_err(io)?;
+    failpoint::hit("restore.before_move");
+    std::fs::rename(staging, destination).map_err(io)?;
+    if let Some(parent) = destination.parent() {
+        crate::durable::sync_dir(parent).map_err(io)?;
+    }
+    failpoint::hit("restore.after_move");
+    Ok(())
+}
