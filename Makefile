@@ -4,7 +4,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run test tools tools-e2e build release lint unit fuzz e2e bench load soak soak-snapshot test-s3-cluster clean
+# Where `make run` keeps its data and may write backups; `make reset` clears both.
+DATA ?= ./data
+BACKUPS ?= /tmp/rookery-backups
+
+.PHONY: run test tools tools-e2e build release lint house unit fuzz e2e bench load soak soak-snapshot test-s3-cluster reset clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -16,7 +20,7 @@ build: tools
 	cargo leptos build --bin-features ssr,failpoints
 
 # What a user deploys: the release server and the optimised, compressed studio
-# in dist/ (run it as `dist/rookery-server --data-dir ...` from dist/; see the README).
+# in dist/ (`dist/rookery-server --data-dir ...` serves dist/site; see the README).
 release: tools
 	bash scripts/install-tools.sh --release
 	PATH="$(CURDIR)/.tools/node_modules/.bin:$$PATH" cargo leptos build --release
@@ -26,17 +30,25 @@ release: tools
 	cp -r target/site dist/site
 	@echo "dist/: rookery-server, rookery-backup, rookery-smuggler and site/ ($$(du -sh dist | cut -f1))"
 
-# A development server: data in ./data, backups allowed under /tmp/rookery-backups.
+# A development server: data in $(DATA), backups allowed under $(BACKUPS).
 run: build
-	LEPTOS_SITE_ROOT=target/site ./target/debug/rookery-server --data-dir ./data --bind 127.0.0.1:3000 --backup-root /tmp/rookery-backups
+	./target/debug/rookery-server --data-dir $(DATA) --bind 127.0.0.1:3000 --backup-root $(BACKUPS) --site-root target/site
 
 # Unit, router, integration and fault tests (real servers on free ports), then the studio in Chromium.
-test: tools-e2e lint unit build fuzz e2e
+test: tools-e2e lint house unit build fuzz e2e
 
 # Formatting and lints: the tree as committed, no warning.
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --features server/failpoints -- -D warnings
+
+# The house: the engine builds and runs without the web (no axum, no Leptos
+# in its tree), and no source file imports a file that imports it.
+house:
+	cargo run -q -p server --no-default-features --example embedded
+	@if cargo tree -p server --no-default-features -e normal --prefix none | grep -E '^(leptos|axum)'; then \
+		echo "house: the engine alone depends on the crates above"; exit 1; fi
+	python3 scripts/check-imports.py types/src server/src app/src
 
 unit:
 	cargo test --workspace --features server/failpoints
@@ -50,11 +62,12 @@ e2e:
 
 # The backup/restore benchmark (release build). N=1000000 by default.
 bench: tools
+	bash scripts/install-tools.sh --python
 	cargo run --release -p server --bin rookery-bench -- --documents $${N:-1000000}
 
 # Mixed load with and without backups against a running server (make run), then a verified restore.
 load:
-	cargo run --release -p server --bin rookery-load -- --url http://127.0.0.1:3000 --backup-dest $$(pwd)/backups/load --seconds $${SECONDS_PER_PHASE:-10}
+	cargo run --release -p server --bin rookery-load -- --url $${URL:-http://127.0.0.1:3000} --backup-dest $(abspath $(BACKUPS))/load --seconds $${SECONDS_PER_PHASE:-10}
 
 # kill -9 at random moments of backups and restores under load, many rounds.
 soak:
@@ -69,6 +82,10 @@ soak-snapshot:
 test-s3-cluster:
 	cargo build -p server --features failpoints --bin rookery-server --bin rookery-backup
 	bash scripts/s3-cluster.sh
+
+# A second walk-through: forget make run's data, its master key and its backups.
+reset:
+	rm -rf $(DATA) $(BACKUPS) $(dir $(abspath $(DATA)))rookery-master.key
 
 clean:
 	cargo clean

@@ -9,7 +9,8 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-'));
 export const backupRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-backups-'));
 process.env.ROOKERY_E2E_BACKUPS = backupRoot;
 const repo = path.resolve(__dirname, '..');
-// A real S3 server (moto, from PyPI; `make test` installs it) for object storage backups.
+// A real S3 server (moto, from PyPI; `make test` installs it into .tools/venv) for object storage backups.
+const python = process.env.ROOKERY_TEST_PYTHON ?? `${repo}/.tools/venv/bin/python3`;
 const s3Port = Number(process.env.ROOKERY_E2E_S3_PORT ?? 3223);
 export const s3Endpoint = `http://127.0.0.1:${s3Port}`;
 process.env.ROOKERY_E2E_S3 = s3Endpoint;
@@ -35,7 +36,7 @@ export default defineConfig({
   },
   webServer: [
     {
-      command: `python3 -m moto.server -H 127.0.0.1 -p ${s3Port}`,
+      command: `${python} -m moto.server -H 127.0.0.1 -p ${s3Port}`,
       url: `${s3Endpoint}/moto-api/`,
       timeout: 60_000,
       reuseExistingServer: false,

@@ -9,12 +9,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EXAMPLES=${FUZZ_EXAMPLES:-40}
 # A seeded run: random data, and the same data again for the same seed.
 SEED=${FUZZ_SEED:-20261202}
-SCHEMATHESIS_VERSION=4.32.5
-
-if ! python3 -c "import schemathesis, sys; sys.exit(0 if schemathesis.__version__ == '${SCHEMATHESIS_VERSION}' else 1)" 2>/dev/null; then
-  echo "==> pip install schemathesis==${SCHEMATHESIS_VERSION}"
-  python3 -m pip install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
-fi
+# schemathesis lives in .tools/venv (scripts/install-tools.sh puts it there).
+PYTHON="$ROOT/.tools/venv/bin/python3"
+bash "$ROOT/scripts/install-tools.sh" --python
 
 BIN="$ROOT/target/debug/rookery-server"
 WORK=$(mktemp -d)
@@ -67,7 +64,7 @@ values = ["$LOCATION", "$WORK/backups/system", "$WORK/backups/other"]
 TOML
 
 status=0
-FUZZ_USER=fuzz PYTHONPATH="$ROOT/scripts/fuzz" SCHEMATHESIS_HOOKS=rookery_checks python3 -m schemathesis.cli --config-file "$CONFIG" run "$URL/openapi.json" \
+FUZZ_USER=fuzz PYTHONPATH="$ROOT/scripts/fuzz" SCHEMATHESIS_HOOKS=rookery_checks "$PYTHON" -m schemathesis.cli --config-file "$CONFIG" run "$URL/openapi.json" \
   -H "Authorization: $AUTH" -n "$EXAMPLES" --seed "$SEED" \
   --checks ${FUZZ_CHECKS:-all} --suppress-health-check=filter_too_much -w 1 \
   --report har --report-har-path "$WORK/requests.har" >"$WORK/st.log" 2>&1 || true
@@ -85,7 +82,7 @@ fi
 # (A cancel answers 404 NotFound when no job of its kind runs: that is all it
 # has to do then; cancelling running jobs is tested in server/tests/integration/cancel.rs.)
 curl -sf "$URL/openapi.json" -o "$WORK/openapi.json"
-unreached=$(python3 "$ROOT/scripts/fuzz/unreached.py" "$WORK/requests.har" "$WORK/openapi.json")
+unreached=$("$PYTHON" "$ROOT/scripts/fuzz/unreached.py" "$WORK/requests.har" "$WORK/openapi.json")
 if [ -n "$unreached" ]; then
   echo "operations never reached past 401/403 or 404:"
   echo "$unreached"

@@ -11,6 +11,7 @@ use rookery::Rookery;
 fn main() -> ExitCode {
     let config = match Config::from_args() {
         Ok(c) => c,
+        Err(rookery::config::ConfigError::Usage(e)) => e.exit(),
         Err(e) => {
             eprintln!("rookery-server: {e}");
             return ExitCode::from(2);
@@ -26,10 +27,6 @@ fn main() -> ExitCode {
     }
     if config.restore.restore_database.is_some() {
         return restore_cli::restore_online(&config);
-    }
-    if config.restore.restore_source.is_some() {
-        eprintln!("rookery-server: --restore-source needs --restore-system-database or --restore-database=URL");
-        return ExitCode::from(2);
     }
     serve(config)
 }

@@ -18,7 +18,7 @@ pub fn app_router(state: AppState) -> Router {
     let config = state.config();
     let options = LeptosOptions::builder()
         .output_name("rookery")
-        .site_root(config.site_root.display().to_string())
+        .site_root(config.site_root().display().to_string())
         .site_pkg_dir("pkg")
         .site_addr(config.bind)
         .build();

@@ -33,7 +33,8 @@ struct Args {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// An S3 endpoint for the object storage rows (credentials from `AWS_*`);
-    /// default: a moto server started on a free loopback port (`pip install 'moto[server]'`).
+    /// default: a moto server started on a free loopback port (moto from
+    /// `.tools/venv`, which `make bench` installs, or `ROOKERY_PYTHON`'s).
     #[arg(long)]
     s3_endpoint: Option<String>,
     /// The bucket at --s3-endpoint (created on the moto server).
@@ -548,7 +549,10 @@ impl S3Target {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let log = std::env::temp_dir().join(format!("rookery-bench-moto-{}.log", std::process::id()));
-        let child = Command::new("python3")
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/venv/bin/python3");
+        let python =
+            std::env::var("ROOKERY_PYTHON").unwrap_or_else(|_| if Path::new(venv).exists() { venv.into() } else { "python3".into() });
+        let child = Command::new(python)
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).ok()?)
@@ -559,7 +563,7 @@ impl S3Target {
         let deadline = Instant::now() + Duration::from_secs(30);
         while agent.get(&format!("{endpoint}/moto-api/")).call().is_err() {
             if Instant::now() > deadline {
-                eprintln!("(moto's S3 server did not start: pip install 'moto[server]')");
+                eprintln!("(moto's S3 server did not start: `bash scripts/install-tools.sh --python` installs it)");
                 return None;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -11,6 +11,7 @@ mod documents;
 mod durability;
 mod encryption;
 mod faults;
+mod house;
 mod logs;
 mod readme;
 mod reference;

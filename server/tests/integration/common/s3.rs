@@ -1,5 +1,5 @@
-//! A real S3 server for the tests: moto's server (PyPI `moto[server]`, put
-//! there by `make test`), started on a free loopback port, with a bucket; and
+//! A real S3 server for the tests: moto's server (PyPI `moto[server]`, which
+//! `make test` installs into `.tools/venv`), started on a free loopback port, with a bucket; and
 //! a TCP relay in front of it that a test can cut, as a dead endpoint or a
 //! dropped network would, while moto keeps what it stored.
 
@@ -15,6 +15,25 @@ use std::time::{Duration, Instant};
 /// moto serves objects to signed requests only; it does not check signatures
 /// unless told to, so the fixture's own reads carry this one.
 const AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=rookery-test/20261126/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
+
+/// The Python that runs moto: `ROOKERY_TEST_PYTHON`, else the project's
+/// `.tools/venv`. Stops the test at once, in one line, when moto is not there.
+fn python() -> String {
+    static CHECKED: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    let found = CHECKED.get_or_init(|| {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/venv/bin/python3");
+        let python = std::env::var("ROOKERY_TEST_PYTHON").unwrap_or_else(|_| venv.to_string());
+        let ok = Command::new(&python).args(["-c", "import moto.server"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        match ok {
+            Ok(s) if s.success() => Ok(python),
+            _ => Err(format!("moto is not installed for {python}: run `make test` (it installs moto into .tools/venv)")),
+        }
+    });
+    match found {
+        Ok(python) => python.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
 
 /// A moto S3 server process with one bucket, reached through a relay.
 pub struct S3Server {
@@ -36,8 +55,9 @@ impl S3Server {
 
     /// Starts moto with extra environment (`INITIAL_NO_AUTH_ACTION_COUNT`, ...).
     pub fn start_with(bucket: &str, env: &[(&str, &str)]) -> Self {
+        let python = python();
         let port = free_port();
-        let mut cmd = Command::new("python3");
+        let mut cmd = Command::new(&python);
         cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]);
         for (k, v) in env {
             cmd.env(k, v);
@@ -50,10 +70,7 @@ impl S3Server {
             if agent.get(&format!("{direct}/moto-api/")).call().is_ok() {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "moto's S3 server did not start on {direct}: install it with `pip install 'moto[server]'` (make test does)"
-            );
+            assert!(Instant::now() < deadline, "moto's S3 server ({python}) did not start on {direct} within 60 s");
             std::thread::sleep(Duration::from_millis(100));
         }
         let status = agent.put(&format!("{direct}/{bucket}")).send_empty().expect("create bucket").status().as_u16();
