@@ -398,7 +398,7 @@ pub struct CompactRequest {
     pub up_to: Option<String>,
     /// Which database's chain to compact when the location holds several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = optional_name_schema))]
     pub source_database_name: Option<String>,
     /// An encrypted chain: its key (the compacted set is sealed with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,7 +437,7 @@ pub struct RestoreRequest {
     #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "^/"))]
     pub database_location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = optional_name_schema))]
     pub database_name: Option<String>,
     /// Seconds to wait for another restore to finish (default 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -456,7 +456,7 @@ pub struct RestoreRequest {
     /// Which database's chains to restore when the location holds several
     /// (the name in the sets; without it such a location is `AmbiguousBackup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = optional_name_schema))]
     pub source_database_name: Option<String>,
     /// Base64 of 32 bytes: the database key, when the set left it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -609,7 +609,7 @@ pub struct PutUserRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = name_schema))]
     pub name: String,
     pub role: Role,
 }
@@ -643,7 +643,25 @@ pub struct Me {
     pub development_mode: bool,
 }
 
-/// Whether `name` is a valid database name: `[A-Za-z0-9_.-]{1,64}`, not starting with `.`.
+/// The rule of every name (databases, tasks, users, API keys) as a regular
+/// expression, for the OpenAPI description: what [`is_valid_database_name`] accepts.
+pub const NAME_PATTERN: &str = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$";
+
+/// A name's schema: a string matching [`NAME_PATTERN`].
+#[cfg(feature = "openapi")]
+pub fn name_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).pattern(Some(NAME_PATTERN)).build()
+}
+
+/// [`name_schema`], or null.
+#[cfg(feature = "openapi")]
+pub fn optional_name_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null])).pattern(Some(NAME_PATTERN)).build()
+}
+
+/// Whether `name` is a valid name (of a database, a task, a user or an API
+/// key): `[A-Za-z0-9_.-]{1,64}`, not starting with `.` ([`NAME_PATTERN`]).
 pub fn is_valid_database_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64

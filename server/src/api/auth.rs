@@ -176,7 +176,7 @@ pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mu
     put,
     path = "/admin/users/{name}",
     tag = "auth",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    params(("name" = String, Path)),
     request_body = PutUserRequest,
     responses((status = 201, description = "Created"), (status = 200, description = "Replaced"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
@@ -198,7 +198,7 @@ pub async fn put_user(
     delete,
     path = "/admin/users/{name}",
     tag = "auth",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "LastAdministrator"))
 )]
 pub async fn delete_user(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
@@ -234,7 +234,7 @@ pub async fn create_api_key(
     delete,
     path = "/admin/apikeys/{name}",
     tag = "auth",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "LastAdministrator"))
 )]
 pub async fn delete_api_key(State(state): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {

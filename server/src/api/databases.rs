@@ -52,7 +52,7 @@ pub async fn list(
     put,
     path = "/admin/databases/{name}",
     tag = "databases",
-    params(("name" = String, Path, description = "`[A-Za-z0-9_.-]{1,64}`, not starting with `.`", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    params(("name" = String, Path)),
     request_body(content = Option<CreateDatabaseRequest>, description = "optional"),
     responses(
         (status = 201, body = DatabaseCreated),
@@ -84,7 +84,7 @@ pub async fn create(
     delete,
     path = "/admin/databases/{name}",
     tag = "databases",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    params(("name" = String, Path)),
     responses(
         (status = 204),
         (status = 404, body = ErrorBody),

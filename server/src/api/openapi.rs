@@ -117,6 +117,7 @@ pub fn document() -> OpenApiDoc {
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in [("GET", &mut item.get), ("PUT", &mut item.put), ("POST", &mut item.post), ("DELETE", &mut item.delete)] {
             let Some(op) = op.as_mut() else { continue };
+            name_pattern(op);
             if matches!(crate::auth::required_access(method, path), crate::auth::Access::Role(_)) {
                 add_error(op, "401", "Unauthorized: credentials are missing or wrong (a protected server)");
                 add_error(op, "403", "Forbidden: the role may not; CsrfTokenMissing: a session's write without its token");
@@ -125,6 +126,17 @@ pub fn document() -> OpenApiDoc {
         }
     }
     doc
+}
+
+/// Every `{name}` in a path (a database, a task, a user, an API key) follows [`NAME_PATTERN`].
+fn name_pattern(op: &mut Operation) {
+    for parameter in op.parameters.iter_mut().flatten() {
+        if parameter.name == "name" && parameter.parameter_in == ParameterIn::Path {
+            let schema =
+                utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).pattern(Some(NAME_PATTERN));
+            parameter.schema = Some(schema.into());
+        }
+    }
 }
 
 /// Documents an error answer of an operation, unless it already is.
@@ -152,11 +164,7 @@ fn add_db_parameter(op: &mut Operation) {
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .description(Some("A named database"))
-        .schema(Some(
-            utoipa::openapi::ObjectBuilder::new()
-                .schema_type(utoipa::openapi::schema::Type::String)
-                .pattern(Some(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
-        ))
+        .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).pattern(Some(NAME_PATTERN))))
         .build();
     op.parameters.get_or_insert_with(Vec::new).insert(0, db);
 }
@@ -208,6 +216,33 @@ mod tests {
                 let routed = status != StatusCode::METHOD_NOT_ALLOWED && !(status == StatusCode::NOT_FOUND && body.is_empty());
                 assert_eq!(routed, op.is_some(), "{method} {uri}: described {} but answered {status}", op.is_some());
             }
+        }
+    }
+
+    #[test]
+    fn every_name_follows_the_one_name_pattern() {
+        let doc = serde_json::to_value(document()).expect("serializes");
+        let mut seen = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for op in item.as_object().expect("an item").values() {
+                for parameter in op["parameters"].as_array().into_iter().flatten() {
+                    if parameter["in"] == "path" && (parameter["name"] == "name" || parameter["name"] == "db") {
+                        assert_eq!(parameter["schema"]["pattern"], NAME_PATTERN, "{path} {}", parameter["name"]);
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        assert!(seen > 20, "{seen} name parameters");
+        let schemas = &doc["components"]["schemas"];
+        for (schema, field) in
+            [("RestoreRequest", "DatabaseName"), ("RestoreRequest", "SourceDatabaseName"), ("CreateApiKeyRequest", "Name")]
+        {
+            assert_eq!(schemas[schema]["properties"][field]["pattern"], NAME_PATTERN, "{schema}.{field}");
+        }
+        let re = regex::Regex::new(NAME_PATTERN).expect("a regex");
+        for name in ["Northwind", "a.b-c_1", "", ".hidden", "..", "a/b", "naïve", "-x", "_", &"x".repeat(64), &"x".repeat(65)] {
+            assert_eq!(re.is_match(name), is_valid_database_name(name), "{name:?}");
         }
     }
 

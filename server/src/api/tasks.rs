@@ -38,7 +38,7 @@ fn task_name(params: &RawPathParams) -> String {
     put,
     path = "/admin/backup/tasks/{name}",
     tag = "tasks",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    params(("name" = String, Path)),
     request_body = BackupTask,
     responses(
         (status = 201, description = "Created"),
@@ -68,7 +68,7 @@ pub async fn list_tasks(State(state): State<AppState>, Db(db): Db) -> Result<Jso
     get,
     path = "/admin/backup/tasks/{name}",
     tag = "tasks",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    params(("name" = String, Path)),
     responses((status = 200, body = BackupTaskInfo), (status = 404, body = ErrorBody))
 )]
 pub async fn get_task(State(state): State<AppState>, Db(db): Db, params: RawPathParams) -> Result<Json<BackupTaskInfo>, ApiError> {
@@ -81,7 +81,7 @@ pub async fn get_task(State(state): State<AppState>, Db(db): Db, params: RawPath
     delete,
     path = "/admin/backup/tasks/{name}",
     tag = "tasks",
-    params(("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")),
+    params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody))
 )]
 pub async fn delete_task(State(state): State<AppState>, Db(db): Db, params: RawPathParams) -> Result<StatusCode, ApiError> {
@@ -99,7 +99,7 @@ pub async fn delete_task(State(state): State<AppState>, Db(db): Db, params: RawP
     path = "/admin/backup/tasks/{name}/run",
     tag = "tasks",
     params(
-        ("name" = String, Path, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$"),
+        ("name" = String, Path),
         ("incremental" = Option<bool>, Query, nullable = false, description = "Default false"),
         ("wait" = Option<bool>, Query, nullable = false, description = "Answer when the run's backup has ended (default false)"),
     ),

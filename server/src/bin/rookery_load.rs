@@ -78,17 +78,15 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         Err(e) if e.code == "DatabaseExists" => {}
         Err(e) => return Err(e.into()),
     }
-    let agent = agent();
-    let auth = rookery::cli::client::authorization(&args.credentials);
     eprintln!("seeding {} documents…", args.documents);
     for i in 0..args.documents {
-        put(&agent, auth.as_deref(), &format!("{base}/docs/load/{i}"), body(i, 0))?;
+        client.put_raw(&format!("{base}/docs/load/{i}"), "application/json", body(i, 0))?;
     }
 
-    let quiet = phase(args, &base, auth.clone(), None)?;
+    let quiet = phase(args, &client, None)?;
     print_phase("without backups", &quiet);
     let backups = Arc::new(AtomicU64::new(0));
-    let busy = phase(args, &base, auth.clone(), Some((client.clone(), backups.clone())))?;
+    let busy = phase(args, &client, Some(backups.clone()))?;
     print_phase("during backups", &busy);
     println!("backups completed during the load: {}", backups.load(Ordering::SeqCst));
     println!(
@@ -115,29 +113,10 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         restored.len(),
         if same { "identical to the database" } else { "DIFFERENT from the database" }
     );
-    let _ = authorize(agent.delete(&format!("{root}/admin/databases/{}", percent_encode(&verify_name))), auth.as_deref()).call();
+    let _ = client.delete(&format!("{root}/admin/databases/{}", percent_encode(&verify_name)));
     let errors = quiet.errors + busy.errors;
     println!("errors: {errors}");
     Ok(same && errors == 0)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build().into()
-}
-
-fn authorize<B>(r: ureq::RequestBuilder<B>, auth: Option<&str>) -> ureq::RequestBuilder<B> {
-    match auth {
-        Some(v) => r.header("Authorization", v),
-        None => r,
-    }
-}
-
-fn put(agent: &ureq::Agent, auth: Option<&str>, url: &str, body: String) -> Result<(), String> {
-    let r = authorize(agent.put(url), auth).header("content-type", "application/json").send(body).map_err(|e| e.to_string())?;
-    if r.status().as_u16() >= 300 {
-        return Err(format!("PUT {url}: {}", r.status()));
-    }
-    Ok(())
 }
 
 fn run_backup(client: &Client, base: &str, dest: &str, incremental: bool) -> Result<(), Box<dyn std::error::Error>> {
@@ -151,20 +130,15 @@ fn run_backup(client: &Client, base: &str, dest: &str, incremental: bool) -> Res
     }
 }
 
-fn phase(
-    args: &Args,
-    base: &str,
-    auth: Option<String>,
-    backups: Option<(Client, Arc<AtomicU64>)>,
-) -> Result<Phase, Box<dyn std::error::Error>> {
+fn phase(args: &Args, client: &Client, backups: Option<Arc<AtomicU64>>) -> Result<Phase, Box<dyn std::error::Error>> {
+    let base = client.base();
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..args.connections)
         .map(|c| {
-            let (stop, errors, auth, base) = (stop.clone(), errors.clone(), auth.clone(), base.to_string());
+            let (stop, errors, client, base) = (stop.clone(), errors.clone(), client.clone(), base.clone());
             let (n, write_percent) = (args.documents.max(1), args.write_percent);
             std::thread::spawn(move || {
-                let agent = agent();
                 let mut latencies = Vec::new();
                 let mut x = 0x2545_F491_4F6C_DD1Du64 ^ (c as u64 + 7);
                 while !stop.load(Ordering::Relaxed) {
@@ -175,9 +149,9 @@ fn phase(
                     let url = format!("{base}/docs/load/{i}");
                     let t = Instant::now();
                     let ok = if x % 100 < write_percent {
-                        put(&agent, auth.as_deref(), &url, body(i, x)).is_ok()
+                        client.put_raw(&url, "application/json", body(i, x)).is_ok()
                     } else {
-                        authorize(agent.get(&url), auth.as_deref()).call().map(|r| r.status().as_u16() == 200).unwrap_or(false)
+                        client.get_ok(&url).is_ok()
                     };
                     latencies.push(t.elapsed());
                     if !ok {
@@ -192,10 +166,10 @@ fn phase(
     let window = Duration::from_secs(args.seconds);
     let mut backup_error = None;
     match backups {
-        Some((client, count)) => {
+        Some(count) => {
             let mut incremental = false;
             while started.elapsed() < window {
-                if let Err(e) = run_backup(&client, base, &args.backup_dest, incremental) {
+                if let Err(e) = run_backup(client, &base, &args.backup_dest, incremental) {
                     backup_error = Some(e.to_string());
                     break;
                 }

@@ -98,10 +98,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(None).build().into()
-}
-
 fn bytes_bar() -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -111,13 +107,6 @@ fn bytes_bar() -> ProgressBar {
     bar
 }
 
-fn authorize<B>(request: ureq::RequestBuilder<B>, credentials: &Credentials) -> ureq::RequestBuilder<B> {
-    match rookery::cli::client::authorization(credentials) {
-        Some(v) => request.header("Authorization", v),
-        None => request,
-    }
-}
-
 /// Opens the export stream of a database.
 fn open_export(url: &str, database: Option<&str>, starts_with: Option<&str>, credentials: &Credentials) -> Result<impl Read, ClientError> {
     let client = Client::new(url, database, None, credentials);
@@ -125,12 +114,7 @@ fn open_export(url: &str, database: Option<&str>, starts_with: Option<&str>, cre
     if let Some(p) = starts_with {
         endpoint.push_str(&format!("?startsWith={}", rookery::cli::client::percent_encode(p).replace('/', "%2F")));
     }
-    let response = authorize(agent().get(&endpoint), credentials).call().map_err(|e| unreachable_error(&endpoint, &e))?;
-    let status = response.status().as_u16();
-    if status >= 300 {
-        return Err(error_from(status, response.into_body().read_to_string().unwrap_or_default()));
-    }
-    Ok(response.into_body().into_reader())
+    client.get_stream(&endpoint)
 }
 
 /// Posts a dump stream into a database; returns the import's final status.
@@ -145,14 +129,7 @@ fn post_import(
     let endpoint = format!("{}/smuggler/import?overwrite={overwrite}", client.base());
     // Ctrl-C cancels the import this tool started (the documents imported so far stay).
     rookery::cli::cancel_on_ctrl_c(&client, format!("{}/smuggler/import/cancel", client.base()));
-    let request = authorize(agent().post(&endpoint), credentials).header("content-type", "application/octet-stream");
-    let mut response = request.send(ureq::SendBody::from_reader(body)).map_err(|e| unreachable_error(&endpoint, &e))?;
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    if status >= 300 {
-        return Err(error_from(status, text));
-    }
-    serde_json::from_str(&text).map_err(|e| ClientError { status: Some(status), code: "BadResponse".into(), message: e.to_string() })
+    client.post_stream(&endpoint, "application/octet-stream", body)
 }
 
 fn out(a: &Out) -> Result<String, ClientError> {
@@ -202,15 +179,4 @@ fn between(a: &Between) -> Result<String, ClientError> {
 
 fn summary(status: &JobStatus) -> String {
     status.messages.last().map(|m| m.message.clone()).unwrap_or_else(|| "Import completed".into())
-}
-
-fn unreachable_error(url: &str, e: &ureq::Error) -> ClientError {
-    ClientError { status: None, code: "Unreachable".into(), message: format!("cannot reach {url}: {e}") }
-}
-
-fn error_from(status: u16, text: String) -> ClientError {
-    match serde_json::from_str::<rookery_types::ErrorBody>(&text) {
-        Ok(b) => ClientError { status: Some(status), code: b.error, message: b.message },
-        Err(_) => ClientError { status: Some(status), code: "HttpError".into(), message: text.chars().take(300).collect() },
-    }
 }

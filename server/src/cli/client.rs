@@ -132,6 +132,60 @@ impl Client {
         }
     }
 
+    /// `PUT` a body as it is (a document), expecting a 2xx.
+    ///
+    /// # Errors
+    /// The server's error, or a transport error.
+    pub fn put_raw(&self, url: &str, content_type: &str, body: String) -> Result<(), ClientError> {
+        let request = self.authorize(self.agent.put(url)).header("content-type", content_type);
+        Self::answer::<serde::de::IgnoredAny>(request.send(body), url).map(|_| ())
+    }
+
+    /// `GET`, expecting a 2xx; the body is read and dropped.
+    ///
+    /// # Errors
+    /// The server's error, or a transport error.
+    pub fn get_ok(&self, url: &str) -> Result<(), ClientError> {
+        Self::answer::<serde::de::IgnoredAny>(self.authorize(self.agent.get(url)).call(), url).map(|_| ())
+    }
+
+    /// `DELETE`, expecting a 2xx.
+    ///
+    /// # Errors
+    /// The server's error, or a transport error.
+    pub fn delete(&self, url: &str) -> Result<(), ClientError> {
+        let answer = Self::answer::<serde::de::IgnoredAny>(self.authorize(self.agent.delete(url)).call(), url);
+        match answer {
+            // A 204 has no JSON to read.
+            Err(e) if e.code == "BadResponse" && e.status.is_some_and(|s| (200..300).contains(&s)) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// `GET` a stream (an export), with no time limit: its reader, once
+    /// the server answered 2xx.
+    ///
+    /// # Errors
+    /// The server's error, or a transport error.
+    pub fn get_stream(&self, url: &str) -> Result<impl std::io::Read, ClientError> {
+        let request = self.authorize(self.agent.get(url)).config().timeout_global(None).build();
+        let mut response = request.call().map_err(|e| unreachable(url, &e))?;
+        let status = response.status().as_u16();
+        if status >= 300 {
+            return Err(error_of(status, response.body_mut().read_to_string().unwrap_or_default()));
+        }
+        Ok(response.into_body().into_reader())
+    }
+
+    /// `POST` a stream (an import), with no time limit, read a JSON answer.
+    ///
+    /// # Errors
+    /// The server's error, or a transport error.
+    pub fn post_stream<T: DeserializeOwned>(&self, url: &str, content_type: &str, body: &mut dyn std::io::Read) -> Result<T, ClientError> {
+        let request = self.authorize(self.agent.post(url)).header("content-type", content_type).config().timeout_global(None).build();
+        Self::answer(request.send(ureq::SendBody::from_reader(body)), url)
+    }
+
     fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         match &self.authorization {
             Some(value) => request.header("Authorization", value),
@@ -140,8 +194,7 @@ impl Client {
     }
 
     fn answer<T: DeserializeOwned>(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>, url: &str) -> Result<T, ClientError> {
-        let mut response =
-            result.map_err(|e| ClientError { status: None, code: "Unreachable".into(), message: format!("cannot reach {url}: {e}") })?;
+        let mut response = result.map_err(|e| unreachable(url, &e))?;
         let status = response.status().as_u16();
         let text = response.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().map_err(|e| ClientError {
             status: Some(status),
@@ -155,12 +208,20 @@ impl Client {
                 message: format!("unexpected answer from {url}: {e}"),
             })
         } else {
-            let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
-            Err(match body {
-                Some(b) => ClientError { status: Some(status), code: b.error, message: b.message },
-                None => ClientError { status: Some(status), code: "HttpError".into(), message: text.chars().take(300).collect() },
-            })
+            Err(error_of(status, text))
         }
+    }
+}
+
+fn unreachable(url: &str, e: &ureq::Error) -> ClientError {
+    ClientError { status: None, code: "Unreachable".into(), message: format!("cannot reach {url}: {e}") }
+}
+
+/// The error of a non-2xx answer: the server's `{"Error", "Message"}`, or the start of its text.
+fn error_of(status: u16, text: String) -> ClientError {
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(b) => ClientError { status: Some(status), code: b.error, message: b.message },
+        Err(_) => ClientError { status: Some(status), code: "HttpError".into(), message: text.chars().take(300).collect() },
     }
 }
 
