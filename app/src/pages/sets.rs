@@ -7,6 +7,9 @@ use super::status::{documents, format_count, format_time};
 use crate::client::{encode_query, format_bytes, get_json, ApiFailure};
 use rookery_types::{BackupListing, BackupSetInfo};
 
+/// The sets of a chosen location; `None` when no location is chosen yet.
+pub type ListingResult = Result<Option<BackupListing>, ApiFailure>;
+
 /// Lists and verifies the sets in `location`.
 ///
 /// # Errors
@@ -77,50 +80,7 @@ pub fn BackupSetsTable(listing: BackupListing, #[prop(optional)] on_compact: Opt
     let problems = listing.problems.clone();
     let location = listing.location.clone();
     let empty = sets.is_empty();
-    let rows = sets
-        .into_iter()
-        .map(|(database, set)| {
-            let kind_class = match set.kind.as_str() {
-                "Full" => "tag kind-full",
-                "Snapshot" => "tag kind-snapshot",
-                _ => "tag kind-incremental",
-            };
-            let verified = set.verified;
-            let set_problems = set.problems.clone();
-            let compact = (set.kind == "Incremental").then_some(on_compact).flatten().map(|on_compact| {
-                let id = set.set_id.clone();
-                let label = format!("Compact up to {id}");
-                view! {
-                    <button type="button" class="link" aria-label=label on:click=move |_| on_compact.run(id.clone())>"Compact up to here"</button>
-                }
-            });
-            view! {
-                <tr>
-                    <td class="nowrap">{format_time(&set.created)}</td>
-                    <td><span class=kind_class>{set.kind.clone()}</span></td>
-                    <td class="mono">{set.set_id.clone()}</td>
-                    <td>{database}</td>
-                    <td class="num">{format_count(set.document_count)}</td>
-                    <td class="num">{format_count(set.deletion_count)}</td>
-                    <td class="num">{format_bytes(set.size_bytes)}</td>
-                    <td>
-                        {if verified {
-                            view! { <span class="tag ok">"Verified"</span> }.into_any()
-                        } else {
-                            view! {
-                                <span class="tag err">"Problems"</span>
-                                <ul class="problems">
-                                    {set_problems.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
-                                </ul>
-                            }
-                                .into_any()
-                        }}
-                    </td>
-                    {on_compact.is_some().then(|| view! { <td>{compact}</td> })}
-                </tr>
-            }
-        })
-        .collect_view();
+    let rows = sets.into_iter().map(|(database, set)| view! { <SetRow database set on_compact/> }).collect_view();
     view! {
         {(!empty).then(|| view! {
             <div class="table-wrap">
@@ -148,6 +108,51 @@ pub fn BackupSetsTable(listing: BackupListing, #[prop(optional)] on_compact: Opt
                 <ul>{problems.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}</ul>
             </div>
         })}
+    }
+}
+
+/// One set's row: when, kind, id, database, counts, size, integrity, and
+/// "Compact up to here" for an incremental (with `on_compact`).
+#[component]
+fn SetRow(database: String, set: BackupSetInfo, on_compact: Option<Callback<String>>) -> impl IntoView {
+    let kind_class = match set.kind.as_str() {
+        "Full" => "tag kind-full",
+        "Snapshot" => "tag kind-snapshot",
+        _ => "tag kind-incremental",
+    };
+    let verified = set.verified;
+    let set_problems = set.problems.clone();
+    let compact = (set.kind == "Incremental").then_some(on_compact).flatten().map(|on_compact| {
+        let id = set.set_id.clone();
+        let label = format!("Compact up to {id}");
+        view! {
+            <button type="button" class="link" aria-label=label on:click=move |_| on_compact.run(id.clone())>"Compact up to here"</button>
+        }
+    });
+    view! {
+        <tr>
+            <td class="nowrap">{format_time(&set.created)}</td>
+            <td><span class=kind_class>{set.kind.clone()}</span></td>
+            <td class="mono">{set.set_id.clone()}</td>
+            <td>{database}</td>
+            <td class="num">{format_count(set.document_count)}</td>
+            <td class="num">{format_count(set.deletion_count)}</td>
+            <td class="num">{format_bytes(set.size_bytes)}</td>
+            <td>
+                {if verified {
+                    view! { <span class="tag ok">"Verified"</span> }.into_any()
+                } else {
+                    view! {
+                        <span class="tag err">"Problems"</span>
+                        <ul class="problems">
+                            {set_problems.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
+                        </ul>
+                    }
+                        .into_any()
+                }}
+            </td>
+            {on_compact.is_some().then(|| view! { <td>{compact}</td> })}
+        </tr>
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use leptos::prelude::*;
 
 use crate::client::{format_bytes, get_json, send_json, ApiFailure, Method};
-use rookery_types::{JobAccepted, JobStatus, StatusMessage};
+use rookery_types::{JobAccepted, JobProgress, JobStatus, StatusMessage};
 
 /// A job's status document; `None` when no such job ever ran (404).
 pub type StatusResult = Result<Option<JobStatus>, ApiFailure>;
@@ -71,6 +71,30 @@ pub fn poll_while_running(status: Resource<StatusResult>, refresh: RwSignal<u32>
         }
         seen
     });
+}
+
+/// A job form's submit button, disabled while a job runs or is being
+/// started (`busy`), with a hint (`running_hint`) while one runs.
+#[component]
+pub fn StartJobActions(
+    status: Resource<StatusResult>,
+    busy: ReadSignal<bool>,
+    text: &'static str,
+    running_hint: &'static str,
+) -> impl IntoView {
+    view! {
+        <div class="form-actions">
+            <Transition fallback=move || view! { <button type="submit" class="primary" disabled=true>{text}</button> }>
+                {move || Suspend::new(async move {
+                    let running = is_running(&status.await);
+                    view! {
+                        <button type="submit" class="primary" disabled=move || running || busy.get()>{text}</button>
+                        {running.then(|| view! { <span class="hint">{running_hint}</span> })}
+                    }
+                })}
+            </Transition>
+        </div>
+    }
 }
 
 /// Which job a panel shows.
@@ -153,35 +177,6 @@ pub fn JobStatusPanel(
         .into_any();
     };
 
-    let progress = s.progress.clone();
-    let percent = if s.success { 100.0 } else { progress.percent.clamp(0.0, 100.0) };
-    let bar_class = match badge_class {
-        "success" => "progress success",
-        "failed" => "progress failed",
-        _ => "progress",
-    };
-    let counts = if progress.documents_total > 0 || progress.documents_done > 0 {
-        format!("{} of {}", format_count(progress.documents_done), documents(progress.documents_total))
-    } else if s.is_running {
-        "counting documents…".to_string()
-    } else {
-        "no documents".to_string()
-    };
-    let duration = match (&s.started, &s.completed) {
-        (Some(a), Some(b)) => seconds_between(a, b).map(format_duration),
-        _ => None,
-    };
-    let completed = match (&s.completed, s.is_running) {
-        (_, true) => "still running".to_string(),
-        (Some(c), false) => format_time(c),
-        (None, false) => "—".to_string(),
-    };
-    let bytes_label = match kind {
-        JobKind::Backup => "Bytes written",
-        JobKind::Restore => "Data restored",
-        JobKind::Import => "Bytes",
-        JobKind::Compact => "Bytes written",
-    };
     let link = success_link.filter(|_| s.success && !s.is_running);
     let error = s.error.clone().map(|e| (s.error_code.clone(), e));
     let messages = s.messages.clone();
@@ -195,68 +190,120 @@ pub fn JobStatusPanel(
                 <span class="status-title">{title(kind, &s)}</span>
                 {s.set_id.clone().map(|id| view! { <span class="mono muted">{id}</span> })}
                 {link.map(|(href, text)| view! { <a class="button primary status-link" href=href>{text}</a> })}
-                {cancel.map(|path| {
-                    let label = format!("Cancel the {}", kind.noun());
-                    view! {
-                        <button
-                            type="button"
-                            class="danger-outline status-cancel"
-                            aria-label=label
-                            on:click=move |_| {
-                                let path = path.clone();
-                                leptos::task::spawn_local(async move {
-                                    let note = match send_json::<JobAccepted, ()>(Method::Post, &path, None).await {
-                                        Ok(_) => "Cancel requested; the job stops at its next step.".to_string(),
-                                        Err(e) => e.to_string(),
-                                    };
-                                    set_cancel_note.set(Some(note));
-                                });
-                            }
-                        >
-                            "Cancel"
-                        </button>
-                    }
-                })}
+                {cancel.map(|path| view! { <CancelJob kind path set_cancel_note/> })}
             </div>
             {move || cancel_note.get().map(|n| view! { <p class="muted">{n}</p> })}
-            <div>
-                <div
-                    class=bar_class
-                    role="progressbar"
-                    aria-label=format!("{} progress", kind.noun())
-                    aria-valuemin="0"
-                    aria-valuemax="100"
-                    aria-valuenow=format!("{percent:.0}")
-                >
-                    <div style=format!("width: {percent:.1}%")></div>
-                </div>
-                <div class="progress-line">
-                    <span class="progress-percent">{format!("{percent:.1}%")}</span>
-                    <span>{counts}</span>
-                </div>
-            </div>
-            {error.map(|(code, text)| {
-                view! {
-                    <div class="banner banner-error status-error">
-                        <span>
-                            {code.map(|c| view! { <strong>{c}</strong> ": " })}
-                            {text}
-                        </span>
-                    </div>
-                }
-            })}
-            <dl class="status-facts">
-                {s.database_name.clone().map(|name| view! { <div><dt>"Database"</dt><dd>{name}</dd></div> })}
-                <div><dt>"Started"</dt><dd>{s.started.as_deref().map(format_time).unwrap_or_else(|| "—".into())}</dd></div>
-                <div><dt>"Completed"</dt><dd>{completed}</dd></div>
-                {duration.map(|d| view! { <div><dt>"Duration"</dt><dd>{d}</dd></div> })}
-                <div><dt>{bytes_label}</dt><dd>{format_bytes(progress.bytes_written)}</dd></div>
-                {s.backup_location.clone().map(|l| view! { <div class="wide"><dt>"Backup location"</dt><dd class="mono">{l}</dd></div> })}
-            </dl>
+            <ProgressBar kind progress=s.progress.clone() success=s.success running=s.is_running badge_class/>
+            {error.map(|(code, text)| view! { <JobError code text/> })}
+            <StatusFacts kind status=s/>
             <MessageList messages/>
         </section>
     }
     .into_any()
+}
+
+/// The Cancel button of a running job; `set_cancel_note` gets what came of it.
+#[component]
+fn CancelJob(kind: JobKind, path: String, set_cancel_note: WriteSignal<Option<String>>) -> impl IntoView {
+    let label = format!("Cancel the {}", kind.noun());
+    view! {
+        <button
+            type="button"
+            class="danger-outline status-cancel"
+            aria-label=label
+            on:click=move |_| {
+                let path = path.clone();
+                leptos::task::spawn_local(async move {
+                    let note = match send_json::<JobAccepted, ()>(Method::Post, &path, None).await {
+                        Ok(_) => "Cancel requested; the job stops at its next step.".to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    set_cancel_note.set(Some(note));
+                });
+            }
+        >
+            "Cancel"
+        </button>
+    }
+}
+
+/// A job's progress bar, with the percent and the documents done under it.
+#[component]
+fn ProgressBar(kind: JobKind, progress: JobProgress, success: bool, running: bool, badge_class: &'static str) -> impl IntoView {
+    let percent = if success { 100.0 } else { progress.percent.clamp(0.0, 100.0) };
+    let bar_class = match badge_class {
+        "success" => "progress success",
+        "failed" => "progress failed",
+        _ => "progress",
+    };
+    let counts = if progress.documents_total > 0 || progress.documents_done > 0 {
+        format!("{} of {}", format_count(progress.documents_done), documents(progress.documents_total))
+    } else if running {
+        "counting documents…".to_string()
+    } else {
+        "no documents".to_string()
+    };
+    view! {
+        <div>
+            <div
+                class=bar_class
+                role="progressbar"
+                aria-label=format!("{} progress", kind.noun())
+                aria-valuemin="0"
+                aria-valuemax="100"
+                aria-valuenow=format!("{percent:.0}")
+            >
+                <div style=format!("width: {percent:.1}%")></div>
+            </div>
+            <div class="progress-line">
+                <span class="progress-percent">{format!("{percent:.1}%")}</span>
+                <span>{counts}</span>
+            </div>
+        </div>
+    }
+}
+
+/// A failed job's error, with its code when it has one.
+#[component]
+fn JobError(code: Option<String>, text: String) -> impl IntoView {
+    view! {
+        <div class="banner banner-error status-error">
+            <span>
+                {code.map(|c| view! { <strong>{c}</strong> ": " })}
+                {text}
+            </span>
+        </div>
+    }
+}
+
+/// A job's facts: database, times, duration, bytes, backup location.
+#[component]
+fn StatusFacts(kind: JobKind, status: JobStatus) -> impl IntoView {
+    let duration = match (&status.started, &status.completed) {
+        (Some(a), Some(b)) => seconds_between(a, b).map(format_duration),
+        _ => None,
+    };
+    let completed = match (&status.completed, status.is_running) {
+        (_, true) => "still running".to_string(),
+        (Some(c), false) => format_time(c),
+        (None, false) => "—".to_string(),
+    };
+    let bytes_label = match kind {
+        JobKind::Backup => "Bytes written",
+        JobKind::Restore => "Data restored",
+        JobKind::Import => "Bytes",
+        JobKind::Compact => "Bytes written",
+    };
+    view! {
+        <dl class="status-facts">
+            {status.database_name.clone().map(|name| view! { <div><dt>"Database"</dt><dd>{name}</dd></div> })}
+            <div><dt>"Started"</dt><dd>{status.started.as_deref().map(format_time).unwrap_or_else(|| "—".into())}</dd></div>
+            <div><dt>"Completed"</dt><dd>{completed}</dd></div>
+            {duration.map(|d| view! { <div><dt>"Duration"</dt><dd>{d}</dd></div> })}
+            <div><dt>{bytes_label}</dt><dd>{format_bytes(status.progress.bytes_written)}</dd></div>
+            {status.backup_location.clone().map(|l| view! { <div class="wide"><dt>"Backup location"</dt><dd class="mono">{l}</dd></div> })}
+        </dl>
+    }
 }
 
 #[component]
