@@ -91,6 +91,16 @@ pub struct Config {
     #[arg(long, env = "ROOKERY_UNFINISHED_SET_GRACE", default_value = "24h", value_parser = parse_duration)]
     pub unfinished_set_grace: std::time::Duration,
 
+    /// The studio's address as its users reach it, for the links in
+    /// notifications (default: `http://` and `--bind`).
+    #[arg(long, env = "ROOKERY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Also serve `GET /metrics`, alone and without credentials, on this
+    /// address (for a Prometheus scraper; keep it on a private network).
+    #[arg(long, env = "ROOKERY_METRICS_BIND", value_name = "ADDR:PORT")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Failed authentications allowed per client address and minute before
     /// that address gets 429 for the rest of the minute.
     #[arg(long, default_value_t = 20)]
@@ -185,6 +195,12 @@ impl Config {
             };
             data.parent().map_or_else(|| PathBuf::from("rookery-master.key"), |p| p.join("rookery-master.key"))
         })
+    }
+
+    /// The base of the links in notifications (see [`Config::public_url`]).
+    #[must_use]
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bind))
     }
 
     /// The studio's files in force (see [`Config::site_root`]).

@@ -22,6 +22,7 @@ pub struct Rookery {
     pub(crate) running: Arc<crate::jobs::Running>,
     pub(crate) tasks: crate::tasks::runtime::Tasks,
     pub(crate) auth: crate::auth::Authenticator,
+    pub(crate) monitor: Arc<crate::monitor::Monitor>,
 }
 
 /// Exports streaming at once, server-wide (each holds a snapshot and a thread).
@@ -44,6 +45,7 @@ impl Rookery {
         let master = crate::crypto::MasterKeySource::new(config.master_key_path());
         let catalog = Arc::new(Catalog::open_with_roots(&config.data_dir, config.durability, master, &config.database_roots)?);
         let auth = crate::auth::Authenticator::new(catalog.system(), config.max_failed_auth);
+        let monitor = Arc::new(crate::monitor::Monitor::new(catalog.system(), config.public_url()));
         let rookery = Self {
             config,
             catalog,
@@ -55,6 +57,7 @@ impl Rookery {
             running: Arc::default(),
             tasks: crate::tasks::runtime::Tasks::default(),
             auth,
+            monitor,
         };
         rookery.recover_interrupted_jobs();
         Ok(rookery)
@@ -76,6 +79,12 @@ impl Rookery {
     #[must_use]
     pub fn auth(&self) -> &crate::auth::Authenticator {
         &self.auth
+    }
+
+    /// Metrics, records and notifications.
+    #[must_use]
+    pub fn monitor(&self) -> &crate::monitor::Monitor {
+        &self.monitor
     }
 
     /// The slot of imports (one at a time per server).

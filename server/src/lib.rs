@@ -19,6 +19,8 @@ pub mod durable;
 pub mod engine;
 pub mod failpoint;
 pub mod jobs;
+pub mod monitor;
+pub mod notify;
 pub mod paths;
 mod recovery;
 pub mod restore;

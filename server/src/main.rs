@@ -87,8 +87,22 @@ fn serve(config: Config) -> ExitCode {
         tracing::info!(address = %local, data_dir = %data_dir.display(), "Rookery is serving; studio at http://{local}/studio");
         // One machine-readable line: tests and scripts read the port from it.
         println!("Rookery listening on http://{local}");
-        // Scheduled backup tasks run while the server serves.
-        if let Err(e) = rookery.start_scheduler() {
+        if let Some(address) = rookery.config().metrics_bind {
+            match tokio::net::TcpListener::bind(address).await {
+                Ok(metrics) => {
+                    let local = metrics.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    println!("Rookery metrics on http://{local}/metrics");
+                    let app = rookery::api::router::metrics_router(rookery.clone());
+                    tokio::spawn(async move { axum::serve(metrics, app).with_graceful_shutdown(shutdown_signal()).await });
+                }
+                Err(e) => {
+                    eprintln!("rookery-server: cannot listen on {address} (--metrics-bind): {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        // Scheduled backup tasks run while the server serves, and notifications go out.
+        if let Err(e) = rookery.start_scheduler().and_then(|_| rookery.start_notifier()) {
             eprintln!("rookery-server: cannot start the task scheduler: {e}");
             return ExitCode::FAILURE;
         }

@@ -9,6 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod monitor;
+
+pub use monitor::*;
+
 /// Id of the backup status document, in the database being backed up.
 pub const BACKUP_STATUS_ID: &str = "Raven/Backup/Status";
 /// Id of the restore status document, in the system database.
@@ -582,10 +586,12 @@ pub struct BackupListing {
     pub unfinished: Vec<String>,
 }
 
-/// What an identity may do. Ordered: `ReadOnly` < `ReadWrite` < `Admin`.
+/// What an identity may do. Ordered: `Monitor` < `ReadOnly` < `ReadWrite` < `Admin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
+    /// Read `/metrics` and `/health`, and nothing else (a scraper's credentials).
+    Monitor,
     /// Read documents and listings.
     ReadOnly,
     /// Also write documents.
@@ -806,6 +812,12 @@ pub struct BackupTask {
     /// restored into a scratch database no client sees and checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<DrillOptions>,
+    /// How old the newest restorable point may grow before the task is
+    /// stale (`30m`, `6h`, `2d`; default twice its shortest schedule's
+    /// interval, at least 5 minutes): what `BackupStale` and the alert use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{1,9}[smhd]$"))]
+    pub recovery_point_objective: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_encryption_key: Option<bool>,
     /// Write-only: sealed with the master key, never returned.
@@ -897,6 +909,8 @@ pub struct BackupTaskInfo {
     pub continuous: Option<ContinuousBackup>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<DrillOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_point_objective: Option<String>,
     pub include_encryption_key: Option<bool>,
     pub has_backup_passphrase: bool,
     pub has_backup_encryption_key: bool,

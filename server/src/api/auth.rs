@@ -139,9 +139,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 /// 403 `CsrfTokenMissing` for a session's state-changing request without its token.
 pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mut request: Request, next: Next) -> Response {
     let access = required_access(request.method().as_str(), request.uri().path());
-    let Access::Role(needed) = access else {
+    if access == Access::Public {
         return next.run(request).await;
-    };
+    }
     let auth = state.auth();
     if auth.is_open() {
         request.extensions_mut().insert(Identity { name: "development".into(), role: Role::Admin, development: true });
@@ -160,12 +160,13 @@ pub async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, mu
                 .into_response();
         }
     }
-    if identity.role < needed {
-        return ApiError::new(
-            ErrorCode::Forbidden,
-            format!("'{}' has the {:?} role; this needs {:?}.", identity.name, identity.role, needed),
-        )
-        .into_response();
+    if !access.allows(identity.role) {
+        let needs = match access {
+            Access::Role(role) => format!("{role:?}"),
+            _ => "Admin or Monitor".to_string(),
+        };
+        return ApiError::new(ErrorCode::Forbidden, format!("'{}' has the {:?} role; this needs {needs}.", identity.name, identity.role))
+            .into_response();
     }
     request.extensions_mut().insert(identity);
     next.run(request).await

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Query, RawPathParams};
+use axum::extract::{FromRequestParts, Query, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use axum::Json;
 
 use super::body::body_bytes;
 use super::error::ApiError;
-use super::extract::{blocking, Db};
+use super::extract::{blocking, AppState, Db};
 use rookery_types::{DocumentEntry, DocumentPage, ErrorBody, PutResult};
 
 /// Most results a listing page returns.
@@ -121,7 +121,13 @@ impl<S: Send + Sync> FromRequestParts<S> for DocId {
         (status = 413, body = ErrorBody, description = "BodyTooLarge"),
     )
 )]
-pub async fn put(Db(db): Db, DocId(id): DocId, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn put(
+    State(state): State<AppState>,
+    Db(db): Db,
+    DocId(id): DocId,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
     let create_only = if_none_match_any(&headers)?;
     if create_only && expected.is_some() {
@@ -129,11 +135,13 @@ pub async fn put(Db(db): Db, DocId(id): DocId, headers: HeaderMap, body: Result<
     }
     let body = json_object(&body_bytes(body)?)?;
     crate::storage::store::validate_client_id(&id)?;
+    let name = db.name.clone();
     let outcome = blocking(move || {
         let outcome = if create_only { db.store().create(&id, &body) } else { db.store().put(&id, &body, expected) };
         Ok(outcome.map(|o| (id, o))?)
     })
     .await?;
+    state.monitor().metrics.documents_written(&name, 1);
     let (id, outcome) = outcome;
     let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
     let mut response = (status, Json(PutResult { id, etag: outcome.etag })).into_response();
@@ -149,7 +157,8 @@ pub async fn put(Db(db): Db, DocId(id): DocId, headers: HeaderMap, body: Result<
     params(("id" = String, Path, min_length = 1)),
     responses((status = 200, body = Object, description = "The document; header ETag"), (status = 404, body = ErrorBody))
 )]
-pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
+pub async fn get(State(state): State<AppState>, Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
+    state.monitor().metrics.documents_read(&db.name, 1);
     let record = blocking(move || {
         db.store().get(&id)?.ok_or_else(|| ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))
     })
@@ -168,10 +177,13 @@ pub async fn get(Db(db): Db, DocId(id): DocId) -> Result<Response, ApiError> {
     params(("id" = String, Path, min_length = 1), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(W/)?"?[0-9]{1,19}"?$"#)),
     responses((status = 204), (status = 400, body = ErrorBody, description = "InvalidETag"), (status = 403, body = ErrorBody, description = "ReservedDocument"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
 )]
-pub async fn delete(Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<AppState>, Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     let expected = if_match(&headers)?;
     blocking(move || match db.store().delete(&id, expected) {
-        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Ok(_) => {
+            state.monitor().metrics.documents_written(&db.name, 1);
+            Ok(StatusCode::NO_CONTENT)
+        }
         Err(crate::storage::StorageError::NotFound) => {
             Err(ApiError::not_found(format!("Document '{}' does not exist.", id.escape_debug())))
         }
@@ -192,7 +204,11 @@ pub async fn delete(Db(db): Db, DocId(id): DocId, headers: HeaderMap) -> Result<
     ),
     responses((status = 200, body = DocumentPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "Unknown database"))
 )]
-pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> Result<Json<DocumentPage>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Db(db): Db,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<DocumentPage>, ApiError> {
     let number = |name: &str, default: usize| -> Result<usize, ApiError> {
         match query.get(name) {
             None => Ok(default),
@@ -214,6 +230,7 @@ pub async fn list(Db(db): Db, Query(query): Query<HashMap<String, String>>) -> R
     let prefix = query.get("startsWith").cloned().unwrap_or_default();
     blocking(move || {
         let (page, total) = db.store().list(&prefix, start, page_size)?;
+        state.monitor().metrics.documents_read(&db.name, page.len() as u64);
         let results = page
             .into_iter()
             .map(|(id, record)| {

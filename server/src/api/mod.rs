@@ -12,6 +12,8 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod jobs;
+pub mod monitor;
+pub mod notifications;
 pub mod openapi;
 pub mod router;
 pub mod routes;

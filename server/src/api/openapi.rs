@@ -9,7 +9,7 @@ use utoipa::openapi::{OpenApi as OpenApiDoc, Required};
 use utoipa::OpenApi;
 
 use super::routes::per_database_routes;
-use super::{auth, databases, documents, health, jobs, smuggler, tasks};
+use super::{auth, databases, documents, health, jobs, monitor, notifications, smuggler, tasks};
 use rookery_types::*;
 
 #[derive(OpenApi)]
@@ -52,6 +52,13 @@ use rookery_types::*;
         auth::whoami,
         auth::login,
         auth::logout,
+        monitor::metrics,
+        monitor::protection,
+        notifications::put_notification,
+        notifications::list_notifications,
+        notifications::get_notification,
+        notifications::delete_notification,
+        notifications::test_notification,
     ),
     components(schemas(
         documents::IfNoneMatch,
@@ -83,6 +90,16 @@ use rookery_types::*;
         ApiKeyCreated,
         LoginRequest,
         Me,
+        ProtectionOverview,
+        DatabaseProtection,
+        TaskProtection,
+        ProtectionState,
+        NotificationEvent,
+        PutNotificationRequest,
+        NotificationInfo,
+        NotificationDeliveryInfo,
+        NotificationBody,
+        TestDelivery,
     ))
 )]
 struct ApiDoc;
@@ -118,7 +135,7 @@ pub fn document() -> OpenApiDoc {
         for (method, op) in [("GET", &mut item.get), ("PUT", &mut item.put), ("POST", &mut item.post), ("DELETE", &mut item.delete)] {
             let Some(op) = op.as_mut() else { continue };
             name_pattern(op);
-            if matches!(crate::auth::required_access(method, path), crate::auth::Access::Role(_)) {
+            if crate::auth::required_access(method, path) != crate::auth::Access::Public {
                 add_error(op, "401", "Unauthorized: credentials are missing or wrong (a protected server)");
                 add_error(op, "403", "Forbidden: the role may not; CsrfTokenMissing: a session's write without its token");
                 add_error(op, "429", "TooManyAttempts: too many failed credential checks from this address");

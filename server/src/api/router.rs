@@ -22,15 +22,40 @@ fn mount(routes: Vec<(&'static str, MethodRouter<AppState>, Timeout)>, limit: st
 /// The REST API.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().request_timeout();
-    let per_database = mount(per_database_routes(), limit);
+    let per_database = mount(per_database_routes(), limit).route_layer(axum::middleware::from_fn_with_state(state.clone(), observe));
     mount(server_routes(), limit)
         .route("/openapi.json", get(openapi::spec).layer(axum::middleware::from_fn_with_state(limit, request_timeout)))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .merge(per_database.clone())
         .nest("/databases/{db}", per_database)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .with_state(state)
+}
+
+/// `GET /metrics` alone, with no credentials: what `--metrics-bind` serves.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(super::monitor::metrics))
+        .fallback(|uri: axum::http::Uri| async move { unknown_path(&uri) })
+        .with_state(state)
+}
+
+/// Times each request that a route serves, for `rookery_http_request_duration_seconds`
+/// (labelled by the route's template, never by the path a client sent).
+async fn observe(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route =
+        request.extensions().get::<axum::extract::MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.monitor().metrics.http_request(&route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
 }
 
 /// Ends a request that takes longer than `limit` with a JSON 503 `RequestTimeout`.

@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put, MethodRouter};
 
 use super::extract::AppState;
-use super::{auth, databases, documents, health, jobs, smuggler, tasks};
+use super::{auth, databases, documents, health, jobs, monitor, notifications, smuggler, tasks};
 
 /// The routes of a database's base, declared once: the router serves them
 /// at the root (the system database) and under `/databases/{db}`, and the
@@ -51,6 +51,15 @@ pub(crate) fn server_routes() -> Vec<(&'static str, MethodRouter<AppState>, Time
         ("/admin/users/{name}", put(auth::put_user).delete(auth::delete_user), Timeout::Bounded),
         ("/admin/apikeys", post(auth::create_api_key), Timeout::Bounded),
         ("/admin/apikeys/{name}", axum::routing::delete(auth::delete_api_key), Timeout::Bounded),
+        ("/metrics", get(monitor::metrics), Timeout::Bounded),
+        ("/admin/protection", get(monitor::protection), Timeout::Bounded),
+        ("/admin/notifications", get(notifications::list_notifications), Timeout::Bounded),
+        (
+            "/admin/notifications/{name}",
+            put(notifications::put_notification).get(notifications::get_notification).delete(notifications::delete_notification),
+            Timeout::Bounded,
+        ),
+        ("/admin/notifications/{name}/test", post(notifications::test_notification), Timeout::Bounded),
         ("/auth/me", get(auth::whoami), Timeout::Bounded),
         ("/auth/login", post(auth::login), Timeout::Bounded),
         ("/auth/logout", post(auth::logout), Timeout::Bounded),

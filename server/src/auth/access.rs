@@ -14,6 +14,21 @@ pub enum Access {
     Public,
     /// An identity with at least this role.
     Role(Role),
+    /// `GET /metrics`: an `Admin`, or a `Monitor` (which may read nothing else).
+    Metrics,
+}
+
+impl Access {
+    /// Whether `role` may make a request that needs this access.
+    #[must_use]
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            Self::Public => true,
+            // `Monitor` is below `ReadOnly`: it passes no role check.
+            Self::Role(needed) => role >= needed,
+            Self::Metrics => matches!(role, Role::Admin | Role::Monitor),
+        }
+    }
 }
 
 /// The access rule of a request (its HTTP method, `GET`, and path). Every API route falls in one of the
@@ -30,6 +45,9 @@ pub fn required_access(method: &str, path: &str) -> Access {
         || path.starts_with("/auth/");
     if public {
         return Access::Public;
+    }
+    if path == "/metrics" && matches!(method, "GET" | "HEAD") {
+        return Access::Metrics;
     }
     // `/databases/{db}/rest` follows the same rules as `/rest` at the root.
     let rest = match path.strip_prefix("/databases/") {
@@ -139,6 +157,25 @@ mod tests {
         assert_eq!(r("POST", "/databases/X/unknown"), Access::Role(Role::Admin));
         // A database named like a public prefix gains nothing.
         assert_eq!(r("PUT", "/databases/studio/docs/a"), Access::Role(Role::ReadWrite));
+        assert_eq!(r("GET", "/metrics"), Access::Metrics);
+        assert_eq!(r("POST", "/metrics"), Access::Role(Role::Admin));
+        assert_eq!(r("GET", "/databases/X/metrics"), Access::Role(Role::ReadOnly));
+    }
+
+    #[test]
+    fn a_monitor_reads_the_metrics_and_nothing_else() {
+        for role in [Role::Monitor, Role::Admin] {
+            assert!(Access::Metrics.allows(role), "{role:?}");
+        }
+        for role in [Role::ReadOnly, Role::ReadWrite] {
+            assert!(!Access::Metrics.allows(role), "{role:?} may not read the metrics");
+        }
+        for method in ["GET", "PUT", "POST", "DELETE"] {
+            for path in ["/docs/a", "/databases", "/admin/backup/sets", "/databases/X/docs/a", "/smuggler/export", "/admin/protection"] {
+                assert!(!required_access(method, path).allows(Role::Monitor), "{method} {path}");
+            }
+        }
+        assert!(required_access("GET", "/health").allows(Role::Monitor));
     }
 
     #[test]

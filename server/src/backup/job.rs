@@ -1,6 +1,7 @@
 //! A backup as a job: checked, then run in the background (see [`crate::jobs`]).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rookery_types::{counted, ErrorCode, JobStatus, Severity, BACKUP_STATUS_ID, COMPACT_STATUS_ID};
@@ -16,6 +17,8 @@ use super::{logical, snapshot};
 use crate::engine::Rookery;
 use crate::jobs::CancelToken;
 use crate::jobs::{unfinished, Job, JobError, JobKind, StatusReporter, UnfinishedFolder, UnfinishedSet};
+use crate::monitor::{BackupOutcome, RunKind, SetWritten};
+use crate::notify::notifier::now_ms;
 use crate::storage::DatabaseHandle;
 
 /// The record of a set being written (see [`Rookery::record_unfinished`]).
@@ -83,6 +86,29 @@ fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter, cancel: &Cancel
     result
 }
 
+/// How a backup or compaction ended, for the records.
+fn outcome(
+    database: &Arc<DatabaseHandle>,
+    task: String,
+    kind: RunKind,
+    location: &Location,
+    started_ms: i64,
+    result: &Result<BackupSummary, BackupError>,
+) -> BackupOutcome {
+    BackupOutcome {
+        database: database.clone(),
+        task,
+        kind,
+        location: location.to_string(),
+        started_ms,
+        ended_ms: now_ms(),
+        result: match result {
+            Ok(s) => Ok(SetWritten { set_id: s.set_id.clone(), bytes: s.bytes_written, documents: s.documents, to_etag: s.to_etag }),
+            Err(e) => Err((e.code(), e.to_string())),
+        },
+    }
+}
+
 impl JobError for BackupError {
     fn code(&self) -> ErrorCode {
         BackupError::code(self)
@@ -144,19 +170,23 @@ impl Rookery {
             None => None,
         };
         let (system, grace) = (self.catalog.system(), self.config.unfinished_set_grace());
-        let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name);
+        let (monitor, task) = (self.monitor.clone(), options.task.clone().unwrap_or_default());
+        let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name).observed_by(&self.monitor);
         let completion = job.completion();
         let thread = job
             .spawn(
                 format!("backup-{}", prepared.database.name),
                 move |job| {
-                    clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)?;
-                    let result = run(&prepared, &mut job.reporter, &job.cancel);
+                    let started_ms = now_ms();
+                    let result = clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)
+                        .and_then(|()| run(&prepared, &mut job.reporter, &job.cancel));
                     unfinished.finish(result.is_ok());
                     drop(staging);
                     if let Ok(s) = &result {
                         job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
                     }
+                    let kind = RunKind::of_set(prepared.kind);
+                    monitor.backup_ended(&outcome(&prepared.database, task, kind, &prepared.location, started_ms, &result));
                     result
                 },
                 |s| {
@@ -200,18 +230,25 @@ impl Rookery {
         let unfinished = self.record_unfinished(&prepared.location, &prepared.set_id)?;
         let set_id = prepared.set_id.clone();
         let (system, grace) = (self.catalog.system(), self.config.unfinished_set_grace());
-        let job = Job::new(JobKind::Compact, compact_slot, None, reporter, &self.running, "");
+        let (monitor, task) = (self.monitor.clone(), options.task.clone().unwrap_or_default());
+        // The records are the chain's database's, when it is one of this server's.
+        let database = prepared.chain.first().and_then(|s| self.catalog.get(&s.manifest.database_name));
+        let job = Job::new(JobKind::Compact, compact_slot, None, reporter, &self.running, "").observed_by(&self.monitor);
         let completion = job.completion();
         let thread = job
             .spawn(
                 "compact".to_string(),
                 move |job| {
-                    clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)?;
-                    let result = compact::run(&prepared, &mut job.reporter, &job.cancel);
+                    let started_ms = now_ms();
+                    let result = clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)
+                        .and_then(|()| compact::run(&prepared, &mut job.reporter, &job.cancel));
                     unfinished.finish(result.is_ok());
                     drop(backup_slot);
                     if let Ok(s) = &result {
                         job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
+                    }
+                    if let Some(db) = &database {
+                        monitor.backup_ended(&outcome(db, task, RunKind::Compaction, &prepared.location, started_ms, &result));
                     }
                     result
                 },

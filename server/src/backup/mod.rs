@@ -11,6 +11,7 @@ pub mod job;
 pub mod location;
 pub mod logical;
 pub mod object;
+pub mod object_requests;
 pub mod prepare;
 pub mod sealed;
 pub mod snapshot;

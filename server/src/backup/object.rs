@@ -28,6 +28,8 @@ use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig, Wri
 
 use rookery_types::S3Settings;
 
+use super::object_requests::{count, counted, Op};
+
 /// The scheme of object storage locations.
 pub const SCHEME: &str = "s3://";
 /// Size of one part of a multipart upload (S3 wants at least 5 MiB).
@@ -289,7 +291,7 @@ impl ObjectLocation {
     pub fn list_names(&self) -> std::io::Result<Vec<String>> {
         let prefix = (!self.prefix.is_empty()).then(|| self.path(""));
         let store = self.store.clone();
-        let listed = block(async move { store.list_with_delimiter(prefix.as_ref()).await }).map_err(to_io)?;
+        let listed = counted(Op::List, block(async move { store.list_with_delimiter(prefix.as_ref()).await })).map_err(to_io)?;
         Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
     }
 
@@ -298,7 +300,7 @@ impl ObjectLocation {
     /// # Errors
     /// A [`StorageFault`].
     pub fn exists(&self, key: &str) -> std::io::Result<bool> {
-        match block(self.store.head(&self.path(key))) {
+        match counted(Op::Head, block(self.store.head(&self.path(key)))) {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(to_io(e)),
@@ -318,7 +320,8 @@ impl ObjectLocation {
         let prefix = (!self.prefix.is_empty() || !sub.is_empty()).then(|| self.path(sub));
         let store = self.store.clone();
         let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
-        let metas: Vec<object_store::ObjectMeta> = block(async move { store.list(prefix.as_ref()).try_collect().await }).map_err(to_io)?;
+        let metas: Vec<object_store::ObjectMeta> =
+            counted(Op::List, block(async move { store.list(prefix.as_ref()).try_collect().await })).map_err(to_io)?;
         Ok(metas
             .into_iter()
             .filter_map(|m| {
@@ -334,7 +337,7 @@ impl ObjectLocation {
     /// `NotFound`, or a [`StorageFault`].
     pub fn size_of(&self, key: &str) -> std::io::Result<u64> {
         let path = self.path(key);
-        block(self.store.head(&path)).map(|m| m.size).map_err(to_io)
+        counted(Op::Head, block(self.store.head(&path))).map(|m| m.size).map_err(to_io)
     }
 
     /// A streaming reader of one object.
@@ -343,7 +346,7 @@ impl ObjectLocation {
     /// `NotFound`, or a [`StorageFault`].
     pub fn open(&self, key: &str) -> std::io::Result<ObjectReader> {
         let path = self.path(key);
-        let result = block(self.store.get(&path)).map_err(to_io)?;
+        let result = counted(Op::Get, block(self.store.get(&path))).map_err(to_io)?;
         Ok(ObjectReader { stream: result.into_stream(), current: Bytes::new() })
     }
 
@@ -353,7 +356,7 @@ impl ObjectLocation {
     /// A [`StorageFault`].
     pub fn put(&self, key: &str, bytes: Vec<u8>) -> std::io::Result<()> {
         let path = self.path(key);
-        block(self.store.put(&path, bytes.into())).map(|_| ()).map_err(to_io)
+        counted(Op::Put, block(self.store.put(&path, bytes.into()))).map(|_| ()).map_err(to_io)
     }
 
     /// A streaming writer of one object; nothing exists under `key` until [`ObjectWriter::finish`].
@@ -381,7 +384,7 @@ impl ObjectLocation {
         }
         let paths: Vec<ObjectPath> = keys.iter().map(|k| self.path(k)).collect();
         let store = self.store.clone();
-        block(async move {
+        let result = block(async move {
             let stream = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
             let results: Vec<object_store::Result<ObjectPath>> = store.delete_stream(stream).collect().await;
             for r in results {
@@ -391,8 +394,8 @@ impl ObjectLocation {
                 }
             }
             Ok(())
-        })
-        .map_err(to_io)
+        });
+        counted(Op::Delete, result).map_err(to_io)
     }
 }
 
@@ -430,7 +433,7 @@ pub struct ObjectWriter {
 impl ObjectWriter {
     fn send_part(&mut self) -> std::io::Result<()> {
         if self.upload.is_none() {
-            let upload = block(self.store.put_multipart(&self.path)).map_err(to_io)?;
+            let upload = counted(Op::CreateMultipart, block(self.store.put_multipart(&self.path))).map_err(to_io)?;
             self.upload = Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES));
         }
         let part = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_BYTES)));
@@ -438,6 +441,7 @@ impl ObjectWriter {
         block(upload.wait_for_capacity(PARTS_IN_FLIGHT)).map_err(to_io)?;
         let _context = runtime().enter();
         upload.put(part);
+        count(Op::UploadPart, false);
         Ok(())
     }
 
@@ -450,7 +454,7 @@ impl ObjectWriter {
         match self.upload.take() {
             None => {
                 let bytes = std::mem::take(&mut self.buffer);
-                block(self.store.put(&self.path, bytes.into())).map(|_| ()).map_err(to_io)
+                counted(Op::Put, block(self.store.put(&self.path, bytes.into()))).map(|_| ()).map_err(to_io)
             }
             Some(mut upload) => {
                 let rest = Bytes::from(std::mem::take(&mut self.buffer));
@@ -458,7 +462,8 @@ impl ObjectWriter {
                     let _context = runtime().enter();
                     upload.put(rest);
                 }
-                block(upload.finish()).map(|_| ()).map_err(to_io)
+                count(Op::UploadPart, false);
+                counted(Op::CompleteMultipart, block(upload.finish())).map(|_| ()).map_err(to_io)
             }
         }
     }

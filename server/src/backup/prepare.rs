@@ -34,6 +34,8 @@ pub struct BackupOptions {
     /// At most this many bytes a second written into the set (none: as fast
     /// as the job runs; it already runs at the lowest CPU priority).
     pub max_bytes_per_second: Option<u64>,
+    /// The task that runs this backup (none: asked for by hand), for its records.
+    pub task: Option<String>,
 }
 
 /// Keeps a job's writing at or under a rate: [`Pace::wait`] sleeps while

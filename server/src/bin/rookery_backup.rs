@@ -149,7 +149,8 @@ fn compact_offline(args: &Args) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-    let options = CompactOptions { up_to: args.up_to.clone(), set_secret: secret, source_database: args.source_database_name.clone() };
+    let options =
+        CompactOptions { up_to: args.up_to.clone(), set_secret: secret, source_database: args.source_database_name.clone(), task: None };
     let prepared = match location_from_cli(&args.dest).and_then(|location| compact::prepare(location, &options)) {
         Ok(p) => p,
         Err(e) => {

@@ -41,6 +41,17 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// The `kind` label of the job metrics.
+    #[must_use]
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Self::Backup => "backup",
+            Self::Restore => "restore",
+            Self::Import => "import",
+            Self::Compact => "compaction",
+        }
+    }
+
     /// The word that starts the job's messages ("Backup failed: ...").
     #[must_use]
     pub fn label(self) -> &'static str {
@@ -178,6 +189,7 @@ pub struct Job {
     hold: Option<JobHold>,
     registration: Registration,
     completion: Arc<Completion>,
+    monitor: Option<Arc<crate::monitor::outcomes::Monitor>>,
 }
 
 impl Job {
@@ -193,7 +205,14 @@ impl Job {
         scope: &str,
     ) -> Self {
         let (cancel, registration) = running.register(kind, scope);
-        Self { kind, reporter, cancel, slot, hold, registration, completion: Arc::default() }
+        Self { kind, reporter, cancel, slot, hold, registration, completion: Arc::default(), monitor: None }
+    }
+
+    /// Counts the job's end in `monitor`'s metrics (`rookery_jobs_total`).
+    #[must_use]
+    pub fn observed_by(mut self, monitor: &Arc<crate::monitor::outcomes::Monitor>) -> Self {
+        self.monitor = Some(monitor.clone());
+        self
     }
 
     /// The job's end, to wait for.
@@ -223,8 +242,9 @@ impl Job {
             let guard = guard;
             lower_priority();
             let mut job = self;
+            let started = std::time::Instant::now();
             let result = body(&mut job);
-            let Job { kind, reporter, slot, hold, registration, completion, .. } = job;
+            let Job { kind, reporter, slot, hold, registration, completion, monitor, .. } = job;
             let outcome = match &result {
                 Ok(value) => Outcome { status: reporter.succeed(&done(value)), error: None },
                 Err(e) if e.code() == ErrorCode::Canceled => {
@@ -238,6 +258,14 @@ impl Job {
                     Outcome { status, error: Some((e.code(), e.to_string())) }
                 }
             };
+            if let Some(monitor) = monitor {
+                let outcome_label = match &outcome.error {
+                    None => "succeeded",
+                    Some((ErrorCode::Canceled, _)) => "canceled",
+                    Some(_) => "failed",
+                };
+                monitor.metrics.job_ended(kind.metric_label(), outcome_label, started.elapsed().as_secs_f64());
+            }
             // The status says the job ended before its slot is free.
             drop((registration, hold, slot));
             completion.finish(outcome);

@@ -114,13 +114,18 @@ impl Rookery {
         };
         reporter.set_total(plan.total_records());
         let database_name = name.clone();
-        let catalog = self.catalog.clone();
-        let job = Job::new(JobKind::Restore, slot, None, reporter, &self.running, "");
+        let (catalog, monitor) = (self.catalog.clone(), self.monitor.clone());
+        let job = Job::new(JobKind::Restore, slot, None, reporter, &self.running, "").observed_by(&self.monitor);
         let completion = job.completion();
         let thread = job
             .spawn(
                 format!("restore-{name}"),
-                move |job| run_restore(&catalog, &plan, &reservation, defrag, master.as_ref(), job),
+                move |job| {
+                    let result = run_restore(&catalog, &plan, &reservation, defrag, master.as_ref(), job);
+                    let ended = result.as_ref().map(|s| s.last_set_id.as_str()).map_err(|e| (e.code(), e.to_string()));
+                    monitor.restore_ended(&name, ended.as_ref().map(|s| *s).map_err(|(c, m)| (*c, m.as_str())));
+                    result
+                },
                 |s| {
                     format!(
                         "Restore completed: database '{}' with {}, up to {} (etag {})",

@@ -48,7 +48,7 @@ impl Rookery {
         let hold = self.catalog.hold(&db)?;
         let reporter =
             StatusReporter::start(db.clone(), SMUGGLER_STATUS_ID, JobStatus::default(), &format!("Import into '{}' started", db.name))?;
-        let job = Job::new(JobKind::Import, slot, Some(hold), reporter, &self.running, &db.name);
+        let job = Job::new(JobKind::Import, slot, Some(hold), reporter, &self.running, &db.name).observed_by(&self.monitor);
         let thread = job
             .spawn(
                 format!("import-{}", db.name),

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod digest;
 pub mod error;
 pub mod files;
+pub mod internal;
 pub mod record;
 pub mod store;
 

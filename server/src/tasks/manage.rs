@@ -86,6 +86,13 @@ impl Rookery {
                 return Err(TaskError::Invalid("Continuous.MaxLagSeconds is 1 to 3600.".into()));
             }
         }
+        if let Some(objective) = &task.recovery_point_objective {
+            let parsed =
+                crate::config::parse_duration(objective).map_err(|e| TaskError::Invalid(format!("RecoveryPointObjective: {e}")))?;
+            if !(60..=366 * 86_400).contains(&parsed.as_secs()) {
+                return Err(TaskError::Invalid("RecoveryPointObjective is 1 minute (1m) to 366 days (366d).".into()));
+            }
+        }
         if task.compact && task.backup_type == rookery_types::BackupType::Snapshot {
             return Err(TaskError::Invalid(
                 "Compact folds logical sets; a task whose full backups are snapshots cannot compact (choose one).".into(),
@@ -212,6 +219,7 @@ impl Rookery {
             compact: t.compact,
             continuous: t.continuous.clone(),
             drill: t.drill.clone(),
+            recovery_point_objective: t.recovery_point_objective.clone(),
             include_encryption_key: t.include_encryption_key,
             has_backup_passphrase: stored.sealed_passphrase.is_some(),
             has_backup_encryption_key: stored.sealed_key.is_some(),
@@ -236,9 +244,10 @@ impl Rookery {
     fn compaction_instead_of_full(
         &self,
         db: &DatabaseHandle,
-        location: &str,
+        stored: &StoredTask,
         set_secret: Option<crate::backup::sealed::SetSecret>,
     ) -> Result<Compaction, TaskError> {
+        let location = stored.task.backup_location.as_str();
         let opened = self.open_backup_location(location, None)?;
         let scanned = crate::backup::location::scan(&opened)?;
         let Some(chain) = scanned.newest_chain_of(db.store().database_id()) else { return Ok(Compaction::NoChain) };
@@ -246,7 +255,7 @@ impl Rookery {
             return Ok(Compaction::NothingToFold);
         }
         let up_to = chain.sets.last().map(|s| s.manifest.set_id.clone());
-        let options = crate::backup::compact::CompactOptions { up_to, set_secret, source_database: None };
+        let options = crate::backup::compact::CompactOptions { up_to, set_secret, source_database: None, task: Some(stored.name.clone()) };
         Ok(Compaction::Started(self.start_compaction(location, None, &options)?))
     }
 
@@ -278,7 +287,7 @@ impl Rookery {
         let mut incremental = kind == BackupKind::Incremental;
         if kind == BackupKind::Full && stored.task.compact {
             // Forever-incremental: a full is folded from the sets, not read from the database.
-            match self.compaction_instead_of_full(db, &stored.task.backup_location, set_secret.clone())? {
+            match self.compaction_instead_of_full(db, stored, set_secret.clone())? {
                 Compaction::Started(handle) => {
                     let run = TaskRun { set_id: handle.set_id.clone(), completion: handle.completion(), compaction: true };
                     self.tasks.started(&db.name, &stored.name, handle, kind);
@@ -297,6 +306,7 @@ impl Rookery {
             backup_type: stored.task.backup_type,
             copy_files: false,
             max_bytes_per_second: None,
+            task: Some(stored.name.clone()),
         };
         let handle = self.start_backup(&db.name, options)?;
         let run = TaskRun { set_id: handle.set_id.clone(), completion: handle.completion(), compaction: false };

@@ -53,6 +53,8 @@ pub struct Tasks {
     wake: (Mutex<bool>, Condvar),
     /// Counts the scheduler's rounds of recording finished runs.
     recorded: (Mutex<u64>, Condvar),
+    /// When the recovery points were last checked against the objectives.
+    staleness_checked: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Tasks {
@@ -123,6 +125,17 @@ impl Tasks {
         let rt = map.entry(runtime_key(database, task)).or_default();
         rt.last_started = Some(Instant::now());
         rt.running.push(Run { handle, started: Instant::now() });
+    }
+
+    /// Whether `every` has passed since the last check of staleness (and
+    /// then counts this one as done).
+    pub(crate) fn staleness_due(&self, every: Duration) -> bool {
+        let mut last = self.staleness_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// Seconds the oldest unshipped change of a continuous task has waited.

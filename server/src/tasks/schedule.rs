@@ -50,6 +50,15 @@ impl Schedule {
         self.next_after(zone, after).is_some_and(|t| t <= until)
     }
 
+    /// The time between the next two occurrences after `now`: how often it
+    /// runs, near now (what "late" and the default objective are measured in).
+    #[must_use]
+    pub fn interval(&self, zone: &TimeZone, now: Timestamp) -> Option<std::time::Duration> {
+        let first = self.next_after(zone, now)?;
+        let second = self.next_after(zone, first)?;
+        second.duration_since(first).try_into().ok()
+    }
+
     /// A description of the expression in words ("At 02:00 on Sunday").
     #[must_use]
     pub fn describe(&self) -> String {

@@ -15,18 +15,11 @@ use super::runtime::{runtime_key, Run, Runtime};
 use super::schedule::Schedules;
 use crate::backup::{BackupError, SetKind};
 use crate::engine::Rookery;
+use crate::monitor::{BackupOutcome, RunKind};
 use crate::storage::DatabaseHandle;
 
-/// Whether a client changed the database after `etag` (the server's own
-/// `Raven/` documents, such as the status a backup writes, do not count).
-fn has_client_changes_after(db: &DatabaseHandle, etag: u64) -> bool {
-    if db.store().last_etag() <= etag {
-        return false;
-    }
-    let snapshot = db.store().snapshot();
-    let client = |r: Result<(u64, String), crate::storage::StorageError>| r.map_or(true, |(_, id)| !rookery_types::is_server_owned(&id));
-    snapshot.changes_after(etag).any(client) || snapshot.deletions_after(etag).any(client)
-}
+/// How often the scheduler checks the tasks' recovery points against their objectives.
+const STALENESS_EVERY: Duration = Duration::from_secs(5);
 
 impl Rookery {
     /// Starts the scheduler thread; it stops when the engine is dropped. The
@@ -49,6 +42,9 @@ impl Rookery {
     /// what can start.
     fn scheduler_tick(self: &Arc<Self>) {
         self.reap_finished_runs();
+        if self.tasks.staleness_due(STALENESS_EVERY) {
+            self.check_staleness();
+        }
         let now = Timestamp::now();
         for db in std::iter::once(self.catalog.system()).chain(self.catalog.list()) {
             for record in task_records(&db) {
@@ -98,7 +94,7 @@ impl Rookery {
             // and none at all while its last etag has not moved since a clean look.
             let last_etag = db.store().last_etag();
             let clean = self.tasks.lock().get(&key).and_then(|rt| rt.clean_at) == Some(last_etag);
-            let unshipped = !clean && has_client_changes_after(db, stored.state.last_shipped_etag.unwrap_or(0));
+            let unshipped = !clean && db.store().has_client_changes_after(stored.state.last_shipped_etag.unwrap_or(0));
             let mut map = self.tasks.lock();
             if let Some(rt) = map.get_mut(&key) {
                 rt.clean_at = (!unshipped && rt.running.is_empty()).then_some(last_etag);
@@ -145,6 +141,7 @@ impl Rookery {
                     rt.pending = None;
                 }
                 self.record(db, &stored.name, |state| state.pending = None);
+                self.run_could_not_start(db, stored, kind, &e);
                 Err(e)
             }
         }
@@ -209,6 +206,7 @@ impl Rookery {
         };
         for ((database, task), outcome) in drills {
             let (Some(db), Some(last)) = (self.catalog.get(&database), outcome) else { continue };
+            self.monitor.drill_ended(&db, &task, &last);
             self.record(&db, &task, |state| state.last_drill = Some(last));
         }
         let finished: Vec<((String, String), Run)> = {
@@ -228,7 +226,7 @@ impl Rookery {
             // A continuous task: nothing waits once the set shipped everything;
             // else what waits was changed after that run started, which bounds its age.
             if let Ok(summary) = &result {
-                let left = has_client_changes_after(&db, summary.to_etag);
+                let left = db.store().has_client_changes_after(summary.to_etag);
                 if let Some(rt) = self.tasks.lock().get_mut(&(database.clone(), task.clone())) {
                     if rt.unshipped_since.is_some() {
                         rt.unshipped_since = left.then_some(run.started);
@@ -240,6 +238,13 @@ impl Rookery {
             // A retention that failed is the run's error (the set itself is fine).
             let retention_error = if result.is_ok() { self.retain_after_run(&db, &task) } else { None };
             let now = Timestamp::now();
+            let judged = match (&result, &retention_error) {
+                (Ok(summary), None) => Ok(summary.set_id.as_str()),
+                (Ok(_), Some(e)) => Err((rookery_types::ErrorCode::IoError, e.as_str())),
+                (Err(e), _) => Err((e.code(), "")),
+            };
+            let message = result.as_ref().err().map(ToString::to_string);
+            self.monitor.task_run_ended(&db, &task, judged.map_err(|(code, m)| (code, message.as_deref().unwrap_or(m))));
             match &result {
                 Ok(summary) => self.record(&db, &task, |state| {
                     match summary.kind {
@@ -286,6 +291,28 @@ impl Rookery {
         };
         crate::jobs::status::append_message(db, BACKUP_STATUS_ID, &text, severity);
         failed
+    }
+
+    /// A due run that could not start (its location gone, its key missing):
+    /// a failed run, for the records and the notifications.
+    fn run_could_not_start(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, kind: BackupKind, error: &TaskError) {
+        let now = crate::notify::notifier::now_ms();
+        let kind = match kind {
+            BackupKind::Incremental => RunKind::Incremental,
+            BackupKind::Full if stored.task.backup_type == rookery_types::BackupType::Snapshot => RunKind::Snapshot,
+            BackupKind::Full => RunKind::Full,
+        };
+        let outcome = BackupOutcome {
+            database: db.clone(),
+            task: stored.name.clone(),
+            kind,
+            location: stored.task.backup_location.clone(),
+            started_ms: now,
+            ended_ms: now,
+            result: Err((error.code(), error.to_string())),
+        };
+        self.monitor.backup_ended(&outcome);
+        self.monitor.task_run_ended(db, &stored.name, Err((error.code(), &error.to_string())));
     }
 
     /// Updates a task's stored state (if the task still exists).
