@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::jobs::JobSlot;
+use crate::jobs::slot::JobSlot;
 use crate::storage::{Catalog, StorageError};
 
 /// The engine: a catalog of databases and the jobs that run on them.
@@ -22,7 +22,7 @@ pub struct Rookery {
     pub(crate) running: Arc<crate::jobs::Running>,
     pub(crate) tasks: crate::tasks::runtime::Tasks,
     pub(crate) auth: crate::auth::Authenticator,
-    pub(crate) monitor: Arc<crate::monitor::Monitor>,
+    pub(crate) monitor: Arc<crate::monitor::outcomes::Monitor>,
 }
 
 /// Exports streaming at once, server-wide (each holds a snapshot and a thread).
@@ -45,7 +45,7 @@ impl Rookery {
         let master = crate::crypto::MasterKeySource::new(config.master_key_path());
         let catalog = Arc::new(Catalog::open_with_roots(&config.data_dir, config.durability, master, &config.database_roots)?);
         let auth = crate::auth::Authenticator::new(catalog.system(), config.max_failed_auth);
-        let monitor = Arc::new(crate::monitor::Monitor::new(catalog.system(), config.public_url()));
+        let monitor = Arc::new(crate::monitor::outcomes::Monitor::new(catalog.system(), config.public_url()));
         let rookery = Self {
             config,
             catalog,
@@ -83,7 +83,7 @@ impl Rookery {
 
     /// Metrics, records and notifications.
     #[must_use]
-    pub fn monitor(&self) -> &crate::monitor::Monitor {
+    pub fn monitor(&self) -> &crate::monitor::outcomes::Monitor {
         &self.monitor
     }
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::LastDrill;
+use crate::tasks::LastDrill;
 
 /// How well a database, or one of its tasks, is protected now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

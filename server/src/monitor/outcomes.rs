@@ -10,7 +10,7 @@ use rookery_types::{ErrorCode, LastDrill, NotificationEvent};
 
 use super::metrics::Metrics;
 use super::records::{self, BackupOutcome};
-use crate::notify::{EventFacts, Notifier};
+use crate::notify::notifier::{EventFacts, Notifier};
 use crate::storage::DatabaseHandle;
 
 /// The engine's monitoring: metrics, records and notifications.
