@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 DATA ?= ./data
 BACKUPS ?= /tmp/rookery-backups
 
-.PHONY: run test tools tools-e2e build release lint house unit fuzz e2e bench load soak soak-snapshot test-s3-cluster reset clean
+.PHONY: run test tools tools-e2e build release lint house alerts unit fuzz e2e bench load soak soak-snapshot test-s3-cluster reset clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -35,7 +35,7 @@ run: build
 	./target/debug/rookery-server --data-dir $(DATA) --bind 127.0.0.1:3000 --backup-root $(BACKUPS) --site-root target/site
 
 # Unit, router, integration and fault tests (real servers on free ports), then the studio in Chromium.
-test: tools-e2e lint house unit build fuzz e2e
+test: tools-e2e lint house alerts unit build fuzz e2e
 
 # Formatting and lints: the tree as committed, no warning.
 lint:
@@ -49,6 +49,11 @@ house:
 	@if cargo tree -p server --no-default-features -e normal --prefix none | grep -E '^(leptos|axum)'; then \
 		echo "house: the engine alone depends on the crates above"; exit 1; fi
 	python3 scripts/check-imports.py types/src server/src app/src
+
+# The alert rules that ship in docs/alerts.yml, checked and run on synthetic series.
+alerts:
+	promtool check rules docs/alerts.yml
+	cd docs && promtool test rules alerts.test.yml
 
 unit:
 	cargo test --workspace --features server/failpoints

@@ -3,14 +3,14 @@
 # present at the right version. Safe to run again; used by `make run` and `make test`.
 #
 #   install-tools.sh                 build tools: the wasm target, wasm-bindgen-cli, cargo-leptos
-#   install-tools.sh --with-browser  and what the tests need: Chromium (apt), the Playwright
-#                                    packages (npm), moto and schemathesis (PyPI, in .tools/venv)
+#   install-tools.sh --with-browser  and what the tests need: Chromium and Prometheus (apt), the
+#                                    Playwright packages (npm), moto and schemathesis (PyPI, in .tools/venv)
 #   install-tools.sh --python        only the Python tools (.tools/venv)
 #   install-tools.sh --release       and npm's binaryen (wasm-opt) in .tools/
 #
 # What it assumes and does not install itself: rustup and cargo (https://rustup.rs).
 # What it installs with apt when missing (as root, or through sudo): curl,
-# python3 with its venv module, node and npm, chromium. Without root it stops
+# python3 with its venv module, node and npm, chromium, prometheus. Without root it stops
 # with one line naming what is missing.
 set -euo pipefail
 
@@ -44,6 +44,10 @@ fi
 if [ "$MODE" = "--with-browser" ] && [ ! -x /usr/bin/chromium ]; then
   missing+=(chromium)
 fi
+# Prometheus and promtool (the alert rules' tests, and a real scrape in the integration tests).
+if [ "$MODE" = "--with-browser" ] && { ! need_cmd promtool || ! need_cmd prometheus; }; then
+  missing+=(prometheus)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if ! need_cmd apt-get || ! can_root; then
     echo "install-tools: missing ${missing[*]}: install them (apt-get install ${missing[*]}) as root, then run this again" >&2
@@ -51,7 +55,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "==> apt-get install ${missing[*]}"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  others=()
+  for p in "${missing[@]}"; do [ "$p" = prometheus ] || others+=("$p"); done
+  if [ ${#others[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${others[@]}" >/dev/null
+  fi
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    # Only its binaries are used (on loopback ports, by the tests): no exporter, and no service left running.
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if command -v systemctl >/dev/null 2>&1; then as_root systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  fi
 fi
 
 # Python tools in a virtual environment (a stock Debian refuses pip into the system Python).

@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! Rookery: a document database server with online backup and verified restore.
 //!
 //! [`Rookery`] is the engine: storage, backup, restore, import and export,

@@ -281,3 +281,108 @@ fn human(seconds: f64) -> String {
         format!("{:.1} d", seconds / 86_400.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::records::{BackupOutcome, RunKind, SetWritten};
+    use crate::notify::notifier::{Delivery, OUTBOX_PREFIX};
+    use rookery_types::{BackupTask, NotificationEvent, PutNotificationRequest};
+
+    fn view(age_s: Option<i64>, interval_s: u64, objective_s: u64, now_ms: i64) -> TaskView {
+        TaskView {
+            task: "t".into(),
+            location: "/b".into(),
+            disabled: false,
+            point_ms: age_s.map(|a| now_ms - a * 1000),
+            up_to_date: false,
+            last_set_id: None,
+            last_success_ms: None,
+            interval: Some(Duration::from_secs(interval_s)),
+            objective: Duration::from_secs(objective_s),
+            health: TaskHealth::default(),
+            state: ProtectionState::Ok,
+            next_backup: None,
+            continuous: None,
+            drill: None,
+            records: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_task_is_ok_late_stale_failed_or_disabled() {
+        let now = 10_000_000_000;
+        assert_eq!(state_of(&view(Some(3000), 3600, 7200, now), now), ProtectionState::Ok);
+        assert_eq!(state_of(&view(Some(3700), 3600, 7200, now), now), ProtectionState::Ok, "within the grace of a tenth");
+        assert_eq!(state_of(&view(Some(4000), 3600, 7200, now), now), ProtectionState::Late);
+        assert_eq!(state_of(&view(Some(7300), 3600, 7200, now), now), ProtectionState::Stale);
+        assert_eq!(state_of(&view(None, 3600, 7200, now), now), ProtectionState::Late, "no backup yet");
+        let mut up_to_date = view(Some(99_999), 3600, 7200, now);
+        up_to_date.up_to_date = true;
+        assert_eq!(state_of(&up_to_date, now), ProtectionState::Ok, "nothing changed since the newest set");
+        let mut failing = view(Some(10), 3600, 7200, now);
+        failing.health.failing = true;
+        assert_eq!(state_of(&failing, now), ProtectionState::Failed);
+        let mut off = failing.clone();
+        off.disabled = true;
+        assert_eq!(state_of(&off, now), ProtectionState::Disabled);
+        assert_eq!(worse(ProtectionState::Late, ProtectionState::Failed), ProtectionState::Failed);
+        assert_eq!(worse(ProtectionState::Stale, ProtectionState::Ok), ProtectionState::Stale);
+    }
+
+    fn outbox(rookery: &Rookery) -> Vec<NotificationEvent> {
+        rookery.catalog.system().store().internal_json_with_prefix::<Delivery>(OUTBOX_PREFIX).into_iter().map(|d| d.event).collect()
+    }
+
+    #[test]
+    fn a_stale_task_is_announced_once_and_its_recovery_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rookery = Rookery::open(crate::config::Config::for_tests(&dir.path().join("data"))).expect("opens");
+        let db = rookery.catalog().create("Shop").expect("creates");
+        db.store().put("orders/1", b"{}", None).expect("puts");
+        let location = dir.path().join("b").display().to_string();
+        let task = BackupTask {
+            backup_location: location.clone(),
+            full_backup_frequency: Some("0 * * * *".into()),
+            recovery_point_objective: Some("2h".into()),
+            ..Default::default()
+        };
+        rookery.put_task("Shop", "hourly", task).expect("puts the task");
+        let hook = PutNotificationRequest {
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec![NotificationEvent::BackupStale, NotificationEvent::BackupRecovered],
+            ..Default::default()
+        };
+        rookery.put_notification("ops", &hook).expect("puts the webhook");
+        // A set three hours old, and a change after it.
+        let now = crate::notify::notifier::now_ms();
+        let set = |started_ms: i64, to_etag: u64| BackupOutcome {
+            database: db.clone(),
+            task: "hourly".into(),
+            kind: RunKind::Full,
+            location: location.clone(),
+            started_ms,
+            ended_ms: started_ms + 1000,
+            result: Ok(SetWritten { set_id: "20261126T050000Z-full".into(), bytes: 1, documents: 1, to_etag }),
+        };
+        crate::monitor::records::record(&rookery.catalog.system(), &set(now - 3 * 3600 * 1000, 0)).expect("records");
+        rookery.check_staleness();
+        rookery.check_staleness();
+        assert_eq!(outbox(&rookery), [NotificationEvent::BackupStale], "announced once");
+        let overview = rookery.protection();
+        let shop = overview.databases.iter().find(|d| d.database == "Shop").expect("Shop");
+        assert_eq!(shop.state, ProtectionState::Stale);
+        assert!(shop.tasks[0].recovery_point_age_seconds.is_some_and(|a| a > 3.0 * 3600.0 - 60.0));
+        // A new set that holds every change: up to date, and recovered.
+        let last = db.store().last_etag();
+        let outcome = set(now, last);
+        crate::monitor::records::record(&rookery.catalog.system(), &outcome).expect("records");
+        rookery.monitor.task_run_ended(&db, "hourly", Ok("20261126T080000Z-full"));
+        rookery.check_staleness();
+        assert_eq!(outbox(&rookery), [NotificationEvent::BackupStale, NotificationEvent::BackupRecovered]);
+        let overview = rookery.protection();
+        let shop = overview.databases.iter().find(|d| d.database == "Shop").expect("Shop");
+        assert_eq!(shop.state, ProtectionState::Ok, "{shop:?}");
+        assert!(shop.up_to_date);
+    }
+}

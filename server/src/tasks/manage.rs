@@ -149,7 +149,14 @@ impl Rookery {
         let db = self.task_database(database)?;
         let stored = self.read_task(&db, name)?.ok_or_else(|| TaskError::NotFound(name.to_string()))?;
         let kind = if incremental { BackupKind::Incremental } else { BackupKind::Full };
-        self.start_task_run(&db, &stored, kind)
+        let run = self.start_task_run(&db, &stored, kind);
+        match &run {
+            // Another backup runs: nothing was tried.
+            Err(TaskError::Backup(crate::backup::BackupError::AlreadyRunning | crate::backup::BackupError::CompactionAlreadyRunning)) => {}
+            Err(e) => self.run_could_not_start(&db, &stored, kind, e),
+            Ok(_) => {}
+        }
+        run
     }
 
     /// Blocks until the task's runs that ended are recorded (their

@@ -295,7 +295,7 @@ impl Rookery {
 
     /// A due run that could not start (its location gone, its key missing):
     /// a failed run, for the records and the notifications.
-    fn run_could_not_start(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, kind: BackupKind, error: &TaskError) {
+    pub(super) fn run_could_not_start(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask, kind: BackupKind, error: &TaskError) {
         let now = crate::notify::notifier::now_ms();
         let kind = match kind {
             BackupKind::Incremental => RunKind::Incremental,

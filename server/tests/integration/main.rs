@@ -13,6 +13,7 @@ mod encryption;
 mod faults;
 mod house;
 mod logs;
+mod monitor;
 mod readme;
 mod reference;
 mod restore;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod receiver;
 pub mod s3;
 
 use serde_json::{json, Value};
@@ -51,6 +52,8 @@ pub struct TestServer {
     env: Vec<(String, String)>,
     args: Vec<String>,
     agent: ureq::Agent,
+    /// The lines the server printed after its first (since its last start).
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl TestServer {
@@ -78,7 +81,7 @@ impl TestServer {
             .build()
             .into();
         let args = args.iter().map(|a| a.to_string()).collect();
-        let mut server = Self { dir, data_dir, url: String::new(), child: None, env, args, agent };
+        let mut server = Self { dir, data_dir, url: String::new(), child: None, env, args, agent, printed: std::sync::Arc::default() };
         server.spawn();
         server
     }
@@ -110,9 +113,22 @@ impl TestServer {
         let url = first.rsplit(' ').next().expect("an address").to_string();
         assert!(url.starts_with("http://127.0.0.1:"), "unexpected first line: {first}");
         // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        self.printed = printed.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                printed.lock().expect("lock").push(line);
+            }
+        });
         self.url = url;
         self.child = Some(child);
+    }
+
+    /// The first line the server printed (after its address) that starts with `prefix`.
+    pub fn printed_line(&self, prefix: &str) -> String {
+        wait_until(&format!("a line starting with '{prefix}'"), || {
+            self.printed.lock().expect("lock").iter().find(|l| l.starts_with(prefix)).cloned()
+        })
     }
 
     /// Restarts the server on the same data directory (after a kill or a stop).

@@ -166,6 +166,22 @@ impl S3Server {
         assert_eq!(status, 204, "delete {key}");
     }
 
+    /// Deletes the bucket and everything in it (as an operator's mistake would).
+    pub fn delete_bucket(&self) {
+        for key in self.keys("") {
+            self.delete(&key);
+        }
+        let url = format!("{}/{}", self.direct, self.bucket);
+        let status = self.agent.delete(&url).header("Authorization", AUTHORIZATION).call().expect("delete bucket").status().as_u16();
+        assert_eq!(status, 204, "delete bucket");
+    }
+
+    /// Creates the bucket again.
+    pub fn create_bucket(&self) {
+        let status = self.agent.put(&format!("{}/{}", self.direct, self.bucket)).send_empty().expect("create bucket").status().as_u16();
+        assert_eq!(status, 200, "create bucket");
+    }
+
     /// Cuts the relay: every open connection is dropped and new ones are
     /// closed at once, as a dead endpoint would.
     pub fn cut(&self) {
