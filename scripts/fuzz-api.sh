@@ -45,6 +45,7 @@ call -XPUT "$URL/admin/backup/tasks/nightly" -d "{\"BackupLocation\": \"$WORK/ba
 call -XPUT "$URL/databases/Walk/admin/backup/tasks/weekly" -d "{\"BackupLocation\": \"$LOCATION\", \"FullBackupFrequency\": \"0 3 * * 0\"}"
 call -XPUT "$URL/admin/backup/tasks/weekly" -d "{\"BackupLocation\": \"$WORK/backups/system\", \"FullBackupFrequency\": \"0 3 * * 0\"}"
 call -XPUT "$URL/admin/users/reader" -d '{"Password": "reader-pw", "Role": "ReadOnly"}'
+call -XPUT "$URL/admin/notifications/ops" -d '{"Url": "http://127.0.0.1:9/hook", "Events": ["BackupFailed"], "Secret": "fuzz-secret-0123456789"}'
 # The static configuration, and the values of this run's fixtures.
 CONFIG="$WORK/schemathesis.toml"
 cat "$ROOT/scripts/fuzz/schemathesis.toml" > "$CONFIG"
@@ -61,6 +62,7 @@ values = ["$LOCATION", "$WORK/backups/system", "$WORK/backups/other"]
 "body.BackupLocation" = { dictionary = "locations", probability = 0.5 }
 "body.FullBackupFrequency" = { dictionary = "crons", probability = 0.6 }
 "body.IncrementalBackupFrequency" = { dictionary = "crons", probability = 0.3 }
+"body.Url" = { dictionary = "urls", probability = 0.7 }
 TOML
 
 status=0

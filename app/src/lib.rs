@@ -14,7 +14,8 @@ use leptos_router::path;
 use pages::backup::BackupPage;
 use pages::databases::DatabasesPage;
 use pages::documents::DocumentsPage;
-use pages::login::{IdentityBadge, RequireRole};
+use pages::login::{allowed, AuthContext, IdentityBadge, RequireRole};
+use pages::overview::OverviewPage;
 use pages::restore::RestorePage;
 use pages::smuggler::SmugglerPage;
 use rookery_types::Role;
@@ -51,7 +52,8 @@ pub fn App() -> impl IntoView {
                 <Sidebar auth/>
                 <main class="content">
                     <Routes fallback=|| view! { <NotFound/> }>
-                        <Route path=path!("/studio") view=|| view! { <RequireRole role=Role::ReadOnly><DatabasesPage/></RequireRole> }/>
+                        <Route path=path!("/studio") view=FrontPage/>
+                        <Route path=path!("/studio/protection") view=|| view! { <RequireRole role=Role::Admin><OverviewPage/></RequireRole> }/>
                         <Route path=path!("/studio/databases") view=|| view! { <RequireRole role=Role::ReadOnly><DatabasesPage/></RequireRole> }/>
                         <Route path=path!("/studio/documents") view=|| view! { <RequireRole role=Role::ReadOnly><DocumentsPage/></RequireRole> }/>
                         <Route path=path!("/studio/backup") view=|| view! { <RequireRole role=Role::Admin><BackupPage/></RequireRole> }/>
@@ -81,6 +83,7 @@ fn Sidebar(auth: pages::login::AuthContext) -> impl IntoView {
                 <li><A href="/studio/documents">"Documents"</A></li>
                 <Transition fallback=|| ()>
                     <Show when=admin>
+                        <li><A href="/studio/protection">"Protection"</A></li>
                         <li><A href="/studio/backup">"Backup"</A></li>
                         <li><A href="/studio/restore">"Restore"</A></li>
                         <li><A href="/studio/smuggler">"Import/Export"</A></li>
@@ -93,6 +96,26 @@ fn Sidebar(auth: pages::login::AuthContext) -> impl IntoView {
             </div>
         </nav>
     }
+}
+
+/// The studio's front page: the protection overview for an administrator,
+/// the databases for anyone else.
+#[component]
+fn FrontPage() -> impl IntoView {
+    let Some(auth) = use_context::<AuthContext>() else {
+        return view! { <p>"Missing authentication context"</p> }.into_any();
+    };
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match auth.me.await {
+                    Ok(me) if allowed(&me, Role::Admin) => view! { <OverviewPage/> }.into_any(),
+                    _ => view! { <RequireRole role=Role::ReadOnly><DatabasesPage/></RequireRole> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+    .into_any()
 }
 
 #[component]

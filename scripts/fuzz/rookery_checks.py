@@ -27,6 +27,7 @@ PROTECTED = [
     ("/admin/databases/{name}", "name", "Walk"),
     ("/admin/backup/tasks/{name}", "name", "nightly"),
     ("/databases/{db}/admin/backup/tasks/{name}", "name", "nightly"),
+    ("/admin/notifications/{name}", "name", "ops"),
 ]
 
 

@@ -119,6 +119,9 @@ pub struct BackupSetInfo {
     pub deletion_count: u64,
     pub size_bytes: u64,
     pub encrypted: bool,
+    /// How long writing the set took (sets written by this version on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     /// True when every checksum and link of this set verified.
     pub verified: bool,
     /// What is wrong with this set, when `Verified` is false.

@@ -117,10 +117,10 @@ pub struct PutNotificationRequest {
     /// The events to send (at least one; `Test` is not one).
     #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub events: Vec<NotificationEvent>,
-    /// Write-only: signs each body (`X-Rookery-Signature`), 16 to 1024 bytes.
-    /// Left out, the webhook keeps its secret; empty, it has none.
+    /// Write-only: signs each body (`X-Rookery-Signature`), 16 to 1024
+    /// characters. Left out, the webhook keeps its secret; empty, it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^$|^[\s\S]{16,1024}$"))]
     pub secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,

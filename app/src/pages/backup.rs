@@ -6,6 +6,7 @@ use leptos_router::hooks::use_navigate;
 use leptos_router::NavigateOptions;
 
 use super::common::{query_param, DatabaseSelect, ErrorBanner};
+use super::notifications::NotificationsSection;
 use super::sets::{check_backup_location, fetch_listing, BackupSetsTable, ListingResult};
 use super::status::{fetch_status, poll_while_running, JobKind, JobStatusPanel, StartJobActions, StatusResult};
 use super::tasks::BackupTasksSection;
@@ -113,6 +114,7 @@ pub fn BackupPage() -> impl IntoView {
             </div>
             <BackupTasksSection db default_location=Signal::derive(move || location.get().trim().to_string())/>
             <BackupHistoryCard sets history_refresh chosen_location location passphrase set_error/>
+            <NotificationsSection/>
         </section>
     }
 }

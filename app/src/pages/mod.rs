@@ -5,6 +5,8 @@ pub mod common;
 pub mod databases;
 pub mod documents;
 pub mod login;
+pub mod notifications;
+pub mod overview;
 pub mod restore;
 pub mod sets;
 pub mod smuggler;

@@ -173,6 +173,7 @@ mod tests {
             deletion_count: 0,
             size_bytes: 10,
             encrypted: false,
+            duration_ms: None,
             verified: true,
             problems: vec![],
         }

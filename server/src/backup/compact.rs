@@ -275,6 +275,7 @@ fn write(
         content_digest: tip.manifest.content_digest.clone(),
         compacted_from: Some(prepared.set_ids()),
         storage_format: None,
+        duration_ms: None,
         mac: None,
     };
     let final_dir = commit_set(target, &mut manifest, new_key.as_ref().map(|k| &k.key), cancel)?;

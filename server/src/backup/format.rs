@@ -169,6 +169,10 @@ pub struct Manifest {
     /// Snapshot sets: the storage format their files need (`fjall-3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_format: Option<String>,
+    /// How long writing the set took, in milliseconds (sets written from
+    /// now on; the studio's chart of backup durations reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     /// Encrypted sets (version 2 on): a MAC of the manifest without this
     /// field, under the set key (see `sealed::manifest_mac`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

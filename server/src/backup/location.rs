@@ -838,6 +838,7 @@ pub fn listing(location: &Location, depth: Depth) -> Result<BackupListing, Backu
                 deletion_count: m.deletion_count,
                 size_bytes: set.size_bytes,
                 encrypted: m.encryption.is_some(),
+                duration_ms: m.duration_ms,
                 verified: problems.is_empty(),
                 problems,
             });

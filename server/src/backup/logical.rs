@@ -115,6 +115,7 @@ pub(super) fn write_set(
         content_digest: Some(content_digest),
         compacted_from: None,
         storage_format: None,
+        duration_ms: None,
         mac: None,
     };
     let final_dir = commit_set(target, &mut manifest, prepared.set_key.as_ref().map(|k| &k.key), cancel)?;

@@ -209,6 +209,7 @@ pub(super) fn write_set(
         content_digest: Some(state.digest.to_hex()),
         compacted_from: None,
         storage_format: Some(STORAGE_FORMAT.to_string()),
+        duration_ms: None,
         mac: None,
     };
     let final_dir = commit_set(target, &mut manifest, set_key, cancel)?;

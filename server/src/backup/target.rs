@@ -20,8 +20,8 @@ use crate::jobs::CancelToken;
 
 /// Where the files of one new set go, and how it becomes complete.
 pub(super) enum Target {
-    Folder { location: PathBuf, temp: PathBuf, set_id: String },
-    Objects { location: Arc<ObjectLocation>, set_id: String },
+    Folder { location: PathBuf, temp: PathBuf, set_id: String, started: std::time::Instant },
+    Objects { location: Arc<ObjectLocation>, set_id: String, started: std::time::Instant },
 }
 
 /// One file being written.
@@ -64,9 +64,11 @@ impl Target {
                 std::fs::create_dir_all(path).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", path.display())))?;
                 let temp = temp_dir(path, set_id);
                 std::fs::create_dir(&temp).map_err(|e| BackupError::Io(format!("cannot create the set folder: {e}")))?;
-                Ok(Self::Folder { location: path.clone(), temp, set_id: set_id.to_string() })
+                Ok(Self::Folder { location: path.clone(), temp, set_id: set_id.to_string(), started: std::time::Instant::now() })
             }
-            Location::Objects(o) => Ok(Self::Objects { location: o.clone(), set_id: set_id.to_string() }),
+            Location::Objects(o) => {
+                Ok(Self::Objects { location: o.clone(), set_id: set_id.to_string(), started: std::time::Instant::now() })
+            }
         }
     }
 
@@ -79,7 +81,7 @@ impl Target {
                 }
                 Ok(FileSink::Folder(BufWriter::with_capacity(1 << 20, File::create(path)?)))
             }
-            Self::Objects { location, set_id } => Ok(FileSink::Object(location.create(&format!("{set_id}/{name}")))),
+            Self::Objects { location, set_id, .. } => Ok(FileSink::Object(location.create(&format!("{set_id}/{name}")))),
         }
     }
 
@@ -122,7 +124,7 @@ impl Target {
     pub(super) fn commit(&self, manifest_json: Vec<u8>, sums: Vec<u8>) -> Result<PathBuf, BackupError> {
         let io = |what: &'static str| move |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("{what}: {m}")));
         match self {
-            Self::Folder { location, temp, set_id } => {
+            Self::Folder { location, temp, set_id, .. } => {
                 write_synced(&temp.join(MANIFEST), &manifest_json).map_err(io("cannot write the manifest"))?;
                 failpoint::hit("backup.after_manifest");
                 write_synced(&temp.join(SHA256SUMS), &sums).map_err(io("cannot write SHA256SUMS"))?;
@@ -134,7 +136,7 @@ impl Target {
                 failpoint::hit("backup.after_rename");
                 Ok(final_dir)
             }
-            Self::Objects { location, set_id } => {
+            Self::Objects { location, set_id, .. } => {
                 location.put(&format!("{set_id}/{SHA256SUMS}"), sums).map_err(io("cannot upload SHA256SUMS"))?;
                 failpoint::hit("backup.before_rename");
                 // The manifest last: the set is complete once it exists.
@@ -156,7 +158,7 @@ impl Target {
                     }
                 }
             }
-            Self::Objects { location, set_id } => {
+            Self::Objects { location, set_id, .. } => {
                 if let Err(e) = location.delete_set(set_id) {
                     tracing::warn!(error = %e, set = %set_id, "cannot remove a failed backup's objects; the next backup removes them");
                 }
@@ -173,6 +175,8 @@ pub(super) fn commit_set(
     set_key: Option<&crate::crypto::Key>,
     cancel: &CancelToken,
 ) -> Result<PathBuf, BackupError> {
+    let (Target::Folder { started, .. } | Target::Objects { started, .. }) = target;
+    manifest.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     if let Some(key) = set_key {
         let canonical = manifest.canonical_bytes().map_err(|e| BackupError::Io(e.to_string()))?;
         manifest.mac = Some(super::sealed::manifest_mac(key, &canonical));

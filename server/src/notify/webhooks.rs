@@ -15,7 +15,7 @@ pub const WEBHOOK_PREFIX: &str = "notify/webhooks/";
 pub const STATUS_PREFIX: &str = "notify/status/";
 /// At most this many webhooks on a server.
 pub const MAX_WEBHOOKS: usize = 100;
-/// A secret's length in bytes, at least and at most.
+/// A secret's length in characters, at least and at most.
 pub const SECRET_LENGTH: std::ops::RangeInclusive<usize> = 16..=1024;
 
 /// What can go wrong with a webhook.
@@ -131,9 +131,9 @@ pub fn validate(request: &PutNotificationRequest) -> Result<(), NotifyError> {
         return Err(NotifyError::Invalid("Test is sent by POST .../test only; it is not an event to subscribe to.".into()));
     }
     if let Some(secret) = request.secret.as_deref().filter(|s| !s.is_empty()) {
-        if !SECRET_LENGTH.contains(&secret.len()) {
+        if !SECRET_LENGTH.contains(&secret.chars().count()) {
             return Err(NotifyError::Invalid(format!(
-                "Secret must be {} to {} bytes long (or empty, to remove it).",
+                "Secret must be {} to {} characters long (or empty, to remove it).",
                 SECRET_LENGTH.start(),
                 SECRET_LENGTH.end()
             )));
