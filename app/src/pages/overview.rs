@@ -110,7 +110,8 @@ fn DatabaseRow(db: DatabaseProtection) -> impl IntoView {
     let tasks = if db.tasks.is_empty() {
         view! { <span class="muted">"No backup task"</span> }.into_any()
     } else {
-        db.tasks.iter().cloned().map(|task| view! { <TaskLine task/> }).collect_view().into_any()
+        let lines = db.tasks.iter().cloned().map(|task| view! { <TaskLine task/> }).collect_view();
+        view! { <ul class="task-lines">{lines}</ul> }.into_any()
     };
     let name = db.database.clone();
     view! {
@@ -118,7 +119,7 @@ fn DatabaseRow(db: DatabaseProtection) -> impl IntoView {
             <th scope="row">{db.database.clone()}</th>
             <td><span class=class>{word}</span></td>
             <td>{point}</td>
-            <td><ul class="task-lines">{tasks}</ul></td>
+            <td>{tasks}</td>
             <td>{location.map(|l| view! { <SetsChart database=name.clone() location=l/> })}</td>
         </tr>
     }
@@ -151,24 +152,18 @@ fn TaskLine(task: TaskProtection) -> impl IntoView {
 #[component]
 fn SetsChart(database: String, location: String) -> impl IntoView {
     let path = format!("/admin/backup/sets?location={}&verify=false", encode_query(&location));
-    let listing = Resource::new(
-        || (),
-        move |_| {
-            let path = path.clone();
-            async move { get_json::<BackupListing>(&path).await }
-        },
-    );
-    view! {
-        <Transition fallback=|| ()>
-            {move || {
-                let database = database.clone();
-                Suspend::new(async move {
-                    let sets = listing.await.map(|l| chart_sets(&l, &database)).unwrap_or_default();
-                    chart(&database, &sets).into_any()
-                })
-            }}
-        </Transition>
-    }
+    // Read in the browser only, after hydration: the server renders the page
+    // without listing every location, and the chart appears when it is read.
+    let sets = RwSignal::new(None::<Vec<BackupSetInfo>>);
+    let name = database.clone();
+    Effect::new(move |_| {
+        let (path, name) = (path.clone(), name.clone());
+        leptos::task::spawn_local(async move {
+            let listing = get_json::<BackupListing>(&path).await;
+            sets.try_set(Some(listing.map(|l| chart_sets(&l, &name)).unwrap_or_default()));
+        });
+    });
+    move || sets.get().map(|sets| chart(&database, &sets))
 }
 
 /// The newest sets of `database` in a listing, oldest first.
