@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 DATA ?= ./data
 BACKUPS ?= /tmp/rookery-backups
 
-.PHONY: run test tools tools-e2e build release lint house alerts unit fuzz e2e bench load soak soak-snapshot test-s3-cluster reset clean
+.PHONY: run test tools tools-e2e build release lint house alerts unit fuzz e2e bench bench-report load soak soak-snapshot test-s3-cluster reset clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -68,7 +68,13 @@ e2e:
 # The backup/restore benchmark (release build). N=1000000 by default.
 bench: tools
 	bash scripts/install-tools.sh --python
-	cargo run --release -p server --bin rookery-bench -- --documents $${N:-1000000}
+	mkdir -p docs/bench/runs
+	cargo run --release -p server --bin rookery-bench -- --documents $${N:-1000000} \
+		--json docs/bench/runs/$$(date -u +%Y%m%dT%H%M%SZ)-$${N:-1000000}.json
+
+# The last three runs' rows as one chart (docs/bench/chart.svg, shown in the README).
+bench-report:
+	python3 scripts/bench-chart.py docs/bench/runs docs/bench/chart.svg 3
 
 # Mixed load with and without backups against a running server (make run), then a verified restore.
 load:

@@ -3,6 +3,7 @@
 
 mod auth;
 mod backup;
+mod bench;
 mod cancel;
 mod cli;
 mod common;

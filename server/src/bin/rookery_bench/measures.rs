@@ -1,0 +1,267 @@
+//! The bench's steps: each runs its phases `--runs` times in processes of
+//! their own and turns the medians into rows.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::phase::Outcome;
+use crate::report::{Report, Row, Sample};
+use crate::s3::S3Target;
+use crate::system::{drop_caches, du, human, Machine};
+use crate::{Args, Group};
+
+pub struct Bench {
+    pub args: Args,
+    root: PathBuf,
+    s3: Option<S3Target>,
+    /// Samples that later steps divide by (full backup, restore, writes, ...).
+    samples: BTreeMap<&'static str, Sample>,
+    baselines: BTreeMap<&'static str, Sample>,
+}
+
+/// The samples of one figure of a phase's outcomes.
+fn sample(outcomes: &[Outcome], figure: impl Fn(&Outcome) -> f64) -> Sample {
+    Sample::of(outcomes.iter().map(figure).collect())
+}
+
+fn seconds(outcomes: &[Outcome]) -> Sample {
+    sample(outcomes, |o| o.seconds)
+}
+
+fn rss_mb(outcomes: &[Outcome]) -> Sample {
+    sample(outcomes, |o| o.peak_rss_bytes as f64 / 1e6)
+}
+
+impl Bench {
+    pub fn new(args: Args, root: PathBuf) -> Self {
+        Self { args, root, s3: None, samples: BTreeMap::new(), baselines: BTreeMap::new() }
+    }
+
+    pub fn measure_all(&mut self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        self.load();
+        self.baselines();
+        self.backups(&mut rows);
+        if self.wanted(Group::Writes) {
+            self.writes(&mut rows);
+        }
+        self.restores(&mut rows);
+        if self.wanted(Group::Snapshots) {
+            self.snapshots(&mut rows);
+        }
+        self.object_storage(&mut rows);
+        self.smuggler(&mut rows);
+        if self.wanted(Group::Rest) {
+            self.rest_and_continuous(&mut rows);
+        }
+        if self.wanted(Group::Compaction) {
+            self.compaction(&mut rows);
+        }
+        rows
+    }
+
+    fn wanted(&self, group: Group) -> bool {
+        !self.args.skip.contains(&group)
+    }
+
+    /// A sample an earlier step measured (empty when its group was skipped).
+    fn measured(&self, name: &str) -> Sample {
+        self.samples.get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn report<'a>(&self, rows: &'a [Row]) -> Report<'a> {
+        Report {
+            commit: crate::system::commit(),
+            measured_at: jiff::Timestamp::now().to_string(),
+            documents: self.args.documents,
+            runs: self.args.runs as usize,
+            machine: Machine::read(&self.root),
+            baselines: self.baselines.clone(),
+            rows,
+        }
+    }
+
+    /// Runs `name` once in a process of its own.
+    fn phase(&self, name: &str, run: u32) -> Outcome {
+        let exe = std::env::current_exe().expect("the bench's own path");
+        let mut command = Command::new(exe);
+        command.args(["--phase", name, "--run", &run.to_string(), "--bench-id", &self.args.bench_id.to_string()]);
+        command.args(["--documents", &self.args.documents.to_string(), "--writers", &self.args.writers.to_string()]);
+        command.args(["--load-seconds", &self.args.load_seconds.to_string(), "--s3-bucket", &self.args.s3_bucket]);
+        command.arg("--dir").arg(&self.root);
+        if let Some(s3) = &self.s3 {
+            command.args(["--s3-endpoint", &s3.endpoint]);
+        }
+        if let Some(log) = self.s3.as_ref().and_then(S3Target::log) {
+            command.arg("--s3-log").arg(log);
+        }
+        let output = command.stderr(Stdio::inherit()).output().expect("the phase starts");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "));
+        match line {
+            Some(json) if output.status.success() => serde_json::from_str(json).expect("a phase's outcome"),
+            _ => panic!("the phase {name} (run {run}) failed: {}\n{stdout}", output.status),
+        }
+    }
+
+    /// Runs `name` `--runs` times; what runs after the first wrote into
+    /// `root/<output>/run-K` is removed (the first run's sets are read later).
+    fn runs(&self, name: &str, label: &str, output: Option<&str>) -> Vec<Outcome> {
+        (1..=self.args.runs)
+            .map(|run| {
+                let outcome = self.phase(name, run);
+                println!("  {label}, run {run}/{}: {:.3} s, peak RSS {}", self.args.runs, outcome.seconds, human(outcome.peak_rss_bytes));
+                if let (Some(output), true) = (output, run > 1) {
+                    let _ = std::fs::remove_dir_all(self.root.join(output).join(format!("run-{run}")));
+                }
+                outcome
+            })
+            .collect()
+    }
+
+    fn load(&self) {
+        let outcome = self.phase("load", 1);
+        let docs_per_second = self.args.documents as f64 / outcome.seconds;
+        println!("load: {:.1} s ({docs_per_second:.0} docs/s through DocumentStore::put, durability=os)", outcome.seconds);
+    }
+
+    /// `cp -r` of the data directory, and `cp -r` + `sync`, cold caches.
+    fn baselines(&mut self) {
+        let data = self.root.join("data");
+        let copy = self.root.join("cp-copy");
+        let time = |sync: bool| {
+            let runs = (0..self.args.runs)
+                .map(|_| {
+                    drop_caches();
+                    let started = Instant::now();
+                    assert!(Command::new("cp").arg("-r").arg(&data).arg(&copy).status().expect("cp").success());
+                    if sync {
+                        assert!(Command::new("sync").status().expect("sync").success());
+                    }
+                    let t = started.elapsed().as_secs_f64();
+                    let _ = std::fs::remove_dir_all(&copy);
+                    t
+                })
+                .collect();
+            Sample::of(runs)
+        };
+        let (cp, cp_sync) = (time(false), time(true));
+        println!("data directory: {}; cp -r {}; cp -r + sync {}", human(du(&data)), cp.describe("s"), cp_sync.describe("s"));
+        self.baselines.insert("cp -r (s)", cp);
+        self.baselines.insert("cp -r + sync (s)", cp_sync);
+    }
+
+    fn baseline(&self, name: &str) -> &Sample {
+        &self.baselines[name]
+    }
+
+    fn backups(&mut self, rows: &mut Vec<Row>) {
+        let full = self.runs("full", "full backup", None);
+        let sealed = self.runs("sealed", "full backup, encrypted set", Some("backups-sealed"));
+        let incremental = self.runs("incremental", "incremental (1% changed)", None);
+        let full_time = seconds(&full);
+        let data = Sample::of(vec![du(&self.root.join("data")) as f64]);
+        rows.push(Row::ratio("full backup / cp -r + sync", &full_time, self.baseline("cp -r + sync (s)"), "<= 1.5"));
+        rows.push(Row::ratio("backup size / data directory", &sample(&full, |o| o.value("bytes")), &data, "<= 0.5"));
+        rows.push(Row::ratio("encrypted set / plain full backup", &seconds(&sealed), &full_time, "<= 1.3"));
+        rows.push(Row::ratio("incremental (1% changed) / full backup", &seconds(&incremental), &full_time, "<= 0.05"));
+        rows.push(Row::absolute("peak RSS, full backup (MB)", &rss_mb(&full), "< 256"));
+        self.samples.insert("full", full_time);
+    }
+
+    fn writes(&mut self, rows: &mut Vec<Row>) {
+        let quiet = self.runs("writes-quiet", "writes without a backup", None);
+        let backup = self.runs("writes-backup", "writes during back-to-back backups", Some("backups-under-load"));
+        let snapshot = self.runs("writes-snapshot", "writes during back-to-back snapshots", Some("backups-under-load"));
+        let (throughput, p99) = (|o: &Outcome| o.value("throughput"), |o: &Outcome| o.value("p99_ms"));
+        let (quiet_rate, quiet_p99) = (sample(&quiet, throughput), sample(&quiet, p99));
+        rows.push(Row::ratio("write throughput during backups / without", &sample(&backup, throughput), &quiet_rate, ">= 0.9"));
+        rows.push(Row::ratio("p99 write latency during backups / without", &sample(&backup, p99), &quiet_p99, "<= 2.0"));
+        rows.push(Row::ratio("write throughput during snapshots / without", &sample(&snapshot, throughput), &quiet_rate, ">= 0.9"));
+        rows.push(Row::ratio("p99 write latency during snapshots / without", &sample(&snapshot, p99), &quiet_p99, "<= 2.0"));
+        self.samples.insert("quiet writes", quiet_rate);
+    }
+
+    fn restores(&mut self, rows: &mut Vec<Row>) {
+        let restore = self.runs("restore", "restore of the full set", None);
+        let restore_time = seconds(&restore);
+        rows.push(Row::ratio("restore / cp -r", &restore_time, self.baseline("cp -r (s)"), "<= 2.0"));
+        rows.push(Row::absolute("peak RSS, restore (MB)", &rss_mb(&restore), "< 256"));
+        self.samples.insert("restore", restore_time);
+    }
+
+    fn snapshots(&mut self, rows: &mut Vec<Row>) {
+        let copied = self.runs("snapshot-copied", "snapshot, copied", Some("snapshots-copied"));
+        let linked = self.runs("snapshot-linked", "snapshot, hard-linked (then again)", Some("snapshots-linked"));
+        let restored = self.runs("snapshot-restore", "restore of the snapshot set", None);
+        let cp_sync = self.baseline("cp -r + sync (s)");
+        rows.push(Row::ratio("snapshot (copied) / cp -r + sync", &seconds(&copied), cp_sync, "<= 1.0"));
+        rows.push(Row::ratio("snapshot (hard links) / cp -r + sync", &seconds(&linked), cp_sync, "<= 0.5"));
+        rows.push(Row::ratio("second linked snapshot / cp -r + sync", &sample(&linked, |o| o.value("again")), cp_sync, "<= 0.05"));
+        rows.push(Row::ratio("snapshot restore / cp -r", &seconds(&restored), self.baseline("cp -r (s)"), "<= 1.2"));
+        rows.push(Row::absolute("peak RSS, snapshot (MB)", &rss_mb(&copied), "< 256"));
+    }
+
+    fn object_storage(&mut self, rows: &mut Vec<Row>) {
+        self.s3 = (!self.args.no_s3).then(|| S3Target::start(self.args.s3_endpoint.as_deref(), &self.args.s3_bucket)).flatten();
+        let Some(s3) = &self.s3 else {
+            println!("object storage rows: skipped");
+            return;
+        };
+        println!("object storage: {}", s3.describe);
+        let cpu_before = s3.cpu_seconds();
+        let backup = self.runs("s3-backup", "full backup to S3", None);
+        let cpu_between = self.s3.as_ref().and_then(S3Target::cpu_seconds);
+        let restore = self.runs("s3-restore", "restore from S3", None);
+        let cpu_after = self.s3.as_ref().and_then(S3Target::cpu_seconds);
+        rows.push(Row::ratio("backup to S3 / to a folder", &seconds(&backup), &self.measured("full"), "<= 1.25"));
+        rows.push(Row::ratio("restore from S3 / from a folder", &seconds(&restore), &self.measured("restore"), "<= 1.25"));
+        rows.push(Row::absolute("peak RSS, backup to S3 (MB)", &rss_mb(&backup), "< 256"));
+        rows.push(Row::absolute("peak RSS, restore from S3 (MB)", &rss_mb(&restore), "< 256"));
+        let per_run =
+            |a: Option<f64>, b: Option<f64>| Sample::of(vec![(b.unwrap_or(f64::NAN) - a.unwrap_or(f64::NAN)) / f64::from(self.args.runs)]);
+        rows.push(Row::ratio("moto CPU / backup to S3 time", &per_run(cpu_before, cpu_between), &seconds(&backup), "(information)"));
+        rows.push(Row::ratio("moto CPU / restore from S3 time", &per_run(cpu_between, cpu_after), &seconds(&restore), "(information)"));
+    }
+
+    fn smuggler(&mut self, rows: &mut Vec<Row>) {
+        let export = self.runs("export", "export", None);
+        let import = self.runs("import", "import", None);
+        rows.push(Row::absolute("peak RSS, export (MB)", &rss_mb(&export), "< 256"));
+        rows.push(Row::absolute("peak RSS, import (MB)", &rss_mb(&import), "< 256"));
+        rows.push(Row::ratio("export / full backup", &seconds(&export), &self.measured("full"), "(information)"));
+        rows.push(Row::ratio("import / restore", &seconds(&import), &self.measured("restore"), "(information)"));
+    }
+
+    fn rest_and_continuous(&mut self, rows: &mut Vec<Row>) {
+        let rest = self.runs("rest-writes", "1 KB writes, storage then REST", None);
+        rows.push(Row::ratio(
+            "REST / storage write throughput",
+            &sample(&rest, |o| o.value("rest")),
+            &sample(&rest, |o| o.value("storage")),
+            "(information)",
+        ));
+        if self.s3.is_none() {
+            return;
+        }
+        // One run: it takes a minute, and its figures are not ratios of runs.
+        let outcome = self.phase("continuous", 1);
+        let one = |name: &str| Sample::of(vec![outcome.value(name)]);
+        rows.push(Row::ratio("writes with a continuous task / without", &one("throughput"), &self.measured("quiet writes"), ">= 0.9"));
+        rows.push(Row::absolute("worst continuous lag under load (s)", &one("worst_lag_seconds"), "<= 2.0"));
+        rows.push(Row::absolute("storage requests per minute, idle", &one("requests_per_minute_idle"), "<= 0"));
+        rows.push(Row::absolute("storage requests per minute, under load", &one("requests_per_minute_loaded"), "(information)"));
+    }
+
+    /// A full set and 24 incrementals of 1%, folded, against a fresh full backup.
+    fn compaction(&mut self, rows: &mut Vec<Row>) {
+        let chain = self.phase("chain", 1);
+        println!("  a full set and 24 incrementals of 1%: {:.1} s", chain.seconds);
+        let fresh = self.runs("fresh-full", "fresh full backup", Some("backups-fresh"));
+        let compaction = self.runs("compaction", "compaction of the chain", Some("backups-chain-copies"));
+        rows.push(Row::ratio("compaction (full + 24 x 1%) / fresh full backup", &seconds(&compaction), &seconds(&fresh), "<= 0.6"));
+        rows.push(Row::absolute("peak RSS, compaction (MB)", &rss_mb(&compaction), "< 256"));
+    }
+}

@@ -1,0 +1,252 @@
+//! One phase of the bench, run in a process of its own (`--phase NAME`), so
+//! that its peak RSS is its own and no phase inherits another's heap. It
+//! prints one `RESULT {json}` line: seconds, peak RSS, and its figures.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rookery::backup::BackupOptions;
+use rookery::config::Config;
+use rookery::storage::Durability;
+use rookery::Rookery;
+use rookery_types::{BackupType, RestoreRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::system::{drop_caches, du, peak_rss};
+use crate::workload::{change_one_percent, doc_body, doc_id, rest_load, write_load, DATABASE};
+use crate::Args;
+
+/// What a phase reports.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The timed part (opening the database and checks are not in it).
+    pub seconds: f64,
+    pub peak_rss_bytes: u64,
+    #[serde(default)]
+    pub values: BTreeMap<String, f64>,
+}
+
+impl Outcome {
+    fn timed(started: Instant) -> Self {
+        Self { seconds: started.elapsed().as_secs_f64(), ..Default::default() }
+    }
+
+    fn with(mut self, name: &str, value: f64) -> Self {
+        self.values.insert(name.to_string(), value);
+        self
+    }
+
+    pub fn value(&self, name: &str) -> f64 {
+        self.values.get(name).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// What every phase works with.
+struct Phase<'a> {
+    args: &'a Args,
+    root: PathBuf,
+    rookery: Arc<Rookery>,
+    run: u32,
+}
+
+/// Runs `name` in this process and prints its outcome.
+pub fn run(name: &str, args: &Args, root: &Path) {
+    let durability = if name == "load" { Durability::Os } else { Durability::Fsync };
+    let mut config = Config::for_tests(&root.join("data"));
+    config.durability = durability;
+    config.backup_roots = vec![root.to_path_buf(), PathBuf::from(format!("s3://{}", args.s3_bucket))];
+    let rookery = Arc::new(Rookery::open(config).expect("the bench's data directory opens"));
+    let phase = Phase { args, root: root.to_path_buf(), rookery, run: args.run };
+    let mut outcome = phase.dispatch(name);
+    outcome.peak_rss_bytes = peak_rss();
+    println!("RESULT {}", serde_json::to_string(&outcome).expect("serialises"));
+}
+
+impl Phase<'_> {
+    fn dispatch(&self, name: &str) -> Outcome {
+        match name {
+            "load" => self.load(),
+            "full" => self.backup("backups", BackupOptions::default()),
+            "sealed" => self.sealed(),
+            "incremental" => self.incremental(),
+            "restore" => self.restore(&self.folder("backups", 1), None),
+            "snapshot-copied" => self.backup("snapshots-copied", snapshot(true)),
+            "snapshot-linked" => self.linked_snapshots(),
+            "snapshot-restore" => self.restore(&self.folder("snapshots-copied", 1), None),
+            "writes-quiet" => self.writes(None),
+            "writes-backup" => self.writes(Some(BackupType::Backup)),
+            "writes-snapshot" => self.writes(Some(BackupType::Snapshot)),
+            "s3-backup" => self.s3_backup(),
+            "s3-restore" => self.restore(&self.s3_location(1), self.args.s3_endpoint.as_deref()),
+            "export" => self.export(),
+            "import" => self.import(),
+            "continuous" => crate::continuous::run(&self.rookery, self.args),
+            "rest-writes" => self.rest_writes(),
+            "chain" => self.chain(),
+            "fresh-full" => self.backup("backups-fresh", BackupOptions::default()),
+            "compaction" => self.compaction(),
+            other => panic!("no phase named {other}"),
+        }
+    }
+
+    /// `root/<what>/run-<run>`.
+    fn folder(&self, what: &str, run: u32) -> String {
+        self.root.join(what).join(format!("run-{run}")).display().to_string()
+    }
+
+    fn s3_location(&self, run: u32) -> String {
+        format!("s3://{}/bench-{}-run-{run}", self.args.s3_bucket, self.args.bench_id)
+    }
+
+    fn load(&self) -> Outcome {
+        let db = self.rookery.catalog().create(DATABASE).expect("creates the bench database");
+        let started = Instant::now();
+        for i in 0..self.args.documents {
+            db.store().put(&doc_id(i), &doc_body(i, 0), None).expect("put");
+        }
+        db.store().persist().expect("persist");
+        Outcome::timed(started)
+    }
+
+    /// A backup into `root/<what>/run-<run>`: time, set size, documents.
+    fn backup(&self, what: &str, options: BackupOptions) -> Outcome {
+        let options = BackupOptions { location: self.folder(what, self.run), ..options };
+        self.timed_backup(options)
+    }
+
+    fn timed_backup(&self, options: BackupOptions) -> Outcome {
+        drop_caches();
+        let started = Instant::now();
+        let summary = self.rookery.start_backup(DATABASE, options).expect("starts").wait().expect("the backup");
+        let outcome = Outcome::timed(started);
+        let bytes = summary.set_dir.as_deref().map_or(summary.bytes_written, du);
+        outcome.with("bytes", bytes as f64).with("documents", summary.documents as f64)
+    }
+
+    fn sealed(&self) -> Outcome {
+        let key = rookery::crypto::Key::random().to_base64();
+        let secret = Some(rookery::backup::sealed::SetSecret::Key(key));
+        self.backup("backups-sealed", BackupOptions { set_secret: secret, ..Default::default() })
+    }
+
+    /// 1% of the documents changed (not timed), then an incremental set on
+    /// this run's full set.
+    fn incremental(&self) -> Outcome {
+        change_one_percent(&self.rookery, self.args.documents, 100 + u64::from(self.run));
+        self.backup("backups", BackupOptions { incremental: true, ..Default::default() })
+    }
+
+    /// Restores the newest set of `location` into a new database, checks
+    /// its documents, and deletes it (neither timed).
+    fn restore(&self, location: &str, s3_endpoint: Option<&str>) -> Outcome {
+        let name = format!("Restored{}", self.run);
+        let request = RestoreRequest {
+            backup_location: location.to_string(),
+            s3: s3_endpoint.map(crate::s3::settings),
+            database_name: Some(name.clone()),
+            ..Default::default()
+        };
+        drop_caches();
+        let started = Instant::now();
+        let restored = self.rookery.start_restore(&request, false).expect("starts").wait().expect("the restore");
+        let outcome = Outcome::timed(started);
+        assert!(restored.documents >= self.args.documents, "every document restored");
+        self.rookery.catalog().delete(&name).expect("the restored database is deleted");
+        outcome.with("documents", restored.documents as f64)
+    }
+
+    /// A first hard-linked snapshot (every table hashed), then another with
+    /// the hashes kept: `seconds` is the first, `again` the second.
+    fn linked_snapshots(&self) -> Outcome {
+        let first = self.backup("snapshots-linked", snapshot(false));
+        let again = self.backup("snapshots-linked", snapshot(false));
+        first.with("again", again.seconds)
+    }
+
+    /// Two writers for `--load-seconds`, with backups of `kind` back to back.
+    fn writes(&self, kind: Option<BackupType>) -> Outcome {
+        let location = self.folder("backups-under-load", self.run);
+        let window = Duration::from_secs(self.args.load_seconds);
+        let load = write_load(&self.rookery, self.args.writers, self.args.documents, window, kind.map(|k| (location.as_str(), k)));
+        let outcome = Outcome { seconds: window.as_secs_f64(), ..Default::default() };
+        outcome.with("throughput", load.throughput).with("p99_ms", load.p99_ms).with("backups", load.backups as f64)
+    }
+
+    fn s3_backup(&self) -> Outcome {
+        let endpoint = self.args.s3_endpoint.as_deref().expect("an S3 endpoint");
+        let options = BackupOptions { location: self.s3_location(self.run), s3: Some(crate::s3::settings(endpoint)), ..Default::default() };
+        self.timed_backup(options)
+    }
+
+    fn export(&self) -> Outcome {
+        let dump = self.root.join(format!("export-{}.rookerydump", self.run));
+        let db = self.rookery.catalog().get(DATABASE).expect("the bench database");
+        drop_caches();
+        let started = Instant::now();
+        let file = std::io::BufWriter::new(std::fs::File::create(&dump).expect("creates the dump"));
+        let exported = rookery::smuggler::export(&db.store().snapshot(), DATABASE, "", file, &mut |_| {}).expect("exports");
+        let outcome = Outcome::timed(started);
+        let bytes = std::fs::metadata(&dump).map_or(0, |m| m.len());
+        outcome.with("documents", exported as f64).with("bytes", bytes as f64)
+    }
+
+    fn import(&self) -> Outcome {
+        let dump = self.root.join("export-1.rookerydump");
+        let name = format!("Imported{}", self.run);
+        let target = self.rookery.catalog().create(&name).expect("creates");
+        drop_caches();
+        let started = Instant::now();
+        let file = std::fs::File::open(&dump).expect("opens the dump");
+        let imported = rookery::smuggler::import(target.store(), file, false, &Default::default(), &mut |_, _| {}).expect("imports");
+        let outcome = Outcome::timed(started);
+        drop(target);
+        self.rookery.catalog().delete(&name).expect("the imported database is deleted");
+        outcome.with("documents", imported.written as f64)
+    }
+
+    /// Storage-layer and REST writes of 1 KB, fsync durability.
+    fn rest_writes(&self) -> Outcome {
+        let window = Duration::from_secs(self.args.load_seconds);
+        let storage = write_load(&self.rookery, self.args.writers, self.args.documents, window, None);
+        let rest = rest_load(self.rookery.clone(), self.args.writers, self.args.documents, window);
+        let outcome = Outcome { seconds: 2.0 * window.as_secs_f64(), ..Default::default() };
+        outcome.with("storage", storage.throughput).with("rest", rest.throughput).with("rest_p99_ms", rest.p99_ms)
+    }
+
+    /// A full set and 24 incrementals of 1% each in `root/backups-chain`.
+    fn chain(&self) -> Outcome {
+        let location = self.root.join("backups-chain").display().to_string();
+        let started = Instant::now();
+        for round in 0..25u64 {
+            if round > 0 {
+                change_one_percent(&self.rookery, self.args.documents, round);
+            }
+            let options = BackupOptions { location: location.clone(), incremental: round > 0, ..Default::default() };
+            self.rookery.start_backup(DATABASE, options).expect("starts").wait().expect("a set of the chain");
+        }
+        Outcome::timed(started)
+    }
+
+    /// Folds a copy of the chain (the copy is not timed) into one set.
+    fn compaction(&self) -> Outcome {
+        let chain = self.root.join("backups-chain");
+        let copy = PathBuf::from(self.folder("backups-chain-copies", self.run));
+        std::fs::create_dir_all(copy.parent().expect("a parent")).expect("creates");
+        let status = std::process::Command::new("cp").arg("-r").arg(&chain).arg(&copy).status().expect("cp");
+        assert!(status.success(), "the chain is copied");
+        drop_caches();
+        let options = rookery::backup::compact::CompactOptions::default();
+        let started = Instant::now();
+        let handle = self.rookery.start_compaction(&copy.display().to_string(), None, &options).expect("starts");
+        let compacted = handle.wait().expect("the compaction");
+        let outcome = Outcome::timed(started);
+        assert_eq!(compacted.documents, self.args.documents, "every document in the compacted set");
+        outcome.with("documents", compacted.documents as f64)
+    }
+}
+
+fn snapshot(copy_files: bool) -> BackupOptions {
+    BackupOptions { backup_type: BackupType::Snapshot, copy_files, ..Default::default() }
+}
