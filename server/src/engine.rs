@@ -28,6 +28,10 @@ pub struct Rookery {
 /// Exports streaming at once, server-wide (each holds a snapshot and a thread).
 pub const MAX_CONCURRENT_EXPORTS: usize = 4;
 
+/// The file in the data directory that keeps the hashes of storage tables
+/// already read (see `backup::kept_hashes`).
+pub const KEPT_HASHES: &str = "kept-table-hashes";
+
 impl std::fmt::Debug for Rookery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rookery").field("data_dir", &self.config.data_dir).finish_non_exhaustive()
@@ -43,6 +47,7 @@ impl Rookery {
     /// Storage errors opening the system database.
     pub fn open(config: Config) -> Result<Self, StorageError> {
         let master = crate::crypto::MasterKeySource::new(config.master_key_path());
+        crate::backup::kept_hashes::keep_in(config.data_dir.join(KEPT_HASHES));
         let catalog = Arc::new(Catalog::open_with_roots(&config.data_dir, config.durability, master, &config.database_roots)?);
         let auth = crate::auth::Authenticator::new(catalog.system(), config.max_failed_auth);
         let monitor = Arc::new(crate::monitor::outcomes::Monitor::new(catalog.system(), config.public_url()));

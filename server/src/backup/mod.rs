@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod handle;
 pub mod job;
+pub mod kept_hashes;
 pub mod location;
 pub mod logical;
 pub mod object;

@@ -13,12 +13,10 @@
 //! `SHA256SUMS` last, see [`super::engine`]); its manifest says
 //! `Kind: "Snapshot"` and the `StorageFormat` its files need.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use super::copy::{copy_hashed, CopyJob};
 use super::format::{FileContent, HashingWriter, Manifest, ManifestFile, SetKind, SetWriter, FORMAT_VERSION};
@@ -30,39 +28,9 @@ use crate::failpoint;
 use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
 use crate::storage::files::{self, PinnedFile, STORAGE_FORMAT};
 
-/// Hashes of immutable storage files (tables, blob files) already read,
-/// by (device, inode, size, modification time): a second snapshot hashes
-/// only the tables written since the first.
-fn hash_cache() -> &'static Mutex<HashMap<FileKey, String>> {
-    static CACHE: OnceLock<Mutex<HashMap<FileKey, String>>> = OnceLock::new();
-    CACHE.get_or_init(Mutex::default)
-}
-
 /// Forgets every kept hash (the benchmark measures a first snapshot with none).
 pub fn forget_hashes() {
-    hash_cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-}
-
-/// A file's identity: device, inode, size, modification time (ns).
-type FileKey = (u64, u64, u64, i64);
-
-/// Entries kept at most (about 100 bytes each).
-const HASH_CACHE_ENTRIES: usize = 200_000;
-
-fn cache_key(meta: &std::fs::Metadata) -> FileKey {
-    (meta.dev(), meta.ino(), meta.size(), meta.mtime_nsec().wrapping_add(meta.mtime().wrapping_mul(1_000_000_000)))
-}
-
-fn cached_hash(meta: &std::fs::Metadata) -> Option<String> {
-    hash_cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&cache_key(meta)).cloned()
-}
-
-fn remember_hash(meta: &std::fs::Metadata, sha: &str) {
-    let mut cache = hash_cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if cache.len() >= HASH_CACHE_ENTRIES {
-        cache.clear();
-    }
-    cache.insert(cache_key(meta), sha.to_string());
+    super::kept_hashes::forget();
 }
 
 /// Removes the staging folder however the backup ends.
@@ -151,7 +119,7 @@ pub(super) fn write_set(
         for &i in &to_copy {
             let file = &pinned.files[i];
             let from = staging.0.join(&file.name);
-            let known_sha = if file.shared { std::fs::metadata(&from).ok().and_then(|m| cached_hash(&m)) } else { None };
+            let known_sha = if file.shared { std::fs::metadata(&from).ok().and_then(|m| super::kept_hashes::get(&m)) } else { None };
             let to = target.path_of(&file.name).ok_or_else(|| BackupError::Io("a folder set without a folder".into()))?;
             jobs.push(CopyJob { from, to, known_sha });
         }
@@ -170,7 +138,7 @@ pub(super) fn write_set(
         for ((&i, job), result) in to_copy.iter().zip(&jobs).zip(results) {
             if pinned.files[i].shared && job.known_sha.is_none() {
                 if let Ok(meta) = std::fs::metadata(&job.from) {
-                    remember_hash(&meta, &result.1);
+                    super::kept_hashes::remember(&meta, &result.1);
                 }
             }
             shipped[i] = Some(result);
@@ -213,6 +181,7 @@ pub(super) fn write_set(
         mac: None,
     };
     let final_dir = commit_set(target, &mut manifest, set_key, cancel)?;
+    super::kept_hashes::save();
     Ok(BackupSummary {
         set_id: prepared.set_id.clone(),
         kind: SetKind::Snapshot,
@@ -261,7 +230,7 @@ fn hash_linked_all(files: &[(PathBuf, &PinnedFile)]) -> std::io::Result<Vec<Stri
 fn hash_linked(path: &Path, file: &PinnedFile) -> std::io::Result<String> {
     let meta = std::fs::metadata(path)?;
     if file.shared {
-        if let Some(sha) = cached_hash(&meta) {
+        if let Some(sha) = super::kept_hashes::get(&meta) {
             return Ok(sha);
         }
     }
@@ -271,7 +240,7 @@ fn hash_linked(path: &Path, file: &PinnedFile) -> std::io::Result<String> {
     }
     let sha = super::format::sha256_reader(handle)?;
     if file.shared {
-        remember_hash(&meta, &sha);
+        super::kept_hashes::remember(&meta, &sha);
     }
     Ok(sha)
 }
@@ -310,7 +279,7 @@ fn copy_into(
     let (sink, size, sha) = out.finish()?.finish();
     sink.finish()?;
     if file.shared && set_key.is_none() {
-        remember_hash(&meta, &sha);
+        super::kept_hashes::remember(&meta, &sha);
     }
     Ok((size, sha))
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backup::copy::{copy_hashed, CopyJob};
 use crate::backup::error::BackupError;
-use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, RecordReader, SetKind, SetReader};
+use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, ManifestFile, RecordReader, SetKind, SetReader};
 use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener};
 use crate::failpoint;
@@ -194,13 +194,17 @@ fn place_storage_files(
         // A plain set in a folder: copied in the kernel, each copy hashed.
         (Some(location), None) => {
             let set_dir = location.join(&set.manifest.set_id);
-            let jobs: Vec<CopyJob> = set
-                .manifest
-                .files
-                .iter()
-                .map(|f| CopyJob { from: set_dir.join(&f.name), to: dir.join(&f.name), known_sha: None })
-                .collect();
+            // Tables and blob files never change: linked back when the set is
+            // on the database's filesystem; the rest (journals) copied.
             let mut placed = 0u64;
+            let to_copy = link_written_once(set, &set_dir, dir, &mut |size| {
+                placed += size;
+                *bytes += size;
+                *done = share(set.manifest.document_count, placed, total);
+                progress(*done, *bytes)
+            })?;
+            let jobs: Vec<CopyJob> =
+                to_copy.iter().map(|f| CopyJob { from: set_dir.join(&f.name), to: dir.join(&f.name), known_sha: None }).collect();
             // A cancel (or any refusal of the progress callback) stops the copy at the next file.
             let stopped: std::cell::RefCell<Option<RestoreError>> = std::cell::RefCell::new(None);
             let results = copy_hashed(&jobs, &|| stopped.borrow().is_some(), &mut |_, size| {
@@ -218,7 +222,7 @@ fn place_storage_files(
                 io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}: a storage file cannot be copied ({m})", set.manifest.set_id)))
                     .into()
             })?;
-            for (file, (_, sha)) in set.manifest.files.iter().zip(results) {
+            for (file, (_, sha)) in to_copy.iter().zip(results) {
                 if sha != file.sha256 {
                     return Err(mismatch(&file.name));
                 }
@@ -269,7 +273,67 @@ fn place_storage_files(
     for d in dirs.iter().rev() {
         crate::durable::sync_dir(d).map_err(|e| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))?;
     }
+    crate::backup::kept_hashes::save();
     *done = set.manifest.document_count;
+    Ok(())
+}
+
+/// Hard-links the tables and blob files of a plain snapshot set in a folder
+/// into `dir`, each checked against the manifest first: by its kept hash
+/// while its inode, size and modification time are unchanged, read in full
+/// otherwise. Tables never change once written, so the database and the set
+/// share them safely (a compaction of the database unlinks its name only).
+/// What cannot be linked (another filesystem) and every other file is
+/// returned, to be copied.
+fn link_written_once<'a>(
+    set: &'a StoredSet,
+    set_dir: &Path,
+    dir: &Path,
+    placed: &mut dyn FnMut(u64) -> Result<(), RestoreError>,
+) -> Result<Vec<&'a ManifestFile>, RestoreError> {
+    let mut rest = Vec::new();
+    for file in &set.manifest.files {
+        if !crate::storage::files::is_written_once(&file.name) {
+            rest.push(file);
+            continue;
+        }
+        let (from, to) = (set_dir.join(&file.name), dir.join(&file.name));
+        check_linkable(set, file, &from)?;
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", parent.display())))?;
+        }
+        match std::fs::hard_link(&from, &to) {
+            Ok(()) => placed(file.size)?,
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) || e.kind() == std::io::ErrorKind::PermissionDenied => rest.push(file),
+            Err(e) => return Err(BackupError::Io(format!("cannot link '{}': {e}", to.display())).into()),
+        }
+    }
+    Ok(rest)
+}
+
+/// A set's table before it is linked: a regular file (never a symbolic
+/// link), of the manifest's size and SHA-256.
+fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<(), RestoreError> {
+    let name = &file.name;
+    let unreadable = |e: std::io::Error| -> RestoreError {
+        io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
+    };
+    let meta = std::fs::symlink_metadata(from).map_err(unreadable)?;
+    if !meta.file_type().is_file() || meta.len() != file.size {
+        return Err(corrupt(set, name, "not a regular file of the manifest's size"));
+    }
+    if crate::backup::kept_hashes::get(&meta).as_deref() == Some(file.sha256.as_str()) {
+        return Ok(());
+    }
+    let sha = sha256_reader(std::fs::File::open(from).map_err(unreadable)?).map_err(unreadable)?;
+    if sha != file.sha256 {
+        return Err(BackupError::ChecksumMismatch(format!(
+            "{}/{name}: checksum mismatch (the file was changed or damaged)",
+            set.manifest.set_id
+        ))
+        .into());
+    }
+    crate::backup::kept_hashes::remember(&meta, &sha);
     Ok(())
 }
 

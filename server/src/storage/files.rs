@@ -471,6 +471,14 @@ pub fn is_storage_file_name(name: &str) -> bool {
     }
 }
 
+/// Whether the storage file `name` is written once and never changed
+/// (a table or a blob file): what a restore may hard-link instead of copy.
+#[must_use]
+pub fn is_written_once(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    matches!(parts.as_slice(), ["keyspaces", ks, "tables" | "blobs", id] if is_number(ks) && is_number(id))
+}
+
 /// Where a pin stages its files for the database in `db_dir`: beside it, on
 /// its filesystem (hard links cannot cross filesystems).
 #[must_use]

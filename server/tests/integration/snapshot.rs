@@ -212,6 +212,52 @@ fn a_snapshot_on_the_same_filesystem_links_its_tables_and_outlives_the_database(
 }
 
 #[test]
+fn a_linked_snapshot_restores_by_linking_its_tables_and_outlives_the_copy_s_compactions() {
+    let s = TestServer::start();
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    put_bulky(&s, base, 0..600);
+    let location = s.location("instant");
+    let done = snapshot(&s, base, &location);
+    let set_dir = Path::new(&location).join(done["SetId"].as_str().expect("id"));
+    let expected = s.all_docs(base);
+    let tables: BTreeMap<PathBuf, u64> = files_of(&set_dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/tables/"))
+        .map(|p| (p.strip_prefix(&set_dir).expect("inside").to_path_buf(), std::fs::metadata(&p).expect("meta").ino()))
+        .collect();
+    assert!(!tables.is_empty(), "the documents are in tables");
+
+    // Restored into a database: its tables are the set's own files, linked.
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Copy"}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    let copy_dir = s.data_dir.join("Databases").join("Copy");
+    for (name, inode) in &tables {
+        let meta = std::fs::metadata(copy_dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", name.display()));
+        assert_eq!(meta.ino(), *inode, "{} is linked, not copied", name.display());
+    }
+    assert!(s.all_docs("/databases/Copy") == expected, "the copy equals the database at the snapshot");
+
+    // The copy is writable, and a compaction of a linked copy (a restore
+    // with defrag) rewrites its tables: the set keeps its own.
+    put_bulky(&s, "/databases/Copy", 600..700);
+    s.delete("/databases/Copy/docs/bulky/1");
+    assert_eq!(s.all_docs("/databases/Copy").len(), 699);
+    let (status, body) = s.post("/admin/restore?defrag=true", json!({"BackupLocation": location, "DatabaseName": "Compacted"}));
+    assert_eq!(status, 202, "{body}");
+    let compacted = s.wait_for_job("", "Raven/Restore/Status");
+    assert_eq!(compacted["Success"], true, "{compacted}");
+    let (status, _) = s.delete("/admin/databases/Copy");
+    assert!(status == 200 || status == 204, "deleted: {status}");
+    let again = s.restore(json!({"BackupLocation": location, "DatabaseName": "Again"}));
+    assert_eq!(again["Success"], true, "{again}");
+    assert!(s.all_docs("/databases/Again") == expected, "the set restores the same again");
+    assert!(s.all_docs("/databases/Compacted") == expected);
+    let out = Command::new(BACKUP_BIN).args(["--verify", &format!("--dest={location}")]).output().expect("runs");
+    assert!(out.status.success(), "the set is whole: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn a_damaged_table_in_a_snapshot_set_is_refused_before_anything_is_visible() {
     let s = TestServer::start();
     let base = "/databases/Shop";
