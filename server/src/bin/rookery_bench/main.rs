@@ -77,6 +77,8 @@ pub enum Group {
     Writes,
     /// Snapshot sets: copied, linked, linked again, restored.
     Snapshots,
+    /// Export and import.
+    Smuggler,
     /// REST against storage writes, and the continuous task.
     Rest,
     /// A full set and 24 incrementals, folded.
