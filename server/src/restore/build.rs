@@ -291,6 +291,7 @@ fn link_written_once<'a>(
     dir: &Path,
     placed: &mut dyn FnMut(u64) -> Result<(), RestoreError>,
 ) -> Result<Vec<&'a ManifestFile>, RestoreError> {
+    use std::os::unix::fs::MetadataExt;
     let mut rest = Vec::new();
     for file in &set.manifest.files {
         if !crate::storage::files::is_written_once(&file.name) {
@@ -298,12 +299,20 @@ fn link_written_once<'a>(
             continue;
         }
         let (from, to) = (set_dir.join(&file.name), dir.join(&file.name));
-        check_linkable(set, file, &from)?;
+        let checked = check_linkable(set, file, &from)?;
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", parent.display())))?;
         }
         match std::fs::hard_link(&from, &to) {
-            Ok(()) => placed(file.size)?,
+            Ok(()) => {
+                // The name linked must still be the file checked (not one
+                // put in its place meanwhile).
+                let linked = std::fs::symlink_metadata(&to).map_err(|e| BackupError::Io(format!("cannot read '{}': {e}", to.display())))?;
+                if (linked.dev(), linked.ino()) != (checked.dev(), checked.ino()) {
+                    return Err(corrupt(set, &file.name, "the file changed while it was restored"));
+                }
+                placed(file.size)?;
+            }
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) || e.kind() == std::io::ErrorKind::PermissionDenied => rest.push(file),
             Err(e) => return Err(BackupError::Io(format!("cannot link '{}': {e}", to.display())).into()),
         }
@@ -312,20 +321,27 @@ fn link_written_once<'a>(
 }
 
 /// A set's table before it is linked: a regular file (never a symbolic
-/// link), of the manifest's size and SHA-256.
-fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<(), RestoreError> {
+/// link), of the manifest's size and SHA-256. Its metadata, read from the
+/// file opened (the link made next must be of this very file).
+fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<std::fs::Metadata, RestoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let name = &file.name;
     let unreadable = |e: std::io::Error| -> RestoreError {
         io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
     };
-    let meta = std::fs::symlink_metadata(from).map_err(unreadable)?;
+    let not_a_table = || corrupt(set, name, "not a regular file of the manifest's size");
+    let handle = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(from) {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_a_table()),
+        opened => opened.map_err(unreadable)?,
+    };
+    let meta = handle.metadata().map_err(unreadable)?;
     if !meta.file_type().is_file() || meta.len() != file.size {
-        return Err(corrupt(set, name, "not a regular file of the manifest's size"));
+        return Err(not_a_table());
     }
     if crate::backup::kept_hashes::get(&meta).as_deref() == Some(file.sha256.as_str()) {
-        return Ok(());
+        return Ok(meta);
     }
-    let sha = sha256_reader(std::fs::File::open(from).map_err(unreadable)?).map_err(unreadable)?;
+    let sha = sha256_reader(handle).map_err(unreadable)?;
     if sha != file.sha256 {
         return Err(BackupError::ChecksumMismatch(format!(
             "{}/{name}: checksum mismatch (the file was changed or damaged)",
@@ -334,7 +350,7 @@ fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<(
         .into());
     }
     crate::backup::kept_hashes::remember(&meta, &sha);
-    Ok(())
+    Ok(meta)
 }
 
 /// A snapshot set, opened: the database it holds must be the one its

@@ -216,7 +216,7 @@ fn a_linked_snapshot_restores_by_linking_its_tables_and_outlives_the_copy_s_comp
     let s = TestServer::start();
     let base = "/databases/Shop";
     s.create_db("Shop");
-    put_bulky(&s, base, 0..600);
+    put_bulky(&s, base, 0..300);
     let location = s.location("instant");
     let done = snapshot(&s, base, &location);
     let set_dir = Path::new(&location).join(done["SetId"].as_str().expect("id"));
@@ -240,9 +240,9 @@ fn a_linked_snapshot_restores_by_linking_its_tables_and_outlives_the_copy_s_comp
 
     // The copy is writable, and a compaction of a linked copy (a restore
     // with defrag) rewrites its tables: the set keeps its own.
-    put_bulky(&s, "/databases/Copy", 600..700);
+    put_bulky(&s, "/databases/Copy", 300..350);
     s.delete("/databases/Copy/docs/bulky/1");
-    assert_eq!(s.all_docs("/databases/Copy").len(), 699);
+    assert_eq!(s.all_docs("/databases/Copy").len(), 349);
     let (status, body) = s.post("/admin/restore?defrag=true", json!({"BackupLocation": location, "DatabaseName": "Compacted"}));
     assert_eq!(status, 202, "{body}");
     let compacted = s.wait_for_job("", "Raven/Restore/Status");
@@ -255,6 +255,28 @@ fn a_linked_snapshot_restores_by_linking_its_tables_and_outlives_the_copy_s_comp
     assert!(s.all_docs("/databases/Compacted") == expected);
     let out = Command::new(BACKUP_BIN).args(["--verify", &format!("--dest={location}")]).output().expect("runs");
     assert!(out.status.success(), "the set is whole: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_table_that_is_a_symbolic_link_is_refused_even_with_the_right_bytes() {
+    let s = TestServer::start();
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    put_bulky(&s, base, 0..300);
+    let location = s.location("symlinked");
+    let done = snapshot(&s, base, &location);
+    let set_dir = Path::new(&location).join(done["SetId"].as_str().expect("id"));
+    let table = files_of(&set_dir).into_iter().find(|p| p.to_string_lossy().contains("/tables/")).expect("a table");
+    // The same bytes, elsewhere, and the set's name a link to them: a
+    // restore that linked it would put a path of the attacker's choosing
+    // into the database.
+    let elsewhere = s.data_dir.parent().expect("a parent").join("elsewhere-table");
+    std::fs::copy(&table, &elsewhere).expect("copies");
+    std::fs::remove_file(&table).expect("unlinks");
+    std::os::unix::fs::symlink(&elsewhere, &table).expect("links");
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Linked"}));
+    assert_eq!(code, "CorruptBackup", "{message}");
+    assert!(message.contains("symlink") || message.contains("not a regular file"), "{message}");
 }
 
 #[test]
