@@ -56,24 +56,13 @@ fn state_tag(state: ProtectionState) -> (&'static str, &'static str) {
     }
 }
 
-/// `45 s`, `12 min`, `3.5 h`, `2.0 d`.
-fn age(seconds: f64) -> String {
-    if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 7200.0 {
-        format!("{:.0} min", seconds / 60.0)
-    } else if seconds < 172_800.0 {
-        format!("{:.1} h", seconds / 3600.0)
-    } else {
-        format!("{:.1} d", seconds / 86_400.0)
-    }
-}
-
 /// What a database's newest point says in words.
 fn point_text(db: &DatabaseProtection) -> String {
     match (&db.recovery_point, db.recovery_point_age_seconds) {
         (Some(_), Some(_)) if db.up_to_date => "Up to date (no change since the newest set)".to_string(),
-        (Some(at), Some(seconds)) => format!("{} ({} ago)", at.replace('T', " ").trim_end_matches('Z'), age(seconds)),
+        (Some(at), Some(seconds)) => {
+            format!("{} ({} ago)", at.replace('T', " ").trim_end_matches('Z'), rookery_types::format_seconds(seconds))
+        }
         _ => "No backup yet".to_string(),
     }
 }

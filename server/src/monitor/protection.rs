@@ -236,8 +236,8 @@ impl Rookery {
                     "Task '{}' of '{}': the newest restorable point is {} old, beyond its objective of {}.",
                     view.task,
                     db.name,
-                    human(age),
-                    human(view.objective.as_secs_f64())
+                    rookery_types::format_seconds(age),
+                    rookery_types::format_seconds(view.objective.as_secs_f64())
                 );
                 self.monitor.staleness(&db, &view.task, stale, &message);
             }
@@ -266,19 +266,6 @@ fn task_protection(v: &TaskView, now_ms: i64) -> TaskProtection {
         continuous_lag_seconds: v.continuous.map(|(lag, _, _)| lag),
         proven_restorable_at: last_drill.as_ref().filter(|d| d.success).map(|d| d.at.clone()),
         last_drill,
-    }
-}
-
-/// `90 s`, `12 min`, `3.5 h`, `2.0 d`.
-fn human(seconds: f64) -> String {
-    if seconds < 120.0 {
-        format!("{seconds:.0} s")
-    } else if seconds < 7200.0 {
-        format!("{:.0} min", seconds / 60.0)
-    } else if seconds < 172_800.0 {
-        format!("{:.1} h", seconds / 3600.0)
-    } else {
-        format!("{:.1} d", seconds / 86_400.0)
     }
 }
 
