@@ -15,8 +15,10 @@ use sha2::{Digest, Sha256};
 
 /// The format written by this version. Readers accept every version up to it
 /// and refuse newer ones with `UnsupportedFormatVersion`. Version 3 added
-/// snapshot sets (`Kind: "Snapshot"`).
-pub const FORMAT_VERSION: u32 = 3;
+/// snapshot sets (`Kind: "Snapshot"`); version 4 documents files of
+/// independent frames with an id index beside each (see `frames`), and
+/// documents in id order in incrementals too.
+pub const FORMAT_VERSION: u32 = 4;
 /// The manifest's file name inside a set folder.
 pub const MANIFEST: &str = "manifest.json";
 /// The checksum list, in `sha256sum` format.
@@ -71,7 +73,7 @@ pub fn is_valid_set_id(id: &str) -> bool {
 pub fn is_set_file_name(name: &str) -> bool {
     let documents = name
         .strip_prefix("documents-")
-        .and_then(|n| n.strip_suffix(".zst"))
+        .and_then(|n| n.strip_suffix(".zst").or_else(|| n.strip_suffix(".idx")).or_else(|| n.strip_suffix(".top")))
         .is_some_and(|n| n.len() >= 4 && n.bytes().all(|b| b.is_ascii_digit()));
     documents
         || matches!(name, MANIFEST | SHA256SUMS | "changes.zst" | "deletions.zst" | "credentials.zst")
@@ -116,6 +118,12 @@ pub enum FileContent {
     /// System database only: the server's users and API keys (hashes, never
     /// secrets), a whole copy in every set, as `D` records (id = key, body = value).
     Credentials,
+    /// Version 4: the id index of the documents file of the same number
+    /// (`documents-NNNN.idx`, see `frames`).
+    DocumentIndex,
+    /// Version 4: the table of a documents file's frames and its index's
+    /// blocks (`documents-NNNN.top`).
+    IndexTop,
     /// Snapshot sets: one of the database's storage files, byte for byte
     /// (sealed in an encrypted set); its name is its path in the database
     /// folder (see `storage::files`).
@@ -392,32 +400,9 @@ impl<W: Write> RecordWriter<W> {
     /// I/O errors; ids and bodies over 4 GiB.
     pub fn write(&mut self, record: &DataRecord) -> io::Result<()> {
         let mut buf = Vec::with_capacity(64);
-        match record {
-            DataRecord::Document { id, etag, modified_ms, body } => {
-                buf.push(TAG_DOCUMENT);
-                put_bytes(&mut buf, id.as_bytes())?;
-                buf.extend_from_slice(&etag.to_le_bytes());
-                buf.extend_from_slice(&modified_ms.to_le_bytes());
-                buf.extend_from_slice(&len_u32(body.len())?.to_le_bytes());
-                self.encoder.write_all(&buf)?;
-                self.encoder.write_all(body)?;
-                self.raw_bytes += (buf.len() + body.len()) as u64;
-            }
-            DataRecord::Deletion { id, etag } => {
-                buf.push(TAG_DELETION);
-                put_bytes(&mut buf, id.as_bytes())?;
-                buf.extend_from_slice(&etag.to_le_bytes());
-                self.encoder.write_all(&buf)?;
-                self.raw_bytes += buf.len() as u64;
-            }
-            DataRecord::Change { etag, id } => {
-                buf.push(TAG_CHANGE);
-                buf.extend_from_slice(&etag.to_le_bytes());
-                put_bytes(&mut buf, id.as_bytes())?;
-                self.encoder.write_all(&buf)?;
-                self.raw_bytes += buf.len() as u64;
-            }
-        }
+        encode_record(record, &mut buf)?;
+        self.encoder.write_all(&buf)?;
+        self.raw_bytes += buf.len() as u64;
         self.records += 1;
         Ok(())
     }
@@ -427,29 +412,87 @@ impl<W: Write> RecordWriter<W> {
     /// # Errors
     /// I/O errors.
     pub fn finish(mut self) -> io::Result<(W, u64)> {
-        let mut end = vec![TAG_END];
-        end.extend_from_slice(&self.records.to_le_bytes());
+        let mut end = Vec::new();
+        encode_end(self.records, &mut end);
         self.encoder.write_all(&end)?;
         Ok((self.encoder.finish()?, self.records))
     }
 }
 
-/// Reads records from a zstd stream; fails on a stream cut short.
-pub struct RecordReader<R: Read> {
-    decoder: zstd::Decoder<'static, io::BufReader<R>>,
-    records: u64,
-    ended: bool,
+/// Appends the bytes of one record to `buf`.
+///
+/// # Errors
+/// Ids and bodies over 4 GiB.
+pub fn encode_record(record: &DataRecord, buf: &mut Vec<u8>) -> io::Result<()> {
+    match record {
+        DataRecord::Document { id, etag, modified_ms, body } => {
+            buf.push(TAG_DOCUMENT);
+            put_bytes(buf, id.as_bytes())?;
+            buf.extend_from_slice(&etag.to_le_bytes());
+            buf.extend_from_slice(&modified_ms.to_le_bytes());
+            buf.extend_from_slice(&len_u32(body.len())?.to_le_bytes());
+            buf.extend_from_slice(body);
+        }
+        DataRecord::Deletion { id, etag } => {
+            buf.push(TAG_DELETION);
+            put_bytes(buf, id.as_bytes())?;
+            buf.extend_from_slice(&etag.to_le_bytes());
+        }
+        DataRecord::Change { etag, id } => {
+            buf.push(TAG_CHANGE);
+            buf.extend_from_slice(&etag.to_le_bytes());
+            put_bytes(buf, id.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
-impl<R: Read> RecordReader<R> {
+/// Appends the end record of a file of `records` records.
+pub fn encode_end(records: u64, buf: &mut Vec<u8>) {
+    buf.push(TAG_END);
+    buf.extend_from_slice(&records.to_le_bytes());
+}
+
+/// Reads records from a zstd stream; fails on a stream cut short.
+pub struct RecordReader<S: Read> {
+    decoder: S,
+    records: u64,
+    ended: bool,
+    /// One frame of a file: it may end without the end record, and an end
+    /// record in it counts the whole file's records.
+    frame: bool,
+}
+
+impl<R: Read> RecordReader<zstd::Decoder<'static, io::BufReader<R>>> {
     /// Opens a compressed stream.
     ///
     /// # Errors
     /// zstd initialisation errors.
     pub fn new(inner: R) -> io::Result<Self> {
-        Ok(Self { decoder: zstd::Decoder::new(inner)?, records: 0, ended: false })
+        Ok(Self { decoder: zstd::Decoder::new(inner)?, records: 0, ended: false, frame: false })
     }
 
+    /// The reader under the decompressor.
+    pub fn into_inner(self) -> R {
+        self.decoder.finish().into_inner()
+    }
+}
+
+impl<'a> RecordReader<&'a [u8]> {
+    /// Reads the records of bytes already decompressed (one frame).
+    #[must_use]
+    pub fn raw(bytes: &'a [u8]) -> Self {
+        Self { decoder: bytes, records: 0, ended: false, frame: true }
+    }
+
+    /// Whether every byte was read.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.decoder.is_empty()
+    }
+}
+
+impl<S: Read> RecordReader<S> {
     /// The next record, `None` after the end record.
     ///
     /// # Errors
@@ -459,7 +502,12 @@ impl<R: Read> RecordReader<R> {
             return Ok(None);
         }
         let mut tag = [0u8; 1];
-        if let Err(e) = self.decoder.read_exact(&mut tag) {
+        if self.frame {
+            if self.decoder.read(&mut tag)? == 0 {
+                self.ended = true;
+                return Ok(None);
+            }
+        } else if let Err(e) = self.decoder.read_exact(&mut tag) {
             return Err(if e.kind() == io::ErrorKind::UnexpectedEof { invalid("the file ends before its end record") } else { e });
         }
         let record = match tag[0] {
@@ -491,7 +539,7 @@ impl<R: Read> RecordReader<R> {
             }
             TAG_END => {
                 let count = self.read_u64()?;
-                if count != self.records {
+                if count != self.records && !self.frame {
                     return Err(invalid("the end record's count does not match the records read"));
                 }
                 self.ended = true;
@@ -501,11 +549,6 @@ impl<R: Read> RecordReader<R> {
         };
         self.records += 1;
         Ok(Some(record))
-    }
-
-    /// The reader under the decompressor.
-    pub fn into_inner(self) -> R {
-        self.decoder.finish().into_inner()
     }
 
     fn read_u32(&mut self) -> io::Result<u32> {
@@ -541,7 +584,7 @@ fn len_u32(len: usize) -> io::Result<u32> {
     u32::try_from(len).map_err(|_| invalid("a field is over 4 GiB"))
 }
 
-fn invalid(message: &str) -> io::Error {
+pub(crate) fn invalid(message: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.to_string())
 }
 

@@ -25,10 +25,13 @@
 //! 5. The snapshot is dropped as soon as the data files are written.
 
 use super::error::BackupError;
+use std::io::Write;
+
 use super::format::{
     DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, SetWriter, BACKED_UP_INTERNAL_PREFIXES,
     FORMAT_VERSION,
 };
+use super::frames::{self, FramedWriter};
 use super::location::io_error;
 use super::prepare::{BackupSummary, Pace, PreparedBackup};
 use super::sealed::ChunkSealer;
@@ -73,16 +76,7 @@ pub(super) fn write_set(
         // Written from the storage files instead (see `run`).
         SetKind::Snapshot => return Err(BackupError::Io("a snapshot set is not written from documents".into())),
         SetKind::Incremental => {
-            let total = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
-            files.reporter.set_total(total);
-            let changed = snapshot.changes_after(from_etag).map(|r| {
-                let (_, id) = r?;
-                let raw = snapshot
-                    .get_raw(&id)?
-                    .ok_or_else(|| crate::storage::StorageError::Corrupt(format!("change log names a missing document {id}")))?;
-                Ok((id, raw))
-            });
-            let documents = files.write_documents(changed)?;
+            let documents = write_changed_documents(&mut files, &snapshot, from_etag)?;
             let deletions = files.write_deletions(&snapshot, from_etag)?;
             (documents, deletions)
         }
@@ -133,6 +127,41 @@ pub(super) fn write_set(
     })
 }
 
+/// The documents changed after `from_etag`, in id order (format version 4):
+/// from the change log and point reads, sorted, when they are a small part
+/// of the database (the usual incremental); by one ordered pass over every
+/// document otherwise, so that memory never holds more than a bounded list.
+fn write_changed_documents(files: &mut FileSet<'_>, snapshot: &StoreSnapshot, from_etag: u64) -> Result<u64, BackupError> {
+    let changed = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
+    files.reporter.set_total(changed);
+    if changed > MAX_SORTED_CHANGES.max(snapshot.document_count()? / 8) {
+        let newer = snapshot.documents().filter(|item| match item {
+            Ok((_, raw)) => decode_header(raw).map_or(true, |(etag, _)| etag > from_etag),
+            Err(_) => true,
+        });
+        return files.write_documents(newer);
+    }
+    let mut ids = Vec::with_capacity(usize::try_from(changed).unwrap_or(0));
+    for item in snapshot.changes_after(from_etag) {
+        let (_, id) = item?;
+        if !is_status(&id) {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let documents = ids.into_iter().map(|id| {
+        let raw = snapshot
+            .get_raw(&id)?
+            .ok_or_else(|| crate::storage::StorageError::Corrupt(format!("change log names a missing document {id}")))?;
+        Ok((id, raw))
+    });
+    files.write_documents(documents)
+}
+
+/// The most changed ids an incremental sorts in memory (about 64 bytes each).
+const MAX_SORTED_CHANGES: u64 = 1_000_000;
+
 fn is_status(id: &str) -> bool {
     STATUS_DOCUMENT_IDS.contains(&id)
 }
@@ -181,21 +210,29 @@ impl<'a> FileSet<'a> {
         Ok(())
     }
 
-    pub(super) fn open(&self, name: &str) -> Result<Sink, BackupError> {
+    /// A new file of the set: hashed, and sealed in an encrypted set.
+    fn open_raw(&self, name: &str) -> Result<SetWriter<FileSink>, BackupError> {
         let file = self.target.create(name).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot create {name}: {m}"))))?;
         let hashing = HashingWriter::new(file);
-        let under = match &self.set_key {
+        Ok(match &self.set_key {
             Some(key) => {
                 SetWriter::Sealed(ChunkSealer::new(hashing, key.clone(), &super::sealed::chunk_file_id(FORMAT_VERSION, self.set_id, name)))
             }
             None => SetWriter::Plain(hashing),
-        };
-        RecordWriter::new(under, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
+        })
+    }
+
+    pub(super) fn open(&self, name: &str) -> Result<Sink, BackupError> {
+        RecordWriter::new(self.open_raw(name)?, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
     }
 
     pub(super) fn close(&mut self, name: String, sink: Sink, content: FileContent) -> Result<(), BackupError> {
+        let (under, records) = sink.finish().map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot finish {name}: {m}"))))?;
+        self.close_raw(name, under, content, records)
+    }
+
+    fn close_raw(&mut self, name: String, under: SetWriter<FileSink>, content: FileContent, records: u64) -> Result<(), BackupError> {
         let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot finish {name}: {m}")));
-        let (under, records) = sink.finish().map_err(io)?;
         let (file, size, sha256) = under.finish().map_err(io)?.finish();
         file.finish().map_err(io)?;
         self.bytes_done += size;
@@ -227,8 +264,27 @@ impl<'a> FileSet<'a> {
     /// A writer of `documents-NNNN.zst` files, split every [`FILE_SPLIT_BYTES`].
     pub(super) fn documents(&mut self) -> Result<DocumentFiles, BackupError> {
         let name = "documents-0001.zst".to_string();
-        let sink = self.open(&name)?;
+        let sink = self.open_documents(&name)?;
         Ok(DocumentFiles { index: 1, name, sink, count: 0 })
+    }
+
+    fn open_documents(&self, name: &str) -> Result<Framed, BackupError> {
+        let index = self.open_raw(&frames::index_name(name).unwrap_or_default())?;
+        FramedWriter::new(self.open_raw(name)?, index, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
+    }
+
+    /// Closes a documents file, then its index and its top.
+    fn close_documents(&mut self, name: String, sink: Framed) -> Result<(), BackupError> {
+        let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot finish {name}: {m}")));
+        let records = sink.records();
+        let (data, index, top) = sink.finish().map_err(io)?;
+        let index_name = frames::index_name(&name).unwrap_or_default();
+        let top_name = frames::top_name(&name).unwrap_or_default();
+        self.close_raw(name, data, FileContent::Documents, records)?;
+        self.close_raw(index_name, index, FileContent::DocumentIndex, 0)?;
+        let mut top_file = self.open_raw(&top_name)?;
+        top_file.write_all(&top.encode()).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {top_name}: {m}"))))?;
+        self.close_raw(top_name, top_file, FileContent::IndexTop, 0)
     }
 
     /// A whole file of `records`.
@@ -299,9 +355,11 @@ impl<'a> FileSet<'a> {
 pub(super) struct DocumentFiles {
     index: u32,
     name: String,
-    sink: Sink,
+    sink: Framed,
     count: u64,
 }
+
+type Framed = FramedWriter<SetWriter<FileSink>, SetWriter<FileSink>>;
 
 impl DocumentFiles {
     /// Writes one document record (documents go in id order).
@@ -314,11 +372,11 @@ impl DocumentFiles {
         failpoint::hit("backup.document");
         if self.sink.raw_bytes() >= FILE_SPLIT_BYTES {
             let next = format!("documents-{:04}.zst", self.index + 1);
-            let full = std::mem::replace(&mut self.sink, files.open(&next)?);
-            files.close(std::mem::replace(&mut self.name, next), full, FileContent::Documents)?;
+            let full = std::mem::replace(&mut self.sink, files.open_documents(&next)?);
+            files.close_documents(std::mem::replace(&mut self.name, next), full)?;
             self.index += 1;
         }
-        let current = files.bytes_done + self.sink.get_ref().written();
+        let current = files.bytes_done + self.sink.written();
         files.reporter.progress(files.documents_done, current);
         if let Some(pace) = files.pace {
             if current >= files.paced_at + PACE_STEP {
@@ -331,7 +389,7 @@ impl DocumentFiles {
 
     /// Closes the last file; the number of documents written.
     pub(super) fn finish(self, files: &mut FileSet<'_>) -> Result<u64, BackupError> {
-        files.close(self.name, self.sink, FileContent::Documents)?;
+        files.close_documents(self.name, self.sink)?;
         Ok(self.count)
     }
 }

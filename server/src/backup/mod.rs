@@ -6,6 +6,7 @@ pub mod compact;
 pub mod copy;
 pub mod error;
 pub mod format;
+pub mod frames;
 pub mod handle;
 pub mod job;
 pub mod kept_hashes;

@@ -1,0 +1,499 @@
+//! Documents files of format version 4: independent zstd frames, and an id
+//! index beside each file, so that one document of a set can be read
+//! without reading the set (time travel) and a frame can be copied whole.
+//!
+//! For `documents-NNNN.zst` a set holds:
+//! - `documents-NNNN.zst`: the records in id order, cut into zstd frames of
+//!   about [`FRAME_RAW_BYTES`] of records each; the last frame ends with the
+//!   end record. The frames concatenated are one valid zstd stream, so a
+//!   sequential reader (a restore) reads the file as before.
+//! - `documents-NNNN.idx`: index blocks, each one zstd frame of up to
+//!   [`BLOCK_ENTRIES`] entries `[id_len u32][id][etag u64][modified_ms i64]
+//!   [body_len u32][frame u32]` in id order.
+//! - `documents-NNNN.top`: the table of both (see [`IndexTop`]): each frame's
+//!   offset, length and SHA-256, each block's offset, length, count, SHA-256,
+//!   first and last id. Its own SHA-256 is in the manifest, like every file's.
+//!
+//! A lookup reads the top (checked against the manifest), one block (checked
+//! against the top) and one frame (checked against the top): a damaged byte
+//! is a checksum mismatch naming the file, never a wrong document. Offsets
+//! are of the zstd bytes; in an encrypted set they are of the plaintext
+//! under the sealed chunks, and a ranged read opens only the chunks it needs.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+
+use super::format::{encode_record, invalid, DataRecord};
+
+/// Records are cut into a new frame after this many uncompressed bytes.
+pub const FRAME_RAW_BYTES: usize = 64 * 1024;
+/// Entries per index block.
+pub const BLOCK_ENTRIES: usize = 512;
+/// The magic first line of a top file.
+const TOP_MAGIC: &[u8; 8] = b"RKTOP01\n";
+/// The most frames or blocks a top may list (a 128 MiB file of tiny documents stays far below).
+const MAX_TOP_ITEMS: usize = 4_000_000;
+
+/// The index file's name beside a documents file (`documents-0001.idx`).
+#[must_use]
+pub fn index_name(documents: &str) -> Option<String> {
+    documents.strip_suffix(".zst").map(|stem| format!("{stem}.idx"))
+}
+
+/// The top file's name beside a documents file (`documents-0001.top`).
+#[must_use]
+pub fn top_name(documents: &str) -> Option<String> {
+    documents.strip_suffix(".zst").map(|stem| format!("{stem}.top"))
+}
+
+/// One frame of a documents file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRef {
+    pub offset: u64,
+    pub len: u32,
+    pub sha256: [u8; 32],
+}
+
+/// One block of an index file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRef {
+    pub offset: u64,
+    pub len: u32,
+    pub count: u32,
+    pub sha256: [u8; 32],
+    pub first_id: String,
+    pub last_id: String,
+}
+
+/// The table of a documents file's frames and its index's blocks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexTop {
+    pub frames: Vec<FrameRef>,
+    pub blocks: Vec<BlockRef>,
+    /// Documents in the file.
+    pub records: u64,
+}
+
+/// One document as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub id: String,
+    pub etag: u64,
+    pub modified_ms: i64,
+    pub size: u32,
+    pub frame: u32,
+}
+
+impl IndexTop {
+    /// The block that would hold `id`, if any block's range covers it.
+    #[must_use]
+    pub fn block_for(&self, id: &str) -> Option<usize> {
+        let i = self.blocks.partition_point(|b| b.last_id.as_str() < id);
+        self.blocks.get(i).filter(|b| b.first_id.as_str() <= id).map(|_| i)
+    }
+
+    /// The first block whose ids may be at or after `id`.
+    #[must_use]
+    pub fn first_block_from(&self, id: &str) -> usize {
+        self.blocks.partition_point(|b| b.last_id.as_str() < id)
+    }
+
+    /// The bytes of a top file.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = TOP_MAGIC.to_vec();
+        out.extend_from_slice(&self.records.to_le_bytes());
+        out.extend_from_slice(&(self.frames.len() as u64).to_le_bytes());
+        for f in &self.frames {
+            out.extend_from_slice(&f.offset.to_le_bytes());
+            out.extend_from_slice(&f.len.to_le_bytes());
+            out.extend_from_slice(&f.sha256);
+        }
+        out.extend_from_slice(&(self.blocks.len() as u64).to_le_bytes());
+        for b in &self.blocks {
+            out.extend_from_slice(&b.offset.to_le_bytes());
+            out.extend_from_slice(&b.len.to_le_bytes());
+            out.extend_from_slice(&b.count.to_le_bytes());
+            out.extend_from_slice(&b.sha256);
+            put_str(&mut out, &b.first_id);
+            put_str(&mut out, &b.last_id);
+        }
+        out
+    }
+
+    /// Parses a top file, refusing anything inconsistent (frames and blocks
+    /// out of order or overlapping, blocks whose ids do not increase).
+    ///
+    /// # Errors
+    /// `InvalidData` naming what is wrong.
+    pub fn decode(bytes: &[u8]) -> io::Result<Self> {
+        let mut r = Cursor { bytes, at: 0 };
+        if r.take(8)? != TOP_MAGIC {
+            return Err(invalid("not an index top file"));
+        }
+        let records = r.u64()?;
+        let frames_len = r.count()?;
+        let mut frames = Vec::with_capacity(frames_len.min(65_536));
+        let mut end = 0u64;
+        for _ in 0..frames_len {
+            let frame = FrameRef { offset: r.u64()?, len: r.u32()?, sha256: r.hash()? };
+            if frame.offset != end || frame.len == 0 {
+                return Err(invalid("the frames of a documents file do not follow each other"));
+            }
+            end = frame.offset + u64::from(frame.len);
+            frames.push(frame);
+        }
+        let blocks_len = r.count()?;
+        let mut blocks: Vec<BlockRef> = Vec::with_capacity(blocks_len.min(65_536));
+        let mut block_end = 0u64;
+        let mut entries = 0u64;
+        for _ in 0..blocks_len {
+            let block = BlockRef {
+                offset: r.u64()?,
+                len: r.u32()?,
+                count: r.u32()?,
+                sha256: r.hash()?,
+                first_id: r.string()?,
+                last_id: r.string()?,
+            };
+            let ordered = blocks.last().map_or(true, |prev| prev.last_id < block.first_id) && block.first_id <= block.last_id;
+            if block.offset != block_end || block.len == 0 || block.count == 0 || !ordered {
+                return Err(invalid("the blocks of an index file are out of order"));
+            }
+            block_end = block.offset + u64::from(block.len);
+            entries += u64::from(block.count);
+            blocks.push(block);
+        }
+        if r.at != bytes.len() || entries != records {
+            return Err(invalid("an index top file does not add up"));
+        }
+        Ok(Self { frames, blocks, records })
+    }
+}
+
+/// Decodes one index block (already checked against its hash and decompressed).
+///
+/// # Errors
+/// `InvalidData` for entries out of id order or beyond the block.
+pub fn decode_block(raw: &[u8], block: &BlockRef, frames: usize) -> io::Result<Vec<IndexEntry>> {
+    let mut r = Cursor { bytes: raw, at: 0 };
+    let mut out: Vec<IndexEntry> = Vec::with_capacity(block.count as usize);
+    while r.at < raw.len() {
+        let entry = IndexEntry { id: r.string()?, etag: r.u64()?, modified_ms: r.u64()? as i64, size: r.u32()?, frame: r.u32()? };
+        if out.last().is_some_and(|prev| prev.id >= entry.id) || entry.frame as usize >= frames {
+            return Err(invalid("an index block's entries are out of order"));
+        }
+        out.push(entry);
+    }
+    let bounds = out.first().is_some_and(|e| e.id == block.first_id) && out.last().is_some_and(|e| e.id == block.last_id);
+    if out.len() != block.count as usize || !bounds {
+        return Err(invalid("an index block does not match its table"));
+    }
+    Ok(out)
+}
+
+/// The document records of one frame (decompressed), the end record allowed last.
+///
+/// # Errors
+/// `InvalidData` for a frame that does not decode.
+pub fn decode_frame(raw: &[u8]) -> io::Result<Vec<DataRecord>> {
+    let mut reader = super::format::RecordReader::raw(raw);
+    let mut out = Vec::new();
+    while let Some(record) = reader.next_record()? {
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// The SHA-256 of `bytes` as 32 bytes.
+#[must_use]
+pub fn sha256_of(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Writes a documents file as frames, its index blocks and its top.
+///
+/// Frames are compressed on a worker thread while the caller reads the next
+/// records (a backup then uses both cores of a small machine).
+pub struct FramedWriter<W: Write + Send + 'static, X: Write> {
+    worker: Option<(SyncSender<Vec<u8>>, JoinHandle<io::Result<(W, Vec<FrameRef>)>>)>,
+    written: Arc<AtomicU64>,
+    index: X,
+    index_written: u64,
+    compressor: zstd::bulk::Compressor<'static>,
+    raw: Vec<u8>,
+    frames: u32,
+    block: Vec<u8>,
+    block_ids: (String, String),
+    block_count: u32,
+    blocks: Vec<BlockRef>,
+    records: u64,
+    raw_bytes: u64,
+    last_id: Option<String>,
+}
+
+impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
+    /// Starts a documents file into `data` and its index into `index`.
+    ///
+    /// # Errors
+    /// zstd initialisation errors.
+    pub fn new(data: W, index: X, level: i32) -> io::Result<Self> {
+        let written = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = sync_channel::<Vec<u8>>(2);
+        let counter = written.clone();
+        let handle = std::thread::Builder::new().name("backup-frames".into()).spawn(move || {
+            let mut data = data;
+            let mut compressor = zstd::bulk::Compressor::new(level)?;
+            let mut frames = Vec::new();
+            let mut offset = 0u64;
+            for raw in rx {
+                let compressed = compressor.compress(&raw)?;
+                data.write_all(&compressed)?;
+                let len = u32::try_from(compressed.len()).map_err(|_| invalid("a frame over 4 GiB"))?;
+                frames.push(FrameRef { offset, len, sha256: sha256_of(&compressed) });
+                offset += u64::from(len);
+                counter.store(offset, Ordering::Relaxed);
+            }
+            Ok((data, frames))
+        })?;
+        Ok(Self {
+            worker: Some((tx, handle)),
+            written,
+            index,
+            index_written: 0,
+            compressor: zstd::bulk::Compressor::new(level)?,
+            raw: Vec::with_capacity(FRAME_RAW_BYTES + 4096),
+            frames: 0,
+            block: Vec::new(),
+            block_ids: (String::new(), String::new()),
+            block_count: 0,
+            blocks: Vec::new(),
+            records: 0,
+            raw_bytes: 0,
+            last_id: None,
+        })
+    }
+
+    /// Documents written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Uncompressed bytes written so far.
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw_bytes
+    }
+
+    /// Compressed bytes handed to the documents file so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Appends one document; documents must come in id order.
+    ///
+    /// # Errors
+    /// I/O errors; a record that is not a document, or out of id order.
+    pub fn write(&mut self, record: &DataRecord) -> io::Result<()> {
+        let DataRecord::Document { id, etag, modified_ms, body } = record else {
+            return Err(invalid("only documents go into a documents file"));
+        };
+        if self.last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
+            return Err(invalid("documents must be written in id order"));
+        }
+        let before = self.raw.len();
+        encode_record(record, &mut self.raw)?;
+        self.raw_bytes += (self.raw.len() - before) as u64;
+        put_str(&mut self.block, id);
+        self.block.extend_from_slice(&etag.to_le_bytes());
+        self.block.extend_from_slice(&modified_ms.to_le_bytes());
+        self.block.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        self.block.extend_from_slice(&self.frames.to_le_bytes());
+        if self.block_count == 0 {
+            self.block_ids.0.clone_from(id);
+        }
+        self.block_ids.1.clone_from(id);
+        self.block_count += 1;
+        self.records += 1;
+        self.last_id = Some(id.clone());
+        if self.block_count as usize >= BLOCK_ENTRIES {
+            self.flush_block()?;
+        }
+        if self.raw.len() >= FRAME_RAW_BYTES {
+            self.flush_frame()?;
+        }
+        Ok(())
+    }
+
+    fn flush_frame(&mut self) -> io::Result<()> {
+        let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(FRAME_RAW_BYTES + 4096));
+        let sent = self.worker.as_ref().is_some_and(|(tx, _)| tx.send(raw).is_ok());
+        if !sent {
+            // The worker stopped on an error: it is returned by `finish`.
+            return Err(self.stop_worker().err().unwrap_or_else(|| invalid("the frame writer stopped")));
+        }
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn stop_worker(&mut self) -> io::Result<(W, Vec<FrameRef>)> {
+        let (tx, handle) = self.worker.take().ok_or_else(|| invalid("the frame writer stopped"))?;
+        drop(tx);
+        handle.join().map_err(|_| io::Error::other("the frame writer failed"))?
+    }
+
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.block_count == 0 {
+            return Ok(());
+        }
+        let compressed = self.compressor.compress(&self.block)?;
+        self.index.write_all(&compressed)?;
+        let len = u32::try_from(compressed.len()).map_err(|_| invalid("an index block over 4 GiB"))?;
+        let (first_id, last_id) = std::mem::take(&mut self.block_ids);
+        self.blocks.push(BlockRef {
+            offset: self.index_written,
+            len,
+            count: self.block_count,
+            sha256: sha256_of(&compressed),
+            first_id,
+            last_id,
+        });
+        self.index_written += u64::from(len);
+        self.block.clear();
+        self.block_count = 0;
+        Ok(())
+    }
+
+    /// Writes the end record in the last frame and the last index block;
+    /// returns the documents file's writer, the index's, the top and the count.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn finish(mut self) -> io::Result<(W, X, IndexTop)> {
+        super::format::encode_end(self.records, &mut self.raw);
+        self.flush_frame()?;
+        self.flush_block()?;
+        let (data, frames) = self.stop_worker()?;
+        let top = IndexTop { frames, blocks: std::mem::take(&mut self.blocks), records: self.records };
+        Ok((data, self.index, top))
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.bytes.len()).ok_or_else(|| invalid("an index file is cut short"))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> io::Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| invalid("short"))?))
+    }
+
+    fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| invalid("short"))?))
+    }
+
+    fn hash(&mut self) -> io::Result<[u8; 32]> {
+        self.take(32)?.try_into().map_err(|_| invalid("short"))
+    }
+
+    fn count(&mut self) -> io::Result<usize> {
+        let n = self.u64()?;
+        usize::try_from(n).ok().filter(|n| *n <= MAX_TOP_ITEMS).ok_or_else(|| invalid("an index top file lists too many items"))
+    }
+
+    fn string(&mut self) -> io::Result<String> {
+        let len = self.u32()? as usize;
+        if len > 64 * 1024 {
+            return Err(invalid("an id longer than any valid id"));
+        }
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| invalid("an id is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn doc(i: u32) -> DataRecord {
+        DataRecord::Document {
+            id: format!("orders/{i:06}"),
+            etag: u64::from(i) + 1,
+            modified_ms: 5,
+            body: vec![b'x'; 700 + (i % 9) as usize],
+        }
+    }
+
+    fn write(n: u32) -> (Vec<u8>, Vec<u8>, IndexTop) {
+        let mut w = FramedWriter::new(Vec::new(), Vec::new(), 1).expect("writer");
+        for i in 0..n {
+            w.write(&doc(i)).expect("writes");
+        }
+        w.finish().expect("finishes")
+    }
+
+    #[test]
+    fn frames_read_as_one_stream_and_each_alone_through_the_index() {
+        let (data, index, top) = write(3000);
+        assert!(top.frames.len() > 20 && top.blocks.len() == 6, "{} frames, {} blocks", top.frames.len(), top.blocks.len());
+        // A sequential reader sees one stream with its end record.
+        let mut all = super::super::format::RecordReader::new(&data[..]).expect("reader");
+        let mut n = 0;
+        while all.next_record().expect("reads").is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 3000);
+        // A lookup: block, entry, frame.
+        let top = IndexTop::decode(&top.encode()).expect("round trip");
+        let id = "orders/001234";
+        let b = &top.blocks[top.block_for(id).expect("a block")];
+        let block_bytes = &index[b.offset as usize..(b.offset + u64::from(b.len)) as usize];
+        assert_eq!(sha256_of(block_bytes), b.sha256);
+        let mut raw = Vec::new();
+        zstd::Decoder::new(block_bytes).expect("zstd").read_to_end(&mut raw).expect("block");
+        let entries = decode_block(&raw, b, top.frames.len()).expect("entries");
+        let entry = entries.iter().find(|e| e.id == id).expect("entry");
+        let f = &top.frames[entry.frame as usize];
+        let frame = zstd::bulk::decompress(&data[f.offset as usize..(f.offset + u64::from(f.len)) as usize], 1 << 20).expect("frame");
+        let records = decode_frame(&frame).expect("records");
+        assert!(records.contains(&doc(1234)));
+        assert_eq!(top.block_for("orders/999999"), None);
+        assert_eq!(top.block_for("a"), None);
+    }
+
+    #[test]
+    fn a_forged_top_is_refused() {
+        let (_, _, top) = write(1200);
+        let mut bytes = top.encode();
+        assert!(IndexTop::decode(&bytes[..bytes.len() - 1]).is_err());
+        bytes[8] ^= 1; // the record count
+        assert!(IndexTop::decode(&bytes).is_err());
+        let mut swapped = top.clone();
+        swapped.blocks.swap(0, 1);
+        assert!(IndexTop::decode(&swapped.encode()).is_err());
+    }
+
+    #[test]
+    fn out_of_order_documents_are_refused() {
+        let mut w = FramedWriter::new(Vec::new(), Vec::new(), 1).expect("writer");
+        w.write(&doc(2)).expect("writes");
+        assert!(w.write(&doc(1)).is_err());
+    }
+}
