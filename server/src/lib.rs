@@ -13,6 +13,7 @@
 pub mod api;
 pub mod auth;
 pub mod backup;
+pub mod browse;
 pub mod cli;
 pub mod config;
 pub mod crypto;

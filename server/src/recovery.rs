@@ -28,6 +28,9 @@ impl Rookery {
             if crate::jobs::recover_interrupted(&db, rookery_types::SMUGGLER_STATUS_ID).is_some() {
                 tracing::warn!(database = %db.name, "an import was interrupted by a server stop; the documents written before it are kept");
             }
+            if crate::jobs::recover_interrupted(&db, rookery_types::RESTORE_DOCUMENTS_STATUS_ID).is_some() {
+                tracing::warn!(database = %db.name, "a restore of documents was interrupted by a server stop; the documents written before it are kept");
+            }
         }
         if crate::jobs::recover_interrupted(&system, RESTORE_STATUS_ID).is_some() {
             tracing::warn!("a restore was interrupted by a server stop; its files were removed");

@@ -75,6 +75,14 @@ pub struct JobStatus {
     pub error: Option<String>,
     /// The stable code of `Error` (for example `ChecksumMismatch`).
     pub error_code: Option<String>,
+    /// Selective restores: documents written, left as they were (`Skip`),
+    /// and not in the backup at the point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_found: Option<u64>,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 mod auth;
 mod backup;
+mod browse;
 mod documents;
 mod errors;
 mod jobs;
@@ -20,6 +21,7 @@ mod text;
 
 pub use auth::*;
 pub use backup::*;
+pub use browse::*;
 pub use documents::*;
 pub use errors::*;
 pub use jobs::*;

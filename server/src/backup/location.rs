@@ -235,6 +235,28 @@ impl Location {
         }
     }
 
+    /// The bytes `offset..offset + len` of one file of a set (a ranged
+    /// `GET` in object storage): exactly `len` bytes, or an error.
+    ///
+    /// # Errors
+    /// `NotFound`, I/O or storage errors, a file shorter than the range.
+    pub fn read_range(&self, set_id: &str, name: &str, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let bytes = match self {
+            Self::Folder(path) => {
+                use std::os::unix::fs::FileExt;
+                let file = std::fs::File::open(path.join(set_id).join(name))?;
+                let mut out = vec![0u8; usize::try_from(len).map_err(|_| std::io::Error::other("range too large"))?];
+                file.read_exact_at(&mut out, offset)?;
+                out
+            }
+            Self::Objects(o) => o.read_range(&format!("{set_id}/{name}"), offset, len)?,
+        };
+        if bytes.len() as u64 != len {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file is shorter than its index says"));
+        }
+        Ok(bytes)
+    }
+
     /// The size of one file of a set.
     ///
     /// # Errors

@@ -350,6 +350,16 @@ impl ObjectLocation {
         Ok(ObjectReader { stream: result.into_stream(), current: Bytes::new() })
     }
 
+    /// The bytes `offset..offset + len` of one object (one ranged `GET`).
+    ///
+    /// # Errors
+    /// `NotFound`, or a [`StorageFault`].
+    pub fn read_range(&self, key: &str, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let path = self.path(key);
+        let bytes = counted(Op::Get, block(self.store.get_range(&path, offset..offset + len))).map_err(to_io)?;
+        Ok(bytes.to_vec())
+    }
+
     /// Uploads a small object in one request.
     ///
     /// # Errors

@@ -327,6 +327,57 @@ impl<R: Read> Read for ChunkOpener<R> {
     }
 }
 
+/// The plaintext bytes `offset..offset + len` of a sealed file of `size`
+/// bytes, read through `read(disk_offset, disk_len)` and opening only the
+/// chunks that cover them (every full chunk has the same size on disk).
+///
+/// # Errors
+/// I/O errors; `InvalidData` for a chunk that does not open.
+pub fn read_sealed_range(
+    read: &dyn Fn(u64, u64) -> io::Result<Vec<u8>>,
+    size: u64,
+    key: &Key,
+    file: &str,
+    offset: u64,
+    len: u64,
+) -> io::Result<Vec<u8>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let chunk = CHUNK_BYTES as u64;
+    let stride = chunk + 5 + key.seal(b"", b"").len() as u64;
+    let (first, last) = (offset / chunk, (offset + len - 1) / chunk);
+    let start = first * stride;
+    let end = ((last + 1) * stride).min(size);
+    if end <= start {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "a range beyond the end of a sealed file"));
+    }
+    let bytes = read(start, end - start)?;
+    let mut opener = ChunkOpener {
+        inner: &bytes[..],
+        key: key.clone(),
+        file: file.to_string(),
+        plain: Vec::new(),
+        offset: 0,
+        index: first,
+        done: false,
+    };
+    let mut plain = Vec::with_capacity(usize::try_from((last - first + 1) * chunk).unwrap_or(0));
+    for _ in first..=last {
+        if opener.done {
+            break;
+        }
+        opener.next_chunk()?;
+        plain.extend_from_slice(&opener.plain);
+    }
+    let skip = usize::try_from(offset - first * chunk).unwrap_or(usize::MAX);
+    let want = usize::try_from(len).unwrap_or(usize::MAX);
+    plain
+        .get(skip..skip.saturating_add(want))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a range beyond the end of a sealed file"))
+}
+
 /// Associated data of a database key sealed with a set key.
 pub const SEALED_DATABASE_KEY_AAD: &[u8] = b"rookery-database-key-in-set-v1";
 
@@ -364,6 +415,20 @@ mod tests {
         assert!(ChunkOpener::new(&sealed[..], key.clone(), "other.zst").read_to_end(&mut out).is_err());
         // Empty data still has its last chunk.
         assert_eq!(open(&key, &seal(&key, b"")).expect("opens"), b"");
+    }
+
+    #[test]
+    fn a_range_opens_only_its_chunks() {
+        let key = Key::random();
+        let data: Vec<u8> = (0..(CHUNK_BYTES * 3 + 777)).map(|i| (i % 251) as u8).collect();
+        let sealed = seal(&key, &data);
+        let read = |o: u64, l: u64| Ok(sealed[o as usize..(o + l) as usize].to_vec());
+        for (o, l) in [(0, 10), (CHUNK_BYTES - 5, 10), (CHUNK_BYTES * 3 + 700, 77), (12_345, CHUNK_BYTES * 2)] {
+            let got = read_sealed_range(&read, sealed.len() as u64, &key, "documents-0001.zst", o as u64, l as u64).expect("opens");
+            assert_eq!(got, data[o..o + l]);
+        }
+        assert!(read_sealed_range(&read, sealed.len() as u64, &key, "other", 0, 10).is_err());
+        assert!(read_sealed_range(&read, sealed.len() as u64, &key, "documents-0001.zst", data.len() as u64, 10).is_err());
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub enum JobKind {
     Restore,
     Import,
     Compact,
+    RestoreDocuments,
 }
 
 impl JobKind {
@@ -49,6 +50,7 @@ impl JobKind {
             Self::Restore => "restore",
             Self::Import => "import",
             Self::Compact => "compaction",
+            Self::RestoreDocuments => "restore_documents",
         }
     }
 
@@ -60,6 +62,7 @@ impl JobKind {
             Self::Restore => "Restore",
             Self::Import => "Import",
             Self::Compact => "Compaction",
+            Self::RestoreDocuments => "Restore of documents",
         }
     }
 }

@@ -29,6 +29,8 @@ pub enum RestoreError {
     InvalidEncryptionKey(String),
     #[error("The backup set is encrypted: give BackupEncryptionKey or BackupPassphrase.")]
     BackupKeyRequired,
+    #[error("{0}")]
+    DocumentsAlreadyRunning(String),
 }
 
 impl RestoreError {
@@ -39,7 +41,7 @@ impl RestoreError {
         match self {
             Self::Backup(b) => b.code(),
             Self::Storage(s) => s.code(),
-            Self::AlreadyRunning(_) => ErrorCode::RestoreAlreadyRunning,
+            Self::AlreadyRunning(_) | Self::DocumentsAlreadyRunning(_) => ErrorCode::RestoreAlreadyRunning,
             Self::SetNotFound(_) => ErrorCode::SetNotFound,
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::InvalidDatabaseLocation(_) => ErrorCode::InvalidDatabaseLocation,

@@ -1,0 +1,300 @@
+//! A chain opened at one point in time, read through the sets' id indexes
+//! (format version 4, see `backup/frames.rs`) without restoring anything.
+//!
+//! The state of an id at the point is decided by the newest set of the chain
+//! (up to the point) that mentions it: a document there is its version, a
+//! deletion there means it did not exist, and an id no set mentions never
+//! existed. Every byte read is checked before it is believed: a top file
+//! against the manifest's SHA-256, a block and a frame against the top.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::Arc;
+
+use crate::backup::error::BackupError;
+use crate::backup::format::{DataRecord, FileContent, ManifestFile, SetKind, MAX_RECORD_BODY};
+use crate::backup::frames::{self, decode_block, decode_frame, sha256_of, IndexEntry, IndexTop, FRAME_RAW_BYTES};
+use crate::backup::location::{io_error, StoredSet};
+use crate::backup::sealed::{chunk_file_id, read_sealed_range};
+use crate::restore::build::{read_file, Source};
+use crate::restore::plan::RestorePlan;
+use crate::restore::RestoreError;
+
+/// The largest top file a reader accepts (a 128 MiB documents file of tiny documents stays far below).
+const MAX_TOP_BYTES: u64 = 256 * 1024 * 1024;
+/// Decoded index blocks kept between lookups.
+const BLOCK_CACHE: usize = 1024;
+
+/// What an id was at the point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// A document: the set (index in the chain) and file that hold this version.
+    Document { set: usize, file: usize, entry: IndexEntry },
+    /// Deleted by this set (index in the chain), and not created again after it.
+    Deleted { set: usize },
+    /// No set up to the point holds it.
+    Absent,
+}
+
+/// One documents file of a set, with its table.
+struct DocumentsFile {
+    name: String,
+    size: u64,
+    index: ManifestFile,
+    top: IndexTop,
+}
+
+/// A chain up to one point, read without restoring it.
+pub struct PointReader {
+    plan: RestorePlan,
+    files: Vec<Option<Vec<DocumentsFile>>>,
+    deletions: Vec<Option<BTreeMap<String, u64>>>,
+    blocks: HashMap<(usize, usize, usize), Arc<Vec<IndexEntry>>>,
+}
+
+impl PointReader {
+    /// Opens a planned chain (its links, keys and file sizes already checked).
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a chain that starts with a snapshot set or holds
+    /// sets written before format version 4 (no id index).
+    pub fn new(plan: RestorePlan) -> Result<Self, RestoreError> {
+        if let Some(set) = plan.chain.iter().find(|s| s.manifest.kind == SetKind::Snapshot) {
+            return Err(BackupError::Unsupported(format!(
+                "{} is a snapshot set: its documents are the database's own storage files, read by restoring it",
+                set.manifest.set_id
+            ))
+            .into());
+        }
+        let no_index = |s: &&StoredSet| {
+            s.manifest.files.iter().any(|f| f.content == FileContent::Documents)
+                && !s.manifest.files.iter().any(|f| f.content == FileContent::IndexTop)
+        };
+        if let Some(set) = plan.chain.iter().find(no_index) {
+            return Err(BackupError::Unsupported(format!(
+                "{} was written before backup format 4 and has no id index: compact the chain (its compacted set has one) or restore it",
+                set.manifest.set_id
+            ))
+            .into());
+        }
+        let n = plan.chain.len();
+        Ok(Self { plan, files: (0..n).map(|_| None).collect(), deletions: (0..n).map(|_| None).collect(), blocks: HashMap::new() })
+    }
+
+    /// The sets of the chain, oldest first.
+    #[must_use]
+    pub fn chain(&self) -> &[StoredSet] {
+        &self.plan.chain
+    }
+
+    /// The id of the set at `index` of the chain.
+    #[must_use]
+    pub fn set_id(&self, index: usize) -> &str {
+        self.plan.chain.get(index).map_or("", |s| s.manifest.set_id.as_str())
+    }
+
+    /// The state of `id` at the newest point of the chain.
+    ///
+    /// # Errors
+    /// `ChecksumMismatch` naming a damaged file; storage errors.
+    pub fn state(&mut self, id: &str) -> Result<State, RestoreError> {
+        self.state_up_to(self.plan.chain.len(), id)
+    }
+
+    /// The state of `id` after the first `sets` sets of the chain.
+    ///
+    /// # Errors
+    /// As [`Self::state`].
+    pub fn state_up_to(&mut self, sets: usize, id: &str) -> Result<State, RestoreError> {
+        for set in (0..sets.min(self.plan.chain.len())).rev() {
+            if self.deletions(set)?.contains_key(id) {
+                return Ok(State::Deleted { set });
+            }
+            if let Some((file, entry)) = self.entry_in(set, id)? {
+                return Ok(State::Document { set, file, entry });
+            }
+        }
+        Ok(State::Absent)
+    }
+
+    /// The body of a document found by [`Self::state`], opened with the
+    /// database key when the database is encrypted.
+    ///
+    /// # Errors
+    /// `ChecksumMismatch` when the frame does not hold what the index says.
+    pub fn body(&mut self, set: usize, file: usize, entry: &IndexEntry) -> Result<Vec<u8>, RestoreError> {
+        self.load_files(set)?;
+        let docs = &self.files[set].as_ref().expect("loaded")[file];
+        let name = docs.name.clone();
+        let frame =
+            docs.top.frames.get(entry.frame as usize).cloned().ok_or_else(|| self.damaged(set, &name, "an index entry names no frame"))?;
+        let bytes = self.read_range(set, &name, docs.size, frame.offset, u64::from(frame.len))?;
+        if sha256_of(&bytes) != frame.sha256 {
+            return Err(self.damaged(set, &name, &format!("the frame at offset {} does not match its checksum", frame.offset)));
+        }
+        let mut raw = Vec::new();
+        let limit = (FRAME_RAW_BYTES + MAX_RECORD_BODY + 64 * 1024) as u64;
+        zstd::Decoder::new(&bytes[..])
+            .and_then(|d| d.take(limit).read_to_end(&mut raw))
+            .map_err(|e| self.damaged(set, &name, &format!("a frame does not decode: {e}")))?;
+        let records = decode_frame(&raw).map_err(|e| self.damaged(set, &name, &e.to_string()))?;
+        let body = records.into_iter().find_map(|r| match r {
+            DataRecord::Document { id, etag, body, .. } if id == entry.id && etag == entry.etag => Some(body),
+            _ => None,
+        });
+        let body = body.ok_or_else(|| self.damaged(set, &name, &format!("the frame does not hold {} as its index says", entry.id)))?;
+        match &self.plan.database_key {
+            Some(key) => key.open(entry.id.as_bytes(), &body).map_err(|_| self.damaged(set, &name, "a sealed document does not open")),
+            None => Ok(body),
+        }
+    }
+
+    /// The entry of `id` in set `set`, if that set holds it as a document.
+    fn entry_in(&mut self, set: usize, id: &str) -> Result<Option<(usize, IndexEntry)>, RestoreError> {
+        self.load_files(set)?;
+        let count = self.files[set].as_ref().map_or(0, Vec::len);
+        for file in 0..count {
+            let Some(block) = self.files[set].as_ref().and_then(|f| f[file].top.block_for(id)) else { continue };
+            let entries = self.block(set, file, block)?;
+            if let Ok(i) = entries.binary_search_by(|e| e.id.as_str().cmp(id)) {
+                return Ok(Some((file, entries[i].clone())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Files of set `set` and the blocks of each, for cursors.
+    pub(super) fn shape(&mut self, set: usize) -> Result<Vec<usize>, RestoreError> {
+        self.load_files(set)?;
+        Ok(self.files[set].as_ref().map(|f| f.iter().map(|d| d.top.blocks.len()).collect()).unwrap_or_default())
+    }
+
+    /// The first block of file `file` of set `set` that may hold ids at or after `id`.
+    pub(super) fn first_block_from(&mut self, set: usize, file: usize, id: &str) -> Result<usize, RestoreError> {
+        self.load_files(set)?;
+        Ok(self.files[set].as_ref().map_or(0, |f| f[file].top.first_block_from(id)))
+    }
+
+    /// The decoded block `block` of file `file` of set `set`, checked.
+    pub(super) fn block(&mut self, set: usize, file: usize, block: usize) -> Result<Arc<Vec<IndexEntry>>, RestoreError> {
+        if let Some(hit) = self.blocks.get(&(set, file, block)) {
+            return Ok(hit.clone());
+        }
+        self.load_files(set)?;
+        let docs = &self.files[set].as_ref().expect("loaded")[file];
+        let (index, frames) = (docs.index.clone(), docs.top.frames.len());
+        let b = docs.top.blocks[block].clone();
+        let bytes = self.read_range(set, &index.name, index.size, b.offset, u64::from(b.len))?;
+        if sha256_of(&bytes) != b.sha256 {
+            return Err(self.damaged(set, &index.name, &format!("the index block at offset {} does not match its checksum", b.offset)));
+        }
+        let mut raw = Vec::new();
+        zstd::Decoder::new(&bytes[..])
+            .and_then(|d| d.take(64 * 1024 * 1024).read_to_end(&mut raw))
+            .map_err(|e| self.damaged(set, &index.name, &format!("an index block does not decode: {e}")))?;
+        let entries = Arc::new(decode_block(&raw, &b, frames).map_err(|e| self.damaged(set, &index.name, &e.to_string()))?);
+        if self.blocks.len() >= BLOCK_CACHE {
+            self.blocks.clear();
+        }
+        self.blocks.insert((set, file, block), entries.clone());
+        Ok(entries)
+    }
+
+    /// The ids set `set` deletes (an incremental's deletions file), read once and checked.
+    pub(super) fn deletions(&mut self, set: usize) -> Result<&BTreeMap<String, u64>, RestoreError> {
+        if self.deletions[set].is_none() {
+            let stored = &self.plan.chain[set];
+            let source = Source { set: stored, key: self.plan.set_keys[set].as_ref() };
+            let mut out = BTreeMap::new();
+            for file in stored.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
+                read_file(&source, &file.name, &file.sha256, &mut |record| match record {
+                    DataRecord::Deletion { id, etag } => {
+                        out.insert(id, etag);
+                        Ok(())
+                    }
+                    _ => Err(BackupError::Corrupt(format!("{}/{}: a non-deletion record", stored.manifest.set_id, file.name)).into()),
+                })?;
+            }
+            self.deletions[set] = Some(out);
+        }
+        Ok(self.deletions[set].as_ref().expect("just read"))
+    }
+
+    /// Reads and checks the tops of set `set`'s documents files, once.
+    fn load_files(&mut self, set: usize) -> Result<(), RestoreError> {
+        if self.files[set].is_some() {
+            return Ok(());
+        }
+        let stored = &self.plan.chain[set];
+        let find = |name: &str| stored.manifest.files.iter().find(|f| f.name == name).cloned();
+        let mut out = Vec::new();
+        for file in stored.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
+            let missing = |what: &str| self.damaged(set, &file.name, &format!("its {what} is not in the manifest"));
+            let index = frames::index_name(&file.name).and_then(|n| find(&n)).filter(|f| f.content == FileContent::DocumentIndex);
+            let top_file = frames::top_name(&file.name).and_then(|n| find(&n)).filter(|f| f.content == FileContent::IndexTop);
+            let (index, top_file) = (index.ok_or_else(|| missing("index"))?, top_file.ok_or_else(|| missing("top"))?);
+            let top = self.read_top(set, &top_file)?;
+            if top.records != file.records {
+                return Err(self.damaged(set, &top_file.name, "its count is not the documents file's"));
+            }
+            out.push(DocumentsFile { name: file.name.clone(), size: file.size, index, top });
+        }
+        self.files[set] = Some(out);
+        Ok(())
+    }
+
+    fn read_top(&self, set: usize, file: &ManifestFile) -> Result<IndexTop, RestoreError> {
+        if file.size > MAX_TOP_BYTES {
+            return Err(BackupError::Corrupt(format!("{}/{}: larger than any index top", self.set_id(set), file.name)).into());
+        }
+        let stored = &self.plan.chain[set];
+        let source = Source { set: stored, key: self.plan.set_keys[set].as_ref() };
+        let bytes = stored
+            .location
+            .read_range(&stored.manifest.set_id, &file.name, 0, file.size)
+            .map_err(|e| self.unreadable(set, &file.name, &e))?;
+        if hex::encode(sha256_of(&bytes)) != file.sha256 {
+            return Err(self.damaged(set, &file.name, "checksum mismatch (the file was changed or damaged)"));
+        }
+        let plain = if let Some(key) = source.key.cloned() {
+            let mut out = Vec::new();
+            crate::backup::sealed::ChunkOpener::new(
+                &bytes[..],
+                key,
+                &chunk_file_id(stored.manifest.format_version, &stored.manifest.set_id, &file.name),
+            )
+            .read_to_end(&mut out)
+            .map_err(|e| self.damaged(set, &file.name, &e.to_string()))?;
+            out
+        } else {
+            bytes
+        };
+        IndexTop::decode(&plain).map_err(|e| BackupError::Corrupt(format!("{}/{}: {e}", self.set_id(set), file.name)).into())
+    }
+
+    /// Plaintext bytes of a file of set `set` (opening only the chunks that cover them in an encrypted set).
+    fn read_range(&self, set: usize, name: &str, size: u64, offset: u64, len: u64) -> Result<Vec<u8>, RestoreError> {
+        let stored = &self.plan.chain[set];
+        let set_id = &stored.manifest.set_id;
+        let result = match self.plan.set_keys[set].as_ref() {
+            None => stored.location.read_range(set_id, name, offset, len),
+            Some(key) => read_sealed_range(
+                &|o, l| stored.location.read_range(set_id, name, o, l),
+                size,
+                key,
+                &chunk_file_id(stored.manifest.format_version, set_id, name),
+                offset,
+                len,
+            ),
+        };
+        result.map_err(|e| self.unreadable(set, name, &e))
+    }
+
+    fn unreadable(&self, set: usize, name: &str, e: &std::io::Error) -> RestoreError {
+        io_error(e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", self.set_id(set)))).into()
+    }
+
+    fn damaged(&self, set: usize, name: &str, why: &str) -> RestoreError {
+        BackupError::ChecksumMismatch(format!("{}/{name}: {why}", self.set_id(set))).into()
+    }
+}
