@@ -13,7 +13,7 @@ use axum::Json;
 
 use super::body::body_bytes;
 use super::error::ApiError;
-use super::extract::{blocking, AppState, Db};
+use super::extract::{blocking, count, AppState, Db};
 use rookery_types::{DocumentEntry, DocumentPage, ErrorBody, PutResult};
 
 /// Most results a listing page returns.
@@ -80,7 +80,7 @@ fn if_none_match_any(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-fn etag_header(etag: u64) -> HeaderValue {
+pub(crate) fn etag_header(etag: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{etag}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
@@ -209,24 +209,8 @@ pub async fn list(
     Db(db): Db,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<DocumentPage>, ApiError> {
-    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
-        match query.get(name) {
-            None => Ok(default),
-            // At most i64::MAX, as the description says (a 64-bit signed integer).
-            Some(v) => {
-                v.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()).map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(
-                    || {
-                        ApiError::new(
-                            ErrorCode::InvalidQuery,
-                            format!("'{name}' must be an integer from 0 to 9223372036854775807, not '{}'.", v.escape_debug()),
-                        )
-                    },
-                )
-            }
-        }
-    };
-    let start = number("start", 0)?;
-    let page_size = number("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE);
+    let start = count(&query, "start", 0)?;
+    let page_size = count(&query, "pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE);
     let prefix = query.get("startsWith").cloned().unwrap_or_default();
     blocking(move || {
         let (page, total) = db.store().list(&prefix, start, page_size)?;

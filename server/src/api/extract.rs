@@ -47,6 +47,22 @@ where
 }
 
 /// A query flag: `true`/`1`, `false`/`0`, or absent (false); anything else is `InvalidQuery`.
+/// A count from the query (`start`, `pageSize`): an integer from 0 to
+/// `i64::MAX` (what the OpenAPI description says), `default` when absent.
+pub(crate) fn count(query: &HashMap<String, String>, name: &str, default: usize) -> Result<usize, ApiError> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(v) => {
+            v.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()).map(|n| usize::try_from(n).unwrap_or(usize::MAX)).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!("'{name}' must be an integer from 0 to 9223372036854775807, not '{}'.", v.escape_debug()),
+                )
+            })
+        }
+    }
+}
+
 pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
     match query.get(name).map(|v| v.to_ascii_lowercase()) {
         None => Ok(false),

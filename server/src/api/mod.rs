@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod browse;
 pub mod databases;
 pub mod documents;
 pub mod error;

@@ -9,7 +9,7 @@ use utoipa::openapi::{OpenApi as OpenApiDoc, Required};
 use utoipa::OpenApi;
 
 use super::routes::per_database_routes;
-use super::{auth, databases, documents, health, jobs, monitor, notifications, smuggler, tasks};
+use super::{auth, browse, databases, documents, health, jobs, monitor, notifications, smuggler, tasks};
 use rookery_types::*;
 
 #[derive(OpenApi)]
@@ -59,6 +59,11 @@ use rookery_types::*;
         notifications::get_notification,
         notifications::delete_notification,
         notifications::test_notification,
+        browse::list_documents,
+        browse::get_document,
+        browse::diff,
+        browse::restore_documents,
+        browse::cancel_restore_documents,
     ),
     components(schemas(
         documents::IfNoneMatch,
@@ -100,6 +105,13 @@ use rookery_types::*;
         NotificationDeliveryInfo,
         NotificationBody,
         TestDelivery,
+        BackupDocument,
+        BackupDocumentPage,
+        DocumentChange,
+        DiffEntry,
+        DiffPage,
+        RestoreDocumentsMode,
+        RestoreDocumentsRequest,
     ))
 )]
 struct ApiDoc;

@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put, MethodRouter};
 
 use super::extract::AppState;
-use super::{auth, databases, documents, health, jobs, monitor, notifications, smuggler, tasks};
+use super::{auth, browse, databases, documents, health, jobs, monitor, notifications, smuggler, tasks};
 
 /// The routes of a database's base, declared once: the router serves them
 /// at the root (the system database) and under `/databases/{db}`, and the
@@ -21,6 +21,8 @@ pub(crate) fn per_database_routes() -> Vec<(&'static str, MethodRouter<AppState>
         ("/admin/backup/tasks/{name}", put(tasks::put_task).get(tasks::get_task).delete(tasks::delete_task), Timeout::Bounded),
         ("/admin/backup/tasks/{name}/run", post(tasks::run_task), Timeout::Bounded),
         ("/admin/backup/retention", post(tasks::retention), Timeout::Bounded),
+        ("/admin/restore/documents", post(browse::restore_documents), Timeout::Stream),
+        ("/admin/restore/documents/cancel", post(browse::cancel_restore_documents), Timeout::Bounded),
         ("/smuggler/import/cancel", post(smuggler::cancel_import), Timeout::Bounded),
         ("/smuggler/export", get(smuggler::export_dump), Timeout::Stream),
         ("/smuggler/import", post(smuggler::import_dump).layer(DefaultBodyLimit::disable()), Timeout::Stream),
@@ -43,6 +45,9 @@ pub(crate) fn server_routes() -> Vec<(&'static str, MethodRouter<AppState>, Time
         ("/databases", get(databases::list), Timeout::Bounded),
         ("/admin/databases/{name}", put(databases::create).delete(databases::delete), Timeout::Bounded),
         ("/admin/backup/sets", get(jobs::list_sets), Timeout::Bounded),
+        ("/admin/backup/documents", get(browse::list_documents), Timeout::Bounded),
+        ("/admin/backup/documents/{*id}", get(browse::get_document), Timeout::Bounded),
+        ("/admin/backup/diff", get(browse::diff), Timeout::Bounded),
         ("/admin/restore", post(jobs::start_restore), Timeout::Stream),
         ("/admin/restore/cancel", post(jobs::cancel_restore), Timeout::Bounded),
         ("/admin/backup/compact", post(jobs::start_compaction), Timeout::Bounded),
