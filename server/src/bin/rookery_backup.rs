@@ -77,12 +77,25 @@ struct Args {
     /// into one new full set, without a server.
     #[arg(long, conflicts_with_all = ["url", "list", "verify", "incremental"])]
     compact: bool,
-    /// With --compact: fold the chain up to this set.
-    #[arg(long, requires = "compact")]
+    /// Offline: list the documents in --dest at a point in time (--up-to,
+    /// default the newest set), those whose id starts with PREFIX if given:
+    /// id, etag, last modified and size, tab-separated.
+    #[arg(long, value_name = "PREFIX", num_args = 0..=1, default_missing_value = "", conflicts_with_all = ["url", "list", "verify", "compact", "cat", "diff"])]
+    ls: Option<String>,
+    /// Offline: print one document of --dest as it was at --up-to (default the newest set).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["url", "list", "verify", "compact", "diff"])]
+    cat: Option<String>,
+    /// Offline: the ids created, changed and deleted between two points of
+    /// one chain, `FROM..TO` (set ids or RFC 3339 times; TO empty: the newest set).
+    #[arg(long, value_name = "FROM..TO", conflicts_with_all = ["url", "list", "verify", "compact", "up_to"])]
+    diff: Option<String>,
+    /// With --compact: fold the chain up to this set; with --ls and --cat:
+    /// the point to read (a set id or an RFC 3339 time).
+    #[arg(long)]
     up_to: Option<String>,
-    /// With --compact: the database whose chain to fold, when --dest holds
-    /// chains of several (the name in the sets).
-    #[arg(long, requires = "compact")]
+    /// With --compact, --ls, --cat and --diff: the database whose chain to
+    /// read, when --dest holds chains of several (the name in the sets).
+    #[arg(long)]
     source_database_name: Option<String>,
     #[command(flatten)]
     credentials: Credentials,
@@ -90,7 +103,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let code = if args.compact {
+    let code = if args.ls.is_some() || args.cat.is_some() || args.diff.is_some() {
+        browse_offline(&args)
+    } else if args.up_to.is_some() && !args.compact {
+        eprintln!("rookery-backup: --up-to goes with --compact, --ls or --cat");
+        ExitCode::from(2)
+    } else if args.compact {
         compact_offline(&args)
     } else if args.list || args.verify {
         offline(&args)
@@ -137,6 +155,43 @@ fn offline(args: &Args) -> ExitCode {
         }
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn browse_offline(args: &Args) -> ExitCode {
+    use rookery::cli::browse::{cat, diff, ls, Point};
+    let secret =
+        match rookery::backup::sealed::SetSecret::from_request(args.backup_encryption_key.as_ref(), args.backup_passphrase.as_ref()) {
+            Ok(secret) => secret,
+            Err(message) => {
+                eprintln!("rookery-backup: {message}");
+                return ExitCode::from(2);
+            }
+        };
+    let point =
+        Point { dest: &args.dest, up_to: args.up_to.as_deref(), database: args.source_database_name.as_deref(), secret: secret.as_ref() };
+    let mut out = std::io::stdout().lock();
+    // What goes to stderr: where a document came from, or how many lines.
+    let result = if let Some(id) = &args.cat {
+        cat(&point, id, &mut out).map(|found| found.map(|set_id| format!("({id} from {set_id})")))
+    } else if let Some(range) = &args.diff {
+        diff(&point, range, &mut out).map(|n| Ok(format!("{} changed", rookery_types::counted(n, "id"))))
+    } else {
+        ls(&point, args.ls.as_deref().unwrap_or_default(), &mut out).map(|n| Ok(rookery_types::counted(n, "document")))
+    };
+    match result {
+        Ok(Ok(said)) => {
+            eprintln!("{said}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(not_found)) => {
+            eprintln!("rookery-backup: {not_found}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("rookery-backup: {e} ({})", e.code());
+            ExitCode::FAILURE
+        }
     }
 }
 

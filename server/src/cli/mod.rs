@@ -2,6 +2,7 @@
 //! ([`client`]), following a job with a progress bar ([`progress`]), and the
 //! server's own restore modes (`--restore-*`, [`restore`]).
 
+pub mod browse;
 pub mod client;
 pub mod progress;
 pub mod restore;

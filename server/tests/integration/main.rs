@@ -22,5 +22,6 @@ mod s3;
 mod smuggler;
 mod snapshot;
 mod tasks;
+mod timetravel;
 mod trust;
 mod trust3;

@@ -198,6 +198,11 @@ impl S3Server {
     pub fn request_bytes(&self) -> (u64, u64) {
         (self.relay.sent.load(Ordering::SeqCst), self.relay.connections.load(Ordering::SeqCst))
     }
+
+    /// Bytes the storage answered through the relay so far (downloads).
+    pub fn answered_bytes(&self) -> u64 {
+        self.relay.received.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for S3Server {
@@ -235,6 +240,7 @@ struct Relay {
     port: u16,
     alive: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
     connections: Arc<AtomicU64>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -246,7 +252,8 @@ impl Relay {
         let alive = Arc::new(AtomicBool::new(true));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let (sent, connections) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let (a, o, counted, opened) = (alive.clone(), open.clone(), sent.clone(), connections.clone());
+        let received = Arc::new(AtomicU64::new(0));
+        let (a, o, counted, opened, answered) = (alive.clone(), open.clone(), sent.clone(), connections.clone(), received.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if !a.load(Ordering::SeqCst) {
@@ -262,10 +269,10 @@ impl Relay {
                     o.lock().expect("lock").extend([c, u]);
                 }
                 pipe(client.try_clone().expect("clone"), upstream.try_clone().expect("clone"), Some(counted.clone()));
-                pipe(upstream, client, None);
+                pipe(upstream, client, Some(answered.clone()));
             }
         });
-        Self { port, alive, sent, connections, open }
+        Self { port, alive, sent, received, connections, open }
     }
 
     fn set_alive(&self, alive: bool) {
