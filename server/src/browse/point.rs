@@ -24,6 +24,10 @@ use crate::restore::RestoreError;
 const MAX_TOP_BYTES: u64 = 256 * 1024 * 1024;
 /// Decoded index blocks kept between lookups.
 const BLOCK_CACHE: usize = 1024;
+/// An index file up to this size is read whole at its first lookup (one
+/// request instead of one per block: an incremental's index is small, and
+/// most lookups pass through every incremental of the chain).
+const WHOLE_INDEX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What an id was at the point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +54,8 @@ pub struct PointReader {
     files: Vec<Option<Vec<DocumentsFile>>>,
     deletions: Vec<Option<BTreeMap<String, u64>>>,
     blocks: HashMap<(usize, usize, usize), Arc<Vec<IndexEntry>>>,
+    /// Small index files read whole (plaintext), by (set, file).
+    whole_indexes: HashMap<(usize, usize), Arc<Vec<u8>>>,
 }
 
 impl PointReader {
@@ -78,7 +84,13 @@ impl PointReader {
             .into());
         }
         let n = plan.chain.len();
-        Ok(Self { plan, files: (0..n).map(|_| None).collect(), deletions: (0..n).map(|_| None).collect(), blocks: HashMap::new() })
+        Ok(Self {
+            plan,
+            files: (0..n).map(|_| None).collect(),
+            deletions: (0..n).map(|_| None).collect(),
+            blocks: HashMap::new(),
+            whole_indexes: HashMap::new(),
+        })
     }
 
     /// The sets of the chain, oldest first.
@@ -184,7 +196,7 @@ impl PointReader {
         let docs = &self.files[set].as_ref().expect("loaded")[file];
         let (index, frames) = (docs.index.clone(), docs.top.frames.len());
         let b = docs.top.blocks[block].clone();
-        let bytes = self.read_range(set, &index.name, index.size, b.offset, u64::from(b.len))?;
+        let bytes = self.index_bytes(set, file, &index, b.offset, u64::from(b.len))?;
         if sha256_of(&bytes) != b.sha256 {
             return Err(self.damaged(set, &index.name, &format!("the index block at offset {} does not match its checksum", b.offset)));
         }
@@ -198,6 +210,25 @@ impl PointReader {
         }
         self.blocks.insert((set, file, block), entries.clone());
         Ok(entries)
+    }
+
+    /// Bytes of an index file: from the whole file when it is small (read
+    /// once), else by a ranged read.
+    fn index_bytes(&mut self, set: usize, file: usize, index: &ManifestFile, offset: u64, len: u64) -> Result<Vec<u8>, RestoreError> {
+        let plain_size = self.files[set].as_ref().and_then(|f| f[file].top.blocks.last()).map_or(0, |b| b.offset + u64::from(b.len));
+        if plain_size > WHOLE_INDEX_BYTES {
+            return self.read_range(set, &index.name, index.size, offset, len);
+        }
+        if !self.whole_indexes.contains_key(&(set, file)) {
+            let whole = self.read_range(set, &index.name, index.size, 0, plain_size)?;
+            self.whole_indexes.insert((set, file), Arc::new(whole));
+        }
+        let whole = &self.whole_indexes[&(set, file)];
+        let range = usize::try_from(offset).ok().zip(usize::try_from(offset + len).ok());
+        range
+            .and_then(|(a, b)| whole.get(a..b))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| self.damaged(set, &index.name, "an index block beyond the file"))
     }
 
     /// The ids set `set` deletes (an incremental's deletions file), read once and checked.

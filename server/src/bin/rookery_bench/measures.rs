@@ -114,7 +114,15 @@ impl Bench {
         (1..=self.args.runs)
             .map(|run| {
                 let outcome = self.phase(name, run);
-                println!("  {label}, run {run}/{}: {:.3} s, peak RSS {}", self.args.runs, outcome.seconds, human(outcome.peak_rss_bytes));
+                let parts: Vec<String> =
+                    outcome.values.iter().filter(|(k, _)| k.ends_with("_seconds")).map(|(k, v)| format!(", {k} {v:.3}")).collect();
+                println!(
+                    "  {label}, run {run}/{}: {:.3} s{}, peak RSS {}",
+                    self.args.runs,
+                    outcome.seconds,
+                    parts.concat(),
+                    human(outcome.peak_rss_bytes)
+                );
                 if let (Some(output), true) = (output, run > 1) {
                     let _ = std::fs::remove_dir_all(self.root.join(output).join(format!("run-{run}")));
                 }
@@ -267,5 +275,13 @@ impl Bench {
         let compaction = self.runs("compaction", "compaction of the chain", Some("backups-chain-copies"));
         rows.push(Row::ratio("compaction (full + 24 x 1%) / fresh full backup", &seconds(&compaction), &seconds(&fresh), "<= 0.6"));
         rows.push(Row::absolute("peak RSS, compaction (MB)", &rss_mb(&compaction), "< 256"));
+        let restore = self.runs("chain-restore", "restore of the chain", None);
+        let reads = self.runs("chain-reads", "100 random documents read from the chain", None);
+        rows.push(Row::ratio("100 documents read from the chain / its restore", &seconds(&reads), &seconds(&restore), "<= 0.01"));
+        if self.s3.is_some() {
+            let restore = self.runs("s3-chain-restore", "restore of the chain from S3", None);
+            let reads = self.runs("s3-chain-reads", "100 random documents read from the chain in S3", None);
+            rows.push(Row::ratio("100 documents read from the chain in S3 / its restore", &seconds(&reads), &seconds(&restore), "<= 0.01"));
+        }
     }
 }

@@ -88,6 +88,10 @@ impl Phase<'_> {
             "chain" => self.chain(),
             "fresh-full" => self.backup("backups-fresh", BackupOptions::default()),
             "compaction" => self.compaction(),
+            "chain-restore" => self.restore(&self.chain_folder(), None),
+            "chain-reads" => self.chain_reads(&self.chain_folder(), None),
+            "s3-chain-restore" => self.restore(&self.s3_chain(), self.args.s3_endpoint.as_deref()),
+            "s3-chain-reads" => self.chain_reads(&self.s3_chain(), self.args.s3_endpoint.as_deref()),
             other => panic!("no phase named {other}"),
         }
     }
@@ -95,6 +99,15 @@ impl Phase<'_> {
     /// `root/<what>/run-<run>`.
     fn folder(&self, what: &str, run: u32) -> String {
         self.root.join(what).join(format!("run-{run}")).display().to_string()
+    }
+
+    fn chain_folder(&self) -> String {
+        self.root.join("backups-chain").display().to_string()
+    }
+
+    /// The chain's copy in object storage (written by `chain` when the bench has S3).
+    fn s3_chain(&self) -> String {
+        format!("s3://{}/bench-{}-chain", self.args.s3_bucket, self.args.bench_id)
     }
 
     fn s3_location(&self, run: u32) -> String {
@@ -222,18 +235,48 @@ impl Phase<'_> {
         outcome.with("storage", storage.throughput).with("rest", rest.throughput).with("rest_p99_ms", rest.p99_ms)
     }
 
-    /// A full set and 24 incrementals of 1% each in `root/backups-chain`.
+    /// A full set and 24 incrementals of 1% each in `root/backups-chain`
+    /// (and the same chain in object storage, when the bench has S3).
     fn chain(&self) -> Outcome {
-        let location = self.root.join("backups-chain").display().to_string();
+        let s3 = self.args.s3_endpoint.as_deref().map(|e| (self.s3_chain(), crate::s3::settings(e)));
         let started = Instant::now();
         for round in 0..25u64 {
             if round > 0 {
                 change_one_percent(&self.rookery, self.args.documents, round);
             }
-            let options = BackupOptions { location: location.clone(), incremental: round > 0, ..Default::default() };
-            self.rookery.start_backup(DATABASE, options).expect("starts").wait().expect("a set of the chain");
+            let folder = BackupOptions { location: self.chain_folder(), incremental: round > 0, ..Default::default() };
+            let objects = s3.as_ref().map(|(location, settings)| BackupOptions {
+                location: location.clone(),
+                s3: Some(settings.clone()),
+                ..folder.clone()
+            });
+            for options in std::iter::once(folder).chain(objects) {
+                self.rookery.start_backup(DATABASE, options).expect("starts").wait().expect("a set of the chain");
+            }
         }
         Outcome::timed(started)
+    }
+
+    /// 100 documents at random ids read from the chain at its newest point,
+    /// without restoring it (the chain opened once: its manifests, links and
+    /// index tables read, then one index block and one frame per document).
+    fn chain_reads(&self, location: &str, s3_endpoint: Option<&str>) -> Outcome {
+        let settings = s3_endpoint.map(crate::s3::settings);
+        drop_caches();
+        let started = Instant::now();
+        let location = self.rookery.open_backup_location(location, settings.as_ref()).expect("the chain's location");
+        let mut reader = rookery::browse::open(&location, rookery::browse::PointChoice::default()).expect("the chain opens");
+        let opened = started.elapsed().as_secs_f64();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(self.run);
+        for _ in 0..100 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = doc_id(x % self.args.documents);
+            let found = rookery::browse::get(&mut reader, &id).expect("reads").unwrap_or_else(|m| panic!("{id}: {m}"));
+            assert!(found.body.starts_with(b"{"), "{id} is a JSON document");
+        }
+        Outcome::timed(started).with("open_seconds", opened)
     }
 
     /// Folds a copy of the chain (the copy is not timed) into one set.
