@@ -57,6 +57,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/studio/databases") view=|| view! { <RequireRole role=Role::ReadOnly><DatabasesPage/></RequireRole> }/>
                         <Route path=path!("/studio/documents") view=|| view! { <RequireRole role=Role::ReadOnly><DocumentsPage/></RequireRole> }/>
                         <Route path=path!("/studio/backup") view=|| view! { <RequireRole role=Role::Admin><BackupPage/></RequireRole> }/>
+                        <Route path=path!("/studio/browse") view=|| view! { <RequireRole role=Role::Admin><pages::browse::BrowsePage/></RequireRole> }/>
                         <Route path=path!("/studio/restore") view=|| view! { <RequireRole role=Role::Admin><RestorePage/></RequireRole> }/>
                         <Route path=path!("/studio/smuggler") view=|| view! { <RequireRole role=Role::Admin><SmugglerPage/></RequireRole> }/>
                         <Route path=path!("/studio/login") view=pages::login::LoginPage/>

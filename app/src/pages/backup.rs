@@ -382,7 +382,7 @@ fn SetsHistory(sets: Resource<ListingResult>, history_refresh: RwSignal<u32>, co
                         <button type="button" class="link push-right" on:click=move |_| history_refresh.update(|v| *v = v.wrapping_add(1))>"Refresh"</button>
                     </div>
                     {match listing {
-                        Ok(Some(l)) => view! { <BackupSetsTable listing=l on_compact=compact/> }.into_any(),
+                        Ok(Some(l)) => view! { <BackupSetsTable listing=l on_compact=compact browse=true/> }.into_any(),
                         Ok(None) => view! { <p class="muted empty">"Enter a backup location to see the sets it holds."</p> }.into_any(),
                         Err(e) => view! { <div class="banner banner-error">"Cannot list the sets: " {e.to_string()}</div> }.into_any(),
                     }}

@@ -1,6 +1,7 @@
 //! The studio's pages, one module each.
 
 pub mod backup;
+pub mod browse;
 pub mod common;
 pub mod databases;
 pub mod documents;

@@ -451,7 +451,7 @@ fn RestoreSetsCard(sets: Resource<ListingResult>) -> impl IntoView {
                                     <h2>"Sets in the backup location"</h2>
                                     <span class="muted mono">{location}</span>
                                 </div>
-                                <BackupSetsTable listing/>
+                                <BackupSetsTable listing browse=true/>
                             </div>
                         }
                             .into_any()

@@ -73,14 +73,28 @@ pub fn set_label(set: &BackupSetInfo) -> String {
 }
 
 /// The sets of a location as a table (`aria-label="Backup sets"`), newest
-/// first; with `on_compact`, each incremental has a "Compact up to here" button.
+/// first; with `on_compact`, each incremental has a "Compact up to here"
+/// button; with `browse`, each logical set a "Browse" link (its documents
+/// read without restoring them).
 #[component]
-pub fn BackupSetsTable(listing: BackupListing, #[prop(optional)] on_compact: Option<Callback<String>>) -> impl IntoView {
+pub fn BackupSetsTable(
+    listing: BackupListing,
+    #[prop(optional)] on_compact: Option<Callback<String>>,
+    #[prop(optional)] browse: bool,
+) -> impl IntoView {
     let sets = newest_first(&listing);
     let problems = listing.problems.clone();
     let location = listing.location.clone();
     let empty = sets.is_empty();
-    let rows = sets.into_iter().map(|(database, set)| view! { <SetRow database set on_compact/> }).collect_view();
+    let actions = on_compact.is_some() || browse;
+    let browse_in = browse.then(|| listing.location.clone());
+    let rows = sets
+        .into_iter()
+        .map(|(database, set)| {
+            let browse = browse_in.clone();
+            view! { <SetRow database set on_compact browse actions/> }
+        })
+        .collect_view();
     view! {
         {(!empty).then(|| view! {
             <div class="table-wrap">
@@ -95,7 +109,7 @@ pub fn BackupSetsTable(listing: BackupListing, #[prop(optional)] on_compact: Opt
                             <th class="num">"Deletions"</th>
                             <th class="num">"Size"</th>
                             <th>"Integrity"</th>
-                            {on_compact.is_some().then(|| view! { <th><span class="visually-hidden">"Actions"</span></th> })}
+                            {actions.then(|| view! { <th><span class="visually-hidden">"Actions"</span></th> })}
                         </tr>
                     </thead>
                     <tbody>{rows}</tbody>
@@ -112,9 +126,16 @@ pub fn BackupSetsTable(listing: BackupListing, #[prop(optional)] on_compact: Opt
 }
 
 /// One set's row: when, kind, id, database, counts, size, integrity, and
-/// "Compact up to here" for an incremental (with `on_compact`).
+/// "Compact up to here" for an incremental (with `on_compact`), "Browse"
+/// for a logical set (with `browse`, the location).
 #[component]
-fn SetRow(database: String, set: BackupSetInfo, on_compact: Option<Callback<String>>) -> impl IntoView {
+fn SetRow(
+    database: String,
+    set: BackupSetInfo,
+    on_compact: Option<Callback<String>>,
+    browse: Option<String>,
+    actions: bool,
+) -> impl IntoView {
     let kind_class = match set.kind.as_str() {
         "Full" => "tag kind-full",
         "Snapshot" => "tag kind-snapshot",
@@ -128,6 +149,11 @@ fn SetRow(database: String, set: BackupSetInfo, on_compact: Option<Callback<Stri
         view! {
             <button type="button" class="link" aria-label=label on:click=move |_| on_compact.run(id.clone())>"Compact up to here"</button>
         }
+    });
+    let browse = browse.filter(|_| set.kind != "Snapshot").map(|location| {
+        let href = super::browse::browse_href(&location, &set.set_id, &database);
+        let label = format!("Browse {}", set.set_id);
+        view! { <a class="link" href=href aria-label=label>"Browse"</a> }
     });
     view! {
         <tr>
@@ -151,7 +177,7 @@ fn SetRow(database: String, set: BackupSetInfo, on_compact: Option<Callback<Stri
                         .into_any()
                 }}
             </td>
-            {on_compact.is_some().then(|| view! { <td>{compact}</td> })}
+            {actions.then(|| view! { <td class="actions">{browse}" "{compact}</td> })}
         </tr>
     }
 }

@@ -104,6 +104,7 @@ pub enum JobKind {
     Restore,
     Import,
     Compact,
+    RestoreDocuments,
 }
 
 impl JobKind {
@@ -113,6 +114,7 @@ impl JobKind {
             Self::Restore => "restore",
             Self::Import => "import",
             Self::Compact => "compaction",
+            Self::RestoreDocuments => "restore of documents",
         }
     }
 }
@@ -133,6 +135,7 @@ fn title(kind: JobKind, status: &JobStatus) -> String {
         JobKind::Backup => "Full backup".to_string(),
         JobKind::Import => "Import".to_string(),
         JobKind::Compact => "Compaction".to_string(),
+        JobKind::RestoreDocuments => "Restore of selected documents".to_string(),
         JobKind::Restore => match &status.database_name {
             Some(name) => format!("Restore of {name}"),
             None => "Restore".to_string(),
@@ -163,6 +166,7 @@ pub fn JobStatusPanel(
         JobKind::Restore => "Restore status",
         JobKind::Import => "Import status",
         JobKind::Compact => "Compaction status",
+        JobKind::RestoreDocuments => "Restore of documents status",
     };
     let (badge_class, badge_text) = badge(status.as_ref());
     let Some(s) = status else {
@@ -293,14 +297,23 @@ fn StatusFacts(kind: JobKind, status: JobStatus) -> impl IntoView {
         JobKind::Restore => "Data restored",
         JobKind::Import => "Bytes",
         JobKind::Compact => "Bytes written",
+        JobKind::RestoreDocuments => "Bytes",
     };
+    let counts = status.restored.map(|restored| (restored, status.skipped.unwrap_or(0), status.not_found.unwrap_or(0)));
     view! {
         <dl class="status-facts">
             {status.database_name.clone().map(|name| view! { <div><dt>"Database"</dt><dd>{name}</dd></div> })}
             <div><dt>"Started"</dt><dd>{status.started.as_deref().map(format_time).unwrap_or_else(|| "—".into())}</dd></div>
             <div><dt>"Completed"</dt><dd>{completed}</dd></div>
             {duration.map(|d| view! { <div><dt>"Duration"</dt><dd>{d}</dd></div> })}
-            <div><dt>{bytes_label}</dt><dd>{format_bytes(status.progress.bytes_written)}</dd></div>
+            {match counts {
+                Some((restored, skipped, not_found)) => view! {
+                    <div><dt>"Restored"</dt><dd>{format_count(restored)}</dd></div>
+                    <div><dt>"Skipped (held live)"</dt><dd>{format_count(skipped)}</dd></div>
+                    <div><dt>"Not in the backup"</dt><dd>{format_count(not_found)}</dd></div>
+                }.into_any(),
+                None => view! { <div><dt>{bytes_label}</dt><dd>{format_bytes(status.progress.bytes_written)}</dd></div> }.into_any(),
+            }}
             {status.backup_location.clone().map(|l| view! { <div class="wide"><dt>"Backup location"</dt><dd class="mono">{l}</dd></div> })}
         </dl>
     }
