@@ -161,7 +161,7 @@ impl IndexTop {
                 first_id: r.string()?,
                 last_id: r.string()?,
             };
-            let ordered = blocks.last().map_or(true, |prev| prev.last_id < block.first_id) && block.first_id <= block.last_id;
+            let ordered = blocks.last().is_none_or(|prev| prev.last_id < block.first_id) && block.first_id <= block.last_id;
             if block.offset != block_end || block.len == 0 || block.count == 0 || !ordered {
                 return Err(invalid("the blocks of an index file are out of order"));
             }
@@ -216,12 +216,16 @@ pub fn sha256_of(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// The thread that compresses frames: where raw frames go, and its end
+/// (the documents file's writer and the table of its frames).
+type Worker<W> = (SyncSender<Vec<u8>>, JoinHandle<io::Result<(W, Vec<FrameRef>)>>);
+
 /// Writes a documents file as frames, its index blocks and its top.
 ///
 /// Frames are compressed on a worker thread while the caller reads the next
 /// records (a backup then uses both cores of a small machine).
 pub struct FramedWriter<W: Write + Send + 'static, X: Write> {
-    worker: Option<(SyncSender<Vec<u8>>, JoinHandle<io::Result<(W, Vec<FrameRef>)>>)>,
+    worker: Option<Worker<W>>,
     written: Arc<AtomicU64>,
     index: X,
     index_written: u64,

@@ -160,10 +160,10 @@ fn merge(
         let doc_min = cursors.iter().filter_map(|c| c.head().map(|e| e.id.clone())).min();
         let del_min = deletions.iter().filter_map(|(_, ids, pos)| ids.get(*pos).cloned()).min();
         let Some(id) = [doc_min, del_min].into_iter().flatten().min() else { return Ok(()) };
-        let newest_doc = cursors.iter().filter(|c| c.head().is_some_and(|e| e.id == id)).map(|c| (c.set, c.head().cloned())).last();
-        let newest_del = deletions.iter().filter(|(_, ids, pos)| ids.get(*pos) == Some(&id)).map(|(set, ..)| *set).last();
+        let newest_doc = cursors.iter().filter(|c| c.head().is_some_and(|e| e.id == id)).map(|c| (c.set, c.head().cloned())).next_back();
+        let newest_del = deletions.iter().filter(|(_, ids, pos)| ids.get(*pos) == Some(&id)).map(|(set, ..)| *set).next_back();
         let mention = match (newest_doc, newest_del) {
-            (Some((doc_set, Some(entry))), del) if del.map_or(true, |d| d < doc_set) => Mention::Document { entry },
+            (Some((doc_set, Some(entry))), del) if del.is_none_or(|d| d < doc_set) => Mention::Document { entry },
             (_, Some(_)) => Mention::Deleted { id: id.clone() },
             _ => return Ok(()),
         };
