@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::S3Settings;
+use crate::backup::S3Settings;
 
 /// One document of a backup at a point in time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
