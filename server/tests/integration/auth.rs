@@ -61,7 +61,14 @@ fn expected_rule(method: &str, path: &str) -> Option<&'static str> {
         | ("put", "/admin/notifications/{name}")
         | ("get", "/admin/notifications/{name}")
         | ("delete", "/admin/notifications/{name}")
-        | ("post", "/admin/notifications/{name}/test") => "Admin",
+        | ("post", "/admin/notifications/{name}/test")
+        | ("get", "/admin/backup/documents")
+        | ("get", "/admin/backup/documents/{id}")
+        | ("get", "/admin/backup/diff")
+        | ("post", "/admin/restore/documents")
+        | ("post", "/databases/{db}/admin/restore/documents")
+        | ("post", "/admin/restore/documents/cancel")
+        | ("post", "/databases/{db}/admin/restore/documents/cancel") => "Admin",
         ("get", "/metrics") => "Metrics",
         _ => return None,
     })

@@ -17,7 +17,7 @@ pub fn read_set(dir: &Path) -> (Manifest, BTreeMap<String, Value>, Vec<String>) 
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest")).expect("parses");
     let mut docs = BTreeMap::new();
     let mut deletions = Vec::new();
-    for file in &manifest.files {
+    for file in manifest.files.iter().filter(|f| !matches!(f.content, FileContent::DocumentIndex | FileContent::IndexTop)) {
         let mut reader = RecordReader::new(std::fs::File::open(dir.join(&file.name)).expect("opens")).expect("zstd");
         while let Some(record) = reader.next_record().expect("reads") {
             match (file.content, record) {

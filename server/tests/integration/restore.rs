@@ -126,7 +126,9 @@ fn refusals_create_nothing() {
     copy_dir(Path::new(&location), &newer);
     for set in set_dirs(&newer) {
         let manifest = newer.join(&set).join("manifest.json");
-        let text = std::fs::read_to_string(&manifest).expect("reads").replace("\"FormatVersion\": 3", "\"FormatVersion\": 99");
+        let text = std::fs::read_to_string(&manifest)
+            .expect("reads")
+            .replace(&format!("\"FormatVersion\": {}", rookery::backup::format::FORMAT_VERSION), "\"FormatVersion\": 99");
         std::fs::write(&manifest, text).expect("writes");
     }
     let cases = vec![
