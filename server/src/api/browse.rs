@@ -71,6 +71,7 @@ impl PointQuery {
             database: self.database.as_deref(),
             encryption_key: self.encryption_key.as_deref(),
             secret: self.secret.as_ref(),
+            scratch: Some(&state.config().data_dir),
         };
         Ok(browse::open(&location, choice)?)
     }

@@ -34,6 +34,10 @@ pub struct PointChoice<'a> {
     /// The database key, when the set left it out.
     pub encryption_key: Option<&'a str>,
     pub secret: Option<&'a SetSecret>,
+    /// Where a snapshot set at the start of the chain is placed to be read
+    /// (on the location's filesystem its tables are hard links); none: such
+    /// a chain is refused.
+    pub scratch: Option<&'a std::path::Path>,
 }
 
 /// Opens the chain of `location` at the point `choice` names.
@@ -44,7 +48,13 @@ pub struct PointChoice<'a> {
 /// index (a snapshot set, or sets older than format 4).
 pub fn open(location: &Location, choice: PointChoice<'_>) -> Result<PointReader, RestoreError> {
     let planned = plan(location, ChainChoice { up_to: choice.up_to, database: choice.database }, choice.encryption_key, choice.secret)?;
-    PointReader::new(planned)
+    let base = match planned.chain.first() {
+        Some(first) if first.manifest.kind == crate::backup::SetKind::Snapshot => {
+            Some(point::SnapshotBase::build(&planned, choice.scratch)?)
+        }
+        _ => None,
+    };
+    PointReader::new(planned, base)
 }
 
 /// A document at the point: its body (opened), entry and the set it came from.
@@ -72,8 +82,10 @@ pub fn get(reader: &mut PointReader, id: &str) -> Result<Result<FoundDocument, S
     })
 }
 
-/// The ids of one set in id order from a given id on, read block by block.
+/// The ids of one set in id order from a given id on, read block by block
+/// (a snapshot base: batch by batch).
 struct Cursor {
+    base: bool,
     set: usize,
     from: String,
     blocks_per_file: Vec<usize>,
@@ -85,9 +97,15 @@ struct Cursor {
 
 impl Cursor {
     fn open(reader: &mut PointReader, set: usize, from: &str) -> Result<Self, RestoreError> {
-        let blocks_per_file = reader.shape(set)?;
-        let mut cursor = Self { set, from: from.to_string(), blocks_per_file, file: 0, block: 0, entries: Arc::new(Vec::new()), pos: 0 };
-        cursor.seek_file(reader)?;
+        let base = reader.is_base(set);
+        let blocks_per_file = if base { Vec::new() } else { reader.shape(set)? };
+        let mut cursor =
+            Self { base, set, from: from.to_string(), blocks_per_file, file: 0, block: 0, entries: Arc::new(Vec::new()), pos: 0 };
+        if base {
+            cursor.entries = Arc::new(reader.base_batch(from)?);
+        } else {
+            cursor.seek_file(reader)?;
+        }
         Ok(cursor)
     }
 
@@ -129,6 +147,11 @@ impl Cursor {
         self.from = format!("{}\0", head.id);
         self.pos += 1;
         if self.pos < self.entries.len() {
+            return Ok(());
+        }
+        if self.base {
+            self.entries = Arc::new(reader.base_batch(&self.from)?);
+            self.pos = 0;
             return Ok(());
         }
         self.block += 1;

@@ -19,6 +19,8 @@ use crate::backup::sealed::{chunk_file_id, read_sealed_range};
 use crate::restore::build::{read_file, Source};
 use crate::restore::plan::RestorePlan;
 use crate::restore::RestoreError;
+use crate::storage::record::decode_header;
+use crate::storage::{DocumentStore, Durability};
 
 /// The largest top file a reader accepts (a 128 MiB documents file of tiny documents stays far below).
 const MAX_TOP_BYTES: u64 = 256 * 1024 * 1024;
@@ -40,6 +42,94 @@ pub enum State {
     Absent,
 }
 
+/// The file index of a document held by a snapshot base (not in any documents file).
+pub const BASE_FILE: usize = usize::MAX;
+/// Ids a base batch holds (a cursor reads the base this many at a time).
+const BASE_BATCH: usize = 512;
+
+/// A snapshot set at the start of a chain: its storage files placed in a
+/// scratch folder (hard links when the set is a folder on the same
+/// filesystem, checked as a restore checks them) and opened as a database,
+/// read only; the folder goes when the reader does.
+pub struct SnapshotBase {
+    store: DocumentStore,
+    _scratch: tempfile::TempDir,
+}
+
+/// The prefix of a scratch folder of a snapshot base (removed at start after a crash).
+pub const SCRATCH_PREFIX: &str = ".browse-";
+
+impl SnapshotBase {
+    /// Places and opens the first set of `plan` (a snapshot set) in a new folder under `scratch`.
+    ///
+    /// # Errors
+    /// `InvalidRequest` without a scratch folder or for an encrypted
+    /// database; every error of a restore of the set.
+    pub fn build(plan: &RestorePlan, scratch: Option<&std::path::Path>) -> Result<Self, RestoreError> {
+        let first = plan.chain.first().ok_or_else(|| RestoreError::InvalidRequest("an empty chain".into()))?;
+        let Some(scratch) = scratch else {
+            return Err(BackupError::Unsupported(format!(
+                "{} is a snapshot set: reading it needs a scratch folder",
+                first.manifest.set_id
+            ))
+            .into());
+        };
+        if plan.database_key.is_some() {
+            return Err(BackupError::Unsupported(format!(
+                "{} is a snapshot of an encrypted database: its documents are read by restoring it",
+                first.manifest.set_id
+            ))
+            .into());
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir_in(scratch)
+            .map_err(|e| BackupError::Io(format!("cannot make a scratch folder in '{}': {e}", scratch.display())))?;
+        let only = RestorePlan {
+            location: plan.location.clone(),
+            chain: vec![first.clone()],
+            database_key: None,
+            set_keys: vec![plan.set_keys[0].clone()],
+        };
+        let db = dir.path().join("db");
+        crate::restore::build::build(&only, &db, false, None, &crate::jobs::CancelToken::default(), &mut |_, _| {})?;
+        let store = DocumentStore::open(&db, Durability::Os)?;
+        Ok(Self { store, _scratch: dir })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<IndexEntry>, RestoreError> {
+        if rookery_types::is_server_owned(id) {
+            return Ok(None);
+        }
+        Ok(self.store.get(id)?.map(|r| IndexEntry {
+            id: id.to_string(),
+            etag: r.etag,
+            modified_ms: r.modified_ms,
+            size: r.body.len() as u32,
+            frame: 0,
+        }))
+    }
+
+    /// Up to [`BASE_BATCH`] documents from `from` on, in id order.
+    fn batch(&self, from: &str) -> Result<Vec<IndexEntry>, RestoreError> {
+        let snapshot = self.store.snapshot();
+        let mut out = Vec::new();
+        for item in snapshot.documents_from(from) {
+            let (id, raw) = item?;
+            if rookery_types::is_server_owned(&id) {
+                continue;
+            }
+            let (etag, modified_ms) = decode_header(&raw)?;
+            let size = raw.len().saturating_sub(crate::storage::record::HEADER_LEN) as u32;
+            out.push(IndexEntry { id, etag, modified_ms, size, frame: 0 });
+            if out.len() >= BASE_BATCH {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// One documents file of a set, with its table.
 struct DocumentsFile {
     name: String,
@@ -48,7 +138,8 @@ struct DocumentsFile {
     top: IndexTop,
 }
 
-/// A chain up to one point, read without restoring it.
+/// A chain up to one point, read without restoring it (a snapshot set at
+/// its start through a [`SnapshotBase`]).
 pub struct PointReader {
     plan: RestorePlan,
     files: Vec<Option<Vec<DocumentsFile>>>,
@@ -56,6 +147,8 @@ pub struct PointReader {
     blocks: HashMap<(usize, usize, usize), Arc<Vec<IndexEntry>>>,
     /// Small index files read whole (plaintext), by (set, file).
     whole_indexes: HashMap<(usize, usize), Arc<Vec<u8>>>,
+    /// The chain's first set when it is a snapshot set.
+    base: Option<SnapshotBase>,
 }
 
 impl PointReader {
@@ -64,8 +157,10 @@ impl PointReader {
     /// # Errors
     /// `InvalidRequest` for a chain that starts with a snapshot set or holds
     /// sets written before format version 4 (no id index).
-    pub fn new(plan: RestorePlan) -> Result<Self, RestoreError> {
-        if let Some(set) = plan.chain.iter().find(|s| s.manifest.kind == SetKind::Snapshot) {
+    pub fn new(plan: RestorePlan, base: Option<SnapshotBase>) -> Result<Self, RestoreError> {
+        let needs_base = plan.chain.first().is_some_and(|s| s.manifest.kind == SetKind::Snapshot);
+        if let Some(set) = plan.chain.iter().skip(usize::from(base.is_some() && needs_base)).find(|s| s.manifest.kind == SetKind::Snapshot)
+        {
             return Err(BackupError::Unsupported(format!(
                 "{} is a snapshot set: its documents are the database's own storage files, read by restoring it",
                 set.manifest.set_id
@@ -90,6 +185,7 @@ impl PointReader {
             deletions: (0..n).map(|_| None).collect(),
             blocks: HashMap::new(),
             whole_indexes: HashMap::new(),
+            base: base.filter(|_| needs_base),
         })
     }
 
@@ -119,6 +215,9 @@ impl PointReader {
     /// As [`Self::state`].
     pub fn state_up_to(&mut self, sets: usize, id: &str) -> Result<State, RestoreError> {
         for set in (0..sets.min(self.plan.chain.len())).rev() {
+            if let (0, Some(base)) = (set, &self.base) {
+                return Ok(base.get(id)?.map_or(State::Absent, |entry| State::Document { set, file: BASE_FILE, entry }));
+            }
             if self.deletions(set)?.contains_key(id) {
                 return Ok(State::Deleted { set });
             }
@@ -135,6 +234,11 @@ impl PointReader {
     /// # Errors
     /// `ChecksumMismatch` when the frame does not hold what the index says.
     pub fn body(&mut self, set: usize, file: usize, entry: &IndexEntry) -> Result<Vec<u8>, RestoreError> {
+        if let (BASE_FILE, Some(base)) = (file, &self.base) {
+            let record =
+                base.store.get(&entry.id)?.ok_or_else(|| self.damaged(set, "manifest.json", "a document vanished from the snapshot"))?;
+            return Ok(record.body);
+        }
         self.load_files(set)?;
         let docs = &self.files[set].as_ref().expect("loaded")[file];
         let name = docs.name.clone();
@@ -173,6 +277,16 @@ impl PointReader {
             }
         }
         Ok(None)
+    }
+
+    /// Whether set `set` is read from a snapshot base (through [`Self::base_batch`]).
+    pub(super) fn is_base(&self, set: usize) -> bool {
+        set == 0 && self.base.is_some()
+    }
+
+    /// Up to a batch of the base's documents from `from` on, in id order.
+    pub(super) fn base_batch(&self, from: &str) -> Result<Vec<IndexEntry>, RestoreError> {
+        self.base.as_ref().map_or_else(|| Ok(Vec::new()), |b| b.batch(from))
     }
 
     /// Files of set `set` and the blocks of each, for cursors.

@@ -102,6 +102,7 @@ impl Rookery {
             database: request.source_database_name.as_deref(),
             encryption_key: request.encryption_key.as_deref(),
             secret: secret.as_ref(),
+            scratch: Some(&self.config.data_dir),
         };
         let reader = open(&location, choice)?;
         let slot = self.restore_documents_slot.acquire(Duration::ZERO).ok_or_else(|| {

@@ -24,8 +24,9 @@ fn body(i: u32, version: u32) -> Vec<u8> {
     format!(r#"{{"Order":{i},"Version":{version},"Lines":["{}"]}}"#, "x".repeat((i % 50) as usize)).into_bytes()
 }
 
-fn backup(rookery: &Rookery, location: &str, incremental: bool, secret: Option<&SetSecret>) -> String {
-    let options = BackupOptions { location: location.into(), incremental, set_secret: secret.cloned(), ..Default::default() };
+fn backup(rookery: &Rookery, location: &str, incremental: bool, secret: Option<&SetSecret>, snapshot: bool) -> String {
+    let backup_type = if snapshot { rookery_types::BackupType::Snapshot } else { rookery_types::BackupType::Backup };
+    let options = BackupOptions { location: location.into(), incremental, set_secret: secret.cloned(), backup_type, ..Default::default() };
     rookery.start_backup("Db", options).expect("starts").wait().expect("backs up").set_id
 }
 
@@ -39,6 +40,11 @@ fn model(rookery: &Rookery) -> Model {
 /// changes, deletes and creates; then one that deletes a changed document
 /// and creates a deleted one again.
 fn fixture(secret: Option<&SetSecret>) -> Fixture {
+    fixture_of(secret, false)
+}
+
+/// [`fixture`], its first set a snapshot set when `snapshot`.
+fn fixture_of(secret: Option<&SetSecret>, snapshot: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let rookery = Rookery::open(crate::config::Config::for_tests(&dir.path().join("data"))).expect("opens");
     let db = rookery.catalog().create("Db").expect("creates");
@@ -48,21 +54,22 @@ fn fixture(secret: Option<&SetSecret>) -> Fixture {
     }
     let location = dir.path().join("backups").display().to_string();
     let mut points = Vec::new();
-    points.push((backup(&rookery, &location, false, secret), model(&rookery)));
+    points.push((backup(&rookery, &location, false, secret, snapshot), model(&rookery)));
     store.put("orders/00005", &body(5, 2), None).expect("puts");
     store.delete("orders/00007", None).expect("deletes");
     store.put("zeta/1", &body(1, 1), None).expect("puts");
-    points.push((backup(&rookery, &location, true, secret), model(&rookery)));
+    points.push((backup(&rookery, &location, true, secret, false), model(&rookery)));
     store.delete("orders/00005", None).expect("deletes");
     store.put("orders/00007", &body(7, 3), None).expect("puts");
     store.put("orders/01500", &body(1500, 3), None).expect("puts");
-    points.push((backup(&rookery, &location, true, secret), model(&rookery)));
+    points.push((backup(&rookery, &location, true, secret, false), model(&rookery)));
     Fixture { _dir: dir, rookery, location, points }
 }
 
 fn reader(f: &Fixture, up_to: &str, secret: Option<&SetSecret>) -> Result<PointReader, RestoreError> {
     let location = location_from_cli(&f.location).expect("location");
-    open(&location, PointChoice { up_to: Some(up_to), secret, ..Default::default() })
+    let scratch = f.rookery.config().data_dir.clone();
+    open(&location, PointChoice { up_to: Some(up_to), secret, scratch: Some(&scratch), ..Default::default() })
 }
 
 fn check_points(f: &Fixture, secret: Option<&SetSecret>) {
@@ -212,4 +219,84 @@ fn a_selective_restore_writes_the_chosen_versions_and_keeps_every_other_write() 
     // Bad requests change nothing.
     let both = RestoreDocumentsRequest { starts_with: Some("a".into()), ..request(&["x"], RestoreDocumentsMode::Skip) };
     assert_eq!(f.rookery.start_restore_documents("Db", &both).err().expect("refused").code(), rookery_types::ErrorCode::InvalidRequest);
+}
+
+#[test]
+fn a_chain_on_a_snapshot_set_reads_its_base_from_the_snapshot_s_own_files() {
+    let f = fixture_of(None, true);
+    check_points(&f, None);
+    let mut r = reader(&f, &f.points[2].0, None).expect("opens");
+    let page = diff(&mut r, &f.points[0].0, 0, 100).expect("diffs");
+    assert_eq!(page.results.len(), 4, "{:?}", page.results);
+    assert!(get(&mut r, "Raven/Backup/Status").expect("reads").is_err(), "status documents are not the database's documents");
+    // Without a scratch folder such a chain is refused, and no scratch folder outlives its reader.
+    let location = location_from_cli(&f.location).expect("location");
+    let refused = open(&location, PointChoice::default()).err().expect("refused");
+    assert_eq!(refused.code(), rookery_types::ErrorCode::InvalidRequest, "{refused}");
+    drop(r);
+    let left: Vec<_> = std::fs::read_dir(&f.rookery.config().data_dir)
+        .expect("lists")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(point::SCRATCH_PREFIX))
+        .collect();
+    assert!(left.is_empty(), "scratch folders left: {left:?}");
+}
+
+#[test]
+fn a_compacted_set_reads_as_the_chain_it_folds() {
+    let f = fixture(None);
+    let options = crate::backup::compact::CompactOptions::default();
+    let compacted = f.rookery.start_compaction(&f.location, None, &options).expect("starts").wait().expect("compacts").set_id;
+    let mut r = reader(&f, &compacted, None).expect("opens");
+    assert_eq!(r.chain().len(), 1, "a compacted set starts its own chain");
+    let model = &f.points[2].1;
+    let mut listed = Vec::new();
+    loop {
+        let page = list(&mut r, "", listed.len(), 1000).expect("lists");
+        let n = page.results.len();
+        listed.extend(page.results.into_iter().map(|d| d.id));
+        if n < 1000 {
+            break;
+        }
+    }
+    assert_eq!(listed, model.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(get(&mut r, "orders/00007").expect("reads").expect("found").body, body(7, 3));
+}
+
+#[test]
+fn a_selective_restore_under_concurrent_writes_keeps_every_write_it_did_not_make() {
+    let f = fixture(None);
+    let db = f.rookery.catalog().get("Db").expect("db");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut written = BTreeMap::new();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || n < 200 {
+                // Ids the restore selects (every third) and ids it does not.
+                let id = format!("orders/{:05}", (n * 7) % 3000);
+                let body = format!(r#"{{"Writer":{n}}}"#).into_bytes();
+                db.store().put(&id, &body, None).expect("writes");
+                written.insert(id, body);
+                n += 1;
+            }
+            written
+        })
+    };
+    let request = RestoreDocumentsRequest {
+        backup_location: f.location.clone(),
+        restore_up_to: Some(f.points[0].0.clone()),
+        ids: Some((0..3000).step_by(3).map(|i| format!("orders/{i:05}")).collect()),
+        mode: RestoreDocumentsMode::Skip,
+        ..Default::default()
+    };
+    let done = f.rookery.start_restore_documents("Db", &request).expect("starts").wait().expect("restores");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.join().expect("the writer");
+    assert_eq!(done.restored + done.skipped + done.not_found, 1000);
+    // Skip never writes over a document: every id the writer wrote holds its last write.
+    for (id, body) in &written {
+        assert_eq!(&db.store().get(id).expect("reads").expect("exists").body, body, "{id}");
+    }
 }

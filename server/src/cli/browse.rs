@@ -18,7 +18,12 @@ pub struct Point<'a> {
 
 fn open(point: &Point<'_>, up_to: Option<&str>) -> Result<PointReader, RestoreError> {
     let location = location_from_cli(point.dest)?;
-    browse::open(&location, PointChoice { up_to, database: point.database, encryption_key: None, secret: point.secret })
+    // A snapshot set is placed in the temporary folder to be read.
+    let scratch = std::env::temp_dir();
+    browse::open(
+        &location,
+        PointChoice { up_to, database: point.database, encryption_key: None, secret: point.secret, scratch: Some(&scratch) },
+    )
 }
 
 /// Prints every document with `prefix` at the point: id, etag, last

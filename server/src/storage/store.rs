@@ -718,6 +718,14 @@ impl StoreSnapshot {
         })
     }
 
+    /// Every document from the id `from` on (at or after it), as `(id, raw record)`, in id order.
+    pub fn documents_from<'a>(&'a self, from: &str) -> impl Iterator<Item = Result<(String, Vec<u8>), StorageError>> + 'a {
+        self.snapshot.range(&self.docs, from.as_bytes().to_vec()..).map(|guard| {
+            let (key, value) = guard.into_inner()?;
+            Ok((key_to_string(&key)?, value.to_vec()))
+        })
+    }
+
     /// Documents whose id starts with `prefix`, as `(id, raw record)`, in id order.
     pub fn documents_with_prefix<'a>(&'a self, prefix: &str) -> impl Iterator<Item = Result<(String, Vec<u8>), StorageError>> + 'a {
         self.snapshot.prefix(&self.docs, prefix.as_bytes()).map(|guard| {
