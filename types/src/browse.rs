@@ -92,7 +92,7 @@ pub struct RestoreDocumentsRequest {
     pub source_database_name: Option<String>,
     /// The ids to restore (at most 100,000), or
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_items = 100_000))]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100_000))]
     pub ids: Option<Vec<String>>,
     /// every id with this prefix at the point.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -95,7 +95,7 @@ impl PointQuery {
     ),
     responses(
         (status = 200, body = BackupDocumentPage),
-        (status = 400, body = ErrorBody, description = "InvalidBackupLocation, NoBackupFound, AmbiguousBackup, EncryptionKeyRequired, InvalidRequest (a snapshot set, sets older than format 4)"),
+        (status = 400, body = ErrorBody, description = "InvalidBackupLocation, NoBackupFound, AmbiguousBackup, EncryptionKeyRequired, InvalidRequest (a snapshot of an encrypted database, sets older than format 4)"),
         (status = 404, body = ErrorBody, description = "SetNotFound"),
         (status = 422, body = ErrorBody, description = "ChecksumMismatch, BrokenChain, CorruptBackup"),
     )
