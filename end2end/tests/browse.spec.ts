@@ -64,3 +64,27 @@ test('browse Tuesday\'s set, see the overwritten document beside the live one, a
   const axeCompare = await new AxeBuilder({ page }).analyze();
   expect(axeCompare.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
 });
+
+test('the restore page opens a point in time on the Browse page', async ({ page, request }) => {
+  const root = process.env.ROOKERY_E2E_BACKUPS;
+  if (!root) throw new Error('ROOKERY_E2E_BACKUPS is not set (see playwright.config.ts)');
+  const db = unique('Timed');
+  const location = path.join(root, unique('timed'));
+  await createDatabase(request, db);
+  await putDocument(request, db, 'notes/1', { Text: 'before' });
+  await backup(request, db, location, false);
+  const between = new Date().toISOString();
+  await putDocument(request, db, 'notes/1', { Text: 'after' });
+  await putDocument(request, db, 'notes/2', { Text: 'new' });
+  await backup(request, db, location, true);
+
+  await open(page, '/studio/restore');
+  await page.getByLabel('Backup location').fill(location);
+  await page.getByLabel('Or up to a time').fill(between);
+  await page.getByRole('link', { name: 'Browse this point' }).click();
+  await expect(page.getByRole('heading', { name: 'Browse backup' })).toBeVisible();
+  const list = page.getByRole('table', { name: 'Backup documents' });
+  await expect(list.getByRole('row')).toHaveCount(2);
+  await list.getByRole('button', { name: 'View notes/1' }).click();
+  await expect(page.getByLabel('Backed-up version')).toContainText('before');
+});

@@ -165,6 +165,7 @@ fn RestoreForm(
             <UpToField sets up_to set_up_to/>
             <SourceDatabaseField sets set_source_database/>
             <UpToTimeField up_to_time set_up_to_time/>
+            <BrowsePointLink location up_to up_to_time source_database/>
             <NewDatabaseFields database_name set_database_name database_location set_database_location/>
             <KeyFields passphrase set_passphrase database_key set_database_key/>
             <DefragField defrag set_defrag/>
@@ -295,6 +296,26 @@ fn SourceDatabaseField(sets: Resource<ListingResult>, set_source_database: Write
                 })
             })}
         </Transition>
+    }
+}
+
+/// "Browse this point": the chosen set or time opened on the Browse page
+/// (its documents read without restoring anything).
+#[component]
+fn BrowsePointLink(
+    location: ReadSignal<String>,
+    up_to: ReadSignal<String>,
+    up_to_time: ReadSignal<String>,
+    source_database: ReadSignal<String>,
+) -> impl IntoView {
+    let href = move || {
+        let point = non_empty(up_to_time.get()).or_else(|| non_empty(up_to.get())).unwrap_or_default();
+        super::browse::browse_href(location.get().trim(), &point, &source_database.get())
+    };
+    view! {
+        <Show when=move || !location.get().trim().is_empty()>
+            <p class="hint"><a href=href>"Browse this point"</a>" — its documents, read without restoring anything, and a restore of selected ones."</p>
+        </Show>
     }
 }
 
