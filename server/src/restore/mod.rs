@@ -22,6 +22,7 @@ pub mod error;
 pub mod job;
 pub mod plan;
 pub mod prove;
+mod stream;
 pub mod system;
 
 pub use build::{build, move_into_place, Progress, RestoreSummary};

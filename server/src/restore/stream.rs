@@ -1,0 +1,75 @@
+//! A data file read on a thread of its own while the restore applies its
+//! records: the SHA-256, the decryption and the zstd decoding of the next
+//! records run on the second core while the storage ingests the last ones
+//! (a restore has the machine to itself).
+
+use std::sync::mpsc::sync_channel;
+
+use crate::backup::format::DataRecord;
+
+use super::build::{read_file, Source};
+use super::error::RestoreError;
+
+/// Records handed over at a time.
+const BATCH: usize = 1024;
+/// Batches in flight between the reader and the restore.
+const IN_FLIGHT: usize = 4;
+
+/// [`read_file`], with the reading on another thread: the same records in
+/// the same order into `apply`, and the same answers. A record `apply`
+/// refuses is believed only after the rest of the file was hashed (damage is
+/// reported as damage); a cancel stops the reader at its next batch.
+///
+/// # Errors
+/// As [`read_file`].
+pub(crate) fn read_file_parallel(
+    source: &Source<'_>,
+    name: &str,
+    sha256: &str,
+    apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
+) -> Result<u64, RestoreError> {
+    let (tx, rx) = sync_channel::<Vec<DataRecord>>(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("restore-read".into())
+            .spawn_scoped(scope, move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let size = read_file(source, name, sha256, &mut |record| {
+                    batch.push(record);
+                    if batch.len() >= BATCH {
+                        // The restore stopped taking records (canceled): stop reading.
+                        tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).map_err(|_| RestoreError::Canceled)?;
+                    }
+                    Ok(())
+                })?;
+                tx.send(batch).map_err(|_| RestoreError::Canceled)?;
+                Ok(size)
+            })
+            .map_err(|e| RestoreError::InvalidRequest(format!("cannot start a reading thread: {e}")))?;
+        let mut refused = None;
+        'batches: for batch in rx {
+            for record in batch {
+                if refused.is_some() {
+                    break;
+                }
+                match apply(record) {
+                    Ok(()) => {}
+                    // Dropping the receiver (leaving the loop) stops the reader.
+                    Err(RestoreError::Canceled) => {
+                        refused = Some(RestoreError::Canceled);
+                        break 'batches;
+                    }
+                    Err(e) => refused = Some(e),
+                }
+            }
+        }
+        let read: Result<u64, RestoreError> =
+            reader.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the reading thread failed".into())));
+        match (read, refused) {
+            (_, Some(RestoreError::Canceled)) => Err(RestoreError::Canceled),
+            // Damage found by the hash wins over a refusal of what the damage made.
+            (Err(e), _) | (Ok(_), Some(e)) => Err(e),
+            (Ok(size), None) => Ok(size),
+        }
+    })
+}
