@@ -403,7 +403,7 @@ fn ingest_full(
     let mut data_bytes = 0u64;
     let mut digest = ContentDigest::default();
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-        *bytes += super::stream::read_file_parallel(source, &file.name, &file.sha256, &mut |record| {
+        *bytes += super::stream::read_in_parallel(|each| read_file(source, &file.name, &file.sha256, each), &mut |record| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
@@ -431,7 +431,7 @@ fn ingest_full(
     let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
     let mut last_etag = 0u64;
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
-        *bytes += super::stream::read_file_parallel(source, &file.name, &file.sha256, &mut |record| {
+        *bytes += super::stream::read_in_parallel(|each| read_file(source, &file.name, &file.sha256, each), &mut |record| {
             let DataRecord::Change { etag, id } = record else {
                 return Err(corrupt(set, &file.name, "a non-change record in the change log"));
             };

@@ -7,7 +7,6 @@ use std::sync::mpsc::sync_channel;
 
 use crate::backup::format::DataRecord;
 
-use super::build::{read_file, Source};
 use super::error::RestoreError;
 
 /// Records handed over at a time.
@@ -15,17 +14,17 @@ const BATCH: usize = 1024;
 /// Batches in flight between the reader and the restore.
 const IN_FLIGHT: usize = 4;
 
-/// [`read_file`], with the reading on another thread: the same records in
-/// the same order into `apply`, and the same answers. A record `apply`
-/// refuses is believed only after the rest of the file was hashed (damage is
-/// reported as damage); a cancel stops the reader at its next batch.
+/// Runs `read` (a reader of one data file that hands each record to the
+/// function it is given, as `build::read_file` does) on another thread, and
+/// gives its records, in order, to `apply` here, with the same answers: a
+/// record `apply` refuses is believed only after `read` has hashed the rest
+/// of the file (damage is reported as damage); a cancel stops the reader at
+/// its next batch.
 ///
 /// # Errors
-/// As [`read_file`].
-pub(crate) fn read_file_parallel(
-    source: &Source<'_>,
-    name: &str,
-    sha256: &str,
+/// `read`'s errors, or `apply`'s refusal.
+pub(crate) fn read_in_parallel(
+    read: impl FnOnce(&mut dyn FnMut(DataRecord) -> Result<(), RestoreError>) -> Result<u64, RestoreError> + Send,
     apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
 ) -> Result<u64, RestoreError> {
     let (tx, rx) = sync_channel::<Vec<DataRecord>>(IN_FLIGHT);
@@ -34,7 +33,7 @@ pub(crate) fn read_file_parallel(
             .name("restore-read".into())
             .spawn_scoped(scope, move || {
                 let mut batch = Vec::with_capacity(BATCH);
-                let size = read_file(source, name, sha256, &mut |record| {
+                let size = read(&mut |record| {
                     batch.push(record);
                     if batch.len() >= BATCH {
                         // The restore stopped taking records (canceled): stop reading.

@@ -146,7 +146,7 @@ fn a_cancel_between_files_and_between_sets_leaves_nothing_either() {
     let location = s.location("b");
     let (status, _) = s.post("/databases/Src/admin/backup", json!({"BackupLocation": location}));
     assert_eq!(status, 202);
-    for _ in 0..500 {
+    for _ in 0..3000 {
         let temp = all_entries(Path::new(&location)).into_iter().find(|e| e.starts_with(".tmp-"));
         if temp.is_some_and(|t| all_entries(&Path::new(&location).join(t)).iter().any(|f| f == "documents-0001.zst")) {
             break;
