@@ -314,7 +314,10 @@ fn BrowsePointLink(
     };
     view! {
         <Show when=move || !location.get().trim().is_empty()>
-            <p class="hint"><a href=href>"Browse this point"</a>" — its documents, read without restoring anything, and a restore of selected ones."</p>
+            <div class="field">
+                <div class="toolbar"><a class="button" href=href>"Browse this point"</a></div>
+                <span class="hint">"Its documents, read without restoring anything, and a restore of selected ones."</span>
+            </div>
         </Show>
     }
 }
