@@ -158,16 +158,20 @@ fn offline(args: &Args) -> ExitCode {
     }
 }
 
+/// The key or passphrase of the sets, from `--backup-encryption-key` or `--backup-passphrase`.
+fn set_secret(args: &Args) -> Result<Option<rookery::backup::sealed::SetSecret>, String> {
+    rookery::backup::sealed::SetSecret::from_request(args.backup_encryption_key.as_ref(), args.backup_passphrase.as_ref())
+}
+
 fn browse_offline(args: &Args) -> ExitCode {
     use rookery::cli::browse::{cat, diff, ls, Point};
-    let secret =
-        match rookery::backup::sealed::SetSecret::from_request(args.backup_encryption_key.as_ref(), args.backup_passphrase.as_ref()) {
-            Ok(secret) => secret,
-            Err(message) => {
-                eprintln!("rookery-backup: {message}");
-                return ExitCode::from(2);
-            }
-        };
+    let secret = match set_secret(args) {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("rookery-backup: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let point =
         Point { dest: &args.dest, up_to: args.up_to.as_deref(), database: args.source_database_name.as_deref(), secret: secret.as_ref() };
     let mut out = std::io::stdout().lock();
@@ -196,14 +200,13 @@ fn browse_offline(args: &Args) -> ExitCode {
 }
 
 fn compact_offline(args: &Args) -> ExitCode {
-    let secret =
-        match rookery::backup::sealed::SetSecret::from_request(args.backup_encryption_key.as_ref(), args.backup_passphrase.as_ref()) {
-            Ok(secret) => secret,
-            Err(message) => {
-                eprintln!("rookery-backup: {message}");
-                return ExitCode::from(2);
-            }
-        };
+    let secret = match set_secret(args) {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("rookery-backup: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let options =
         CompactOptions { up_to: args.up_to.clone(), set_secret: secret, source_database: args.source_database_name.clone(), task: None };
     let prepared = match location_from_cli(&args.dest).and_then(|location| compact::prepare(location, &options)) {
@@ -254,14 +257,13 @@ fn compact_offline(args: &Args) -> ExitCode {
 /// (restored into a temporary folder, every hash, count and ContentDigest
 /// checked, then every document read back); the number of chains that failed.
 fn deep_verify(args: &Args, listing: &BackupListing) -> usize {
-    let secret =
-        match rookery::backup::sealed::SetSecret::from_request(args.backup_encryption_key.as_ref(), args.backup_passphrase.as_ref()) {
-            Ok(secret) => secret,
-            Err(message) => {
-                eprintln!("problem: {message}");
-                return 1;
-            }
-        };
+    let secret = match set_secret(args) {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("problem: {message}");
+            return 1;
+        }
+    };
     let mut failed = 0;
     for chain in &listing.chains {
         let Some(tip) = chain.sets.last() else { continue };

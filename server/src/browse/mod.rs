@@ -221,50 +221,49 @@ impl Mention {
     }
 }
 
-/// A page of the documents at the newest point of `reader`'s chain whose id
-/// starts with `prefix`, in id order, after skipping `start`.
+/// Every document at the newest point of `reader`'s chain whose id starts
+/// with `prefix`, in id order, into `each` until it returns false.
 ///
 /// # Errors
 /// `ChecksumMismatch` naming a damaged file; storage errors.
-pub fn list(reader: &mut PointReader, prefix: &str, start: usize, page_size: usize) -> Result<BackupDocumentPage, RestoreError> {
-    list_from(reader, prefix, prefix, start, page_size)
-}
-
-/// [`list`] from the id `from` on (at or after it).
-///
-/// # Errors
-/// As [`list`].
-pub fn list_from(
-    reader: &mut PointReader,
-    prefix: &str,
-    from: &str,
-    start: usize,
-    page_size: usize,
-) -> Result<BackupDocumentPage, RestoreError> {
+pub fn each_document(reader: &mut PointReader, prefix: &str, each: &mut dyn FnMut(BackupDocument) -> bool) -> Result<(), RestoreError> {
     let sets = reader.chain().len();
-    let from = if from > prefix { from } else { prefix };
-    let mut skipped = 0;
-    let mut results = Vec::new();
-    let page_size = page_size.min(MAX_PAGE_SIZE);
-    merge(reader, 0..sets, from, &mut |_, mention| {
-        if !mention.id().starts_with(prefix) || results.len() >= page_size {
+    merge(reader, 0..sets, prefix, &mut |_, mention| {
+        if !mention.id().starts_with(prefix) {
             return Ok(false);
         }
-        if let Mention::Document { entry, .. } = mention {
+        Ok(match mention {
+            Mention::Document { entry } => each(BackupDocument {
+                last_modified: rfc3339_of_ms(entry.modified_ms),
+                id: entry.id,
+                etag: entry.etag,
+                size_bytes: u64::from(entry.size),
+            }),
+            Mention::Deleted { .. } => true,
+        })
+    })
+}
+
+/// A page of [`each_document`]: after skipping `start`, at most `page_size`
+/// (and at most [`MAX_PAGE_SIZE`]).
+///
+/// # Errors
+/// As [`each_document`].
+pub fn list(reader: &mut PointReader, prefix: &str, start: usize, page_size: usize) -> Result<BackupDocumentPage, RestoreError> {
+    let page_size = page_size.min(MAX_PAGE_SIZE);
+    let mut results = Vec::new();
+    if page_size > 0 {
+        let mut skipped = 0;
+        each_document(reader, prefix, &mut |document| {
             if skipped < start {
                 skipped += 1;
             } else {
-                results.push(BackupDocument {
-                    last_modified: rfc3339_of_ms(entry.modified_ms),
-                    id: entry.id,
-                    etag: entry.etag,
-                    size_bytes: u64::from(entry.size),
-                });
+                results.push(document);
             }
-        }
-        Ok(results.len() < page_size)
-    })?;
-    Ok(BackupDocumentPage { set_id: reader.set_id(sets.saturating_sub(1)).to_string(), results })
+            results.len() < page_size
+        })?;
+    }
+    Ok(BackupDocumentPage { set_id: reader.set_id(reader.chain().len().saturating_sub(1)).to_string(), results })
 }
 
 /// The index in `chain` of the set a point names: a set id, or the newest
@@ -290,34 +289,48 @@ pub fn point_in(chain: &[StoredSet], point: &str) -> Result<usize, RestoreError>
 
 /// The ids created, changed and deleted between the point `from` (a set of
 /// `reader`'s chain, see [`point_in`]) and the chain's newest point, from the
-/// sets in between (their indexes and deletions), after skipping `start`.
+/// sets in between (their indexes and deletions), in id order, into `each`
+/// until it returns false.
 ///
 /// # Errors
-/// `InvalidRequest` when `from` is after the newest point; as [`list`].
-pub fn diff(reader: &mut PointReader, from: &str, start: usize, page_size: usize) -> Result<DiffPage, RestoreError> {
+/// `SetNotFound` when `from` is not a point of the chain; as [`each_document`].
+pub fn each_change(reader: &mut PointReader, from: &str, each: &mut dyn FnMut(DiffEntry) -> bool) -> Result<(), RestoreError> {
     let sets = reader.chain().len();
     let before = point_in(reader.chain(), from)?;
-    let page_size = page_size.min(MAX_PAGE_SIZE);
-    let mut skipped = 0;
-    let mut results = Vec::new();
     merge(reader, before + 1..sets, "", &mut |reader, mention| {
         let was = matches!(reader.state_up_to(before + 1, mention.id())?, State::Document { .. });
         let change = match (&mention, was) {
-            (Mention::Document { .. }, true) => Some(DocumentChange::Changed),
-            (Mention::Document { .. }, false) => Some(DocumentChange::Created),
-            (Mention::Deleted { .. }, true) => Some(DocumentChange::Deleted),
-            (Mention::Deleted { .. }, false) => None,
+            (Mention::Document { .. }, true) => DocumentChange::Changed,
+            (Mention::Document { .. }, false) => DocumentChange::Created,
+            (Mention::Deleted { .. }, true) => DocumentChange::Deleted,
+            (Mention::Deleted { .. }, false) => return Ok(true),
         };
-        if let Some(change) = change {
+        Ok(each(DiffEntry { id: mention.id().to_string(), change }))
+    })
+}
+
+/// A page of [`each_change`]: after skipping `start`, at most `page_size`
+/// (and at most [`MAX_PAGE_SIZE`]).
+///
+/// # Errors
+/// As [`each_change`].
+pub fn diff(reader: &mut PointReader, from: &str, start: usize, page_size: usize) -> Result<DiffPage, RestoreError> {
+    let before = point_in(reader.chain(), from)?;
+    let page_size = page_size.min(MAX_PAGE_SIZE);
+    let mut results = Vec::new();
+    if page_size > 0 {
+        let mut skipped = 0;
+        each_change(reader, from, &mut |entry| {
             if skipped < start {
                 skipped += 1;
             } else {
-                results.push(DiffEntry { id: mention.id().to_string(), change });
+                results.push(entry);
             }
-        }
-        Ok(results.len() < page_size)
-    })?;
-    Ok(DiffPage { from_set_id: reader.set_id(before).to_string(), to_set_id: reader.set_id(sets.saturating_sub(1)).to_string(), results })
+            results.len() < page_size
+        })?;
+    }
+    let newest = reader.chain().len().saturating_sub(1);
+    Ok(DiffPage { from_set_id: reader.set_id(before).to_string(), to_set_id: reader.set_id(newest).to_string(), results })
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC.

@@ -196,20 +196,18 @@ fn run(
 
 /// Every id with `prefix` at the point, in id order.
 fn every_id(reader: &mut PointReader, prefix: &str, cancel: &CancelToken) -> Result<Vec<String>, RestoreError> {
-    let mut ids: Vec<String> = Vec::new();
-    loop {
-        if cancel.is_canceled() {
-            return Err(RestoreError::Canceled);
-        }
-        let from = ids.last().map_or_else(String::new, |last| format!("{last}\0"));
-        let page = super::list_from(reader, prefix, &from, 0, super::MAX_PAGE_SIZE)?;
-        let full = page.results.len() == super::MAX_PAGE_SIZE;
-        ids.extend(page.results.into_iter().map(|d| d.id));
-        if ids.len() > MAX_IDS * 10 {
-            return Err(RestoreError::InvalidRequest(format!("StartsWith '{prefix}' selects more than {} documents", MAX_IDS * 10)));
-        }
-        if !full {
-            return Ok(ids);
-        }
+    let mut ids = Vec::new();
+    let mut too_many = false;
+    super::each_document(reader, prefix, &mut |document| {
+        ids.push(document.id);
+        too_many = ids.len() > MAX_IDS * 10;
+        !too_many && !cancel.is_canceled()
+    })?;
+    if cancel.is_canceled() {
+        return Err(RestoreError::Canceled);
     }
+    if too_many {
+        return Err(RestoreError::InvalidRequest(format!("StartsWith '{prefix}' selects more than {} documents", MAX_IDS * 10)));
+    }
+    Ok(ids)
 }

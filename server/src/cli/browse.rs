@@ -30,26 +30,21 @@ fn open(point: &Point<'_>, up_to: Option<&str>) -> Result<PointReader, RestoreEr
 /// modified and size, one per line after a line naming the set.
 ///
 /// # Errors
-/// As [`browse::open`] and [`browse::list`]; output errors.
+/// As [`browse::open`] and [`browse::each_document`]; output errors.
 pub fn ls(point: &Point<'_>, prefix: &str, out: &mut dyn Write) -> Result<u64, RestoreError> {
     let mut reader = open(point, point.up_to)?;
     let newest = reader.set_id(reader.chain().len().saturating_sub(1)).to_string();
     let io = |e: std::io::Error| RestoreError::InvalidRequest(format!("cannot write the listing: {e}"));
     writeln!(out, "# documents at {newest}{}", if prefix.is_empty() { String::new() } else { format!(" starting with '{prefix}'") })
         .map_err(io)?;
-    let mut from = String::new();
     let mut count = 0u64;
-    loop {
-        let page = browse::list_from(&mut reader, prefix, &from, 0, browse::MAX_PAGE_SIZE)?;
-        for d in &page.results {
-            writeln!(out, "{}\t{}\t{}\t{}", d.id, d.etag, d.last_modified, d.size_bytes).map_err(io)?;
-        }
-        count += page.results.len() as u64;
-        match page.results.last() {
-            Some(last) if page.results.len() == browse::MAX_PAGE_SIZE => from = format!("{}\0", last.id),
-            _ => return Ok(count),
-        }
-    }
+    let mut failed = None;
+    browse::each_document(&mut reader, prefix, &mut |d| {
+        count += 1;
+        failed = writeln!(out, "{}\t{}\t{}\t{}", d.id, d.etag, d.last_modified, d.size_bytes).err();
+        failed.is_none()
+    })?;
+    failed.map_or(Ok(count), |e| Err(io(e)))
 }
 
 /// Writes one document's body at the point to `out`; `Ok(Err(message))`
@@ -74,23 +69,20 @@ pub fn cat(point: &Point<'_>, id: &str, out: &mut dyn Write) -> Result<Result<St
 /// empty: the newest set), one `Created|Changed|Deleted<TAB>id` per line.
 ///
 /// # Errors
-/// `InvalidRequest` for a range without `..`; as [`browse::diff`].
+/// `InvalidRequest` for a range without `..`; as [`browse::each_change`].
 pub fn diff(point: &Point<'_>, range: &str, out: &mut dyn Write) -> Result<u64, RestoreError> {
     let (from, to) = range.split_once("..").ok_or_else(|| RestoreError::InvalidRequest(format!("--diff takes FROM..TO, not '{range}'")))?;
     let mut reader = open(point, Some(to).filter(|t| !t.is_empty()))?;
     let io = |e: std::io::Error| RestoreError::InvalidRequest(format!("cannot write the diff: {e}"));
+    let before = browse::point_in(reader.chain(), from)?;
+    let newest = reader.chain().len().saturating_sub(1);
+    writeln!(out, "# from {} to {}", reader.set_id(before), reader.set_id(newest)).map_err(io)?;
     let mut count = 0u64;
-    loop {
-        let page = browse::diff(&mut reader, from, count as usize, browse::MAX_PAGE_SIZE)?;
-        if count == 0 {
-            writeln!(out, "# from {} to {}", page.from_set_id, page.to_set_id).map_err(io)?;
-        }
-        for e in &page.results {
-            writeln!(out, "{:?}\t{}", e.change, e.id).map_err(io)?;
-        }
-        count += page.results.len() as u64;
-        if page.results.len() < browse::MAX_PAGE_SIZE {
-            return Ok(count);
-        }
-    }
+    let mut failed = None;
+    browse::each_change(&mut reader, from, &mut |e| {
+        count += 1;
+        failed = writeln!(out, "{:?}\t{}", e.change, e.id).err();
+        failed.is_none()
+    })?;
+    failed.map_or(Ok(count), |e| Err(io(e)))
 }
