@@ -20,6 +20,8 @@ pub struct Rookery {
     pub(crate) import_slot: Arc<JobSlot>,
     /// Selective restores into live databases (one at a time per server).
     pub(crate) restore_documents_slot: Arc<JobSlot>,
+    /// Copies of sets between locations (one at a time per server).
+    pub(crate) copy_slot: Arc<JobSlot>,
     pub(crate) export_permits: Arc<tokio::sync::Semaphore>,
     pub(crate) running: Arc<crate::jobs::Running>,
     pub(crate) tasks: crate::tasks::runtime::Tasks,
@@ -61,6 +63,7 @@ impl Rookery {
             restore_slot: Arc::default(),
             import_slot: Arc::default(),
             restore_documents_slot: Arc::default(),
+            copy_slot: Arc::default(),
             export_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS)),
             running: Arc::default(),
             tasks: crate::tasks::runtime::Tasks::default(),

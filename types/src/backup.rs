@@ -104,6 +104,33 @@ pub struct CompactRequest {
     pub s3: Option<S3Settings>,
 }
 
+/// Body of `POST /admin/backup/copy`: the sets of `From` missing in `To`
+/// are copied there, whole chains, bases first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct CopyRequest {
+    /// The location copied from (a folder on the server, or `s3://bucket/prefix`); only read.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
+    pub from: String,
+    /// The location copied to.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1, pattern = "^(/|s3://)"))]
+    pub to: String,
+    /// Copy only the chain that holds this point (a set id or an RFC 3339
+    /// time), up to it; default: every chain of `From`, whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    pub up_to: Option<String>,
+    /// Object storage settings of `From` (default: the server's `AWS_*`).
+    #[serde(default, rename = "S3From", skip_serializing_if = "Option::is_none")]
+    pub s3_from: Option<S3Settings>,
+    /// Object storage settings of `To`.
+    #[serde(default, rename = "S3To", skip_serializing_if = "Option::is_none")]
+    pub s3_to: Option<S3Settings>,
+}
+
 /// One backup set, as listed by `GET /admin/backup/sets` and `rookery-backup --list`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

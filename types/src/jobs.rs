@@ -83,6 +83,14 @@ pub struct JobStatus {
     pub skipped: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_found: Option<u64>,
+    /// Copies: the location copied from (`BackupLocation` is the destination),
+    /// the sets copied so far, and those the destination already held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sets_copied: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sets_present: Option<u64>,
 }
 
 #[cfg(test)]

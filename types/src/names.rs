@@ -16,9 +16,12 @@ pub const COMPACT_STATUS_ID: &str = "Raven/Compact/Status";
 /// Id of a selective restore's status document, in the database restored into.
 pub const RESTORE_DOCUMENTS_STATUS_ID: &str = "Raven/RestoreDocuments/Status";
 
+/// Id of the status document of a copy of sets between locations, in the system database.
+pub const COPY_STATUS_ID: &str = "Raven/Copy/Status";
+
 /// Status documents are never part of a backup.
-pub const STATUS_DOCUMENT_IDS: [&str; 5] =
-    [BACKUP_STATUS_ID, RESTORE_STATUS_ID, SMUGGLER_STATUS_ID, COMPACT_STATUS_ID, RESTORE_DOCUMENTS_STATUS_ID];
+pub const STATUS_DOCUMENT_IDS: [&str; 6] =
+    [BACKUP_STATUS_ID, RESTORE_STATUS_ID, SMUGGLER_STATUS_ID, COMPACT_STATUS_ID, RESTORE_DOCUMENTS_STATUS_ID, COPY_STATUS_ID];
 
 /// Documents whose id starts with this are the server's own (status documents
 /// and whatever else it writes): readable by clients, never written by them.

@@ -21,8 +21,8 @@ use crate::backup::sealed::SetSecret;
 use crate::backup::BackupOptions;
 use crate::jobs::Completion;
 use rookery_types::{
-    BackupListing, BackupRequest, CompactRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest, BACKUP_STATUS_ID, COMPACT_STATUS_ID,
-    RESTORE_STATUS_ID,
+    BackupListing, BackupRequest, CompactRequest, CopyRequest, ErrorBody, JobAccepted, JobStatus, RestoreRequest, BACKUP_STATUS_ID,
+    COMPACT_STATUS_ID, COPY_STATUS_ID, RESTORE_STATUS_ID,
 };
 
 /// The answer of a request that started a job: 202 naming its status
@@ -250,4 +250,51 @@ pub(crate) fn cancel_answer(
     } else {
         Err(ApiError::not_found(none_runs()))
     }
+}
+
+/// Copies the sets of one location missing in another (whole chains, bases
+/// first, each file verified by its hash, the source only read); running it
+/// again resumes. Poll `/docs/Raven/Copy/Status`.
+#[utoipa::path(
+    post,
+    path = "/admin/backup/copy",
+    tag = "backup",
+    params(("wait" = Option<bool>, Query, nullable = false, description = "Answer when the job has ended (default false)")),
+    request_body = CopyRequest,
+    responses(
+        (status = 202, body = JobAccepted),
+        (status = 200, body = JobStatus, description = "wait=true: the copy succeeded"),
+        (status = 400, body = ErrorBody, description = "InvalidBackupLocation (outside the roots, or From is To), NoBackupFound, InvalidRequest, BackupStorageError"),
+        (status = 404, body = ErrorBody, description = "SetNotFound: UpTo names no set"),
+        (status = 409, body = ErrorBody, description = "BackupAlreadyRunning (a copy runs), ChainMismatch (To holds another set under a source's id); wait=true: Canceled"),
+        (status = 422, body = ErrorBody, description = "ChecksumMismatch: a source file is not what its manifest says"),
+        (status = 507, body = ErrorBody, description = "wait=true: InsufficientSpace"),
+    )
+)]
+pub async fn start_copy(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let wait = flag(&query, "wait")?;
+    let request: CopyRequest = optional_json_request(body)?;
+    let completion = blocking(move || {
+        let choice = crate::backup::copy_sets::CopyChoice { up_to: request.up_to };
+        let handle = state.start_copy(&request.from, &request.to, request.s3_from.as_ref(), request.s3_to.as_ref(), &choice)?;
+        tracing::info!(from = %request.from, to = %request.to, "copy started");
+        Ok(handle.completion())
+    })
+    .await?;
+    job_started(wait, COPY_STATUS_ID, completion).await
+}
+
+/// Asks the running copy to stop (it ends with `Canceled`; the sets it completed stay).
+#[utoipa::path(
+    post,
+    path = "/admin/backup/copy/cancel",
+    tag = "backup",
+    responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody, description = "NotFound: no copy runs"))
+)]
+pub async fn cancel_copy(State(state): State<AppState>) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    cancel_answer(state.cancel_copy(), COPY_STATUS_ID, || "No copy is running.".to_string())
 }

@@ -52,6 +52,8 @@ pub(crate) fn server_routes() -> Vec<(&'static str, MethodRouter<AppState>, Time
         ("/admin/restore/cancel", post(jobs::cancel_restore), Timeout::Bounded),
         ("/admin/backup/compact", post(jobs::start_compaction), Timeout::Bounded),
         ("/admin/backup/compact/cancel", post(jobs::cancel_compaction), Timeout::Bounded),
+        ("/admin/backup/copy", post(jobs::start_copy), Timeout::Bounded),
+        ("/admin/backup/copy/cancel", post(jobs::cancel_copy), Timeout::Bounded),
         ("/admin/backup/schedule", get(tasks::describe_schedule), Timeout::Bounded),
         ("/admin/users/{name}", put(auth::put_user).delete(auth::delete_user), Timeout::Bounded),
         ("/admin/apikeys", post(auth::create_api_key), Timeout::Bounded),

@@ -22,7 +22,7 @@ use crate::notify::notifier::now_ms;
 use crate::storage::DatabaseHandle;
 
 /// The record of a set being written (see [`Rookery::record_unfinished`]).
-enum Unfinished {
+pub(super) enum Unfinished {
     /// A `.tmp-` folder: the folder is removed on any failure, so the record
     /// goes either way; a crash leaves it for the next start.
     Folder(UnfinishedFolder),
@@ -32,7 +32,7 @@ enum Unfinished {
 }
 
 impl Unfinished {
-    fn finish(self, completed: bool) {
+    pub(super) fn finish(self, completed: bool) {
         match self {
             Self::Folder(folder) => drop(folder),
             Self::Set(set) if completed => set.completed(),
@@ -40,6 +40,14 @@ impl Unfinished {
             Self::Set(_) => {}
         }
     }
+}
+
+/// Records where a new set is written, for crash recovery (see [`Unfinished`]).
+pub(super) fn record_unfinished(system: Arc<DatabaseHandle>, location: &Location, set_id: &str) -> Result<Unfinished, BackupError> {
+    Ok(match location.folder() {
+        Some(folder) => Unfinished::Folder(UnfinishedFolder::record(system, &temp_dir(folder, set_id))?),
+        None => Unfinished::Set(UnfinishedSet::record(system, &location.to_string(), set_id)?),
+    })
 }
 
 /// Before a new set is written into `location`: removes the location's
@@ -269,11 +277,7 @@ impl Rookery {
     /// Records where a new set is written, for crash recovery: its `.tmp-`
     /// folder, or the set id in an object storage location (see [`Unfinished`]).
     fn record_unfinished(&self, location: &Location, set_id: &str) -> Result<Unfinished, BackupError> {
-        let system = self.catalog.system();
-        Ok(match location.folder() {
-            Some(folder) => Unfinished::Folder(UnfinishedFolder::record(system, &temp_dir(folder, set_id))?),
-            None => Unfinished::Set(UnfinishedSet::record(system, &location.to_string(), set_id)?),
-        })
+        record_unfinished(self.catalog.system(), location, set_id)
     }
 
     /// Asks the running compaction to stop: it ends with `Canceled` and leaves no set.

@@ -169,6 +169,17 @@ impl Location {
         }
     }
 
+    /// Reads worth issuing at once here: a few in a folder (a cold page
+    /// cache waits on the disk, which serves several reads side by side),
+    /// more in object storage (each waits a round trip).
+    #[must_use]
+    pub fn readers(&self) -> usize {
+        match self {
+            Self::Folder(_) => super::concurrent::FOLDER_WORKERS,
+            Self::Objects(_) => super::concurrent::OBJECT_WORKERS,
+        }
+    }
+
     fn entries(&self) -> Result<Entries, BackupError> {
         let mut out = Entries::default();
         let is_set_id = super::format::is_valid_set_id;
@@ -461,8 +472,9 @@ pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
         out.unfinished.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
     }
     let mut sets = Vec::new();
-    for name in &entries.sets {
-        match read_set(location, name) {
+    let read = super::concurrent::map(&entries.sets, location.readers(), |name| read_set(location, name));
+    for (name, result) in entries.sets.iter().zip(read) {
+        match result {
             Ok(set) => sets.push(set),
             Err(f) => {
                 if let Some(fault) = f.fault {

@@ -3,7 +3,9 @@
 //! in `README.md` beside this file.
 
 pub mod compact;
+pub mod concurrent;
 pub mod copy;
+pub mod copy_sets;
 pub mod error;
 pub mod format;
 pub mod frames;

@@ -29,8 +29,8 @@ struct Args {
     #[arg(long)]
     url: Option<String>,
     /// The backup location: a folder on the server (or, with --list/--verify, here).
-    #[arg(long)]
-    dest: String,
+    #[arg(long, required_unless_present = "copy")]
+    dest: Option<String>,
     /// The database to back up (default: the one in --url, else the system database).
     #[arg(long)]
     database: Option<String>,
@@ -89,6 +89,17 @@ struct Args {
     /// one chain, `FROM..TO` (set ids or RFC 3339 times; TO empty: the newest set).
     #[arg(long, value_name = "FROM..TO", conflicts_with_all = ["url", "list", "verify", "compact", "up_to"])]
     diff: Option<String>,
+    /// Copy the sets of --from missing in --to there (whole chains, bases
+    /// first, each file checked against its hash), offline; run it again to
+    /// resume a copy that stopped. --from is only read.
+    #[arg(long, requires_all = ["from", "to"], conflicts_with_all = ["url", "list", "verify", "compact", "ls", "cat", "diff", "dest"])]
+    copy: bool,
+    /// With --copy: the location copied from.
+    #[arg(long, requires = "copy")]
+    from: Option<String>,
+    /// With --copy: the location copied to.
+    #[arg(long, requires = "copy")]
+    to: Option<String>,
     /// With --compact: fold the chain up to this set; with --ls and --cat:
     /// the point to read (a set id or an RFC 3339 time).
     #[arg(long)]
@@ -105,8 +116,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let code = if args.ls.is_some() || args.cat.is_some() || args.diff.is_some() {
         browse_offline(&args)
+    } else if args.copy {
+        copy_offline(&args)
     } else if args.up_to.is_some() && !args.compact {
-        eprintln!("rookery-backup: --up-to goes with --compact, --ls or --cat");
+        eprintln!("rookery-backup: --up-to goes with --compact, --copy, --ls or --cat");
         ExitCode::from(2)
     } else if args.compact {
         compact_offline(&args)
@@ -123,7 +136,7 @@ fn main() -> ExitCode {
 
 fn offline(args: &Args) -> ExitCode {
     let depth = if args.verify { Depth::Checksums } else { Depth::Structure };
-    let result = match location_from_cli(&args.dest).and_then(|location| listing(&location, depth)) {
+    let result = match location_from_cli(args.dest()).and_then(|location| listing(&location, depth)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("rookery-backup: {e}");
@@ -141,7 +154,7 @@ fn offline(args: &Args) -> ExitCode {
             ExitCode::SUCCESS
         } else {
             if result.chains.is_empty() {
-                eprintln!("rookery-backup: no backup set in {}", args.dest);
+                eprintln!("rookery-backup: no backup set in {}", args.dest());
             }
             for p in &result.problems {
                 eprintln!("problem: {p}");
@@ -173,7 +186,7 @@ fn browse_offline(args: &Args) -> ExitCode {
         }
     };
     let point =
-        Point { dest: &args.dest, up_to: args.up_to.as_deref(), database: args.source_database_name.as_deref(), secret: secret.as_ref() };
+        Point { dest: args.dest(), up_to: args.up_to.as_deref(), database: args.source_database_name.as_deref(), secret: secret.as_ref() };
     let mut out = std::io::stdout().lock();
     // What goes to stderr: where a document came from, or how many lines.
     let result = if let Some(id) = &args.cat {
@@ -199,6 +212,79 @@ fn browse_offline(args: &Args) -> ExitCode {
     }
 }
 
+impl Args {
+    /// `--dest` (present in every mode but --copy, which clap checks).
+    fn dest(&self) -> &str {
+        self.dest.as_deref().unwrap_or_default()
+    }
+}
+
+/// `--copy`: the sets of `--from` missing in `--to`, copied with a bar of bytes.
+fn copy_offline(args: &Args) -> ExitCode {
+    use rookery::backup::copy_sets::{self, CopyChoice, CopyProgress};
+    use rookery::backup::location::StoredSet;
+    let (from, to) = (args.from.as_deref().unwrap_or_default(), args.to.as_deref().unwrap_or_default());
+    let choice = CopyChoice { up_to: args.up_to.clone() };
+    let planned = location_from_cli(from)
+        .and_then(|from| Ok((from, location_from_cli(to)?)))
+        .and_then(|(from, to)| copy_sets::plan(from, to, &choice));
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("rookery-backup: copy refused: {e} ({})", e.code());
+            return ExitCode::FAILURE;
+        }
+    };
+    for why in &plan.left_out {
+        eprintln!("rookery-backup: left out {why}");
+    }
+    println!(
+        "Copying {} ({}) from {} to {}; {} already there",
+        rookery_types::counted(plan.missing.len() as u64, "set"),
+        human_bytes(plan.bytes()),
+        plan.from,
+        plan.to,
+        plan.present.len()
+    );
+    struct Bar(indicatif::ProgressBar);
+    impl CopyProgress for Bar {
+        fn set_started(&mut self, set: &StoredSet, index: usize, of: usize) -> Result<(), rookery::backup::BackupError> {
+            self.0.set_message(format!("{} ({} of {of})", set.manifest.set_id, index + 1));
+            Ok(())
+        }
+        fn bytes(&mut self, bytes: u64) {
+            self.0.inc(bytes);
+        }
+        fn set_ended(&mut self, set: &StoredSet, copied: bool) {
+            if copied {
+                self.0.println(format!("copied {}", set.manifest.set_id));
+            }
+        }
+    }
+    let bar = rookery::cli::counting_bar("bytes");
+    bar.set_length(plan.bytes());
+    let cancel = CancelToken::default();
+    let stop = cancel.clone();
+    let _ = ctrlc::set_handler(move || stop.cancel());
+    let result = copy_sets::run(&plan, &mut Bar(bar.clone()), &cancel);
+    bar.finish_and_clear();
+    match result {
+        Ok(summary) => {
+            println!(
+                "Copy completed: {} copied ({}), {} already there",
+                rookery_types::counted(summary.copied.len() as u64, "set"),
+                human_bytes(summary.bytes),
+                summary.present
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rookery-backup: copy failed: {e} ({}); the sets copied before stay, run it again to resume", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn compact_offline(args: &Args) -> ExitCode {
     let secret = match set_secret(args) {
         Ok(secret) => secret,
@@ -209,7 +295,7 @@ fn compact_offline(args: &Args) -> ExitCode {
     };
     let options =
         CompactOptions { up_to: args.up_to.clone(), set_secret: secret, source_database: args.source_database_name.clone(), task: None };
-    let prepared = match location_from_cli(&args.dest).and_then(|location| compact::prepare(location, &options)) {
+    let prepared = match location_from_cli(args.dest()).and_then(|location| compact::prepare(location, &options)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("rookery-backup: compaction refused: {e} ({})", e.code());
@@ -241,7 +327,7 @@ fn compact_offline(args: &Args) -> ExitCode {
                 rookery_types::counted(summary.documents, "document"),
                 summary.to_etag,
                 human_bytes(summary.bytes_written),
-                args.dest
+                args.dest()
             );
             ExitCode::SUCCESS
         }
@@ -268,7 +354,7 @@ fn deep_verify(args: &Args, listing: &BackupListing) -> usize {
     for chain in &listing.chains {
         let Some(tip) = chain.sets.last() else { continue };
         let outcome = (|| -> Result<u64, String> {
-            let location = location_from_cli(&args.dest).map_err(|e| e.to_string())?;
+            let location = location_from_cli(args.dest()).map_err(|e| e.to_string())?;
             let plan = rookery::restore::plan(
                 &location,
                 rookery::restore::ChainChoice { up_to: Some(&tip.set_id), database: None },
@@ -331,7 +417,7 @@ fn online(args: &Args) -> ExitCode {
     let client = Client::new(url, args.database.as_deref(), args.timeout.map(Duration::from_millis), &args.credentials);
     let base = client.base();
     let request = BackupRequest {
-        backup_location: args.dest.clone(),
+        backup_location: args.dest().to_string(),
         s3: None,
         include_encryption_key: args.exclude_encryption_key.then_some(false),
         backup_encryption_key: args.backup_encryption_key.clone(),

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::Arc;
 
+use crate::backup::concurrent;
 use crate::backup::error::BackupError;
 use crate::backup::format::{DataRecord, FileContent, ManifestFile, SetKind, MAX_RECORD_BODY};
 use crate::backup::frames::{self, decode_block, decode_frame, sha256_of, IndexEntry, IndexTop, FRAME_RAW_BYTES};
@@ -138,6 +139,32 @@ struct DocumentsFile {
     top: IndexTop,
 }
 
+impl DocumentsFile {
+    /// The index file's plaintext length (its blocks end to end).
+    fn plain_index_size(&self) -> u64 {
+        self.top.blocks.last().map_or(0, |b| b.offset + u64::from(b.len))
+    }
+}
+
+/// An index block: (set, file, block), indexes into the chain.
+type BlockKey = (usize, usize, usize);
+
+/// Lookups that walk the chain together (their blocks are read in rounds).
+const WALKS_AT_ONCE: usize = 256;
+
+/// Where one id's walk down the chain stands: the sets still to look in
+/// (the next is `sets - 1`) and the file of that set to look in next.
+struct Walk {
+    sets: usize,
+    file: usize,
+}
+
+/// A walk's outcome so far: the state, or the block it waits on.
+enum Step {
+    Done(State),
+    Need(BlockKey),
+}
+
 /// A chain up to one point, read without restoring it (a snapshot set at
 /// its start through a [`SnapshotBase`]).
 pub struct PointReader {
@@ -214,18 +241,166 @@ impl PointReader {
     /// # Errors
     /// As [`Self::state`].
     pub fn state_up_to(&mut self, sets: usize, id: &str) -> Result<State, RestoreError> {
-        for set in (0..sets.min(self.plan.chain.len())).rev() {
-            if let (0, Some(base)) = (set, &self.base) {
-                return Ok(base.get(id)?.map_or(State::Absent, |entry| State::Document { set, file: BASE_FILE, entry }));
-            }
-            if self.deletions(set)?.contains_key(id) {
-                return Ok(State::Deleted { set });
-            }
-            if let Some((file, entry)) = self.entry_in(set, id)? {
-                return Ok(State::Document { set, file, entry });
+        Ok(self.states_up_to(sets, &[id])?.pop().unwrap_or(State::Absent))
+    }
+
+    /// The states of many ids at the newest point, in the order given: the
+    /// index blocks they need are read side by side (see [`Self::states_up_to`]).
+    ///
+    /// # Errors
+    /// As [`Self::state`].
+    pub fn states(&mut self, ids: &[&str]) -> Result<Vec<State>, RestoreError> {
+        self.states_up_to(self.plan.chain.len(), ids)
+    }
+
+    /// The states of many ids after the first `sets` sets of the chain. Each
+    /// id walks the chain from its newest set down; the walks advance
+    /// together, and at each round the index blocks they wait on are read
+    /// at once ([`concurrent::map`]), so 100 lookups in object storage cost
+    /// a few round trips, not 100 sequences of them.
+    ///
+    /// # Errors
+    /// As [`Self::state`].
+    pub fn states_up_to(&mut self, sets: usize, ids: &[&str]) -> Result<Vec<State>, RestoreError> {
+        let sets = sets.min(self.plan.chain.len());
+        self.prefetch(sets)?;
+        let mut out = vec![State::Absent; ids.len()];
+        let indexes: Vec<usize> = (0..ids.len()).collect();
+        for chunk in indexes.chunks(WALKS_AT_ONCE) {
+            let mut walks: Vec<(usize, Walk)> = chunk.iter().map(|&i| (i, Walk { sets, file: 0 })).collect();
+            while !walks.is_empty() {
+                let mut needed = Vec::new();
+                let mut waiting = Vec::new();
+                for (i, mut walk) in walks {
+                    match self.walk(ids[i], &mut walk)? {
+                        Step::Done(state) => out[i] = state,
+                        Step::Need(block) => {
+                            needed.push(block);
+                            waiting.push((i, walk));
+                        }
+                    }
+                }
+                needed.sort_unstable();
+                needed.dedup();
+                self.fetch_blocks(&needed)?;
+                walks = waiting;
             }
         }
-        Ok(State::Absent)
+        Ok(out)
+    }
+
+    /// Advances one id's walk as far as the cached blocks allow.
+    fn walk(&mut self, id: &str, walk: &mut Walk) -> Result<Step, RestoreError> {
+        while walk.sets > 0 {
+            let set = walk.sets - 1;
+            if walk.file == 0 {
+                if let (0, Some(base)) = (set, &self.base) {
+                    return Ok(Step::Done(base.get(id)?.map_or(State::Absent, |entry| State::Document { set, file: BASE_FILE, entry })));
+                }
+                if self.deletions(set)?.contains_key(id) {
+                    return Ok(Step::Done(State::Deleted { set }));
+                }
+            }
+            self.load_files(set)?;
+            let files = self.files[set].as_ref().expect("loaded");
+            while let Some(docs) = files.get(walk.file) {
+                if let Some(block) = docs.top.block_for(id) {
+                    let Some(entries) = self.blocks.get(&(set, walk.file, block)) else {
+                        return Ok(Step::Need((set, walk.file, block)));
+                    };
+                    if let Ok(i) = entries.binary_search_by(|e| e.id.as_str().cmp(id)) {
+                        return Ok(Step::Done(State::Document { set, file: walk.file, entry: entries[i].clone() }));
+                    }
+                }
+                walk.file += 1;
+            }
+            walk.sets -= 1;
+            walk.file = 0;
+        }
+        Ok(Step::Done(State::Absent))
+    }
+
+    /// Reads, concurrently, what the first `sets` sets need before any
+    /// lookup: their index tops, deletions and small index files.
+    ///
+    /// # Errors
+    /// `ChecksumMismatch` naming a damaged file; storage errors.
+    pub fn prefetch(&mut self, sets: usize) -> Result<(), RestoreError> {
+        let sets = sets.min(self.plan.chain.len());
+        let todo: Vec<usize> =
+            (0..sets).filter(|&set| !self.is_base(set) && (self.files[set].is_none() || self.deletions[set].is_none())).collect();
+        let read = concurrent::try_map(&todo, self.plan.location.readers(), |&set| {
+            Ok::<_, RestoreError>((self.files_of(set)?, self.read_deletions(set)?))
+        })?;
+        for (set, (files, deletions)) in todo.into_iter().zip(read) {
+            self.files[set].get_or_insert(files);
+            self.deletions[set].get_or_insert(deletions);
+        }
+        let small: Vec<(usize, usize)> = (0..sets)
+            .filter(|&set| !self.is_base(set))
+            .flat_map(|set| (0..self.files[set].as_ref().map_or(0, Vec::len)).map(move |file| (set, file)))
+            .filter(|&(set, file)| self.index_is_small(set, file) && !self.whole_indexes.contains_key(&(set, file)))
+            .collect();
+        self.read_whole_indexes(&small)
+    }
+
+    /// Reads small index files whole, concurrently.
+    fn read_whole_indexes(&mut self, files: &[(usize, usize)]) -> Result<(), RestoreError> {
+        let read = concurrent::try_map(files, self.plan.location.readers(), |&(set, file)| {
+            let docs = &self.files[set].as_ref().expect("loaded")[file];
+            self.read_range(set, &docs.index.name, docs.index.size, 0, docs.plain_index_size())
+        })?;
+        for (key, bytes) in files.iter().zip(read) {
+            self.whole_indexes.insert(*key, Arc::new(bytes));
+        }
+        Ok(())
+    }
+
+    fn index_is_small(&self, set: usize, file: usize) -> bool {
+        self.files[set].as_ref().is_some_and(|f| f[file].plain_index_size() <= WHOLE_INDEX_BYTES)
+    }
+
+    /// Reads, checks and caches index blocks, concurrently (their tops already loaded).
+    fn fetch_blocks(&mut self, keys: &[BlockKey]) -> Result<(), RestoreError> {
+        let mut whole: Vec<(usize, usize)> = keys
+            .iter()
+            .map(|&(set, file, _)| (set, file))
+            .filter(|&(set, file)| self.index_is_small(set, file) && !self.whole_indexes.contains_key(&(set, file)))
+            .collect();
+        whole.dedup();
+        self.read_whole_indexes(&whole)?;
+        let decoded = concurrent::try_map(keys, self.plan.location.readers(), |&(set, file, block)| self.read_block(set, file, block))?;
+        if self.blocks.len() + keys.len() > BLOCK_CACHE {
+            self.blocks.clear();
+        }
+        for (key, entries) in keys.iter().zip(decoded) {
+            self.blocks.insert(*key, Arc::new(entries));
+        }
+        Ok(())
+    }
+
+    /// Reads, checks and decodes one index block.
+    fn read_block(&self, set: usize, file: usize, block: usize) -> Result<Vec<IndexEntry>, RestoreError> {
+        let docs = &self.files[set].as_ref().expect("loaded")[file];
+        let (index, b) = (&docs.index, &docs.top.blocks[block]);
+        let bytes = match self.whole_indexes.get(&(set, file)) {
+            Some(whole) => {
+                let range = usize::try_from(b.offset).ok().zip(usize::try_from(b.offset + u64::from(b.len)).ok());
+                range
+                    .and_then(|(a, z)| whole.get(a..z))
+                    .ok_or_else(|| self.damaged(set, &index.name, "an index block beyond the file"))?
+                    .to_vec()
+            }
+            None => self.read_range(set, &index.name, index.size, b.offset, u64::from(b.len))?,
+        };
+        if sha256_of(&bytes) != b.sha256 {
+            return Err(self.damaged(set, &index.name, &format!("the index block at offset {} does not match its checksum", b.offset)));
+        }
+        let mut raw = Vec::new();
+        zstd::Decoder::new(&bytes[..])
+            .and_then(|d| d.take(64 * 1024 * 1024).read_to_end(&mut raw))
+            .map_err(|e| self.damaged(set, &index.name, &format!("an index block does not decode: {e}")))?;
+        decode_block(&raw, b, docs.top.frames.len()).map_err(|e| self.damaged(set, &index.name, &e.to_string()))
     }
 
     /// The body of a document found by [`Self::state`], opened with the
@@ -234,49 +409,69 @@ impl PointReader {
     /// # Errors
     /// `ChecksumMismatch` when the frame does not hold what the index says.
     pub fn body(&mut self, set: usize, file: usize, entry: &IndexEntry) -> Result<Vec<u8>, RestoreError> {
+        Ok(self.bodies(&[(set, file, entry)])?.pop().unwrap_or_default())
+    }
+
+    /// The bodies of many documents found by [`Self::states`], in the order
+    /// given; the frames that hold them are read side by side, each once.
+    ///
+    /// # Errors
+    /// As [`Self::body`].
+    pub fn bodies(&mut self, wanted: &[(usize, usize, &IndexEntry)]) -> Result<Vec<Vec<u8>>, RestoreError> {
+        let mut frames: Vec<(usize, usize, u32)> =
+            wanted.iter().filter(|(_, file, _)| *file != BASE_FILE).map(|&(set, file, entry)| (set, file, entry.frame)).collect();
+        frames.sort_unstable();
+        frames.dedup();
+        for &(set, ..) in &frames {
+            self.load_files(set)?;
+        }
+        let read = concurrent::try_map(&frames, self.plan.location.readers(), |&(set, file, frame)| self.read_frame(set, file, frame))?;
+        let records: HashMap<(usize, usize, u32), Vec<DataRecord>> = frames.into_iter().zip(read).collect();
+        wanted.iter().map(|&(set, file, entry)| self.body_in(&records, set, file, entry)).collect()
+    }
+
+    /// One wanted body, from the frames read for it (or the snapshot base).
+    fn body_in(
+        &self,
+        records: &HashMap<(usize, usize, u32), Vec<DataRecord>>,
+        set: usize,
+        file: usize,
+        entry: &IndexEntry,
+    ) -> Result<Vec<u8>, RestoreError> {
         if let (BASE_FILE, Some(base)) = (file, &self.base) {
             let record =
                 base.store.get(&entry.id)?.ok_or_else(|| self.damaged(set, "manifest.json", "a document vanished from the snapshot"))?;
             return Ok(record.body);
         }
-        self.load_files(set)?;
+        let name = &self.files[set].as_ref().expect("loaded")[file].name;
+        let body = records.get(&(set, file, entry.frame)).and_then(|found| {
+            found.iter().find_map(|r| match r {
+                DataRecord::Document { id, etag, body, .. } if *id == entry.id && *etag == entry.etag => Some(body),
+                _ => None,
+            })
+        });
+        let body = body.ok_or_else(|| self.damaged(set, name, &format!("the frame does not hold {} as its index says", entry.id)))?;
+        match &self.plan.database_key {
+            Some(key) => key.open(entry.id.as_bytes(), body).map_err(|_| self.damaged(set, name, "a sealed document does not open")),
+            None => Ok(body.clone()),
+        }
+    }
+
+    /// Reads, checks and decodes one frame of a documents file.
+    fn read_frame(&self, set: usize, file: usize, frame: u32) -> Result<Vec<DataRecord>, RestoreError> {
         let docs = &self.files[set].as_ref().expect("loaded")[file];
-        let name = docs.name.clone();
-        let frame =
-            docs.top.frames.get(entry.frame as usize).cloned().ok_or_else(|| self.damaged(set, &name, "an index entry names no frame"))?;
-        let bytes = self.read_range(set, &name, docs.size, frame.offset, u64::from(frame.len))?;
+        let name = &docs.name;
+        let frame = docs.top.frames.get(frame as usize).ok_or_else(|| self.damaged(set, name, "an index entry names no frame"))?;
+        let bytes = self.read_range(set, name, docs.size, frame.offset, u64::from(frame.len))?;
         if sha256_of(&bytes) != frame.sha256 {
-            return Err(self.damaged(set, &name, &format!("the frame at offset {} does not match its checksum", frame.offset)));
+            return Err(self.damaged(set, name, &format!("the frame at offset {} does not match its checksum", frame.offset)));
         }
         let mut raw = Vec::new();
         let limit = (FRAME_RAW_BYTES + MAX_RECORD_BODY + 64 * 1024) as u64;
         zstd::Decoder::new(&bytes[..])
             .and_then(|d| d.take(limit).read_to_end(&mut raw))
-            .map_err(|e| self.damaged(set, &name, &format!("a frame does not decode: {e}")))?;
-        let records = decode_frame(&raw).map_err(|e| self.damaged(set, &name, &e.to_string()))?;
-        let body = records.into_iter().find_map(|r| match r {
-            DataRecord::Document { id, etag, body, .. } if id == entry.id && etag == entry.etag => Some(body),
-            _ => None,
-        });
-        let body = body.ok_or_else(|| self.damaged(set, &name, &format!("the frame does not hold {} as its index says", entry.id)))?;
-        match &self.plan.database_key {
-            Some(key) => key.open(entry.id.as_bytes(), &body).map_err(|_| self.damaged(set, &name, "a sealed document does not open")),
-            None => Ok(body),
-        }
-    }
-
-    /// The entry of `id` in set `set`, if that set holds it as a document.
-    fn entry_in(&mut self, set: usize, id: &str) -> Result<Option<(usize, IndexEntry)>, RestoreError> {
-        self.load_files(set)?;
-        let count = self.files[set].as_ref().map_or(0, Vec::len);
-        for file in 0..count {
-            let Some(block) = self.files[set].as_ref().and_then(|f| f[file].top.block_for(id)) else { continue };
-            let entries = self.block(set, file, block)?;
-            if let Ok(i) = entries.binary_search_by(|e| e.id.as_str().cmp(id)) {
-                return Ok(Some((file, entries[i].clone())));
-            }
-        }
-        Ok(None)
+            .map_err(|e| self.damaged(set, name, &format!("a frame does not decode: {e}")))?;
+        decode_frame(&raw).map_err(|e| self.damaged(set, name, &e.to_string()))
     }
 
     /// Whether set `set` is read from a snapshot base (through [`Self::base_batch`]).
@@ -307,69 +502,44 @@ impl PointReader {
             return Ok(hit.clone());
         }
         self.load_files(set)?;
-        let docs = &self.files[set].as_ref().expect("loaded")[file];
-        let (index, frames) = (docs.index.clone(), docs.top.frames.len());
-        let b = docs.top.blocks[block].clone();
-        let bytes = self.index_bytes(set, file, &index, b.offset, u64::from(b.len))?;
-        if sha256_of(&bytes) != b.sha256 {
-            return Err(self.damaged(set, &index.name, &format!("the index block at offset {} does not match its checksum", b.offset)));
-        }
-        let mut raw = Vec::new();
-        zstd::Decoder::new(&bytes[..])
-            .and_then(|d| d.take(64 * 1024 * 1024).read_to_end(&mut raw))
-            .map_err(|e| self.damaged(set, &index.name, &format!("an index block does not decode: {e}")))?;
-        let entries = Arc::new(decode_block(&raw, &b, frames).map_err(|e| self.damaged(set, &index.name, &e.to_string()))?);
-        if self.blocks.len() >= BLOCK_CACHE {
-            self.blocks.clear();
-        }
-        self.blocks.insert((set, file, block), entries.clone());
-        Ok(entries)
-    }
-
-    /// Bytes of an index file: from the whole file when it is small (read
-    /// once), else by a ranged read.
-    fn index_bytes(&mut self, set: usize, file: usize, index: &ManifestFile, offset: u64, len: u64) -> Result<Vec<u8>, RestoreError> {
-        let plain_size = self.files[set].as_ref().and_then(|f| f[file].top.blocks.last()).map_or(0, |b| b.offset + u64::from(b.len));
-        if plain_size > WHOLE_INDEX_BYTES {
-            return self.read_range(set, &index.name, index.size, offset, len);
-        }
-        if !self.whole_indexes.contains_key(&(set, file)) {
-            let whole = self.read_range(set, &index.name, index.size, 0, plain_size)?;
-            self.whole_indexes.insert((set, file), Arc::new(whole));
-        }
-        let whole = &self.whole_indexes[&(set, file)];
-        let range = usize::try_from(offset).ok().zip(usize::try_from(offset + len).ok());
-        range
-            .and_then(|(a, b)| whole.get(a..b))
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| self.damaged(set, &index.name, "an index block beyond the file"))
+        self.fetch_blocks(&[(set, file, block)])?;
+        Ok(self.blocks[&(set, file, block)].clone())
     }
 
     /// The ids set `set` deletes (an incremental's deletions file), read once and checked.
     pub(super) fn deletions(&mut self, set: usize) -> Result<&BTreeMap<String, u64>, RestoreError> {
         if self.deletions[set].is_none() {
-            let stored = &self.plan.chain[set];
-            let source = Source { set: stored, key: self.plan.set_keys[set].as_ref() };
-            let mut out = BTreeMap::new();
-            for file in stored.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
-                read_file(&source, &file.name, &file.sha256, &mut |record| match record {
-                    DataRecord::Deletion { id, etag } => {
-                        out.insert(id, etag);
-                        Ok(())
-                    }
-                    _ => Err(BackupError::Corrupt(format!("{}/{}: a non-deletion record", stored.manifest.set_id, file.name)).into()),
-                })?;
-            }
-            self.deletions[set] = Some(out);
+            self.deletions[set] = Some(self.read_deletions(set)?);
         }
         Ok(self.deletions[set].as_ref().expect("just read"))
     }
 
+    fn read_deletions(&self, set: usize) -> Result<BTreeMap<String, u64>, RestoreError> {
+        let stored = &self.plan.chain[set];
+        let source = Source { set: stored, key: self.plan.set_keys[set].as_ref() };
+        let mut out = BTreeMap::new();
+        for file in stored.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
+            read_file(&source, &file.name, &file.sha256, &mut |record| match record {
+                DataRecord::Deletion { id, etag } => {
+                    out.insert(id, etag);
+                    Ok(())
+                }
+                _ => Err(BackupError::Corrupt(format!("{}/{}: a non-deletion record", stored.manifest.set_id, file.name)).into()),
+            })?;
+        }
+        Ok(out)
+    }
+
     /// Reads and checks the tops of set `set`'s documents files, once.
     fn load_files(&mut self, set: usize) -> Result<(), RestoreError> {
-        if self.files[set].is_some() {
-            return Ok(());
+        if self.files[set].is_none() {
+            self.files[set] = Some(self.files_of(set)?);
         }
+        Ok(())
+    }
+
+    /// Set `set`'s documents files with their tops, read and checked.
+    fn files_of(&self, set: usize) -> Result<Vec<DocumentsFile>, RestoreError> {
         let stored = &self.plan.chain[set];
         let find = |name: &str| stored.manifest.files.iter().find(|f| f.name == name).cloned();
         let mut out = Vec::new();
@@ -384,8 +554,7 @@ impl PointReader {
             }
             out.push(DocumentsFile { name: file.name.clone(), size: file.size, index, top });
         }
-        self.files[set] = Some(out);
-        Ok(())
+        Ok(out)
     }
 
     fn read_top(&self, set: usize, file: &ManifestFile) -> Result<IndexTop, RestoreError> {

@@ -15,12 +15,15 @@ use std::time::Duration;
 
 use rookery_types::{JobStatus, RestoreDocumentsMode, RestoreDocumentsRequest, RESTORE_DOCUMENTS_STATUS_ID};
 
-use super::{open, PointChoice, PointReader, State};
+use super::{open, PointChoice, PointReader};
 use crate::backup::sealed::SetSecret;
 use crate::engine::Rookery;
 use crate::jobs::{CancelToken, Completion, Job, JobKind, StatusReporter};
 use crate::restore::RestoreError;
 use crate::storage::{DocumentStore, StorageError};
+
+/// Documents read from the backup at once (their blocks and frames side by side).
+const READ_AT_ONCE: usize = 256;
 
 /// The most ids one request may name.
 pub const MAX_IDS: usize = 100_000;
@@ -167,26 +170,27 @@ fn run(
         Selection::Prefix(prefix) => every_id(reader, prefix, cancel)?,
     };
     reporter.set_total(ids.len() as u64);
-    for id in ids {
+    for batch in ids.chunks(READ_AT_ONCE) {
         if cancel.is_canceled() {
             return Err(RestoreError::Canceled);
         }
-        match reader.state(&id)? {
-            State::Document { set, file, entry } => {
-                let body = reader.body(set, file, &entry)?;
-                let written = match mode {
-                    RestoreDocumentsMode::Overwrite => store.put(&id, &body, None),
-                    RestoreDocumentsMode::Skip => store.create(&id, &body),
-                };
-                match written {
-                    Ok(_) => done.restored += 1,
-                    Err(StorageError::ConcurrencyConflict { .. }) => done.skipped += 1,
-                    // An id no client may write (a forged set): never written.
-                    Err(StorageError::InvalidId(_)) => done.not_found += 1,
-                    Err(e) => return Err(e.into()),
-                }
+        let wanted: Vec<&str> = batch.iter().map(String::as_str).collect();
+        for (id, found) in wanted.iter().zip(super::get_many(reader, &wanted)?) {
+            let Ok(found) = found else {
+                done.not_found += 1;
+                continue;
+            };
+            let written = match mode {
+                RestoreDocumentsMode::Overwrite => store.put(id, &found.body, None),
+                RestoreDocumentsMode::Skip => store.create(id, &found.body),
+            };
+            match written {
+                Ok(_) => done.restored += 1,
+                Err(StorageError::ConcurrencyConflict { .. }) => done.skipped += 1,
+                // An id no client may write (a forged set): never written.
+                Err(StorageError::InvalidId(_)) => done.not_found += 1,
+                Err(e) => return Err(e.into()),
             }
-            State::Deleted { .. } | State::Absent => done.not_found += 1,
         }
         report(reporter, &done);
     }

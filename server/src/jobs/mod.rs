@@ -39,6 +39,7 @@ pub enum JobKind {
     Import,
     Compact,
     RestoreDocuments,
+    Copy,
 }
 
 impl JobKind {
@@ -51,6 +52,7 @@ impl JobKind {
             Self::Import => "import",
             Self::Compact => "compaction",
             Self::RestoreDocuments => "restore_documents",
+            Self::Copy => "copy",
         }
     }
 
@@ -63,6 +65,7 @@ impl JobKind {
             Self::Import => "Import",
             Self::Compact => "Compaction",
             Self::RestoreDocuments => "Restore of documents",
+            Self::Copy => "Copy",
         }
     }
 }

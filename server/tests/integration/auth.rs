@@ -37,6 +37,8 @@ fn expected_rule(method: &str, path: &str) -> Option<&'static str> {
         | ("post", "/admin/restore/cancel")
         | ("post", "/admin/backup/compact")
         | ("post", "/admin/backup/compact/cancel")
+        | ("post", "/admin/backup/copy")
+        | ("post", "/admin/backup/copy/cancel")
         | ("get", "/admin/backup/tasks")
         | ("get", "/databases/{db}/admin/backup/tasks")
         | ("put", "/admin/backup/tasks/{name}")

@@ -8,6 +8,7 @@ mod cancel;
 mod cli;
 mod common;
 mod compact;
+mod copy;
 mod documents;
 mod durability;
 mod encryption;
