@@ -782,8 +782,24 @@ pub fn verify_set(set: &StoredSet, depth: Depth) -> Vec<Finding> {
     if sum_of(MANIFEST).is_none() {
         push(FindingCode::ChecksumMismatch, format!("{id}/{MANIFEST}: missing from SHA256SUMS"));
     }
+    // In object storage, one listing of the set answers every size (a
+    // request per file would cost a round trip each).
+    let listed = match &set.location {
+        Location::Objects(o) => match o.sizes_in_set(id) {
+            Ok(sizes) => Some(sizes),
+            Err(e) => {
+                push(FindingCode::ChecksumMismatch, format!("{id}: its files cannot be listed ({e})"));
+                return findings;
+            }
+        },
+        Location::Folder(_) => None,
+    };
     for (name, size, sha) in expected {
-        let actual_size = match set.location.size_of(id, &name) {
+        let size_here = match &listed {
+            Some(sizes) => sizes.get(&name).copied().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)),
+            None => set.location.size_of(id, &name),
+        };
+        let actual_size = match size_here {
             Ok(size) => size,
             Err(e) if object::fault_of(&e).is_some() => {
                 push(FindingCode::ChecksumMismatch, format!("{id}/{name}: cannot be read ({e})"));
@@ -856,9 +872,10 @@ pub fn listing(location: &Location, depth: Depth) -> Result<BackupListing, Backu
     let mut chains = Vec::new();
     for chain in &scanned.chains {
         let links = verify_links(&chain.sets);
+        let verified = super::concurrent::map(&chain.sets, location.readers(), |set| verify_set(set, depth));
         let mut sets = Vec::new();
-        for set in &chain.sets {
-            let mut problems: Vec<String> = verify_set(set, depth).into_iter().map(|f| f.message).collect();
+        for (set, findings) in chain.sets.iter().zip(verified) {
+            let mut problems: Vec<String> = findings.into_iter().map(|f| f.message).collect();
             problems.extend(links.iter().filter(|f| f.message.starts_with(&set.manifest.set_id)).map(|f| f.message.clone()));
             let m = &set.manifest;
             sets.push(BackupSetInfo {

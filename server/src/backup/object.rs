@@ -331,6 +331,16 @@ impl ObjectLocation {
             .collect())
     }
 
+    /// The sizes of every object of one set, by name inside the set, in one
+    /// listing (instead of a `HEAD` per file).
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn sizes_in_set(&self, set_id: &str) -> std::io::Result<std::collections::HashMap<String, u64>> {
+        let inside = format!("{set_id}/");
+        Ok(self.list_under(set_id)?.into_iter().filter_map(|e| Some((e.key.strip_prefix(&inside)?.to_string(), e.size))).collect())
+    }
+
     /// The size of one object.
     ///
     /// # Errors

@@ -187,9 +187,8 @@ pub fn choose_chain(location: &Location, choice: ChainChoice<'_>) -> Result<Vec<
     // every file, the checksum list against the manifest. Every file's hash is
     // checked by the job, once, while it streams (see `build`).
     let mut findings = verify_links(&chain);
-    for set in &chain {
-        findings.extend(verify_set(set, Depth::Structure));
-    }
+    let per_set = crate::backup::concurrent::map(&chain, location.readers(), |set| verify_set(set, Depth::Structure));
+    findings.extend(per_set.into_iter().flatten());
     if let Some(first) = findings.into_iter().next() {
         return Err(BackupError::from(first).into());
     }
