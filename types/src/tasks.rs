@@ -37,8 +37,19 @@ pub struct RetentionPolicy {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct BackupTask {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "^(/|s3://)"))]
+    /// Where the task's sets are written; with `Destinations`, it may be left
+    /// out (it is then the first destination's location).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(/|s3://)"))]
     pub backup_location: String,
+    /// Every place the task keeps its sets, the first where they are written
+    /// and each other a verified copy made after every run (whole chains,
+    /// oldest missing set first); each has its own retention and status. A
+    /// destination that fails neither fails nor delays the others, and
+    /// catches up when it is back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 8))]
+    pub destinations: Vec<TaskDestination>,
     /// Cron: 5 fields, or 6 with seconds first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*\S+(\s+\S+){4,5}\s*$"))]
@@ -84,6 +95,42 @@ pub struct BackupTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9+/]{43}=$"))]
     pub backup_encryption_key: Option<String>,
+}
+
+/// One place a task keeps its sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TaskDestination {
+    /// A folder on the server, or `s3://bucket/prefix`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = "^(/|s3://)"))]
+    pub location: String,
+    /// Object storage settings (endpoint, region, path style); credentials
+    /// come from the server's `AWS_*` variables, never from a task.
+    #[serde(default, rename = "S3", skip_serializing_if = "Option::is_none")]
+    pub s3: Option<crate::backup::S3Settings>,
+    /// This destination's retention (the first destination's is the task's `Retention`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
+}
+
+/// How one destination of a task stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase")]
+pub struct DestinationStatus {
+    pub location: String,
+    /// The newest set of the database there.
+    pub last_set_id: Option<String>,
+    /// Seconds since the newest set there was taken (`Created`).
+    pub recovery_point_age_seconds: Option<f64>,
+    /// Why the last copy into it failed; none once one succeeded.
+    pub last_error: Option<String>,
+    /// Sets of the first destination not there yet.
+    pub missing_sets: u64,
+    /// A copy into it is running now.
+    #[serde(default)]
+    pub is_copying: bool,
 }
 
 /// A task's continuous backup.
@@ -143,6 +190,9 @@ pub struct TaskStatus {
     /// Tasks with drills: the last one, once one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_drill: Option<LastDrill>,
+    /// Tasks with several destinations: each one's state, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<DestinationStatus>,
 }
 
 /// A task as answers show it: no secret, a flag instead.
@@ -152,6 +202,8 @@ pub struct TaskStatus {
 pub struct BackupTaskInfo {
     pub name: String,
     pub backup_location: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<TaskDestination>,
     pub full_backup_frequency: Option<String>,
     pub incremental_backup_frequency: Option<String>,
     pub time_zone: String,

@@ -279,7 +279,7 @@ pub async fn start_copy(
     let wait = flag(&query, "wait")?;
     let request: CopyRequest = optional_json_request(body)?;
     let completion = blocking(move || {
-        let choice = crate::backup::copy_sets::CopyChoice { up_to: request.up_to };
+        let choice = crate::backup::copy_sets::CopyChoice { up_to: request.up_to, database_id: None };
         let handle = state.start_copy(&request.from, &request.to, request.s3_from.as_ref(), request.s3_to.as_ref(), &choice)?;
         tracing::info!(from = %request.from, to = %request.to, "copy started");
         Ok(handle.completion())

@@ -37,6 +37,8 @@ pub struct CopyChoice {
     /// A set id or an RFC 3339 time: the chain that holds that point, up to
     /// it. None: every chain of the source, whole.
     pub up_to: Option<String>,
+    /// Only the chains of this database (by `DatabaseId`).
+    pub database_id: Option<String>,
 }
 
 /// What a copy will do: the sets to copy, in order (bases first), and those already there.

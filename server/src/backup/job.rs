@@ -22,7 +22,7 @@ use crate::notify::notifier::now_ms;
 use crate::storage::DatabaseHandle;
 
 /// The record of a set being written (see [`Rookery::record_unfinished`]).
-pub(super) enum Unfinished {
+pub(crate) enum Unfinished {
     /// A `.tmp-` folder: the folder is removed on any failure, so the record
     /// goes either way; a crash leaves it for the next start.
     Folder(UnfinishedFolder),
@@ -32,7 +32,7 @@ pub(super) enum Unfinished {
 }
 
 impl Unfinished {
-    pub(super) fn finish(self, completed: bool) {
+    pub(crate) fn finish(self, completed: bool) {
         match self {
             Self::Folder(folder) => drop(folder),
             Self::Set(set) if completed => set.completed(),
@@ -43,7 +43,7 @@ impl Unfinished {
 }
 
 /// Records where a new set is written, for crash recovery (see [`Unfinished`]).
-pub(super) fn record_unfinished(system: Arc<DatabaseHandle>, location: &Location, set_id: &str) -> Result<Unfinished, BackupError> {
+pub(crate) fn record_unfinished(system: Arc<DatabaseHandle>, location: &Location, set_id: &str) -> Result<Unfinished, BackupError> {
     Ok(match location.folder() {
         Some(folder) => Unfinished::Folder(UnfinishedFolder::record(system, &temp_dir(folder, set_id))?),
         None => Unfinished::Set(UnfinishedSet::record(system, &location.to_string(), set_id)?),

@@ -224,7 +224,7 @@ fn copy_offline(args: &Args) -> ExitCode {
     use rookery::backup::copy_sets::{self, CopyChoice, CopyProgress};
     use rookery::backup::location::StoredSet;
     let (from, to) = (args.from.as_deref().unwrap_or_default(), args.to.as_deref().unwrap_or_default());
-    let choice = CopyChoice { up_to: args.up_to.clone() };
+    let choice = CopyChoice { up_to: args.up_to.clone(), database_id: None };
     let planned = location_from_cli(from)
         .and_then(|from| Ok((from, location_from_cli(to)?)))
         .and_then(|(from, to)| copy_sets::plan(from, to, &choice));

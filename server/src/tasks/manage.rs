@@ -30,6 +30,7 @@ impl Rookery {
     /// policy, a key and a passphrase), `InvalidLocation`, storage errors.
     pub fn put_task(&self, database: &str, name: &str, mut task: BackupTask) -> Result<bool, TaskError> {
         let db = self.task_database(database)?;
+        super::destinations::normalize(&mut task)?;
         self.validate_task(&db, name, &task)?;
         if task.backup_passphrase.is_some() && task.backup_encryption_key.is_some() {
             return Err(TaskError::Invalid("Give BackupEncryptionKey or BackupPassphrase, not both.".into()));
@@ -101,7 +102,13 @@ impl Rookery {
         if task.backup_type == rookery_types::BackupType::Snapshot && db.is_system() {
             return Err(TaskError::Invalid("The system database is backed up logically: use BackupType Backup.".into()));
         }
-        self.open_backup_location(&task.backup_location, None)?;
+        super::destinations::check(task)?;
+        if task.destinations.is_empty() {
+            self.open_backup_location(&task.backup_location, None)?;
+        }
+        for d in &task.destinations {
+            self.open_backup_location(&d.location, d.s3.as_ref())?;
+        }
         Ok(())
     }
 
@@ -217,6 +224,7 @@ impl Rookery {
         BackupTaskInfo {
             name: stored.name.clone(),
             backup_location: t.backup_location.clone(),
+            destinations: t.destinations.clone(),
             full_backup_frequency: t.full_backup_frequency.clone(),
             incremental_backup_frequency: t.incremental_backup_frequency.clone(),
             time_zone: t.time_zone.clone().unwrap_or_else(|| "UTC".into()),
@@ -242,6 +250,7 @@ impl Rookery {
                 lag_seconds: t.continuous.as_ref().map(|_| self.tasks.lag_seconds(&db.name, &stored.name)),
                 last_shipped_etag: s.last_shipped_etag,
                 last_drill: s.last_drill.clone(),
+                destinations: super::destinations::statuses(t, &s.destinations, &self.tasks.copying(&db.name, &stored.name)),
             },
         }
     }
@@ -255,7 +264,8 @@ impl Rookery {
         set_secret: Option<crate::backup::sealed::SetSecret>,
     ) -> Result<Compaction, TaskError> {
         let location = stored.task.backup_location.as_str();
-        let opened = self.open_backup_location(location, None)?;
+        let s3 = stored.task.destinations.first().and_then(|d| d.s3.as_ref());
+        let opened = self.open_backup_location(location, s3)?;
         let scanned = crate::backup::location::scan(&opened)?;
         let Some(chain) = scanned.newest_chain_of(db.store().database_id()) else { return Ok(Compaction::NoChain) };
         if chain.sets.len() < 2 {
@@ -263,7 +273,7 @@ impl Rookery {
         }
         let up_to = chain.sets.last().map(|s| s.manifest.set_id.clone());
         let options = crate::backup::compact::CompactOptions { up_to, set_secret, source_database: None, task: Some(stored.name.clone()) };
-        Ok(Compaction::Started(self.start_compaction(location, None, &options)?))
+        Ok(Compaction::Started(self.start_compaction(location, s3, &options)?))
     }
 
     /// The task's set key or passphrase, unsealed with the master key.
@@ -306,7 +316,7 @@ impl Rookery {
         }
         let options = BackupOptions {
             location: stored.task.backup_location.clone(),
-            s3: None,
+            s3: stored.task.destinations.first().and_then(|d| d.s3.clone()),
             incremental,
             include_encryption_key: stored.task.include_encryption_key,
             set_secret,

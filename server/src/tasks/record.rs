@@ -31,6 +31,9 @@ pub struct TaskState {
     pub drill_checked: Option<Timestamp>,
     #[serde(default)]
     pub last_drill: Option<rookery_types::LastDrill>,
+    /// The task's other destinations, by location.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub destinations: std::collections::BTreeMap<String, super::destinations::DestinationState>,
 }
 
 /// A task as stored: the request without its secrets, the sealed secrets, the state.

@@ -43,6 +43,10 @@ pub(super) struct Runtime {
     pub(super) drill: Option<JoinHandle<Option<rookery_types::LastDrill>>>,
     /// When the drill schedule was last looked at.
     pub(super) drill_checked: Option<Timestamp>,
+    /// Finished runs being recorded (their copies not yet started).
+    pub(super) recording: usize,
+    /// Copies into the task's other destinations in progress, by location.
+    pub(super) copies: Vec<(String, JoinHandle<super::destinations::CopyOutcome>)>,
 }
 
 /// The tasks' runtime state, shared by the REST handlers and the scheduler.
@@ -96,11 +100,13 @@ impl Tasks {
     }
 
     /// Blocks until no run of the task is left unrecorded (its retention
-    /// applied, its status written), at most `limit`.
+    /// applied, its copies into other destinations made, its status
+    /// written), at most `limit`.
     pub(crate) fn wait_recorded(&self, database: &str, task: &str, limit: Duration) {
         let deadline = Instant::now() + limit;
         let key = runtime_key(database, task);
-        while self.lock().get(&key).is_some_and(|rt| !rt.running.is_empty()) && Instant::now() < deadline {
+        let busy = |rt: &Runtime| !rt.running.is_empty() || rt.recording > 0 || !rt.copies.is_empty();
+        while self.lock().get(&key).is_some_and(busy) && Instant::now() < deadline {
             self.wake();
             let guard = self.recorded.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let _ = self.recorded.1.wait_timeout(guard, Duration::from_millis(50)).unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -125,6 +131,29 @@ impl Tasks {
         let rt = map.entry(runtime_key(database, task)).or_default();
         rt.last_started = Some(Instant::now());
         rt.running.push(Run { handle, started: Instant::now() });
+    }
+
+    /// Counts one finished run of the task as recorded when dropped.
+    pub(super) fn recorded_on_drop<'a>(&'a self, database: &str, task: &str) -> impl Drop + 'a {
+        struct Recorded<'a>(&'a Tasks, (String, String));
+        impl Drop for Recorded<'_> {
+            fn drop(&mut self) {
+                if let Some(rt) = self.0.lock().get_mut(&self.1) {
+                    rt.recording = rt.recording.saturating_sub(1);
+                }
+            }
+        }
+        Recorded(self, runtime_key(database, task))
+    }
+
+    /// The destinations of a task a copy runs into now.
+    pub(crate) fn copying(&self, database: &str, task: &str) -> Vec<String> {
+        self.lock().get(&runtime_key(database, task)).map(|rt| rt.copies.iter().map(|(l, _)| l.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Records a copy into a destination that started.
+    pub(crate) fn copy_started(&self, database: &str, task: &str, location: &str, handle: JoinHandle<super::destinations::CopyOutcome>) {
+        self.lock().entry(runtime_key(database, task)).or_default().copies.push((location.to_string(), handle));
     }
 
     /// Whether `every` has passed since the last check of staleness (and

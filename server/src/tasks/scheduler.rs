@@ -209,17 +209,20 @@ impl Rookery {
             self.monitor.drill_ended(&db, &task, &last);
             self.record(&db, &task, |state| state.last_drill = Some(last));
         }
+        self.reap_copies();
         let finished: Vec<((String, String), Run)> = {
             let mut map = self.tasks.lock();
             let mut out = Vec::new();
             for (key, rt) in map.iter_mut() {
                 let (done, still): (Vec<Run>, Vec<Run>) = std::mem::take(&mut rt.running).into_iter().partition(|r| r.handle.is_finished());
                 rt.running = still;
+                rt.recording += done.len();
                 out.extend(done.into_iter().map(|run| (key.clone(), run)));
             }
             out
         };
         for ((database, task), run) in finished {
+            let _recorded = self.tasks.recorded_on_drop(&database, &task);
             let duration = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let result = run.handle.wait();
             let Some(db) = self.catalog.get(&database) else { continue };
@@ -261,8 +264,55 @@ impl Rookery {
                     state.last_error = Some(e.to_string());
                 }),
             }
+            if result.is_ok() {
+                self.copy_after_run(&db, &task);
+            }
         }
         self.tasks.runs_recorded();
+    }
+
+    /// After a successful run: copies into the task's other destinations.
+    fn copy_after_run(&self, db: &Arc<DatabaseHandle>, task: &str) {
+        if let Ok(Some(stored)) = self.read_task(db, task) {
+            self.start_copies(db, &stored);
+        }
+    }
+
+    /// Records the copies into other destinations that ended: a success
+    /// replaces the destination's state, a failure keeps its last set and
+    /// adds the error.
+    fn reap_copies(&self) {
+        let finished: Vec<((String, String), String, super::destinations::CopyOutcome)> = {
+            let mut map = self.tasks.lock();
+            let mut out = Vec::new();
+            for (key, rt) in map.iter_mut() {
+                let (done, still): (Vec<_>, Vec<_>) = std::mem::take(&mut rt.copies).into_iter().partition(|(_, h)| h.is_finished());
+                rt.copies = still;
+                out.extend(done.into_iter().filter_map(|(location, h)| Some((key.clone(), location, h.join().ok()?))));
+            }
+            out
+        };
+        for ((database, task), location, outcome) in finished {
+            let Some(db) = self.catalog.get(&database) else { continue };
+            let text = match (&outcome.state.last_error, outcome.deleted.is_empty()) {
+                (Some(e), _) => format!("Copy of task '{task}' into {location} failed: {e}"),
+                (None, true) => format!("Copy of task '{task}' into {location}: up to date"),
+                (None, false) => {
+                    format!("Copy of task '{task}' into {location}: up to date; retention deleted {}", outcome.deleted.join(", "))
+                }
+            };
+            let severity = if outcome.state.last_error.is_some() { Severity::Warning } else { Severity::Information };
+            crate::jobs::status::append_message(&db, BACKUP_STATUS_ID, &text, severity);
+            self.record(&db, &task, |state| {
+                let entry = state.destinations.entry(location).or_default();
+                if outcome.state.last_error.is_some() {
+                    entry.last_error = outcome.state.last_error;
+                    entry.missing_sets = outcome.state.missing_sets;
+                } else {
+                    *entry = outcome.state;
+                }
+            });
+        }
     }
 
     /// A task's retention after a successful run; what it deleted is said in

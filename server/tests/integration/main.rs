@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod compact;
 mod copy;
+mod destinations;
 mod documents;
 mod durability;
 mod encryption;

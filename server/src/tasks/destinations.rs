@@ -1,0 +1,246 @@
+//! A task's other destinations: after each run, the sets of its first
+//! destination that another lacks are copied there (see
+//! [`crate::backup::copy_sets`]: whole chains, oldest missing set first,
+//! each file verified, manifest last), then that destination's own retention
+//! runs. Each destination copies on a thread of its own: one that fails (a
+//! dead endpoint, a full disk) fails neither the run nor the others, keeps
+//! its error in the task's status, and catches up after the next run once
+//! it is back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use rookery_types::{DestinationStatus, RetentionPolicy};
+use serde::{Deserialize, Serialize};
+
+use super::error::TaskError;
+use super::record::StoredTask;
+use super::retention;
+use crate::backup::copy_sets::{self, CopyChoice, CopyProgress};
+use crate::backup::error::BackupError;
+use crate::backup::location::{scan, Location, StoredSet};
+use crate::engine::Rookery;
+use crate::jobs::CancelToken;
+use crate::storage::DatabaseHandle;
+
+/// The most destinations of one task.
+pub const MAX_DESTINATIONS: usize = 8;
+
+/// What the task's record keeps of one destination, by location.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DestinationState {
+    pub last_set_id: Option<String>,
+    /// `Created` of that set.
+    pub last_created: Option<String>,
+    pub last_error: Option<String>,
+    pub missing_sets: u64,
+}
+
+/// What one copy into a destination did.
+pub struct CopyOutcome {
+    pub location: String,
+    pub state: DestinationState,
+    /// What its retention deleted.
+    pub deleted: Vec<String>,
+}
+
+/// Checks a task's destinations and makes `BackupLocation` and `Retention`
+/// the first one's (they are its shorthand).
+///
+/// # Errors
+/// `Invalid` for a first destination that disagrees with `BackupLocation`
+/// or `Retention`, a location named twice, too many, or credentials in `S3`.
+pub fn normalize(task: &mut rookery_types::BackupTask) -> Result<(), TaskError> {
+    let Some(first) = task.destinations.first().cloned() else { return Ok(()) };
+    if task.backup_location.is_empty() {
+        task.backup_location.clone_from(&first.location);
+    }
+    match (&task.retention, &first.retention) {
+        (None, Some(policy)) => task.retention = Some(policy.clone()),
+        (Some(a), Some(b)) if a != b => {
+            return Err(TaskError::Invalid("Retention and the first destination's Retention differ: give one.".into()))
+        }
+        _ => {}
+    }
+    check(task)
+}
+
+/// The rules of a task's destinations (also for a record read back).
+///
+/// # Errors
+/// As [`normalize`].
+pub fn check(task: &rookery_types::BackupTask) -> Result<(), TaskError> {
+    let Some(first) = task.destinations.first() else { return Ok(()) };
+    if first.location != task.backup_location {
+        return Err(TaskError::Invalid(format!(
+            "BackupLocation '{}' is not the first destination '{}': the first destination is where the sets are written.",
+            task.backup_location, first.location
+        )));
+    }
+    if task.destinations.len() > MAX_DESTINATIONS {
+        return Err(TaskError::Invalid(format!("A task has at most {MAX_DESTINATIONS} destinations.")));
+    }
+    for (i, d) in task.destinations.iter().enumerate() {
+        if task.destinations[..i].iter().any(|e| e.location == d.location) {
+            return Err(TaskError::Invalid(format!("'{}' is named twice in Destinations.", d.location)));
+        }
+        if d.s3.as_ref().is_some_and(|s| s.access_key_id.is_some() || s.secret_access_key.is_some() || s.session_token.is_some()) {
+            return Err(TaskError::Invalid(
+                "A destination's S3 takes no credentials (a task would keep them): the server's AWS_* variables give them.".into(),
+            ));
+        }
+        if let Some(policy) = &d.retention {
+            retention::validate(policy)?;
+        }
+    }
+    Ok(())
+}
+
+/// The status of each destination of a task (none for a task of one).
+#[must_use]
+pub fn statuses(
+    task: &rookery_types::BackupTask,
+    states: &BTreeMap<String, DestinationState>,
+    copying: &[String],
+) -> Vec<DestinationStatus> {
+    if task.destinations.len() < 2 {
+        return Vec::new();
+    }
+    task.destinations
+        .iter()
+        .map(|d| {
+            let state = states.get(&d.location).cloned().unwrap_or_default();
+            let age = state.last_created.as_deref().and_then(|c| c.parse::<Timestamp>().ok()).map(|c| {
+                let seconds = Timestamp::now().duration_since(c).as_secs_f64().max(0.0);
+                (seconds * 10.0).round() / 10.0
+            });
+            DestinationStatus {
+                location: d.location.clone(),
+                last_set_id: state.last_set_id,
+                recovery_point_age_seconds: age,
+                last_error: state.last_error,
+                missing_sets: state.missing_sets,
+                is_copying: copying.contains(&d.location),
+            }
+        })
+        .collect()
+}
+
+impl Rookery {
+    /// After a run: starts a copy into each other destination of the task
+    /// that has none running.
+    pub(super) fn start_copies(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask) {
+        let task = &stored.task;
+        let Some(first) = task.destinations.first() else { return };
+        for destination in task.destinations.iter().skip(1) {
+            if self.tasks.copying(&db.name, &stored.name).contains(&destination.location) {
+                continue;
+            }
+            let opened = self
+                .open_backup_location(&first.location, first.s3.as_ref())
+                .and_then(|from| Ok((from, self.open_backup_location(&destination.location, destination.s3.as_ref())?)));
+            let (system, database_id) = (self.catalog.system(), db.store().database_id().to_string());
+            let (location, policy) = (destination.location.clone(), destination.retention.clone());
+            let since = stored.state.destinations.get(&location).and_then(|d| d.last_created.clone());
+            let spawned = std::thread::Builder::new().name("task-copy".into()).spawn(move || match opened {
+                Ok((from, to)) => copy_into(&from, &to, &database_id, policy.as_ref(), since.as_deref(), system),
+                Err(e) => failed(location, &e.to_string(), 0),
+            });
+            match spawned {
+                Ok(handle) => self.tasks.copy_started(&db.name, &stored.name, &destination.location, handle),
+                Err(e) => tracing::warn!(error = %e, "cannot start a destination's copy"),
+            }
+        }
+    }
+}
+
+/// Copies the database's missing sets from `from` into `to`, then applies
+/// `policy` there; `since`: `Created` of the newest set it held before.
+fn copy_into(
+    from: &Location,
+    to: &Location,
+    database_id: &str,
+    policy: Option<&RetentionPolicy>,
+    since: Option<&str>,
+    system: Arc<DatabaseHandle>,
+) -> CopyOutcome {
+    let choice = CopyChoice { up_to: None, database_id: Some(database_id.to_string()) };
+    let copied = copy_sets::plan(from.clone(), to.clone(), &choice).and_then(|plan| {
+        let mut records = Records { system, to: to.clone(), unfinished: None };
+        copy_sets::run(&plan, &mut records, &CancelToken::default())
+    });
+    if let Err(e) = copied {
+        return failed(to.to_string(), &e.to_string(), missing_after(from, database_id, since));
+    }
+    let deleted = match policy.map(|p| retain(to, database_id, p)).transpose() {
+        Ok(deleted) => deleted.unwrap_or_default(),
+        Err(e) => return failed(to.to_string(), &format!("retention: {e}"), 0),
+    };
+    let newest = newest_of(to, database_id);
+    let state = DestinationState {
+        last_set_id: newest.as_ref().map(|s| s.manifest.set_id.clone()),
+        last_created: newest.map(|s| s.manifest.created),
+        last_error: None,
+        missing_sets: 0,
+    };
+    CopyOutcome { location: to.to_string(), state, deleted }
+}
+
+/// A copy that failed: its error, and the sets it leaves missing.
+fn failed(location: String, error: &str, missing_sets: u64) -> CopyOutcome {
+    CopyOutcome {
+        location,
+        state: DestinationState { last_error: Some(error.to_string()), missing_sets, ..Default::default() },
+        deleted: Vec::new(),
+    }
+}
+
+/// Sets of the database in `from` created after `since` (every one without it).
+fn missing_after(from: &Location, database_id: &str, since: Option<&str>) -> u64 {
+    let Ok(scanned) = scan(from) else { return 0 };
+    let sets = scanned.chains.into_iter().filter(|c| c.database_id == database_id).flat_map(|c| c.sets);
+    sets.filter(|s| since.is_none_or(|t| s.manifest.created.as_str() > t)).count() as u64
+}
+
+fn newest_of(location: &Location, database_id: &str) -> Option<StoredSet> {
+    let scanned = scan(location).ok()?;
+    scanned
+        .chains
+        .into_iter()
+        .filter(|c| c.database_id == database_id)
+        .flat_map(|c| c.sets)
+        .max_by(|a, b| a.manifest.created.cmp(&b.manifest.created))
+}
+
+/// A destination's retention: the database's chains there, planned and deleted.
+fn retain(location: &Location, database_id: &str, policy: &RetentionPolicy) -> Result<Vec<String>, TaskError> {
+    let chains: Vec<_> = scan(location)?.chains.into_iter().filter(|c| c.database_id == database_id).collect();
+    let outcome = retention::plan(&chains, policy, Timestamp::now())?;
+    retention::delete_sets(location, &outcome.deleted)?;
+    Ok(outcome.deleted)
+}
+
+/// Each set's record for crash recovery while it is copied (its `.tmp-`
+/// folder, or its unfinished upload), as a backup keeps one.
+struct Records {
+    system: Arc<DatabaseHandle>,
+    to: Location,
+    unfinished: Option<crate::backup::job::Unfinished>,
+}
+
+impl CopyProgress for Records {
+    fn set_started(&mut self, set: &StoredSet, _index: usize, _of: usize) -> Result<(), BackupError> {
+        self.unfinished = Some(crate::backup::job::record_unfinished(self.system.clone(), &self.to, &set.manifest.set_id)?);
+        Ok(())
+    }
+
+    fn bytes(&mut self, _bytes: u64) {}
+
+    fn set_ended(&mut self, _set: &StoredSet, copied: bool) {
+        if let Some(unfinished) = self.unfinished.take() {
+            unfinished.finish(copied);
+        }
+    }
+}
