@@ -99,3 +99,36 @@ test('a continuous task made in the studio ships changes, and the restore page r
   expect((await request.get(`/databases/${copy}/docs/events/1`)).status()).toBe(200);
   expect((await request.delete(`/databases/${db}/admin/backup/tasks/live`)).status()).toBe(204);
 });
+
+test('a task made in the studio with a second destination copies each set there and shows it up to date', async ({ page, request }) => {
+  const db = unique('Copies');
+  await createDatabase(request, db);
+  await putDocument(request, db, 'orders/1', { Total: 1 });
+  const root = process.env.ROOKERY_E2E_BACKUPS ?? '/tmp';
+  const [local, second] = [path.join(root, unique('local')), path.join(root, unique('second'))];
+
+  await open(page, `/studio/backup?db=${db}`);
+  const section = page.locator('.card').filter({ has: page.getByRole('heading', { name: 'Backup tasks' }) });
+  await page.getByLabel('Task name').fill('twice');
+  await page.getByLabel('Task destination').fill(local);
+  await page.getByLabel('Copies to (one location per line)').fill(second);
+  await page.getByLabel('Full backup schedule').fill('0 0 1 1 *');
+  await page.getByRole('button', { name: 'Save task' }).click();
+  await expect(section.getByRole('status')).toContainText("Task 'twice' saved.");
+  const row = page.getByRole('table', { name: 'Backup tasks' }).getByRole('row').filter({ hasText: 'twice' });
+  await expect(row).toContainText(`copy: ${second}`);
+  await expect(row).toContainText('no copy yet');
+
+  await row.getByRole('button', { name: 'Run now: twice' }).click();
+  await expect.poll(async () => {
+    await section.getByRole('button', { name: 'Refresh' }).click();
+    return (await row.textContent()) ?? '';
+  }, { timeout: 30_000 }).toContain('up to date');
+
+  // The copy is a set of its own, listed and verified where it was copied.
+  const sets = await request.get(`/admin/backup/sets?location=${encodeURIComponent(second)}`);
+  const listing = await sets.json();
+  expect(listing.Chains[0].Sets.map((s: { Verified: boolean }) => s.Verified)).toEqual([true]);
+  const axe = await new AxeBuilder({ page }).analyze();
+  expect(axe.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
+});

@@ -8,8 +8,8 @@ use super::common::ConfirmDelete;
 
 use crate::client::{encode_path, encode_query, get_json, send_json, ApiFailure, Method};
 use rookery_types::{
-    database_base, BackupTask, BackupTaskInfo, BackupType, ContinuousBackup, DrillOptions, JobAccepted, RetentionPolicy, ScheduleInfo,
-    TaskStatus,
+    database_base, BackupTask, BackupTaskInfo, BackupType, ContinuousBackup, DestinationStatus, DrillOptions, JobAccepted, RetentionPolicy,
+    ScheduleInfo, TaskDestination, TaskStatus,
 };
 
 fn tasks_path(db: &str) -> String {
@@ -90,11 +90,26 @@ fn next_run(t: &BackupTaskInfo) -> String {
     }
 }
 
+/// The task's destinations: none for a task of one location; else the
+/// first, where sets are written, then one copy per line of `copies`, each
+/// keeping the task's retention.
+fn destinations(first: &str, copies: &str, retention: Option<&RetentionPolicy>) -> Vec<TaskDestination> {
+    let copies: Vec<&str> = copies.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if copies.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once(first)
+        .chain(copies)
+        .map(|location| TaskDestination { location: location.to_string(), s3: None, retention: retention.cloned() })
+        .collect()
+}
+
 /// What the task form holds, as typed.
 #[derive(Clone, Copy)]
 struct TaskFields {
     name: RwSignal<String>,
     location: RwSignal<String>,
+    copies: RwSignal<String>,
     full: RwSignal<String>,
     incremental: RwSignal<String>,
     zone: RwSignal<String>,
@@ -116,6 +131,7 @@ impl TaskFields {
         Self {
             name: text(),
             location: text(),
+            copies: text(),
             full: text(),
             incremental: text(),
             zone: text(),
@@ -158,8 +174,11 @@ impl TaskFields {
         let retention = self.retention()?;
         let lag = count(self.max_lag.get_untracked(), "Continuous: most seconds a change waits")?;
         let continuous = lag.map(|max_lag_seconds| ContinuousBackup { max_lag_seconds });
+        let backup_location = non_empty(self.location.get_untracked()).unwrap_or_else(|| default_location.get_untracked());
+        let destinations = destinations(&backup_location, &self.copies.get_untracked(), retention.as_ref());
         Ok(BackupTask {
-            backup_location: non_empty(self.location.get_untracked()).unwrap_or_else(|| default_location.get_untracked()),
+            backup_location,
+            destinations,
             full_backup_frequency: non_empty(self.full.get_untracked()),
             incremental_backup_frequency: non_empty(self.incremental.get_untracked()),
             time_zone: non_empty(self.zone.get_untracked()),
@@ -280,6 +299,7 @@ fn TaskRow(
             <td>
                 <strong>{name.clone()}</strong>
                 <div class="hint mono">{task.backup_location.clone()}</div>
+                {task.status.destinations.iter().skip(1).cloned().map(|d| view! { <CopyState d/> }).collect_view()}
                 {task.status.is_running.then(|| view! { <span class="tag">"running"</span> })}
             </td>
             <td>{schedules} <span class="hint">" (" {task.time_zone.clone()} ")"</span></td>
@@ -291,6 +311,23 @@ fn TaskRow(
             </td>
         </tr>
     }
+}
+
+/// One other destination of a task: where, and whether it holds every set.
+#[component]
+fn CopyState(d: DestinationStatus) -> impl IntoView {
+    let state = match (&d.last_error, d.is_copying, d.missing_sets) {
+        (_, true, _) => view! { <span class="tag">"copying"</span> }.into_any(),
+        (Some(e), ..) => view! {
+            <span class="tag err">{format!("{} missing", d.missing_sets)}</span>
+            <span class="error-text">{format!(" {e}")}</span>
+        }
+        .into_any(),
+        (None, false, 0) if d.last_set_id.is_some() => view! { <span class="tag ok">"up to date"</span> }.into_any(),
+        (None, false, 0) => view! { <span class="tag">"no copy yet"</span> }.into_any(),
+        (None, false, n) => view! { <span class="tag">{format!("{n} missing")}</span> }.into_any(),
+    };
+    view! { <div class="hint"><span class="mono">{format!("copy: {}", d.location)}</span> " " {state}</div> }
 }
 
 /// A task's last run: the set it wrote or its error, the continuous lag,
@@ -370,7 +407,7 @@ fn TaskForm(
 /// The task's name, destination, schedules and time zone.
 #[component]
 fn TaskWhereFields(fields: TaskFields, default_location: Signal<String>) -> impl IntoView {
-    let TaskFields { name, location, full, incremental, zone, .. } = fields;
+    let TaskFields { name, location, copies, full, incremental, zone, .. } = fields;
     view! {
         <div class="field">
             <label for="task-name">"Task name"</label>
@@ -379,6 +416,11 @@ fn TaskWhereFields(fields: TaskFields, default_location: Signal<String>) -> impl
         <div class="field">
             <label for="task-location">"Task destination"</label>
             <input id="task-location" type="text" autocomplete="off" spellcheck="false" prop:placeholder=move || default_location.get() prop:value=location on:input=move |ev| location.set(event_target_value(&ev))/>
+        </div>
+        <div class="field">
+            <label for="task-copies">"Copies to (one location per line)"</label>
+            <textarea id="task-copies" rows="2" autocomplete="off" spellcheck="false" placeholder="s3://offsite/northwind" aria-describedby="task-copies-hint" prop:value=copies on:input=move |ev| copies.set(event_target_value(&ev))></textarea>
+            <div class="hint" id="task-copies-hint">"After every run, the sets each copy lacks are copied there, verified; each keeps the same sets."</div>
         </div>
         <div class="field">
             <label for="task-full">"Full backup schedule"</label>
