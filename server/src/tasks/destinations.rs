@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use rookery_types::{DestinationStatus, RetentionPolicy};
-use serde::{Deserialize, Serialize};
 
+pub use super::destination_state::{CopyOutcome, DestinationState};
 use super::error::TaskError;
 use super::record::StoredTask;
 use super::retention;
@@ -26,25 +26,6 @@ use crate::storage::DatabaseHandle;
 
 /// The most destinations of one task.
 pub const MAX_DESTINATIONS: usize = 8;
-
-/// What the task's record keeps of one destination, by location.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct DestinationState {
-    pub last_set_id: Option<String>,
-    /// `Created` of that set.
-    pub last_created: Option<String>,
-    pub last_error: Option<String>,
-    pub missing_sets: u64,
-}
-
-/// What one copy into a destination did.
-pub struct CopyOutcome {
-    pub location: String,
-    pub state: DestinationState,
-    /// What its retention deleted.
-    pub deleted: Vec<String>,
-}
 
 /// Checks a task's destinations and makes `BackupLocation` and `Retention`
 /// the first one's (they are its shorthand).

@@ -14,6 +14,7 @@
 //! an ordinary backup into the task's location (full when the location holds
 //! no chain of the database), followed by the task's retention.
 
+pub mod destination_state;
 pub mod destinations;
 pub mod drill;
 pub mod error;

@@ -33,7 +33,7 @@ pub struct TaskState {
     pub last_drill: Option<rookery_types::LastDrill>,
     /// The task's other destinations, by location.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub destinations: std::collections::BTreeMap<String, super::destinations::DestinationState>,
+    pub destinations: std::collections::BTreeMap<String, super::destination_state::DestinationState>,
 }
 
 /// A task as stored: the request without its secrets, the sealed secrets, the state.

@@ -46,7 +46,7 @@ pub(super) struct Runtime {
     /// Finished runs being recorded (their copies not yet started).
     pub(super) recording: usize,
     /// Copies into the task's other destinations in progress, by location.
-    pub(super) copies: Vec<(String, JoinHandle<super::destinations::CopyOutcome>)>,
+    pub(super) copies: Vec<(String, JoinHandle<super::destination_state::CopyOutcome>)>,
 }
 
 /// The tasks' runtime state, shared by the REST handlers and the scheduler.
@@ -152,7 +152,13 @@ impl Tasks {
     }
 
     /// Records a copy into a destination that started.
-    pub(crate) fn copy_started(&self, database: &str, task: &str, location: &str, handle: JoinHandle<super::destinations::CopyOutcome>) {
+    pub(crate) fn copy_started(
+        &self,
+        database: &str,
+        task: &str,
+        location: &str,
+        handle: JoinHandle<super::destination_state::CopyOutcome>,
+    ) {
         self.lock().entry(runtime_key(database, task)).or_default().copies.push((location.to_string(), handle));
     }
 
