@@ -47,6 +47,41 @@ pub struct TaskView {
     pub drill: Option<(Option<LastDrill>, Option<Duration>)>,
     /// The records of this task's backups, one per kind.
     pub records: Vec<KindRecord>,
+    /// The task's other destinations (see `Destinations`).
+    pub copies: Vec<CopyView>,
+}
+
+/// One other destination of a task: the point its newest set restores to,
+/// the sets it lacks, and whether the last copy into it failed.
+#[derive(Debug, Clone)]
+pub struct CopyView {
+    pub location: String,
+    pub last_set_id: Option<String>,
+    pub point_ms: Option<i64>,
+    pub missing_sets: u64,
+    pub failing: bool,
+}
+
+/// The other destinations of a task, from its record.
+fn copies(stored: &StoredTask) -> Vec<CopyView> {
+    let state = &stored.state.destinations;
+    stored
+        .task
+        .destinations
+        .iter()
+        .skip(1)
+        .map(|d| {
+            let kept = state.get(&d.location);
+            let created = kept.and_then(|k| k.last_created.as_deref()).and_then(|c| c.parse::<Timestamp>().ok());
+            CopyView {
+                location: d.location.clone(),
+                last_set_id: kept.and_then(|k| k.last_set_id.clone()),
+                point_ms: created.map(Timestamp::as_millisecond),
+                missing_sets: kept.map_or(0, |k| k.missing_sets),
+                failing: kept.is_some_and(|k| k.last_error.is_some()),
+            }
+        })
+        .collect()
 }
 
 impl TaskView {
@@ -175,6 +210,7 @@ impl Rookery {
                     .map(|c| (self.tasks.lag_seconds(&db.name, &stored.name), c.max_lag_seconds, stored.state.last_shipped_etag)),
                 drill: stored.task.drill.as_ref().map(|_| (stored.state.last_drill.clone(), drill_interval(&stored, now))),
                 records: mine,
+                copies: copies(&stored),
             };
             view.state = state_of(&view, now_ms);
             views.push(view);
@@ -293,6 +329,7 @@ mod tests {
             continuous: None,
             drill: None,
             records: Vec::new(),
+            copies: Vec::new(),
         }
     }
 

@@ -73,6 +73,36 @@ fn add_record(scrape: &mut Scrape, record: &KindRecord) {
     );
 }
 
+/// One other destination of a task: its own recovery point age (since its
+/// newest set was taken), the sets it lacks, and whether its last copy failed.
+fn add_copy(scrape: &mut Scrape, db: &DatabaseHandle, view: &TaskView, copy: &crate::monitor::protection::CopyView, now_ms: i64) {
+    let kind = if copy.location.starts_with(crate::backup::object::SCHEME) { "s3" } else { "folder" };
+    let located = labels(&[("database", &db.name), ("task", &view.task), ("location", &copy.location), ("location_kind", kind)]);
+    // A copy that holds the first destination's newest set, with nothing
+    // changed since, loses nothing, as the first destination does not.
+    let current = view.up_to_date && copy.last_set_id.is_some() && copy.last_set_id == view.last_set_id;
+    if let Some(point) = copy.point_ms {
+        scrape.set(
+            "rookery_backup_recovery_point_age_seconds",
+            "Seconds of client writes a restore of the task's location would lose now (0: nothing changed since its newest set)",
+            &located,
+            if current { 0.0 } else { now_ms.saturating_sub(point).max(0) as f64 / 1000.0 },
+        );
+    }
+    scrape.set(
+        "rookery_backup_destination_missing_sets",
+        "Sets of the task's first destination this destination lacks",
+        &located,
+        copy.missing_sets as f64,
+    );
+    scrape.set(
+        "rookery_backup_destination_failing",
+        "1 while the last copy into this destination failed",
+        &located,
+        f64::from(u8::from(copy.failing)),
+    );
+}
+
 fn add_task(scrape: &mut Scrape, db: &DatabaseHandle, view: &TaskView, now_ms: i64) {
     let task = labels(&[("database", &db.name), ("task", &view.task)]);
     let kind = if view.location.starts_with(crate::backup::object::SCHEME) { "s3" } else { "folder" };
@@ -90,6 +120,9 @@ fn add_task(scrape: &mut Scrape, db: &DatabaseHandle, view: &TaskView, now_ms: i
             &located,
             seconds(view.point_ms),
         );
+    }
+    for copy in &view.copies {
+        add_copy(scrape, db, view, copy, now_ms);
     }
     scrape.set(
         "rookery_backup_task_objective_seconds",

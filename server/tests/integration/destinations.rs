@@ -68,6 +68,14 @@ fn a_task_copies_each_set_off_site_and_catches_up_when_the_endpoint_returns() {
         assert_eq!(copy["LastSetId"].as_str(), Some(first.as_str()), "its last set stays: {copy}");
     }
     assert_eq!(set_dirs(Path::new(&folder)).len(), 4, "the folder never missed a set");
+    let metric = |name: &str| -> f64 {
+        let (_, text) = s.call_raw("GET", "/metrics", None, &[]);
+        let line = text.lines().find(|l| l.starts_with(name) && l.contains(&format!("location=\"{offsite}\"")));
+        let line = line.unwrap_or_else(|| panic!("no {name} for {offsite} in:\n{text}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+    };
+    assert_eq!(metric("rookery_backup_destination_failing"), 1.0);
+    assert_eq!(metric("rookery_backup_destination_missing_sets"), 3.0);
 
     // Back: the next run catches up, oldest missing set first.
     s3.heal();
@@ -79,6 +87,8 @@ fn a_task_copies_each_set_off_site_and_catches_up_when_the_endpoint_returns() {
         (Some(newest.as_str()), &Value::Null, Some(0)),
         "{copy}"
     );
+    assert_eq!(metric("rookery_backup_destination_failing"), 0.0);
+    assert_eq!(metric("rookery_backup_recovery_point_age_seconds"), 0.0, "the copy holds the newest set, nothing changed since");
     for set in set_dirs(Path::new(&folder)) {
         assert!(s3.keys(&format!("shop/offsite/{set}/")).iter().any(|k| k.ends_with("manifest.json")), "{set} is off-site");
     }
