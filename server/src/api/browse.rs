@@ -22,6 +22,7 @@ use super::extract::{blocking, count, flag, AppState, Db};
 use super::jobs::{cancel_answer, job_started};
 use crate::backup::sealed::SetSecret;
 use crate::browse::{self, PointChoice, PointReader};
+use crate::restore::RestoreError;
 
 /// Header of a backup passphrase (never a query parameter: queries are logged).
 pub const PASSPHRASE_HEADER: &str = "rookery-backup-passphrase";
@@ -64,7 +65,10 @@ impl PointQuery {
         })
     }
 
-    fn open(&self, state: &AppState) -> Result<PointReader, ApiError> {
+    /// Runs `read` on the chain at the point, opened now or kept from a
+    /// request before (see [`browse::cache`]).
+    fn read<T>(&self, state: &AppState, read: impl FnOnce(&mut PointReader) -> Result<T, RestoreError>) -> Result<T, ApiError> {
+        static OPENED: std::sync::LazyLock<browse::cache::OpenedChains> = std::sync::LazyLock::new(Default::default);
         let location = state.open_backup_location(&self.location, None)?;
         let choice = PointChoice {
             up_to: self.up_to.as_deref(),
@@ -73,7 +77,7 @@ impl PointQuery {
             secret: self.secret.as_ref(),
             scratch: Some(&state.config().data_dir),
         };
-        Ok(browse::open(&location, choice)?)
+        Ok(OPENED.read(&location, choice, read)?)
     }
 }
 
@@ -109,11 +113,7 @@ pub async fn list_documents(
     let start = count(&query, "start", 0)?;
     let page_size = count(&query, "pageSize", DEFAULT_PAGE_SIZE)?.min(browse::MAX_PAGE_SIZE);
     let prefix = query.get("startsWith").cloned().unwrap_or_default();
-    blocking(move || {
-        let mut reader = point.open(&state)?;
-        Ok(Json(browse::list(&mut reader, &prefix, start, page_size)?))
-    })
-    .await
+    blocking(move || Ok(Json(point.read(&state, |reader| browse::list(reader, &prefix, start, page_size))?))).await
 }
 
 /// One document of a backup at a point in time, as stored, without restoring it.
@@ -144,11 +144,7 @@ pub async fn get_document(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let point = PointQuery::parse(&query, &headers, "upTo")?;
-    let found = blocking(move || {
-        let mut reader = point.open(&state)?;
-        browse::get(&mut reader, &id)?.map_err(ApiError::not_found)
-    })
-    .await?;
+    let found = blocking(move || point.read(&state, |reader| browse::get(reader, &id))?.map_err(ApiError::not_found)).await?;
     let mut response = Response::new(Body::from(found.body));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -194,11 +190,7 @@ pub async fn diff(
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "'from' is required: a set id or an RFC 3339 time."))?;
     let start = count(&query, "start", 0)?;
     let page_size = count(&query, "pageSize", DEFAULT_PAGE_SIZE)?.min(browse::MAX_PAGE_SIZE);
-    blocking(move || {
-        let mut reader = point.open(&state)?;
-        Ok(Json(browse::diff(&mut reader, &from, start, page_size)?))
-    })
-    .await
+    blocking(move || Ok(Json(point.read(&state, |reader| browse::diff(reader, &from, start, page_size))?))).await
 }
 
 /// Restores chosen documents of a backup at a point in time into this

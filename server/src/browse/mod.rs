@@ -7,6 +7,7 @@
 //! a lookup reads the index tops of the chain once, then one index block
 //! and one frame, in a folder or with ranged `GET`s in object storage.
 
+pub mod cache;
 pub mod point;
 pub mod selective;
 

@@ -101,6 +101,11 @@ fn browse_compare_and_restore_selected_documents_from_a_folder() {
     let points = history(&s, &location, 0);
     read_points(&s, &location, &points);
     restore_selected(&s, &location, &points.0);
+    // The newest point moves with the next set: a chain kept open from the
+    // reads above is not used once the location holds another set.
+    s.backup(BASE, &location, true);
+    let (_, now) = s.get(&format!("/admin/backup/documents/orders/0017?location={}", enc(&location)));
+    assert_eq!(now["Total"], 51, "the newest set holds the restored document: {now}");
 
     // Refused before anything is read: outside the roots, bad points, a bad body.
     let (status, body) = s.get("/admin/backup/documents?location=/etc");
