@@ -251,6 +251,9 @@ impl Job {
             let started = std::time::Instant::now();
             let result = body(&mut job);
             let Job { kind, reporter, slot, hold, registration, completion, monitor, .. } = job;
+            // From here a request for the slot waits for it rather than being
+            // refused: the status is about to say the job ended.
+            slot.ending();
             let outcome = match &result {
                 Ok(value) => Outcome { status: reporter.succeed(&done(value)), error: None },
                 Err(e) if e.code() == ErrorCode::Canceled => {

@@ -7,9 +7,23 @@ use std::time::{Duration, Instant};
 /// A slot that at most one job of a kind holds at a time.
 #[derive(Debug, Default)]
 pub struct JobSlot {
-    busy: Mutex<bool>,
+    state: Mutex<State>,
     freed: Condvar,
 }
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum State {
+    #[default]
+    Free,
+    Held,
+    /// The job has ended (its status says so) and is letting the slot go.
+    Ending,
+}
+
+/// How long a request waits, beyond its own wait, for a job that has ended
+/// to let its slot go (its status already says it ended; a client that saw
+/// that and starts the next job must not be told one is still running).
+const ENDING_WAIT: Duration = Duration::from_secs(10);
 
 /// Holding this means holding the slot; dropping it frees the slot.
 #[derive(Debug)]
@@ -18,32 +32,43 @@ pub struct SlotGuard {
 }
 
 impl JobSlot {
-    /// Takes the slot, waiting up to `wait` for the job holding it to finish.
+    /// Takes the slot, waiting up to `wait` for the job holding it to finish
+    /// (and, for one that has ended, until it lets the slot go).
     #[must_use]
     pub fn acquire(self: &Arc<Self>, wait: Duration) -> Option<SlotGuard> {
         let deadline = Instant::now() + wait;
-        let mut busy = self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        while *busy {
-            let left = deadline.saturating_duration_since(Instant::now());
+        let ending_deadline = deadline + ENDING_WAIT;
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *state != State::Free {
+            let until = if *state == State::Ending { ending_deadline } else { deadline };
+            let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
-            busy = self.freed.wait_timeout(busy, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+            state = self.freed.wait_timeout(state, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
         }
-        *busy = true;
+        *state = State::Held;
         Some(SlotGuard { slot: self.clone() })
     }
 
     /// Whether a job holds the slot.
     #[must_use]
     pub fn is_busy(&self) -> bool {
-        *self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) != State::Free
+    }
+}
+
+impl SlotGuard {
+    /// The job has ended: the slot is about to be free (see [`ENDING_WAIT`]).
+    pub fn ending(&self) {
+        *self.slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = State::Ending;
+        self.slot.freed.notify_all();
     }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        *self.slot.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        *self.slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = State::Free;
         self.slot.freed.notify_all();
     }
 }
@@ -70,5 +95,18 @@ mod tests {
         drop(guard);
         assert_eq!(got.recv_timeout(Duration::from_secs(20)), Ok(true));
         waiter.join().expect("joins");
+    }
+
+    #[test]
+    fn a_slot_whose_job_has_ended_is_waited_for_even_without_a_wait() {
+        let slot = Arc::new(JobSlot::default());
+        let guard = slot.acquire(Duration::ZERO).expect("free");
+        guard.ending();
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(guard);
+        });
+        assert!(slot.acquire(Duration::ZERO).is_some(), "the ended job's slot is taken once it lets go");
+        letting_go.join().expect("joins");
     }
 }
