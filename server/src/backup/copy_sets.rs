@@ -102,9 +102,10 @@ pub fn plan(from: Location, to: Location, choice: &CopyChoice) -> Result<CopyPla
         Some(point) => choose_chain(&from, ChainChoice { up_to: Some(point), database: None })?,
         None => {
             let scanned = scan(&from)?;
-            left_out
-                .extend(scanned.orphans.iter().map(|s| format!("{}: an incremental whose base is not in the source", s.manifest.set_id)));
-            scanned.chains.into_iter().flat_map(|c| c.sets).collect()
+            let wanted = |id: &str| choice.database_id.as_deref().is_none_or(|w| w == id);
+            let orphans = scanned.orphans.iter().filter(|s| wanted(&s.manifest.database_id));
+            left_out.extend(orphans.map(|s| format!("{}: an incremental whose base is not in the source", s.manifest.set_id)));
+            scanned.chains.into_iter().filter(|c| wanted(&c.database_id)).flat_map(|c| c.sets).collect()
         }
     };
     if sets.is_empty() {

@@ -39,6 +39,10 @@ fn a_task_copies_each_set_off_site_and_catches_up_when_the_endpoint_returns() {
         "Destinations": [{"Location": folder, "Retention": {"KeepLast": 20}}, {"Location": offsite, "Retention": {"KeepLast": 20}}],
         "FullBackupFrequency": "0 0 1 1 *",
     });
+    // Another database's set in the same folder is not the task's to copy.
+    s.create_db("Other");
+    s.put_doc("/databases/Other", "o/1", json!({"Other": true}));
+    let others = s.backup("/databases/Other", &folder, false)["SetId"].as_str().expect("set").to_string();
     let (status, body) = s.put(TASK, task);
     assert_eq!(status, 201, "{body}");
     let (_, shown) = s.get(TASK);
@@ -67,7 +71,7 @@ fn a_task_copies_each_set_off_site_and_catches_up_when_the_endpoint_returns() {
         assert_eq!(copy["MissingSets"].as_u64(), Some(round), "{copy}");
         assert_eq!(copy["LastSetId"].as_str(), Some(first.as_str()), "its last set stays: {copy}");
     }
-    assert_eq!(set_dirs(Path::new(&folder)).len(), 4, "the folder never missed a set");
+    assert_eq!(set_dirs(Path::new(&folder)).len(), 5, "the folder never missed a set (and holds Other's)");
     let metric = |name: &str| -> f64 {
         let (_, text) = s.call_raw("GET", "/metrics", None, &[]);
         let line = text.lines().find(|l| l.starts_with(name) && l.contains(&format!("location=\"{offsite}\"")));
@@ -89,11 +93,12 @@ fn a_task_copies_each_set_off_site_and_catches_up_when_the_endpoint_returns() {
     );
     assert_eq!(metric("rookery_backup_destination_failing"), 0.0);
     assert_eq!(metric("rookery_backup_recovery_point_age_seconds"), 0.0, "the copy holds the newest set, nothing changed since");
-    for set in set_dirs(Path::new(&folder)) {
+    for set in set_dirs(Path::new(&folder)).into_iter().filter(|set| *set != others) {
         assert!(s3.keys(&format!("shop/offsite/{set}/")).iter().any(|k| k.ends_with("manifest.json")), "{set} is off-site");
     }
+    assert!(s3.keys(&format!("shop/offsite/{others}/")).is_empty(), "another database's set is not copied");
     for (location, name) in [(&folder, "FromFolder"), (&offsite, "FromOffsite")] {
-        let done = s.restore(json!({"BackupLocation": location, "DatabaseName": name}));
+        let done = s.restore(json!({"BackupLocation": location, "DatabaseName": name, "SourceDatabaseName": "Shop"}));
         assert_eq!(done["Success"], true, "{done}");
         assert_eq!(s.all_docs(&format!("/databases/{name}")), s.all_docs(BASE), "{location} restores equal");
     }
