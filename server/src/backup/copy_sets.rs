@@ -273,13 +273,40 @@ impl CopyHandle {
     }
 }
 
-/// A copy's progress into its status document, and each set's record for
-/// crash recovery (its `.tmp-` folder, or its unfinished upload).
-struct Reported<'a> {
-    reporter: &'a mut crate::jobs::StatusReporter,
+/// Each set's record for crash recovery while it is copied (its `.tmp-`
+/// folder, or its unfinished upload), kept in the server's own state as a
+/// backup keeps one; a progress of its own for copies nobody watches.
+pub(crate) struct SetRecords {
     system: std::sync::Arc<crate::storage::DatabaseHandle>,
     to: Location,
     unfinished: Option<super::job::Unfinished>,
+}
+
+impl SetRecords {
+    pub(crate) fn new(system: std::sync::Arc<crate::storage::DatabaseHandle>, to: Location) -> Self {
+        Self { system, to, unfinished: None }
+    }
+}
+
+impl CopyProgress for SetRecords {
+    fn set_started(&mut self, set: &StoredSet, _index: usize, _of: usize) -> Result<(), BackupError> {
+        self.unfinished = Some(super::job::record_unfinished(self.system.clone(), &self.to, &set.manifest.set_id)?);
+        Ok(())
+    }
+
+    fn bytes(&mut self, _bytes: u64) {}
+
+    fn set_ended(&mut self, _set: &StoredSet, copied: bool) {
+        if let Some(unfinished) = self.unfinished.take() {
+            unfinished.finish(copied);
+        }
+    }
+}
+
+/// A copy's progress into its status document, with each set's record.
+struct Reported<'a> {
+    reporter: &'a mut crate::jobs::StatusReporter,
+    records: SetRecords,
     documents_before: u64,
     set_documents: u64,
     set_size: u64,
@@ -290,7 +317,7 @@ struct Reported<'a> {
 impl CopyProgress for Reported<'_> {
     fn set_started(&mut self, set: &StoredSet, index: usize, of: usize) -> Result<(), BackupError> {
         let set_id = &set.manifest.set_id;
-        self.unfinished = Some(super::job::record_unfinished(self.system.clone(), &self.to, set_id)?);
+        self.records.set_started(set, index, of)?;
         (self.set_documents, self.set_size, self.set_bytes) =
             (set.manifest.document_count, set.manifest.files.iter().map(|f| f.size).sum(), 0);
         self.reporter.edit(|s| s.set_id = Some(set_id.clone()));
@@ -306,9 +333,7 @@ impl CopyProgress for Reported<'_> {
     }
 
     fn set_ended(&mut self, set: &StoredSet, copied: bool) {
-        if let Some(unfinished) = self.unfinished.take() {
-            unfinished.finish(copied);
-        }
+        self.records.set_ended(set, copied);
         if copied {
             self.documents_before += set.manifest.document_count;
             self.reporter.edit(|s| s.sets_copied = Some(s.sets_copied.unwrap_or(0) + 1));
@@ -367,9 +392,7 @@ impl crate::engine::Rookery {
                 move |job| {
                     let mut progress = Reported {
                         reporter: &mut job.reporter,
-                        system,
-                        to: plan.to.clone(),
-                        unfinished: None,
+                        records: SetRecords::new(system, plan.to.clone()),
                         documents_before: 0,
                         set_documents: 0,
                         set_size: 0,

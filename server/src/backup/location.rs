@@ -446,6 +446,12 @@ pub struct ScannedLocation {
 }
 
 impl ScannedLocation {
+    /// The chains of `database_id`.
+    #[must_use]
+    pub fn into_chains_of(self, database_id: &str) -> Vec<Chain> {
+        self.chains.into_iter().filter(|c| c.database_id == database_id).collect()
+    }
+
     /// The newest chain of `database_id`, if any.
     #[must_use]
     pub fn newest_chain_of(&self, database_id: &str) -> Option<&Chain> {

@@ -73,21 +73,30 @@ fn add_record(scrape: &mut Scrape, record: &KindRecord) {
     );
 }
 
+/// The labels of one location of a task.
+fn located(db: &DatabaseHandle, view: &TaskView, location: &str) -> Labels {
+    let kind = if location.starts_with(crate::backup::object::SCHEME) { "s3" } else { "folder" };
+    labels(&[("database", &db.name), ("task", &view.task), ("location", location), ("location_kind", kind)])
+}
+
+fn set_recovery_point_age(scrape: &mut Scrape, located: &Labels, age: f64) {
+    scrape.set(
+        "rookery_backup_recovery_point_age_seconds",
+        "Seconds of client writes a restore of the task's location would lose now (0: nothing changed since its newest set)",
+        located,
+        age,
+    );
+}
+
 /// One other destination of a task: its own recovery point age (since its
 /// newest set was taken), the sets it lacks, and whether its last copy failed.
 fn add_copy(scrape: &mut Scrape, db: &DatabaseHandle, view: &TaskView, copy: &crate::monitor::protection::CopyView, now_ms: i64) {
-    let kind = if copy.location.starts_with(crate::backup::object::SCHEME) { "s3" } else { "folder" };
-    let located = labels(&[("database", &db.name), ("task", &view.task), ("location", &copy.location), ("location_kind", kind)]);
+    let located = located(db, view, &copy.location);
     // A copy that holds the first destination's newest set, with nothing
     // changed since, loses nothing, as the first destination does not.
     let current = view.up_to_date && copy.last_set_id.is_some() && copy.last_set_id == view.last_set_id;
     if let Some(point) = copy.point_ms {
-        scrape.set(
-            "rookery_backup_recovery_point_age_seconds",
-            "Seconds of client writes a restore of the task's location would lose now (0: nothing changed since its newest set)",
-            &located,
-            if current { 0.0 } else { now_ms.saturating_sub(point).max(0) as f64 / 1000.0 },
-        );
+        set_recovery_point_age(scrape, &located, if current { 0.0 } else { now_ms.saturating_sub(point).max(0) as f64 / 1000.0 });
     }
     scrape.set(
         "rookery_backup_destination_missing_sets",
@@ -105,15 +114,9 @@ fn add_copy(scrape: &mut Scrape, db: &DatabaseHandle, view: &TaskView, copy: &cr
 
 fn add_task(scrape: &mut Scrape, db: &DatabaseHandle, view: &TaskView, now_ms: i64) {
     let task = labels(&[("database", &db.name), ("task", &view.task)]);
-    let kind = if view.location.starts_with(crate::backup::object::SCHEME) { "s3" } else { "folder" };
-    let located = labels(&[("database", &db.name), ("task", &view.task), ("location", &view.location), ("location_kind", kind)]);
+    let located = located(db, view, &view.location);
     if let Some(age) = view.age_seconds(now_ms) {
-        scrape.set(
-            "rookery_backup_recovery_point_age_seconds",
-            "Seconds of client writes a restore of the task's location would lose now (0: nothing changed since its newest set)",
-            &located,
-            age,
-        );
+        set_recovery_point_age(scrape, &located, age);
         scrape.set(
             "rookery_backup_recovery_point_timestamp_seconds",
             "The point the newest set of the task's location restores to (Unix seconds)",

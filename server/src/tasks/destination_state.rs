@@ -17,7 +17,6 @@ pub struct DestinationState {
 
 /// What one copy into a destination did.
 pub struct CopyOutcome {
-    pub location: String,
     pub state: DestinationState,
     /// What its retention deleted.
     pub deleted: Vec<String>,

@@ -17,9 +17,8 @@ pub use super::destination_state::{CopyOutcome, DestinationState};
 use super::error::TaskError;
 use super::record::StoredTask;
 use super::retention;
-use crate::backup::copy_sets::{self, CopyChoice, CopyProgress};
-use crate::backup::error::BackupError;
-use crate::backup::location::{scan, Location, StoredSet};
+use crate::backup::copy_sets::{self, CopyChoice, SetRecords};
+use crate::backup::location::{scan, Location};
 use crate::engine::Rookery;
 use crate::jobs::CancelToken;
 use crate::storage::DatabaseHandle;
@@ -115,19 +114,20 @@ impl Rookery {
     pub(super) fn start_copies(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask) {
         let task = &stored.task;
         let Some(first) = task.destinations.first() else { return };
+        let copying = self.tasks.copying(&db.name, &stored.name);
         for destination in task.destinations.iter().skip(1) {
-            if self.tasks.copying(&db.name, &stored.name).contains(&destination.location) {
+            if copying.contains(&destination.location) {
                 continue;
             }
             let opened = self
                 .open_backup_location(&first.location, first.s3.as_ref())
                 .and_then(|from| Ok((from, self.open_backup_location(&destination.location, destination.s3.as_ref())?)));
             let (system, database_id) = (self.catalog.system(), db.store().database_id().to_string());
-            let (location, policy) = (destination.location.clone(), destination.retention.clone());
-            let since = stored.state.destinations.get(&location).and_then(|d| d.last_created.clone());
+            let policy = destination.retention.clone();
+            let since = stored.state.destinations.get(&destination.location).and_then(|d| d.last_created.clone());
             let spawned = std::thread::Builder::new().name("task-copy".into()).spawn(move || match opened {
                 Ok((from, to)) => copy_into(&from, &to, &database_id, policy.as_ref(), since.as_deref(), system),
-                Err(e) => failed(location, &e.to_string(), 0),
+                Err(e) => failed(&e.to_string(), 0),
             });
             match spawned {
                 Ok(handle) => self.tasks.copy_started(&db.name, &stored.name, &destination.location, handle),
@@ -148,80 +148,38 @@ fn copy_into(
     system: Arc<DatabaseHandle>,
 ) -> CopyOutcome {
     let choice = CopyChoice { up_to: None, database_id: Some(database_id.to_string()) };
-    let copied = copy_sets::plan(from.clone(), to.clone(), &choice).and_then(|plan| {
-        let mut records = Records { system, to: to.clone(), unfinished: None };
-        copy_sets::run(&plan, &mut records, &CancelToken::default())
-    });
+    let copied = copy_sets::plan(from.clone(), to.clone(), &choice)
+        .and_then(|plan| copy_sets::run(&plan, &mut SetRecords::new(system, to.clone()), &CancelToken::default()));
     if let Err(e) = copied {
-        return failed(to.to_string(), &e.to_string(), missing_after(from, database_id, since));
+        return failed(&e.to_string(), missing_after(from, database_id, since));
     }
-    let deleted = match policy.map(|p| retain(to, database_id, p)).transpose() {
-        Ok(deleted) => deleted.unwrap_or_default(),
-        Err(e) => return failed(to.to_string(), &format!("retention: {e}"), 0),
+    // One listing of the destination serves its newest set and its retention
+    // (which never deletes a set of the newest chain).
+    let chains = match scan(to) {
+        Ok(scanned) => scanned.into_chains_of(database_id),
+        Err(e) => return failed(&e.to_string(), 0),
     };
-    let newest = newest_of(to, database_id);
+    let newest = chains.iter().flat_map(|c| &c.sets).max_by(|a, b| a.manifest.created.cmp(&b.manifest.created));
     let state = DestinationState {
-        last_set_id: newest.as_ref().map(|s| s.manifest.set_id.clone()),
-        last_created: newest.map(|s| s.manifest.created),
+        last_set_id: newest.map(|s| s.manifest.set_id.clone()),
+        last_created: newest.map(|s| s.manifest.created.clone()),
         last_error: None,
         missing_sets: 0,
     };
-    CopyOutcome { location: to.to_string(), state, deleted }
+    match policy.map(|p| retention::apply(to, &chains, p, false)).transpose() {
+        Ok(outcome) => CopyOutcome { state, deleted: outcome.map(|o| o.deleted).unwrap_or_default() },
+        Err(e) => failed(&format!("retention: {e}"), 0),
+    }
 }
 
 /// A copy that failed: its error, and the sets it leaves missing.
-fn failed(location: String, error: &str, missing_sets: u64) -> CopyOutcome {
-    CopyOutcome {
-        location,
-        state: DestinationState { last_error: Some(error.to_string()), missing_sets, ..Default::default() },
-        deleted: Vec::new(),
-    }
+fn failed(error: &str, missing_sets: u64) -> CopyOutcome {
+    CopyOutcome { state: DestinationState { last_error: Some(error.to_string()), missing_sets, ..Default::default() }, deleted: Vec::new() }
 }
 
 /// Sets of the database in `from` created after `since` (every one without it).
 fn missing_after(from: &Location, database_id: &str, since: Option<&str>) -> u64 {
     let Ok(scanned) = scan(from) else { return 0 };
-    let sets = scanned.chains.into_iter().filter(|c| c.database_id == database_id).flat_map(|c| c.sets);
+    let sets = scanned.into_chains_of(database_id).into_iter().flat_map(|c| c.sets);
     sets.filter(|s| since.is_none_or(|t| s.manifest.created.as_str() > t)).count() as u64
-}
-
-fn newest_of(location: &Location, database_id: &str) -> Option<StoredSet> {
-    let scanned = scan(location).ok()?;
-    scanned
-        .chains
-        .into_iter()
-        .filter(|c| c.database_id == database_id)
-        .flat_map(|c| c.sets)
-        .max_by(|a, b| a.manifest.created.cmp(&b.manifest.created))
-}
-
-/// A destination's retention: the database's chains there, planned and deleted.
-fn retain(location: &Location, database_id: &str, policy: &RetentionPolicy) -> Result<Vec<String>, TaskError> {
-    let chains: Vec<_> = scan(location)?.chains.into_iter().filter(|c| c.database_id == database_id).collect();
-    let outcome = retention::plan(&chains, policy, Timestamp::now())?;
-    retention::delete_sets(location, &outcome.deleted)?;
-    Ok(outcome.deleted)
-}
-
-/// Each set's record for crash recovery while it is copied (its `.tmp-`
-/// folder, or its unfinished upload), as a backup keeps one.
-struct Records {
-    system: Arc<DatabaseHandle>,
-    to: Location,
-    unfinished: Option<crate::backup::job::Unfinished>,
-}
-
-impl CopyProgress for Records {
-    fn set_started(&mut self, set: &StoredSet, _index: usize, _of: usize) -> Result<(), BackupError> {
-        self.unfinished = Some(crate::backup::job::record_unfinished(self.system.clone(), &self.to, &set.manifest.set_id)?);
-        Ok(())
-    }
-
-    fn bytes(&mut self, _bytes: u64) {}
-
-    fn set_ended(&mut self, _set: &StoredSet, copied: bool) {
-        if let Some(unfinished) = self.unfinished.take() {
-            unfinished.finish(copied);
-        }
-    }
 }

@@ -194,13 +194,8 @@ impl Rookery {
         } else {
             Some(self.backup_slot.acquire(std::time::Duration::from_secs(60)).ok_or(BackupError::AlreadyRunning)?)
         };
-        let scanned = crate::backup::location::scan(&location)?;
-        let chains: Vec<_> = scanned.chains.into_iter().filter(|c| c.database_id == db.store().database_id()).collect();
-        let outcome = retention::plan(&chains, policy, Timestamp::now())?;
-        if !dry_run {
-            retention::delete_sets(&location, &outcome.deleted)?;
-        }
-        Ok(outcome)
+        let chains = crate::backup::location::scan(&location)?.into_chains_of(db.store().database_id());
+        retention::apply(&location, &chains, policy, dry_run)
     }
 
     pub(super) fn read_task(&self, db: &DatabaseHandle, name: &str) -> Result<Option<StoredTask>, TaskError> {

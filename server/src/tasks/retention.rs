@@ -145,6 +145,19 @@ pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp) -> Resul
     Ok(outcome)
 }
 
+/// Plans `policy` over `chains` (one database's, in `location`) and, unless
+/// `dry_run`, deletes what the plan says.
+///
+/// # Errors
+/// As [`plan`] and [`delete_sets`].
+pub fn apply(location: &Location, chains: &[Chain], policy: &RetentionPolicy, dry_run: bool) -> Result<RetentionOutcome, TaskError> {
+    let outcome = plan(chains, policy, Timestamp::now())?;
+    if !dry_run {
+        delete_sets(location, &outcome.deleted)?;
+    }
+    Ok(outcome)
+}
+
 /// Deletes `set_ids` (newest first, as [`plan`] lists them) from `location`.
 ///
 /// # Errors
