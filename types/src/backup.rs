@@ -153,6 +153,12 @@ pub struct BackupSetInfo {
     pub verified: bool,
     /// What is wrong with this set, when `Verified` is false.
     pub problems: Vec<String>,
+    /// Until when the set's objects are under S3 Object Lock (RFC 3339), if they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
+    /// `Governance` or `Compliance`, with `LockedUntil`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_mode: Option<crate::tasks::LockMode>,
 }
 
 /// A full set and the incrementals on it, oldest first.

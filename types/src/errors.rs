@@ -88,6 +88,8 @@ error_codes! {
     /// Object storage refused or did not answer (unreachable endpoint, wrong
     /// credentials, missing bucket, retries exhausted); the message carries its answer.
     BackupStorageError = 400,
+    /// An object lock asked of a location whose bucket was not made with object lock.
+    ObjectLockUnavailable = 400,
     /// A backup already runs on this server.
     BackupAlreadyRunning = 409,
     /// A compaction already runs on this server.

@@ -112,6 +112,42 @@ pub struct TaskDestination {
     /// This destination's retention (the first destination's is the task's `Retention`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionPolicy>,
+    /// Every object of every set written here carries S3 Object Lock
+    /// retention until the set's `Created` + `RetainDays` (object storage only,
+    /// in a bucket made with object lock enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// S3 Object Lock retention of a destination's sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    /// Days each set stays locked after it was taken.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 36500))]
+    pub retain_days: u32,
+}
+
+/// How strong an object lock is: `Governance` can be lifted by a user with
+/// the storage's bypass permission; `Compliance` by nobody before its date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+impl LockMode {
+    /// The mode as S3 spells it (`GOVERNANCE`, `COMPLIANCE`).
+    #[must_use]
+    pub fn as_s3(self) -> &'static str {
+        match self {
+            Self::Governance => "GOVERNANCE",
+            Self::Compliance => "COMPLIANCE",
+        }
+    }
 }
 
 /// How one destination of a task stands.
@@ -241,6 +277,9 @@ pub struct RetentionRequest {
 pub struct RetentionOutcome {
     pub deleted: Vec<String>,
     pub kept: Vec<String>,
+    /// Kept sets whose object lock has not expired (never deleted before their date).
+    #[serde(default)]
+    pub locked: Vec<String>,
 }
 
 /// `GET /admin/backup/schedule?cron=&timeZone=`: what a schedule means.

@@ -143,6 +143,11 @@ fn SetRow(
     };
     let verified = set.verified;
     let set_problems = set.problems.clone();
+    let lock = set.locked_until.as_ref().map(|until| {
+        let mode = set.lock_mode.map(|m| format!("{m:?}")).unwrap_or_default();
+        let title = format!("S3 Object Lock ({mode}): no one can delete this set before {until}");
+        view! { " " <span class="tag" title=title>{format!("Locked until {}", format_time(until))}</span> }
+    });
     let compact = (set.kind == "Incremental").then_some(on_compact).flatten().map(|on_compact| {
         let id = set.set_id.clone();
         let label = format!("Compact up to {id}");
@@ -176,6 +181,7 @@ fn SetRow(
                     }
                         .into_any()
                 }}
+                {lock}
             </td>
             {actions.then(|| view! { <td class="actions">{browse}" "{compact}</td> })}
         </tr>
@@ -202,6 +208,8 @@ mod tests {
             duration_ms: None,
             verified: true,
             problems: vec![],
+            locked_until: None,
+            lock_mode: None,
         }
     }
 

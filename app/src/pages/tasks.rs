@@ -100,7 +100,7 @@ fn destinations(first: &str, copies: &str, retention: Option<&RetentionPolicy>) 
     }
     std::iter::once(first)
         .chain(copies)
-        .map(|location| TaskDestination { location: location.to_string(), s3: None, retention: retention.cloned() })
+        .map(|location| TaskDestination { location: location.to_string(), s3: None, retention: retention.cloned(), object_lock: None })
         .collect()
 }
 

@@ -95,6 +95,7 @@ pub async fn start_backup(
             copy_files: false,
             max_bytes_per_second: request.max_bytes_per_second,
             task: None,
+            object_lock: None,
         };
         let handle = state.start_backup(&db.name, options)?;
         tracing::info!(database = %db.name, set = %handle.set_id, "backup started");
@@ -218,7 +219,13 @@ pub async fn start_compaction(
     let set_secret = SetSecret::from_request(request.backup_encryption_key.as_ref(), request.backup_passphrase.as_ref())
         .map_err(|m| ApiError::new(ErrorCode::InvalidRequest, m))?;
     let completion = blocking(move || {
-        let options = CompactOptions { up_to: request.up_to, set_secret, source_database: request.source_database_name, task: None };
+        let options = CompactOptions {
+            up_to: request.up_to,
+            set_secret,
+            source_database: request.source_database_name,
+            task: None,
+            object_lock: None,
+        };
         let handle = state.start_compaction(&request.backup_location, request.s3.as_ref(), &options)?;
         tracing::info!(set = %handle.set_id, "compaction started");
         Ok(handle.completion())

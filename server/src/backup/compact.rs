@@ -54,6 +54,8 @@ pub struct CompactOptions {
     pub source_database: Option<String>,
     /// The task that runs this compaction (none: asked for by hand), for its records.
     pub task: Option<String>,
+    /// S3 Object Lock on every object of the new set (a task destination's `ObjectLock`).
+    pub object_lock: Option<rookery_types::ObjectLock>,
 }
 
 impl From<RestoreError> for BackupError {
@@ -599,7 +601,13 @@ mod tests {
             }
             // Fold up to a random point of the chain (the full alone is refused: nothing to fold).
             let point = 1 + rng.below(set_ids.len() as u64 - 1) as usize;
-            let options = CompactOptions { up_to: Some(set_ids[point].clone()), set_secret: None, source_database: None, task: None };
+            let options = CompactOptions {
+                up_to: Some(set_ids[point].clone()),
+                set_secret: None,
+                source_database: None,
+                task: None,
+                object_lock: None,
+            };
             let compacted = rookery.start_compaction(&location, None, &options).expect("starts").wait().expect("compacts");
             let restore = |name: &str, up_to: &str| {
                 let request = RestoreRequest {

@@ -224,7 +224,7 @@ fn write_files(
     }
     let mut sums: Vec<(String, String)> = set.manifest.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
     sums.push((MANIFEST.to_string(), hex::encode(Sha256::digest(&manifest_raw))));
-    target.commit(manifest_raw, sha256sums(&sums).into_bytes())?;
+    target.commit(manifest_raw, sha256sums(&sums).into_bytes(), &set.manifest.created)?;
     Ok(bytes)
 }
 

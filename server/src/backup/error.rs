@@ -40,6 +40,9 @@ pub enum BackupError {
     StorageUnavailable(String),
     #[error("The backup was canceled; no set was written.")]
     Canceled,
+    /// An object lock asked of a bucket made without object lock.
+    #[error("{0}")]
+    LockUnavailable(String),
     /// A request this kind of set cannot serve (said why).
     #[error("{0}")]
     Unsupported(String),
@@ -69,6 +72,7 @@ impl BackupError {
             Self::InvalidEncryptionKey(_) => ErrorCode::InvalidEncryptionKey,
             Self::StorageUnavailable(_) => ErrorCode::BackupStorageError,
             Self::Canceled => ErrorCode::Canceled,
+            Self::LockUnavailable(_) => ErrorCode::ObjectLockUnavailable,
             Self::Unsupported(_) => ErrorCode::InvalidRequest,
             Self::Storage(s) => s.code(),
         }

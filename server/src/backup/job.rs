@@ -140,7 +140,7 @@ impl Rookery {
         let db = self.catalog.get(database).ok_or_else(|| BackupError::DatabaseNotFound(database.to_string()))?;
         // The hold comes before anything is read: a delete now answers DatabaseBusy.
         let hold = self.catalog.hold(&db).map_err(|_| BackupError::DatabaseNotFound(database.to_string()))?;
-        let location = self.open_backup_location(&options.location, options.s3.as_ref())?;
+        let location = self.open_backup_location(&options.location, options.s3.as_ref())?.with_lock(options.object_lock.as_ref())?;
         let prepared = prepare(db.clone(), &options, location)?;
         let slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
         let initial = JobStatus {
@@ -224,7 +224,7 @@ impl Rookery {
         s3: Option<&rookery_types::S3Settings>,
         options: &CompactOptions,
     ) -> Result<BackupHandle, BackupError> {
-        let location = self.open_backup_location(location, s3)?;
+        let location = self.open_backup_location(location, s3)?.with_lock(options.object_lock.as_ref())?;
         let compact_slot = self.compact_slot.acquire(Duration::ZERO).ok_or(BackupError::CompactionAlreadyRunning)?;
         let backup_slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
         let prepared = compact::prepare(location, options)?;

@@ -160,6 +160,34 @@ impl Entries {
 }
 
 impl Location {
+    /// This location with `lock` on every set written into it (a
+    /// destination's `ObjectLock`); nothing changes without one.
+    ///
+    /// # Errors
+    /// `Unsupported` for a folder: only object storage locks.
+    pub fn with_lock(self, lock: Option<&rookery_types::ObjectLock>) -> Result<Self, BackupError> {
+        match (self, lock) {
+            (location, None) => Ok(location),
+            (Self::Objects(o), Some(lock)) => Ok(Self::Objects(Arc::new(Arc::unwrap_or_clone(o).with_lock(*lock)))),
+            (Self::Folder(path), Some(_)) => Err(BackupError::Unsupported(format!(
+                "'{}' is a folder: ObjectLock is for s3:// locations (S3 Object Lock)",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The lock of each listed set (by its manifest's), for the sets that
+    /// have one: none in a folder or a bucket without object lock.
+    ///
+    /// # Errors
+    /// `StorageUnavailable`.
+    pub fn set_locks(&self, set_ids: &[String]) -> Result<BTreeMap<String, super::object_lock::Retention>, BackupError> {
+        let Self::Objects(o) = self else { return Ok(BTreeMap::new()) };
+        let keys: Vec<String> = set_ids.iter().map(|id| format!("{id}/{MANIFEST}")).collect();
+        let found = o.locks_of(&keys).map_err(|e| io_error(&e, BackupError::Io))?;
+        Ok(found.into_iter().filter_map(|(key, r)| Some((key.strip_suffix(&format!("/{MANIFEST}"))?.to_string(), r))).collect())
+    }
+
     /// The folder, for a folder location.
     #[must_use]
     pub fn folder(&self) -> Option<&Path> {
@@ -869,21 +897,48 @@ pub fn verify_links(chain: &[StoredSet]) -> Vec<Finding> {
     findings
 }
 
+/// Every file of a locked set is locked at least as long as its manifest (a
+/// set whose files could be deleted before its date is not immutable).
+fn verify_lock(set: &StoredSet, lock: &super::object_lock::Retention) -> Vec<Finding> {
+    let Location::Objects(o) = &set.location else { return Vec::new() };
+    let id = &set.manifest.set_id;
+    let mut names: Vec<String> = set.manifest.files.iter().map(|f| format!("{id}/{}", f.name)).collect();
+    names.push(format!("{id}/{SHA256SUMS}"));
+    let found = match o.locks_of(&names) {
+        Ok(found) => found,
+        Err(e) => return vec![Finding::new(FindingCode::ChecksumMismatch, format!("{id}: cannot read its files' object locks: {e}"))],
+    };
+    names
+        .iter()
+        .filter(|name| found.get(*name).is_none_or(|r| r.until < lock.until))
+        .map(|name| Finding::new(FindingCode::CorruptBackup, format!("{name}: not locked until {} as its manifest is", lock.until)))
+        .collect()
+}
+
 /// The listing of a location, every set verified to `depth`.
 ///
 /// # Errors
 /// I/O errors listing the folder.
 pub fn listing(location: &Location, depth: Depth) -> Result<BackupListing, BackupError> {
     let scanned = scan(location)?;
+    let ids: Vec<String> = scanned.chains.iter().flat_map(|c| c.sets.iter().map(|s| s.manifest.set_id.clone())).collect();
+    let locks = location.set_locks(&ids)?;
     let mut chains = Vec::new();
     for chain in &scanned.chains {
         let links = verify_links(&chain.sets);
-        let verified = super::concurrent::map(&chain.sets, location.readers(), |set| verify_set(set, depth));
+        let verified = super::concurrent::map(&chain.sets, location.readers(), |set| {
+            let mut findings = verify_set(set, depth);
+            if let (Depth::Checksums, Some(lock)) = (depth, locks.get(&set.manifest.set_id)) {
+                findings.extend(verify_lock(set, lock));
+            }
+            findings
+        });
         let mut sets = Vec::new();
         for (set, findings) in chain.sets.iter().zip(verified) {
             let mut problems: Vec<String> = findings.into_iter().map(|f| f.message).collect();
             problems.extend(links.iter().filter(|f| f.message.starts_with(&set.manifest.set_id)).map(|f| f.message.clone()));
             let m = &set.manifest;
+            let lock = locks.get(&m.set_id);
             sets.push(BackupSetInfo {
                 set_id: m.set_id.clone(),
                 kind: format!("{:?}", m.kind),
@@ -898,6 +953,8 @@ pub fn listing(location: &Location, depth: Depth) -> Result<BackupListing, Backu
                 duration_ms: m.duration_ms,
                 verified: problems.is_empty(),
                 problems,
+                locked_until: lock.map(|l| l.until.to_string()),
+                lock_mode: lock.map(|l| l.mode),
             });
         }
         chains.push(BackupChainInfo { database_name: chain.database_name.clone(), database_id: chain.database_id.clone(), sets });

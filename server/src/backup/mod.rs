@@ -15,6 +15,7 @@ pub mod kept_hashes;
 pub mod location;
 pub mod logical;
 pub mod object;
+pub mod object_lock;
 pub mod object_requests;
 pub mod prepare;
 pub mod sealed;

@@ -26,8 +26,9 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig, WriteMultipart};
 
-use rookery_types::S3Settings;
+use rookery_types::{ObjectLock, S3Settings};
 
+use super::object_lock::{LockRequests, Retention};
 use super::object_requests::{count, counted, Op};
 
 /// The scheme of object storage locations.
@@ -36,6 +37,8 @@ pub const SCHEME: &str = "s3://";
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts uploaded at once by one file: memory is bounded by this times [`PART_BYTES`].
 pub const PARTS_IN_FLIGHT: usize = 2;
+/// Object lock requests in flight at once (each is small).
+const LOCK_REQUESTS_IN_FLIGHT: usize = 16;
 
 /// A storage failure (an unreachable endpoint, refused credentials, a missing
 /// bucket, retries exhausted), carried inside `std::io::Error` so that the
@@ -185,6 +188,18 @@ pub struct ObjectLocation {
     bucket: String,
     prefix: String,
     store: Arc<AmazonS3>,
+    /// The object lock every set written here gets (a destination's `ObjectLock`).
+    lock: Option<ObjectLock>,
+    /// The object lock requests, made on first use.
+    lock_requests: Arc<LockState>,
+}
+
+/// What the object lock requests need, and what they found.
+struct LockState {
+    builder: AmazonS3Builder,
+    requests: OnceLock<Result<LockRequests, String>>,
+    /// Whether the bucket has object lock, once asked.
+    enabled: OnceLock<bool>,
 }
 
 impl std::fmt::Debug for ObjectLocation {
@@ -271,8 +286,107 @@ impl ObjectLocation {
                 builder = builder.with_virtual_hosted_style_request(!path_style);
             }
         }
-        let store = builder.build().map_err(|e| ConnectError::Unusable(format!("cannot connect to object storage: {e}")))?;
-        Ok(Self { bucket: bucket.to_string(), prefix: prefix.to_string(), store: Arc::new(store) })
+        let store = builder.clone().build().map_err(|e| ConnectError::Unusable(format!("cannot connect to object storage: {e}")))?;
+        let lock_requests = Arc::new(LockState { builder, requests: OnceLock::new(), enabled: OnceLock::new() });
+        Ok(Self { bucket: bucket.to_string(), prefix: prefix.to_string(), store: Arc::new(store), lock: None, lock_requests })
+    }
+
+    /// This location, every set written into it locked by `lock`.
+    #[must_use]
+    pub fn with_lock(mut self, lock: ObjectLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// The object lock sets written here get, if any.
+    #[must_use]
+    pub fn lock(&self) -> Option<&ObjectLock> {
+        self.lock.as_ref()
+    }
+
+    fn lock_requests(&self) -> std::io::Result<&LockRequests> {
+        let state = &self.lock_requests;
+        let made = state.requests.get_or_init(|| LockRequests::new(&state.builder, &self.bucket, Arc::clone(self.store.credentials())));
+        made.as_ref().map_err(|e| std::io::Error::other(StorageFault(e.clone())))
+    }
+
+    /// Whether the bucket was made with object lock (asked once per location).
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn lock_enabled(&self) -> std::io::Result<bool> {
+        if let Some(enabled) = self.lock_requests.enabled.get() {
+            return Ok(*enabled);
+        }
+        let requests = self.lock_requests()?;
+        let enabled = block(requests.enabled())?;
+        Ok(*self.lock_requests.enabled.get_or_init(|| enabled))
+    }
+
+    /// Locks every object of a set written so far (all but its manifest, which
+    /// [`Self::put_manifest`] writes locked), as this location's lock says for
+    /// a set taken at `created`; the lock, none when the location has none.
+    ///
+    /// # Errors
+    /// A [`StorageFault`]: the set is then not complete (no manifest).
+    pub fn lock_set(&self, set_id: &str, created: &str) -> std::io::Result<Option<Retention>> {
+        let Some(policy) = &self.lock else { return Ok(None) };
+        let created = created
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{set_id}: Created '{created}': {e}")))?;
+        let Some(retention) = Retention::of_set(policy, created, jiff::Timestamp::now()) else {
+            tracing::info!(set = %set_id, "the set's object lock date is already past: it is written without a lock");
+            return Ok(None);
+        };
+        let keys: Vec<String> = self.list_under(set_id)?.into_iter().map(|e| self.full_key(&e.key)).collect();
+        let requests = self.lock_requests()?;
+        block(async {
+            futures::stream::iter(keys)
+                .map(|key| async move { requests.retain(&key, &retention).await })
+                .buffer_unordered(LOCK_REQUESTS_IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await
+        })?;
+        Ok(Some(retention))
+    }
+
+    /// Writes a set's manifest, locked when `retention` says so.
+    ///
+    /// # Errors
+    /// A [`StorageFault`]; the manifest then does not exist.
+    pub fn put_manifest(&self, key: &str, bytes: Vec<u8>, retention: Option<&Retention>) -> std::io::Result<()> {
+        match retention {
+            None => self.put(key, bytes),
+            Some(retention) => {
+                let requests = self.lock_requests()?;
+                block(requests.put_locked(&self.full_key(key), bytes, retention))
+            }
+        }
+    }
+
+    /// The lock of each of `keys` (relative to the location) that has one;
+    /// nothing when the bucket has no object lock.
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn locks_of(&self, keys: &[String]) -> std::io::Result<std::collections::HashMap<String, Retention>> {
+        if keys.is_empty() || !self.lock_enabled()? {
+            return Ok(std::collections::HashMap::new());
+        }
+        let requests = self.lock_requests()?;
+        let found = block(async {
+            futures::stream::iter(keys.iter())
+                .map(|key| async move { requests.retention_of(&self.full_key(key)).await.map(|r| (key.clone(), r)) })
+                .buffer_unordered(LOCK_REQUESTS_IN_FLIGHT)
+                .try_collect::<Vec<_>>()
+                .await
+        })?;
+        Ok(found.into_iter().filter_map(|(key, r)| Some((key, r?))).collect())
+    }
+
+    /// A key relative to the location as the bucket knows it.
+    fn full_key(&self, key: &str) -> String {
+        self.path(key).as_ref().to_string()
     }
 
     fn path(&self, key: &str) -> ObjectPath {

@@ -16,11 +16,22 @@ pub enum Op {
     UploadPart,
     CompleteMultipart,
     Delete,
+    /// Object lock: a bucket's configuration, an object's retention.
+    Lock,
 }
 
 impl Op {
-    pub const ALL: [Op; 8] =
-        [Self::List, Self::Head, Self::Get, Self::Put, Self::CreateMultipart, Self::UploadPart, Self::CompleteMultipart, Self::Delete];
+    pub const ALL: [Op; 9] = [
+        Self::List,
+        Self::Head,
+        Self::Get,
+        Self::Put,
+        Self::CreateMultipart,
+        Self::UploadPart,
+        Self::CompleteMultipart,
+        Self::Delete,
+        Self::Lock,
+    ];
 
     /// The `operation` label.
     #[must_use]
@@ -34,12 +45,13 @@ impl Op {
             Self::UploadPart => "upload_part",
             Self::CompleteMultipart => "complete_multipart",
             Self::Delete => "delete",
+            Self::Lock => "object_lock",
         }
     }
 }
 
-static REQUESTS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
-static ERRORS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static REQUESTS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static ERRORS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
 
 /// Counts one request of `op`, failed or not.
 pub fn count(op: Op, failed: bool) {

@@ -36,6 +36,8 @@ pub struct BackupOptions {
     pub max_bytes_per_second: Option<u64>,
     /// The task that runs this backup (none: asked for by hand), for its records.
     pub task: Option<String>,
+    /// S3 Object Lock on every object of the set (a task destination's `ObjectLock`).
+    pub object_lock: Option<rookery_types::ObjectLock>,
 }
 
 /// Keeps a job's writing at or under a rate: [`Pace::wait`] sleeps while

@@ -121,7 +121,9 @@ impl Target {
     }
 
     /// Writes the checksums and the manifest and makes the set complete.
-    pub(super) fn commit(&self, manifest_json: Vec<u8>, sums: Vec<u8>) -> Result<PathBuf, BackupError> {
+    /// In object storage with an object lock, every object is locked (as
+    /// of the set's `created`) before the manifest is written, locked too.
+    pub(super) fn commit(&self, manifest_json: Vec<u8>, sums: Vec<u8>, created: &str) -> Result<PathBuf, BackupError> {
         let io = |what: &'static str| move |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("{what}: {m}")));
         match self {
             Self::Folder { location, temp, set_id, .. } => {
@@ -138,9 +140,12 @@ impl Target {
             }
             Self::Objects { location, set_id, .. } => {
                 location.put(&format!("{set_id}/{SHA256SUMS}"), sums).map_err(io("cannot upload SHA256SUMS"))?;
+                let lock = location.lock_set(set_id, created).map_err(io("cannot lock the set's objects"))?;
                 failpoint::hit("backup.before_rename");
                 // The manifest last: the set is complete once it exists.
-                location.put(&format!("{set_id}/{MANIFEST}"), manifest_json).map_err(io("cannot upload the manifest"))?;
+                location
+                    .put_manifest(&format!("{set_id}/{MANIFEST}"), manifest_json, lock.as_ref())
+                    .map_err(io("cannot upload the manifest"))?;
                 failpoint::hit("backup.after_rename");
                 Ok(PathBuf::new())
             }
@@ -189,7 +194,7 @@ pub(super) fn commit_set(
     let manifest_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest_json));
     let mut sums: Vec<(String, String)> = manifest.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
     sums.push((MANIFEST.to_string(), manifest_sha));
-    target.commit(manifest_json, sha256sums(&sums).into_bytes())
+    target.commit(manifest_json, sha256sums(&sums).into_bytes(), &manifest.created)
 }
 
 /// The manifest's `Encryption` of an encrypted database: the key check, and

@@ -293,8 +293,13 @@ fn compact_offline(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options =
-        CompactOptions { up_to: args.up_to.clone(), set_secret: secret, source_database: args.source_database_name.clone(), task: None };
+    let options = CompactOptions {
+        up_to: args.up_to.clone(),
+        set_secret: secret,
+        source_database: args.source_database_name.clone(),
+        task: None,
+        object_lock: None,
+    };
     let prepared = match location_from_cli(args.dest()).and_then(|location| compact::prepare(location, &options)) {
         Ok(p) => p,
         Err(e) => {
@@ -389,15 +394,18 @@ fn print_listing(listing: &BackupListing) {
         println!("  {:<34} {:<12} {:<25} {:>10} {:>10} {:>10}  STATUS", "SET", "KIND", "CREATED", "DOCUMENTS", "DELETIONS", "SIZE");
         for s in &chain.sets {
             let status = if s.verified { "ok" } else { "PROBLEM" };
+            let lock = match (&s.locked_until, s.lock_mode) {
+                (Some(until), Some(mode)) => format!("  locked until {until} ({mode:?})"),
+                _ => String::new(),
+            };
             println!(
-                "  {:<34} {:<12} {:<25} {:>10} {:>10} {:>10}  {}",
+                "  {:<34} {:<12} {:<25} {:>10} {:>10} {:>10}  {status}{lock}",
                 s.set_id,
                 s.kind,
                 s.created,
                 s.document_count,
                 s.deletion_count,
                 human_bytes(s.size_bytes),
-                status
             );
         }
     }

@@ -7,7 +7,6 @@
 //! its error in the task's status, and catches up after the next run once
 //! it is back.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -74,24 +73,43 @@ pub fn check(task: &rookery_types::BackupTask) -> Result<(), TaskError> {
         if let Some(policy) = &d.retention {
             retention::validate(policy)?;
         }
+        if let Some(lock) = &d.object_lock {
+            if !d.location.starts_with(crate::backup::object::SCHEME) {
+                return Err(TaskError::Invalid(format!(
+                    "'{}' is a folder: ObjectLock is for s3:// destinations (S3 Object Lock).",
+                    d.location
+                )));
+            }
+            if !(1..=MAX_RETAIN_DAYS).contains(&lock.retain_days) {
+                return Err(TaskError::Invalid(format!("ObjectLock.RetainDays is 1 to {MAX_RETAIN_DAYS}.")));
+            }
+        }
     }
     Ok(())
 }
 
+/// The longest object lock of a destination, in days (100 years).
+pub const MAX_RETAIN_DAYS: u32 = 36_500;
+
 /// The status of each destination of a task (none for a task of one).
 #[must_use]
-pub fn statuses(
-    task: &rookery_types::BackupTask,
-    states: &BTreeMap<String, DestinationState>,
-    copying: &[String],
-) -> Vec<DestinationStatus> {
+pub fn statuses(task: &rookery_types::BackupTask, record: &super::record::TaskState, copying: &[String]) -> Vec<DestinationStatus> {
     if task.destinations.len() < 2 {
         return Vec::new();
     }
+    // The first destination is where the runs write: the task's own record.
+    let written = record.last_full_backup.max(record.last_incremental_backup);
+    let first = DestinationState {
+        last_set_id: record.last_set_id.clone(),
+        last_created: written.map(|t| t.to_string()),
+        last_error: record.last_error.clone(),
+        missing_sets: 0,
+    };
     task.destinations
         .iter()
-        .map(|d| {
-            let state = states.get(&d.location).cloned().unwrap_or_default();
+        .enumerate()
+        .map(|(i, d)| {
+            let state = if i == 0 { first.clone() } else { record.destinations.get(&d.location).cloned().unwrap_or_default() };
             let age = state.last_created.as_deref().and_then(|c| c.parse::<Timestamp>().ok()).map(|c| {
                 let seconds = Timestamp::now().duration_since(c).as_secs_f64().max(0.0);
                 (seconds * 10.0).round() / 10.0
@@ -109,6 +127,35 @@ pub fn statuses(
 }
 
 impl Rookery {
+    /// A destination, opened with its object lock.
+    ///
+    /// # Errors
+    /// As [`Rookery::open_backup_location`].
+    pub(crate) fn open_destination(&self, d: &rookery_types::TaskDestination) -> Result<Location, crate::backup::error::BackupError> {
+        self.open_backup_location(&d.location, d.s3.as_ref())?.with_lock(d.object_lock.as_ref())
+    }
+
+    /// Asks the storage of each destination with an `ObjectLock` whether its
+    /// bucket was made with object lock (a task is saved only if so).
+    ///
+    /// # Errors
+    /// `ObjectLockUnavailable`; `StorageUnavailable` when it cannot tell.
+    pub(super) fn check_locks(&self, task: &rookery_types::BackupTask) -> Result<(), TaskError> {
+        for d in task.destinations.iter().filter(|d| d.object_lock.is_some()) {
+            let Location::Objects(o) = self.open_destination(d)? else { continue };
+            let enabled = o.lock_enabled().map_err(|e| crate::backup::location::io_error(&e, crate::backup::error::BackupError::Io))?;
+            if !enabled {
+                return Err(crate::backup::error::BackupError::LockUnavailable(format!(
+                    "The bucket of '{}' was not made with object lock: S3 turns it on only when a bucket is created \
+                     (x-amz-bucket-object-lock-enabled). Use a bucket made with it, or leave ObjectLock out.",
+                    d.location
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// After a run: starts a copy into each other destination of the task
     /// that has none running.
     pub(super) fn start_copies(&self, db: &Arc<DatabaseHandle>, stored: &StoredTask) {
@@ -121,7 +168,7 @@ impl Rookery {
             }
             let opened = self
                 .open_backup_location(&first.location, first.s3.as_ref())
-                .and_then(|from| Ok((from, self.open_backup_location(&destination.location, destination.s3.as_ref())?)));
+                .and_then(|from| Ok((from, self.open_destination(destination)?)));
             let (system, database_id) = (self.catalog.system(), db.store().database_id().to_string());
             let policy = destination.retention.clone();
             let since = stored.state.destinations.get(&destination.location).and_then(|d| d.last_created.clone());

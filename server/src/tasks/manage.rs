@@ -38,6 +38,7 @@ impl Rookery {
         if let Some(key) = &task.backup_encryption_key {
             crate::crypto::Key::from_base64(key).map_err(|e| TaskError::Invalid(format!("BackupEncryptionKey: {e}")))?;
         }
+        self.check_locks(&task)?;
         let _changes = self.tasks.lock_changes();
         let key = task_key(name);
         let existing = self.read_task(&db, name)?;
@@ -107,7 +108,7 @@ impl Rookery {
             self.open_backup_location(&task.backup_location, None)?;
         }
         for d in &task.destinations {
-            self.open_backup_location(&d.location, d.s3.as_ref())?;
+            self.open_destination(d)?;
         }
         Ok(())
     }
@@ -245,7 +246,7 @@ impl Rookery {
                 lag_seconds: t.continuous.as_ref().map(|_| self.tasks.lag_seconds(&db.name, &stored.name)),
                 last_shipped_etag: s.last_shipped_etag,
                 last_drill: s.last_drill.clone(),
-                destinations: super::destinations::statuses(t, &s.destinations, &self.tasks.copying(&db.name, &stored.name)),
+                destinations: super::destinations::statuses(t, s, &self.tasks.copying(&db.name, &stored.name)),
             },
         }
     }
@@ -267,7 +268,14 @@ impl Rookery {
             return Ok(Compaction::NothingToFold);
         }
         let up_to = chain.sets.last().map(|s| s.manifest.set_id.clone());
-        let options = crate::backup::compact::CompactOptions { up_to, set_secret, source_database: None, task: Some(stored.name.clone()) };
+        let object_lock = stored.task.destinations.first().and_then(|d| d.object_lock);
+        let options = crate::backup::compact::CompactOptions {
+            up_to,
+            set_secret,
+            source_database: None,
+            task: Some(stored.name.clone()),
+            object_lock,
+        };
         Ok(Compaction::Started(self.start_compaction(location, s3, &options)?))
     }
 
@@ -319,6 +327,7 @@ impl Rookery {
             copy_files: false,
             max_bytes_per_second: None,
             task: Some(stored.name.clone()),
+            object_lock: stored.task.destinations.first().and_then(|d| d.object_lock),
         };
         let handle = self.start_backup(&db.name, options)?;
         let run = TaskRun { set_id: handle.set_id.clone(), completion: handle.completion(), compaction: false };

@@ -71,7 +71,8 @@ pub fn validate(policy: &RetentionPolicy) -> Result<(), TaskError> {
 ///
 /// # Errors
 /// `InvalidRequest` for a bad policy.
-pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp) -> Result<RetentionOutcome, TaskError> {
+/// Sets in `locked` (their object lock not yet expired) are kept, whatever the rules say.
+pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp, locked: &BTreeSet<String>) -> Result<RetentionOutcome, TaskError> {
     validate(policy)?;
     let mut points: Vec<Point> = Vec::new();
     for (c, chain) in chains.iter().enumerate() {
@@ -124,12 +125,14 @@ pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp) -> Resul
         let since = now.checked_sub(jiff::SignedDuration::try_from(age).unwrap_or(jiff::SignedDuration::MAX)).unwrap_or(Timestamp::MIN);
         keep.extend(points.iter().enumerate().filter(|(_, p)| p.created > since).map(|(i, _)| i));
     }
-    // 2. The newest complete chain.
+    // 2. Locked sets: the storage would refuse to delete them anyway.
+    keep.extend(points.iter().enumerate().filter(|(_, p)| locked.contains(&p.set_id)).map(|(i, _)| i));
+    // 3. The newest complete chain.
     let newest_chain = chains.iter().enumerate().max_by(|a, b| a.1.newest_created().cmp(b.1.newest_created())).map(|(i, _)| i);
     if let Some(c) = newest_chain {
         keep.extend(points.iter().enumerate().filter(|(_, p)| p.chain == c).map(|(i, _)| i));
     }
-    // 3. What kept sets stand on.
+    // 4. What kept sets stand on.
     let standing: Vec<(usize, usize)> = keep.iter().map(|&i| (points[i].chain, points[i].position)).collect();
     for (chain, position) in standing {
         keep.extend(points.iter().enumerate().filter(|(_, p)| p.chain == chain && p.position < position).map(|(i, _)| i));
@@ -137,6 +140,9 @@ pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp) -> Resul
     let mut outcome = RetentionOutcome::default();
     for (i, p) in points.iter().enumerate() {
         if keep.contains(&i) {
+            if locked.contains(&p.set_id) {
+                outcome.locked.push(p.set_id.clone());
+            }
             outcome.kept.push(p.set_id.clone());
         } else {
             outcome.deleted.push(p.set_id.clone());
@@ -151,7 +157,10 @@ pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp) -> Resul
 /// # Errors
 /// As [`plan`] and [`delete_sets`].
 pub fn apply(location: &Location, chains: &[Chain], policy: &RetentionPolicy, dry_run: bool) -> Result<RetentionOutcome, TaskError> {
-    let outcome = plan(chains, policy, Timestamp::now())?;
+    let now = Timestamp::now();
+    let ids: Vec<String> = chains.iter().flat_map(|c| c.sets.iter().map(|s| s.manifest.set_id.clone())).collect();
+    let locked: BTreeSet<String> = location.set_locks(&ids)?.into_iter().filter(|(_, lock)| lock.until > now).map(|(id, _)| id).collect();
+    let outcome = plan(chains, policy, now, &locked)?;
     if !dry_run {
         delete_sets(location, &outcome.deleted)?;
     }
@@ -260,7 +269,7 @@ mod tests {
             (policy(None, None, Some("1d")), newest_chain),
         ];
         for (p, kept) in cases {
-            let outcome = plan(&chains, &p, now).expect("plans");
+            let outcome = plan(&chains, &p, now, &BTreeSet::new()).expect("plans");
             assert_eq!(outcome.kept, kept, "{p:?}");
             assert_eq!(outcome.kept.len() + outcome.deleted.len(), 8);
             // Every kept incremental's base is kept.
@@ -272,6 +281,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_locked_set_is_kept_with_what_it_stands_on_and_listed_as_locked() {
+        let now: Timestamp = "2026-11-03T00:00:00Z".parse().expect("now");
+        let locked: BTreeSet<String> = ["20261101T120000Z-incremental".to_string()].into();
+        let outcome = plan(&chains(), &policy(Some(1), None, None), now, &locked).expect("plans");
+        assert_eq!(outcome.locked, vec!["20261101T120000Z-incremental".to_string()]);
+        for id in ["20261101T120000Z-incremental", "20261101T060000Z-incremental", "20261101T000000Z-full"] {
+            assert!(outcome.kept.iter().any(|k| k == id), "{id} is kept: {outcome:?}");
+        }
+        assert_eq!(outcome.deleted, vec!["20261101T180000Z-incremental".to_string()]);
     }
 
     #[test]
@@ -303,7 +324,8 @@ mod tests {
         let now: Timestamp = "2026-12-01T00:00:00Z".parse().expect("now");
         let kept = |weekly: Option<u32>, monthly: Option<u32>| {
             let p = RetentionPolicy { keep_weekly: weekly, keep_monthly: monthly, ..Default::default() };
-            let mut kept: Vec<String> = plan(&chains, &p, now).expect("plans").kept.iter().map(|id| id[..8].to_string()).collect();
+            let mut kept: Vec<String> =
+                plan(&chains, &p, now, &BTreeSet::new()).expect("plans").kept.iter().map(|id| id[..8].to_string()).collect();
             kept.sort();
             kept
         };

@@ -17,6 +17,7 @@ mod faults;
 mod house;
 mod logs;
 mod monitor;
+mod object_lock;
 mod readme;
 mod reference;
 mod restore;

@@ -99,10 +99,15 @@ impl S3Server {
 
     /// Every key in the bucket under `prefix`, sorted.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
+        self.keys_in(&self.bucket, prefix)
+    }
+
+    /// Every key in `bucket` under `prefix`, sorted.
+    pub fn keys_in(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut url = format!("{}/{}?list-type=2&prefix={prefix}", self.direct, self.bucket);
+            let mut url = format!("{}/{bucket}?list-type=2&prefix={prefix}", self.direct);
             if let Some(t) = &token {
                 url.push_str(&format!("&continuation-token={}", urlencode(t)));
             }
@@ -174,6 +179,51 @@ impl S3Server {
         let url = format!("{}/{}", self.direct, self.bucket);
         let status = self.agent.delete(&url).header("Authorization", AUTHORIZATION).call().expect("delete bucket").status().as_u16();
         assert_eq!(status, 204, "delete bucket");
+    }
+
+    /// Creates another bucket, made with object lock when `locked` (S3 turns
+    /// object lock on only when a bucket is created).
+    pub fn create_other_bucket(&self, name: &str, locked: bool) {
+        let mut request = self.agent.put(&format!("{}/{name}", self.direct));
+        if locked {
+            request = request.header("x-amz-bucket-object-lock-enabled", "true");
+        }
+        let status = request.send_empty().expect("create bucket").status().as_u16();
+        assert_eq!(status, 200, "create bucket {name}");
+    }
+
+    /// Every version of every object in `bucket` under `prefix`: (key, version id).
+    pub fn versions(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        let url = format!("{}/{bucket}?versions&prefix={}", self.direct, urlencode(prefix));
+        let body =
+            self.agent.get(&url).header("Authorization", AUTHORIZATION).call().expect("versions").body_mut().read_to_string().expect("xml");
+        between_all(&body, "<Version>", "</Version>")
+            .iter()
+            .filter_map(|v| Some((between_all(v, "<Key>", "</Key>").pop()?, between_all(v, "<VersionId>", "</VersionId>").pop()?)))
+            .collect()
+    }
+
+    /// `DELETE` of one version of an object, as anyone holding the bucket's
+    /// keys could send it (with `bypass`: asking to lift a Governance lock);
+    /// the status and the storage's error code.
+    pub fn delete_version(&self, bucket: &str, key: &str, version: &str, bypass: bool) -> (u16, String) {
+        let url = format!("{}/{bucket}/{key}?versionId={}", self.direct, urlencode(version));
+        let mut request = self.agent.delete(&url).header("Authorization", AUTHORIZATION);
+        if bypass {
+            request = request.header("x-amz-bypass-governance-retention", "true");
+        }
+        let mut answer = request.call().expect("delete version");
+        let status = answer.status().as_u16();
+        let body = answer.body_mut().read_to_string().unwrap_or_default();
+        (status, between_all(&body, "<Code>", "</Code>").pop().unwrap_or_default())
+    }
+
+    /// An object's lock, as `HEAD` tells it: (mode, retain until).
+    pub fn lock_of(&self, bucket: &str, key: &str) -> Option<(String, String)> {
+        let answer =
+            self.agent.head(&format!("{}/{bucket}/{key}", self.direct)).header("Authorization", AUTHORIZATION).call().expect("head");
+        let header = |name: &str| answer.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Some((header("x-amz-object-lock-mode")?, header("x-amz-object-lock-retain-until-date")?))
     }
 
     /// Creates the bucket again.
