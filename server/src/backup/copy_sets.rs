@@ -163,7 +163,7 @@ fn copy_set(set: &StoredSet, to: &Location, progress: &mut dyn CopyProgress, can
     }
     clear_own_leftover(to, set_id)?;
     let target = Target::begin(to, set_id)?;
-    let result = write_files(set, &target, raw, progress, cancel);
+    let result = write_files(set, to, &target, raw, progress, cancel);
     if result.is_err() {
         target.abort();
     }
@@ -173,6 +173,7 @@ fn copy_set(set: &StoredSet, to: &Location, progress: &mut dyn CopyProgress, can
 /// Writes the files, then the manifest; the bytes copied.
 fn write_files(
     set: &StoredSet,
+    to: &Location,
     target: &Target,
     manifest_raw: Vec<u8>,
     progress: &mut dyn CopyProgress,
@@ -185,8 +186,10 @@ fn write_files(
     }
     let mut bytes = 0;
     let mut buffer = vec![0u8; 1 << 20];
-    for file in &set.manifest.files {
-        let mut source = set.location.open(set_id, &file.name).map_err(|e| read_error(set, &file.name, &e))?;
+    let shared = copy_shared_tables(set, to, progress, cancel)?;
+    bytes += shared;
+    for file in set.manifest.files.iter().filter(|f| !f.shared) {
+        let mut source = set.open(&file.name).map_err(|e| read_error(set, &file.name, &e))?;
         let mut sink = target.create(&file.name).map_err(|e| write_error(&file.name, &e))?;
         let (mut hash, mut size) = (Sha256::new(), 0u64);
         loop {
@@ -225,6 +228,38 @@ fn write_files(
     let mut sums: Vec<(String, String)> = set.manifest.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect();
     sums.push((MANIFEST.to_string(), hex::encode(Sha256::digest(&manifest_raw))));
     target.commit(manifest_raw, sha256sums(&sums).into_bytes(), &set.manifest.created)?;
+    Ok(bytes)
+}
+
+/// Copies the shared tables of `set` the destination does not hold yet into
+/// its `tables/` (each checked against its hash while it streams); the bytes copied.
+fn copy_shared_tables(set: &StoredSet, to: &Location, progress: &mut dyn CopyProgress, cancel: &CancelToken) -> Result<u64, BackupError> {
+    let wanted: Vec<&super::format::ManifestFile> = set.manifest.files.iter().filter(|f| f.shared).collect();
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let there = super::shared_tables::listed(to)?;
+    let mut bytes = 0;
+    for file in wanted {
+        if there.get(&file.sha256).is_some_and(|t| t.size == file.size) {
+            continue;
+        }
+        if cancel.is_canceled() {
+            return Err(BackupError::Canceled);
+        }
+        let mut source = set.open(&file.name).map_err(|e| read_error(set, &file.name, &e))?;
+        super::shared_tables::put(to, &file.sha256, file.size, &mut source, &mut |n| progress.bytes(n)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                BackupError::ChecksumMismatch(format!(
+                    "{}/{} (shared table {}): the source does not match its manifest (the set is not copied)",
+                    set.manifest.set_id, file.name, file.sha256
+                ))
+            } else {
+                io_error(&e, |m| BackupError::Io(format!("cannot write the shared table {}: {m}", file.sha256)))
+            }
+        })?;
+        bytes += file.size;
+    }
     Ok(bytes)
 }
 

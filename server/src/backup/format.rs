@@ -17,8 +17,13 @@ use sha2::{Digest, Sha256};
 /// and refuse newer ones with `UnsupportedFormatVersion`. Version 3 added
 /// snapshot sets (`Kind: "Snapshot"`); version 4 documents files of
 /// independent frames with an id index beside each (see `frames`), and
-/// documents in id order in incrementals too.
-pub const FORMAT_VERSION: u32 = 4;
+/// documents in id order in incrementals too; version 5 snapshot files
+/// stored once for the whole location (`Shared`, see [`SHARED_TABLES`]).
+pub const FORMAT_VERSION: u32 = 5;
+/// The folder (or prefix) of a location where shared snapshot tables are
+/// kept, each under its SHA-256: `tables/<sha256>`. Not a set id, so no
+/// listing takes it for a set.
+pub const SHARED_TABLES: &str = "tables";
 /// The manifest's file name inside a set folder.
 pub const MANIFEST: &str = "manifest.json";
 /// The checksum list, in `sha256sum` format.
@@ -146,6 +151,10 @@ pub struct ManifestFile {
     pub sha256: String,
     pub content: FileContent,
     pub records: u64,
+    /// Stored once for the location, at `tables/<Sha256>`, not in the set
+    /// (a snapshot's immutable table, shared by every set that holds it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// `manifest.json`.

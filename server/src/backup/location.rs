@@ -11,7 +11,7 @@ use super::object::{self, ObjectLocation};
 use rookery_types::S3Settings;
 
 use super::error::BackupError;
-use super::format::{parse_sha256sums, sha256_reader, Manifest, SetKind, FORMAT_VERSION, MANIFEST, SHA256SUMS, TEMP_PREFIX};
+use super::format::{parse_sha256sums, sha256_reader, Manifest, SetKind, FORMAT_VERSION, MANIFEST, SHA256SUMS, SHARED_TABLES, TEMP_PREFIX};
 pub use crate::paths::resolve;
 use rookery_types::{BackupChainInfo, BackupListing, BackupSetInfo};
 
@@ -438,7 +438,42 @@ impl StoredSet {
     /// # Errors
     /// `NotFound`, I/O or storage errors.
     pub fn open(&self, name: &str) -> std::io::Result<Box<dyn Read + Send>> {
-        self.location.open(&self.manifest.set_id, name)
+        let (dir, file) = self.stored_at(name);
+        self.location.open(dir, file)
+    }
+
+    /// The bytes `offset..offset + len` of one of the set's files.
+    ///
+    /// # Errors
+    /// As [`Location::read_range`].
+    pub fn read_range(&self, name: &str, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let (dir, file) = self.stored_at(name);
+        self.location.read_range(dir, file, offset, len)
+    }
+
+    /// The size of one of the set's files as stored.
+    ///
+    /// # Errors
+    /// As [`Location::size_of`].
+    pub fn size_of(&self, name: &str) -> std::io::Result<u64> {
+        let (dir, file) = self.stored_at(name);
+        self.location.size_of(dir, file)
+    }
+
+    /// The path of one of the set's files, in a folder location.
+    #[must_use]
+    pub fn path_of(&self, name: &str) -> Option<PathBuf> {
+        let (dir, file) = self.stored_at(name);
+        self.location.folder().map(|folder| folder.join(dir).join(file))
+    }
+
+    /// Where a file of the set is kept: `(set id, name)`, or for a shared
+    /// table `(tables, sha256)` (see [`super::shared_tables`]).
+    fn stored_at<'a>(&'a self, name: &'a str) -> (&'a str, &'a str) {
+        match self.manifest.files.iter().find(|f| f.shared && f.name == name) {
+            Some(file) => (SHARED_TABLES, file.sha256.as_str()),
+            None => (self.manifest.set_id.as_str(), name),
+        }
     }
 }
 
@@ -655,8 +690,16 @@ fn check_manifest(manifest: &Manifest, dir: Option<&Path>, folder: &str) -> Resu
             crate::storage::files::STORAGE_FORMAT
         ));
     }
+    let sealed = manifest.encryption.as_ref().is_some_and(|e| e.get("Set").is_some());
     for file in &manifest.files {
         safe_file_name(&file.name)?;
+        if file.shared && (!snapshot || sealed || !super::shared_tables::is_table_name(&file.sha256)) {
+            return Err(format!(
+                "the file '{}' is shared under '{}': only an unencrypted snapshot's tables are shared, each under its SHA-256 (64 lowercase hex digits)",
+                file.name.escape_debug(),
+                file.sha256.escape_debug()
+            ));
+        }
         if file.name == MANIFEST || file.name == SHA256SUMS {
             return Err(format!("the manifest lists '{}' as a data file", file.name));
         }
@@ -829,9 +872,10 @@ pub fn verify_set(set: &StoredSet, depth: Depth) -> Vec<Finding> {
         Location::Folder(_) => None,
     };
     for (name, size, sha) in expected {
+        let shared = set.manifest.files.iter().any(|f| f.shared && f.name == name);
         let size_here = match &listed {
-            Some(sizes) => sizes.get(&name).copied().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)),
-            None => set.location.size_of(id, &name),
+            Some(sizes) if !shared => sizes.get(&name).copied().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)),
+            _ => set.size_of(&name),
         };
         let actual_size = match size_here {
             Ok(size) => size,

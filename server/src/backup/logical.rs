@@ -240,7 +240,7 @@ impl<'a> FileSet<'a> {
             pace.wait(self.bytes_done);
         }
         failpoint::hit("backup.after_data_file");
-        self.finished.push(ManifestFile { name, size, sha256, content, records });
+        self.finished.push(ManifestFile { name, size, sha256, content, records, shared: false });
         Ok(())
     }
 

@@ -19,6 +19,7 @@ pub mod object_lock;
 pub mod object_requests;
 pub mod prepare;
 pub mod sealed;
+pub mod shared_tables;
 pub mod snapshot;
 pub mod target;
 

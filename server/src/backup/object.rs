@@ -429,6 +429,14 @@ impl ObjectLocation {
         self.list_under(set_id)
     }
 
+    /// Every object under `sub/` (the shared tables' prefix), keys relative to the location.
+    ///
+    /// # Errors
+    /// A [`StorageFault`].
+    pub fn list_prefix(&self, sub: &str) -> std::io::Result<Vec<Entry>> {
+        self.list_under(sub)
+    }
+
     /// The objects under `sub` (a set id), keys relative to the location.
     fn list_under(&self, sub: &str) -> std::io::Result<Vec<Entry>> {
         let prefix = (!self.prefix.is_empty() || !sub.is_empty()).then(|| self.path(sub));

@@ -58,7 +58,10 @@ pub(super) fn write_set(
 ) -> Result<BackupSummary, BackupError> {
     let store = prepared.database.store();
     let staging = Staging(prepared.staging.clone().ok_or_else(|| BackupError::Io("a snapshot without a staging folder".into()))?);
-    let pinned = files::pin(store, &staging.0)?;
+    // Unencrypted, unlocked snapshots in object storage share their tables
+    // with the location's other sets (see `shared_tables`).
+    let share = matches!(target, Target::Objects { location, .. } if location.lock().is_none()) && prepared.set_key.is_none();
+    let pinned = files::pin(store, &staging.0, share)?;
     // The point the set claims is durable in the database before the set exists.
     store.persist()?;
     if pinned.retries > 0 {
@@ -80,7 +83,10 @@ pub(super) fn write_set(
     let mut to_copy = Vec::new();
     let mut to_hash = Vec::new();
     let mut bytes_done = 0u64;
+    let mut uploaded = 0u64;
     let mut in_folder = false;
+    let held = if share { super::shared_tables::listed(&prepared.location)? } else { std::collections::BTreeMap::new() };
+    let mut shared = vec![false; pinned.files.len()];
     let report = |reporter: &mut StatusReporter, bytes_done: u64| {
         reporter.progress(state.document_count * bytes_done / total_bytes.max(1), bytes_done);
     };
@@ -90,7 +96,12 @@ pub(super) fn write_set(
         }
         let source = staging.0.join(&file.name);
         let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot write {}: {m}", file.name)));
-        if link && target.link(&source, &file.name).map_err(io)? {
+        if share && file.shared {
+            let (sha, sent) = ship_shared(&prepared.location, &source, file, &held).map_err(io)?;
+            shipped[i] = Some((file.size, sha));
+            shared[i] = true;
+            uploaded += sent;
+        } else if link && target.link(&source, &file.name).map_err(io)? {
             in_folder = true;
             to_hash.push(i); // hashed below, on both cores
         } else if kernel_copy {
@@ -99,6 +110,7 @@ pub(super) fn write_set(
         } else {
             shipped[i] =
                 Some(copy_into(target, &source, file, &prepared.set_id, set_key, pace.as_ref().map(|p| (p, bytes_done))).map_err(io)?);
+            uploaded += file.size;
         }
         failpoint::hit("snapshot.after_file");
         bytes_done += file.size;
@@ -148,11 +160,18 @@ pub(super) fn write_set(
         .files
         .iter()
         .zip(shipped)
-        .map(|(file, done)| {
+        .zip(shared)
+        .map(|((file, done), shared)| {
             let (size, sha256) = done.unwrap_or_default();
-            ManifestFile { name: file.name.clone(), size, sha256, content: FileContent::Storage, records: 0 }
+            ManifestFile { name: file.name.clone(), size, sha256, content: FileContent::Storage, records: 0, shared }
         })
         .collect();
+    if share {
+        reporter.message(
+            &format!("Uploaded {uploaded} of {total_bytes} bytes: the other tables are already in the location"),
+            rookery_types::Severity::Information,
+        );
+    }
     if in_folder {
         target.sync_subfolders(&shipped).map_err(|e| BackupError::Io(format!("cannot sync the set folder: {e}")))?;
     }
@@ -189,7 +208,7 @@ pub(super) fn write_set(
         set_dir: prepared.location.folder().map(|_| final_dir),
         documents: state.document_count,
         deletions: 0,
-        bytes_written: bytes_done,
+        bytes_written: if share { uploaded } else { bytes_done },
         from_etag: 0,
         to_etag: state.last_etag,
     })
@@ -243,6 +262,30 @@ fn hash_linked(path: &Path, file: &PinnedFile) -> std::io::Result<String> {
         super::kept_hashes::remember(&meta, &sha);
     }
     Ok(sha)
+}
+
+/// Stores one immutable table once for the location: nothing to send when
+/// the location holds it already. Its SHA-256 and the bytes sent.
+fn ship_shared(
+    location: &super::location::Location,
+    source: &Path,
+    file: &PinnedFile,
+    held: &std::collections::BTreeMap<String, super::shared_tables::Table>,
+) -> std::io::Result<(String, u64)> {
+    let meta = std::fs::metadata(source)?;
+    let sha = match super::kept_hashes::get(&meta) {
+        Some(sha) => sha,
+        None => {
+            let sha = super::format::sha256_reader(File::open(source)?)?;
+            super::kept_hashes::remember(&meta, &sha);
+            sha
+        }
+    };
+    if held.get(&sha).is_some_and(|t| t.size == file.size) {
+        return Ok((sha, 0));
+    }
+    super::shared_tables::put(location, &sha, file.size, &mut File::open(source)?, &mut |_| {})?;
+    Ok((sha, file.size))
 }
 
 /// Copies one file into the set (sealed when the set is encrypted), hashing

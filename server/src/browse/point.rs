@@ -563,10 +563,7 @@ impl PointReader {
         }
         let stored = &self.plan.chain[set];
         let source = Source { set: stored, key: self.plan.set_keys[set].as_ref() };
-        let bytes = stored
-            .location
-            .read_range(&stored.manifest.set_id, &file.name, 0, file.size)
-            .map_err(|e| self.unreadable(set, &file.name, &e))?;
+        let bytes = stored.read_range(&file.name, 0, file.size).map_err(|e| self.unreadable(set, &file.name, &e))?;
         if hex::encode(sha256_of(&bytes)) != file.sha256 {
             return Err(self.damaged(set, &file.name, "checksum mismatch (the file was changed or damaged)"));
         }
@@ -591,9 +588,9 @@ impl PointReader {
         let stored = &self.plan.chain[set];
         let set_id = &stored.manifest.set_id;
         let result = match self.plan.set_keys[set].as_ref() {
-            None => stored.location.read_range(set_id, name, offset, len),
+            None => stored.read_range(name, offset, len),
             Some(key) => read_sealed_range(
-                &|o, l| stored.location.read_range(set_id, name, o, l),
+                &|o, l| stored.read_range(name, o, l),
                 size,
                 key,
                 &chunk_file_id(stored.manifest.format_version, set_id, name),

@@ -192,19 +192,18 @@ fn place_storage_files(
     };
     match (set.location.folder(), source.key) {
         // A plain set in a folder: copied in the kernel, each copy hashed.
-        (Some(location), None) => {
-            let set_dir = location.join(&set.manifest.set_id);
+        (Some(_), None) => {
             // Tables and blob files never change: linked back when the set is
             // on the database's filesystem; the rest (journals) copied.
             let mut placed = 0u64;
-            let to_copy = link_written_once(set, &set_dir, dir, &mut |size| {
+            let to_copy = link_written_once(set, dir, &mut |size| {
                 placed += size;
                 *bytes += size;
                 *done = share(set.manifest.document_count, placed, total);
                 progress(*done, *bytes)
             })?;
             let jobs: Vec<CopyJob> =
-                to_copy.iter().map(|f| CopyJob { from: set_dir.join(&f.name), to: dir.join(&f.name), known_sha: None }).collect();
+                to_copy.iter().map(|f| CopyJob { from: in_set(set, &f.name), to: dir.join(&f.name), known_sha: None }).collect();
             // A cancel (or any refusal of the progress callback) stops the copy at the next file.
             let stopped: std::cell::RefCell<Option<RestoreError>> = std::cell::RefCell::new(None);
             let results = copy_hashed(&jobs, &|| stopped.borrow().is_some(), &mut |_, size| {
@@ -285,9 +284,13 @@ fn place_storage_files(
 /// share them safely (a compaction of the database unlinks its name only).
 /// What cannot be linked (another filesystem) and every other file is
 /// returned, to be copied.
+/// The path of a file of a set in a folder (a shared table's in `tables/`).
+fn in_set(set: &StoredSet, name: &str) -> std::path::PathBuf {
+    set.path_of(name).unwrap_or_default()
+}
+
 fn link_written_once<'a>(
     set: &'a StoredSet,
-    set_dir: &Path,
     dir: &Path,
     placed: &mut dyn FnMut(u64) -> Result<(), RestoreError>,
 ) -> Result<Vec<&'a ManifestFile>, RestoreError> {
@@ -298,7 +301,7 @@ fn link_written_once<'a>(
             rest.push(file);
             continue;
         }
-        let (from, to) = (set_dir.join(&file.name), dir.join(&file.name));
+        let (from, to) = (in_set(set, &file.name), dir.join(&file.name));
         let checked = check_linkable(set, file, &from)?;
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", parent.display())))?;

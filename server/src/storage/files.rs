@@ -104,11 +104,14 @@ pub struct PinnedState {
 /// # Errors
 /// I/O errors; a version file fjall wrote in a layout this module does not
 /// know; a database whose files changed under every attempt.
-pub fn pin(store: &DocumentStore, staging: &Path) -> Result<Pinned, StorageError> {
+/// With `flush`, the memtables are always flushed first (a snapshot shipped
+/// off-site, whose tables are stored once per location: the journals, sent
+/// whole each time, then hold only what was written during the pin).
+pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned, StorageError> {
     // Not needed for consistency; for speed: the tables are linked for free,
     // the journals are copied and replayed, so long journals are flushed
     // into tables first (short ones are cheaper to copy than a flush is).
-    if journal_bytes(store.path())? > FLUSH_ABOVE_JOURNAL_BYTES {
+    if flush || journal_bytes(store.path())? > FLUSH_ABOVE_JOURNAL_BYTES {
         store.flush_memtables()?;
     }
     for attempt in 0..MAX_ATTEMPTS {
@@ -117,7 +120,7 @@ pub fn pin(store: &DocumentStore, staging: &Path) -> Result<Pinned, StorageError
         }
         std::fs::create_dir_all(staging)?;
         if try_pin(store, staging)? {
-            let state = settle(staging)?;
+            let state = settle(staging, flush)?;
             let files = list(staging)?;
             return Ok(Pinned { files, state, retries: attempt });
         }
@@ -213,7 +216,12 @@ fn try_pin(store: &DocumentStore, staging: &Path) -> Result<bool, StorageError> 
 /// Step 6: opens the copy (fjall replays its journals and cuts the batch
 /// the copy caught half-written, if any), removes the server's status
 /// documents from it, and reads what it holds.
-fn settle(staging: &Path) -> Result<PinnedState, StorageError> {
+///
+/// With `flush`, the copy's memtables are flushed into tables too and its
+/// journals, all then redundant, are replaced by an empty one (see
+/// [`empty_journals`]): what ships is tables, stored once per location, and
+/// a journal of nothing, instead of every write since the journal began.
+fn settle(staging: &Path, flush: bool) -> Result<PinnedState, StorageError> {
     let copy = DocumentStore::open(staging, Durability::Os)?;
     // By key (an encrypted database's bodies cannot be opened here).
     let view = copy.snapshot();
@@ -225,8 +233,52 @@ fn settle(staging: &Path) -> Result<PinnedState, StorageError> {
     }
     copy.persist()?;
     let state = PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() };
+    if flush {
+        copy.flush_memtables()?;
+        copy.persist()?;
+    }
     drop(copy);
+    if flush {
+        if let Err(e) = empty_journals(staging, &state) {
+            tracing::warn!(error = %e, "the snapshot keeps its journals: they could not be emptied");
+        }
+    }
     Ok(state)
+}
+
+/// Replaces the journals of a copy whose memtables were all flushed with one
+/// empty journal, then opens the copy to prove it holds the same state (the
+/// same last etag, count and content digest); if it does not, the journals
+/// are put back as they were.
+fn empty_journals(staging: &Path, state: &PinnedState) -> Result<(), StorageError> {
+    let ids = journal_ids(staging)?;
+    let Some(&active) = ids.last() else { return Ok(()) };
+    let kept = staging.join("journals.kept");
+    std::fs::create_dir(&kept)?;
+    for id in &ids {
+        std::fs::rename(staging.join(journal_name(*id)), kept.join(journal_name(*id)))?;
+    }
+    write_synced(&staging.join(journal_name(active)), b"")?;
+    let reopened = DocumentStore::open(staging, Durability::Os).map(|copy| {
+        let same = PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() };
+        drop(copy);
+        same
+    });
+    if reopened.as_ref().is_ok_and(|same| same == state) {
+        std::fs::remove_dir_all(&kept)?;
+        return Ok(());
+    }
+    for id in journal_ids(staging)? {
+        std::fs::remove_file(staging.join(journal_name(id)))?;
+    }
+    for id in &ids {
+        std::fs::rename(kept.join(journal_name(*id)), staging.join(journal_name(*id)))?;
+    }
+    std::fs::remove_dir_all(&kept)?;
+    Err(StorageError::Io(std::io::Error::other(match reopened {
+        Ok(other) => format!("the copy without its journals differs ({other:?} against {state:?})"),
+        Err(e) => format!("the copy without its journals does not open: {e}"),
+    })))
 }
 
 fn journal_name(id: u64) -> String {
@@ -551,7 +603,7 @@ mod tests {
         let path = dir.path().join("db");
         let store = filled(&path, 5_000);
         let staging = dir.path().join("pin");
-        let pinned = pin(&store, &staging).expect("pins");
+        let pinned = pin(&store, &staging, false).expect("pins");
         let (etag, count) = (pinned.state.last_etag, pinned.state.document_count);
         assert_eq!(etag, store.last_etag(), "nothing was written during the pin");
         drop(pinned);
@@ -563,6 +615,30 @@ mod tests {
         assert_eq!(copy.document_count(), count);
         assert!(copy.get("users/after").expect("reads").is_none());
         assert!(copy.get("users/004999").expect("reads").is_some());
+    }
+
+    #[test]
+    fn a_flushed_pin_ships_an_empty_journal_and_opens_as_the_same_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = filled(&dir.path().join("db"), 5_000);
+        store.put("users/late", b"{\"Late\": true}", None).expect("writes");
+        let staging = dir.path().join("pin");
+        let pinned = pin(&store, &staging, true).expect("pins");
+        let journals: Vec<&PinnedFile> = pinned.files.iter().filter(|f| f.name.ends_with(".jnl")).collect();
+        assert!(!journals.is_empty() && journals.iter().all(|f| f.size == 0), "{journals:?}");
+        assert!(!staging.join("journals.kept").exists());
+        drop(store);
+        let copy = DocumentStore::open(&staging, Durability::Os).expect("the copy opens");
+        assert_eq!(
+            (copy.last_etag(), copy.document_count(), copy.content_digest()),
+            (pinned.state.last_etag, pinned.state.document_count, pinned.state.digest)
+        );
+        assert!(copy.get("users/late").expect("reads").is_some());
+        // Writable, and fjall's sequence numbers go on from the tables' (an
+        // overwrite of a flushed key must win over it).
+        copy.put("users/late", b"{\"Late\": false}", None).expect("writes");
+        let read = copy.get("users/late").expect("reads").expect("there");
+        assert_eq!((read.body.as_slice(), read.etag > pinned.state.last_etag), (&b"{\"Late\": false}"[..], true));
     }
 
     /// Writers and compactions running through each pin: every copy is the
@@ -596,7 +672,7 @@ mod tests {
         };
         for round in 0..6 {
             let staging = dir.path().join(format!("pin-{round}"));
-            let pinned = pin(&store, &staging).expect("pins");
+            let pinned = pin(&store, &staging, false).expect("pins");
             let etag = pinned.state.last_etag;
             drop(pinned);
             let copy = DocumentStore::open(&staging, Durability::Os).expect("the copy opens");

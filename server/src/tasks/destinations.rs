@@ -170,10 +170,10 @@ impl Rookery {
                 .open_backup_location(&first.location, first.s3.as_ref())
                 .and_then(|from| Ok((from, self.open_destination(destination)?)));
             let (system, database_id) = (self.catalog.system(), db.store().database_id().to_string());
-            let policy = destination.retention.clone();
+            let (policy, grace) = (destination.retention.clone(), self.config.unfinished_set_grace());
             let since = stored.state.destinations.get(&destination.location).and_then(|d| d.last_created.clone());
             let spawned = std::thread::Builder::new().name("task-copy".into()).spawn(move || match opened {
-                Ok((from, to)) => copy_into(&from, &to, &database_id, policy.as_ref(), since.as_deref(), system),
+                Ok((from, to)) => copy_into(&from, &to, &database_id, policy.as_ref(), since.as_deref(), system, grace),
                 Err(e) => failed(&e.to_string(), 0),
             });
             match spawned {
@@ -193,6 +193,7 @@ fn copy_into(
     policy: Option<&RetentionPolicy>,
     since: Option<&str>,
     system: Arc<DatabaseHandle>,
+    grace: std::time::Duration,
 ) -> CopyOutcome {
     let choice = CopyChoice { up_to: None, database_id: Some(database_id.to_string()) };
     let copied = copy_sets::plan(from.clone(), to.clone(), &choice)
@@ -213,7 +214,7 @@ fn copy_into(
         last_error: None,
         missing_sets: 0,
     };
-    match policy.map(|p| retention::apply(to, &chains, p, false)).transpose() {
+    match policy.map(|p| retention::apply(to, &chains, p, false, grace)).transpose() {
         Ok(outcome) => CopyOutcome { state, deleted: outcome.map(|o| o.deleted).unwrap_or_default() },
         Err(e) => failed(&format!("retention: {e}"), 0),
     }

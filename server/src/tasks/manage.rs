@@ -196,7 +196,7 @@ impl Rookery {
             Some(self.backup_slot.acquire(std::time::Duration::from_secs(60)).ok_or(BackupError::AlreadyRunning)?)
         };
         let chains = crate::backup::location::scan(&location)?.into_chains_of(db.store().database_id());
-        retention::apply(&location, &chains, policy, dry_run)
+        retention::apply(&location, &chains, policy, dry_run, self.config.unfinished_set_grace())
     }
 
     pub(super) fn read_task(&self, db: &DatabaseHandle, name: &str) -> Result<Option<StoredTask>, TaskError> {

@@ -156,13 +156,26 @@ pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp, locked: 
 ///
 /// # Errors
 /// As [`plan`] and [`delete_sets`].
-pub fn apply(location: &Location, chains: &[Chain], policy: &RetentionPolicy, dry_run: bool) -> Result<RetentionOutcome, TaskError> {
+///
+/// After sets are deleted, the location's shared tables no set names any
+/// more (and untouched for `grace`) go too (see `backup::shared_tables`).
+pub fn apply(
+    location: &Location,
+    chains: &[Chain],
+    policy: &RetentionPolicy,
+    dry_run: bool,
+    grace: std::time::Duration,
+) -> Result<RetentionOutcome, TaskError> {
     let now = Timestamp::now();
     let ids: Vec<String> = chains.iter().flat_map(|c| c.sets.iter().map(|s| s.manifest.set_id.clone())).collect();
     let locked: BTreeSet<String> = location.set_locks(&ids)?.into_iter().filter(|(_, lock)| lock.until > now).map(|(id, _)| id).collect();
     let outcome = plan(chains, policy, now, &locked)?;
-    if !dry_run {
+    if !dry_run && !outcome.deleted.is_empty() {
         delete_sets(location, &outcome.deleted)?;
+        let removed = crate::backup::shared_tables::collect(location, grace)?;
+        if !removed.is_empty() {
+            tracing::info!(location = %location, tables = removed.len(), "removed shared tables no set names any more");
+        }
     }
     Ok(outcome)
 }

@@ -22,6 +22,7 @@ mod readme;
 mod reference;
 mod restore;
 mod s3;
+mod shared_tables;
 mod smuggler;
 mod snapshot;
 mod tasks;
