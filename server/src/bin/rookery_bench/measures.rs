@@ -230,6 +230,13 @@ impl Bench {
         let cpu_after = self.s3.as_ref().and_then(S3Target::cpu_seconds);
         rows.push(Row::ratio("backup to S3 / to a folder", &seconds(&backup), &self.measured("full"), "<= 1.25"));
         rows.push(Row::ratio("restore from S3 / from a folder", &seconds(&restore), &self.measured("restore"), "<= 1.25"));
+        let snapshots = self.runs("s3-snapshots", "snapshot to S3, 1% changed, snapshot again", None);
+        rows.push(Row::ratio(
+            "second snapshot to S3 / first, bytes sent (1% changed)",
+            &sample(&snapshots, |o| o.value("again_bytes")),
+            &sample(&snapshots, |o| o.value("bytes")),
+            "<= 0.1",
+        ));
         rows.push(Row::absolute("peak RSS, backup to S3 (MB)", &rss_mb(&backup), "< 256"));
         rows.push(Row::absolute("peak RSS, restore from S3 (MB)", &rss_mb(&restore), "< 256"));
         let per_run =

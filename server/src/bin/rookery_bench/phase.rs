@@ -81,6 +81,7 @@ impl Phase<'_> {
             "writes-snapshot" => self.writes(Some(BackupType::Snapshot)),
             "s3-backup" => self.s3_backup(),
             "s3-restore" => self.restore(&self.s3_location(1), self.args.s3_endpoint.as_deref()),
+            "s3-snapshots" => self.s3_snapshots(),
             "export" => self.export(),
             "import" => self.import(),
             "continuous" => crate::continuous::run(&self.rookery, self.args),
@@ -198,6 +199,25 @@ impl Phase<'_> {
         let endpoint = self.args.s3_endpoint.as_deref().expect("an S3 endpoint");
         let options = BackupOptions { location: self.s3_location(self.run), s3: Some(crate::s3::settings(endpoint)), ..Default::default() };
         self.timed_backup(options)
+    }
+
+    /// A snapshot into object storage (tables stored once for the location),
+    /// 1% of the documents changed, then another: `bytes` and `again_bytes`
+    /// are what each sent.
+    fn s3_snapshots(&self) -> Outcome {
+        let endpoint = self.args.s3_endpoint.as_deref().expect("an S3 endpoint");
+        let location = format!("s3://{}/bench-{}-snapshots-run-{}", self.args.s3_bucket, self.args.bench_id, self.run);
+        let options = || BackupOptions {
+            location: location.clone(),
+            s3: Some(crate::s3::settings(endpoint)),
+            backup_type: BackupType::Snapshot,
+            ..Default::default()
+        };
+        rookery::backup::snapshot::forget_hashes();
+        let first = self.timed_backup(options());
+        change_one_percent(&self.rookery, self.args.documents, 200 + u64::from(self.run));
+        let again = self.timed_backup(options());
+        first.with("again_bytes", again.value("bytes")).with("again", again.seconds)
     }
 
     fn export(&self) -> Outcome {
