@@ -24,6 +24,12 @@ pub const FORMAT_VERSION: u32 = 5;
 /// kept, each under its SHA-256: `tables/<sha256>`. Not a set id, so no
 /// listing takes it for a set.
 pub const SHARED_TABLES: &str = "tables";
+
+/// Whether `text` is a SHA-256 as a shared table's name: 64 lowercase hex digits.
+#[must_use]
+pub fn is_table_name(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
 /// The manifest's file name inside a set folder.
 pub const MANIFEST: &str = "manifest.json";
 /// The checksum list, in `sha256sum` format.

@@ -693,7 +693,7 @@ fn check_manifest(manifest: &Manifest, dir: Option<&Path>, folder: &str) -> Resu
     let sealed = manifest.encryption.as_ref().is_some_and(|e| e.get("Set").is_some());
     for file in &manifest.files {
         safe_file_name(&file.name)?;
-        if file.shared && (!snapshot || sealed || !super::shared_tables::is_table_name(&file.sha256)) {
+        if file.shared && (!snapshot || sealed || !super::format::is_table_name(&file.sha256)) {
             return Err(format!(
                 "the file '{}' is shared under '{}': only an unencrypted snapshot's tables are shared, each under its SHA-256 (64 lowercase hex digits)",
                 file.name.escape_debug(),

@@ -69,6 +69,11 @@ fn to_io(e: object_store::Error) -> std::io::Error {
     }
 }
 
+/// A failure of an object lock request, as a [`StorageFault`].
+fn as_fault(e: std::io::Error) -> std::io::Error {
+    std::io::Error::other(StorageFault(e.to_string()))
+}
+
 /// What of a storage's answer is said to a client: the request, the HTTP
 /// status and the storage's error code (`<Code>AccessDenied</Code>`), never
 /// the rest of its body (an endpoint's answer is not the server's to relay).
@@ -319,7 +324,7 @@ impl ObjectLocation {
             return Ok(*enabled);
         }
         let requests = self.lock_requests()?;
-        let enabled = block(requests.enabled())?;
+        let enabled = block(requests.enabled()).map_err(as_fault)?;
         Ok(*self.lock_requests.enabled.get_or_init(|| enabled))
     }
 
@@ -346,7 +351,8 @@ impl ObjectLocation {
                 .buffer_unordered(LOCK_REQUESTS_IN_FLIGHT)
                 .try_collect::<Vec<()>>()
                 .await
-        })?;
+        })
+        .map_err(as_fault)?;
         Ok(Some(retention))
     }
 
@@ -359,7 +365,7 @@ impl ObjectLocation {
             None => self.put(key, bytes),
             Some(retention) => {
                 let requests = self.lock_requests()?;
-                block(requests.put_locked(&self.full_key(key), bytes, retention))
+                block(requests.put_locked(&self.full_key(key), bytes, retention)).map_err(as_fault)
             }
         }
     }
@@ -380,7 +386,8 @@ impl ObjectLocation {
                 .buffer_unordered(LOCK_REQUESTS_IN_FLIGHT)
                 .try_collect::<Vec<_>>()
                 .await
-        })?;
+        })
+        .map_err(as_fault)?;
         Ok(found.into_iter().filter_map(|(key, r)| Some((key, r?))).collect())
     }
 

@@ -25,7 +25,6 @@ use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, HttpRespo
 use object_store::{ClientOptions, CredentialProvider};
 use rookery_types::{LockMode, ObjectLock};
 
-use super::object::StorageFault;
 use super::object_requests::{count, Op};
 
 const MODE_HEADER: &str = "x-amz-object-lock-mode";
@@ -115,8 +114,7 @@ impl LockRequests {
     /// A store that does not know object lock answers "no".
     ///
     /// # Errors
-    /// A [`StorageFault`] when the storage does not answer or refuses the
-    /// credentials.
+    /// When the storage does not answer or refuses the credentials.
     pub async fn enabled(&self) -> std::io::Result<bool> {
         let response = self.send(Method::GET, "", "?object-lock", Vec::new(), Bytes::new()).await?;
         let status = response.status();
@@ -134,7 +132,7 @@ impl LockRequests {
     /// Locks an object already written.
     ///
     /// # Errors
-    /// A [`StorageFault`] (among them: the bucket has no object lock).
+    /// A storage failure (among them: the bucket has no object lock).
     pub async fn retain(&self, key: &str, retention: &Retention) -> std::io::Result<()> {
         let body = format!(
             "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{}</Mode><RetainUntilDate>{}</RetainUntilDate></Retention>",
@@ -153,7 +151,7 @@ impl LockRequests {
     /// Writes a small object locked from its first moment.
     ///
     /// # Errors
-    /// A [`StorageFault`]; the object then does not exist.
+    /// A storage failure; the object then does not exist.
     pub async fn put_locked(&self, key: &str, body: Vec<u8>, retention: &Retention) -> std::io::Result<()> {
         let body = Bytes::from(body);
         let headers = vec![
@@ -171,7 +169,7 @@ impl LockRequests {
     /// An object's lock, if it has one (none for a missing object too).
     ///
     /// # Errors
-    /// A [`StorageFault`].
+    /// A storage failure.
     pub async fn retention_of(&self, key: &str) -> std::io::Result<Option<Retention>> {
         let response = self.send(Method::HEAD, key, "", Vec::new(), Bytes::new()).await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -246,8 +244,9 @@ fn content_md5(body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
 }
 
+/// A failure of the storage (the location wraps it as a storage fault).
 fn fault(e: impl std::fmt::Display) -> std::io::Error {
-    std::io::Error::other(StorageFault(e.to_string()))
+    std::io::Error::other(e.to_string())
 }
 
 /// A refusal: the request, the status and the storage's error code (never the rest of its body).

@@ -30,14 +30,10 @@ use std::io::{Read, Write};
 use sha2::{Digest, Sha256};
 
 use super::error::BackupError;
+pub use super::format::is_table_name;
 use super::format::SHARED_TABLES;
 use super::location::{io_error, scan, FindingCode, Location};
 
-/// Whether `text` is a SHA-256 as a shared table's name: 64 lowercase hex digits.
-#[must_use]
-pub fn is_table_name(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 /// One shared table of a location.
 #[derive(Debug, Clone, Copy)]
