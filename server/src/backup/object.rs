@@ -376,8 +376,18 @@ impl ObjectLocation {
     /// # Errors
     /// A [`StorageFault`].
     pub fn locks_of(&self, keys: &[String]) -> std::io::Result<std::collections::HashMap<String, Retention>> {
-        if keys.is_empty() || !self.lock_enabled()? {
+        if keys.is_empty() {
             return Ok(std::collections::HashMap::new());
+        }
+        match self.lock_enabled() {
+            Ok(true) => {}
+            Ok(false) => return Ok(std::collections::HashMap::new()),
+            // Not allowed to ask (a policy without s3:GetBucketObjectLockConfiguration):
+            // the sets list without their locks, as a bucket without object lock's do.
+            Err(e) => {
+                tracing::warn!(location = %self, error = %e, "cannot read the bucket's object lock configuration; sets are listed without their locks");
+                return Ok(std::collections::HashMap::new());
+            }
         }
         let requests = self.lock_requests()?;
         let found = block(async {

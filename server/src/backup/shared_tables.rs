@@ -34,7 +34,6 @@ pub use super::format::is_table_name;
 use super::format::SHARED_TABLES;
 use super::location::{io_error, scan, FindingCode, Location};
 
-
 /// One shared table of a location.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {
