@@ -34,6 +34,9 @@ pub use super::format::is_table_name;
 use super::format::SHARED_TABLES;
 use super::location::{io_error, scan, FindingCode, Location};
 
+/// Prefix of a table being copied into a folder (renamed to its hash when complete).
+const TEMP_TABLE_PREFIX: &str = ".tmp-table-";
+
 /// One shared table of a location.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {
@@ -91,7 +94,7 @@ pub fn put(location: &Location, sha256: &str, size: u64, reader: &mut dyn Read, 
         Location::Folder(path) => {
             let dir = path.join(SHARED_TABLES);
             std::fs::create_dir_all(&dir)?;
-            let mut temp = tempfile::Builder::new().prefix(".tmp-table-").tempfile_in(&dir)?;
+            let mut temp = tempfile::Builder::new().prefix(TEMP_TABLE_PREFIX).tempfile_in(&dir)?;
             stream(reader, temp.as_file_mut(), sha256, size, on_bytes)?;
             temp.as_file().sync_all()?;
             temp.persist(dir.join(sha256)).map_err(|e| e.error)?;
@@ -156,6 +159,7 @@ pub fn collect(location: &Location, grace: std::time::Duration) -> Result<Vec<St
         .collect();
     match location {
         Location::Folder(path) => {
+            remove_stale_temporaries(&path.join(SHARED_TABLES), now, grace);
             for sha in &unnamed {
                 match std::fs::remove_file(path.join(SHARED_TABLES).join(sha)) {
                     Ok(()) => {}
@@ -170,4 +174,20 @@ pub fn collect(location: &Location, grace: std::time::Duration) -> Result<Vec<St
         }
     }
     Ok(unnamed)
+}
+
+/// Removes the temporary files of table copies into a folder that never
+/// completed (a crash), once untouched for `grace` seconds.
+fn remove_stale_temporaries(dir: &std::path::Path, now: i64, grace: i64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let modified = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok());
+        let age = modified.map_or(0, |d| now.saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+        if name.starts_with(TEMP_TABLE_PREFIX) && age >= grace {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(error = %e, file = %entry.path().display(), "cannot remove an unfinished table copy");
+            }
+        }
+    }
 }
