@@ -173,7 +173,16 @@ impl Rookery {
             let (policy, grace) = (destination.retention.clone(), self.config.unfinished_set_grace());
             let since = stored.state.destinations.get(&destination.location).and_then(|d| d.last_created.clone());
             let spawned = std::thread::Builder::new().name("task-copy".into()).spawn(move || match opened {
-                Ok((from, to)) => copy_into(&from, &to, &database_id, policy.as_ref(), since.as_deref(), system, grace),
+                Ok((from, to)) => {
+                    // A bug in the copy fails this destination's copy, visibly, and nothing else.
+                    let copy = || copy_into(&from, &to, &database_id, policy.as_ref(), since.as_deref(), system, grace);
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(copy)).unwrap_or_else(|_| {
+                        failed(
+                            "the copy stopped unexpectedly (a bug: the server's log has the detail); the next run tries again",
+                            missing_after(&from, &database_id, since.as_deref()),
+                        )
+                    })
+                }
                 Err(e) => failed(&e.to_string(), 0),
             });
             match spawned {

@@ -124,3 +124,20 @@ fn destinations_that_disagree_or_carry_credentials_are_refused() {
     }
     assert_eq!(s.get(TASK).0, 404, "nothing was stored");
 }
+
+/// A copy that stops on a bug (a panic in its thread) is a failed copy: the
+/// destination says so and counts what it misses, instead of looking as if
+/// nothing had happened.
+#[test]
+fn a_copy_that_panics_is_recorded_as_failed() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "copy.mid_file=panic")]);
+    s.create_db("Shop");
+    let (folder, copy) = (s.location("local"), s.location("copy"));
+    let task = json!({"Destinations": [{"Location": folder}, {"Location": copy}], "FullBackupFrequency": "0 0 1 1 *"});
+    assert_eq!(s.put(TASK, task).0, 201);
+    s.put_doc(BASE, "orders/1", json!({"Order": 1}));
+    run(&s, false);
+    let copy = offsite_status(&s);
+    assert!(copy["LastError"].as_str().is_some_and(|e| e.contains("stopped unexpectedly")), "{copy}");
+    assert_eq!((copy["MissingSets"].as_u64(), copy["IsCopying"].as_bool()), (Some(1), Some(false)), "{copy}");
+}
