@@ -80,8 +80,7 @@ fn as_fault(e: std::io::Error) -> std::io::Error {
 fn storage_message(text: &str) -> String {
     const STATUS: &str = "Server returned non-2xx status code: ";
     const RESPONSE: &str = "Server returned error response: ";
-    let code = text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
-    let code = code.filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'));
+    let code = super::object_requests::error_code(text);
     let with_code = |head: &str| match code {
         Some(code) => format!("{head} (storage error code {code})"),
         None => head.to_string(),

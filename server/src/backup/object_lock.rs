@@ -254,9 +254,7 @@ async fn refused(what: &str, response: HttpResponse) -> std::io::Error {
     let status = response.status();
     let body = response.into_body().bytes().await.unwrap_or_default();
     let text = String::from_utf8_lossy(&body);
-    let code = text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
-    let code = code.filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'));
-    match code {
+    match super::object_requests::error_code(&text) {
         Some(code) => fault(format!("{what}: the storage answered {status} (storage error code {code})")),
         None => fault(format!("{what}: the storage answered {status}")),
     }

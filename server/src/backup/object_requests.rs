@@ -75,3 +75,12 @@ pub fn totals() -> Vec<(&'static str, u64, u64)> {
         .map(|op| (op.as_str(), REQUESTS[*op as usize].load(Ordering::Relaxed), ERRORS[*op as usize].load(Ordering::Relaxed)))
         .collect()
 }
+
+/// The storage's error code in an S3 error answer (`<Code>AccessDenied</Code>`),
+/// if it is one a client may be told (short, of letters, digits, `.` and `_`):
+/// the only part of an endpoint's answer that is relayed.
+#[must_use]
+pub fn error_code(answer: &str) -> Option<&str> {
+    let code = answer.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
+    code.filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'))
+}

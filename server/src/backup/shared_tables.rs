@@ -62,9 +62,7 @@ pub fn listed(location: &Location) -> Result<BTreeMap<String, Table>, BackupErro
                 let name = entry.file_name().to_string_lossy().to_string();
                 let Ok(meta) = entry.metadata() else { continue };
                 if is_table_name(&name) && meta.is_file() {
-                    let modified = meta.modified().ok().and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok());
-                    let modified = modified.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-                    out.insert(name, Table { size: meta.len(), modified });
+                    out.insert(name, Table { size: meta.len(), modified: modified_secs(&meta).unwrap_or(0) });
                 }
             }
         }
@@ -182,12 +180,17 @@ fn remove_stale_temporaries(dir: &std::path::Path, now: i64, grace: i64) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let modified = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok());
-        let age = modified.map_or(0, |d| now.saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+        let age = entry.metadata().ok().and_then(|m| modified_secs(&m)).map_or(0, |modified| now.saturating_sub(modified));
         if name.starts_with(TEMP_TABLE_PREFIX) && age >= grace {
             if let Err(e) = std::fs::remove_file(entry.path()) {
                 tracing::warn!(error = %e, file = %entry.path().display(), "cannot remove an unfinished table copy");
             }
         }
     }
+}
+
+/// A file's last write, in Unix seconds.
+fn modified_secs(meta: &std::fs::Metadata) -> Option<i64> {
+    let since = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
 }
