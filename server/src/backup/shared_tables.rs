@@ -13,9 +13,12 @@
 //!   completed (the multipart upload finished, the temporary file renamed)
 //!   when the hash is the one it is stored under.
 //! - **Removing**: [`collect`] runs after retention deleted sets: a table is
-//!   removed only when no complete set of the location (of any database)
-//!   names it, and it is older than the grace for unfinished work (a set
-//!   being written by another process may be about to name it). A location
+//!   removed only when one of those sets named it (what the server can
+//!   prove was a set's, never a file chosen by its name alone), no complete
+//!   set of the location (of any database) names it any more, and it is
+//!   older than the grace for unfinished work (a set being written by
+//!   another process may be about to name it). A table a crashed upload
+//!   left, which no set ever named, stays. A location
 //!   holding a set this server cannot read (a newer format, a damaged
 //!   manifest) keeps every table.
 //! - **Copies** keep the layout: a shared table is copied to `tables/` of
@@ -34,7 +37,8 @@ pub use super::format::is_table_name;
 use super::format::SHARED_TABLES;
 use super::location::{io_error, scan, FindingCode, Location};
 
-/// Prefix of a table being copied into a folder (renamed to its hash when complete).
+/// Prefix of a table being copied into a folder (renamed to its hash when
+/// complete; removed when the copy fails, left only by a crash).
 const TEMP_TABLE_PREFIX: &str = ".tmp-table-";
 
 /// One shared table of a location.
@@ -130,12 +134,18 @@ fn stream(reader: &mut dyn Read, out: &mut dyn Write, sha256: &str, size: u64, o
     Ok(())
 }
 
-/// Removes the shared tables no complete set of `location` names any more
-/// and untouched for `grace`; the tables removed.
+/// Removes the shared tables that `freed` names (the tables of sets
+/// retention has just deleted: tables this server can prove were sets'),
+/// when no complete set of `location` names them any more and they are
+/// untouched for `grace`; the tables removed. A table no deleted set named
+/// (one a crashed upload left, or anyone else's file) is never a candidate.
 ///
 /// # Errors
 /// The location cannot be listed or the storage refused a deletion.
-pub fn collect(location: &Location, grace: std::time::Duration) -> Result<Vec<String>, BackupError> {
+pub fn collect(location: &Location, freed: &BTreeSet<String>, grace: std::time::Duration) -> Result<Vec<String>, BackupError> {
+    if freed.is_empty() {
+        return Ok(Vec::new());
+    }
     let tables = listed(location)?;
     if tables.is_empty() {
         return Ok(Vec::new());
@@ -152,12 +162,11 @@ pub fn collect(location: &Location, grace: std::time::Duration) -> Result<Vec<St
     let grace = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
     let unnamed: Vec<String> = tables
         .iter()
-        .filter(|(sha, table)| !named.contains(sha.as_str()) && now.saturating_sub(table.modified) >= grace)
+        .filter(|(sha, table)| freed.contains(*sha) && !named.contains(sha.as_str()) && now.saturating_sub(table.modified) >= grace)
         .map(|(sha, _)| sha.clone())
         .collect();
     match location {
         Location::Folder(path) => {
-            remove_stale_temporaries(&path.join(SHARED_TABLES), now, grace);
             for sha in &unnamed {
                 match std::fs::remove_file(path.join(SHARED_TABLES).join(sha)) {
                     Ok(()) => {}
@@ -172,21 +181,6 @@ pub fn collect(location: &Location, grace: std::time::Duration) -> Result<Vec<St
         }
     }
     Ok(unnamed)
-}
-
-/// Removes the temporary files of table copies into a folder that never
-/// completed (a crash), once untouched for `grace` seconds.
-fn remove_stale_temporaries(dir: &std::path::Path, now: i64, grace: i64) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let age = entry.metadata().ok().and_then(|m| modified_secs(&m)).map_or(0, |modified| now.saturating_sub(modified));
-        if name.starts_with(TEMP_TABLE_PREFIX) && age >= grace {
-            if let Err(e) = std::fs::remove_file(entry.path()) {
-                tracing::warn!(error = %e, file = %entry.path().display(), "cannot remove an unfinished table copy");
-            }
-        }
-    }
 }
 
 /// A file's last write, in Unix seconds.

@@ -157,8 +157,8 @@ pub fn plan(chains: &[Chain], policy: &RetentionPolicy, now: Timestamp, locked: 
 /// # Errors
 /// As [`plan`] and [`delete_sets`].
 ///
-/// After sets are deleted, the location's shared tables no set names any
-/// more (and untouched for `grace`) go too (see `backup::shared_tables`).
+/// After sets are deleted, the shared tables they named that no set names
+/// any more (and untouched for `grace`) go too (see `backup::shared_tables`).
 pub fn apply(
     location: &Location,
     chains: &[Chain],
@@ -171,8 +171,11 @@ pub fn apply(
     let locked: BTreeSet<String> = location.set_locks(&ids)?.into_iter().filter(|(_, lock)| lock.until > now).map(|(id, _)| id).collect();
     let outcome = plan(chains, policy, now, &locked)?;
     if !dry_run && !outcome.deleted.is_empty() {
+        // The shared tables the deleted sets named: the only candidates for removal.
+        let sets = chains.iter().flat_map(|c| &c.sets).filter(|s| outcome.deleted.contains(&s.manifest.set_id));
+        let freed: BTreeSet<String> = sets.flat_map(|s| s.manifest.files.iter().filter(|f| f.shared).map(|f| f.sha256.clone())).collect();
         delete_sets(location, &outcome.deleted)?;
-        let removed = crate::backup::shared_tables::collect(location, grace)?;
+        let removed = crate::backup::shared_tables::collect(location, &freed, grace)?;
         if !removed.is_empty() {
             tracing::info!(location = %location, tables = removed.len(), "removed shared tables no set names any more");
         }

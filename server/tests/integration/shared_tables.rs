@@ -84,6 +84,10 @@ fn a_second_snapshot_uploads_what_changed_and_retention_keeps_every_table_a_set_
     }
     assert!(s3.keys(&format!("big/{first}/")).iter().all(|k| !k.contains("/tables/")), "no table inside the set");
 
+    // A file under `tables/` that no set ever named (another writer's, or a
+    // crashed upload's) is not the server's to remove, whatever its name.
+    let foreign = "f".repeat(64);
+    s3.put(&format!("big/tables/{foreign}"), b"not a table of any set");
     // Retention: the first set goes, with the tables only it named.
     let (status, outcome) =
         s.post(&format!("{BASE}/admin/backup/retention?location={location}&dryRun=false"), json!({"Retention": {"KeepLast": 1}}));
@@ -91,9 +95,10 @@ fn a_second_snapshot_uploads_what_changed_and_retention_keeps_every_table_a_set_
     assert_eq!(outcome["Deleted"], json!([first]), "{outcome}");
     let left: Vec<String> = s3.keys("big/tables/").iter().map(|k| k.rsplit('/').next().expect("name").to_string()).collect();
     let mut expected = two_tables.clone();
+    expected.push(foreign);
     expected.sort();
     expected.dedup();
-    assert_eq!(left, expected, "exactly the tables the remaining set names");
+    assert_eq!(left, expected, "exactly the tables the remaining set names, and the file no set named");
 
     // The second set still verifies and restores, equal.
     let out = Command::new(backup_bin())
