@@ -430,6 +430,9 @@ pub struct StoredSet {
     pub manifest: Manifest,
     /// Bytes of every file in the set.
     pub size_bytes: u64,
+    /// The SHA-256 (hex) of the `manifest.json` bytes `manifest` was read
+    /// from, so checking it against `SHA256SUMS` needs no second read.
+    pub manifest_sha256: Option<String>,
 }
 
 impl StoredSet {
@@ -640,7 +643,8 @@ fn read_set(location: &Location, folder: &str) -> Result<StoredSet, Unreadable> 
     check_manifest(&manifest, location.folder().map(|f| f.join(folder)).as_deref(), folder).map_err(corrupt)?;
     // What the manifest says its files take (verification checks each size).
     let size_bytes = manifest.files.iter().fold(raw.len() as u64, |sum, f| sum.saturating_add(f.size));
-    Ok(StoredSet { location: location.clone(), manifest, size_bytes })
+    let manifest_sha256 = sha256_reader(&raw[..]).ok();
+    Ok(StoredSet { location: location.clone(), manifest, size_bytes, manifest_sha256 })
 }
 
 /// The largest `manifest.json` a server reads (a real one is a few KiB).
@@ -836,7 +840,8 @@ pub fn verify_set(set: &StoredSet, depth: Depth) -> Vec<Finding> {
     // The manifest first: when it is damaged, what it says of the other files
     // is not to be believed, and the damage to report is its own.
     if let Some(expected) = sum_of(MANIFEST) {
-        match set.open(MANIFEST).and_then(sha256_reader) {
+        let kept = set.manifest_sha256.clone().map(Ok);
+        match kept.unwrap_or_else(|| set.open(MANIFEST).and_then(sha256_reader)) {
             Ok(actual) if actual == expected => {}
             Ok(_) => {
                 push(FindingCode::ChecksumMismatch, format!("{id}/{MANIFEST}: checksum mismatch (the file was changed or damaged)"));

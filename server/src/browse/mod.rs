@@ -18,7 +18,7 @@ use rookery_types::{BackupDocument, BackupDocumentPage, DiffEntry, DiffPage, Doc
 use crate::backup::frames::IndexEntry;
 use crate::backup::location::{Location, StoredSet};
 use crate::backup::sealed::SetSecret;
-use crate::restore::plan::{plan, ChainChoice};
+use crate::restore::plan::{plan_reads, ChainChoice};
 use crate::restore::RestoreError;
 pub use point::{PointReader, State};
 
@@ -48,7 +48,7 @@ pub struct PointChoice<'a> {
 /// `BrokenChain`, key errors); `InvalidRequest` for a chain without an id
 /// index (a snapshot set, or sets older than format 4).
 pub fn open(location: &Location, choice: PointChoice<'_>) -> Result<PointReader, RestoreError> {
-    let planned = plan(location, ChainChoice { up_to: choice.up_to, database: choice.database }, choice.encryption_key, choice.secret)?;
+    let planned = plan_reads(location, ChainChoice { up_to: choice.up_to, database: choice.database }, choice.encryption_key, choice.secret)?;
     let base = match planned.chain.first() {
         Some(first) if first.manifest.kind == crate::backup::SetKind::Snapshot => {
             Some(point::SnapshotBase::build(&planned, choice.scratch)?)

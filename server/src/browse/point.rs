@@ -518,7 +518,9 @@ impl PointReader {
         let stored = &self.plan.chain[set];
         let source = Source { set: stored, key: self.plan.set_keys[set].as_ref() };
         let mut out = BTreeMap::new();
-        for file in stored.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
+        // A deletions file the manifest counts no records in is not read (in
+        // object storage, a request per incremental that only updated).
+        for file in stored.manifest.files.iter().filter(|f| f.content == FileContent::Deletions && f.records > 0) {
             read_file(&source, &file.name, &file.sha256, &mut |record| match record {
                 DataRecord::Deletion { id, etag } => {
                     out.insert(id, etag);

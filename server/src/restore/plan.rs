@@ -61,7 +61,31 @@ pub fn plan(
     encryption_key: Option<&str>,
     set_secret: Option<&SetSecret>,
 ) -> Result<RestorePlan, RestoreError> {
-    let chain = choose_chain(location, choice)?;
+    keyed(location, choose_chain(location, choice)?, encryption_key, set_secret)
+}
+
+/// As [`plan`], for a reader that checks every byte it reads against the
+/// manifest (time travel): each set's checksum list and file sizes are not
+/// read first (in object storage, two requests per set of the chain); a
+/// missing or damaged file is found when a read needs it.
+///
+/// # Errors
+/// As [`plan`].
+pub fn plan_reads(
+    location: &Location,
+    choice: ChainChoice<'_>,
+    encryption_key: Option<&str>,
+    set_secret: Option<&SetSecret>,
+) -> Result<RestorePlan, RestoreError> {
+    keyed(location, choose(location, choice, false)?, encryption_key, set_secret)
+}
+
+fn keyed(
+    location: &Location,
+    chain: Vec<StoredSet>,
+    encryption_key: Option<&str>,
+    set_secret: Option<&SetSecret>,
+) -> Result<RestorePlan, RestoreError> {
     let set_keys = set_keys(&chain, set_secret)?;
     let database_key = database_key(&chain, &set_keys, encryption_key)?;
     Ok(RestorePlan { location: location.clone(), chain, database_key, set_keys })
@@ -73,6 +97,11 @@ pub fn plan(
 /// # Errors
 /// `NoBackup`, `SetNotFound`, `AmbiguousBackup`, `BrokenChain`, `ChecksumMismatch`, `UnsupportedFormatVersion`.
 pub fn choose_chain(location: &Location, choice: ChainChoice<'_>) -> Result<Vec<StoredSet>, RestoreError> {
+    choose(location, choice, true)
+}
+
+/// [`choose_chain`]; `structure`: also each set's files against its checksum list, with their sizes.
+fn choose(location: &Location, choice: ChainChoice<'_>, structure: bool) -> Result<Vec<StoredSet>, RestoreError> {
     if let Some(folder) = location.folder() {
         if !folder.is_dir() {
             return Err(BackupError::NoBackup(format!("'{}' is not a folder holding a backup", folder.display())).into());
@@ -187,8 +216,10 @@ pub fn choose_chain(location: &Location, choice: ChainChoice<'_>) -> Result<Vec<
     // every file, the checksum list against the manifest. Every file's hash is
     // checked by the job, once, while it streams (see `build`).
     let mut findings = verify_links(&chain);
-    let per_set = crate::backup::concurrent::map(&chain, location.readers(), |set| verify_set(set, Depth::Structure));
-    findings.extend(per_set.into_iter().flatten());
+    if structure {
+        let per_set = crate::backup::concurrent::map(&chain, location.readers(), |set| verify_set(set, Depth::Structure));
+        findings.extend(per_set.into_iter().flatten());
+    }
     if let Some(first) = findings.into_iter().next() {
         return Err(BackupError::from(first).into());
     }
@@ -325,7 +356,7 @@ mod tests {
             "Files": [{"Name": "documents-0001.zst", "Size": u64::MAX / 2, "Sha256": "00", "Content": "Documents", "Records": 1}]
         }))
         .expect("a manifest");
-        let set = StoredSet { location: Location::Folder(dir.path().to_path_buf()), manifest, size_bytes: 0 };
+        let set = StoredSet { location: Location::Folder(dir.path().to_path_buf()), manifest, size_bytes: 0, manifest_sha256: None };
         let plan = RestorePlan {
             location: Location::Folder(dir.path().to_path_buf()),
             chain: vec![set],

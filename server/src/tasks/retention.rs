@@ -239,7 +239,7 @@ mod tests {
             "Created": created, "Compression": "zstd", "Encryption": null, "Files": []
         }))
         .expect("a manifest");
-        StoredSet { location: Location::Folder(std::path::PathBuf::from("/b")), manifest, size_bytes: 0 }
+        StoredSet { location: Location::Folder(std::path::PathBuf::from("/b")), manifest, size_bytes: 0, manifest_sha256: None }
     }
 
     /// Two chains: a full each day on the 1st and 2nd, incrementals every 6 hours.

@@ -289,6 +289,8 @@ impl Bench {
             let restore = self.runs("s3-chain-restore", "restore of the chain from S3", None);
             let reads = self.runs("s3-chain-reads", "100 random documents read from the chain in S3", None);
             rows.push(Row::ratio("100 documents read from the chain in S3 / its restore", &seconds(&reads), &seconds(&restore), "<= 0.01"));
+            let floor = sample(&reads, |o| o.value("floor_seconds"));
+            rows.push(Row::ratio("the S3 server's floor: 100 bare ranged GETs / the restore", &floor, &seconds(&restore), "(information)"));
         }
     }
 }

@@ -313,7 +313,11 @@ impl Phase<'_> {
         let one_by_one = Instant::now();
         let mut reader = rookery::browse::open(&location, rookery::browse::PointChoice::default()).expect("the chain opens");
         check(wanted.iter().map(|id| rookery::browse::get(&mut reader, id).expect("reads")).collect());
-        outcome.with("one_by_one_seconds", one_by_one.elapsed().as_secs_f64())
+        let outcome = outcome.with("one_by_one_seconds", one_by_one.elapsed().as_secs_f64());
+        match s3_endpoint {
+            Some(_) => outcome.with("floor_seconds", ranged_gets_floor(&reader, x)),
+            None => outcome,
+        }
     }
 
     /// Folds a copy of the chain (the copy is not timed) into one set.
@@ -336,4 +340,28 @@ impl Phase<'_> {
 
 fn snapshot(copy_files: bool) -> BackupOptions {
     BackupOptions { backup_type: BackupType::Snapshot, copy_files, ..Default::default() }
+}
+
+/// The storage server's own floor for what 100 documents need at least:
+/// 100 ranged `GET`s of a frame's size (8 KiB) at random offsets of the
+/// chain's largest documents file, 16 at a time as the reader sends them,
+/// with no index read, no check and no decoding. In seconds.
+fn ranged_gets_floor(reader: &rookery::browse::PointReader, mut x: u64) -> f64 {
+    const LEN: u64 = 8 * 1024;
+    let set = reader.chain().first().expect("a chain");
+    let file = set.manifest.files.iter().max_by_key(|f| f.size).expect("a file");
+    let offsets: Vec<u64> = (0..100)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % file.size.saturating_sub(LEN).max(1)
+        })
+        .collect();
+    let started = Instant::now();
+    let read = rookery::backup::concurrent::map(&offsets, rookery::backup::concurrent::OBJECT_WORKERS, |&o| {
+        set.read_range(&file.name, o, LEN.min(file.size)).map(|b| b.len())
+    });
+    assert!(read.iter().all(Result::is_ok), "every ranged GET answers");
+    started.elapsed().as_secs_f64()
 }
