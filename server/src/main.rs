@@ -1,5 +1,8 @@
 //! `rookery-server`: serves the REST API and the studio, or restores (see `--help`).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! `rookery-backup`: start a backup through the REST API and follow it, or
 //! list and verify a backup location offline.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
 //! `rookery-smuggler`: export a database to a `.rookerydump`, import one, or
 //! stream one server's database into another's without a file.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -6,6 +6,9 @@
 //!
 //! `cargo run --release -p server --bin rookery-bench -- --documents 1000000`
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod continuous;
 mod measures;
 mod phase;
