@@ -39,7 +39,7 @@ use super::target::{commit_set, database_encryption, FileSink, Target};
 use crate::failpoint;
 use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
 use crate::storage::record::decode_header;
-use crate::storage::StoreSnapshot;
+use crate::storage::{Foreground, StoreSnapshot};
 use rookery_types::STATUS_DOCUMENT_IDS;
 
 /// A data file is closed and a new one started after this many uncompressed bytes.
@@ -63,6 +63,7 @@ pub(super) fn write_set(
     let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
     let mut files = FileSet::new(target, &prepared.set_id, reporter, cancel, prepared.set_key.as_ref().map(|k| k.key.clone()));
     files.pace = prepared.max_bytes_per_second.map(Pace::new);
+    files.foreground = Some(prepared.database.store().foreground());
 
     // Steps 2 and 3: every record from the snapshot.
     let (documents, deletions) = match prepared.kind {
@@ -181,7 +182,19 @@ pub(super) struct FileSet<'a> {
     /// `MaxBytesPerSecond`, checked every [`PACE_STEP`] bytes.
     pub(super) pace: Option<Pace>,
     paced_at: u64,
+    /// The database's writes, which the reading of documents yields to.
+    pub(super) foreground: Option<Foreground>,
+    yielded_at: u64,
 }
+
+/// While clients write, the documents' reading pauses [`YIELD_PAUSE`]
+/// after every [`YIELD_STEP`] bytes read: a client's write first reads the
+/// document's current version, and on a disk with no I/O scheduler it
+/// queues behind whatever the backup has in flight. Without writes in the
+/// last [`BUSY_WINDOW`] the backup reads flat out.
+const YIELD_STEP: u64 = 1024 * 1024;
+const YIELD_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+const BUSY_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How often (in bytes written) a paced backup checks its rate.
 const PACE_STEP: u64 = 256 * 1024;
@@ -194,7 +207,32 @@ impl<'a> FileSet<'a> {
         cancel: &'a CancelToken,
         set_key: Option<crate::crypto::Key>,
     ) -> Self {
-        Self { target, set_id, cancel, reporter, finished: Vec::new(), bytes_done: 0, documents_done: 0, set_key, pace: None, paced_at: 0 }
+        Self {
+            target,
+            set_id,
+            cancel,
+            reporter,
+            finished: Vec::new(),
+            bytes_done: 0,
+            documents_done: 0,
+            set_key,
+            pace: None,
+            paced_at: 0,
+            foreground: None,
+            yielded_at: 0,
+        }
+    }
+
+    /// Pauses after every [`YIELD_STEP`] of `read` bytes while clients write.
+    fn yield_to_writes(&mut self, read: u64) {
+        let Some(foreground) = &self.foreground else { return };
+        if read < self.yielded_at + YIELD_STEP && read >= self.yielded_at {
+            return;
+        }
+        self.yielded_at = read;
+        if foreground.wrote_within(BUSY_WINDOW) {
+            std::thread::sleep(YIELD_PAUSE);
+        }
     }
 
     /// The files written, and their bytes.
@@ -378,6 +416,7 @@ impl DocumentFiles {
         }
         let current = files.bytes_done + self.sink.written();
         files.reporter.progress(files.documents_done, current);
+        files.yield_to_writes(self.sink.raw_bytes());
         if let Some(pace) = files.pace {
             if current >= files.paced_at + PACE_STEP {
                 files.paced_at = current;

@@ -48,7 +48,8 @@ pub struct PointChoice<'a> {
 /// `BrokenChain`, key errors); `InvalidRequest` for a chain without an id
 /// index (a snapshot set, or sets older than format 4).
 pub fn open(location: &Location, choice: PointChoice<'_>) -> Result<PointReader, RestoreError> {
-    let planned = plan_reads(location, ChainChoice { up_to: choice.up_to, database: choice.database }, choice.encryption_key, choice.secret)?;
+    let planned =
+        plan_reads(location, ChainChoice { up_to: choice.up_to, database: choice.database }, choice.encryption_key, choice.secret)?;
     let base = match planned.chain.first() {
         Some(first) if first.manifest.kind == crate::backup::SetKind::Snapshot => {
             Some(point::SnapshotBase::build(&planned, choice.scratch)?)

@@ -285,10 +285,19 @@ impl Job {
 }
 
 /// Jobs yield the CPU to the requests the database keeps serving: the
-/// calling thread (and the compression threads it starts) get the lowest
-/// scheduling priority (niceness 19 on Linux).
+/// calling thread (and every thread it starts: compression, reading ahead)
+/// runs under Linux's `SCHED_IDLE` policy, so it gets a core only while no
+/// request wants it and a waking request takes the core back at once
+/// (niceness 19 alone still lets a job hold a core for a time slice of
+/// several milliseconds, which is what a request's p99 felt). Where the
+/// policy cannot be set, the lowest niceness.
 fn lower_priority() {
-    if let Err(e) = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min) {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    if thread_priority::set_thread_priority_and_policy(thread_priority::thread_native_id(), ThreadPriority::Min, idle).is_ok() {
+        return;
+    }
+    if let Err(e) = thread_priority::set_current_thread_priority(ThreadPriority::Min) {
         tracing::debug!(error = ?e, "cannot lower a job thread's priority");
     }
 }

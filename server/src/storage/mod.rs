@@ -13,4 +13,4 @@ pub use catalog::{Catalog, DatabaseHandle, JobHold, RestoreReservation};
 pub use digest::ContentDigest;
 pub use error::StorageError;
 pub use record::Record;
-pub use store::{DocumentStore, Durability, PutOutcome, ReadBack, StoreSnapshot};
+pub use store::{DocumentStore, Durability, Foreground, PutOutcome, ReadBack, StoreSnapshot};

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
@@ -86,6 +86,39 @@ pub struct DocumentStore {
     /// The database key of an encrypted database, once unlocked.
     key: std::sync::OnceLock<Key>,
     encrypted: std::sync::atomic::AtomicBool,
+    foreground: Foreground,
+}
+
+/// When a database last took a client's write: background work (a backup
+/// reading every document) yields the disk while writes arrive.
+#[derive(Debug, Clone)]
+pub struct Foreground {
+    base: std::time::Instant,
+    /// Microseconds after `base` of the last write, plus one (0: none yet).
+    last_write: Arc<AtomicU64>,
+}
+
+impl Foreground {
+    fn new() -> Self {
+        Self { base: std::time::Instant::now(), last_write: Arc::new(AtomicU64::new(0)) }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn note_write(&self) {
+        self.last_write.store(self.now().saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Whether a write began within the last `window`.
+    #[must_use]
+    pub fn wrote_within(&self, window: std::time::Duration) -> bool {
+        match self.last_write.load(Ordering::Relaxed) {
+            0 => false,
+            last => self.now().saturating_sub(last - 1) < u64::try_from(window.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 impl std::fmt::Debug for DocumentStore {
@@ -172,7 +205,14 @@ impl DocumentStore {
             sync_lock: Mutex::new(()),
             key: std::sync::OnceLock::new(),
             encrypted: std::sync::atomic::AtomicBool::new(encrypted),
+            foreground: Foreground::new(),
         })
+    }
+
+    /// When this database last took a write (see [`Foreground`]).
+    #[must_use]
+    pub fn foreground(&self) -> Foreground {
+        self.foreground.clone()
     }
 
     /// Whether document bodies are encrypted at rest.
@@ -289,6 +329,7 @@ impl DocumentStore {
     /// `InvalidId`, `ConcurrencyConflict`, storage errors.
     pub fn put(&self, id: &str, body: &[u8], if_match: Option<u64>) -> Result<PutOutcome, StorageError> {
         validate_client_id(id)?;
+        self.foreground.note_write();
         self.write_document(id, body, if_match.map_or(Expect::Any, Expect::Etag))
     }
 
@@ -298,6 +339,7 @@ impl DocumentStore {
     /// `ConcurrencyConflict` when it exists; as [`DocumentStore::put`].
     pub fn create(&self, id: &str, body: &[u8]) -> Result<PutOutcome, StorageError> {
         validate_client_id(id)?;
+        self.foreground.note_write();
         self.write_document(id, body, Expect::Absent)
     }
 
@@ -365,6 +407,7 @@ impl DocumentStore {
     /// `NotFound`, `ConcurrencyConflict`, storage errors.
     pub fn delete(&self, id: &str, if_match: Option<u64>) -> Result<u64, StorageError> {
         validate_client_id(id)?;
+        self.foreground.note_write();
         let etag = {
             let mut state = self.lock_writer();
             let Some((current, size, old_term)) = self.current(id)? else {
@@ -957,6 +1000,19 @@ mod tests {
         assert!(store.get("users/1").expect("get").is_none());
         assert_eq!(store.document_count(), 0);
         assert!(matches!(store.delete("users/1", None), Err(StorageError::NotFound)));
+    }
+
+    #[test]
+    fn a_client_s_write_marks_the_foreground_busy_and_the_server_s_own_does_not() {
+        let (_dir, store) = store();
+        let foreground = store.foreground();
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(!foreground.wrote_within(hour), "no write yet");
+        store.put_server_owned("Raven/Backup/Status", b"{}").expect("a status document");
+        assert!(!foreground.wrote_within(hour), "a job's own status is not a client's write");
+        store.put("a", b"{}", None).expect("put");
+        assert!(foreground.wrote_within(hour));
+        assert!(!foreground.wrote_within(std::time::Duration::ZERO), "nothing is within no time");
     }
 
     #[test]
