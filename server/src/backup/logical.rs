@@ -33,13 +33,13 @@ use super::format::{
 };
 use super::frames::{self, FramedWriter};
 use super::location::io_error;
-use super::prepare::{BackupSummary, Pace, PreparedBackup};
+use super::prepare::{BackupSummary, Pace, PreparedBackup, YieldToWrites};
 use super::sealed::ChunkSealer;
 use super::target::{commit_set, database_encryption, FileSink, Target};
 use crate::failpoint;
 use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
 use crate::storage::record::decode_header;
-use crate::storage::{Foreground, StoreSnapshot};
+use crate::storage::StoreSnapshot;
 use rookery_types::STATUS_DOCUMENT_IDS;
 
 /// A data file is closed and a new one started after this many uncompressed bytes.
@@ -63,7 +63,7 @@ pub(super) fn write_set(
     let from_etag = prepared.base.as_ref().map_or(0, |b| b.to_etag);
     let mut files = FileSet::new(target, &prepared.set_id, reporter, cancel, prepared.set_key.as_ref().map(|k| k.key.clone()));
     files.pace = prepared.max_bytes_per_second.map(Pace::new);
-    files.foreground = Some(prepared.database.store().foreground());
+    files.yielder = Some(YieldToWrites::new(prepared.database.store().foreground()));
 
     // Steps 2 and 3: every record from the snapshot.
     let (documents, deletions) = match prepared.kind {
@@ -182,19 +182,9 @@ pub(super) struct FileSet<'a> {
     /// `MaxBytesPerSecond`, checked every [`PACE_STEP`] bytes.
     pub(super) pace: Option<Pace>,
     paced_at: u64,
-    /// The database's writes, which the reading of documents yields to.
-    pub(super) foreground: Option<Foreground>,
-    yielded_at: u64,
+    /// Yields the documents' reading to clients' writes.
+    pub(super) yielder: Option<YieldToWrites>,
 }
-
-/// While clients write, the documents' reading pauses [`YIELD_PAUSE`]
-/// after every [`YIELD_STEP`] bytes read: a client's write first reads the
-/// document's current version, and on a disk with no I/O scheduler it
-/// queues behind whatever the backup has in flight. Without writes in the
-/// last [`BUSY_WINDOW`] the backup reads flat out.
-const YIELD_STEP: u64 = 1024 * 1024;
-const YIELD_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
-const BUSY_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How often (in bytes written) a paced backup checks its rate.
 const PACE_STEP: u64 = 256 * 1024;
@@ -218,20 +208,7 @@ impl<'a> FileSet<'a> {
             set_key,
             pace: None,
             paced_at: 0,
-            foreground: None,
-            yielded_at: 0,
-        }
-    }
-
-    /// Pauses after every [`YIELD_STEP`] of `read` bytes while clients write.
-    fn yield_to_writes(&mut self, read: u64) {
-        let Some(foreground) = &self.foreground else { return };
-        if read < self.yielded_at + YIELD_STEP && read >= self.yielded_at {
-            return;
-        }
-        self.yielded_at = read;
-        if foreground.wrote_within(BUSY_WINDOW) {
-            std::thread::sleep(YIELD_PAUSE);
+            yielder: None,
         }
     }
 
@@ -291,6 +268,9 @@ impl<'a> FileSet<'a> {
             let (id, raw) = item?;
             if is_status(&id) {
                 continue;
+            }
+            if let Some(y) = &mut self.yielder {
+                y.read((id.len() + raw.len()) as u64);
             }
             let (etag, modified_ms) = decode_header(&raw)?;
             let body = raw[crate::storage::record::HEADER_LEN..].to_vec();
@@ -416,7 +396,6 @@ impl DocumentFiles {
         }
         let current = files.bytes_done + self.sink.written();
         files.reporter.progress(files.documents_done, current);
-        files.yield_to_writes(self.sink.raw_bytes());
         if let Some(pace) = files.pace {
             if current >= files.paced_at + PACE_STEP {
                 files.paced_at = current;

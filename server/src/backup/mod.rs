@@ -26,4 +26,4 @@ pub mod target;
 pub use error::BackupError;
 pub use format::SetKind;
 pub use handle::BackupHandle;
-pub use prepare::{prepare, BackupOptions, BackupSummary, BaseSet, Pace, PreparedBackup};
+pub use prepare::{prepare, BackupOptions, BackupSummary, BaseSet, Pace, PreparedBackup, YieldToWrites, Yielding};

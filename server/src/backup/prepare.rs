@@ -9,7 +9,7 @@ use super::format::new_set_id;
 use super::format::SetKind;
 use super::location;
 use super::sealed;
-use crate::storage::DatabaseHandle;
+use crate::storage::{DatabaseHandle, Foreground};
 
 /// What to back up and where.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +62,65 @@ impl Pace {
         if due > elapsed {
             std::thread::sleep(due - elapsed);
         }
+    }
+}
+
+/// Background reading that yields the disk to clients' writes: after every
+/// [`YIELD_STEP`] bytes read, it pauses [`YIELD_PAUSE`] when a client wrote
+/// to the database within [`BUSY_WINDOW`]. A client's write reads the
+/// document's current version first, and on a disk without an I/O
+/// scheduler it would queue behind whatever the backup has in flight; with
+/// no writes, the backup reads flat out.
+#[derive(Debug, Clone)]
+pub struct YieldToWrites {
+    foreground: Foreground,
+    read: u64,
+}
+
+/// See [`YieldToWrites`].
+pub const YIELD_STEP: u64 = 1024 * 1024;
+/// See [`YieldToWrites`].
+pub const YIELD_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+/// See [`YieldToWrites`].
+pub const BUSY_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl YieldToWrites {
+    #[must_use]
+    pub fn new(foreground: Foreground) -> Self {
+        Self { foreground, read: 0 }
+    }
+
+    /// Counts `bytes` read, pausing after every [`YIELD_STEP`] while clients write.
+    pub fn read(&mut self, bytes: u64) {
+        self.read += bytes;
+        if self.read >= YIELD_STEP {
+            self.read = 0;
+            if self.foreground.wrote_within(BUSY_WINDOW) {
+                std::thread::sleep(YIELD_PAUSE);
+            }
+        }
+    }
+}
+
+/// A reader that yields to clients' writes as it reads (see [`YieldToWrites`]).
+pub struct Yielding<R> {
+    inner: R,
+    yielder: Option<YieldToWrites>,
+}
+
+impl<R> Yielding<R> {
+    pub fn new(inner: R, yielder: Option<YieldToWrites>) -> Self {
+        Self { inner, yielder }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Yielding<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(y) = &mut self.yielder {
+            y.read(n as u64);
+        }
+        Ok(n)
     }
 }
 

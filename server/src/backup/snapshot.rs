@@ -23,10 +23,11 @@ use super::format::{FileContent, HashingWriter, Manifest, ManifestFile, SetKind,
 use super::location::io_error;
 use super::sealed::ChunkSealer;
 use super::target::{commit_set, database_encryption, Target};
-use super::{BackupError, BackupSummary, PreparedBackup};
+use super::{BackupError, BackupSummary, PreparedBackup, YieldToWrites, Yielding};
 use crate::failpoint;
 use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
 use crate::storage::files::{self, PinnedFile, STORAGE_FORMAT};
+use crate::storage::Foreground;
 
 /// Forgets every kept hash (the benchmark measures a first snapshot with none).
 pub fn forget_hashes() {
@@ -119,8 +120,8 @@ pub(super) fn write_set(
     if !to_hash.is_empty() {
         let linked: Vec<(PathBuf, &PinnedFile)> =
             to_hash.iter().map(|&i| (staging.0.join(&pinned.files[i].name), &pinned.files[i])).collect();
-        let hashes =
-            hash_linked_all(&linked).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot hash the linked files: {m}"))))?;
+        let hashes = hash_linked_all(&linked, &store.foreground())
+            .map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot hash the linked files: {m}"))))?;
         for (&i, sha) in to_hash.iter().zip(hashes) {
             shipped[i] = Some((pinned.files[i].size, sha));
         }
@@ -216,7 +217,7 @@ pub(super) fn write_set(
 
 /// [`hash_linked`] of every file, on as many threads as there are cores
 /// (at most 4): a first snapshot reads every table once, at disk speed.
-fn hash_linked_all(files: &[(PathBuf, &PinnedFile)]) -> std::io::Result<Vec<String>> {
+fn hash_linked_all(files: &[(PathBuf, &PinnedFile)], foreground: &Foreground) -> std::io::Result<Vec<String>> {
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).clamp(1, 4);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Mutex<Option<std::io::Result<String>>>> = files.iter().map(|_| Mutex::new(None)).collect();
@@ -225,7 +226,7 @@ fn hash_linked_all(files: &[(PathBuf, &PinnedFile)]) -> std::io::Result<Vec<Stri
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some((path, file)) = files.get(i) else { break };
-                let result = hash_linked(path, file);
+                let result = hash_linked(path, file, foreground);
                 let failed = result.is_err();
                 *results[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
                 if failed {
@@ -245,8 +246,9 @@ fn hash_linked_all(files: &[(PathBuf, &PinnedFile)]) -> std::io::Result<Vec<Stri
 }
 
 /// The SHA-256 of a file linked into the set: remembered for immutable
-/// files, read otherwise (and the file fsynced: the pin's own copies).
-fn hash_linked(path: &Path, file: &PinnedFile) -> std::io::Result<String> {
+/// files, read otherwise (and the file fsynced: the pin's own copies),
+/// yielding the disk to clients' writes as it reads.
+fn hash_linked(path: &Path, file: &PinnedFile, foreground: &Foreground) -> std::io::Result<String> {
     let meta = std::fs::metadata(path)?;
     if file.shared {
         if let Some(sha) = super::kept_hashes::get(&meta) {
@@ -257,7 +259,7 @@ fn hash_linked(path: &Path, file: &PinnedFile) -> std::io::Result<String> {
     if !file.shared {
         handle.sync_all()?;
     }
-    let sha = super::format::sha256_reader(handle)?;
+    let sha = super::format::sha256_reader(Yielding::new(handle, Some(YieldToWrites::new(foreground.clone()))))?;
     if file.shared {
         super::kept_hashes::remember(&meta, &sha);
     }
