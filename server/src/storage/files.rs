@@ -107,6 +107,10 @@ pub struct PinnedState {
 /// With `flush`, the memtables are always flushed first (a snapshot shipped
 /// off-site, whose tables are stored once per location: the journals, sent
 /// whole each time, then hold only what was written during the pin).
+/// Whatever `flush` says, the pinned copy itself ends with its memtables
+/// flushed into tables of its own and one empty journal: a restore of the
+/// set then opens at once instead of replaying up to a journal's worth of
+/// writes (fjall rotates its journal only at 64 MiB).
 pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned, StorageError> {
     // Not needed for consistency; for speed: the tables are linked for free,
     // the journals are copied and replayed, so long journals are flushed
@@ -120,7 +124,7 @@ pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned,
         }
         std::fs::create_dir_all(staging)?;
         if try_pin(store, staging)? {
-            let state = settle(staging, flush)?;
+            let state = settle(staging)?;
             let files = list(staging)?;
             return Ok(Pinned { files, state, retries: attempt });
         }
@@ -217,11 +221,12 @@ fn try_pin(store: &DocumentStore, staging: &Path) -> Result<bool, StorageError> 
 /// the copy caught half-written, if any), removes the server's status
 /// documents from it, and reads what it holds.
 ///
-/// With `flush`, the copy's memtables are flushed into tables too and its
-/// journals, all then redundant, are replaced by an empty one (see
-/// [`empty_journals`]): what ships is tables, stored once per location, and
-/// a journal of nothing, instead of every write since the journal began.
-fn settle(staging: &Path, flush: bool) -> Result<PinnedState, StorageError> {
+/// Then the copy's memtables are flushed into tables too and its journals,
+/// all then redundant, are replaced by an empty one (see
+/// [`empty_journals`]): what ships is tables (stored once per location in
+/// object storage) and a journal of nothing, instead of every write since
+/// the journal began, and a restore opens without replaying them.
+fn settle(staging: &Path) -> Result<PinnedState, StorageError> {
     let copy = DocumentStore::open(staging, Durability::Os)?;
     // By key (an encrypted database's bodies cannot be opened here).
     let view = copy.snapshot();
@@ -233,15 +238,11 @@ fn settle(staging: &Path, flush: bool) -> Result<PinnedState, StorageError> {
     }
     copy.persist()?;
     let state = PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() };
-    if flush {
-        copy.flush_memtables()?;
-        copy.persist()?;
-    }
+    copy.flush_memtables()?;
+    copy.persist()?;
     drop(copy);
-    if flush {
-        if let Err(e) = empty_journals(staging, &state) {
-            tracing::warn!(error = %e, "the snapshot keeps its journals: they could not be emptied");
-        }
+    if let Err(e) = empty_journals(staging, &state) {
+        tracing::warn!(error = %e, "the snapshot keeps its journals: they could not be emptied");
     }
     Ok(state)
 }
