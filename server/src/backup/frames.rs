@@ -216,9 +216,20 @@ pub fn sha256_of(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// The thread that compresses frames: where raw frames go, and its end
+/// What the frame thread is given: records to compress into a frame, or a
+/// frame already compressed (copied from another set) with its SHA-256.
+enum Chunk {
+    Raw(Vec<u8>),
+    Compressed(Vec<(Vec<u8>, [u8; 32])>),
+}
+
+/// Copied frames are handed to the frame thread this many bytes at a time
+/// (one wake-up of the thread per batch, not per frame).
+const COPY_BATCH_BYTES: usize = 1024 * 1024;
+
+/// The thread that compresses frames: where frames go, and its end
 /// (the documents file's writer and the table of its frames).
-type Worker<W> = (SyncSender<Vec<u8>>, JoinHandle<io::Result<(W, Vec<FrameRef>)>>);
+type Worker<W> = (SyncSender<Chunk>, JoinHandle<io::Result<(W, Vec<FrameRef>)>>);
 
 /// Writes a documents file as frames, its index blocks and its top.
 ///
@@ -231,6 +242,9 @@ pub struct FramedWriter<W: Write + Send + 'static, X: Write> {
     index_written: u64,
     compressor: zstd::bulk::Compressor<'static>,
     raw: Vec<u8>,
+    /// Copied frames not yet handed to the frame thread, and their bytes.
+    copied: Vec<(Vec<u8>, [u8; 32])>,
+    copied_bytes: usize,
     frames: u32,
     block: Vec<u8>,
     block_ids: (String, String),
@@ -248,19 +262,28 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
     /// zstd initialisation errors.
     pub fn new(data: W, index: X, level: i32) -> io::Result<Self> {
         let written = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = sync_channel::<Vec<u8>>(2);
+        let (tx, rx) = sync_channel::<Chunk>(2);
         let counter = written.clone();
         let handle = std::thread::Builder::new().name("backup-frames".into()).spawn(move || {
             let mut data = data;
             let mut compressor = zstd::bulk::Compressor::new(level)?;
             let mut frames = Vec::new();
             let mut offset = 0u64;
-            for raw in rx {
-                let compressed = compressor.compress(&raw)?;
-                data.write_all(&compressed)?;
-                let len = u32::try_from(compressed.len()).map_err(|_| invalid("a frame over 4 GiB"))?;
-                frames.push(FrameRef { offset, len, sha256: sha256_of(&compressed) });
-                offset += u64::from(len);
+            for chunk in rx {
+                let batch = match chunk {
+                    Chunk::Raw(raw) => {
+                        let compressed = compressor.compress(&raw)?;
+                        let sha256 = sha256_of(&compressed);
+                        vec![(compressed, sha256)]
+                    }
+                    Chunk::Compressed(frames) => frames,
+                };
+                for (compressed, sha256) in batch {
+                    data.write_all(&compressed)?;
+                    let len = u32::try_from(compressed.len()).map_err(|_| invalid("a frame over 4 GiB"))?;
+                    frames.push(FrameRef { offset, len, sha256 });
+                    offset += u64::from(len);
+                }
                 counter.store(offset, Ordering::Relaxed);
             }
             Ok((data, frames))
@@ -272,6 +295,8 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
             index_written: 0,
             compressor: zstd::bulk::Compressor::new(level)?,
             raw: Vec::with_capacity(FRAME_RAW_BYTES + 4096),
+            copied: Vec::new(),
+            copied_bytes: 0,
             frames: 0,
             block: Vec::new(),
             block_ids: (String::new(), String::new()),
@@ -312,35 +337,90 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         let before = self.raw.len();
         encode_record(record, &mut self.raw)?;
         self.raw_bytes += (self.raw.len() - before) as u64;
-        put_str(&mut self.block, id);
-        self.block.extend_from_slice(&etag.to_le_bytes());
-        self.block.extend_from_slice(&modified_ms.to_le_bytes());
-        self.block.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        self.block.extend_from_slice(&self.frames.to_le_bytes());
-        if self.block_count == 0 {
-            self.block_ids.0.clone_from(id);
-        }
-        self.block_ids.1.clone_from(id);
-        self.block_count += 1;
-        self.records += 1;
-        self.last_id = Some(id.clone());
-        if self.block_count as usize >= BLOCK_ENTRIES {
-            self.flush_block()?;
-        }
+        self.index_entry(id, *etag, *modified_ms, body.len() as u32)?;
         if self.raw.len() >= FRAME_RAW_BYTES {
             self.flush_frame()?;
         }
         Ok(())
     }
 
+    /// Appends a whole frame of another documents file as it is, without
+    /// decompressing it: `compressed` is the frame, `sha256` its checksum
+    /// (already checked against the bytes), `entries` its documents as that
+    /// file's index lists them. The records gathered before it become a
+    /// frame of their own first.
+    ///
+    /// # Errors
+    /// I/O errors; entries out of id order, or a frame of no documents.
+    pub fn copy_frame(&mut self, compressed: Vec<u8>, sha256: [u8; 32], entries: &[IndexEntry]) -> io::Result<()> {
+        if entries.is_empty() {
+            return Err(invalid("a copied frame holds no documents"));
+        }
+        if !self.raw.is_empty() {
+            self.flush_frame()?;
+        }
+        for entry in entries {
+            if self.last_id.as_deref().is_some_and(|last| last >= entry.id.as_str()) {
+                return Err(invalid("documents must be written in id order"));
+            }
+            // As `encode_record` lays a document out: tag, id, etag, time, length, body.
+            self.raw_bytes += (1 + 4 + entry.id.len() + 8 + 8 + 4) as u64 + u64::from(entry.size);
+            self.index_entry(&entry.id, entry.etag, entry.modified_ms, entry.size)?;
+        }
+        self.copied_bytes += compressed.len();
+        self.copied.push((compressed, sha256));
+        self.frames += 1;
+        if self.copied_bytes >= COPY_BATCH_BYTES {
+            self.send_copied()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the copied frames gathered to the frame thread.
+    fn send_copied(&mut self) -> io::Result<()> {
+        if self.copied.is_empty() {
+            return Ok(());
+        }
+        self.copied_bytes = 0;
+        let batch = std::mem::take(&mut self.copied);
+        self.send(Chunk::Compressed(batch))
+    }
+
+    /// One document's entry in the index, in the frame being gathered.
+    fn index_entry(&mut self, id: &str, etag: u64, modified_ms: i64, size: u32) -> io::Result<()> {
+        put_str(&mut self.block, id);
+        self.block.extend_from_slice(&etag.to_le_bytes());
+        self.block.extend_from_slice(&modified_ms.to_le_bytes());
+        self.block.extend_from_slice(&size.to_le_bytes());
+        self.block.extend_from_slice(&self.frames.to_le_bytes());
+        if self.block_count == 0 {
+            id.clone_into(&mut self.block_ids.0);
+        }
+        id.clone_into(&mut self.block_ids.1);
+        self.block_count += 1;
+        self.records += 1;
+        self.last_id = Some(id.to_string());
+        if self.block_count as usize >= BLOCK_ENTRIES {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
     fn flush_frame(&mut self) -> io::Result<()> {
+        // Frames reach the file in the order they are numbered.
+        self.send_copied()?;
         let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(FRAME_RAW_BYTES + 4096));
-        let sent = self.worker.as_ref().is_some_and(|(tx, _)| tx.send(raw).is_ok());
+        self.send(Chunk::Raw(raw))?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn send(&mut self, chunk: Chunk) -> io::Result<()> {
+        let sent = self.worker.as_ref().is_some_and(|(tx, _)| tx.send(chunk).is_ok());
         if !sent {
             // The worker stopped on an error: it is returned by `finish`.
             return Err(self.stop_worker().err().unwrap_or_else(|| invalid("the frame writer stopped")));
         }
-        self.frames += 1;
         Ok(())
     }
 

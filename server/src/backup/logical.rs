@@ -174,7 +174,7 @@ pub(super) struct FileSet<'a> {
     target: &'a Target,
     set_id: &'a str,
     cancel: &'a CancelToken,
-    reporter: &'a mut StatusReporter,
+    pub(super) reporter: &'a mut StatusReporter,
     finished: Vec<ManifestFile>,
     bytes_done: u64,
     documents_done: u64,
@@ -385,9 +385,31 @@ impl DocumentFiles {
         files.check_cancel()?;
         let name = &self.name;
         self.sink.write(&record).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
-        self.count += 1;
-        files.documents_done += 1;
         failpoint::hit("backup.document");
+        self.written(files, 1)
+    }
+
+    /// Writes a frame of another set's documents file as it is (see
+    /// [`FramedWriter::copy_frame`]); its documents come after those written.
+    pub(super) fn push_frame(
+        &mut self,
+        files: &mut FileSet<'_>,
+        compressed: Vec<u8>,
+        sha256: [u8; 32],
+        entries: &[frames::IndexEntry],
+    ) -> Result<(), BackupError> {
+        files.check_cancel()?;
+        let name = &self.name;
+        self.sink
+            .copy_frame(compressed, sha256, entries)
+            .map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+        self.written(files, entries.len() as u64)
+    }
+
+    /// After `documents` were written: the next file when this one is full, progress, pace.
+    fn written(&mut self, files: &mut FileSet<'_>, documents: u64) -> Result<(), BackupError> {
+        self.count += documents;
+        files.documents_done += documents;
         if self.sink.raw_bytes() >= FILE_SPLIT_BYTES {
             let next = format!("documents-{:04}.zst", self.index + 1);
             let full = std::mem::replace(&mut self.sink, files.open_documents(&next)?);

@@ -520,16 +520,7 @@ pub(crate) fn read_file(
     let unreadable = |e: std::io::Error| -> RestoreError {
         io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
     };
-    let file = set.open(name).map_err(unreadable)?;
-    let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, file));
-    let under = match source.key {
-        Some(key) => SetReader::Sealed(ChunkOpener::new(
-            hashing,
-            key.clone(),
-            &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
-        )),
-        None => SetReader::Plain(hashing),
-    };
+    let under = open_plain(source, name).map_err(unreadable)?;
     let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
     // A record the caller refuses (out of order, of the wrong kind) may come
     // from damaged bytes that still decode: the rest of the file is hashed
@@ -551,6 +542,25 @@ pub(crate) fn read_file(
     }
     decoded?;
     Ok(size)
+}
+
+/// One file of a set as its plaintext (opened with the set key when the set
+/// is encrypted), hashing the stored bytes as they are read: its
+/// `into_hashing().finish()` gives the size and SHA-256 to check against the manifest.
+///
+/// # Errors
+/// The storage's errors.
+pub(crate) fn open_plain(source: &Source<'_>, name: &str) -> std::io::Result<SetReader<BufReader<Box<dyn std::io::Read + Send>>>> {
+    let set = source.set;
+    let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, set.open(name)?));
+    Ok(match source.key {
+        Some(key) => SetReader::Sealed(ChunkOpener::new(
+            hashing,
+            key.clone(),
+            &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
+        )),
+        None => SetReader::Plain(hashing),
+    })
 }
 
 /// The credential entries of a system database set, checked: only users and
@@ -604,7 +614,7 @@ fn check_digest(store: &DocumentStore, set: &StoredSet, whose: &str) -> Result<(
     Ok(())
 }
 
-pub(super) fn corrupt(set: &StoredSet, name: &str, why: &str) -> RestoreError {
+pub(crate) fn corrupt(set: &StoredSet, name: &str, why: &str) -> RestoreError {
     BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id)).into()
 }
 

@@ -296,7 +296,7 @@ fn a_server_killed_mid_restore_shows_no_half_database_and_the_restore_runs_again
     assert!(s.all_docs("/databases/Half") == states[2].1);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("reads").flatten() {
         let target = to.join(entry.file_name());

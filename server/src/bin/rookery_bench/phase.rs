@@ -15,7 +15,7 @@ use rookery_types::{BackupType, RestoreRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::system::{drop_caches, du, peak_rss};
-use crate::workload::{change_one_percent, doc_body, doc_id, rest_load, write_load, DATABASE};
+use crate::workload::{change_one_percent, change_one_percent_in_runs, doc_body, doc_id, rest_load, write_load, DATABASE};
 use crate::Args;
 
 /// What a phase reports.
@@ -93,8 +93,10 @@ impl Phase<'_> {
             "continuous" => crate::continuous::run(&self.rookery, self.args),
             "rest-writes" => self.rest_writes(),
             "chain" => self.chain(),
+            "chain-in-runs" => self.chain_in_runs(),
             "fresh-full" => self.backup("backups-fresh", BackupOptions::default()),
-            "compaction" => self.compaction(),
+            "compaction" => self.compaction("backups-chain", "backups-chain-copies"),
+            "compaction-in-runs" => self.compaction("backups-chain-runs", "backups-chain-runs-copies"),
             "chain-restore" => self.restore(&self.chain_folder(), None),
             "chain-reads" => self.chain_reads(&self.chain_folder(), None),
             "s3-chain-restore" => self.restore(&self.s3_chain(), self.args.s3_endpoint.as_deref()),
@@ -283,6 +285,21 @@ impl Phase<'_> {
         Outcome::timed(started)
     }
 
+    /// A full set and 24 incrementals of 1% each, every one changing 10 runs
+    /// of consecutive ids, in `root/backups-chain-runs` (a folder only).
+    fn chain_in_runs(&self) -> Outcome {
+        let location = self.root.join("backups-chain-runs").display().to_string();
+        let started = Instant::now();
+        for round in 0..25u64 {
+            if round > 0 {
+                change_one_percent_in_runs(&self.rookery, self.args.documents, round);
+            }
+            let options = BackupOptions { location: location.clone(), incremental: round > 0, ..Default::default() };
+            self.rookery.start_backup(DATABASE, options).expect("starts").wait().expect("a set of the chain");
+        }
+        Outcome::timed(started)
+    }
+
     /// 100 documents at random ids read from the chain at its newest point,
     /// without restoring it, as a selective restore reads them: the chain
     /// opened once (its manifests, then its index tops, deletions and small
@@ -326,10 +343,10 @@ impl Phase<'_> {
         }
     }
 
-    /// Folds a copy of the chain (the copy is not timed) into one set.
-    fn compaction(&self) -> Outcome {
-        let chain = self.root.join("backups-chain");
-        let copy = PathBuf::from(self.folder("backups-chain-copies", self.run));
+    /// Folds a copy of the chain in `root/<chain>` (the copy is not timed) into one set.
+    fn compaction(&self, chain: &str, copies: &str) -> Outcome {
+        let chain = self.root.join(chain);
+        let copy = PathBuf::from(self.folder(copies, self.run));
         std::fs::create_dir_all(copy.parent().expect("a parent")).expect("creates");
         let status = std::process::Command::new("cp").arg("-r").arg(&chain).arg(&copy).status().expect("cp");
         assert!(status.success(), "the chain is copied");

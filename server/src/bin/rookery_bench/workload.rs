@@ -54,6 +54,23 @@ pub fn change_one_percent(rookery: &Rookery, documents: u64, round: u64) {
     }
 }
 
+/// Rewrites 1% of the documents in 10 runs of consecutive ids (a batch job
+/// touching ranges of orders); where the runs start depends on `round`.
+pub fn change_one_percent_in_runs(rookery: &Rookery, documents: u64, round: u64) {
+    let db = rookery.catalog().get(DATABASE).expect("the bench database");
+    let run = (documents / 1000).max(1);
+    let mut x = 0x2545_F491_4F6C_DD1Du64 ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..10 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let start = x % documents.saturating_sub(run).max(1);
+        for i in start..(start + run).min(documents) {
+            db.store().put(&doc_id(i), &doc_body(i, round + 2), None).expect("put");
+        }
+    }
+}
+
 /// Throughput and p99 latency of a write load.
 pub struct Load {
     pub throughput: f64,

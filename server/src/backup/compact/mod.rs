@@ -42,6 +42,12 @@ use crate::jobs::{CancelToken, StatusReporter};
 use crate::restore::build::{read_file, Source};
 use crate::restore::error::RestoreError;
 use crate::restore::plan::{choose_chain, set_keys, ChainChoice};
+use index::ChangeIndex;
+use merge::Merge;
+
+mod chain;
+mod index;
+mod merge;
 
 /// What a compaction folds and how.
 #[derive(Debug, Clone, Default)]
@@ -122,11 +128,15 @@ pub fn prepare(location: Location, options: &CompactOptions) -> Result<PreparedC
 pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
     // Step 1: every input hashed before anything is written.
     let mut findings = super::location::verify_links(&prepared.chain);
-    for set in &prepared.chain {
+    // Two sets at a time: hashing is what a compaction's first step is.
+    let verified = super::concurrent::map(&prepared.chain, 2, |set| {
         if cancel.is_canceled() {
             return Err(BackupError::Canceled);
         }
-        findings.extend(super::location::verify_set(set, super::location::Depth::Checksums));
+        Ok(super::location::verify_set(set, super::location::Depth::Checksums))
+    });
+    for set in verified {
+        findings.extend(set?);
     }
     if let Some(first) = findings.into_iter().next() {
         return Err(first.into());
@@ -140,13 +150,18 @@ pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel:
         .tempdir()
         .map_err(|e| BackupError::Io(format!("cannot create a temporary folder: {e}")))?;
     let index = ChangeIndex::open(index_dir.path())?;
-    for (set, key) in prepared.chain.iter().zip(&prepared.set_keys).skip(1) {
-        index.replay(&Source { set, key: key.as_ref() }, cancel)?;
+    // Sets of format 4 and later are merged as sorted streams (step 3);
+    // older incrementals, not in id order, are sorted through the index first.
+    let sorted = chain::streams_sorted(&prepared.chain);
+    if !sorted {
+        for (set, key) in prepared.chain.iter().zip(&prepared.set_keys).skip(1) {
+            index.replay(&Source { set, key: key.as_ref() }, cancel)?;
+        }
     }
     failpoint::hit("compact.after_index");
 
     let target = Target::begin(&prepared.location, &prepared.set_id)?;
-    let result = write(prepared, &index, &target, reporter, cancel);
+    let result = write(prepared, &index, sorted, &target, reporter, cancel);
     if result.is_err() {
         target.abort();
     }
@@ -156,6 +171,7 @@ pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel:
 fn write(
     prepared: &PreparedCompaction,
     index: &ChangeIndex,
+    sorted: bool,
     target: &Target,
     reporter: &mut StatusReporter,
     cancel: &CancelToken,
@@ -175,59 +191,48 @@ fn write(
 
     // Step 3: the full set's documents merged with the index, in id order.
     let mut documents = files.documents()?;
-    let mut pending = index.documents_in_order()?.peekable();
     let full_source = Source { set: full, key: full_key };
-    // Writes the index's entries up to `bound` (all, without one); whether
-    // the index holds `bound` itself (then its state replaced the full set's).
-    let mut emit_index_before =
-        |files: &mut FileSet<'_>, documents: &mut super::logical::DocumentFiles, bound: Option<&str>| -> Result<bool, BackupError> {
-            while let Some(next) = pending.peek() {
-                let (id, _) = next.as_ref().map_err(|e| BackupError::Io(e.clone()))?;
-                if bound.is_some_and(|b| id.as_str() > b) {
-                    break;
-                }
-                let (id, state) = pending.next().ok_or_else(|| BackupError::Io("the index ended".into()))?.map_err(BackupError::Io)?;
-                let is_bound = bound == Some(id.as_str());
-                if let State::Document { etag, modified_ms, body } = state {
-                    index.mark_live(&id, etag)?;
-                    documents.push(files, DataRecord::Document { id, etag, modified_ms, body })?;
-                }
-                if is_bound {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
+    let merge = std::thread::scope(|scope| -> Result<_, BackupError> {
+        // Every document state is written out: its (etag, id) goes into the
+        // live log as it is produced, for the change log (step 4).
+        let live = index.live_log();
+        let states: Box<dyn Iterator<Item = Result<(String, index::State), BackupError>> + '_> = if sorted {
+            let streams = chain::ChainStates::open(&prepared.chain[1..], &prepared.set_keys[1..])?;
+            Box::new(chain::in_background(scope, index::Marked::new(streams, live))?)
+        } else {
+            Box::new(index::Marked::new(index.documents_in_order()?.map(|r| r.map_err(BackupError::Io)), live))
         };
-    for file in full.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-        read_file(&full_source, &file.name, &file.sha256, &mut |record| {
-            let DataRecord::Document { id, etag, modified_ms, body } = record else {
-                return Err(BackupError::Corrupt(format!("{}/{}: a non-document record", full.manifest.set_id, file.name)).into());
-            };
-            // Ids before this one from the index, then this id: the index's state wins.
-            if !emit_index_before(&mut files, &mut documents, Some(&id))? {
-                documents.push(&mut files, DataRecord::Document { id, etag, modified_ms, body })?;
-            }
-            Ok(())
-        })?;
-    }
-    emit_index_before(&mut files, &mut documents, None)?;
+        let mut merge = Merge::new(states)?;
+        for file in full.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
+            merge.file(&full_source, file, &mut files, &mut documents)?;
+        }
+        merge.rest(&mut files, &mut documents)?;
+        Ok(merge.finished())
+    })?;
+    files.reporter.message(
+        &format!(
+            "{} frames of the full set copied as they were (no incremental changed them), {} merged with the changes",
+            merge.copied, merge.merged
+        ),
+        Severity::Information,
+    );
     let document_count = documents.finish(&mut files)?;
+    let superseded = merge.superseded;
 
     // Step 4: the change log, in etag order.
     let mut changes = files.open("changes.zst")?;
     let write_error = |e: std::io::Error| BackupError::Io(format!("cannot write changes.zst: {e}"));
     for file in full.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
         read_file(&full_source, &file.name, &file.sha256, &mut |record| {
-            let DataRecord::Change { ref id, .. } = record else {
+            let DataRecord::Change { etag, .. } = record else {
                 return Err(BackupError::Corrupt(format!("{}/{}: a non-change record", full.manifest.set_id, file.name)).into());
             };
-            if !index.touched(id)? {
+            if superseded.binary_search(&etag).is_err() {
                 changes.write(&record).map_err(write_error)?;
             }
             Ok(())
         })?;
     }
-    index.flush_live()?;
     for entry in index.live_by_etag() {
         let (etag, id) = entry?;
         changes.write(&DataRecord::Change { etag, id }).map_err(write_error)?;
@@ -326,214 +331,6 @@ fn encryption(prepared: &PreparedCompaction, new_key: Option<&SetKey>) -> Result
     Ok((!out.is_empty()).then_some(serde_json::Value::Object(out)))
 }
 
-/// A document's state at the chain's end, for an id an incremental touched.
-enum State {
-    Document { etag: u64, modified_ms: i64, body: Vec<u8> },
-    Deleted,
-}
-
-/// An index entry: a tombstone, or where the document's body is in the spill
-/// file, so that the sorted index itself stays small (about 30 bytes an id).
-fn encode_entry(state: &Entry) -> Vec<u8> {
-    match state {
-        Entry::Deleted => vec![b'X'],
-        Entry::Document { etag, modified_ms, offset, len } => {
-            let mut out = Vec::with_capacity(29);
-            out.push(b'D');
-            out.extend_from_slice(&etag.to_be_bytes());
-            out.extend_from_slice(&modified_ms.to_be_bytes());
-            out.extend_from_slice(&offset.to_be_bytes());
-            out.extend_from_slice(&len.to_be_bytes());
-            out
-        }
-    }
-}
-
-enum Entry {
-    Document { etag: u64, modified_ms: i64, offset: u64, len: u32 },
-    Deleted,
-}
-
-fn decode_entry(raw: &[u8]) -> Result<Entry, String> {
-    let u64_at = |at: usize| raw.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-    match raw.first() {
-        Some(b'X') => Ok(Entry::Deleted),
-        Some(b'D') if raw.len() == 29 => {
-            let damaged = || "a damaged entry in the compaction index".to_string();
-            let len = raw.get(25..29).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).ok_or_else(damaged)?;
-            Ok(Entry::Document {
-                etag: u64_at(1).ok_or_else(damaged)?,
-                modified_ms: u64_at(9).map(|v| v as i64).ok_or_else(damaged)?,
-                offset: u64_at(17).ok_or_else(damaged)?,
-                len,
-            })
-        }
-        _ => Err("a damaged entry in the compaction index".into()),
-    }
-}
-
-/// What the incrementals changed, sorted on local disk (step 2).
-struct ChangeIndex {
-    db: fjall::Database,
-    /// The bodies of the incrementals' documents, appended as they come.
-    spill: std::cell::RefCell<std::io::BufWriter<std::fs::File>>,
-    spilled: std::cell::Cell<u64>,
-    touched_ids: std::cell::RefCell<std::collections::HashSet<u64>>,
-    live_batch: std::cell::RefCell<(fjall::OwnedWriteBatch, usize)>,
-    /// id -> state at the chain's end.
-    states: fjall::Keyspace,
-    /// etag (big-endian) -> id, for the live documents written out.
-    live: fjall::Keyspace,
-}
-
-/// Bytes of index entries written per batch.
-const INDEX_BATCH_BYTES: usize = 8 * 1024 * 1024;
-
-fn id_hash(id: &str) -> u64 {
-    use std::hash::Hasher;
-    // The same keys for every call (unlike RandomState), so hashes compare.
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    hasher.write(id.as_bytes());
-    hasher.finish()
-}
-
-fn index_error(e: impl std::fmt::Display) -> BackupError {
-    BackupError::Io(format!("compaction index: {e}"))
-}
-
-impl ChangeIndex {
-    fn open(dir: &std::path::Path) -> Result<Self, BackupError> {
-        #[allow(deprecated)] // as in the store: the setter is marked "todo", not replaced.
-        let db = fjall::Database::builder(dir.join("index"))
-            .cache_size(8 * 1024 * 1024)
-            .max_write_buffer_size(Some(32 * 1024 * 1024))
-            .max_journaling_size(64 * 1024 * 1024)
-            // A throw-away index: nothing is ever recovered from its journal.
-            .manual_journal_persist(true)
-            .journal_compression(fjall::CompressionType::None)
-            .open()
-            .map_err(index_error)?;
-        let options = || fjall::KeyspaceCreateOptions::default().max_memtable_size(8 * 1024 * 1024);
-        let states = db.keyspace("states", options).map_err(index_error)?;
-        let live = db.keyspace("live", options).map_err(index_error)?;
-        let live_batch = std::cell::RefCell::new((db.batch(), 0));
-        let spill = std::fs::File::options()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(dir.join("bodies"))
-            .map_err(|e| index_error(format!("cannot create the spill file: {e}")))?;
-        Ok(Self {
-            db,
-            spill: std::cell::RefCell::new(std::io::BufWriter::with_capacity(1 << 20, spill)),
-            spilled: std::cell::Cell::new(0),
-            touched_ids: std::cell::RefCell::default(),
-            live_batch,
-            states,
-            live,
-        })
-    }
-
-    /// One incremental: its deletions, then its documents (as a restore applies them).
-    fn replay(&self, source: &Source<'_>, cancel: &CancelToken) -> Result<(), BackupError> {
-        let set = source.set;
-        // Written in batches: one journal write per batch, not per record.
-        let mut batch = self.db.batch();
-        let mut batched = 0usize;
-        for content in [FileContent::Deletions, FileContent::Documents] {
-            for file in set.manifest.files.iter().filter(|f| f.content == content) {
-                read_file(source, &file.name, &file.sha256, &mut |record| {
-                    if cancel.is_canceled() {
-                        return Err(RestoreError::Canceled);
-                    }
-                    let (id, entry) = match record {
-                        DataRecord::Deletion { id, .. } if content == FileContent::Deletions => (id, Entry::Deleted),
-                        DataRecord::Document { id, etag, modified_ms, body } if content == FileContent::Documents => {
-                            let offset = self.spilled.get();
-                            let len = u32::try_from(body.len()).map_err(|_| index_error("a body larger than 4 GiB"))?;
-                            std::io::Write::write_all(&mut *self.spill.borrow_mut(), &body).map_err(index_error)?;
-                            self.spilled.set(offset + u64::from(len));
-                            (id, Entry::Document { etag, modified_ms, offset, len })
-                        }
-                        _ => {
-                            return Err(
-                                BackupError::Corrupt(format!("{}/{}: a record of the wrong kind", set.manifest.set_id, file.name)).into()
-                            )
-                        }
-                    };
-                    let encoded = encode_entry(&entry);
-                    batched += id.len() + encoded.len();
-                    self.touched_ids.borrow_mut().insert(id_hash(&id));
-                    batch.insert(&self.states, id.into_bytes(), encoded);
-                    if batched >= INDEX_BATCH_BYTES {
-                        std::mem::replace(&mut batch, self.db.batch()).commit().map_err(index_error)?;
-                        batched = 0;
-                    }
-                    Ok(())
-                })?;
-            }
-        }
-        batch.commit().map_err(index_error)
-    }
-
-    /// Whether an incremental touched `id`: a hash of every touched id is kept
-    /// in memory (8 bytes per changed id, never per document of the full
-    /// set), and only a hash that matches is confirmed on disk.
-    fn touched(&self, id: &str) -> Result<bool, BackupError> {
-        if !self.touched_ids.borrow().contains(&id_hash(id)) {
-            return Ok(false);
-        }
-        self.states.contains_key(id.as_bytes()).map_err(index_error)
-    }
-
-    fn mark_live(&self, id: &str, etag: u64) -> Result<(), BackupError> {
-        let mut pending = self.live_batch.borrow_mut();
-        let (batch, bytes) = &mut *pending;
-        batch.insert(&self.live, etag.to_be_bytes(), id.as_bytes());
-        *bytes += 8 + id.len();
-        if *bytes >= INDEX_BATCH_BYTES {
-            std::mem::replace(batch, self.db.batch()).commit().map_err(index_error)?;
-            *bytes = 0;
-        }
-        Ok(())
-    }
-
-    /// Commits what [`Self::mark_live`] holds.
-    fn flush_live(&self) -> Result<(), BackupError> {
-        let mut pending = self.live_batch.borrow_mut();
-        let (batch, bytes) = &mut *pending;
-        *bytes = 0;
-        std::mem::replace(batch, self.db.batch()).commit().map_err(index_error)
-    }
-
-    /// Every touched id in id order with its state, bodies read back from the spill file.
-    fn documents_in_order(&self) -> Result<impl Iterator<Item = Result<(String, State), String>> + '_, BackupError> {
-        std::io::Write::flush(&mut *self.spill.borrow_mut()).map_err(index_error)?;
-        let file = self.spill.borrow().get_ref().try_clone().map_err(index_error)?;
-        Ok(self.states.iter().map(move |guard| {
-            let (key, value) = guard.into_inner().map_err(|e| e.to_string())?;
-            let id = String::from_utf8(key.to_vec()).map_err(|e| e.to_string())?;
-            let state = match decode_entry(&value)? {
-                Entry::Deleted => State::Deleted,
-                Entry::Document { etag, modified_ms, offset, len } => {
-                    let mut body = vec![0u8; len as usize];
-                    std::os::unix::fs::FileExt::read_exact_at(&file, &mut body, offset).map_err(|e| e.to_string())?;
-                    State::Document { etag, modified_ms, body }
-                }
-            };
-            Ok((id, state))
-        }))
-    }
-
-    fn live_by_etag(&self) -> impl Iterator<Item = Result<(u64, String), BackupError>> + '_ {
-        self.live.iter().map(|guard| {
-            let (key, value) = guard.into_inner().map_err(index_error)?;
-            let etag = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| index_error("an etag key"))?);
-            Ok((etag, String::from_utf8(value.to_vec()).map_err(index_error)?))
-        })
-    }
-}
-
 /// The status a compaction starts with.
 #[must_use]
 pub fn initial_status(prepared: &PreparedCompaction) -> JobStatus {
@@ -569,6 +366,81 @@ mod tests {
         let db = rookery.catalog().get(name).expect("the database");
         let snapshot = db.store().snapshot();
         snapshot.documents().map(|r| r.expect("a record")).collect()
+    }
+
+    /// The SHA-256 of every frame of a plain set's documents files (from its tops).
+    fn frame_hashes(location: &str, set_id: &str) -> Vec<[u8; 32]> {
+        let dir = std::path::Path::new(location).join(set_id);
+        let mut tops: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the set's folder")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "top"))
+            .collect();
+        tops.sort();
+        tops.iter()
+            .flat_map(|top| super::super::frames::IndexTop::decode(&std::fs::read(top).expect("a top")).expect("decodes").frames)
+            .map(|f| f.sha256)
+            .collect()
+    }
+
+    /// Many frames, changes in a few id ranges: the frames no incremental
+    /// touched go into the compacted set byte for byte, the rest are merged,
+    /// and a restore of it equals the chain's, plain and encrypted.
+    #[test]
+    fn compaction_copies_the_frames_no_incremental_touched_and_equals_the_chain() {
+        for secret in [None, Some(crate::backup::sealed::SetSecret::Passphrase("correct horse".into()))] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
+            let db = rookery.catalog().create("F").expect("creates");
+            let location = dir.path().join("sets").display().to_string();
+            let body = |i: u32, round: u32| format!(r#"{{"n":{i},"round":{round},"pad":"{}"}}"#, "x".repeat(400 + (i as usize * 7) % 300));
+            for i in 0..4000u32 {
+                db.store().put(&format!("d/{i:05}"), body(i, 0).as_bytes(), None).expect("put");
+            }
+            let backup = |incremental: bool| {
+                let options = BackupOptions { location: location.clone(), incremental, set_secret: secret.clone(), ..Default::default() };
+                rookery.start_backup("F", options).expect("starts").wait().expect("backs up").set_id
+            };
+            let full = backup(false);
+            for i in 1000..1100u32 {
+                db.store().put(&format!("d/{i:05}"), body(i, 1).as_bytes(), None).expect("put");
+            }
+            for i in 2000..2010u32 {
+                db.store().delete(&format!("d/{i:05}"), None).expect("delete");
+            }
+            db.store().put("d/02500-new", b"{\"new\":true}", None).expect("put");
+            backup(true);
+            for i in 3000..3050u32 {
+                db.store().put(&format!("d/{i:05}"), body(i, 2).as_bytes(), None).expect("put");
+            }
+            let tip = backup(true);
+            let options = CompactOptions { set_secret: secret.clone(), ..Default::default() };
+            let compacted = rookery.start_compaction(&location, None, &options).expect("starts").wait().expect("compacts");
+            assert_eq!(compacted.documents, 4000 - 10 + 1);
+            let restore = |name: &str, up_to: &str| {
+                let request = RestoreRequest {
+                    backup_location: location.clone(),
+                    database_name: Some(name.into()),
+                    restore_up_to: Some(up_to.into()),
+                    backup_passphrase: secret.as_ref().map(|_| "correct horse".into()),
+                    ..Default::default()
+                };
+                rookery.start_restore(&request, false).expect("starts").wait().expect("restores")
+            };
+            restore("FromChain", &tip);
+            restore("FromCompacted", &compacted.set_id);
+            assert_eq!(records(&rookery, "FromChain"), records(&rookery, "FromCompacted"), "encrypted: {}", secret.is_some());
+            let digest = |name: &str| rookery.catalog().get(name).expect("db").store().content_digest();
+            assert_eq!(digest("FromChain"), digest("FromCompacted"));
+            if secret.is_none() {
+                // Every frame whole in both sets is a frame copied as it was.
+                let (before, after) = (frame_hashes(&location, &full), frame_hashes(&location, &compacted.set_id));
+                let copied = after.iter().filter(|h| before.contains(h)).count();
+                assert!(before.len() >= 30, "the full set has many frames: {}", before.len());
+                assert!(copied * 10 >= before.len() * 7, "{copied} of {} frames copied", before.len());
+                assert!(copied < before.len(), "the touched frames were merged, not copied");
+            }
+        }
     }
 
     #[test]

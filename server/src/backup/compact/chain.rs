@@ -1,0 +1,220 @@
+//! Step 2 of a compaction of sets of format 4 and later: the incrementals'
+//! states at the chain's end, in id order, streamed.
+//!
+//! Since format 4 every incremental's documents are in id order, so the
+//! state of every id the incrementals touched is a merge of their sorted
+//! streams, newest set first: nothing is sorted on disk and nothing is held
+//! but one decoder per set and each set's deletions (sorted in memory: they
+//! are written in etag order). Within one set a document wins over a
+//! deletion of the same id, as a restore applies deletions first.
+//!
+//! Every file is hashed as it streams and checked against its manifest at
+//! its end; documents out of id order are refused as damage.
+
+use std::collections::VecDeque;
+use std::io::BufReader;
+
+use super::super::format::{DataRecord, FileContent, ManifestFile, RecordReader, SetKind, SetReader};
+use super::super::location::StoredSet;
+use super::super::BackupError;
+use super::index::State;
+use crate::crypto::Key;
+use crate::restore::build::{open_plain, read_file, Source};
+
+/// The most deletions (over the whole chain) held in memory; a chain with
+/// more is folded through the on-disk index instead.
+const MAX_HELD_DELETIONS: u64 = 1_000_000;
+
+/// Whether the incrementals of `chain` (after its full set) can be merged as
+/// sorted streams: every one of format 4 or later, and their deletions few
+/// enough to hold.
+pub(super) fn streams_sorted(chain: &[StoredSet]) -> bool {
+    let incrementals = chain.get(1..).unwrap_or_default();
+    let deletions = incrementals.iter().fold(0u64, |sum, s| sum.saturating_add(s.manifest.deletion_count));
+    deletions <= MAX_HELD_DELETIONS
+        && incrementals.iter().all(|s| s.manifest.format_version >= 4 && s.manifest.kind == SetKind::Incremental)
+}
+
+/// The records of one file of a set, decoded as they are read.
+type FileRecords = RecordReader<zstd::Decoder<'static, BufReader<SetReader<BufReader<Box<dyn std::io::Read + Send>>>>>>;
+
+/// One set's documents, read in order across its documents files.
+struct Documents<'a> {
+    set: &'a StoredSet,
+    key: Option<&'a Key>,
+    files: VecDeque<&'a ManifestFile>,
+    reader: Option<(&'a ManifestFile, FileRecords)>,
+    head: Option<(String, u64, i64, Vec<u8>)>,
+}
+
+impl<'a> Documents<'a> {
+    fn open(source: &Source<'a>) -> Result<Self, BackupError> {
+        let files = source.set.manifest.files.iter().filter(|f| f.content == FileContent::Documents).collect();
+        let mut out = Self { set: source.set, key: source.key, files, reader: None, head: None };
+        out.advance()?;
+        Ok(out)
+    }
+
+    /// Reads the next document into `head` (none at the end of the last file).
+    fn advance(&mut self) -> Result<(), BackupError> {
+        loop {
+            if self.reader.is_none() {
+                let Some(file) = self.files.pop_front() else {
+                    self.head = None;
+                    return Ok(());
+                };
+                let source = Source { set: self.set, key: self.key };
+                let plain = open_plain(&source, &file.name).map_err(|e| self.unreadable(&file.name, &e))?;
+                let reader = RecordReader::new(plain).map_err(|e| self.damaged(&file.name, &e.to_string()))?;
+                self.reader = Some((file, reader));
+            }
+            let (file, reader) = self.reader.as_mut().expect("opened above");
+            let file = *file;
+            match reader.next_record() {
+                Ok(Some(DataRecord::Document { id, etag, modified_ms, body })) => {
+                    if self.head.as_ref().is_some_and(|(last, ..)| *last >= id) {
+                        return Err(self.damaged(&file.name, "its documents are not in id order"));
+                    }
+                    self.head = Some((id, etag, modified_ms, body));
+                    return Ok(());
+                }
+                Ok(Some(_)) => return Err(self.damaged(&file.name, "a non-document record in a documents file")),
+                Ok(None) => {
+                    let (_, reader) = self.reader.take().expect("opened above");
+                    let (_, sha256) = reader.into_inner().into_hashing().finish().map_err(|e| self.unreadable(&file.name, &e))?;
+                    if sha256 != file.sha256 {
+                        return Err(BackupError::ChecksumMismatch(format!(
+                            "{}/{}: checksum mismatch (the file was changed or damaged)",
+                            self.set.manifest.set_id, file.name
+                        )));
+                    }
+                }
+                Err(e) => return Err(self.damaged(&file.name, &e.to_string())),
+            }
+        }
+    }
+
+    fn damaged(&self, name: &str, why: &str) -> BackupError {
+        BackupError::Corrupt(format!("{}/{name}: {why}", self.set.manifest.set_id))
+    }
+
+    fn unreadable(&self, name: &str, e: &std::io::Error) -> BackupError {
+        super::super::location::io_error(e, |m| {
+            BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", self.set.manifest.set_id))
+        })
+    }
+}
+
+/// One incremental: its documents streamed, its deletions sorted.
+struct SetStream<'a> {
+    documents: Documents<'a>,
+    deletions: VecDeque<String>,
+}
+
+impl SetStream<'_> {
+    /// The smallest id this set still holds.
+    fn head(&self) -> Option<&str> {
+        let document = self.documents.head.as_ref().map(|(id, ..)| id.as_str());
+        match (document, self.deletions.front().map(String::as_str)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The incrementals' states at the chain's end, in id order.
+pub(super) struct ChainStates<'a> {
+    sets: Vec<SetStream<'a>>,
+}
+
+impl<'a> ChainStates<'a> {
+    /// Opens every incremental of `chain` (its full set excluded), `keys` beside them.
+    pub(super) fn open(incrementals: &'a [StoredSet], keys: &'a [Option<Key>]) -> Result<Self, BackupError> {
+        let mut sets = Vec::with_capacity(incrementals.len());
+        for (set, key) in incrementals.iter().zip(keys) {
+            let source = Source { set, key: key.as_ref() };
+            let mut deletions = Vec::new();
+            for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
+                read_file(&source, &file.name, &file.sha256, &mut |record| match record {
+                    DataRecord::Deletion { id, .. } if (deletions.len() as u64) < MAX_HELD_DELETIONS => {
+                        deletions.push(id);
+                        Ok(())
+                    }
+                    _ => Err(BackupError::Corrupt(format!("{}/{}: not a deletions file", set.manifest.set_id, file.name)).into()),
+                })?;
+            }
+            deletions.sort_unstable();
+            deletions.dedup();
+            sets.push(SetStream { documents: Documents::open(&source)?, deletions: deletions.into() });
+        }
+        Ok(Self { sets })
+    }
+
+    fn next_state(&mut self) -> Result<Option<(String, State)>, BackupError> {
+        let Some(id) = self.sets.iter().filter_map(SetStream::head).min().map(str::to_string) else {
+            return Ok(None);
+        };
+        let mut state = None;
+        // Oldest to newest: a newer set's state replaces an older one's.
+        for set in &mut self.sets {
+            if set.deletions.front() == Some(&id) {
+                set.deletions.pop_front();
+                state = Some(State::Deleted);
+            }
+            if set.documents.head.as_ref().is_some_and(|(head, ..)| *head == id) {
+                let (_, etag, modified_ms, body) = set.documents.head.take().expect("checked");
+                set.documents.head = Some((id.clone(), 0, 0, Vec::new()));
+                set.documents.advance()?;
+                state = Some(State::Document { etag, modified_ms, body });
+            }
+        }
+        Ok(state.map(|s| (id, s)))
+    }
+}
+
+impl Iterator for ChainStates<'_> {
+    type Item = Result<(String, State), BackupError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_state().transpose()
+    }
+}
+
+/// States handed over per batch, at most this many ...
+const BATCH_STATES: usize = 1024;
+/// ... or this many bytes of bodies.
+const BATCH_BYTES: usize = 1024 * 1024;
+
+/// `states` produced on a thread of its own within `scope` (a compaction
+/// then decodes the incrementals on one core while it merges on the other),
+/// handed over in small batches; the thread stops when the receiver goes.
+pub(super) fn in_background<'scope, I>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    states: I,
+) -> Result<impl Iterator<Item = Result<(String, State), BackupError>> + 'scope, BackupError>
+where
+    I: Iterator<Item = Result<(String, State), BackupError>> + Send + 'scope,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<(String, State), BackupError>>>(4);
+    std::thread::Builder::new()
+        .name("compact-reads".into())
+        .spawn_scoped(scope, move || {
+            let (mut batch, mut bytes) = (Vec::with_capacity(BATCH_STATES), 0usize);
+            for item in states {
+                let failed = item.is_err();
+                if let Ok((id, State::Document { body, .. })) = &item {
+                    bytes += id.len() + body.len();
+                }
+                batch.push(item);
+                if failed || batch.len() >= BATCH_STATES || bytes >= BATCH_BYTES {
+                    bytes = 0;
+                    if tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_STATES))).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(batch);
+        })
+        .map_err(|e| BackupError::Io(format!("cannot start a thread: {e}")))?;
+    Ok(rx.into_iter().flatten())
+}

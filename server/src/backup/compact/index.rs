@@ -1,0 +1,233 @@
+//! Step 2 of a compaction: what the incrementals changed, sorted on local
+//! disk by id (a throw-away `fjall` keyspace), bodies in a spill file.
+
+use super::super::format::{DataRecord, FileContent};
+use super::super::BackupError;
+use crate::jobs::CancelToken;
+use crate::restore::build::{read_file, Source};
+use crate::restore::error::RestoreError;
+
+/// A document's state at the chain's end, for an id an incremental touched.
+pub(super) enum State {
+    Document { etag: u64, modified_ms: i64, body: Vec<u8> },
+    Deleted,
+}
+
+/// An index entry: a tombstone, or where the document's body is in the spill
+/// file, so that the sorted index itself stays small (about 30 bytes an id).
+fn encode_entry(state: &Entry) -> Vec<u8> {
+    match state {
+        Entry::Deleted => vec![b'X'],
+        Entry::Document { etag, modified_ms, offset, len } => {
+            let mut out = Vec::with_capacity(29);
+            out.push(b'D');
+            out.extend_from_slice(&etag.to_be_bytes());
+            out.extend_from_slice(&modified_ms.to_be_bytes());
+            out.extend_from_slice(&offset.to_be_bytes());
+            out.extend_from_slice(&len.to_be_bytes());
+            out
+        }
+    }
+}
+
+enum Entry {
+    Document { etag: u64, modified_ms: i64, offset: u64, len: u32 },
+    Deleted,
+}
+
+fn decode_entry(raw: &[u8]) -> Result<Entry, String> {
+    let u64_at = |at: usize| raw.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+    match raw.first() {
+        Some(b'X') => Ok(Entry::Deleted),
+        Some(b'D') if raw.len() == 29 => {
+            let damaged = || "a damaged entry in the compaction index".to_string();
+            let len = raw.get(25..29).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).ok_or_else(damaged)?;
+            Ok(Entry::Document {
+                etag: u64_at(1).ok_or_else(damaged)?,
+                modified_ms: u64_at(9).map(|v| v as i64).ok_or_else(damaged)?,
+                offset: u64_at(17).ok_or_else(damaged)?,
+                len,
+            })
+        }
+        _ => Err("a damaged entry in the compaction index".into()),
+    }
+}
+
+/// What the incrementals changed, sorted on local disk (step 2).
+pub(super) struct ChangeIndex {
+    db: fjall::Database,
+    /// The bodies of the incrementals' documents, appended as they come.
+    spill: std::cell::RefCell<std::io::BufWriter<std::fs::File>>,
+    spilled: std::cell::Cell<u64>,
+    /// id -> state at the chain's end.
+    states: fjall::Keyspace,
+    /// etag (big-endian) -> id, for the live documents written out.
+    live: fjall::Keyspace,
+}
+
+/// Bytes of index entries written per batch.
+const INDEX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+fn index_error(e: impl std::fmt::Display) -> BackupError {
+    BackupError::Io(format!("compaction index: {e}"))
+}
+
+impl ChangeIndex {
+    pub(super) fn open(dir: &std::path::Path) -> Result<Self, BackupError> {
+        #[allow(deprecated)] // as in the store: the setter is marked "todo", not replaced.
+        let db = fjall::Database::builder(dir.join("index"))
+            .cache_size(8 * 1024 * 1024)
+            .max_write_buffer_size(Some(32 * 1024 * 1024))
+            .max_journaling_size(64 * 1024 * 1024)
+            // A throw-away index: nothing is ever recovered from its journal.
+            .manual_journal_persist(true)
+            .journal_compression(fjall::CompressionType::None)
+            .open()
+            .map_err(index_error)?;
+        let options = || fjall::KeyspaceCreateOptions::default().max_memtable_size(8 * 1024 * 1024);
+        let states = db.keyspace("states", options).map_err(index_error)?;
+        let live = db.keyspace("live", options).map_err(index_error)?;
+        let spill = std::fs::File::options()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("bodies"))
+            .map_err(|e| index_error(format!("cannot create the spill file: {e}")))?;
+        Ok(Self {
+            db,
+            spill: std::cell::RefCell::new(std::io::BufWriter::with_capacity(1 << 20, spill)),
+            spilled: std::cell::Cell::new(0),
+            states,
+            live,
+        })
+    }
+
+    /// One incremental: its deletions, then its documents (as a restore applies them).
+    pub(super) fn replay(&self, source: &Source<'_>, cancel: &CancelToken) -> Result<(), BackupError> {
+        let set = source.set;
+        // Written in batches: one journal write per batch, not per record.
+        let mut batch = self.db.batch();
+        let mut batched = 0usize;
+        for content in [FileContent::Deletions, FileContent::Documents] {
+            for file in set.manifest.files.iter().filter(|f| f.content == content) {
+                read_file(source, &file.name, &file.sha256, &mut |record| {
+                    if cancel.is_canceled() {
+                        return Err(RestoreError::Canceled);
+                    }
+                    let (id, entry) = match record {
+                        DataRecord::Deletion { id, .. } if content == FileContent::Deletions => (id, Entry::Deleted),
+                        DataRecord::Document { id, etag, modified_ms, body } if content == FileContent::Documents => {
+                            let offset = self.spilled.get();
+                            let len = u32::try_from(body.len()).map_err(|_| index_error("a body larger than 4 GiB"))?;
+                            std::io::Write::write_all(&mut *self.spill.borrow_mut(), &body).map_err(index_error)?;
+                            self.spilled.set(offset + u64::from(len));
+                            (id, Entry::Document { etag, modified_ms, offset, len })
+                        }
+                        _ => {
+                            return Err(
+                                BackupError::Corrupt(format!("{}/{}: a record of the wrong kind", set.manifest.set_id, file.name)).into()
+                            )
+                        }
+                    };
+                    let encoded = encode_entry(&entry);
+                    batched += id.len() + encoded.len();
+                    batch.insert(&self.states, id.into_bytes(), encoded);
+                    if batched >= INDEX_BATCH_BYTES {
+                        std::mem::replace(&mut batch, self.db.batch()).commit().map_err(index_error)?;
+                        batched = 0;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        batch.commit().map_err(index_error)
+    }
+
+    /// A writer of the live documents' (etag, id) for [`Self::live_by_etag`],
+    /// to be used on any thread, one at a time.
+    pub(super) fn live_log(&self) -> LiveLog {
+        LiveLog { db: self.db.clone(), live: self.live.clone(), batch: self.db.batch(), bytes: 0 }
+    }
+
+    /// Every touched id in id order with its state, bodies read back from the spill file.
+    pub(super) fn documents_in_order(&self) -> Result<impl Iterator<Item = Result<(String, State), String>> + '_, BackupError> {
+        std::io::Write::flush(&mut *self.spill.borrow_mut()).map_err(index_error)?;
+        let file = self.spill.borrow().get_ref().try_clone().map_err(index_error)?;
+        Ok(self.states.iter().map(move |guard| {
+            let (key, value) = guard.into_inner().map_err(|e| e.to_string())?;
+            let id = String::from_utf8(key.to_vec()).map_err(|e| e.to_string())?;
+            let state = match decode_entry(&value)? {
+                Entry::Deleted => State::Deleted,
+                Entry::Document { etag, modified_ms, offset, len } => {
+                    let mut body = vec![0u8; len as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(&file, &mut body, offset).map_err(|e| e.to_string())?;
+                    State::Document { etag, modified_ms, body }
+                }
+            };
+            Ok((id, state))
+        }))
+    }
+
+    pub(super) fn live_by_etag(&self) -> impl Iterator<Item = Result<(u64, String), BackupError>> + '_ {
+        self.live.iter().map(|guard| {
+            let (key, value) = guard.into_inner().map_err(index_error)?;
+            let etag = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| index_error("an etag key"))?);
+            Ok((etag, String::from_utf8(value.to_vec()).map_err(index_error)?))
+        })
+    }
+}
+
+/// Records the documents written from the incrementals, by etag (see [`ChangeIndex::live_log`]).
+pub(super) struct LiveLog {
+    db: fjall::Database,
+    live: fjall::Keyspace,
+    batch: fjall::OwnedWriteBatch,
+    bytes: usize,
+}
+
+impl LiveLog {
+    /// `id` is written out with `etag`.
+    pub(super) fn mark(&mut self, id: &str, etag: u64) -> Result<(), BackupError> {
+        self.batch.insert(&self.live, etag.to_be_bytes(), id.as_bytes());
+        self.bytes += 8 + id.len();
+        if self.bytes >= INDEX_BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Commits what is marked.
+    pub(super) fn flush(&mut self) -> Result<(), BackupError> {
+        self.bytes = 0;
+        std::mem::replace(&mut self.batch, self.db.batch()).commit().map_err(index_error)
+    }
+}
+
+/// The states of `inner`, every document among them marked in a [`LiveLog`]
+/// (every document state is written out), the log committed at the end.
+pub(super) struct Marked<I> {
+    inner: I,
+    log: Option<LiveLog>,
+}
+
+impl<I> Marked<I> {
+    pub(super) fn new(inner: I, log: LiveLog) -> Self {
+        Self { inner, log: Some(log) }
+    }
+}
+
+impl<I: Iterator<Item = Result<(String, State), BackupError>>> Iterator for Marked<I> {
+    type Item = Result<(String, State), BackupError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(item) = self.inner.next() else {
+            return self.log.take().and_then(|mut log| log.flush().err()).map(Err);
+        };
+        if let (Ok((id, State::Document { etag, .. })), Some(log)) = (&item, self.log.as_mut()) {
+            if let Err(e) = log.mark(id, *etag) {
+                return Some(Err(e));
+            }
+        }
+        Some(item)
+    }
+}

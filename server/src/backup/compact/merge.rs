@@ -1,0 +1,310 @@
+//! Step 3 of a compaction: the full set's documents merged with what the
+//! incrementals changed, in id order, copying whole the frames no
+//! incremental touched.
+//!
+//! A documents file of format 4 and later is a run of independent zstd
+//! frames with an id index (`backup/frames.rs`). For each frame the index
+//! gives its ids; when the change index holds no id between the frame's
+//! first and last, nothing in the frame changed, and its compressed bytes go
+//! into the new set as they are (checked against the frame's SHA-256 in the
+//! top) with its index entries. Only the frames an incremental touched are
+//! decompressed, merged record by record and compressed again. A file
+//! without an index (format 3 and before) is merged record by record.
+//!
+//! Every byte of every input file is still hashed as it streams and checked
+//! against the manifest at the file's end, so a file changed since the
+//! compaction's first step fails the job before the set is complete.
+
+use std::io::Read;
+
+use super::super::format::{DataRecord, FileContent, ManifestFile, SetReader, MAX_RECORD_BODY};
+use super::super::frames::{self, decode_block, decode_frame, sha256_of, IndexEntry, IndexTop, FRAME_RAW_BYTES};
+use super::super::location::StoredSet;
+use super::super::logical::{DocumentFiles, FileSet};
+use super::super::BackupError;
+use super::index::State;
+use crate::restore::build::{corrupt, open_plain, read_file, Source};
+use crate::restore::error::RestoreError;
+
+/// The largest top or index file a compaction reads whole (a 128 MiB
+/// documents file of tiny documents stays far below).
+const MAX_INDEX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What a merge did.
+pub(super) struct Merged {
+    /// Frames written as they were, and frames decompressed to be merged.
+    pub copied: u64,
+    pub merged: u64,
+    /// The etags of the full set's documents an incremental changed or
+    /// deleted (their entries leave the change log), in order.
+    pub superseded: Vec<u64>,
+}
+
+/// The incrementals' states, in id order, being merged into the new set.
+pub(super) struct Merge<I: Iterator<Item = Result<(String, State), BackupError>>> {
+    pending: std::iter::Peekable<I>,
+    copied: u64,
+    merged: u64,
+    superseded: Vec<u64>,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merge<I> {
+    pub(super) fn new(states: I) -> Result<Self, BackupError> {
+        let decompressor = zstd::bulk::Decompressor::new().map_err(|e| BackupError::Io(format!("zstd: {e}")))?;
+        Ok(Self { pending: states.peekable(), copied: 0, merged: 0, superseded: Vec::new(), decompressor })
+    }
+
+    /// What the merge did (once every file and [`Self::rest`] are merged).
+    pub(super) fn finished(mut self) -> Merged {
+        self.superseded.sort_unstable();
+        Merged { copied: self.copied, merged: self.merged, superseded: self.superseded }
+    }
+
+    /// The id of the next state to merge.
+    fn next_id(&mut self) -> Result<Option<&str>, BackupError> {
+        if let Some(Err(_)) = self.pending.peek() {
+            return Err(self.pending.next().and_then(Result::err).unwrap_or_else(|| BackupError::Io("the states ended".into())));
+        }
+        Ok(self.pending.peek().and_then(|r| r.as_ref().ok()).map(|(id, _)| id.as_str()))
+    }
+
+    /// Writes the next state (a document; a tombstone writes nothing).
+    fn emit_next(&mut self, files: &mut FileSet<'_>, documents: &mut DocumentFiles) -> Result<(), BackupError> {
+        let (id, state) = self.pending.next().ok_or_else(|| BackupError::Io("the states ended".into()))??;
+        if let State::Document { etag, modified_ms, body } = state {
+            documents.push(files, DataRecord::Document { id, etag, modified_ms, body })?;
+        }
+        Ok(())
+    }
+
+    /// Writes the states of ids before `bound`.
+    fn emit_before(&mut self, files: &mut FileSet<'_>, documents: &mut DocumentFiles, bound: &str) -> Result<(), BackupError> {
+        while self.next_id()?.is_some_and(|id| id < bound) {
+            self.emit_next(files, documents)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every state left.
+    pub(super) fn rest(&mut self, files: &mut FileSet<'_>, documents: &mut DocumentFiles) -> Result<(), BackupError> {
+        while self.next_id()?.is_some() {
+            self.emit_next(files, documents)?;
+        }
+        Ok(())
+    }
+
+    /// One document of the full set: the states before it, then its own
+    /// state when the index holds its id (the chain's end wins), else it.
+    fn document(&mut self, files: &mut FileSet<'_>, documents: &mut DocumentFiles, record: DataRecord) -> Result<(), BackupError> {
+        let DataRecord::Document { id, etag, .. } = &record else {
+            return Err(BackupError::Corrupt("a non-document record in a documents file".into()));
+        };
+        self.emit_before(files, documents, id)?;
+        if self.next_id()? == Some(id.as_str()) {
+            self.superseded.push(*etag);
+            return self.emit_next(files, documents);
+        }
+        documents.push(files, record)
+    }
+
+    /// Merges one documents file of the full set.
+    pub(super) fn file(
+        &mut self,
+        source: &Source<'_>,
+        file: &ManifestFile,
+        files: &mut FileSet<'_>,
+        documents: &mut DocumentFiles,
+    ) -> Result<(), BackupError> {
+        let Some(mut frames) = FrameSource::open(source, file)? else {
+            read_file(source, &file.name, &file.sha256, &mut |record| {
+                self.document(files, documents, record).map_err(|e| match record_error(source.set, &file.name, e) {
+                    BackupError::Canceled => RestoreError::Canceled,
+                    other => other.into(),
+                })
+            })?;
+            return Ok(());
+        };
+        while let Some(frame) = frames.next()? {
+            self.frame(frame, source.set, &file.name, files, documents)?;
+        }
+        Ok(frames.finish()?)
+    }
+
+    /// One frame: copied when no state falls among its ids, else merged.
+    fn frame(
+        &mut self,
+        frame: Frame,
+        set: &StoredSet,
+        name: &str,
+        files: &mut FileSet<'_>,
+        documents: &mut DocumentFiles,
+    ) -> Result<(), BackupError> {
+        if let (Some(first), Some(last)) = (frame.entries.first(), frame.entries.last()) {
+            self.emit_before(files, documents, &first.id)?;
+            // The file's last frame also holds its end record: always merged.
+            if !frame.last && self.next_id()?.is_none_or(|next| next > last.id.as_str()) {
+                self.copied += 1;
+                return documents.push_frame(files, frame.compressed, frame.sha256, &frame.entries);
+            }
+        }
+        self.merged += 1;
+        let raw = inflate(&mut self.decompressor, &frame.compressed, FRAME_RAW_BYTES + MAX_RECORD_BODY + 64 * 1024)
+            .map_err(|e| damaged(set, name, &format!("a frame does not decode: {e}")))?;
+        let records = decode_frame(&raw).map_err(|e| damaged(set, name, &e.to_string()))?;
+        if records.len() != frame.entries.len() {
+            return Err(damaged(set, name, "a frame does not hold the documents its index lists"));
+        }
+        for record in records {
+            self.document(files, documents, record).map_err(|e| record_error(set, name, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Names the file in a refusal of one of its records.
+fn record_error(set: &StoredSet, name: &str, e: BackupError) -> BackupError {
+    match e {
+        BackupError::Corrupt(why) => damaged(set, name, &why),
+        other => other,
+    }
+}
+
+fn damaged(set: &StoredSet, name: &str, why: &str) -> BackupError {
+    BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id))
+}
+
+/// One frame of a documents file, with the index entries of its documents.
+pub(super) struct Frame {
+    compressed: Vec<u8>,
+    sha256: [u8; 32],
+    entries: Vec<IndexEntry>,
+    /// The file's last frame (it holds the end record).
+    last: bool,
+}
+
+/// The frames of one documents file read in order, each with its entries.
+struct FrameSource<'a> {
+    set: &'a StoredSet,
+    file: &'a ManifestFile,
+    reader: SetReader<std::io::BufReader<Box<dyn Read + Send>>>,
+    top: IndexTop,
+    entries: std::vec::IntoIter<IndexEntry>,
+    next_frame: usize,
+}
+
+impl<'a> FrameSource<'a> {
+    /// Reads and checks the file's top and index; `None` for a file without them.
+    fn open(source: &Source<'a>, file: &'a ManifestFile) -> Result<Option<Self>, RestoreError> {
+        let set = source.set;
+        let find = |name: Option<String>, content: FileContent| {
+            name.and_then(|n| set.manifest.files.iter().find(|f| f.name == n && f.content == content))
+        };
+        let (Some(index), Some(top_file)) =
+            (find(frames::index_name(&file.name), FileContent::DocumentIndex), find(frames::top_name(&file.name), FileContent::IndexTop))
+        else {
+            return Ok(None);
+        };
+        let top = IndexTop::decode(&read_whole(source, top_file)?).map_err(|e| corrupt(set, &top_file.name, &e.to_string()))?;
+        if top.records != file.records {
+            return Err(corrupt(set, &top_file.name, "its count is not the documents file's"));
+        }
+        let index_bytes = read_whole(source, index)?;
+        let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| corrupt(set, &index.name, &e.to_string()))?;
+        let mut entries = Vec::with_capacity(usize::try_from(top.records.min(1 << 20)).unwrap_or(0));
+        for block in &top.blocks {
+            let range = usize::try_from(block.offset).ok().zip(usize::try_from(block.offset + u64::from(block.len)).ok());
+            let bytes = range
+                .and_then(|(a, z)| index_bytes.get(a..z))
+                .ok_or_else(|| corrupt(set, &index.name, "an index block beyond the file"))?;
+            let raw = inflate(&mut decompressor, bytes, 64 * 1024 * 1024)
+                .map_err(|e| corrupt(set, &index.name, &format!("an index block does not decode: {e}")))?;
+            entries.extend(decode_block(&raw, block, top.frames.len()).map_err(|e| corrupt(set, &index.name, &e.to_string()))?);
+        }
+        let reader = open_plain(source, &file.name).map_err(|e| unreadable(set, &file.name, &e))?;
+        Ok(Some(Self { set, file, reader, top, entries: entries.into_iter(), next_frame: 0 }))
+    }
+
+    /// The next frame, checked against its SHA-256 in the top.
+    fn next(&mut self) -> Result<Option<Frame>, RestoreError> {
+        let Some(frame) = self.top.frames.get(self.next_frame) else {
+            return Ok(None);
+        };
+        let index = self.next_frame;
+        self.next_frame += 1;
+        let mut compressed = vec![0u8; frame.len as usize];
+        self.reader.read_exact(&mut compressed).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => mismatch(self.set, &self.file.name, "shorter than its index says"),
+            _ => unreadable(self.set, &self.file.name, &e),
+        })?;
+        if sha256_of(&compressed) != frame.sha256 {
+            return Err(mismatch(self.set, &self.file.name, &format!("the frame at offset {} does not match its checksum", frame.offset)));
+        }
+        let mut entries = Vec::new();
+        while let Some(entry) = self.entries.as_slice().first().filter(|e| e.frame as usize == index) {
+            entries.push(entry.clone());
+            self.entries.next();
+        }
+        if self.entries.as_slice().first().is_some_and(|e| (e.frame as usize) < index) {
+            return Err(corrupt(self.set, &self.file.name, "its index lists documents out of frame order"));
+        }
+        Ok(Some(Frame { compressed, sha256: frame.sha256, entries, last: self.next_frame == self.top.frames.len() }))
+    }
+
+    /// Checks that every entry was in a frame and that the file's bytes are the manifest's.
+    fn finish(self) -> Result<(), RestoreError> {
+        let (set, name) = (self.set, &self.file.name);
+        if self.entries.len() != 0 {
+            return Err(corrupt(set, name, "its index lists documents beyond its frames"));
+        }
+        let (_, sha256) = self.reader.into_hashing().finish().map_err(|e| unreadable(set, name, &e))?;
+        if sha256 != self.file.sha256 {
+            return Err(mismatch(set, name, "checksum mismatch (the file was changed or damaged)"));
+        }
+        Ok(())
+    }
+}
+
+/// One zstd frame of at most `limit` bytes once decompressed, with a reused
+/// context when the frame states its size (every frame a set writer makes).
+fn inflate(decompressor: &mut zstd::bulk::Decompressor<'static>, bytes: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
+    match zstd::zstd_safe::get_frame_content_size(bytes) {
+        Ok(Some(size)) if size <= limit as u64 => {
+            let mut out = Vec::with_capacity(size as usize);
+            decompressor.decompress_to_buffer(bytes, &mut out)?;
+            Ok(out)
+        }
+        _ => {
+            let mut out = Vec::new();
+            zstd::Decoder::new(bytes)?.take(limit as u64).read_to_end(&mut out)?;
+            Ok(out)
+        }
+    }
+}
+
+/// A small file of a set (a top, an index) whole, as plaintext, checked against the manifest.
+fn read_whole(source: &Source<'_>, file: &ManifestFile) -> Result<Vec<u8>, RestoreError> {
+    let set = source.set;
+    if file.size > MAX_INDEX_FILE_BYTES {
+        return Err(corrupt(set, &file.name, "larger than any index file"));
+    }
+    let mut reader = open_plain(source, &file.name).map_err(|e| unreadable(set, &file.name, &e))?;
+    let mut out = Vec::new();
+    let read = (&mut reader).take(MAX_INDEX_FILE_BYTES).read_to_end(&mut out);
+    let (_, sha256) = reader.into_hashing().finish().map_err(|e| unreadable(set, &file.name, &e))?;
+    if sha256 != file.sha256 {
+        return Err(mismatch(set, &file.name, "checksum mismatch (the file was changed or damaged)"));
+    }
+    read.map_err(|e| corrupt(set, &file.name, &e.to_string()))?;
+    Ok(out)
+}
+
+fn mismatch(set: &StoredSet, name: &str, why: &str) -> RestoreError {
+    BackupError::ChecksumMismatch(format!("{}/{name}: {why}", set.manifest.set_id)).into()
+}
+
+/// A storage that fails is not damage: `BackupStorageError`, not `ChecksumMismatch`.
+fn unreadable(set: &StoredSet, name: &str, e: &std::io::Error) -> RestoreError {
+    super::super::location::io_error(e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id)))
+        .into()
+}
