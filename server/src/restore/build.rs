@@ -520,7 +520,7 @@ pub(crate) fn read_file(
     let unreadable = |e: std::io::Error| -> RestoreError {
         io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
     };
-    let under = open_plain(source, name).map_err(unreadable)?;
+    let under = open_plain(source, name, 1 << 20).map_err(unreadable)?;
     let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
     // A record the caller refuses (out of order, of the wrong kind) may come
     // from damaged bytes that still decode: the rest of the file is hashed
@@ -545,14 +545,18 @@ pub(crate) fn read_file(
 }
 
 /// One file of a set as its plaintext (opened with the set key when the set
-/// is encrypted), hashing the stored bytes as they are read: its
+/// is encrypted), read `buffer` bytes at a time, hashing the stored bytes as they are read: its
 /// `into_hashing().finish()` gives the size and SHA-256 to check against the manifest.
 ///
 /// # Errors
 /// The storage's errors.
-pub(crate) fn open_plain(source: &Source<'_>, name: &str) -> std::io::Result<SetReader<BufReader<Box<dyn std::io::Read + Send>>>> {
+pub(crate) fn open_plain(
+    source: &Source<'_>,
+    name: &str,
+    buffer: usize,
+) -> std::io::Result<SetReader<BufReader<Box<dyn std::io::Read + Send>>>> {
     let set = source.set;
-    let hashing = HashingReader::new(BufReader::with_capacity(1 << 20, set.open(name)?));
+    let hashing = HashingReader::new(BufReader::with_capacity(buffer, set.open(name)?));
     Ok(match source.key {
         Some(key) => SetReader::Sealed(ChunkOpener::new(
             hashing,

@@ -64,7 +64,8 @@ impl<'a> Documents<'a> {
                     return Ok(());
                 };
                 let source = Source { set: self.set, key: self.key };
-                let plain = open_plain(&source, &file.name).map_err(|e| self.unreadable(&file.name, &e))?;
+                // Read in small steps: one reader per set of the chain is open at once.
+                let plain = open_plain(&source, &file.name, 128 * 1024).map_err(|e| self.unreadable(&file.name, &e))?;
                 let reader = RecordReader::new(plain).map_err(|e| self.damaged(&file.name, &e.to_string()))?;
                 self.reader = Some((file, reader));
             }

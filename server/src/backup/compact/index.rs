@@ -77,7 +77,7 @@ impl ChangeIndex {
         #[allow(deprecated)] // as in the store: the setter is marked "todo", not replaced.
         let db = fjall::Database::builder(dir.join("index"))
             .cache_size(8 * 1024 * 1024)
-            .max_write_buffer_size(Some(32 * 1024 * 1024))
+            .max_write_buffer_size(Some(16 * 1024 * 1024))
             .max_journaling_size(64 * 1024 * 1024)
             // A throw-away index: nothing is ever recovered from its journal.
             .manual_journal_persist(true)

@@ -221,7 +221,7 @@ impl<'a> FrameSource<'a> {
                 .map_err(|e| corrupt(set, &index.name, &format!("an index block does not decode: {e}")))?;
             entries.extend(decode_block(&raw, block, top.frames.len()).map_err(|e| corrupt(set, &index.name, &e.to_string()))?);
         }
-        let reader = open_plain(source, &file.name).map_err(|e| unreadable(set, &file.name, &e))?;
+        let reader = open_plain(source, &file.name, 1 << 20).map_err(|e| unreadable(set, &file.name, &e))?;
         Ok(Some(Self { set, file, reader, top, entries: entries.into_iter(), next_frame: 0 }))
     }
 
@@ -288,7 +288,7 @@ fn read_whole(source: &Source<'_>, file: &ManifestFile) -> Result<Vec<u8>, Resto
     if file.size > MAX_INDEX_FILE_BYTES {
         return Err(corrupt(set, &file.name, "larger than any index file"));
     }
-    let mut reader = open_plain(source, &file.name).map_err(|e| unreadable(set, &file.name, &e))?;
+    let mut reader = open_plain(source, &file.name, 1 << 20).map_err(|e| unreadable(set, &file.name, &e))?;
     let mut out = Vec::new();
     let read = (&mut reader).take(MAX_INDEX_FILE_BYTES).read_to_end(&mut out);
     let (_, sha256) = reader.into_hashing().finish().map_err(|e| unreadable(set, &file.name, &e))?;

@@ -5,18 +5,19 @@
 //! 1. The chain (the newest, or the one ending at `UpTo`) is chosen as a
 //!    restore chooses it, and every file of every set is hashed before a
 //!    byte of the new set is written: a damaged input is refused whole.
-//! 2. The incrementals are replayed, in order, into a sorted index on local
-//!    disk (a throw-away `fjall` keyspace keyed by document id): for each set
-//!    its deletions, then its documents, exactly as a restore applies them,
-//!    so the index holds, for every id an incremental touched, its state at
-//!    the chain's end: a document or a tombstone. It holds only what the
-//!    incrementals changed; the full set is never loaded.
-//! 3. The full set's documents (in id order) and the index (in id order) are
-//!    merged: an id in the index takes the index's state, any other keeps
-//!    the full set's record. The output is in id order, as a full set must be.
-//! 4. The change log: every full-set entry whose id the index does not hold
-//!    (in etag order, all at or below the full set's `ToEtag`), then the live
-//!    index documents by etag (all above it), so it is in etag order.
+//! 2. The incrementals' states at the chain's end, in id order: for sets of
+//!    format 4 and later (documents in id order) a merge of their sorted
+//!    streams, newest set winning, decoded on a thread of its own
+//!    (`chain.rs`); for older incrementals, a throw-away `fjall` keyspace
+//!    keyed by id that they are replayed into first (`index.rs`). Either way
+//!    only what the incrementals changed is held, never the full set.
+//! 3. The full set's documents and those states are merged in id order
+//!    (`merge.rs`): an id with a state takes it (a document, or nothing for a
+//!    deletion), any other keeps the full set's record. A frame of the full
+//!    set whose ids no state falls among is copied whole, still compressed.
+//! 4. The change log: every full-set entry whose document no state replaced
+//!    (by etag, in etag order, all at or below the full set's `ToEtag`), then
+//!    the incrementals' documents written out, by etag (all above it).
 //! 5. The system database's credentials come from the newest set that has
 //!    them; an encrypted database's key as the newest set carries it.
 //! 6. The set is written like any set (`engine::Target`: a `.tmp-` folder
