@@ -221,3 +221,49 @@ fn a_chain_of_format_version_1_compacts_to_the_same_documents() {
     assert_eq!(restored["Success"], true, "{restored}");
     assert!(s.all_docs("/databases/Folded") == expected);
 }
+
+/// Records as a set's data file holds them, compressed: documents in the
+/// order given, then the end record.
+fn documents_file(ids: &[&str]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for (etag, id) in ids.iter().enumerate() {
+        let body = br#"{"forged":true}"#;
+        raw.push(b'D');
+        raw.extend_from_slice(&(id.len() as u32).to_le_bytes());
+        raw.extend_from_slice(id.as_bytes());
+        raw.extend_from_slice(&(1000 + etag as u64).to_le_bytes());
+        raw.extend_from_slice(&0i64.to_le_bytes());
+        raw.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        raw.extend_from_slice(body);
+    }
+    raw.push(b'Z');
+    raw.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+    zstd::encode_all(&raw[..], 1).expect("compresses")
+}
+
+/// An incremental of format 4 and later is merged as a sorted stream: one
+/// whose documents are out of id order (forged, with checksums that agree)
+/// fails the compaction as a damaged set, and nothing is written.
+#[test]
+fn an_incremental_whose_documents_are_out_of_id_order_fails_the_compaction() {
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Forged");
+    let tip = Path::new(&location).join(&states[2].0);
+    let forged = documents_file(&["people/9", "people/1"]);
+    std::fs::write(tip.join("documents-0001.zst"), &forged).expect("writes");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&forged));
+    crate::trust::edit_manifest(&tip, |m| {
+        for f in m["Files"].as_array_mut().expect("files") {
+            if f["Name"] == "documents-0001.zst" {
+                f["Sha256"] = json!(sha);
+                f["Size"] = json!(forged.len());
+                f["Records"] = json!(2);
+            }
+        }
+    });
+    let before = set_dirs(Path::new(&location));
+    let done = compact(&s, json!({"BackupLocation": location}));
+    assert_eq!(done["Success"], false, "{done}");
+    assert!(done["Error"].to_string().contains("not in id order"), "{done}");
+    assert_eq!(set_dirs(Path::new(&location)), before, "a failed compaction writes no set");
+}
