@@ -136,12 +136,16 @@ impl<'a> ChainStates<'a> {
             let source = Source { set, key: key.as_ref() };
             let mut deletions = Vec::new();
             for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Deletions) {
-                read_file(&source, &file.name, &file.sha256, &mut |record| match record {
-                    DataRecord::Deletion { id, .. } if (deletions.len() as u64) < MAX_HELD_DELETIONS => {
-                        deletions.push(id);
-                        Ok(())
-                    }
-                    _ => Err(BackupError::Corrupt(format!("{}/{}: not a deletions file", set.manifest.set_id, file.name)).into()),
+                read_file(&source, &file.name, &file.sha256, &mut |record| {
+                    let why = match record {
+                        DataRecord::Deletion { id, .. } if (deletions.len() as u64) < set.manifest.deletion_count => {
+                            deletions.push(id);
+                            return Ok(());
+                        }
+                        DataRecord::Deletion { .. } => "more deletions than its manifest counts",
+                        _ => "a record that is not a deletion",
+                    };
+                    Err(BackupError::Corrupt(format!("{}/{}: {why}", set.manifest.set_id, file.name)).into())
                 })?;
             }
             deletions.sort_unstable();
