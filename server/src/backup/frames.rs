@@ -225,7 +225,7 @@ enum Chunk {
 
 /// Copied frames are handed to the frame thread this many bytes at a time
 /// (one wake-up of the thread per batch, not per frame).
-const COPY_BATCH_BYTES: usize = 1024 * 1024;
+const COPY_BATCH_BYTES: usize = 256 * 1024;
 
 /// The thread that compresses frames: where frames go, and its end
 /// (the documents file's writer and the table of its frames).

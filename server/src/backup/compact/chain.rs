@@ -188,7 +188,7 @@ impl Iterator for ChainStates<'_> {
 /// States handed over per batch, at most this many ...
 const BATCH_STATES: usize = 1024;
 /// ... or this many bytes of bodies.
-const BATCH_BYTES: usize = 1024 * 1024;
+const BATCH_BYTES: usize = 512 * 1024;
 
 /// `states` produced on a thread of its own within `scope` (a compaction
 /// then decodes the incrementals on one core while it merges on the other),
@@ -200,7 +200,7 @@ pub(super) fn in_background<'scope, I>(
 where
     I: Iterator<Item = Result<(String, State), BackupError>> + Send + 'scope,
 {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<(String, State), BackupError>>>(4);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<(String, State), BackupError>>>(2);
     std::thread::Builder::new()
         .name("compact-reads".into())
         .spawn_scoped(scope, move || {

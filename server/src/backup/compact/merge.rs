@@ -189,7 +189,13 @@ struct FrameSource<'a> {
     file: &'a ManifestFile,
     reader: SetReader<std::io::BufReader<Box<dyn Read + Send>>>,
     top: IndexTop,
-    entries: std::vec::IntoIter<IndexEntry>,
+    /// The index file (its blocks decoded one at a time), the next block,
+    /// and the entries of the decoded blocks not yet given to a frame.
+    index: &'a ManifestFile,
+    index_bytes: Vec<u8>,
+    next_block: usize,
+    entries: std::collections::VecDeque<IndexEntry>,
+    decompressor: zstd::bulk::Decompressor<'static>,
     next_frame: usize,
 }
 
@@ -210,24 +216,41 @@ impl<'a> FrameSource<'a> {
             return Err(corrupt(set, &top_file.name, "its count is not the documents file's"));
         }
         let index_bytes = read_whole(source, index)?;
-        let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| corrupt(set, &index.name, &e.to_string()))?;
-        let mut entries = Vec::with_capacity(usize::try_from(top.records.min(1 << 20)).unwrap_or(0));
-        for block in &top.blocks {
-            let range = usize::try_from(block.offset).ok().zip(usize::try_from(block.offset + u64::from(block.len)).ok());
-            let bytes = range
-                .and_then(|(a, z)| index_bytes.get(a..z))
-                .ok_or_else(|| corrupt(set, &index.name, "an index block beyond the file"))?;
-            let raw = inflate(&mut decompressor, bytes, 64 * 1024 * 1024)
-                .map_err(|e| corrupt(set, &index.name, &format!("an index block does not decode: {e}")))?;
-            entries.extend(decode_block(&raw, block, top.frames.len()).map_err(|e| corrupt(set, &index.name, &e.to_string()))?);
-        }
+        let decompressor = zstd::bulk::Decompressor::new().map_err(|e| corrupt(set, &index.name, &e.to_string()))?;
         let reader = open_plain(source, &file.name, 1 << 20).map_err(|e| unreadable(set, &file.name, &e))?;
-        Ok(Some(Self { set, file, reader, top, entries: entries.into_iter(), next_frame: 0 }))
+        Ok(Some(Self {
+            set,
+            file,
+            reader,
+            top,
+            index,
+            index_bytes,
+            next_block: 0,
+            entries: std::collections::VecDeque::new(),
+            decompressor,
+            next_frame: 0,
+        }))
+    }
+
+    /// Decodes the next index block into `entries`; false when none is left.
+    fn decode_block(&mut self) -> Result<bool, RestoreError> {
+        let (set, name) = (self.set, &self.index.name);
+        let Some(block) = self.top.blocks.get(self.next_block) else {
+            return Ok(false);
+        };
+        self.next_block += 1;
+        let range = usize::try_from(block.offset).ok().zip(usize::try_from(block.offset + u64::from(block.len)).ok());
+        let bytes =
+            range.and_then(|(a, z)| self.index_bytes.get(a..z)).ok_or_else(|| corrupt(set, name, "an index block beyond the file"))?;
+        let raw = inflate(&mut self.decompressor, bytes, 64 * 1024 * 1024)
+            .map_err(|e| corrupt(set, name, &format!("an index block does not decode: {e}")))?;
+        self.entries.extend(decode_block(&raw, block, self.top.frames.len()).map_err(|e| corrupt(set, name, &e.to_string()))?);
+        Ok(true)
     }
 
     /// The next frame, checked against its SHA-256 in the top.
     fn next(&mut self) -> Result<Option<Frame>, RestoreError> {
-        let Some(frame) = self.top.frames.get(self.next_frame) else {
+        let Some(frame) = self.top.frames.get(self.next_frame).cloned() else {
             return Ok(None);
         };
         let index = self.next_frame;
@@ -241,12 +264,16 @@ impl<'a> FrameSource<'a> {
             return Err(mismatch(self.set, &self.file.name, &format!("the frame at offset {} does not match its checksum", frame.offset)));
         }
         let mut entries = Vec::new();
-        while let Some(entry) = self.entries.as_slice().first().filter(|e| e.frame as usize == index) {
-            entries.push(entry.clone());
-            self.entries.next();
-        }
-        if self.entries.as_slice().first().is_some_and(|e| (e.frame as usize) < index) {
-            return Err(corrupt(self.set, &self.file.name, "its index lists documents out of frame order"));
+        loop {
+            match self.entries.front().map(|e| (e.frame as usize).cmp(&index)) {
+                Some(std::cmp::Ordering::Equal) => entries.extend(self.entries.pop_front()),
+                Some(std::cmp::Ordering::Less) => {
+                    return Err(corrupt(self.set, &self.file.name, "its index lists documents out of frame order"));
+                }
+                Some(std::cmp::Ordering::Greater) => break,
+                None if self.decode_block()? => {}
+                None => break,
+            }
         }
         Ok(Some(Frame { compressed, sha256: frame.sha256, entries, last: self.next_frame == self.top.frames.len() }))
     }
@@ -254,7 +281,7 @@ impl<'a> FrameSource<'a> {
     /// Checks that every entry was in a frame and that the file's bytes are the manifest's.
     fn finish(self) -> Result<(), RestoreError> {
         let (set, name) = (self.set, &self.file.name);
-        if self.entries.len() != 0 {
+        if !self.entries.is_empty() || self.next_block != self.top.blocks.len() {
             return Err(corrupt(set, name, "its index lists documents beyond its frames"));
         }
         let (_, sha256) = self.reader.into_hashing().finish().map_err(|e| unreadable(set, name, &e))?;
