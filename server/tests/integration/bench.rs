@@ -36,7 +36,10 @@ fn the_bench_reports_medians_of_runs_as_json_and_the_chart_draws_them() {
     assert!((value - median(&measure) / median(&baseline)).abs() < 1e-9, "the ratio is of the medians: {full}");
     // Each phase's peak RSS is its own process's (a restore's is not the sum of all before it).
     assert!(row("peak RSS, restore (MB)")["value"].as_f64().is_some_and(|mb| mb > 1.0 && mb < 256.0));
-    assert!(row("compaction (full + 24 x 1%) / fresh full backup")["value"].as_f64().is_some_and(f64::is_finite));
+    assert!(row("compaction (full + 24 x 1%, each in 10 runs of ids) / fresh full backup")["value"].as_f64().is_some_and(f64::is_finite));
+    assert!(row("compaction (full + 24 x 1% scattered: every frame changed) / fresh full backup")["value"]
+        .as_f64()
+        .is_some_and(f64::is_finite));
 
     let chart = dir.path().join("chart.svg");
     let runs_dir = dir.path();
