@@ -187,9 +187,7 @@ fn place_storage_files(
             return Err(corrupt(set, &file.name, "not a storage file of a snapshot set"));
         }
     }
-    let mismatch = |name: &str| -> RestoreError {
-        BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file was changed or damaged)", set.manifest.set_id)).into()
-    };
+    let mismatch = |name: &str| -> RestoreError { changed(set, name).into() };
     match (set.location.folder(), source.key) {
         // A plain set in a folder: copied in the kernel, each copy hashed.
         (Some(_), None) => {
@@ -231,9 +229,7 @@ fn place_storage_files(
             let mut placed = 0u64;
             for file in &set.manifest.files {
                 let name = &file.name;
-                let unreadable = |e: std::io::Error| -> RestoreError {
-                    io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
-                };
+                let unreadable = |e: std::io::Error| -> RestoreError { unreadable(set, name, &e).into() };
                 let unwritable = |e: std::io::Error| -> RestoreError { BackupError::Io(format!("cannot write {name}: {e}")).into() };
                 let path = dir.join(name);
                 if let Some(parent) = path.parent() {
@@ -329,9 +325,7 @@ fn link_written_once<'a>(
 fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<std::fs::Metadata, RestoreError> {
     use std::os::unix::fs::OpenOptionsExt;
     let name = &file.name;
-    let unreadable = |e: std::io::Error| -> RestoreError {
-        io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
-    };
+    let unreadable = |e: std::io::Error| -> RestoreError { unreadable(set, name, &e).into() };
     let not_a_table = || corrupt(set, name, "not a regular file of the manifest's size");
     let handle = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(from) {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_a_table()),
@@ -346,11 +340,7 @@ fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<s
     }
     let sha = sha256_reader(handle).map_err(unreadable)?;
     if sha != file.sha256 {
-        return Err(BackupError::ChecksumMismatch(format!(
-            "{}/{name}: checksum mismatch (the file was changed or damaged)",
-            set.manifest.set_id
-        ))
-        .into());
+        return Err(changed(set, name).into());
     }
     crate::backup::kept_hashes::remember(&meta, &sha);
     Ok(meta)
@@ -515,11 +505,7 @@ pub(crate) fn read_file(
     apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
 ) -> Result<u64, RestoreError> {
     let set = source.set;
-    let mismatch = |why: &str| -> RestoreError { BackupError::ChecksumMismatch(format!("{}/{name}: {why}", set.manifest.set_id)).into() };
-    // A storage that fails is not damage: BackupStorageError, not ChecksumMismatch.
-    let unreadable = |e: std::io::Error| -> RestoreError {
-        io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id))).into()
-    };
+    let unreadable = |e: std::io::Error| -> RestoreError { unreadable(set, name, &e).into() };
     let under = open_plain(source, name, 1 << 20).map_err(unreadable)?;
     let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
     // A record the caller refuses (out of order, of the wrong kind) may come
@@ -538,7 +524,7 @@ pub(crate) fn read_file(
     };
     let (size, actual) = reader.into_inner().into_hashing().finish().map_err(unreadable)?;
     if actual != sha256 {
-        return Err(mismatch("checksum mismatch (the file was changed or damaged)"));
+        return Err(changed(set, name).into());
     }
     decoded?;
     Ok(size)
@@ -592,15 +578,9 @@ fn read_credentials(source: &Source<'_>, name: &str, sha256: &str) -> Result<Vec
 /// set from a newer writer may carry more), so every file is checked once.
 fn hash_unread(set: &StoredSet, read: &[&str]) -> Result<(), RestoreError> {
     for file in set.manifest.files.iter().filter(|f| !read.contains(&f.name.as_str())) {
-        let actual = set.open(&file.name).and_then(sha256_reader).map_err(|e| {
-            io_error(&e, |m| BackupError::ChecksumMismatch(format!("{}/{}: cannot be read ({m})", set.manifest.set_id, file.name)))
-        })?;
+        let actual = set.open(&file.name).and_then(sha256_reader).map_err(|e| unreadable(set, &file.name, &e))?;
         if actual != file.sha256 {
-            return Err(BackupError::ChecksumMismatch(format!(
-                "{}/{}: checksum mismatch (the file was changed or damaged)",
-                set.manifest.set_id, file.name
-            ))
-            .into());
+            return Err(changed(set, &file.name).into());
         }
     }
     Ok(())
@@ -619,7 +599,23 @@ fn check_digest(store: &DocumentStore, set: &StoredSet, whose: &str) -> Result<(
 }
 
 pub(crate) fn corrupt(set: &StoredSet, name: &str, why: &str) -> RestoreError {
-    BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id)).into()
+    damaged(set, name, why).into()
+}
+
+/// A file of `set` written wrong, or forged with checksums that agree: `CorruptBackup` naming it.
+pub(crate) fn damaged(set: &StoredSet, name: &str, why: &str) -> BackupError {
+    BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id))
+}
+
+/// A file of `set` whose bytes are not those its manifest records.
+pub(crate) fn changed(set: &StoredSet, name: &str) -> BackupError {
+    BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file was changed or damaged)", set.manifest.set_id))
+}
+
+/// A file of `set` that cannot be read: a storage that fails is not damage
+/// (`BackupStorageError`), anything else is a `ChecksumMismatch` naming it.
+pub(crate) fn unreadable(set: &StoredSet, name: &str, e: &std::io::Error) -> BackupError {
+    io_error(e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id)))
 }
 
 /// Step 4: moves a built database from `staging` to `destination` durably.

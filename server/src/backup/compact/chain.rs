@@ -19,7 +19,7 @@ use super::super::location::StoredSet;
 use super::super::BackupError;
 use super::index::State;
 use crate::crypto::Key;
-use crate::restore::build::{open_plain, read_file, Source};
+use crate::restore::build::{changed, damaged, open_plain, read_file, unreadable, Source};
 
 /// The most deletions (over the whole chain) held in memory; a chain with
 /// more is folded through the on-disk index instead.
@@ -44,65 +44,59 @@ struct Documents<'a> {
     key: Option<&'a Key>,
     files: VecDeque<&'a ManifestFile>,
     reader: Option<(&'a ManifestFile, FileRecords)>,
-    head: Option<(String, u64, i64, Vec<u8>)>,
+    head: Option<Document>,
 }
+
+/// A document of an incremental: id, etag, modification time, body.
+type Document = (String, u64, i64, Vec<u8>);
 
 impl<'a> Documents<'a> {
     fn open(source: &Source<'a>) -> Result<Self, BackupError> {
         let files = source.set.manifest.files.iter().filter(|f| f.content == FileContent::Documents).collect();
         let mut out = Self { set: source.set, key: source.key, files, reader: None, head: None };
-        out.advance()?;
+        out.head = out.read_next()?;
         Ok(out)
     }
 
-    /// Reads the next document into `head` (none at the end of the last file).
-    fn advance(&mut self) -> Result<(), BackupError> {
+    /// The head, replaced by the set's next document (which must come after it).
+    fn pop(&mut self) -> Result<Option<Document>, BackupError> {
+        let next = self.read_next()?;
+        if let (Some((head, ..)), Some((id, ..)), Some((file, _))) = (&self.head, &next, &self.reader) {
+            if head >= id {
+                return Err(damaged(self.set, &file.name, "its documents are not in id order"));
+            }
+        }
+        Ok(std::mem::replace(&mut self.head, next))
+    }
+
+    /// The next document of the set's documents files, each file checked at its end.
+    fn read_next(&mut self) -> Result<Option<Document>, BackupError> {
         loop {
             if self.reader.is_none() {
                 let Some(file) = self.files.pop_front() else {
-                    self.head = None;
-                    return Ok(());
+                    return Ok(None);
                 };
                 let source = Source { set: self.set, key: self.key };
                 // Read in small steps: one reader per set of the chain is open at once.
-                let plain = open_plain(&source, &file.name, 128 * 1024).map_err(|e| self.unreadable(&file.name, &e))?;
-                let reader = RecordReader::new(plain).map_err(|e| self.damaged(&file.name, &e.to_string()))?;
+                let plain = open_plain(&source, &file.name, 128 * 1024).map_err(|e| unreadable(self.set, &file.name, &e))?;
+                let reader = RecordReader::new(plain).map_err(|e| damaged(self.set, &file.name, &e.to_string()))?;
                 self.reader = Some((file, reader));
             }
             let (file, reader) = self.reader.as_mut().expect("opened above");
             let file = *file;
             match reader.next_record() {
-                Ok(Some(DataRecord::Document { id, etag, modified_ms, body })) => {
-                    if self.head.as_ref().is_some_and(|(last, ..)| *last >= id) {
-                        return Err(self.damaged(&file.name, "its documents are not in id order"));
-                    }
-                    self.head = Some((id, etag, modified_ms, body));
-                    return Ok(());
-                }
-                Ok(Some(_)) => return Err(self.damaged(&file.name, "a non-document record in a documents file")),
+                Ok(Some(DataRecord::Document { id, etag, modified_ms, body })) => return Ok(Some((id, etag, modified_ms, body))),
+                Ok(Some(_)) => return Err(damaged(self.set, &file.name, "a non-document record in a documents file")),
                 Ok(None) => {
                     let (_, reader) = self.reader.take().expect("opened above");
-                    let (_, sha256) = reader.into_inner().into_hashing().finish().map_err(|e| self.unreadable(&file.name, &e))?;
+                    let (_, sha256) = reader.into_inner().into_hashing().finish().map_err(|e| unreadable(self.set, &file.name, &e))?;
                     if sha256 != file.sha256 {
-                        return Err(BackupError::ChecksumMismatch(format!(
-                            "{}/{}: checksum mismatch (the file was changed or damaged)",
-                            self.set.manifest.set_id, file.name
-                        )));
+                        return Err(changed(self.set, &file.name));
                     }
                 }
-                Err(e) => return Err(self.damaged(&file.name, &e.to_string())),
+                Err(e) => return Err(damaged(self.set, &file.name, &e.to_string())),
             }
         }
-    }
-
-    fn damaged(&self, name: &str, why: &str) -> BackupError {
-        BackupError::Corrupt(format!("{}/{name}: {why}", self.set.manifest.set_id))
-    }
-
-    fn unreadable(&self, name: &str, e: &std::io::Error) -> BackupError {
-        super::super::location::io_error(e, |m| {
-            BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", self.set.manifest.set_id))
-        })
     }
 }
 
@@ -167,10 +161,9 @@ impl<'a> ChainStates<'a> {
                 state = Some(State::Deleted);
             }
             if set.documents.head.as_ref().is_some_and(|(head, ..)| *head == id) {
-                let (_, etag, modified_ms, body) = set.documents.head.take().expect("checked");
-                set.documents.head = Some((id.clone(), 0, 0, Vec::new()));
-                set.documents.advance()?;
-                state = Some(State::Document { etag, modified_ms, body });
+                if let Some((_, etag, modified_ms, body)) = set.documents.pop()? {
+                    state = Some(State::Document { etag, modified_ms, body });
+                }
             }
         }
         Ok(state.map(|s| (id, s)))

@@ -23,7 +23,7 @@ use super::super::location::StoredSet;
 use super::super::logical::{DocumentFiles, FileSet};
 use super::super::BackupError;
 use super::index::State;
-use crate::restore::build::{corrupt, open_plain, read_file, Source};
+use crate::restore::build::{changed, corrupt, damaged, open_plain, read_file, unreadable, Source};
 use crate::restore::error::RestoreError;
 
 /// The largest top or index file a compaction reads whole (a 128 MiB
@@ -170,10 +170,6 @@ fn record_error(set: &StoredSet, name: &str, e: BackupError) -> BackupError {
     }
 }
 
-fn damaged(set: &StoredSet, name: &str, why: &str) -> BackupError {
-    BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id))
-}
-
 /// One frame of a documents file, with the index entries of its documents.
 pub(super) struct Frame {
     compressed: Vec<u8>,
@@ -217,7 +213,7 @@ impl<'a> FrameSource<'a> {
         }
         let index_bytes = read_whole(source, index)?;
         let decompressor = zstd::bulk::Decompressor::new().map_err(|e| corrupt(set, &index.name, &e.to_string()))?;
-        let reader = open_plain(source, &file.name, 1 << 20).map_err(|e| unreadable(set, &file.name, &e))?;
+        let reader = open_plain(source, &file.name, 1 << 20).map_err(|e| RestoreError::from(unreadable(set, &file.name, &e)))?;
         Ok(Some(Self {
             set,
             file,
@@ -257,11 +253,17 @@ impl<'a> FrameSource<'a> {
         self.next_frame += 1;
         let mut compressed = vec![0u8; frame.len as usize];
         self.reader.read_exact(&mut compressed).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => mismatch(self.set, &self.file.name, "shorter than its index says"),
+            std::io::ErrorKind::UnexpectedEof => {
+                BackupError::ChecksumMismatch(format!("{}/{}: shorter than its index says", self.set.manifest.set_id, self.file.name))
+            }
             _ => unreadable(self.set, &self.file.name, &e),
         })?;
         if sha256_of(&compressed) != frame.sha256 {
-            return Err(mismatch(self.set, &self.file.name, &format!("the frame at offset {} does not match its checksum", frame.offset)));
+            let why = format!(
+                "{}/{}: the frame at offset {} does not match its checksum",
+                self.set.manifest.set_id, self.file.name, frame.offset
+            );
+            return Err(BackupError::ChecksumMismatch(why).into());
         }
         let mut entries = Vec::new();
         loop {
@@ -284,9 +286,9 @@ impl<'a> FrameSource<'a> {
         if !self.entries.is_empty() || self.next_block != self.top.blocks.len() {
             return Err(corrupt(set, name, "its index lists documents beyond its frames"));
         }
-        let (_, sha256) = self.reader.into_hashing().finish().map_err(|e| unreadable(set, name, &e))?;
+        let (_, sha256) = self.reader.into_hashing().finish().map_err(|e| RestoreError::from(unreadable(set, name, &e)))?;
         if sha256 != self.file.sha256 {
-            return Err(mismatch(set, name, "checksum mismatch (the file was changed or damaged)"));
+            return Err(changed(set, name).into());
         }
         Ok(())
     }
@@ -315,23 +317,13 @@ fn read_whole(source: &Source<'_>, file: &ManifestFile) -> Result<Vec<u8>, Resto
     if file.size > MAX_INDEX_FILE_BYTES {
         return Err(corrupt(set, &file.name, "larger than any index file"));
     }
-    let mut reader = open_plain(source, &file.name, 1 << 20).map_err(|e| unreadable(set, &file.name, &e))?;
+    let mut reader = open_plain(source, &file.name, 1 << 20).map_err(|e| RestoreError::from(unreadable(set, &file.name, &e)))?;
     let mut out = Vec::new();
     let read = (&mut reader).take(MAX_INDEX_FILE_BYTES).read_to_end(&mut out);
-    let (_, sha256) = reader.into_hashing().finish().map_err(|e| unreadable(set, &file.name, &e))?;
+    let (_, sha256) = reader.into_hashing().finish().map_err(|e| RestoreError::from(unreadable(set, &file.name, &e)))?;
     if sha256 != file.sha256 {
-        return Err(mismatch(set, &file.name, "checksum mismatch (the file was changed or damaged)"));
+        return Err(changed(set, &file.name).into());
     }
     read.map_err(|e| corrupt(set, &file.name, &e.to_string()))?;
     Ok(out)
-}
-
-fn mismatch(set: &StoredSet, name: &str, why: &str) -> RestoreError {
-    BackupError::ChecksumMismatch(format!("{}/{name}: {why}", set.manifest.set_id)).into()
-}
-
-/// A storage that fails is not damage: `BackupStorageError`, not `ChecksumMismatch`.
-fn unreadable(set: &StoredSet, name: &str, e: &std::io::Error) -> RestoreError {
-    super::super::location::io_error(e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id)))
-        .into()
 }
