@@ -478,18 +478,26 @@ pub struct RecordReader<S: Read> {
     frame: bool,
 }
 
-impl<R: Read> RecordReader<zstd::Decoder<'static, io::BufReader<R>>> {
+/// A compressed stream's decoder, read through a buffer: a record's fields
+/// are small reads, each of which would otherwise be a call into zstd.
+pub type Decoded<R> = io::BufReader<zstd::Decoder<'static, io::BufReader<R>>>;
+
+/// Decompressed bytes buffered ahead of the record being read.
+const DECODED_BUFFER: usize = 64 * 1024;
+
+impl<R: Read> RecordReader<Decoded<R>> {
     /// Opens a compressed stream.
     ///
     /// # Errors
     /// zstd initialisation errors.
     pub fn new(inner: R) -> io::Result<Self> {
-        Ok(Self { decoder: zstd::Decoder::new(inner)?, records: 0, ended: false, frame: false })
+        let decoder = io::BufReader::with_capacity(DECODED_BUFFER, zstd::Decoder::new(inner)?);
+        Ok(Self { decoder, records: 0, ended: false, frame: false })
     }
 
     /// The reader under the decompressor.
     pub fn into_inner(self) -> R {
-        self.decoder.finish().into_inner()
+        self.decoder.into_inner().finish().into_inner()
     }
 }
 
@@ -534,8 +542,9 @@ impl<S: Read> RecordReader<S> {
                 if len > MAX_RECORD_BODY {
                     return Err(invalid("a record body is larger than any document"));
                 }
-                // Grows with the bytes actually read: a lying length allocates nothing.
-                let mut body = Vec::new();
+                // Beyond its first MiB, grows with the bytes actually read: a
+                // lying length allocates little.
+                let mut body = Vec::with_capacity(len.min(1 << 20));
                 (&mut self.decoder).take(len as u64).read_to_end(&mut body)?;
                 if body.len() != len {
                     return Err(invalid("the file ends inside a record"));

@@ -2,6 +2,7 @@
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backup::copy::{copy_hashed, CopyJob};
 use crate::backup::error::BackupError;
@@ -10,7 +11,8 @@ use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener};
 use crate::failpoint;
 use crate::jobs::CancelToken;
-use crate::storage::record::{encode_with_flags, etag_key, FLAG_ENCRYPTED};
+use crate::storage::record::{encode_with_flags, etag_key, value_with_flags, FLAG_ENCRYPTED};
+use crate::storage::store::BulkAccess;
 use crate::storage::{ContentDigest, DocumentStore, Durability, StorageError};
 
 use super::error::RestoreError;
@@ -72,6 +74,7 @@ pub(super) fn build_with(
         Ok(())
     };
     let progress: Checked<'_> = &mut checked;
+    let _write_behind = super::write_behind::WriteBehind::start(dir);
     let mut done = 0u64;
     let mut bytes = 0u64;
     // A chain that starts with a snapshot: its files are the database's.
@@ -380,6 +383,9 @@ pub(crate) struct Source<'a> {
     pub(crate) key: Option<&'a crate::crypto::Key>,
 }
 
+/// A full set into the empty store: its documents and its change log are
+/// two sorted streams into two keyspaces, ingested side by side (the
+/// change log on a thread of its own), then the store's counters set.
 fn ingest_full(
     store: &DocumentStore,
     source: &Source<'_>,
@@ -390,25 +396,61 @@ fn ingest_full(
 ) -> Result<u64, RestoreError> {
     let set = source.set;
     let bulk = store.bulk();
+    let stop = AtomicBool::new(false);
+    let (documents, changes) = std::thread::scope(|scope| {
+        let changes = std::thread::Builder::new()
+            .name("restore-changes".into())
+            .spawn_scoped(scope, || ingest_changes(&bulk, source, &stop))
+            .map_err(|e| RestoreError::InvalidRequest(format!("cannot start a restore thread: {e}")))?;
+        let documents = ingest_documents(&bulk, source, flags, done, bytes, progress);
+        if documents.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let changes = changes.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the change log's thread failed".into())));
+        Ok::<_, RestoreError>((documents, changes))
+    })?;
+    let (count, data_bytes, digest) = documents?;
+    *bytes += changes?;
+    bulk.finish(set.manifest.to_etag, Some((count, data_bytes, digest)))?;
+    progress(*done, *bytes)?;
+    Ok(count)
+}
+
+/// A full set's documents: their count, their stored bytes and their digest.
+fn ingest_documents(
+    bulk: &BulkAccess<'_>,
+    source: &Source<'_>,
+    flags: u8,
+    done: &mut u64,
+    bytes: &mut u64,
+    progress: Checked<'_>,
+) -> Result<(u64, u64, ContentDigest), RestoreError> {
+    let set = source.set;
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
     let mut last_id: Option<String> = None;
     let mut count = 0u64;
     let mut data_bytes = 0u64;
     let mut digest = ContentDigest::default();
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-        *bytes += super::stream::read_in_parallel(|each| read_file(source, &file.name, &file.sha256, each), &mut |record| {
+        // On a thread of its own: the digest (a SHA-256 per document) and
+        // the stored value (the body copied once, behind its header).
+        let mut prepare = |record: DataRecord| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
-            if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
-                return Err(corrupt(set, &file.name, "documents are not in id order"));
-            }
             if !rookery_types::is_server_owned(&id) {
                 digest.add(&ContentDigest::item(&id, &body));
             }
-            let record = encode_with_flags(etag, modified_ms, flags, &body);
-            data_bytes += (id.len() + record.len()) as u64;
-            ingestion.write(id.as_bytes().to_vec(), record).map_err(StorageError::from)?;
+            Ok((id, value_with_flags(etag, modified_ms, flags, &body)))
+        };
+        let read = |each: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>| read_file(source, &file.name, &file.sha256, each);
+        *bytes += super::stream::read_in_parallel(read, &mut prepare, &mut |prepared| {
+            let (id, value) = prepared?;
+            if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
+                return Err(corrupt(set, &file.name, "documents are not in id order"));
+            }
+            data_bytes += (id.len() + value.len()) as u64;
+            ingestion.write(id.as_bytes(), value).map_err(StorageError::from)?;
             last_id = Some(id);
             failpoint::hit("restore.document");
             count += 1;
@@ -421,25 +463,38 @@ fn ingest_full(
     if count != set.manifest.document_count {
         return Err(corrupt(set, "manifest.json", "DocumentCount does not match the documents in the set"));
     }
+    Ok((count, data_bytes, digest))
+}
+
+/// A full set's change log, until `stop` (the documents failed or the
+/// restore was canceled): the bytes read.
+fn ingest_changes(bulk: &BulkAccess<'_>, source: &Source<'_>, stop: &AtomicBool) -> Result<u64, RestoreError> {
+    let set = source.set;
     let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
     let mut last_etag = 0u64;
+    let mut bytes = 0;
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
-        *bytes += super::stream::read_in_parallel(|each| read_file(source, &file.name, &file.sha256, each), &mut |record| {
-            let DataRecord::Change { etag, id } = record else {
-                return Err(corrupt(set, &file.name, "a non-change record in the change log"));
-            };
-            if etag <= last_etag {
-                return Err(corrupt(set, &file.name, "the change log is not in etag order"));
-            }
-            changes.write(etag_key(etag).to_vec(), id.into_bytes()).map_err(StorageError::from)?;
-            last_etag = etag;
-            Ok(())
-        })?;
+        bytes += super::stream::read_in_parallel(
+            |each| read_file(source, &file.name, &file.sha256, each),
+            &mut |record| record,
+            &mut |record| {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(RestoreError::Canceled);
+                }
+                let DataRecord::Change { etag, id } = record else {
+                    return Err(corrupt(set, &file.name, "a non-change record in the change log"));
+                };
+                if etag <= last_etag {
+                    return Err(corrupt(set, &file.name, "the change log is not in etag order"));
+                }
+                changes.write(etag_key(etag).to_vec(), id.into_bytes()).map_err(StorageError::from)?;
+                last_etag = etag;
+                Ok(())
+            },
+        )?;
     }
     changes.finish().map_err(StorageError::from)?;
-    bulk.finish(set.manifest.to_etag, Some((count, data_bytes, digest)))?;
-    progress(*done, *bytes)?;
-    Ok(count)
+    Ok(bytes)
 }
 
 fn apply_incremental(

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod prove;
 mod stream;
 pub mod system;
+mod write_behind;
 
 pub use build::{build, move_into_place, Progress, RestoreSummary};
 pub use error::RestoreError;

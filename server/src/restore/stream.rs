@@ -15,19 +15,22 @@ const BATCH: usize = 1024;
 const IN_FLIGHT: usize = 4;
 
 /// Runs `read` (a reader of one data file that hands each record to the
-/// function it is given, as `build::read_file` does) on another thread, and
-/// gives its records, in order, to `apply` here, with the same answers: a
-/// record `apply` refuses is believed only after `read` has hashed the rest
-/// of the file (damage is reported as damage); a cancel stops the reader at
-/// its next batch.
+/// function it is given, as `build::read_file` does) on one thread, `stage`
+/// on each of its records on another, and gives what `stage` made of them,
+/// in order, to `apply` here, with the same answers: a record `apply`
+/// refuses is believed only after `read` has hashed the rest of the file
+/// (damage is reported as damage); a cancel stops the reader at its next
+/// batch.
 ///
 /// # Errors
 /// `read`'s errors, or `apply`'s refusal.
-pub(crate) fn read_in_parallel(
+pub(crate) fn read_in_parallel<T: Send>(
     read: impl FnOnce(&mut dyn FnMut(DataRecord) -> Result<(), RestoreError>) -> Result<u64, RestoreError> + Send,
-    apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
+    stage: &mut (dyn FnMut(DataRecord) -> T + Send),
+    apply: &mut dyn FnMut(T) -> Result<(), RestoreError>,
 ) -> Result<u64, RestoreError> {
     let (tx, rx) = sync_channel::<Vec<DataRecord>>(IN_FLIGHT);
+    let (staged, rx_staged) = sync_channel::<Vec<T>>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("restore-read".into())
@@ -44,7 +47,19 @@ pub(crate) fn read_in_parallel(
                 tx.send(batch).map_err(|_| RestoreError::Canceled)?;
                 Ok(size)
             })
-            .map_err(|e| RestoreError::InvalidRequest(format!("cannot start a reading thread: {e}")))?;
+            .map_err(thread_failed)?;
+        // It ends when the reader does, or when the restore stops taking batches.
+        std::thread::Builder::new()
+            .name("restore-stage".into())
+            .spawn_scoped(scope, move || {
+                for batch in rx {
+                    if staged.send(batch.into_iter().map(&mut *stage).collect()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(thread_failed)?;
+        let rx = rx_staged;
         let mut refused = None;
         'batches: for batch in rx {
             for record in batch {
@@ -71,4 +86,8 @@ pub(crate) fn read_in_parallel(
             (Ok(size), None) => Ok(size),
         }
     })
+}
+
+fn thread_failed(e: std::io::Error) -> RestoreError {
+    RestoreError::InvalidRequest(format!("cannot start a reading thread: {e}"))
 }

@@ -49,12 +49,27 @@ pub fn encode_parts(etag: u64, modified_ms: i64, body: &[u8]) -> Vec<u8> {
 #[must_use]
 pub fn encode_with_flags(etag: u64, modified_ms: i64, flags: u8, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.push(RECORD_VERSION);
-    out.push(flags);
-    out.extend_from_slice(&etag.to_be_bytes());
-    out.extend_from_slice(&modified_ms.to_be_bytes());
+    out.extend_from_slice(&header(etag, modified_ms, flags));
     out.extend_from_slice(body);
     out
+}
+
+/// The bytes a record starts with, before its body.
+#[must_use]
+pub fn header(etag: u64, modified_ms: i64, flags: u8) -> [u8; HEADER_LEN] {
+    let mut out = [0u8; HEADER_LEN];
+    out[0] = RECORD_VERSION;
+    out[1] = flags;
+    out[2..10].copy_from_slice(&etag.to_be_bytes());
+    out[10..18].copy_from_slice(&modified_ms.to_be_bytes());
+    out
+}
+
+/// The stored value of a record, built in place: the header and the body
+/// copied once into the storage's own buffer (a bulk ingestion's value).
+#[must_use]
+pub fn value_with_flags(etag: u64, modified_ms: i64, flags: u8, body: &[u8]) -> byteview::ByteView {
+    byteview::ByteView::fused(&header(etag, modified_ms, flags), body)
 }
 
 /// Reads only the etag and modification time of an encoded record.

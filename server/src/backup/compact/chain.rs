@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::io::BufReader;
 
-use super::super::format::{DataRecord, FileContent, ManifestFile, RecordReader, SetKind, SetReader};
+use super::super::format::{DataRecord, Decoded, FileContent, ManifestFile, RecordReader, SetKind, SetReader};
 use super::super::location::StoredSet;
 use super::super::BackupError;
 use super::index::State;
@@ -36,7 +36,7 @@ pub(super) fn streams_sorted(chain: &[StoredSet]) -> bool {
 }
 
 /// The records of one file of a set, decoded as they are read.
-type FileRecords = RecordReader<zstd::Decoder<'static, BufReader<SetReader<BufReader<Box<dyn std::io::Read + Send>>>>>>;
+type FileRecords = RecordReader<Decoded<SetReader<BufReader<Box<dyn std::io::Read + Send>>>>>;
 
 /// One set's documents, read in order across its documents files.
 struct Documents<'a> {
