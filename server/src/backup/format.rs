@@ -440,14 +440,7 @@ impl<W: Write> RecordWriter<W> {
 /// Ids and bodies over 4 GiB.
 pub fn encode_record(record: &DataRecord, buf: &mut Vec<u8>) -> io::Result<()> {
     match record {
-        DataRecord::Document { id, etag, modified_ms, body } => {
-            buf.push(TAG_DOCUMENT);
-            put_bytes(buf, id.as_bytes())?;
-            buf.extend_from_slice(&etag.to_le_bytes());
-            buf.extend_from_slice(&modified_ms.to_le_bytes());
-            buf.extend_from_slice(&len_u32(body.len())?.to_le_bytes());
-            buf.extend_from_slice(body);
-        }
+        DataRecord::Document { id, etag, modified_ms, body } => encode_document(id, *etag, *modified_ms, body, buf)?,
         DataRecord::Deletion { id, etag } => {
             buf.push(TAG_DELETION);
             put_bytes(buf, id.as_bytes())?;
@@ -459,6 +452,21 @@ pub fn encode_record(record: &DataRecord, buf: &mut Vec<u8>) -> io::Result<()> {
             put_bytes(buf, id.as_bytes())?;
         }
     }
+    Ok(())
+}
+
+/// Appends a document record from its parts (as [`encode_record`] does a
+/// [`DataRecord::Document`]).
+///
+/// # Errors
+/// Ids and bodies over 4 GiB.
+pub fn encode_document(id: &str, etag: u64, modified_ms: i64, body: &[u8], buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.push(TAG_DOCUMENT);
+    put_bytes(buf, id.as_bytes())?;
+    buf.extend_from_slice(&etag.to_le_bytes());
+    buf.extend_from_slice(&modified_ms.to_le_bytes());
+    buf.extend_from_slice(&len_u32(body.len())?.to_le_bytes());
+    buf.extend_from_slice(body);
     Ok(())
 }
 

@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-use super::format::{encode_record, invalid, DataRecord};
+use super::format::{encode_document, invalid, DataRecord};
 
 /// Records are cut into a new frame after this many uncompressed bytes.
 pub const FRAME_RAW_BYTES: usize = 64 * 1024;
@@ -331,13 +331,21 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         let DataRecord::Document { id, etag, modified_ms, body } = record else {
             return Err(invalid("only documents go into a documents file"));
         };
-        if self.last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
+        self.write_document(id, *etag, *modified_ms, body)
+    }
+
+    /// Appends one document from its parts; documents must come in id order.
+    ///
+    /// # Errors
+    /// I/O errors; a document out of id order.
+    pub fn write_document(&mut self, id: &str, etag: u64, modified_ms: i64, body: &[u8]) -> io::Result<()> {
+        if self.last_id.as_deref().is_some_and(|last| last >= id) {
             return Err(invalid("documents must be written in id order"));
         }
         let before = self.raw.len();
-        encode_record(record, &mut self.raw)?;
+        encode_document(id, etag, modified_ms, body, &mut self.raw)?;
         self.raw_bytes += (self.raw.len() - before) as u64;
-        self.index_entry(id, *etag, *modified_ms, body.len() as u32)?;
+        self.index_entry(id, etag, modified_ms, body.len() as u32)?;
         if self.raw.len() >= FRAME_RAW_BYTES {
             self.flush_frame()?;
         }
@@ -399,7 +407,10 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         id.clone_into(&mut self.block_ids.1);
         self.block_count += 1;
         self.records += 1;
-        self.last_id = Some(id.to_string());
+        match &mut self.last_id {
+            Some(last) => id.clone_into(last),
+            None => self.last_id = Some(id.to_owned()),
+        }
         if self.block_count as usize >= BLOCK_ENTRIES {
             self.flush_block()?;
         }

@@ -26,6 +26,7 @@
 
 use super::error::BackupError;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::format::{
     DataRecord, FileContent, HashingWriter, Manifest, ManifestFile, RecordWriter, SetKind, SetWriter, BACKED_UP_INTERNAL_PREFIXES,
@@ -39,7 +40,7 @@ use super::target::{commit_set, database_encryption, FileSink, Target};
 use crate::failpoint;
 use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
 use crate::storage::record::decode_header;
-use crate::storage::StoreSnapshot;
+use crate::storage::{StorageError, StoreSnapshot};
 use rookery_types::STATUS_DOCUMENT_IDS;
 
 /// A data file is closed and a new one started after this many uncompressed bytes.
@@ -70,8 +71,7 @@ pub(super) fn write_set(
         SetKind::Full => {
             let status_docs = STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(snapshot.get_raw(id), Ok(Some(_)))).count() as u64;
             files.reporter.set_total(snapshot.document_count()?.saturating_sub(status_docs));
-            let documents = files.write_documents(snapshot.documents())?;
-            files.write_change_log(&snapshot)?;
+            let documents = files.write_documents_and_change_log(&snapshot)?;
             (documents, 0)
         }
         // Written from the storage files instead (see `run`).
@@ -136,7 +136,7 @@ fn write_changed_documents(files: &mut FileSet<'_>, snapshot: &StoreSnapshot, fr
     let changed = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
     files.reporter.set_total(changed);
     if changed > MAX_SORTED_CHANGES.max(snapshot.document_count()? / 8) {
-        let newer = snapshot.documents().filter(|item| match item {
+        let newer = snapshot.documents_raw().filter(|item| match item {
             Ok((_, raw)) => decode_header(raw).map_or(true, |(etag, _)| etag > from_etag),
             Err(_) => true,
         });
@@ -158,6 +158,32 @@ fn write_changed_documents(files: &mut FileSet<'_>, snapshot: &StoreSnapshot, fr
         Ok((id, raw))
     });
     files.write_documents(documents)
+}
+
+/// Every entry of the change log into `sink` (`name`), until the documents
+/// beside it fail (`stop`) or the backup is canceled.
+fn write_change_log(
+    mut sink: Sink,
+    name: &str,
+    snapshot: &StoreSnapshot,
+    cancel: &CancelToken,
+    stop: &AtomicBool,
+    mut yielder: Option<YieldToWrites>,
+) -> Result<Sink, BackupError> {
+    for item in snapshot.changes_after(0) {
+        let (etag, id) = item?;
+        if cancel.is_canceled() || stop.load(Ordering::Relaxed) {
+            return Err(BackupError::Canceled);
+        }
+        if is_status(&id) {
+            continue;
+        }
+        if let Some(y) = &mut yielder {
+            y.read((8 + id.len()) as u64);
+        }
+        sink.write(&DataRecord::Change { etag, id }).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+    }
+    Ok(sink)
 }
 
 /// The most changed ids an incremental sorts in memory (about 64 bytes each).
@@ -259,22 +285,25 @@ impl<'a> FileSet<'a> {
         Ok(())
     }
 
-    fn write_documents(
+    /// Documents as `(id, stored record)` in id order, written from the
+    /// storage's own bytes (no copy of a body before it is encoded).
+    fn write_documents<K: AsRef<[u8]>, V: AsRef<[u8]>>(
         &mut self,
-        docs: impl Iterator<Item = Result<(String, Vec<u8>), crate::storage::StorageError>>,
+        docs: impl Iterator<Item = Result<(K, V), crate::storage::StorageError>>,
     ) -> Result<u64, BackupError> {
         let mut writer = self.documents()?;
         for item in docs {
             let (id, raw) = item?;
-            if is_status(&id) {
+            let (id, raw) =
+                (std::str::from_utf8(id.as_ref()).map_err(|_| StorageError::Corrupt("document id is not UTF-8".into()))?, raw.as_ref());
+            if is_status(id) {
                 continue;
             }
             if let Some(y) = &mut self.yielder {
                 y.read((id.len() + raw.len()) as u64);
             }
-            let (etag, modified_ms) = decode_header(&raw)?;
-            let body = raw[crate::storage::record::HEADER_LEN..].to_vec();
-            writer.push(self, DataRecord::Document { id, etag, modified_ms, body })?;
+            let (etag, modified_ms) = decode_header(raw)?;
+            writer.push_document(self, id, etag, modified_ms, &raw[crate::storage::record::HEADER_LEN..])?;
         }
         writer.finish(self)
     }
@@ -283,7 +312,7 @@ impl<'a> FileSet<'a> {
     pub(super) fn documents(&mut self) -> Result<DocumentFiles, BackupError> {
         let name = "documents-0001.zst".to_string();
         let sink = self.open_documents(&name)?;
-        Ok(DocumentFiles { index: 1, name, sink, count: 0 })
+        Ok(DocumentFiles { index: 1, name, sink, count: 0, unreported: 0 })
     }
 
     fn open_documents(&self, name: &str) -> Result<Framed, BackupError> {
@@ -321,19 +350,28 @@ impl<'a> FileSet<'a> {
         self.close(name.to_string(), sink, content)
     }
 
-    fn write_change_log(&mut self, snapshot: &StoreSnapshot) -> Result<(), BackupError> {
+    /// A full set's documents, and its change log written beside them on a
+    /// thread of its own (two independent streams of the same snapshot).
+    fn write_documents_and_change_log(&mut self, snapshot: &StoreSnapshot) -> Result<u64, BackupError> {
         let name = "changes.zst".to_string();
-        let mut sink = self.open(&name)?;
-        for item in snapshot.changes_after(0) {
-            let (etag, id) = item?;
-            self.check_cancel()?;
-            if is_status(&id) {
-                continue;
+        let sink = self.open(&name)?;
+        let stop = AtomicBool::new(false);
+        let (cancel, yielder) = (self.cancel, self.yielder.clone());
+        let (documents, change_log) = std::thread::scope(|scope| {
+            let change_log = std::thread::Builder::new()
+                .name("backup-changes".into())
+                .spawn_scoped(scope, || write_change_log(sink, &name, snapshot, cancel, &stop, yielder))
+                .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")))?;
+            let documents = self.write_documents(snapshot.documents_raw());
+            if documents.is_err() {
+                stop.store(true, Ordering::Relaxed);
             }
-            sink.write(&DataRecord::Change { etag, id })
-                .map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
-        }
-        self.close(name, sink, FileContent::ChangeLog)
+            let change_log = change_log.join().unwrap_or_else(|_| Err(BackupError::Io("the change log's thread failed".into())));
+            Ok::<_, BackupError>((documents, change_log))
+        })?;
+        let documents = documents?;
+        self.close(name, change_log?, FileContent::ChangeLog)?;
+        Ok(documents)
     }
 
     fn write_credentials(&mut self, snapshot: &StoreSnapshot) -> Result<(), BackupError> {
@@ -375,16 +413,38 @@ pub(super) struct DocumentFiles {
     name: String,
     sink: Framed,
     count: u64,
+    /// Documents written since progress was last reported.
+    unreported: u64,
 }
+
+/// Documents between two progress reports and pace checks.
+const REPORT_EVERY: u64 = 64;
 
 type Framed = FramedWriter<SetWriter<FileSink>, SetWriter<FileSink>>;
 
 impl DocumentFiles {
     /// Writes one document record (documents go in id order).
     pub(super) fn push(&mut self, files: &mut FileSet<'_>, record: DataRecord) -> Result<(), BackupError> {
+        let DataRecord::Document { id, etag, modified_ms, body } = record else {
+            return Err(BackupError::Io(format!("cannot write {}: only documents go into a documents file", self.name)));
+        };
+        self.push_document(files, &id, etag, modified_ms, &body)
+    }
+
+    /// Writes one document from its parts (documents go in id order).
+    pub(super) fn push_document(
+        &mut self,
+        files: &mut FileSet<'_>,
+        id: &str,
+        etag: u64,
+        modified_ms: i64,
+        body: &[u8],
+    ) -> Result<(), BackupError> {
         files.check_cancel()?;
         let name = &self.name;
-        self.sink.write(&record).map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
+        self.sink
+            .write_document(id, etag, modified_ms, body)
+            .map_err(|e| io_error(&e, |m| BackupError::Io(format!("cannot write {name}: {m}"))))?;
         failpoint::hit("backup.document");
         self.written(files, 1)
     }
@@ -406,11 +466,18 @@ impl DocumentFiles {
         self.written(files, entries.len() as u64)
     }
 
-    /// After `documents` were written: the next file when this one is full, progress, pace.
+    /// After `documents` were written: the next file when this one is full,
+    /// progress and pace (every [`REPORT_EVERY`] documents).
     fn written(&mut self, files: &mut FileSet<'_>, documents: u64) -> Result<(), BackupError> {
         self.count += documents;
         files.documents_done += documents;
-        if self.sink.raw_bytes() >= FILE_SPLIT_BYTES {
+        self.unreported += documents;
+        let full = self.sink.raw_bytes() >= FILE_SPLIT_BYTES;
+        if self.unreported < REPORT_EVERY && !full {
+            return Ok(());
+        }
+        self.unreported = 0;
+        if full {
             let next = format!("documents-{:04}.zst", self.index + 1);
             let full = std::mem::replace(&mut self.sink, files.open_documents(&next)?);
             files.close_documents(std::mem::replace(&mut self.name, next), full)?;
@@ -429,6 +496,7 @@ impl DocumentFiles {
 
     /// Closes the last file; the number of documents written.
     pub(super) fn finish(self, files: &mut FileSet<'_>) -> Result<u64, BackupError> {
+        files.reporter.progress(files.documents_done, files.bytes_done + self.sink.written());
         files.close_documents(self.name, self.sink)?;
         Ok(self.count)
     }

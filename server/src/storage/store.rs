@@ -761,6 +761,12 @@ impl StoreSnapshot {
         })
     }
 
+    /// Every document as `(id, raw record)` in id order, in the storage's
+    /// own buffers (the id is not checked to be UTF-8).
+    pub fn documents_raw(&self) -> impl Iterator<Item = Result<(fjall::UserKey, fjall::UserValue), StorageError>> + '_ {
+        self.snapshot.iter(&self.docs).map(|guard| guard.into_inner().map_err(StorageError::from))
+    }
+
     /// Every document from the id `from` on (at or after it), as `(id, raw record)`, in id order.
     pub fn documents_from<'a>(&'a self, from: &str) -> impl Iterator<Item = Result<(String, Vec<u8>), StorageError>> + 'a {
         self.snapshot.range(&self.docs, from.as_bytes().to_vec()..).map(|guard| {
