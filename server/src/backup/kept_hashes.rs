@@ -69,8 +69,20 @@ pub fn get(meta: &std::fs::Metadata) -> Option<String> {
     kept().hashes.get(&key(meta)).cloned()
 }
 
-/// Keeps the hash of an immutable file just read in full.
+/// How long ago a file must have been last written for its hash to be
+/// kept: file systems stamp modification times from a clock that ticks
+/// every few milliseconds (at most 10 at 100 Hz), so a write within the
+/// same tick as the one before could leave the time unchanged; a write
+/// after this long cannot.
+pub const SETTLED: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Keeps the hash of an immutable file just read (or written) in full;
+/// not of a file written within [`SETTLED`].
 pub fn remember(meta: &std::fs::Metadata, sha: &str) {
+    let age = meta.modified().ok().and_then(|m| std::time::SystemTime::now().duration_since(m).ok());
+    if age.is_none_or(|age| age < SETTLED) {
+        return;
+    }
     let mut kept = kept();
     if kept.hashes.len() >= ENTRIES {
         kept.hashes.clear();

@@ -114,6 +114,9 @@ pub(super) fn write_set(
         mac: None,
     };
     let final_dir = commit_set(target, &mut manifest, prepared.set_key.as_ref().map(|k| &k.key), cancel)?;
+    if prepared.location.folder().is_some() {
+        keep_hashes(&final_dir, &manifest.files);
+    }
 
     Ok(BackupSummary {
         set_id: prepared.set_id.clone(),
@@ -126,6 +129,19 @@ pub(super) fn write_set(
         from_etag,
         to_etag,
     })
+}
+
+/// The hashes of a set's files just written into a folder, kept by inode,
+/// size and modification time: the next incremental's check of this set
+/// (the newest of its chain) need not read them again while they are
+/// unchanged (see [`super::location::Depth::ChecksumsOrKept`]).
+fn keep_hashes(dir: &std::path::Path, files: &[ManifestFile]) {
+    for file in files {
+        if let Ok(meta) = std::fs::metadata(dir.join(&file.name)) {
+            super::kept_hashes::remember(&meta, &file.sha256);
+        }
+    }
+    super::kept_hashes::save();
 }
 
 /// The documents changed after `from_etag`, in id order (format version 4):
@@ -499,5 +515,75 @@ impl DocumentFiles {
         files.reporter.progress(files.documents_done, files.bytes_done + self.sink.written());
         files.close_documents(self.name, self.sink)?;
         Ok(self.count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::location::{self, Depth, Location};
+    use super::*;
+    use crate::backup::BackupOptions;
+    use crate::config::Config;
+    use crate::engine::Rookery;
+    use rookery_types::RestoreRequest;
+
+    fn age(path: &std::path::Path) -> std::time::Duration {
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).expect("a modification time");
+        std::time::SystemTime::now().duration_since(modified).unwrap_or_default()
+    }
+
+    /// The check of a chain's newest set before an incremental trusts a
+    /// hash kept for a file only while its inode, size and modification
+    /// time are those it had; a verification and a restore read every byte.
+    #[test]
+    fn a_kept_hash_stands_for_a_set_file_only_while_it_is_unchanged_and_a_restore_reads_every_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
+        let db = rookery.catalog().create("K").expect("creates");
+        for i in 0..200u32 {
+            db.store().put(&format!("k/{i:04}"), format!(r#"{{"n":{i}}}"#).as_bytes(), None).expect("put");
+        }
+        let folder = dir.path().join("sets");
+        let options = BackupOptions { location: folder.display().to_string(), ..Default::default() };
+        let summary = rookery.start_backup("K", options).expect("starts").wait().expect("backs up");
+        let set_dir = summary.set_dir.expect("a folder set");
+        let set = || {
+            let scanned = location::scan(&Location::Folder(folder.clone())).expect("scans");
+            scanned.chains[0].sets[0].clone()
+        };
+        let documents = set_dir.join("documents-0001.zst");
+        // Its hash is kept once the file has settled (as a set that took
+        // longer to finish than the file to write has it kept at once).
+        while age(&documents) < super::super::kept_hashes::SETTLED {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        keep_hashes(&set_dir, &set().manifest.files);
+        assert!(location::verify_set(&set(), Depth::ChecksumsOrKept).is_empty());
+
+        // Damaged in place, with its modification time put back: the kept
+        // hash still stands for it (the check does not read it), but a
+        // verification and a restore read every byte and refuse it.
+        let modified = std::fs::metadata(&documents).and_then(|m| m.modified()).expect("mtime");
+        let mut bytes = std::fs::read(&documents).expect("reads");
+        bytes[12] ^= 1;
+        std::fs::write(&documents, &bytes).expect("writes");
+        std::fs::File::options().write(true).open(&documents).and_then(|f| f.set_modified(modified)).expect("mtime put back");
+        assert!(location::verify_set(&set(), Depth::ChecksumsOrKept).is_empty(), "the kept hash was not used");
+        let found = location::verify_set(&set(), Depth::Checksums);
+        assert!(found.iter().any(|f| f.message.contains("documents-0001.zst")), "{found:?}");
+        let request =
+            RestoreRequest { backup_location: folder.display().to_string(), database_name: Some("Copy".into()), ..Default::default() };
+        let refused = rookery.start_restore(&request, false).and_then(|job| job.wait());
+        assert!(refused.is_err(), "a damaged set restored");
+
+        // Written again later (its modification time moves): read again.
+        std::fs::write(&documents, &bytes).expect("writes");
+        std::fs::File::options()
+            .write(true)
+            .open(&documents)
+            .and_then(|f| f.set_modified(modified + std::time::Duration::from_secs(1)))
+            .expect("mtime");
+        let found = location::verify_set(&set(), Depth::ChecksumsOrKept);
+        assert!(found.iter().any(|f| f.message.contains("documents-0001.zst")), "{found:?}");
     }
 }

@@ -265,7 +265,7 @@ fn unusable_base(chain: &location::Chain, last_etag: u64, encrypted: bool) -> Op
     for set in &chain.sets[..chain.sets.len() - 1] {
         findings.extend(location::verify_set(set, location::Depth::Structure));
     }
-    findings.extend(location::verify_set(tip, location::Depth::Checksums));
+    findings.extend(location::verify_set(tip, location::Depth::ChecksumsOrKept));
     if let Some(f) = findings.into_iter().next() {
         return Some(format!("the chain it would extend is damaged ({})", f.message));
     }
