@@ -89,26 +89,36 @@ pub struct DocumentStore {
     foreground: Foreground,
 }
 
-/// When a database last took a client's write: background work (a backup
-/// reading every document) yields the disk while writes arrive.
+/// When a database last took a client's write, and how many bytes clients
+/// have written: background work (a backup reading every document) yields
+/// to the writes while they arrive.
 #[derive(Debug, Clone)]
 pub struct Foreground {
     base: std::time::Instant,
     /// Microseconds after `base` of the last write, plus one (0: none yet).
     last_write: Arc<AtomicU64>,
+    /// Bytes of ids and bodies clients have written since the store opened.
+    written: Arc<AtomicU64>,
 }
 
 impl Foreground {
     fn new() -> Self {
-        Self { base: std::time::Instant::now(), last_write: Arc::new(AtomicU64::new(0)) }
+        Self { base: std::time::Instant::now(), last_write: Arc::new(AtomicU64::new(0)), written: Arc::default() }
     }
 
     fn now(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    fn note_write(&self) {
+    fn note_write(&self, bytes: usize) {
         self.last_write.store(self.now().saturating_add(1), Ordering::Relaxed);
+        self.written.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Bytes of ids and bodies clients have written since the store opened.
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Whether a write began within the last `window`.
@@ -329,7 +339,7 @@ impl DocumentStore {
     /// `InvalidId`, `ConcurrencyConflict`, storage errors.
     pub fn put(&self, id: &str, body: &[u8], if_match: Option<u64>) -> Result<PutOutcome, StorageError> {
         validate_client_id(id)?;
-        self.foreground.note_write();
+        self.foreground.note_write(id.len() + body.len());
         self.write_document(id, body, if_match.map_or(Expect::Any, Expect::Etag))
     }
 
@@ -339,7 +349,7 @@ impl DocumentStore {
     /// `ConcurrencyConflict` when it exists; as [`DocumentStore::put`].
     pub fn create(&self, id: &str, body: &[u8]) -> Result<PutOutcome, StorageError> {
         validate_client_id(id)?;
-        self.foreground.note_write();
+        self.foreground.note_write(id.len() + body.len());
         self.write_document(id, body, Expect::Absent)
     }
 
@@ -407,7 +417,7 @@ impl DocumentStore {
     /// `NotFound`, `ConcurrencyConflict`, storage errors.
     pub fn delete(&self, id: &str, if_match: Option<u64>) -> Result<u64, StorageError> {
         validate_client_id(id)?;
-        self.foreground.note_write();
+        self.foreground.note_write(id.len());
         let etag = {
             let mut state = self.lock_writer();
             let Some((current, size, old_term)) = self.current(id)? else {
@@ -1016,9 +1026,12 @@ mod tests {
         assert!(!foreground.wrote_within(hour), "no write yet");
         store.put_server_owned("Raven/Backup/Status", b"{}").expect("a status document");
         assert!(!foreground.wrote_within(hour), "a job's own status is not a client's write");
+        assert_eq!(foreground.written(), 0, "nor are its bytes");
         store.put("a", b"{}", None).expect("put");
         assert!(foreground.wrote_within(hour));
         assert!(!foreground.wrote_within(std::time::Duration::ZERO), "nothing is within no time");
+        store.delete("a", None).expect("delete");
+        assert_eq!(foreground.written(), 4, "the id and body of the put, the id of the delete");
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub struct Args {
     /// Also write the rows as JSON, with the commit and the machine.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Seconds of each write-load window.
-    #[arg(long, default_value_t = 3)]
+    /// Seconds of each write-load window (after 2 s of writes not counted).
+    #[arg(long, default_value_t = 10)]
     load_seconds: u64,
     /// Writer threads during the load windows.
     #[arg(long, default_value_t = 2)]

@@ -111,24 +111,37 @@ impl Bench {
     /// Runs `name` `--runs` times; what runs after the first wrote into
     /// `root/<output>/run-K` is removed (the first run's sets are read later).
     fn runs(&self, name: &str, label: &str, output: Option<&str>) -> Vec<Outcome> {
-        (1..=self.args.runs)
-            .map(|run| {
-                let outcome = self.phase(name, run);
-                let parts: Vec<String> =
-                    outcome.values.iter().filter(|(k, _)| k.ends_with("_seconds")).map(|(k, v)| format!(", {k} {v:.3}")).collect();
-                println!(
-                    "  {label}, run {run}/{}: {:.3} s{}, peak RSS {}",
-                    self.args.runs,
-                    outcome.seconds,
-                    parts.concat(),
-                    human(outcome.peak_rss_bytes)
-                );
-                if let (Some(output), true) = (output, run > 1) {
-                    let _ = std::fs::remove_dir_all(self.root.join(output).join(format!("run-{run}")));
-                }
-                outcome
-            })
-            .collect()
+        (1..=self.args.runs).map(|run| self.run_once(name, label, output, run)).collect()
+    }
+
+    /// Runs each of `phases` (`(name, label, output)`) `--runs` times, taking
+    /// turns (run 1 of each, then run 2 of each...): what drifts on the
+    /// machine meanwhile falls on every phase alike, not on the first one.
+    fn runs_in_turn(&self, phases: &[(&str, &str, Option<&str>)]) -> Vec<Vec<Outcome>> {
+        let mut outcomes: Vec<Vec<Outcome>> = phases.iter().map(|_| Vec::new()).collect();
+        for run in 1..=self.args.runs {
+            for ((name, label, output), runs) in phases.iter().zip(&mut outcomes) {
+                runs.push(self.run_once(name, label, *output, run));
+            }
+        }
+        outcomes
+    }
+
+    fn run_once(&self, name: &str, label: &str, output: Option<&str>, run: u32) -> Outcome {
+        let outcome = self.phase(name, run);
+        let parts: Vec<String> =
+            outcome.values.iter().filter(|(k, _)| k.ends_with("_seconds")).map(|(k, v)| format!(", {k} {v:.3}")).collect();
+        println!(
+            "  {label}, run {run}/{}: {:.3} s{}, peak RSS {}",
+            self.args.runs,
+            outcome.seconds,
+            parts.concat(),
+            human(outcome.peak_rss_bytes)
+        );
+        if let (Some(output), true) = (output, run > 1) {
+            let _ = std::fs::remove_dir_all(self.root.join(output).join(format!("run-{run}")));
+        }
+        outcome
     }
 
     fn load(&self) {
@@ -182,9 +195,15 @@ impl Bench {
     }
 
     fn writes(&mut self, rows: &mut Vec<Row>) {
-        let quiet = self.runs("writes-quiet", "writes without a backup", None);
-        let backup = self.runs("writes-backup", "writes during back-to-back backups", Some("backups-under-load"));
-        let snapshot = self.runs("writes-snapshot", "writes during back-to-back snapshots", Some("backups-under-load"));
+        let mut turns = self
+            .runs_in_turn(&[
+                ("writes-quiet", "writes without a backup", None),
+                ("writes-backup", "writes during back-to-back backups", Some("backups-under-load")),
+                ("writes-snapshot", "writes during back-to-back snapshots", Some("backups-under-load")),
+            ])
+            .into_iter();
+        let (quiet, backup, snapshot) =
+            (turns.next().unwrap_or_default(), turns.next().unwrap_or_default(), turns.next().unwrap_or_default());
         let (throughput, p99) = (|o: &Outcome| o.value("throughput"), |o: &Outcome| o.value("p99_ms"));
         let (quiet_rate, quiet_p99) = (sample(&quiet, throughput), sample(&quiet, p99));
         rows.push(Row::ratio("write throughput during backups / without", &sample(&backup, throughput), &quiet_rate, ">= 0.9"));

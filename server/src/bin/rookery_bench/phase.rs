@@ -14,7 +14,7 @@ use rookery::Rookery;
 use rookery_types::{BackupType, RestoreRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::system::{drop_caches, du, peak_rss};
+use crate::system::{drop_caches, du, peak_rss, sync};
 use crate::workload::{change_one_percent, change_one_percent_in_runs, doc_body, doc_id, rest_load, write_load, DATABASE};
 use crate::Args;
 
@@ -194,12 +194,15 @@ impl Phase<'_> {
         first.with("again", again.seconds)
     }
 
-    /// Two writers for `--load-seconds`, with backups of `kind` back to back.
+    /// Two writers for `--load-seconds`, with backups of `kind` back to
+    /// back; what earlier phases left in the page cache is written out first.
     fn writes(&self, kind: Option<BackupType>) -> Outcome {
+        sync();
         let location = self.folder("backups-under-load", self.run);
         let window = Duration::from_secs(self.args.load_seconds);
+        let started = Instant::now();
         let load = write_load(&self.rookery, self.args.writers, self.args.documents, window, kind.map(|k| (location.as_str(), k)));
-        let outcome = Outcome { seconds: window.as_secs_f64(), ..Default::default() };
+        let outcome = Outcome::timed(started);
         outcome.with("throughput", load.throughput).with("p99_ms", load.p99_ms).with("backups", load.backups as f64)
     }
 

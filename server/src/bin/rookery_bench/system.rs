@@ -22,9 +22,14 @@ pub fn du(path: &Path) -> u64 {
         .sum()
 }
 
+/// Flushes every dirty page to disk.
+pub fn sync() {
+    let _ = Command::new("sync").status();
+}
+
 /// Flushes dirty pages and drops the page cache (as root; otherwise says so once).
 pub fn drop_caches() {
-    let _ = Command::new("sync").status();
+    sync();
     if std::fs::write("/proc/sys/vm/drop_caches", "3").is_err() {
         static SAID: std::sync::Once = std::sync::Once::new();
         SAID.call_once(|| eprintln!("(cannot drop the page cache: timings are with warm caches)"));
