@@ -17,13 +17,6 @@ fn verify(location: &str) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-/// POSTs and ignores a transport error: the server may exit before it answers.
-fn post_tolerant(s: &TestServer, path: &str, body: Value) {
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(20))).build().into();
-    let _ = agent.post(&format!("{}{path}", s.url)).send(body.to_string());
-}
-
 fn seed(s: &TestServer, base: &str, n: usize) -> Vec<(String, Value)> {
     (0..n)
         .map(|i| {
@@ -55,7 +48,7 @@ fn a_crash_at_every_backup_step_leaves_no_wrong_set_and_recovers() {
         let mut acked = acked;
         acked[1].1 = json!({"changed": true});
         s.restart_with(&[("ROOKERY_FAILPOINTS", point)]);
-        post_tolerant(&s, "/databases/Crash/admin/backup?incremental=true", json!({"BackupLocation": location}));
+        s.post_tolerant("/databases/Crash/admin/backup?incremental=true", json!({"BackupLocation": location}));
         assert_eq!(s.wait_exit(Duration::from_secs(20)), Some(FAILPOINT_EXIT), "{point}: the server stopped at the point");
 
         // Whatever is under a final name verifies; only the last point shows the new set.
@@ -86,7 +79,7 @@ fn a_crash_at_every_restore_step_leaves_no_half_database_and_recovers() {
         let location = s.location("restore-backups");
         s.backup("/databases/Src", &location, false);
         s.restart_with(&[("ROOKERY_FAILPOINTS", point)]);
-        post_tolerant(&s, "/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Copy"}));
+        s.post_tolerant("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Copy"}));
         assert_eq!(s.wait_exit(Duration::from_secs(20)), Some(FAILPOINT_EXIT), "{point}");
         s.restart();
         assert_eq!(s.get("/databases/Copy/docs").0, 404, "{point}: no half database");
@@ -241,7 +234,7 @@ fn kill_9_at_random_moments_under_load() {
         // A backup in flight, writes, then kill -9 once its first file is written.
         let sets_before = set_dirs(Path::new(&location));
         let incremental = round % 2 == 1;
-        post_tolerant(&s, &format!("/databases/Soak/admin/backup?incremental={incremental}"), json!({"BackupLocation": location}));
+        s.post_tolerant(&format!("/databases/Soak/admin/backup?incremental={incremental}"), json!({"BackupLocation": location}));
         let writes = (next() % 40) as usize;
         for w in 0..writes {
             let id = format!("soak/{round}/{w}");

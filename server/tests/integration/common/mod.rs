@@ -230,6 +230,16 @@ impl TestServer {
         self.call("POST", path, Some(&body))
     }
 
+    /// POSTs to a server that may exit (at a failpoint) before its answer
+    /// is sent: the status and body when it answered, `None` when the
+    /// connection dropped first.
+    pub fn post_tolerant(&self, path: &str, body: Value) -> Option<(u16, Value)> {
+        let mut response =
+            self.agent.post(&format!("{}{path}", self.url)).header("content-type", "application/json").send(body.to_string()).ok()?;
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        Some((response.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
     pub fn delete(&self, path: &str) -> (u16, Value) {
         self.call("DELETE", path, None)
     }
