@@ -40,7 +40,7 @@ use super::target::{commit_set, database_encryption, FileSink, Target};
 use crate::failpoint;
 use crate::jobs::{now_rfc3339, CancelToken, StatusReporter};
 use crate::storage::record::decode_header;
-use crate::storage::{StorageError, StoreSnapshot};
+use crate::storage::StoreSnapshot;
 use rookery_types::STATUS_DOCUMENT_IDS;
 
 /// A data file is closed and a new one started after this many uncompressed bytes.
@@ -310,8 +310,7 @@ impl<'a> FileSet<'a> {
         let mut writer = self.documents()?;
         for item in docs {
             let (id, raw) = item?;
-            let (id, raw) =
-                (std::str::from_utf8(id.as_ref()).map_err(|_| StorageError::Corrupt("document id is not UTF-8".into()))?, raw.as_ref());
+            let (id, raw) = (crate::storage::store::id_str(id.as_ref())?, raw.as_ref());
             if is_status(id) {
                 continue;
             }

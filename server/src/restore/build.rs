@@ -401,7 +401,7 @@ fn ingest_full(
         let changes = std::thread::Builder::new()
             .name("restore-changes".into())
             .spawn_scoped(scope, || ingest_changes(&bulk, source, &stop))
-            .map_err(|e| RestoreError::InvalidRequest(format!("cannot start a restore thread: {e}")))?;
+            .map_err(super::stream::thread_failed)?;
         let documents = ingest_documents(&bulk, source, flags, done, bytes, progress);
         if documents.is_err() {
             stop.store(true, Ordering::Relaxed);

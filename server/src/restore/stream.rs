@@ -88,6 +88,7 @@ pub(crate) fn read_in_parallel<T: Send>(
     })
 }
 
-fn thread_failed(e: std::io::Error) -> RestoreError {
-    RestoreError::InvalidRequest(format!("cannot start a reading thread: {e}"))
+/// A restore's thread that could not be started.
+pub(super) fn thread_failed(e: std::io::Error) -> RestoreError {
+    RestoreError::InvalidRequest(format!("cannot start a restore thread: {e}"))
 }

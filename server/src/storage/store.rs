@@ -765,8 +765,8 @@ impl StoreSnapshot {
 
     /// Every document as `(id, raw record)`, in id order.
     pub fn documents(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), StorageError>> + '_ {
-        self.snapshot.iter(&self.docs).map(|guard| {
-            let (key, value) = guard.into_inner()?;
+        self.documents_raw().map(|item| {
+            let (key, value) = item?;
             Ok((key_to_string(&key)?, value.to_vec()))
         })
     }
@@ -978,7 +978,15 @@ fn read_u64(raw: &Option<fjall::Slice>) -> Result<u64, StorageError> {
 }
 
 fn key_to_string(key: &[u8]) -> Result<String, StorageError> {
-    String::from_utf8(key.to_vec()).map_err(|_| StorageError::Corrupt("document id is not UTF-8".into()))
+    id_str(key).map(str::to_owned)
+}
+
+/// A stored document id as text.
+///
+/// # Errors
+/// `Corrupt` when it is not UTF-8.
+pub fn id_str(key: &[u8]) -> Result<&str, StorageError> {
+    std::str::from_utf8(key).map_err(|_| StorageError::Corrupt("document id is not UTF-8".into()))
 }
 
 /// Milliseconds since the Unix epoch.
