@@ -35,7 +35,11 @@
 //!    consecutive, else one was created and deleted between steps 1 and 4
 //!    (flushed into tables newer than step 2's), and the pin starts over.
 //! 5. Copy each linked journal into a real file (fjall truncates a journal
-//!    in place when it recovers, so a journal must never stay a link).
+//!    in place when it recovers, so a journal must never stay a link). A
+//!    pin that flushed the memtables first leaves out the leading batches
+//!    the flush put in tables ([`super::journal::Cut`]): fjall rotates its
+//!    journal only past 64 MB, so the copy would otherwise replay up to
+//!    that much only to skip it.
 //! 6. Open the copy: fjall replays the journals above what each keyspace's
 //!    tables hold and cuts the last batch if the copy caught it half
 //!    written. Take the server's status documents out, read the etag, the
@@ -56,6 +60,7 @@ use std::path::{Path, PathBuf};
 
 use super::digest::ContentDigest;
 use super::error::StorageError;
+use super::journal::Cut;
 use super::store::{DocumentStore, Durability};
 use crate::failpoint;
 use rookery_types::STATUS_DOCUMENT_IDS;
@@ -115,15 +120,14 @@ pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned,
     // Not needed for consistency; for speed: the tables are linked for free,
     // the journals are copied and replayed, so long journals are flushed
     // into tables first (short ones are cheaper to copy than a flush is).
-    if flush || journal_bytes(store.path())? > FLUSH_ABOVE_JOURNAL_BYTES {
-        store.flush_memtables()?;
-    }
+    // The flush also lets the journal copies leave out what it put in tables.
+    let cut = if flush || journal_bytes(store.path())? > FLUSH_ABOVE_JOURNAL_BYTES { store.flush_for_pin()? } else { None };
     for attempt in 0..MAX_ATTEMPTS {
         if staging.exists() {
             std::fs::remove_dir_all(staging)?;
         }
         std::fs::create_dir_all(staging)?;
-        if try_pin(store, staging)? {
+        if try_pin(store, staging, cut.as_ref())? {
             let state = settle(staging)?;
             let files = list(staging)?;
             return Ok(Pinned { files, state, retries: attempt });
@@ -136,7 +140,7 @@ pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned,
 }
 
 /// One attempt; `None` when a file was replaced meanwhile.
-fn try_pin(store: &DocumentStore, staging: &Path) -> Result<bool, StorageError> {
+fn try_pin(store: &DocumentStore, staging: &Path, cut: Option<&Cut>) -> Result<bool, StorageError> {
     let root = store.path();
     let link_suffix = ".link";
     // Step 1.
@@ -206,7 +210,8 @@ fn try_pin(store: &DocumentStore, staging: &Path) -> Result<bool, StorageError> 
     // Step 5.
     for &id in &linked {
         let from = staging.join(format!("{}{link_suffix}", journal_name(id)));
-        copy_sparse(&from, &staging.join(journal_name(id)))?;
+        let from_offset = cut.map_or(Ok(0), |cut| cut.offset_in(&from))?;
+        copy_sparse(&from, &staging.join(journal_name(id)), from_offset)?;
         std::fs::remove_file(&from)?;
     }
     let marker = std::fs::read(root.join("version"))?;
@@ -308,16 +313,17 @@ fn link(from: &Path, to: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// Copies `from` into a new file `to` and fsyncs it, holes left as holes:
-/// fjall gives a journal its full size up front (a sparse file) and fills
-/// it as it goes, so a journal is mostly hole and only its data is copied.
-fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies `from`, from byte `skip` on, into a new file `to` and fsyncs
+/// it, holes left as holes: fjall gives a journal its full size up front (a
+/// sparse file) and fills it as it goes, so a journal is mostly hole and
+/// only its data is copied. `to` keeps the size of `from`.
+fn copy_sparse(from: &Path, to: &Path, skip: u64) -> std::io::Result<()> {
     use std::io::{Seek, SeekFrom};
     use std::os::unix::fs::FileExt;
     let source = File::open(from)?;
     let len = source.metadata()?.len();
     let out = File::create(to)?;
-    let mut pos = 0u64;
+    let mut pos = skip;
     let mut buf = vec![0u8; 1 << 20];
     while pos < len {
         let data = match rustix::fs::seek(&source, rustix::fs::SeekFrom::Data(pos)) {
@@ -326,7 +332,7 @@ fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
             Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => {
                 // A filesystem without SEEK_DATA: copy it all.
                 let mut whole = File::open(from)?;
-                whole.seek(SeekFrom::Start(0))?;
+                whole.seek(SeekFrom::Start(skip))?;
                 let mut out = out;
                 std::io::copy(&mut whole, &mut out)?;
                 return out.sync_all();
@@ -341,7 +347,7 @@ fn copy_sparse(from: &Path, to: &Path) -> std::io::Result<()> {
             if n == 0 {
                 break; // the file was cut meanwhile
             }
-            out.write_all_at(&buf[..n], at)?;
+            out.write_all_at(&buf[..n], at - skip)?;
             at += n as u64;
         }
         pos = hole;
@@ -673,7 +679,9 @@ mod tests {
         };
         for round in 0..6 {
             let staging = dir.path().join(format!("pin-{round}"));
-            let pinned = pin(&store, &staging, false).expect("pins");
+            // Every other pin flushes first and leaves out of its journal
+            // copies what the flush put in tables (see `journal::Cut`).
+            let pinned = pin(&store, &staging, round % 2 == 1).expect("pins");
             let etag = pinned.state.last_etag;
             drop(pinned);
             let copy = DocumentStore::open(&staging, Durability::Os).expect("the copy opens");
@@ -708,5 +716,39 @@ mod tests {
         ] {
             assert!(!is_storage_file_name(bad), "{bad}");
         }
+    }
+
+    /// A pin that flushed first copies only the journal's tail: the batches
+    /// before its flush are left out (the tables hold them), the ones after
+    /// are kept, and the copy opens as the database.
+    #[test]
+    fn a_flushed_pin_copies_only_the_journal_its_tables_do_not_hold() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let store = filled(&path, 5_000);
+        let cut = store.flush_for_pin().expect("flushes").expect("a cut");
+        // Written after the flush: in the journal's tail and in no table.
+        store.put("users/after-flush", b"{\"Late\": true}", None).expect("writes");
+        store.delete("users/000001", None).expect("deletes");
+        let journal = path.join(journal_name(*journal_ids(&path).expect("journals").last().expect("one")));
+        let offset = cut.offset_in(&journal).expect("reads the journal");
+        assert!(offset > 4_000_000, "the 5,000 documents before the flush are left out, not only {offset} bytes");
+
+        let staging = dir.path().join("pin");
+        std::fs::create_dir_all(&staging).expect("creates");
+        assert!(try_pin(&store, &staging, Some(&cut)).expect("pins"), "nothing replaced a file meanwhile");
+        let copied: u64 = journal_ids(&staging)
+            .expect("journals")
+            .iter()
+            .map(|id| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(staging.join(journal_name(*id))).expect("stat")) * 512)
+            .sum();
+        assert!(copied < 64 * 1024, "the copied journals hold {copied} bytes");
+        let state = (store.last_etag(), store.document_count(), store.content_digest());
+        drop(store);
+        let copy = DocumentStore::open(&staging, Durability::Os).expect("the copy opens");
+        assert_eq!((copy.last_etag(), copy.document_count(), copy.content_digest()), state);
+        assert!(copy.get("users/after-flush").expect("reads").is_some());
+        assert!(copy.get("users/000001").expect("reads").is_none());
+        assert!(copy.get("users/004999").expect("reads").is_some());
     }
 }

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod error;
 pub mod files;
 pub mod internal;
+pub mod journal;
 pub mod record;
 pub mod store;
 

@@ -23,6 +23,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use super::digest::ContentDigest;
 
 use super::error::StorageError;
+use super::journal::Cut;
 use super::record::{decode_etag_key, decode_header, encode_with_flags, etag_key, flags, Record, FLAG_ENCRYPTED, HEADER_LEN};
 use crate::crypto::Key;
 
@@ -620,10 +621,37 @@ impl DocumentStore {
     /// # Errors
     /// Storage errors.
     pub fn flush_memtables(&self) -> Result<(), StorageError> {
-        for ks in [&self.docs, &self.changes, &self.deletions, &self.meta, &self.internal] {
+        for ks in self.keyspaces() {
             ks.rotate_memtable_and_wait()?;
         }
         Ok(())
+    }
+
+    /// [`Self::flush_memtables`], then waits until no keyspace has a sealed
+    /// memtable left (one sealed before, by fjall, is flushed too): every
+    /// batch numbered below the returned cut is then in a table of every
+    /// keyspace it wrote to, so a pin may leave it out of the journals it
+    /// copies. `None` (no cut) when fjall has not flushed within a minute.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub(crate) fn flush_for_pin(&self) -> Result<Option<Cut>, StorageError> {
+        // Every batch numbered below was inserted into its memtables before
+        // it let go of the journal, which each rotation below takes first.
+        let below = self.db.seqno();
+        self.flush_memtables()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.keyspaces().iter().any(|ks| ks.sealed_memtable_count() > 0) {
+            if std::time::Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(Some(Cut { below, keyspaces: self.keyspaces().iter().map(|ks| ks.id()).collect() }))
+    }
+
+    fn keyspaces(&self) -> [&Keyspace; 5] {
+        [&self.docs, &self.changes, &self.deletions, &self.meta, &self.internal]
     }
 
     /// Compacts every keyspace fully (used by `defrag`).
