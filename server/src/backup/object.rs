@@ -37,6 +37,9 @@ pub const SCHEME: &str = "s3://";
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts uploaded at once by one file: memory is bounded by this times [`PART_BYTES`].
 pub const PARTS_IN_FLIGHT: usize = 2;
+/// Files of one set whose uploads complete in the background while the
+/// writer goes on with the next file (see [`Finishing`]).
+const FILES_FINISHING: usize = 2;
 /// Object lock requests in flight at once (each is small).
 const LOCK_REQUESTS_IN_FLIGHT: usize = 16;
 
@@ -607,24 +610,80 @@ impl ObjectWriter {
     ///
     /// # Errors
     /// A [`StorageFault`]; the object then does not exist.
-    pub fn finish(mut self) -> std::io::Result<()> {
+    pub fn finish(self) -> std::io::Result<()> {
+        join(self.complete())
+    }
+
+    /// Completes the object in the background: `finishing` says when it
+    /// exists (this waits only when [`FILES_FINISHING`] files are
+    /// completing already, for the oldest of them).
+    ///
+    /// # Errors
+    /// A [`StorageFault`] of the oldest file finishing, when waited for.
+    pub fn finish_in(self, finishing: &Finishing) -> std::io::Result<()> {
+        finishing.push(self.complete())
+    }
+
+    /// The last part or the single `PUT`, then the completion, as a task.
+    fn complete(mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
         self.done = true;
+        let (store, path) = (self.store.clone(), self.path.clone());
+        let bytes = std::mem::take(&mut self.buffer);
         match self.upload.take() {
-            None => {
-                let bytes = std::mem::take(&mut self.buffer);
-                counted(Op::Put, block(self.store.put(&self.path, bytes.into()))).map(|_| ()).map_err(to_io)
-            }
+            None => runtime().spawn(async move { counted(Op::Put, store.put(&path, bytes.into()).await).map(|_| ()).map_err(to_io) }),
             Some(mut upload) => {
-                let rest = Bytes::from(std::mem::take(&mut self.buffer));
-                {
-                    let _context = runtime().enter();
-                    upload.put(rest);
-                }
+                let _context = runtime().enter();
+                upload.put(Bytes::from(bytes));
                 count(Op::UploadPart, false);
-                counted(Op::CompleteMultipart, block(upload.finish())).map(|_| ()).map_err(to_io)
+                runtime().spawn(async move { counted(Op::CompleteMultipart, upload.finish().await).map(|_| ()).map_err(to_io) })
             }
         }
     }
+}
+
+/// The uploads of one set that complete in the background, oldest first.
+/// A set waits for all of them ([`Self::wait_all`]) before it uploads its
+/// checksums and manifest, and a failed set before it removes its objects:
+/// no object appears after the set was removed, and no set is complete
+/// with a file the storage did not acknowledge. At most [`FILES_FINISHING`]
+/// at once, so memory stays bounded by their parts in flight.
+#[derive(Default)]
+pub struct Finishing(std::sync::Mutex<std::collections::VecDeque<tokio::task::JoinHandle<std::io::Result<()>>>>);
+
+impl Finishing {
+    fn push(&self, upload: tokio::task::JoinHandle<std::io::Result<()>>) -> std::io::Result<()> {
+        let oldest = {
+            let mut queue = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            queue.push_back(upload);
+            if queue.len() > FILES_FINISHING {
+                queue.pop_front()
+            } else {
+                None
+            }
+        };
+        oldest.map_or(Ok(()), join)
+    }
+
+    /// Waits for every upload still finishing.
+    ///
+    /// # Errors
+    /// The first upload's failure (every upload is waited for all the same).
+    pub fn wait_all(&self) -> std::io::Result<()> {
+        let uploads: Vec<_> = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
+        let mut first_error = None;
+        for upload in uploads {
+            if let Err(e) = join(upload) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn join(upload: tokio::task::JoinHandle<std::io::Result<()>>) -> std::io::Result<()> {
+    block(upload).map_err(|e| std::io::Error::other(format!("an upload stopped: {e}")))??;
+    crate::failpoint::hit("object.after_upload");
+    Ok(())
 }
 
 impl Write for ObjectWriter {
@@ -663,6 +722,49 @@ impl Drop for ObjectWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file's upload that fails in the background fails the set's wait
+    /// (after every other upload ended), however many finished after it;
+    /// the writer waits only for the oldest once [`FILES_FINISHING`] are pending.
+    #[test]
+    fn uploads_finishing_in_the_background_are_all_waited_for_and_a_failure_is_reported() {
+        let finishing = Finishing::default();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let failing = runtime().spawn(async move {
+            let _ = released.await;
+            Err(std::io::Error::other("the storage refused the last part"))
+        });
+        finishing.push(failing).expect("not waited for yet");
+        let ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let quick = |ended: Arc<std::sync::atomic::AtomicUsize>| {
+            runtime().spawn(async move {
+                ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        for _ in 1..FILES_FINISHING {
+            finishing.push(quick(ended.clone())).expect("not waited for yet");
+        }
+        // One more than may finish at once: the oldest, the failing one, is waited for.
+        let _ = release.send(());
+        let oldest = finishing.push(quick(ended.clone()));
+        assert_eq!(oldest.expect_err("the oldest upload failed").to_string(), "the storage refused the last part");
+        finishing.wait_all().expect("the others succeeded");
+        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING);
+
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        finishing
+            .push(runtime().spawn(async move {
+                let _ = released.await;
+                Err(std::io::Error::other("cut"))
+            }))
+            .expect("pending");
+        finishing.push(quick(ended.clone())).expect("pending");
+        let _ = release.send(());
+        assert!(finishing.wait_all().is_err(), "a failure in the background fails the set");
+        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING + 1, "and every upload ended first");
+        assert!(finishing.wait_all().is_ok(), "nothing is left pending");
+    }
 
     #[test]
     fn urls_name_a_bucket_and_a_clean_prefix() {

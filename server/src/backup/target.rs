@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::error::BackupError;
 use super::format::{sha256sums, Manifest, ManifestFile, MANIFEST, SHA256SUMS, TEMP_PREFIX};
 use super::location::{io_error, Location};
-use super::object::{ObjectLocation, ObjectWriter};
+use super::object::{Finishing, ObjectLocation, ObjectWriter};
 use super::prepare::PreparedBackup;
 use super::sealed::SEALED_DATABASE_KEY_AAD;
 use crate::durable::{sync_dir, write_synced};
@@ -21,38 +21,40 @@ use crate::jobs::CancelToken;
 /// Where the files of one new set go, and how it becomes complete.
 pub(super) enum Target {
     Folder { location: PathBuf, temp: PathBuf, set_id: String, started: std::time::Instant },
-    Objects { location: Arc<ObjectLocation>, set_id: String, started: std::time::Instant },
+    Objects { location: Arc<ObjectLocation>, set_id: String, started: std::time::Instant, finishing: Arc<Finishing> },
 }
 
 /// One file being written.
 pub(super) enum FileSink {
     Folder(BufWriter<File>),
-    Object(ObjectWriter),
+    /// Completed in the background with the set's other uploads.
+    Object(ObjectWriter, Arc<Finishing>),
 }
 
 impl Write for FileSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Self::Folder(w) => w.write(buf),
-            Self::Object(w) => w.write(buf),
+            Self::Object(w, _) => w.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Self::Folder(w) => w.flush(),
-            Self::Object(w) => w.flush(),
+            Self::Object(w, _) => w.flush(),
         }
     }
 }
 
 impl FileSink {
-    /// Makes the file durable: fsynced, or acknowledged by the storage.
+    /// Makes the file durable: fsynced; or, in object storage, acknowledged
+    /// by the storage before the set is complete (see [`Finishing`]).
     pub(super) fn finish(self) -> std::io::Result<()> {
         failpoint::io_error("backup.write")?;
         match self {
             Self::Folder(w) => w.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all(),
-            Self::Object(w) => w.finish(),
+            Self::Object(w, finishing) => w.finish_in(&finishing),
         }
     }
 }
@@ -66,9 +68,12 @@ impl Target {
                 std::fs::create_dir(&temp).map_err(|e| BackupError::Io(format!("cannot create the set folder: {e}")))?;
                 Ok(Self::Folder { location: path.clone(), temp, set_id: set_id.to_string(), started: std::time::Instant::now() })
             }
-            Location::Objects(o) => {
-                Ok(Self::Objects { location: o.clone(), set_id: set_id.to_string(), started: std::time::Instant::now() })
-            }
+            Location::Objects(o) => Ok(Self::Objects {
+                location: o.clone(),
+                set_id: set_id.to_string(),
+                started: std::time::Instant::now(),
+                finishing: Arc::default(),
+            }),
         }
     }
 
@@ -81,7 +86,9 @@ impl Target {
                 }
                 Ok(FileSink::Folder(BufWriter::with_capacity(1 << 20, File::create(path)?)))
             }
-            Self::Objects { location, set_id, .. } => Ok(FileSink::Object(location.create(&format!("{set_id}/{name}")))),
+            Self::Objects { location, set_id, finishing, .. } => {
+                Ok(FileSink::Object(location.create(&format!("{set_id}/{name}")), finishing.clone()))
+            }
         }
     }
 
@@ -138,7 +145,8 @@ impl Target {
                 failpoint::hit("backup.after_rename");
                 Ok(final_dir)
             }
-            Self::Objects { location, set_id, .. } => {
+            Self::Objects { location, set_id, finishing, .. } => {
+                finishing.wait_all().map_err(io("cannot upload the set's files"))?;
                 location.put(&format!("{set_id}/{SHA256SUMS}"), sums).map_err(io("cannot upload SHA256SUMS"))?;
                 let lock = location.lock_set(set_id, created).map_err(io("cannot lock the set's objects"))?;
                 failpoint::hit("backup.before_rename");
@@ -163,7 +171,9 @@ impl Target {
                     }
                 }
             }
-            Self::Objects { location, set_id, .. } => {
+            Self::Objects { location, set_id, finishing, .. } => {
+                // Its uploads end first (failed or not): none lands after the removal.
+                let _ = finishing.wait_all();
                 if let Err(e) = location.delete_set(set_id) {
                     tracing::warn!(error = %e, set = %set_id, "cannot remove a failed backup's objects; the next backup removes them");
                 }
