@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backup::copy::{copy_hashed, CopyJob};
 use crate::backup::error::BackupError;
-use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, ManifestFile, RecordReader, SetKind, SetReader};
+use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, ManifestFile, SetKind, SetReader};
 use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener};
 use crate::failpoint;
@@ -17,6 +17,7 @@ use crate::storage::{ContentDigest, DocumentStore, Durability, StorageError};
 
 use super::error::RestoreError;
 use super::plan::RestorePlan;
+use super::read::{changed, corrupt, read_file, unreadable, Source};
 
 /// Documents applied per batch when replaying an incremental set.
 const APPLY_BATCH: usize = 4096;
@@ -276,6 +277,11 @@ fn place_storage_files(
     Ok(())
 }
 
+/// The path of a file of a set in a folder (a shared table's in `tables/`).
+fn in_set(set: &StoredSet, name: &str) -> std::path::PathBuf {
+    set.path_of(name).unwrap_or_default()
+}
+
 /// Hard-links the tables and blob files of a plain snapshot set in a folder
 /// into `dir`, each checked against the manifest first: by its kept hash
 /// while its inode, size and modification time are unchanged, read in full
@@ -283,10 +289,6 @@ fn place_storage_files(
 /// share them safely (a compaction of the database unlinks its name only).
 /// What cannot be linked (another filesystem) and every other file is
 /// returned, to be copied.
-/// The path of a file of a set in a folder (a shared table's in `tables/`).
-fn in_set(set: &StoredSet, name: &str) -> std::path::PathBuf {
-    set.path_of(name).unwrap_or_default()
-}
 
 fn link_written_once<'a>(
     set: &'a StoredSet,
@@ -375,12 +377,6 @@ fn check_snapshot(store: &DocumentStore, set: &StoredSet, tip: bool) -> Result<(
 /// `count * part / whole`, without overflow (`whole` at least 1).
 fn share(count: u64, part: u64, whole: u64) -> u64 {
     u64::try_from(u128::from(count) * u128::from(part) / u128::from(whole.max(1))).unwrap_or(u64::MAX)
-}
-
-/// A set to read, with its key when it is encrypted.
-pub(crate) struct Source<'a> {
-    pub(crate) set: &'a StoredSet,
-    pub(crate) key: Option<&'a crate::crypto::Key>,
 }
 
 /// A full set into the empty store: its documents and its change log are
@@ -548,66 +544,6 @@ fn apply_incremental(
     Ok(())
 }
 
-/// Streams one data file's records into `apply`, hashing it on the way; a
-/// file whose bytes differ from the manifest fails after its last record. A
-/// file that cannot be decoded is a `ChecksumMismatch` when its bytes differ
-/// from the manifest (damage), a `CorruptBackup` when they match (a set that
-/// was written wrong, or forged with checksums that agree).
-pub(crate) fn read_file(
-    source: &Source<'_>,
-    name: &str,
-    sha256: &str,
-    apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
-) -> Result<u64, RestoreError> {
-    let set = source.set;
-    let unreadable = |e: std::io::Error| -> RestoreError { unreadable(set, name, &e).into() };
-    let under = open_plain(source, name, 1 << 20).map_err(unreadable)?;
-    let mut reader = RecordReader::new(under).map_err(|e| corrupt(set, name, &e.to_string()))?;
-    // A record the caller refuses (out of order, of the wrong kind) may come
-    // from damaged bytes that still decode: the rest of the file is hashed
-    // before the refusal is believed, so damage is reported as damage.
-    let decoded: Result<(), RestoreError> = loop {
-        match reader.next_record() {
-            Ok(Some(record)) => match apply(record) {
-                Ok(()) => {}
-                Err(RestoreError::Canceled) => return Err(RestoreError::Canceled),
-                Err(refused) => break Err(refused),
-            },
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(corrupt(set, name, &e.to_string())),
-        }
-    };
-    let (size, actual) = reader.into_inner().into_hashing().finish().map_err(unreadable)?;
-    if actual != sha256 {
-        return Err(changed(set, name).into());
-    }
-    decoded?;
-    Ok(size)
-}
-
-/// One file of a set as its plaintext (opened with the set key when the set
-/// is encrypted), read `buffer` bytes at a time, hashing the stored bytes as they are read: its
-/// `into_hashing().finish()` gives the size and SHA-256 to check against the manifest.
-///
-/// # Errors
-/// The storage's errors.
-pub(crate) fn open_plain(
-    source: &Source<'_>,
-    name: &str,
-    buffer: usize,
-) -> std::io::Result<SetReader<BufReader<Box<dyn std::io::Read + Send>>>> {
-    let set = source.set;
-    let hashing = HashingReader::new(BufReader::with_capacity(buffer, set.open(name)?));
-    Ok(match source.key {
-        Some(key) => SetReader::Sealed(ChunkOpener::new(
-            hashing,
-            key.clone(),
-            &sealed::chunk_file_id(set.manifest.format_version, &set.manifest.set_id, name),
-        )),
-        None => SetReader::Plain(hashing),
-    })
-}
-
 /// The credential entries of a system database set, checked: only users and
 /// API keys, a bounded number.
 fn read_credentials(source: &Source<'_>, name: &str, sha256: &str) -> Result<Vec<(String, Vec<u8>)>, RestoreError> {
@@ -651,26 +587,6 @@ fn check_digest(store: &DocumentStore, set: &StoredSet, whose: &str) -> Result<(
         }
     }
     Ok(())
-}
-
-pub(crate) fn corrupt(set: &StoredSet, name: &str, why: &str) -> RestoreError {
-    damaged(set, name, why).into()
-}
-
-/// A file of `set` written wrong, or forged with checksums that agree: `CorruptBackup` naming it.
-pub(crate) fn damaged(set: &StoredSet, name: &str, why: &str) -> BackupError {
-    BackupError::Corrupt(format!("{}/{name}: {why}", set.manifest.set_id))
-}
-
-/// A file of `set` whose bytes are not those its manifest records.
-pub(crate) fn changed(set: &StoredSet, name: &str) -> BackupError {
-    BackupError::ChecksumMismatch(format!("{}/{name}: checksum mismatch (the file was changed or damaged)", set.manifest.set_id))
-}
-
-/// A file of `set` that cannot be read: a storage that fails is not damage
-/// (`BackupStorageError`), anything else is a `ChecksumMismatch` naming it.
-pub(crate) fn unreadable(set: &StoredSet, name: &str, e: &std::io::Error) -> BackupError {
-    io_error(e, |m| BackupError::ChecksumMismatch(format!("{}/{name}: cannot be read ({m})", set.manifest.set_id)))
 }
 
 /// Step 4: moves a built database from `staging` to `destination` durably.

@@ -22,6 +22,7 @@ pub mod error;
 pub mod job;
 pub mod plan;
 pub mod prove;
+pub(crate) mod read;
 mod stream;
 pub mod system;
 mod write_behind;

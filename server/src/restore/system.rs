@@ -9,7 +9,8 @@ use crate::backup::sealed::SetSecret;
 use crate::jobs::CancelToken;
 use crate::storage::StorageError;
 
-use super::build::{build_with, corrupt, move_into_place, Progress, RestoreSummary};
+use super::build::{build_with, move_into_place, Progress, RestoreSummary};
+use super::read::corrupt;
 use super::error::RestoreError;
 use super::plan::{plan, ChainChoice};
 

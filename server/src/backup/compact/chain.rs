@@ -19,7 +19,7 @@ use super::super::location::StoredSet;
 use super::super::BackupError;
 use super::index::State;
 use crate::crypto::Key;
-use crate::restore::build::{changed, damaged, open_plain, read_file, unreadable, Source};
+use crate::restore::read::{changed, damaged, open_plain, read_file, unreadable, Source};
 
 /// The most deletions (over the whole chain) held in memory; a chain with
 /// more is folded through the on-disk index instead.

@@ -4,7 +4,7 @@
 use super::super::format::{DataRecord, FileContent};
 use super::super::BackupError;
 use crate::jobs::CancelToken;
-use crate::restore::build::{read_file, Source};
+use crate::restore::read::{read_file, Source};
 use crate::restore::error::RestoreError;
 
 /// A document's state at the chain's end, for an id an incremental touched.

@@ -23,7 +23,7 @@ use super::super::location::StoredSet;
 use super::super::logical::{DocumentFiles, FileSet};
 use super::super::BackupError;
 use super::index::State;
-use crate::restore::build::{changed, corrupt, damaged, open_plain, read_file, unreadable, Source};
+use crate::restore::read::{changed, corrupt, damaged, open_plain, read_file, unreadable, Source};
 use crate::restore::error::RestoreError;
 
 /// The largest top or index file a compaction reads whole (a 128 MiB

@@ -40,7 +40,7 @@ use super::target::{commit_set, Target};
 use super::{BackupError, BackupSummary};
 use crate::failpoint;
 use crate::jobs::{CancelToken, StatusReporter};
-use crate::restore::build::{read_file, Source};
+use crate::restore::read::{read_file, Source};
 use crate::restore::error::RestoreError;
 use crate::restore::plan::{choose_chain, set_keys, ChainChoice};
 use index::ChangeIndex;
