@@ -17,8 +17,8 @@ use crate::backup::format::{DataRecord, FileContent, ManifestFile, SetKind, MAX_
 use crate::backup::frames::{self, decode_block, decode_frame, sha256_of, IndexEntry, IndexTop, FRAME_RAW_BYTES};
 use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{chunk_file_id, read_sealed_range};
-use crate::restore::read::{read_file, Source};
 use crate::restore::plan::RestorePlan;
+use crate::restore::read::{read_file, Source};
 use crate::restore::RestoreError;
 use crate::storage::record::decode_header;
 use crate::storage::{DocumentStore, Durability};

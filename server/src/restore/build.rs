@@ -93,9 +93,15 @@ pub(super) fn build_with(
     let flags = if plan.database_key.is_some() { FLAG_ENCRYPTED } else { 0 };
     let mut last_etag = 0;
     let mut internal: Option<Vec<(String, Vec<u8>)>> = None;
+    // A full set and incrementals in id order: merged and ingested once.
+    let merged = super::chain::merges(&plan.chain);
+    if merged {
+        super::chain::ingest(&store, dir, plan, flags, &mut done, &mut bytes, progress)?;
+    }
     for (set, set_key) in plan.chain.iter().zip(&plan.set_keys) {
         let source = Source { set, key: set_key.as_ref() };
         match set.manifest.kind {
+            SetKind::Full | SetKind::Incremental if merged => {}
             SetKind::Full => {
                 ingest_full(&store, &source, flags, &mut done, &mut bytes, progress)?;
             }
@@ -123,6 +129,8 @@ pub(super) fn build_with(
         last_etag = set.manifest.to_etag;
         failpoint::io_error("restore.write").map_err(|e| BackupError::Io(format!("cannot write the restored database: {e}")))?;
         failpoint::hit("restore.after_set");
+        // A cancel between sets (a merged chain has streamed them all by now).
+        progress(done, bytes)?;
     }
     if credentials {
         for (key, value) in internal.unwrap_or_default() {
@@ -289,7 +297,6 @@ fn in_set(set: &StoredSet, name: &str) -> std::path::PathBuf {
 /// share them safely (a compaction of the database unlinks its name only).
 /// What cannot be linked (another filesystem) and every other file is
 /// returned, to be copied.
-
 fn link_written_once<'a>(
     set: &'a StoredSet,
     dir: &Path,

@@ -18,6 +18,7 @@
 //! start, since the registry entry is still `Restoring`.
 
 pub mod build;
+mod chain;
 pub mod error;
 pub mod job;
 pub mod plan;

@@ -10,9 +10,9 @@ use crate::jobs::CancelToken;
 use crate::storage::StorageError;
 
 use super::build::{build_with, move_into_place, Progress, RestoreSummary};
-use super::read::corrupt;
 use super::error::RestoreError;
 use super::plan::{plan, ChainChoice};
+use super::read::corrupt;
 
 /// How far, and with what key, [`restore_system_database`] restores.
 #[derive(Debug, Clone, Default)]

@@ -28,7 +28,7 @@ const MAX_HELD_DELETIONS: u64 = 1_000_000;
 /// Whether the incrementals of `chain` (after its full set) can be merged as
 /// sorted streams: every one of format 4 or later, and their deletions few
 /// enough to hold.
-pub(super) fn streams_sorted(chain: &[StoredSet]) -> bool {
+pub(crate) fn streams_sorted(chain: &[StoredSet]) -> bool {
     let incrementals = chain.get(1..).unwrap_or_default();
     let deletions = incrementals.iter().fold(0u64, |sum, s| sum.saturating_add(s.manifest.deletion_count));
     deletions <= MAX_HELD_DELETIONS
@@ -118,13 +118,13 @@ impl SetStream<'_> {
 }
 
 /// The incrementals' states at the chain's end, in id order.
-pub(super) struct ChainStates<'a> {
+pub(crate) struct ChainStates<'a> {
     sets: Vec<SetStream<'a>>,
 }
 
 impl<'a> ChainStates<'a> {
     /// Opens every incremental of `chain` (its full set excluded), `keys` beside them.
-    pub(super) fn open(incrementals: &'a [StoredSet], keys: &'a [Option<Key>]) -> Result<Self, BackupError> {
+    pub(crate) fn open(incrementals: &'a [StoredSet], keys: &'a [Option<Key>]) -> Result<Self, BackupError> {
         let mut sets = Vec::with_capacity(incrementals.len());
         for (set, key) in incrementals.iter().zip(keys) {
             let source = Source { set, key: key.as_ref() };
@@ -186,7 +186,7 @@ const BATCH_BYTES: usize = 512 * 1024;
 /// `states` produced on a thread of its own within `scope` (a compaction
 /// then decodes the incrementals on one core while it merges on the other),
 /// handed over in small batches; the thread stops when the receiver goes.
-pub(super) fn in_background<'scope, I>(
+pub(crate) fn in_background<'scope, I>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     states: I,
 ) -> Result<impl Iterator<Item = Result<(String, State), BackupError>> + 'scope, BackupError>

@@ -4,11 +4,11 @@
 use super::super::format::{DataRecord, FileContent};
 use super::super::BackupError;
 use crate::jobs::CancelToken;
-use crate::restore::read::{read_file, Source};
 use crate::restore::error::RestoreError;
+use crate::restore::read::{read_file, Source};
 
 /// A document's state at the chain's end, for an id an incremental touched.
-pub(super) enum State {
+pub(crate) enum State {
     Document { etag: u64, modified_ms: i64, body: Vec<u8> },
     Deleted,
 }
@@ -54,7 +54,7 @@ fn decode_entry(raw: &[u8]) -> Result<Entry, String> {
 }
 
 /// What the incrementals changed, sorted on local disk (step 2).
-pub(super) struct ChangeIndex {
+pub(crate) struct ChangeIndex {
     db: fjall::Database,
     /// The bodies of the incrementals' documents, appended as they come.
     spill: std::cell::RefCell<std::io::BufWriter<std::fs::File>>,
@@ -73,7 +73,7 @@ fn index_error(e: impl std::fmt::Display) -> BackupError {
 }
 
 impl ChangeIndex {
-    pub(super) fn open(dir: &std::path::Path) -> Result<Self, BackupError> {
+    pub(crate) fn open(dir: &std::path::Path) -> Result<Self, BackupError> {
         #[allow(deprecated)] // as in the store: the setter is marked "todo", not replaced.
         let db = fjall::Database::builder(dir.join("index"))
             .cache_size(8 * 1024 * 1024)
@@ -145,7 +145,7 @@ impl ChangeIndex {
 
     /// A writer of the live documents' (etag, id) for [`Self::live_by_etag`],
     /// to be used on any thread, one at a time.
-    pub(super) fn live_log(&self) -> LiveLog {
+    pub(crate) fn live_log(&self) -> LiveLog {
         LiveLog { db: self.db.clone(), live: self.live.clone(), batch: self.db.batch(), bytes: 0 }
     }
 
@@ -168,7 +168,7 @@ impl ChangeIndex {
         }))
     }
 
-    pub(super) fn live_by_etag(&self) -> impl Iterator<Item = Result<(u64, String), BackupError>> + '_ {
+    pub(crate) fn live_by_etag(&self) -> impl Iterator<Item = Result<(u64, String), BackupError>> + '_ {
         self.live.iter().map(|guard| {
             let (key, value) = guard.into_inner().map_err(index_error)?;
             let etag = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| index_error("an etag key"))?);
@@ -178,7 +178,7 @@ impl ChangeIndex {
 }
 
 /// Records the documents written from the incrementals, by etag (see [`ChangeIndex::live_log`]).
-pub(super) struct LiveLog {
+pub(crate) struct LiveLog {
     db: fjall::Database,
     live: fjall::Keyspace,
     batch: fjall::OwnedWriteBatch,
@@ -205,13 +205,13 @@ impl LiveLog {
 
 /// The states of `inner`, every document among them marked in a [`LiveLog`]
 /// (every document state is written out), the log committed at the end.
-pub(super) struct Marked<I> {
+pub(crate) struct Marked<I> {
     inner: I,
     log: Option<LiveLog>,
 }
 
 impl<I> Marked<I> {
-    pub(super) fn new(inner: I, log: LiveLog) -> Self {
+    pub(crate) fn new(inner: I, log: LiveLog) -> Self {
         Self { inner, log: Some(log) }
     }
 }

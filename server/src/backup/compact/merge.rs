@@ -23,8 +23,8 @@ use super::super::location::StoredSet;
 use super::super::logical::{DocumentFiles, FileSet};
 use super::super::BackupError;
 use super::index::State;
-use crate::restore::read::{changed, corrupt, damaged, open_plain, read_file, unreadable, Source};
 use crate::restore::error::RestoreError;
+use crate::restore::read::{changed, corrupt, damaged, open_plain, read_file, unreadable, Source};
 
 /// The largest top or index file a compaction reads whole (a 128 MiB
 /// documents file of tiny documents stays far below).

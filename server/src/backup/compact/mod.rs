@@ -40,14 +40,14 @@ use super::target::{commit_set, Target};
 use super::{BackupError, BackupSummary};
 use crate::failpoint;
 use crate::jobs::{CancelToken, StatusReporter};
-use crate::restore::read::{read_file, Source};
 use crate::restore::error::RestoreError;
 use crate::restore::plan::{choose_chain, set_keys, ChainChoice};
+use crate::restore::read::{read_file, Source};
 use index::ChangeIndex;
 use merge::Merge;
 
-mod chain;
-mod index;
+pub(crate) mod chain;
+pub(crate) mod index;
 mod merge;
 
 /// What a compaction folds and how.
