@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod monitor;
 pub mod notify;
 pub mod paths;
+pub mod process;
 mod recovery;
 pub mod restore;
 pub mod smuggler;

@@ -12,6 +12,7 @@ use rookery::config::Config;
 use rookery::Rookery;
 
 fn main() -> ExitCode {
+    rookery::process::without_transparent_huge_pages();
     let config = match Config::from_args() {
         Ok(c) => c,
         Err(rookery::config::ConfigError::Usage(e)) => e.exit(),

@@ -116,6 +116,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    rookery::process::without_transparent_huge_pages();
     let args = Args::parse();
     let code = if args.ls.is_some() || args.cat.is_some() || args.diff.is_some() {
         browse_offline(&args)

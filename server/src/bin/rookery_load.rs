@@ -57,6 +57,7 @@ struct Phase {
 }
 
 fn main() -> ExitCode {
+    rookery::process::without_transparent_huge_pages();
     let args = Args::parse();
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,

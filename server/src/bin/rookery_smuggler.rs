@@ -84,6 +84,7 @@ struct Between {
 }
 
 fn main() -> ExitCode {
+    rookery::process::without_transparent_huge_pages();
     let result = match Cli::parse().command {
         Command::Out(a) => out(&a),
         Command::In(a) => into(&a),

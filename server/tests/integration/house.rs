@@ -1,6 +1,7 @@
 //! The newcomer's paths: the Makefile's cheap targets do what the README
 //! says, a `make release` folder serves its own studio files, and a config
-//! file is TOML whose mistakes stop the server at once.
+//! file is TOML whose mistakes stop the server at once; the server's
+//! process runs without transparent huge pages.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -141,4 +142,14 @@ fn a_config_file_is_toml_and_its_mistakes_stop_the_server_naming_the_key() {
     assert_eq!(status, 400, "the file's other root was replaced: {body}");
     let (status, body) = server.post("/admin/backup?wait=true", json!({"BackupLocation": narrow.join("s").display().to_string()}));
     assert_eq!(status, 200, "{body}");
+}
+
+/// The server's heap without transparent huge pages (`rookery::process`):
+/// the kernel says so for its process.
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let s = TestServer::start();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("the server's status");
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:")).expect("the kernel reports THP_enabled");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
 }

@@ -89,6 +89,7 @@ pub enum Group {
 }
 
 fn main() {
+    rookery::process::without_transparent_huge_pages();
     let args = Args::parse();
     if let Some(name) = &args.phase {
         let root = args.dir.clone().expect("a phase is given --dir");

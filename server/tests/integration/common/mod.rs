@@ -86,6 +86,11 @@ impl TestServer {
         server
     }
 
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     /// A path inside this test's temp folder (outside the data directory).
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
