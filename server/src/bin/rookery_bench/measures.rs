@@ -317,6 +317,8 @@ impl Bench {
         rows.push(Row::absolute("peak RSS, compaction (MB)", &rss_mb(&compaction), "< 256"));
         rows.push(Row::absolute("peak RSS, compaction of changes in runs (MB)", &rss_mb(&in_runs), "< 256"));
         let restore = self.runs("chain-restore", "restore of the chain", None);
+        rows.push(Row::ratio("restore of the chain (full + 24 x 1%) / cp -r", &seconds(&restore), self.baseline("cp -r (s)"), "<= 2.0"));
+        rows.push(Row::absolute("peak RSS, restore of the chain (MB)", &rss_mb(&restore), "< 256"));
         let reads = self.runs("chain-reads", "100 random documents read from the chain", None);
         rows.push(Row::ratio("100 documents read from the chain / its restore", &seconds(&reads), &seconds(&restore), "<= 0.01"));
         if self.s3.is_some() {
