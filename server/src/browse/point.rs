@@ -267,6 +267,7 @@ impl PointReader {
         let mut out = vec![State::Absent; ids.len()];
         let indexes: Vec<usize> = (0..ids.len()).collect();
         for chunk in indexes.chunks(WALKS_AT_ONCE) {
+            self.decode_candidates(sets, chunk.iter().map(|&i| ids[i]))?;
             let mut walks: Vec<(usize, Walk)> = chunk.iter().map(|&i| (i, Walk { sets, file: 0 })).collect();
             while !walks.is_empty() {
                 let mut needed = Vec::new();
@@ -287,6 +288,33 @@ impl PointReader {
             }
         }
         Ok(out)
+    }
+
+    /// Decodes side by side, before the walks start, the blocks of every set
+    /// that could hold one of `ids`, as far as they are in index files read
+    /// whole (no request is made) and up to half the block cache, newest
+    /// sets first. A walk looks at one set per round, and with every set's
+    /// candidate block decoded first, most walks end in their first round
+    /// instead of one round per set of the chain.
+    fn decode_candidates<'a>(&mut self, sets: usize, ids: impl Iterator<Item = &'a str>) -> Result<(), RestoreError> {
+        let mut keys = Vec::new();
+        for id in ids {
+            for set in (0..sets).filter(|&set| !self.is_base(set)) {
+                for (file, docs) in self.files[set].iter().flatten().enumerate() {
+                    let Some(block) = docs.top.block_for(id) else { continue };
+                    if self.whole_indexes.contains_key(&(set, file)) && !self.blocks.contains_key(&(set, file, block)) {
+                        keys.push((set, file, block));
+                    }
+                }
+            }
+        }
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        keys.dedup();
+        keys.truncate(BLOCK_CACHE / 2);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.fetch_blocks(&keys)
     }
 
     /// Advances one id's walk as far as the cached blocks allow.
