@@ -210,6 +210,45 @@ pub fn decode_frame(raw: &[u8]) -> io::Result<Vec<DataRecord>> {
     Ok(out)
 }
 
+/// One zstd frame of at most `limit` bytes once decompressed, with a reused
+/// context when the frame states its size (every frame a set writer makes).
+///
+/// # Errors
+/// A frame that does not decode, or decodes to more than `limit` bytes.
+pub fn inflate(decompressor: &mut zstd::bulk::Decompressor<'static>, bytes: &[u8], limit: usize) -> io::Result<Vec<u8>> {
+    match zstd::zstd_safe::get_frame_content_size(bytes) {
+        Ok(Some(size)) if size <= limit as u64 => {
+            let mut out = Vec::with_capacity(size as usize);
+            decompressor.decompress_to_buffer(bytes, &mut out)?;
+            Ok(out)
+        }
+        _ => {
+            let mut out = Vec::new();
+            io::Read::read_to_end(&mut io::Read::take(zstd::Decoder::new(bytes)?, limit as u64), &mut out)?;
+            Ok(out)
+        }
+    }
+}
+
+/// [`inflate`] with this thread's own decompression context (made once per
+/// thread): decoding many small blocks or frames, one context each was most
+/// of the cost.
+///
+/// # Errors
+/// As [`inflate`].
+pub fn inflate_here(bytes: &[u8], limit: usize) -> io::Result<Vec<u8>> {
+    thread_local! {
+        static CONTEXT: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    CONTEXT.with(|context| {
+        let mut context = context.borrow_mut();
+        if context.is_none() {
+            *context = Some(zstd::bulk::Decompressor::new()?);
+        }
+        inflate(context.as_mut().expect("made above"), bytes, limit)
+    })
+}
+
 /// The SHA-256 of `bytes` as 32 bytes.
 #[must_use]
 pub fn sha256_of(bytes: &[u8]) -> [u8; 32] {

@@ -424,9 +424,7 @@ impl PointReader {
         if sha256_of(&bytes) != b.sha256 {
             return Err(self.damaged(set, &index.name, &format!("the index block at offset {} does not match its checksum", b.offset)));
         }
-        let mut raw = Vec::new();
-        zstd::Decoder::new(&bytes[..])
-            .and_then(|d| d.take(64 * 1024 * 1024).read_to_end(&mut raw))
+        let raw = frames::inflate_here(&bytes, 64 * 1024 * 1024)
             .map_err(|e| self.damaged(set, &index.name, &format!("an index block does not decode: {e}")))?;
         decode_block(&raw, b, docs.top.frames.len()).map_err(|e| self.damaged(set, &index.name, &e.to_string()))
     }
@@ -494,10 +492,7 @@ impl PointReader {
         if sha256_of(&bytes) != frame.sha256 {
             return Err(self.damaged(set, name, &format!("the frame at offset {} does not match its checksum", frame.offset)));
         }
-        let mut raw = Vec::new();
-        let limit = (FRAME_RAW_BYTES + MAX_RECORD_BODY + 64 * 1024) as u64;
-        zstd::Decoder::new(&bytes[..])
-            .and_then(|d| d.take(limit).read_to_end(&mut raw))
+        let raw = frames::inflate_here(&bytes, FRAME_RAW_BYTES + MAX_RECORD_BODY + 64 * 1024)
             .map_err(|e| self.damaged(set, name, &format!("a frame does not decode: {e}")))?;
         decode_frame(&raw).map_err(|e| self.damaged(set, name, &e.to_string()))
     }

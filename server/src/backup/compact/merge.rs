@@ -18,7 +18,7 @@
 use std::io::Read;
 
 use super::super::format::{DataRecord, FileContent, ManifestFile, SetReader, MAX_RECORD_BODY};
-use super::super::frames::{self, decode_block, decode_frame, sha256_of, IndexEntry, IndexTop, FRAME_RAW_BYTES};
+use super::super::frames::{self, decode_block, decode_frame, inflate, sha256_of, IndexEntry, IndexTop, FRAME_RAW_BYTES};
 use super::super::location::StoredSet;
 use super::super::logical::{DocumentFiles, FileSet};
 use super::super::BackupError;
@@ -291,23 +291,6 @@ impl<'a> FrameSource<'a> {
             return Err(changed(set, name).into());
         }
         Ok(())
-    }
-}
-
-/// One zstd frame of at most `limit` bytes once decompressed, with a reused
-/// context when the frame states its size (every frame a set writer makes).
-fn inflate(decompressor: &mut zstd::bulk::Decompressor<'static>, bytes: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
-    match zstd::zstd_safe::get_frame_content_size(bytes) {
-        Ok(Some(size)) if size <= limit as u64 => {
-            let mut out = Vec::with_capacity(size as usize);
-            decompressor.decompress_to_buffer(bytes, &mut out)?;
-            Ok(out)
-        }
-        _ => {
-            let mut out = Vec::new();
-            zstd::Decoder::new(bytes)?.take(limit as u64).read_to_end(&mut out)?;
-            Ok(out)
-        }
     }
 }
 
