@@ -441,8 +441,8 @@ fn ingest_documents(
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
                 return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
             };
-            if !rookery_types::is_server_owned(&id) {
-                digest.add(&ContentDigest::item(&id, &body));
+            if let Some(term) = ContentDigest::term(&id, &body) {
+                digest.add(&term);
             }
             Ok((id, value_with_flags(etag, modified_ms, flags, &body)))
         };

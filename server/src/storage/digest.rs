@@ -34,6 +34,13 @@ impl ContentDigest {
         Self(limbs)
     }
 
+    /// A document's term of its database's digest: its [`Self::item`], or
+    /// none for a server-owned document (`Raven/...`), which no digest counts.
+    #[must_use]
+    pub fn term(id: &str, body: &[u8]) -> Option<Self> {
+        (!rookery_types::is_server_owned(id)).then(|| Self::item(id, body))
+    }
+
     /// Adds a document (modulo 2^256).
     pub fn add(&mut self, other: &Self) {
         let mut carry = false;

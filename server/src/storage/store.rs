@@ -66,7 +66,7 @@ struct WriterState {
 
 /// The digest term of a document (none for the server's own `Raven/` documents).
 fn term(id: &str, raw: &[u8]) -> Option<ContentDigest> {
-    (!rookery_types::is_server_owned(id)).then(|| ContentDigest::item(id, raw.get(HEADER_LEN..).unwrap_or_default()))
+    ContentDigest::term(id, raw.get(HEADER_LEN..).unwrap_or_default())
 }
 
 /// A Rookery database on disk.
