@@ -20,7 +20,7 @@
 //! are of the zstd bytes; in an encrypted set they are of the plaintext
 //! under the sealed chunks, and a ranged read opens only the chunks it needs.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
@@ -224,7 +224,7 @@ pub fn inflate(decompressor: &mut zstd::bulk::Decompressor<'static>, bytes: &[u8
         }
         _ => {
             let mut out = Vec::new();
-            io::Read::read_to_end(&mut io::Read::take(zstd::Decoder::new(bytes)?, limit as u64), &mut out)?;
+            zstd::Decoder::new(bytes)?.take(limit as u64).read_to_end(&mut out)?;
             Ok(out)
         }
     }

@@ -94,8 +94,7 @@ pub(super) fn ingest(
         merging.states_before(&mut write, None)?;
         ingestion.finish().map_err(StorageError::from)?;
         *done += merging.from_states;
-        let Merging { count, data_bytes, digest, superseded, .. } = merging;
-        Ok(Merged { count, data_bytes, digest, superseded })
+        Ok(merging.merged)
     })?;
     let Merged { count, data_bytes, digest, mut superseded } = merged;
     superseded.sort_unstable();
@@ -112,7 +111,7 @@ fn prepare(set: &StoredSet, name: &str, flags: u8, record: DataRecord) -> Result
     let DataRecord::Document { id, etag, modified_ms, body } = record else {
         return Err(corrupt(set, name, "a non-document record in a documents file"));
     };
-    let term = (!rookery_types::is_server_owned(&id)).then(|| ContentDigest::item(&id, &body));
+    let term = ContentDigest::term(&id, &body);
     let value = value_with_flags(etag, modified_ms, flags, &body);
     Ok((id, etag, value, term))
 }
@@ -120,7 +119,9 @@ fn prepare(set: &StoredSet, name: &str, flags: u8, record: DataRecord) -> Result
 /// Writes one document into the ingestion.
 type Write<'a> = &'a mut dyn FnMut(&str, byteview::ByteView) -> Result<(), StorageError>;
 
-/// What the merge wrote (see [`Merging`]).
+/// What the merge wrote: documents, their stored bytes and digest, and the
+/// etags of the full set's documents a state replaced or deleted.
+#[derive(Default)]
 struct Merged {
     count: u64,
     data_bytes: u64,
@@ -133,27 +134,14 @@ struct Merging<I: Iterator<Item = Result<(String, State), BackupError>>> {
     states: Peekable<I>,
     flags: u8,
     last_id: Option<String>,
-    count: u64,
-    data_bytes: u64,
-    digest: ContentDigest,
-    /// The etags of the full set's documents a state replaced or deleted.
-    superseded: Vec<u64>,
+    merged: Merged,
     /// States taken (documents and deletions).
     from_states: u64,
 }
 
 impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merging<I> {
     fn new(states: I, flags: u8) -> Self {
-        Self {
-            states: states.peekable(),
-            flags,
-            last_id: None,
-            count: 0,
-            data_bytes: 0,
-            digest: ContentDigest::default(),
-            superseded: Vec::new(),
-            from_states: 0,
-        }
+        Self { states: states.peekable(), flags, last_id: None, merged: Merged::default(), from_states: 0 }
     }
 
     /// The id of the next state.
@@ -170,7 +158,7 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merging<I> {
         let (id, state) = self.states.next().ok_or_else(|| BackupError::Io("the states ended".into()))??;
         self.from_states += 1;
         if let State::Document { etag, modified_ms, body } = state {
-            let term = (!rookery_types::is_server_owned(&id)).then(|| ContentDigest::item(&id, &body));
+            let term = ContentDigest::term(&id, &body);
             self.write(write, id, value_with_flags(etag, modified_ms, self.flags, &body), term)?;
         }
         Ok(())
@@ -189,7 +177,7 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merging<I> {
     fn full_document(&mut self, write: Write<'_>, (id, etag, value, term): Prepared) -> Result<(), RestoreError> {
         self.states_before(write, Some(&id))?;
         if self.next_id()? == Some(id.as_str()) {
-            self.superseded.push(etag);
+            self.merged.superseded.push(etag);
             return self.take_state(write);
         }
         self.write(write, id, value, term)
@@ -200,12 +188,12 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merging<I> {
         if self.last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
             return Err(BackupError::Corrupt(format!("the chain's documents are not in id order at '{id}'")).into());
         }
-        self.data_bytes += (id.len() + value.len()) as u64;
+        self.merged.data_bytes += (id.len() + value.len()) as u64;
         if let Some(term) = term {
-            self.digest.add(&term);
+            self.merged.digest.add(&term);
         }
         write(&id, value)?;
-        self.count += 1;
+        self.merged.count += 1;
         self.last_id = Some(id);
         Ok(())
     }
