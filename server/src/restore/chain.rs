@@ -21,10 +21,9 @@
 //! Only sets of format 4 and later (incrementals in id order) with few
 //! enough deletions to hold take this path; any other chain is replayed.
 
-use std::iter::Peekable;
 use std::path::Path;
 
-use crate::backup::compact::chain::{in_background, streams_sorted, ChainStates};
+use crate::backup::compact::chain::{in_background, streams_sorted, ChainStates, StatesMerge};
 use crate::backup::compact::index::{ChangeIndex, Marked, State};
 use crate::backup::error::BackupError;
 use crate::backup::format::{DataRecord, FileContent, SetKind};
@@ -91,13 +90,13 @@ pub(super) fn ingest(
         if read_records != full.manifest.document_count {
             return Err(corrupt(full, "manifest.json", "DocumentCount does not match the documents in the set"));
         }
-        merging.states_before(&mut write, None)?;
+        merging.rest(&mut write)?;
         ingestion.finish().map_err(StorageError::from)?;
-        *done += merging.from_states;
-        Ok(merging.merged)
+        let (taken, merged) = merging.finish();
+        *done += taken;
+        Ok(merged)
     })?;
-    let Merged { count, data_bytes, digest, mut superseded } = merged;
-    superseded.sort_unstable();
+    let Merged { count, data_bytes, digest, superseded } = merged;
     *bytes += ingest_changes(&bulk, &source, &superseded, &index)?;
     bulk.finish(tip.manifest.to_etag, Some((count, data_bytes, digest)))?;
     progress(*done, *bytes)
@@ -120,7 +119,7 @@ fn prepare(set: &StoredSet, name: &str, flags: u8, record: DataRecord) -> Result
 type Write<'a> = &'a mut dyn FnMut(&str, byteview::ByteView) -> Result<(), StorageError>;
 
 /// What the merge wrote: documents, their stored bytes and digest, and the
-/// etags of the full set's documents a state replaced or deleted.
+/// etags of the full set's documents a state replaced or deleted, in order.
 #[derive(Default)]
 struct Merged {
     count: u64,
@@ -131,56 +130,53 @@ struct Merged {
 
 /// The merge of the full set's documents with the states, and what it wrote.
 struct Merging<I: Iterator<Item = Result<(String, State), BackupError>>> {
-    states: Peekable<I>,
-    flags: u8,
-    last_id: Option<String>,
-    merged: Merged,
-    /// States taken (documents and deletions).
-    from_states: u64,
+    states: StatesMerge<I>,
+    out: Out,
 }
 
 impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merging<I> {
     fn new(states: I, flags: u8) -> Self {
-        Self { states: states.peekable(), flags, last_id: None, merged: Merged::default(), from_states: 0 }
-    }
-
-    /// The id of the next state.
-    fn next_id(&mut self) -> Result<Option<&str>, RestoreError> {
-        if let Some(Err(_)) = self.states.peek() {
-            let failed = self.states.next().and_then(Result::err).unwrap_or_else(|| BackupError::Io("the states ended".into()));
-            return Err(failed.into());
-        }
-        Ok(self.states.peek().and_then(|r| r.as_ref().ok()).map(|(id, _)| id.as_str()))
-    }
-
-    /// Takes the next state: a document is written, a deletion writes nothing.
-    fn take_state(&mut self, write: Write<'_>) -> Result<(), RestoreError> {
-        let (id, state) = self.states.next().ok_or_else(|| BackupError::Io("the states ended".into()))??;
-        self.from_states += 1;
-        if let State::Document { etag, modified_ms, body } = state {
-            let term = ContentDigest::term(&id, &body);
-            self.write(write, id, value_with_flags(etag, modified_ms, self.flags, &body), term)?;
-        }
-        Ok(())
-    }
-
-    /// Takes the states of ids before `bound` (all of them without one).
-    fn states_before(&mut self, write: Write<'_>, bound: Option<&str>) -> Result<(), RestoreError> {
-        while self.next_id()?.is_some_and(|id| bound.is_none_or(|bound| id < bound)) {
-            self.take_state(write)?;
-        }
-        Ok(())
+        Self { states: StatesMerge::new(states), out: Out { flags, last_id: None, merged: Merged::default() } }
     }
 
     /// One document of the full set: the states before it, then its own
     /// state when an incremental changed it (the chain's end wins), else it.
     fn full_document(&mut self, write: Write<'_>, (id, etag, value, term): Prepared) -> Result<(), RestoreError> {
-        self.states_before(write, Some(&id))?;
-        if self.next_id()? == Some(id.as_str()) {
-            self.merged.superseded.push(etag);
-            return self.take_state(write);
+        let out = &mut self.out;
+        if self.states.document(&id, etag, &mut |id, state| out.state(write, id, state))? {
+            return Ok(());
         }
-        self.write(write, id, value, term)
+        self.out.write(write, id, value, term)
+    }
+
+    /// Takes every state left.
+    fn rest(&mut self, write: Write<'_>) -> Result<(), RestoreError> {
+        let out = &mut self.out;
+        self.states.before(None, &mut |id, state| out.state(write, id, state))
+    }
+
+    /// The states taken (documents and deletions), and what was written.
+    fn finish(self) -> (u64, Merged) {
+        let (taken, superseded) = self.states.finish();
+        (taken, Merged { superseded, ..self.out.merged })
+    }
+}
+
+/// What the merge writes into the ingestion, in id order.
+struct Out {
+    flags: u8,
+    last_id: Option<String>,
+    merged: Merged,
+}
+
+impl Out {
+    /// A state taken: a document is written, a deletion writes nothing.
+    fn state(&mut self, write: Write<'_>, id: String, state: State) -> Result<(), RestoreError> {
+        if let State::Document { etag, modified_ms, body } = state {
+            let term = ContentDigest::term(&id, &body);
+            self.write(write, id, value_with_flags(etag, modified_ms, self.flags, &body), term)?;
+        }
+        Ok(())
     }
 
     /// Writes one document, which must come after the last one written.

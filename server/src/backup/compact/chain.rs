@@ -216,3 +216,81 @@ where
         .map_err(|e| BackupError::Io(format!("cannot start a thread: {e}")))?;
     Ok(rx.into_iter().flatten())
 }
+
+/// The chain's states (from [`ChainStates`]) as a merge with the full set's
+/// documents, in id order, takes them: the states of ids before each full-set
+/// document, then its own state when an incremental changed it (the chain's
+/// end wins). A compaction writes what it takes into a new set; a chain's
+/// restore into the storage's ingestion.
+pub(crate) struct StatesMerge<I: Iterator<Item = Result<(String, State), BackupError>>> {
+    states: std::iter::Peekable<I>,
+    taken: u64,
+    superseded: Vec<u64>,
+}
+
+impl<I: Iterator<Item = Result<(String, State), BackupError>>> StatesMerge<I> {
+    pub(crate) fn new(states: I) -> Self {
+        Self { states: states.peekable(), taken: 0, superseded: Vec::new() }
+    }
+
+    /// The id of the next state.
+    ///
+    /// # Errors
+    /// What reading the states failed with.
+    pub(crate) fn next_id(&mut self) -> Result<Option<&str>, BackupError> {
+        if let Some(Err(_)) = self.states.peek() {
+            return Err(self.states.next().and_then(Result::err).unwrap_or_else(|| BackupError::Io("the states ended".into())));
+        }
+        Ok(self.states.peek().and_then(|r| r.as_ref().ok()).map(|(id, _)| id.as_str()))
+    }
+
+    /// Hands `take` the next state (a document, or a deletion).
+    fn take_next<E: From<BackupError>>(&mut self, take: &mut impl FnMut(String, State) -> Result<(), E>) -> Result<(), E> {
+        let (id, state) = self.states.next().ok_or_else(|| BackupError::Io("the states ended".into()))??;
+        self.taken += 1;
+        take(id, state)
+    }
+
+    /// Hands `take` every state of an id before `bound` (every state left without one).
+    ///
+    /// # Errors
+    /// What reading the states or `take` failed with.
+    pub(crate) fn before<E: From<BackupError>>(
+        &mut self,
+        bound: Option<&str>,
+        take: &mut impl FnMut(String, State) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while self.next_id()?.is_some_and(|id| bound.is_none_or(|bound| id < bound)) {
+            self.take_next(take)?;
+        }
+        Ok(())
+    }
+
+    /// A document of the full set: hands `take` the states before it, then
+    /// its own state when an incremental changed it (its etag recorded as
+    /// superseded). False when none did: the full set's record stands.
+    ///
+    /// # Errors
+    /// What reading the states or `take` failed with.
+    pub(crate) fn document<E: From<BackupError>>(
+        &mut self,
+        id: &str,
+        etag: u64,
+        take: &mut impl FnMut(String, State) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        self.before(Some(id), take)?;
+        if self.next_id()? != Some(id) {
+            return Ok(false);
+        }
+        self.superseded.push(etag);
+        self.take_next(take)?;
+        Ok(true)
+    }
+
+    /// The states taken, and the etags of the full set's documents a state
+    /// replaced or deleted, in order (their change-log entries go).
+    pub(crate) fn finish(mut self) -> (u64, Vec<u64>) {
+        self.superseded.sort_unstable();
+        (self.taken, self.superseded)
+    }
+}

@@ -6,22 +6,26 @@
 //! frames with an id index (`backup/frames.rs`). For each frame the index
 //! gives its ids; when the change index holds no id between the frame's
 //! first and last, nothing in the frame changed, and its compressed bytes go
-//! into the new set as they are (checked against the frame's SHA-256 in the
-//! top) with its index entries. Only the frames an incremental touched are
-//! decompressed, merged record by record and compressed again. A file
-//! without an index (format 3 and before) is merged record by record.
+//! into the new set as they are, with its index entries and its SHA-256 from
+//! the top. Only the frames an incremental touched are decompressed, merged
+//! record by record and compressed again. A file without an index (format 3
+//! and before) is merged record by record.
 //!
-//! Every byte of every input file is still hashed as it streams and checked
+//! Every byte of every input file is hashed as it streams and checked
 //! against the manifest at the file's end, so a file changed since the
-//! compaction's first step fails the job before the set is complete.
+//! compaction's first step fails the job before the set is complete. A frame
+//! is not also hashed on its own: nothing copied is kept unless its whole
+//! file matched (the new set is committed only after every input file's
+//! hash), so a second hash of the same bytes proved nothing more.
 
 use std::io::Read;
 
 use super::super::format::{DataRecord, FileContent, ManifestFile, SetReader, MAX_RECORD_BODY};
-use super::super::frames::{self, decode_block, decode_frame, inflate, sha256_of, IndexEntry, IndexTop, FRAME_RAW_BYTES};
+use super::super::frames::{self, decode_block, decode_frame, inflate, IndexEntry, IndexTop, FRAME_RAW_BYTES};
 use super::super::location::StoredSet;
 use super::super::logical::{DocumentFiles, FileSet};
 use super::super::BackupError;
+use super::chain::StatesMerge;
 use super::index::State;
 use crate::restore::error::RestoreError;
 use crate::restore::read::{changed, corrupt, damaged, open_plain, read_file, unreadable, Source};
@@ -42,68 +46,45 @@ pub(super) struct Merged {
 
 /// The incrementals' states, in id order, being merged into the new set.
 pub(super) struct Merge<I: Iterator<Item = Result<(String, State), BackupError>>> {
-    pending: std::iter::Peekable<I>,
+    states: StatesMerge<I>,
     copied: u64,
     merged: u64,
-    superseded: Vec<u64>,
     decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+/// Writes a state into the new set (a document; a deletion writes nothing).
+fn write_state(files: &mut FileSet<'_>, documents: &mut DocumentFiles, id: String, state: State) -> Result<(), BackupError> {
+    match state {
+        State::Document { etag, modified_ms, body } => documents.push(files, DataRecord::Document { id, etag, modified_ms, body }),
+        State::Deleted => Ok(()),
+    }
 }
 
 impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merge<I> {
     pub(super) fn new(states: I) -> Result<Self, BackupError> {
         let decompressor = zstd::bulk::Decompressor::new().map_err(|e| BackupError::Io(format!("zstd: {e}")))?;
-        Ok(Self { pending: states.peekable(), copied: 0, merged: 0, superseded: Vec::new(), decompressor })
+        Ok(Self { states: StatesMerge::new(states), copied: 0, merged: 0, decompressor })
     }
 
     /// What the merge did (once every file and [`Self::rest`] are merged).
-    pub(super) fn finished(mut self) -> Merged {
-        self.superseded.sort_unstable();
-        Merged { copied: self.copied, merged: self.merged, superseded: self.superseded }
-    }
-
-    /// The id of the next state to merge.
-    fn next_id(&mut self) -> Result<Option<&str>, BackupError> {
-        if let Some(Err(_)) = self.pending.peek() {
-            return Err(self.pending.next().and_then(Result::err).unwrap_or_else(|| BackupError::Io("the states ended".into())));
-        }
-        Ok(self.pending.peek().and_then(|r| r.as_ref().ok()).map(|(id, _)| id.as_str()))
-    }
-
-    /// Writes the next state (a document; a tombstone writes nothing).
-    fn emit_next(&mut self, files: &mut FileSet<'_>, documents: &mut DocumentFiles) -> Result<(), BackupError> {
-        let (id, state) = self.pending.next().ok_or_else(|| BackupError::Io("the states ended".into()))??;
-        if let State::Document { etag, modified_ms, body } = state {
-            documents.push(files, DataRecord::Document { id, etag, modified_ms, body })?;
-        }
-        Ok(())
-    }
-
-    /// Writes the states of ids before `bound`.
-    fn emit_before(&mut self, files: &mut FileSet<'_>, documents: &mut DocumentFiles, bound: &str) -> Result<(), BackupError> {
-        while self.next_id()?.is_some_and(|id| id < bound) {
-            self.emit_next(files, documents)?;
-        }
-        Ok(())
+    pub(super) fn finished(self) -> Merged {
+        let (_, superseded) = self.states.finish();
+        Merged { copied: self.copied, merged: self.merged, superseded }
     }
 
     /// Writes every state left.
     pub(super) fn rest(&mut self, files: &mut FileSet<'_>, documents: &mut DocumentFiles) -> Result<(), BackupError> {
-        while self.next_id()?.is_some() {
-            self.emit_next(files, documents)?;
-        }
-        Ok(())
+        self.states.before(None, &mut |id, state| write_state(files, documents, id, state))
     }
 
     /// One document of the full set: the states before it, then its own
-    /// state when the index holds its id (the chain's end wins), else it.
+    /// state when an incremental changed it (the chain's end wins), else it.
     fn document(&mut self, files: &mut FileSet<'_>, documents: &mut DocumentFiles, record: DataRecord) -> Result<(), BackupError> {
         let DataRecord::Document { id, etag, .. } = &record else {
             return Err(BackupError::Corrupt("a non-document record in a documents file".into()));
         };
-        self.emit_before(files, documents, id)?;
-        if self.next_id()? == Some(id.as_str()) {
-            self.superseded.push(*etag);
-            return self.emit_next(files, documents);
+        if self.states.document(id, *etag, &mut |id, state| write_state(files, documents, id, state))? {
+            return Ok(());
         }
         documents.push(files, record)
     }
@@ -141,9 +122,9 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merge<I> {
         documents: &mut DocumentFiles,
     ) -> Result<(), BackupError> {
         if let (Some(first), Some(last)) = (frame.entries.first(), frame.entries.last()) {
-            self.emit_before(files, documents, &first.id)?;
+            self.states.before(Some(&first.id), &mut |id, state| write_state(files, documents, id, state))?;
             // The file's last frame also holds its end record: always merged.
-            if !frame.last && self.next_id()?.is_none_or(|next| next > last.id.as_str()) {
+            if !frame.last && self.states.next_id()?.is_none_or(|next| next > last.id.as_str()) {
                 self.copied += 1;
                 return documents.push_frame(files, frame.compressed, frame.sha256, &frame.entries);
             }
@@ -193,6 +174,8 @@ struct FrameSource<'a> {
     entries: std::collections::VecDeque<IndexEntry>,
     decompressor: zstd::bulk::Decompressor<'static>,
     next_frame: usize,
+    /// Where the next frame starts: the bytes of the frames before it.
+    position: u64,
 }
 
 impl<'a> FrameSource<'a> {
@@ -225,6 +208,7 @@ impl<'a> FrameSource<'a> {
             entries: std::collections::VecDeque::new(),
             decompressor,
             next_frame: 0,
+            position: 0,
         }))
     }
 
@@ -244,13 +228,17 @@ impl<'a> FrameSource<'a> {
         Ok(true)
     }
 
-    /// The next frame, checked against its SHA-256 in the top.
+    /// The next frame (its bytes are proven by the file's hash, at [`Self::finish`]).
     fn next(&mut self) -> Result<Option<Frame>, RestoreError> {
         let Some(frame) = self.top.frames.get(self.next_frame).cloned() else {
             return Ok(None);
         };
         let index = self.next_frame;
         self.next_frame += 1;
+        if frame.offset != self.position {
+            return Err(corrupt(self.set, &self.file.name, "its top lists frames that do not follow one another"));
+        }
+        self.position += u64::from(frame.len);
         let mut compressed = vec![0u8; frame.len as usize];
         self.reader.read_exact(&mut compressed).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => {
@@ -258,13 +246,6 @@ impl<'a> FrameSource<'a> {
             }
             _ => unreadable(self.set, &self.file.name, &e),
         })?;
-        if sha256_of(&compressed) != frame.sha256 {
-            let why = format!(
-                "{}/{}: the frame at offset {} does not match its checksum",
-                self.set.manifest.set_id, self.file.name, frame.offset
-            );
-            return Err(BackupError::ChecksumMismatch(why).into());
-        }
         let mut entries = Vec::new();
         loop {
             match self.entries.front().map(|e| (e.frame as usize).cmp(&index)) {

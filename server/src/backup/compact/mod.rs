@@ -146,6 +146,11 @@ pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel:
         &format!("Every file of the {} sets verified; compacting into {}", prepared.chain.len(), prepared.set_id),
         Severity::Information,
     );
+    fold(prepared, reporter, cancel)
+}
+
+/// Steps 2 to 6, on inputs step 1 verified: the new set, or nothing written.
+fn fold(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
     let index_dir = tempfile::Builder::new()
         .prefix("rookery-compact-")
         .tempdir()
@@ -442,6 +447,48 @@ mod tests {
                 assert!(copied < before.len(), "the touched frames were merged, not copied");
             }
         }
+    }
+
+    /// A file changed after step 1 verified it: a frame that would be copied
+    /// as it is now differs from what the manifest hashed. The fold fails on
+    /// the file's hash and leaves no set.
+    #[test]
+    fn a_frame_changed_after_the_check_fails_the_fold_and_leaves_no_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
+        let db = rookery.catalog().create("F").expect("creates");
+        let location = dir.path().join("sets").display().to_string();
+        for i in 0..4000u32 {
+            db.store().put(&format!("d/{i:05}"), format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(600)).as_bytes(), None).expect("put");
+        }
+        let backup = |incremental: bool| {
+            let options = BackupOptions { location: location.clone(), incremental, ..Default::default() };
+            rookery.start_backup("F", options).expect("starts").wait().expect("backs up").set_id
+        };
+        let full = backup(false);
+        db.store().put("d/03999", b"{\"changed\":true}", None).expect("put");
+        backup(true);
+        let prepared = prepare(Location::Folder(location.clone().into()), &CompactOptions::default()).expect("prepares");
+        // The first frame holds ids no incremental touched: it is copied, never decoded.
+        let file = std::path::Path::new(&location).join(&full).join("documents-0001.zst");
+        let mut bytes = std::fs::read(&file).expect("reads");
+        let first = frame_lengths(&location, &full)[0];
+        assert!(first < bytes.len() / 4, "the file has many frames");
+        bytes[first / 2] ^= 0x01;
+        std::fs::write(&file, bytes).expect("writes");
+        let before = std::fs::read_dir(&location).expect("lists").count();
+        let mut reporter = StatusReporter::detached("test", JobStatus::default(), Box::new(|_| {}));
+        let error = fold(&prepared, &mut reporter, &CancelToken::default()).expect_err("a changed file fails the fold");
+        assert!(matches!(error, BackupError::ChecksumMismatch(_)), "{error}");
+        assert!(error.to_string().contains("documents-0001.zst"), "{error}");
+        assert_eq!(std::fs::read_dir(&location).expect("lists").count(), before, "no set and no half set left");
+    }
+
+    /// The length of every frame of a plain set's first documents file.
+    fn frame_lengths(location: &str, set_id: &str) -> Vec<usize> {
+        let top = std::path::Path::new(location).join(set_id).join("documents-0001.top");
+        let top = super::super::frames::IndexTop::decode(&std::fs::read(top).expect("a top")).expect("decodes");
+        top.frames.iter().map(|f| f.len as usize).collect()
     }
 
     #[test]
