@@ -31,6 +31,25 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
+impl Delivery {
+    /// A delivery of `event` to `webhook`, made at `now` (Unix milliseconds).
+    fn new(webhook: &str, event: NotificationEvent, body: String, now: i64) -> Self {
+        Self {
+            // Time-ordered, and ordered within a millisecond too (one
+            // process's v7 ids follow their creation): the outbox key is the
+            // time and then this id, and the outbox is sent in key order.
+            id: uuid::Uuid::now_v7().to_string(),
+            webhook: webhook.to_string(),
+            event,
+            body,
+            created_ms: now,
+            attempts: 0,
+            next_attempt_ms: now,
+            last_error: None,
+        }
+    }
+}
+
 /// What an event says besides its kind (see [`NotificationBody`]).
 #[derive(Debug, Clone, Default)]
 pub struct EventFacts {
@@ -106,16 +125,7 @@ impl Notifier {
         };
         let now = now_ms();
         for webhook in webhooks {
-            let delivery = Delivery {
-                id: uuid::Uuid::new_v4().to_string(),
-                webhook: webhook.name.clone(),
-                event,
-                body: body.clone(),
-                created_ms: now,
-                attempts: 0,
-                next_attempt_ms: now,
-                last_error: None,
-            };
+            let delivery = Delivery::new(&webhook.name, event, body.clone(), now);
             if let Err(e) = self.queue(&delivery) {
                 tracing::error!(webhook = %webhook.name, error = %e, "cannot queue a notification");
             }
@@ -157,4 +167,22 @@ pub fn outbox_key(delivery: &Delivery) -> String {
 #[must_use]
 pub fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outbox is sent in key order: deliveries made within one
+    /// millisecond (a task going stale, then recovering) must keep the order
+    /// they were made in, or a receiver hears of the recovery first.
+    #[test]
+    fn deliveries_of_one_millisecond_keep_the_order_they_were_made_in() {
+        let now = now_ms();
+        for _ in 0..200 {
+            let first = Delivery::new("ops", NotificationEvent::BackupStale, String::new(), now);
+            let second = Delivery::new("ops", NotificationEvent::BackupRecovered, String::new(), now);
+            assert!(outbox_key(&first) < outbox_key(&second), "{} then {}", outbox_key(&first), outbox_key(&second));
+        }
+    }
 }
