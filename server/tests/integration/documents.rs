@@ -120,7 +120,9 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
         ("PUT", "/databases/Safe/docs/x", Some("{\"a\":".into()), 400, "InvalidJson"),
         ("PUT", "/databases/Safe/docs/x", Some(String::new()), 400, "InvalidJson"),
         ("PUT", "/databases/Safe/docs/x", Some("[".repeat(100_000)), 400, "InvalidJson"),
-        ("PUT", "/databases/Safe/docs/x", Some(format!("{{\"big\":\"{}\"}}", "x".repeat(17 * 1024 * 1024))), 413, "BodyTooLarge"),
+        // One byte over the 16 MiB limit: the server reads the whole body before it answers 413. A body a
+        // megabyte over was answered, and the connection closed, while the client still wrote: "Broken pipe".
+        ("PUT", "/databases/Safe/docs/x", Some(format!("{{\"big\":\"{}\"}}", "x".repeat(16 * 1024 * 1024 - 9))), 413, "BodyTooLarge"),
         ("PUT", &long_id, Some("{}".into()), 400, "InvalidId"),
         ("PUT", "/databases/Safe/docs/keep", Some("{}".into()), 400, "InvalidETag"),
         ("PUT", "/admin/databases/..", None, 400, "InvalidName"),
