@@ -35,15 +35,18 @@
 //!    consecutive, else one was created and deleted between steps 1 and 4
 //!    (flushed into tables newer than step 2's), and the pin starts over.
 //! 5. Copy each linked journal into a real file (fjall truncates a journal
-//!    in place when it recovers, so a journal must never stay a link). A
-//!    pin that flushed the memtables first leaves out the leading batches
-//!    the flush put in tables ([`super::journal::Cut`]): fjall rotates its
-//!    journal only past 64 MB, so the copy would otherwise replay up to
-//!    that much only to skip it.
+//!    in place when it recovers, so a journal must never stay a link),
+//!    leaving out the leading batches the tables held before step 2
+//!    ([`super::journal::Cut`], by the rule fjall's recovery skips them
+//!    with): fjall rotates its journal only past 64 MB, so the copy would
+//!    otherwise replay up to that much only to skip it.
 //! 6. Open the copy: fjall replays the journals above what each keyspace's
 //!    tables hold and cuts the last batch if the copy caught it half
 //!    written. Take the server's status documents out, read the etag, the
-//!    counts and the digest, and close it.
+//!    counts and the digest, and close it. A copy with short journals is
+//!    opened without fjall's workers, so nothing flushes or compacts it
+//!    and its tables stay the database's links; one with long journals is
+//!    flushed into tables of its own and left an empty journal.
 //!
 //! The tables of step 2 hold only writes made before step 3, so the
 //! journals copied in step 5 hold every one of them; every write not in
@@ -71,8 +74,15 @@ pub const STORAGE_FORMAT: &str = "fjall-3";
 /// Pins tried before giving up (each starts over when fjall replaced a file
 /// meanwhile; a pin takes milliseconds, so a second one almost always works).
 const MAX_ATTEMPTS: usize = 50;
-/// Journal bytes (on disk) above which a pin flushes the memtables first.
-const FLUSH_ABOVE_JOURNAL_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes in the memtables above which a pin flushes them first (below, the
+/// copy replays them from its journal in a few milliseconds).
+const FLUSH_ABOVE_MEMTABLE_BYTES: u64 = 1024 * 1024;
+/// Journal bytes (on disk) up to which a pinned copy is settled without
+/// fjall's workers (far below a memtable's 16 MiB: replaying them seals none).
+const QUIET_SETTLE_JOURNAL_BYTES: u64 = 8 * 1024 * 1024;
+/// Tables at level 0 from which fjall slows writes down (20) and, at 30,
+/// holds them until a compaction: a copy with as many is settled with workers.
+const QUIET_SETTLE_MAX_LEVEL0_TABLES: usize = 20;
 /// The journal extension.
 const JOURNAL_EXT: &str = "jnl";
 
@@ -112,22 +122,27 @@ pub struct PinnedState {
 /// With `flush`, the memtables are always flushed first (a snapshot shipped
 /// off-site, whose tables are stored once per location: the journals, sent
 /// whole each time, then hold only what was written during the pin).
-/// Whatever `flush` says, the pinned copy itself ends with its memtables
-/// flushed into tables of its own and one empty journal: a restore of the
-/// set then opens at once instead of replaying up to a journal's worth of
-/// writes (fjall rotates its journal only at 64 MiB).
+/// Without `flush`, the memtables are flushed first when they hold more
+/// than [`FLUSH_ABOVE_MEMTABLE_BYTES`]. Either way the pinned copy
+/// ends with a short journal or none to replay: a restore of the set opens
+/// at once instead of replaying up to a journal's worth of writes (fjall
+/// rotates its journal only at 64 MiB); see [`settle`].
 pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned, StorageError> {
     // Not needed for consistency; for speed: the tables are linked for free,
-    // the journals are copied and replayed, so long journals are flushed
-    // into tables first (short ones are cheaper to copy than a flush is).
-    // The flush also lets the journal copies leave out what it put in tables.
-    let cut = if flush || journal_bytes(store.path())? > FLUSH_ABOVE_JOURNAL_BYTES { store.flush_for_pin()? } else { None };
+    // the journals are copied and replayed, so memtables that hold more
+    // than a little are flushed into tables first, and the journal copies
+    // leave out every batch the tables hold (see `journal::Cut`).
+    if (flush || store.memtable_bytes() > FLUSH_ABOVE_MEMTABLE_BYTES) && !store.flush_for_pin()? {
+        tracing::debug!("the memtables were not all flushed within a minute: the pin copies more journal");
+    }
+    // Read before any attempt reads the keyspaces' versions (step 2).
+    let cut = store.journal_cut();
     for attempt in 0..MAX_ATTEMPTS {
         if staging.exists() {
             std::fs::remove_dir_all(staging)?;
         }
         std::fs::create_dir_all(staging)?;
-        if try_pin(store, staging, cut.as_ref())? {
+        if try_pin(store, staging, &cut)? {
             let state = settle(staging)?;
             let files = list(staging)?;
             return Ok(Pinned { files, state, retries: attempt });
@@ -140,7 +155,7 @@ pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned,
 }
 
 /// One attempt; `None` when a file was replaced meanwhile.
-fn try_pin(store: &DocumentStore, staging: &Path, cut: Option<&Cut>) -> Result<bool, StorageError> {
+fn try_pin(store: &DocumentStore, staging: &Path, cut: &Cut) -> Result<bool, StorageError> {
     let root = store.path();
     let link_suffix = ".link";
     // Step 1.
@@ -210,7 +225,7 @@ fn try_pin(store: &DocumentStore, staging: &Path, cut: Option<&Cut>) -> Result<b
     // Step 5.
     for &id in &linked {
         let from = staging.join(format!("{}{link_suffix}", journal_name(id)));
-        let from_offset = cut.map_or(Ok(0), |cut| cut.offset_in(&from))?;
+        let from_offset = cut.offset_in(&from)?;
         copy_sparse(&from, &staging.join(journal_name(id)), from_offset)?;
         std::fs::remove_file(&from)?;
     }
@@ -226,21 +241,44 @@ fn try_pin(store: &DocumentStore, staging: &Path, cut: Option<&Cut>) -> Result<b
 /// the copy caught half-written, if any), removes the server's status
 /// documents from it, and reads what it holds.
 ///
-/// Then the copy's memtables are flushed into tables too and its journals,
-/// all then redundant, are replaced by an empty one (see
-/// [`empty_journals`]): what ships is tables (stored once per location in
-/// object storage) and a journal of nothing, instead of every write since
-/// the journal began, and a restore opens without replaying them.
+/// A copy whose journals are short (the pin flushed the database's
+/// memtables first, or they held little) is opened without fjall's
+/// workers ([`settle_quietly`]): its tables stay the database's own, linked,
+/// and its journals keep the little the tables do not hold, which a restore
+/// replays in a moment. A copy with long journals is flushed into tables of
+/// its own and left one empty journal instead ([`settle_flushed`]).
 fn settle(staging: &Path) -> Result<PinnedState, StorageError> {
-    let copy = DocumentStore::open(staging, Durability::Os)?;
-    // By key (an encrypted database's bodies cannot be opened here).
-    let view = copy.snapshot();
-    let status: Vec<String> =
-        STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(view.get_raw(id), Ok(Some(_)))).map(|id| (*id).to_string()).collect();
-    drop(view);
-    if !status.is_empty() {
-        copy.bulk().apply(&status, &[])?;
+    if journal_bytes(staging)? <= QUIET_SETTLE_JOURNAL_BYTES {
+        if let Some(state) = settle_quietly(staging)? {
+            return Ok(state);
+        }
     }
+    settle_flushed(staging)
+}
+
+/// Opens the copy without fjall's workers, so that nothing flushes or
+/// compacts it (a compaction would rewrite linked tables into new files,
+/// and closing the copy would wait for it), and takes the status documents
+/// out; the small batch that does so stays in the journal. `None`, with
+/// nothing written to the copy, when a keyspace has so many tables at level
+/// 0 that fjall would hold the write until a compaction that never comes.
+fn settle_quietly(staging: &Path) -> Result<Option<PinnedState>, StorageError> {
+    let copy = DocumentStore::open_without_workers(staging)?;
+    if copy.most_level0_tables() >= QUIET_SETTLE_MAX_LEVEL0_TABLES {
+        return Ok(None);
+    }
+    take_status_out(&copy)?;
+    copy.persist()?;
+    Ok(Some(PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() }))
+}
+
+/// Opens the copy with fjall's workers, takes the status documents out,
+/// reads what it holds, then flushes its memtables into tables too and
+/// replaces its journals, all then redundant, by an empty one (see
+/// [`empty_journals`]): a restore opens without replaying them.
+fn settle_flushed(staging: &Path) -> Result<PinnedState, StorageError> {
+    let copy = DocumentStore::open(staging, Durability::Os)?;
+    take_status_out(&copy)?;
     copy.persist()?;
     let state = PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() };
     copy.flush_memtables()?;
@@ -250,6 +288,19 @@ fn settle(staging: &Path) -> Result<PinnedState, StorageError> {
         tracing::warn!(error = %e, "the snapshot keeps its journals: they could not be emptied");
     }
     Ok(state)
+}
+
+/// Removes the server's status documents from a pinned copy (by key: an
+/// encrypted database's bodies cannot be opened here).
+fn take_status_out(copy: &DocumentStore) -> Result<(), StorageError> {
+    let view = copy.snapshot();
+    let status: Vec<String> =
+        STATUS_DOCUMENT_IDS.iter().filter(|id| matches!(view.get_raw(id), Ok(Some(_)))).map(|id| (*id).to_string()).collect();
+    drop(view);
+    if !status.is_empty() {
+        copy.bulk().apply(&status, &[])?;
+    }
+    Ok(())
 }
 
 /// Replaces the journals of a copy whose memtables were all flushed with one
@@ -718,30 +769,27 @@ mod tests {
         }
     }
 
-    /// A pin that flushed first copies only the journal's tail: the batches
-    /// before its flush are left out (the tables hold them), the ones after
-    /// are kept, and the copy opens as the database.
+    /// A pin copies only the journal's tail: the batches its tables hold
+    /// (flushed by an earlier pin, here) are left out, the ones after are
+    /// kept, and the copy opens as the database.
     #[test]
-    fn a_flushed_pin_copies_only_the_journal_its_tables_do_not_hold() {
+    fn a_pin_copies_only_the_journal_its_tables_do_not_hold() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
         let store = filled(&path, 5_000);
-        let cut = store.flush_for_pin().expect("flushes").expect("a cut");
+        assert!(store.flush_for_pin().expect("flushes"), "flushed within a minute");
         // Written after the flush: in the journal's tail and in no table.
         store.put("users/after-flush", b"{\"Late\": true}", None).expect("writes");
         store.delete("users/000001", None).expect("deletes");
+        let cut = store.journal_cut();
         let journal = path.join(journal_name(*journal_ids(&path).expect("journals").last().expect("one")));
         let offset = cut.offset_in(&journal).expect("reads the journal");
         assert!(offset > 4_000_000, "the 5,000 documents before the flush are left out, not only {offset} bytes");
 
         let staging = dir.path().join("pin");
         std::fs::create_dir_all(&staging).expect("creates");
-        assert!(try_pin(&store, &staging, Some(&cut)).expect("pins"), "nothing replaced a file meanwhile");
-        let copied: u64 = journal_ids(&staging)
-            .expect("journals")
-            .iter()
-            .map(|id| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(staging.join(journal_name(*id))).expect("stat")) * 512)
-            .sum();
+        assert!(try_pin(&store, &staging, &cut).expect("pins"), "nothing replaced a file meanwhile");
+        let copied = journal_bytes(&staging).expect("journals");
         assert!(copied < 64 * 1024, "the copied journals hold {copied} bytes");
         let state = (store.last_etag(), store.document_count(), store.content_digest());
         drop(store);
@@ -750,5 +798,53 @@ mod tests {
         assert!(copy.get("users/after-flush").expect("reads").is_some());
         assert!(copy.get("users/000001").expect("reads").is_none());
         assert!(copy.get("users/004999").expect("reads").is_some());
+    }
+
+    /// The tables of a pinned copy with a short journal are the database's
+    /// own files (nothing flushed or compacted them while it was settled),
+    /// and its journal holds what they do not, the status documents' removal
+    /// included.
+    #[test]
+    fn a_copy_with_a_short_journal_keeps_the_database_tables() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let store = filled(&path, 3_000);
+        store.flush_memtables().expect("flushes");
+        store.put_server_owned(rookery_types::STATUS_DOCUMENT_IDS[0], b"{\"Status\": 1}").expect("writes");
+        store.put("users/late", b"{\"Late\": true}", None).expect("writes");
+        let pinned = pin(&store, &dir.path().join("pin"), false).expect("pins");
+        let tables: Vec<&PinnedFile> = pinned.files.iter().filter(|f| f.shared).collect();
+        assert!(!tables.is_empty(), "the copy has tables");
+        for table in &tables {
+            let (ours, theirs) = (std::fs::metadata(dir.path().join("pin").join(&table.name)), std::fs::metadata(path.join(&table.name)));
+            assert_eq!(ours.expect("in the copy").ino(), theirs.expect("in the database").ino(), "{} is the database's file", table.name);
+        }
+        let journals = journal_bytes(&dir.path().join("pin")).expect("journals");
+        assert!(journals > 0 && journals < 64 * 1024, "the copy's journal holds the late writes only ({journals} bytes)");
+        let copy = DocumentStore::open(&dir.path().join("pin"), Durability::Os).expect("opens");
+        assert_eq!(copy.last_etag(), pinned.state.last_etag);
+        assert_eq!(copy.document_count(), 3_001);
+        assert_eq!(copy.content_digest(), pinned.state.digest);
+        assert!(copy.get("users/late").expect("reads").is_some());
+        assert!(copy.get(rookery_types::STATUS_DOCUMENT_IDS[0]).expect("reads").is_none(), "status documents are taken out");
+    }
+
+    /// A copy whose journal is long (every batch kept: no cut here) is
+    /// flushed into tables of its own and left one empty journal.
+    #[test]
+    fn a_copy_with_a_long_journal_is_flushed_and_left_an_empty_journal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let store = filled(&path, 12_000);
+        let staging = dir.path().join("pin");
+        std::fs::create_dir_all(&staging).expect("creates");
+        assert!(try_pin(&store, &staging, &Cut { persisted: Vec::new() }).expect("pins"));
+        assert!(journal_bytes(&staging).expect("journals") > QUIET_SETTLE_JOURNAL_BYTES, "a long journal");
+        let state = settle(&staging).expect("settles");
+        assert_eq!(journal_bytes(&staging).expect("journals"), 0, "one empty journal");
+        assert_eq!((state.last_etag, state.document_count), (store.last_etag(), 12_000));
+        let copy = DocumentStore::open(&staging, Durability::Os).expect("opens");
+        assert_eq!((copy.last_etag(), copy.document_count(), copy.content_digest()), (state.last_etag, 12_000, state.digest));
     }
 }

@@ -5,7 +5,9 @@
 //! are flushed, so a journal can hold tens of megabytes that every table
 //! already holds. A pin that copied it whole made the copy replay all of it
 //! when opened (about 0.35 s for 60 MB here), only for fjall to skip every
-//! batch. [`Cut`] drops those batches from the copy instead.
+//! batch. [`Cut`] drops those batches from the copy instead, by the rule
+//! fjall's own recovery skips them with: an item is in the tables when its
+//! batch's number is at most the highest one the keyspace's tables hold.
 //!
 //! # The format
 //! A journal file is a sequence of batches from offset 0, no header, then
@@ -19,7 +21,7 @@
 //! A `Clear` entry (tag 4) or anything else ends what the cut drops: only
 //! batches read whole and understood are ever left out.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
 
 const START: u8 = 1;
@@ -27,14 +29,15 @@ const ITEM: u8 = 2;
 const END: u8 = 3;
 const MAGIC: &[u8; 4] = b"FJL\x03";
 
-/// The batches a pin may leave out of its journal copies: those numbered
-/// below `below` whose every item is in one of `keyspaces`, all of whose
-/// memtables holding them were flushed into tables before the pin read the
-/// keyspaces' versions (see [`super::DocumentStore::flush_memtables`]).
+/// The batches a pin may leave out of its journal copies: those each of
+/// whose items is in a keyspace whose tables hold batches up to the item's
+/// batch number (`persisted`: keyspace id and the highest batch number its
+/// tables hold, read before the pin reads the keyspaces' versions, which
+/// then name those tables or tables merged from them). A keyspace without
+/// tables is not named, and keeps every batch that writes to it.
 #[derive(Debug, Clone)]
 pub struct Cut {
-    pub below: u64,
-    pub keyspaces: Vec<u64>,
+    pub persisted: Vec<(u64, u64)>,
 }
 
 impl Cut {
@@ -58,18 +61,15 @@ impl Cut {
 
     /// Reads one batch: its length when this cut drops it, `None` when the
     /// journal's data ends here or the batch must be kept.
-    fn droppable_batch(&self, reader: &mut impl BufRead) -> std::io::Result<Option<u64>> {
+    fn droppable_batch(&self, reader: &mut (impl BufRead + Seek)) -> std::io::Result<Option<u64>> {
         if reader.fill_buf()?.is_empty() || byte(reader)? != START {
             return Ok(None);
         }
         let items = u32::from_le_bytes(array(reader)?);
         let seqno = u64::from_le_bytes(array(reader)?);
-        if seqno >= self.below {
-            return Ok(None);
-        }
         let mut len = 1 + 4 + 8;
         for _ in 0..items {
-            match self.item(reader)? {
+            match self.item(reader, seqno)? {
                 Some(item_len) => len += item_len,
                 None => return Ok(None),
             }
@@ -84,9 +84,9 @@ impl Cut {
         Ok(Some(len + 1 + 8 + 4))
     }
 
-    /// Reads one item: its length, `None` when it is not an item of one of
-    /// the cut's keyspaces in a form this module knows.
-    fn item(&self, reader: &mut impl BufRead) -> std::io::Result<Option<u64>> {
+    /// Reads one item of batch `seqno`: its length, `None` when its keyspace's
+    /// tables may not hold it or it is not in a form this module knows.
+    fn item(&self, reader: &mut (impl BufRead + Seek), seqno: u64) -> std::io::Result<Option<u64>> {
         if byte(reader)? != ITEM {
             return Ok(None);
         }
@@ -95,7 +95,7 @@ impl Cut {
             return Ok(None); // a compression this module does not know
         }
         let keyspace = u64::from_le_bytes(array(reader)?);
-        if !self.keyspaces.contains(&keyspace) {
+        if !self.persisted.iter().any(|&(id, persisted)| id == keyspace && seqno <= persisted) {
             return Ok(None);
         }
         let key_len = u64::from(u16::from_le_bytes(array(reader)?));
@@ -116,12 +116,11 @@ fn array<const N: usize>(reader: &mut impl Read) -> std::io::Result<[u8; N]> {
     Ok(bytes)
 }
 
-fn skip(reader: &mut impl Read, len: u64) -> std::io::Result<()> {
-    let skipped = std::io::copy(&mut reader.take(len), &mut std::io::sink())?;
-    if skipped < len {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(())
+/// Moves past `len` bytes (inside the buffer, without copying them). Past
+/// the file's end, the next read fails with `UnexpectedEof`, so a batch cut
+/// short is never taken for a whole one.
+fn skip(reader: &mut impl Seek, len: u64) -> std::io::Result<()> {
+    reader.seek_relative(i64::try_from(len).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?)
 }
 
 #[cfg(test)]
@@ -154,20 +153,28 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_drops_only_whole_batches_below_its_seqno_in_its_keyspaces() {
-        let cut = Cut { below: 10, keyspaces: vec![3, 4] };
+    fn a_cut_drops_only_whole_batches_its_keyspaces_tables_hold() {
+        // Keyspace 3's tables hold batches up to 9, keyspace 4's up to 2.
+        let cut = Cut { persisted: vec![(3, 9), (4, 2)] };
         let mut journal = Vec::new();
         batch(&mut journal, 1, &[(3, b"a", b"one"), (4, b"b", b"two")]);
         batch(&mut journal, 2, &[]);
         let first_two = journal.len() as u64;
-        batch(&mut journal, 10, &[(3, b"c", b"three")]);
+        batch(&mut journal, 3, &[(3, b"c", b"three"), (4, b"d", b"four")]);
         let mut padded = journal.clone();
         padded.resize(journal.len() + 4096, 0);
-        assert_eq!(offset(&padded, &cut), first_two, "the batch at the cut's seqno is kept");
+        assert_eq!(offset(&padded, &cut), first_two, "batch 3 writes to keyspace 4 past what its tables hold");
 
-        // Every batch below: all of it goes, the zeros after it end the data.
-        let low = Cut { below: 11, ..cut.clone() };
-        assert_eq!(offset(&padded, &low), journal.len() as u64);
+        // Every batch held: all of it goes, the zeros after it end the data.
+        let high = Cut { persisted: vec![(3, 9), (4, 3)] };
+        assert_eq!(offset(&padded, &high), journal.len() as u64);
+        // A batch past a keyspace's tables is kept, and all after it.
+        let mut later = Vec::new();
+        batch(&mut later, 8, &[(3, b"a", b"one")]);
+        let one = later.len() as u64;
+        batch(&mut later, 10, &[(3, b"a", b"one")]);
+        batch(&mut later, 9, &[(3, b"a", b"one")]);
+        assert_eq!(offset(&later, &cut), one, "batch 10 is past keyspace 3's tables");
         // A keyspace the cut does not name keeps its batch and all after it.
         let mut other = Vec::new();
         batch(&mut other, 1, &[(3, b"a", b"one")]);
@@ -176,11 +183,17 @@ mod tests {
         batch(&mut other, 3, &[(3, b"a", b"one")]);
         assert_eq!(offset(&other, &cut), one);
         // A batch cut short by the file's end, or with a wrong trailer, is kept.
-        assert_eq!(offset(&journal[..journal.len() - 2], &low), first_two);
+        assert_eq!(offset(&journal[..journal.len() - 2], &high), first_two);
         let mut forged = journal.clone();
         let end = forged.len() - 1;
         forged[end] = 0;
-        assert_eq!(offset(&forged, &low), first_two);
+        assert_eq!(offset(&forged, &high), first_two);
+        // An item whose bytes run past the file's end is not skipped over.
+        let mut short = Vec::new();
+        batch(&mut short, 1, &[(3, b"a", b"one")]);
+        let whole = short.len() as u64;
+        batch(&mut short, 2, &[(3, b"k", &[7u8; 600])]);
+        assert_eq!(offset(&short[..short.len() - 300], &high), whole);
         assert_eq!(offset(&[], &cut), 0);
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
+use fjall::{AbstractTree, Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::digest::ContentDigest;
 
@@ -144,14 +144,36 @@ impl DocumentStore {
     /// # Errors
     /// Any fjall or I/O error, or a corrupt meta record.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, StorageError> {
+        Self::open_with(path, durability, true)
+    }
+
+    /// Opens the database at `path` without fjall's background workers:
+    /// nothing is flushed or compacted while it is open, so its tables stay
+    /// the files it was opened with and everything written stays in its
+    /// journal. For a pinned copy read and trimmed before it is shipped
+    /// (see [`super::files`]), whose tables are links shared with the
+    /// database and the set. Only small writes belong here: fjall halts a
+    /// write while a keyspace has 4 sealed memtables or 30 tables at level
+    /// 0, and without workers nothing would ever lower them.
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub(crate) fn open_without_workers(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, Durability::Os, false)
+    }
+
+    fn open_with(path: &Path, durability: Durability, workers: bool) -> Result<Self, StorageError> {
         std::fs::create_dir_all(path)?;
         // Bounded memory per database: a server holds many of them.
         #[allow(deprecated)] // fjall marks the setter "todo", not replaced; it works.
-        let db = Database::builder(path)
+        let builder = Database::builder(path)
             .cache_size(32 * 1024 * 1024)
             .max_write_buffer_size(Some(48 * 1024 * 1024))
-            .max_journaling_size(256 * 1024 * 1024)
-            .open()?;
+            .max_journaling_size(256 * 1024 * 1024);
+        // fjall's own tests open a database so (the setter is hidden from its
+        // docs, not deprecated; fjall is pinned to one version, see `files`).
+        let builder = if workers { builder } else { builder.worker_threads_unchecked(0) };
+        let db = builder.open()?;
         let options = || KeyspaceCreateOptions::default().max_memtable_size(16 * 1024 * 1024);
         let docs = db.keyspace("docs", options)?;
         let changes = db.keyspace("changes", options)?;
@@ -621,33 +643,64 @@ impl DocumentStore {
     /// # Errors
     /// Storage errors.
     pub fn flush_memtables(&self) -> Result<(), StorageError> {
+        self.seal_memtables()?;
+        self.wait_for_flushes(None);
+        Ok(())
+    }
+
+    /// [`Self::flush_memtables`], waiting at most a minute for fjall's
+    /// workers (`false` when they have not flushed every memtable by then:
+    /// a pin goes on, and copies more journal).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub(crate) fn flush_for_pin(&self) -> Result<bool, StorageError> {
+        self.seal_memtables()?;
+        Ok(self.wait_for_flushes(Some(std::time::Duration::from_secs(60))))
+    }
+
+    /// What the keyspaces' tables hold now: per keyspace, the highest batch
+    /// number in its tables (see [`Cut`]; fjall's recovery skips a journal's
+    /// items by the same numbers).
+    pub(crate) fn journal_cut(&self) -> Cut {
+        Cut { persisted: self.keyspaces().iter().filter_map(|ks| ks.tree.get_highest_persisted_seqno().map(|n| (ks.id(), n))).collect() }
+    }
+
+    /// The bytes the keyspaces' active memtables hold (what a flush would
+    /// put in tables, less any memtable fjall sealed and flushes already).
+    pub(crate) fn memtable_bytes(&self) -> u64 {
+        self.keyspaces().iter().map(|ks| ks.tree.active_memtable().size()).sum()
+    }
+
+    /// Seals every keyspace's active memtable (one that holds anything) and
+    /// hands it to fjall's flush workers, all before waiting on any: the
+    /// workers flush them side by side. (`Keyspace::rotate_memtable_and_wait`
+    /// flushes one keyspace at a time, each waited on in steps of 10 ms.)
+    fn seal_memtables(&self) -> Result<(), StorageError> {
         for ks in self.keyspaces() {
-            ks.rotate_memtable_and_wait()?;
+            // Hidden from fjall's docs, public, and what its
+            // `rotate_memtable_and_wait` calls before it waits.
+            ks.rotate_memtable()?;
         }
         Ok(())
     }
 
-    /// [`Self::flush_memtables`], then waits until no keyspace has a sealed
-    /// memtable left (one sealed before, by fjall, is flushed too): every
-    /// batch numbered below the returned cut is then in a table of every
-    /// keyspace it wrote to, so a pin may leave it out of the journals it
-    /// copies. `None` (no cut) when fjall has not flushed within a minute.
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub(crate) fn flush_for_pin(&self) -> Result<Option<Cut>, StorageError> {
-        // Every batch numbered below was inserted into its memtables before
-        // it let go of the journal, which each rotation below takes first.
-        let below = self.db.seqno();
-        self.flush_memtables()?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    /// Waits until no keyspace has a sealed memtable left; `false` when
+    /// `limit` passed first.
+    fn wait_for_flushes(&self, limit: Option<std::time::Duration>) -> bool {
+        let started = std::time::Instant::now();
         while self.keyspaces().iter().any(|ks| ks.sealed_memtable_count() > 0) {
-            if std::time::Instant::now() > deadline {
-                return Ok(None);
+            if limit.is_some_and(|limit| started.elapsed() > limit) {
+                return false;
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        Ok(Some(Cut { below, keyspaces: self.keyspaces().iter().map(|ks| ks.id()).collect() }))
+        true
+    }
+
+    /// The most tables any keyspace has at level 0.
+    pub(crate) fn most_level0_tables(&self) -> usize {
+        self.keyspaces().iter().map(|ks| ks.l0_table_count()).max().unwrap_or(0)
     }
 
     fn keyspaces(&self) -> [&Keyspace; 5] {
