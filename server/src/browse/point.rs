@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::backup::concurrent;
 use crate::backup::error::BackupError;
 use crate::backup::format::{DataRecord, FileContent, ManifestFile, SetKind, MAX_RECORD_BODY};
-use crate::backup::frames::{self, decode_block, decode_frame, sha256_of, IndexEntry, IndexTop, FRAME_RAW_BYTES};
+use crate::backup::frames::{self, decode_frame, sha256_of, Block, IndexEntry, IndexTop, FRAME_RAW_BYTES};
 use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{chunk_file_id, read_sealed_range};
 use crate::restore::plan::RestorePlan;
@@ -171,7 +171,7 @@ pub struct PointReader {
     plan: RestorePlan,
     files: Vec<Option<Vec<DocumentsFile>>>,
     deletions: Vec<Option<BTreeMap<String, u64>>>,
-    blocks: HashMap<(usize, usize, usize), Arc<Vec<IndexEntry>>>,
+    blocks: HashMap<(usize, usize, usize), Arc<Block>>,
     /// Small index files read whole (plaintext), by (set, file).
     whole_indexes: HashMap<(usize, usize), Arc<Vec<u8>>>,
     /// The chain's first set when it is a snapshot set.
@@ -336,8 +336,8 @@ impl PointReader {
                     let Some(entries) = self.blocks.get(&(set, walk.file, block)) else {
                         return Ok(Step::Need((set, walk.file, block)));
                     };
-                    if let Ok(i) = entries.binary_search_by(|e| e.id.as_str().cmp(id)) {
-                        return Ok(Step::Done(State::Document { set, file: walk.file, entry: entries[i].clone() }));
+                    if let Some(entry) = entries.find(id) {
+                        return Ok(Step::Done(State::Document { set, file: walk.file, entry }));
                     }
                 }
                 walk.file += 1;
@@ -401,14 +401,14 @@ impl PointReader {
         if self.blocks.len() + keys.len() > BLOCK_CACHE {
             self.blocks.clear();
         }
-        for (key, entries) in keys.iter().zip(decoded) {
-            self.blocks.insert(*key, Arc::new(entries));
+        for (key, block) in keys.iter().zip(decoded) {
+            self.blocks.insert(*key, Arc::new(block));
         }
         Ok(())
     }
 
-    /// Reads, checks and decodes one index block.
-    fn read_block(&self, set: usize, file: usize, block: usize) -> Result<Vec<IndexEntry>, RestoreError> {
+    /// Reads and checks one index block.
+    fn read_block(&self, set: usize, file: usize, block: usize) -> Result<Block, RestoreError> {
         let docs = &self.files[set].as_ref().expect("loaded")[file];
         let (index, b) = (&docs.index, &docs.top.blocks[block]);
         let bytes = match self.whole_indexes.get(&(set, file)) {
@@ -426,7 +426,7 @@ impl PointReader {
         }
         let raw = frames::inflate_here(&bytes, 64 * 1024 * 1024)
             .map_err(|e| self.damaged(set, &index.name, &format!("an index block does not decode: {e}")))?;
-        decode_block(&raw, b, docs.top.frames.len()).map_err(|e| self.damaged(set, &index.name, &e.to_string()))
+        Block::parse(raw, b, docs.top.frames.len()).map_err(|e| self.damaged(set, &index.name, &e.to_string()))
     }
 
     /// The body of a document found by [`Self::state`], opened with the
@@ -519,14 +519,13 @@ impl PointReader {
         Ok(self.files[set].as_ref().map_or(0, |f| f[file].top.first_block_from(id)))
     }
 
-    /// The decoded block `block` of file `file` of set `set`, checked.
+    /// The entries of block `block` of file `file` of set `set`, checked and decoded.
     pub(super) fn block(&mut self, set: usize, file: usize, block: usize) -> Result<Arc<Vec<IndexEntry>>, RestoreError> {
-        if let Some(hit) = self.blocks.get(&(set, file, block)) {
-            return Ok(hit.clone());
+        if !self.blocks.contains_key(&(set, file, block)) {
+            self.load_files(set)?;
+            self.fetch_blocks(&[(set, file, block)])?;
         }
-        self.load_files(set)?;
-        self.fetch_blocks(&[(set, file, block)])?;
-        Ok(self.blocks[&(set, file, block)].clone())
+        Ok(Arc::new(self.blocks[&(set, file, block)].entries()))
     }
 
     /// The ids set `set` deletes (an incremental's deletions file), read once and checked.
