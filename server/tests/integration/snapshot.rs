@@ -173,21 +173,23 @@ fn a_snapshot_on_the_same_filesystem_links_its_tables_and_outlives_the_database(
     let set_dir = Path::new(&location).join(&first_id);
     let tables: Vec<PathBuf> = files_of(&set_dir).into_iter().filter(|p| p.to_string_lossy().contains("/tables/")).collect();
     assert!(!tables.is_empty(), "the documents are in tables");
-    // Every table is the database's own, linked: the pinned copy was settled
-    // without fjall's workers, so nothing flushed or compacted it.
+    // The database's tables are linked; the pin's own, if any (what a copy
+    // with a long journal flushed: the last writes, the status documents
+    // taken out) are copies, and fewer bytes.
     let bytes = |linked: bool| -> u64 {
         tables.iter().map(|t| std::fs::metadata(t).expect("meta")).filter(|m| (m.nlink() >= 2) == linked).map(|m| m.len()).sum()
     };
     let (linked, own) = (bytes(true), bytes(false));
-    assert!(linked > 0 && own == 0, "the set's tables are hard links of the database's: {linked} bytes linked, {own} copied");
-    // The pin flushed the memtables (more than a megabyte) and cut the
-    // journal at what the tables hold: the set's journal is what they do not.
+    assert!(linked > own, "most of the set is hard links of the database's tables: {linked} bytes linked, {own} copied");
+    // The pin cut the journal at what the tables hold: the set's journal is
+    // at most the few megabytes they do not (an empty one when the copy
+    // had more, and was flushed).
     let journals: u64 = files_of(&set_dir)
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "jnl"))
         .map(|j| std::fs::metadata(j).expect("meta").len())
         .sum();
-    assert!(journals < 1024 * 1024, "the set's journals hold {journals} bytes: more than the tables leave out");
+    assert!(journals <= 8 * 1024 * 1024, "the set's journals hold {journals} bytes: more than the tables leave out");
     let at_first = s.all_docs(base);
 
     // Logical incrementals continue a snapshot chain; every point restores.
