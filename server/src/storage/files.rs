@@ -84,7 +84,7 @@ const FLUSH_ABOVE_MEMTABLE_BYTES: u64 = 1024 * 1024;
 /// flushes (a keyspace's memtable at 16 MiB) keep it short. Measured with
 /// two writers and snapshots back to back on 1M documents: flushing above
 /// 1 MiB made writes' p99 3.0-3.3x that without snapshots, and above this
-/// 1.4-1.6x.
+/// 1.2-1.7x.
 const FLUSH_ABOVE_MEMTABLE_BYTES_WHILE_BUSY: u64 = 32 * 1024 * 1024;
 /// A database that took a client's write this recently is busy.
 const BUSY_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
@@ -123,6 +123,13 @@ pub struct PinnedState {
     pub last_etag: u64,
     pub document_count: u64,
     pub digest: ContentDigest,
+}
+
+impl PinnedState {
+    /// What the opened copy `copy` holds now.
+    fn of(copy: &DocumentStore) -> Self {
+        Self { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() }
+    }
 }
 
 /// Pins the files of `store` into `staging` (created; must not exist).
@@ -283,7 +290,7 @@ fn settle_quietly(staging: &Path) -> Result<Option<PinnedState>, StorageError> {
     }
     take_status_out(&copy)?;
     copy.persist()?;
-    Ok(Some(PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() }))
+    Ok(Some(PinnedState::of(&copy)))
 }
 
 /// Opens the copy with fjall's workers, takes the status documents out,
@@ -294,7 +301,7 @@ fn settle_flushed(staging: &Path) -> Result<PinnedState, StorageError> {
     let copy = DocumentStore::open(staging, Durability::Os)?;
     take_status_out(&copy)?;
     copy.persist()?;
-    let state = PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() };
+    let state = PinnedState::of(&copy);
     copy.flush_memtables()?;
     copy.persist()?;
     drop(copy);
@@ -331,7 +338,7 @@ fn empty_journals(staging: &Path, state: &PinnedState) -> Result<(), StorageErro
     }
     write_synced(&staging.join(journal_name(active)), b"")?;
     let reopened = DocumentStore::open(staging, Durability::Os).map(|copy| {
-        let same = PinnedState { last_etag: copy.last_etag(), document_count: copy.document_count(), digest: copy.content_digest() };
+        let same = PinnedState::of(&copy);
         drop(copy);
         same
     });
@@ -628,12 +635,14 @@ mod tests {
     use super::*;
     use crate::storage::Durability;
 
+    /// Documents `users/<n>` of about 1 KB for `ids`.
+    fn documents(ids: std::ops::Range<usize>) -> Vec<(String, Vec<u8>)> {
+        ids.map(|i| (format!("users/{i:06}"), format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(900)).into_bytes())).collect()
+    }
+
     fn filled(dir: &Path, docs: usize) -> DocumentStore {
         let store = DocumentStore::open(dir, Durability::Os).expect("opens");
-        let body = vec![b'x'; 900];
-        let batch: Vec<(String, Vec<u8>)> = (0..docs)
-            .map(|i| (format!("users/{i:06}"), format!("{{\"n\":{i},\"pad\":\"{}\"}}", String::from_utf8_lossy(&body)).into_bytes()))
-            .collect();
+        let batch = documents(0..docs);
         for chunk in batch.chunks(1000) {
             store.put_many(chunk, true).expect("writes");
         }
@@ -852,14 +861,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("db");
         let store = DocumentStore::open(&path, Durability::Os).expect("opens");
-        let docs = |from: usize| -> Vec<(String, Vec<u8>)> {
-            (from..from + 3_000)
-                .map(|i| (format!("users/{i:06}"), format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(900)).into_bytes()))
-                .collect()
-        };
         // Written as a restore writes (records with their etags): no client's
         // write, so the database is idle.
-        let records: Vec<(String, Vec<u8>)> = docs(0)
+        let records: Vec<(String, Vec<u8>)> = documents(0..3_000)
             .into_iter()
             .enumerate()
             .map(|(i, (id, body))| (id, crate::storage::record::encode_parts(i as u64 + 1, 5, &body)))
@@ -871,7 +875,7 @@ mod tests {
         assert!(journal_bytes(&dir.path().join("idle")).expect("journals") < 64 * 1024);
         assert_eq!(idle.state.document_count, 3_000);
 
-        for (id, body) in docs(3_000) {
+        for (id, body) in documents(3_000..6_000) {
             store.put(&id, &body, None).expect("a client's write");
         }
         let before = store.memtable_bytes();
