@@ -12,7 +12,9 @@
 //!   [body_len u32][frame u32]` in id order.
 //! - `documents-NNNN.top`: the table of both (see [`IndexTop`]): each frame's
 //!   offset, length and SHA-256, each block's offset, length, count, SHA-256,
-//!   first and last id. Its own SHA-256 is in the manifest, like every file's.
+//!   first and last id, and in an incremental (format version 6, top
+//!   `RKTOP02`) a membership filter of the block's ids ([`super::filter`]).
+//!   Its own SHA-256 is in the manifest, like every file's.
 //!
 //! A lookup reads the top (checked against the manifest), one block (checked
 //! against the top) and one frame (checked against the top): a damaged byte
@@ -28,14 +30,17 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
+use super::filter::{IdFilter, IdHash};
 use super::format::{encode_document, invalid, DataRecord};
 
 /// Records are cut into a new frame after this many uncompressed bytes.
 pub const FRAME_RAW_BYTES: usize = 64 * 1024;
 /// Entries per index block.
 pub const BLOCK_ENTRIES: usize = 512;
-/// The magic first line of a top file.
+/// The magic first line of a top file without filters.
 const TOP_MAGIC: &[u8; 8] = b"RKTOP01\n";
+/// The magic first line of a top file whose every block has a filter.
+const TOP_MAGIC_FILTERS: &[u8; 8] = b"RKTOP02\n";
 /// The most frames or blocks a top may list (a 128 MiB file of tiny documents stays far below).
 const MAX_TOP_ITEMS: usize = 4_000_000;
 
@@ -68,6 +73,8 @@ pub struct BlockRef {
     pub sha256: [u8; 32],
     pub first_id: String,
     pub last_id: String,
+    /// The block's ids as a membership filter (empty: none).
+    pub filter: IdFilter,
 }
 
 /// The table of a documents file's frames and its index's blocks.
@@ -97,6 +104,19 @@ impl IndexTop {
         self.blocks.get(i).filter(|b| b.first_id.as_str() <= id).map(|_| i)
     }
 
+    /// The block that may hold the id whose hash is `hash`: [`Self::block_for`],
+    /// unless the block's filter says the id is certainly not there.
+    #[must_use]
+    pub fn candidate(&self, id: &str, hash: IdHash) -> Option<usize> {
+        self.block_for(id).filter(|&i| self.blocks[i].filter.may_hold(hash))
+    }
+
+    /// Whether the blocks have filters (then a lookup reads only the blocks they point to).
+    #[must_use]
+    pub fn has_filters(&self) -> bool {
+        self.blocks.first().is_some_and(|b| !b.filter.is_empty())
+    }
+
     /// The first block whose ids may be at or after `id`.
     #[must_use]
     pub fn first_block_from(&self, id: &str) -> usize {
@@ -106,7 +126,8 @@ impl IndexTop {
     /// The bytes of a top file.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = TOP_MAGIC.to_vec();
+        let filters = self.has_filters();
+        let mut out = if filters { TOP_MAGIC_FILTERS } else { TOP_MAGIC }.to_vec();
         out.extend_from_slice(&self.records.to_le_bytes());
         out.extend_from_slice(&(self.frames.len() as u64).to_le_bytes());
         for f in &self.frames {
@@ -122,6 +143,10 @@ impl IndexTop {
             out.extend_from_slice(&b.sha256);
             put_str(&mut out, &b.first_id);
             put_str(&mut out, &b.last_id);
+            if filters {
+                out.extend_from_slice(&(b.filter.as_bytes().len() as u32).to_le_bytes());
+                out.extend_from_slice(b.filter.as_bytes());
+            }
         }
         out
     }
@@ -133,9 +158,11 @@ impl IndexTop {
     /// `InvalidData` naming what is wrong.
     pub fn decode(bytes: &[u8]) -> io::Result<Self> {
         let mut r = Cursor { bytes, at: 0 };
-        if r.take(8)? != TOP_MAGIC {
-            return Err(invalid("not an index top file"));
-        }
+        let filters = match r.take(8)? {
+            m if m == TOP_MAGIC => false,
+            m if m == TOP_MAGIC_FILTERS => true,
+            _ => return Err(invalid("not an index top file")),
+        };
         let records = r.u64()?;
         let frames_len = r.count()?;
         let mut frames = Vec::with_capacity(frames_len.min(65_536));
@@ -153,14 +180,18 @@ impl IndexTop {
         let mut block_end = 0u64;
         let mut entries = 0u64;
         for _ in 0..blocks_len {
-            let block = BlockRef {
+            let mut block = BlockRef {
                 offset: r.u64()?,
                 len: r.u32()?,
                 count: r.u32()?,
                 sha256: r.hash()?,
                 first_id: r.string()?,
                 last_id: r.string()?,
+                filter: IdFilter::default(),
             };
+            if filters {
+                block.filter = r.filter(block.count)?;
+            }
             let ordered = blocks.last().is_none_or(|prev| prev.last_id < block.first_id) && block.first_id <= block.last_id;
             if block.offset != block_end || block.len == 0 || block.count == 0 || !ordered {
                 return Err(invalid("the blocks of an index file are out of order"));
@@ -213,6 +244,9 @@ impl Block {
             while r.at < raw.len() {
                 starts.push(u32::try_from(r.at).map_err(|_| invalid("an index block larger than any"))?);
                 let id = r.str()?;
+                if !block.filter.is_empty() && !block.filter.may_hold(IdHash::of(id)) {
+                    return Err(invalid("an index block's filter does not hold its ids"));
+                }
                 r.take(8 + 8 + 4)?;
                 let frame = r.u32()?;
                 if previous.is_some_and(|p| p >= id) || frame as usize >= frames {
@@ -357,6 +391,8 @@ pub struct FramedWriter<W: Write + Send + 'static, X: Write> {
     block: Vec<u8>,
     block_ids: (String, String),
     block_count: u32,
+    /// The hashes of the block's ids, when its blocks get filters.
+    block_hashes: Option<Vec<IdHash>>,
     blocks: Vec<BlockRef>,
     records: u64,
     raw_bytes: u64,
@@ -409,11 +445,20 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
             block: Vec::new(),
             block_ids: (String::new(), String::new()),
             block_count: 0,
+            block_hashes: None,
             blocks: Vec::new(),
             records: 0,
             raw_bytes: 0,
             last_id: None,
         })
+    }
+
+    /// Gives every index block a membership filter of its ids (an
+    /// incremental's: see [`super::filter`]).
+    #[must_use]
+    pub fn with_filters(mut self) -> Self {
+        self.block_hashes = Some(Vec::with_capacity(BLOCK_ENTRIES));
+        self
     }
 
     /// Documents written so far.
@@ -512,6 +557,9 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         if self.block_count == 0 {
             id.clone_into(&mut self.block_ids.0);
         }
+        if let Some(hashes) = &mut self.block_hashes {
+            hashes.push(IdHash::of(id));
+        }
         id.clone_into(&mut self.block_ids.1);
         self.block_count += 1;
         self.records += 1;
@@ -564,6 +612,11 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
             sha256: sha256_of(&compressed),
             first_id,
             last_id,
+            filter: self.block_hashes.as_mut().map_or_else(IdFilter::default, |hashes| {
+                let filter = IdFilter::build(hashes);
+                hashes.clear();
+                filter
+            }),
         });
         self.index_written += u64::from(len);
         self.block.clear();
@@ -619,6 +672,15 @@ impl<'a> Cursor<'a> {
     fn count(&mut self) -> io::Result<usize> {
         let n = self.u64()?;
         usize::try_from(n).ok().filter(|n| *n <= MAX_TOP_ITEMS).ok_or_else(|| invalid("an index top file lists too many items"))
+    }
+
+    /// A block's filter: its length, then its bytes (at most 32 bits per id).
+    fn filter(&mut self, ids: u32) -> io::Result<IdFilter> {
+        let len = self.u32()? as usize;
+        if len == 0 || len > IdFilter::bytes_for(ids as usize * 4) {
+            return Err(invalid("an index block's filter is not of its block's size"));
+        }
+        Ok(IdFilter::from_bytes(self.take(len)?.to_vec()))
     }
 
     fn string(&mut self) -> io::Result<String> {
@@ -730,6 +792,44 @@ mod tests {
         let mut swapped = top.clone();
         swapped.blocks.swap(0, 1);
         assert!(IndexTop::decode(&swapped.encode()).is_err());
+    }
+
+    /// An incremental's top (`RKTOP02`): every block's filter holds its ids
+    /// and points a lookup away from ids it does not hold; it round-trips,
+    /// a top without filters (`RKTOP01`, every set before version 6) still
+    /// decodes, and a filter of the wrong size or one that does not hold its
+    /// block's ids is refused.
+    #[test]
+    fn an_incremental_s_blocks_carry_filters_of_their_ids() {
+        let mut w = FramedWriter::new(Vec::new(), Vec::new(), 1).expect("writer").with_filters();
+        for i in (0..1200).map(|i| i * 3) {
+            w.write(&doc(i)).expect("writes");
+        }
+        let (_, index, top) = w.finish().expect("finishes");
+        assert!(top.has_filters() && top.blocks.iter().all(|b| b.filter.as_bytes().len() == IdFilter::bytes_for(b.count as usize)));
+        assert!(top.encode().starts_with(TOP_MAGIC_FILTERS));
+        assert_eq!(IndexTop::decode(&top.encode()).expect("round trip"), top);
+        let held = |i: u32| top.candidate(&format!("orders/{i:06}"), IdHash::of(&format!("orders/{i:06}")));
+        assert!((0..1200).all(|i| held(i * 3).is_some()), "no id of the file is filtered out");
+        let skipped = (0..1200).filter(|i| held(i * 3 + 1).is_none()).count();
+        assert!(skipped > 1150, "ids between the file's are mostly filtered out: {skipped} of 1200");
+        let plain = write(1200).2;
+        assert!(!plain.has_filters() && plain.encode().starts_with(TOP_MAGIC));
+        assert_eq!(IndexTop::decode(&plain.encode()).expect("an older top"), plain);
+        // A filter cut to nothing, or longer than 32 bits per id.
+        for len in [0, IdFilter::bytes_for(top.blocks[1].count as usize * 4) + 1] {
+            let mut forged = top.clone();
+            forged.blocks[1].filter = IdFilter::from_bytes(vec![0xff; len]);
+            assert!(IndexTop::decode(&forged.encode()).is_err(), "a filter of {len} bytes");
+        }
+        // A block whose filter does not hold its ids.
+        let b = &top.blocks[0];
+        let raw = zstd::bulk::decompress(&index[b.offset as usize..(b.offset + u64::from(b.len)) as usize], 1 << 20).expect("block");
+        assert!(Block::parse(raw.clone(), b, top.frames.len()).is_ok());
+        let mut emptied = b.clone();
+        emptied.filter = IdFilter::from_bytes(vec![0; b.filter.as_bytes().len()]);
+        let refused = Block::parse(raw, &emptied, top.frames.len()).expect_err("a filter that does not hold its ids");
+        assert!(refused.to_string().contains("filter"), "{refused}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub(super) fn write_set(
     let mut files = FileSet::new(target, &prepared.set_id, reporter, cancel, prepared.set_key.as_ref().map(|k| k.key.clone()));
     files.pace = prepared.max_bytes_per_second.map(Pace::new);
     files.yielder = Some(YieldToWrites::new(prepared.database.store().foreground()));
+    files.filters = prepared.kind == SetKind::Incremental;
 
     // Steps 2 and 3: every record from the snapshot.
     let (documents, deletions) = match prepared.kind {
@@ -226,6 +227,8 @@ pub(super) struct FileSet<'a> {
     paced_at: u64,
     /// Yields the documents' reading to clients' writes.
     pub(super) yielder: Option<YieldToWrites>,
+    /// Index blocks with membership filters (an incremental's).
+    pub(super) filters: bool,
 }
 
 /// How often (in bytes written) a paced backup checks its rate.
@@ -251,6 +254,7 @@ impl<'a> FileSet<'a> {
             pace: None,
             paced_at: 0,
             yielder: None,
+            filters: false,
         }
     }
 
@@ -332,7 +336,9 @@ impl<'a> FileSet<'a> {
 
     fn open_documents(&self, name: &str) -> Result<Framed, BackupError> {
         let index = self.open_raw(&frames::index_name(name).unwrap_or_default())?;
-        FramedWriter::new(self.open_raw(name)?, index, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))
+        let writer =
+            FramedWriter::new(self.open_raw(name)?, index, ZSTD_LEVEL).map_err(|e| BackupError::Io(format!("cannot start {name}: {e}")))?;
+        Ok(if self.filters { writer.with_filters() } else { writer })
     }
 
     /// Closes a documents file, then its index and its top.

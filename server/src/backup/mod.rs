@@ -7,6 +7,7 @@ pub mod concurrent;
 pub mod copy;
 pub mod copy_sets;
 pub mod error;
+pub mod filter;
 pub mod format;
 pub mod frames;
 pub mod handle;

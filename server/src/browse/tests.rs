@@ -159,6 +159,35 @@ fn a_damaged_frame_is_a_checksum_mismatch_naming_its_file_never_a_wrong_document
     assert!(mismatches > 0, "no lookup reached the damaged frame");
 }
 
+/// The incrementals' index blocks carry filters of their ids (format 6):
+/// a lookup reads no block of an incremental that does not hold its id. The
+/// test damages both incrementals' index files: ids only the full set holds
+/// still read (before filters, every lookup decoded the incrementals'
+/// blocks and met the damage), and an id an incremental holds meets it.
+#[test]
+fn a_lookup_reads_no_index_block_of_an_incremental_that_does_not_hold_its_id() {
+    let f = fixture(None);
+    for (set_id, _) in &f.points[1..] {
+        let index = std::path::Path::new(&f.location).join(set_id).join("documents-0001.idx");
+        let mut bytes = std::fs::read(&index).expect("reads");
+        for byte in &mut bytes {
+            *byte ^= 0x5a;
+        }
+        std::fs::write(&index, bytes).expect("writes");
+    }
+    let newest = &f.points[2].0;
+    let mut r = reader(&f, newest, None).expect("opens");
+    let ids: Vec<String> = (100..1400).step_by(13).map(|i| format!("orders/{i:05}")).collect();
+    let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for (id, found) in wanted.iter().zip(get_many(&mut r, &wanted).expect("reads past the damaged indexes")) {
+        let found = found.unwrap_or_else(|m| panic!("{id}: {m}"));
+        assert_eq!(found.set_id, f.points[0].0, "{id} comes from the full set");
+    }
+    let e = get(&mut r, "orders/01500").expect_err("the incremental that holds it is damaged");
+    assert_eq!(e.code(), rookery_types::ErrorCode::ChecksumMismatch, "{e}");
+    assert!(e.to_string().contains(&format!("{newest}/documents-0001.idx")), "{e}");
+}
+
 #[test]
 fn an_encrypted_chain_needs_its_key_and_reads_with_it() {
     let secret = SetSecret::Passphrase("correct horse battery".into());
