@@ -32,20 +32,22 @@ impl Rookery {
                 tracing::warn!(database = %db.name, "a restore of documents was interrupted by a server stop; the documents written before it are kept");
             }
         }
-        remove_browse_scratch(&self.config.data_dir);
+        remove_scratch(&self.config.data_dir);
         if crate::jobs::recover_interrupted(&system, RESTORE_STATUS_ID).is_some() {
             tracing::warn!("a restore was interrupted by a server stop; its files were removed");
         }
     }
 }
 
-/// Removes the scratch folders of snapshot sets being read (`.browse-*`,
-/// directly in the data directory, made only by `browse`) that a stop left.
-fn remove_browse_scratch(data_dir: &std::path::Path) {
+/// Removes the scratch folders a stop left directly in the data directory:
+/// of snapshot sets being read (`.browse-*`, made only by `browse`) and of
+/// compactions (`.compact-*`, made only by `compact`).
+fn remove_scratch(data_dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(data_dir) else { return };
+    let prefixes = [crate::browse::point::SCRATCH_PREFIX, crate::backup::compact::SCRATCH_PREFIX];
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let ours = name.to_str().is_some_and(|n| n.starts_with(crate::browse::point::SCRATCH_PREFIX));
+        let ours = name.to_str().is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p)));
         if ours && entry.file_type().is_ok_and(|t| t.is_dir()) {
             if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                 tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a scratch folder left by a stop");

@@ -227,7 +227,7 @@ impl Rookery {
         let location = self.open_backup_location(location, s3)?.with_lock(options.object_lock.as_ref())?;
         let compact_slot = self.compact_slot.acquire(Duration::ZERO).ok_or(BackupError::CompactionAlreadyRunning)?;
         let backup_slot = self.backup_slot.acquire(Duration::ZERO).ok_or(BackupError::AlreadyRunning)?;
-        let prepared = compact::prepare(location, options)?;
+        let prepared = compact::prepare(location, options)?.with_scratch_in(&self.config.data_dir);
         let first = format!(
             "Compaction of {} sets ({} to {}) started",
             prepared.chain.len(),

@@ -91,6 +91,12 @@ fn a_damaged_input_is_refused_before_anything_is_written() {
     assert_eq!(all_entries(Path::new(&location)), before, "nothing was written");
 }
 
+/// The compaction scratch folders in a data directory.
+fn compact_scratch(data_dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(data_dir).expect("the data directory");
+    entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(".compact-")).collect()
+}
+
 #[test]
 fn a_crash_at_any_step_of_a_compaction_leaves_no_half_set() {
     for point in ["compact.after_index", "backup.after_data_file", "compact.before_manifest", "backup.before_rename"] {
@@ -104,7 +110,12 @@ fn a_crash_at_any_step_of_a_compaction_leaves_no_half_set() {
             assert_eq!(status, 202, "{point}: {body}");
         }
         assert_eq!(s.wait_exit(Duration::from_secs(60)), Some(86), "{point}: the server stops at the failpoint");
+        // The compaction's scratch is the server's own folder, in its data
+        // directory (not the system's temporary folder, where a stop left it
+        // for good), and the next start removes it.
+        assert_eq!(compact_scratch(&s.data_dir).len(), 1, "{point}: the scratch is in the data directory");
         s.restart();
+        assert_eq!(compact_scratch(&s.data_dir), Vec::<String>::new(), "{point}: the start removed the scratch");
         assert!(!all_entries(Path::new(&location)).iter().any(|e| e.starts_with(".tmp-")), "{point}: a half set was left");
         assert_eq!(set_dirs(Path::new(&location)), before, "{point}: no set appeared");
         let (_, status) = s.get("/docs/Raven/Compact/Status");

@@ -89,9 +89,24 @@ pub struct PreparedCompaction {
     set_keys: Vec<Option<crate::crypto::Key>>,
     set_secret: Option<SetSecret>,
     pub set_id: String,
+    /// Where its scratch folder goes (none: the system's temporary folder).
+    scratch: Option<std::path::PathBuf>,
 }
 
+/// The prefix of a compaction's scratch folder (in a server's data
+/// directory: removed at its next start after a stop).
+pub const SCRATCH_PREFIX: &str = ".compact-";
+
 impl PreparedCompaction {
+    /// Keeps the scratch folder (the index of changes, whose size grows with
+    /// the incrementals) in `dir`: a server's data directory, which its next
+    /// start clears of what a stop left.
+    #[must_use]
+    pub fn with_scratch_in(mut self, dir: &std::path::Path) -> Self {
+        self.scratch = Some(dir.to_path_buf());
+        self
+    }
+
     /// The sets folded, oldest first.
     #[must_use]
     pub fn set_ids(&self) -> Vec<String> {
@@ -118,7 +133,7 @@ pub fn prepare(location: Location, options: &CompactOptions) -> Result<PreparedC
     }
     let names = location.names()?;
     let set_id = new_set_id(&names, SetKind::Full);
-    Ok(PreparedCompaction { location, chain, set_keys, set_secret: options.set_secret.clone(), set_id })
+    Ok(PreparedCompaction { location, chain, set_keys, set_secret: options.set_secret.clone(), set_id, scratch: None })
 }
 
 /// Runs a prepared compaction to the end.
@@ -151,10 +166,12 @@ pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel:
 
 /// Steps 2 to 6, on inputs step 1 verified: the new set, or nothing written.
 fn fold(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
-    let index_dir = tempfile::Builder::new()
-        .prefix("rookery-compact-")
-        .tempdir()
-        .map_err(|e| BackupError::Io(format!("cannot create a temporary folder: {e}")))?;
+    let mut builder = tempfile::Builder::new();
+    let scratch = match &prepared.scratch {
+        Some(dir) => builder.prefix(SCRATCH_PREFIX).tempdir_in(dir),
+        None => builder.prefix("rookery-compact-").tempdir(),
+    };
+    let index_dir = scratch.map_err(|e| BackupError::Io(format!("cannot create a scratch folder: {e}")))?;
     let index = ChangeIndex::open(index_dir.path())?;
     // Sets of format 4 and later are merged as sorted streams (step 3);
     // older incrementals, not in id order, are sorted through the index first.
