@@ -222,7 +222,13 @@ impl Location {
                 for entry in entries {
                     let entry = entry.map_err(|e| BackupError::Io(e.to_string()))?;
                     let name = entry.file_name().to_string_lossy().to_string();
-                    if !entry.path().is_dir() {
+                    // The entry's type as the listing gives it (no stat per
+                    // entry); a symbolic link is followed as before.
+                    let is_dir = match entry.file_type() {
+                        Ok(t) if !t.is_symlink() => t.is_dir(),
+                        _ => entry.path().is_dir(),
+                    };
+                    if !is_dir {
                         continue;
                     }
                     match name.strip_prefix(TEMP_PREFIX) {
