@@ -19,8 +19,10 @@ use sha2::{Digest, Sha256};
 /// independent frames with an id index beside each (see `frames`), and
 /// documents in id order in incrementals too; version 5 snapshot files
 /// stored once for the whole location (`Shared`, see [`SHARED_TABLES`]);
-/// version 6 a membership filter of each index block of an incremental
-/// (see `filter`), so a lookup skips the incrementals that do not hold an id.
+/// version 6 index tops that name each frame's first id and, in an
+/// incremental, hold a membership filter of each index block's ids (see
+/// `frames` and `filter`): a lookup reads one frame per set that may hold
+/// the id, and nothing of the sets that do not.
 pub const FORMAT_VERSION: u32 = 6;
 /// The folder (or prefix) of a location where shared snapshot tables are
 /// kept, each under its SHA-256: `tables/<sha256>`. Not a set id, so no

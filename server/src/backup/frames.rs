@@ -11,14 +11,16 @@
 //!   [`BLOCK_ENTRIES`] entries `[id_len u32][id][etag u64][modified_ms i64]
 //!   [body_len u32][frame u32]` in id order.
 //! - `documents-NNNN.top`: the table of both (see [`IndexTop`]): each frame's
-//!   offset, length and SHA-256, each block's offset, length, count, SHA-256,
-//!   first and last id, and in an incremental (format version 6, top
-//!   `RKTOP02`) a membership filter of the block's ids ([`super::filter`]).
-//!   Its own SHA-256 is in the manifest, like every file's.
+//!   offset, length, SHA-256 and (format version 6, top `RKTOP02`) first id,
+//!   each block's offset, length, count, SHA-256, first and last id, and in
+//!   an incremental of version 6 a membership filter of the block's ids
+//!   ([`super::filter`]). Its own SHA-256 is in the manifest, like every file's.
 //!
-//! A lookup reads the top (checked against the manifest), one block (checked
-//! against the top) and one frame (checked against the top): a damaged byte
-//! is a checksum mismatch naming the file, never a wrong document. Offsets
+//! A lookup reads the top (checked against the manifest), then in version 6
+//! the one frame whose first id is the last at or before the id (checked
+//! against the top), and before version 6 one block and the frame its entry
+//! names (each checked against the top): a damaged byte is a checksum
+//! mismatch naming the file, never a wrong document. Offsets
 //! are of the zstd bytes; in an encrypted set they are of the plaintext
 //! under the sealed chunks, and a ranged read opens only the chunks it needs.
 
@@ -37,10 +39,11 @@ use super::format::{encode_document, invalid, DataRecord};
 pub const FRAME_RAW_BYTES: usize = 64 * 1024;
 /// Entries per index block.
 pub const BLOCK_ENTRIES: usize = 512;
-/// The magic first line of a top file without filters.
+/// The magic first line of a top file of format 4 and 5.
 const TOP_MAGIC: &[u8; 8] = b"RKTOP01\n";
-/// The magic first line of a top file whose every block has a filter.
-const TOP_MAGIC_FILTERS: &[u8; 8] = b"RKTOP02\n";
+/// The magic first line of a top file of format 6: each frame's first id,
+/// and each block's filter (empty in a full set).
+const TOP_MAGIC_KEYED: &[u8; 8] = b"RKTOP02\n";
 /// The most frames or blocks a top may list (a 128 MiB file of tiny documents stays far below).
 const MAX_TOP_ITEMS: usize = 4_000_000;
 
@@ -62,6 +65,9 @@ pub struct FrameRef {
     pub offset: u64,
     pub len: u32,
     pub sha256: [u8; 32],
+    /// The id of its first document (format 6; empty in older tops, and
+    /// for a last frame that holds only the end record).
+    pub first_id: String,
 }
 
 /// One block of an index file.
@@ -84,6 +90,10 @@ pub struct IndexTop {
     pub blocks: Vec<BlockRef>,
     /// Documents in the file.
     pub records: u64,
+    /// Whether its frames carry their first ids (format 6, `RKTOP02`): a
+    /// lookup then reads the one frame that may hold an id, without its
+    /// index block.
+    pub keyed: bool,
 }
 
 /// One document as the index knows it.
@@ -117,6 +127,15 @@ impl IndexTop {
         self.blocks.first().is_some_and(|b| !b.filter.is_empty())
     }
 
+    /// The frame that holds `id` if the file does (a keyed top): the last
+    /// frame whose first id is at most `id`, within a block's range.
+    #[must_use]
+    pub fn frame_for(&self, id: &str) -> Option<u32> {
+        self.block_for(id)?;
+        let after = self.frames.partition_point(|f| !f.first_id.is_empty() && f.first_id.as_str() <= id);
+        after.checked_sub(1).and_then(|i| u32::try_from(i).ok())
+    }
+
     /// The first block whose ids may be at or after `id`.
     #[must_use]
     pub fn first_block_from(&self, id: &str) -> usize {
@@ -126,14 +145,16 @@ impl IndexTop {
     /// The bytes of a top file.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let filters = self.has_filters();
-        let mut out = if filters { TOP_MAGIC_FILTERS } else { TOP_MAGIC }.to_vec();
+        let mut out = if self.keyed { TOP_MAGIC_KEYED } else { TOP_MAGIC }.to_vec();
         out.extend_from_slice(&self.records.to_le_bytes());
         out.extend_from_slice(&(self.frames.len() as u64).to_le_bytes());
         for f in &self.frames {
             out.extend_from_slice(&f.offset.to_le_bytes());
             out.extend_from_slice(&f.len.to_le_bytes());
             out.extend_from_slice(&f.sha256);
+            if self.keyed {
+                put_str(&mut out, &f.first_id);
+            }
         }
         out.extend_from_slice(&(self.blocks.len() as u64).to_le_bytes());
         for b in &self.blocks {
@@ -143,7 +164,7 @@ impl IndexTop {
             out.extend_from_slice(&b.sha256);
             put_str(&mut out, &b.first_id);
             put_str(&mut out, &b.last_id);
-            if filters {
+            if self.keyed {
                 out.extend_from_slice(&(b.filter.as_bytes().len() as u32).to_le_bytes());
                 out.extend_from_slice(b.filter.as_bytes());
             }
@@ -152,25 +173,37 @@ impl IndexTop {
     }
 
     /// Parses a top file, refusing anything inconsistent (frames and blocks
-    /// out of order or overlapping, blocks whose ids do not increase).
+    /// out of order or overlapping, frames' and blocks' ids that do not
+    /// increase).
     ///
     /// # Errors
     /// `InvalidData` naming what is wrong.
     pub fn decode(bytes: &[u8]) -> io::Result<Self> {
         let mut r = Cursor { bytes, at: 0 };
-        let filters = match r.take(8)? {
+        let keyed = match r.take(8)? {
             m if m == TOP_MAGIC => false,
-            m if m == TOP_MAGIC_FILTERS => true,
+            m if m == TOP_MAGIC_KEYED => true,
             _ => return Err(invalid("not an index top file")),
         };
         let records = r.u64()?;
         let frames_len = r.count()?;
         let mut frames = Vec::with_capacity(frames_len.min(65_536));
         let mut end = 0u64;
-        for _ in 0..frames_len {
-            let frame = FrameRef { offset: r.u64()?, len: r.u32()?, sha256: r.hash()? };
+        for i in 0..frames_len {
+            let frame =
+                FrameRef { offset: r.u64()?, len: r.u32()?, sha256: r.hash()?, first_id: if keyed { r.string()? } else { String::new() } };
             if frame.offset != end || frame.len == 0 {
                 return Err(invalid("the frames of a documents file do not follow each other"));
+            }
+            // Each frame but a last one of only the end record starts with a
+            // document, after the previous frame's first.
+            let follows = if frame.first_id.is_empty() {
+                i + 1 == frames_len
+            } else {
+                frames.last().is_none_or(|prev: &FrameRef| prev.first_id < frame.first_id)
+            };
+            if keyed && !follows {
+                return Err(invalid("the frames' first ids do not increase"));
             }
             end = frame.offset + u64::from(frame.len);
             frames.push(frame);
@@ -189,7 +222,7 @@ impl IndexTop {
                 last_id: r.string()?,
                 filter: IdFilter::default(),
             };
-            if filters {
+            if keyed {
                 block.filter = r.filter(block.count)?;
             }
             let ordered = blocks.last().is_none_or(|prev| prev.last_id < block.first_id) && block.first_id <= block.last_id;
@@ -203,7 +236,7 @@ impl IndexTop {
         if r.at != bytes.len() || entries != records {
             return Err(invalid("an index top file does not add up"));
         }
-        Ok(Self { frames, blocks, records })
+        Ok(Self { frames, blocks, records, keyed })
     }
 }
 
@@ -388,6 +421,10 @@ pub struct FramedWriter<W: Write + Send + 'static, X: Write> {
     copied: Vec<(Vec<u8>, [u8; 32])>,
     copied_bytes: usize,
     frames: u32,
+    /// The first id of each frame handed to the frame thread, in order, and
+    /// of the frame being gathered.
+    frame_ids: Vec<String>,
+    gathering: Option<String>,
     block: Vec<u8>,
     block_ids: (String, String),
     block_count: u32,
@@ -425,7 +462,7 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
                 for (compressed, sha256) in batch {
                     data.write_all(&compressed)?;
                     let len = u32::try_from(compressed.len()).map_err(|_| invalid("a frame over 4 GiB"))?;
-                    frames.push(FrameRef { offset, len, sha256 });
+                    frames.push(FrameRef { offset, len, sha256, first_id: String::new() });
                     offset += u64::from(len);
                 }
                 counter.store(offset, Ordering::Relaxed);
@@ -442,6 +479,8 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
             copied: Vec::new(),
             copied_bytes: 0,
             frames: 0,
+            frame_ids: Vec::new(),
+            gathering: None,
             block: Vec::new(),
             block_ids: (String::new(), String::new()),
             block_count: 0,
@@ -496,6 +535,9 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
             return Err(invalid("documents must be written in id order"));
         }
         let before = self.raw.len();
+        if self.gathering.is_none() {
+            self.gathering = Some(id.to_owned());
+        }
         encode_document(id, etag, modified_ms, body, &mut self.raw)?;
         self.raw_bytes += (self.raw.len() - before) as u64;
         self.index_entry(id, etag, modified_ms, body.len() as u32)?;
@@ -530,6 +572,7 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         }
         self.copied_bytes += compressed.len();
         self.copied.push((compressed, sha256));
+        self.frame_ids.push(entries[0].id.clone());
         self.frames += 1;
         if self.copied_bytes >= COPY_BATCH_BYTES {
             self.send_copied()?;
@@ -578,6 +621,7 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         self.send_copied()?;
         let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(FRAME_RAW_BYTES + 4096));
         self.send(Chunk::Raw(raw))?;
+        self.frame_ids.push(self.gathering.take().unwrap_or_default());
         self.frames += 1;
         Ok(())
     }
@@ -633,8 +677,14 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         super::format::encode_end(self.records, &mut self.raw);
         self.flush_frame()?;
         self.flush_block()?;
-        let (data, frames) = self.stop_worker()?;
-        let top = IndexTop { frames, blocks: std::mem::take(&mut self.blocks), records: self.records };
+        let (data, mut frames) = self.stop_worker()?;
+        if frames.len() != self.frame_ids.len() {
+            return Err(invalid("the frame writer lost count of its frames"));
+        }
+        for (frame, id) in frames.iter_mut().zip(std::mem::take(&mut self.frame_ids)) {
+            frame.first_id = id;
+        }
+        let top = IndexTop { frames, blocks: std::mem::take(&mut self.blocks), records: self.records, keyed: true };
         Ok((data, self.index, top))
     }
 }
@@ -674,10 +724,10 @@ impl<'a> Cursor<'a> {
         usize::try_from(n).ok().filter(|n| *n <= MAX_TOP_ITEMS).ok_or_else(|| invalid("an index top file lists too many items"))
     }
 
-    /// A block's filter: its length, then its bytes (at most 32 bits per id).
+    /// A block's filter: its length (0: none), then its bytes (at most 32 bits per id).
     fn filter(&mut self, ids: u32) -> io::Result<IdFilter> {
         let len = self.u32()? as usize;
-        if len == 0 || len > IdFilter::bytes_for(ids as usize * 4) {
+        if len > IdFilter::bytes_for(ids as usize * 4) {
             return Err(invalid("an index block's filter is not of its block's size"));
         }
         Ok(IdFilter::from_bytes(self.take(len)?.to_vec()))
@@ -794,34 +844,62 @@ mod tests {
         assert!(IndexTop::decode(&swapped.encode()).is_err());
     }
 
-    /// An incremental's top (`RKTOP02`): every block's filter holds its ids
-    /// and points a lookup away from ids it does not hold; it round-trips,
-    /// a top without filters (`RKTOP01`, every set before version 6) still
-    /// decodes, and a filter of the wrong size or one that does not hold its
-    /// block's ids is refused.
+    /// A top of format 6 (`RKTOP02`): each frame's first id, and in an
+    /// incremental each block's filter of its ids, which points a lookup
+    /// away from ids it does not hold; it round-trips, a top of format 4 and
+    /// 5 (`RKTOP01`) still decodes, and a filter longer than its block's,
+    /// frames whose first ids do not increase, or a block whose filter does
+    /// not hold its ids are refused.
     #[test]
-    fn an_incremental_s_blocks_carry_filters_of_their_ids() {
+    fn a_top_names_each_frame_s_first_id_and_an_incremental_s_blocks_carry_filters() {
         let mut w = FramedWriter::new(Vec::new(), Vec::new(), 1).expect("writer").with_filters();
         for i in (0..1200).map(|i| i * 3) {
             w.write(&doc(i)).expect("writes");
         }
         let (_, index, top) = w.finish().expect("finishes");
-        assert!(top.has_filters() && top.blocks.iter().all(|b| b.filter.as_bytes().len() == IdFilter::bytes_for(b.count as usize)));
-        assert!(top.encode().starts_with(TOP_MAGIC_FILTERS));
+        assert!(top.keyed && top.has_filters());
+        assert!(top.blocks.iter().all(|b| b.filter.as_bytes().len() == IdFilter::bytes_for(b.count as usize)));
+        assert!(top.encode().starts_with(TOP_MAGIC_KEYED));
         assert_eq!(IndexTop::decode(&top.encode()).expect("round trip"), top);
         let held = |i: u32| top.candidate(&format!("orders/{i:06}"), IdHash::of(&format!("orders/{i:06}")));
         assert!((0..1200).all(|i| held(i * 3).is_some()), "no id of the file is filtered out");
         let skipped = (0..1200).filter(|i| held(i * 3 + 1).is_none()).count();
         assert!(skipped > 1150, "ids between the file's are mostly filtered out: {skipped} of 1200");
+        // Every id's frame, as its index entry names it.
+        let entries: Vec<IndexEntry> = top
+            .blocks
+            .iter()
+            .flat_map(|b| {
+                let raw =
+                    zstd::bulk::decompress(&index[b.offset as usize..(b.offset + u64::from(b.len)) as usize], 1 << 20).expect("block");
+                decode_block(&raw, b, top.frames.len()).expect("entries")
+            })
+            .collect();
+        assert_eq!(entries.len(), 1200);
+        assert!(entries.iter().all(|e| top.frame_for(&e.id) == Some(e.frame)), "each id's frame from the top alone");
+        assert_eq!(top.frame_for("a"), None);
+        assert_eq!(top.frame_for("orders/999999"), None);
+        // A full set's top: first ids, no filters; one of format 5 still reads.
         let plain = write(1200).2;
-        assert!(!plain.has_filters() && plain.encode().starts_with(TOP_MAGIC));
-        assert_eq!(IndexTop::decode(&plain.encode()).expect("an older top"), plain);
-        // A filter cut to nothing, or longer than 32 bits per id.
-        for len in [0, IdFilter::bytes_for(top.blocks[1].count as usize * 4) + 1] {
-            let mut forged = top.clone();
-            forged.blocks[1].filter = IdFilter::from_bytes(vec![0xff; len]);
-            assert!(IndexTop::decode(&forged.encode()).is_err(), "a filter of {len} bytes");
-        }
+        assert!(plain.keyed && !plain.has_filters() && plain.frames.iter().all(|f| !f.first_id.is_empty()));
+        assert_eq!(IndexTop::decode(&plain.encode()).expect("a full set's top"), plain);
+        let mut older = plain.clone();
+        older.keyed = false;
+        older.frames.iter_mut().for_each(|f| f.first_id.clear());
+        assert!(older.encode().starts_with(TOP_MAGIC));
+        assert_eq!(IndexTop::decode(&older.encode()).expect("a top of format 5"), older);
+        // A filter longer than 32 bits per id; frames out of order.
+        let mut forged = top.clone();
+        forged.blocks[1].filter = IdFilter::from_bytes(vec![0xff; IdFilter::bytes_for(top.blocks[1].count as usize * 4) + 1]);
+        assert!(IndexTop::decode(&forged.encode()).is_err(), "a filter too long");
+        let mut forged = top.clone();
+        forged.frames.swap(1, 2);
+        (forged.frames[1].offset, forged.frames[2].offset) = (top.frames[1].offset, top.frames[2].offset);
+        (forged.frames[1].len, forged.frames[2].len) = (top.frames[1].len, top.frames[2].len);
+        assert!(IndexTop::decode(&forged.encode()).is_err(), "frames' first ids out of order");
+        let mut forged = top.clone();
+        forged.frames[0].first_id.clear();
+        assert!(IndexTop::decode(&forged.encode()).is_err(), "a frame without a first id before the last");
         // A block whose filter does not hold its ids.
         let b = &top.blocks[0];
         let raw = zstd::bulk::decompress(&index[b.offset as usize..(b.offset + u64::from(b.len)) as usize], 1 << 20).expect("block");

@@ -154,6 +154,19 @@ impl DocumentsFile {
 
 /// An index block: (set, file, block), indexes into the chain.
 type BlockKey = (usize, usize, usize);
+/// A frame of a documents file: (set, file, frame).
+type FrameKey = (usize, usize, u32);
+
+/// What a walk waits on: an index block, or (in a keyed top, format 6) the
+/// frame that holds the id if its file does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Piece {
+    Block(BlockKey),
+    Frame(FrameKey),
+}
+
+/// Decoded frames kept between lookups, in bytes of their records' bodies.
+const FRAME_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Lookups that walk the chain together (their blocks are read in rounds).
 const WALKS_AT_ONCE: usize = 256;
@@ -166,10 +179,10 @@ struct Walk {
     hash: IdHash,
 }
 
-/// A walk's outcome so far: the state, or the block it waits on.
+/// A walk's outcome so far: the state, or what it waits on.
 enum Step {
     Done(State),
-    Need(BlockKey),
+    Need(Piece),
 }
 
 /// A chain up to one point, read without restoring it (a snapshot set at
@@ -179,6 +192,9 @@ pub struct PointReader {
     files: Vec<Option<Vec<DocumentsFile>>>,
     deletions: Vec<Option<BTreeMap<String, u64>>>,
     blocks: HashMap<(usize, usize, usize), Arc<Block>>,
+    /// Frames read and decoded, and the bytes of their bodies.
+    frames: HashMap<FrameKey, Arc<Vec<DataRecord>>>,
+    frame_bytes: usize,
     /// Small index files read whole (plaintext), by (set, file).
     whole_indexes: HashMap<(usize, usize), Arc<Vec<u8>>>,
     /// The chain's first set when it is a snapshot set.
@@ -218,6 +234,8 @@ impl PointReader {
             files: (0..n).map(|_| None).collect(),
             deletions: (0..n).map(|_| None).collect(),
             blocks: HashMap::new(),
+            frames: HashMap::new(),
+            frame_bytes: 0,
             whole_indexes: HashMap::new(),
             base: base.filter(|_| needs_base),
         })
@@ -262,9 +280,12 @@ impl PointReader {
 
     /// The states of many ids after the first `sets` sets of the chain. Each
     /// id walks the chain from its newest set down; the walks advance
-    /// together, and at each round the index blocks they wait on are read
-    /// at once ([`concurrent::map`]), so 100 lookups in object storage cost
-    /// a few round trips, not 100 sequences of them.
+    /// together, and at each round the index blocks and frames they wait on
+    /// are read at once ([`concurrent::map`]), so 100 lookups in object
+    /// storage cost a few round trips, not 100 sequences of them. In a set
+    /// of format 6 a walk reads the frame that would hold the id (its top
+    /// lists each frame's first id), which is also where its body is: no
+    /// index block, and no second read for the body.
     ///
     /// # Errors
     /// As [`Self::state`].
@@ -290,19 +311,20 @@ impl PointReader {
                 }
                 needed.sort_unstable();
                 needed.dedup();
-                self.fetch_blocks(&needed)?;
+                self.fetch(&needed)?;
                 walks = waiting;
             }
         }
         Ok(out)
     }
 
-    /// Decodes side by side, before the walks start, the blocks of every set
-    /// that could hold one of `ids`, as far as they are in index files read
-    /// whole (no request is made) or their filters say they may hold it, up
-    /// to half the block cache, newest sets first. A walk looks at one set
-    /// per round, and with every set's candidate block decoded first, most
-    /// walks end in their first round instead of one round per set of the chain.
+    /// Reads side by side, before the walks start, what every set that
+    /// could hold one of `ids` would be asked for, as far as its filters say
+    /// it may hold the id (an incremental) or its index file is already in
+    /// memory (no request is made), up to half the block cache, newest sets
+    /// first. A walk looks at one set per round, and with every set's
+    /// candidate read first, most walks end in their first round or two
+    /// instead of one round per set of the chain.
     fn decode_candidates<'a>(&mut self, sets: usize, ids: impl Iterator<Item = &'a str>) -> Result<(), RestoreError> {
         let mut keys = Vec::new();
         for id in ids {
@@ -310,9 +332,16 @@ impl PointReader {
             for set in (0..sets).filter(|&set| !self.is_base(set)) {
                 for (file, docs) in self.files[set].iter().flatten().enumerate() {
                     let Some(block) = docs.top.candidate(id, hash) else { continue };
-                    let known = docs.top.has_filters() || self.whole_indexes.contains_key(&(set, file));
-                    if known && !self.blocks.contains_key(&(set, file, block)) {
-                        keys.push((set, file, block));
+                    if !docs.top.has_filters() && !self.whole_indexes.contains_key(&(set, file)) {
+                        continue;
+                    }
+                    let piece = match docs.top.keyed.then(|| docs.top.frame_for(id)) {
+                        Some(Some(frame)) => Piece::Frame((set, file, frame)),
+                        Some(None) => continue,
+                        None => Piece::Block((set, file, block)),
+                    };
+                    if !self.holds(piece) {
+                        keys.push(piece);
                     }
                 }
             }
@@ -320,10 +349,15 @@ impl PointReader {
         keys.sort_unstable_by(|a, b| b.cmp(a));
         keys.dedup();
         keys.truncate(BLOCK_CACHE / 2);
-        if keys.is_empty() {
-            return Ok(());
+        self.fetch(&keys)
+    }
+
+    /// Whether `piece` is read and kept.
+    fn holds(&self, piece: Piece) -> bool {
+        match piece {
+            Piece::Block(key) => self.blocks.contains_key(&key),
+            Piece::Frame(key) => self.frames.contains_key(&key),
         }
-        self.fetch_blocks(&keys)
     }
 
     /// Advances one id's walk as far as the cached blocks allow.
@@ -341,13 +375,23 @@ impl PointReader {
             self.load_files(set)?;
             let files = self.files[set].as_ref().expect("loaded");
             while let Some(docs) = files.get(walk.file) {
-                if let Some(block) = docs.top.candidate(id, walk.hash) {
-                    let Some(entries) = self.blocks.get(&(set, walk.file, block)) else {
-                        return Ok(Step::Need((set, walk.file, block)));
-                    };
-                    if let Some(entry) = entries.find(id) {
-                        return Ok(Step::Done(State::Document { set, file: walk.file, entry }));
-                    }
+                let block = docs.top.candidate(id, walk.hash);
+                let found = match (block, docs.top.keyed) {
+                    (None, _) => None,
+                    (Some(_), true) => match docs.top.frame_for(id) {
+                        None => None,
+                        Some(frame) => match self.frames.get(&(set, walk.file, frame)) {
+                            None => return Ok(Step::Need(Piece::Frame((set, walk.file, frame)))),
+                            Some(records) => entry_in(records, id, frame),
+                        },
+                    },
+                    (Some(block), false) => match self.blocks.get(&(set, walk.file, block)) {
+                        None => return Ok(Step::Need(Piece::Block((set, walk.file, block)))),
+                        Some(entries) => entries.find(id),
+                    },
+                };
+                if let Some(entry) = found {
+                    return Ok(Step::Done(State::Document { set, file: walk.file, entry }));
                 }
                 walk.file += 1;
             }
@@ -399,6 +443,38 @@ impl PointReader {
     fn reads_whole(&self, set: usize, file: usize) -> bool {
         let most = if self.plan.location.folder().is_some() { WHOLE_INDEX_BYTES_IN_A_FOLDER } else { WHOLE_INDEX_BYTES };
         self.files[set].as_ref().is_some_and(|f| f[file].plain_index_size() <= most && !f[file].top.has_filters())
+    }
+
+    /// Reads, checks and keeps index blocks and frames, concurrently (their tops already loaded).
+    fn fetch(&mut self, pieces: &[Piece]) -> Result<(), RestoreError> {
+        let blocks: Vec<BlockKey> = pieces.iter().filter_map(|p| if let Piece::Block(k) = p { Some(*k) } else { None }).collect();
+        let frames: Vec<FrameKey> = pieces.iter().filter_map(|p| if let Piece::Frame(k) = p { Some(*k) } else { None }).collect();
+        if !blocks.is_empty() {
+            self.fetch_blocks(&blocks)?;
+        }
+        self.fetch_frames(&frames)
+    }
+
+    /// Reads, checks, decodes and keeps frames, concurrently.
+    fn fetch_frames(&mut self, keys: &[FrameKey]) -> Result<(), RestoreError> {
+        let keys: Vec<FrameKey> = keys.iter().filter(|k| !self.frames.contains_key(k)).copied().collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for &(set, ..) in &keys {
+            self.load_files(set)?;
+        }
+        let read = concurrent::try_map(&keys, self.plan.location.readers(), |&(set, file, frame)| self.read_frame(set, file, frame))?;
+        let bytes: usize = read.iter().flatten().map(record_bytes).sum();
+        if self.frame_bytes + bytes > FRAME_CACHE_BYTES {
+            self.frames.clear();
+            self.frame_bytes = 0;
+        }
+        self.frame_bytes += bytes;
+        for (key, records) in keys.into_iter().zip(read) {
+            self.frames.insert(key, Arc::new(records));
+        }
+        Ok(())
     }
 
     /// Reads, checks and caches index blocks, concurrently (their tops already loaded).
@@ -457,22 +533,27 @@ impl PointReader {
     /// # Errors
     /// As [`Self::body`].
     pub fn bodies(&mut self, wanted: &[(usize, usize, &IndexEntry)]) -> Result<Vec<Vec<u8>>, RestoreError> {
-        let mut frames: Vec<(usize, usize, u32)> =
+        let mut frames: Vec<FrameKey> =
             wanted.iter().filter(|(_, file, _)| *file != BASE_FILE).map(|&(set, file, entry)| (set, file, entry.frame)).collect();
         frames.sort_unstable();
         frames.dedup();
-        for &(set, ..) in &frames {
+        // The frames a lookup already read are kept; the others are read
+        // here (all of them, should they no longer be kept).
+        let missing: Vec<FrameKey> = frames.iter().filter(|k| !self.frames.contains_key(k)).copied().collect();
+        let mut records: HashMap<FrameKey, Arc<Vec<DataRecord>>> =
+            frames.iter().filter_map(|k| self.frames.get(k).map(|r| (*k, r.clone()))).collect();
+        for &(set, ..) in &missing {
             self.load_files(set)?;
         }
-        let read = concurrent::try_map(&frames, self.plan.location.readers(), |&(set, file, frame)| self.read_frame(set, file, frame))?;
-        let records: HashMap<(usize, usize, u32), Vec<DataRecord>> = frames.into_iter().zip(read).collect();
+        let read = concurrent::try_map(&missing, self.plan.location.readers(), |&(set, file, frame)| self.read_frame(set, file, frame))?;
+        records.extend(missing.into_iter().zip(read.into_iter().map(Arc::new)));
         wanted.iter().map(|&(set, file, entry)| self.body_in(&records, set, file, entry)).collect()
     }
 
     /// One wanted body, from the frames read for it (or the snapshot base).
     fn body_in(
         &self,
-        records: &HashMap<(usize, usize, u32), Vec<DataRecord>>,
+        records: &HashMap<FrameKey, Arc<Vec<DataRecord>>>,
         set: usize,
         file: usize,
         entry: &IndexEntry,
@@ -644,5 +725,23 @@ impl PointReader {
 
     fn damaged(&self, set: usize, name: &str, why: &str) -> RestoreError {
         BackupError::ChecksumMismatch(format!("{}/{name}: {why}", self.set_id(set))).into()
+    }
+}
+
+/// The entry of `id` in a frame's records, if the frame holds it.
+fn entry_in(records: &[DataRecord], id: &str, frame: u32) -> Option<IndexEntry> {
+    records.iter().find_map(|r| match r {
+        DataRecord::Document { id: found, etag, modified_ms, body } if found == id => {
+            Some(IndexEntry { id: id.to_string(), etag: *etag, modified_ms: *modified_ms, size: body.len() as u32, frame })
+        }
+        _ => None,
+    })
+}
+
+/// What a decoded record holds in memory, about.
+fn record_bytes(record: &DataRecord) -> usize {
+    match record {
+        DataRecord::Document { id, body, .. } => 64 + id.len() + body.len(),
+        DataRecord::Deletion { id, .. } | DataRecord::Change { id, .. } => 64 + id.len(),
     }
 }

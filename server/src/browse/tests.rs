@@ -116,6 +116,60 @@ fn every_point_of_a_chain_reads_as_the_database_was() {
     assert_eq!(get(&mut by_time, "orders/00005").expect("reads").expect("found").body, body(5, 2));
 }
 
+/// Rewrites every set of `f` as format 5 wrote it: tops without first ids
+/// or filters (`RKTOP01`), and the manifests and checksum lists to match.
+fn as_format_5(f: &Fixture) {
+    use crate::backup::frames::IndexTop;
+    for (set_id, _) in &f.points {
+        let set = std::path::Path::new(&f.location).join(set_id);
+        let manifest_path = set.join("manifest.json");
+        let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).expect("reads")).expect("json");
+        manifest["FormatVersion"] = 5.into();
+        for file in manifest["Files"].as_array_mut().expect("files") {
+            let name = file["Name"].as_str().expect("a name").to_string();
+            if !name.ends_with(".top") {
+                continue;
+            }
+            let mut top = IndexTop::decode(&std::fs::read(set.join(&name)).expect("reads")).expect("a top");
+            assert!(top.keyed, "written by format 6");
+            top.keyed = false;
+            top.frames.iter_mut().for_each(|f| f.first_id.clear());
+            top.blocks.iter_mut().for_each(|b| b.filter = crate::backup::filter::IdFilter::default());
+            let bytes = top.encode();
+            assert!(bytes.starts_with(b"RKTOP01\n"));
+            std::fs::write(set.join(&name), &bytes).expect("writes");
+            file["Size"] = (bytes.len() as u64).into();
+            file["Sha256"] = hex::encode(crate::backup::frames::sha256_of(&bytes)).into();
+        }
+        std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).expect("json")).expect("writes");
+        let sums: String = std::fs::read_to_string(set.join("SHA256SUMS"))
+            .expect("reads")
+            .lines()
+            .map(|line| {
+                let (_, name) = line.split_once("  ").expect("a sums line");
+                format!("{}  {name}\n", hex::encode(crate::backup::frames::sha256_of(&std::fs::read(set.join(name)).expect("reads"))))
+            })
+            .collect();
+        std::fs::write(set.join("SHA256SUMS"), sums).expect("writes");
+    }
+}
+
+/// Sets of format 5 (index tops without first ids or filters) read at every
+/// point through their index blocks, as before format 6.
+#[test]
+fn a_chain_of_format_5_reads_as_the_database_was() {
+    let f = fixture(None);
+    as_format_5(&f);
+    let location = location_from_cli(&f.location).expect("location");
+    let chain = crate::restore::plan::choose_chain(&location, crate::restore::plan::ChainChoice::default()).expect("a chain");
+    assert!(chain.iter().all(|s| s.manifest.format_version == 5), "rewritten as format 5");
+    check_points(&f, None);
+    let restored = f.points.last().expect("a point");
+    let mut r = reader(&f, &restored.0, None).expect("opens");
+    assert!(r.chain().iter().all(|s| s.manifest.format_version == 5));
+    assert_eq!(get(&mut r, "orders/00007").expect("reads").expect("found").body, body(7, 3));
+}
+
 #[test]
 fn a_diff_names_what_was_created_changed_and_deleted() {
     let f = fixture(None);
@@ -159,33 +213,38 @@ fn a_damaged_frame_is_a_checksum_mismatch_naming_its_file_never_a_wrong_document
     assert!(mismatches > 0, "no lookup reached the damaged frame");
 }
 
-/// The incrementals' index blocks carry filters of their ids (format 6):
-/// a lookup reads no block of an incremental that does not hold its id. The
-/// test damages both incrementals' index files: ids only the full set holds
+/// The incrementals' index blocks carry filters of their ids, and every
+/// top names each frame's first id (format 6): a lookup reads nothing of an
+/// incremental that does not hold its id, and in one that does, only the
+/// frame that holds it (no index block). The test damages both
+/// incrementals' index and documents files: ids only the full set holds
 /// still read (before filters, every lookup decoded the incrementals'
 /// blocks and met the damage), and an id an incremental holds meets it.
 #[test]
-fn a_lookup_reads_no_index_block_of_an_incremental_that_does_not_hold_its_id() {
+fn a_lookup_reads_nothing_of_an_incremental_that_does_not_hold_its_id() {
     let f = fixture(None);
     for (set_id, _) in &f.points[1..] {
-        let index = std::path::Path::new(&f.location).join(set_id).join("documents-0001.idx");
-        let mut bytes = std::fs::read(&index).expect("reads");
-        for byte in &mut bytes {
-            *byte ^= 0x5a;
+        for name in ["documents-0001.idx", "documents-0001.zst"] {
+            let path = std::path::Path::new(&f.location).join(set_id).join(name);
+            let mut bytes = std::fs::read(&path).expect("reads");
+            for byte in &mut bytes {
+                *byte ^= 0x5a;
+            }
+            std::fs::write(&path, bytes).expect("writes");
         }
-        std::fs::write(&index, bytes).expect("writes");
     }
     let newest = &f.points[2].0;
     let mut r = reader(&f, newest, None).expect("opens");
     let ids: Vec<String> = (100..1400).step_by(13).map(|i| format!("orders/{i:05}")).collect();
     let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
-    for (id, found) in wanted.iter().zip(get_many(&mut r, &wanted).expect("reads past the damaged indexes")) {
+    for (id, found) in wanted.iter().zip(get_many(&mut r, &wanted).expect("reads past the damaged incrementals")) {
         let found = found.unwrap_or_else(|m| panic!("{id}: {m}"));
         assert_eq!(found.set_id, f.points[0].0, "{id} comes from the full set");
+        assert_eq!(found.body, body(id[7..].parse::<u32>().expect("a number"), 1));
     }
     let e = get(&mut r, "orders/01500").expect_err("the incremental that holds it is damaged");
     assert_eq!(e.code(), rookery_types::ErrorCode::ChecksumMismatch, "{e}");
-    assert!(e.to_string().contains(&format!("{newest}/documents-0001.idx")), "{e}");
+    assert!(e.to_string().contains(&format!("{newest}/documents-0001.zst")), "{e}");
 }
 
 #[test]
