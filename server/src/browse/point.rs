@@ -295,7 +295,7 @@ impl PointReader {
         let mut out = vec![State::Absent; ids.len()];
         let indexes: Vec<usize> = (0..ids.len()).collect();
         for chunk in indexes.chunks(WALKS_AT_ONCE) {
-            self.decode_candidates(sets, chunk.iter().map(|&i| ids[i]))?;
+            self.read_candidates(sets, chunk.iter().map(|&i| ids[i]))?;
             let mut walks: Vec<(usize, Walk)> = chunk.iter().map(|&i| (i, Walk { sets, file: 0, hash: IdHash::of(ids[i]) })).collect();
             while !walks.is_empty() {
                 let mut needed = Vec::new();
@@ -321,11 +321,11 @@ impl PointReader {
     /// Reads side by side, before the walks start, what every set that
     /// could hold one of `ids` would be asked for, as far as its filters say
     /// it may hold the id (an incremental) or its index file is already in
-    /// memory (no request is made), up to half the block cache, newest sets
-    /// first. A walk looks at one set per round, and with every set's
-    /// candidate read first, most walks end in their first round or two
-    /// instead of one round per set of the chain.
-    fn decode_candidates<'a>(&mut self, sets: usize, ids: impl Iterator<Item = &'a str>) -> Result<(), RestoreError> {
+    /// memory (no request is made), as many as one round of walks may wait
+    /// on, newest sets first. A walk looks at one set per round, and with
+    /// every set's candidate read first, most walks end in their first round
+    /// or two instead of one round per set of the chain.
+    fn read_candidates<'a>(&mut self, sets: usize, ids: impl Iterator<Item = &'a str>) -> Result<(), RestoreError> {
         let mut keys = Vec::new();
         for id in ids {
             let hash = IdHash::of(id);
@@ -348,7 +348,8 @@ impl PointReader {
         }
         keys.sort_unstable_by(|a, b| b.cmp(a));
         keys.dedup();
-        keys.truncate(BLOCK_CACHE / 2);
+        // As many as one round of walks may wait on (a frame may be large).
+        keys.truncate(WALKS_AT_ONCE);
         self.fetch(&keys)
     }
 
@@ -421,6 +422,8 @@ impl PointReader {
             .filter(|&set| !self.is_base(set))
             .flat_map(|set| (0..self.files[set].as_ref().map_or(0, Vec::len)).map(move |file| (set, file)))
             .filter(|&(set, file)| self.reads_whole(set, file) && !self.whole_indexes.contains_key(&(set, file)))
+            // A lookup in a keyed top (format 6) reads frames, not blocks.
+            .filter(|&(set, file)| self.files[set].as_ref().is_some_and(|f| !f[file].top.keyed))
             .collect();
         self.read_whole_indexes(&small)
     }
@@ -437,12 +440,14 @@ impl PointReader {
         Ok(())
     }
 
-    /// Whether the index of file `file` of set `set` is read whole: a small
-    /// one without filters (with filters, a lookup reads only the blocks they
-    /// point to, and most lookups none of an incremental's).
+    /// Whether the index of file `file` of set `set` is read whole when a
+    /// block of it is needed (a small one: one request instead of one per
+    /// block). Lookups in a top without first ids or filters (format 5 and
+    /// before) need blocks of nearly every such file, which [`Self::prefetch`]
+    /// reads first; listings and diffs read blocks of any set.
     fn reads_whole(&self, set: usize, file: usize) -> bool {
         let most = if self.plan.location.folder().is_some() { WHOLE_INDEX_BYTES_IN_A_FOLDER } else { WHOLE_INDEX_BYTES };
-        self.files[set].as_ref().is_some_and(|f| f[file].plain_index_size() <= most && !f[file].top.has_filters())
+        self.files[set].as_ref().is_some_and(|f| f[file].plain_index_size() <= most)
     }
 
     /// Reads, checks and keeps index blocks and frames, concurrently (their tops already loaded).
