@@ -3,17 +3,21 @@
 
 Usage: scripts/bench-chart.py RUNS_FOLDER OUT.svg [LAST]
 
-Each run is a JSON file written by `rookery-bench --json`; the LAST newest
-(default 3) are drawn. A measure with a target is drawn as its value over
+Each run is a JSON file written by `rookery-bench --json`, named
+`<UTC time>-<documents>.json` for a whole run (a name with more after the
+count is a run of some phases only); the LAST newest whole runs (default 3)
+of the newest whole run's size are drawn. A measure with a target is drawn as its value over
 its target, flipped for `>=` targets, so that every bar left of the line at
 1.0 meets its target and every bar right of it misses. Standard library only.
 """
 import json
 import pathlib
+import re
 import sys
 from html import escape
 
 COLOURS = ["#94a3b8", "#60a5fa", "#1d4ed8", "#0f172a"]
+WHOLE_RUN = re.compile(r"^\d{8}T\d{6}Z-(\d+)\.json$")
 
 
 def score(row):
@@ -39,7 +43,9 @@ def score(row):
 def main():
     folder, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
     last = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    runs = sorted(folder.glob("*.json"))[-last:]
+    whole = [p for p in sorted(folder.glob("*.json")) if WHOLE_RUN.match(p.name)]
+    size = WHOLE_RUN.match(whole[-1].name).group(1) if whole else None
+    runs = [p for p in whole if WHOLE_RUN.match(p.name).group(1) == size][-last:]
     if not runs:
         sys.exit(f"no runs in {folder}: `make bench` writes one")
     reports = [json.loads(p.read_text()) for p in runs]

@@ -9,7 +9,8 @@ use serde_json::Value;
 #[test]
 fn the_bench_reports_medians_of_runs_as_json_and_the_chart_draws_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let json = dir.path().join("run.json");
+    // Named as `make bench` names a whole run.
+    let json = dir.path().join("20261204T000000Z-3000.json");
     let out = Command::new(env!("CARGO_BIN_EXE_rookery-bench"))
         .args(["--documents", "3000", "--runs", "2", "--load-seconds", "1", "--no-s3", "--skip", "writes,snapshots,rest", "--json"])
         .arg(&json)
@@ -41,6 +42,10 @@ fn the_bench_reports_medians_of_runs_as_json_and_the_chart_draws_them() {
         .as_f64()
         .is_some_and(f64::is_finite));
 
+    // A newer run of some phases only (more after the count in its name) is not drawn.
+    let mut partial = report.clone();
+    partial["commit"] = "partial-run".into();
+    std::fs::write(dir.path().join("20261204T000001Z-3000-s3.json"), partial.to_string()).expect("writes");
     let chart = dir.path().join("chart.svg");
     let runs_dir = dir.path();
     let drawn = Command::new("python3")
@@ -52,6 +57,7 @@ fn the_bench_reports_medians_of_runs_as_json_and_the_chart_draws_them() {
     assert!(drawn.status.success(), "{}", String::from_utf8_lossy(&drawn.stderr));
     let svg = std::fs::read_to_string(&chart).expect("the chart");
     assert!(svg.starts_with("<svg") && svg.contains("full backup / cp -r + sync"), "{svg}");
+    assert!(!svg.contains("partial-run"), "only whole runs are drawn: {svg}");
 }
 
 fn runs(sample: &Value) -> Vec<f64> {
