@@ -44,7 +44,7 @@ fn a_chain_compacts_into_one_full_set_that_restores_the_same_and_incrementals_co
     // The whole chain (the default): the newest point.
     let done = compact(&s, json!({"BackupLocation": location}));
     assert_eq!(done["Success"], true, "{done}");
-    assert!(done["Messages"].to_string().contains("verified"), "{done}");
+    assert!(done["Messages"].to_string().contains("every byte checked as it is read"), "{done}");
     let whole = done["SetId"].as_str().expect("set id").to_string();
     assert_eq!(manifest(&location, &whole)["CompactedFrom"], json!(ids));
     let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Whole"}));
@@ -75,20 +75,26 @@ fn a_chain_compacts_into_one_full_set_that_restores_the_same_and_incrementals_co
 }
 
 #[test]
-fn a_damaged_input_is_refused_before_anything_is_written() {
+fn a_damaged_input_fails_the_compaction_and_leaves_nothing() {
     let s = TestServer::start();
     let (location, states) = three_sets(&s, "Shop");
     let before = all_entries(Path::new(&location));
-    let damaged = Path::new(&location).join(&states[2].0).join("documents-0001.zst");
-    let mut bytes = std::fs::read(&damaged).expect("reads");
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
-    std::fs::write(&damaged, bytes).expect("writes");
-    let done = compact(&s, json!({"BackupLocation": location}));
-    assert_eq!(done["Success"], false, "{done}");
-    assert_eq!(done["ErrorCode"], "ChecksumMismatch", "{done}");
-    assert!(done["Error"].as_str().expect("error").contains("documents-0001.zst"), "{done}");
-    assert_eq!(all_entries(Path::new(&location)), before, "nothing was written");
+    // The full set's file (its frames are copied, never decoded) and the tip's (decoded).
+    for set in [&states[0].0, &states[2].0] {
+        let damaged = Path::new(&location).join(set).join("documents-0001.zst");
+        let good = std::fs::read(&damaged).expect("reads");
+        let mut bytes = good.clone();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        std::fs::write(&damaged, bytes).expect("writes");
+        let done = compact(&s, json!({"BackupLocation": location}));
+        assert_eq!(done["Success"], false, "{set}: {done}");
+        assert_eq!(done["ErrorCode"], "ChecksumMismatch", "{set}: {done}");
+        let error = done["Error"].as_str().expect("error");
+        assert!(error.contains(&format!("{set}/documents-0001.zst")), "{set}: {done}");
+        assert_eq!(all_entries(Path::new(&location)), before, "{set}: nothing is left of the new set");
+        std::fs::write(&damaged, good).expect("writes");
+    }
 }
 
 /// The compaction scratch folders in a data directory.

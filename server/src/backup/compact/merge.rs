@@ -7,9 +7,12 @@
 //! gives its ids; when the change index holds no id between the frame's
 //! first and last, nothing in the frame changed, and its compressed bytes go
 //! into the new set as they are, with its index entries and its SHA-256 from
-//! the top. Only the frames an incremental touched are decompressed, merged
-//! record by record and compressed again. A file without an index (format 3
-//! and before) is merged record by record.
+//! the top. A frame an incremental touched is merged entry by entry from its
+//! index (each entry's id and etag): it is decompressed only when one of its
+//! documents stands (none of a frame whose documents the incrementals all
+//! replaced is kept, so nothing of it is decoded), and each record kept must
+//! be the one its entry names. A file without an index (format 3 and
+//! before) is merged record by record.
 //!
 //! Every byte of every input file is hashed as it streams and checked
 //! against the manifest at the file's end, so a file changed since the
@@ -130,17 +133,45 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merge<I> {
             }
         }
         self.merged += 1;
+        // A document a state replaces needs nothing of the frame (its etag
+        // is in the index), so a frame is decompressed only when one of its
+        // documents stands; the file's last frame (its end record) always is.
+        let mut decoded = if frame.last || frame.entries.is_empty() { Some(self.decode(&frame, set, name)?) } else { None };
+        for (i, entry) in frame.entries.iter().enumerate() {
+            if self.states.document(&entry.id, entry.etag, &mut |id, state| write_state(files, documents, id, state))? {
+                continue;
+            }
+            if decoded.is_none() {
+                decoded = Some(self.decode(&frame, set, name)?);
+            }
+            let record = decoded.as_mut().and_then(|(records, next)| {
+                let record = records.nth(i - *next);
+                *next = i + 1;
+                record
+            });
+            match record {
+                Some(record @ DataRecord::Document { .. }) if record_is(&record, entry) => documents.push(files, record)?,
+                _ => return Err(damaged(set, name, "a frame does not hold the documents its index lists")),
+            }
+        }
+        Ok(())
+    }
+
+    /// A frame's records, as many as its index lists, and the index of the next one.
+    fn decode(&mut self, frame: &Frame, set: &StoredSet, name: &str) -> Result<(std::vec::IntoIter<DataRecord>, usize), BackupError> {
         let raw = inflate(&mut self.decompressor, &frame.compressed, FRAME_RAW_BYTES + MAX_RECORD_BODY + 64 * 1024)
             .map_err(|e| damaged(set, name, &format!("a frame does not decode: {e}")))?;
         let records = decode_frame(&raw).map_err(|e| damaged(set, name, &e.to_string()))?;
         if records.len() != frame.entries.len() {
             return Err(damaged(set, name, "a frame does not hold the documents its index lists"));
         }
-        for record in records {
-            self.document(files, documents, record).map_err(|e| record_error(set, name, e))?;
-        }
-        Ok(())
+        Ok((records.into_iter(), 0))
     }
+}
+
+/// The record is the document its index entry names.
+fn record_is(record: &DataRecord, entry: &IndexEntry) -> bool {
+    matches!(record, DataRecord::Document { id, etag, .. } if *id == entry.id && *etag == entry.etag)
 }
 
 /// Names the file in a refusal of one of its records.

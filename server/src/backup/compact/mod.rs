@@ -3,8 +3,17 @@
 //!
 //! The argument, in order:
 //! 1. The chain (the newest, or the one ending at `UpTo`) is chosen as a
-//!    restore chooses it, and every file of every set is hashed before a
-//!    byte of the new set is written: a damaged input is refused whole.
+//!    restore chooses it, and its structure is checked before a byte of the
+//!    new set is written: the links, each manifest against its
+//!    `SHA256SUMS`, every file present with the size its manifest gives.
+//!    The data is not read here: every byte the fold reads is hashed as it
+//!    streams and checked against the manifest before the new set is
+//!    committed (a damaged input fails the job and the part written is
+//!    removed), so hashing it first too would read every set twice (and, in
+//!    object storage, download it twice). A fold that refuses what it read
+//!    then hashes the chain, so that damage (a bit flipped mid-file, which
+//!    zstd may notice before the file's hash does) is reported as a
+//!    `ChecksumMismatch` naming the file, not as a set written wrong.
 //! 2. The incrementals' states at the chain's end, in id order: for sets of
 //!    format 4 and later (documents in id order) a merge of their sorted
 //!    streams, newest set winning, decoded on a thread of its own
@@ -26,8 +35,8 @@
 //!    it holds, so that time-ordered choices (the newest chain, retention)
 //!    see it where its data is.
 //!
-//! Every input byte is hashed again as it streams (a file changed since step
-//! 1 fails the job before the set is complete).
+//! Every input byte is hashed as it streams (a damaged or changed file
+//! fails the job before the set is complete).
 
 use rookery_types::{JobStatus, Severity};
 
@@ -142,14 +151,14 @@ pub fn prepare(location: Location, options: &CompactOptions) -> Result<PreparedC
 /// Damage found in an input, storage and I/O errors, `Canceled`; what was
 /// written is removed first.
 pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
-    // Step 1: every input hashed before anything is written.
+    // Step 1: the chain's structure, before anything is written (every
+    // byte is hashed as the fold reads it).
     let mut findings = super::location::verify_links(&prepared.chain);
-    // Two sets at a time: hashing is what a compaction's first step is.
     let verified = super::concurrent::map(&prepared.chain, 2, |set| {
         if cancel.is_canceled() {
             return Err(BackupError::Canceled);
         }
-        Ok(super::location::verify_set(set, super::location::Depth::Checksums))
+        Ok(super::location::verify_set(set, super::location::Depth::Structure))
     });
     for set in verified {
         findings.extend(set?);
@@ -158,10 +167,30 @@ pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel:
         return Err(first.into());
     }
     reporter.message(
-        &format!("Every file of the {} sets verified; compacting into {}", prepared.chain.len(), prepared.set_id),
+        &format!(
+            "The {} sets are whole (every file present, with its size); compacting into {}, every byte checked as it is read",
+            prepared.chain.len(),
+            prepared.set_id
+        ),
         Severity::Information,
     );
-    fold(prepared, reporter, cancel)
+    match fold(prepared, reporter, cancel) {
+        Err(BackupError::Corrupt(why)) => Err(damage_in(prepared, cancel).unwrap_or(BackupError::Corrupt(why))),
+        done => done,
+    }
+}
+
+/// After a fold refused what it read: the first file of the chain whose
+/// bytes are not its manifest's (a bit flipped, a file cut short), which is
+/// damage to report as such, not a set written wrong.
+fn damage_in(prepared: &PreparedCompaction, cancel: &CancelToken) -> Option<BackupError> {
+    let found = super::concurrent::map(&prepared.chain, 2, |set| {
+        if cancel.is_canceled() {
+            return Err(BackupError::Canceled);
+        }
+        Ok(super::location::verify_set(set, super::location::Depth::Checksums))
+    });
+    found.into_iter().flat_map(Result::ok).flatten().next().map(BackupError::from)
 }
 
 /// Steps 2 to 6, on inputs step 1 verified: the new set, or nothing written.
@@ -245,12 +274,20 @@ fn write(
     // Step 4: the change log, in etag order.
     let mut changes = files.open("changes.zst")?;
     let write_error = |e: std::io::Error| BackupError::Io(format!("cannot write changes.zst: {e}"));
+    // The log and `superseded` both ascend: one walk through each.
+    let (mut last_etag, mut next) = (0, superseded.iter().copied().peekable());
     for file in full.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
         read_file(&full_source, &file.name, &file.sha256, &mut |record| {
+            let refuse = |why: &str| crate::restore::read::corrupt(full, &file.name, why);
             let DataRecord::Change { etag, .. } = record else {
-                return Err(BackupError::Corrupt(format!("{}/{}: a non-change record", full.manifest.set_id, file.name)).into());
+                return Err(refuse("a non-change record in the change log"));
             };
-            if superseded.binary_search(&etag).is_err() {
+            if etag <= last_etag {
+                return Err(refuse("the change log is not in etag order"));
+            }
+            last_etag = etag;
+            while next.next_if(|s| *s < etag).is_some() {}
+            if next.next_if_eq(&etag).is_none() {
                 changes.write(&record).map_err(write_error)?;
             }
             Ok(())
@@ -499,6 +536,47 @@ mod tests {
         assert!(matches!(error, BackupError::ChecksumMismatch(_)), "{error}");
         assert!(error.to_string().contains("documents-0001.zst"), "{error}");
         assert_eq!(std::fs::read_dir(&location).expect("lists").count(), before, "no set and no half set left");
+    }
+
+    /// A frame every document of which an incremental replaced is not
+    /// decompressed (nothing of it is kept): a byte flipped in it is found by
+    /// the file's hash at its end, where a frame that is decoded fails on the
+    /// damage first, as a frame that does not decode.
+    #[test]
+    fn a_frame_whose_documents_were_all_replaced_is_not_decoded() {
+        for (replaced_whole, expected) in [(true, "ChecksumMismatch"), (false, "Corrupt")] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
+            let db = rookery.catalog().create("F").expect("creates");
+            let location = dir.path().join("sets").display().to_string();
+            for i in 0..4000u32 {
+                db.store().put(&format!("d/{i:05}"), format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(600)).as_bytes(), None).expect("put");
+            }
+            let backup = |incremental: bool| {
+                let options = BackupOptions { location: location.clone(), incremental, ..Default::default() };
+                rookery.start_backup("F", options).expect("starts").wait().expect("backs up").set_id
+            };
+            let full = backup(false);
+            let top = std::path::Path::new(&location).join(&full).join("documents-0001.top");
+            let top = super::super::frames::IndexTop::decode(&std::fs::read(top).expect("a top")).expect("decodes");
+            let number = |frame: usize| top.frames[frame].first_id["d/".len()..].parse::<u32>().expect("a number");
+            let (first, next) = (number(5), number(6));
+            let changed = if replaced_whole { first..next } else { first + 1..first + 2 };
+            for i in changed {
+                db.store().put(&format!("d/{i:05}"), b"{\"changed\":true}", None).expect("put");
+            }
+            backup(true);
+            let prepared = prepare(Location::Folder(location.clone().into()), &CompactOptions::default()).expect("prepares");
+            let file = std::path::Path::new(&location).join(&full).join("documents-0001.zst");
+            let mut bytes = std::fs::read(&file).expect("reads");
+            let frame = &top.frames[5];
+            bytes[(frame.offset + u64::from(frame.len) / 2) as usize] ^= 0x55;
+            std::fs::write(&file, bytes).expect("writes");
+            let mut reporter = StatusReporter::detached("test", JobStatus::default(), Box::new(|_| {}));
+            let error = fold(&prepared, &mut reporter, &CancelToken::default()).expect_err("a damaged file fails the fold");
+            let kind = if matches!(error, BackupError::ChecksumMismatch(_)) { "ChecksumMismatch" } else { "Corrupt" };
+            assert_eq!(kind, expected, "whole frame replaced: {replaced_whole}: {error}");
+        }
     }
 
     /// The length of every frame of a plain set's first documents file.
