@@ -5,9 +5,18 @@ import * as path from 'path';
 
 // A real server on a throw-away data directory, built by `cargo leptos build`.
 const port = Number(process.env.ROOKERY_E2E_PORT ?? 3217);
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-'));
-export const backupRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-backups-'));
-process.env.ROOKERY_E2E_BACKUPS = backupRoot;
+// Every Playwright process loads this file; the first (the runner) makes
+// the two folders, hands them to its workers through the environment, and
+// removes them when it exits: only folders it made itself.
+const owner = process.env.ROOKERY_E2E_DATA === undefined;
+if (owner) {
+  process.env.ROOKERY_E2E_DATA = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-'));
+  process.env.ROOKERY_E2E_BACKUPS = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-backups-'));
+  const made = [process.env.ROOKERY_E2E_DATA, process.env.ROOKERY_E2E_BACKUPS];
+  process.on('exit', () => made.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+}
+const dataDir = process.env.ROOKERY_E2E_DATA as string;
+export const backupRoot = process.env.ROOKERY_E2E_BACKUPS as string;
 const repo = path.resolve(__dirname, '..');
 // A real S3 server (moto, from PyPI; `make test` installs it into .tools/venv) for object storage backups.
 const python = process.env.ROOKERY_TEST_PYTHON ?? `${repo}/.tools/venv/bin/python3`;

@@ -3,6 +3,7 @@ import { spawn, execFileSync, ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { stopAndRemove } from './helpers';
 
 // This spec runs its own server: it creates users, which turns development
 // mode off, and the other specs rely on the shared server staying open.
@@ -10,13 +11,15 @@ const repo = path.resolve(__dirname, '..', '..');
 const bin = `${repo}/target/debug/rookery-server`;
 const port = 3219;
 const base = `http://127.0.0.1:${port}`;
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-auth-'));
-const dataDir = path.join(root, 'data');
+// Made when the spec runs (not when a listing loads it), removed after it.
+let root = '';
 let server: ChildProcess;
 
 const basic = (u: string, p: string) => 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
 
 test.beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-auth-'));
+  const dataDir = path.join(root, 'data');
   execFileSync(bin, ['--data-dir', dataDir, '--create-admin=admin'], { env: { ...process.env, ROOKERY_PASSWORD: 'admin-pw' } });
   server = spawn(bin, ['--data-dir', dataDir, '--bind', `127.0.0.1:${port}`, '--durability', 'os'], {
     env: { ...process.env, LEPTOS_SITE_ROOT: `${repo}/target/site`, RUST_LOG: 'warn' },
@@ -41,8 +44,8 @@ test.beforeAll(async () => {
   })).status).toBe(201);
 });
 
-test.afterAll(() => {
-  server?.kill('SIGKILL');
+test.afterAll(async () => {
+  await stopAndRemove(server, root);
 });
 
 async function signIn(page: Page, user: string, password: string) {

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import AxeBuilder from '@axe-core/playwright';
-import { hydrated } from './helpers';
+import { hydrated, stopAndRemove } from './helpers';
 
 // This spec runs its own server whose backups pause at every document (a
 // failpoint, compiled into the studio's debug build by `make build`), so a
@@ -13,10 +13,12 @@ const repo = path.resolve(__dirname, '..', '..');
 const bin = `${repo}/target/debug/rookery-server`;
 const port = 3221;
 const base = `http://127.0.0.1:${port}`;
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-cancel-'));
+// Made when the spec runs (not when a listing loads it), removed after it.
+let root = '';
 let server: ChildProcess;
 
 test.beforeAll(async () => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'rookery-e2e-cancel-'));
   server = spawn(bin, ['--data-dir', path.join(root, 'data'), '--bind', `127.0.0.1:${port}`, '--durability', 'os'], {
     env: { ...process.env, LEPTOS_SITE_ROOT: `${repo}/target/site`, RUST_LOG: 'warn', ROOKERY_FAILPOINTS: 'backup.document=sleep:100' },
     stdio: 'ignore',
@@ -34,8 +36,8 @@ test.beforeAll(async () => {
   }
 });
 
-test.afterAll(() => {
-  server?.kill('SIGKILL');
+test.afterAll(async () => {
+  await stopAndRemove(server, root);
 });
 
 test('Cancel in the status panel stops a running backup, which leaves no set', async ({ page }) => {

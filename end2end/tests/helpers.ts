@@ -1,4 +1,6 @@
 import { expect, Page, APIRequestContext } from '@playwright/test';
+import { ChildProcess } from 'child_process';
+import * as fs from 'fs';
 
 /** Waits until the studio has hydrated (the WASM bundle is running). */
 export async function hydrated(page: Page) {
@@ -26,4 +28,14 @@ export async function createDatabase(request: APIRequestContext, name: string) {
 export async function putDocument(request: APIRequestContext, db: string, id: string, body: object) {
   const r = await request.put(`/databases/${db}/docs/${id}`, { data: body });
   expect([200, 201]).toContain(r.status());
+}
+
+/** Stops a spec's own server (waiting for it to exit) and removes the folder the spec made for it. */
+export async function stopAndRemove(server: ChildProcess | undefined, folder: string) {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGKILL');
+    await exited;
+  }
+  if (folder) fs.rmSync(folder, { recursive: true, force: true });
 }
