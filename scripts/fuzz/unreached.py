@@ -1,5 +1,6 @@
 """Lists the operations a schemathesis run never reached: every answer it
-got was 401/403, or every answer was 404. Reads the run's requests (a HAR
+got was 401/403, or every answer was 404, or it never answered 2xx (it
+refused every request, so its work was never done). Reads the run's requests (a HAR
 file) and the description (openapi.json) to put each request to its
 operation. A cancel answers 404 NotFound when no job of its kind runs: that
 is all it does then (cancelling running jobs is tested in
@@ -56,3 +57,5 @@ for method, template, _ in sorted(operations, key=lambda op: (op[1], op[0])):
         print(f"{method} {template}: only {sorted(seen)}")
     elif seen == {404}:
         print(f"{method} {template}: only 404")
+    elif not any(200 <= status < 300 for status in seen):
+        print(f"{method} {template}: never 2xx, only {sorted(seen)}")
