@@ -15,7 +15,9 @@ if (owner) {
   const made = [process.env.ROOKERY_E2E_DATA, process.env.ROOKERY_E2E_BACKUPS];
   process.on('exit', () => made.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
 }
-const dataDir = process.env.ROOKERY_E2E_DATA as string;
+// The data directory inside the folder made, so that the master key file
+// the server writes beside it (rookery-master.key) goes with the folder.
+const dataDir = path.join(process.env.ROOKERY_E2E_DATA as string, 'data');
 export const backupRoot = process.env.ROOKERY_E2E_BACKUPS as string;
 const repo = path.resolve(__dirname, '..');
 // A real S3 server (moto, from PyPI; `make test` installs it into .tools/venv) for object storage backups.
