@@ -138,7 +138,8 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merge<I> {
         // documents stands; the file's last frame (its end record) always is.
         let mut decoded = if frame.last || frame.entries.is_empty() { Some(self.decode(&frame, set, name)?) } else { None };
         for (i, entry) in frame.entries.iter().enumerate() {
-            if self.states.document(&entry.id, entry.etag, &mut |id, state| write_state(files, documents, id, state))? {
+            let replaced = self.states.document(&entry.id, entry.etag, &mut |id, state| write_state(files, documents, id, state));
+            if replaced.map_err(|e| record_error(set, name, e))? {
                 continue;
             }
             if decoded.is_none() {
@@ -150,7 +151,9 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merge<I> {
                 record
             });
             match record {
-                Some(record @ DataRecord::Document { .. }) if record_is(&record, entry) => documents.push(files, record)?,
+                Some(record @ DataRecord::Document { .. }) if record_is(&record, entry) => {
+                    documents.push(files, record).map_err(|e| record_error(set, name, e))?;
+                }
                 _ => return Err(damaged(set, name, "a frame does not hold the documents its index lists")),
             }
         }

@@ -193,7 +193,8 @@ fn damage_in(prepared: &PreparedCompaction, cancel: &CancelToken) -> Option<Back
     found.into_iter().flat_map(Result::ok).flatten().next().map(BackupError::from)
 }
 
-/// Steps 2 to 6, on inputs step 1 verified: the new set, or nothing written.
+/// Steps 2 to 6, on a chain whose structure step 1 checked (its bytes are
+/// checked as they are read): the new set, or nothing written.
 fn fold(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
     let mut builder = tempfile::Builder::new();
     let scratch = match &prepared.scratch {
