@@ -509,17 +509,9 @@ mod tests {
     /// the file's hash and leaves no set.
     #[test]
     fn a_frame_changed_after_the_check_fails_the_fold_and_leaves_no_set() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
-        let db = rookery.catalog().create("F").expect("creates");
-        let location = dir.path().join("sets").display().to_string();
-        for i in 0..4000u32 {
-            db.store().put(&format!("d/{i:05}"), format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(600)).as_bytes(), None).expect("put");
-        }
-        let backup = |incremental: bool| {
-            let options = BackupOptions { location: location.clone(), incremental, ..Default::default() };
-            rookery.start_backup("F", options).expect("starts").wait().expect("backs up").set_id
-        };
+        let (_dir, rookery, location) = four_thousand_documents();
+        let db = rookery.catalog().get("F").expect("the database");
+        let backup = |incremental: bool| backup_of(&rookery, &location, incremental);
         let full = backup(false);
         db.store().put("d/03999", b"{\"changed\":true}", None).expect("put");
         backup(true);
@@ -546,17 +538,9 @@ mod tests {
     #[test]
     fn a_frame_whose_documents_were_all_replaced_is_not_decoded() {
         for (replaced_whole, expected) in [(true, "ChecksumMismatch"), (false, "Corrupt")] {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
-            let db = rookery.catalog().create("F").expect("creates");
-            let location = dir.path().join("sets").display().to_string();
-            for i in 0..4000u32 {
-                db.store().put(&format!("d/{i:05}"), format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(600)).as_bytes(), None).expect("put");
-            }
-            let backup = |incremental: bool| {
-                let options = BackupOptions { location: location.clone(), incremental, ..Default::default() };
-                rookery.start_backup("F", options).expect("starts").wait().expect("backs up").set_id
-            };
+            let (_dir, rookery, location) = four_thousand_documents();
+            let db = rookery.catalog().get("F").expect("the database");
+            let backup = |incremental: bool| backup_of(&rookery, &location, incremental);
             let full = backup(false);
             let top = std::path::Path::new(&location).join(&full).join("documents-0001.top");
             let top = super::super::frames::IndexTop::decode(&std::fs::read(top).expect("a top")).expect("decodes");
@@ -578,6 +562,25 @@ mod tests {
             let kind = if matches!(error, BackupError::ChecksumMismatch(_)) { "ChecksumMismatch" } else { "Corrupt" };
             assert_eq!(kind, expected, "whole frame replaced: {replaced_whole}: {error}");
         }
+    }
+
+    /// A server with database `F` of 4,000 documents of about 600 bytes (many
+    /// frames), and a location for its sets.
+    fn four_thousand_documents() -> (tempfile::TempDir, Rookery, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
+        let db = rookery.catalog().create("F").expect("creates");
+        let location = dir.path().join("sets").display().to_string();
+        for i in 0..4000u32 {
+            db.store().put(&format!("d/{i:05}"), format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(600)).as_bytes(), None).expect("put");
+        }
+        (dir, rookery, location)
+    }
+
+    /// A backup of `F` into `location`: its set id.
+    fn backup_of(rookery: &Rookery, location: &str, incremental: bool) -> String {
+        let options = BackupOptions { location: location.to_string(), incremental, ..Default::default() };
+        rookery.start_backup("F", options).expect("starts").wait().expect("backs up").set_id
     }
 
     /// The length of every frame of a plain set's first documents file.
