@@ -23,7 +23,7 @@
 
 use std::path::Path;
 
-use crate::backup::compact::chain::{in_background, streams_sorted, ChainStates, StatesMerge};
+use crate::backup::compact::chain::{in_background, standing_changes, streams_sorted, ChainStates, StatesMerge};
 use crate::backup::compact::index::{ChangeIndex, Marked, State};
 use crate::backup::error::BackupError;
 use crate::backup::format::{DataRecord, FileContent, SetKind};
@@ -208,18 +208,7 @@ fn ingest_changes(bulk: &BulkAccess<'_>, source: &Source<'_>, superseded: &[u64]
         last_etag = etag;
         Ok(())
     };
-    let mut bytes = 0;
-    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
-        bytes += read_file(source, &file.name, &file.sha256, &mut |record| {
-            let DataRecord::Change { etag, id } = record else {
-                return Err(corrupt(set, &file.name, "a non-change record in the change log"));
-            };
-            if superseded.binary_search(&etag).is_ok() {
-                return Ok(());
-            }
-            write(etag, id)
-        })?;
-    }
+    let bytes = standing_changes(source, superseded, &mut write)?;
     for entry in index.live_by_etag() {
         let (etag, id) = entry?;
         write(etag, id)?;

@@ -286,3 +286,55 @@ fn an_incremental_whose_documents_are_out_of_id_order_fails_the_compaction() {
     assert!(done["Error"].to_string().contains("not in id order"), "{done}");
     assert_eq!(set_dirs(Path::new(&location)), before, "a failed compaction writes no set");
 }
+
+/// A full set whose change log is out of etag order (forged, with checksums
+/// that agree) is refused as a damaged set, naming its log, by both the
+/// compaction and the restore of its chain: they walk the log alongside the
+/// etags the incrementals replaced, which only works in order.
+#[test]
+fn a_full_set_whose_change_log_is_out_of_etag_order_is_refused_by_compaction_and_restore() {
+    use rookery::backup::format::{RecordReader, RecordWriter};
+    let s = TestServer::start();
+    let (location, states) = three_sets(&s, "Log");
+    let full = Path::new(&location).join(&states[0].0);
+    let log = manifest(&location, &states[0].0)["Files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["Content"] == "ChangeLog")
+        .and_then(|f| f["Name"].as_str())
+        .expect("a change log")
+        .to_string();
+    let mut reader = RecordReader::new(std::fs::File::open(full.join(&log)).expect("opens")).expect("reads");
+    let mut records = Vec::new();
+    while let Some(record) = reader.next_record().expect("a record") {
+        records.push(record);
+    }
+    assert!(records.len() > 100, "the full set logs every document");
+    records.swap(10, 20);
+    let mut writer = RecordWriter::new(std::fs::File::create(full.join(&log)).expect("creates"), 1).expect("writes");
+    for record in &records {
+        writer.write(record).expect("writes");
+    }
+    writer.finish().expect("finishes");
+    let forged = std::fs::read(full.join(&log)).expect("reads");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&forged));
+    crate::trust::edit_manifest(&full, |m| {
+        for f in m["Files"].as_array_mut().expect("files") {
+            if f["Name"] == log.as_str() {
+                f["Sha256"] = json!(sha);
+                f["Size"] = json!(forged.len());
+            }
+        }
+    });
+    let before = all_entries(Path::new(&location));
+    let done = compact(&s, json!({"BackupLocation": location}));
+    assert_eq!((done["Success"].clone(), done["ErrorCode"].clone()), (json!(false), json!("CorruptBackup")), "{done}");
+    let error = done["Error"].as_str().expect("error");
+    assert!(error.contains(&format!("{}/{log}", states[0].0)) && error.contains("not in etag order"), "{done}");
+    assert_eq!(all_entries(Path::new(&location)), before, "a failed compaction writes nothing");
+
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Disordered"}));
+    assert_eq!(code, "CorruptBackup", "{message}");
+    assert!(message.contains(&format!("{}/{log}", states[0].0)) && message.contains("not in etag order"), "{message}");
+}

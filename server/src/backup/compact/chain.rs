@@ -19,7 +19,8 @@ use super::super::location::StoredSet;
 use super::super::BackupError;
 use super::index::State;
 use crate::crypto::Key;
-use crate::restore::read::{changed, damaged, open_plain, read_file, unreadable, Source};
+use crate::restore::error::RestoreError;
+use crate::restore::read::{changed, corrupt, damaged, open_plain, read_file, unreadable, Source};
 
 /// The most deletions (over the whole chain) held in memory; a chain with
 /// more is folded through the on-disk index instead.
@@ -215,6 +216,39 @@ where
         })
         .map_err(|e| BackupError::Io(format!("cannot start a thread: {e}")))?;
     Ok(rx.into_iter().flatten())
+}
+
+/// The full set's change-log entries (etag, id) whose document no state
+/// replaced or deleted, in etag order: one walk through the log and
+/// `superseded` (from [`StatesMerge::finish`]), both ascending. A log out
+/// of etag order is refused as damage. Returns the bytes of the log read.
+///
+/// # Errors
+/// Damage, storage errors, and what `keep` failed with.
+pub(crate) fn standing_changes(
+    full: &Source<'_>,
+    superseded: &[u64],
+    keep: &mut dyn FnMut(u64, String) -> Result<(), RestoreError>,
+) -> Result<u64, RestoreError> {
+    let set = full.set;
+    let (mut last_etag, mut next, mut bytes) = (0, superseded.iter().copied().peekable(), 0);
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
+        bytes += read_file(full, &file.name, &file.sha256, &mut |record| {
+            let DataRecord::Change { etag, id } = record else {
+                return Err(corrupt(set, &file.name, "a non-change record in the change log"));
+            };
+            if etag <= last_etag {
+                return Err(corrupt(set, &file.name, "the change log is not in etag order"));
+            }
+            last_etag = etag;
+            while next.next_if(|s| *s < etag).is_some() {}
+            if next.next_if_eq(&etag).is_some() {
+                return Ok(());
+            }
+            keep(etag, id)
+        })?;
+    }
+    Ok(bytes)
 }
 
 /// The chain's states (from [`ChainStates`]) as a merge with the full set's

@@ -275,25 +275,10 @@ fn write(
     // Step 4: the change log, in etag order.
     let mut changes = files.open("changes.zst")?;
     let write_error = |e: std::io::Error| BackupError::Io(format!("cannot write changes.zst: {e}"));
-    // The log and `superseded` both ascend: one walk through each.
-    let (mut last_etag, mut next) = (0, superseded.iter().copied().peekable());
-    for file in full.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
-        read_file(&full_source, &file.name, &file.sha256, &mut |record| {
-            let refuse = |why: &str| crate::restore::read::corrupt(full, &file.name, why);
-            let DataRecord::Change { etag, .. } = record else {
-                return Err(refuse("a non-change record in the change log"));
-            };
-            if etag <= last_etag {
-                return Err(refuse("the change log is not in etag order"));
-            }
-            last_etag = etag;
-            while next.next_if(|s| *s < etag).is_some() {}
-            if next.next_if_eq(&etag).is_none() {
-                changes.write(&record).map_err(write_error)?;
-            }
-            Ok(())
-        })?;
-    }
+    chain::standing_changes(&full_source, &superseded, &mut |etag, id| {
+        changes.write(&DataRecord::Change { etag, id }).map_err(write_error)?;
+        Ok(())
+    })?;
     for entry in index.live_by_etag() {
         let (etag, id) = entry?;
         changes.write(&DataRecord::Change { etag, id }).map_err(write_error)?;
