@@ -10,10 +10,12 @@
 //!    merge of their id-ordered streams, newest set winning, on a thread of
 //!    their own (`backup::compact::chain`); every document among them is
 //!    marked by etag in a throw-away index in the restore's staging folder.
-//! 2. The full set's documents stream in id order (read, hashed and decoded
-//!    on one thread, staged on another); an id with a state takes it, any
-//!    other keeps the full set's record; the result is ingested as one
-//!    sorted run, with its count, bytes and content digest.
+//! 2. The full set's documents stream in id order: read, hashed and decoded
+//!    on one thread; merged with the states on another, where an id with a
+//!    state takes it and any other keeps the full set's record, and what is
+//!    kept gets its term of the content digest and its stored value (a
+//!    document a state replaced is never hashed); ingested as one sorted
+//!    run on a third, with its count and bytes.
 //! 3. The change log: the full set's entries whose document no state
 //!    replaced (all at or below its `ToEtag`), then the states' documents by
 //!    etag (all above it), ingested as one sorted run.
@@ -74,13 +76,30 @@ pub(super) fn ingest(
         let states = in_background(scope, Marked::new(states, index.live_log()))?;
         let mut merging = Merging::new(states, flags);
         let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
-        let mut write = |id: &str, value: byteview::ByteView| ingestion.write(id.as_bytes(), value).map_err(StorageError::from);
+        let mut written = Written::default();
+        let mut write = |id: String, value: byteview::ByteView| -> Result<(), RestoreError> {
+            written.check(&id, &value)?;
+            ingestion.write(id.as_bytes(), value).map_err(StorageError::from)?;
+            written.last_id = Some(id);
+            Ok(())
+        };
         let mut read_records = 0u64;
         for file in full.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-            let mut prepare = |record: DataRecord| prepare(full, &file.name, flags, record);
+            // On the staging thread: the merge, and the digest and stored
+            // value of what it keeps (a replaced document is never hashed).
+            let mut stage = |record: DataRecord| -> Result<Vec<Ready>, RestoreError> {
+                let mut ready = Vec::new();
+                merging.full_record(full, &file.name, record, &mut |id, value| {
+                    ready.push((id, value));
+                    Ok(())
+                })?;
+                Ok(ready)
+            };
             let read = |each: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>| read_file(&source, &file.name, &file.sha256, each);
-            *bytes += super::stream::read_in_parallel(read, &mut prepare, &mut |prepared| {
-                merging.full_document(&mut write, prepared?)?;
+            *bytes += super::stream::read_in_parallel(read, &mut stage, &mut |ready| {
+                for (id, value) in ready? {
+                    write(id, value)?;
+                }
                 failpoint::hit("restore.document");
                 read_records += 1;
                 *done += 1;
@@ -92,9 +111,9 @@ pub(super) fn ingest(
         }
         merging.rest(&mut write)?;
         ingestion.finish().map_err(StorageError::from)?;
-        let (taken, merged) = merging.finish();
+        let (taken, digest, superseded) = merging.finish();
         *done += taken;
-        Ok(merged)
+        Ok(Merged { count: written.count, data_bytes: written.data_bytes, digest, superseded })
     })?;
     let Merged { count, data_bytes, digest, superseded } = merged;
     *bytes += ingest_changes(&bulk, &source, &superseded, &index)?;
@@ -102,25 +121,14 @@ pub(super) fn ingest(
     progress(*done, *bytes)
 }
 
-/// A full set's document made ready on the staging thread: its id, etag,
-/// stored value and, unless the server owns it, its term of the digest.
-type Prepared = (String, u64, byteview::ByteView, Option<ContentDigest>);
+/// A document ready for the ingestion: its id and stored value.
+type Ready = (String, byteview::ByteView);
 
-fn prepare(set: &StoredSet, name: &str, flags: u8, record: DataRecord) -> Result<Prepared, RestoreError> {
-    let DataRecord::Document { id, etag, modified_ms, body } = record else {
-        return Err(corrupt(set, name, "a non-document record in a documents file"));
-    };
-    let term = ContentDigest::term(&id, &body);
-    let value = value_with_flags(etag, modified_ms, flags, &body);
-    Ok((id, etag, value, term))
-}
-
-/// Writes one document into the ingestion.
-type Write<'a> = &'a mut dyn FnMut(&str, byteview::ByteView) -> Result<(), StorageError>;
+/// Hands a document the merge keeps to the ingestion (or to the batch bound for it).
+type Keep<'a> = &'a mut dyn FnMut(String, byteview::ByteView) -> Result<(), RestoreError>;
 
 /// What the merge wrote: documents, their stored bytes and digest, and the
 /// etags of the full set's documents a state replaced or deleted, in order.
-#[derive(Default)]
 struct Merged {
     count: u64,
     data_bytes: u64,
@@ -128,71 +136,81 @@ struct Merged {
     superseded: Vec<u64>,
 }
 
-/// The merge of the full set's documents with the states, and what it wrote.
+/// What was ingested, checked as it goes in: ids strictly ascending.
+#[derive(Default)]
+struct Written {
+    last_id: Option<String>,
+    count: u64,
+    data_bytes: u64,
+}
+
+impl Written {
+    /// Counts one document, which must come after the last one written.
+    fn check(&mut self, id: &str, value: &[u8]) -> Result<(), RestoreError> {
+        if self.last_id.as_deref().is_some_and(|last| last >= id) {
+            return Err(BackupError::Corrupt(format!("the chain's documents are not in id order at '{id}'")).into());
+        }
+        self.data_bytes += (id.len() + value.len()) as u64;
+        self.count += 1;
+        Ok(())
+    }
+}
+
+/// The merge of the full set's documents with the states, and the digest
+/// of what it keeps.
 struct Merging<I: Iterator<Item = Result<(String, State), BackupError>>> {
     states: StatesMerge<I>,
-    out: Out,
+    flags: u8,
+    digest: ContentDigest,
 }
 
 impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merging<I> {
     fn new(states: I, flags: u8) -> Self {
-        Self { states: StatesMerge::new(states), out: Out { flags, last_id: None, merged: Merged::default() } }
+        Self { states: StatesMerge::new(states), flags, digest: ContentDigest::default() }
     }
 
-    /// One document of the full set: the states before it, then its own
-    /// state when an incremental changed it (the chain's end wins), else it.
-    fn full_document(&mut self, write: Write<'_>, (id, etag, value, term): Prepared) -> Result<(), RestoreError> {
-        let out = &mut self.out;
-        if self.states.document(&id, etag, &mut |id, state| out.state(write, id, state))? {
+    /// One record of the full set's file `name`: the states before it, then
+    /// its own state when an incremental changed it (the chain's end wins),
+    /// else the document itself.
+    fn full_record(&mut self, full: &StoredSet, name: &str, record: DataRecord, keep: Keep<'_>) -> Result<(), RestoreError> {
+        let DataRecord::Document { id, etag, modified_ms, body } = record else {
+            return Err(corrupt(full, name, "a non-document record in a documents file"));
+        };
+        let (flags, digest) = (self.flags, &mut self.digest);
+        if self.states.document(&id, etag, &mut |id, state| kept_state(flags, digest, keep, id, state))? {
             return Ok(());
         }
-        self.out.write(write, id, value, term)
+        kept(digest, keep, id, value_with_flags(etag, modified_ms, flags, &body), &body)
     }
 
     /// Takes every state left.
-    fn rest(&mut self, write: Write<'_>) -> Result<(), RestoreError> {
-        let out = &mut self.out;
-        self.states.before(None, &mut |id, state| out.state(write, id, state))
+    fn rest(&mut self, keep: Keep<'_>) -> Result<(), RestoreError> {
+        let (flags, digest) = (self.flags, &mut self.digest);
+        self.states.before(None, &mut |id, state| kept_state(flags, digest, keep, id, state))
     }
 
-    /// The states taken (documents and deletions), and what was written.
-    fn finish(self) -> (u64, Merged) {
+    /// The states taken (documents and deletions), the digest of what was
+    /// kept, and the etags the states superseded.
+    fn finish(self) -> (u64, ContentDigest, Vec<u64>) {
         let (taken, superseded) = self.states.finish();
-        (taken, Merged { superseded, ..self.out.merged })
+        (taken, self.digest, superseded)
     }
 }
 
-/// What the merge writes into the ingestion, in id order.
-struct Out {
-    flags: u8,
-    last_id: Option<String>,
-    merged: Merged,
+/// A state taken: a document is kept, a deletion keeps nothing.
+fn kept_state(flags: u8, digest: &mut ContentDigest, keep: Keep<'_>, id: String, state: State) -> Result<(), RestoreError> {
+    match state {
+        State::Document { etag, modified_ms, body } => kept(digest, keep, id, value_with_flags(etag, modified_ms, flags, &body), &body),
+        State::Deleted => Ok(()),
+    }
 }
 
-impl Out {
-    /// A state taken: a document is written, a deletion writes nothing.
-    fn state(&mut self, write: Write<'_>, id: String, state: State) -> Result<(), RestoreError> {
-        if let State::Document { etag, modified_ms, body } = state {
-            let term = ContentDigest::term(&id, &body);
-            self.write(write, id, value_with_flags(etag, modified_ms, self.flags, &body), term)?;
-        }
-        Ok(())
+/// Adds a kept document to the digest (unless the server owns it) and hands it on.
+fn kept(digest: &mut ContentDigest, keep: Keep<'_>, id: String, value: byteview::ByteView, body: &[u8]) -> Result<(), RestoreError> {
+    if let Some(term) = ContentDigest::term(&id, body) {
+        digest.add(&term);
     }
-
-    /// Writes one document, which must come after the last one written.
-    fn write(&mut self, write: Write<'_>, id: String, value: byteview::ByteView, term: Option<ContentDigest>) -> Result<(), RestoreError> {
-        if self.last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
-            return Err(BackupError::Corrupt(format!("the chain's documents are not in id order at '{id}'")).into());
-        }
-        self.merged.data_bytes += (id.len() + value.len()) as u64;
-        if let Some(term) = term {
-            self.merged.digest.add(&term);
-        }
-        write(&id, value)?;
-        self.merged.count += 1;
-        self.last_id = Some(id);
-        Ok(())
-    }
+    keep(id, value)
 }
 
 /// Step 3: the change log, in etag order; the bytes of the full set's log read.
