@@ -42,7 +42,7 @@ use rookery_types::{JobStatus, Severity};
 
 use super::format::new_set_id;
 use super::format::{DataRecord, FileContent, Manifest, SetKind, FORMAT_VERSION};
-use super::location::{Location, StoredSet};
+use super::location::{Depth, Finding, Location, StoredSet};
 use super::logical::FileSet;
 use super::sealed::{SetKey, SetSecret};
 use super::target::{commit_set, Target};
@@ -154,15 +154,7 @@ pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel:
     // Step 1: the chain's structure, before anything is written (every
     // byte is hashed as the fold reads it).
     let mut findings = super::location::verify_links(&prepared.chain);
-    let verified = super::concurrent::map(&prepared.chain, 2, |set| {
-        if cancel.is_canceled() {
-            return Err(BackupError::Canceled);
-        }
-        Ok(super::location::verify_set(set, super::location::Depth::Structure))
-    });
-    for set in verified {
-        findings.extend(set?);
-    }
+    findings.extend(chain_findings(prepared, Depth::Structure, cancel)?);
     if let Some(first) = findings.into_iter().next() {
         return Err(first.into());
     }
@@ -184,13 +176,22 @@ pub fn run(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel:
 /// bytes are not its manifest's (a bit flipped, a file cut short), which is
 /// damage to report as such, not a set written wrong.
 fn damage_in(prepared: &PreparedCompaction, cancel: &CancelToken) -> Option<BackupError> {
-    let found = super::concurrent::map(&prepared.chain, 2, |set| {
+    chain_findings(prepared, Depth::Checksums, cancel).ok()?.into_iter().next().map(BackupError::from)
+}
+
+/// What checking every set of the chain to `depth` found, two sets at a time.
+fn chain_findings(prepared: &PreparedCompaction, depth: Depth, cancel: &CancelToken) -> Result<Vec<Finding>, BackupError> {
+    let checked = super::concurrent::map(&prepared.chain, 2, |set| {
         if cancel.is_canceled() {
             return Err(BackupError::Canceled);
         }
-        Ok(super::location::verify_set(set, super::location::Depth::Checksums))
+        Ok(super::location::verify_set(set, depth))
     });
-    found.into_iter().flat_map(Result::ok).flatten().next().map(BackupError::from)
+    let mut findings = Vec::new();
+    for set in checked {
+        findings.extend(set?);
+    }
+    Ok(findings)
 }
 
 /// Steps 2 to 6, on a chain whose structure step 1 checked (its bytes are
