@@ -227,7 +227,7 @@ fn ingest_changes(bulk: &BulkAccess<'_>, source: &Source<'_>, superseded: &[u64]
         Ok(())
     };
     let bytes = standing_changes(source, superseded, &mut write)?;
-    for entry in index.live_by_etag() {
+    for entry in index.take_live_by_etag() {
         let (etag, id) = entry?;
         write(etag, id)?;
     }

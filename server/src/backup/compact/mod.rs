@@ -280,7 +280,7 @@ fn write(
         changes.write(&DataRecord::Change { etag, id }).map_err(write_error)?;
         Ok(())
     })?;
-    for entry in index.live_by_etag() {
+    for entry in index.take_live_by_etag() {
         let (etag, id) = entry?;
         changes.write(&DataRecord::Change { etag, id }).map_err(write_error)?;
     }
