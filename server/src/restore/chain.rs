@@ -9,7 +9,8 @@
 //! 1. The incrementals' states (a document, or a deletion) come from the
 //!    merge of their id-ordered streams, newest set winning, on a thread of
 //!    their own (`backup::compact::chain`); every document among them is
-//!    marked by etag in a throw-away index in the restore's staging folder.
+//!    marked by etag, in memory up to a bound and past it in a throw-away
+//!    index in the restore's staging folder (`backup::compact::index`).
 //! 2. The full set's documents stream in id order: read, hashed and decoded
 //!    on one thread; merged with the states on another, where an id with a
 //!    state takes it and any other keeps the full set's record, and what is

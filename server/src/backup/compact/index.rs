@@ -1,5 +1,7 @@
 //! Step 2 of a compaction: what the incrementals changed, sorted on local
-//! disk by id (a throw-away `fjall` keyspace), bodies in a spill file.
+//! disk by id (a throw-away `fjall` keyspace), bodies in a spill file; and
+//! for step 4, the live documents written out, by etag ([`LiveLog`]: in
+//! memory while they are few, in the same keyspace's database past that).
 
 use super::super::format::{DataRecord, FileContent};
 use super::super::BackupError;

@@ -26,7 +26,10 @@
 //!    set whose ids no state falls among is copied whole, still compressed.
 //! 4. The change log: every full-set entry whose document no state replaced
 //!    (by etag, in etag order, all at or below the full set's `ToEtag`), then
-//!    the incrementals' documents written out, by etag (all above it).
+//!    the incrementals' documents written out, by etag (all above it). Their
+//!    (etag, id) marks are kept in memory and sorted at the end, up to
+//!    500,000 of them; past that, all go to the scratch keyspace, which
+//!    sorts them on disk, so memory stays bounded however much changed.
 //! 5. The system database's credentials come from the newest set that has
 //!    them; an encrypted database's key as the newest set carries it.
 //! 6. The set is written like any set (`engine::Target`: a `.tmp-` folder
