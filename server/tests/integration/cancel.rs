@@ -66,35 +66,28 @@ fn a_canceled_restore_leaves_no_database_and_no_files() {
     let location = s.location("b");
     s.backup("/databases/Src", &location, false);
     assert_eq!(s.post("/admin/restore/cancel", json!({})).0, 404);
-    let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Copy"}));
-    assert_eq!(status, 202);
-    wait_running(&s, "", "Raven/Restore/Status");
-    let asked = Instant::now();
-    assert_eq!(s.post("/admin/restore/cancel", json!({})).0, 202);
-    let done = s.wait_for_job("", "Raven/Restore/Status");
-    assert_stopped_early(&done, asked, 200);
-    assert_eq!(s.get("/databases/Copy/docs").0, 404);
-    assert_eq!(all_entries(&s.data_dir.join("Databases")), ["Src"], "no staging, no half database");
-    // The name is free: the same restore runs to its end.
-    assert_eq!(s.restore(json!({"BackupLocation": location, "DatabaseName": "Copy"}))["Success"], true);
-    assert!(s.all_docs("/databases/Copy") == s.all_docs("/databases/Src"));
-
+    // A restore canceled midway leaves no database and no staging, and
+    // frees the name: the same restore then runs to its end.
+    let canceled_midway = |name: &str, databases: &[&str]| {
+        let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": name}));
+        assert_eq!(status, 202);
+        wait_running(&s, "", "Raven/Restore/Status");
+        let asked = Instant::now();
+        assert_eq!(s.post("/admin/restore/cancel", json!({})).0, 202);
+        let done = s.wait_for_job("", "Raven/Restore/Status");
+        assert_stopped_early(&done, asked, 200);
+        assert_eq!(s.get(&format!("/databases/{name}/docs")).0, 404);
+        assert_eq!(all_entries(&s.data_dir.join("Databases")), databases, "no staging, no half database");
+        assert_eq!(s.restore(json!({"BackupLocation": location, "DatabaseName": name}))["Success"], true);
+        assert!(s.all_docs(&format!("/databases/{name}")) == s.all_docs("/databases/Src"));
+    };
+    canceled_midway("Copy", &["Src"]);
     // The same for a chain, whose merge with the incremental's states runs
     // on a thread of its own while the documents are ingested.
     s.put_doc("/databases/Src", "d/150", json!({"changed": true}));
     assert_eq!(s.delete("/databases/Src/docs/d/020").0, 204);
     s.backup("/databases/Src", &location, true);
-    let (status, _) = s.post("/admin/restore", json!({"BackupLocation": location, "DatabaseName": "Chain"}));
-    assert_eq!(status, 202);
-    wait_running(&s, "", "Raven/Restore/Status");
-    let asked = Instant::now();
-    assert_eq!(s.post("/admin/restore/cancel", json!({})).0, 202);
-    let done = s.wait_for_job("", "Raven/Restore/Status");
-    assert_stopped_early(&done, asked, 200);
-    assert_eq!(s.get("/databases/Chain/docs").0, 404);
-    assert_eq!(all_entries(&s.data_dir.join("Databases")), ["Copy", "Src"], "no staging, no half database");
-    assert_eq!(s.restore(json!({"BackupLocation": location, "DatabaseName": "Chain"}))["Success"], true);
-    assert!(s.all_docs("/databases/Chain") == s.all_docs("/databases/Src"));
+    canceled_midway("Chain", &["Copy", "Src"]);
 }
 
 #[test]
