@@ -69,6 +69,22 @@ struct RegistryEntry {
     cleanup: Vec<PathBuf>,
 }
 
+impl RegistryEntry {
+    /// Makes the paths an older server recorded relative to the folder it
+    /// was started from (`--data-dir ./data`) absolute, read from the folder
+    /// this server starts from; whether any changed.
+    fn absolutize(&mut self) -> std::io::Result<bool> {
+        let mut changed = false;
+        for path in std::iter::once(&mut self.location).chain(&mut self.cleanup) {
+            if path.is_relative() {
+                *path = crate::paths::resolve(path)?;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+}
+
 /// A job's hold on a database (backup, export, import): while one exists, the
 /// database cannot be deleted (409 `DatabaseBusy`). Dropping it releases it.
 #[derive(Debug)]
@@ -144,6 +160,9 @@ impl Catalog {
         database_roots: &[PathBuf],
     ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(data_dir.join("Databases"))?;
+        // Every path the registry records is absolute, whatever folder the
+        // server is started from next (`--data-dir ./data` included).
+        let data_dir = &crate::paths::resolve(data_dir)?;
         let system = DocumentStore::open(&data_dir.join("System"), durability)?;
         let system =
             Arc::new(DatabaseHandle { name: SYSTEM_DATABASE.to_string(), store: system, jobs: AtomicUsize::new(0), is_system: true });
@@ -157,8 +176,11 @@ impl Catalog {
             roots: std::iter::once(data_dir.to_path_buf()).chain(database_roots.iter().cloned()).collect(),
         };
         let mut max_seq = 0;
-        for (key, entry) in catalog.registry_entries()? {
+        for (key, mut entry) in catalog.registry_entries()? {
             max_seq = max_seq.max(entry.seq);
+            if entry.absolutize()? {
+                catalog.write_entry(&key, &entry)?;
+            }
             if entry.state != EntryState::Ready {
                 tracing::warn!(database = %entry.name, state = ?entry.state, "rolling back an unfinished operation");
                 catalog.roll_back(&key, &entry)?;

@@ -544,3 +544,24 @@ fn wait_true_answers_with_the_end_of_every_kind_of_job() {
     let (status, body) = s.post("/admin/restore?wait=true", json!({"BackupLocation": location, "DatabaseName": "Damaged"}));
     assert_eq!((status, body["Error"].as_str()), (422, Some("ChecksumMismatch")), "{body}");
 }
+
+/// A server started as `make run` starts it, with a relative `--data-dir
+/// ./data`, still has every database after a restart: the catalog records
+/// where each database lives as an absolute path, and reads back the
+/// relative ones an older server recorded from the folder it starts in.
+#[test]
+fn a_server_started_with_a_relative_data_dir_keeps_its_databases_across_restarts() {
+    let mut s = TestServer::start_relative();
+    s.create_db("Kept");
+    s.put_doc("/databases/Kept", "doc/1", json!({"n": 1}));
+    let location = s.location("sets");
+    s.backup("/databases/Kept", &location, false);
+    s.restore(json!({"BackupLocation": location, "DatabaseName": "Restored"}));
+    s.restart();
+    let (status, listed) = s.get("/databases");
+    assert_eq!(status, 200, "{listed}");
+    let names: Vec<&str> = listed.as_array().expect("a list").iter().filter_map(|d| d["Name"].as_str()).collect();
+    assert_eq!(names, ["Kept", "Restored"], "the databases after a restart: {listed}");
+    assert_eq!(s.get("/databases/Kept/docs/doc/1").1, json!({"n": 1}));
+    assert_eq!(s.get("/databases/Restored/docs/doc/1").1, json!({"n": 1}));
+}

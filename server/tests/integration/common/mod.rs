@@ -52,6 +52,8 @@ pub struct TestServer {
     env: Vec<(String, String)>,
     args: Vec<String>,
     agent: ureq::Agent,
+    /// Started in its temp folder with `--data-dir ./data` (as `make run` does).
+    relative: bool,
     /// The lines the server printed after its first (since its last start).
     printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -69,6 +71,21 @@ impl TestServer {
 
     /// Starts a server with extra environment and flags.
     pub fn start_full(env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut server = Self::unstarted(env, args);
+        server.spawn();
+        server
+    }
+
+    /// Starts a server in its temp folder with a relative `--data-dir ./data`,
+    /// as `make run` starts one.
+    pub fn start_relative() -> Self {
+        let mut server = Self::unstarted(&[], &[]);
+        server.relative = true;
+        server.spawn();
+        server
+    }
+
+    fn unstarted(env: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -81,9 +98,7 @@ impl TestServer {
             .build()
             .into();
         let args = args.iter().map(|a| a.to_string()).collect();
-        let mut server = Self { dir, data_dir, url: String::new(), child: None, env, args, agent, printed: std::sync::Arc::default() };
-        server.spawn();
-        server
+        Self { dir, data_dir, url: String::new(), child: None, env, args, agent, relative: false, printed: std::sync::Arc::default() }
     }
 
     /// The server process's id.
@@ -103,7 +118,12 @@ impl TestServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(server_bin());
-        cmd.arg("--data-dir").arg(&self.data_dir).arg("--bind").arg("127.0.0.1:0");
+        if self.relative {
+            cmd.current_dir(self.dir.path()).arg("--data-dir").arg("./data");
+        } else {
+            cmd.arg("--data-dir").arg(&self.data_dir);
+        }
+        cmd.arg("--bind").arg("127.0.0.1:0");
         cmd.env("RUST_LOG", "warn").env("LEPTOS_SITE_ROOT", self.dir.path().join("site"));
         cmd.args(&self.args);
         cmd.env_remove("ROOKERY_FAILPOINTS");
