@@ -297,12 +297,21 @@ impl<'a> FileSet<'a> {
         let (file, size, sha256) = under.finish().map_err(io)?.finish();
         file.finish().map_err(io)?;
         self.bytes_done += size;
-        if let Some(pace) = self.pace {
-            pace.wait(self.bytes_done);
-        }
+        self.pace_to(self.bytes_done)?;
         failpoint::hit("backup.after_data_file");
         self.finished.push(ManifestFile { name, size, sha256, content, records, shared: false });
         Ok(())
+    }
+
+    /// Keeps `MaxBytesPerSecond` once `written` bytes are out: a wait long
+    /// enough to be seen shows the progress made first (its report would
+    /// otherwise wait with it), and a cancel cuts the wait short.
+    fn pace_to(&mut self, written: u64) -> Result<(), BackupError> {
+        let Some(pace) = self.pace else { return Ok(()) };
+        if pace.ahead(written) >= crate::jobs::STATUS_INTERVAL {
+            self.reporter.publish();
+        }
+        pace.wait(written, self.cancel)
     }
 
     /// Documents as `(id, stored record)` in id order, written from the
@@ -506,11 +515,9 @@ impl DocumentFiles {
         }
         let current = files.bytes_done + self.sink.written();
         files.reporter.progress(files.documents_done, current);
-        if let Some(pace) = files.pace {
-            if current >= files.paced_at + PACE_STEP {
-                files.paced_at = current;
-                pace.wait(current);
-            }
+        if files.pace.is_some() && current >= files.paced_at + PACE_STEP {
+            files.paced_at = current;
+            files.pace_to(current)?;
         }
         Ok(())
     }

@@ -55,12 +55,24 @@ impl Pace {
         Self { bytes_per_second: bytes_per_second.max(1), started: std::time::Instant::now() }
     }
 
-    /// Sleeps until `written` bytes are within the rate.
-    pub fn wait(&self, written: u64) {
+    /// How long `written` bytes are ahead of the rate (zero when within it).
+    #[must_use]
+    pub fn ahead(&self, written: u64) -> std::time::Duration {
         let due = std::time::Duration::from_secs_f64(written as f64 / self.bytes_per_second as f64);
-        let elapsed = self.started.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
+        due.saturating_sub(self.started.elapsed())
+    }
+
+    /// Sleeps until `written` bytes are within the rate, or until the job
+    /// is canceled: a cap of a few bytes a second holds a backup for hours,
+    /// and a cancel must still stop it at once.
+    ///
+    /// # Errors
+    /// [`BackupError::Canceled`] when the job was asked to stop.
+    pub fn wait(&self, written: u64, cancel: &crate::jobs::CancelToken) -> Result<(), BackupError> {
+        if cancel.sleep(self.ahead(written)) {
+            Ok(())
+        } else {
+            Err(BackupError::Canceled)
         }
     }
 }

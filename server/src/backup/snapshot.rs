@@ -109,8 +109,8 @@ pub(super) fn write_set(
             to_copy.push(i);
             continue;
         } else {
-            shipped[i] =
-                Some(copy_into(target, &source, file, &prepared.set_id, set_key, pace.as_ref().map(|p| (p, bytes_done))).map_err(io)?);
+            let pace = pace.as_ref().map(|p| (p, bytes_done, cancel));
+            shipped[i] = Some(copy_into(target, &source, file, &prepared.set_id, set_key, pace)?);
             uploaded += file.size;
         }
         failpoint::hit("snapshot.after_file");
@@ -291,18 +291,21 @@ fn ship_shared(
 }
 
 /// Copies one file into the set (sealed when the set is encrypted), hashing
-/// what is written; the size and SHA-256 of the file in the set.
+/// what is written; the size and SHA-256 of the file in the set. A paced
+/// copy (`MaxBytesPerSecond`, the bytes of the set before this file) waits
+/// after each chunk, and a cancel cuts the wait short.
 fn copy_into(
     target: &Target,
     source: &Path,
     file: &PinnedFile,
     set_id: &str,
     set_key: Option<&crate::crypto::Key>,
-    pace: Option<(&super::Pace, u64)>,
-) -> std::io::Result<(u64, String)> {
-    let mut input = File::open(source)?;
-    let meta = input.metadata()?;
-    let sink = target.create(&file.name)?;
+    pace: Option<(&super::Pace, u64, &CancelToken)>,
+) -> Result<(u64, String), BackupError> {
+    let io = |e: std::io::Error| io_error(&e, |m| BackupError::Io(format!("cannot write {}: {m}", file.name)));
+    let mut input = File::open(source).map_err(io)?;
+    let meta = input.metadata().map_err(io)?;
+    let sink = target.create(&file.name).map_err(io)?;
     let hashing = HashingWriter::new(sink);
     let mut out = match set_key {
         Some(key) => {
@@ -312,17 +315,17 @@ fn copy_into(
     };
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = input.read(&mut buf)?;
+        let n = input.read(&mut buf).map_err(io)?;
         if n == 0 {
             break;
         }
-        out.write_all(&buf[..n])?;
-        if let Some((pace, before)) = pace {
-            pace.wait(before + out.written());
+        out.write_all(&buf[..n]).map_err(io)?;
+        if let Some((pace, before, cancel)) = pace {
+            pace.wait(before + out.written(), cancel)?;
         }
     }
-    let (sink, size, sha) = out.finish()?.finish();
-    sink.finish()?;
+    let (sink, size, sha) = out.finish().map_err(io)?.finish();
+    sink.finish().map_err(io)?;
     if file.shared && set_key.is_none() {
         super::kept_hashes::remember(&meta, &sha);
     }

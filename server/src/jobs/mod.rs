@@ -85,7 +85,27 @@ impl CancelToken {
     pub fn is_canceled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Sleeps for `duration`, or less when the job is asked to stop
+    /// meanwhile (looked at every [`CANCEL_POLL`]); whether it slept it all.
+    #[must_use]
+    pub fn sleep(&self, duration: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + duration;
+        loop {
+            if self.is_canceled() {
+                return false;
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(CANCEL_POLL));
+        }
+    }
 }
+
+/// How often a job's sleep looks whether it was canceled.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The jobs that run now, by kind and database (lower-case name; the
 /// server-wide restore under `""`), so that a cancel request finds its job.

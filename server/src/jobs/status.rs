@@ -83,6 +83,12 @@ impl StatusReporter {
         self.write_logged();
     }
 
+    /// Writes the document now (before a job waits, so its status shows
+    /// where it stands meanwhile).
+    pub fn publish(&mut self) {
+        self.write_logged();
+    }
+
     /// Records progress; writes the document at most every [`STATUS_INTERVAL`].
     pub fn progress(&mut self, documents_done: u64, bytes_written: u64) {
         let p = &mut self.status.progress;

@@ -224,3 +224,50 @@ fn a_canceled_compaction_leaves_no_set() {
     assert_stopped_early(&done, asked, 121);
     assert_eq!(all_entries(Path::new(&location)), before, "a canceled compaction left something");
 }
+
+/// A backup held by its `MaxBytesPerSecond` (here 1 byte a second, so each
+/// file it writes is followed by minutes of pacing) stops as soon as it is
+/// canceled, whether it writes documents or copies a snapshot's files: the
+/// pace's wait is cut short by the cancel, not waited out.
+#[test]
+fn a_backup_held_by_its_pace_stops_at_once_when_canceled() {
+    let s = TestServer::start();
+    s.create_db("Paced");
+    for i in 0..200 {
+        s.put_doc("/databases/Paced", &format!("d/{i:03}"), json!({"i": i}));
+    }
+    let kinds = [
+        ("snapshot", json!({"MaxBytesPerSecond": 1, "BackupType": "Snapshot", "BackupPassphrase": "pw"})),
+        ("logical", json!({"MaxBytesPerSecond": 1})),
+    ];
+    for (kind, options) in kinds {
+        let location = s.location(kind);
+        let mut body = options.clone();
+        body["BackupLocation"] = json!(location);
+        let (status, answer) = s.post("/databases/Paced/admin/backup", body);
+        assert_eq!(status, 202, "{kind}: {answer}");
+        // Held by its pace: a logical backup paces as it closes each file
+        // (its status shows every document written meanwhile), a snapshot
+        // as it copies each file it pinned.
+        let held = |status: &Value| {
+            let pinned = status["Messages"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["Message"].as_str().is_some_and(|t| t.starts_with("Pinned"))));
+            pinned || status["Progress"]["DocumentsDone"] == 200
+        };
+        for attempt in 0.. {
+            let (_, status) = s.get("/databases/Paced/docs/Raven/Backup/Status");
+            if status["IsRunning"] == true && held(&status) {
+                break;
+            }
+            assert!(attempt < 1000, "{kind}: the backup never reached its pace: {status}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let asked = Instant::now();
+        assert_eq!(s.post("/databases/Paced/admin/backup/cancel", json!({})).0, 202, "{kind}");
+        let done = s.wait_for_job("/databases/Paced", "Raven/Backup/Status");
+        assert_eq!((done["Success"].as_bool(), done["ErrorCode"].as_str()), (Some(false), Some("Canceled")), "{kind}: {done}");
+        assert!(asked.elapsed() < Duration::from_secs(2), "{kind}: the backup took {:?} to stop after its cancel", asked.elapsed());
+        assert!(all_entries(Path::new(&location)).is_empty(), "{kind}: a canceled backup left {:?}", all_entries(Path::new(&location)));
+    }
+}
