@@ -69,6 +69,12 @@ fn term(id: &str, raw: &[u8]) -> Option<ContentDigest> {
     ContentDigest::term(id, raw.get(HEADER_LEN..).unwrap_or_default())
 }
 
+/// Level-0 tables at which fjall's leveled compaction (its default
+/// strategy, which the store keeps) merges them into level 1.
+const LEVEL0_COMPACTION_TRIGGER: usize = 4;
+/// How long fjall's compactions must stay idle for [`DocumentStore::settle`].
+const SETTLED_FOR: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A Rookery database on disk.
 pub struct DocumentStore {
     db: Database,
@@ -646,6 +652,28 @@ impl DocumentStore {
         self.seal_memtables()?;
         self.wait_for_flushes(None);
         Ok(())
+    }
+
+    /// Flushes the memtables, then waits until fjall's compactions have
+    /// caught up: none running, and fewer level-0 tables than start one,
+    /// both for [`SETTLED_FOR`] on end. A database at rest, as one is once
+    /// its writers have stopped for a while (the bench's load ends so, so
+    /// that its first timed backup does not run beside the compactions of
+    /// a gigabyte just written).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn settle(&self) -> Result<(), StorageError> {
+        self.flush_memtables()?;
+        let mut quiet_since = std::time::Instant::now();
+        loop {
+            if self.db.active_compactions() > 0 || self.most_level0_tables() >= LEVEL0_COMPACTION_TRIGGER {
+                quiet_since = std::time::Instant::now();
+            } else if quiet_since.elapsed() >= SETTLED_FOR {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// [`Self::flush_memtables`], waiting at most a minute for fjall's
