@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::error::BackupError;
 use super::format::{sha256sums, MANIFEST};
 use super::location::{io_error, scan, Location, StoredSet, MAX_MANIFEST_BYTES};
-use super::target::{temp_dir, Target};
+use super::target::{temp_dir, with_target, Target};
 use crate::failpoint;
 use crate::jobs::CancelToken;
 use crate::restore::plan::{choose_chain, ChainChoice};
@@ -162,12 +162,7 @@ fn copy_set(set: &StoredSet, to: &Location, progress: &mut dyn CopyProgress, can
         return Err(BackupError::ChecksumMismatch(format!("{set_id}/{MANIFEST} changed while the copy read it")));
     }
     clear_own_leftover(to, set_id)?;
-    let target = Target::begin(to, set_id)?;
-    let result = write_files(set, to, &target, raw, progress, cancel);
-    if result.is_err() {
-        target.abort();
-    }
-    result
+    with_target(to, set_id, cancel, |target| write_files(set, to, target, raw, progress, cancel))
 }
 
 /// Writes the files, then the manifest; the bytes copied.

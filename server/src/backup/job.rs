@@ -12,7 +12,7 @@ use super::format::SetKind;
 use super::handle::BackupHandle;
 use super::location::Location;
 use super::prepare::{prepare, BackupOptions, BackupSummary, PreparedBackup};
-use super::target::{temp_dir, Target};
+use super::target::{temp_dir, with_target};
 use super::{logical, snapshot};
 use crate::engine::Rookery;
 use crate::jobs::CancelToken;
@@ -83,15 +83,10 @@ pub(crate) fn clear_abandoned(
 /// # Errors
 /// Any failure; what the backup wrote is removed before returning.
 fn run(prepared: &PreparedBackup, reporter: &mut StatusReporter, cancel: &CancelToken) -> Result<BackupSummary, BackupError> {
-    let target = Target::begin(&prepared.location, &prepared.set_id)?;
-    let result = match prepared.kind {
-        SetKind::Snapshot => snapshot::write_set(prepared, &target, reporter, cancel),
-        SetKind::Full | SetKind::Incremental => logical::write_set(prepared, &target, reporter, cancel),
-    };
-    if result.is_err() {
-        target.abort();
-    }
-    result
+    with_target(&prepared.location, &prepared.set_id, cancel, |target| match prepared.kind {
+        SetKind::Snapshot => snapshot::write_set(prepared, target, reporter, cancel),
+        SetKind::Full | SetKind::Incremental => logical::write_set(prepared, target, reporter, cancel),
+    })
 }
 
 /// How a backup or compaction ended, for the records.

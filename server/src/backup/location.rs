@@ -132,8 +132,12 @@ fn connect(bucket: &str, prefix: &str, s3: Option<&S3Settings>) -> Result<Locati
     })
 }
 
-/// An I/O error of a location: a storage fault (object storage) or `what`.
+/// An I/O error of a location: a wait its job's cancel cut short, a
+/// storage fault (object storage), or `what`.
 pub fn io_error(e: &std::io::Error, what: impl FnOnce(String) -> BackupError) -> BackupError {
+    if object::is_canceled(e) {
+        return BackupError::Canceled;
+    }
     match object::fault_of(e) {
         Some(fault) => BackupError::StorageUnavailable(fault.0.clone()),
         None => what(e.to_string()),

@@ -30,6 +30,7 @@ use rookery_types::{ObjectLock, S3Settings};
 
 use super::object_lock::{LockRequests, Retention};
 use super::object_requests::{count, counted, Op};
+use crate::jobs::CancelToken;
 
 /// The scheme of object storage locations.
 pub const SCHEME: &str = "s3://";
@@ -124,6 +125,66 @@ fn block<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// How long a job's requests wait on the storage.
+#[derive(Debug, Clone, Default)]
+enum Wait {
+    /// Until the storage answers, or its retries run out.
+    #[default]
+    Answered,
+    /// As [`Self::Answered`], or until the job is canceled.
+    UntilCanceled(CancelToken),
+    /// At most this long (the clean-up of a canceled job).
+    Within(Duration),
+}
+
+/// How long a canceled backup's clean-up waits on the storage, per request.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(3);
+/// How often a wait on the storage looks whether its job was canceled.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
+
+/// A wait on the storage cut short by its job's cancel.
+#[derive(Debug)]
+pub struct CanceledWait;
+
+impl std::fmt::Display for CanceledWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("canceled while waiting on the storage")
+    }
+}
+
+impl std::error::Error for CanceledWait {}
+
+/// Whether `e` is a wait on the storage that its job's cancel cut short.
+#[must_use]
+pub fn is_canceled(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<CanceledWait>())
+}
+
+impl Wait {
+    /// Runs `future` to completion from synchronous code, as this wait allows.
+    fn run<F: Future>(&self, future: F) -> std::io::Result<F::Output> {
+        match self {
+            Self::Answered => Ok(block(future)),
+            Self::UntilCanceled(token) => block(async move {
+                tokio::select! {
+                    out = future => Some(out),
+                    () = canceled(token) => None,
+                }
+            })
+            .ok_or_else(|| std::io::Error::other(CanceledWait)),
+            Self::Within(limit) => block(async move { tokio::time::timeout(*limit, future).await })
+                .map_err(|_| std::io::Error::other(StorageFault(format!("the storage did not answer within {} s", limit.as_secs())))),
+        }
+    }
+}
+
+/// Ends once `token` is canceled.
+async fn canceled(token: &CancelToken) {
+    while !token.is_canceled() {
+        tokio::time::sleep(CANCEL_POLL).await;
+    }
+}
+
 /// `s3://bucket/prefix`, checked: a bucket name S3 accepts, a prefix of plain
 /// components (no empty, `.` or `..` part, no backslash or NUL, no trailing `/`).
 ///
@@ -199,6 +260,8 @@ pub struct ObjectLocation {
     lock: Option<ObjectLock>,
     /// The object lock requests, made on first use.
     lock_requests: Arc<LockState>,
+    /// How long its requests wait (see [`Self::canceled_by`]).
+    wait: Wait,
 }
 
 /// What the object lock requests need, and what they found.
@@ -295,7 +358,36 @@ impl ObjectLocation {
         }
         let store = builder.clone().build().map_err(|e| ConnectError::Unusable(format!("cannot connect to object storage: {e}")))?;
         let lock_requests = Arc::new(LockState { builder, requests: OnceLock::new(), enabled: OnceLock::new() });
-        Ok(Self { bucket: bucket.to_string(), prefix: prefix.to_string(), store: Arc::new(store), lock: None, lock_requests })
+        Ok(Self {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            store: Arc::new(store),
+            lock: None,
+            lock_requests,
+            wait: Wait::Answered,
+        })
+    }
+
+    /// The same location for a job: its requests, and the uploads of the
+    /// files it writes, stop waiting on the storage once `cancel` is
+    /// canceled (an error for which [`is_canceled`] holds), instead of
+    /// waiting out the storage's retries.
+    #[must_use]
+    pub fn canceled_by(&self, cancel: &CancelToken) -> Self {
+        Self { wait: Wait::UntilCanceled(cancel.clone()), ..self.clone() }
+    }
+
+    /// Whether the job this location is for (see [`Self::canceled_by`]) was canceled.
+    #[must_use]
+    pub fn job_canceled(&self) -> bool {
+        matches!(&self.wait, Wait::UntilCanceled(token) if token.is_canceled())
+    }
+
+    /// The same location for the clean-up of a canceled job: each request
+    /// waits at most [`CLEANUP_LIMIT`].
+    #[must_use]
+    pub fn for_cleanup(&self) -> Self {
+        Self { wait: Wait::Within(CLEANUP_LIMIT), ..self.clone() }
     }
 
     /// This location, every set written into it locked by `lock`.
@@ -326,7 +418,7 @@ impl ObjectLocation {
             return Ok(*enabled);
         }
         let requests = self.lock_requests()?;
-        let enabled = block(requests.enabled()).map_err(as_fault)?;
+        let enabled = self.wait.run(requests.enabled())?.map_err(as_fault)?;
         Ok(*self.lock_requests.enabled.get_or_init(|| enabled))
     }
 
@@ -347,14 +439,15 @@ impl ObjectLocation {
         };
         let keys: Vec<String> = self.list_under(set_id)?.into_iter().map(|e| self.full_key(&e.key)).collect();
         let requests = self.lock_requests()?;
-        block(async {
-            futures::stream::iter(keys)
-                .map(|key| async move { requests.retain(&key, &retention).await })
-                .buffer_unordered(LOCK_REQUESTS_IN_FLIGHT)
-                .try_collect::<Vec<()>>()
-                .await
-        })
-        .map_err(as_fault)?;
+        self.wait
+            .run(async {
+                futures::stream::iter(keys)
+                    .map(|key| async move { requests.retain(&key, &retention).await })
+                    .buffer_unordered(LOCK_REQUESTS_IN_FLIGHT)
+                    .try_collect::<Vec<()>>()
+                    .await
+            })?
+            .map_err(as_fault)?;
         Ok(Some(retention))
     }
 
@@ -367,7 +460,7 @@ impl ObjectLocation {
             None => self.put(key, bytes),
             Some(retention) => {
                 let requests = self.lock_requests()?;
-                block(requests.put_locked(&self.full_key(key), bytes, retention)).map_err(as_fault)
+                self.wait.run(requests.put_locked(&self.full_key(key), bytes, retention))?.map_err(as_fault)
             }
         }
     }
@@ -392,14 +485,16 @@ impl ObjectLocation {
             }
         }
         let requests = self.lock_requests()?;
-        let found = block(async {
-            futures::stream::iter(keys.iter())
-                .map(|key| async move { requests.retention_of(&self.full_key(key)).await.map(|r| (key.clone(), r)) })
-                .buffer_unordered(LOCK_REQUESTS_IN_FLIGHT)
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .map_err(as_fault)?;
+        let found = self
+            .wait
+            .run(async {
+                futures::stream::iter(keys.iter())
+                    .map(|key| async move { requests.retention_of(&self.full_key(key)).await.map(|r| (key.clone(), r)) })
+                    .buffer_unordered(LOCK_REQUESTS_IN_FLIGHT)
+                    .try_collect::<Vec<_>>()
+                    .await
+            })?
+            .map_err(as_fault)?;
         Ok(found.into_iter().filter_map(|(key, r)| Some((key, r?))).collect())
     }
 
@@ -424,7 +519,7 @@ impl ObjectLocation {
     pub fn list_names(&self) -> std::io::Result<Vec<String>> {
         let prefix = (!self.prefix.is_empty()).then(|| self.path(""));
         let store = self.store.clone();
-        let listed = counted(Op::List, block(async move { store.list_with_delimiter(prefix.as_ref()).await })).map_err(to_io)?;
+        let listed = counted(Op::List, self.wait.run(async move { store.list_with_delimiter(prefix.as_ref()).await })?).map_err(to_io)?;
         Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
     }
 
@@ -433,7 +528,7 @@ impl ObjectLocation {
     /// # Errors
     /// A [`StorageFault`].
     pub fn exists(&self, key: &str) -> std::io::Result<bool> {
-        match counted(Op::Head, block(self.store.head(&self.path(key)))) {
+        match counted(Op::Head, self.wait.run(self.store.head(&self.path(key)))?) {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(to_io(e)),
@@ -462,7 +557,7 @@ impl ObjectLocation {
         let store = self.store.clone();
         let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
         let metas: Vec<object_store::ObjectMeta> =
-            counted(Op::List, block(async move { store.list(prefix.as_ref()).try_collect().await })).map_err(to_io)?;
+            counted(Op::List, self.wait.run(async move { store.list(prefix.as_ref()).try_collect().await })?).map_err(to_io)?;
         Ok(metas
             .into_iter()
             .filter_map(|m| {
@@ -488,7 +583,7 @@ impl ObjectLocation {
     /// `NotFound`, or a [`StorageFault`].
     pub fn size_of(&self, key: &str) -> std::io::Result<u64> {
         let path = self.path(key);
-        counted(Op::Head, block(self.store.head(&path))).map(|m| m.size).map_err(to_io)
+        counted(Op::Head, self.wait.run(self.store.head(&path))?).map(|m| m.size).map_err(to_io)
     }
 
     /// A streaming reader of one object.
@@ -497,8 +592,8 @@ impl ObjectLocation {
     /// `NotFound`, or a [`StorageFault`].
     pub fn open(&self, key: &str) -> std::io::Result<ObjectReader> {
         let path = self.path(key);
-        let result = counted(Op::Get, block(self.store.get(&path))).map_err(to_io)?;
-        Ok(ObjectReader { stream: result.into_stream(), current: Bytes::new() })
+        let result = counted(Op::Get, self.wait.run(self.store.get(&path))?).map_err(to_io)?;
+        Ok(ObjectReader { stream: result.into_stream(), current: Bytes::new(), wait: self.wait.clone() })
     }
 
     /// The bytes `offset..offset + len` of one object (one ranged `GET`).
@@ -507,7 +602,7 @@ impl ObjectLocation {
     /// `NotFound`, or a [`StorageFault`].
     pub fn read_range(&self, key: &str, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
         let path = self.path(key);
-        let bytes = counted(Op::Get, block(self.store.get_range(&path, offset..offset + len))).map_err(to_io)?;
+        let bytes = counted(Op::Get, self.wait.run(self.store.get_range(&path, offset..offset + len))?).map_err(to_io)?;
         Ok(bytes.to_vec())
     }
 
@@ -517,13 +612,20 @@ impl ObjectLocation {
     /// A [`StorageFault`].
     pub fn put(&self, key: &str, bytes: Vec<u8>) -> std::io::Result<()> {
         let path = self.path(key);
-        counted(Op::Put, block(self.store.put(&path, bytes.into()))).map(|_| ()).map_err(to_io)
+        counted(Op::Put, self.wait.run(self.store.put(&path, bytes.into()))?).map(|_| ()).map_err(to_io)
     }
 
     /// A streaming writer of one object; nothing exists under `key` until [`ObjectWriter::finish`].
     #[must_use]
     pub fn create(&self, key: &str) -> ObjectWriter {
-        ObjectWriter { store: self.store.clone(), path: self.path(key), buffer: Vec::new(), upload: None, done: false }
+        ObjectWriter {
+            store: self.store.clone(),
+            path: self.path(key),
+            buffer: Vec::new(),
+            upload: None,
+            done: false,
+            wait: self.wait.clone(),
+        }
     }
 
     /// Deletes every object of one set (listing only that set's keys).
@@ -545,7 +647,7 @@ impl ObjectLocation {
         }
         let paths: Vec<ObjectPath> = keys.iter().map(|k| self.path(k)).collect();
         let store = self.store.clone();
-        let result = block(async move {
+        let result = self.wait.run(async move {
             let stream = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
             let results: Vec<object_store::Result<ObjectPath>> = store.delete_stream(stream).collect().await;
             for r in results {
@@ -555,7 +657,7 @@ impl ObjectLocation {
                 }
             }
             Ok(())
-        });
+        })?;
         counted(Op::Delete, result).map_err(to_io)
     }
 }
@@ -564,12 +666,13 @@ impl ObjectLocation {
 pub struct ObjectReader {
     stream: BoxStream<'static, object_store::Result<Bytes>>,
     current: Bytes,
+    wait: Wait,
 }
 
 impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            match block(self.stream.next()) {
+            match self.wait.run(self.stream.next())? {
                 Some(chunk) => self.current = chunk.map_err(to_io)?,
                 None => return Ok(0),
             }
@@ -589,17 +692,18 @@ pub struct ObjectWriter {
     buffer: Vec<u8>,
     upload: Option<WriteMultipart>,
     done: bool,
+    wait: Wait,
 }
 
 impl ObjectWriter {
     fn send_part(&mut self) -> std::io::Result<()> {
         if self.upload.is_none() {
-            let upload = counted(Op::CreateMultipart, block(self.store.put_multipart(&self.path))).map_err(to_io)?;
+            let upload = counted(Op::CreateMultipart, self.wait.run(self.store.put_multipart(&self.path))?).map_err(to_io)?;
             self.upload = Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES));
         }
         let part = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_BYTES)));
         let upload = self.upload.as_mut().ok_or_else(|| std::io::Error::other("no upload"))?;
-        block(upload.wait_for_capacity(PARTS_IN_FLIGHT)).map_err(to_io)?;
+        self.wait.run(upload.wait_for_capacity(PARTS_IN_FLIGHT))?.map_err(to_io)?;
         let _context = runtime().enter();
         upload.put(part);
         count(Op::UploadPart, false);
@@ -611,7 +715,8 @@ impl ObjectWriter {
     /// # Errors
     /// A [`StorageFault`]; the object then does not exist.
     pub fn finish(self) -> std::io::Result<()> {
-        join(self.complete())
+        let wait = self.wait.clone();
+        join(self.complete(), &wait)
     }
 
     /// Completes the object in the background: `finishing` says when it
@@ -621,7 +726,8 @@ impl ObjectWriter {
     /// # Errors
     /// A [`StorageFault`] of the oldest file finishing, when waited for.
     pub fn finish_in(self, finishing: &Finishing) -> std::io::Result<()> {
-        finishing.push(self.complete())
+        let wait = self.wait.clone();
+        finishing.push(self.complete(), &wait)
     }
 
     /// The last part or the single `PUT`, then the completion, as a task.
@@ -651,17 +757,39 @@ impl ObjectWriter {
 pub struct Finishing(std::sync::Mutex<std::collections::VecDeque<tokio::task::JoinHandle<std::io::Result<()>>>>);
 
 impl Finishing {
-    fn push(&self, upload: tokio::task::JoinHandle<std::io::Result<()>>) -> std::io::Result<()> {
-        let oldest = {
-            let mut queue = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn push(&self, upload: tokio::task::JoinHandle<std::io::Result<()>>, wait: &Wait) -> std::io::Result<()> {
+        let over = {
+            let mut queue = self.lock();
             queue.push_back(upload);
-            if queue.len() > FILES_FINISHING {
-                queue.pop_front()
-            } else {
-                None
-            }
+            queue.len() > FILES_FINISHING
         };
-        oldest.map_or(Ok(()), join)
+        if over {
+            self.wait_oldest(wait).unwrap_or(Ok(()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<tokio::task::JoinHandle<std::io::Result<()>>>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for the oldest upload as `wait` allows (`None`: none is left).
+    /// One a cancel cut short stays first in line (the clean-up waits for
+    /// it); one the storage did not answer in time is dropped.
+    fn wait_oldest(&self, wait: &Wait) -> Option<std::io::Result<()>> {
+        let mut upload = self.lock().pop_front()?;
+        Some(match wait.run(&mut upload) {
+            Ok(joined) => uploaded(joined),
+            Err(e) if is_canceled(&e) => {
+                self.lock().push_front(upload);
+                Err(e)
+            }
+            Err(e) => {
+                upload.abort();
+                Err(e)
+            }
+        })
     }
 
     /// Waits for every upload still finishing.
@@ -669,19 +797,41 @@ impl Finishing {
     /// # Errors
     /// The first upload's failure (every upload is waited for all the same).
     pub fn wait_all(&self) -> std::io::Result<()> {
-        let uploads: Vec<_> = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
+        self.wait_all_in(&Wait::Answered)
+    }
+
+    /// [`Self::wait_all`] as `location`'s requests wait (see
+    /// [`ObjectLocation::canceled_by`], [`ObjectLocation::for_cleanup`]).
+    ///
+    /// # Errors
+    /// As [`Self::wait_all`], or a wait its job's cancel cut short ([`is_canceled`]).
+    pub fn wait_all_for(&self, location: &ObjectLocation) -> std::io::Result<()> {
+        self.wait_all_in(&location.wait)
+    }
+
+    fn wait_all_in(&self, wait: &Wait) -> std::io::Result<()> {
         let mut first_error = None;
-        for upload in uploads {
-            if let Err(e) = join(upload) {
-                first_error.get_or_insert(e);
+        while let Some(result) = self.wait_oldest(wait) {
+            match result {
+                Err(e) if is_canceled(&e) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+                Ok(()) => {}
             }
         }
         first_error.map_or(Ok(()), Err)
     }
 }
 
-fn join(upload: tokio::task::JoinHandle<std::io::Result<()>>) -> std::io::Result<()> {
-    block(upload).map_err(|e| std::io::Error::other(format!("an upload stopped: {e}")))??;
+/// Waits for one upload as `wait` allows (one not waited for goes on alone).
+fn join(mut upload: tokio::task::JoinHandle<std::io::Result<()>>, wait: &Wait) -> std::io::Result<()> {
+    uploaded(wait.run(&mut upload)?)
+}
+
+/// How an upload that ran to its end ended.
+fn uploaded(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    joined.map_err(|e| std::io::Error::other(format!("an upload stopped: {e}")))??;
     crate::failpoint::hit("object.after_upload");
     Ok(())
 }
@@ -734,7 +884,7 @@ mod tests {
             let _ = released.await;
             Err(std::io::Error::other("the storage refused the last part"))
         });
-        finishing.push(failing).expect("not waited for yet");
+        finishing.push(failing, &Wait::Answered).expect("not waited for yet");
         let ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let quick = |ended: Arc<std::sync::atomic::AtomicUsize>| {
             runtime().spawn(async move {
@@ -743,23 +893,26 @@ mod tests {
             })
         };
         for _ in 1..FILES_FINISHING {
-            finishing.push(quick(ended.clone())).expect("not waited for yet");
+            finishing.push(quick(ended.clone()), &Wait::Answered).expect("not waited for yet");
         }
         // One more than may finish at once: the oldest, the failing one, is waited for.
         let _ = release.send(());
-        let oldest = finishing.push(quick(ended.clone()));
+        let oldest = finishing.push(quick(ended.clone()), &Wait::Answered);
         assert_eq!(oldest.expect_err("the oldest upload failed").to_string(), "the storage refused the last part");
         finishing.wait_all().expect("the others succeeded");
         assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING);
 
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         finishing
-            .push(runtime().spawn(async move {
-                let _ = released.await;
-                Err(std::io::Error::other("cut"))
-            }))
+            .push(
+                runtime().spawn(async move {
+                    let _ = released.await;
+                    Err(std::io::Error::other("cut"))
+                }),
+                &Wait::Answered,
+            )
             .expect("pending");
-        finishing.push(quick(ended.clone())).expect("pending");
+        finishing.push(quick(ended.clone()), &Wait::Answered).expect("pending");
         let _ = release.send(());
         assert!(finishing.wait_all().is_err(), "a failure in the background fails the set");
         assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING + 1, "and every upload ended first");

@@ -59,8 +59,30 @@ impl FileSink {
     }
 }
 
+/// Writes one set into `location` with `write`. What a failed write left is
+/// removed; a canceled one ends `Canceled` whatever its last step failed
+/// with (a wait on the storage the cancel cut short, say).
+pub(super) fn with_target<T>(
+    location: &Location,
+    set_id: &str,
+    cancel: &CancelToken,
+    write: impl FnOnce(&Target) -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
+    let target = Target::begin(location, set_id, cancel)?;
+    let result = write(&target);
+    if result.is_err() {
+        target.abort();
+    }
+    match result {
+        Err(_) if cancel.is_canceled() => Err(BackupError::Canceled),
+        other => other,
+    }
+}
+
 impl Target {
-    pub(super) fn begin(location: &Location, set_id: &str) -> Result<Self, BackupError> {
+    /// Starts a set in `location`; in object storage, its requests stop
+    /// waiting on the storage once `cancel` is canceled.
+    fn begin(location: &Location, set_id: &str, cancel: &CancelToken) -> Result<Self, BackupError> {
         match location {
             Location::Folder(path) => {
                 std::fs::create_dir_all(path).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", path.display())))?;
@@ -69,7 +91,7 @@ impl Target {
                 Ok(Self::Folder { location: path.clone(), temp, set_id: set_id.to_string(), started: std::time::Instant::now() })
             }
             Location::Objects(o) => Ok(Self::Objects {
-                location: o.clone(),
+                location: Arc::new(o.canceled_by(cancel)),
                 set_id: set_id.to_string(),
                 started: std::time::Instant::now(),
                 finishing: Arc::default(),
@@ -146,7 +168,7 @@ impl Target {
                 Ok(final_dir)
             }
             Self::Objects { location, set_id, finishing, .. } => {
-                finishing.wait_all().map_err(io("cannot upload the set's files"))?;
+                finishing.wait_all_for(location).map_err(io("cannot upload the set's files"))?;
                 location.put(&format!("{set_id}/{SHA256SUMS}"), sums).map_err(io("cannot upload SHA256SUMS"))?;
                 let lock = location.lock_set(set_id, created).map_err(io("cannot lock the set's objects"))?;
                 failpoint::hit("backup.before_rename");
@@ -162,7 +184,7 @@ impl Target {
 
     /// Removes what a failed backup wrote (in object storage, as far as the
     /// storage answers; what stays is an unfinished set without a manifest).
-    pub(super) fn abort(&self) {
+    fn abort(&self) {
         match self {
             Self::Folder { temp, .. } => {
                 if let Err(e) = std::fs::remove_dir_all(temp) {
@@ -172,8 +194,14 @@ impl Target {
                 }
             }
             Self::Objects { location, set_id, finishing, .. } => {
-                // Its uploads end first (failed or not): none lands after the removal.
-                let _ = finishing.wait_all();
+                // Its uploads end first (failed or not): none lands after the
+                // removal. A canceled job gives each request a few seconds,
+                // not the storage's whole retry window: an upload the storage
+                // has not acknowledged by then is dropped (it may still land,
+                // as an object of a set without a manifest, which no reader
+                // takes for a set and the next backup removes).
+                let location = if location.job_canceled() { location.for_cleanup() } else { location.as_ref().clone() };
+                let _ = finishing.wait_all_for(&location);
                 if let Err(e) = location.delete_set(set_id) {
                     tracing::warn!(error = %e, set = %set_id, "cannot remove a failed backup's objects; the next backup removes them");
                 }

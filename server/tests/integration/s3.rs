@@ -223,6 +223,46 @@ fn a_backup_whose_storage_dies_mid_upload_leaves_no_complete_set_and_the_next_on
     assert_eq!(s.all_docs("/databases/Back").len(), 200);
 }
 
+/// A backup whose storage stops answering while its uploads are in flight
+/// stops soon after it is canceled: it does not wait out the storage's
+/// retries (a minute here) before it ends, and what reached the storage is
+/// no set (the next backup into the location removes it).
+#[test]
+fn a_canceled_backup_does_not_wait_out_a_dead_storage() {
+    let s3 = S3Server::start("rookery-cancel-dead");
+    // Each data file, once closed, pauses the backup: the storage dies then.
+    let env = [("ROOKERY_FAILPOINTS", "backup.after_data_file=sleep:500"), ("ROOKERY_S3_RETRY_SECONDS", "60")];
+    let s = server_for(&s3, &env);
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    put_bulky(&s, base, 0..40);
+    let location = s3.url("dead");
+    let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": location}));
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s3.keys("dead/").is_empty() {
+        assert!(Instant::now() < deadline, "no object was uploaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s3.cut();
+    let asked = Instant::now();
+    let (status, body) = s.post(&format!("{base}/admin/backup/cancel"), json!({}));
+    assert_eq!(status, 202, "{body}");
+    let done = s.wait_for_job(base, "Raven/Backup/Status");
+    // Its remaining files' pauses (0.5 s each) and a bounded clean-up, not
+    // a minute of retries per request.
+    assert!(asked.elapsed() < Duration::from_secs(10), "the backup took {:?} to end after its cancel", asked.elapsed());
+    assert_eq!((done["Success"].as_bool(), done["ErrorCode"].as_str()), (Some(false), Some("Canceled")), "{done}");
+    s3.heal();
+    let (status, listing) = s.get(&format!("/admin/backup/sets?location={location}"));
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing["Chains"].as_array().map(Vec::len), Some(0), "a canceled backup left a set: {listing}");
+    // The slot is free, and the next backup leaves only its own set.
+    let done = s.backup(base, &location, false);
+    let set_id = done["SetId"].as_str().expect("set id");
+    assert!(s3.keys("dead/").iter().all(|k| k.starts_with(&format!("dead/{set_id}/"))), "{:?}", s3.keys("dead/"));
+}
+
 #[test]
 fn storage_problems_and_bad_locations_are_refused_before_the_job() {
     let s3 = S3Server::start("rookery-refusals");

@@ -48,7 +48,7 @@ use super::format::{DataRecord, FileContent, Manifest, SetKind, FORMAT_VERSION};
 use super::location::{Depth, Finding, Location, StoredSet};
 use super::logical::FileSet;
 use super::sealed::{SetKey, SetSecret};
-use super::target::{commit_set, Target};
+use super::target::{commit_set, with_target, Target};
 use super::{BackupError, BackupSummary};
 use crate::failpoint;
 use crate::jobs::{CancelToken, StatusReporter};
@@ -217,12 +217,7 @@ fn fold(prepared: &PreparedCompaction, reporter: &mut StatusReporter, cancel: &C
     }
     failpoint::hit("compact.after_index");
 
-    let target = Target::begin(&prepared.location, &prepared.set_id)?;
-    let result = write(prepared, &index, sorted, &target, reporter, cancel);
-    if result.is_err() {
-        target.abort();
-    }
-    result
+    with_target(&prepared.location, &prepared.set_id, cancel, |target| write(prepared, &index, sorted, target, reporter, cancel))
 }
 
 fn write(
