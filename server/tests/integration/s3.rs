@@ -176,6 +176,21 @@ fn a_damaged_object_is_refused_by_restore_and_verify_and_the_cli_reads_object_st
     assert!(message.contains("documents-0001.zst"), "{message}");
 }
 
+/// Starts a backup of `base` into `prefix` of `s3` and cuts the storage
+/// once its first object is up; the location.
+fn backup_then_cut(s: &TestServer, s3: &S3Server, base: &str, prefix: &str) -> String {
+    let location = s3.url(prefix);
+    let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": location}));
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s3.keys(&format!("{prefix}/")).is_empty() {
+        assert!(Instant::now() < deadline, "no object was uploaded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s3.cut();
+    location
+}
+
 #[test]
 fn a_backup_whose_storage_dies_mid_upload_leaves_no_complete_set_and_the_next_one_cleans_up() {
     let s3 = S3Server::start("rookery-dies");
@@ -186,15 +201,7 @@ fn a_backup_whose_storage_dies_mid_upload_leaves_no_complete_set_and_the_next_on
     for i in 0..200 {
         s.put_doc(base, &format!("orders/{i}"), json!({"n": i}));
     }
-    let location = s3.url("dies");
-    let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": location}));
-    assert_eq!(status, 202, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s3.keys("dies/").is_empty() {
-        assert!(Instant::now() < deadline, "no object was uploaded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    s3.cut();
+    let location = backup_then_cut(&s, &s3, base, "dies");
     let done = s.wait_for_job(base, "Raven/Backup/Status");
     assert_eq!(done["Success"], false, "{done}");
     assert_eq!(done["ErrorCode"], "BackupStorageError", "{done}");
@@ -236,15 +243,7 @@ fn a_canceled_backup_does_not_wait_out_a_dead_storage() {
     let base = "/databases/Shop";
     s.create_db("Shop");
     put_bulky(&s, base, 0..40);
-    let location = s3.url("dead");
-    let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": location}));
-    assert_eq!(status, 202, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s3.keys("dead/").is_empty() {
-        assert!(Instant::now() < deadline, "no object was uploaded");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    s3.cut();
+    let location = backup_then_cut(&s, &s3, base, "dead");
     let asked = Instant::now();
     let (status, body) = s.post(&format!("{base}/admin/backup/cancel"), json!({}));
     assert_eq!(status, 202, "{body}");
