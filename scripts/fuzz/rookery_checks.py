@@ -13,8 +13,9 @@
 - Likewise the fixtures stay: deleting the fixture database or its task is
   sent for another name, so later requests reach past 404.
 - Every schema-valid request of the coverage phase, and half of the others
-  (chosen by a hash of the request, so a seed still replays the same run), are made to reach the operation's work: what
-  no schema can say is set to what the fixtures hold (the fixture location
+  (chosen by a hash of the request, so a seed still replays the same run),
+  are made to reach the operation's work: what no schema can say is set to
+  what the fixtures hold (the fixture location
   and database, a cron that parses, one secret or none, a new database name
   for a restore, a dump for an import). Generated data alone gets 400 from
   these operations nearly every time (both secrets, a cron of zeros, a
@@ -27,8 +28,8 @@
   job to end (`Canceled`); a job that outlives its cancel fails the run.
   The jobs are held by what they are given, not by timing: a backup capped
   at 1 byte a second, an import whose body is held open, and a restore,
-  compaction or restore of documents of a set large enough to outlast the
-  cancel's arrival (the `Big` fixture).
+  compaction, copy or restore of documents of a set large enough to outlast
+  the cancel's arrival (the `Big` fixture).
 """
 import base64
 import itertools
