@@ -126,10 +126,9 @@ fn block<F: Future>(future: F) -> F::Output {
 }
 
 /// How long a job's requests wait on the storage.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 enum Wait {
     /// Until the storage answers, or its retries run out.
-    #[default]
     Answered,
     /// As [`Self::Answered`], or until the job is canceled.
     UntilCanceled(CancelToken),
@@ -139,8 +138,6 @@ enum Wait {
 
 /// How long a canceled backup's clean-up waits on the storage, per request.
 const CLEANUP_LIMIT: Duration = Duration::from_secs(3);
-/// How often a wait on the storage looks whether its job was canceled.
-const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 /// A wait on the storage cut short by its job's cancel.
 #[derive(Debug)]
@@ -181,7 +178,7 @@ impl Wait {
 /// Ends once `token` is canceled.
 async fn canceled(token: &CancelToken) {
     while !token.is_canceled() {
-        tokio::time::sleep(CANCEL_POLL).await;
+        tokio::time::sleep(crate::jobs::CANCEL_POLL).await;
     }
 }
 
@@ -748,7 +745,7 @@ impl ObjectWriter {
 }
 
 /// The uploads of one set that complete in the background, oldest first.
-/// A set waits for all of them ([`Self::wait_all`]) before it uploads its
+/// A set waits for all of them ([`Self::wait_all_for`]) before it uploads its
 /// checksums and manifest, and a failed set before it removes its objects:
 /// no object appears after the set was removed, and no set is complete
 /// with a file the storage did not acknowledge. At most [`FILES_FINISHING`]
@@ -792,19 +789,12 @@ impl Finishing {
         })
     }
 
-    /// Waits for every upload still finishing.
+    /// Waits for every upload still finishing, as `location`'s requests
+    /// wait (see [`ObjectLocation::canceled_by`], [`ObjectLocation::for_cleanup`]).
     ///
     /// # Errors
-    /// The first upload's failure (every upload is waited for all the same).
-    pub fn wait_all(&self) -> std::io::Result<()> {
-        self.wait_all_in(&Wait::Answered)
-    }
-
-    /// [`Self::wait_all`] as `location`'s requests wait (see
-    /// [`ObjectLocation::canceled_by`], [`ObjectLocation::for_cleanup`]).
-    ///
-    /// # Errors
-    /// As [`Self::wait_all`], or a wait its job's cancel cut short ([`is_canceled`]).
+    /// The first upload's failure (every upload is waited for all the same),
+    /// or a wait its job's cancel cut short ([`is_canceled`]).
     pub fn wait_all_for(&self, location: &ObjectLocation) -> std::io::Result<()> {
         self.wait_all_in(&location.wait)
     }
@@ -899,7 +889,7 @@ mod tests {
         let _ = release.send(());
         let oldest = finishing.push(quick(ended.clone()), &Wait::Answered);
         assert_eq!(oldest.expect_err("the oldest upload failed").to_string(), "the storage refused the last part");
-        finishing.wait_all().expect("the others succeeded");
+        finishing.wait_all_in(&Wait::Answered).expect("the others succeeded");
         assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING);
 
         let (release, released) = tokio::sync::oneshot::channel::<()>();
@@ -914,9 +904,9 @@ mod tests {
             .expect("pending");
         finishing.push(quick(ended.clone()), &Wait::Answered).expect("pending");
         let _ = release.send(());
-        assert!(finishing.wait_all().is_err(), "a failure in the background fails the set");
+        assert!(finishing.wait_all_in(&Wait::Answered).is_err(), "a failure in the background fails the set");
         assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING + 1, "and every upload ended first");
-        assert!(finishing.wait_all().is_ok(), "nothing is left pending");
+        assert!(finishing.wait_all_in(&Wait::Answered).is_ok(), "nothing is left pending");
     }
 
     #[test]

@@ -104,8 +104,9 @@ impl CancelToken {
     }
 }
 
-/// How often a job's sleep looks whether it was canceled.
-const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// How often a job's wait (a sleep, a request to object storage) looks
+/// whether it was canceled.
+pub(crate) const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The jobs that run now, by kind and database (lower-case name; the
 /// server-wide restore under `""`), so that a cancel request finds its job.
