@@ -47,7 +47,7 @@ call -XPUT "$URL/databases/Walk/admin/backup/tasks/weekly" -d "{\"BackupLocation
 call -XPUT "$URL/admin/backup/tasks/weekly" -d "{\"BackupLocation\": \"$WORK/backups/system\", \"FullBackupFrequency\": \"0 3 * * 0\"}"
 call -XPUT "$URL/admin/users/reader" -d '{"Password": "reader-pw", "Role": "ReadOnly"}'
 call -XPUT "$URL/admin/notifications/ops" -d '{"Url": "http://127.0.0.1:9/hook", "Events": ["BackupFailed"], "Secret": "fuzz-secret-0123456789"}'
-# A database large enough that a restore, a compaction or a restore of its
+# A database large enough that a restore, a compaction, a copy or a restore of its
 # documents outlasts the cancel the run sends it (scripts/fuzz/rookery_checks.py
 # starts those jobs before each cancel): 30,000 documents of 2 KB that do not
 # compress, a full set, and an incremental that changed one in 100 (so a
