@@ -14,10 +14,12 @@ pub(crate) struct CopyJob {
 }
 
 /// Copies each file with the kernel's copy (`copy_file_range`: no byte
-/// passes through this process) while a second thread hashes each copy and
-/// fsyncs it, so that what is hashed is exactly what was placed, the copy
-/// never waits for the disk, and the two overlap on two cores. Every copy is
-/// durable when this returns. `stop` is asked between files (a cancel);
+/// passes through this process) while other threads (one per core, at least
+/// two, at most four) each hash a copy and fsync it, so that what is hashed
+/// is exactly what was placed, the copy never waits for the disk, and the
+/// copying and hashing overlap on every core (a table's SHA-256 costs more
+/// than its copy; the small files' fsyncs go to the disk side by side).
+/// Every copy is durable when this returns. `stop` is asked between files (a cancel);
 /// `progress` gets each file's size once copied. The size and SHA-256 of
 /// each copy, in order.
 ///
@@ -28,19 +30,28 @@ pub(crate) fn copy_hashed(
     stop: &dyn Fn() -> bool,
     progress: &mut dyn FnMut(&CopyJob, u64),
 ) -> std::io::Result<Vec<(u64, String)>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, PathBuf, bool)>(16);
+    let rx = std::sync::Mutex::new(rx);
+    let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, PathBuf, bool)>(16);
-        let hasher = scope.spawn(move || -> std::io::Result<Vec<(usize, String)>> {
-            let mut out = Vec::new();
-            for (i, path, hash) in rx {
-                let file = File::open(&path)?;
-                if hash {
-                    out.push((i, super::format::sha256_reader(&file)?));
-                }
-                file.sync_all()?;
-            }
-            Ok(out)
-        });
+        let hashers: Vec<_> = (0..hashers())
+            .map(|_| {
+                scope.spawn(|| -> std::io::Result<Vec<(usize, String)>> {
+                    let mut out = Vec::new();
+                    loop {
+                        let next = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                        let Ok((i, path, hash)) = next else { return Ok(out) };
+                        match hash_and_sync(&path, hash) {
+                            Ok(sha) => out.extend(sha.map(|sha| (i, sha))),
+                            Err(e) => {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
         let mut sizes = vec![0u64; jobs.len()];
         let copied = (|| -> std::io::Result<()> {
             for (i, job) in jobs.iter().enumerate() {
@@ -51,22 +62,40 @@ pub(crate) fn copy_hashed(
                     std::fs::create_dir_all(parent)?;
                 }
                 sizes[i] = std::fs::copy(&job.from, &job.to)?;
-                if tx.send((i, job.to.clone(), job.known_sha.is_none())).is_err() {
-                    break; // the hasher failed: its error is reported below
+                if failed.load(std::sync::atomic::Ordering::Relaxed) || tx.send((i, job.to.clone(), job.known_sha.is_none())).is_err() {
+                    break; // a hasher failed: its error is reported below
                 }
                 progress(job, sizes[i]);
             }
             Ok(())
         })();
         drop(tx);
-        let hashed = hasher.join().map_err(|_| std::io::Error::other("the hashing thread panicked"))?;
-        copied?;
         let mut shas: Vec<Option<String>> = jobs.iter().map(|j| j.known_sha.clone()).collect();
-        for (i, sha) in hashed? {
-            shas[i] = Some(sha);
+        let mut hashed = Ok(());
+        for hasher in hashers {
+            match hasher.join().map_err(|_| std::io::Error::other("a hashing thread panicked")).and_then(|h| h) {
+                Ok(done) => done.into_iter().for_each(|(i, sha)| shas[i] = Some(sha)),
+                Err(e) => hashed = hashed.and(Err(e)),
+            }
         }
+        hashed?;
+        copied?;
         Ok(sizes.into_iter().zip(shas).map(|(size, sha)| (size, sha.unwrap_or_default())).collect())
     })
+}
+
+/// Threads that hash and fsync copies: one per core, at least two (an
+/// fsync waits on the disk), at most four.
+fn hashers() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).clamp(2, 4)
+}
+
+/// A copy made durable, and its SHA-256 when `hash`.
+fn hash_and_sync(path: &std::path::Path, hash: bool) -> std::io::Result<Option<String>> {
+    let file = File::open(path)?;
+    let sha = if hash { Some(super::format::sha256_reader(&file)?) } else { None };
+    file.sync_all()?;
+    Ok(sha)
 }
 
 #[cfg(test)]

@@ -705,6 +705,7 @@ fn check_manifest(manifest: &Manifest, dir: Option<&Path>, folder: &str) -> Resu
         ));
     }
     let sealed = manifest.encryption.as_ref().is_some_and(|e| e.get("Set").is_some());
+    let mut inside = dir.map(InsideSet::new);
     for file in &manifest.files {
         safe_file_name(&file.name)?;
         if file.shared && (!snapshot || sealed || !super::format::is_table_name(&file.sha256)) {
@@ -726,8 +727,8 @@ fn check_manifest(manifest: &Manifest, dir: Option<&Path>, folder: &str) -> Resu
                 manifest.kind
             ));
         }
-        if let Some(dir) = dir {
-            inside_set(dir, &file.name)?;
+        if let Some(inside) = &mut inside {
+            inside.check(&file.name)?;
         }
     }
     Ok(())
@@ -756,20 +757,64 @@ pub fn safe_file_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A file named in a set that exists must resolve inside the set folder
-/// (no symlink leads out of it).
-fn inside_set(dir: &Path, name: &str) -> Result<(), String> {
-    let path = dir.join(name);
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(()); // missing: reported by verification
+/// Files named in a set that exist must resolve inside the set folder (no
+/// symbolic link leads out of it). A name whose directories below the
+/// folder are plain directories, and which is a plain file itself, cannot
+/// lead out: one `lstat` per file, and one per directory for the whole
+/// manifest. Only a name through a symbolic link is resolved in full (a
+/// set lists every table it holds, and listing a location checks every set).
+struct InsideSet<'a> {
+    dir: &'a Path,
+    /// The folder resolved, once a name needs it.
+    root: Option<PathBuf>,
+    /// Directories below the folder seen to be plain directories.
+    plain_dirs: std::collections::HashSet<PathBuf>,
+}
+
+impl<'a> InsideSet<'a> {
+    fn new(dir: &'a Path) -> Self {
+        Self { dir, root: None, plain_dirs: std::collections::HashSet::new() }
     }
-    let (Ok(real), Ok(root)) = (path.canonicalize(), dir.canonicalize()) else {
-        return Err(format!("the file '{}' cannot be resolved", name.escape_debug()));
-    };
-    if !real.starts_with(&root) || real == root {
-        return Err(format!("the file '{}' leads outside the set (a symlink)", name.escape_debug()));
+
+    /// `name` (already a [`safe_file_name`]) missing, or resolving inside the folder.
+    fn check(&mut self, name: &str) -> Result<(), String> {
+        let path = self.dir.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return Ok(()); // missing: reported by verification
+        };
+        if !meta.file_type().is_symlink() && self.directories_are_plain(name) {
+            return Ok(());
+        }
+        let unresolved = || format!("the file '{}' cannot be resolved", name.escape_debug());
+        if self.root.is_none() {
+            self.root = Some(self.dir.canonicalize().map_err(|_| unresolved())?);
+        }
+        let root = self.root.as_deref().unwrap_or(self.dir);
+        let real = path.canonicalize().map_err(|_| unresolved())?;
+        if !real.starts_with(root) || real == root {
+            return Err(format!("the file '{}' leads outside the set (a symlink)", name.escape_debug()));
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Whether every directory of `name` below the folder is a plain directory.
+    fn directories_are_plain(&mut self, name: &str) -> bool {
+        let mut below = PathBuf::new();
+        let parts: Vec<&str> = name.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            below.push(part);
+            if self.plain_dirs.contains(&below) {
+                continue;
+            }
+            match std::fs::symlink_metadata(self.dir.join(&below)) {
+                Ok(m) if m.file_type().is_dir() => {
+                    self.plain_dirs.insert(below.clone());
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
 }
 
 /// How deep [`verify_set`] looks.
@@ -1039,6 +1084,31 @@ pub fn listing(location: &Location, depth: Depth) -> Result<BackupListing, Backu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_through_a_symbolic_link_must_resolve_inside_the_set() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let set = tmp.path().join("set");
+        let outside = tmp.path().join("outside");
+        for dir in [set.join("keyspaces/1/tables"), set.join("keyspaces/2"), outside.clone()] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        std::fs::write(set.join("keyspaces/1/tables/5"), b"t").expect("writes");
+        std::fs::write(outside.join("7"), b"t").expect("writes");
+        // A directory of the set that is a link out of it, one that is a
+        // link within it, and a file that is a link out of it.
+        std::os::unix::fs::symlink(&outside, set.join("keyspaces/2/tables")).expect("symlink");
+        std::os::unix::fs::symlink(set.join("keyspaces/1/tables"), set.join("keyspaces/3")).expect("symlink");
+        std::os::unix::fs::symlink(outside.join("7"), set.join("keyspaces/1/tables/8")).expect("symlink");
+        let mut inside = InsideSet::new(&set);
+        assert_eq!(inside.check("keyspaces/1/tables/5"), Ok(()));
+        assert_eq!(inside.check("keyspaces/1/tables/missing"), Ok(()), "a missing file is verification's to report");
+        assert_eq!(inside.check("keyspaces/3/5"), Ok(()), "a link that stays inside the set");
+        let out = inside.check("keyspaces/2/tables/7").expect_err("a directory linked out of the set");
+        assert!(out.contains("leads outside the set"), "{out}");
+        let out = inside.check("keyspaces/1/tables/8").expect_err("a file linked out of the set");
+        assert!(out.contains("leads outside the set"), "{out}");
+    }
 
     #[test]
     fn locations_are_validated() {

@@ -295,37 +295,40 @@ fn in_set(set: &StoredSet, name: &str) -> std::path::PathBuf {
 /// while its inode, size and modification time are unchanged, read in full
 /// otherwise. Tables never change once written, so the database and the set
 /// share them safely (a compaction of the database unlinks its name only).
-/// What cannot be linked (another filesystem) and every other file is
-/// returned, to be copied.
+/// The checks run side by side, a few tables at a time (a table read in
+/// full is hashed on every core; a kept hash waits on the disk only for the
+/// table's inode), each table linked once checked. What cannot be linked
+/// (another filesystem) and every other file is returned, to be copied.
 fn link_written_once<'a>(
     set: &'a StoredSet,
     dir: &Path,
     placed: &mut dyn FnMut(u64) -> Result<(), RestoreError>,
 ) -> Result<Vec<&'a ManifestFile>, RestoreError> {
     use std::os::unix::fs::MetadataExt;
-    let mut rest = Vec::new();
-    for file in &set.manifest.files {
-        if !crate::storage::files::is_written_once(&file.name) {
-            rest.push(file);
-            continue;
-        }
-        let (from, to) = (in_set(set, &file.name), dir.join(&file.name));
-        let checked = check_linkable(set, file, &from)?;
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", parent.display())))?;
-        }
-        match std::fs::hard_link(&from, &to) {
-            Ok(()) => {
-                // The name linked must still be the file checked (not one
-                // put in its place meanwhile).
-                let linked = std::fs::symlink_metadata(&to).map_err(|e| BackupError::Io(format!("cannot read '{}': {e}", to.display())))?;
-                if (linked.dev(), linked.ino()) != (checked.dev(), checked.ino()) {
-                    return Err(corrupt(set, &file.name, "the file changed while it was restored"));
-                }
-                placed(file.size)?;
+    let (tables, mut rest): (Vec<&ManifestFile>, Vec<&ManifestFile>) =
+        set.manifest.files.iter().partition(|f| crate::storage::files::is_written_once(&f.name));
+    let workers = crate::backup::concurrent::FOLDER_WORKERS;
+    for some in tables.chunks(workers * 2) {
+        let checked = crate::backup::concurrent::try_map(some, workers, |file| check_linkable(set, file, &in_set(set, &file.name)))?;
+        for (file, checked) in some.iter().zip(checked) {
+            let (from, to) = (in_set(set, &file.name), dir.join(&file.name));
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", parent.display())))?;
             }
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) || e.kind() == std::io::ErrorKind::PermissionDenied => rest.push(file),
-            Err(e) => return Err(BackupError::Io(format!("cannot link '{}': {e}", to.display())).into()),
+            match std::fs::hard_link(&from, &to) {
+                Ok(()) => {
+                    // The name linked must still be the file checked (not one
+                    // put in its place meanwhile).
+                    let linked =
+                        std::fs::symlink_metadata(&to).map_err(|e| BackupError::Io(format!("cannot read '{}': {e}", to.display())))?;
+                    if (linked.dev(), linked.ino()) != (checked.dev(), checked.ino()) {
+                        return Err(corrupt(set, &file.name, "the file changed while it was restored"));
+                    }
+                    placed(file.size)?;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) || e.kind() == std::io::ErrorKind::PermissionDenied => rest.push(file),
+                Err(e) => return Err(BackupError::Io(format!("cannot link '{}': {e}", to.display())).into()),
+            }
         }
     }
     Ok(rest)
