@@ -20,9 +20,22 @@
 //!
 //! A `Clear` entry (tag 4) or anything else ends what the cut drops: only
 //! batches read whole and understood are ever left out.
+//!
+//! # Each journal read once
+//! A journal only grows while the database runs (batches are appended over
+//! the zeros), and what a cut drops stays dropped by any later cut whose
+//! keyspaces' tables hold at least as much. So where one pin's scan of a
+//! journal stopped is where the next pin's scan of the same file starts,
+//! instead of reading up to 64 MB again: the file known by its device,
+//! inode and birth time, the batch that ends there read back to check it
+//! (see [`Resume`]). A cut that does not hold as much (a compaction that
+//! dropped a keyspace's newest entry) scans from the start.
 
-use std::io::{BufRead, BufReader, Read, Seek};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 const START: u8 = 1;
 const ITEM: u8 = 2;
@@ -47,16 +60,24 @@ impl Cut {
     /// # Errors
     /// I/O errors other than the file's end.
     pub fn offset_in(&self, path: &Path) -> std::io::Result<u64> {
-        let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
-        let mut kept_from = 0u64;
+        let file = std::fs::File::open(path)?;
+        let identity = Identity::of(&file.metadata()?);
+        let from = identity.as_ref().and_then(|id| Resume::from_last_scan(id, self, &file)).unwrap_or(0);
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        reader.seek(SeekFrom::Start(from))?;
+        let mut kept_from = from;
         loop {
             match self.droppable_batch(&mut reader) {
                 Ok(Some(len)) => kept_from += len,
-                Ok(None) => return Ok(kept_from),
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(kept_from),
+                Ok(None) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(e),
             }
         }
+        if let Some(identity) = identity {
+            Resume::remember(identity, self, reader.get_ref(), kept_from);
+        }
+        Ok(kept_from)
     }
 
     /// Reads one batch: its length when this cut drops it, `None` when the
@@ -106,6 +127,64 @@ impl Cut {
     }
 }
 
+/// A journal file: device, inode and birth time (ns), so that a file made
+/// later at a reused inode is another file. `None` where the file system
+/// does not record birth times: such journals are scanned whole every time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Identity(u64, u64, i128);
+
+impl Identity {
+    fn of(meta: &std::fs::Metadata) -> Option<Self> {
+        let born = meta.created().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(Self(meta.dev(), meta.ino(), i128::try_from(born.as_nanos()).ok()?))
+    }
+}
+
+/// The bytes that end every batch's trailer: its checksum and the magic.
+const TRAILER: usize = 8 + 4;
+/// Journals remembered at most (a few per database).
+const REMEMBERED: usize = 256;
+
+/// Where a scan of a journal stopped, under which cut, and the trailer of
+/// the batch that ends there.
+#[derive(Debug, Clone)]
+struct Resume {
+    offset: u64,
+    persisted: Vec<(u64, u64)>,
+    trailer: [u8; TRAILER],
+}
+
+impl Resume {
+    fn all() -> std::sync::MutexGuard<'static, HashMap<Identity, Resume>> {
+        static ALL: OnceLock<Mutex<HashMap<Identity, Resume>>> = OnceLock::new();
+        ALL.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The offset the last scan of this very file stopped at, if `cut`
+    /// drops all it dropped and the batch ending there is still there.
+    fn from_last_scan(identity: &Identity, cut: &Cut, file: &std::fs::File) -> Option<u64> {
+        let last = Self::all().get(identity).cloned()?;
+        let holds_as_much = last.persisted.iter().all(|&(id, old)| cut.persisted.iter().any(|&(k, new)| k == id && new >= old));
+        (holds_as_much && trailer_at(file, last.offset)? == last.trailer).then_some(last.offset)
+    }
+
+    fn remember(identity: Identity, cut: &Cut, file: &std::fs::File, offset: u64) {
+        let Some(trailer) = trailer_at(file, offset) else { return };
+        let mut all = Self::all();
+        if all.len() >= REMEMBERED {
+            all.clear();
+        }
+        all.insert(identity, Self { offset, persisted: cut.persisted.clone(), trailer });
+    }
+}
+
+/// The trailer of the batch that ends at `offset` (`None` at the start).
+fn trailer_at(file: &std::fs::File, offset: u64) -> Option<[u8; TRAILER]> {
+    let mut trailer = [0u8; TRAILER];
+    file.read_exact_at(&mut trailer, offset.checked_sub(TRAILER as u64)?).ok()?;
+    Some(trailer)
+}
+
 fn byte(reader: &mut impl Read) -> std::io::Result<u8> {
     Ok(array::<1>(reader)?[0])
 }
@@ -150,6 +229,38 @@ mod tests {
         let path = dir.path().join("1.jnl");
         std::fs::write(&path, bytes).expect("writes");
         cut.offset_in(&path).expect("reads")
+    }
+
+    #[test]
+    fn a_journal_scanned_before_is_read_on_from_where_the_scan_stopped() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("7.jnl");
+        let mut journal = Vec::new();
+        batch(&mut journal, 1, &[(3, b"a", b"one")]);
+        batch(&mut journal, 2, &[(3, b"b", b"two")]);
+        let first_two = journal.len() as u64;
+        std::fs::write(&path, &journal).expect("writes");
+        let cut = Cut { persisted: vec![(3, 2)] };
+        assert_eq!(cut.offset_in(&path).expect("reads"), first_two);
+        // The database appends a batch, and its tables come to hold it.
+        let mut third = Vec::new();
+        batch(&mut third, 3, &[(3, b"c", b"three")]);
+        std::fs::OpenOptions::new().append(true).open(&path).expect("opens").write_all(&third).expect("appends");
+        let whole = first_two + third.len() as u64;
+        // The start made unreadable: only a scan that resumes gets past it.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).expect("opens");
+        file.write_all_at(&[0], 0).expect("writes");
+        let on = Cut { persisted: vec![(3, 3)] };
+        let resumes = Identity::of(&file.metadata().expect("meta")).is_some();
+        assert_eq!(on.offset_in(&path).expect("reads"), if resumes { whole } else { 0 }, "resumed where the last scan stopped");
+        // A cut that holds less than the last one scans from the start.
+        let less = Cut { persisted: vec![(3, 1)] };
+        assert_eq!(less.offset_in(&path).expect("reads"), 0);
+        // So does a file whose batch at the offset is not the one read there.
+        assert_eq!(on.offset_in(&path).expect("reads"), if resumes { whole } else { 0 });
+        file.write_all_at(&[0], whole - 1).expect("writes");
+        assert_eq!(on.offset_in(&path).expect("reads"), 0, "the trailer differs: read from the start");
     }
 
     #[test]
