@@ -257,8 +257,9 @@ mod tests {
         // A cut that holds less than the last one scans from the start.
         let less = Cut { persisted: vec![(3, 1)] };
         assert_eq!(less.offset_in(&path).expect("reads"), 0);
-        // So does a file whose batch at the offset is not the one read there.
+        // It does not replace what the last scan under a cut that holds as much remembered.
         assert_eq!(on.offset_in(&path).expect("reads"), if resumes { whole } else { 0 });
+        // A file whose batch at the offset is not the one read there scans from the start.
         file.write_all_at(&[0], whole - 1).expect("writes");
         assert_eq!(on.offset_in(&path).expect("reads"), 0, "the trailer differs: read from the start");
     }
