@@ -298,7 +298,8 @@ fn in_set(set: &StoredSet, name: &str) -> std::path::PathBuf {
 /// The checks run side by side, a few tables at a time (a table read in
 /// full is hashed on every core; a kept hash waits on the disk only for the
 /// table's inode), each table linked once checked. What cannot be linked
-/// (another filesystem) and every other file is returned, to be copied.
+/// and every other file is returned, to be copied; a set on another
+/// filesystem than `dir` is returned whole, its tables not read first.
 fn link_written_once<'a>(
     set: &'a StoredSet,
     dir: &Path,
@@ -307,6 +308,19 @@ fn link_written_once<'a>(
     use std::os::unix::fs::MetadataExt;
     let (tables, mut rest): (Vec<&ManifestFile>, Vec<&ManifestFile>) =
         set.manifest.files.iter().partition(|f| crate::storage::files::is_written_once(&f.name));
+    if !on_the_same_filesystem(set, dir) {
+        // Nothing can be linked: every file is copied, each copy hashed as
+        // it is made; no table read a first time only to be checked.
+        for file in &tables {
+            let meta = std::fs::symlink_metadata(in_set(set, &file.name))
+                .map_err(|e| -> RestoreError { unreadable(set, &file.name, &e).into() })?;
+            if !meta.file_type().is_file() || meta.len() != file.size {
+                return Err(corrupt(set, &file.name, "not a regular file of the manifest's size"));
+            }
+        }
+        rest.extend(tables);
+        return Ok(rest);
+    }
     let workers = crate::backup::concurrent::FOLDER_WORKERS;
     for some in tables.chunks(workers * 2) {
         let checked = crate::backup::concurrent::try_map(some, workers, |file| check_linkable(set, file, &in_set(set, &file.name)))?;
@@ -332,6 +346,16 @@ fn link_written_once<'a>(
         }
     }
     Ok(rest)
+}
+
+/// Whether the set's folder and `dir` are on one filesystem (when either
+/// cannot be read, links are tried, and fail over to copies one by one).
+fn on_the_same_filesystem(set: &StoredSet, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(in_set(set, crate::backup::format::MANIFEST)), std::fs::metadata(dir)) {
+        (Ok(set), Ok(dir)) => set.dev() == dir.dev(),
+        _ => true,
+    }
 }
 
 /// A set's table before it is linked: a regular file (never a symbolic

@@ -272,6 +272,43 @@ fn a_linked_snapshot_restores_by_linking_its_tables_and_outlives_the_copy_s_comp
 }
 
 #[test]
+fn a_snapshot_set_on_another_filesystem_restores_by_copying_each_file_checked() {
+    // A folder on another filesystem than the data directory (tmpfs): where
+    // the machine has none, there is nothing to test.
+    let Ok(other) = tempfile::Builder::new().prefix("rookery-other-fs").tempdir_in("/dev/shm") else { return };
+    let s = TestServer::start_full(&[], &[&format!("--backup-root={}", other.path().display())]);
+    let device = |p: &Path| std::fs::metadata(p).expect("meta").dev();
+    if device(other.path()) == device(&s.data_dir) {
+        return;
+    }
+    let base = "/databases/Shop";
+    s.create_db("Shop");
+    put_bulky(&s, base, 0..300);
+    let location = other.path().join("sets").display().to_string();
+    let done = snapshot(&s, base, &location);
+    let set_dir = Path::new(&location).join(done["SetId"].as_str().expect("id"));
+    let expected = s.all_docs(base);
+    let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Copy"}));
+    assert_eq!(restored["Success"], true, "{restored}");
+    let copy_dir = s.data_dir.join("Databases").join("Copy");
+    let tables: Vec<PathBuf> = files_of(&set_dir).into_iter().filter(|p| p.to_string_lossy().contains("/tables/")).collect();
+    assert!(!tables.is_empty(), "the documents are in tables");
+    for table in &tables {
+        let copy = copy_dir.join(table.strip_prefix(&set_dir).expect("inside"));
+        assert_eq!(std::fs::read(&copy).expect("copied"), std::fs::read(table).expect("the set's"), "{}", copy.display());
+    }
+    assert!(s.all_docs("/databases/Copy") == expected, "the copy equals the database at the snapshot");
+    // A table changed after the set was written is found by its copy's hash.
+    let mut bytes = std::fs::read(&tables[0]).expect("reads");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    std::fs::write(&tables[0], bytes).expect("writes");
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "Bad"}));
+    assert_eq!(code, "ChecksumMismatch", "{message}");
+    assert!(!s.data_dir.join("Databases").join("Bad").exists(), "nothing becomes visible");
+}
+
+#[test]
 fn a_table_that_is_a_symbolic_link_is_refused_even_with_the_right_bytes() {
     let s = TestServer::start();
     let base = "/databases/Shop";
