@@ -16,6 +16,11 @@ pub const OBJECT_WORKERS: usize = 16;
 /// Reads at once from a folder.
 pub const FOLDER_WORKERS: usize = 4;
 
+/// The cores this process may run on (2 when that cannot be told).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
 /// `f` applied to every item, on up to `workers` threads; results in input order.
 pub fn map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = workers.clamp(1, items.len().max(1));

@@ -87,7 +87,7 @@ pub(crate) fn copy_hashed(
 /// Threads that hash and fsync copies: one per core, at least two (an
 /// fsync waits on the disk), at most four.
 fn hashers() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).clamp(2, 4)
+    super::concurrent::cores().clamp(2, 4)
 }
 
 /// A copy made durable, and its SHA-256 when `hash`.

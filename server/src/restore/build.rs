@@ -314,9 +314,7 @@ fn link_written_once<'a>(
         for file in &tables {
             let meta = std::fs::symlink_metadata(in_set(set, &file.name))
                 .map_err(|e| -> RestoreError { unreadable(set, &file.name, &e).into() })?;
-            if !meta.file_type().is_file() || meta.len() != file.size {
-                return Err(corrupt(set, &file.name, "not a regular file of the manifest's size"));
-            }
+            shaped_as_listed(set, file, &meta)?;
         }
         rest.extend(tables);
         return Ok(rest);
@@ -365,15 +363,12 @@ fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<s
     use std::os::unix::fs::OpenOptionsExt;
     let name = &file.name;
     let unreadable = |e: std::io::Error| -> RestoreError { unreadable(set, name, &e).into() };
-    let not_a_table = || corrupt(set, name, "not a regular file of the manifest's size");
     let handle = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(from) {
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_a_table()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_a_table(set, name)),
         opened => opened.map_err(unreadable)?,
     };
     let meta = handle.metadata().map_err(unreadable)?;
-    if !meta.file_type().is_file() || meta.len() != file.size {
-        return Err(not_a_table());
-    }
+    shaped_as_listed(set, file, &meta)?;
     if crate::backup::kept_hashes::get(&meta).as_deref() == Some(file.sha256.as_str()) {
         return Ok(meta);
     }
@@ -383,6 +378,19 @@ fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<s
     }
     crate::backup::kept_hashes::remember(&meta, &sha);
     Ok(meta)
+}
+
+/// A set's table must be a regular file of the manifest's size.
+fn shaped_as_listed(set: &StoredSet, file: &ManifestFile, meta: &std::fs::Metadata) -> Result<(), RestoreError> {
+    if meta.file_type().is_file() && meta.len() == file.size {
+        Ok(())
+    } else {
+        Err(not_a_table(set, &file.name))
+    }
+}
+
+fn not_a_table(set: &StoredSet, name: &str) -> RestoreError {
+    corrupt(set, name, "not a regular file of the manifest's size")
 }
 
 /// A snapshot set, opened: the database it holds must be the one its
