@@ -13,6 +13,8 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::storage::DigestKind;
+
 /// The format written by this version. Readers accept every version up to it
 /// and refuse newer ones with `UnsupportedFormatVersion`. Version 3 added
 /// snapshot sets (`Kind: "Snapshot"`); version 4 documents files of
@@ -22,8 +24,11 @@ use sha2::{Digest, Sha256};
 /// version 6 index tops that name each frame's first id and, in an
 /// incremental, hold a membership filter of each index block's ids (see
 /// `frames` and `filter`): a lookup reads one frame per set that may hold
-/// the id, and nothing of the sets that do not.
-pub const FORMAT_VERSION: u32 = 6;
+/// the id, and nothing of the sets that do not; version 7 a content digest
+/// that sums XXH3 instead of SHA-256 (see `storage::digest`).
+pub const FORMAT_VERSION: u32 = 7;
+/// The newest format whose content digest sums SHA-256.
+pub const LAST_SHA256_DIGEST_FORMAT: u32 = 6;
 /// The folder (or prefix) of a location where shared snapshot tables are
 /// kept, each under its SHA-256: `tables/<sha256>`. Not a set id, so no
 /// listing takes it for a set.
@@ -215,6 +220,27 @@ impl Manifest {
         let mut copy = self.clone();
         copy.mac = None;
         serde_json::to_vec(&copy)
+    }
+
+    /// Which hash the set's `ContentDigest` sums.
+    #[must_use]
+    pub fn digest_kind(&self) -> DigestKind {
+        if self.format_version > LAST_SHA256_DIGEST_FORMAT {
+            DigestKind::Xxh3
+        } else {
+            DigestKind::Sha256
+        }
+    }
+
+    /// The format a set carrying this set's digest is written in: a set
+    /// that copies the digest of an older one (a compaction's) keeps its
+    /// hash, and so the last format that sums it.
+    #[must_use]
+    pub fn format_for_its_digest(&self) -> u32 {
+        match (&self.content_digest, self.digest_kind()) {
+            (Some(_), DigestKind::Sha256) => LAST_SHA256_DIGEST_FORMAT,
+            _ => FORMAT_VERSION,
+        }
     }
 }
 

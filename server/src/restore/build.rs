@@ -13,7 +13,7 @@ use crate::failpoint;
 use crate::jobs::CancelToken;
 use crate::storage::record::{encode_with_flags, etag_key, value_with_flags, FLAG_ENCRYPTED};
 use crate::storage::store::BulkAccess;
-use crate::storage::{ContentDigest, DocumentStore, Durability, StorageError};
+use crate::storage::{ContentDigest, DigestKind, DocumentStore, Durability, StorageError};
 
 use super::error::RestoreError;
 use super::plan::RestorePlan;
@@ -470,7 +470,7 @@ fn ingest_documents(
     let mut data_bytes = 0u64;
     let mut digest = ContentDigest::default();
     for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-        // On a thread of its own: the digest (a SHA-256 per document) and
+        // On a thread of its own: the digest (an XXH3 term per document) and
         // the stored value (the body copied once, behind its header).
         let mut prepare = |record: DataRecord| {
             let DataRecord::Document { id, etag, modified_ms, body } = record else {
@@ -621,9 +621,15 @@ fn hash_unread(set: &StoredSet, read: &[&str]) -> Result<(), RestoreError> {
 
 /// The database's content digest against the one `set` recorded (sets
 /// written before the digest existed carry none); `whose` starts the message.
+/// A set whose digest sums SHA-256 (formats before 7) is compared with that
+/// sum recomputed over the restored documents; the store keeps its own.
 fn check_digest(store: &DocumentStore, set: &StoredSet, whose: &str) -> Result<(), RestoreError> {
     if let Some(expected) = &set.manifest.content_digest {
-        let actual = store.content_digest().to_hex();
+        let actual = match set.manifest.digest_kind() {
+            DigestKind::Xxh3 => store.content_digest(),
+            kind => store.content_digest_of(kind)?,
+        }
+        .to_hex();
         if &actual != expected {
             return Err(corrupt(set, "manifest.json", &format!("{whose} content digest {actual} is not the {expected} the set recorded")));
         }

@@ -15,7 +15,7 @@ use super::error::RestoreError;
 use super::plan::{check_free_space, RestorePlan};
 use crate::backup::error::BackupError;
 use crate::jobs::CancelToken;
-use crate::storage::{DocumentStore, Durability};
+use crate::storage::{DigestKind, DocumentStore, Durability};
 
 /// Restores `plan` into `scratch` (which must not exist or be empty) and
 /// reads every document back. The caller removes `scratch`.
@@ -42,7 +42,11 @@ pub fn prove_chain(
 fn read_back(plan: &RestorePlan, dir: &Path) -> Result<(), RestoreError> {
     let tip = plan.last_set_id();
     let store = DocumentStore::open(dir, Durability::Os)?;
-    let found = store.read_back().map_err(|e| {
+    // The digest the newest set recorded, in the hash it sums; with none
+    // recorded, the store's own is what the documents must sum to.
+    let recorded = plan.chain.last().and_then(|s| Some((s.manifest.content_digest.clone()?, s.manifest.digest_kind())));
+    let (expected, kind) = recorded.unwrap_or_else(|| (store.content_digest().to_hex(), DigestKind::Xxh3));
+    let found = store.read_back(kind).map_err(|e| {
         BackupError::ChecksumMismatch(format!("{tip}: the restored database does not read back (a damaged table in the set?): {e}"))
     })?;
     let mismatch = |what: String| -> RestoreError { BackupError::Corrupt(format!("{tip}: {what}")).into() };
@@ -52,7 +56,6 @@ fn read_back(plan: &RestorePlan, dir: &Path) -> Result<(), RestoreError> {
     if found.changes != found.documents {
         return Err(mismatch(format!("{} documents read back but {} change-log entries", found.documents, found.changes)));
     }
-    let expected = plan.chain.last().and_then(|s| s.manifest.content_digest.clone()).unwrap_or_else(|| store.content_digest().to_hex());
     let actual = found.digest.to_hex();
     if actual != expected {
         return Err(mismatch(format!("the documents read back have content digest {actual}, the set recorded {expected}")));

@@ -11,7 +11,7 @@ pub mod record;
 pub mod store;
 
 pub use catalog::{Catalog, DatabaseHandle, JobHold, RestoreReservation};
-pub use digest::ContentDigest;
+pub use digest::{ContentDigest, DigestKind};
 pub use error::StorageError;
 pub use record::Record;
 pub use store::{DocumentStore, Durability, Foreground, PutOutcome, ReadBack, StoreSnapshot};

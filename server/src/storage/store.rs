@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use fjall::{AbstractTree, Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
-use super::digest::ContentDigest;
+use super::digest::{ContentDigest, DigestKind};
 
 use super::error::StorageError;
 use super::journal::Cut;
@@ -31,7 +31,11 @@ const META_LAST_ETAG: &[u8] = b"last_etag";
 const META_DOC_COUNT: &[u8] = b"doc_count";
 /// Bytes of the live documents as stored (ids and records): the data size.
 const META_DATA_BYTES: &[u8] = b"data_bytes";
-const META_DIGEST: &[u8] = b"content_digest";
+/// The content digest, summing XXH3 terms (see [`super::digest`]).
+const META_DIGEST: &[u8] = b"content_digest.xxh3";
+/// The SHA-256 digest kept before XXH3 took its place: dropped when a
+/// store is opened and its XXH3 digest computed.
+const META_DIGEST_SHA256: &[u8] = b"content_digest";
 const META_DATABASE_ID: &[u8] = b"database_id";
 const META_WRAPPED_KEY: &[u8] = b"encryption_key";
 
@@ -62,6 +66,18 @@ struct WriterState {
     doc_count: u64,
     data_bytes: u64,
     digest: ContentDigest,
+}
+
+/// The digest, summing `kind`, of every document in `docs`.
+fn digest_of(docs: &Keyspace, kind: DigestKind) -> Result<ContentDigest, StorageError> {
+    let mut digest = ContentDigest::default();
+    for guard in docs.iter() {
+        let (k, v) = guard.into_inner()?;
+        if let Some(t) = ContentDigest::term_of(kind, &key_to_string(&k)?, v.get(HEADER_LEN..).unwrap_or_default()) {
+            digest.add(&t);
+        }
+    }
+    Ok(digest)
 }
 
 /// The digest term of a document (none for the server's own `Raven/` documents).
@@ -212,18 +228,17 @@ impl DocumentStore {
             }
         };
 
-        // Databases written before the digest existed: computed once, kept.
+        // Databases written before the digest existed, or before it summed
+        // XXH3: computed once, kept; the SHA-256 sum, if any, dropped (a
+        // server that still reads it recomputes it when it finds none).
         let digest = match meta.get(META_DIGEST)?.and_then(|raw| ContentDigest::from_bytes(&raw)) {
             Some(d) => d,
             None => {
-                let mut d = ContentDigest::default();
-                for guard in docs.iter() {
-                    let (k, v) = guard.into_inner()?;
-                    if let Some(t) = term(&key_to_string(&k)?, &v) {
-                        d.add(&t);
-                    }
-                }
-                meta.insert(META_DIGEST, d.to_bytes())?;
+                let d = digest_of(&docs, DigestKind::Xxh3)?;
+                let mut batch = db.batch();
+                batch.insert(&meta, META_DIGEST, d.to_bytes());
+                batch.remove(&meta, META_DIGEST_SHA256);
+                batch.commit()?;
                 d
             }
         };
@@ -584,17 +599,18 @@ impl DocumentStore {
     /// Reads every entry of the documents, change log and deletion log back
     /// (each block's checksum checked by the storage engine as it is read):
     /// the number of documents, of change-log entries, and the content
-    /// digest recomputed from the documents themselves, not from `meta`.
+    /// digest (summing `kind`, as the set to compare with does) recomputed
+    /// from the documents themselves, not from `meta`.
     ///
     /// # Errors
     /// Storage errors: a damaged block, an id that is not UTF-8.
-    pub fn read_back(&self) -> Result<ReadBack, StorageError> {
+    pub fn read_back(&self, kind: DigestKind) -> Result<ReadBack, StorageError> {
         let mut out = ReadBack::default();
         for guard in self.docs.iter() {
             let (key, value) = guard.into_inner()?;
             let id = key_to_string(&key)?;
             decode_header(&value)?;
-            if let Some(t) = term(&id, &value) {
+            if let Some(t) = ContentDigest::term_of(kind, &id, value.get(HEADER_LEN..).unwrap_or_default()) {
                 out.digest.add(&t);
             }
             out.documents += 1;
@@ -750,6 +766,15 @@ impl DocumentStore {
     /// The server's bookkeeping keyspace (used by the catalog in the system database).
     pub(crate) fn internal(&self) -> &Keyspace {
         &self.internal
+    }
+
+    /// The content digest summing `kind`, recomputed from the documents (not
+    /// from `meta`): what a set written with that kind is compared with.
+    ///
+    /// # Errors
+    /// Storage errors: a damaged block, an id that is not UTF-8.
+    pub fn content_digest_of(&self, kind: DigestKind) -> Result<ContentDigest, StorageError> {
+        digest_of(&self.docs, kind)
     }
 
     /// Bulk loading during a restore; see [`crate::restore`].

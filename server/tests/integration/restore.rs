@@ -324,6 +324,72 @@ fn format_version_1_fixture_restores() {
     assert!(!expected.contains_key("people/2") && expected.contains_key("people/9"));
 }
 
+/// Format 6 wrote a content digest summing SHA-256; format 7 sums XXH3. A
+/// chain (full and incremental) and a snapshot set written by format 6 keep
+/// restoring, `--verify --deep` keeps proving them, each compared with the
+/// SHA-256 sum it recorded; a compaction of the chain keeps that sum (and
+/// so format 6); the restored database's own sets are format 7.
+#[test]
+fn format_version_6_fixtures_restore_against_their_sha256_digest() {
+    let s = TestServer::start();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let expected: Docs = serde_json::from_slice(&std::fs::read(fixtures.join("backup-v6.expected.json")).expect("reads")).expect("json");
+    assert!(!expected.contains_key("people/2") && expected["people/3"] == json!({"Name": "Changed"}));
+    let chain = s.path("fixture-v6");
+    copy_dir(&fixtures.join("backup-v6"), &chain);
+    let snapshot = s.path("fixture-v6-snapshot");
+    copy_dir(&fixtures.join("snapshot-v6"), &snapshot);
+    let deep = |location: &Path| {
+        let out = std::process::Command::new(crate::common::BACKUP_BIN)
+            .args(["--verify", "--deep", &format!("--dest={}", location.display())])
+            .output()
+            .expect("runs");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    for (location, name) in [(&chain, "Chain6"), (&snapshot, "Snapshot6")] {
+        let done = s.restore(json!({"BackupLocation": location.display().to_string(), "DatabaseName": name}));
+        assert_eq!(done["Success"], true, "{done}");
+        assert!(s.all_docs(&format!("/databases/{name}")) == expected, "{name}");
+        let (code, out) = deep(location);
+        assert_eq!(code, Some(0), "{out}");
+    }
+
+    // The restored database's sets sum XXH3, as format 7; the same
+    // documents' XXH3 sum is not what a format-6 set may claim.
+    s.put_doc("/databases/Chain6", "people/3", json!({"Name": "Changed"}));
+    let own = s.location("own-sets");
+    let full = s.backup("/databases/Chain6", &own, false);
+    let own_manifest: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(&own).join(full["SetId"].as_str().expect("id")).join("manifest.json")).expect("reads"),
+    )
+    .expect("json");
+    assert_eq!(own_manifest["FormatVersion"], 7);
+    let done = s.restore(json!({"BackupLocation": own, "DatabaseName": "Own"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/Own") == expected);
+    let tip = chain.join(set_dirs(&chain).last().expect("sets"));
+    let sha256_sum = std::fs::read_to_string(tip.join("manifest.json")).expect("reads");
+    rewrite_manifest(&tip, |m| m["ContentDigest"] = own_manifest["ContentDigest"].clone());
+    let (code, message) = s.refused_restore(json!({"BackupLocation": chain.display().to_string(), "DatabaseName": "Mixed"}));
+    assert_eq!(code, "CorruptBackup", "{message}");
+    assert!(message.contains("content digest"), "{message}");
+    let (code, out) = deep(&chain);
+    assert_eq!(code, Some(1), "{out}");
+    std::fs::write(tip.join("manifest.json"), sha256_sum).expect("writes");
+    rewrite_manifest(&tip, |_| {});
+
+    // A compaction copies the SHA-256 sum, so it writes format 6.
+    let (status, done) = s.post("/admin/backup/compact?wait=true", json!({"BackupLocation": chain.display().to_string()}));
+    assert_eq!(status, 200, "{done}");
+    let compacted = chain.join(done["SetId"].as_str().expect("id"));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(compacted.join("manifest.json")).expect("reads")).expect("json");
+    assert_eq!(manifest["FormatVersion"], 6, "{manifest}");
+    let done = s.restore(json!({"BackupLocation": chain.display().to_string(), "DatabaseName": "Compacted6"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert_eq!(done["SetId"], manifest["SetId"], "{done}");
+    assert!(s.all_docs("/databases/Compacted6") == expected);
+}
+
 #[test]
 fn restore_up_to_a_time_takes_the_newest_set_created_at_or_before_it() {
     let s = TestServer::start();

@@ -44,7 +44,7 @@
 use rookery_types::{JobStatus, Severity};
 
 use super::format::new_set_id;
-use super::format::{DataRecord, FileContent, Manifest, SetKind, FORMAT_VERSION};
+use super::format::{DataRecord, FileContent, Manifest, SetKind};
 use super::location::{Depth, Finding, Location, StoredSet};
 use super::logical::FileSet;
 use super::sealed::{SetKey, SetSecret};
@@ -309,7 +309,7 @@ fn write(
     // Step 6: the manifest.
     let (manifest_files, bytes_written) = files.into_files();
     let mut manifest = Manifest {
-        format_version: FORMAT_VERSION,
+        format_version: tip.manifest.format_for_its_digest(),
         server_version: env!("CARGO_PKG_VERSION").to_string(),
         set_id: prepared.set_id.clone(),
         database_name: tip.manifest.database_name.clone(),
