@@ -74,16 +74,22 @@ fn digest_of(docs: &Keyspace, kind: DigestKind) -> Result<ContentDigest, Storage
     let mut digest = ContentDigest::default();
     for guard in docs.iter() {
         let (k, v) = guard.into_inner()?;
-        if let Some(t) = ContentDigest::term_of(kind, &key_to_string(&k)?, v.get(HEADER_LEN..).unwrap_or_default()) {
+        if let Some(t) = term_of(kind, &key_to_string(&k)?, &v) {
             digest.add(&t);
         }
     }
     Ok(digest)
 }
 
-/// The digest term of a document (none for the server's own `Raven/` documents).
+/// The digest term of a document as stored (`raw`: header and body), as
+/// the store sums it (none for the server's own `Raven/` documents).
 fn term(id: &str, raw: &[u8]) -> Option<ContentDigest> {
-    ContentDigest::term(id, raw.get(HEADER_LEN..).unwrap_or_default())
+    term_of(DigestKind::Xxh3, id, raw)
+}
+
+/// [`term`] under `kind`.
+fn term_of(kind: DigestKind, id: &str, raw: &[u8]) -> Option<ContentDigest> {
+    ContentDigest::term_of(kind, id, raw.get(HEADER_LEN..).unwrap_or_default())
 }
 
 /// Level-0 tables at which fjall's leveled compaction (its default
@@ -617,7 +623,7 @@ impl DocumentStore {
             let (key, value) = guard.into_inner()?;
             let id = key_to_string(&key)?;
             decode_header(&value)?;
-            if let Some(t) = ContentDigest::term_of(kind, &id, value.get(HEADER_LEN..).unwrap_or_default()) {
+            if let Some(t) = term_of(kind, &id, &value) {
                 out.digest.add(&t);
             }
             out.documents += 1;
