@@ -51,6 +51,22 @@ pub fn build(
     cancel: &CancelToken,
     progress: Progress<'_>,
 ) -> Result<RestoreSummary, RestoreError> {
+    build_with(plan, dir, defrag, master, false, cancel, progress).map(|(summary, _)| summary)
+}
+
+/// [`build`], the database left open (persisted): a restore that built it
+/// where it belongs serves it as it is, without closing and opening it again.
+///
+/// # Errors
+/// As [`build`].
+pub fn build_open(
+    plan: &RestorePlan,
+    dir: &Path,
+    defrag: bool,
+    master: Option<&crate::crypto::Key>,
+    cancel: &CancelToken,
+    progress: Progress<'_>,
+) -> Result<(RestoreSummary, DocumentStore), RestoreError> {
     build_with(plan, dir, defrag, master, false, cancel, progress)
 }
 
@@ -65,7 +81,7 @@ pub(super) fn build_with(
     credentials: bool,
     cancel: &CancelToken,
     progress: Progress<'_>,
-) -> Result<RestoreSummary, RestoreError> {
+) -> Result<(RestoreSummary, DocumentStore), RestoreError> {
     // A canceled restore stops at its next record (progress is reported per record).
     let mut checked = |done: u64, bytes: u64| -> Result<(), RestoreError> {
         if cancel.is_canceled() {
@@ -153,15 +169,14 @@ pub(super) fn build_with(
         store.compact()?;
     }
     store.persist()?;
-    let count = store.document_count();
-    drop(store);
-    Ok(RestoreSummary {
+    let summary = RestoreSummary {
         database_name: plan.database_name().to_string(),
         location: dir.to_path_buf(),
         last_set_id: plan.last_set_id().to_string(),
-        documents: count,
+        documents: store.document_count(),
         last_etag,
-    })
+    };
+    Ok((summary, store))
 }
 
 /// Opens the database a restore builds. A snapshot's files come from
@@ -290,16 +305,18 @@ fn in_set(set: &StoredSet, name: &str) -> std::path::PathBuf {
     set.path_of(name).unwrap_or_default()
 }
 
-/// Hard-links the tables and blob files of a plain snapshot set in a folder
-/// into `dir`, each checked against the manifest first: by its kept hash
-/// while its inode, size and modification time are unchanged, read in full
-/// otherwise. Tables never change once written, so the database and the set
-/// share them safely (a compaction of the database unlinks its name only).
-/// The checks run side by side, a few tables at a time (a table read in
-/// full is hashed on every core; a kept hash waits on the disk only for the
-/// table's inode), each table linked once checked. What cannot be linked
-/// and every other file is returned, to be copied; a set on another
-/// filesystem than `dir` is returned whole, its tables not read first.
+/// Hard-links the files of a plain snapshot set in a folder that fjall
+/// never writes into (tables, blob files, versions, `current`: see
+/// [`crate::storage::files::is_written_once`]) into `dir`, each checked
+/// against the manifest first: by its kept hash while its inode, size and
+/// modification time are unchanged, read in full otherwise. The database
+/// and the set share them safely (a compaction of the database unlinks its
+/// names only). The checks run side by side on a few threads (a table read
+/// in full is hashed on every core; a kept hash waits on the disk only for
+/// the table's inode, and asks for the table's end to be read ahead for the
+/// database's open), each file linked as soon as it is checked. What cannot
+/// be linked and every other file is returned, to be copied; a set on
+/// another filesystem than `dir` is returned whole, its tables not read first.
 fn link_written_once<'a>(
     set: &'a StoredSet,
     dir: &Path,
@@ -319,14 +336,33 @@ fn link_written_once<'a>(
         rest.extend(tables);
         return Ok(rest);
     }
-    let workers = crate::backup::concurrent::FOLDER_WORKERS;
-    for some in tables.chunks(workers * 2) {
-        let checked = crate::backup::concurrent::try_map(some, workers, |file| check_linkable(set, file, &in_set(set, &file.name)))?;
-        for (file, checked) in some.iter().zip(checked) {
+    let mut parents: Vec<PathBuf> = tables.iter().filter_map(|f| dir.join(&f.name).parent().map(Path::to_path_buf)).collect();
+    parents.sort();
+    parents.dedup();
+    for parent in &parents {
+        std::fs::create_dir_all(parent).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", parent.display())))?;
+    }
+    // A few threads check (a kept hash waits on the disk for the table's
+    // inode only, a table read in full is hashed on every core); this one
+    // links each table as soon as it is checked.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<std::fs::Metadata, RestoreError>)>();
+    std::thread::scope(|scope| -> Result<(), RestoreError> {
+        for _ in 0..crate::backup::concurrent::FOLDER_WORKERS.min(tables.len()) {
+            let (tx, next, tables) = (tx.clone(), &next, &tables);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(file) = tables.get(i) else { return };
+                if tx.send((i, check_linkable(set, file, &in_set(set, &file.name)))).is_err() {
+                    return; // the linking stopped, and returns why
+                }
+            });
+        }
+        drop(tx);
+        // Dropped on the way out, the receiver stops every checker at its next table.
+        for (i, checked) in rx {
+            let (file, checked) = (tables[i], checked?);
             let (from, to) = (in_set(set, &file.name), dir.join(&file.name));
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", parent.display())))?;
-            }
             match std::fs::hard_link(&from, &to) {
                 Ok(()) => {
                     // The name linked must still be the file checked (not one
@@ -342,7 +378,8 @@ fn link_written_once<'a>(
                 Err(e) => return Err(BackupError::Io(format!("cannot link '{}': {e}", to.display())).into()),
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(rest)
 }
 
@@ -370,6 +407,8 @@ fn check_linkable(set: &StoredSet, file: &ManifestFile, from: &Path) -> Result<s
     let meta = handle.metadata().map_err(unreadable)?;
     shaped_as_listed(set, file, &meta)?;
     if crate::backup::kept_hashes::get(&meta).as_deref() == Some(file.sha256.as_str()) {
+        // Not read here: what the database's open reads of it, read ahead.
+        crate::storage::files::read_tail_ahead(&handle, meta.len());
         return Ok(meta);
     }
     let sha = sha256_reader(handle).map_err(unreadable)?;
@@ -646,6 +685,24 @@ pub fn move_into_place(staging: &Path, destination: &Path) -> Result<(), Restore
     crate::durable::sync_dir(staging).map_err(io)?;
     failpoint::hit("restore.before_move");
     std::fs::rename(staging, destination).map_err(io)?;
+    if let Some(parent) = destination.parent() {
+        crate::durable::sync_dir(parent).map_err(io)?;
+    }
+    failpoint::hit("restore.after_move");
+    Ok(())
+}
+
+/// Step 4 for a database built at its destination (a folder the restore
+/// made): the folder, and its name in its parent, made durable before the
+/// catalog marks it `Ready`. (The failpoints are those of the move it
+/// stands for.)
+///
+/// # Errors
+/// I/O errors.
+pub fn settle_in_place(destination: &Path) -> Result<(), RestoreError> {
+    let io = |e: std::io::Error| BackupError::Io(format!("cannot sync the restored database in '{}': {e}", destination.display()));
+    crate::durable::sync_dir(destination).map_err(io)?;
+    failpoint::hit("restore.before_move");
     if let Some(parent) = destination.parent() {
         crate::durable::sync_dir(parent).map_err(io)?;
     }

@@ -65,7 +65,7 @@ pub(super) fn ingest(
         return Ok(());
     };
     let source = Source { set: full, key: keys.first().and_then(Option::as_ref) };
-    // In the staging folder: removed with it whatever happens.
+    // In the folder the database is built in: removed with it whatever happens.
     let work = tempfile::Builder::new()
         .prefix(".chain-")
         .tempdir_in(dir)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rookery_types::{counted, ErrorCode, JobStatus, RestoreRequest, Severity, RESTORE_STATUS_ID};
 
-use super::build::{build, move_into_place, RestoreSummary};
+use super::build::{build_open, move_into_place, settle_in_place, RestoreSummary};
 use super::error::RestoreError;
 use super::plan::{check_free_space, plan, ChainChoice, RestorePlan};
 use crate::backup::error::BackupError;
@@ -217,9 +217,9 @@ fn run_restore(
     // reserved and no staging folder stays behind.
     let mut undo = UndoReservation { catalog, reservation, armed: true };
     let result = (|| {
-        let mut summary = {
+        let (mut summary, store) = {
             let mut progress = |done: u64, bytes: u64| reporter.progress(done, bytes);
-            build(plan, &reservation.staging, defrag, master, cancel, &mut progress)?
+            build_open(plan, reservation.build_dir(), defrag, master, cancel, &mut progress)?
         };
         if defrag {
             reporter.message("Defragmented (compacted) the restored database", Severity::Information);
@@ -227,9 +227,19 @@ fn run_restore(
         if cancel.is_canceled() {
             return Err(RestoreError::Canceled);
         }
-        move_into_place(&reservation.staging, &reservation.location)?;
+        // Built where it belongs, it is served as it is; built beside an
+        // empty folder given by the operator, it is closed, moved over the
+        // folder, and opened there.
+        let built = if reservation.builds_in_place() {
+            settle_in_place(&reservation.location)?;
+            Some(store)
+        } else {
+            drop(store);
+            move_into_place(&reservation.staging, &reservation.location)?;
+            None
+        };
         crate::failpoint::hit("restore.before_register");
-        let handle = catalog.commit_restore(reservation)?;
+        let handle = catalog.commit_restore(reservation, built)?;
         summary.database_name = handle.name.clone();
         summary.location = reservation.location.clone();
         summary.documents = handle.store().document_count();

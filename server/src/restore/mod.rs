@@ -6,12 +6,15 @@
 //!    ending at `RestoreUpTo`) and verifies every link and every file's SHA-256.
 //! 2. The catalog reserves the name and the location (a registry entry in the
 //!    `Restoring` state): the name is taken, but no database is served.
-//! 3. [`build`] creates the database in a staging folder beside the
-//!    destination: bulk ingestion of the full set (sorted streams), then each
-//!    incremental in order, deletions first. Every file is hashed again while
-//!    it streams, so a file changed since step 1 fails the restore.
-//! 4. The staging folder is fsynced and renamed to the destination.
-//! 5. The catalog opens it and marks the entry `Ready`: only now is it visible.
+//! 3. [`build`] creates the database at the destination when the restore
+//!    makes that folder, else (an empty folder given by the operator) in a
+//!    staging folder beside it: bulk ingestion of the full set (sorted
+//!    streams), then each incremental in order, deletions first. Every file
+//!    is hashed again while it streams, so a file changed since step 1 fails
+//!    the restore.
+//! 4. The folder is fsynced (and a staging folder renamed to the destination).
+//! 5. The catalog marks the entry `Ready` and serves the database (the store
+//!    the build left open, or opened again after a move): only now is it visible.
 //!
 //! A failure at any step removes the staging folder, the destination if the
 //! restore made it, and the reservation. A crash does the same at the next
@@ -28,7 +31,7 @@ mod stream;
 pub mod system;
 mod write_behind;
 
-pub use build::{build, move_into_place, Progress, RestoreSummary};
+pub use build::{build, build_open, move_into_place, settle_in_place, Progress, RestoreSummary};
 pub use error::RestoreError;
 pub use job::RestoreHandle;
 pub use plan::{check_free_space, choose_chain, plan, ChainChoice, RestorePlan};

@@ -56,12 +56,14 @@ pub fn restore_system_database(
     let created = !data_dir.exists();
     std::fs::create_dir_all(data_dir).map_err(|e| BackupError::Io(format!("cannot create '{}': {e}", data_dir.display())))?;
     let staging = data_dir.join(format!(".System.restoring-{}", uuid::Uuid::new_v4().simple()));
-    let result = build_with(&plan, &staging, options.defrag, None, true, &CancelToken::default(), progress).and_then(|mut summary| {
-        let destination = data_dir.join("System");
-        move_into_place(&staging, &destination)?;
-        summary.location = destination;
-        Ok(summary)
-    });
+    let result =
+        build_with(&plan, &staging, options.defrag, None, true, &CancelToken::default(), progress).and_then(|(mut summary, store)| {
+            drop(store);
+            let destination = data_dir.join("System");
+            move_into_place(&staging, &destination)?;
+            summary.location = destination;
+            Ok(summary)
+        });
     if result.is_err() {
         if created {
             let _ = std::fs::remove_dir_all(data_dir);

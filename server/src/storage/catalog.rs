@@ -113,9 +113,35 @@ const DELETE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub struct RestoreReservation {
     pub name: String,
     pub location: PathBuf,
-    /// Where the restore builds the database before moving it to `location`.
+    /// Where the restore builds the database before moving it to
+    /// `location`, when `location` is an empty folder that was there before.
     pub staging: PathBuf,
     key: String,
+    /// Whether the restore makes `location` itself (see [`Self::build_dir`]).
+    makes_location: bool,
+}
+
+impl RestoreReservation {
+    /// Where the restore builds the database: at its location when the
+    /// restore makes that folder (a failure, or a crash at the next start,
+    /// removes it with the reservation, and the name serves nothing until
+    /// the entry is `Ready`), else in the staging folder beside it, moved
+    /// over the empty folder once built (an empty folder given by the
+    /// operator is never filled with a half-built database).
+    #[must_use]
+    pub fn build_dir(&self) -> &Path {
+        if self.makes_location {
+            &self.location
+        } else {
+            &self.staging
+        }
+    }
+
+    /// Whether [`Self::build_dir`] is the location itself.
+    #[must_use]
+    pub fn builds_in_place(&self) -> bool {
+        self.makes_location
+    }
 }
 
 /// The databases of one data directory.
@@ -395,21 +421,33 @@ impl Catalog {
         let base = location.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let staging = parent.join(format!(".{base}.restoring-{}", uuid::Uuid::new_v4().simple()));
         let mut cleanup = vec![staging.clone()];
-        if !location.exists() {
+        let makes_location = !location.exists();
+        if makes_location {
             cleanup.push(location.to_path_buf());
         }
         let key = self.reserve(name, location, EntryState::Restoring, cleanup)?;
-        Ok(RestoreReservation { name: name.to_string(), location: location.to_path_buf(), staging, key })
+        Ok(RestoreReservation { name: name.to_string(), location: location.to_path_buf(), staging, key, makes_location })
     }
 
-    /// Registers a restored database once its folder is in place.
+    /// Registers a restored database once its folder is in place: `built`,
+    /// the store the restore built there and kept open, or opened again.
     ///
     /// # Errors
     /// Storage errors (the reservation is then rolled back).
-    pub fn commit_restore(&self, reservation: &RestoreReservation) -> Result<Arc<DatabaseHandle>, StorageError> {
-        let result = DocumentStore::open(&reservation.location, self.durability)
-            .and_then(|store| self.unlock(store))
-            .and_then(|store| self.publish(&reservation.key, store));
+    pub fn commit_restore(
+        &self,
+        reservation: &RestoreReservation,
+        built: Option<DocumentStore>,
+    ) -> Result<Arc<DatabaseHandle>, StorageError> {
+        let opened = match built {
+            Some(store) if store.path() == reservation.location => Ok(store.with_durability(self.durability)),
+            Some(store) => {
+                drop(store);
+                DocumentStore::open(&reservation.location, self.durability)
+            }
+            None => DocumentStore::open(&reservation.location, self.durability),
+        };
+        let result = opened.and_then(|store| self.unlock(store)).and_then(|store| self.publish(&reservation.key, store));
         if result.is_err() {
             self.abort_restore(reservation);
         }

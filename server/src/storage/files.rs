@@ -602,12 +602,39 @@ pub fn is_storage_file_name(name: &str) -> bool {
     }
 }
 
-/// Whether the storage file `name` is written once and never changed
-/// (a table or a blob file): what a restore may hard-link instead of copy.
+/// Whether fjall never writes into the storage file `name` once it exists:
+/// what a restore may hard-link instead of copy. Tables, blob files,
+/// versions and the format marker are written once; `current` is replaced
+/// by a new file renamed over it (the old file, and every other name for
+/// it, keeps its bytes). Journals are appended to, and `lock` is locked by
+/// the process that opens the database (two databases restored from one
+/// set must not share it): both are copied.
 #[must_use]
 pub fn is_written_once(name: &str) -> bool {
     let parts: Vec<&str> = name.split('/').collect();
-    matches!(parts.as_slice(), ["keyspaces", ks, "tables" | "blobs", id] if is_number(ks) && is_number(id))
+    match parts.as_slice() {
+        ["version"] => true,
+        ["keyspaces", ks, "current"] => is_number(ks),
+        ["keyspaces", ks, version] => is_number(ks) && version.strip_prefix('v').is_some_and(is_number),
+        ["keyspaces", ks, "tables" | "blobs", id] => is_number(ks) && is_number(id),
+        _ => false,
+    }
+}
+
+/// The end of a table or blob file that opening a database reads: its
+/// trailer, table of contents and metadata (the last kilobytes), then, on
+/// the first reads, its top-level index and filter, which sit just before.
+pub const TABLE_TAIL: u64 = 64 * 1024;
+
+/// Asks the kernel to read the end of a storage file ahead, without
+/// waiting: opening a database reads a few bytes at the end of each of its
+/// tables one after another, and on a cold cache each waits on the disk
+/// (about 9 ms for the 60 tables of a million documents here, against 3 ms
+/// warm). Hinted for every table while the files are placed, the reads run
+/// side by side, and the open finds them in memory. A hint: it may do nothing.
+pub fn read_tail_ahead(file: &std::fs::File, size: u64) {
+    let start = size.saturating_sub(TABLE_TAIL);
+    let _ = rustix::fs::fadvise(file, start, std::num::NonZeroU64::new(size - start), rustix::fs::Advice::WillNeed);
 }
 
 /// Where a pin stages its files for the database in `db_dir`: beside it, on

@@ -176,6 +176,15 @@ impl DocumentStore {
         Self::open_with(path, durability, true)
     }
 
+    /// The same store, its later writes acknowledged under `durability`
+    /// (a restore builds a database with [`Durability::Os`], persists it
+    /// whole, then serves it under the server's setting).
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// Opens the database at `path` without fjall's background workers:
     /// nothing is flushed or compacted while it is open, so its tables stay
     /// the files it was opened with and everything written stays in its

@@ -241,8 +241,18 @@ fn a_linked_snapshot_restores_by_linking_its_tables_and_outlives_the_copy_s_comp
         .map(|p| (p.strip_prefix(&set_dir).expect("inside").to_path_buf(), std::fs::metadata(&p).expect("meta").ino()))
         .collect();
     assert!(!tables.is_empty(), "the documents are in tables");
+    // Journals (appended to) and `lock` (locked by the database that opens it) are copied.
+    let copied: Vec<(PathBuf, u64)> = files_of(&set_dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(&set_dir).expect("inside").to_path_buf())
+        .filter(|p| p == Path::new("lock") || p.extension().is_some_and(|e| e == "jnl"))
+        .map(|p| (p.clone(), std::fs::metadata(set_dir.join(&p)).expect("in the set").ino()))
+        .collect();
+    assert!(copied.len() >= 2, "{copied:?}");
 
-    // Restored into a database: its tables are the set's own files, linked.
+    // Restored into a database: its tables are the set's own files, linked
+    // (and its versions and `current`, which the database replaces by new
+    // files as soon as it writes: the set's are checked by `--verify` below).
     let restored = s.restore(json!({"BackupLocation": location, "DatabaseName": "Copy"}));
     assert_eq!(restored["Success"], true, "{restored}");
     let copy_dir = s.data_dir.join("Databases").join("Copy");
@@ -250,6 +260,13 @@ fn a_linked_snapshot_restores_by_linking_its_tables_and_outlives_the_copy_s_comp
         let meta = std::fs::metadata(copy_dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", name.display()));
         assert_eq!(meta.ino(), *inode, "{} is linked, not copied", name.display());
     }
+    for (name, inode) in copied {
+        // (A journal the copy has already flushed and deleted was not shared either.)
+        if let Ok(meta) = std::fs::metadata(copy_dir.join(&name)) {
+            assert_ne!(meta.ino(), inode, "{} is copied, never shared", name.display());
+        }
+    }
+    assert!(copy_dir.join("lock").exists());
     assert!(s.all_docs("/databases/Copy") == expected, "the copy equals the database at the snapshot");
 
     // The copy is writable, and a compaction of a linked copy (a restore
