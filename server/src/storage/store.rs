@@ -167,6 +167,30 @@ impl std::fmt::Debug for DocumentStore {
     }
 }
 
+/// fjall's background threads per database (flushes and compactions).
+///
+/// fjall starts one per core, at most four, and its first worker, handed a
+/// compaction while another worker may be running one, sends it back to the
+/// queue and takes it again at once (fjall 3.1.13, `worker_pool.rs`): with
+/// two workers, the second compacting, the first spins on a core for the
+/// whole compaction. On two cores that was half the machine, after every
+/// flush, beside the requests and backups (`perf` of a snapshot during a
+/// compaction: 28% of all samples in that loop). With four, the first
+/// worker finds another one idle to take the compaction and waits; it
+/// spins only while three compactions or flushes run at once.
+const FJALL_WORKERS: usize = 4;
+
+/// How every database is opened: bounded memory per database (a server
+/// holds many of them) and [`FJALL_WORKERS`].
+fn database_builder(path: &Path) -> fjall::DatabaseBuilder<Database> {
+    #[allow(deprecated)] // fjall marks the setter "todo", not replaced; it works.
+    Database::builder(path)
+        .cache_size(32 * 1024 * 1024)
+        .max_write_buffer_size(Some(48 * 1024 * 1024))
+        .max_journaling_size(256 * 1024 * 1024)
+        .worker_threads(FJALL_WORKERS)
+}
+
 impl DocumentStore {
     /// Opens (or creates) the database at `path`.
     ///
@@ -202,15 +226,9 @@ impl DocumentStore {
 
     fn open_with(path: &Path, durability: Durability, workers: bool) -> Result<Self, StorageError> {
         std::fs::create_dir_all(path)?;
-        // Bounded memory per database: a server holds many of them.
-        #[allow(deprecated)] // fjall marks the setter "todo", not replaced; it works.
-        let builder = Database::builder(path)
-            .cache_size(32 * 1024 * 1024)
-            .max_write_buffer_size(Some(48 * 1024 * 1024))
-            .max_journaling_size(256 * 1024 * 1024);
         // fjall's own tests open a database so (the setter is hidden from its
         // docs, not deprecated; fjall is pinned to one version, see `files`).
-        let builder = if workers { builder } else { builder.worker_threads_unchecked(0) };
+        let builder = if workers { database_builder(path) } else { database_builder(path).worker_threads_unchecked(0) };
         let db = builder.open()?;
         let options = || KeyspaceCreateOptions::default().max_memtable_size(16 * 1024 * 1024);
         // Documents in data blocks of 32 KiB, not fjall's 4 KiB: a backup
@@ -1164,6 +1182,70 @@ pub(crate) fn temp_store() -> (tempfile::TempDir, DocumentStore) {
 mod tests {
     use super::temp_store as store;
     use super::*;
+
+    /// CPU time (ns) of each of this process's fjall workers, by thread id.
+    fn fjall_worker_cpu() -> std::collections::BTreeMap<String, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for task in std::fs::read_dir("/proc/self/task").expect("lists threads").flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() == "fjall:worker" {
+                let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+                let ns = stat.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                out.insert(task.file_name().to_string_lossy().to_string(), ns);
+            }
+        }
+        out
+    }
+
+    /// The CPU time (ns) fjall's workers spend on twelve flushes of one
+    /// keyspace and the compactions they start, in a database opened by `open`.
+    fn compaction_workload(open: impl Fn(&Path) -> fjall::DatabaseBuilder<Database>) -> u64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = fjall_worker_cpu();
+        let db = open(dir.path()).open().expect("opens");
+        let ks = db.keyspace("docs", KeyspaceCreateOptions::default).expect("a keyspace");
+        // Each flush hands a compaction of the keyspace to every worker;
+        // one compaction of a keyspace runs at a time.
+        let body = vec![b'x'; 1024];
+        for round in 0..12u32 {
+            for i in 0..3000u32 {
+                ks.insert(format!("{i:08}-{round:02}"), &body).expect("inserts");
+            }
+            ks.rotate_memtable_and_wait().expect("flushes");
+        }
+        let mut quiet = 0;
+        while quiet < 20 {
+            quiet = if db.active_compactions() == 0 { quiet + 1 } else { 0 };
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let after = fjall_worker_cpu();
+        after.iter().map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0))).sum()
+    }
+
+    /// Runs in a process of its own (the test starts itself again with
+    /// `ROOKERY_FJALL_PROBE`), so that no other test's database has workers.
+    #[test]
+    fn fjall_workers_wait_while_another_compacts_instead_of_spinning() {
+        if std::env::var_os("ROOKERY_FJALL_PROBE").is_none() {
+            let name = "storage::store::tests::fjall_workers_wait_while_another_compacts_instead_of_spinning";
+            let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+                .args([name, "--exact", "--nocapture", "--test-threads=1"])
+                .env("ROOKERY_FJALL_PROBE", "1")
+                .output()
+                .expect("runs");
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            println!("{}", text.lines().filter(|l| l.contains("CPU of")).collect::<Vec<_>>().join("\n"));
+            return;
+        }
+        // The same flushes and compactions with one worker (which cannot
+        // spin: it does every task itself), then as every database opens.
+        let alone = compaction_workload(|path| database_builder(path).worker_threads(1));
+        let pool = compaction_workload(database_builder);
+        println!("CPU of fjall's workers: {} ms with one worker, {} ms with {FJALL_WORKERS}", alone / 1_000_000, pool / 1_000_000);
+        assert!(alone >= 50_000_000, "too little work to see anything: {alone} ns");
+        assert!(pool < alone + alone / 2, "the pool spent {pool} ns where one worker spent {alone}: a worker spins while another compacts");
+    }
 
     #[test]
     fn put_get_delete_with_increasing_etags() {
