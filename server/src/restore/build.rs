@@ -307,7 +307,7 @@ fn in_set(set: &StoredSet, name: &str) -> std::path::PathBuf {
 
 /// Hard-links the files of a plain snapshot set in a folder that fjall
 /// never writes into (tables, blob files, versions, `current`: see
-/// [`crate::storage::files::is_written_once`]) into `dir`, each checked
+/// [`crate::storage::files::is_never_written_into`]) into `dir`, each checked
 /// against the manifest first: by its kept hash while its inode, size and
 /// modification time are unchanged, read in full otherwise. The database
 /// and the set share them safely (a compaction of the database unlinks its
@@ -324,7 +324,7 @@ fn link_written_once<'a>(
 ) -> Result<Vec<&'a ManifestFile>, RestoreError> {
     use std::os::unix::fs::MetadataExt;
     let (tables, mut rest): (Vec<&ManifestFile>, Vec<&ManifestFile>) =
-        set.manifest.files.iter().partition(|f| crate::storage::files::is_written_once(&f.name));
+        set.manifest.files.iter().partition(|f| crate::storage::files::is_never_written_into(&f.name));
     if !on_the_same_filesystem(set, dir) {
         // Nothing can be linked: every file is copied, each copy hashed as
         // it is made; no table read a first time only to be checked.

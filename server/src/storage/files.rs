@@ -610,7 +610,7 @@ pub fn is_storage_file_name(name: &str) -> bool {
 /// the process that opens the database (two databases restored from one
 /// set must not share it): both are copied.
 #[must_use]
-pub fn is_written_once(name: &str) -> bool {
+pub fn is_never_written_into(name: &str) -> bool {
     let parts: Vec<&str> = name.split('/').collect();
     match parts.as_slice() {
         ["version"] => true,
@@ -624,7 +624,7 @@ pub fn is_written_once(name: &str) -> bool {
 /// The end of a table or blob file that opening a database reads: its
 /// trailer, table of contents and metadata (the last kilobytes), then, on
 /// the first reads, its top-level index and filter, which sit just before.
-pub const TABLE_TAIL: u64 = 64 * 1024;
+const TABLE_TAIL: u64 = 64 * 1024;
 
 /// Asks the kernel to read the end of a storage file ahead, without
 /// waiting: opening a database reads a few bytes at the end of each of its
