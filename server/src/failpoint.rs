@@ -17,6 +17,7 @@ enum Action {
     Sleep(u64),
     NoSpace,
     Panic,
+    Value(u64),
 }
 
 #[cfg(feature = "failpoints")]
@@ -31,6 +32,7 @@ fn armed(name: &str) -> Option<Action> {
             .map(|spec| match spec.split_once('=') {
                 Some((n, "enospc")) => (n.to_string(), Action::NoSpace),
                 Some((n, "panic")) => (n.to_string(), Action::Panic),
+                Some((n, v)) if v.starts_with("value:") => (n.to_string(), Action::Value(v["value:".len()..].parse().unwrap_or(0))),
                 Some((n, action)) => (n.to_string(), Action::Sleep(action.trim_start_matches("sleep:").parse().unwrap_or(1000))),
                 None => (spec.to_string(), Action::Exit),
             })
@@ -50,7 +52,7 @@ pub fn hit(name: &str) {
         }
         Some(Action::Sleep(ms)) => std::thread::sleep(std::time::Duration::from_millis(ms)),
         Some(Action::Panic) => panic!("failpoint {name}: panic"),
-        Some(Action::NoSpace) | None => {}
+        Some(Action::NoSpace | Action::Value(_)) | None => {}
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
@@ -69,4 +71,17 @@ pub fn io_error(name: &str) -> std::io::Result<()> {
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
     Ok(())
+}
+
+/// A number a test sets at `name` (`name=value:N`), else `default`.
+#[inline]
+#[must_use]
+pub fn value(name: &str, default: u64) -> u64 {
+    #[cfg(feature = "failpoints")]
+    if let Some(Action::Value(n)) = armed(name) {
+        return n;
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+    default
 }

@@ -96,6 +96,7 @@ pub async fn start_backup(
             max_bytes_per_second: request.max_bytes_per_second,
             task: None,
             object_lock: None,
+            documents_file_bytes: None,
         };
         let handle = state.start_backup(&db.name, options)?;
         tracing::info!(database = %db.name, set = %handle.set_id, "backup started");

@@ -66,6 +66,9 @@ pub(super) fn write_set(
     files.pace = prepared.max_bytes_per_second.map(Pace::new);
     files.yielder = Some(YieldToWrites::new(prepared.database.store().foreground()));
     files.filters = prepared.kind == SetKind::Incremental;
+    if let Some(bytes) = prepared.documents_file_bytes {
+        files.split_bytes = bytes.max(1);
+    }
 
     // Steps 2 and 3: every record from the snapshot.
     let (documents, deletions) = match prepared.kind {
@@ -229,6 +232,8 @@ pub(super) struct FileSet<'a> {
     pub(super) yielder: Option<YieldToWrites>,
     /// Index blocks with membership filters (an incremental's).
     pub(super) filters: bool,
+    /// A new documents file after this many bytes of records.
+    pub(super) split_bytes: u64,
 }
 
 /// How often (in bytes written) a paced backup checks its rate.
@@ -255,6 +260,7 @@ impl<'a> FileSet<'a> {
             paced_at: 0,
             yielder: None,
             filters: false,
+            split_bytes: failpoint::value("backup.documents_file_bytes", FILE_SPLIT_BYTES),
         }
     }
 
@@ -502,7 +508,7 @@ impl DocumentFiles {
         self.count += documents;
         files.documents_done += documents;
         self.unreported += documents;
-        let full = self.sink.raw_bytes() >= FILE_SPLIT_BYTES;
+        let full = self.sink.raw_bytes() >= files.split_bytes;
         if self.unreported < REPORT_EVERY && !full {
             return Ok(());
         }

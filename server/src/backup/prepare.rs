@@ -38,6 +38,10 @@ pub struct BackupOptions {
     pub task: Option<String>,
     /// S3 Object Lock on every object of the set (a task destination's `ObjectLock`).
     pub object_lock: Option<rookery_types::ObjectLock>,
+    /// A new documents file after this many bytes of records (none: 128
+    /// MiB). Small files make a small database's sets look like a large
+    /// one's (tests); not offered over REST.
+    pub documents_file_bytes: Option<u64>,
 }
 
 /// Keeps a job's writing at or under a rate: [`Pace::wait`] sleeps while
@@ -229,6 +233,8 @@ pub struct PreparedBackup {
     pub copy_files: bool,
     /// See [`BackupOptions::max_bytes_per_second`].
     pub max_bytes_per_second: Option<u64>,
+    /// See [`BackupOptions::documents_file_bytes`].
+    pub documents_file_bytes: Option<u64>,
 }
 
 /// Checks a backup request without writing anything: the location, and for
@@ -308,6 +314,7 @@ pub fn prepare(
         staging,
         copy_files: options.copy_files,
         max_bytes_per_second: options.max_bytes_per_second,
+        documents_file_bytes: options.documents_file_bytes,
     })
 }
 

@@ -18,12 +18,12 @@ use crate::storage::{ContentDigest, DigestKind, DocumentStore, Durability, Stora
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{changed, corrupt, read_file, unreadable, Source};
+use super::stream::Counters;
 
 /// Documents applied per batch when replaying an incremental set.
 const APPLY_BATCH: usize = 4096;
 /// ... or once the batch holds this many bytes, whatever its count.
 const APPLY_BATCH_BYTES: usize = 64 * 1024 * 1024;
-
 /// What a restore built.
 #[derive(Debug, Clone)]
 pub struct RestoreSummary {
@@ -112,14 +112,14 @@ pub(super) fn build_with(
     // A full set and incrementals in id order: merged and ingested once.
     let merged = super::chain::merges(&plan.chain);
     if merged {
-        super::chain::ingest(&store, dir, plan, flags, &mut done, &mut bytes, progress)?;
+        super::chain::ingest(&store, plan, flags, cancel, &mut done, &mut bytes, progress)?;
     }
     for (set, set_key) in plan.chain.iter().zip(&plan.set_keys) {
         let source = Source { set, key: set_key.as_ref() };
         match set.manifest.kind {
             SetKind::Full | SetKind::Incremental if merged => {}
             SetKind::Full => {
-                ingest_full(&store, &source, flags, &mut done, &mut bytes, progress)?;
+                ingest_full(&store, &source, flags, cancel, &mut done, &mut bytes, progress)?;
             }
             SetKind::Incremental => apply_incremental(&store, &source, flags, &mut done, &mut bytes, progress)?,
             SetKind::Snapshot => check_snapshot(&store, set, plan.chain.len() == 1)?,
@@ -461,12 +461,18 @@ fn share(count: u64, part: u64, whole: u64) -> u64 {
 }
 
 /// A full set into the empty store: its documents and its change log are
-/// two sorted streams into two keyspaces, ingested side by side (the
-/// change log on a thread of its own), then the store's counters set.
+/// sorted streams into two keyspaces, ingested side by side, then the
+/// store's counters set. The documents files hold consecutive id ranges,
+/// so the first half of them and the second half are two ingestions of
+/// their own (two runs of tables whose ids do not overlap), each on its
+/// own thread with its own reading and decoding: fjall writes a table on
+/// one thread, and one ingestion cannot keep both cores busy. The change
+/// log is a third thread.
 fn ingest_full(
     store: &DocumentStore,
     source: &Source<'_>,
     flags: u8,
+    cancel: &CancelToken,
     done: &mut u64,
     bytes: &mut u64,
     progress: Checked<'_>,
@@ -474,41 +480,116 @@ fn ingest_full(
     let set = source.set;
     let bulk = store.bulk();
     let stop = AtomicBool::new(false);
+    let files: Vec<&ManifestFile> = set.manifest.files.iter().filter(|f| f.content == FileContent::Documents).collect();
+    let (head, tail) = files.split_at(files.len().div_ceil(2));
+    let counters = Counters::default();
+    let (base_done, base_bytes) = (*done, *bytes);
     let (documents, changes) = std::thread::scope(|scope| {
-        let changes = std::thread::Builder::new()
-            .name("restore-changes".into())
-            .spawn_scoped(scope, || ingest_changes(&bulk, source, &stop))
+        let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+        let changes =
+            spawn("restore-changes").spawn_scoped(scope, || ingest_changes(&bulk, source, &stop)).map_err(super::stream::thread_failed)?;
+        let second = (!tail.is_empty())
+            .then(|| {
+                spawn("restore-documents").spawn_scoped(scope, || {
+                    let stopped =
+                        || if stop.load(Ordering::Relaxed) || cancel.is_canceled() { Err(RestoreError::Canceled) } else { Ok(()) };
+                    let ingested = ingest_documents(&bulk, source, tail, flags, &counters, &mut { stopped });
+                    if ingested.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    ingested
+                })
+            })
+            .transpose()
             .map_err(super::stream::thread_failed)?;
-        let documents = ingest_documents(&bulk, source, flags, done, bytes, progress);
-        if documents.is_err() {
+        let mut report = || {
+            if stop.load(Ordering::Relaxed) {
+                return Err(RestoreError::Canceled);
+            }
+            progress(base_done + counters.documents.load(Ordering::Relaxed), base_bytes + counters.bytes.load(Ordering::Relaxed))
+        };
+        let first = ingest_documents(&bulk, source, head, flags, &counters, &mut report);
+        if first.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let second = second.map_or_else(
+            || Ok(Ingested::default()),
+            |second| second.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("a restore thread failed".into()))),
+        );
+        if second.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
         let changes = changes.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the change log's thread failed".into())));
-        Ok::<_, RestoreError>((documents, changes))
+        Ok::<_, RestoreError>((joined(set, tail.first(), first, second), changes))
     })?;
-    let (count, data_bytes, digest) = documents?;
-    *bytes += changes?;
-    bulk.finish(set.manifest.to_etag, Some((count, data_bytes, digest)))?;
+    let ingested = documents?;
+    if ingested.count != set.manifest.document_count {
+        return Err(corrupt(set, "manifest.json", "DocumentCount does not match the documents in the set"));
+    }
+    *done = base_done + ingested.count;
+    *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed) + changes?;
+    bulk.finish(set.manifest.to_etag, Some((ingested.count, ingested.data_bytes, ingested.digest)))?;
     progress(*done, *bytes)?;
-    Ok(count)
+    Ok(ingested.count)
 }
 
-/// A full set's documents: their count, their stored bytes and their digest.
+/// What one ingestion of documents files made.
+#[derive(Default)]
+struct Ingested {
+    count: u64,
+    data_bytes: u64,
+    digest: ContentDigest,
+    /// The first and the last id, when there was any document.
+    ids: Option<(String, String)>,
+}
+
+/// The two halves of a full set's documents as one, or the error that
+/// stopped them: a real error before the cancel it caused in the other
+/// half. The halves must follow each other in id order.
+fn joined(
+    set: &StoredSet,
+    second_file: Option<&&ManifestFile>,
+    first: Result<Ingested, RestoreError>,
+    second: Result<Ingested, RestoreError>,
+) -> Result<Ingested, RestoreError> {
+    let (first, second) = match (first, second) {
+        (Err(RestoreError::Canceled), Err(e)) | (Err(e), _) | (_, Err(e)) => return Err(e),
+        (Ok(a), Ok(b)) => (a, b),
+    };
+    let ids = match (first.ids, second.ids) {
+        (Some((a, last)), Some((first_of_b, b))) => {
+            if last >= first_of_b {
+                let name = second_file.map_or("manifest.json", |f| f.name.as_str());
+                return Err(corrupt(set, name, "documents are not in id order"));
+            }
+            Some((a, b))
+        }
+        (a, b) => a.or(b),
+    };
+    let mut digest = first.digest;
+    digest.add(&second.digest);
+    Ok(Ingested { count: first.count + second.count, data_bytes: first.data_bytes + second.data_bytes, digest, ids })
+}
+
+/// Documents files (consecutive, in id order) into one ingestion of their
+/// own; `report` after each document (progress, and the cancel it answers).
 fn ingest_documents(
     bulk: &BulkAccess<'_>,
     source: &Source<'_>,
+    files: &[&ManifestFile],
     flags: u8,
-    done: &mut u64,
-    bytes: &mut u64,
-    progress: Checked<'_>,
-) -> Result<(u64, u64, ContentDigest), RestoreError> {
+    counters: &Counters,
+    report: &mut dyn FnMut() -> Result<(), RestoreError>,
+) -> Result<Ingested, RestoreError> {
     let set = source.set;
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
+    let mut first_id: Option<String> = None;
     let mut last_id: Option<String> = None;
     let mut count = 0u64;
+    let mut unreported = 0u64;
     let mut data_bytes = 0u64;
     let mut digest = ContentDigest::default();
-    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
+    for file in files {
         // On a thread of its own: the digest (an XXH3 term per document) and
         // the stored value (the body copied once, behind its header).
         let mut prepare = |record: DataRecord| {
@@ -521,26 +602,25 @@ fn ingest_documents(
             Ok((id, value_with_flags(etag, modified_ms, flags, &body)))
         };
         let read = |each: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>| read_file(source, &file.name, &file.sha256, each);
-        *bytes += super::stream::read_in_parallel(read, &mut prepare, &mut |prepared| {
+        let size = super::stream::read_in_parallel(read, &mut prepare, &mut |prepared| {
             let (id, value) = prepared?;
             if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
                 return Err(corrupt(set, &file.name, "documents are not in id order"));
             }
             data_bytes += (id.len() + value.len()) as u64;
             ingestion.write(id.as_bytes(), value).map_err(StorageError::from)?;
+            if first_id.is_none() {
+                first_id = Some(id.clone());
+            }
             last_id = Some(id);
             failpoint::hit("restore.document");
             count += 1;
-            *done += 1;
-            progress(*done, *bytes)?;
-            Ok(())
+            counters.document(&mut unreported, report)
         })?;
+        counters.file_read(&mut unreported, size, report)?;
     }
     ingestion.finish().map_err(StorageError::from)?;
-    if count != set.manifest.document_count {
-        return Err(corrupt(set, "manifest.json", "DocumentCount does not match the documents in the set"));
-    }
-    Ok((count, data_bytes, digest))
+    Ok(Ingested { count, data_bytes, digest, ids: first_id.zip(last_id) })
 }
 
 /// A full set's change log, until `stop` (the documents failed or the

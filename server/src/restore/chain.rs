@@ -24,12 +24,12 @@
 //! Only sets of format 4 and later (incrementals in id order) with few
 //! enough deletions to hold take this path; any other chain is replayed.
 
-use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backup::compact::chain::{in_background, standing_changes, streams_sorted, ChainStates, StatesMerge};
-use crate::backup::compact::index::{ChangeIndex, Marked, State};
+use crate::backup::compact::index::{ChangeIndex, LiveLog, Marked, State};
 use crate::backup::error::BackupError;
-use crate::backup::format::{DataRecord, FileContent, SetKind};
+use crate::backup::format::{DataRecord, FileContent, ManifestFile, RecordReader, SetKind};
 use crate::backup::location::StoredSet;
 use crate::failpoint;
 use crate::storage::record::{etag_key, value_with_flags};
@@ -39,6 +39,7 @@ use crate::storage::{ContentDigest, DocumentStore, StorageError};
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{corrupt, read_file, Source};
+use super::stream::Counters;
 
 /// Whether `chain` is restored by [`ingest`]: a full set, then incrementals
 /// whose states can be merged as sorted streams.
@@ -46,16 +47,23 @@ pub(super) fn merges(chain: &[StoredSet]) -> bool {
     chain.len() >= 2 && chain[0].manifest.kind == SetKind::Full && streams_sorted(chain)
 }
 
-/// Restores the chain of `plan` (see [`merges`]) into the empty `store`, whose folder is
-/// `dir`; sets its counters to the chain's end.
+/// Restores the chain of `plan` (see [`merges`]) into the empty `store`;
+/// sets its counters to the chain's end.
+///
+/// The full set's documents files hold consecutive id ranges: the first
+/// half of them and the second are merged and ingested as two runs of
+/// tables whose ids do not overlap, side by side (fjall writes a run on one
+/// thread, and one run cannot keep both cores busy). The second half starts
+/// at the first id of its first file; each half merges the states of its
+/// own ids (the second skips those before it).
 ///
 /// # Errors
 /// Damage found while streaming, storage errors, `Canceled`.
 pub(super) fn ingest(
     store: &DocumentStore,
-    dir: &Path,
     plan: &RestorePlan,
     flags: u8,
+    cancel: &crate::jobs::CancelToken,
     done: &mut u64,
     bytes: &mut u64,
     progress: &mut dyn FnMut(u64, u64) -> Result<(), RestoreError>,
@@ -66,60 +74,176 @@ pub(super) fn ingest(
     };
     let source = Source { set: full, key: keys.first().and_then(Option::as_ref) };
     // In the folder the database is built in: removed with it whatever happens.
+    let dir = store.path();
     let work = tempfile::Builder::new()
         .prefix(".chain-")
         .tempdir_in(dir)
         .map_err(|e| BackupError::Io(format!("cannot create a folder in '{}': {e}", dir.display())))?;
     let index = ChangeIndex::open(work.path())?;
     let bulk = store.bulk();
+    let files: Vec<&ManifestFile> = full.manifest.files.iter().filter(|f| f.content == FileContent::Documents).collect();
+    let (mut head, mut tail) = files.split_at(files.len().div_ceil(2));
+    let boundary = tail.first().and_then(|file| first_id(&source, file));
+    if boundary.is_none() {
+        (head, tail) = (&files[..], &[]);
+    }
+    let counters = Counters::default();
+    let stop = AtomicBool::new(false);
+    let (base_done, base_bytes) = (*done, *bytes);
+    let (stop, index) = (&stop, &index);
+    let shared = Shared { bulk: &bulk, source: &source, incrementals: &chain[1..], keys: &keys[1..], flags, counters: &counters };
+    let shared = &shared;
+    // A half that fails stops the other.
+    let stopping = |merged: Result<Merged, RestoreError>| {
+        if merged.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        merged
+    };
     let merged = std::thread::scope(|scope| -> Result<Merged, RestoreError> {
-        let states = ChainStates::open(&chain[1..], &keys[1..])?;
-        let states = in_background(scope, Marked::new(states, index.live_log()))?;
-        let mut merging = Merging::new(states, flags);
-        let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
-        let mut written = Written::default();
-        let mut write = |id: String, value: byteview::ByteView| -> Result<(), RestoreError> {
-            written.check(&id, &value)?;
-            ingestion.write(id.as_bytes(), value).map_err(StorageError::from)?;
-            written.last_id = Some(id);
-            Ok(())
+        let second = boundary
+            .as_deref()
+            .map(|from| {
+                let log = index.live_log();
+                std::thread::Builder::new().name("restore-documents".into()).spawn_scoped(scope, move || {
+                    let mut stopped =
+                        || if stop.load(Ordering::Relaxed) || cancel.is_canceled() { Err(RestoreError::Canceled) } else { Ok(()) };
+                    let ids = Ids { from: Some(from), to: None };
+                    stopping(merge_half(scope, shared, log, tail, ids, &mut stopped))
+                })
+            })
+            .transpose()
+            .map_err(super::stream::thread_failed)?;
+        let mut report = || {
+            if stop.load(Ordering::Relaxed) {
+                return Err(RestoreError::Canceled);
+            }
+            progress(
+                base_done + shared.counters.documents.load(Ordering::Relaxed),
+                base_bytes + shared.counters.bytes.load(Ordering::Relaxed),
+            )
         };
-        let mut read_records = 0u64;
-        for file in full.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-            // On the staging thread: the merge, and the digest and stored
-            // value of what it keeps (a replaced document is never hashed).
-            let mut stage = |record: DataRecord| -> Result<Vec<Ready>, RestoreError> {
-                let mut ready = Vec::new();
-                merging.full_record(full, &file.name, record, &mut |id, value| {
-                    ready.push((id, value));
-                    Ok(())
-                })?;
-                Ok(ready)
-            };
-            let read = |each: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>| read_file(&source, &file.name, &file.sha256, each);
-            *bytes += super::stream::read_in_parallel(read, &mut stage, &mut |ready| {
-                for (id, value) in ready? {
-                    write(id, value)?;
-                }
-                failpoint::hit("restore.document");
-                read_records += 1;
-                *done += 1;
-                progress(*done, *bytes)
-            })?;
+        let ids = Ids { from: None, to: boundary.as_deref() };
+        let log = index.live_log();
+        let first = stopping(merge_half(scope, shared, log, head, ids, &mut report));
+        let second = second.map_or_else(
+            || Ok(Merged::default()),
+            |second| second.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("a restore thread failed".into()))),
+        );
+        match (first, second) {
+            (Err(RestoreError::Canceled), Err(e)) | (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(first), Ok(second)) => Ok(first.and(second)),
         }
-        if read_records != full.manifest.document_count {
-            return Err(corrupt(full, "manifest.json", "DocumentCount does not match the documents in the set"));
-        }
-        merging.rest(&mut write)?;
-        ingestion.finish().map_err(StorageError::from)?;
-        let (taken, digest, superseded) = merging.finish();
-        *done += taken;
-        Ok(Merged { count: written.count, data_bytes: written.data_bytes, digest, superseded })
     })?;
-    let Merged { count, data_bytes, digest, superseded } = merged;
-    *bytes += ingest_changes(&bulk, &source, &superseded, &index)?;
-    bulk.finish(tip.manifest.to_etag, Some((count, data_bytes, digest)))?;
+    if merged.read != full.manifest.document_count {
+        return Err(corrupt(full, "manifest.json", "DocumentCount does not match the documents in the set"));
+    }
+    *done = base_done + merged.read + merged.taken;
+    *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed);
+    *bytes += ingest_changes(&bulk, &source, &merged.superseded, index)?;
+    bulk.finish(tip.manifest.to_etag, Some((merged.count, merged.data_bytes, merged.digest)))?;
     progress(*done, *bytes)
+}
+
+/// The ids a half of the merge owns: from `from` (inclusive) to `to` (exclusive).
+#[derive(Clone, Copy)]
+struct Ids<'a> {
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+}
+
+impl Ids<'_> {
+    fn holds(&self, id: &str) -> bool {
+        self.from.is_none_or(|from| id >= from) && self.to.is_none_or(|to| id < to)
+    }
+}
+
+/// The first id of a documents file (the rest of it is read, and hashed,
+/// by the half that starts there, which must begin with this id). None
+/// when it cannot be read: the merge then runs as one, and the read of the
+/// whole file reports the damage as damage.
+fn first_id(source: &Source<'_>, file: &ManifestFile) -> Option<String> {
+    let plain = super::read::open_plain(source, &file.name, 64 * 1024).ok()?;
+    match RecordReader::new(plain).ok()?.next_record() {
+        Ok(Some(DataRecord::Document { id, .. })) => Some(id),
+        _ => None,
+    }
+}
+
+/// What both halves of the merge read from.
+struct Shared<'a> {
+    bulk: &'a BulkAccess<'a>,
+    /// The full set.
+    source: &'a Source<'a>,
+    incrementals: &'a [StoredSet],
+    keys: &'a [Option<crate::crypto::Key>],
+    flags: u8,
+    counters: &'a Counters,
+}
+
+/// One half of the merge: the full set's `files`, and the states of the
+/// ids it owns, merged and ingested as one run; `report` every
+/// [`super::stream::REPORT_EVERY`] documents read.
+fn merge_half<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    shared: &'scope Shared<'scope>,
+    log: LiveLog,
+    files: &[&ManifestFile],
+    ids: Ids<'_>,
+    report: &mut dyn FnMut() -> Result<(), RestoreError>,
+) -> Result<Merged, RestoreError> {
+    let Shared { bulk, source, incrementals, keys, flags, counters } = *shared;
+    let full = source.set;
+    let (from, to) = (ids.from.map(str::to_owned), ids.to.map(str::to_owned));
+    let owned = move |state: &Result<(String, State), BackupError>| {
+        state.as_ref().map_or(true, |(id, _)| from.as_deref().is_none_or(|from| id.as_str() >= from))
+    };
+    let before_end = move |state: &Result<(String, State), BackupError>| {
+        state.as_ref().map_or(true, |(id, _)| to.as_deref().is_none_or(|to| id.as_str() < to))
+    };
+    let states = ChainStates::open(incrementals, keys)?.skip_while(move |s| !owned(s)).take_while(before_end);
+    let states = in_background(scope, Marked::new(states, log))?;
+    let mut merging = Merging::new(states, flags);
+    let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
+    let mut written = Written::default();
+    let mut write = |id: String, value: byteview::ByteView| -> Result<(), RestoreError> {
+        written.check(&id, &value)?;
+        ingestion.write(id.as_bytes(), value).map_err(StorageError::from)?;
+        written.last_id = Some(id);
+        Ok(())
+    };
+    let (mut read, mut unreported) = (0u64, 0u64);
+    for file in files {
+        // On the staging thread: the merge, and the digest and stored
+        // value of what it keeps (a replaced document is never hashed).
+        let mut stage = |record: DataRecord| -> Result<Vec<Ready>, RestoreError> {
+            if let DataRecord::Document { id, .. } = &record {
+                if !ids.holds(id) {
+                    return Err(corrupt(full, &file.name, "documents are not in id order"));
+                }
+            }
+            let mut ready = Vec::new();
+            merging.full_record(full, &file.name, record, &mut |id, value| {
+                ready.push((id, value));
+                Ok(())
+            })?;
+            Ok(ready)
+        };
+        let read_all = |each: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>| read_file(source, &file.name, &file.sha256, each);
+        let size = super::stream::read_in_parallel(read_all, &mut stage, &mut |ready| {
+            for (id, value) in ready? {
+                write(id, value)?;
+            }
+            failpoint::hit("restore.document");
+            read += 1;
+            counters.document(&mut unreported, report)
+        })?;
+        counters.file_read(&mut unreported, size, report)?;
+    }
+    merging.rest(&mut write)?;
+    ingestion.finish().map_err(StorageError::from)?;
+    let (taken, digest, superseded) = merging.finish();
+    Ok(Merged { read, taken, count: written.count, data_bytes: written.data_bytes, digest, superseded })
 }
 
 /// A document ready for the ingestion: its id and stored value.
@@ -129,12 +253,30 @@ type Ready = (String, byteview::ByteView);
 type Keep<'a> = &'a mut dyn FnMut(String, byteview::ByteView) -> Result<(), RestoreError>;
 
 /// What the merge wrote: documents, their stored bytes and digest, and the
-/// etags of the full set's documents a state replaced or deleted, in order.
+/// etags of the full set's documents a state replaced or deleted, in order;
+/// the full set's documents read and the states taken.
+#[derive(Default)]
 struct Merged {
+    read: u64,
+    taken: u64,
     count: u64,
     data_bytes: u64,
     digest: ContentDigest,
     superseded: Vec<u64>,
+}
+
+impl Merged {
+    /// Two halves as one (`next` holds the later ids).
+    fn and(mut self, next: Self) -> Self {
+        self.read += next.read;
+        self.taken += next.taken;
+        self.count += next.count;
+        self.data_bytes += next.data_bytes;
+        self.digest.add(&next.digest);
+        self.superseded.extend(next.superseded);
+        self.superseded.sort_unstable();
+        self
+    }
 }
 
 /// What was ingested, checked as it goes in: ids strictly ascending.
@@ -262,6 +404,18 @@ mod tests {
     /// documents, change log, count, digest and last etag at every set.
     #[test]
     fn a_merged_chain_restore_equals_the_database_at_every_set() {
+        merged_chain_restores_equal_the_database(None);
+    }
+
+    /// The same with documents files of 16 KiB: a full set of many files,
+    /// merged and ingested in two halves whose states are split where the
+    /// second half's first file starts.
+    #[test]
+    fn a_chain_of_many_documents_files_restores_in_two_halves_equal_to_the_database() {
+        merged_chain_restores_equal_the_database(Some(16 * 1024));
+    }
+
+    fn merged_chain_restores_equal_the_database(documents_file_bytes: Option<u64>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
         let db = rookery.catalog().create("M").expect("creates");
@@ -296,8 +450,13 @@ mod tests {
                     }
                 }
             }
-            let options = BackupOptions { location: location.clone(), incremental: round > 0, ..Default::default() };
+            let options = BackupOptions { location: location.clone(), incremental: round > 0, documents_file_bytes, ..Default::default() };
             let set = rookery.start_backup("M", options).expect("starts").wait().expect("backs up");
+            if round == 0 && documents_file_bytes.is_some() {
+                let files = std::fs::read_dir(dir.path().join("sets").join(&set.set_id)).expect("the set").flatten();
+                let documents = files.filter(|f| f.file_name().to_string_lossy().ends_with(".zst")).count();
+                assert!(documents >= 8, "a full set of {documents} data files");
+            }
             // (The server's own documents, such as the backup's status, are not in a set.)
             let (documents, changes) = contents(&rookery, "M");
             let count = documents.len() as u64;

@@ -3,6 +3,7 @@
 //! records run on the second core while the storage ingests the last ones
 //! (a restore has the machine to itself).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 
 use crate::backup::format::DataRecord;
@@ -91,4 +92,47 @@ pub(crate) fn read_in_parallel<T: Send>(
 /// A restore's thread that could not be started.
 pub(super) fn thread_failed(e: std::io::Error) -> RestoreError {
     RestoreError::InvalidRequest(format!("cannot start a restore thread: {e}"))
+}
+
+/// Documents between two reports of progress (a report reads the clock,
+/// and asks whether the restore was canceled).
+pub(super) const REPORT_EVERY: u64 = 16;
+
+/// What the ingestions of a restore running side by side have read so far,
+/// for the one that reports progress.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) documents: AtomicU64,
+    pub(super) bytes: AtomicU64,
+}
+
+impl Counters {
+    /// One more document (`unreported` counts those not yet added):
+    /// added and reported every [`REPORT_EVERY`].
+    ///
+    /// # Errors
+    /// What `report` refused with (a cancel).
+    pub(super) fn document(&self, unreported: &mut u64, report: &mut dyn FnMut() -> Result<(), RestoreError>) -> Result<(), RestoreError> {
+        *unreported += 1;
+        if *unreported < REPORT_EVERY {
+            return Ok(());
+        }
+        self.documents.fetch_add(std::mem::take(unreported), Ordering::Relaxed);
+        report()
+    }
+
+    /// A file read to its end, `size` bytes: the documents left added, and reported.
+    ///
+    /// # Errors
+    /// What `report` refused with (a cancel).
+    pub(super) fn file_read(
+        &self,
+        unreported: &mut u64,
+        size: u64,
+        report: &mut dyn FnMut() -> Result<(), RestoreError>,
+    ) -> Result<(), RestoreError> {
+        self.documents.fetch_add(std::mem::take(unreported), Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        report()
+    }
 }

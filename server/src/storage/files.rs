@@ -637,6 +637,16 @@ pub fn read_tail_ahead(file: &std::fs::File, size: u64) {
     let _ = rustix::fs::fadvise(file, start, std::num::NonZeroU64::new(size - start), rustix::fs::Advice::WillNeed);
 }
 
+/// Starts writing `[from, to)` of `file` to disk without waiting for it: the
+/// kernel queues the range's dirty pages for writeback at once and returns
+/// (Linux does this for `POSIX_FADV_DONTNEED` before it drops the range's
+/// clean pages; PostgreSQL's `pg_flush_data` uses it the same way where
+/// `sync_file_range` is not at hand). Pages still being written are kept.
+/// A hint: it may do nothing, and it never replaces an fsync.
+pub fn start_writeback(file: &std::fs::File, from: u64, to: u64) {
+    let _ = rustix::fs::fadvise(file, from, std::num::NonZeroU64::new(to.saturating_sub(from)), rustix::fs::Advice::DontNeed);
+}
+
 /// Where a pin stages its files for the database in `db_dir`: beside it, on
 /// its filesystem (hard links cannot cross filesystems).
 #[must_use]

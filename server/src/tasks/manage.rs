@@ -328,6 +328,7 @@ impl Rookery {
             max_bytes_per_second: None,
             task: Some(stored.name.clone()),
             object_lock: stored.task.destinations.first().and_then(|d| d.object_lock),
+            documents_file_bytes: None,
         };
         let handle = self.start_backup(&db.name, options)?;
         let run = TaskRun { set_id: handle.set_id.clone(), completion: handle.completion(), compaction: false };

@@ -58,7 +58,9 @@ fn a_canceled_backup_leaves_no_set_and_the_next_one_runs() {
 
 #[test]
 fn a_canceled_restore_leaves_no_database_and_no_files() {
-    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "restore.document=sleep:20")]);
+    // Documents files of 1 KiB: the set's are restored in two halves side
+    // by side, and a cancel must stop both.
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "restore.document=sleep:20,backup.documents_file_bytes=value:1024")]);
     s.create_db("Src");
     for i in 0..200 {
         s.put_doc("/databases/Src", &format!("d/{i:03}"), json!({"i": i}));

@@ -492,3 +492,77 @@ fn a_restore_that_does_not_reproduce_the_recorded_content_digest_is_refused() {
     let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Earlier", "RestoreUpTo": states[1].0}));
     assert_eq!(done["Success"], true, "{done}");
 }
+
+#[test]
+fn a_set_of_many_documents_files_and_its_chain_restore_in_two_ingestions_and_refuse_files_out_of_order() {
+    // Documents files of 4 KiB: a few hundred documents make several.
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.documents_file_bytes=value:4096")]);
+    s.create_db("Many");
+    for i in 0..400 {
+        s.put_doc("/databases/Many", &format!("people/{i:04}"), json!({"Name": format!("Person number {i}"), "Age": i % 90}));
+    }
+    let expected = s.all_docs("/databases/Many");
+    let location = s.location("many");
+    let full = s.backup("/databases/Many", &location, false);
+    let set_dir = Path::new(&location).join(full["SetId"].as_str().expect("id"));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(set_dir.join("manifest.json")).expect("reads")).expect("json");
+    let positions: Vec<usize> = manifest["Files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f["Content"] == "Documents")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(positions.len() >= 4, "{} documents files", positions.len());
+
+    // Both halves of the files, ingested side by side, make the same database.
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Whole"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert_eq!(done["Progress"]["DocumentsDone"].as_u64(), Some(400), "{done}");
+    assert!(s.all_docs("/databases/Whole") == expected, "the restored database differs");
+    let etag = s.put_doc("/databases/Whole", "people/9999", json!({}));
+    assert!(etag > 400, "writes go on after the restored etags: {etag}");
+
+    // A chain on it, changed in both halves and around where they meet:
+    // merged and ingested as two runs, it makes the same database.
+    for i in (0..400).step_by(7) {
+        s.put_doc("/databases/Many", &format!("people/{i:04}"), json!({"Name": "changed", "Round": 1}));
+    }
+    for i in (3..400).step_by(11) {
+        assert_eq!(s.delete(&format!("/databases/Many/docs/people/{i:04}")).0, 204);
+    }
+    for id in ["aaa/first", "people/0199x", "people/0200x", "people/0201x", "zzz/last"] {
+        s.put_doc("/databases/Many", id, json!({"Name": "new"}));
+    }
+    s.backup("/databases/Many", &location, true);
+    for i in (1..400).step_by(13) {
+        s.put_doc("/databases/Many", &format!("people/{i:04}"), json!({"Name": "changed again", "Round": 2}));
+    }
+    assert_eq!(s.delete("/databases/Many/docs/people/0200x").0, 204);
+    s.backup("/databases/Many", &location, true);
+    let chain_end = s.all_docs("/databases/Many");
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "Chain"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/Chain") == chain_end, "the restored chain differs");
+    let (_, listed) = s.get("/databases/Chain/changes");
+    let before = s.put_doc("/databases/Chain", "people/0001", json!({"Name": "after"}));
+    assert!(before > 400, "{listed}");
+
+    // The last file of the first half listed after the first file of the
+    // second: each half is still in order, the whole is not.
+    let half = positions.len().div_ceil(2);
+    rewrite_manifest(&set_dir, |m| {
+        let files = m["Files"].as_array_mut().expect("files");
+        files.swap(positions[half - 1], positions[half]);
+    });
+    let full_id = full["SetId"].as_str().expect("id");
+    let request = json!({"BackupLocation": location, "DatabaseName": "Shuffled", "RestoreUpTo": full_id});
+    let (code, message) = s.refused_restore(request);
+    assert_eq!(code, "CorruptBackup", "{message}");
+    assert!(message.contains("not in id order"), "{message}");
+    // And so is the chain on it.
+    let (code, message) = s.refused_restore(json!({"BackupLocation": location, "DatabaseName": "ShuffledChain"}));
+    assert_eq!(code, "CorruptBackup", "{message}");
+    assert!(message.contains("not in id order"), "{message}");
+}
