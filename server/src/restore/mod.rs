@@ -9,9 +9,11 @@
 //! 3. [`build`] creates the database at the destination when the restore
 //!    makes that folder, else (an empty folder given by the operator) in a
 //!    staging folder beside it: bulk ingestion of the full set (sorted
-//!    streams), then each incremental in order, deletions first. Every file
-//!    is hashed again while it streams, so a file changed since step 1 fails
-//!    the restore.
+//!    streams; the two halves of its documents files side by side), merged
+//!    with the incrementals' states as it streams (`chain`), or each
+//!    incremental replayed in order, deletions first (sets before format 4).
+//!    Every file is hashed again while it streams, so a file changed since
+//!    step 1 fails the restore.
 //! 4. The folder is fsynced (and a staging folder renamed to the destination).
 //! 5. The catalog marks the entry `Ready` and serves the database (the store
 //!    the build left open, or opened again after a move): only now is it visible.
