@@ -164,15 +164,55 @@ pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned,
         }
         std::fs::create_dir_all(staging)?;
         if try_pin(store, staging, &cut)? {
-            let state = settle(staging)?;
-            let files = list(staging)?;
-            return Ok(Pinned { files, state, retries: attempt });
+            tear_for_tests(staging, attempt)?;
+            match settle(staging) {
+                Ok(state) => {
+                    let files = list(staging)?;
+                    return Ok(Pinned { files, state, retries: attempt });
+                }
+                Err(e) if caught_mid_write(&e) => {
+                    tracing::debug!(attempt, error = %e, "a journal copy caught a batch half-written; starting over");
+                }
+                Err(e) => return Err(e),
+            }
+            continue;
         }
         tracing::debug!(attempt, "the database's files changed during a pin; starting over");
     }
     Err(StorageError::Io(std::io::Error::other(format!(
         "the database's files changed during each of {MAX_ATTEMPTS} attempts to copy them"
     ))))
+}
+
+/// Whether opening a pinned copy failed on a journal batch that does not
+/// check out. The journals are copied while writers append to them, and a
+/// read racing a write can see a page before the write and the next one
+/// after it: the copy's last batch then ends well but holds bytes of
+/// neither, and fjall refuses it (a checksum mismatch, or a count of items
+/// that does not match) rather than cut it as a torn tail. Every batch the
+/// pin needs was written before the copy began; another attempt copies
+/// them again, and a journal damaged on the database's own disk fails
+/// every attempt.
+fn caught_mid_write(e: &StorageError) -> bool {
+    matches!(e, StorageError::Engine(fjall::Error::JournalRecovery(_)))
+}
+
+/// Failpoints builds: `snapshot.torn_journal=value:N` breaks the checksum
+/// of the last batch of the newest journal copy in each of the first `N`
+/// attempts, as a copy that caught a batch being written can be.
+fn tear_for_tests(staging: &Path, attempt: usize) -> std::io::Result<()> {
+    if attempt as u64 >= failpoint::value("snapshot.torn_journal", 0) {
+        return Ok(());
+    }
+    let Some(&id) = journal_ids(staging)?.last() else { return Ok(()) };
+    let path = staging.join(journal_name(id));
+    let mut bytes = std::fs::read(&path)?;
+    // A batch ends with tag 3, its checksum (8 bytes) and the magic.
+    if let Some(magic) = bytes.windows(4).rposition(|w| w == b"FJL\x03") {
+        bytes[magic - 1] ^= 0xff;
+        std::fs::write(&path, bytes)?;
+    }
+    Ok(())
 }
 
 /// One attempt; `None` when a file was replaced meanwhile.
