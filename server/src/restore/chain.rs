@@ -50,12 +50,13 @@ pub(super) fn merges(chain: &[StoredSet]) -> bool {
 /// Restores the chain of `plan` (see [`merges`]) into the empty `store`;
 /// sets its counters to the chain's end.
 ///
-/// The full set's documents files hold consecutive id ranges: the first
-/// half of them and the second are merged and ingested as two runs of
-/// tables whose ids do not overlap, side by side (fjall writes a run on one
-/// thread, and one run cannot keep both cores busy). The second half starts
-/// at the first id of its first file; each half merges the states of its
-/// own ids (the second skips those before it).
+/// The full set's documents files hold consecutive id ranges: with up to
+/// [`MAX_SPLIT_INCREMENTALS`] incrementals, the first half of them and the
+/// second are merged and ingested as two runs of tables whose ids do not
+/// overlap, side by side (fjall writes a run on one thread, and one run
+/// cannot keep both cores busy). The second half starts at the first id of
+/// its first file; each half merges the states of its own ids (the second
+/// skips those before it).
 ///
 /// # Errors
 /// Damage found while streaming, storage errors, `Canceled`.
@@ -83,7 +84,8 @@ pub(super) fn ingest(
     let bulk = store.bulk();
     let files: Vec<&ManifestFile> = full.manifest.files.iter().filter(|f| f.content == FileContent::Documents).collect();
     let (mut head, mut tail) = files.split_at(files.len().div_ceil(2));
-    let boundary = tail.first().and_then(|file| first_id(&source, file));
+    let split = chain.len() - 1 <= MAX_SPLIT_INCREMENTALS;
+    let boundary = tail.first().filter(|_| split).and_then(|file| first_id(&source, file));
     if boundary.is_none() {
         (head, tail) = (&files[..], &[]);
     }
@@ -144,6 +146,13 @@ pub(super) fn ingest(
     bulk.finish(tip.manifest.to_etag, Some((merged.count, merged.data_bytes, merged.digest)))?;
     progress(*done, *bytes)
 }
+
+/// The most incrementals a chain may have for its merge to run in two
+/// halves. Each half reads every incremental through a decoder of its own:
+/// with 24 incrementals of 5M documents, two halves took the restore's
+/// peak memory from 215 to 314 MB (about 4 MB more per incremental) for
+/// 10% less time. Longer chains merge in one half, as before.
+const MAX_SPLIT_INCREMENTALS: usize = 4;
 
 /// The ids a half of the merge owns: from `from` (inclusive) to `to` (exclusive).
 #[derive(Clone, Copy)]
@@ -408,8 +417,9 @@ mod tests {
     }
 
     /// The same with documents files of 16 KiB: a full set of many files,
-    /// merged and ingested in two halves whose states are split where the
-    /// second half's first file starts.
+    /// ingested in two halves, and chains of up to four incrementals merged
+    /// in two halves whose states are split where the second half's first
+    /// file starts (the chain of five, in one).
     #[test]
     fn a_chain_of_many_documents_files_restores_in_two_halves_equal_to_the_database() {
         merged_chain_restores_equal_the_database(Some(16 * 1024));
