@@ -24,6 +24,7 @@ use super::stream::Counters;
 const APPLY_BATCH: usize = 4096;
 /// ... or once the batch holds this many bytes, whatever its count.
 const APPLY_BATCH_BYTES: usize = 64 * 1024 * 1024;
+
 /// What a restore built.
 #[derive(Debug, Clone)]
 pub struct RestoreSummary {
@@ -572,7 +573,8 @@ fn joined(
 }
 
 /// Documents files (consecutive, in id order) into one ingestion of their
-/// own; `report` after each document (progress, and the cancel it answers).
+/// own; `report` every [`super::stream::REPORT_EVERY`] documents and at the
+/// end of each file (progress, and the cancel it answers).
 fn ingest_documents(
     bulk: &BulkAccess<'_>,
     source: &Source<'_>,
