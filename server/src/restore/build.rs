@@ -18,7 +18,7 @@ use crate::storage::{ContentDigest, DigestKind, DocumentStore, Durability, Stora
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{changed, corrupt, read_file, unreadable, Source};
-use super::stream::Counters;
+use super::stream::{side_by_side, Counters, Report};
 
 /// Documents applied per batch when replaying an incremental set.
 const APPLY_BATCH: usize = 4096;
@@ -489,41 +489,19 @@ fn ingest_full(
         let spawn = |name: &str| std::thread::Builder::new().name(name.into());
         let changes =
             spawn("restore-changes").spawn_scoped(scope, || ingest_changes(&bulk, source, &stop)).map_err(super::stream::thread_failed)?;
-        let second = (!tail.is_empty())
-            .then(|| {
-                spawn("restore-documents").spawn_scoped(scope, || {
-                    let stopped =
-                        || if stop.load(Ordering::Relaxed) || cancel.is_canceled() { Err(RestoreError::Canceled) } else { Ok(()) };
-                    let ingested = ingest_documents(&bulk, source, tail, flags, &counters, &mut { stopped });
-                    if ingested.is_err() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                    ingested
-                })
-            })
-            .transpose()
-            .map_err(super::stream::thread_failed)?;
+        let second = (!tail.is_empty()).then_some(|stopped: Report<'_>| ingest_documents(&bulk, source, tail, flags, &counters, stopped));
         let mut report = || {
             if stop.load(Ordering::Relaxed) {
                 return Err(RestoreError::Canceled);
             }
             progress(base_done + counters.documents.load(Ordering::Relaxed), base_bytes + counters.bytes.load(Ordering::Relaxed))
         };
-        let first = ingest_documents(&bulk, source, head, flags, &counters, &mut report);
-        if first.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        let second = second.map_or_else(
-            || Ok(Ingested::default()),
-            |second| second.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("a restore thread failed".into()))),
-        );
-        if second.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
+        let halves = side_by_side(scope, &stop, cancel, second, || ingest_documents(&bulk, source, head, flags, &counters, &mut report));
         let changes = changes.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the change log's thread failed".into())));
-        Ok::<_, RestoreError>((joined(set, tail.first(), first, second), changes))
+        Ok::<_, RestoreError>((halves, changes))
     })?;
-    let ingested = documents?;
+    let (first, second) = documents?;
+    let ingested = joined(set, tail.first(), first, second)?;
     if ingested.count != set.manifest.document_count {
         return Err(corrupt(set, "manifest.json", "DocumentCount does not match the documents in the set"));
     }
@@ -544,19 +522,9 @@ struct Ingested {
     ids: Option<(String, String)>,
 }
 
-/// The two halves of a full set's documents as one, or the error that
-/// stopped them: a real error before the cancel it caused in the other
-/// half. The halves must follow each other in id order.
-fn joined(
-    set: &StoredSet,
-    second_file: Option<&&ManifestFile>,
-    first: Result<Ingested, RestoreError>,
-    second: Result<Ingested, RestoreError>,
-) -> Result<Ingested, RestoreError> {
-    let (first, second) = match (first, second) {
-        (Err(RestoreError::Canceled), Err(e)) | (Err(e), _) | (_, Err(e)) => return Err(e),
-        (Ok(a), Ok(b)) => (a, b),
-    };
+/// The two halves of a full set's documents as one; they must follow each
+/// other in id order.
+fn joined(set: &StoredSet, second_file: Option<&&ManifestFile>, first: Ingested, second: Ingested) -> Result<Ingested, RestoreError> {
     let ids = match (first.ids, second.ids) {
         (Some((a, last)), Some((first_of_b, b))) => {
             if last >= first_of_b {
@@ -581,7 +549,7 @@ fn ingest_documents(
     files: &[&ManifestFile],
     flags: u8,
     counters: &Counters,
-    report: &mut dyn FnMut() -> Result<(), RestoreError>,
+    report: Report<'_>,
 ) -> Result<Ingested, RestoreError> {
     let set = source.set;
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;

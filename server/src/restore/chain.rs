@@ -39,7 +39,7 @@ use crate::storage::{ContentDigest, DocumentStore, StorageError};
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{corrupt, read_file, Source};
-use super::stream::Counters;
+use super::stream::{side_by_side, Counters, Report};
 
 /// Whether `chain` is restored by [`ingest`]: a full set, then incrementals
 /// whose states can be merged as sorted streams.
@@ -92,30 +92,13 @@ pub(super) fn ingest(
     let counters = Counters::default();
     let stop = AtomicBool::new(false);
     let (base_done, base_bytes) = (*done, *bytes);
-    let (stop, index) = (&stop, &index);
     let shared = Shared { bulk: &bulk, source: &source, incrementals: &chain[1..], keys: &keys[1..], flags, counters: &counters };
-    let shared = &shared;
-    // A half that fails stops the other.
-    let stopping = |merged: Result<Merged, RestoreError>| {
-        if merged.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        merged
-    };
+    let (stop, shared) = (&stop, &shared);
     let merged = std::thread::scope(|scope| -> Result<Merged, RestoreError> {
-        let second = boundary
-            .as_deref()
-            .map(|from| {
-                let log = index.live_log();
-                std::thread::Builder::new().name("restore-documents".into()).spawn_scoped(scope, move || {
-                    let mut stopped =
-                        || if stop.load(Ordering::Relaxed) || cancel.is_canceled() { Err(RestoreError::Canceled) } else { Ok(()) };
-                    let ids = Ids { from: Some(from), to: None };
-                    stopping(merge_half(scope, shared, log, tail, ids, &mut stopped))
-                })
-            })
-            .transpose()
-            .map_err(super::stream::thread_failed)?;
+        let second = boundary.as_deref().map(|from| {
+            let log = index.live_log();
+            move |stopped: Report<'_>| merge_half(scope, shared, log, tail, Ids { from: Some(from), to: None }, stopped)
+        });
         let mut report = || {
             if stop.load(Ordering::Relaxed) {
                 return Err(RestoreError::Canceled);
@@ -127,22 +110,15 @@ pub(super) fn ingest(
         };
         let ids = Ids { from: None, to: boundary.as_deref() };
         let log = index.live_log();
-        let first = stopping(merge_half(scope, shared, log, head, ids, &mut report));
-        let second = second.map_or_else(
-            || Ok(Merged::default()),
-            |second| second.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("a restore thread failed".into()))),
-        );
-        match (first, second) {
-            (Err(RestoreError::Canceled), Err(e)) | (Err(e), _) | (_, Err(e)) => Err(e),
-            (Ok(first), Ok(second)) => Ok(first.and(second)),
-        }
+        let (first, second) = side_by_side(scope, stop, cancel, second, || merge_half(scope, shared, log, head, ids, &mut report))?;
+        Ok(first.and(second))
     })?;
     if merged.read != full.manifest.document_count {
         return Err(corrupt(full, "manifest.json", "DocumentCount does not match the documents in the set"));
     }
     *done = base_done + merged.read + merged.taken;
     *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed);
-    *bytes += ingest_changes(&bulk, &source, &merged.superseded, index)?;
+    *bytes += ingest_changes(&bulk, &source, &merged.superseded, &index)?;
     bulk.finish(tip.manifest.to_etag, Some((merged.count, merged.data_bytes, merged.digest)))?;
     progress(*done, *bytes)
 }
@@ -199,18 +175,15 @@ fn merge_half<'scope>(
     log: LiveLog,
     files: &[&ManifestFile],
     ids: Ids<'_>,
-    report: &mut dyn FnMut() -> Result<(), RestoreError>,
+    report: Report<'_>,
 ) -> Result<Merged, RestoreError> {
     let Shared { bulk, source, incrementals, keys, flags, counters } = *shared;
     let full = source.set;
+    // The states of the ids this half owns (an error passes, to be reported).
     let (from, to) = (ids.from.map(str::to_owned), ids.to.map(str::to_owned));
-    let owned = move |state: &Result<(String, State), BackupError>| {
-        state.as_ref().map_or(true, |(id, _)| from.as_deref().is_none_or(|from| id.as_str() >= from))
-    };
-    let before_end = move |state: &Result<(String, State), BackupError>| {
-        state.as_ref().map_or(true, |(id, _)| to.as_deref().is_none_or(|to| id.as_str() < to))
-    };
-    let states = ChainStates::open(incrementals, keys)?.skip_while(move |s| !owned(s)).take_while(before_end);
+    let states = ChainStates::open(incrementals, keys)?
+        .skip_while(move |s| matches!(s, Ok((id, _)) if from.as_deref().is_some_and(|from| id.as_str() < from)))
+        .take_while(move |s| !matches!(s, Ok((id, _)) if to.as_deref().is_some_and(|to| id.as_str() >= to)));
     let states = in_background(scope, Marked::new(states, log))?;
     let mut merging = Merging::new(states, flags);
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;

@@ -3,7 +3,7 @@
 //! records run on the second core while the storage ingests the last ones
 //! (a restore has the machine to itself).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 
 use crate::backup::format::DataRecord;
@@ -134,5 +134,56 @@ impl Counters {
         self.documents.fetch_add(std::mem::take(unreported), Ordering::Relaxed);
         self.bytes.fetch_add(size, Ordering::Relaxed);
         report()
+    }
+}
+
+/// A half of a restore's ingestion, given what it reports to: progress (and
+/// a cancel) for the first, whether to stop for the second.
+pub(super) type Report<'a> = &'a mut dyn FnMut() -> Result<(), RestoreError>;
+
+/// Two halves of a restore's ingestion side by side: `second` (when there
+/// is one) on a thread of its own in `scope`, `first` here. A half that
+/// fails sets `stop`, which stops the other; the second half also stops on
+/// `cancel` (the first answers it through its own progress). Both results,
+/// or the error that stopped them: a real error before the cancel it caused
+/// in the other half.
+///
+/// # Errors
+/// Either half's error, or a thread that could not be started.
+pub(super) fn side_by_side<'scope, T, F>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    stop: &'scope AtomicBool,
+    cancel: &'scope crate::jobs::CancelToken,
+    second: Option<F>,
+    first: impl FnOnce() -> Result<T, RestoreError>,
+) -> Result<(T, T), RestoreError>
+where
+    T: Send + Default + 'scope,
+    F: FnOnce(Report<'_>) -> Result<T, RestoreError> + Send + 'scope,
+{
+    let failed = |half: Result<T, RestoreError>| {
+        if half.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        half
+    };
+    let second = second
+        .map(|half| {
+            std::thread::Builder::new().name("restore-documents".into()).spawn_scoped(scope, move || {
+                let mut stopped =
+                    || if stop.load(Ordering::Relaxed) || cancel.is_canceled() { Err(RestoreError::Canceled) } else { Ok(()) };
+                failed(half(&mut stopped))
+            })
+        })
+        .transpose()
+        .map_err(thread_failed)?;
+    let first = failed(first());
+    let second = second.map_or_else(
+        || Ok(T::default()),
+        |second| second.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("a restore thread failed".into()))),
+    );
+    match (first, second) {
+        (Err(RestoreError::Canceled), Err(e)) | (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(first), Ok(second)) => Ok((first, second)),
     }
 }
