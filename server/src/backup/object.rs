@@ -132,12 +132,14 @@ enum Wait {
     Answered,
     /// As [`Self::Answered`], or until the job is canceled.
     UntilCanceled(CancelToken),
-    /// At most this long (the clean-up of a canceled job).
-    Within(Duration),
+    /// Until this instant at the latest (the clean-up of a canceled job:
+    /// all of its requests share one deadline).
+    Until(tokio::time::Instant),
 }
 
-/// How long a canceled backup's clean-up waits on the storage, per request.
-const CLEANUP_LIMIT: Duration = Duration::from_secs(3);
+/// How long a canceled backup's clean-up waits on the storage, all of its
+/// requests together.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(4);
 
 /// A wait on the storage cut short by its job's cancel.
 #[derive(Debug)]
@@ -169,8 +171,12 @@ impl Wait {
                 }
             })
             .ok_or_else(|| std::io::Error::other(CanceledWait)),
-            Self::Within(limit) => block(async move { tokio::time::timeout(*limit, future).await })
-                .map_err(|_| std::io::Error::other(StorageFault(format!("the storage did not answer within {} s", limit.as_secs())))),
+            Self::Until(deadline) => block(async move { tokio::time::timeout_at(*deadline, future).await }).map_err(|_| {
+                std::io::Error::other(StorageFault(format!(
+                    "the storage did not answer within the clean-up's {} s",
+                    CLEANUP_LIMIT.as_secs()
+                )))
+            }),
         }
     }
 }
@@ -380,11 +386,11 @@ impl ObjectLocation {
         matches!(&self.wait, Wait::UntilCanceled(token) if token.is_canceled())
     }
 
-    /// The same location for the clean-up of a canceled job: each request
-    /// waits at most [`CLEANUP_LIMIT`].
+    /// The same location for the clean-up of a canceled job: all of its
+    /// requests, from now on, wait at most [`CLEANUP_LIMIT`] together.
     #[must_use]
     pub fn for_cleanup(&self) -> Self {
-        Self { wait: Wait::Within(CLEANUP_LIMIT), ..self.clone() }
+        Self { wait: Wait::Until(tokio::time::Instant::now() + CLEANUP_LIMIT), ..self.clone() }
     }
 
     /// This location, every set written into it locked by `lock`.
@@ -907,6 +913,39 @@ mod tests {
         assert!(finishing.wait_all_in(&Wait::Answered).is_err(), "a failure in the background fails the set");
         assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING + 1, "and every upload ended first");
         assert!(finishing.wait_all_in(&Wait::Answered).is_ok(), "nothing is left pending");
+    }
+
+    /// A canceled backup's clean-up waits on a storage that never answers
+    /// at most [`CLEANUP_LIMIT`] in all: its uploads still in flight, the
+    /// listing of its set and the deletes share one deadline (each of them
+    /// waiting the limit anew let two uploads and a listing take 9 s).
+    #[test]
+    fn the_clean_up_of_a_canceled_job_waits_on_a_silent_storage_once_not_per_request() {
+        // Accepts connections and never answers them.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            let held: Vec<std::net::TcpStream> = listener.incoming().map_while(Result::ok).collect();
+            drop(held);
+        });
+        let settings = S3Settings {
+            endpoint: Some(endpoint),
+            access_key_id: Some("key".into()),
+            secret_access_key: Some("secret-value".into()),
+            force_path_style: Some(true),
+            ..S3Settings::default()
+        };
+        let location = ObjectLocation::connect("silent", "sets", Some(&settings)).expect("a client");
+        let finishing = Finishing::default();
+        for _ in 0..FILES_FINISHING {
+            finishing.push(runtime().spawn(std::future::pending()), &Wait::Answered).expect("not waited for yet");
+        }
+        let started = std::time::Instant::now();
+        let cleanup = location.for_cleanup();
+        assert!(finishing.wait_all_for(&cleanup).is_err(), "an upload the storage never acknowledged is no success");
+        assert!(cleanup.delete_set("20261205T000000Z-full").is_err(), "nor a listing it never answered");
+        let took = started.elapsed();
+        assert!(took < CLEANUP_LIMIT + Duration::from_secs(1), "the clean-up waited {took:?}");
     }
 
     #[test]
