@@ -11,14 +11,14 @@ use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener};
 use crate::failpoint;
 use crate::jobs::CancelToken;
-use crate::storage::record::{encode_with_flags, etag_key, value_with_flags, FLAG_ENCRYPTED};
+use crate::storage::record::{encode_with_flags, value_with_flags, FLAG_ENCRYPTED};
 use crate::storage::store::BulkAccess;
 use crate::storage::{ContentDigest, DigestKind, DocumentStore, Durability, StorageError};
 
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{changed, corrupt, read_file, unreadable, Source};
-use super::stream::{side_by_side, Counters, Report};
+use super::stream::{ingest_change_log, side_by_side, Counters, Report};
 
 /// Documents applied per batch when replaying an incremental set.
 const APPLY_BATCH: usize = 4096;
@@ -487,8 +487,9 @@ fn ingest_full(
     let (base_done, base_bytes) = (*done, *bytes);
     let (documents, changes) = std::thread::scope(|scope| {
         let spawn = |name: &str| std::thread::Builder::new().name(name.into());
-        let changes =
-            spawn("restore-changes").spawn_scoped(scope, || ingest_changes(&bulk, source, &stop)).map_err(super::stream::thread_failed)?;
+        let changes = spawn("restore-changes")
+            .spawn_scoped(scope, || ingest_change_log(&bulk, source, &stop))
+            .map_err(super::stream::thread_failed)?;
         let second = (!tail.is_empty()).then_some(|stopped: Report<'_>| ingest_documents(&bulk, source, tail, flags, &counters, stopped));
         let mut report = || {
             if stop.load(Ordering::Relaxed) {
@@ -591,37 +592,6 @@ fn ingest_documents(
     }
     ingestion.finish().map_err(StorageError::from)?;
     Ok(Ingested { count, data_bytes, digest, ids: first_id.zip(last_id) })
-}
-
-/// A full set's change log, until `stop` (the documents failed or the
-/// restore was canceled): the bytes read.
-fn ingest_changes(bulk: &BulkAccess<'_>, source: &Source<'_>, stop: &AtomicBool) -> Result<u64, RestoreError> {
-    let set = source.set;
-    let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
-    let mut last_etag = 0u64;
-    let mut bytes = 0;
-    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
-        bytes += super::stream::read_in_parallel(
-            |each| read_file(source, &file.name, &file.sha256, each),
-            &mut |record| record,
-            &mut |record| {
-                if stop.load(Ordering::Relaxed) {
-                    return Err(RestoreError::Canceled);
-                }
-                let DataRecord::Change { etag, id } = record else {
-                    return Err(corrupt(set, &file.name, "a non-change record in the change log"));
-                };
-                if etag <= last_etag {
-                    return Err(corrupt(set, &file.name, "the change log is not in etag order"));
-                }
-                changes.write(etag_key(etag).to_vec(), id.into_bytes()).map_err(StorageError::from)?;
-                last_etag = etag;
-                Ok(())
-            },
-        )?;
-    }
-    changes.finish().map_err(StorageError::from)?;
-    Ok(bytes)
 }
 
 fn apply_incremental(

@@ -17,16 +17,18 @@
 //!    kept gets its term of the content digest and its stored value (a
 //!    document a state replaced is never hashed); ingested as one sorted
 //!    run on a third, with its count and bytes.
-//! 3. The change log: the full set's entries whose document no state
-//!    replaced (all at or below its `ToEtag`), then the states' documents by
-//!    etag (all above it), ingested as one sorted run.
+//! 3. The change log: the full set's whole log, ingested as one sorted run
+//!    beside the merge (on the core the merge leaves); after the merge, a
+//!    second run of tombstones for the entries of the full set's documents
+//!    a state replaced (all at or below its `ToEtag`) and of the states'
+//!    documents by etag (all above it).
 //!
 //! Only sets of format 4 and later (incrementals in id order) with few
 //! enough deletions to hold take this path; any other chain is replayed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::backup::compact::chain::{in_background, standing_changes, streams_sorted, ChainStates, StatesMerge};
+use crate::backup::compact::chain::{in_background, streams_sorted, ChainStates, StatesMerge};
 use crate::backup::compact::index::{ChangeIndex, LiveLog, Marked, State};
 use crate::backup::error::BackupError;
 use crate::backup::format::{DataRecord, FileContent, ManifestFile, RecordReader, SetKind};
@@ -39,7 +41,7 @@ use crate::storage::{ContentDigest, DocumentStore, StorageError};
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{corrupt, read_file, Source};
-use super::stream::{side_by_side, Counters, Report};
+use super::stream::{ingest_change_log, side_by_side, thread_failed, Counters, Report};
 
 /// Whether `chain` is restored by [`ingest`]: a full set, then incrementals
 /// whose states can be merged as sorted streams.
@@ -94,7 +96,12 @@ pub(super) fn ingest(
     let (base_done, base_bytes) = (*done, *bytes);
     let shared = Shared { bulk: &bulk, source: &source, incrementals: &chain[1..], keys: &keys[1..], flags, counters: &counters };
     let (stop, shared) = (&stop, &shared);
-    let merged = std::thread::scope(|scope| -> Result<Merged, RestoreError> {
+    let (merged, log_bytes) = std::thread::scope(|scope| -> Result<(Merged, u64), RestoreError> {
+        // The full set's whole change log, beside the merge (step 3).
+        let full_log = std::thread::Builder::new()
+            .name("restore-changes".into())
+            .spawn_scoped(scope, || ingest_change_log(shared.bulk, shared.source, stop))
+            .map_err(thread_failed)?;
         let second = boundary.as_deref().map(|from| {
             let log = index.live_log();
             move |stopped: Report<'_>| merge_half(scope, shared, log, tail, Ids { from: Some(from), to: None }, stopped)
@@ -110,15 +117,18 @@ pub(super) fn ingest(
         };
         let ids = Ids { from: None, to: boundary.as_deref() };
         let log = index.live_log();
-        let (first, second) = side_by_side(scope, stop, cancel, second, || merge_half(scope, shared, log, head, ids, &mut report))?;
-        Ok(first.and(second))
+        let halves = side_by_side(scope, stop, cancel, second, || merge_half(scope, shared, log, head, ids, &mut report));
+        let log_bytes = full_log.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the change log's thread failed".into())));
+        let (first, second) = halves?;
+        Ok((first.and(second), log_bytes?))
     })?;
     if merged.read != full.manifest.document_count {
         return Err(corrupt(full, "manifest.json", "DocumentCount does not match the documents in the set"));
     }
     *done = base_done + merged.read + merged.taken;
     *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed);
-    *bytes += ingest_changes(&bulk, &source, &merged.superseded, &index)?;
+    *bytes += log_bytes;
+    ingest_changes(&bulk, full, &merged.superseded, &index)?;
     bulk.finish(tip.manifest.to_etag, Some((merged.count, merged.data_bytes, merged.digest)))?;
     progress(*done, *bytes)
 }
@@ -338,26 +348,31 @@ fn kept(digest: &mut ContentDigest, keep: Keep<'_>, id: String, value: byteview:
     keep(id, value)
 }
 
-/// Step 3: the change log, in etag order; the bytes of the full set's log read.
-fn ingest_changes(bulk: &BulkAccess<'_>, source: &Source<'_>, superseded: &[u64], index: &ChangeIndex) -> Result<u64, RestoreError> {
-    let set = source.set;
+/// Step 3: the change log. The full set's whole log was ingested beside
+/// the merge (as a full set's restore does); this second run, registered
+/// after it, removes the entries of the full set's documents a state
+/// replaced or deleted (a tombstone for each of `superseded`, all at or
+/// below the full set's `ToEtag`), then adds the states' documents by etag
+/// (all above it). Nothing out of etag order is taken.
+fn ingest_changes(bulk: &BulkAccess<'_>, full: &StoredSet, superseded: &[u64], index: &ChangeIndex) -> Result<(), RestoreError> {
     let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
     let mut last_etag = 0u64;
-    let mut write = |etag: u64, id: String| -> Result<(), RestoreError> {
+    let mut next = |etag: u64| -> Result<Vec<u8>, RestoreError> {
         if etag <= last_etag {
-            return Err(corrupt(set, "manifest.json", "the chain's change log is not in etag order"));
+            return Err(corrupt(full, "manifest.json", "the chain's change log is not in etag order"));
         }
-        changes.write(etag_key(etag).to_vec(), id.into_bytes()).map_err(StorageError::from)?;
         last_etag = etag;
-        Ok(())
+        Ok(etag_key(etag).to_vec())
     };
-    let bytes = standing_changes(source, superseded, &mut write)?;
+    for &etag in superseded {
+        changes.write_tombstone(next(etag)?).map_err(StorageError::from)?;
+    }
     for entry in index.take_live_by_etag() {
         let (etag, id) = entry?;
-        write(etag, id)?;
+        changes.write(next(etag)?, id.into_bytes()).map_err(StorageError::from)?;
     }
     changes.finish().map_err(StorageError::from)?;
-    Ok(bytes)
+    Ok(())
 }
 
 #[cfg(test)]

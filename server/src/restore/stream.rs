@@ -1,14 +1,19 @@
 //! A data file read on a thread of its own while the restore applies its
 //! records: the SHA-256, the decryption and the zstd decoding of the next
 //! records run on the second core while the storage ingests the last ones
-//! (a restore has the machine to itself).
+//! (a restore has the machine to itself); the halves of an ingestion side
+//! by side; and a full set's change log, ingested beside its documents.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
 
-use crate::backup::format::DataRecord;
+use crate::backup::format::{DataRecord, FileContent};
+use crate::storage::record::etag_key;
+use crate::storage::store::BulkAccess;
+use crate::storage::StorageError;
 
 use super::error::RestoreError;
+use super::read::{corrupt, read_file, Source};
 
 /// Records handed over at a time.
 const BATCH: usize = 1024;
@@ -186,4 +191,32 @@ where
         (Err(RestoreError::Canceled), Err(e)) | (Err(e), _) | (_, Err(e)) => Err(e),
         (Ok(first), Ok(second)) => Ok((first, second)),
     }
+}
+
+/// A full set's whole change log, ingested as one run until `stop` (the
+/// documents failed or the restore was canceled), beside the documents of
+/// a full set's restore or the merge of a chain's: the bytes read.
+pub(super) fn ingest_change_log(bulk: &BulkAccess<'_>, source: &Source<'_>, stop: &AtomicBool) -> Result<u64, RestoreError> {
+    let set = source.set;
+    let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
+    let mut last_etag = 0u64;
+    let mut bytes = 0;
+    for file in set.manifest.files.iter().filter(|f| f.content == FileContent::ChangeLog) {
+        bytes += read_in_parallel(|each| read_file(source, &file.name, &file.sha256, each), &mut |record| record, &mut |record| {
+            if stop.load(Ordering::Relaxed) {
+                return Err(RestoreError::Canceled);
+            }
+            let DataRecord::Change { etag, id } = record else {
+                return Err(corrupt(set, &file.name, "a non-change record in the change log"));
+            };
+            if etag <= last_etag {
+                return Err(corrupt(set, &file.name, "the change log is not in etag order"));
+            }
+            changes.write(etag_key(etag).to_vec(), id.into_bytes()).map_err(StorageError::from)?;
+            last_etag = etag;
+            Ok(())
+        })?;
+    }
+    changes.finish().map_err(StorageError::from)?;
+    Ok(bytes)
 }
