@@ -18,7 +18,7 @@ use crate::storage::{ContentDigest, DigestKind, DocumentStore, Durability, Stora
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{changed, corrupt, read_file, unreadable, Source};
-use super::stream::{ingest_change_log, side_by_side, Counters, Report};
+use super::stream::{side_by_side, Counters, LogBeside, Report};
 
 /// Documents applied per batch when replaying an incremental set.
 const APPLY_BATCH: usize = 4096;
@@ -486,10 +486,7 @@ fn ingest_full(
     let counters = Counters::default();
     let (base_done, base_bytes) = (*done, *bytes);
     let (documents, changes) = std::thread::scope(|scope| {
-        let spawn = |name: &str| std::thread::Builder::new().name(name.into());
-        let changes = spawn("restore-changes")
-            .spawn_scoped(scope, || ingest_change_log(&bulk, source, &stop))
-            .map_err(super::stream::thread_failed)?;
+        let changes = LogBeside::start(scope, &bulk, source, &stop)?;
         let second = (!tail.is_empty()).then_some(|stopped: Report<'_>| ingest_documents(&bulk, source, tail, flags, &counters, stopped));
         let mut report = || {
             if stop.load(Ordering::Relaxed) {
@@ -498,8 +495,7 @@ fn ingest_full(
             progress(base_done + counters.documents.load(Ordering::Relaxed), base_bytes + counters.bytes.load(Ordering::Relaxed))
         };
         let halves = side_by_side(scope, &stop, cancel, second, || ingest_documents(&bulk, source, head, flags, &counters, &mut report));
-        let changes = changes.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the change log's thread failed".into())));
-        Ok::<_, RestoreError>((halves, changes))
+        Ok::<_, RestoreError>((halves, changes.join()))
     })?;
     let (first, second) = documents?;
     let ingested = joined(set, tail.first(), first, second)?;

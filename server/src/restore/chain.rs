@@ -41,7 +41,7 @@ use crate::storage::{ContentDigest, DocumentStore, StorageError};
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{corrupt, read_file, Source};
-use super::stream::{ingest_change_log, side_by_side, thread_failed, Counters, Report};
+use super::stream::{side_by_side, Counters, LogBeside, Report};
 
 /// Whether `chain` is restored by [`ingest`]: a full set, then incrementals
 /// whose states can be merged as sorted streams.
@@ -98,10 +98,7 @@ pub(super) fn ingest(
     let (stop, shared) = (&stop, &shared);
     let (merged, log_bytes) = std::thread::scope(|scope| -> Result<(Merged, u64), RestoreError> {
         // The full set's whole change log, beside the merge (step 3).
-        let full_log = std::thread::Builder::new()
-            .name("restore-changes".into())
-            .spawn_scoped(scope, || ingest_change_log(shared.bulk, shared.source, stop))
-            .map_err(thread_failed)?;
+        let full_log = LogBeside::start(scope, shared.bulk, shared.source, stop)?;
         let second = boundary.as_deref().map(|from| {
             let log = index.live_log();
             move |stopped: Report<'_>| merge_half(scope, shared, log, tail, Ids { from: Some(from), to: None }, stopped)
@@ -118,7 +115,7 @@ pub(super) fn ingest(
         let ids = Ids { from: None, to: boundary.as_deref() };
         let log = index.live_log();
         let halves = side_by_side(scope, stop, cancel, second, || merge_half(scope, shared, log, head, ids, &mut report));
-        let log_bytes = full_log.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the change log's thread failed".into())));
+        let log_bytes = full_log.join();
         let (first, second) = halves?;
         Ok((first.and(second), log_bytes?))
     })?;
@@ -126,8 +123,7 @@ pub(super) fn ingest(
         return Err(corrupt(full, "manifest.json", "DocumentCount does not match the documents in the set"));
     }
     *done = base_done + merged.read + merged.taken;
-    *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed);
-    *bytes += log_bytes;
+    *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed) + log_bytes;
     ingest_changes(&bulk, full, &merged.superseded, &index)?;
     bulk.finish(tip.manifest.to_etag, Some((merged.count, merged.data_bytes, merged.digest)))?;
     progress(*done, *bytes)

@@ -193,10 +193,40 @@ where
     }
 }
 
-/// A full set's whole change log, ingested as one run until `stop` (the
-/// documents failed or the restore was canceled), beside the documents of
-/// a full set's restore or the merge of a chain's: the bytes read.
-pub(super) fn ingest_change_log(bulk: &BulkAccess<'_>, source: &Source<'_>, stop: &AtomicBool) -> Result<u64, RestoreError> {
+/// A full set's whole change log ingested on a thread of its own, beside
+/// the documents of a full set's restore or the merge of a chain's.
+pub(super) struct LogBeside<'scope>(std::thread::ScopedJoinHandle<'scope, Result<u64, RestoreError>>);
+
+impl<'scope> LogBeside<'scope> {
+    /// Starts the log's ingestion in `scope`; it runs until `stop` (the
+    /// documents failed or the restore was canceled).
+    ///
+    /// # Errors
+    /// A thread that could not be started.
+    pub(super) fn start(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        bulk: &'scope BulkAccess<'_>,
+        source: &'scope Source<'_>,
+        stop: &'scope AtomicBool,
+    ) -> Result<Self, RestoreError> {
+        std::thread::Builder::new()
+            .name("restore-changes".into())
+            .spawn_scoped(scope, move || ingest_change_log(bulk, source, stop))
+            .map(Self)
+            .map_err(thread_failed)
+    }
+
+    /// The bytes of the log read, or what stopped its ingestion.
+    ///
+    /// # Errors
+    /// Damage, storage errors, `Canceled`.
+    pub(super) fn join(self) -> Result<u64, RestoreError> {
+        self.0.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the change log's thread failed".into())))
+    }
+}
+
+/// A full set's whole change log, ingested as one run until `stop`: the bytes read.
+fn ingest_change_log(bulk: &BulkAccess<'_>, source: &Source<'_>, stop: &AtomicBool) -> Result<u64, RestoreError> {
     let set = source.set;
     let mut changes = bulk.changes().start_ingestion().map_err(StorageError::from)?;
     let mut last_etag = 0u64;
