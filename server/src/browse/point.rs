@@ -171,6 +171,23 @@ const FRAME_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Lookups that walk the chain together (their blocks are read in rounds).
 const WALKS_AT_ONCE: usize = 256;
 
+/// A read of [`PointReader::prefetch`]: the top of one documents file (by
+/// its place in the set's manifest), the end of a set's tops (they go to
+/// the set in the manifest's order), or a set's deletions.
+#[derive(Clone, Copy)]
+enum Prefetch {
+    Top(usize, usize),
+    TopsEnd(usize),
+    Deletions(usize),
+}
+
+/// What a [`Prefetch`] read.
+enum Prefetched {
+    Top(DocumentsFile),
+    TopsEnd,
+    Deletions(BTreeMap<String, u64>),
+}
+
 /// Where one id's walk down the chain stands: the sets still to look in
 /// (the next is `sets - 1`) and the file of that set to look in next.
 struct Walk {
@@ -409,14 +426,35 @@ impl PointReader {
     /// `ChecksumMismatch` naming a damaged file; storage errors.
     pub fn prefetch(&mut self, sets: usize) -> Result<(), RestoreError> {
         let sets = sets.min(self.plan.chain.len());
-        let todo: Vec<usize> =
-            (0..sets).filter(|&set| !self.is_base(set) && (self.files[set].is_none() || self.deletions[set].is_none())).collect();
-        let read = concurrent::try_map(&todo, self.plan.location.readers(), |&set| {
-            Ok::<_, RestoreError>((self.files_of(set)?, self.read_deletions(set)?))
+        // One read per top and one per deletions file: a full set's tops
+        // are most of the bytes, and read one after another they were the
+        // longest of the readers' queues.
+        let mut todo = Vec::new();
+        for set in (0..sets).filter(|&set| !self.is_base(set)) {
+            if self.files[set].is_none() {
+                let files = &self.plan.chain[set].manifest.files;
+                todo.extend((0..files.len()).filter(|&i| files[i].content == FileContent::Documents).map(|i| Prefetch::Top(set, i)));
+                todo.push(Prefetch::TopsEnd(set));
+            }
+            if self.deletions[set].is_none() {
+                todo.push(Prefetch::Deletions(set));
+            }
+        }
+        let read = concurrent::try_map(&todo, self.plan.location.readers(), |&job| {
+            Ok::<_, RestoreError>(match job {
+                Prefetch::Top(set, i) => Prefetched::Top(self.documents_file(set, &self.plan.chain[set].manifest.files[i])?),
+                Prefetch::TopsEnd(_) => Prefetched::TopsEnd,
+                Prefetch::Deletions(set) => Prefetched::Deletions(self.read_deletions(set)?),
+            })
         })?;
-        for (set, (files, deletions)) in todo.into_iter().zip(read) {
-            self.files[set].get_or_insert(files);
-            self.deletions[set].get_or_insert(deletions);
+        let mut tops = Vec::new();
+        for (job, done) in todo.into_iter().zip(read) {
+            match (job, done) {
+                (_, Prefetched::Top(file)) => tops.push(file),
+                (Prefetch::TopsEnd(set), _) => self.files[set] = Some(std::mem::take(&mut tops)),
+                (Prefetch::Deletions(set), Prefetched::Deletions(deletions)) => self.deletions[set] = Some(deletions),
+                _ => unreachable!("each read answers with its own kind"),
+            }
         }
         let small: Vec<(usize, usize)> = (0..sets)
             .filter(|&set| !self.is_base(set))
@@ -663,21 +701,27 @@ impl PointReader {
 
     /// Set `set`'s documents files with their tops, read and checked.
     fn files_of(&self, set: usize) -> Result<Vec<DocumentsFile>, RestoreError> {
+        self.documents_files(set).map(|file| self.documents_file(set, file)).collect()
+    }
+
+    /// The documents files set `set`'s manifest lists, in its order.
+    fn documents_files(&self, set: usize) -> impl Iterator<Item = &ManifestFile> {
+        self.plan.chain[set].manifest.files.iter().filter(|f| f.content == FileContent::Documents)
+    }
+
+    /// One documents file of set `set` with its top, read and checked.
+    fn documents_file(&self, set: usize, file: &ManifestFile) -> Result<DocumentsFile, RestoreError> {
         let stored = &self.plan.chain[set];
         let find = |name: &str| stored.manifest.files.iter().find(|f| f.name == name).cloned();
-        let mut out = Vec::new();
-        for file in stored.manifest.files.iter().filter(|f| f.content == FileContent::Documents) {
-            let missing = |what: &str| self.damaged(set, &file.name, &format!("its {what} is not in the manifest"));
-            let index = frames::index_name(&file.name).and_then(|n| find(&n)).filter(|f| f.content == FileContent::DocumentIndex);
-            let top_file = frames::top_name(&file.name).and_then(|n| find(&n)).filter(|f| f.content == FileContent::IndexTop);
-            let (index, top_file) = (index.ok_or_else(|| missing("index"))?, top_file.ok_or_else(|| missing("top"))?);
-            let top = self.read_top(set, &top_file)?;
-            if top.records != file.records {
-                return Err(self.damaged(set, &top_file.name, "its count is not the documents file's"));
-            }
-            out.push(DocumentsFile { name: file.name.clone(), size: file.size, index, top });
+        let missing = |what: &str| self.damaged(set, &file.name, &format!("its {what} is not in the manifest"));
+        let index = frames::index_name(&file.name).and_then(|n| find(&n)).filter(|f| f.content == FileContent::DocumentIndex);
+        let top_file = frames::top_name(&file.name).and_then(|n| find(&n)).filter(|f| f.content == FileContent::IndexTop);
+        let (index, top_file) = (index.ok_or_else(|| missing("index"))?, top_file.ok_or_else(|| missing("top"))?);
+        let top = self.read_top(set, &top_file)?;
+        if top.records != file.records {
+            return Err(self.damaged(set, &top_file.name, "its count is not the documents file's"));
         }
-        Ok(out)
+        Ok(DocumentsFile { name: file.name.clone(), size: file.size, index, top })
     }
 
     fn read_top(&self, set: usize, file: &ManifestFile) -> Result<IndexTop, RestoreError> {
