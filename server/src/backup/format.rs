@@ -551,6 +551,66 @@ impl<'a> RecordReader<&'a [u8]> {
     pub fn is_empty(&self) -> bool {
         self.decoder.is_empty()
     }
+
+    /// The next document, borrowed from the bytes, with the checks of
+    /// [`Self::next_record`]; the records of other kinds are read past.
+    /// `None` after the end.
+    ///
+    /// # Errors
+    /// As [`Self::next_record`].
+    pub fn next_document_in_place(&mut self) -> io::Result<Option<DocumentAt<'a>>> {
+        let next = self.document_in_place();
+        // After an error nothing more is read, as after the end.
+        self.ended |= next.is_err();
+        next
+    }
+
+    fn document_in_place(&mut self) -> io::Result<Option<DocumentAt<'a>>> {
+        loop {
+            match self.decoder.first() {
+                Some(&TAG_DOCUMENT) if !self.ended => {}
+                _ => match self.next_record()? {
+                    Some(_) => continue,
+                    None => return Ok(None),
+                },
+            }
+            self.decoder = &self.decoder[1..];
+            let id = std::str::from_utf8(self.take_id()?).map_err(|_| invalid("a record id is not UTF-8"))?;
+            let etag = self.read_u64()?;
+            let modified_ms = self.read_u64()? as i64;
+            let len = self.read_u32()? as usize;
+            if len > MAX_RECORD_BODY {
+                return Err(invalid("a record body is larger than any document"));
+            }
+            let body = self.take(len).ok_or_else(|| invalid("the file ends inside a record"))?;
+            self.records += 1;
+            return Ok(Some(DocumentAt { id, etag, modified_ms, body }));
+        }
+    }
+
+    /// The next `len` bytes, if there are as many.
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let (taken, rest) = self.decoder.split_at_checked(len)?;
+        self.decoder = rest;
+        Some(taken)
+    }
+
+    fn take_id(&mut self) -> io::Result<&'a [u8]> {
+        let len = self.read_u32()? as usize;
+        if len > 64 * 1024 {
+            return Err(invalid("a record id is longer than any valid id"));
+        }
+        self.take(len).ok_or_else(|| invalid("the file ends inside a record"))
+    }
+}
+
+/// A document record borrowed from decompressed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentAt<'a> {
+    pub id: &'a str,
+    pub etag: u64,
+    pub modified_ms: i64,
+    pub body: &'a [u8],
 }
 
 impl<S: Read> RecordReader<S> {
@@ -728,6 +788,71 @@ mod tests {
             back.push(rec);
         }
         assert_eq!(back, sample());
+    }
+
+    /// The records of `sample` as one frame's bytes (no compression), with
+    /// a second document and the end record.
+    fn raw_frame() -> Vec<u8> {
+        let mut records = sample();
+        records.push(DataRecord::Document { id: "users/3".into(), etag: 11, modified_ms: 5, body: vec![b'x'; 300] });
+        let mut raw = Vec::new();
+        for r in &records {
+            encode_record(r, &mut raw).expect("encodes");
+        }
+        raw.push(TAG_END);
+        raw.extend_from_slice(&4u64.to_le_bytes());
+        raw
+    }
+
+    #[test]
+    fn documents_read_in_place_are_the_documents_the_records_hold() {
+        let raw = raw_frame();
+        let mut owned = Vec::new();
+        let mut reader = RecordReader::raw(&raw);
+        while let Some(record) = reader.next_record().expect("reads") {
+            if let DataRecord::Document { id, etag, modified_ms, body } = record {
+                owned.push((id, etag, modified_ms, body));
+            }
+        }
+        let mut in_place = Vec::new();
+        let mut reader = RecordReader::raw(&raw);
+        while let Some(d) = reader.next_document_in_place().expect("reads") {
+            in_place.push((d.id.to_string(), d.etag, d.modified_ms, d.body.to_vec()));
+        }
+        assert_eq!(in_place, owned);
+        assert_eq!(in_place.len(), 2);
+        // Every cut of the frame reads the same documents both ways, then
+        // fails or ends the same way (and nothing is read after a failure).
+        for cut in 0..raw.len() {
+            let bytes = &raw[..cut];
+            let mut owned = Vec::new();
+            let mut reader = RecordReader::raw(bytes);
+            let owned_end = loop {
+                match reader.next_record() {
+                    Ok(Some(DataRecord::Document { id, .. })) => owned.push(id),
+                    Ok(Some(_)) => {}
+                    end => break end.is_ok(),
+                }
+            };
+            let mut in_place = Vec::new();
+            let mut reader = RecordReader::raw(bytes);
+            let in_place_end = loop {
+                match reader.next_document_in_place() {
+                    Ok(Some(d)) => in_place.push(d.id.to_string()),
+                    end => break end.is_ok(),
+                }
+            };
+            assert_eq!((in_place, in_place_end), (owned, owned_end), "a frame cut at {cut} of {} bytes", raw.len());
+            assert!(matches!(reader.next_document_in_place(), Ok(None)), "nothing after the end or a failure");
+        }
+        // A tag no record has is refused, as by `next_record`.
+        let mut forged = raw.clone();
+        forged[0] = b'?';
+        assert!(RecordReader::raw(&forged).next_document_in_place().is_err());
+        // An id that is not UTF-8.
+        let mut forged = raw;
+        forged[1 + 4] = 0xff;
+        assert!(RecordReader::raw(&forged).next_document_in_place().is_err());
     }
 
     #[test]

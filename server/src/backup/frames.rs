@@ -346,6 +346,38 @@ pub fn decode_frame(raw: &[u8]) -> io::Result<Vec<DataRecord>> {
     Ok(out)
 }
 
+/// A frame's documents, kept as the frame's decompressed bytes (checked
+/// once, record by record, when kept): finding one id among a frame's
+/// documents reads past the others in place instead of giving each of
+/// them an id and a body of its own, as [`decode_frame`] does.
+#[derive(Debug)]
+pub struct FrameDocuments(Vec<u8>);
+
+impl FrameDocuments {
+    /// Checks every record of a decompressed frame and keeps its bytes.
+    ///
+    /// # Errors
+    /// As [`decode_frame`].
+    pub fn parse(raw: Vec<u8>) -> io::Result<Self> {
+        let mut reader = super::format::RecordReader::raw(&raw);
+        while reader.next_document_in_place()?.is_some() {}
+        Ok(Self(raw))
+    }
+
+    /// The frame's documents, in its order.
+    pub fn documents(&self) -> impl Iterator<Item = super::format::DocumentAt<'_>> {
+        let mut reader = super::format::RecordReader::raw(&self.0);
+        // Checked whole by `parse`: no record of it fails.
+        std::iter::from_fn(move || reader.next_document_in_place().ok().flatten())
+    }
+
+    /// The bytes it keeps.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// One zstd frame of at most `limit` bytes once decompressed, with a reused
 /// context when the frame states its size (every frame a set writer makes).
 ///

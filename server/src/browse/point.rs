@@ -15,7 +15,7 @@ use crate::backup::concurrent;
 use crate::backup::error::BackupError;
 use crate::backup::filter::IdHash;
 use crate::backup::format::{DataRecord, FileContent, ManifestFile, SetKind, MAX_RECORD_BODY};
-use crate::backup::frames::{self, decode_frame, sha256_of, Block, IndexEntry, IndexTop, FRAME_RAW_BYTES};
+use crate::backup::frames::{self, sha256_of, Block, FrameDocuments, IndexEntry, IndexTop, FRAME_RAW_BYTES};
 use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{chunk_file_id, read_sealed_range};
 use crate::restore::plan::RestorePlan;
@@ -165,7 +165,7 @@ enum Piece {
     Frame(FrameKey),
 }
 
-/// Decoded frames kept between lookups, in bytes of their records' bodies.
+/// Decoded frames kept between lookups, in their decompressed bytes.
 const FRAME_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Lookups that walk the chain together (their blocks are read in rounds).
@@ -210,7 +210,7 @@ pub struct PointReader {
     deletions: Vec<Option<BTreeMap<String, u64>>>,
     blocks: HashMap<(usize, usize, usize), Arc<Block>>,
     /// Frames read and decoded, and the bytes of their bodies.
-    frames: HashMap<FrameKey, Arc<Vec<DataRecord>>>,
+    frames: HashMap<FrameKey, Arc<FrameDocuments>>,
     frame_bytes: usize,
     /// Small index files read whole (plaintext), by (set, file).
     whole_indexes: HashMap<(usize, usize), Arc<Vec<u8>>>,
@@ -400,7 +400,7 @@ impl PointReader {
                         None => None,
                         Some(frame) => match self.frames.get(&(set, walk.file, frame)) {
                             None => return Ok(Step::Need(Piece::Frame((set, walk.file, frame)))),
-                            Some(records) => entry_in(records, id, frame),
+                            Some(documents) => entry_in(documents, id, frame),
                         },
                     },
                     (Some(block), false) => match self.blocks.get(&(set, walk.file, block)) {
@@ -508,7 +508,7 @@ impl PointReader {
             self.load_files(set)?;
         }
         let read = concurrent::try_map(&keys, self.plan.location.readers(), |&(set, file, frame)| self.read_frame(set, file, frame))?;
-        let bytes: usize = read.iter().flatten().map(record_bytes).sum();
+        let bytes: usize = read.iter().map(FrameDocuments::bytes).sum();
         if self.frame_bytes + bytes > FRAME_CACHE_BYTES {
             self.frames.clear();
             self.frame_bytes = 0;
@@ -583,7 +583,7 @@ impl PointReader {
         // The frames a lookup already read are kept; the others are read
         // here (all of them, should they no longer be kept).
         let missing: Vec<FrameKey> = frames.iter().filter(|k| !self.frames.contains_key(k)).copied().collect();
-        let mut records: HashMap<FrameKey, Arc<Vec<DataRecord>>> =
+        let mut records: HashMap<FrameKey, Arc<FrameDocuments>> =
             frames.iter().filter_map(|k| self.frames.get(k).map(|r| (*k, r.clone()))).collect();
         for &(set, ..) in &missing {
             self.load_files(set)?;
@@ -596,7 +596,7 @@ impl PointReader {
     /// One wanted body, from the frames read for it (or the snapshot base).
     fn body_in(
         &self,
-        records: &HashMap<FrameKey, Arc<Vec<DataRecord>>>,
+        records: &HashMap<FrameKey, Arc<FrameDocuments>>,
         set: usize,
         file: usize,
         entry: &IndexEntry,
@@ -607,21 +607,18 @@ impl PointReader {
             return Ok(record.body);
         }
         let name = &self.files[set].as_ref().expect("loaded")[file].name;
-        let body = records.get(&(set, file, entry.frame)).and_then(|found| {
-            found.iter().find_map(|r| match r {
-                DataRecord::Document { id, etag, body, .. } if *id == entry.id && *etag == entry.etag => Some(body),
-                _ => None,
-            })
-        });
+        let body = records
+            .get(&(set, file, entry.frame))
+            .and_then(|found| found.documents().find(|d| d.id == entry.id && d.etag == entry.etag).map(|d| d.body));
         let body = body.ok_or_else(|| self.damaged(set, name, &format!("the frame does not hold {} as its index says", entry.id)))?;
         match &self.plan.database_key {
             Some(key) => key.open(entry.id.as_bytes(), body).map_err(|_| self.damaged(set, name, "a sealed document does not open")),
-            None => Ok(body.clone()),
+            None => Ok(body.to_vec()),
         }
     }
 
     /// Reads, checks and decodes one frame of a documents file.
-    fn read_frame(&self, set: usize, file: usize, frame: u32) -> Result<Vec<DataRecord>, RestoreError> {
+    fn read_frame(&self, set: usize, file: usize, frame: u32) -> Result<FrameDocuments, RestoreError> {
         let docs = &self.files[set].as_ref().expect("loaded")[file];
         let name = &docs.name;
         let frame = docs.top.frames.get(frame as usize).ok_or_else(|| self.damaged(set, name, "an index entry names no frame"))?;
@@ -631,7 +628,7 @@ impl PointReader {
         }
         let raw = frames::inflate_here(&bytes, FRAME_RAW_BYTES + MAX_RECORD_BODY + 64 * 1024)
             .map_err(|e| self.damaged(set, name, &format!("a frame does not decode: {e}")))?;
-        decode_frame(&raw).map_err(|e| self.damaged(set, name, &e.to_string()))
+        FrameDocuments::parse(raw).map_err(|e| self.damaged(set, name, &e.to_string()))
     }
 
     /// Whether set `set` is read from a snapshot base (through [`Self::base_batch`]).
@@ -777,20 +774,13 @@ impl PointReader {
     }
 }
 
-/// The entry of `id` in a frame's records, if the frame holds it.
-fn entry_in(records: &[DataRecord], id: &str, frame: u32) -> Option<IndexEntry> {
-    records.iter().find_map(|r| match r {
-        DataRecord::Document { id: found, etag, modified_ms, body } if found == id => {
-            Some(IndexEntry { id: id.to_string(), etag: *etag, modified_ms: *modified_ms, size: body.len() as u32, frame })
-        }
-        _ => None,
+/// The entry of `id` in a frame, if the frame holds it.
+fn entry_in(frame_documents: &FrameDocuments, id: &str, frame: u32) -> Option<IndexEntry> {
+    frame_documents.documents().find(|d| d.id == id).map(|d| IndexEntry {
+        id: id.to_string(),
+        etag: d.etag,
+        modified_ms: d.modified_ms,
+        size: d.body.len() as u32,
+        frame,
     })
-}
-
-/// What a decoded record holds in memory, about.
-fn record_bytes(record: &DataRecord) -> usize {
-    match record {
-        DataRecord::Document { id, body, .. } => 64 + id.len() + body.len(),
-        DataRecord::Deletion { id, .. } | DataRecord::Change { id, .. } => 64 + id.len(),
-    }
 }
