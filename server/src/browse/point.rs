@@ -209,7 +209,7 @@ pub struct PointReader {
     files: Vec<Option<Vec<DocumentsFile>>>,
     deletions: Vec<Option<BTreeMap<String, u64>>>,
     blocks: HashMap<(usize, usize, usize), Arc<Block>>,
-    /// Frames read and decoded, and the bytes of their bodies.
+    /// Frames read and checked (their decompressed bytes), and how many bytes they keep.
     frames: HashMap<FrameKey, Arc<FrameDocuments>>,
     frame_bytes: usize,
     /// Small index files read whole (plaintext), by (set, file).
