@@ -596,10 +596,7 @@ impl<'a> RecordReader<&'a [u8]> {
     }
 
     fn take_id(&mut self) -> io::Result<&'a [u8]> {
-        let len = self.read_u32()? as usize;
-        if len > 64 * 1024 {
-            return Err(invalid("a record id is longer than any valid id"));
-        }
+        let len = self.read_id_len()?;
         self.take(len).ok_or_else(|| invalid("the file ends inside a record"))
     }
 }
@@ -685,11 +682,17 @@ impl<S: Read> RecordReader<S> {
         Ok(u64::from_le_bytes(b))
     }
 
-    fn read_string(&mut self) -> io::Result<String> {
+    /// The length of the id that follows, refused beyond any valid id's.
+    fn read_id_len(&mut self) -> io::Result<usize> {
         let len = self.read_u32()? as usize;
         if len > 64 * 1024 {
             return Err(invalid("a record id is longer than any valid id"));
         }
+        Ok(len)
+    }
+
+    fn read_string(&mut self) -> io::Result<String> {
+        let len = self.read_id_len()?;
         let mut b = vec![0u8; len];
         self.decoder.read_exact(&mut b)?;
         String::from_utf8(b).map_err(|_| invalid("a record id is not UTF-8"))

@@ -172,7 +172,7 @@ const FRAME_CACHE_BYTES: usize = 64 * 1024 * 1024;
 const WALKS_AT_ONCE: usize = 256;
 
 /// A read of [`PointReader::prefetch`]: the top of one documents file (by
-/// its place in the set's manifest), the end of a set's tops (they go to
+/// its place among the set's documents files), the end of a set's tops (they go to
 /// the set in the manifest's order), or a set's deletions.
 #[derive(Clone, Copy)]
 enum Prefetch {
@@ -432,8 +432,7 @@ impl PointReader {
         let mut todo = Vec::new();
         for set in (0..sets).filter(|&set| !self.is_base(set)) {
             if self.files[set].is_none() {
-                let files = &self.plan.chain[set].manifest.files;
-                todo.extend((0..files.len()).filter(|&i| files[i].content == FileContent::Documents).map(|i| Prefetch::Top(set, i)));
+                todo.extend((0..self.documents_files(set).count()).map(|i| Prefetch::Top(set, i)));
                 todo.push(Prefetch::TopsEnd(set));
             }
             if self.deletions[set].is_none() {
@@ -442,7 +441,10 @@ impl PointReader {
         }
         let read = concurrent::try_map(&todo, self.plan.location.readers(), |&job| {
             Ok::<_, RestoreError>(match job {
-                Prefetch::Top(set, i) => Prefetched::Top(self.documents_file(set, &self.plan.chain[set].manifest.files[i])?),
+                Prefetch::Top(set, i) => {
+                    let file = self.documents_files(set).nth(i).expect("counted above");
+                    Prefetched::Top(self.documents_file(set, file)?)
+                }
                 Prefetch::TopsEnd(_) => Prefetched::TopsEnd,
                 Prefetch::Deletions(set) => Prefetched::Deletions(self.read_deletions(set)?),
             })
