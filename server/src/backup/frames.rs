@@ -756,7 +756,9 @@ impl<'a> Cursor<'a> {
         usize::try_from(n).ok().filter(|n| *n <= MAX_TOP_ITEMS).ok_or_else(|| invalid("an index top file lists too many items"))
     }
 
-    /// A block's filter: its length (0: none), then its bytes (at most 32 bits per id).
+    /// A block's filter: its length (0: none), then its bytes (at most four
+    /// times the bits per id a writer gives, a bound on what a forged top
+    /// makes a reader keep; sets written with fewer bits read as before).
     fn filter(&mut self, ids: u32) -> io::Result<IdFilter> {
         let len = self.u32()? as usize;
         if len > IdFilter::bytes_for(ids as usize * 4) {
@@ -920,7 +922,7 @@ mod tests {
         older.frames.iter_mut().for_each(|f| f.first_id.clear());
         assert!(older.encode().starts_with(TOP_MAGIC));
         assert_eq!(IndexTop::decode(&older.encode()).expect("a top of format 5"), older);
-        // A filter longer than 32 bits per id; frames out of order.
+        // A filter longer than four times the bits per id; frames out of order.
         let mut forged = top.clone();
         forged.blocks[1].filter = IdFilter::from_bytes(vec![0xff; IdFilter::bytes_for(top.blocks[1].count as usize * 4) + 1]);
         assert!(IndexTop::decode(&forged.encode()).is_err(), "a filter too long");
