@@ -11,9 +11,10 @@
 //! The engines are synchronous (they run in job threads, the CLIs and
 //! blocking handler threads); they reach the store through a small runtime of
 //! its own ([`block`]), so no engine code is async and no request of another
-//! runtime waits on this one. Uploads stream as multipart uploads of
-//! [`PART_BYTES`] with at most [`PARTS_IN_FLIGHT`] parts in flight; downloads
-//! stream chunk by chunk: neither holds a whole file in memory.
+//! runtime waits on this one. A file smaller than [`SINGLE_PUT_BYTES`] goes up
+//! in one `PUT`; a larger one streams as a multipart upload of [`PART_BYTES`]
+//! with at most [`PARTS_IN_FLIGHT`] parts in flight; downloads stream chunk
+//! by chunk: neither holds more than a bounded part of a file in memory.
 
 use std::future::Future;
 use std::io::{Read, Write};
@@ -38,9 +39,16 @@ pub const SCHEME: &str = "s3://";
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts uploaded at once by one file: memory is bounded by this times [`PART_BYTES`].
 pub const PARTS_IN_FLIGHT: usize = 2;
-/// Files of one set whose uploads complete in the background while the
-/// writer goes on with the next file (see [`Finishing`]).
-const FILES_FINISHING: usize = 2;
+/// A file smaller than this goes up in one `PUT` (two parts' bytes, the
+/// memory a multipart upload holds anyway): one request instead of four or
+/// more, and for the storage one object written instead of parts kept and
+/// joined.
+pub const SINGLE_PUT_BYTES: usize = 2 * PART_BYTES;
+/// The bytes of one set's files whose uploads complete in the background
+/// while the writer goes on with the next file (see [`Finishing`]): a
+/// budget of bytes, not of files, so that a documents file's small index
+/// and top never wait for the documents file's own upload.
+const FINISHING_BYTES: usize = 4 * PART_BYTES;
 /// Object lock requests in flight at once (each is small).
 const LOCK_REQUESTS_IN_FLIGHT: usize = 16;
 
@@ -699,17 +707,32 @@ pub struct ObjectWriter {
 }
 
 impl ObjectWriter {
-    fn send_part(&mut self) -> std::io::Result<()> {
+    /// How many bytes the buffer holds before they are sent: a single
+    /// `PUT`'s worth until the multipart upload starts, a part's after.
+    fn buffer_limit(&self) -> usize {
+        if self.upload.is_some() {
+            PART_BYTES
+        } else {
+            SINGLE_PUT_BYTES
+        }
+    }
+
+    /// Sends the full buffer as parts of [`PART_BYTES`], starting the
+    /// multipart upload first when the file has just outgrown one `PUT`.
+    fn send_parts(&mut self) -> std::io::Result<()> {
         if self.upload.is_none() {
             let upload = counted(Op::CreateMultipart, self.wait.run(self.store.put_multipart(&self.path))?).map_err(to_io)?;
             self.upload = Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES));
         }
-        let part = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_BYTES)));
+        let mut bytes = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(PART_BYTES)));
         let upload = self.upload.as_mut().ok_or_else(|| std::io::Error::other("no upload"))?;
-        self.wait.run(upload.wait_for_capacity(PARTS_IN_FLIGHT))?.map_err(to_io)?;
-        let _context = runtime().enter();
-        upload.put(part);
-        count(Op::UploadPart, false);
+        while !bytes.is_empty() {
+            let part = bytes.split_to(PART_BYTES.min(bytes.len()));
+            self.wait.run(upload.wait_for_capacity(PARTS_IN_FLIGHT))?.map_err(to_io)?;
+            let _context = runtime().enter();
+            upload.put(part);
+            count(Op::UploadPart, false);
+        }
         Ok(())
     }
 
@@ -723,18 +746,19 @@ impl ObjectWriter {
     }
 
     /// Completes the object in the background: `finishing` says when it
-    /// exists (this waits only when [`FILES_FINISHING`] files are
-    /// completing already, for the oldest of them).
+    /// exists (this waits only while the uploads still finishing hold more
+    /// than [`FINISHING_BYTES`], for the oldest of them).
     ///
     /// # Errors
     /// A [`StorageFault`] of the oldest file finishing, when waited for.
     pub fn finish_in(self, finishing: &Finishing) -> std::io::Result<()> {
         let wait = self.wait.clone();
-        finishing.push(self.complete(), &wait)
+        let held = self.buffer.len() + if self.upload.is_some() { PARTS_IN_FLIGHT * PART_BYTES } else { 0 };
+        finishing.push(self.complete(), held, &wait)
     }
 
     /// The last part or the single `PUT`, then the completion, as a task.
-    fn complete(mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    fn complete(mut self) -> Upload {
         self.done = true;
         let (store, path) = (self.store.clone(), self.path.clone());
         let bytes = std::mem::take(&mut self.buffer);
@@ -754,26 +778,38 @@ impl ObjectWriter {
 /// A set waits for all of them ([`Self::wait_all_for`]) before it uploads its
 /// checksums and manifest, and a failed set before it removes its objects:
 /// no object appears after the set was removed, and no set is complete
-/// with a file the storage did not acknowledge. At most [`FILES_FINISHING`]
-/// at once, so memory stays bounded by their parts in flight.
+/// with a file the storage did not acknowledge. Memory stays bounded: the
+/// uploads finishing hold at most [`FINISHING_BYTES`] besides the newest.
 #[derive(Default)]
-pub struct Finishing(std::sync::Mutex<std::collections::VecDeque<tokio::task::JoinHandle<std::io::Result<()>>>>);
+pub struct Finishing(std::sync::Mutex<std::collections::VecDeque<(Upload, usize)>>);
+
+/// One file's upload, completing as a task of the storage's runtime.
+type Upload = tokio::task::JoinHandle<std::io::Result<()>>;
 
 impl Finishing {
-    fn push(&self, upload: tokio::task::JoinHandle<std::io::Result<()>>, wait: &Wait) -> std::io::Result<()> {
-        let over = {
-            let mut queue = self.lock();
-            queue.push_back(upload);
-            queue.len() > FILES_FINISHING
-        };
-        if over {
-            self.wait_oldest(wait).unwrap_or(Ok(()))
-        } else {
-            Ok(())
+    /// Adds an upload that holds `held` bytes until it completes; then, while
+    /// the older ones and it hold more than [`FINISHING_BYTES`], waits for
+    /// the oldest (the newest is never waited for here).
+    ///
+    /// # Errors
+    /// The failure of an upload waited for (the set then fails, and its
+    /// clean-up waits for the others).
+    fn push(&self, upload: Upload, held: usize, wait: &Wait) -> std::io::Result<()> {
+        self.lock().push_back((upload, held));
+        while self.over_budget() {
+            if let Some(result) = self.wait_oldest(wait) {
+                result?;
+            }
         }
+        Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<tokio::task::JoinHandle<std::io::Result<()>>>> {
+    fn over_budget(&self) -> bool {
+        let queue = self.lock();
+        queue.len() > 1 && queue.iter().map(|(_, held)| held).sum::<usize>() > FINISHING_BYTES
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(Upload, usize)>> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -781,11 +817,11 @@ impl Finishing {
     /// One a cancel cut short stays first in line (the clean-up waits for
     /// it); one the storage did not answer in time is dropped.
     fn wait_oldest(&self, wait: &Wait) -> Option<std::io::Result<()>> {
-        let mut upload = self.lock().pop_front()?;
+        let (mut upload, held) = self.lock().pop_front()?;
         Some(match wait.run(&mut upload) {
             Ok(joined) => uploaded(joined),
             Err(e) if is_canceled(&e) => {
-                self.lock().push_front(upload);
+                self.lock().push_front((upload, held));
                 Err(e)
             }
             Err(e) => {
@@ -834,11 +870,11 @@ fn uploaded(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> std:
 
 impl Write for ObjectWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let room = PART_BYTES - self.buffer.len();
-        let n = buf.len().min(room);
+        let limit = self.buffer_limit();
+        let n = buf.len().min(limit - self.buffer.len());
         self.buffer.extend_from_slice(&buf[..n]);
-        if self.buffer.len() >= PART_BYTES {
-            self.send_part()?;
+        if self.buffer.len() >= limit {
+            self.send_parts()?;
         }
         Ok(n)
     }
@@ -871,7 +907,9 @@ mod tests {
 
     /// A file's upload that fails in the background fails the set's wait
     /// (after every other upload ended), however many finished after it;
-    /// the writer waits only for the oldest once [`FILES_FINISHING`] are pending.
+    /// the writer waits, oldest first, only while more than
+    /// [`FINISHING_BYTES`] are held, and never for a small file because a
+    /// large one is still going up.
     #[test]
     fn uploads_finishing_in_the_background_are_all_waited_for_and_a_failure_is_reported() {
         let finishing = Finishing::default();
@@ -880,7 +918,8 @@ mod tests {
             let _ = released.await;
             Err(std::io::Error::other("the storage refused the last part"))
         });
-        finishing.push(failing, &Wait::Answered).expect("not waited for yet");
+        // A large file still going up, and many small ones after it: none is waited for.
+        finishing.push(failing, SINGLE_PUT_BYTES - 1, &Wait::Answered).expect("not waited for yet");
         let ended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let quick = |ended: Arc<std::sync::atomic::AtomicUsize>| {
             runtime().spawn(async move {
@@ -888,15 +927,16 @@ mod tests {
                 Ok(())
             })
         };
-        for _ in 1..FILES_FINISHING {
-            finishing.push(quick(ended.clone()), &Wait::Answered).expect("not waited for yet");
+        for _ in 0..20 {
+            finishing.push(quick(ended.clone()), 500 * 1024, &Wait::Answered).expect("not waited for yet");
         }
-        // One more than may finish at once: the oldest, the failing one, is waited for.
+        assert_eq!(finishing.lock().len(), 21, "small files do not wait for the large one");
+        // One more large file takes the bytes held over the budget: the oldest, the failing one, is waited for.
         let _ = release.send(());
-        let oldest = finishing.push(quick(ended.clone()), &Wait::Answered);
+        let oldest = finishing.push(quick(ended.clone()), SINGLE_PUT_BYTES - 1, &Wait::Answered);
         assert_eq!(oldest.expect_err("the oldest upload failed").to_string(), "the storage refused the last part");
         finishing.wait_all_in(&Wait::Answered).expect("the others succeeded");
-        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING);
+        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), 21);
 
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         finishing
@@ -905,13 +945,14 @@ mod tests {
                     let _ = released.await;
                     Err(std::io::Error::other("cut"))
                 }),
+                1,
                 &Wait::Answered,
             )
             .expect("pending");
-        finishing.push(quick(ended.clone()), &Wait::Answered).expect("pending");
+        finishing.push(quick(ended.clone()), 1, &Wait::Answered).expect("pending");
         let _ = release.send(());
         assert!(finishing.wait_all_in(&Wait::Answered).is_err(), "a failure in the background fails the set");
-        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), FILES_FINISHING + 1, "and every upload ended first");
+        assert_eq!(ended.load(std::sync::atomic::Ordering::SeqCst), 22, "and every upload ended first");
         assert!(finishing.wait_all_in(&Wait::Answered).is_ok(), "nothing is left pending");
     }
 
@@ -937,8 +978,8 @@ mod tests {
         };
         let location = ObjectLocation::connect("silent", "sets", Some(&settings)).expect("a client");
         let finishing = Finishing::default();
-        for _ in 0..FILES_FINISHING {
-            finishing.push(runtime().spawn(std::future::pending()), &Wait::Answered).expect("not waited for yet");
+        for _ in 0..2 {
+            finishing.push(runtime().spawn(std::future::pending()), PART_BYTES, &Wait::Answered).expect("not waited for yet");
         }
         let started = std::time::Instant::now();
         let cleanup = location.for_cleanup();

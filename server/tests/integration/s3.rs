@@ -74,7 +74,7 @@ fn full_incremental_encrypted_and_point_in_time_restores_through_object_storage(
     assert_eq!(keys.iter().filter(|k| k.ends_with("/SHA256SUMS")).count(), 2, "{keys:?}");
     let full_id = full["SetId"].as_str().expect("set id");
     let documents = s3.get(&format!("shop/daily/{full_id}/documents-0001.zst"));
-    assert!(documents.len() > 9 * 1024 * 1024, "a multipart upload: {} bytes", documents.len());
+    assert!(documents.len() > 9 * 1024 * 1024, "more than one part's bytes: {} bytes", documents.len());
 
     // Listing, every checksum verified.
     let (status, listing) = s.get(&format!("/admin/backup/sets?location={location}"));
@@ -564,6 +564,41 @@ fn restore_drills_prove_a_good_location_and_name_the_damaged_file() {
     assert!(error.contains(&format!("{set_id}/documents-0001.zst")), "{bad}");
 }
 
+/// Requests of `operation` the server has sent to object storage.
+fn requests_of(s: &TestServer, operation: &str) -> u64 {
+    let (_, text) = s.call_raw("GET", "/metrics", None, &[]);
+    let label = format!("rookery_object_storage_requests_total{{operation=\"{operation}\"}}");
+    text.lines().find_map(|l| l.strip_prefix(&label)).and_then(|v| v.trim().parse::<f64>().ok()).map_or(0, |v| v as u64)
+}
+
+#[test]
+fn a_file_of_up_to_16_mib_goes_up_in_one_put_and_a_larger_one_in_parts_of_8_mib() {
+    let s3 = S3Server::start("rookery-parts");
+    let s = server_for(&s3, &[]);
+    let base = "/databases/Parts";
+    s.create_db("Parts");
+    put_bulky(&s, base, 0..600);
+    let full = s.backup(base, &s3.url("one-put"), false);
+    let set_id = full["SetId"].as_str().expect("set id");
+    let documents = s3.get(&format!("one-put/{set_id}/documents-0001.zst"));
+    assert!((9 << 20..16 << 20).contains(&documents.len()), "a documents file of 9 to 16 MiB: {} bytes", documents.len());
+    assert_eq!(requests_of(&s, "create_multipart"), 0, "a file under 16 MiB went up in parts");
+    assert_eq!(requests_of(&s, "upload_part"), 0);
+
+    put_bulky(&s, base, 600..1300);
+    let full = s.backup(base, &s3.url("parts"), false);
+    let set_id = full["SetId"].as_str().expect("set id");
+    let documents = s3.get(&format!("parts/{set_id}/documents-0001.zst"));
+    assert!(documents.len() > 16 << 20, "a documents file over 16 MiB: {} bytes", documents.len());
+    let parts = documents.len().div_ceil(8 << 20) as u64;
+    assert_eq!(requests_of(&s, "create_multipart"), 1, "only the documents file is over 16 MiB");
+    assert_eq!(requests_of(&s, "upload_part"), parts, "parts of 8 MiB");
+    assert_eq!(requests_of(&s, "complete_multipart"), 1);
+    let done = s.restore(json!({"BackupLocation": s3.url("parts"), "DatabaseName": "PartsBack"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/PartsBack") == s.all_docs(base), "the restored database differs");
+}
+
 /// Waits until no multipart upload is left open in the bucket (an abort is
 /// sent without waiting for it); the keys still open after 60 s otherwise.
 fn wait_no_open_uploads(s3: &S3Server) -> Vec<String> {
@@ -583,7 +618,7 @@ fn a_canceled_or_failed_upload_of_many_parts_leaves_no_multipart_upload_open() {
     let s = server_for(&s3, &[("ROOKERY_FAILPOINTS", "backup.document=sleep:5")]);
     let base = "/databases/Big";
     s.create_db("Big");
-    put_bulky(&s, base, 0..700);
+    put_bulky(&s, base, 0..1300);
     let location = s3.url("big");
     // Cancel in the middle of a documents file of several 8 MiB parts.
     let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": location}));
@@ -607,7 +642,7 @@ fn a_canceled_or_failed_upload_of_many_parts_leaves_no_multipart_upload_open() {
     // A backup that fails while its parts go up: the upload is aborted too.
     let s = server_for(&s3, &[("ROOKERY_FAILPOINTS", "backup.write=enospc")]);
     s.create_db("Big");
-    put_bulky(&s, base, 0..700);
+    put_bulky(&s, base, 0..1300);
     let (status, body) = s.post(&format!("{base}/admin/backup"), json!({"BackupLocation": s3.url("failed")}));
     assert_eq!(status, 202, "{body}");
     let done = s.wait_for_job(base, "Raven/Backup/Status");
