@@ -363,7 +363,7 @@ fn ingest_changes(bulk: &BulkAccess<'_>, full: &StoredSet, superseded: &[u64], i
     for &etag in superseded {
         changes.write_tombstone(next(etag)?).map_err(StorageError::from)?;
     }
-    for entry in index.take_live_by_etag() {
+    for entry in index.take_live_by_etag()? {
         let (etag, id) = entry?;
         changes.write(next(etag)?, id.into_bytes()).map_err(StorageError::from)?;
     }

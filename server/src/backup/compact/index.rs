@@ -1,7 +1,8 @@
 //! Step 2 of a compaction: what the incrementals changed, sorted on local
 //! disk by id (a throw-away `fjall` keyspace), bodies in a spill file; and
 //! for step 4, the live documents written out, by etag ([`LiveLog`]: in
-//! memory while they are few, in the same keyspace's database past that).
+//! memory while they are few; past that, in runs sorted in memory and
+//! written to the scratch folder, merged when they are read back).
 
 use super::super::format::{DataRecord, FileContent};
 use super::super::BackupError;
@@ -63,11 +64,83 @@ pub(crate) struct ChangeIndex {
     spilled: std::cell::Cell<u64>,
     /// id -> state at the chain's end.
     states: fjall::Keyspace,
-    /// etag (big-endian) -> id, for the live documents written out, past
-    /// what [`Held`] keeps in memory.
-    live: fjall::Keyspace,
+    /// Runs of (etag, id) marks of the live documents written out, each
+    /// sorted by etag, for what [`Held`] did not keep in memory.
+    runs: std::sync::Arc<Runs>,
     /// The marks a [`LiveLog`] finished with in memory.
     held: std::sync::Arc<std::sync::Mutex<Held>>,
+}
+
+/// The files of sorted runs of marks, in the scratch folder.
+struct Runs {
+    dir: std::path::PathBuf,
+    files: std::sync::Mutex<Vec<std::path::PathBuf>>,
+}
+
+impl Runs {
+    /// Writes `held`'s marks, sorted by etag, as a run of its own:
+    /// `etag (u64 BE) ‖ id length (u32 BE) ‖ id`, one after another.
+    fn write(&self, held: Held) -> Result<(), BackupError> {
+        let mut files = self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let path = self.dir.join(format!("marks-{:04}", files.len()));
+        let file = std::fs::File::options()
+            .create_new(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| index_error(format!("cannot create a run of marks: {e}")))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        for (etag, id) in held.by_etag() {
+            let len = u32::try_from(id.len()).map_err(|_| index_error("an id longer than 4 GiB"))?;
+            for part in [&etag.to_be_bytes()[..], &len.to_be_bytes()[..], id.as_bytes()] {
+                std::io::Write::write_all(&mut out, part).map_err(index_error)?;
+            }
+        }
+        std::io::Write::flush(&mut out).map_err(index_error)?;
+        files.push(path);
+        Ok(())
+    }
+
+    /// Each run, read back in etag order.
+    fn readers(&self) -> Result<Vec<RunReader>, BackupError> {
+        let files = self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        files
+            .iter()
+            .map(|path| {
+                let file = std::fs::File::open(path).map_err(|e| index_error(format!("cannot open a run of marks: {e}")))?;
+                Ok(RunReader(std::io::BufReader::with_capacity(256 * 1024, file)))
+            })
+            .collect()
+    }
+}
+
+/// The marks of one run, in the order written (by etag).
+struct RunReader(std::io::BufReader<std::fs::File>);
+
+impl RunReader {
+    fn read_mark(&mut self) -> Result<Option<(u64, String)>, BackupError> {
+        use std::io::Read;
+        let mut head = [0u8; 12];
+        match self.0.read_exact(&mut head[..1]) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(index_error(e)),
+        }
+        self.0.read_exact(&mut head[1..]).map_err(index_error)?;
+        let (etag, len) = head.split_at(8);
+        let etag = u64::from_be_bytes(etag.try_into().map_err(index_error)?);
+        let len = u32::from_be_bytes(len.try_into().map_err(index_error)?) as usize;
+        let mut id = vec![0u8; len];
+        self.0.read_exact(&mut id).map_err(index_error)?;
+        Ok(Some((etag, String::from_utf8(id).map_err(index_error)?)))
+    }
+}
+
+impl Iterator for RunReader {
+    type Item = Result<(u64, String), BackupError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.read_mark().transpose()
+    }
 }
 
 /// Marks a [`LiveLog`] keeps in memory (sorted by etag at the end) before
@@ -98,7 +171,6 @@ impl ChangeIndex {
             .map_err(index_error)?;
         let options = || fjall::KeyspaceCreateOptions::default().max_memtable_size(8 * 1024 * 1024);
         let states = db.keyspace("states", options).map_err(index_error)?;
-        let live = db.keyspace("live", options).map_err(index_error)?;
         let spill = std::fs::File::options()
             .create_new(true)
             .read(true)
@@ -110,7 +182,7 @@ impl ChangeIndex {
             spill: std::cell::RefCell::new(std::io::BufWriter::with_capacity(1 << 20, spill)),
             spilled: std::cell::Cell::new(0),
             states,
-            live,
+            runs: std::sync::Arc::new(Runs { dir: dir.to_path_buf(), files: std::sync::Mutex::default() }),
             held: std::sync::Arc::default(),
         })
     }
@@ -164,16 +236,7 @@ impl ChangeIndex {
 
     /// A [`LiveLog`] that keeps up to `max_held` marks in memory.
     fn live_log_holding(&self, max_held: usize) -> LiveLog {
-        LiveLog {
-            max_held,
-            db: self.db.clone(),
-            live: self.live.clone(),
-            batch: self.db.batch(),
-            bytes: 0,
-            held: Held::default(),
-            spilled: false,
-            finished: self.held.clone(),
-        }
+        LiveLog { max_held, runs: self.runs.clone(), held: Held::default(), finished: self.held.clone() }
     }
 
     /// Every touched id in id order with its state, bodies read back from the spill file.
@@ -196,16 +259,16 @@ impl ChangeIndex {
     }
 
     /// Every mark of the [`LiveLog`]s, by etag: those kept in memory merged
-    /// with those in the keyspace. The ones in memory are handed over: a
-    /// second call yields only the keyspace's.
-    pub(crate) fn take_live_by_etag(&self) -> impl Iterator<Item = Result<(u64, String), BackupError>> + '_ {
+    /// with the runs written. The ones in memory are handed over: a second
+    /// call yields only the runs'.
+    ///
+    /// # Errors
+    /// A run cannot be opened.
+    pub(crate) fn take_live_by_etag(&self) -> Result<ByEtag, BackupError> {
         let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        let stored = self.live.iter().map(|guard| {
-            let (key, value) = guard.into_inner().map_err(index_error)?;
-            let etag = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| index_error("an etag key"))?);
-            Ok((etag, String::from_utf8(value.to_vec()).map_err(index_error)?))
-        });
-        ByEtag { held: held.into_by_etag().peekable(), stored: stored.peekable() }
+        let mut sources: Vec<MarkRun> = self.runs.readers()?.into_iter().map(|r| Box::new(r) as MarkRun).collect();
+        sources.push(Box::new(held.into_by_etag().map(Ok)));
+        Ok(ByEtag::new(sources))
     }
 }
 
@@ -245,86 +308,102 @@ impl Held {
         }
     }
 
-    /// The marks in etag order.
-    fn into_by_etag(self) -> impl Iterator<Item = (u64, String)> {
+    /// The order of the marks by etag.
+    fn etag_order(&self) -> Vec<u32> {
         let mut order: Vec<u32> = (0..u32::try_from(self.etags.len()).unwrap_or(u32::MAX)).collect();
         order.sort_unstable_by_key(|&i| self.etags[i as usize]);
+        order
+    }
+
+    /// The marks in etag order, borrowed.
+    fn by_etag(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.etag_order().into_iter().map(move |i| (self.etags[i as usize], self.id(i as usize)))
+    }
+
+    /// The marks in etag order.
+    fn into_by_etag(self) -> impl Iterator<Item = (u64, String)> {
+        let order = self.etag_order();
         order.into_iter().map(move |i| (self.etags[i as usize], self.id(i as usize).to_string()))
     }
 }
 
-/// Two runs of marks in etag order, merged (a mark is in one of them).
-struct ByEtag<H: Iterator<Item = (u64, String)>, S: Iterator<Item = Result<(u64, String), BackupError>>> {
-    held: std::iter::Peekable<H>,
-    stored: std::iter::Peekable<S>,
+/// A run of marks in etag order.
+type MarkRun = Box<dyn Iterator<Item = Result<(u64, String), BackupError>>>;
+
+/// Runs of marks, each in etag order, merged into one (a mark is in one of
+/// them): the smallest etag at the head of a run comes next.
+pub(crate) struct ByEtag {
+    sources: Vec<MarkRun>,
+    /// The head of each source, by etag (smallest first) and source.
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize)>>,
+    /// The id at the head of each source.
+    ids: Vec<String>,
+    /// A failure read at the head of a source: the merge ends with it.
+    failed: Option<BackupError>,
 }
 
-impl<H: Iterator<Item = (u64, String)>, S: Iterator<Item = Result<(u64, String), BackupError>>> Iterator for ByEtag<H, S> {
-    type Item = Result<(u64, String), BackupError>;
+impl ByEtag {
+    fn new(sources: Vec<MarkRun>) -> Self {
+        let ids = vec![String::new(); sources.len()];
+        let mut merge = Self { sources, heads: std::collections::BinaryHeap::new(), ids, failed: None };
+        for source in 0..merge.sources.len() {
+            merge.advance(source);
+        }
+        merge
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let stored_first = match (self.held.peek(), self.stored.peek()) {
-            (_, Some(Err(_))) | (None, Some(_)) => true,
-            (Some((held, _)), Some(Ok((stored, _)))) => stored < held,
-            (_, None) => false,
-        };
-        if stored_first {
-            self.stored.next()
-        } else {
-            self.held.next().map(Ok)
+    /// Reads the next head of `source`.
+    fn advance(&mut self, source: usize) {
+        match self.sources[source].next() {
+            Some(Ok((etag, id))) => {
+                self.ids[source] = id;
+                self.heads.push(std::cmp::Reverse((etag, source)));
+            }
+            Some(Err(e)) => {
+                self.failed.get_or_insert(e);
+            }
+            None => {}
         }
     }
 }
 
+impl Iterator for ByEtag {
+    type Item = Result<(u64, String), BackupError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.failed.take() {
+            self.heads.clear();
+            return Some(Err(e));
+        }
+        let std::cmp::Reverse((etag, source)) = self.heads.pop()?;
+        let id = std::mem::take(&mut self.ids[source]);
+        self.advance(source);
+        Some(Ok((etag, id)))
+    }
+}
+
 /// Records the documents written from the incrementals, by etag (see
-/// [`ChangeIndex::live_log`]): in memory up to [`MAX_HELD_MARKS`], then
-/// every mark in the keyspace.
+/// [`ChangeIndex::live_log`]): in memory up to [`MAX_HELD_MARKS`]; each
+/// time that many are held, they are sorted and written as a run.
 pub(crate) struct LiveLog {
     max_held: usize,
-    db: fjall::Database,
-    live: fjall::Keyspace,
-    batch: fjall::OwnedWriteBatch,
-    bytes: usize,
+    runs: std::sync::Arc<Runs>,
     held: Held,
-    spilled: bool,
     finished: std::sync::Arc<std::sync::Mutex<Held>>,
 }
 
 impl LiveLog {
     /// `id` is written out with `etag`.
     pub(super) fn mark(&mut self, id: &str, etag: u64) -> Result<(), BackupError> {
-        if !self.spilled {
-            self.held.push(etag, id);
-            if !self.held.is_full(self.max_held) {
-                return Ok(());
-            }
-            // Too many to keep: these and every mark after go to the keyspace.
-            self.spilled = true;
-            for (etag, id) in std::mem::take(&mut self.held).marks() {
-                self.insert(id, etag)?;
-            }
-            return Ok(());
-        }
-        self.insert(id, etag)
-    }
-
-    fn insert(&mut self, id: &str, etag: u64) -> Result<(), BackupError> {
-        self.batch.insert(&self.live, etag.to_be_bytes(), id.as_bytes());
-        self.bytes += 8 + id.len();
-        if self.bytes >= INDEX_BATCH_BYTES {
-            self.commit()?;
+        self.held.push(etag, id);
+        if self.held.is_full(self.max_held) {
+            self.runs.write(std::mem::take(&mut self.held))?;
         }
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<(), BackupError> {
-        self.bytes = 0;
-        std::mem::replace(&mut self.batch, self.db.batch()).commit().map_err(index_error)
-    }
-
-    /// Commits what is marked, and hands what is held to the index.
+    /// Hands what is held to the index.
     pub(super) fn finish(&mut self) -> Result<(), BackupError> {
-        self.commit()?;
         let held = std::mem::take(&mut self.held);
         let mut finished = self.finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if finished.etags.is_empty() {
@@ -390,11 +469,12 @@ mod tests {
             let (first, second) = marks.split_at(split);
             mark_all(&mut index.live_log_holding(max_held), first);
             mark_all(&mut index.live_log_holding(5000), second);
-            let on_disk = index.live.iter().count();
-            assert_eq!(on_disk, if max_held < split { split } else { 0 }, "limit {max_held}: only a log past its limit writes");
-            let read: Vec<(u64, String)> = index.take_live_by_etag().map(|r| r.expect("a mark")).collect();
+            let on_disk: usize = index.runs.readers().expect("runs").into_iter().map(Iterator::count).sum();
+            let spilled = if max_held < split { split / max_held * max_held } else { 0 };
+            assert_eq!(on_disk, spilled, "limit {max_held}: only a log past its limit writes, a run each time it is full");
+            let read: Vec<(u64, String)> = index.take_live_by_etag().expect("runs").map(|r| r.expect("a mark")).collect();
             assert_eq!(read, expected, "limit {max_held}, {split} marks in the first log");
-            let again = index.take_live_by_etag().count();
+            let again = index.take_live_by_etag().expect("runs").count();
             assert_eq!(again, on_disk, "what was held is handed over once");
         }
     }

@@ -27,9 +27,10 @@
 //! 4. The change log: every full-set entry whose document no state replaced
 //!    (by etag, in etag order, all at or below the full set's `ToEtag`), then
 //!    the incrementals' documents written out, by etag (all above it). Their
-//!    (etag, id) marks are kept in memory and sorted at the end, up to
-//!    500,000 of them; past that, all go to the scratch keyspace, which
-//!    sorts them on disk, so memory stays bounded however much changed.
+//!    (etag, id) marks are kept in memory, up to 500,000 of them; each time
+//!    that many are held, they are sorted and written to the scratch folder
+//!    as a run, and the runs and what is held are merged at the end (an
+//!    external merge sort), so memory stays bounded however much changed.
 //! 5. The system database's credentials come from the newest set that has
 //!    them; an encrypted database's key as the newest set carries it.
 //! 6. The set is written like any set (`engine::Target`: a `.tmp-` folder
@@ -278,7 +279,7 @@ fn write(
         changes.write(&DataRecord::Change { etag, id }).map_err(write_error)?;
         Ok(())
     })?;
-    for entry in index.take_live_by_etag() {
+    for entry in index.take_live_by_etag()? {
         let (etag, id) = entry?;
         changes.write(&DataRecord::Change { etag, id }).map_err(write_error)?;
     }
