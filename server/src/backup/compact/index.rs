@@ -144,8 +144,8 @@ impl Iterator for RunReader {
 }
 
 /// Marks a [`LiveLog`] keeps in memory (sorted by etag at the end) before
-/// it writes any to the keyspace: a chain's restore or compaction whose
-/// incrementals changed fewer documents never writes the index to disk.
+/// it writes them as a run: a chain's restore or compaction whose
+/// incrementals changed fewer documents never writes a mark to disk.
 const MAX_HELD_MARKS: usize = 500_000;
 /// Bytes of ids kept in memory at most (ids may be up to 512 bytes).
 const MAX_HELD_ID_BYTES: usize = 12 * 1024 * 1024;
