@@ -118,14 +118,12 @@ struct RunReader(std::io::BufReader<std::fs::File>);
 
 impl RunReader {
     fn read_mark(&mut self) -> Result<Option<(u64, String)>, BackupError> {
-        use std::io::Read;
-        let mut head = [0u8; 12];
-        match self.0.read_exact(&mut head[..1]) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(index_error(e)),
+        use std::io::{BufRead, Read};
+        if self.0.fill_buf().map_err(index_error)?.is_empty() {
+            return Ok(None);
         }
-        self.0.read_exact(&mut head[1..]).map_err(index_error)?;
+        let mut head = [0u8; 12];
+        self.0.read_exact(&mut head).map_err(index_error)?;
         let (etag, len) = head.split_at(8);
         let etag = u64::from_be_bytes(etag.try_into().map_err(index_error)?);
         let len = u32::from_be_bytes(len.try_into().map_err(index_error)?) as usize;
@@ -334,18 +332,15 @@ type MarkRun = Box<dyn Iterator<Item = Result<(u64, String), BackupError>>>;
 /// them): the smallest etag at the head of a run comes next.
 pub(crate) struct ByEtag {
     sources: Vec<MarkRun>,
-    /// The head of each source, by etag (smallest first) and source.
-    heads: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize)>>,
-    /// The id at the head of each source.
-    ids: Vec<String>,
+    /// The head mark of each source, by etag (smallest first), with its source.
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, String)>>,
     /// A failure read at the head of a source: the merge ends with it.
     failed: Option<BackupError>,
 }
 
 impl ByEtag {
     fn new(sources: Vec<MarkRun>) -> Self {
-        let ids = vec![String::new(); sources.len()];
-        let mut merge = Self { sources, heads: std::collections::BinaryHeap::new(), ids, failed: None };
+        let mut merge = Self { sources, heads: std::collections::BinaryHeap::new(), failed: None };
         for source in 0..merge.sources.len() {
             merge.advance(source);
         }
@@ -355,10 +350,7 @@ impl ByEtag {
     /// Reads the next head of `source`.
     fn advance(&mut self, source: usize) {
         match self.sources[source].next() {
-            Some(Ok((etag, id))) => {
-                self.ids[source] = id;
-                self.heads.push(std::cmp::Reverse((etag, source)));
-            }
+            Some(Ok((etag, id))) => self.heads.push(std::cmp::Reverse((etag, source, id))),
             Some(Err(e)) => {
                 self.failed.get_or_insert(e);
             }
@@ -375,8 +367,7 @@ impl Iterator for ByEtag {
             self.heads.clear();
             return Some(Err(e));
         }
-        let std::cmp::Reverse((etag, source)) = self.heads.pop()?;
-        let id = std::mem::take(&mut self.ids[source]);
+        let std::cmp::Reverse((etag, source, id)) = self.heads.pop()?;
         self.advance(source);
         Some(Ok((etag, id)))
     }
