@@ -220,7 +220,7 @@ pub(super) fn write_set(
 /// thread waits on a read another hashes (on 2 cores, 1M documents: 0.74 to
 /// 0.87 s on one thread per core, 0.63 to 0.70 s on two).
 fn hash_linked_all(files: &[(PathBuf, &PinnedFile)], foreground: &Foreground) -> std::io::Result<Vec<String>> {
-    let workers = super::concurrent::cores().saturating_mul(2).clamp(2, 4);
+    let workers = super::copy::workers();
     // The largest first: no thread is left hashing a big table alone at the end.
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(files[i].1.size));
