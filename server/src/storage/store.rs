@@ -736,23 +736,10 @@ impl DocumentStore {
     /// workers (`false` when they have not flushed every memtable by then:
     /// a pin goes on, and copies more journal).
     ///
-    /// Without `all`, the keyspace whose active memtable holds the most keeps
-    /// it (a busy database's documents, left to fjall's own flushes), and
-    /// only the others are flushed: small keyspaces (the changes feed, the
-    /// counters) fill their memtables slowly, and until they flush, their
-    /// oldest batch holds every later batch of the journal in the pin's copy.
-    /// Either way, a memtable fjall sealed itself is waited for too.
-    ///
     /// # Errors
     /// Storage errors.
-    pub(crate) fn flush_for_pin(&self, all: bool) -> Result<bool, StorageError> {
-        let keyspaces = self.keyspaces();
-        let kept = if all { None } else { (0..keyspaces.len()).max_by_key(|&i| keyspaces[i].tree.active_memtable().size()) };
-        for (i, ks) in keyspaces.iter().enumerate() {
-            if Some(i) != kept {
-                ks.rotate_memtable()?; // as in `seal_memtables`
-            }
-        }
+    pub(crate) fn flush_for_pin(&self) -> Result<bool, StorageError> {
+        self.seal_memtables()?;
         Ok(self.wait_for_flushes(Some(std::time::Duration::from_secs(60))))
     }
 
@@ -784,7 +771,7 @@ impl DocumentStore {
 
     /// Waits until no keyspace has a sealed memtable left; `false` when
     /// `limit` passed first.
-    pub(super) fn wait_for_flushes(&self, limit: Option<std::time::Duration>) -> bool {
+    fn wait_for_flushes(&self, limit: Option<std::time::Duration>) -> bool {
         let started = std::time::Instant::now();
         while self.keyspaces().iter().any(|ks| ks.sealed_memtable_count() > 0) {
             if limit.is_some_and(|limit| started.elapsed() > limit) {
@@ -793,11 +780,6 @@ impl DocumentStore {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         true
-    }
-
-    /// The most memtables any keyspace has sealed and not flushed yet.
-    pub(crate) fn most_sealed_memtables(&self) -> usize {
-        self.keyspaces().iter().map(|ks| ks.sealed_memtable_count()).max().unwrap_or(0)
     }
 
     /// The most tables any keyspace has at level 0.
