@@ -223,11 +223,10 @@ fn hash_linked_all(files: &[(PathBuf, &PinnedFile)], foreground: &Foreground) ->
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(files[i].1.size));
     let hashed = super::concurrent::map(&order, super::copy::workers(), |&i| hash_linked(&files[i].0, files[i].1, foreground));
-    let mut shas: Vec<Option<std::io::Result<String>>> = files.iter().map(|_| None).collect();
-    for (i, sha) in order.into_iter().zip(hashed) {
-        shas[i] = Some(sha);
-    }
-    shas.into_iter().map(|sha| sha.unwrap_or_else(|| Err(std::io::Error::other("a file was not hashed")))).collect()
+    // Back into the files' order.
+    let mut shas: Vec<(usize, std::io::Result<String>)> = order.into_iter().zip(hashed).collect();
+    shas.sort_unstable_by_key(|&(i, _)| i);
+    shas.into_iter().map(|(_, sha)| sha).collect()
 }
 
 /// The SHA-256 of a file linked into the set: remembered for immutable
