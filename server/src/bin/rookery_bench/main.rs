@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "rookery-bench",
     about = "Backup and restore benchmark; prints ratios of medians against baselines measured in the same run."
@@ -56,6 +56,11 @@ pub struct Args {
     /// Leave out the object storage rows.
     #[arg(long)]
     no_s3: bool,
+    /// Measure how the cost grows instead: backup, restore, export, import
+    /// and compaction at this many documents and at --documents, taking
+    /// turns in this run, each row the ratio of the two medians.
+    #[arg(long, value_name = "DOCUMENTS")]
+    scale_from: Option<u64>,
     /// Leave out these groups of rows (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     skip: Vec<Group>,
@@ -101,7 +106,10 @@ fn main() {
     std::fs::create_dir_all(&root).expect("the work folder");
     println!("rookery-bench: {} documents of ~1 KB in {}, {} run(s) of each measure", args.documents, root.display(), args.runs);
     let mut bench = measures::Bench::new(args, root);
-    let rows = bench.measure_all();
+    let rows = match bench.args.scale_from {
+        Some(small) => bench.measure_scale(small),
+        None => bench.measure_all(),
+    };
     report::print_table(&rows);
     if let Some(path) = &bench.args.json {
         let json = bench.report(&rows);

@@ -67,6 +67,59 @@ impl Bench {
         rows
     }
 
+    /// How each operation's time grows with the data: the operations at
+    /// `small` documents (in `root/small`) and at `--documents`, taking
+    /// turns run by run, so that the disk's drift from one hour to the next
+    /// falls on both sizes alike; each row is the ratio of the two medians,
+    /// its target 1.1 times the ratio of the sizes (5.5 for 5M against 1M).
+    /// `cp -r` + `sync` of each data directory, taken in turn the same way,
+    /// shows how the disk alone grows (for information).
+    pub fn measure_scale(&mut self, small: u64) -> Vec<Row> {
+        let large = self.args.documents;
+        let small = Bench::new(Args { documents: small, ..self.args.clone() }, self.root.join("small"));
+        std::fs::create_dir_all(&small.root).expect("the small work folder");
+        let sizes = [&small, &*self];
+        for bench in sizes {
+            bench.load();
+            let chain = bench.phase("chain-in-runs", 1);
+            println!(
+                "  {} documents, a full set and 24 incrementals of 1% in 10 runs of ids: {:.1} s",
+                bench.args.documents, chain.seconds
+            );
+        }
+        let phases = [
+            ("full", "full backup", Some("backups")),
+            ("restore", "restore of the full set", None),
+            ("export", "export", None),
+            ("import", "import", None),
+            ("compaction-in-runs", "compaction (full + 24 x 1% in runs)", Some("backups-chain-runs-copies")),
+        ];
+        let mut outcomes: Vec<[Vec<Outcome>; 2]> = phases.iter().map(|_| Default::default()).collect();
+        let mut copies: [Vec<f64>; 2] = Default::default();
+        for run in 1..=self.args.runs {
+            for (size, bench) in sizes.iter().enumerate() {
+                let seconds = bench.copy_seconds(true);
+                println!("  cp -r + sync, {} documents, run {run}: {seconds:.3} s", bench.args.documents);
+                copies[size].push(seconds);
+            }
+            for ((name, label, output), outcome) in phases.iter().zip(&mut outcomes) {
+                for (size, bench) in sizes.iter().enumerate() {
+                    let label = format!("{label}, {} documents", bench.args.documents);
+                    outcome[size].push(bench.run_once(name, &label, *output, run));
+                }
+            }
+        }
+        let growth = format!("{large} / {} documents", small.args.documents);
+        let target = format!("<= {:.1}", 1.1 * large as f64 / small.args.documents as f64);
+        let [small_copies, large_copies] = copies.map(Sample::of);
+        let mut rows = vec![Row::ratio(&format!("cp -r + sync, {growth}"), &large_copies, &small_copies, "(information)")];
+        for ((_, label, _), [small_runs, large_runs]) in phases.iter().zip(&outcomes) {
+            rows.push(Row::ratio(&format!("{label}, {growth}"), &seconds(large_runs), &seconds(small_runs), &target));
+            rows.push(Row::absolute(&format!("peak RSS, {label}, {large} documents (MB)"), &rss_mb(large_runs), "< 256"));
+        }
+        rows
+    }
+
     fn wanted(&self, group: Group) -> bool {
         !self.args.skip.contains(&group)
     }
@@ -150,33 +203,34 @@ impl Bench {
     fn load(&self) {
         let outcome = self.phase("load", 1);
         let docs_per_second = self.args.documents as f64 / outcome.seconds;
-        println!("load: {:.1} s ({docs_per_second:.0} docs/s through DocumentStore::put, durability=os)", outcome.seconds);
+        println!(
+            "load of {} documents: {:.1} s ({docs_per_second:.0} docs/s through DocumentStore::put, durability=os)",
+            self.args.documents, outcome.seconds
+        );
     }
 
     /// `cp -r` of the data directory, and `cp -r` + `sync`, cold caches.
     fn baselines(&mut self) {
-        let data = self.root.join("data");
-        let copy = self.root.join("cp-copy");
-        let time = |sync: bool| {
-            let runs = (0..self.args.runs)
-                .map(|_| {
-                    drop_caches();
-                    let started = Instant::now();
-                    assert!(Command::new("cp").arg("-r").arg(&data).arg(&copy).status().expect("cp").success());
-                    if sync {
-                        assert!(Command::new("sync").status().expect("sync").success());
-                    }
-                    let t = started.elapsed().as_secs_f64();
-                    let _ = std::fs::remove_dir_all(&copy);
-                    t
-                })
-                .collect();
-            Sample::of(runs)
-        };
+        let time = |sync: bool| Sample::of((0..self.args.runs).map(|_| self.copy_seconds(sync)).collect());
         let (cp, cp_sync) = (time(false), time(true));
-        println!("data directory: {}; cp -r {}; cp -r + sync {}", human(du(&data)), cp.describe("s"), cp_sync.describe("s"));
+        let data = du(&self.root.join("data"));
+        println!("data directory: {}; cp -r {}; cp -r + sync {}", human(data), cp.describe("s"), cp_sync.describe("s"));
         self.baselines.insert("cp -r (s)", cp);
         self.baselines.insert("cp -r + sync (s)", cp_sync);
+    }
+
+    /// One `cp -r` of the data directory (and `sync`), cold caches.
+    fn copy_seconds(&self, sync: bool) -> f64 {
+        let (data, copy) = (self.root.join("data"), self.root.join("cp-copy"));
+        drop_caches();
+        let started = Instant::now();
+        assert!(Command::new("cp").arg("-r").arg(&data).arg(&copy).status().expect("cp").success());
+        if sync {
+            assert!(Command::new("sync").status().expect("sync").success());
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let _ = std::fs::remove_dir_all(&copy);
+        seconds
     }
 
     fn baseline(&self, name: &str) -> &Sample {
