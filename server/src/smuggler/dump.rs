@@ -95,7 +95,12 @@ impl SmugglerError {
     }
 }
 
+/// Documents between two looks at which tables the export has passed.
+const DROP_BEHIND_EVERY: u64 = 4096;
+
 /// Writes a dump of `snapshot` (ids starting with `prefix`) to `out`, zstd-compressed.
+/// The tables it reads into the page cache are dropped from it behind the
+/// scan ([`crate::storage::drop_behind`]).
 /// Returns the number of documents written.
 ///
 /// # Errors
@@ -118,8 +123,12 @@ pub fn export(
     serde_json::to_writer(&mut encoder, &header).map_err(|e| SmugglerError::Io(e.to_string()))?;
     encoder.write_all(b"\n").map_err(io)?;
     let mut count = 0u64;
+    let mut behind = snapshot.documents_drop_behind(prefix);
     for item in snapshot.documents_with_prefix(prefix) {
         let (id, raw) = item?;
+        if count.is_multiple_of(DROP_BEHIND_EVERY) {
+            behind.passed(id.as_bytes());
+        }
         if rookery_types::is_server_owned(&id) {
             continue;
         }
@@ -137,6 +146,7 @@ pub fn export(
         count += 1;
         progress(count);
     }
+    behind.finish();
     let trailer = DumpTrailer { end_of_dump: true, document_count: count };
     serde_json::to_writer(&mut encoder, &trailer).map_err(|e| SmugglerError::Io(e.to_string()))?;
     encoder.write_all(b"\n").map_err(io)?;

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod digest;
+pub mod drop_behind;
 pub mod error;
 pub mod files;
 pub mod internal;

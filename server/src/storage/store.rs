@@ -967,6 +967,21 @@ impl StoreSnapshot {
         })
     }
 
+    /// The documents' tables that hold ids starting with `prefix`, for a
+    /// scan of them in id order to drop behind it (see [`super::drop_behind`]).
+    /// They are those of the newest version, a hint: a table compacted away
+    /// since the snapshot was taken is skipped.
+    #[must_use]
+    pub fn documents_drop_behind(&self, prefix: &str) -> super::drop_behind::DropBehind {
+        let prefix = prefix.as_bytes();
+        let version = self.docs.tree.current_version();
+        let tables = version.iter_tables().filter_map(|t| {
+            let (first, last) = (t.metadata.key_range.min(), t.metadata.key_range.max());
+            super::drop_behind::may_hold_prefix(first, last, prefix).then(|| (t.path.to_path_buf(), last.to_vec()))
+        });
+        super::drop_behind::DropBehind::new(tables)
+    }
+
     /// Live documents changed after `etag`, as `(etag, id)` in etag order.
     pub fn changes_after(&self, etag: u64) -> impl Iterator<Item = Result<(u64, String), StorageError>> + '_ {
         etag_range(&self.snapshot, &self.changes, etag)
