@@ -146,7 +146,8 @@ pub fn export(
         count += 1;
         progress(count);
     }
-    behind.finish();
+    let dropped = behind.finish();
+    tracing::debug!(tables = dropped, "the export dropped the tables it read from the page cache");
     let trailer = DumpTrailer { end_of_dump: true, document_count: count };
     serde_json::to_writer(&mut encoder, &trailer).map_err(|e| SmugglerError::Io(e.to_string()))?;
     encoder.write_all(b"\n").map_err(io)?;
