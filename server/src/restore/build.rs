@@ -293,9 +293,7 @@ fn place_storage_files(
     let mut dirs: Vec<PathBuf> = set.manifest.files.iter().filter_map(|f| dir.join(&f.name).parent().map(Path::to_path_buf)).collect();
     dirs.sort();
     dirs.dedup();
-    for d in dirs.iter().rev() {
-        crate::durable::sync_dir(d).map_err(|e| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))?;
-    }
+    crate::durable::sync_dirs(&dirs).map_err(|(d, e)| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))?;
     crate::backup::kept_hashes::save();
     *done = set.manifest.document_count;
     Ok(())

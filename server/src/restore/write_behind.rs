@@ -22,6 +22,7 @@
 //! storage's own fsync is the one that counts).
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -81,7 +82,8 @@ fn run(dir: &Path, stop: &(Mutex<bool>, Condvar)) {
 /// Starts the writeback of every file under `dir` that grew by [`STEP`]
 /// since the last time, from where that one ended.
 /// Hidden names (a chain restore's throw-away index in `.chain-*`, files
-/// about to be renamed) are left alone: nothing there needs to be on disk.
+/// about to be renamed) are left alone: nothing there needs to be on disk;
+/// so are files with more than one name (tables linked from a set).
 fn write_back_grown(dir: &Path, depth: usize, started: &mut HashMap<PathBuf, u64>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
@@ -93,7 +95,14 @@ fn write_back_grown(dir: &Path, depth: usize, started: &mut HashMap<PathBuf, u64
         if kind.is_dir() && depth > 0 {
             write_back_grown(&path, depth - 1, started);
         } else if kind.is_file() {
-            let Ok(size) = entry.metadata().map(|m| m.len()) else { continue };
+            let Ok(meta) = entry.metadata() else { continue };
+            // A file with another name is a table linked from a snapshot
+            // set: nothing of it to write, and the hint would drop from the
+            // cache the end that was read ahead for the database's open.
+            if meta.nlink() > 1 {
+                continue;
+            }
+            let size = meta.len();
             let last = started.get(&path).copied().unwrap_or(0);
             if size >= last + STEP {
                 if let Ok(file) = std::fs::File::open(&path) {
@@ -118,9 +127,14 @@ mod tests {
         std::fs::write(dir.path().join("small"), b"x").expect("write");
         std::fs::create_dir_all(dir.path().join(".chain-1")).expect("folders");
         std::fs::write(dir.path().join(".chain-1/big"), vec![1u8; usize::try_from(STEP).expect("fits")]).expect("write");
+        // A table linked from a snapshot set (the set holds its other name).
+        let set = tempfile::tempdir_in(dir.path().parent().expect("a parent")).expect("tempdir");
+        std::fs::write(set.path().join("table"), vec![1u8; usize::try_from(STEP).expect("fits")]).expect("write");
+        std::fs::hard_link(set.path().join("table"), deep.join("linked")).expect("link");
         let mut started = HashMap::new();
         write_back_grown(dir.path(), DEPTH, &mut started);
         assert_eq!(started.get(&deep.join("big")), Some(&STEP));
+        assert!(!started.contains_key(&deep.join("linked")), "a linked table is left alone (its cached end kept)");
         assert!(!started.contains_key(&dir.path().join("small")));
         assert!(!started.contains_key(&dir.path().join(".chain-1/big")), "a hidden folder is left alone");
         // Started and stopped: the drop joins the thread.
