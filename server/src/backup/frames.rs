@@ -26,7 +26,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -452,6 +452,12 @@ pub struct FramedWriter<W: Write + Send + 'static, X: Write> {
     /// Copied frames not yet handed to the frame thread, and their bytes.
     copied: Vec<(Vec<u8>, [u8; 32])>,
     copied_bytes: usize,
+    /// Frames compressed on this thread while the frame thread was busy,
+    /// not yet handed to it, and their bytes.
+    compressed_here: Vec<(Vec<u8>, [u8; 32])>,
+    compressed_here_bytes: usize,
+    /// Frames compressed on this thread so far.
+    frames_compressed_here: u64,
     frames: u32,
     /// The first id of each frame handed to the frame thread, in order, and
     /// of the frame being gathered.
@@ -510,6 +516,9 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
             raw: Vec::with_capacity(FRAME_RAW_BYTES + 4096),
             copied: Vec::new(),
             copied_bytes: 0,
+            compressed_here: Vec::new(),
+            compressed_here_bytes: 0,
+            frames_compressed_here: 0,
             frames: 0,
             frame_ids: Vec::new(),
             gathering: None,
@@ -540,6 +549,12 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
     /// Uncompressed bytes written so far.
     pub fn raw_bytes(&self) -> u64 {
         self.raw_bytes
+    }
+
+    /// Frames compressed on the calling thread so far (while the frame
+    /// thread was busy).
+    pub fn frames_compressed_here(&self) -> u64 {
+        self.frames_compressed_here
     }
 
     /// Compressed bytes handed to the documents file so far.
@@ -652,13 +667,76 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         // Frames reach the file in the order they are numbered.
         self.send_copied()?;
         let raw = std::mem::replace(&mut self.raw, Vec::with_capacity(FRAME_RAW_BYTES + 4096));
-        self.send(Chunk::Raw(raw))?;
+        self.send_frame(raw)?;
         self.frame_ids.push(self.gathering.take().unwrap_or_default());
         self.frames += 1;
         Ok(())
     }
 
+    /// Hands a gathered frame to the frame thread; while that thread is
+    /// still busy with the frames before it (its queue full), compresses
+    /// the frame here instead of waiting, so that the two threads share the
+    /// compression (a frame takes longer to compress than to gather, and
+    /// the gathering thread otherwise waited on the queue for most of a
+    /// full backup's second half). Frames compressed here are handed over
+    /// in batches, when the queue has room; frames reach the file in order.
+    fn send_frame(&mut self, raw: Vec<u8>) -> io::Result<()> {
+        let Some((tx, _)) = self.worker.as_ref() else { return self.send(Chunk::Raw(raw)) };
+        let raw = if self.compressed_here.is_empty() {
+            match tx.try_send(Chunk::Raw(raw)) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(Chunk::Raw(raw))) => raw,
+                Err(TrySendError::Full(chunk) | TrySendError::Disconnected(chunk)) => return self.send(chunk),
+            }
+        } else {
+            raw
+        };
+        let compressed = self.compressor.compress(&raw)?;
+        let sha256 = sha256_of(&compressed);
+        self.compressed_here_bytes += compressed.len();
+        self.compressed_here.push((compressed, sha256));
+        self.frames_compressed_here += 1;
+        self.offer_compressed_here()
+    }
+
+    /// Hands the frames compressed here to the frame thread if its queue
+    /// has room, or once they are [`COPY_BATCH_BYTES`] whatever it takes.
+    fn offer_compressed_here(&mut self) -> io::Result<()> {
+        let Some((tx, _)) = self.worker.as_ref() else { return self.send_compressed_here() };
+        let batch = std::mem::take(&mut self.compressed_here);
+        match tx.try_send(Chunk::Compressed(batch)) {
+            Ok(()) => {
+                self.compressed_here_bytes = 0;
+                Ok(())
+            }
+            Err(TrySendError::Full(Chunk::Compressed(batch))) => {
+                self.compressed_here = batch;
+                if self.compressed_here_bytes >= COPY_BATCH_BYTES {
+                    self.send_compressed_here()?;
+                }
+                Ok(())
+            }
+            Err(TrySendError::Full(chunk) | TrySendError::Disconnected(chunk)) => self.send_now(chunk),
+        }
+    }
+
+    /// Hands the frames compressed here to the frame thread, waiting for room.
+    fn send_compressed_here(&mut self) -> io::Result<()> {
+        if self.compressed_here.is_empty() {
+            return Ok(());
+        }
+        self.compressed_here_bytes = 0;
+        let batch = std::mem::take(&mut self.compressed_here);
+        self.send_now(Chunk::Compressed(batch))
+    }
+
+    /// Hands `chunk` to the frame thread after the frames compressed here.
     fn send(&mut self, chunk: Chunk) -> io::Result<()> {
+        self.send_compressed_here()?;
+        self.send_now(chunk)
+    }
+
+    fn send_now(&mut self, chunk: Chunk) -> io::Result<()> {
         let sent = self.worker.as_ref().is_some_and(|(tx, _)| tx.send(chunk).is_ok());
         if !sent {
             // The worker stopped on an error: it is returned by `finish`.
@@ -708,6 +786,7 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
     pub fn finish(mut self) -> io::Result<(W, X, IndexTop)> {
         super::format::encode_end(self.records, &mut self.raw);
         self.flush_frame()?;
+        self.send_compressed_here()?;
         self.flush_block()?;
         let (data, mut frames) = self.stop_worker()?;
         if frames.len() != self.frame_ids.len() {
@@ -800,6 +879,64 @@ mod tests {
             w.write(&doc(i)).expect("writes");
         }
         w.finish().expect("finishes")
+    }
+
+    /// A documents file whose writes wait until the test opens its gate.
+    struct Gated {
+        gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+        bytes: Vec<u8>,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (open, opened) = &*self.gate;
+            let _open = opened.wait_while(open.lock().expect("gate"), |open| !*open).expect("gate");
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// While the frame thread cannot write (its file held back), the frames
+    /// gathered after the two its queue holds are compressed by the caller,
+    /// and every frame still reaches the file in order.
+    #[test]
+    fn frames_compressed_by_the_caller_while_the_frame_thread_is_busy_reach_the_file_in_order() {
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let file = Gated { gate: gate.clone(), bytes: Vec::new() };
+        let mut w = FramedWriter::new(file, Vec::new(), 1).expect("writer");
+        let n = 1500;
+        for i in 0..n {
+            w.write(&doc(i)).expect("writes");
+        }
+        let gathered = u64::from(w.frames);
+        assert!(gathered >= 12, "{gathered} frames");
+        // One frame taken by the thread (stuck writing it), two queued.
+        assert!(w.frames_compressed_here() >= gathered - 3, "{} of {gathered} compressed here", w.frames_compressed_here());
+        let (open, opened) = &*gate;
+        *open.lock().expect("gate") = true;
+        opened.notify_all();
+        let (file, _, top) = w.finish().expect("finishes");
+        let data = file.bytes;
+        let mut all = super::super::format::RecordReader::new(&data[..]).expect("reader");
+        for i in 0..n {
+            assert_eq!(all.next_record().expect("reads"), Some(doc(i)), "record {i}");
+        }
+        assert_eq!(all.next_record().expect("reads"), None);
+        let mut next = 0;
+        for f in &top.frames {
+            let frame = zstd::bulk::decompress(&data[f.offset as usize..(f.offset + u64::from(f.len)) as usize], 1 << 20).expect("frame");
+            assert_eq!(sha256_of(&data[f.offset as usize..(f.offset + u64::from(f.len)) as usize]), f.sha256);
+            let records = decode_frame(&frame).expect("records");
+            if let Some(DataRecord::Document { id, .. }) = records.first() {
+                assert_eq!(id, &f.first_id, "each frame's first id in the top");
+            }
+            next += records.iter().filter(|r| matches!(r, DataRecord::Document { .. })).count();
+        }
+        assert_eq!(next, n as usize, "the frames hold every document once");
     }
 
     #[test]
