@@ -458,6 +458,8 @@ pub struct FramedWriter<W: Write + Send + 'static, X: Write> {
     compressed_here_bytes: usize,
     /// Frames compressed on this thread so far.
     frames_compressed_here: u64,
+    /// Whether this thread compresses frames while the frame thread is busy.
+    share: bool,
     frames: u32,
     /// The first id of each frame handed to the frame thread, in order, and
     /// of the frame being gathered.
@@ -519,6 +521,7 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
             compressed_here: Vec::new(),
             compressed_here_bytes: 0,
             frames_compressed_here: 0,
+            share: true,
             frames: 0,
             frame_ids: Vec::new(),
             gathering: None,
@@ -549,6 +552,16 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
     /// Uncompressed bytes written so far.
     pub fn raw_bytes(&self) -> u64 {
         self.raw_bytes
+    }
+
+    /// Whether the calling thread compresses a frame itself while the
+    /// frame thread is busy (the default), or waits for it: a backup that
+    /// yields to clients' writes leaves the compression to the frame thread
+    /// while it yields (a reading thread that compressed too doubled the
+    /// backup's share of the cores between its pauses, and the clients'
+    /// p99 felt it).
+    pub fn share_compression(&mut self, share: bool) {
+        self.share = share;
     }
 
     /// Frames compressed on the calling thread so far (while the frame
@@ -681,7 +694,7 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
     /// full backup's second half). Frames compressed here are handed over
     /// in batches, when the queue has room; frames reach the file in order.
     fn send_frame(&mut self, raw: Vec<u8>) -> io::Result<()> {
-        let Some((tx, _)) = self.worker.as_ref() else { return self.send(Chunk::Raw(raw)) };
+        let Some((tx, _)) = self.worker.as_ref().filter(|_| self.share) else { return self.send(Chunk::Raw(raw)) };
         let raw = if self.compressed_here.is_empty() {
             match tx.try_send(Chunk::Raw(raw)) {
                 Ok(()) => return Ok(()),

@@ -335,6 +335,9 @@ impl<'a> FileSet<'a> {
             }
             if let Some(y) = &mut self.yielder {
                 y.read((id.len() + raw.len()) as u64);
+                // While it yields to clients, the reading thread leaves the
+                // compression to the frame thread, as it leaves them the cores.
+                writer.share_compression(!y.yielding());
             }
             let (etag, modified_ms) = decode_header(raw)?;
             writer.push_document(self, id, etag, modified_ms, &raw[crate::storage::record::HEADER_LEN..])?;
@@ -346,7 +349,7 @@ impl<'a> FileSet<'a> {
     pub(super) fn documents(&mut self) -> Result<DocumentFiles, BackupError> {
         let name = "documents-0001.zst".to_string();
         let sink = self.open_documents(&name)?;
-        Ok(DocumentFiles { index: 1, name, sink, count: 0, unreported: 0 })
+        Ok(DocumentFiles { index: 1, name, sink, count: 0, unreported: 0, share: true })
     }
 
     fn open_documents(&self, name: &str) -> Result<Framed, BackupError> {
@@ -451,6 +454,9 @@ pub(super) struct DocumentFiles {
     count: u64,
     /// Documents written since progress was last reported.
     unreported: u64,
+    /// Whether this thread compresses frames while the frame thread is busy
+    /// (see [`FramedWriter::share_compression`]).
+    share: bool,
 }
 
 /// Documents between two progress reports and pace checks.
@@ -485,6 +491,15 @@ impl DocumentFiles {
         self.written(files, 1)
     }
 
+    /// Whether the calling thread compresses frames while the frame
+    /// thread is busy (see [`FramedWriter::share_compression`]).
+    pub(super) fn share_compression(&mut self, share: bool) {
+        if self.share != share {
+            self.share = share;
+            self.sink.share_compression(share);
+        }
+    }
+
     /// Writes a frame of another set's documents file as it is (see
     /// [`FramedWriter::copy_frame`]); its documents come after those written.
     pub(super) fn push_frame(
@@ -516,6 +531,7 @@ impl DocumentFiles {
         if full {
             let next = format!("documents-{:04}.zst", self.index + 1);
             let full = std::mem::replace(&mut self.sink, files.open_documents(&next)?);
+            self.sink.share_compression(self.share);
             files.close_documents(std::mem::replace(&mut self.name, next), full)?;
             self.index += 1;
         }

@@ -112,12 +112,20 @@ pub struct YieldToWrites {
     read: u64,
     /// The thread's CPU time when the step began (none before its first read).
     step_started: Option<std::time::Duration>,
+    /// Whether the last step ended yielding (clients writing).
+    yielding: bool,
 }
 
 /// A clone counts the steps of the thread it is used on.
 impl Clone for YieldToWrites {
     fn clone(&self) -> Self {
-        Self { foreground: self.foreground.clone(), written_before: self.written_before, read: 0, step_started: None }
+        Self {
+            foreground: self.foreground.clone(),
+            written_before: self.written_before,
+            read: 0,
+            step_started: None,
+            yielding: self.yielding,
+        }
     }
 }
 
@@ -136,7 +144,15 @@ impl YieldToWrites {
     /// Starts yielding to the writes that come after now.
     #[must_use]
     pub fn new(foreground: Foreground) -> Self {
-        Self { written_before: foreground.written(), foreground, read: 0, step_started: None }
+        let mut yielder = Self { written_before: foreground.written(), foreground, read: 0, step_started: None, yielding: false };
+        yielder.yielding = yielder.should_yield();
+        yielder
+    }
+
+    /// Whether the backup yields to clients' writes now (as of its last step).
+    #[must_use]
+    pub fn yielding(&self) -> bool {
+        self.yielding
     }
 
     /// Whether clients wrote within [`BUSY_WINDOW`], and less than
@@ -157,7 +173,8 @@ impl YieldToWrites {
         if self.read >= YIELD_STEP {
             self.read = 0;
             let now = thread_cpu_time();
-            if self.should_yield() {
+            self.yielding = self.should_yield();
+            if self.yielding {
                 std::thread::sleep(pause_after(now.saturating_sub(started)));
             }
             self.step_started = Some(now);
