@@ -557,9 +557,8 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
     /// Whether the calling thread compresses a frame itself while the
     /// frame thread is busy (the default), or waits for it: a backup that
     /// yields to clients' writes leaves the compression to the frame thread
-    /// while it yields (a reading thread that compressed too doubled the
-    /// backup's share of the cores between its pauses, and the clients'
-    /// p99 felt it).
+    /// while it yields, as before the sharing (with the sharing on under
+    /// writes, two bench runs saw the clients' p99 during backups rise).
     pub fn share_compression(&mut self, share: bool) {
         self.share = share;
     }
