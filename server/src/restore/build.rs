@@ -293,7 +293,13 @@ fn place_storage_files(
     let mut dirs: Vec<PathBuf> = set.manifest.files.iter().filter_map(|f| dir.join(&f.name).parent().map(Path::to_path_buf)).collect();
     dirs.sort();
     dirs.dedup();
-    crate::durable::sync_dirs(&dirs).map_err(|(d, e)| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))?;
+    // Side by side: a folder's fsync waits for a journal commit and a cache
+    // flush of its own, and the filesystem folds fsyncs that wait together
+    // into one commit (the 14 folders of a restored database took 4 ms one
+    // after another here).
+    crate::backup::concurrent::try_map(&dirs, crate::backup::concurrent::FOLDER_WORKERS, |d| {
+        crate::durable::sync_dir(d).map_err(|e| BackupError::Io(format!("cannot sync '{}': {e}", d.display())))
+    })?;
     crate::backup::kept_hashes::save();
     *done = set.manifest.document_count;
     Ok(())
