@@ -563,6 +563,11 @@ impl<W: Write + Send + 'static, X: Write> FramedWriter<W, X> {
         self.share = share;
     }
 
+    /// See [`Self::share_compression`].
+    pub fn shares_compression(&self) -> bool {
+        self.share
+    }
+
     /// Frames compressed on the calling thread so far (while the frame
     /// thread was busy).
     pub fn frames_compressed_here(&self) -> u64 {

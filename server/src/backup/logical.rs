@@ -349,7 +349,7 @@ impl<'a> FileSet<'a> {
     pub(super) fn documents(&mut self) -> Result<DocumentFiles, BackupError> {
         let name = "documents-0001.zst".to_string();
         let sink = self.open_documents(&name)?;
-        Ok(DocumentFiles { index: 1, name, sink, count: 0, unreported: 0, share: true })
+        Ok(DocumentFiles { index: 1, name, sink, count: 0, unreported: 0 })
     }
 
     fn open_documents(&self, name: &str) -> Result<Framed, BackupError> {
@@ -454,9 +454,6 @@ pub(super) struct DocumentFiles {
     count: u64,
     /// Documents written since progress was last reported.
     unreported: u64,
-    /// Whether this thread compresses frames while the frame thread is busy
-    /// (see [`FramedWriter::share_compression`]).
-    share: bool,
 }
 
 /// Documents between two progress reports and pace checks.
@@ -494,10 +491,7 @@ impl DocumentFiles {
     /// Whether the calling thread compresses frames while the frame
     /// thread is busy (see [`FramedWriter::share_compression`]).
     pub(super) fn share_compression(&mut self, share: bool) {
-        if self.share != share {
-            self.share = share;
-            self.sink.share_compression(share);
-        }
+        self.sink.share_compression(share);
     }
 
     /// Writes a frame of another set's documents file as it is (see
@@ -531,7 +525,7 @@ impl DocumentFiles {
         if full {
             let next = format!("documents-{:04}.zst", self.index + 1);
             let full = std::mem::replace(&mut self.sink, files.open_documents(&next)?);
-            self.sink.share_compression(self.share);
+            self.sink.share_compression(full.shares_compression());
             files.close_documents(std::mem::replace(&mut self.name, next), full)?;
             self.index += 1;
         }
