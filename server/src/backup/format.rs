@@ -407,9 +407,16 @@ impl<R: Read> Read for SetReader<R> {
 /// Writes records into a zstd stream.
 pub struct RecordWriter<W: Write> {
     encoder: zstd::Encoder<'static, W>,
+    /// Records encoded and not yet handed to the compressor: one call into
+    /// zstd per [`PENDING_BYTES`], not one per record (a change log's
+    /// records are about 30 bytes each).
+    pending: Vec<u8>,
     records: u64,
     raw_bytes: u64,
 }
+
+/// Encoded records held before they go to the compressor.
+const PENDING_BYTES: usize = 64 * 1024;
 
 impl<W: Write> RecordWriter<W> {
     /// Starts a compressed stream at `level`.
@@ -421,7 +428,7 @@ impl<W: Write> RecordWriter<W> {
         // Compress on a zstd worker thread while the caller reads the next
         // records: a backup then uses both of a small machine's cores.
         encoder.multithread(1)?;
-        Ok(Self { encoder, records: 0, raw_bytes: 0 })
+        Ok(Self { encoder, pending: Vec::with_capacity(PENDING_BYTES), records: 0, raw_bytes: 0 })
     }
 
     /// Records written so far.
@@ -434,21 +441,22 @@ impl<W: Write> RecordWriter<W> {
         self.raw_bytes
     }
 
-    /// The writer under the compressor (to read its byte count).
-    pub fn get_ref(&self) -> &W {
-        self.encoder.get_ref()
-    }
-
     /// Appends one record.
     ///
     /// # Errors
     /// I/O errors; ids and bodies over 4 GiB.
     pub fn write(&mut self, record: &DataRecord) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(64);
-        encode_record(record, &mut buf)?;
-        self.encoder.write_all(&buf)?;
-        self.raw_bytes += buf.len() as u64;
+        let before = self.pending.len();
+        if let Err(e) = encode_record(record, &mut self.pending) {
+            self.pending.truncate(before);
+            return Err(e);
+        }
+        self.raw_bytes += (self.pending.len() - before) as u64;
         self.records += 1;
+        if self.pending.len() >= PENDING_BYTES {
+            self.encoder.write_all(&self.pending)?;
+            self.pending.clear();
+        }
         Ok(())
     }
 
@@ -457,9 +465,8 @@ impl<W: Write> RecordWriter<W> {
     /// # Errors
     /// I/O errors.
     pub fn finish(mut self) -> io::Result<(W, u64)> {
-        let mut end = Vec::new();
-        encode_end(self.records, &mut end);
-        self.encoder.write_all(&end)?;
+        encode_end(self.records, &mut self.pending);
+        self.encoder.write_all(&self.pending)?;
         Ok((self.encoder.finish()?, self.records))
     }
 }
