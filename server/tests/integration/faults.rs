@@ -125,6 +125,27 @@ fn a_full_disk_fails_cleanly_and_the_database_keeps_serving() {
     assert_eq!(s.restore(json!({"BackupLocation": good, "DatabaseName": "Restored"}))["Success"], true);
 }
 
+/// A folder set's files are fsynced in the background while the next ones
+/// are written: an fsync that fails there fails the set, before its
+/// manifest, and leaves nothing behind.
+#[test]
+fn a_file_that_cannot_be_synced_fails_the_set_before_its_manifest() {
+    let mut s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.sync=enospc")]);
+    s.create_db("Sync");
+    seed(&s, "/databases/Sync", 100);
+    let location = s.location("unsynced");
+    let (status, _) = s.post("/databases/Sync/admin/backup", json!({"BackupLocation": location}));
+    assert_eq!(status, 202);
+    let done = s.wait_for_job("/databases/Sync", "Raven/Backup/Status");
+    assert_eq!(done["Success"], false, "{done}");
+    let error = done["Error"].as_str().expect("error");
+    assert!(error.contains("cannot sync the set's files") && error.contains("No space left on device"), "{done}");
+    assert!(all_entries(Path::new(&location)).is_empty(), "nothing left: {:?}", all_entries(Path::new(&location)));
+    s.restart();
+    s.backup("/databases/Sync", &location, false);
+    assert_eq!(set_dirs(Path::new(&location)).len(), 1);
+}
+
 #[test]
 fn corruption_beyond_single_bytes_is_refused_and_verify_names_it() {
     let s = TestServer::start();
