@@ -166,10 +166,11 @@ pub(super) fn build_with(
     if let Some(tip) = plan.chain.last() {
         check_digest(&store, tip, "the restored")?;
     }
+    // `finish` made everything above durable; a defragmentation rewrites it.
     if defrag {
         store.compact()?;
+        store.persist()?;
     }
-    store.persist()?;
     let summary = RestoreSummary {
         database_name: plan.database_name().to_string(),
         location: dir.to_path_buf(),
