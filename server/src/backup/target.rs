@@ -72,14 +72,20 @@ pub(super) struct Syncs(std::sync::Mutex<Option<SyncThread>>);
 
 /// The thread that fsyncs the files handed to it, one after another; it
 /// ends when its queue is dropped, with the first error it met.
-type SyncThread = (std::sync::mpsc::Sender<File>, std::thread::JoinHandle<std::io::Result<()>>);
+type SyncThread = (std::sync::mpsc::SyncSender<File>, std::thread::JoinHandle<std::io::Result<()>>);
+
+/// Files waiting for their fsync at most: a set of many small files (an
+/// encrypted snapshot's tables, copied one by one) holds a bounded number
+/// of them open, the writer waiting for the thread beyond that.
+const SYNCS_QUEUED: usize = 16;
 
 impl Syncs {
-    /// fsyncs `file` in the background (the thread starts with the first file).
+    /// fsyncs `file` in the background (the thread starts with the first
+    /// file); waits while [`SYNCS_QUEUED`] files are queued already.
     fn push(&self, file: File) -> std::io::Result<()> {
         let mut thread = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if thread.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel::<File>();
+            let (tx, rx) = std::sync::mpsc::sync_channel::<File>(SYNCS_QUEUED);
             let handle = std::thread::Builder::new().name("backup-sync".into()).spawn(move || {
                 let mut first_error = Ok(());
                 for file in rx {
