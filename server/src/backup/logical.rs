@@ -401,7 +401,21 @@ impl<'a> FileSet<'a> {
                 .name("backup-changes".into())
                 .spawn_scoped(scope, || write_change_log(sink, &name, snapshot, cancel, &stop, yielder))
                 .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")))?;
-            let documents = self.write_documents(snapshot.documents_raw());
+            // Tables the scan brings into the page cache leave it behind the
+            // scan, as an export's do (see `storage::drop_behind`).
+            let mut behind = snapshot.documents_drop_behind("");
+            let mut read = 0u64;
+            let scan = snapshot.documents_raw().inspect(|item| {
+                if let Ok((id, _)) = item {
+                    if read.is_multiple_of(crate::storage::drop_behind::LOOK_EVERY) {
+                        behind.passed(id);
+                    }
+                }
+                read += 1;
+            });
+            let documents = self.write_documents(scan);
+            let dropped = behind.finish();
+            tracing::debug!(tables = dropped, "the backup dropped the tables it read from the page cache");
             if documents.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -613,5 +627,97 @@ mod tests {
             .expect("mtime");
         let found = location::verify_set(&set(), Depth::ChecksumsOrKept);
         assert!(found.iter().any(|f| f.message.contains("documents-0001.zst")), "{found:?}");
+    }
+
+    /// The bytes of `file` in the page cache, as `fincore` (util-linux)
+    /// sees them without reading the file; `None` where it cannot tell.
+    fn cached_bytes(file: &std::path::Path) -> Option<u64> {
+        let out = std::process::Command::new("fincore").args(["--bytes", "--noheadings", "--output", "RES"]).arg(file).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    }
+
+    /// A full backup reads every document once: the tables it brought into
+    /// the page cache leave it behind the scan (a large database's backup
+    /// would otherwise fill the memory with pages nothing reads again).
+    #[test]
+    fn a_full_backup_leaves_the_tables_it_read_out_of_the_page_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rookery = Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens");
+        let db = rookery.catalog().create("Cold").expect("creates");
+        // Bodies that do not compress: the table is as large as they are.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..4000u32 {
+            let text: String = (0..1000)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    char::from(b'a' + (seed >> 59) as u8)
+                })
+                .collect();
+            db.store().put(&format!("d/{i:05}"), format!(r#"{{"text":"{text}"}}"#).as_bytes(), None).expect("put");
+        }
+        db.store().compact().expect("compacts");
+        db.store().persist().expect("persists");
+        // The documents' table: the largest file of the database.
+        let mut files: Vec<(u64, std::path::PathBuf)> = walkdir(dir.path().join("data").as_path())
+            .into_iter()
+            .filter(|p| p.components().any(|c| c.as_os_str() == "tables"))
+            .map(|p| (std::fs::metadata(&p).map_or(0, |m| m.len()), p))
+            .collect();
+        files.sort();
+        drop(db);
+        let (size, table) = files.pop().expect("a table");
+        assert!(size > 2 << 20, "the documents are in a table of their own: {size} bytes");
+        // Out of the page cache before the backup (where it can be seen).
+        let Some(_) = cached_bytes(&table) else {
+            eprintln!("skipped: fincore cannot tell what is cached");
+            return;
+        };
+        let drop_all = || {
+            (0..20).any(|_| {
+                crate::storage::drop_behind::drop_cached(&table);
+                cached_bytes(&table) == Some(0)
+            })
+        };
+        if !drop_all() {
+            eprintln!("skipped: the page cache of {} cannot be emptied here (tmpfs?)", table.display());
+            return;
+        }
+        // The backup samples whether a table is cached with reads that start
+        // the kernel's readahead, which on a loaded machine can make a cold
+        // table look warm (left alone, the safe side): three tries, each
+        // from a cold table. A backup that never drops behind fails all three.
+        // (Each from a server opened again: the last one's block cache
+        // would serve the reads without the file.)
+        let mut left = Vec::new();
+        let mut rookery = Some(rookery);
+        for attempt in 0..3 {
+            if attempt > 0 {
+                drop(rookery.take());
+                assert!(drop_all(), "the table cannot be dropped again");
+                rookery = Some(Rookery::open(Config::for_tests(&dir.path().join("data"))).expect("opens again"));
+            }
+            let rookery = rookery.as_ref().expect("open");
+            let options = BackupOptions { location: dir.path().join("sets").display().to_string(), ..Default::default() };
+            let summary = rookery.start_backup("Cold", options).expect("starts").wait().expect("backs up");
+            assert_eq!(summary.documents, 4000);
+            left.push(cached_bytes(&table).expect("fincore"));
+            if left.last().is_some_and(|&bytes| bytes < size / 4) {
+                return;
+            }
+        }
+        panic!("every backup left most of the table's {size} bytes in the page cache: {left:?}");
+    }
+
+    fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walkdir(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
     }
 }

@@ -95,9 +95,6 @@ impl SmugglerError {
     }
 }
 
-/// Documents between two looks at which tables the export has passed.
-const DROP_BEHIND_EVERY: u64 = 4096;
-
 /// Writes a dump of `snapshot` (ids starting with `prefix`) to `out`, zstd-compressed.
 /// The tables it reads into the page cache are dropped from it behind the
 /// scan ([`crate::storage::drop_behind`]).
@@ -126,7 +123,7 @@ pub fn export(
     let mut behind = snapshot.documents_drop_behind(prefix);
     for item in snapshot.documents_with_prefix(prefix) {
         let (id, raw) = item?;
-        if count.is_multiple_of(DROP_BEHIND_EVERY) {
+        if count.is_multiple_of(crate::storage::drop_behind::LOOK_EVERY) {
             behind.passed(id.as_bytes());
         }
         if rookery_types::is_server_owned(&id) {

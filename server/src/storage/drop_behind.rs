@@ -27,6 +27,9 @@ use std::path::PathBuf;
 /// Places in each table sampled for "already cached".
 const SAMPLES: u64 = 8;
 
+/// Items of a scan between two looks at which tables it has passed.
+pub const LOOK_EVERY: u64 = 4096;
+
 /// One table of the scanned keyspace: where it is, its last key, and
 /// whether the scan is the one bringing it into the page cache.
 #[derive(Debug)]
@@ -37,7 +40,7 @@ struct Table {
 }
 
 /// The tables of a keyspace, in the order a scan passes their last keys.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DropBehind {
     tables: Vec<Table>,
     next: usize,
