@@ -156,7 +156,7 @@ fn write_changed_documents(files: &mut FileSet<'_>, snapshot: &StoreSnapshot, fr
     let changed = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
     files.reporter.set_total(changed);
     if changed > MAX_SORTED_CHANGES.max(snapshot.document_count()? / 8) {
-        let newer = snapshot.documents_raw().filter(|item| match item {
+        let newer = snapshot.documents_raw_dropping_behind().filter(|item| match item {
             Ok((_, raw)) => decode_header(raw).map_or(true, |(etag, _)| etag > from_etag),
             Err(_) => true,
         });
@@ -401,21 +401,8 @@ impl<'a> FileSet<'a> {
                 .name("backup-changes".into())
                 .spawn_scoped(scope, || write_change_log(sink, &name, snapshot, cancel, &stop, yielder))
                 .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")))?;
-            // Tables the scan brings into the page cache leave it behind the
-            // scan, as an export's do (see `storage::drop_behind`).
-            let mut behind = snapshot.documents_drop_behind("");
-            let mut read = 0u64;
-            let scan = snapshot.documents_raw().inspect(|item| {
-                if let Ok((id, _)) = item {
-                    if read.is_multiple_of(crate::storage::drop_behind::LOOK_EVERY) {
-                        behind.passed(id);
-                    }
-                }
-                read += 1;
-            });
-            let documents = self.write_documents(scan);
-            let dropped = behind.finish();
-            tracing::debug!(tables = dropped, "the backup dropped the tables it read from the page cache");
+            // The tables it brings into the page cache leave it behind the scan.
+            let documents = self.write_documents(snapshot.documents_raw_dropping_behind());
             if documents.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
