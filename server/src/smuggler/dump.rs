@@ -120,12 +120,10 @@ pub fn export(
     serde_json::to_writer(&mut encoder, &header).map_err(|e| SmugglerError::Io(e.to_string()))?;
     encoder.write_all(b"\n").map_err(io)?;
     let mut count = 0u64;
-    let mut behind = snapshot.documents_drop_behind(prefix);
-    for item in snapshot.documents_with_prefix(prefix) {
+    let behind = snapshot.documents_drop_behind(prefix);
+    let scan = snapshot.documents_with_prefix(prefix);
+    for item in crate::storage::drop_behind::along(behind, scan, |item| item.as_ref().ok().map(|(id, _)| id.as_bytes())) {
         let (id, raw) = item?;
-        if count.is_multiple_of(crate::storage::drop_behind::LOOK_EVERY) {
-            behind.passed(id.as_bytes());
-        }
         if rookery_types::is_server_owned(&id) {
             continue;
         }
@@ -143,8 +141,6 @@ pub fn export(
         count += 1;
         progress(count);
     }
-    let dropped = behind.finish();
-    tracing::debug!(tables = dropped, "the export dropped the tables it read from the page cache");
     let trailer = DumpTrailer { end_of_dump: true, document_count: count };
     serde_json::to_writer(&mut encoder, &trailer).map_err(|e| SmugglerError::Io(e.to_string()))?;
     encoder.write_all(b"\n").map_err(io)?;

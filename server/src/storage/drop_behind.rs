@@ -28,7 +28,7 @@ use std::path::PathBuf;
 const SAMPLES: u64 = 8;
 
 /// Items of a scan between two looks at which tables it has passed.
-pub const LOOK_EVERY: u64 = 4096;
+const LOOK_EVERY: u64 = 4096;
 
 /// One table of the scanned keyspace: where it is, its last key, and
 /// whether the scan is the one bringing it into the page cache.
@@ -86,6 +86,31 @@ impl DropBehind {
         }
         self.next += 1;
     }
+}
+
+/// `scan` (items in key order) with `behind` dropping the tables it has
+/// passed: every [`LOOK_EVERY`] items at the key `key` finds in the item
+/// (an item without one, an error, is not looked at), and the rest once
+/// the scan ends.
+pub fn along<T>(behind: DropBehind, mut scan: impl Iterator<Item = T>, key: impl Fn(&T) -> Option<&[u8]>) -> impl Iterator<Item = T> {
+    let mut behind = Some(behind);
+    let mut read = 0u64;
+    std::iter::from_fn(move || {
+        let Some(item) = scan.next() else {
+            if let Some(behind) = behind.take() {
+                let dropped = behind.finish();
+                tracing::debug!(tables = dropped, "a scan dropped the tables it read from the page cache");
+            }
+            return None;
+        };
+        if let (Some(behind), Some(key)) = (behind.as_mut(), key(&item)) {
+            if read.is_multiple_of(LOOK_EVERY) {
+                behind.passed(key);
+            }
+        }
+        read += 1;
+        Some(item)
+    })
 }
 
 /// Whether a table whose keys run from `first` to `last` may hold keys

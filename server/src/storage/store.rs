@@ -956,25 +956,7 @@ impl StoreSnapshot {
     /// it once the pass is beyond its last id, and the rest at the end (see
     /// [`super::drop_behind`]).
     pub fn documents_raw_dropping_behind(&self) -> impl Iterator<Item = Result<(fjall::UserKey, fjall::UserValue), StorageError>> + '_ {
-        let mut behind = Some(self.documents_drop_behind(""));
-        let mut scan = self.documents_raw();
-        let mut read = 0u64;
-        std::iter::from_fn(move || {
-            let Some(item) = scan.next() else {
-                if let Some(behind) = behind.take() {
-                    let dropped = behind.finish();
-                    tracing::debug!(tables = dropped, "a pass over the documents dropped the tables it read from the page cache");
-                }
-                return None;
-            };
-            if let (Some(behind), Ok((id, _))) = (behind.as_mut(), &item) {
-                if read.is_multiple_of(super::drop_behind::LOOK_EVERY) {
-                    behind.passed(id);
-                }
-            }
-            read += 1;
-            Some(item)
-        })
+        super::drop_behind::along(self.documents_drop_behind(""), self.documents_raw(), |item| item.as_ref().ok().map(|(id, _)| &id[..]))
     }
 
     /// Every document from the id `from` on (at or after it), as `(id, raw record)`, in id order.
