@@ -527,6 +527,27 @@ pub struct RecordReader<S: Read> {
 /// are small reads, each of which would otherwise be a call into zstd.
 pub type Decoded<R> = io::BufReader<zstd::Decoder<'static, io::BufReader<R>>>;
 
+/// A document's body up to this size is allocated whole before it is read;
+/// a larger one grows with what is read.
+const EXACT_BODY: usize = 1 << 20;
+
+/// A record cut short by the end of its file: damage, named as such.
+fn cut_short(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        invalid("the file ends inside a record")
+    } else {
+        e
+    }
+}
+
+/// A document record as the storage keeps it: [`RecordReader::next_stored_document`].
+#[derive(Debug)]
+pub struct StoredDocument {
+    pub id: String,
+    /// The record header (etag, modification time, flags), then the body.
+    pub value: byteview::ByteView,
+}
+
 /// Decompressed bytes buffered ahead of the record being read.
 const DECODED_BUFFER: usize = 64 * 1024;
 
@@ -585,10 +606,7 @@ impl<'a> RecordReader<&'a [u8]> {
             let id = std::str::from_utf8(self.take_id()?).map_err(|_| invalid("a record id is not UTF-8"))?;
             let etag = self.read_u64()?;
             let modified_ms = self.read_u64()? as i64;
-            let len = self.read_u32()? as usize;
-            if len > MAX_RECORD_BODY {
-                return Err(invalid("a record body is larger than any document"));
-            }
+            let len = self.read_body_len()?;
             let body = self.take(len).ok_or_else(|| invalid("the file ends inside a record"))?;
             self.records += 1;
             return Ok(Some(DocumentAt { id, etag, modified_ms, body }));
@@ -623,34 +641,20 @@ impl<S: Read> RecordReader<S> {
     /// # Errors
     /// `InvalidData` for an unknown tag, a count mismatch or a missing end record.
     pub fn next_record(&mut self) -> io::Result<Option<DataRecord>> {
-        if self.ended {
-            return Ok(None);
-        }
-        let mut tag = [0u8; 1];
-        if self.frame {
-            if self.decoder.read(&mut tag)? == 0 {
-                self.ended = true;
-                return Ok(None);
-            }
-        } else if let Err(e) = self.decoder.read_exact(&mut tag) {
-            return Err(if e.kind() == io::ErrorKind::UnexpectedEof { invalid("the file ends before its end record") } else { e });
-        }
-        let record = match tag[0] {
+        let Some(tag) = self.next_tag()? else { return Ok(None) };
+        let record = match tag {
             TAG_DOCUMENT => {
                 let id = self.read_string()?;
                 let etag = self.read_u64()?;
                 let modified_ms = self.read_u64()? as i64;
-                let len = self.read_u32()? as usize;
-                if len > MAX_RECORD_BODY {
-                    return Err(invalid("a record body is larger than any document"));
-                }
-                // Beyond its first MiB, grows with the bytes actually read: a
-                // lying length allocates little.
-                let mut body = Vec::with_capacity(len.min(1 << 20));
-                (&mut self.decoder).take(len as u64).read_to_end(&mut body)?;
-                if body.len() != len {
-                    return Err(invalid("the file ends inside a record"));
-                }
+                let len = self.read_body_len()?;
+                let body = if len <= EXACT_BODY {
+                    let mut body = vec![0u8; len];
+                    self.decoder.read_exact(&mut body).map_err(cut_short)?;
+                    body
+                } else {
+                    self.read_large_body(len)?
+                };
                 DataRecord::Document { id, etag, modified_ms, body }
             }
             TAG_DELETION => {
@@ -663,18 +667,91 @@ impl<S: Read> RecordReader<S> {
                 let id = self.read_string()?;
                 DataRecord::Change { etag, id }
             }
-            TAG_END => {
-                let count = self.read_u64()?;
-                if count != self.records && !self.frame {
-                    return Err(invalid("the end record's count does not match the records read"));
-                }
-                self.ended = true;
-                return Ok(None);
-            }
+            TAG_END => return self.end().map(|()| None),
             other => return Err(invalid(&format!("unknown record tag {other}"))),
         };
         self.records += 1;
         Ok(Some(record))
+    }
+
+    /// The next record of a documents file, with the checks of
+    /// [`Self::next_record`], its document read straight into the value the
+    /// storage keeps for it (the record header with `flags`, then the body:
+    /// [`crate::storage::record::value_with_flags`]), one copy out of the
+    /// decoder and no other. `None` after the end record.
+    ///
+    /// # Errors
+    /// As [`Self::next_record`]; `InvalidData` for a record of another kind.
+    pub fn next_stored_document(&mut self, flags: u8) -> io::Result<Option<StoredDocument>> {
+        use crate::storage::record::{header, HEADER_LEN};
+        match self.next_tag()? {
+            None => Ok(None),
+            Some(TAG_DOCUMENT) => {
+                let id = self.read_string()?;
+                let etag = self.read_u64()?;
+                let modified_ms = self.read_u64()? as i64;
+                let len = self.read_body_len()?;
+                let header = header(etag, modified_ms, flags);
+                let value = if len <= EXACT_BODY {
+                    let mut stored = header.as_slice().chain((&mut self.decoder).take(len as u64));
+                    byteview::ByteView::from_reader(&mut stored, HEADER_LEN + len).map_err(cut_short)?
+                } else {
+                    byteview::ByteView::fused(&header, &self.read_large_body(len)?)
+                };
+                self.records += 1;
+                Ok(Some(StoredDocument { id, value }))
+            }
+            Some(TAG_END) => self.end().map(|()| None),
+            Some(TAG_DELETION | TAG_CHANGE) => Err(invalid("a non-document record in a documents file")),
+            Some(other) => Err(invalid(&format!("unknown record tag {other}"))),
+        }
+    }
+
+    /// The next record's tag; `None` at the end of a frame, or after the end record.
+    fn next_tag(&mut self) -> io::Result<Option<u8>> {
+        if self.ended {
+            return Ok(None);
+        }
+        let mut tag = [0u8; 1];
+        if self.frame {
+            if self.decoder.read(&mut tag)? == 0 {
+                self.ended = true;
+                return Ok(None);
+            }
+        } else if let Err(e) = self.decoder.read_exact(&mut tag) {
+            return Err(if e.kind() == io::ErrorKind::UnexpectedEof { invalid("the file ends before its end record") } else { e });
+        }
+        Ok(Some(tag[0]))
+    }
+
+    /// The end record, after its tag: its count must be the records read.
+    fn end(&mut self) -> io::Result<()> {
+        let count = self.read_u64()?;
+        if count != self.records && !self.frame {
+            return Err(invalid("the end record's count does not match the records read"));
+        }
+        self.ended = true;
+        Ok(())
+    }
+
+    /// A body's length, refused beyond any document's.
+    fn read_body_len(&mut self) -> io::Result<usize> {
+        let len = self.read_u32()? as usize;
+        if len > MAX_RECORD_BODY {
+            return Err(invalid("a record body is larger than any document"));
+        }
+        Ok(len)
+    }
+
+    /// A body over [`EXACT_BODY`]: beyond that, the buffer grows with the
+    /// bytes actually read, so a lying length allocates little.
+    fn read_large_body(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        let mut body = Vec::with_capacity(EXACT_BODY);
+        (&mut self.decoder).take(len as u64).read_to_end(&mut body)?;
+        if body.len() != len {
+            return Err(invalid("the file ends inside a record"));
+        }
+        Ok(body)
     }
 
     fn read_u32(&mut self) -> io::Result<u32> {
@@ -863,6 +940,77 @@ mod tests {
         let mut forged = raw;
         forged[1 + 4] = 0xff;
         assert!(RecordReader::raw(&forged).next_document_in_place().is_err());
+    }
+
+    /// Documents only, as a documents file holds them, and the whole file compressed.
+    fn documents_file(bodies: &[usize]) -> (Vec<DataRecord>, Vec<u8>) {
+        let records: Vec<DataRecord> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| DataRecord::Document {
+                id: format!("users/{i}"),
+                etag: 10 + i as u64,
+                modified_ms: 1_700_000_000_000 + i as i64,
+                body: (0..len).map(|b| (b * 7 + i) as u8).collect(),
+            })
+            .collect();
+        let bytes = encode(&records);
+        (records, bytes)
+    }
+
+    #[test]
+    fn documents_read_as_stored_values_are_the_values_the_storage_keeps() {
+        // Bodies on both sides of the size read whole, and none at all.
+        let (records, bytes) = documents_file(&[0, 1, 1000, EXACT_BODY, EXACT_BODY + 1]);
+        let mut reader = RecordReader::new(&bytes[..]).expect("reader");
+        let mut stored = Vec::new();
+        while let Some(d) = reader.next_stored_document(crate::storage::record::FLAG_ENCRYPTED).expect("reads") {
+            stored.push((d.id, d.value));
+        }
+        let expected: Vec<_> = records
+            .iter()
+            .map(|r| {
+                let DataRecord::Document { id, etag, modified_ms, body } = r else { unreachable!() };
+                let value = crate::storage::record::value_with_flags(*etag, *modified_ms, crate::storage::record::FLAG_ENCRYPTED, body);
+                (id.clone(), value)
+            })
+            .collect();
+        assert_eq!(stored, expected);
+        assert!(matches!(reader.next_stored_document(0), Ok(None)), "nothing after the end record");
+
+        // A file cut anywhere fails, as it does for `next_record`.
+        let (_, bytes) = documents_file(&[10, 2000, 30]);
+        for cut in [1, bytes.len() / 3, bytes.len() / 2, bytes.len() - 6, bytes.len() - 1] {
+            let mut reader = RecordReader::new(&bytes[..cut]).expect("reader");
+            let failed = loop {
+                match reader.next_stored_document(0) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break false,
+                    Err(_) => break true,
+                }
+            };
+            assert!(failed, "a documents file cut at {cut} of {} bytes must not read as complete", bytes.len());
+        }
+
+        // A record of another kind, or an end record that miscounts, is refused.
+        let bytes = encode(&sample());
+        let mut reader = RecordReader::new(&bytes[..]).expect("reader");
+        let refused = loop {
+            match reader.next_stored_document(0) {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a deletion and a change read as documents"),
+                Err(e) => break e,
+            }
+        };
+        assert!(refused.to_string().contains("non-document"), "{refused}");
+        let mut raw = Vec::new();
+        encode_document("users/1", 1, 2, b"{}", &mut raw).expect("encodes");
+        encode_end(2, &mut raw);
+        let mut reader = RecordReader::raw(&raw);
+        reader.frame = false;
+        assert!(reader.next_stored_document(0).expect("the document").is_some());
+        let miscounted = reader.next_stored_document(0).expect_err("the end record counts one record, not two");
+        assert!(miscounted.to_string().contains("count"), "{miscounted}");
     }
 
     #[test]

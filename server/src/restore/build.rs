@@ -6,18 +6,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backup::copy::{copy_hashed, CopyJob};
 use crate::backup::error::BackupError;
-use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, ManifestFile, SetKind, SetReader};
+use crate::backup::format::{sha256_reader, DataRecord, FileContent, HashingReader, ManifestFile, SetKind, SetReader, StoredDocument};
 use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener};
 use crate::failpoint;
 use crate::jobs::CancelToken;
-use crate::storage::record::{encode_with_flags, value_with_flags, FLAG_ENCRYPTED};
+use crate::storage::record::{encode_with_flags, FLAG_ENCRYPTED, HEADER_LEN};
 use crate::storage::store::BulkAccess;
 use crate::storage::{ContentDigest, DigestKind, DocumentStore, Durability, StorageError};
 
 use super::error::RestoreError;
 use super::plan::RestorePlan;
-use super::read::{changed, corrupt, read_file, unreadable, Source};
+use super::read::{changed, corrupt, read_documents_file, read_file, unreadable, Source};
 use super::stream::{side_by_side, Counters, LogBeside, Report};
 
 /// Documents applied per batch when replaying an incremental set.
@@ -562,20 +562,18 @@ fn ingest_documents(
     let mut data_bytes = 0u64;
     let mut digest = ContentDigest::default();
     for file in files {
-        // On a thread of its own: the digest (an XXH3 term per document) and
-        // the stored value (the body copied once, behind its header).
-        let mut prepare = |record: DataRecord| {
-            let DataRecord::Document { id, etag, modified_ms, body } = record else {
-                return Err(corrupt(set, &file.name, "a non-document record in a documents file"));
-            };
-            if let Some(term) = ContentDigest::term(&id, &body) {
+        // Each document read as the value stored for it; on a thread of its
+        // own, the digest (an XXH3 term per document).
+        let mut prepare = |record: StoredDocument| {
+            if let Some(term) = ContentDigest::term(&record.id, &record.value[HEADER_LEN..]) {
                 digest.add(&term);
             }
-            Ok((id, value_with_flags(etag, modified_ms, flags, &body)))
+            record
         };
-        let read = |each: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>| read_file(source, &file.name, &file.sha256, each);
-        let size = super::stream::read_in_parallel(read, &mut prepare, &mut |prepared| {
-            let (id, value) = prepared?;
+        let read = |each: &mut dyn FnMut(StoredDocument) -> Result<(), RestoreError>| {
+            read_documents_file(source, &file.name, &file.sha256, flags, each)
+        };
+        let size = super::stream::read_in_parallel(read, &mut prepare, &mut |StoredDocument { id, value }| {
             if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
                 return Err(corrupt(set, &file.name, "documents are not in id order"));
             }

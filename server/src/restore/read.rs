@@ -6,7 +6,7 @@
 use std::io::BufReader;
 
 use crate::backup::error::BackupError;
-use crate::backup::format::{DataRecord, HashingReader, RecordReader, SetReader};
+use crate::backup::format::{DataRecord, Decoded, HashingReader, RecordReader, SetReader, StoredDocument};
 use crate::backup::location::{io_error, StoredSet};
 use crate::backup::sealed::{self, ChunkOpener};
 
@@ -29,6 +29,29 @@ pub(crate) fn read_file(
     sha256: &str,
     apply: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>,
 ) -> Result<u64, RestoreError> {
+    read_file_as(source, name, sha256, &mut RecordReader::next_record, apply)
+}
+
+/// [`read_file`] for a documents file, each document read as the value
+/// the storage keeps ([`RecordReader::next_stored_document`] with `flags`).
+pub(crate) fn read_documents_file(
+    source: &Source<'_>,
+    name: &str,
+    sha256: &str,
+    flags: u8,
+    apply: &mut dyn FnMut(StoredDocument) -> Result<(), RestoreError>,
+) -> Result<u64, RestoreError> {
+    read_file_as(source, name, sha256, &mut |reader| reader.next_stored_document(flags), apply)
+}
+
+/// The records of a set's file as `next` reads them: see [`read_file`].
+fn read_file_as<T>(
+    source: &Source<'_>,
+    name: &str,
+    sha256: &str,
+    next: &mut dyn FnMut(&mut RecordReader<Plain>) -> std::io::Result<Option<T>>,
+    apply: &mut dyn FnMut(T) -> Result<(), RestoreError>,
+) -> Result<u64, RestoreError> {
     let set = source.set;
     let unreadable = |e: std::io::Error| -> RestoreError { unreadable(set, name, &e).into() };
     let under = open_plain(source, name, 1 << 20).map_err(unreadable)?;
@@ -37,7 +60,7 @@ pub(crate) fn read_file(
     // from damaged bytes that still decode: the rest of the file is hashed
     // before the refusal is believed, so damage is reported as damage.
     let decoded: Result<(), RestoreError> = loop {
-        match reader.next_record() {
+        match next(&mut reader) {
             Ok(Some(record)) => match apply(record) {
                 Ok(()) => {}
                 Err(RestoreError::Canceled) => return Err(RestoreError::Canceled),
@@ -54,6 +77,9 @@ pub(crate) fn read_file(
     decoded?;
     Ok(size)
 }
+
+/// A set's file as [`open_plain`] gives it, decoded by [`RecordReader`].
+type Plain = Decoded<SetReader<BufReader<Box<dyn std::io::Read + Send>>>>;
 
 /// One file of a set as its plaintext (opened with the set key when the set
 /// is encrypted), read `buffer` bytes at a time, hashing the stored bytes as they are read: its

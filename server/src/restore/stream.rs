@@ -21,7 +21,7 @@ const BATCH: usize = 1024;
 const IN_FLIGHT: usize = 4;
 
 /// Runs `read` (a reader of one data file that hands each record to the
-/// function it is given, as `build::read_file` does) on one thread, `stage`
+/// function it is given, as [`super::read::read_file`] does) on one thread, `stage`
 /// on each of its records on another, and gives what `stage` made of them,
 /// in order, to `apply` here, with the same answers: a record `apply`
 /// refuses is believed only after `read` has hashed the rest of the file
@@ -30,12 +30,12 @@ const IN_FLIGHT: usize = 4;
 ///
 /// # Errors
 /// `read`'s errors, or `apply`'s refusal.
-pub(crate) fn read_in_parallel<T: Send>(
-    read: impl FnOnce(&mut dyn FnMut(DataRecord) -> Result<(), RestoreError>) -> Result<u64, RestoreError> + Send,
-    stage: &mut (dyn FnMut(DataRecord) -> T + Send),
+pub(crate) fn read_in_parallel<R: Send, T: Send>(
+    read: impl FnOnce(&mut dyn FnMut(R) -> Result<(), RestoreError>) -> Result<u64, RestoreError> + Send,
+    stage: &mut (dyn FnMut(R) -> T + Send),
     apply: &mut dyn FnMut(T) -> Result<(), RestoreError>,
 ) -> Result<u64, RestoreError> {
-    let (tx, rx) = sync_channel::<Vec<DataRecord>>(IN_FLIGHT);
+    let (tx, rx) = sync_channel::<Vec<R>>(IN_FLIGHT);
     let (staged, rx_staged) = sync_channel::<Vec<T>>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
