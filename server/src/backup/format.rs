@@ -544,6 +544,7 @@ fn cut_short(e: io::Error) -> io::Error {
 #[derive(Debug)]
 pub struct StoredDocument {
     pub id: String,
+    pub etag: u64,
     /// The record header (etag, modification time, flags), then the body.
     pub value: byteview::ByteView,
 }
@@ -699,7 +700,7 @@ impl<S: Read> RecordReader<S> {
                     byteview::ByteView::fused(&header, &self.read_large_body(len)?)
                 };
                 self.records += 1;
-                Ok(Some(StoredDocument { id, value }))
+                Ok(Some(StoredDocument { id, etag, value }))
             }
             Some(TAG_END) => self.end().map(|()| None),
             Some(TAG_DELETION | TAG_CHANGE) => Err(invalid("a non-document record in a documents file")),
@@ -965,6 +966,7 @@ mod tests {
         let mut reader = RecordReader::new(&bytes[..]).expect("reader");
         let mut stored = Vec::new();
         while let Some(d) = reader.next_stored_document(crate::storage::record::FLAG_ENCRYPTED).expect("reads") {
+            assert_eq!(crate::storage::record::decode_header(&d.value).expect("a header").0, d.etag);
             stored.push((d.id, d.value));
         }
         let expected: Vec<_> = records

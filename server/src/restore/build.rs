@@ -573,7 +573,7 @@ fn ingest_documents(
         let read = |each: &mut dyn FnMut(StoredDocument) -> Result<(), RestoreError>| {
             read_documents_file(source, &file.name, &file.sha256, flags, each)
         };
-        let size = super::stream::read_in_parallel(read, &mut prepare, &mut |StoredDocument { id, value }| {
+        let size = super::stream::read_in_parallel(read, &mut prepare, &mut |StoredDocument { id, value, .. }| {
             if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
                 return Err(corrupt(set, &file.name, "documents are not in id order"));
             }

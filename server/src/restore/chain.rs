@@ -31,16 +31,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::backup::compact::chain::{in_background, streams_sorted, ChainStates, StatesMerge};
 use crate::backup::compact::index::{ChangeIndex, LiveLog, Marked, State};
 use crate::backup::error::BackupError;
-use crate::backup::format::{DataRecord, FileContent, ManifestFile, RecordReader, SetKind};
+use crate::backup::format::{DataRecord, FileContent, ManifestFile, RecordReader, SetKind, StoredDocument};
 use crate::backup::location::StoredSet;
 use crate::failpoint;
-use crate::storage::record::{etag_key, value_with_flags};
+use crate::storage::record::{etag_key, value_with_flags, HEADER_LEN};
 use crate::storage::store::BulkAccess;
 use crate::storage::{ContentDigest, DocumentStore, StorageError};
 
 use super::error::RestoreError;
 use super::plan::RestorePlan;
-use super::read::{corrupt, read_file, Source};
+use super::read::{corrupt, read_documents_file, Source};
 use super::stream::{side_by_side, Counters, LogBeside, Report};
 
 /// Whether `chain` is restored by [`ingest`]: a full set, then incrementals
@@ -204,20 +204,20 @@ fn merge_half<'scope>(
     for file in files {
         // On the staging thread: the merge, and the digest and stored
         // value of what it keeps (a replaced document is never hashed).
-        let mut stage = |record: DataRecord| -> Result<Vec<Ready>, RestoreError> {
-            if let DataRecord::Document { id, .. } = &record {
-                if !ids.holds(id) {
-                    return Err(corrupt(full, &file.name, "documents are not in id order"));
-                }
+        let mut stage = |record: StoredDocument| -> Result<Vec<Ready>, RestoreError> {
+            if !ids.holds(&record.id) {
+                return Err(corrupt(full, &file.name, "documents are not in id order"));
             }
             let mut ready = Vec::new();
-            merging.full_record(full, &file.name, record, &mut |id, value| {
+            merging.full_record(record, &mut |id, value| {
                 ready.push((id, value));
                 Ok(())
             })?;
             Ok(ready)
         };
-        let read_all = |each: &mut dyn FnMut(DataRecord) -> Result<(), RestoreError>| read_file(source, &file.name, &file.sha256, each);
+        let read_all = |each: &mut dyn FnMut(StoredDocument) -> Result<(), RestoreError>| {
+            read_documents_file(source, &file.name, &file.sha256, flags, each)
+        };
         let size = super::stream::read_in_parallel(read_all, &mut stage, &mut |ready| {
             for (id, value) in ready? {
                 write(id, value)?;
@@ -300,18 +300,17 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merging<I> {
         Self { states: StatesMerge::new(states), flags, digest: ContentDigest::default() }
     }
 
-    /// One record of the full set's file `name`: the states before it, then
-    /// its own state when an incremental changed it (the chain's end wins),
-    /// else the document itself.
-    fn full_record(&mut self, full: &StoredSet, name: &str, record: DataRecord, keep: Keep<'_>) -> Result<(), RestoreError> {
-        let DataRecord::Document { id, etag, modified_ms, body } = record else {
-            return Err(corrupt(full, name, "a non-document record in a documents file"));
-        };
+    /// One document of the full set (read as the value stored for it, with
+    /// the restore's flags): the states before it, then its own state when
+    /// an incremental changed it (the chain's end wins), else the document
+    /// itself.
+    fn full_record(&mut self, record: StoredDocument, keep: Keep<'_>) -> Result<(), RestoreError> {
+        let StoredDocument { id, etag, value } = record;
         let (flags, digest) = (self.flags, &mut self.digest);
         if self.states.document(&id, etag, &mut |id, state| kept_state(flags, digest, keep, id, state))? {
             return Ok(());
         }
-        kept(digest, keep, id, value_with_flags(etag, modified_ms, flags, &body), &body)
+        kept(digest, keep, id, value)
     }
 
     /// Takes every state left.
@@ -331,14 +330,15 @@ impl<I: Iterator<Item = Result<(String, State), BackupError>>> Merging<I> {
 /// A state taken: a document is kept, a deletion keeps nothing.
 fn kept_state(flags: u8, digest: &mut ContentDigest, keep: Keep<'_>, id: String, state: State) -> Result<(), RestoreError> {
     match state {
-        State::Document { etag, modified_ms, body } => kept(digest, keep, id, value_with_flags(etag, modified_ms, flags, &body), &body),
+        State::Document { etag, modified_ms, body } => kept(digest, keep, id, value_with_flags(etag, modified_ms, flags, &body)),
         State::Deleted => Ok(()),
     }
 }
 
-/// Adds a kept document to the digest (unless the server owns it) and hands it on.
-fn kept(digest: &mut ContentDigest, keep: Keep<'_>, id: String, value: byteview::ByteView, body: &[u8]) -> Result<(), RestoreError> {
-    if let Some(term) = ContentDigest::term(&id, body) {
+/// Adds a kept document (its stored value) to the digest (unless the
+/// server owns it) and hands it on.
+fn kept(digest: &mut ContentDigest, keep: Keep<'_>, id: String, value: byteview::ByteView) -> Result<(), RestoreError> {
+    if let Some(term) = ContentDigest::term(&id, &value[HEADER_LEN..]) {
         digest.add(&term);
     }
     keep(id, value)
