@@ -12,11 +12,11 @@
 //!    marked by etag, in memory up to a bound and past it in a throw-away
 //!    index in the restore's staging folder (`backup::compact::index`).
 //! 2. The full set's documents stream in id order: read, hashed and decoded
-//!    on one thread; merged with the states on another, where an id with a
-//!    state takes it and any other keeps the full set's record, and what is
-//!    kept gets its term of the content digest and its stored value (a
-//!    document a state replaced is never hashed); ingested as one sorted
-//!    run on a third, with its count and bytes.
+//!    on one thread, each into the value stored for it; merged with the
+//!    states on another, where an id with a state takes it and any other
+//!    keeps the full set's record, and what is kept gets its term of the
+//!    content digest (a document a state replaced is never hashed);
+//!    ingested as one sorted run on a third, with its count and bytes.
 //! 3. The change log: the full set's whole log, ingested as one sorted run
 //!    beside the merge (on the core the merge leaves); after the merge, a
 //!    second run of tombstones for the entries of the full set's documents
@@ -202,8 +202,9 @@ fn merge_half<'scope>(
     };
     let (mut read, mut unreported) = (0u64, 0u64);
     for file in files {
-        // On the staging thread: the merge, and the digest and stored
-        // value of what it keeps (a replaced document is never hashed).
+        // The full set's documents read as the values stored for them; on
+        // the staging thread, the merge and the digest of what it keeps (a
+        // replaced document is never hashed).
         let mut stage = |record: StoredDocument| -> Result<Vec<Ready>, RestoreError> {
             if !ids.holds(&record.id) {
                 return Err(corrupt(full, &file.name, "documents are not in id order"));
