@@ -645,10 +645,7 @@ impl<S: Read> RecordReader<S> {
         let Some(tag) = self.next_tag()? else { return Ok(None) };
         let record = match tag {
             TAG_DOCUMENT => {
-                let id = self.read_string()?;
-                let etag = self.read_u64()?;
-                let modified_ms = self.read_u64()? as i64;
-                let len = self.read_body_len()?;
+                let (id, etag, modified_ms, len) = self.document_head()?;
                 let body = if len <= EXACT_BODY {
                     let mut body = vec![0u8; len];
                     self.decoder.read_exact(&mut body).map_err(cut_short)?;
@@ -688,10 +685,7 @@ impl<S: Read> RecordReader<S> {
         match self.next_tag()? {
             None => Ok(None),
             Some(TAG_DOCUMENT) => {
-                let id = self.read_string()?;
-                let etag = self.read_u64()?;
-                let modified_ms = self.read_u64()? as i64;
-                let len = self.read_body_len()?;
+                let (id, etag, modified_ms, len) = self.document_head()?;
                 let header = header(etag, modified_ms, flags);
                 let value = if len <= EXACT_BODY {
                     let mut stored = header.as_slice().chain((&mut self.decoder).take(len as u64));
@@ -733,6 +727,15 @@ impl<S: Read> RecordReader<S> {
         }
         self.ended = true;
         Ok(())
+    }
+
+    /// A document record after its tag, up to its body: the id, the etag,
+    /// the modification time and the body's length.
+    fn document_head(&mut self) -> io::Result<(String, u64, i64, usize)> {
+        let id = self.read_string()?;
+        let etag = self.read_u64()?;
+        let modified_ms = self.read_u64()? as i64;
+        Ok((id, etag, modified_ms, self.read_body_len()?))
     }
 
     /// A body's length, refused beyond any document's.
