@@ -206,6 +206,41 @@ fn write_change_log(
     Ok(sink)
 }
 
+/// Items of a scan handed over at a time.
+const SCAN_BATCH: usize = 256;
+/// Batches in flight between the scan and the writer.
+const SCAN_IN_FLIGHT: usize = 8;
+
+/// `items` read on a thread of its own in `scope`, handed over in batches:
+/// an iterator of them, in order. The scan ends at the end of `items`, or
+/// at its next batch once the iterator is dropped (the writer failed).
+///
+/// # Errors
+/// A thread that could not be started.
+fn scanned_beside<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    items: impl Iterator<Item = T> + Send + 'scope,
+) -> Result<impl Iterator<Item = T>, BackupError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(SCAN_IN_FLIGHT);
+    std::thread::Builder::new()
+        .name("backup-scan".into())
+        .spawn_scoped(scope, move || {
+            let mut batch = Vec::with_capacity(SCAN_BATCH);
+            for item in items {
+                batch.push(item);
+                if batch.len() >= SCAN_BATCH {
+                    // The writer stopped taking batches: stop reading.
+                    if tx.send(std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH))).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(batch);
+        })
+        .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")))?;
+    Ok(rx.into_iter().flatten())
+}
+
 /// The most changed ids an incremental sorts in memory (about 64 bytes each).
 const MAX_SORTED_CHANGES: u64 = 1_000_000;
 
@@ -401,8 +436,12 @@ impl<'a> FileSet<'a> {
                 .name("backup-changes".into())
                 .spawn_scoped(scope, || write_change_log(sink, &name, snapshot, cancel, &stop, yielder))
                 .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")))?;
-            // The tables it brings into the page cache leave it behind the scan.
-            let documents = self.write_documents(snapshot.documents_raw_dropping_behind());
+            // The scan of the documents on a thread of its own: reading the
+            // tables (the storage's blocks, their checksums and decoding) is
+            // as much work as compressing what it reads. The tables it brings
+            // into the page cache leave it behind the scan.
+            let scan = scanned_beside(scope, snapshot.documents_raw_dropping_behind());
+            let documents = scan.and_then(|scan| self.write_documents(scan));
             if documents.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -555,6 +594,27 @@ mod tests {
     use crate::config::Config;
     use crate::engine::Rookery;
     use rookery_types::RestoreRequest;
+
+    /// The scan beside the writer hands over every item in order, across
+    /// batches; once the writer drops what it reads (it failed), the scan
+    /// stops at its next batch instead of reading on to the end.
+    #[test]
+    fn a_scan_beside_keeps_the_order_and_stops_when_the_writer_does() {
+        let items = (SCAN_BATCH * SCAN_IN_FLIGHT * 3 + 7) as u64;
+        let all: Vec<u64> = std::thread::scope(|scope| scanned_beside(scope, 0..items).expect("starts").collect());
+        assert_eq!(all, (0..items).collect::<Vec<_>>());
+
+        let read = std::sync::atomic::AtomicU64::new(0);
+        let long = (0..10_000_000u64).inspect(|_| {
+            read.fetch_add(1, Ordering::Relaxed);
+        });
+        std::thread::scope(|scope| {
+            let mut scan = scanned_beside(scope, long).expect("starts");
+            assert_eq!(scan.by_ref().take(10).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        });
+        // The scope's end joined the scan: it read what the channel holds and one batch more.
+        assert!(read.load(Ordering::Relaxed) <= (SCAN_BATCH * (SCAN_IN_FLIGHT + 3)) as u64);
+    }
 
     fn age(path: &std::path::Path) -> std::time::Duration {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).expect("a modification time");
