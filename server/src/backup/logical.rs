@@ -214,12 +214,17 @@ const SCAN_IN_FLIGHT: usize = 8;
 /// `items` read on a thread of its own in `scope`, handed over in batches:
 /// an iterator of them, in order. The scan ends at the end of `items`, or
 /// at its next batch once the iterator is dropped (the writer failed).
+/// With a `yielder`, the scan yields to clients' writes for the CPU time
+/// it spends itself (`size` of each item is what it counts as read); the
+/// writer yields for its own.
 ///
 /// # Errors
 /// A thread that could not be started.
 fn scanned_beside<'scope, T: Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     items: impl Iterator<Item = T> + Send + 'scope,
+    mut yielder: Option<YieldToWrites>,
+    size: impl Fn(&T) -> u64 + Send + 'scope,
 ) -> Result<impl Iterator<Item = T>, BackupError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(SCAN_IN_FLIGHT);
     std::thread::Builder::new()
@@ -227,6 +232,9 @@ fn scanned_beside<'scope, T: Send + 'scope>(
         .spawn_scoped(scope, move || {
             let mut batch = Vec::with_capacity(SCAN_BATCH);
             for item in items {
+                if let Some(y) = &mut yielder {
+                    y.read(size(&item));
+                }
                 batch.push(item);
                 if batch.len() >= SCAN_BATCH {
                     // The writer stopped taking batches: stop reading.
@@ -440,7 +448,9 @@ impl<'a> FileSet<'a> {
             // tables (the storage's blocks, their checksums and decoding) is
             // as much work as compressing what it reads. The tables it brings
             // into the page cache leave it behind the scan.
-            let scan = scanned_beside(scope, snapshot.documents_raw_dropping_behind());
+            let read =
+                |item: &Result<(fjall::UserKey, fjall::UserValue), _>| item.as_ref().map_or(0, |(id, raw)| (id.len() + raw.len()) as u64);
+            let scan = scanned_beside(scope, snapshot.documents_raw_dropping_behind(), self.yielder.clone(), read);
             let documents = scan.and_then(|scan| self.write_documents(scan));
             if documents.is_err() {
                 stop.store(true, Ordering::Relaxed);
@@ -601,7 +611,7 @@ mod tests {
     #[test]
     fn a_scan_beside_keeps_the_order_and_stops_when_the_writer_does() {
         let items = (SCAN_BATCH * SCAN_IN_FLIGHT * 3 + 7) as u64;
-        let all: Vec<u64> = std::thread::scope(|scope| scanned_beside(scope, 0..items).expect("starts").collect());
+        let all: Vec<u64> = std::thread::scope(|scope| scanned_beside(scope, 0..items, None, |_| 0).expect("starts").collect());
         assert_eq!(all, (0..items).collect::<Vec<_>>());
 
         let read = std::sync::atomic::AtomicU64::new(0);
@@ -609,7 +619,7 @@ mod tests {
             read.fetch_add(1, Ordering::Relaxed);
         });
         std::thread::scope(|scope| {
-            let mut scan = scanned_beside(scope, long).expect("starts");
+            let mut scan = scanned_beside(scope, long, None, |_| 0).expect("starts");
             assert_eq!(scan.by_ref().take(10).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
         });
         // The scope's end joined the scan: it read what the channel holds and one batch more.
