@@ -622,7 +622,9 @@ mod tests {
             let mut scan = scanned_beside(scope, long, None, |_| 0).expect("starts");
             assert_eq!(scan.by_ref().take(10).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
         });
-        // The scope's end joined the scan: it read what the channel holds and one batch more.
+        // The scope's end joined the scan: it read no more than the batches
+        // the channel held, the one the reader had taken, the one waiting to
+        // be sent and the one it was filling.
         assert!(read.load(Ordering::Relaxed) <= (SCAN_BATCH * (SCAN_IN_FLIGHT + 3)) as u64);
     }
 
