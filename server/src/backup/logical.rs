@@ -206,48 +206,8 @@ fn write_change_log(
     Ok(sink)
 }
 
-/// Items of a scan handed over at a time.
-const SCAN_BATCH: usize = 256;
-/// Batches in flight between the scan and the writer.
-const SCAN_IN_FLIGHT: usize = 8;
-
-/// `items` read on a thread of its own in `scope`, handed over in batches:
-/// an iterator of them, in order. The scan ends at the end of `items`, or
-/// at its next batch once the iterator is dropped (the writer failed).
-/// With a `yielder`, the scan yields to clients' writes for the CPU time
-/// it spends itself (`size` of each item is what it counts as read); the
-/// writer yields for its own.
-///
-/// # Errors
-/// A thread that could not be started.
-fn scanned_beside<'scope, T: Send + 'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    items: impl Iterator<Item = T> + Send + 'scope,
-    mut yielder: Option<YieldToWrites>,
-    size: impl Fn(&T) -> u64 + Send + 'scope,
-) -> Result<impl Iterator<Item = T>, BackupError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(SCAN_IN_FLIGHT);
-    std::thread::Builder::new()
-        .name("backup-scan".into())
-        .spawn_scoped(scope, move || {
-            let mut batch = Vec::with_capacity(SCAN_BATCH);
-            for item in items {
-                if let Some(y) = &mut yielder {
-                    y.read(size(&item));
-                }
-                batch.push(item);
-                if batch.len() >= SCAN_BATCH {
-                    // The writer stopped taking batches: stop reading.
-                    if tx.send(std::mem::replace(&mut batch, Vec::with_capacity(SCAN_BATCH))).is_err() {
-                        return;
-                    }
-                }
-            }
-            let _ = tx.send(batch);
-        })
-        .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")))?;
-    Ok(rx.into_iter().flatten())
-}
+/// A full set's scan of the documents hands them over 256 at a time, up to 8 batches ahead.
+const SCAN_BATCHES: super::concurrent::Batches = super::concurrent::Batches { items: 256, bytes: usize::MAX, in_flight: 8 };
 
 /// The most changed ids an incremental sorts in memory (about 64 bytes each).
 const MAX_SORTED_CHANGES: u64 = 1_000_000;
@@ -448,9 +408,15 @@ impl<'a> FileSet<'a> {
             // tables (the storage's blocks, their checksums and decoding) is
             // as much work as compressing what it reads. The tables it brings
             // into the page cache leave it behind the scan.
-            let read =
-                |item: &Result<(fjall::UserKey, fjall::UserValue), _>| item.as_ref().map_or(0, |(id, raw)| (id.len() + raw.len()) as u64);
-            let scan = scanned_beside(scope, snapshot.documents_raw_dropping_behind(), self.yielder.clone(), read);
+            // It yields to clients' writes for its own CPU time; the writer for its own.
+            let mut scan_yielder = self.yielder.clone();
+            let scan = snapshot.documents_raw_dropping_behind().inspect(move |item| {
+                if let (Some(y), Ok((id, raw))) = (&mut scan_yielder, item) {
+                    y.read((id.len() + raw.len()) as u64);
+                }
+            });
+            let scan = super::concurrent::beside(scope, "backup-scan", scan, SCAN_BATCHES, |_| 0)
+                .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")));
             let documents = scan.and_then(|scan| self.write_documents(scan));
             if documents.is_err() {
                 stop.store(true, Ordering::Relaxed);
@@ -604,29 +570,6 @@ mod tests {
     use crate::config::Config;
     use crate::engine::Rookery;
     use rookery_types::RestoreRequest;
-
-    /// The scan beside the writer hands over every item in order, across
-    /// batches; once the writer drops what it reads (it failed), the scan
-    /// stops at its next batch instead of reading on to the end.
-    #[test]
-    fn a_scan_beside_keeps_the_order_and_stops_when_the_writer_does() {
-        let items = (SCAN_BATCH * SCAN_IN_FLIGHT * 3 + 7) as u64;
-        let all: Vec<u64> = std::thread::scope(|scope| scanned_beside(scope, 0..items, None, |_| 0).expect("starts").collect());
-        assert_eq!(all, (0..items).collect::<Vec<_>>());
-
-        let read = std::sync::atomic::AtomicU64::new(0);
-        let long = (0..10_000_000u64).inspect(|_| {
-            read.fetch_add(1, Ordering::Relaxed);
-        });
-        std::thread::scope(|scope| {
-            let mut scan = scanned_beside(scope, long, None, |_| 0).expect("starts");
-            assert_eq!(scan.by_ref().take(10).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
-        });
-        // The scope's end joined the scan: it read no more than the batches
-        // the channel held, the one the reader had taken, the one waiting to
-        // be sent and the one it was filling.
-        assert!(read.load(Ordering::Relaxed) <= (SCAN_BATCH * (SCAN_IN_FLIGHT + 3)) as u64);
-    }
 
     fn age(path: &std::path::Path) -> std::time::Duration {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).expect("a modification time");

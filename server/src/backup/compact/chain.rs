@@ -179,10 +179,8 @@ impl Iterator for ChainStates<'_> {
     }
 }
 
-/// States handed over per batch, at most this many ...
-const BATCH_STATES: usize = 1024;
-/// ... or this many bytes of bodies.
-const BATCH_BYTES: usize = 512 * 1024;
+/// States handed over per batch: at most 1024, or 512 KiB of bodies, two batches waiting.
+const STATE_BATCHES: super::super::concurrent::Batches = super::super::concurrent::Batches { items: 1024, bytes: 512 * 1024, in_flight: 2 };
 
 /// `states` produced on a thread of its own within `scope` (a compaction
 /// then decodes the incrementals on one core while it merges on the other),
@@ -194,28 +192,12 @@ pub(crate) fn in_background<'scope, I>(
 where
     I: Iterator<Item = Result<(String, State), BackupError>> + Send + 'scope,
 {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Result<(String, State), BackupError>>>(2);
-    std::thread::Builder::new()
-        .name("compact-reads".into())
-        .spawn_scoped(scope, move || {
-            let (mut batch, mut bytes) = (Vec::with_capacity(BATCH_STATES), 0usize);
-            for item in states {
-                let failed = item.is_err();
-                if let Ok((id, State::Document { body, .. })) = &item {
-                    bytes += id.len() + body.len();
-                }
-                batch.push(item);
-                if failed || batch.len() >= BATCH_STATES || bytes >= BATCH_BYTES {
-                    bytes = 0;
-                    if tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_STATES))).is_err() || failed {
-                        return;
-                    }
-                }
-            }
-            let _ = tx.send(batch);
-        })
-        .map_err(|e| BackupError::Io(format!("cannot start a thread: {e}")))?;
-    Ok(rx.into_iter().flatten())
+    let bytes = |(id, state): &(String, State)| match state {
+        State::Document { body, .. } => id.len() + body.len(),
+        State::Deleted => 0,
+    };
+    super::super::concurrent::beside(scope, "compact-reads", states, STATE_BATCHES, bytes)
+        .map_err(|e| BackupError::Io(format!("cannot start a thread: {e}")))
 }
 
 /// The full set's change-log entries (etag, id) whose document no state
