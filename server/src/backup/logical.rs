@@ -155,12 +155,17 @@ fn keep_hashes(dir: &std::path::Path, files: &[ManifestFile]) {
 fn write_changed_documents(files: &mut FileSet<'_>, snapshot: &StoreSnapshot, from_etag: u64) -> Result<u64, BackupError> {
     let changed = snapshot.changes_after(from_etag).filter(|r| r.as_ref().map_or(true, |(_, id)| !is_status(id))).count() as u64;
     files.reporter.set_total(changed);
-    if changed > MAX_SORTED_CHANGES.max(snapshot.document_count()? / 8) {
-        let newer = snapshot.documents_raw_dropping_behind().filter(|item| match item {
-            Ok((_, raw)) => decode_header(raw).map_or(true, |(etag, _)| etag > from_etag),
-            Err(_) => true,
+    let max_sorted = failpoint::value("backup.max_sorted_changes", MAX_SORTED_CHANGES);
+    if changed > max_sorted.max(snapshot.document_count()? / 8) {
+        // The pass over every document scans on a thread of its own, as a
+        // full set's does; only the newer documents are handed over.
+        return std::thread::scope(|scope| {
+            let newer = files.yielding(snapshot.documents_raw_dropping_behind()).filter(move |item| match item {
+                Ok((_, raw)) => decode_header(raw).map_or(true, |(etag, _)| etag > from_etag),
+                Err(_) => true,
+            });
+            files.write_scanned(scope, newer)
         });
-        return files.write_documents(newer);
     }
     let mut ids = Vec::with_capacity(usize::try_from(changed).unwrap_or(0));
     for item in snapshot.changes_after(from_etag) {
@@ -206,7 +211,7 @@ fn write_change_log(
     Ok(sink)
 }
 
-/// A full set's scan of the documents hands them over 256 at a time, up to 8 batches ahead.
+/// A scan of the documents hands them over 256 at a time, up to 8 batches ahead.
 const SCAN_BATCHES: super::concurrent::Batches = super::concurrent::Batches { items: 256, bytes: usize::MAX, in_flight: 8 };
 
 /// The most changed ids an incremental sorts in memory (about 64 bytes each).
@@ -348,6 +353,35 @@ impl<'a> FileSet<'a> {
         writer.finish(self)
     }
 
+    /// `docs`, a scan of the storage's tables, yielding to clients' writes
+    /// for the CPU time of the thread that scans (see [`Self::write_scanned`]);
+    /// the writer yields for its own.
+    fn yielding<I: Iterator<Item = Result<(fjall::UserKey, fjall::UserValue), crate::storage::StorageError>>>(
+        &self,
+        docs: I,
+    ) -> impl Iterator<Item = I::Item> {
+        let mut yielder = self.yielder.clone();
+        docs.inspect(move |item| {
+            if let (Some(y), Ok((id, raw))) = (&mut yielder, item) {
+                y.read((id.len() + raw.len()) as u64);
+            }
+        })
+    }
+
+    /// Documents (in id order) scanned on a thread of their own in `scope`
+    /// and written here: reading the tables (the storage's blocks, their
+    /// checksums and decoding) is as much work as compressing what it reads.
+    /// The tables the scan brings into the page cache leave it behind the scan.
+    fn write_scanned<'scope>(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        docs: impl Iterator<Item = Result<(fjall::UserKey, fjall::UserValue), crate::storage::StorageError>> + Send + 'scope,
+    ) -> Result<u64, BackupError> {
+        let scan = super::concurrent::beside(scope, "backup-scan", docs, SCAN_BATCHES, |_| 0)
+            .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")))?;
+        self.write_documents(scan)
+    }
+
     /// A writer of `documents-NNNN.zst` files, split every [`FILE_SPLIT_BYTES`].
     pub(super) fn documents(&mut self) -> Result<DocumentFiles, BackupError> {
         let name = "documents-0001.zst".to_string();
@@ -404,20 +438,7 @@ impl<'a> FileSet<'a> {
                 .name("backup-changes".into())
                 .spawn_scoped(scope, || write_change_log(sink, &name, snapshot, cancel, &stop, yielder))
                 .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")))?;
-            // The scan of the documents on a thread of its own: reading the
-            // tables (the storage's blocks, their checksums and decoding) is
-            // as much work as compressing what it reads. The tables it brings
-            // into the page cache leave it behind the scan.
-            // It yields to clients' writes for its own CPU time; the writer for its own.
-            let mut scan_yielder = self.yielder.clone();
-            let scan = snapshot.documents_raw_dropping_behind().inspect(move |item| {
-                if let (Some(y), Ok((id, raw))) = (&mut scan_yielder, item) {
-                    y.read((id.len() + raw.len()) as u64);
-                }
-            });
-            let scan = super::concurrent::beside(scope, "backup-scan", scan, SCAN_BATCHES, |_| 0)
-                .map_err(|e| BackupError::Io(format!("cannot start a backup thread: {e}")));
-            let documents = scan.and_then(|scan| self.write_documents(scan));
+            let documents = self.write_scanned(scope, self.yielding(snapshot.documents_raw_dropping_behind()));
             if documents.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }

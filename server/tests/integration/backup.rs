@@ -151,6 +151,55 @@ fn an_incremental_holds_exactly_what_changed() {
     }
 }
 
+/// Past a bound of changed ids (over a million, and an eighth of the
+/// database; here any number over an eighth), an incremental reads every
+/// document in one ordered pass, scanned on a thread of its own, and hands
+/// over only those newer than its base: it holds exactly what changed, in
+/// several documents files, and the chain restores to the database.
+#[test]
+fn an_incremental_of_most_documents_reads_them_in_one_pass_and_holds_exactly_what_changed() {
+    let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.max_sorted_changes=value:0,backup.documents_file_bytes=value:4096")]);
+    s.create_db("Wide");
+    let base = "/databases/Wide";
+    for i in 0..400 {
+        s.put_doc(base, &format!("items/{i:04}"), json!({"i": i, "text": "lorem ipsum ".repeat(10)}));
+    }
+    let location = s.location("wide");
+    let full = s.backup(base, &location, false);
+    let mut changed: Vec<String> = (0..400).step_by(3).map(|i| format!("items/{i:04}")).collect();
+    for id in &changed {
+        s.put_doc(base, id, json!({"changed": id}));
+    }
+    for i in [1, 2, 400 - 2] {
+        assert_eq!(s.delete(&format!("{base}/docs/items/{i:04}")).0, 204);
+    }
+    for id in ["aaa/new", "zzz/new"] {
+        s.put_doc(base, id, json!({"fresh": id}));
+        changed.push(id.to_string());
+    }
+    s.put_doc(base, "ephemeral", json!({}));
+    assert_eq!(s.delete(&format!("{base}/docs/ephemeral")).0, 204);
+    changed.sort();
+
+    let inc = s.backup(base, &location, true);
+    let dir = Path::new(&location);
+    let (full_manifest, _, _) = read_set(&dir.join(full["SetId"].as_str().expect("id")));
+    let (manifest, docs, mut deletions) = read_set(&dir.join(inc["SetId"].as_str().expect("id")));
+    deletions.sort();
+    assert_eq!(docs.keys().cloned().collect::<Vec<_>>(), changed, "the incremental holds the changed documents, no other");
+    assert_eq!(docs["items/0003"], json!({"changed": "items/0003"}));
+    assert_eq!(deletions, ["ephemeral", "items/0001", "items/0002", "items/0398"]);
+    assert_eq!(manifest.from_etag, full_manifest.to_etag);
+    assert_eq!(manifest.document_count, changed.len() as u64);
+    let files = manifest.files.iter().filter(|f| f.content == FileContent::Documents).count();
+    assert!(files >= 2, "{files} documents files");
+
+    let expected = s.all_docs(base);
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "WideChain"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/WideChain") == expected, "the restored chain differs");
+}
+
 #[test]
 fn the_status_document_shows_the_whole_life_of_a_backup() {
     let s = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "backup.document=sleep:4")]);
