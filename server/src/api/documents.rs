@@ -28,29 +28,7 @@ pub(crate) fn json_object(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     if !value.is_object() {
         return Err(ApiError::new(ErrorCode::NotAnObject, "A document must be a JSON object ({...})."));
     }
-    Ok(minify(body))
-}
-
-/// Removes the whitespace between tokens of valid JSON.
-fn minify(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in json {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            in_string = b == b'"';
-            out.push(b);
-        }
-    }
-    out
+    Ok(crate::storage::json::minify(body))
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -225,13 +203,4 @@ pub async fn list(
         Ok(Json(DocumentPage { results, total_results: total }))
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn minify_drops_whitespace_and_keeps_strings_and_numbers() {
-        let input = br#" { "a b" : [ 1.5e3 , -0.0 ] , "q\" x" : "  " } "#;
-        assert_eq!(super::minify(input), br#"{"a b":[1.5e3,-0.0],"q\" x":"  "}"#.to_vec());
-    }
 }

@@ -46,15 +46,22 @@ pub struct DumpMetadata {
     pub last_modified: String,
 }
 
-/// A document line.
-#[derive(Debug, Clone, Deserialize)]
+/// A document line, its document borrowed from the line as written: its
+/// JSON checked by the parse of the line, not built into values (an
+/// import parsed each document into a tree and wrote it out again, most
+/// of its time, and not the same bytes: escapes and repeated keys changed).
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct DumpDocument {
+struct DocumentLine<'a> {
     id: String,
-    document: serde_json::Value,
+    #[serde(borrow)]
+    document: &'a serde_json::value::RawValue,
     #[allow(dead_code)]
     #[serde(default)]
-    metadata: Option<serde_json::Value>,
+    metadata: Option<serde::de::IgnoredAny>,
+    /// An end line that also names a document is an end line.
+    #[serde(default)]
+    end_of_dump: Option<serde::de::IgnoredAny>,
 }
 
 /// What can go wrong moving a dump.
@@ -217,20 +224,26 @@ pub fn import(
                 summary.header = Some(header);
                 continue;
             }
-            let value: serde_json::Value = serde_json::from_slice(&line)
-                .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("not valid JSON: {e}") })?;
-            if value.get("EndOfDump").is_some() {
-                trailer = Some(
-                    serde_json::from_value(value)
-                        .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("a malformed end line: {e}") })?,
-                );
-                continue;
-            }
-            let doc: DumpDocument = serde_json::from_value(value).map_err(|e| SmugglerError::InvalidLine {
-                line: number,
-                message: format!("not a document line (Id, Document, Metadata): {e}"),
-            })?;
-            if !doc.document.is_object() {
+            let doc = match serde_json::from_slice::<DocumentLine<'_>>(&line) {
+                Ok(doc) if doc.end_of_dump.is_none() => doc,
+                parsed => {
+                    let value: serde_json::Value = serde_json::from_slice(&line)
+                        .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("not valid JSON: {e}") })?;
+                    if value.get("EndOfDump").is_some() {
+                        trailer = Some(
+                            serde_json::from_value(value)
+                                .map_err(|e| SmugglerError::InvalidLine { line: number, message: format!("a malformed end line: {e}") })?,
+                        );
+                        continue;
+                    }
+                    let why = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+                    return Err(SmugglerError::InvalidLine {
+                        line: number,
+                        message: format!("not a document line (Id, Document, Metadata): {why}"),
+                    });
+                }
+            };
+            if !doc.document.get().starts_with('{') {
                 return Err(SmugglerError::InvalidLine {
                     line: number,
                     message: format!("the document '{}' is not a JSON object", doc.id),
@@ -242,7 +255,9 @@ pub fn import(
             if rookery_types::is_server_owned(&doc.id) {
                 continue;
             }
-            let body = serde_json::to_vec(&doc.document).map_err(|e| SmugglerError::Io(e.to_string()))?;
+            // Checked JSON (the parse of the line), kept as written, without
+            // whitespace: the bytes a PUT of it stores.
+            let body = crate::storage::json::minify(doc.document.get().as_bytes());
             batch.push((doc.id, body));
             documents_seen += 1;
             crate::failpoint::hit("import.document");
@@ -365,6 +380,63 @@ mod tests {
         let over = import(&target, &dump[..], true, &Default::default(), &mut |_, _| {}).expect("imports");
         assert_eq!((over.written, over.skipped), (3, 0));
         assert_eq!(target.get("users/2").expect("get").expect("exists").body, br#"{"Name":"Bob"}"#);
+    }
+
+    /// An import keeps each body's bytes as the store kept them (the export
+    /// splices them in as they are): escapes, repeated keys and numbers'
+    /// text included, so the imported database's digest is the source's.
+    #[test]
+    fn an_import_keeps_every_body_byte_for_byte() {
+        let (_a, source) = store();
+        let bodies: [&[u8]; 3] = [
+            br#"{"c":"\u00e9\/","d":1,"d":2}"#,
+            br#"{"n":1.5e3,"z":-0.0,"big":123456789012345678901234567890}"#,
+            br#"{"nested":{"a":[{},[]],"s":"tab\there"}}"#,
+        ];
+        for (i, body) in bodies.iter().enumerate() {
+            source.put(&format!("docs/{i}"), body, None).expect("put");
+        }
+        let (_b, target) = store();
+        import(&target, &dump_of(&source, "")[..], false, &Default::default(), &mut |_, _| {}).expect("imports");
+        for (i, body) in bodies.iter().enumerate() {
+            let got = target.get(&format!("docs/{i}")).expect("get").expect("exists").body;
+            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(body));
+        }
+        assert_eq!(target.content_digest(), source.content_digest());
+    }
+
+    /// A dump written by hand: whitespace in a document goes, as through
+    /// the REST API; a document that is not an object, or not JSON, names its line.
+    #[test]
+    fn a_hand_written_dump_is_checked_as_the_rest_api_checks_a_body() {
+        let head = "{\"FormatVersion\":1,\"ServerVersion\":\"x\",\"Database\":\"D\",\"Exported\":\"t\"}\n";
+        let text =
+            format!("{head}{{\"Id\":\"a\", \"Document\" : {{ \"v\" : [ 1 , \"x y\" ] }} }}\n{{\"EndOfDump\":true,\"DocumentCount\":1}}\n");
+        let (_d, target) = store();
+        import(&target, text.as_bytes(), false, &Default::default(), &mut |_, _| {}).expect("imports");
+        assert_eq!(target.get("a").expect("get").expect("exists").body, br#"{"v":[1,"x y"]}"#);
+        for (line, message) in [
+            ("{\"Id\":\"b\",\"Document\":[1]}", "is not a JSON object"),
+            ("{\"Id\":\"b\",\"Document\":\"{}\"}", "is not a JSON object"),
+            ("{\"Id\":\"b\",\"Document\":{\"v\":}}", "not valid JSON"),
+            ("{\"Id\":\"b\",\"Document\":{\"v\":\"\\q\"}}", "not valid JSON"),
+            ("{\"Id\":\"b\"}", "not a document line"),
+            ("{\"Id\":7,\"Document\":{}}", "not a document line"),
+        ] {
+            let (_d, target) = store();
+            let err = import(&target, format!("{head}{line}\n").as_bytes(), false, &Default::default(), &mut |_, _| {}).expect_err(line);
+            assert!(matches!(err, SmugglerError::InvalidLine { line: 2, .. }), "{line}: {err}");
+            assert!(err.to_string().contains(message), "{line}: {err}");
+            assert_eq!(target.document_count(), 0, "{line}");
+        }
+        // Invalid UTF-8 inside a document's string.
+        let mut bad = format!("{head}{{\"Id\":\"b\",\"Document\":{{\"v\":\"").into_bytes();
+        bad.extend_from_slice(&[0xFF, 0xFE]);
+        bad.extend_from_slice(b"\"}}\n");
+        let (_d, target) = store();
+        let err = import(&target, &bad[..], false, &Default::default(), &mut |_, _| {}).expect_err("invalid UTF-8");
+        assert!(matches!(err, SmugglerError::InvalidLine { line: 2, .. }), "{err}");
+        assert_eq!(target.document_count(), 0);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod files;
 pub mod internal;
 pub mod journal;
+pub mod json;
 pub mod record;
 pub mod store;
 
