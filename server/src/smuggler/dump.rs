@@ -167,6 +167,9 @@ pub struct ImportSummary {
 /// replaced with `overwrite`, kept otherwise. On a bad line, the documents of
 /// the lines before it are kept (written) and the error names the line.
 ///
+/// The dump is read and checked on this thread while a thread of its own
+/// writes the batches already checked (up to [`BATCHES_IN_FLIGHT`] wait).
+///
 /// # Errors
 /// `InvalidLine`, `InvalidDump` (no header, truncated), `UnsupportedFormatVersion`, storage errors.
 pub fn import(
@@ -176,6 +179,65 @@ pub fn import(
     cancel: &crate::jobs::CancelToken,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ImportSummary, SmugglerError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (written, skipped) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (read, wrote) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let (written, skipped) = (&written, &skipped);
+        let writer = std::thread::Builder::new()
+            .name("import-write".into())
+            .spawn_scoped(scope, move || -> Result<(), SmugglerError> {
+                // Dropping the receiver (a storage error) stops the reading at its next batch.
+                for batch in rx {
+                    crate::failpoint::io_error("import.write")
+                        .map_err(|e| SmugglerError::Io(format!("cannot write the documents: {e}")))?;
+                    let (w, s) = store.put_many(&batch, overwrite)?;
+                    written.fetch_add(w, Ordering::Relaxed);
+                    skipped.fetch_add(s, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+            .map_err(|e| SmugglerError::Io(format!("cannot start an import thread: {e}")))?;
+        let mut emit = |batch| tx.send(batch).map_err(|_| SmugglerError::Io("the import's writer stopped".into()));
+        // While it runs: the documents read and checked (at most the
+        // batches in flight ahead of those written); at its end, what was written and skipped.
+        let read = read_dump(input, cancel, &mut emit, &mut |read| progress(read, 0));
+        drop(tx);
+        let wrote = writer.join().unwrap_or_else(|_| Err(SmugglerError::Io("the import's writer failed".into())));
+        Ok::<_, SmugglerError>((read, wrote))
+    })?;
+    let summary = ImportSummary { header: None, written: written.into_inner(), skipped: skipped.into_inner() };
+    progress(summary.written, summary.skipped);
+    // A storage error first: it is why the reading stopped, if it did.
+    wrote?;
+    let read = read?;
+    match read.trailer {
+        None => Err(SmugglerError::InvalidDump(format!(
+            "the dump ends after line {} without its end line: it is truncated ({} documents were imported)",
+            read.lines, summary.written
+        ))),
+        Some(t) if t.document_count != read.documents => Err(SmugglerError::InvalidDump(format!(
+            "the end line says {} documents but the dump holds {}",
+            t.document_count, read.documents
+        ))),
+        Some(_) => Ok(ImportSummary { header: Some(read.header), ..summary }),
+    }
+}
+
+/// Batches of documents handed from the reading of a dump to its writer.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Documents (id, body) written together.
+type Batch = Vec<(String, Vec<u8>)>;
+
+/// Reads and checks a dump, handing its documents to `emit` in batches.
+/// The documents of the lines before a bad one are handed over whatever happens.
+fn read_dump(
+    input: impl Read,
+    cancel: &crate::jobs::CancelToken,
+    emit: &mut dyn FnMut(Batch) -> Result<(), SmugglerError>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<DumpRead, SmugglerError> {
     let mut buffered = BufReader::with_capacity(256 * 1024, input);
     let magic = buffered.fill_buf().map_err(|e| SmugglerError::Io(e.to_string()))?.to_vec();
     let reader: Box<dyn Read> = if magic.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
@@ -186,8 +248,8 @@ pub fn import(
         Box::new(buffered)
     };
     let mut lines = BufReader::with_capacity(256 * 1024, reader);
-    let mut summary = ImportSummary::default();
-    let mut batch: Vec<(String, Vec<u8>)> = Vec::with_capacity(IMPORT_BATCH);
+    let mut header: Option<DumpHeader> = None;
+    let mut batch: Batch = Vec::with_capacity(IMPORT_BATCH);
     let mut line = Vec::new();
     let mut number = 0u64;
     let mut trailer: Option<DumpTrailer> = None;
@@ -213,15 +275,15 @@ pub fn import(
                     message: format!("content after the end line (the dump said {} documents)", t.document_count),
                 });
             }
-            if summary.header.is_none() {
-                let header: DumpHeader = serde_json::from_slice(&line).map_err(|e| SmugglerError::InvalidLine {
+            if header.is_none() {
+                let parsed: DumpHeader = serde_json::from_slice(&line).map_err(|e| SmugglerError::InvalidLine {
                     line: number,
                     message: format!("the first line must be the dump header with FormatVersion: {e}"),
                 })?;
-                if header.format_version > DUMP_FORMAT_VERSION {
-                    return Err(SmugglerError::UnsupportedFormatVersion(header.format_version));
+                if parsed.format_version > DUMP_FORMAT_VERSION {
+                    return Err(SmugglerError::UnsupportedFormatVersion(parsed.format_version));
                 }
-                summary.header = Some(header);
+                header = Some(parsed);
                 continue;
             }
             let doc = match serde_json::from_slice::<DocumentLine<'_>>(&line) {
@@ -260,50 +322,32 @@ pub fn import(
             let body = crate::storage::json::minify(doc.document.get().as_bytes());
             batch.push((doc.id, body));
             documents_seen += 1;
+            if documents_seen.is_multiple_of(16) {
+                progress(documents_seen);
+            }
             crate::failpoint::hit("import.document");
             batch_bytes += batch.last().map_or(0, |(id, body)| id.len() + body.len());
             if batch.len() >= IMPORT_BATCH || batch_bytes >= IMPORT_BATCH_BYTES {
                 batch_bytes = 0;
-                flush(store, &mut batch, overwrite, &mut summary)?;
-                progress(summary.written, summary.skipped);
+                emit(std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH)))?;
             }
         }
         Ok(())
     })();
-    // The lines before a bad one are kept: flush them whatever happened.
-    let flushed = flush(store, &mut batch, overwrite, &mut summary);
-    progress(summary.written, summary.skipped);
+    // The lines before a bad one are kept: handed over whatever happened.
+    let emitted = if batch.is_empty() { Ok(()) } else { emit(batch) };
     result?;
-    flushed?;
-    if summary.header.is_none() {
-        return Err(SmugglerError::InvalidDump("the dump is empty: no header line".into()));
-    }
-    match trailer {
-        None => Err(SmugglerError::InvalidDump(format!(
-            "the dump ends after line {number} without its end line: it is truncated ({} documents were imported)",
-            summary.written
-        ))),
-        Some(t) if t.document_count != documents_seen => {
-            Err(SmugglerError::InvalidDump(format!("the end line says {} documents but the dump holds {documents_seen}", t.document_count)))
-        }
-        Some(_) => Ok(summary),
-    }
+    emitted?;
+    let header = header.ok_or_else(|| SmugglerError::InvalidDump("the dump is empty: no header line".into()))?;
+    Ok(DumpRead { header, trailer, documents: documents_seen, lines: number })
 }
 
-fn flush(
-    store: &DocumentStore,
-    batch: &mut Vec<(String, Vec<u8>)>,
-    overwrite: bool,
-    summary: &mut ImportSummary,
-) -> Result<(), SmugglerError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let (written, skipped) = store.put_many(batch, overwrite)?;
-    summary.written += written;
-    summary.skipped += skipped;
-    batch.clear();
-    Ok(())
+/// What the reading of a whole dump found.
+struct DumpRead {
+    header: DumpHeader,
+    trailer: Option<DumpTrailer>,
+    documents: u64,
+    lines: u64,
 }
 
 /// Reads one line (up to `\n`), refusing lines over [`MAX_LINE_BYTES`].

@@ -117,6 +117,34 @@ fn truncated_files_and_bad_lines_give_clear_errors() {
     assert_eq!(status, 404);
 }
 
+/// The documents are written on a thread of their own beside the reading
+/// of the dump: when writing fails, the import stops there and says why,
+/// and no batch after it is written.
+#[test]
+fn an_import_whose_writes_fail_stops_and_says_why() {
+    let a = TestServer::start_with(&[("ROOKERY_FAILPOINTS", "import.write=enospc")]);
+    let mut lines =
+        vec![json!({"FormatVersion": 1, "ServerVersion": "t", "Database": "D", "Exported": "2026-12-07T05:00:00Z"}).to_string()];
+    for i in 0..5000 {
+        lines.push(json!({"Id": format!("d/{i:04}"), "Document": {"i": i}}).to_string());
+    }
+    lines.push(json!({"EndOfDump": true, "DocumentCount": 5000}).to_string());
+    a.create_db("Full");
+    let (status, body) = a.call_raw("POST", "/databases/Full/smuggler/import", Some(lines.join("\n") + "\n"), &[]);
+    assert_eq!(status, 500, "{body}");
+    let err: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(err["Error"], "InternalError", "the answer does not show the server's internals: {err}");
+    // The status document says why.
+    let (_, done) = a.get("/databases/Full/docs/Raven/Smuggler/Status");
+    assert_eq!(
+        (done["IsRunning"].clone(), done["Success"].clone(), done["ErrorCode"].clone()),
+        (json!(false), json!(false), json!("IoError")),
+        "{done}"
+    );
+    assert!(done.to_string().contains("No space left on device"), "{done}");
+    assert_eq!(a.all_docs("/databases/Full").len(), 0, "nothing was written");
+}
+
 /// Dumps written by every format version are kept in `tests/fixtures/` and must keep importing.
 #[test]
 fn format_version_1_fixture_imports() {
