@@ -384,6 +384,7 @@ impl Location {
         let Self::Objects(o) = self else {
             return Err(BackupError::Io("delete_set_objects is for object storage".into()));
         };
+        super::chain_memory::forget(self, set_id);
         o.delete(&[format!("{set_id}/{MANIFEST}")]).map_err(|e| io_error(&e, BackupError::Io))?;
         o.delete_set(set_id).map_err(|e| io_error(&e, BackupError::Io))
     }
@@ -547,15 +548,39 @@ impl ScannedLocation {
 /// # Errors
 /// I/O errors listing the folder.
 pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
-    let mut out = ScannedLocation::default();
     let entries = location.entries()?;
+    let mut out = ScannedLocation::default();
+    let sets = read_sets(location, &entries, &entries.sets, &mut out)?;
+    Ok(group(out, sets))
+}
+
+/// [`scan`], for an incremental about to extend a chain: in object storage,
+/// a set this process read before is taken from [`super::chain_memory`]
+/// (still listed, and not yet due to be read again) instead of its
+/// manifest being read again.
+///
+/// # Errors
+/// As [`scan`].
+pub fn scan_to_extend(location: &Location) -> Result<ScannedLocation, BackupError> {
+    let entries = location.entries()?;
+    let mut out = ScannedLocation::default();
+    let known = super::chain_memory::recall(location, &entries.sets);
+    let unknown: Vec<String> = entries.sets.iter().filter(|name| !known.contains_key(*name)).cloned().collect();
+    let read = read_sets(location, &entries, &unknown, &mut out)?;
+    super::chain_memory::remember_read(location, &read);
+    Ok(group(out, known.into_values().chain(read).collect()))
+}
+
+/// Reads the manifests of `names` (sets of `entries`); what is unfinished
+/// or damaged goes into `out`.
+fn read_sets(location: &Location, entries: &Entries, names: &[String], out: &mut ScannedLocation) -> Result<Vec<StoredSet>, BackupError> {
     out.names = entries.names();
     for name in &entries.unfinished {
         out.unfinished.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
     }
     let mut sets = Vec::new();
-    let read = super::concurrent::map(&entries.sets, location.readers(), |name| read_set(location, name));
-    for (name, result) in entries.sets.iter().zip(read) {
+    let read = super::concurrent::map(names, location.readers(), |name| read_set(location, name));
+    for (name, result) in names.iter().zip(read) {
         match result {
             Ok(set) => sets.push(set),
             Err(f) => {
@@ -572,6 +597,12 @@ pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
             }
         }
     }
+    Ok(sets)
+}
+
+/// Groups sets into chains: every full set starts one, an incremental
+/// follows its base.
+fn group(mut out: ScannedLocation, mut sets: Vec<StoredSet>) -> ScannedLocation {
     sets.sort_by(|a, b| a.manifest.created.cmp(&b.manifest.created).then(a.manifest.set_id.cmp(&b.manifest.set_id)));
 
     // Group: every full set starts a chain; an incremental follows its base.
@@ -616,7 +647,7 @@ pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
             out.orphans.push(orphan);
         }
     }
-    Ok(out)
+    out
 }
 
 /// Why a set could not be read: damage, no manifest at all, or the storage

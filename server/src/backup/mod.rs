@@ -2,6 +2,7 @@
 //! time, written while the database keeps serving. The format is described
 //! in `README.md` beside this file.
 
+pub mod chain_memory;
 pub mod compact;
 pub mod concurrent;
 pub mod copy;

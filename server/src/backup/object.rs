@@ -266,6 +266,8 @@ fn is_own_endpoint(endpoint: &str) -> bool {
 pub struct ObjectLocation {
     bucket: String,
     prefix: String,
+    /// The endpoint its client was built for (empty: the default).
+    endpoint: String,
     store: Arc<AmazonS3>,
     /// The object lock every set written here gets (a destination's `ObjectLock`).
     lock: Option<ObjectLock>,
@@ -287,6 +289,14 @@ impl std::fmt::Debug for ObjectLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the client: it holds the credentials.
         write!(f, "ObjectLocation({self})")
+    }
+}
+
+impl ObjectLocation {
+    /// The storage and the place in it: the endpoint, the bucket and the prefix.
+    #[must_use]
+    pub fn identity(&self) -> String {
+        format!("{} {self}", self.endpoint)
     }
 }
 
@@ -368,10 +378,12 @@ impl ObjectLocation {
             }
         }
         let store = builder.clone().build().map_err(|e| ConnectError::Unusable(format!("cannot connect to object storage: {e}")))?;
+        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_default();
         let lock_requests = Arc::new(LockState { builder, requests: OnceLock::new(), enabled: OnceLock::new() });
         Ok(Self {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
+            endpoint,
             store: Arc::new(store),
             lock: None,
             lock_requests,

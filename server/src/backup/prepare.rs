@@ -276,7 +276,7 @@ pub fn prepare(
     }
     // Lists the location (once): in object storage this is also the probe
     // that turns a dead endpoint, refused credentials or a missing bucket into a 400.
-    let scanned = if options.incremental { Some(location::scan(&location)?) } else { None };
+    let scanned = if options.incremental { Some(location::scan_to_extend(&location)?) } else { None };
     let names = match &scanned {
         Some(s) => s.names.clone(),
         None => location.names()?,
@@ -355,14 +355,17 @@ fn unusable_base(chain: &location::Chain, last_etag: u64, encrypted: bool) -> Op
             "the chain it would extend is not encrypted and this backup is".to_string()
         });
     }
+    // The sets behind the tip: their files, unless this process checked them
+    // since it last read them (object storage only; see `chain_memory`).
     let mut findings = location::verify_links(&chain.sets);
-    for set in &chain.sets[..chain.sets.len() - 1] {
+    for set in chain.sets[..chain.sets.len() - 1].iter().filter(|s| !super::chain_memory::is_checked(s)) {
         findings.extend(location::verify_set(set, location::Depth::Structure));
     }
     findings.extend(location::verify_set(tip, location::Depth::ChecksumsOrKept));
     if let Some(f) = findings.into_iter().next() {
         return Some(format!("the chain it would extend is damaged ({})", f.message));
     }
+    super::chain_memory::remember_checked(&chain.sets);
     if tip.manifest.to_etag > last_etag {
         return Some(format!(
             "the newest set {} claims etag {}, above the database's last etag {last_etag}",

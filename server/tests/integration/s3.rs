@@ -649,3 +649,64 @@ fn a_canceled_or_failed_upload_of_many_parts_leaves_no_multipart_upload_open() {
     assert_eq!(done["Success"], false, "{done}");
     assert_eq!(wait_no_open_uploads(&s3), Vec::<String>::new(), "a failed backup left a multipart upload open");
 }
+
+/// A server with `failpoints` armed and a database `name` with one document,
+/// backed up in full into the prefix `name` in lower case: the server, the
+/// database's path and the location.
+fn full_set_in(s3: &S3Server, name: &str, failpoints: &str) -> (TestServer, String, String) {
+    let s = server_for(s3, &[("ROOKERY_FAILPOINTS", failpoints)]);
+    let base = format!("/databases/{name}");
+    s.create_db(name);
+    let location = s3.url(&name.to_lowercase());
+    s.put_doc(&base, "changes/0", json!({"Change": 0}));
+    s.backup(&base, &location, false);
+    (s, base, location)
+}
+
+/// An incremental and the requests it sent to object storage.
+fn incremental_counted(s: &TestServer, base: &str, location: &str, change: u64) -> (String, u64) {
+    s.put_doc(base, &format!("changes/{change}"), json!({"Change": change}));
+    let before = s.storage_requests();
+    let done = s.backup(base, location, true);
+    let set_id = done["SetId"].as_str().expect("a set id").to_string();
+    (set_id, s.storage_requests() - before)
+}
+
+#[test]
+fn an_incremental_asks_the_storage_as_much_at_the_end_of_a_long_chain_as_near_its_start() {
+    let s3 = S3Server::start("rookery-long-chain");
+    // Nothing remembered is due to be read again within this test.
+    let (s, base, location) = full_set_in(&s3, "Long", "backup.recheck_after_seconds=value:100000");
+    let base = base.as_str();
+    incremental_counted(&s, base, &location, 1);
+    let (second, near_start) = incremental_counted(&s, base, &location, 2);
+    assert!(second.ends_with("-incremental"), "{second}");
+    for change in 3..30 {
+        incremental_counted(&s, base, &location, change);
+    }
+    let (last, at_the_end) = incremental_counted(&s, base, &location, 30);
+    assert!(last.ends_with("-incremental"), "the chain went on: {last}");
+    assert_eq!(at_the_end, near_start, "requests of the 3rd and of the 31st set of a chain");
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "LongBack"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/LongBack") == s.all_docs(base), "the restored database differs");
+}
+
+#[test]
+fn damage_behind_the_tip_of_a_remembered_chain_is_found_when_its_sets_are_read_again() {
+    let s3 = S3Server::start("rookery-remembered");
+    // Every remembered set is due to be read again at once (by default after a minute).
+    let (s, base, location) = full_set_in(&s3, "Kept", "backup.recheck_after_seconds=value:0");
+    let base = base.as_str();
+    let (first, _) = incremental_counted(&s, base, &location, 1);
+    let (second, _) = incremental_counted(&s, base, &location, 2);
+    assert!(second.ends_with("-incremental"), "{second}");
+
+    // The first incremental, behind the tip, loses a file.
+    s3.delete(&format!("kept/{first}/documents-0001.zst"));
+    let (next, _) = incremental_counted(&s, base, &location, 3);
+    assert!(next.ends_with("-full"), "a chain with a missing file was extended: {next}");
+    let done = s.restore(json!({"BackupLocation": location, "DatabaseName": "KeptBack"}));
+    assert_eq!(done["Success"], true, "{done}");
+    assert!(s.all_docs("/databases/KeptBack") == s.all_docs(base), "the restored database differs");
+}

@@ -30,15 +30,6 @@ fn history(s: &TestServer, location: &str, bulky: u64) -> (String, String, Strin
     (monday, tuesday, wednesday)
 }
 
-/// Requests the server has sent to object storage, every operation.
-fn storage_requests(s: &TestServer) -> u64 {
-    let (_, text) = s.call_raw("GET", "/metrics", None, &[]);
-    text.lines()
-        .filter(|l| l.starts_with("rookery_object_storage_requests_total"))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum::<f64>() as u64
-}
-
 fn enc(s: &str) -> String {
     s.replace(':', "%3A").replace('/', "%2F").replace('+', "%2B")
 }
@@ -173,10 +164,10 @@ fn browse_and_restore_selected_documents_from_object_storage_with_ranged_reads()
     // Opening the three sets' point costs per set its manifest, index top,
     // small index and (where it deletes) deletions file, with two listings
     // and the frame: no checksum list or per-set listing first.
-    let before = storage_requests(&s);
+    let before = s.storage_requests();
     let (status, _) = s.get(&format!("/admin/backup/documents/orders/0999?location={}&upTo={}", enc(&location), points.2));
     assert_eq!(status, 200);
-    let sent = storage_requests(&s) - before;
+    let sent = s.storage_requests() - before;
     assert!(sent <= 2 + 4 * 3 + 1, "opening a point of three sets sent {sent} requests");
     read_points(&s, &location, &points);
     restore_selected(&s, &location, &points.0);

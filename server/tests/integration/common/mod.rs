@@ -243,6 +243,15 @@ impl TestServer {
         (status, text)
     }
 
+    /// Requests the server has sent to object storage, every operation (its `/metrics`).
+    pub fn storage_requests(&self) -> u64 {
+        let (_, text) = self.call_raw("GET", "/metrics", None, &[]);
+        text.lines()
+            .filter(|l| l.starts_with("rookery_object_storage_requests_total"))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum::<f64>() as u64
+    }
+
     pub fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None)
     }
