@@ -23,7 +23,7 @@
 //!
 //! Folders are not remembered: reading them costs no round trips.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -69,16 +69,11 @@ fn recheck_after() -> Duration {
 /// `location` that are no longer listed.
 pub fn recall(location: &Location, listed: &[String]) -> HashMap<String, StoredSet> {
     let Some(key) = key_of(location) else { return HashMap::new() };
-    let listed: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+    let listed: HashSet<&str> = listed.iter().map(String::as_str).collect();
     let mut memory = memory();
     memory.retain(|(at, id), _| at != &key || listed.contains(id.as_str()));
-    let mut due: Vec<(Instant, &String)> = memory
-        .iter()
-        .filter(|((at, _), r)| at == &key && r.read_at.elapsed() >= recheck_after())
-        .map(|((_, id), r)| (r.read_at, id))
-        .collect();
-    due.sort();
-    let again: std::collections::HashSet<String> = due.into_iter().take(RECHECK_PER_RUN).map(|(_, id)| id.clone()).collect();
+    let read = memory.iter().filter(|((at, _), _)| at == &key).map(|((_, id), r)| (r.read_at, id.as_str()));
+    let again = due_again(read, Instant::now(), recheck_after());
     memory
         .iter()
         .filter(|((at, id), _)| at == &key && !again.contains(id))
@@ -89,6 +84,14 @@ pub fn recall(location: &Location, listed: &[String]) -> HashMap<String, StoredS
             (id.clone(), set)
         })
         .collect()
+}
+
+/// Of the sets read at the given times, those to read again now: read at
+/// least `after` ago, the [`RECHECK_PER_RUN`] read longest ago.
+fn due_again<'a>(read: impl Iterator<Item = (Instant, &'a str)>, now: Instant, after: Duration) -> HashSet<String> {
+    let mut due: Vec<(Instant, &str)> = read.filter(|(at, _)| now.saturating_duration_since(*at) >= after).collect();
+    due.sort_unstable();
+    due.into_iter().take(RECHECK_PER_RUN).map(|(_, id)| id.to_string()).collect()
 }
 
 /// Remembers sets just read from `location` (their structure not yet checked).
@@ -130,5 +133,32 @@ pub fn remember_checked(sets: &[StoredSet]) {
 pub fn forget(location: &Location, set_id: &str) {
     if let Some(key) = key_of(location) {
         memory().remove(&(key, set_id.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sets_read_longest_ago_are_read_again_at_most_eight_at_a_time() {
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        let ids: Vec<String> = (0..12).map(|i| format!("set-{i:02}")).collect();
+        // set-00 was read 11.5 minutes ago, each next one a minute later, set-11 30 s ago.
+        let read = || -> Vec<(Instant, &str)> {
+            ids.iter().enumerate().map(|(i, id)| (now - Duration::from_secs(690 - 60 * i as u64), id.as_str())).collect()
+        };
+        let mut again: Vec<String> = due_again(read().into_iter(), now, minute).into_iter().collect();
+        again.sort();
+        assert_eq!(again, ids[..8].to_vec(), "the 8 read longest ago");
+
+        // With 5 minutes instead of one: only the 7 read at least that long ago.
+        let mut again: Vec<String> = due_again(read().into_iter(), now, 5 * minute).into_iter().collect();
+        again.sort();
+        assert_eq!(again, ids[..7].to_vec(), "only those read at least 5 minutes ago");
+
+        // Nothing is read again before its minute.
+        assert!(due_again(read().into_iter(), now, 20 * minute).is_empty());
     }
 }
