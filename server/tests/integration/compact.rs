@@ -165,7 +165,8 @@ fn a_forever_incremental_task_keeps_its_chain_short() {
     let base = "/databases/Shop";
     s.create_db("Shop");
     let location = s.location("forever");
-    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "IncrementalBackupFrequency": "0 * * * *", "Compact": true, "Retention": {"KeepLast": 1}});
+    let hourly = crate::common::hourly_not_now();
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 2 * * 0", "IncrementalBackupFrequency": hourly, "Compact": true, "Retention": {"KeepLast": 1}});
     let (status, body) = s.put(&format!("{base}/admin/backup/tasks/forever"), task);
     assert_eq!(status, 201, "{body}");
     assert_eq!(s.get(&format!("{base}/admin/backup/tasks/forever")).1["Compact"], true);

@@ -118,7 +118,7 @@ fn the_protection_overview_says_which_databases_are_protected() {
     s.create_db("Bare");
     s.put_doc("/databases/Kept", "a", json!({}));
     let location = s.location("kept");
-    let task = json!({"BackupLocation": location, "FullBackupFrequency": "0 * * * *", "RecoveryPointObjective": "6h"});
+    let task = json!({"BackupLocation": location, "FullBackupFrequency": crate::common::hourly_not_now(), "RecoveryPointObjective": "6h"});
     assert_eq!(s.put("/databases/Kept/admin/backup/tasks/hourly", task).0, 201);
     assert_eq!(s.post("/databases/Kept/admin/backup/tasks/hourly/run?wait=true", json!({})).0, 200);
     let (status, overview) = s.get("/admin/protection");

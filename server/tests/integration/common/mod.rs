@@ -32,6 +32,14 @@ pub fn backup_bin() -> String {
     std::env::var("ROOKERY_TEST_BACKUP_BIN").unwrap_or_else(|_| BACKUP_BIN.to_string())
 }
 
+/// An hourly cron (UTC) whose next run is half an hour away: a task that
+/// must not run on its own during a test (one on the hour runs when a test
+/// crosses the hour, and a test's own runs then meet a scheduled one).
+pub fn hourly_not_now() -> String {
+    let minute = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60 % 60);
+    format!("{} * * * *", (minute + 30) % 60)
+}
+
 /// Polls `probe` every 100 ms until it gives a value (at most 60 s), or panics saying `what`.
 pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     for _ in 0..600 {
