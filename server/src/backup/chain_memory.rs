@@ -38,8 +38,12 @@ pub const RECHECK_PER_RUN: usize = 8;
 /// again empty. An incremental's manifest is a few KiB.
 const MOST_REMEMBERED: usize = 20_000;
 
+/// A set as read, without the location it was read through (which holds a
+/// client of the storage, and a job's cancel: neither is kept).
 struct Remembered {
-    set: StoredSet,
+    manifest: super::format::Manifest,
+    size_bytes: u64,
+    manifest_sha256: Option<String>,
     read_at: Instant,
     /// Its structure was checked since it was read.
     checked: bool,
@@ -78,9 +82,13 @@ pub fn recall(location: &Location, listed: &[String]) -> HashMap<String, StoredS
         .iter()
         .filter(|((at, id), _)| at == &key && !again.contains(id))
         .map(|((_, id), r)| {
-            // Read through this location (its cancel, its lock), not the one it was read by.
-            let mut set = r.set.clone();
-            set.location = location.clone();
+            // Read through this location (its cancel, its lock) from now on.
+            let set = StoredSet {
+                location: location.clone(),
+                manifest: r.manifest.clone(),
+                size_bytes: r.size_bytes,
+                manifest_sha256: r.manifest_sha256.clone(),
+            };
             (id.clone(), set)
         })
         .collect()
@@ -102,7 +110,13 @@ pub fn remember_read(location: &Location, sets: &[StoredSet]) {
         memory.clear();
     }
     for set in sets {
-        let remembered = Remembered { set: set.clone(), read_at: Instant::now(), checked: false };
+        let remembered = Remembered {
+            manifest: set.manifest.clone(),
+            size_bytes: set.size_bytes,
+            manifest_sha256: set.manifest_sha256.clone(),
+            read_at: Instant::now(),
+            checked: false,
+        };
         memory.insert((key.clone(), set.manifest.set_id.clone()), remembered);
     }
 }
@@ -113,7 +127,7 @@ pub fn is_checked(set: &StoredSet) -> bool {
     let Some(key) = key_of(&set.location) else { return false };
     memory()
         .get(&(key, set.manifest.set_id.clone()))
-        .is_some_and(|r| r.checked && r.set.manifest_sha256.is_some() && r.set.manifest_sha256 == set.manifest_sha256)
+        .is_some_and(|r| r.checked && r.manifest_sha256.is_some() && r.manifest_sha256 == set.manifest_sha256)
 }
 
 /// Notes that the structure of each of `sets` was checked and found whole.
@@ -122,7 +136,7 @@ pub fn remember_checked(sets: &[StoredSet]) {
     for set in sets {
         let Some(key) = key_of(&set.location) else { continue };
         if let Some(r) = memory.get_mut(&(key, set.manifest.set_id.clone())) {
-            if r.set.manifest_sha256 == set.manifest_sha256 {
+            if r.manifest_sha256 == set.manifest_sha256 {
                 r.checked = true;
             }
         }
