@@ -549,8 +549,8 @@ impl ScannedLocation {
 /// I/O errors listing the folder.
 pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
     let entries = location.entries()?;
-    let mut out = ScannedLocation::default();
-    let sets = read_sets(location, &entries, &entries.sets, &mut out)?;
+    let mut out = ScannedLocation::listed(&entries);
+    let sets = read_sets(location, &entries.sets, &mut out)?;
     Ok(group(out, sets))
 }
 
@@ -563,21 +563,29 @@ pub fn scan(location: &Location) -> Result<ScannedLocation, BackupError> {
 /// As [`scan`].
 pub fn scan_to_extend(location: &Location) -> Result<ScannedLocation, BackupError> {
     let entries = location.entries()?;
-    let mut out = ScannedLocation::default();
+    let mut out = ScannedLocation::listed(&entries);
     let known = super::chain_memory::recall(location, &entries.sets);
     let unknown: Vec<String> = entries.sets.iter().filter(|name| !known.contains_key(*name)).cloned().collect();
-    let read = read_sets(location, &entries, &unknown, &mut out)?;
+    let read = read_sets(location, &unknown, &mut out)?;
     super::chain_memory::remember_read(location, &read);
     Ok(group(out, known.into_values().chain(read).collect()))
 }
 
-/// Reads the manifests of `names` (sets of `entries`); what is unfinished
-/// or damaged goes into `out`.
-fn read_sets(location: &Location, entries: &Entries, names: &[String], out: &mut ScannedLocation) -> Result<Vec<StoredSet>, BackupError> {
-    out.names = entries.names();
-    for name in &entries.unfinished {
-        out.unfinished.push(format!("{name}: an unfinished set (a backup that did not complete); it is ignored"));
+impl ScannedLocation {
+    /// What a listing alone says: every name taken, the unfinished folders.
+    fn listed(entries: &Entries) -> Self {
+        let unfinished = entries
+            .unfinished
+            .iter()
+            .map(|name| format!("{name}: an unfinished set (a backup that did not complete); it is ignored"))
+            .collect();
+        Self { names: entries.names(), unfinished, ..Self::default() }
     }
+}
+
+/// Reads the manifests of the sets `names`; what turns out unfinished or
+/// damaged goes into `out`.
+fn read_sets(location: &Location, names: &[String], out: &mut ScannedLocation) -> Result<Vec<StoredSet>, BackupError> {
     let mut sets = Vec::new();
     let read = super::concurrent::map(names, location.readers(), |name| read_set(location, name));
     for (name, result) in names.iter().zip(read) {
