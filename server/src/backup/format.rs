@@ -313,8 +313,18 @@ impl<R: Read> HashingReader<R> {
     /// # Errors
     /// I/O errors.
     pub fn finish(mut self) -> io::Result<(u64, String)> {
-        io::copy(&mut self, &mut io::sink())?;
-        Ok((self.read, hex::encode(self.hasher.finalize())))
+        // Read straight into one large buffer and hashed there: `io::copy`
+        // would hand the reader an 8 KiB buffer, so a buffered reader under
+        // it copied every byte once more (3% of a linked snapshot's CPU).
+        let mut buffer = vec![0u8; FINISH_BUFFER];
+        loop {
+            match self.read(&mut buffer) {
+                Ok(0) => return Ok((self.read, hex::encode(self.hasher.finalize()))),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -327,13 +337,18 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// The SHA-256 (hex) of everything `reader` yields.
+/// The SHA-256 (hex) of everything `reader` yields, read 1 MiB at a time.
 ///
 /// # Errors
 /// I/O errors.
 pub fn sha256_reader(reader: impl io::Read) -> io::Result<String> {
-    HashingReader::new(io::BufReader::with_capacity(1 << 20, reader)).finish().map(|(_, sha)| sha)
+    HashingReader::new(reader).finish().map(|(_, sha)| sha)
 }
+
+/// The reads of [`HashingReader::finish`]: at least a buffered reader's
+/// capacity (1 MiB where this module makes one), so one under it passes
+/// each read through instead of copying it.
+const FINISH_BUFFER: usize = 1 << 20;
 
 /// The bytes under the compressor: plain, or sealed in chunks (an encrypted
 /// set); hashed either way, so checksums are of what is on disk.
