@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 DATA ?= ./data
 BACKUPS ?= /tmp/rookery-backups
 
-.PHONY: run test tools tools-e2e build release lint house alerts unit fuzz e2e bench bench-scale bench-report load soak soak-snapshot test-s3-cluster reset clean
+.PHONY: run test tools tools-e2e build release lint house alerts unit fuzz e2e bench bench-scale bench-garage bench-report load soak soak-snapshot test-s3-cluster reset clean
 
 tools:
 	@bash scripts/install-tools.sh
@@ -77,6 +77,11 @@ bench-scale:
 	mkdir -p docs/bench/runs
 	cargo run --release -p server --bin rookery-bench -- --documents $${N:-5000000} --scale-from $${FROM:-1000000} --no-s3 \
 		--json docs/bench/runs/$$(date -u +%Y%m%dT%H%M%SZ)-$${N:-5000000}-scale.json
+
+# The object storage rows against a local Garage node instead of moto (builds Garage once).
+bench-garage:
+	cargo build --release -p server --bin rookery-bench
+	N=$${N:-1000000} bash scripts/bench-garage.sh
 
 # The last three runs' rows as one chart (docs/bench/chart.svg, shown in the README).
 bench-report:

@@ -1001,6 +1001,55 @@ mod tests {
         assert!(took < CLEANUP_LIMIT + Duration::from_secs(1), "the clean-up waited {took:?}");
     }
 
+    /// A store without object lock that says so with `501 Not Implemented`
+    /// (Garage answers every object lock request so): the bucket has no
+    /// lock, known from its first answer. A 501 is no passing failure, and
+    /// retrying it made every listing of a location in Garage wait 6 s
+    /// (five attempts, backing off), then list as if the storage had failed.
+    #[test]
+    fn a_store_that_does_not_implement_object_lock_is_asked_once() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&asked);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let count = Arc::clone(&count);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut stream = stream;
+                    loop {
+                        // One request: its head (no body on a GET), then the answer.
+                        let mut line = String::new();
+                        while reader.read_line(&mut line).is_ok_and(|n| n > 0) && !line.ends_with("\r\n\r\n") {}
+                        if line.is_empty() {
+                            return;
+                        }
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let body = "<Error><Code>NotImplemented</Code><Message>Unimplemented action</Message></Error>";
+                        let answer = format!("HTTP/1.1 501 Not Implemented\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                        if stream.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let settings = S3Settings {
+            endpoint: Some(endpoint),
+            access_key_id: Some("key".into()),
+            secret_access_key: Some("secret-value".into()),
+            force_path_style: Some(true),
+            ..S3Settings::default()
+        };
+        let location = ObjectLocation::connect("no-lock", "sets", Some(&settings)).expect("a client");
+        assert!(!location.lock_enabled().expect("an answer: no object lock"), "a bucket without object lock");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "asked once, not again and again");
+        assert!(!location.lock_enabled().expect("known"));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "and not again for the same location");
+    }
+
     #[test]
     fn urls_name_a_bucket_and_a_clean_prefix() {
         assert_eq!(parse_url("s3://backups").expect("ok"), ("backups".into(), String::new()));

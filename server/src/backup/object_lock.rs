@@ -215,7 +215,7 @@ impl LockRequests {
             }
             AwsAuthorizer::new(&credential, "s3", &self.region).authorize(&mut request, None);
             match self.http.execute(request).await {
-                Ok(response) if response.status().is_server_error() || response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                Ok(response) if passing(response.status()) => {
                     count(Op::Lock, true);
                     last = format!("the storage answered {}", response.status());
                 }
@@ -231,6 +231,14 @@ impl LockRequests {
         }
         Err(fault(format!("{method} {url}: {last}")))
     }
+}
+
+/// Whether an answer is a failure that may pass, worth asking again: a
+/// server error or a request to slow down. Not `501 Not Implemented`: a
+/// store without object lock (Garage) says so to every lock request, and
+/// asking it again only waits.
+fn passing(status: StatusCode) -> bool {
+    (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED) || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 /// The key's path, each part percent-encoded as S3 wants it.
@@ -263,6 +271,18 @@ async fn refused(what: &str, response: HttpResponse) -> std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_errors_and_slow_downs_are_asked_again_and_not_implemented_is_an_answer() {
+        for status in
+            [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]
+        {
+            assert!(passing(status), "{status}");
+        }
+        for status in [StatusCode::NOT_IMPLEMENTED, StatusCode::BAD_REQUEST, StatusCode::FORBIDDEN, StatusCode::NOT_FOUND, StatusCode::OK] {
+            assert!(!passing(status), "{status}");
+        }
+    }
 
     #[test]
     fn a_sets_lock_runs_from_its_creation_in_whole_seconds_and_never_into_the_past() {

@@ -53,6 +53,11 @@ pub struct Args {
     /// The bucket at --s3-endpoint (created on the moto server).
     #[arg(long, default_value = "rookery-bench")]
     s3_bucket: String,
+    /// The process serving --s3-endpoint on this machine, whose CPU time is
+    /// reported beside the object storage rows (as moto's is): it shares the
+    /// cores with the bench.
+    #[arg(long, value_name = "PID", requires = "s3_endpoint")]
+    s3_server_pid: Option<u32>,
     /// Leave out the object storage rows.
     #[arg(long)]
     no_s3: bool,

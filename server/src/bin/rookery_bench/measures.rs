@@ -340,7 +340,9 @@ impl Bench {
     }
 
     fn object_storage(&mut self, rows: &mut Vec<Row>) {
-        self.s3 = (!self.args.no_s3).then(|| S3Target::start(self.args.s3_endpoint.as_deref(), &self.args.s3_bucket)).flatten();
+        self.s3 = (!self.args.no_s3)
+            .then(|| S3Target::start(self.args.s3_endpoint.as_deref(), self.args.s3_server_pid, &self.args.s3_bucket))
+            .flatten();
         let Some(s3) = &self.s3 else {
             println!("object storage rows: skipped");
             return;
@@ -364,8 +366,10 @@ impl Bench {
         rows.push(Row::absolute("peak RSS, restore from S3 (MB)", &rss_mb(&restore), "< 256"));
         let per_run =
             |a: Option<f64>, b: Option<f64>| Sample::of(vec![(b.unwrap_or(f64::NAN) - a.unwrap_or(f64::NAN)) / f64::from(self.args.runs)]);
-        rows.push(Row::ratio("moto CPU / backup to S3 time", &per_run(cpu_before, cpu_between), &seconds(&backup), "(information)"));
-        rows.push(Row::ratio("moto CPU / restore from S3 time", &per_run(cpu_between, cpu_after), &seconds(&restore), "(information)"));
+        let server = self.s3.as_ref().map_or("moto", |s3| s3.server);
+        let (backup_cpu, restore_cpu) = (format!("{server} CPU / backup to S3 time"), format!("{server} CPU / restore from S3 time"));
+        rows.push(Row::ratio(&backup_cpu, &per_run(cpu_before, cpu_between), &seconds(&backup), "(information)"));
+        rows.push(Row::ratio(&restore_cpu, &per_run(cpu_between, cpu_after), &seconds(&restore), "(information)"));
     }
 
     fn smuggler(&mut self, rows: &mut Vec<Row>) {

@@ -8,17 +8,26 @@ use std::time::{Duration, Instant};
 pub struct S3Target {
     pub endpoint: String,
     pub describe: String,
+    /// What the rows call the server: `moto`, or `S3 server`.
+    pub server: &'static str,
     moto: Option<std::process::Child>,
+    /// The server's process on this machine, when known (moto's, or the one given).
+    pid: Option<u32>,
     /// moto's request log (one line per request), to count storage requests.
     log: Option<PathBuf>,
 }
 
 impl S3Target {
     /// A moto server on a free loopback port, its bucket created; or the
-    /// endpoint given (credentials from `AWS_*`).
-    pub fn start(endpoint: Option<&str>, bucket: &str) -> Option<Self> {
+    /// endpoint given (credentials from `AWS_*`), served by `server_pid`
+    /// when that is known.
+    pub fn start(endpoint: Option<&str>, server_pid: Option<u32>, bucket: &str) -> Option<Self> {
         if let Some(endpoint) = endpoint {
-            return Some(Self { endpoint: endpoint.to_string(), describe: endpoint.to_string(), moto: None, log: None });
+            let describe = match server_pid {
+                Some(pid) => format!("{endpoint} (server process {pid})"),
+                None => endpoint.to_string(),
+            };
+            return Some(Self { endpoint: endpoint.to_string(), describe, server: "S3 server", moto: None, pid: server_pid, log: None });
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let log = std::env::temp_dir().join(format!("rookery-bench-moto-{}.log", std::process::id()));
@@ -32,7 +41,15 @@ impl S3Target {
             .spawn()
             .ok()?;
         let endpoint = format!("http://127.0.0.1:{port}");
-        let target = Self { endpoint: endpoint.clone(), describe: format!("moto at {endpoint}"), moto: Some(child), log: Some(log) };
+        let pid = Some(child.id());
+        let target = Self {
+            endpoint: endpoint.clone(),
+            describe: format!("moto at {endpoint}"),
+            server: "moto",
+            moto: Some(child),
+            pid,
+            log: Some(log),
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let deadline = Instant::now() + Duration::from_secs(30);
         while agent.get(&format!("{endpoint}/moto-api/")).call().is_err() {
@@ -50,9 +67,9 @@ impl S3Target {
         Some(target)
     }
 
-    /// CPU seconds moto has used so far (none for an endpoint of elsewhere).
+    /// CPU seconds the server has used so far (none for a server of elsewhere).
     pub fn cpu_seconds(&self) -> Option<f64> {
-        crate::system::cpu_seconds(self.moto.as_ref()?.id())
+        crate::system::cpu_seconds(self.pid?)
     }
 
     /// moto's request log (one line per request).
