@@ -597,6 +597,22 @@ fn a_file_of_up_to_16_mib_goes_up_in_one_put_and_a_larger_one_in_parts_of_8_mib(
     let done = s.restore(json!({"BackupLocation": s3.url("parts"), "DatabaseName": "PartsBack"}));
     assert_eq!(done["Success"], true, "{done}");
     assert!(s.all_docs("/databases/PartsBack") == s.all_docs(base), "the restored database differs");
+
+    // The documents file longer in the storage than its manifest says:
+    // refused as a changed file, as one with a byte changed past its first 8 MiB.
+    let key = format!("parts/{set_id}/documents-0001.zst");
+    let mut longer = documents.clone();
+    longer.extend_from_slice(b"appended");
+    s3.put(&key, &longer);
+    let (code, message) = s.refused_restore(json!({"BackupLocation": s3.url("parts"), "DatabaseName": "Longer"}));
+    assert_eq!(code, "ChecksumMismatch", "{message}");
+    assert!(message.contains("documents-0001.zst"), "{message}");
+    let mut changed = documents.clone();
+    changed[(8 << 20) + 12345] ^= 0x40;
+    s3.put(&key, &changed);
+    let (code, message) = s.refused_restore(json!({"BackupLocation": s3.url("parts"), "DatabaseName": "Changed"}));
+    assert_eq!(code, "ChecksumMismatch", "{message}");
+    assert!(message.contains("documents-0001.zst"), "{message}");
 }
 
 /// Waits until no multipart upload is left open in the bucket (an abort is
