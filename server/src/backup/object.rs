@@ -972,6 +972,18 @@ mod tests {
     /// at most [`CLEANUP_LIMIT`] in all: its uploads still in flight, the
     /// listing of its set and the deletes share one deadline (each of them
     /// waiting the limit anew let two uploads and a listing take 9 s).
+    /// `sets` in `bucket` at a loopback endpoint of a test's own.
+    fn at_endpoint(endpoint: String, bucket: &str) -> ObjectLocation {
+        let settings = S3Settings {
+            endpoint: Some(endpoint),
+            access_key_id: Some("key".into()),
+            secret_access_key: Some("secret-value".into()),
+            force_path_style: Some(true),
+            ..S3Settings::default()
+        };
+        ObjectLocation::connect(bucket, "sets", Some(&settings)).expect("a client")
+    }
+
     #[test]
     fn the_clean_up_of_a_canceled_job_waits_on_a_silent_storage_once_not_per_request() {
         // Accepts connections and never answers them.
@@ -981,14 +993,7 @@ mod tests {
             let held: Vec<std::net::TcpStream> = listener.incoming().map_while(Result::ok).collect();
             drop(held);
         });
-        let settings = S3Settings {
-            endpoint: Some(endpoint),
-            access_key_id: Some("key".into()),
-            secret_access_key: Some("secret-value".into()),
-            force_path_style: Some(true),
-            ..S3Settings::default()
-        };
-        let location = ObjectLocation::connect("silent", "sets", Some(&settings)).expect("a client");
+        let location = at_endpoint(endpoint, "silent");
         let finishing = Finishing::default();
         for _ in 0..2 {
             finishing.push(runtime().spawn(std::future::pending()), PART_BYTES, &Wait::Answered).expect("not waited for yet");
@@ -1036,14 +1041,7 @@ mod tests {
                 });
             }
         });
-        let settings = S3Settings {
-            endpoint: Some(endpoint),
-            access_key_id: Some("key".into()),
-            secret_access_key: Some("secret-value".into()),
-            force_path_style: Some(true),
-            ..S3Settings::default()
-        };
-        let location = ObjectLocation::connect("no-lock", "sets", Some(&settings)).expect("a client");
+        let location = at_endpoint(endpoint, "no-lock");
         assert!(!location.lock_enabled().expect("an answer: no object lock"), "a bucket without object lock");
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "asked once, not again and again");
         assert!(!location.lock_enabled().expect("known"));
