@@ -92,7 +92,12 @@ pub(super) fn build_with(
         Ok(())
     };
     let progress: Checked<'_> = &mut checked;
-    let _write_behind = super::write_behind::WriteBehind::start(dir);
+    // A full set and incrementals in id order: merged and ingested once.
+    let merged = super::chain::merges(&plan.chain);
+    // That, or a full set alone, never reads the database it builds: what
+    // it wrote can leave the cache behind it.
+    let full_alone = matches!(plan.chain.as_slice(), [only] if only.manifest.kind == SetKind::Full);
+    let _write_behind = super::write_behind::WriteBehind::start(dir, merged || full_alone);
     let mut done = 0u64;
     let mut bytes = 0u64;
     // A chain that starts with a snapshot: its files are the database's.
@@ -111,8 +116,6 @@ pub(super) fn build_with(
     let mut last_etag = 0;
     let mut internal: Option<Vec<(String, Vec<u8>)>> = None;
     let mut unread: Vec<(&StoredSet, &ManifestFile)> = Vec::new();
-    // A full set and incrementals in id order: merged and ingested once.
-    let merged = super::chain::merges(&plan.chain);
     if merged {
         super::chain::ingest(&store, plan, flags, cancel, &mut done, &mut bytes, progress)?;
     }
