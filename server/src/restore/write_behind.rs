@@ -30,7 +30,7 @@
 //! again right after in 2.8 s. A 5M-document restore (5.5 GB of tables)
 //! took 6.2 to 7.2 s with the drop, 7.4 to 9.6 s without (five runs each,
 //! taking turns), its system CPU 3.4 to 3.8 s against 5.1 to 9.4 s; at 1M
-//! documents it took about 3% longer (freeing those pages is its own work
+//! documents it took a median of 2% longer (freeing those pages is its own work
 //! now, not that of whoever later needs the memory). The restored
 //! database's first reads then come from the disk.
 //!
