@@ -968,10 +968,6 @@ mod tests {
         assert!(finishing.wait_all_in(&Wait::Answered).is_ok(), "nothing is left pending");
     }
 
-    /// A canceled backup's clean-up waits on a storage that never answers
-    /// at most [`CLEANUP_LIMIT`] in all: its uploads still in flight, the
-    /// listing of its set and the deletes share one deadline (each of them
-    /// waiting the limit anew let two uploads and a listing take 9 s).
     /// `sets` in `bucket` at a loopback endpoint of a test's own.
     fn at_endpoint(endpoint: String, bucket: &str) -> ObjectLocation {
         let settings = S3Settings {
@@ -984,6 +980,10 @@ mod tests {
         ObjectLocation::connect(bucket, "sets", Some(&settings)).expect("a client")
     }
 
+    /// A canceled backup's clean-up waits on a storage that never answers
+    /// at most [`CLEANUP_LIMIT`] in all: its uploads still in flight, the
+    /// listing of its set and the deletes share one deadline (each of them
+    /// waiting the limit anew let two uploads and a listing take 9 s).
     #[test]
     fn the_clean_up_of_a_canceled_job_waits_on_a_silent_storage_once_not_per_request() {
         // Accepts connections and never answers them.
