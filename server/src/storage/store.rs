@@ -539,10 +539,26 @@ impl DocumentStore {
     /// # Errors
     /// `InvalidId`, storage errors.
     pub fn put_many(&self, documents: &[(String, Vec<u8>)], overwrite: bool) -> Result<(u64, u64), StorageError> {
+        let (written, skipped) = self.put_many_unsynced(documents, overwrite)?;
+        if written > 0 {
+            self.make_durable(self.committed_etag.load(Ordering::Acquire))?;
+        }
+        Ok((written, skipped))
+    }
+
+    /// [`Self::put_many`] without waiting for the journal to reach the disk:
+    /// for a bulk writer that acknowledges nothing until its end, and then
+    /// calls [`Self::make_all_durable`] once (an import: one fsync, not one
+    /// per batch). Until then, a crash may lose any of these writes, and
+    /// keeps the ones it keeps whole: each batch is one commit.
+    ///
+    /// # Errors
+    /// `InvalidId`, storage errors.
+    pub fn put_many_unsynced(&self, documents: &[(String, Vec<u8>)], overwrite: bool) -> Result<(u64, u64), StorageError> {
         for (id, _) in documents {
             validate_client_id(id)?;
         }
-        let (last, written, skipped) = {
+        let (written, skipped) = {
             let mut state = self.lock_writer();
             let mut batch = self.db.batch();
             let mut etag = state.last_etag;
@@ -595,12 +611,24 @@ impl DocumentStore {
                 state.digest = digest;
                 self.committed_etag.store(etag, Ordering::Release);
             }
-            (etag, written, skipped)
+            (written, skipped)
         };
-        if written > 0 {
-            self.make_durable(last)?;
-        }
         Ok((written, skipped))
+    }
+
+    /// The last etag known to be on stable storage.
+    #[cfg(test)]
+    pub(crate) fn durable_etag(&self) -> u64 {
+        self.synced_etag.load(Ordering::Acquire)
+    }
+
+    /// Makes every write committed so far durable: one fsync of the
+    /// journal, unless a write's acknowledgement has already done it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn make_all_durable(&self) -> Result<(), StorageError> {
+        self.make_durable(self.committed_etag.load(Ordering::Acquire))
     }
 
     /// A page of documents whose id starts with `prefix`, in id order, and the
