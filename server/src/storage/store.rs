@@ -346,12 +346,12 @@ impl DocumentStore {
     }
 
     /// The stored form of a body: sealed with the database key, bound to the id.
-    fn seal(&self, id: &str, body: &[u8]) -> Result<(u8, Vec<u8>), StorageError> {
+    fn seal<'b>(&self, id: &str, body: &'b [u8]) -> Result<(u8, std::borrow::Cow<'b, [u8]>), StorageError> {
         if !self.is_encrypted() {
-            return Ok((0, body.to_vec()));
+            return Ok((0, std::borrow::Cow::Borrowed(body)));
         }
         let key = self.key.get().ok_or_else(|| StorageError::Locked("the master key is missing".into()))?;
-        Ok((FLAG_ENCRYPTED, key.seal(id.as_bytes(), body)))
+        Ok((FLAG_ENCRYPTED, std::borrow::Cow::Owned(key.seal(id.as_bytes(), body))))
     }
 
     /// Decodes a stored record, opening an encrypted body.
