@@ -541,7 +541,7 @@ impl DocumentStore {
     pub fn put_many(&self, documents: &[(String, Vec<u8>)], overwrite: bool) -> Result<(u64, u64), StorageError> {
         let (written, skipped) = self.put_many_unsynced(documents, overwrite)?;
         if written > 0 {
-            self.make_durable(self.committed_etag.load(Ordering::Acquire))?;
+            self.make_all_durable()?;
         }
         Ok((written, skipped))
     }
@@ -558,61 +558,58 @@ impl DocumentStore {
         for (id, _) in documents {
             validate_client_id(id)?;
         }
-        let (written, skipped) = {
-            let mut state = self.lock_writer();
-            let mut batch = self.db.batch();
-            let mut etag = state.last_etag;
-            let mut count = state.doc_count;
-            let mut data_bytes = state.data_bytes;
-            let mut digest = state.digest;
-            let (mut written, mut skipped) = (0, 0);
-            // Ids repeated within the batch: the later one wins, as if written one by one.
-            let mut in_batch: std::collections::HashMap<&str, (u64, u64, Option<ContentDigest>)> = std::collections::HashMap::new();
-            let now = now_ms();
-            for (id, body) in documents {
-                let current = match in_batch.get(id.as_str()) {
-                    Some(found) => Some(*found),
-                    None => self.current(id)?,
-                };
-                if current.is_some() && !overwrite {
-                    skipped += 1;
-                    continue;
-                }
-                etag += 1;
-                let (flags, stored) = self.seal(id, body)?;
-                let record = encode_with_flags(etag, now, flags, &stored);
-                let size = (id.len() + record.len()) as u64;
-                let new_term = term(id, &record);
-                batch.insert(&self.docs, id.as_bytes(), record);
-                match current {
-                    Some((old, old_size, old_term)) => {
-                        batch.remove(&self.changes, etag_key(old));
-                        data_bytes = data_bytes.saturating_sub(old_size);
-                        if let Some(t) = old_term {
-                            digest.sub(&t);
-                        }
+        let mut state = self.lock_writer();
+        let mut batch = self.db.batch();
+        let mut etag = state.last_etag;
+        let mut count = state.doc_count;
+        let mut data_bytes = state.data_bytes;
+        let mut digest = state.digest;
+        let (mut written, mut skipped) = (0, 0);
+        // Ids repeated within the batch: the later one wins, as if written one by one.
+        let mut in_batch: std::collections::HashMap<&str, (u64, u64, Option<ContentDigest>)> = std::collections::HashMap::new();
+        let now = now_ms();
+        for (id, body) in documents {
+            let current = match in_batch.get(id.as_str()) {
+                Some(found) => Some(*found),
+                None => self.current(id)?,
+            };
+            if current.is_some() && !overwrite {
+                skipped += 1;
+                continue;
+            }
+            etag += 1;
+            let (flags, stored) = self.seal(id, body)?;
+            let record = encode_with_flags(etag, now, flags, &stored);
+            let size = (id.len() + record.len()) as u64;
+            let new_term = term(id, &record);
+            batch.insert(&self.docs, id.as_bytes(), record);
+            match current {
+                Some((old, old_size, old_term)) => {
+                    batch.remove(&self.changes, etag_key(old));
+                    data_bytes = data_bytes.saturating_sub(old_size);
+                    if let Some(t) = old_term {
+                        digest.sub(&t);
                     }
-                    None => count += 1,
                 }
-                if let Some(t) = &new_term {
-                    digest.add(t);
-                }
-                data_bytes += size;
-                batch.insert(&self.changes, etag_key(etag), id.as_bytes());
-                in_batch.insert(id.as_str(), (etag, size, new_term));
-                written += 1;
+                None => count += 1,
             }
-            if written > 0 {
-                self.stage_meta(&mut batch, etag, count, data_bytes, &digest);
-                batch.commit()?;
-                state.last_etag = etag;
-                state.doc_count = count;
-                state.data_bytes = data_bytes;
-                state.digest = digest;
-                self.committed_etag.store(etag, Ordering::Release);
+            if let Some(t) = &new_term {
+                digest.add(t);
             }
-            (written, skipped)
-        };
+            data_bytes += size;
+            batch.insert(&self.changes, etag_key(etag), id.as_bytes());
+            in_batch.insert(id.as_str(), (etag, size, new_term));
+            written += 1;
+        }
+        if written > 0 {
+            self.stage_meta(&mut batch, etag, count, data_bytes, &digest);
+            batch.commit()?;
+            state.last_etag = etag;
+            state.doc_count = count;
+            state.data_bytes = data_bytes;
+            state.digest = digest;
+            self.committed_etag.store(etag, Ordering::Release);
+        }
         Ok((written, skipped))
     }
 
