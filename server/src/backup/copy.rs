@@ -185,11 +185,33 @@ mod tests {
                 CopyJob { from, to: dir.path().join(format!("out/{i}")), known_sha: None }
             })
             .collect();
+        // Files started by the time the stop is first said: the workers may
+        // have run ahead of the caller's thread (a busy machine), but once
+        // `stop` says so each of them may finish at most the file it took.
+        let started = || std::fs::read_dir(dir.path().join("out")).map_or(0, |d| d.count());
         let copied = std::cell::Cell::new(0);
-        let err = copy_hashed(&jobs, &|| copied.get() > 0, &mut |_, _| copied.set(copied.get() + 1)).expect_err("stopped");
+        let at_stop = std::cell::Cell::new(None);
+        let stop = || {
+            let now = copied.get() > 0;
+            if now && at_stop.get().is_none() {
+                at_stop.set(Some(started()));
+            }
+            now
+        };
+        // The caller's thread is slow on its first file (as on a busy
+        // machine): the workers go on meanwhile.
+        let mut slow_caller = |_: &CopyJob, _| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while copied.get() == 0 && started() < 3 * workers() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            copied.set(copied.get() + 1);
+        };
+        let err = copy_hashed(&jobs, &stop, &mut slow_caller).expect_err("stopped");
         assert_eq!(err.kind(), std::io::ErrorKind::Interrupted);
-        let placed = std::fs::read_dir(dir.path().join("out")).expect("out").count();
-        assert!(placed <= 1 + workers(), "a stop starts no new file: {placed} of 40 placed");
+        let at_stop = at_stop.get().expect("the stop was asked after a file was copied");
+        let placed = started();
+        assert!(placed <= at_stop + workers(), "a stop starts no new file: {placed} of 40 placed, {at_stop} when it was said");
 
         let mut failing: Vec<CopyJob> =
             (0..40).map(|i| CopyJob { from: jobs[i].from.clone(), to: dir.path().join(format!("again/{i}")), known_sha: None }).collect();
