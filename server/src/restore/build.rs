@@ -13,6 +13,7 @@ use crate::failpoint;
 use crate::jobs::CancelToken;
 use crate::storage::record::{encode_with_flags, FLAG_ENCRYPTED, HEADER_LEN};
 use crate::storage::store::BulkAccess;
+use crate::storage::tally::Tally;
 use crate::storage::{ContentDigest, DigestKind, DocumentStore, Durability, StorageError};
 
 use super::error::RestoreError;
@@ -514,7 +515,8 @@ fn ingest_full(
     }
     *done = base_done + ingested.count;
     *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed) + changes?;
-    bulk.finish(set.manifest.to_etag, Some((ingested.count, ingested.data_bytes, ingested.digest)))?;
+    let tally = Tally { documents: ingested.count, data_bytes: ingested.data_bytes, digest: ingested.digest };
+    bulk.finish(set.manifest.to_etag, Some(tally))?;
     progress(*done, *bytes)?;
     Ok(ingested.count)
 }

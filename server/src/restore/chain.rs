@@ -36,6 +36,7 @@ use crate::backup::location::StoredSet;
 use crate::failpoint;
 use crate::storage::record::{etag_key, value_with_flags, HEADER_LEN};
 use crate::storage::store::BulkAccess;
+use crate::storage::tally::Tally;
 use crate::storage::{ContentDigest, DocumentStore, StorageError};
 
 use super::error::RestoreError;
@@ -125,7 +126,7 @@ pub(super) fn ingest(
     *done = base_done + merged.read + merged.taken;
     *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed) + log_bytes;
     ingest_changes(&bulk, full, &merged.superseded, &index)?;
-    bulk.finish(tip.manifest.to_etag, Some((merged.count, merged.data_bytes, merged.digest)))?;
+    bulk.finish(tip.manifest.to_etag, Some(Tally { documents: merged.count, data_bytes: merged.data_bytes, digest: merged.digest }))?;
     progress(*done, *bytes)
 }
 

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod json;
 pub mod record;
 pub mod store;
+pub(crate) mod tally;
 
 pub use catalog::{Catalog, DatabaseHandle, JobHold, RestoreReservation};
 pub use digest::{ContentDigest, DigestKind};

@@ -22,6 +22,7 @@ use fjall::config::BlockSizePolicy;
 use fjall::{AbstractTree, Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::digest::{ContentDigest, DigestKind};
+use super::tally::{Counted, Tally};
 
 use super::error::StorageError;
 use super::journal::Cut;
@@ -64,9 +65,7 @@ pub struct PutOutcome {
 #[derive(Debug)]
 struct WriterState {
     last_etag: u64,
-    doc_count: u64,
-    data_bytes: u64,
-    digest: ContentDigest,
+    tally: Tally,
 }
 
 /// The digest, summing `kind`, of every document in `docs`.
@@ -81,13 +80,14 @@ fn digest_of(docs: &Keyspace, kind: DigestKind) -> Result<ContentDigest, Storage
     Ok(digest)
 }
 
-/// The digest term of a document as stored (`raw`: header and body), as
-/// the store sums it (none for the server's own `Raven/` documents).
-fn term(id: &str, raw: &[u8]) -> Option<ContentDigest> {
-    term_of(DigestKind::Xxh3, id, raw)
+/// A document as stored (`raw`: header and body) as the tally counts it:
+/// its size (id and record) and its digest term (none for the server's own
+/// `Raven/` documents).
+fn counted(id: &str, raw: &[u8]) -> Counted {
+    Counted { size: (id.len() + raw.len()) as u64, term: term_of(DigestKind::Xxh3, id, raw) }
 }
 
-/// [`term`] under `kind`.
+/// A document's digest term under `kind` (see [`counted`]).
 fn term_of(kind: DigestKind, id: &str, raw: &[u8]) -> Option<ContentDigest> {
     ContentDigest::term_of(kind, id, raw.get(HEADER_LEN..).unwrap_or_default())
 }
@@ -293,7 +293,7 @@ impl DocumentStore {
             path: path.to_path_buf(),
             database_id,
             durability,
-            writer: Mutex::new(WriterState { last_etag, doc_count, data_bytes, digest }),
+            writer: Mutex::new(WriterState { last_etag, tally: Tally { documents: doc_count, data_bytes, digest } }),
             committed_etag: AtomicU64::new(last_etag),
             synced_etag: AtomicU64::new(last_etag),
             sync_lock: Mutex::new(()),
@@ -386,7 +386,7 @@ impl DocumentStore {
     /// The number of documents (status documents included).
     #[must_use]
     pub fn document_count(&self) -> u64 {
-        self.lock_writer().doc_count
+        self.lock_writer().tally.documents
     }
 
     /// Bytes on disk (tables and journals, preallocated space included).
@@ -399,13 +399,13 @@ impl DocumentStore {
     /// sealed): what the database holds, whatever the disk layout.
     #[must_use]
     pub fn data_bytes(&self) -> u64 {
-        self.lock_writer().data_bytes
+        self.lock_writer().tally.data_bytes
     }
 
     /// The content digest of the documents now (see [`super::digest`]).
     #[must_use]
     pub fn content_digest(&self) -> ContentDigest {
-        self.lock_writer().digest
+        self.lock_writer().tally.digest
     }
 
     /// Reads a document.
@@ -455,7 +455,7 @@ impl DocumentStore {
         let outcome = {
             let mut state = self.lock_writer();
             let found = self.current(id)?;
-            let current = found.map(|(e, _, _)| e);
+            let current = found.map(|(e, _)| e);
             match expect {
                 Expect::Any => {}
                 Expect::Etag(e) => check_if_match(Some(e), current)?,
@@ -468,26 +468,17 @@ impl DocumentStore {
             let etag = state.last_etag + 1;
             let mut batch = self.db.batch();
             let record = encode_with_flags(etag, now_ms(), flags, &stored);
-            let data_bytes = (state.data_bytes + (id.len() + record.len()) as u64).saturating_sub(found.map_or(0, |(_, size, _)| size));
-            let mut digest = state.digest;
-            if let Some(old) = found.and_then(|(_, _, t)| t) {
-                digest.sub(&old);
-            }
-            if let Some(new) = term(id, &record) {
-                digest.add(&new);
-            }
+            let mut tally = state.tally;
+            tally.change(found.map(|(_, old)| old), Some(counted(id, &record)));
             batch.insert(&self.docs, id.as_bytes(), record);
             if let Some(old) = current {
                 batch.remove(&self.changes, etag_key(old));
             }
             batch.insert(&self.changes, etag_key(etag), id.as_bytes());
-            let doc_count = state.doc_count + u64::from(current.is_none());
-            self.stage_meta(&mut batch, etag, doc_count, data_bytes, &digest);
+            self.stage_meta(&mut batch, etag, &tally);
             batch.commit()?;
             state.last_etag = etag;
-            state.doc_count = doc_count;
-            state.data_bytes = data_bytes;
-            state.digest = digest;
+            state.tally = tally;
             self.committed_etag.store(etag, Ordering::Release);
             PutOutcome { etag, created: current.is_none() }
         };
@@ -504,7 +495,7 @@ impl DocumentStore {
         self.foreground.note_write(id.len());
         let etag = {
             let mut state = self.lock_writer();
-            let Some((current, size, old_term)) = self.current(id)? else {
+            let Some((current, old)) = self.current(id)? else {
                 return Err(StorageError::NotFound);
             };
             check_if_match(if_match, Some(current))?;
@@ -513,18 +504,12 @@ impl DocumentStore {
             batch.remove(&self.docs, id.as_bytes());
             batch.remove(&self.changes, etag_key(current));
             batch.insert(&self.deletions, etag_key(etag), id.as_bytes());
-            let doc_count = state.doc_count.saturating_sub(1);
-            let data_bytes = state.data_bytes.saturating_sub(size);
-            let mut digest = state.digest;
-            if let Some(old) = old_term {
-                digest.sub(&old);
-            }
-            self.stage_meta(&mut batch, etag, doc_count, data_bytes, &digest);
+            let mut tally = state.tally;
+            tally.change(Some(old), None);
+            self.stage_meta(&mut batch, etag, &tally);
             batch.commit()?;
             state.last_etag = etag;
-            state.doc_count = doc_count;
-            state.data_bytes = data_bytes;
-            state.digest = digest;
+            state.tally = tally;
             self.committed_etag.store(etag, Ordering::Release);
             etag
         };
@@ -561,12 +546,10 @@ impl DocumentStore {
         let mut state = self.lock_writer();
         let mut batch = self.db.batch();
         let mut etag = state.last_etag;
-        let mut count = state.doc_count;
-        let mut data_bytes = state.data_bytes;
-        let mut digest = state.digest;
+        let mut tally = state.tally;
         let (mut written, mut skipped) = (0, 0);
         // Ids repeated within the batch: the later one wins, as if written one by one.
-        let mut in_batch: std::collections::HashMap<&str, (u64, u64, Option<ContentDigest>)> = std::collections::HashMap::new();
+        let mut in_batch: std::collections::HashMap<&str, (u64, Counted)> = std::collections::HashMap::new();
         let now = now_ms();
         for (id, body) in documents {
             let current = match in_batch.get(id.as_str()) {
@@ -580,34 +563,21 @@ impl DocumentStore {
             etag += 1;
             let (flags, stored) = self.seal(id, body)?;
             let record = encode_with_flags(etag, now, flags, &stored);
-            let size = (id.len() + record.len()) as u64;
-            let new_term = term(id, &record);
+            let new = counted(id, &record);
             batch.insert(&self.docs, id.as_bytes(), record);
-            match current {
-                Some((old, old_size, old_term)) => {
-                    batch.remove(&self.changes, etag_key(old));
-                    data_bytes = data_bytes.saturating_sub(old_size);
-                    if let Some(t) = old_term {
-                        digest.sub(&t);
-                    }
-                }
-                None => count += 1,
+            if let Some((old, _)) = current {
+                batch.remove(&self.changes, etag_key(old));
             }
-            if let Some(t) = &new_term {
-                digest.add(t);
-            }
-            data_bytes += size;
+            tally.change(current.map(|(_, old)| old), Some(new));
             batch.insert(&self.changes, etag_key(etag), id.as_bytes());
-            in_batch.insert(id.as_str(), (etag, size, new_term));
+            in_batch.insert(id.as_str(), (etag, new));
             written += 1;
         }
         if written > 0 {
-            self.stage_meta(&mut batch, etag, count, data_bytes, &digest);
+            self.stage_meta(&mut batch, etag, &tally);
             batch.commit()?;
             state.last_etag = etag;
-            state.doc_count = count;
-            state.data_bytes = data_bytes;
-            state.digest = digest;
+            state.tally = tally;
             self.committed_etag.store(etag, Ordering::Release);
         }
         Ok((written, skipped))
@@ -847,20 +817,20 @@ impl DocumentStore {
         BulkAccess { store: self }
     }
 
-    /// The current etag of a document and its size (id and record), if it exists.
-    /// A document's etag, stored size and digest term, if it exists.
-    fn current(&self, id: &str) -> Result<Option<(u64, u64, Option<ContentDigest>)>, StorageError> {
+    /// A document's etag, and its size and digest term as the tally counts
+    /// them, if it exists.
+    fn current(&self, id: &str) -> Result<Option<(u64, Counted)>, StorageError> {
         match self.docs.get(id.as_bytes())? {
-            Some(raw) => Ok(Some((decode_header(&raw)?.0, (id.len() + raw.len()) as u64, term(id, &raw)))),
+            Some(raw) => Ok(Some((decode_header(&raw)?.0, counted(id, &raw)))),
             None => Ok(None),
         }
     }
 
-    fn stage_meta(&self, batch: &mut fjall::OwnedWriteBatch, etag: u64, doc_count: u64, data_bytes: u64, digest: &ContentDigest) {
+    fn stage_meta(&self, batch: &mut fjall::OwnedWriteBatch, etag: u64, tally: &Tally) {
         batch.insert(&self.meta, META_LAST_ETAG, etag.to_be_bytes());
-        batch.insert(&self.meta, META_DOC_COUNT, doc_count.to_be_bytes());
-        batch.insert(&self.meta, META_DATA_BYTES, data_bytes.to_be_bytes());
-        batch.insert(&self.meta, META_DIGEST, digest.to_bytes());
+        batch.insert(&self.meta, META_DOC_COUNT, tally.documents.to_be_bytes());
+        batch.insert(&self.meta, META_DATA_BYTES, tally.data_bytes.to_be_bytes());
+        batch.insert(&self.meta, META_DIGEST, tally.digest.to_bytes());
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, WriterState> {
@@ -1063,9 +1033,7 @@ impl BulkAccess<'_> {
         let store = self.store;
         let mut state = store.lock_writer();
         let mut batch = store.db.batch();
-        let mut count = state.doc_count;
-        let mut data_bytes = state.data_bytes;
-        let mut digest = state.digest;
+        let mut tally = state.tally;
         // Within one batch, later reads must see earlier writes of the same batch;
         // track the ids removed and added here.
         let mut removed = std::collections::HashSet::new();
@@ -1075,42 +1043,26 @@ impl BulkAccess<'_> {
             if removed.contains(id.as_str()) {
                 continue;
             }
-            if let Some((old, size, old_term)) = store.current(id)? {
+            if let Some((old, counted)) = store.current(id)? {
                 batch.remove(&store.docs, id.as_bytes());
                 batch.remove(&store.changes, etag_key(old));
-                count = count.saturating_sub(1);
-                data_bytes = data_bytes.saturating_sub(size);
-                if let Some(t) = old_term {
-                    digest.sub(&t);
-                }
+                tally.change(Some(counted), None);
                 removed.insert(id.as_str());
             }
         }
         for (id, raw) in documents {
             let (etag, _) = decode_header(raw)?;
             let existing = if removed.contains(id.as_str()) { None } else { store.current(id)? };
-            match existing {
-                Some((old, size, old_term)) => {
-                    batch.remove(&store.changes, etag_key(old));
-                    data_bytes = data_bytes.saturating_sub(size);
-                    if let Some(t) = old_term {
-                        digest.sub(&t);
-                    }
-                }
-                None => count += 1,
+            if let Some((old, _)) = existing {
+                batch.remove(&store.changes, etag_key(old));
             }
-            if let Some(t) = term(id, raw) {
-                digest.add(&t);
-            }
-            data_bytes += (id.len() + raw.len()) as u64;
+            tally.change(existing.map(|(_, old)| old), Some(counted(id, raw)));
             batch.insert(&store.docs, id.as_bytes(), raw.clone());
             batch.insert(&store.changes, etag_key(etag), id.as_bytes());
         }
-        store.stage_meta(&mut batch, state.last_etag, count, data_bytes, &digest);
+        store.stage_meta(&mut batch, state.last_etag, &tally);
         batch.commit()?;
-        state.doc_count = count;
-        state.data_bytes = data_bytes;
-        state.digest = digest;
+        state.tally = tally;
         Ok(())
     }
 
@@ -1133,18 +1085,16 @@ impl BulkAccess<'_> {
 
     /// Sets the counters (documents, data bytes and digest, when given) once
     /// everything is loaded, and syncs to disk.
-    pub fn finish(&self, last_etag: u64, counts: Option<(u64, u64, ContentDigest)>) -> Result<(), StorageError> {
+    pub fn finish(&self, last_etag: u64, counts: Option<Tally>) -> Result<(), StorageError> {
         let store = self.store;
         let mut state = store.lock_writer();
-        let (count, data_bytes, digest) = counts.unwrap_or((state.doc_count, state.data_bytes, state.digest));
+        let tally = counts.unwrap_or(state.tally);
         let mut batch = store.db.batch();
-        store.stage_meta(&mut batch, last_etag, count, data_bytes, &digest);
+        store.stage_meta(&mut batch, last_etag, &tally);
         batch.commit()?;
         store.db.persist(PersistMode::SyncAll)?;
         state.last_etag = last_etag;
-        state.doc_count = count;
-        state.data_bytes = data_bytes;
-        state.digest = digest;
+        state.tally = tally;
         store.committed_etag.store(last_etag, Ordering::Release);
         store.synced_etag.store(last_etag, Ordering::Release);
         Ok(())
@@ -1382,6 +1332,43 @@ mod tests {
         assert_eq!(store.document_count(), 2);
         assert_eq!(store.database_id(), id);
         assert_eq!(store.put("c", b"{}", None).expect("put").etag, 3);
+    }
+
+    /// Every kind of write keeps the tally (count, bytes, digest) equal to
+    /// a recount of the documents, in memory and in `meta` after a reopen.
+    #[test]
+    fn every_kind_of_write_keeps_the_tally_equal_to_a_recount() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let recount = |store: &DocumentStore| {
+            let read = store.read_back(DigestKind::Xxh3).expect("reads back");
+            let mut bytes = 0;
+            for guard in store.docs.iter() {
+                let (key, value) = guard.into_inner().expect("reads");
+                bytes += (key.len() + value.len()) as u64;
+            }
+            (read.documents, bytes, read.digest)
+        };
+        let tally = |store: &DocumentStore| (store.document_count(), store.data_bytes(), store.content_digest());
+        let written = {
+            let store = DocumentStore::open(dir.path(), Durability::Fsync).expect("opens");
+            store.put("a", br#"{"v":1}"#, None).expect("put");
+            store.put("b", br#"{"v":2}"#, None).expect("put");
+            store.put("a", br#"{"v":"longer than before"}"#, None).expect("overwrite");
+            store.create("c", br#"{"v":3}"#).expect("create");
+            store.put_server_owned("Raven/status", br#"{"state":"running"}"#).expect("the server's own");
+            store.delete("b", None).expect("delete");
+            let batch =
+                |docs: &[(&str, &str)]| docs.iter().map(|(id, body)| (id.to_string(), body.as_bytes().to_vec())).collect::<Vec<_>>();
+            store.put_many(&batch(&[("d", "{}"), ("e", "{}"), ("d", r#"{"again":true}"#), ("a", "[]")]), true).expect("put_many");
+            assert_eq!(store.put_many(&batch(&[("e", r#"{"skipped":1}"#), ("f", "{}")]), false).expect("put_many"), (1, 1));
+            store.delete("Raven/status", None).expect_err("the server's own is not a client's to delete");
+            assert_eq!(tally(&store), recount(&store));
+            assert_eq!(store.document_count(), 6, "a, c, d, e, f and the server's own");
+            tally(&store)
+        };
+        let store = DocumentStore::open(dir.path(), Durability::Fsync).expect("reopens");
+        assert_eq!(tally(&store), written, "the tally kept in meta");
+        assert_eq!(tally(&store), recount(&store));
     }
 
     #[test]
