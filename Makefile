@@ -41,6 +41,7 @@ test: tools-e2e lint house alerts unit build fuzz e2e
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --features server/failpoints -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p server -p rookery-types
 
 # The house: the engine builds and runs without the web (no axum, no Leptos
 # in its tree), and no source file imports a file that imports it.

@@ -3,7 +3,7 @@
 //!
 //! [`Rookery`] is the engine: storage, backup, restore, import and export,
 //! jobs, tasks and users. It builds without the web (`--no-default-features`):
-//! the REST API ([`api::router`], feature `http`) and the studio (`web`,
+//! the REST API ([`api::router`](fn@api::router), feature `http`) and the studio (`web`,
 //! feature `ssr`) are thin layers over it, and the binaries thinner still.
 //! A Rust program embeds the engine directly; `examples/embedded.rs` backs a
 //! database up, restores it under another name and restores the system

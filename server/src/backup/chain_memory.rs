@@ -19,7 +19,7 @@
 //!   so damage behind the tip is found within n / 8 runs (and at once by
 //!   every verification and restore, which read everything themselves);
 //! - the tip, the set the incremental follows, is checked in full every
-//!   time, as before (see [`super::prepare`]).
+//!   time, as before (see [`super::prepare`](mod@super::prepare)).
 //!
 //! Folders are not remembered: reading them costs no round trips.
 

@@ -10,7 +10,7 @@
 //!
 //! The engines are synchronous (they run in job threads, the CLIs and
 //! blocking handler threads); they reach the store through a small runtime of
-//! its own ([`block`]), so no engine code is async and no request of another
+//! its own (`block`), so no engine code is async and no request of another
 //! runtime waits on this one. A file smaller than [`SINGLE_PUT_BYTES`] goes up
 //! in one `PUT`; a larger one streams as a multipart upload of [`PART_BYTES`]
 //! with at most [`PARTS_IN_FLIGHT`] parts in flight; downloads stream chunk
@@ -407,7 +407,7 @@ impl ObjectLocation {
     }
 
     /// The same location for the clean-up of a canceled job: all of its
-    /// requests, from now on, wait at most [`CLEANUP_LIMIT`] together.
+    /// requests, from now on, wait at most `CLEANUP_LIMIT` together.
     #[must_use]
     pub fn for_cleanup(&self) -> Self {
         Self { wait: Wait::Until(tokio::time::Instant::now() + CLEANUP_LIMIT), ..self.clone() }
@@ -759,7 +759,7 @@ impl ObjectWriter {
 
     /// Completes the object in the background: `finishing` says when it
     /// exists (this waits only while the uploads still finishing hold more
-    /// than [`FINISHING_BYTES`], for the oldest of them).
+    /// than `FINISHING_BYTES`, for the oldest of them).
     ///
     /// # Errors
     /// A [`StorageFault`] of the oldest file finishing, when waited for.
@@ -791,7 +791,7 @@ impl ObjectWriter {
 /// checksums and manifest, and a failed set before it removes its objects:
 /// no object appears after the set was removed, and no set is complete
 /// with a file the storage did not acknowledge. Memory stays bounded: the
-/// uploads finishing hold at most [`FINISHING_BYTES`] besides the newest.
+/// uploads finishing hold at most `FINISHING_BYTES` besides the newest.
 #[derive(Default)]
 pub struct Finishing(std::sync::Mutex<std::collections::VecDeque<(Upload, usize)>>);
 
@@ -800,7 +800,7 @@ type Upload = tokio::task::JoinHandle<std::io::Result<()>>;
 
 impl Finishing {
     /// Adds an upload that holds `held` bytes until it completes; then, while
-    /// the older ones and it hold more than [`FINISHING_BYTES`], waits for
+    /// the older ones and it hold more than `FINISHING_BYTES`, waits for
     /// the oldest (the newest is never waited for here).
     ///
     /// # Errors
@@ -920,7 +920,7 @@ mod tests {
     /// A file's upload that fails in the background fails the set's wait
     /// (after every other upload ended), however many finished after it;
     /// the writer waits, oldest first, only while more than
-    /// [`FINISHING_BYTES`] are held, and never for a small file because a
+    /// `FINISHING_BYTES` are held, and never for a small file because a
     /// large one is still going up.
     #[test]
     fn uploads_finishing_in_the_background_are_all_waited_for_and_a_failure_is_reported() {
@@ -981,7 +981,7 @@ mod tests {
     }
 
     /// A canceled backup's clean-up waits on a storage that never answers
-    /// at most [`CLEANUP_LIMIT`] in all: its uploads still in flight, the
+    /// at most `CLEANUP_LIMIT` in all: its uploads still in flight, the
     /// listing of its set and the deletes share one deadline (each of them
     /// waiting the limit anew let two uploads and a listing take 9 s).
     #[test]

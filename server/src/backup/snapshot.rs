@@ -10,7 +10,7 @@
 //!   encrypted.
 //!
 //! The set is complete exactly like a logical one (manifest and
-//! `SHA256SUMS` last, see [`super::engine`]); its manifest says
+//! `SHA256SUMS` last, see [`super::target`]); its manifest says
 //! `Kind: "Snapshot"` and the `StorageFormat` its files need.
 
 use std::fs::File;

@@ -87,7 +87,7 @@ impl CancelToken {
     }
 
     /// Sleeps for `duration`, or less when the job is asked to stop
-    /// meanwhile (looked at every [`CANCEL_POLL`]); whether it slept it all.
+    /// meanwhile (looked at every `CANCEL_POLL`); whether it slept it all.
     #[must_use]
     pub fn sleep(&self, duration: std::time::Duration) -> bool {
         let until = std::time::Instant::now() + duration;

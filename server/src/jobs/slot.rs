@@ -59,7 +59,7 @@ impl JobSlot {
 }
 
 impl SlotGuard {
-    /// The job has ended: the slot is about to be free (see [`ENDING_WAIT`]).
+    /// The job has ended: the slot is about to be free (see `ENDING_WAIT`).
     pub fn ending(&self) {
         *self.slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = State::Ending;
         self.slot.freed.notify_all();

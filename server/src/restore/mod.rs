@@ -2,11 +2,11 @@
 //! becomes visible.
 //!
 //! The order of operations, and why nothing half-made is ever served:
-//! 1. [`plan`] reads the location, picks the newest complete chain (or the one
+//! 1. [`plan`](fn@plan) reads the location, picks the newest complete chain (or the one
 //!    ending at `RestoreUpTo`) and verifies every link and every file's SHA-256.
 //! 2. The catalog reserves the name and the location (a registry entry in the
 //!    `Restoring` state): the name is taken, but no database is served.
-//! 3. [`build`] creates the database at the destination when the restore
+//! 3. [`build`](fn@build) creates the database at the destination when the restore
 //!    makes that folder, else (an empty folder given by the operator) in a
 //!    staging folder beside it: bulk ingestion of the full set (sorted
 //!    streams; the two halves of its documents files side by side), merged

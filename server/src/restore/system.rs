@@ -30,7 +30,7 @@ pub struct SystemRestore {
 /// users and API keys of the newest set come back with it.
 ///
 /// # Errors
-/// Every error of [`plan`] and [`build`]; `DestinationNotEmpty`; `CorruptBackup` for a snapshot set.
+/// Every error of [`plan`](fn@super::plan) and [`build`](fn@super::build); `DestinationNotEmpty`; `CorruptBackup` for a snapshot set.
 pub fn restore_system_database(
     source: &Location,
     data_dir: &Path,

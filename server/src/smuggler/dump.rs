@@ -189,7 +189,7 @@ pub struct ImportSummary {
 /// the lines before it are kept (written) and the error names the line.
 ///
 /// The dump is read and checked on this thread while a thread of its own
-/// writes the batches already checked (up to [`BATCHES_IN_FLIGHT`] wait),
+/// writes the batches already checked (up to `BATCHES_IN_FLIGHT` wait),
 /// each one commit, and makes them durable with one fsync at its end.
 ///
 /// # Errors

@@ -89,7 +89,7 @@ impl DropBehind {
 }
 
 /// `scan` (items in key order) with `behind` dropping the tables it has
-/// passed: every [`LOOK_EVERY`] items at the key `key` finds in the item
+/// passed: every `LOOK_EVERY` items at the key `key` finds in the item
 /// (an item without one, an error, is not looked at), and the rest once
 /// the scan ends.
 pub fn along<T>(behind: DropBehind, mut scan: impl Iterator<Item = T>, key: impl Fn(&T) -> Option<&[u8]>) -> impl Iterator<Item = T> {

@@ -141,11 +141,11 @@ impl PinnedState {
 /// off-site, whose tables are stored once per location: the journals, sent
 /// whole each time, then hold only what was written during the pin).
 /// Without `flush`, the memtables are flushed first when they hold more
-/// than [`FLUSH_ABOVE_MEMTABLE_BYTES`] (more than
-/// [`FLUSH_ABOVE_MEMTABLE_BYTES_WHILE_BUSY`] while clients write). Either way the pinned copy
+/// than `FLUSH_ABOVE_MEMTABLE_BYTES` (more than
+/// `FLUSH_ABOVE_MEMTABLE_BYTES_WHILE_BUSY` while clients write). Either way the pinned copy
 /// ends with a short journal or none to replay: a restore of the set opens
 /// at once instead of replaying up to a journal's worth of writes (fjall
-/// rotates its journal only at 64 MiB); see [`settle`].
+/// rotates its journal only at 64 MiB); see `settle`.
 pub fn pin(store: &DocumentStore, staging: &Path, flush: bool) -> Result<Pinned, StorageError> {
     // Not needed for consistency; for speed: the tables are linked for free,
     // the journals are copied and replayed, so memtables that hold more

@@ -28,7 +28,7 @@
 //! journal stopped is where the next pin's scan of the same file starts,
 //! instead of reading up to 64 MB again: the file known by its device,
 //! inode and birth time, the batch that ends there read back to check it
-//! (see [`Resume`]). A cut that does not hold as much (a compaction that
+//! (see `Resume`). A cut that does not hold as much (a compaction that
 //! dropped a keyspace's newest entry) scans from the start.
 
 use std::collections::HashMap;

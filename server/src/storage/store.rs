@@ -707,7 +707,7 @@ impl DocumentStore {
 
     /// Flushes the memtables, then waits until fjall's compactions have
     /// caught up: none running, and fewer level-0 tables than start one,
-    /// both for [`SETTLED_FOR`] on end. A database at rest, as one is once
+    /// both for `SETTLED_FOR` on end. A database at rest, as one is once
     /// its writers have stopped for a while (the bench's load ends so, so
     /// that its first timed backup does not run beside the compactions of
     /// a gigabyte just written).
