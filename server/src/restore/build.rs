@@ -510,23 +510,20 @@ fn ingest_full(
     })?;
     let (first, second) = documents?;
     let ingested = joined(set, tail.first(), first, second)?;
-    if ingested.count != set.manifest.document_count {
+    if ingested.tally.documents != set.manifest.document_count {
         return Err(corrupt(set, "manifest.json", "DocumentCount does not match the documents in the set"));
     }
-    *done = base_done + ingested.count;
+    *done = base_done + ingested.tally.documents;
     *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed) + changes?;
-    let tally = Tally { documents: ingested.count, data_bytes: ingested.data_bytes, digest: ingested.digest };
-    bulk.finish(set.manifest.to_etag, Some(tally))?;
+    bulk.finish(set.manifest.to_etag, Some(ingested.tally))?;
     progress(*done, *bytes)?;
-    Ok(ingested.count)
+    Ok(ingested.tally.documents)
 }
 
 /// What one ingestion of documents files made.
 #[derive(Default)]
 struct Ingested {
-    count: u64,
-    data_bytes: u64,
-    digest: ContentDigest,
+    tally: Tally,
     /// The first and the last id, when there was any document.
     ids: Option<(String, String)>,
 }
@@ -544,9 +541,9 @@ fn joined(set: &StoredSet, second_file: Option<&&ManifestFile>, first: Ingested,
         }
         (a, b) => a.or(b),
     };
-    let mut digest = first.digest;
-    digest.add(&second.digest);
-    Ok(Ingested { count: first.count + second.count, data_bytes: first.data_bytes + second.data_bytes, digest, ids })
+    let mut tally = first.tally;
+    tally.add(&second.tally);
+    Ok(Ingested { tally, ids })
 }
 
 /// Documents files (consecutive, in id order) into one ingestion of their
@@ -597,7 +594,7 @@ fn ingest_documents(
         counters.file_read(&mut unreported, size, report)?;
     }
     ingestion.finish().map_err(StorageError::from)?;
-    Ok(Ingested { count, data_bytes, digest, ids: first_id.zip(last_id) })
+    Ok(Ingested { tally: Tally { documents: count, data_bytes, digest }, ids: first_id.zip(last_id) })
 }
 
 fn apply_incremental(

@@ -126,7 +126,7 @@ pub(super) fn ingest(
     *done = base_done + merged.read + merged.taken;
     *bytes = base_bytes + counters.bytes.load(Ordering::Relaxed) + log_bytes;
     ingest_changes(&bulk, full, &merged.superseded, &index)?;
-    bulk.finish(tip.manifest.to_etag, Some(Tally { documents: merged.count, data_bytes: merged.data_bytes, digest: merged.digest }))?;
+    bulk.finish(tip.manifest.to_etag, Some(merged.tally))?;
     progress(*done, *bytes)
 }
 
@@ -233,7 +233,8 @@ fn merge_half<'scope>(
     merging.rest(&mut write)?;
     ingestion.finish().map_err(StorageError::from)?;
     let (taken, digest, superseded) = merging.finish();
-    Ok(Merged { read, taken, count: written.count, data_bytes: written.data_bytes, digest, superseded })
+    let tally = Tally { documents: written.count, data_bytes: written.data_bytes, digest };
+    Ok(Merged { read, taken, tally, superseded })
 }
 
 /// A document ready for the ingestion: its id and stored value.
@@ -249,9 +250,7 @@ type Keep<'a> = &'a mut dyn FnMut(String, byteview::ByteView) -> Result<(), Rest
 struct Merged {
     read: u64,
     taken: u64,
-    count: u64,
-    data_bytes: u64,
-    digest: ContentDigest,
+    tally: Tally,
     superseded: Vec<u64>,
 }
 
@@ -260,9 +259,7 @@ impl Merged {
     fn and(mut self, next: Self) -> Self {
         self.read += next.read;
         self.taken += next.taken;
-        self.count += next.count;
-        self.data_bytes += next.data_bytes;
-        self.digest.add(&next.digest);
+        self.tally.add(&next.tally);
         self.superseded.extend(next.superseded);
         self.superseded.sort_unstable();
         self

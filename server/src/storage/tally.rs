@@ -44,6 +44,14 @@ impl Tally {
             }
         }
     }
+
+    /// Adds the tally of other documents (the other half of a restore's
+    /// documents, none of them counted here).
+    pub fn add(&mut self, other: &Self) {
+        self.documents += other.documents;
+        self.data_bytes += other.data_bytes;
+        self.digest.add(&other.digest);
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +85,19 @@ mod tests {
         assert_eq!(tally, Tally::default(), "nothing left, nothing counted");
         tally.change(Some(a1), None);
         assert_eq!((tally.documents, tally.data_bytes), (0, 0), "a tally that is wrong already never goes below zero");
+    }
+
+    #[test]
+    fn two_halves_added_are_the_tally_of_all() {
+        let docs = [doc("a", "{}"), doc("b", r#"{"v":1}"#), Counted { size: 40, term: None }, doc("c", "[]")];
+        let tally_of = |docs: &[Counted]| {
+            let mut tally = Tally::default();
+            docs.iter().for_each(|d| tally.change(None, Some(*d)));
+            tally
+        };
+        let mut first = tally_of(&docs[..2]);
+        first.add(&tally_of(&docs[2..]));
+        assert_eq!(first, tally_of(&docs));
+        assert_eq!(first.documents, 4);
     }
 }
