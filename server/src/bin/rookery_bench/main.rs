@@ -106,10 +106,17 @@ fn main() {
         phase::run(name, &args, &root);
         return;
     }
+    // The commit, read before the runs (see `system::commit`).
+    let commit = system::commit();
     let temp = tempfile::tempdir().expect("a temp folder");
     let root = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&root).expect("the work folder");
-    println!("rookery-bench: {} documents of ~1 KB in {}, {} run(s) of each measure", args.documents, root.display(), args.runs);
+    println!(
+        "rookery-bench at {commit}: {} documents of ~1 KB in {}, {} run(s) of each measure",
+        args.documents,
+        root.display(),
+        args.runs
+    );
     let mut bench = measures::Bench::new(args, root);
     let rows = match bench.args.scale_from {
         Some(small) => bench.measure_scale(small),

@@ -110,8 +110,16 @@ fn disk_of(path: &Path) -> String {
         .map_or_else(|| "unknown".into(), |(device, _, fstype)| format!("{device} ({fstype})"))
 }
 
-/// The commit the bench was built from (`+dirty` with uncommitted changes).
+/// The commit the bench was built from (`+dirty` with uncommitted
+/// changes), as the work tree showed it when the bench started: read once,
+/// so a change made to the tree while it runs (a run takes minutes) is not
+/// taken for the build's.
 pub fn commit() -> String {
+    static AT_START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    AT_START.get_or_init(read_commit).clone()
+}
+
+fn read_commit() -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let git = |args: &[&str]| Command::new("git").args(args).current_dir(dir).output().ok().filter(|o| o.status.success());
     let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else { return "unknown".into() };
