@@ -282,26 +282,7 @@ fn read_error(set: &StoredSet, name: &str, e: &std::io::Error) -> BackupError {
 }
 
 /// A copy running in the background.
-pub struct CopyHandle {
-    thread: std::thread::JoinHandle<Result<CopySummary, BackupError>>,
-    completion: std::sync::Arc<crate::jobs::Completion>,
-}
-
-impl CopyHandle {
-    /// Blocks until the copy ends.
-    ///
-    /// # Errors
-    /// The copy's error.
-    pub fn wait(self) -> Result<CopySummary, BackupError> {
-        self.thread.join().unwrap_or_else(|_| Err(BackupError::Io("the copy thread panicked".into())))
-    }
-
-    /// The copy's end, to wait for.
-    #[must_use]
-    pub fn completion(&self) -> std::sync::Arc<crate::jobs::Completion> {
-        self.completion.clone()
-    }
-}
+pub type CopyHandle = crate::jobs::JobThread<CopySummary, BackupError>;
 
 /// Each set's record for crash recovery while it is copied (its `.tmp-`
 /// folder, or its unfinished upload), kept in the server's own state as a
@@ -415,33 +396,30 @@ impl crate::engine::Rookery {
         }
         reporter.set_total(plan.documents());
         let job = Job::new(JobKind::Copy, slot, None, reporter, &self.running, "").observed_by(&self.monitor);
-        let completion = job.completion();
-        let thread = job
-            .spawn(
-                "copy".to_string(),
-                move |job| {
-                    let mut progress = Reported {
-                        reporter: &mut job.reporter,
-                        records: SetRecords::new(system, plan.to.clone()),
-                        documents_before: 0,
-                        set_documents: 0,
-                        set_size: 0,
-                        set_bytes: 0,
-                        bytes: 0,
-                    };
-                    run(&plan, &mut progress, &job.cancel)
-                },
-                |s: &CopySummary| {
-                    format!(
-                        "Copy completed: {} copied ({}), {} already there",
-                        rookery_types::counted(s.copied.len() as u64, "set"),
-                        rookery_types::counted(s.bytes, "byte"),
-                        s.present
-                    )
-                },
-            )
-            .map_err(|e| BackupError::Io(format!("cannot start the copy thread: {e}")))?;
-        Ok(CopyHandle { thread, completion })
+        job.spawn(
+            "copy".to_string(),
+            move |job| {
+                let mut progress = Reported {
+                    reporter: &mut job.reporter,
+                    records: SetRecords::new(system, plan.to.clone()),
+                    documents_before: 0,
+                    set_documents: 0,
+                    set_size: 0,
+                    set_bytes: 0,
+                    bytes: 0,
+                };
+                run(&plan, &mut progress, &job.cancel)
+            },
+            |s: &CopySummary| {
+                format!(
+                    "Copy completed: {} copied ({}), {} already there",
+                    rookery_types::counted(s.copied.len() as u64, "set"),
+                    rookery_types::counted(s.bytes, "byte"),
+                    s.present
+                )
+            },
+        )
+        .map_err(|e| BackupError::Io(format!("cannot start the copy thread: {e}")))
     }
 
     /// Asks the running copy to stop: it ends with `Canceled`; the sets it

@@ -116,6 +116,10 @@ impl JobError for BackupError {
     fn code(&self) -> ErrorCode {
         BackupError::code(self)
     }
+
+    fn panicked(message: String) -> Self {
+        BackupError::Io(message)
+    }
 }
 
 impl Rookery {
@@ -175,8 +179,7 @@ impl Rookery {
         let (system, grace) = (self.catalog.system(), self.config.unfinished_set_grace());
         let (monitor, task) = (self.monitor.clone(), options.task.clone().unwrap_or_default());
         let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name).observed_by(&self.monitor);
-        let completion = job.completion();
-        let thread = job
+        let job = job
             .spawn(
                 format!("backup-{}", prepared.database.name),
                 move |job| {
@@ -203,7 +206,7 @@ impl Rookery {
                 },
             )
             .map_err(|e| BackupError::Io(format!("cannot start the backup thread: {e}")))?;
-        Ok(BackupHandle { set_id, thread, completion })
+        Ok(BackupHandle { set_id, job })
     }
 
     /// Starts compacting a chain of `location` into one new full set in the
@@ -237,8 +240,7 @@ impl Rookery {
         // The records are the chain's database's, when it is one of this server's.
         let database = prepared.chain.first().and_then(|s| self.catalog.get(&s.manifest.database_name));
         let job = Job::new(JobKind::Compact, compact_slot, None, reporter, &self.running, "").observed_by(&self.monitor);
-        let completion = job.completion();
-        let thread = job
+        let job = job
             .spawn(
                 "compact".to_string(),
                 move |job| {
@@ -266,7 +268,7 @@ impl Rookery {
                 },
             )
             .map_err(|e| BackupError::Io(format!("cannot start the compaction thread: {e}")))?;
-        Ok(BackupHandle { set_id, thread, completion })
+        Ok(BackupHandle { set_id, job })
     }
 
     /// Records where a new set is written, for crash recovery: its `.tmp-`

@@ -10,7 +10,6 @@
 //! never touched.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rookery_types::{JobStatus, RestoreDocumentsMode, RestoreDocumentsRequest, RESTORE_DOCUMENTS_STATUS_ID};
@@ -18,7 +17,7 @@ use rookery_types::{JobStatus, RestoreDocumentsMode, RestoreDocumentsRequest, RE
 use super::{open, PointChoice, PointReader};
 use crate::backup::sealed::SetSecret;
 use crate::engine::Rookery;
-use crate::jobs::{CancelToken, Completion, Job, JobKind, StatusReporter};
+use crate::jobs::{CancelToken, Completion, Job, JobKind, JobThread, StatusReporter};
 use crate::restore::RestoreError;
 use crate::storage::{DocumentStore, StorageError};
 
@@ -39,8 +38,7 @@ pub struct RestoredDocuments {
 /// A selective restore running in the background.
 pub struct RestoreDocumentsHandle {
     pub database: String,
-    thread: JoinHandle<Result<RestoredDocuments, RestoreError>>,
-    completion: Arc<Completion>,
+    job: JobThread<RestoredDocuments, RestoreError>,
 }
 
 impl RestoreDocumentsHandle {
@@ -49,13 +47,13 @@ impl RestoreDocumentsHandle {
     /// # Errors
     /// The job's error (also in its status document).
     pub fn wait(self) -> Result<RestoredDocuments, RestoreError> {
-        self.thread.join().unwrap_or_else(|_| Err(RestoreError::InvalidRequest("the restore thread panicked".into())))
+        self.job.wait()
     }
 
     /// The job's end, to wait for.
     #[must_use]
     pub fn completion(&self) -> Arc<Completion> {
-        self.completion.clone()
+        self.job.completion()
     }
 }
 
@@ -120,10 +118,9 @@ impl Rookery {
         let status = JobStatus { backup_location: Some(location.to_string()), ..JobStatus::default() };
         let reporter = StatusReporter::start(db.clone(), RESTORE_DOCUMENTS_STATUS_ID, status, &first)?;
         let job = Job::new(JobKind::RestoreDocuments, slot, Some(hold), reporter, &self.running, &db.name).observed_by(&self.monitor);
-        let completion = job.completion();
         let mode = request.mode;
         let name = db.name.clone();
-        let thread = job
+        let job = job
             .spawn(
                 format!("restore-documents-{}", db.name),
                 move |job| {
@@ -137,8 +134,8 @@ impl Rookery {
                     )
                 },
             )
-            .map_err(|e| RestoreError::InvalidRequest(format!("cannot start the restore thread: {e}")))?;
-        Ok(RestoreDocumentsHandle { database: name, thread, completion })
+            .map_err(|e| RestoreError::Backup(crate::backup::error::BackupError::Io(format!("cannot start the restore thread: {e}"))))?;
+        Ok(RestoreDocumentsHandle { database: name, job })
     }
 
     /// Asks the running selective restore into `database` to stop: what it wrote stays.

@@ -153,9 +153,47 @@ impl Drop for Registration {
 
 /// What a job's error tells its status document: the same code an HTTP
 /// answer would give for the same failure.
-pub trait JobError: std::fmt::Display {
+pub trait JobError: std::fmt::Display + Sized {
     /// The stable code.
     fn code(&self) -> ErrorCode;
+
+    /// What waiting for a job whose thread panicked answers, with
+    /// `message` (its status document says `JobAborted`: see `CompletionGuard`).
+    fn panicked(message: String) -> Self;
+}
+
+/// A job on its thread, as [`Job::spawn`] started it: its result to wait
+/// for, and its end for others to wait on. Each kind's handle
+/// (`BackupHandle`, `RestoreHandle`, `ImportHandle`, ...) holds one.
+#[derive(Debug)]
+pub struct JobThread<T, E> {
+    kind: JobKind,
+    thread: JoinHandle<Result<T, E>>,
+    completion: Arc<Completion>,
+}
+
+impl<T, E: JobError> JobThread<T, E> {
+    /// Blocks until the job ends.
+    ///
+    /// # Errors
+    /// The job's error (also in its status document); [`JobError::panicked`]
+    /// for a thread that panicked.
+    pub fn wait(self) -> Result<T, E> {
+        let kind = self.kind;
+        self.thread.join().unwrap_or_else(|_| Err(E::panicked(format!("{}: the job's thread panicked", kind.label()))))
+    }
+
+    /// Whether the job has ended.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// The job's end, to wait for without owning the handle.
+    #[must_use]
+    pub fn completion(&self) -> Arc<Completion> {
+        self.completion.clone()
+    }
 }
 
 /// How a job ended: its final status, and its error's code and message.
@@ -242,12 +280,6 @@ impl Job {
         self
     }
 
-    /// The job's end, to wait for.
-    #[must_use]
-    pub fn completion(&self) -> Arc<Completion> {
-        self.completion.clone()
-    }
-
     /// Runs `body` on a background thread named `thread_name`, at the lowest
     /// CPU priority, then ends the status document: `done(&result)` as the
     /// last message on success, the error's code and message otherwise.
@@ -259,13 +291,14 @@ impl Job {
         thread_name: String,
         body: impl FnOnce(&mut Job) -> Result<T, E> + Send + 'static,
         done: impl FnOnce(&T) -> String + Send + 'static,
-    ) -> std::io::Result<JoinHandle<Result<T, E>>>
+    ) -> std::io::Result<JobThread<T, E>>
     where
         T: Send + 'static,
         E: JobError + Send + 'static,
     {
+        let (kind, completion) = (self.kind, self.completion.clone());
         let guard = CompletionGuard(self.completion.clone());
-        std::thread::Builder::new().name(thread_name).spawn(move || {
+        let thread = std::thread::Builder::new().name(thread_name).spawn(move || {
             let guard = guard;
             lower_priority();
             let mut job = self;
@@ -301,7 +334,8 @@ impl Job {
             completion.finish(outcome);
             drop(guard);
             result
-        })
+        })?;
+        Ok(JobThread { kind, thread, completion })
     }
 }
 
@@ -339,5 +373,36 @@ mod tests {
         assert!(token.is_canceled());
         drop(registration);
         assert!(!running.cancel(JobKind::Backup, "Northwind"), "ended");
+    }
+    /// Waiting for a job whose thread panicked answers the kind's error
+    /// naming the job, and the job's end is still given to whoever waits.
+    #[test]
+    fn waiting_for_a_job_whose_thread_panicked_answers_its_error() {
+        #[derive(Debug)]
+        struct Failed(String);
+        impl std::fmt::Display for Failed {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl JobError for Failed {
+            fn code(&self) -> ErrorCode {
+                ErrorCode::JobAborted
+            }
+            fn panicked(message: String) -> Self {
+                Self(message)
+            }
+        }
+        let completion = Arc::new(Completion::default());
+        let guard = CompletionGuard(completion.clone());
+        let thread = std::thread::spawn(move || -> Result<(), Failed> {
+            let _guard = guard;
+            panic!("a bug in a job");
+        });
+        let job = JobThread { kind: JobKind::RestoreDocuments, thread, completion };
+        let end = job.completion();
+        let Err(Failed(message)) = job.wait() else { panic!("a panicked job cannot succeed") };
+        assert_eq!(message, "Restore of documents: the job's thread panicked");
+        assert_eq!(end.wait().error.map(|(code, _)| code), Some(ErrorCode::JobAborted));
     }
 }

@@ -19,7 +19,7 @@ use crate::storage::{ContentDigest, DigestKind, DocumentStore, Durability, Stora
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{changed, corrupt, read_documents_file, read_file, unreadable, Source};
-use super::stream::{side_by_side, Counters, LogBeside, Report};
+use super::stream::{side_by_side, Counters, LogBeside, Report, Written};
 
 /// Documents applied per batch when replaying an incremental set.
 const APPLY_BATCH: usize = 4096;
@@ -559,11 +559,8 @@ fn ingest_documents(
 ) -> Result<Ingested, RestoreError> {
     let set = source.set;
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
-    let mut first_id: Option<String> = None;
-    let mut last_id: Option<String> = None;
-    let mut count = 0u64;
+    let mut written = Written::default();
     let mut unreported = 0u64;
-    let mut data_bytes = 0u64;
     let mut digest = ContentDigest::default();
     for file in files {
         // Each document read as the value stored for it; on a thread of its
@@ -578,23 +575,19 @@ fn ingest_documents(
             read_documents_file(source, &file.name, &file.sha256, flags, each)
         };
         let size = super::stream::read_in_parallel(read, &mut prepare, &mut |StoredDocument { id, value, .. }| {
-            if last_id.as_deref().is_some_and(|last| last >= id.as_str()) {
+            if !written.follows(&id, value.len()) {
                 return Err(corrupt(set, &file.name, "documents are not in id order"));
             }
-            data_bytes += (id.len() + value.len()) as u64;
             ingestion.write(id.as_bytes(), value).map_err(StorageError::from)?;
-            if first_id.is_none() {
-                first_id = Some(id.clone());
-            }
-            last_id = Some(id);
+            written.wrote(id);
             failpoint::hit("restore.document");
-            count += 1;
             counters.document(&mut unreported, report)
         })?;
         counters.file_read(&mut unreported, size, report)?;
     }
     ingestion.finish().map_err(StorageError::from)?;
-    Ok(Ingested { tally: Tally { documents: count, data_bytes, digest }, ids: first_id.zip(last_id) })
+    let tally = Tally { documents: written.count, data_bytes: written.data_bytes, digest };
+    Ok(Ingested { tally, ids: written.ids() })
 }
 
 fn apply_incremental(

@@ -42,7 +42,7 @@ use crate::storage::{ContentDigest, DocumentStore, StorageError};
 use super::error::RestoreError;
 use super::plan::RestorePlan;
 use super::read::{corrupt, read_documents_file, Source};
-use super::stream::{side_by_side, Counters, LogBeside, Report};
+use super::stream::{side_by_side, Counters, LogBeside, Report, Written};
 
 /// Whether `chain` is restored by [`ingest`]: a full set, then incrementals
 /// whose states can be merged as sorted streams.
@@ -196,9 +196,11 @@ fn merge_half<'scope>(
     let mut ingestion = bulk.documents().start_ingestion().map_err(StorageError::from)?;
     let mut written = Written::default();
     let mut write = |id: String, value: byteview::ByteView| -> Result<(), RestoreError> {
-        written.check(&id, &value)?;
+        if !written.follows(&id, value.len()) {
+            return Err(BackupError::Corrupt(format!("the chain's documents are not in id order at '{id}'")).into());
+        }
         ingestion.write(id.as_bytes(), value).map_err(StorageError::from)?;
-        written.last_id = Some(id);
+        written.wrote(id);
         Ok(())
     };
     let (mut read, mut unreported) = (0u64, 0u64);
@@ -263,26 +265,6 @@ impl Merged {
         self.superseded.extend(next.superseded);
         self.superseded.sort_unstable();
         self
-    }
-}
-
-/// What was ingested, checked as it goes in: ids strictly ascending.
-#[derive(Default)]
-struct Written {
-    last_id: Option<String>,
-    count: u64,
-    data_bytes: u64,
-}
-
-impl Written {
-    /// Counts one document, which must come after the last one written.
-    fn check(&mut self, id: &str, value: &[u8]) -> Result<(), RestoreError> {
-        if self.last_id.as_deref().is_some_and(|last| last >= id) {
-            return Err(BackupError::Corrupt(format!("the chain's documents are not in id order at '{id}'")).into());
-        }
-        self.data_bytes += (id.len() + value.len()) as u64;
-        self.count += 1;
-        Ok(())
     }
 }
 

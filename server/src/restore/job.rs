@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rookery_types::{counted, ErrorCode, JobStatus, RestoreRequest, Severity, RESTORE_STATUS_ID};
@@ -13,7 +12,7 @@ use super::error::RestoreError;
 use super::plan::{check_free_space, plan, ChainChoice, RestorePlan};
 use crate::backup::error::BackupError;
 use crate::engine::Rookery;
-use crate::jobs::{Completion, Job, JobError, JobKind, StatusReporter};
+use crate::jobs::{Completion, Job, JobError, JobKind, JobThread, StatusReporter};
 use crate::storage::{Catalog, RestoreReservation, StorageError};
 
 /// A running restore.
@@ -21,8 +20,7 @@ use crate::storage::{Catalog, RestoreReservation, StorageError};
 pub struct RestoreHandle {
     /// The database being restored.
     pub database_name: String,
-    thread: JoinHandle<Result<RestoreSummary, RestoreError>>,
-    completion: Arc<Completion>,
+    job: JobThread<RestoreSummary, RestoreError>,
 }
 
 impl RestoreHandle {
@@ -31,25 +29,29 @@ impl RestoreHandle {
     /// # Errors
     /// The restore's error (also in `Raven/Restore/Status`).
     pub fn wait(self) -> Result<RestoreSummary, RestoreError> {
-        self.thread.join().unwrap_or_else(|_| Err(RestoreError::Backup(BackupError::Io("the restore thread panicked".into()))))
+        self.job.wait()
     }
 
     /// Whether the restore has ended.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+        self.job.is_finished()
     }
 
     /// The job's end, to wait for without owning the handle.
     #[must_use]
     pub fn completion(&self) -> Arc<Completion> {
-        self.completion.clone()
+        self.job.completion()
     }
 }
 
 impl JobError for RestoreError {
     fn code(&self) -> ErrorCode {
         RestoreError::code(self)
+    }
+
+    fn panicked(message: String) -> Self {
+        RestoreError::Backup(BackupError::Io(message))
     }
 }
 
@@ -116,8 +118,7 @@ impl Rookery {
         let database_name = name.clone();
         let (catalog, monitor) = (self.catalog.clone(), self.monitor.clone());
         let job = Job::new(JobKind::Restore, slot, None, reporter, &self.running, "").observed_by(&self.monitor);
-        let completion = job.completion();
-        let thread = job
+        let job = job
             .spawn(
                 format!("restore-{name}"),
                 move |job| {
@@ -137,7 +138,7 @@ impl Rookery {
                 },
             )
             .map_err(|e| RestoreError::Backup(BackupError::Io(format!("cannot start the restore thread: {e}"))))?;
-        Ok(RestoreHandle { database_name, thread, completion })
+        Ok(RestoreHandle { database_name, job })
     }
 
     /// Asks the running restore to stop: it ends with `Canceled` and leaves

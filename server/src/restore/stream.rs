@@ -103,6 +103,44 @@ pub(super) fn thread_failed(e: std::io::Error) -> RestoreError {
 /// and asks whether the restore was canceled).
 pub(super) const REPORT_EVERY: u64 = 16;
 
+/// The documents of one ingestion, checked as they go in: ids strictly
+/// ascending (a sorted run's ingestion would panic on any other order),
+/// counted with their bytes, the first id and the last one kept. The
+/// restore of a full set and the merge of a chain both write through it.
+#[derive(Default)]
+pub(super) struct Written {
+    first_id: Option<String>,
+    last_id: Option<String>,
+    pub(super) count: u64,
+    pub(super) data_bytes: u64,
+}
+
+impl Written {
+    /// Counts `id` with its stored value's `len` when it comes after the
+    /// last id written: false, and nothing counted, when it does not.
+    pub(super) fn follows(&mut self, id: &str, len: usize) -> bool {
+        if self.last_id.as_deref().is_some_and(|last| last >= id) {
+            return false;
+        }
+        self.data_bytes += (id.len() + len) as u64;
+        self.count += 1;
+        true
+    }
+
+    /// `id`, which [`Self::follows`] took, is written.
+    pub(super) fn wrote(&mut self, id: String) {
+        if self.first_id.is_none() {
+            self.first_id = Some(id.clone());
+        }
+        self.last_id = Some(id);
+    }
+
+    /// The first id written and the last, when any was.
+    pub(super) fn ids(self) -> Option<(String, String)> {
+        self.first_id.zip(self.last_id)
+    }
+}
+
 /// What the ingestions of a restore running side by side have read so far,
 /// for the one that reports progress.
 #[derive(Default)]

@@ -11,27 +11,18 @@ use rookery_types::{counted, ErrorCode, JobStatus, SMUGGLER_STATUS_ID};
 
 use super::dump::{export, import, ImportSummary, SmugglerError};
 use crate::engine::Rookery;
-use crate::jobs::{Job, JobError, JobKind, StatusReporter};
+use crate::jobs::{Job, JobError, JobKind, JobThread, StatusReporter};
 
 /// A running import.
-#[derive(Debug)]
-pub struct ImportHandle {
-    thread: JoinHandle<Result<ImportSummary, SmugglerError>>,
-}
-
-impl ImportHandle {
-    /// Blocks until the import ends.
-    ///
-    /// # Errors
-    /// The import's error (also in `Raven/Smuggler/Status`).
-    pub fn wait(self) -> Result<ImportSummary, SmugglerError> {
-        self.thread.join().unwrap_or_else(|_| Err(SmugglerError::Io("the import thread panicked".into())))
-    }
-}
+pub type ImportHandle = JobThread<ImportSummary, SmugglerError>;
 
 impl JobError for SmugglerError {
     fn code(&self) -> ErrorCode {
         SmugglerError::code(self)
+    }
+
+    fn panicked(message: String) -> Self {
+        SmugglerError::Io(message)
     }
 }
 
@@ -49,17 +40,15 @@ impl Rookery {
         let reporter =
             StatusReporter::start(db.clone(), SMUGGLER_STATUS_ID, JobStatus::default(), &format!("Import into '{}' started", db.name))?;
         let job = Job::new(JobKind::Import, slot, Some(hold), reporter, &self.running, &db.name).observed_by(&self.monitor);
-        let thread = job
-            .spawn(
-                format!("import-{}", db.name),
-                move |job| {
-                    let (reporter, cancel) = (&mut job.reporter, &job.cancel);
-                    import(db.store(), input, overwrite, cancel, &mut |written, skipped| reporter.progress(written + skipped, 0))
-                },
-                |s| format!("Import completed: {} written, {} skipped (existing ids)", counted(s.written, "document"), s.skipped),
-            )
-            .map_err(|e| SmugglerError::Io(format!("cannot start the import thread: {e}")))?;
-        Ok(ImportHandle { thread })
+        job.spawn(
+            format!("import-{}", db.name),
+            move |job| {
+                let (reporter, cancel) = (&mut job.reporter, &job.cancel);
+                import(db.store(), input, overwrite, cancel, &mut |written, skipped| reporter.progress(written + skipped, 0))
+            },
+            |s| format!("Import completed: {} written, {} skipped (existing ids)", counted(s.written, "document"), s.skipped),
+        )
+        .map_err(|e| SmugglerError::Io(format!("cannot start the import thread: {e}")))
     }
 
     /// Asks the running import into `database` to stop: the documents imported
