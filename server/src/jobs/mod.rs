@@ -374,6 +374,7 @@ mod tests {
         drop(registration);
         assert!(!running.cancel(JobKind::Backup, "Northwind"), "ended");
     }
+
     /// Waiting for a job whose thread panicked answers the kind's error
     /// naming the job, and the job's end is still given to whoever waits.
     #[test]
