@@ -419,7 +419,6 @@ impl crate::engine::Rookery {
                 )
             },
         )
-        .map_err(|e| BackupError::Io(format!("cannot start the copy thread: {e}")))
     }
 
     /// Asks the running copy to stop: it ends with `Canceled`; the sets it

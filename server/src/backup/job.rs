@@ -117,7 +117,7 @@ impl JobError for BackupError {
         BackupError::code(self)
     }
 
-    fn panicked(message: String) -> Self {
+    fn thread_failed(message: String) -> Self {
         BackupError::Io(message)
     }
 }
@@ -179,33 +179,31 @@ impl Rookery {
         let (system, grace) = (self.catalog.system(), self.config.unfinished_set_grace());
         let (monitor, task) = (self.monitor.clone(), options.task.clone().unwrap_or_default());
         let job = Job::new(JobKind::Backup, slot, Some(hold), reporter, &self.running, &db.name).observed_by(&self.monitor);
-        let job = job
-            .spawn(
-                format!("backup-{}", prepared.database.name),
-                move |job| {
-                    let started_ms = now_ms();
-                    let result = clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)
-                        .and_then(|()| run(&prepared, &mut job.reporter, &job.cancel));
-                    unfinished.finish(result.is_ok());
-                    drop(staging);
-                    if let Ok(s) = &result {
-                        job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
-                    }
-                    let kind = RunKind::of_set(prepared.kind);
-                    monitor.backup_ended(&outcome(&prepared.database, task, kind, &prepared.location, started_ms, &result));
-                    result
-                },
-                |s| {
-                    format!(
-                        "Backup completed: {}, {}, {} in {}",
-                        counted(s.documents, "document"),
-                        counted(s.deletions, "deletion"),
-                        counted(s.bytes_written, "byte"),
-                        s.set_id
-                    )
-                },
-            )
-            .map_err(|e| BackupError::Io(format!("cannot start the backup thread: {e}")))?;
+        let job = job.spawn(
+            format!("backup-{}", prepared.database.name),
+            move |job| {
+                let started_ms = now_ms();
+                let result = clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)
+                    .and_then(|()| run(&prepared, &mut job.reporter, &job.cancel));
+                unfinished.finish(result.is_ok());
+                drop(staging);
+                if let Ok(s) = &result {
+                    job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
+                }
+                let kind = RunKind::of_set(prepared.kind);
+                monitor.backup_ended(&outcome(&prepared.database, task, kind, &prepared.location, started_ms, &result));
+                result
+            },
+            |s| {
+                format!(
+                    "Backup completed: {}, {}, {} in {}",
+                    counted(s.documents, "document"),
+                    counted(s.deletions, "deletion"),
+                    counted(s.bytes_written, "byte"),
+                    s.set_id
+                )
+            },
+        )?;
         Ok(BackupHandle { set_id, job })
     }
 
@@ -240,34 +238,32 @@ impl Rookery {
         // The records are the chain's database's, when it is one of this server's.
         let database = prepared.chain.first().and_then(|s| self.catalog.get(&s.manifest.database_name));
         let job = Job::new(JobKind::Compact, compact_slot, None, reporter, &self.running, "").observed_by(&self.monitor);
-        let job = job
-            .spawn(
-                "compact".to_string(),
-                move |job| {
-                    let started_ms = now_ms();
-                    let result = clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)
-                        .and_then(|()| compact::run(&prepared, &mut job.reporter, &job.cancel));
-                    unfinished.finish(result.is_ok());
-                    drop(backup_slot);
-                    if let Ok(s) = &result {
-                        job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
-                    }
-                    if let Some(db) = &database {
-                        monitor.backup_ended(&outcome(db, task, RunKind::Compaction, &prepared.location, started_ms, &result));
-                    }
-                    result
-                },
-                |s| {
-                    format!(
-                        "Compaction completed: {} in {} (up to etag {}), {}",
-                        counted(s.documents, "document"),
-                        s.set_id,
-                        s.to_etag,
-                        counted(s.bytes_written, "byte")
-                    )
-                },
-            )
-            .map_err(|e| BackupError::Io(format!("cannot start the compaction thread: {e}")))?;
+        let job = job.spawn(
+            "compact".to_string(),
+            move |job| {
+                let started_ms = now_ms();
+                let result = clear_abandoned(&system, &prepared.location, &prepared.set_id, grace, &mut job.reporter)
+                    .and_then(|()| compact::run(&prepared, &mut job.reporter, &job.cancel));
+                unfinished.finish(result.is_ok());
+                drop(backup_slot);
+                if let Ok(s) = &result {
+                    job.reporter.edit(|st| st.progress.bytes_written = s.bytes_written);
+                }
+                if let Some(db) = &database {
+                    monitor.backup_ended(&outcome(db, task, RunKind::Compaction, &prepared.location, started_ms, &result));
+                }
+                result
+            },
+            |s| {
+                format!(
+                    "Compaction completed: {} in {} (up to etag {}), {}",
+                    counted(s.documents, "document"),
+                    s.set_id,
+                    s.to_etag,
+                    counted(s.bytes_written, "byte")
+                )
+            },
+        )?;
         Ok(BackupHandle { set_id, job })
     }
 

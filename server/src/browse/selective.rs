@@ -120,21 +120,19 @@ impl Rookery {
         let job = Job::new(JobKind::RestoreDocuments, slot, Some(hold), reporter, &self.running, &db.name).observed_by(&self.monitor);
         let mode = request.mode;
         let name = db.name.clone();
-        let job = job
-            .spawn(
-                format!("restore-documents-{}", db.name),
-                move |job| {
-                    let mut reader = reader;
-                    run(&mut reader, db.store(), &selection, mode, &mut job.reporter, &job.cancel)
-                },
-                |done| {
-                    format!(
-                        "Restore of documents completed: {} restored, {} skipped, {} not found",
-                        done.restored, done.skipped, done.not_found
-                    )
-                },
-            )
-            .map_err(|e| RestoreError::Backup(crate::backup::error::BackupError::Io(format!("cannot start the restore thread: {e}"))))?;
+        let job = job.spawn(
+            format!("restore-documents-{}", db.name),
+            move |job| {
+                let mut reader = reader;
+                run(&mut reader, db.store(), &selection, mode, &mut job.reporter, &job.cancel)
+            },
+            |done| {
+                format!(
+                    "Restore of documents completed: {} restored, {} skipped, {} not found",
+                    done.restored, done.skipped, done.not_found
+                )
+            },
+        )?;
         Ok(RestoreDocumentsHandle { database: name, job })
     }
 

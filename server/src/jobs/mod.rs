@@ -157,9 +157,10 @@ pub trait JobError: std::fmt::Display + Sized {
     /// The stable code.
     fn code(&self) -> ErrorCode;
 
-    /// What waiting for a job whose thread panicked answers, with
-    /// `message` (its status document says `JobAborted`: see `CompletionGuard`).
-    fn panicked(message: String) -> Self;
+    /// A job whose thread failed, with `message`: a thread that could not
+    /// start, or one that panicked (its status document then says
+    /// `JobAborted`: see `CompletionGuard`).
+    fn thread_failed(message: String) -> Self;
 }
 
 /// A job on its thread, as [`Job::spawn`] started it: its result to wait
@@ -176,11 +177,11 @@ impl<T, E: JobError> JobThread<T, E> {
     /// Blocks until the job ends.
     ///
     /// # Errors
-    /// The job's error (also in its status document); [`JobError::panicked`]
+    /// The job's error (also in its status document); [`JobError::thread_failed`]
     /// for a thread that panicked.
     pub fn wait(self) -> Result<T, E> {
         let kind = self.kind;
-        self.thread.join().unwrap_or_else(|_| Err(E::panicked(format!("{}: the job's thread panicked", kind.label()))))
+        self.thread.join().unwrap_or_else(|_| Err(E::thread_failed(format!("{}: the job's thread panicked", kind.label()))))
     }
 
     /// Whether the job has ended.
@@ -285,19 +286,20 @@ impl Job {
     /// last message on success, the error's code and message otherwise.
     ///
     /// # Errors
-    /// The thread cannot be started (the job then ends as failed).
+    /// [`JobError::thread_failed`]: the thread cannot be started (the job
+    /// then ends as failed).
     pub fn spawn<T, E>(
         self,
         thread_name: String,
         body: impl FnOnce(&mut Job) -> Result<T, E> + Send + 'static,
         done: impl FnOnce(&T) -> String + Send + 'static,
-    ) -> std::io::Result<JobThread<T, E>>
+    ) -> Result<JobThread<T, E>, E>
     where
         T: Send + 'static,
         E: JobError + Send + 'static,
     {
         let (kind, completion) = (self.kind, self.completion.clone());
-        let guard = CompletionGuard(self.completion.clone());
+        let guard = CompletionGuard(completion.clone());
         let thread = std::thread::Builder::new().name(thread_name).spawn(move || {
             let guard = guard;
             lower_priority();
@@ -334,7 +336,8 @@ impl Job {
             completion.finish(outcome);
             drop(guard);
             result
-        })?;
+        });
+        let thread = thread.map_err(|e| E::thread_failed(format!("{}: cannot start the job's thread: {e}", kind.label())))?;
         Ok(JobThread { kind, thread, completion })
     }
 }
@@ -390,7 +393,7 @@ mod tests {
             fn code(&self) -> ErrorCode {
                 ErrorCode::JobAborted
             }
-            fn panicked(message: String) -> Self {
+            fn thread_failed(message: String) -> Self {
                 Self(message)
             }
         }

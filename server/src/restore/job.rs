@@ -50,7 +50,7 @@ impl JobError for RestoreError {
         RestoreError::code(self)
     }
 
-    fn panicked(message: String) -> Self {
+    fn thread_failed(message: String) -> Self {
         RestoreError::Backup(BackupError::Io(message))
     }
 }
@@ -118,26 +118,24 @@ impl Rookery {
         let database_name = name.clone();
         let (catalog, monitor) = (self.catalog.clone(), self.monitor.clone());
         let job = Job::new(JobKind::Restore, slot, None, reporter, &self.running, "").observed_by(&self.monitor);
-        let job = job
-            .spawn(
-                format!("restore-{name}"),
-                move |job| {
-                    let result = run_restore(&catalog, &plan, &reservation, defrag, master.as_ref(), job);
-                    let ended = result.as_ref().map(|s| s.last_set_id.as_str()).map_err(|e| (e.code(), e.to_string()));
-                    monitor.restore_ended(&name, ended.as_ref().map(|s| *s).map_err(|(c, m)| (*c, m.as_str())));
-                    result
-                },
-                |s| {
-                    format!(
-                        "Restore completed: database '{}' with {}, up to {} (etag {})",
-                        s.database_name,
-                        counted(s.documents, "document"),
-                        s.last_set_id,
-                        s.last_etag
-                    )
-                },
-            )
-            .map_err(|e| RestoreError::Backup(BackupError::Io(format!("cannot start the restore thread: {e}"))))?;
+        let job = job.spawn(
+            format!("restore-{name}"),
+            move |job| {
+                let result = run_restore(&catalog, &plan, &reservation, defrag, master.as_ref(), job);
+                let ended = result.as_ref().map(|s| s.last_set_id.as_str()).map_err(|e| (e.code(), e.to_string()));
+                monitor.restore_ended(&name, ended.as_ref().map(|s| *s).map_err(|(c, m)| (*c, m.as_str())));
+                result
+            },
+            |s| {
+                format!(
+                    "Restore completed: database '{}' with {}, up to {} (etag {})",
+                    s.database_name,
+                    counted(s.documents, "document"),
+                    s.last_set_id,
+                    s.last_etag
+                )
+            },
+        )?;
         Ok(RestoreHandle { database_name, job })
     }
 

@@ -21,7 +21,7 @@ impl JobError for SmugglerError {
         SmugglerError::code(self)
     }
 
-    fn panicked(message: String) -> Self {
+    fn thread_failed(message: String) -> Self {
         SmugglerError::Io(message)
     }
 }
@@ -48,7 +48,6 @@ impl Rookery {
             },
             |s| format!("Import completed: {} written, {} skipped (existing ids)", counted(s.written, "document"), s.skipped),
         )
-        .map_err(|e| SmugglerError::Io(format!("cannot start the import thread: {e}")))
     }
 
     /// Asks the running import into `database` to stop: the documents imported
